@@ -1,0 +1,3 @@
+from grooverack.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""`grooverack` command line: one sub-command per job; each job's body lives in its own module.
+
+A job module defines `add_arguments(parser)` and `run(args) -> int`, and imports heavy
+dependencies (torch, sounddevice, rtmidi) inside `run`, so `grooverack --help` stays fast and the
+runtime never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from grooverack import __version__
+from grooverack.config import ConfigError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sim": ("grooverack.io.sim", "render the simulated CV layer in virtual time (the default job)"),
+    "run": ("grooverack.io.run", "run the module in real time on a board (sim, a Pi board, es9, midi)"),
+    "ports": ("grooverack.io.ports", "list MIDI ports and audio devices"),
+    "doctor": ("grooverack.io.doctor", "check buses, permissions and chips of a board"),
+    "calibrate": ("grooverack.calibration_cli", "guided calibration of inputs and outputs"),
+    "config": ("grooverack.config_cli", "show every configuration key, or a config file's values"),
+    "train": ("grooverack.training.train", "train the GrooveTransformer VAE on the Groove MIDI Dataset"),
+    "export": ("grooverack.training.export", "export a checkpoint to ONNX (fp32 + int8)"),
+    "eval": ("grooverack.training.evaluate", "evaluate models and baselines on a GMD split"),
+}
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """Options every playing job takes: a config file and key=value overrides."""
+    parser.add_argument("--config", metavar="FILE", help="grooverack.toml to read")
+    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                        dest="overrides", help="override a config key (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grooverack", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"grooverack {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:  # a job whose module is missing says so instead of vanishing
+            p.set_defaults(_unavailable=f"{name}: not available ({exc})")
+            continue
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        argv = ["sim"]  # the module's main job: render the built-in line
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if getattr(args, "_unavailable", None):
+        print(args._unavailable, file=sys.stderr)
+        return 2
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except ConfigError as exc:
+        print(f"grooverack: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,301 @@
+"""The one schema of configuration keys: default, unit, allowed values, and what each key does.
+
+A configuration is a TOML file (`grooverack.toml`, tables flatten to dotted keys) plus
+`--set key=value` overrides. Every key has a default; an unknown key or a value out of range is
+refused with a message naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grooverack.voices import VOICE_NAMES
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that cannot be used; the message is for a person."""
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    default: Any
+    unit: str = ""
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Any, ...] | None = None
+    doc: str = ""
+
+    @property
+    def kind(self) -> type:
+        return type(self.default)
+
+    def allowed(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        if self.kind is bool:
+            return "true or false"
+        if self.low is not None and self.high is not None:
+            unit = f" {self.unit}" if self.unit else ""
+            kind = "an integer" if self.kind is int else "a number"
+            return f"{kind} from {self.low:g} to {self.high:g}{unit}"
+        return f"a {self.kind.__name__}"
+
+    def validate(self, value: Any, source: str = "") -> Any:
+        where = f" (in {source})" if source else ""
+
+        def fail() -> ConfigError:
+            return ConfigError(
+                f"config key {self.name!r}{where}: value {value!r} is not allowed; "
+                f"allowed: {self.allowed()}"
+            )
+
+        kind = self.kind
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "false", "on", "off", "1", "0"):
+                return value.lower() in ("true", "on", "1")
+            raise fail()
+        if kind is int:
+            if isinstance(value, bool):
+                raise fail()
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(value, str):
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise fail() from None
+            if not isinstance(value, int):
+                raise fail()
+        elif kind is float:
+            if isinstance(value, bool):
+                raise fail()
+            if isinstance(value, str):
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise fail() from None
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                raise fail()
+            value = float(value)
+        elif kind is str:
+            if not isinstance(value, str):
+                raise fail()
+        if self.choices is not None and value not in self.choices:
+            raise fail()
+        if self.low is not None and value < self.low:
+            raise fail()
+        if self.high is not None and value > self.high:
+            raise fail()
+        return value
+
+
+def _keys() -> list[Key]:
+    k: list[Key] = [
+        # --- the panel: addressable the same way from config, --set, pots, CV and MIDI CC
+        Key("follow", 0.9, "", 0.0, 1.0, doc="how much the drums follow the input groove (1) vs latents A/B (0)"),
+        Key("morph", 0.0, "", 0.0, 1.0, doc="A/B morph of the stored latents (0 = A, 1 = B)"),
+        Key("uncertainty", 0.3, "", 0.0, 1.0, doc="sampling temperature control (0 = steady, 1 = wild)"),
+        Key("density", 0.5, "", 0.0, 1.0, doc="density of all voices (0 = silent, 0.5 = as trained, 1 = busy)"),
+        Key("quantize", 0.0, "", 0.0, 1.0, doc="0 = the model's micro-timing, 1 = outputs on the grid"),
+        Key("tempo", 120.0, "BPM", 20.0, 300.0, doc="internal clock tempo"),
+        Key("swing", 50.0, "%", 50.0, 75.0, doc="swing of the off-beat 16ths (50 = straight)"),
+        Key("genre", "any", doc="genre conditioning when the model has it ('any' = none)"),
+        Key("groove_velocity", 1.0, "", 0.0, 1.0, doc="how much of the input's dynamics the groove keeps"),
+        Key("groove_offset", 1.0, "", 0.0, 1.0, doc="how much of the input's micro-timing the groove keeps"),
+        Key("record", "overdub", choices=("record", "overdub", "off"), doc="groove capture mode"),
+        Key("memory", 2, "loops", 0, 64, doc="captured onsets expire after this many loops (0 = never)"),
+        # --- clock
+        Key("clock.source", "auto", choices=("auto", "internal", "external", "midi"),
+            doc="auto = external clock while pulses arrive, internal otherwise"),
+        Key("clock.ppqn", 4, "PPQN", choices=(1, 2, 4, 8, 24, 48), doc="external clock resolution"),
+        Key("clock.smoothing", 8, "intervals", 1, 48, doc="clock intervals averaged for the tempo estimate"),
+        Key("clock.slew", 0.5, "", 0.0, 1.0, doc="how fast tempo and phase move to the measurement"),
+        Key("clock.stop_timeout", 2.0, "s", 0.1, 10.0, doc="clock declared stopped after this long without pulses"),
+        # --- input: gate + pitch -> onset velocity
+        Key("input.velocity_mode", "auto", choices=("auto", "window", "fixed", "cv"),
+            doc="how an onset gets its velocity: pitch spread (auto), pitch window, fixed, or a velocity CV"),
+        Key("input.pitch_settle_ms", 1.0, "ms", 0.0, 20.0, doc="pitch CV sampled this long after the gate rises"),
+        Key("input.pitch_low", 0.0, "V", -10.0, 10.0, doc="window mode: pitch mapped to velocity_low"),
+        Key("input.pitch_high", 2.0, "V", -10.0, 10.0, doc="window mode: pitch mapped to velocity_high"),
+        Key("input.velocity_low", 0.35, "", 0.0, 1.0, doc="velocity of the lowest pitch"),
+        Key("input.velocity_high", 1.0, "", 0.0, 1.0, doc="velocity of the highest pitch"),
+        Key("input.fixed_velocity", 0.8, "", 0.0, 1.0, doc="fixed mode: every onset's velocity"),
+        Key("input.auto_notes", 16, "notes", 2, 256, doc="auto mode: recent notes whose pitch range is spread"),
+        # --- generation
+        Key("generation.reencode", "step", choices=("step", "bar", "loop"),
+            doc="when a changed groove is re-encoded"),
+        Key("generation.seed", 0, "", 0, 2**31 - 1, doc="seed of sampling and random latents"),
+        Key("generation.max_count", 32, "hits", 0, 32, doc="at most this many hits per voice per loop"),
+        # --- model
+        Key("model.path", "", doc="model manifest (JSON); empty = the shipped models/grooverack.json"),
+        Key("model.variant", "int8", choices=("int8", "fp32"), doc="which exported pair to run"),
+        # --- outputs
+        Key("outputs.count", 8, "outputs", 1, 16, doc="trigger + velocity output pairs"),
+        Key("outputs.trigger_ms", 5.0, "ms", 1.0, 10.0, doc="trigger width"),
+        Key("outputs.gate_mode", False, doc="gates held for the step instead of fixed-width triggers"),
+        Key("outputs.velocity_volts", 8.0, "V", 0.0, 10.0, doc="velocity CV at full velocity"),
+        Key("outputs.accent", False, doc="velocity CV jumps to full for hits above accent_threshold"),
+        Key("outputs.accent_threshold", 0.8, "", 0.0, 1.0, doc="velocity that counts as an accent"),
+        Key("outputs.clock_ppqn", 4, "PPQN", choices=(1, 2, 4, 8, 24, 48), doc="clock output resolution"),
+        # --- where things live
+        Key("board", "sim", doc="board definition: a name in hw/boards/ or a path to a TOML file"),
+        Key("state.dir", "", doc="state, presets and calibration directory (empty = per-user default)"),
+        Key("log.level", "info", choices=("debug", "info", "warning", "error")),
+    ]
+    default_map = {  # 9 voices onto 8 outputs: crash and ride share output 8 (the louder wins)
+        "kick": 1, "snare": 2, "closed_hat": 3, "open_hat": 4,
+        "low_tom": 5, "mid_tom": 6, "high_tom": 7, "crash": 8, "ride": 8,
+    }
+    for voice in VOICE_NAMES:
+        k.append(Key(f"density.{voice}", 0.5, "", 0.0, 1.0, doc=f"density of {voice}"))
+        k.append(Key(f"mute.{voice}", False, doc=f"mute {voice}"))
+        k.append(Key(f"map.{voice}", default_map[voice], "output", 0, 16,
+                     doc=f"output that plays {voice} (0 = none)"))
+    for n in range(1, 17):
+        k.append(Key(f"outputs.scale.{n}", 1.0, "", 0.0, 1.0, doc=f"velocity scale of output {n}"))
+    return k
+
+
+SCHEMA: dict[str, Key] = {key.name: key for key in _keys()}
+
+# Controls a panel, CV, or MIDI CC may move while playing (a subset of the schema).
+CONTROLS: tuple[str, ...] = (
+    "follow", "morph", "uncertainty", "density", "quantize", "tempo", "swing",
+    "groove_velocity", "groove_offset",
+    *(f"density.{v}" for v in VOICE_NAMES),
+)
+
+
+def register(*keys: Key) -> None:
+    """Add keys owned by a back end (its module calls this at import)."""
+    for key in keys:
+        if key.name in SCHEMA and SCHEMA[key.name] != key:
+            raise ValueError(f"config key {key.name!r} registered twice with different definitions")
+        SCHEMA[key.name] = key
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for name, value in table.items():
+        full = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            yield from _flatten(value, full + ".")
+        else:
+            yield full, value
+
+
+def _canonical(name: str) -> str:
+    # TOML cannot hold both `density = x` and `density.kick = y`: a file writes `density.all`.
+    if name.endswith(".all") and name[:-4] in SCHEMA:
+        return name[:-4]
+    return name
+
+
+def _lookup(name: str, source: str = "") -> Key:
+    name = _canonical(name)
+    try:
+        return SCHEMA[name]
+    except KeyError:
+        where = f" in {source}" if source else ""
+        near = [k for k in SCHEMA if k.split(".")[-1] == name.split(".")[-1]]
+        hint = f"; did you mean {', '.join(near[:3])}?" if near else ""
+        raise ConfigError(f"unknown config key {name!r}{where}{hint}") from None
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key=value` with the value read as a TOML literal when it is one, else as a string."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value")
+    name, raw = (part.strip() for part in text.split("=", 1))
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return name, value
+
+
+class Settings(Mapping[str, Any]):
+    """Validated configuration values, every schema key present."""
+
+    def __init__(self, values: Mapping[str, Any] | None = None, source: str = "") -> None:
+        self._values: dict[str, Any] = {name: key.default for name, key in SCHEMA.items()}
+        for name, value in (values or {}).items():
+            self.set(name, value, source)
+
+    def set(self, name: str, value: Any, source: str = "") -> Any:
+        key = _lookup(name, source)
+        self._values[key.name] = key.validate(value, source)
+        return self._values[key.name]
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._values and name in SCHEMA:  # registered after this was made
+            self._values[name] = SCHEMA[name].default
+        try:
+            return self._values[name]
+        except KeyError:
+            raise ConfigError(f"unknown config key {name!r}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def copy(self) -> Settings:
+        new = Settings()
+        new._values = dict(self._values)
+        return new
+
+    def to_toml(self) -> str:
+        """Every key with its default, unit and range: a commented example configuration."""
+        lines = ["# grooverack configuration: every key, its default, unit and allowed values", ""]
+        for name, key in SCHEMA.items():
+            lines.append(f"# {key.doc} ({key.allowed()})" if key.doc else f"# {key.allowed()}")
+            toml_name = f"{name}.all" if any(k.startswith(name + ".") for k in SCHEMA) else name
+            lines.append(f"{_toml_key(toml_name)} = {_toml_value(self[name])}")
+        return "\n".join(lines) + "\n"
+
+
+def _toml_key(name: str) -> str:
+    return ".".join(part if part.replace("_", "").isalnum() and not part.isdigit() else f'"{part}"'
+                    for part in name.split("."))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def load_settings(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Settings:
+    """Read a TOML configuration file (optional) and apply `key=value` overrides."""
+    settings = Settings()
+    if path is not None:
+        path = Path(path)
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        for name, value in _flatten(table):
+            settings.set(name, value, str(path))
+    for text in overrides:
+        name, value = parse_override(text)
+        settings.set(name, value, "--set")
+    return settings
+
+
+def describe() -> str:
+    """A table of every key for `grooverack config --list`."""
+    rows = [f"{name:<28} {SCHEMA[name].default!r:<12} {SCHEMA[name].allowed()}" for name in SCHEMA]
+    return "\n".join(rows)

@@ -1,0 +1,119 @@
+"""Files that survive a power cut: atomic writes of versioned records.
+
+A record is written to a temporary file in the same directory, flushed and fsync'ed, renamed over
+the old file, and the directory is fsync'ed, so the file on disk is always either the old or the
+new version, never a mix. A record carries a schema tag and version; a corrupt or foreign file is
+reported by name and the previous good copy (`NAME.bak`) or the defaults are used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class RecordError(ValueError):
+    """A stored record that cannot be used; the message names the file."""
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_record(path: str | Path, tag: str, version: int, payload: dict[str, Any],
+                validate: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Write `{"tag", "version", "payload"}` atomically; the previous good file becomes NAME.bak.
+
+    `validate` runs before anything is written, so a good file is never replaced by an invalid one.
+    """
+    path = Path(path)
+    if validate is not None:
+        validate(payload)
+    data = json.dumps({"tag": tag, "version": version, "payload": payload}, indent=1,
+                      sort_keys=True).encode("utf-8")
+    if path.exists():
+        try:
+            _parse(path, path.read_bytes(), tag, version, validate)
+            atomic_write_bytes(path.with_name(path.name + ".bak"), path.read_bytes())
+        except RecordError:
+            pass  # never let a corrupt file overwrite a good backup
+    atomic_write_bytes(path, data)
+
+
+def _parse(path: Path, data: bytes, tag: str, version: int,
+           validate: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(f"{path}: not a valid {tag} file ({exc})") from None
+    if not isinstance(record, dict) or record.get("tag") != tag:
+        raise RecordError(f"{path}: not a {tag} file (tag {record.get('tag') if isinstance(record, dict) else None!r})")
+    if record.get("version") != version:
+        raise RecordError(f"{path}: {tag} version {record.get('version')!r}, this program reads version {version}")
+    payload = record.get("payload")
+    if not isinstance(payload, dict):
+        raise RecordError(f"{path}: {tag} file has no payload")
+    if validate is not None:
+        try:
+            validate(payload)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RecordError(f"{path}: invalid {tag}: {exc}") from None
+    return payload
+
+
+def load_record(path: str | Path, tag: str, version: int,
+                default: Callable[[], dict[str, Any]] | None = None,
+                validate: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Read a record; on a missing or corrupt file fall back to NAME.bak, then to `default()`.
+
+    With no default, a missing or corrupt file raises RecordError naming the file.
+    """
+    path = Path(path)
+    errors = []
+    for candidate in (path, path.with_name(path.name + ".bak")):
+        try:
+            payload = _parse(candidate, candidate.read_bytes(), tag, version, validate)
+        except FileNotFoundError:
+            continue
+        except RecordError as exc:
+            errors.append(str(exc))
+            log.error("%s", exc)
+            continue
+        if candidate != path:
+            log.warning("%s: using the previous good copy %s", path, candidate)
+        return payload
+    if default is not None:
+        if errors:
+            log.warning("%s: using defaults", path)
+        return default()
+    raise RecordError("; ".join(errors) or f"{path}: file does not exist")

@@ -1,0 +1,53 @@
+"""The drum vocabulary shared by training, the model runner, the engine and every back end.
+
+The 9-voice "Roland reduced" mapping of the Groove MIDI Dataset paper, in model order.
+"""
+
+from __future__ import annotations
+
+STEPS = 32  # 2 bars of 4/4 on the 16th grid
+STEPS_PER_BAR = 16
+STEPS_PER_BEAT = 4
+NUM_VOICES = 9
+
+VOICE_NAMES: tuple[str, ...] = (
+    "kick",
+    "snare",
+    "closed_hat",
+    "open_hat",
+    "low_tom",
+    "mid_tom",
+    "high_tom",
+    "crash",
+    "ride",
+)
+
+# MIDI note numbers folded into each voice (GMD reduced mapping).
+VOICE_SOURCE_NOTES: tuple[tuple[int, ...], ...] = (
+    (36,),
+    (38, 37, 40),
+    (42, 22, 44),
+    (46, 26),
+    (43, 58),
+    (47, 45),
+    (50, 48),
+    (49, 52, 55, 57),
+    (51, 53, 59),
+)
+
+# The note each voice plays back as (GM drums, channel 10).
+VOICE_GM_NOTES: tuple[int, ...] = (36, 38, 42, 46, 43, 47, 50, 49, 51)
+
+NOTE_TO_VOICE: dict[int, int] = {
+    note: voice for voice, notes in enumerate(VOICE_SOURCE_NOTES) for note in notes
+}
+
+
+def voice_index(name: str) -> int:
+    """Index of a voice by name; raises ValueError naming the allowed names."""
+    try:
+        return VOICE_NAMES.index(name)
+    except ValueError:
+        raise ValueError(
+            f"unknown voice {name!r}; allowed: {', '.join(VOICE_NAMES)}"
+        ) from None

@@ -1,0 +1,22 @@
+"""Shared test fixtures: paths to the repository, the shipped model and the dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GMD_ZIP = REPO.parent / "shared" / "datasets" / "gmd" / "groove-v1.0.0-midionly.zip"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def gmd_zip() -> Path:
+    if not GMD_ZIP.exists():
+        pytest.skip(f"Groove MIDI Dataset zip not found at {GMD_ZIP}")
+    return GMD_ZIP
