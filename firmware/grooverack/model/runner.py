@@ -1,0 +1,244 @@
+"""ModelRunner: the shipped GrooveTransformer encoder/decoder pair, run with onnxruntime.
+
+The manifest (`models/grooverack.json`, see ARCHITECTURE.md "Model contract") names the ONNX files
+of each variant (int8, fp32), the voices, genres and per-voice thresholds. Every file is checked
+(present, sha256, ONNX metadata) when the runner opens it, so a wrong or damaged model fails at
+start with a message naming the file, never in the middle of a performance.
+
+onnxruntime + numpy only: the runtime never imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
+
+MANIFEST_FORMAT = 1
+MANIFEST_NAME = "grooverack.json"
+VARIANTS = ("int8", "fp32")
+ENV_MODELS = "GROOVERACK_MODELS"  # a models/ folder or a manifest file that replaces the default
+
+ENCODER_INPUTS = ("groove",)
+ENCODER_OUTPUTS = ("mu", "logvar")
+DECODER_OUTPUTS = ("hit_logits", "velocities", "offsets")
+
+
+class ModelError(RuntimeError):
+    """A model file is missing, damaged or not what the firmware expects; the message names it."""
+
+
+def default_manifest_path() -> Path:
+    """`$GROOVERACK_MODELS` (folder or manifest), else `<repo>/models/grooverack.json`.
+
+    The package is installed editable from `<repo>/firmware/grooverack`, so the repository's
+    `models/` is found relative to this file.
+    """
+    env = os.environ.get(ENV_MODELS, "").strip()
+    if env:
+        path = Path(env).expanduser()
+        return path / MANIFEST_NAME if path.is_dir() else path
+    return Path(__file__).resolve().parents[3] / "models" / MANIFEST_NAME
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    """Read and validate a manifest; raises ModelError naming the file and the bad field."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model manifest not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: not a readable JSON model manifest ({exc})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: manifest must be a JSON object, found {type(data).__name__}")
+    if data.get("format") != MANIFEST_FORMAT:
+        raise ModelError(
+            f"{path}: manifest format {data.get('format')!r}, this firmware reads format "
+            f"{MANIFEST_FORMAT}")
+    for key in ("latent_size", "voices", "genres", "thresholds", "variants", "sha256"):
+        if key not in data:
+            raise ModelError(f"{path}: manifest lacks the key {key!r}")
+    latent = data["latent_size"]
+    if not isinstance(latent, int) or isinstance(latent, bool) or latent <= 0:
+        raise ModelError(f"{path}: latent_size must be a positive integer, found {latent!r}")
+    if list(data["voices"]) != list(VOICE_NAMES):
+        raise ModelError(
+            f"{path}: voices {data['voices']!r} differ from the firmware's {list(VOICE_NAMES)!r}")
+    genres = data["genres"]
+    if not isinstance(genres, list) or not all(isinstance(g, str) for g in genres):
+        raise ModelError(f"{path}: genres must be a list of names, found {genres!r}")
+    if genres and genres[0] != "any":
+        raise ModelError(f"{path}: genres[0] must be 'any' (the unconditioned embedding)")
+    thresholds = data["thresholds"]
+    if (not isinstance(thresholds, list) or len(thresholds) != NUM_VOICES
+            or not all(isinstance(t, (int, float)) and 0.0 <= t <= 1.0 for t in thresholds)):
+        raise ModelError(f"{path}: thresholds must be {NUM_VOICES} numbers in 0..1, "
+                         f"found {thresholds!r}")
+    if not isinstance(data["variants"], dict) or not data["variants"]:
+        raise ModelError(f"{path}: variants must name at least one encoder/decoder pair")
+    for name, pair in data["variants"].items():
+        if not isinstance(pair, dict) or set(pair) < {"encoder", "decoder"}:
+            raise ModelError(f"{path}: variant {name!r} must name an 'encoder' and a 'decoder'")
+    return data
+
+
+def _metadata(session: Any) -> dict[str, str]:
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+class ModelRunner:
+    """Runs the encoder (groove -> latent) and decoder (latent [+ genre] -> pattern logits).
+
+    `encode`/`decode` take one item (what the engine needs); `encode_batch`/`decode_batch` take a
+    leading batch axis (what evaluation needs). onnxruntime runs single-threaded and sequential:
+    a predictable latency on a Pi matters more than throughput.
+    """
+
+    def __init__(self, manifest_path: str | os.PathLike[str] | None = None,
+                 variant: str = "int8", *, verify_hashes: bool = True) -> None:
+        self.manifest_path = Path(manifest_path) if manifest_path else default_manifest_path()
+        self.manifest = load_manifest(self.manifest_path)
+        if variant not in self.manifest["variants"]:
+            raise ModelError(
+                f"{self.manifest_path}: no variant {variant!r}; the manifest has "
+                f"{', '.join(sorted(self.manifest['variants']))}")
+        self.variant = variant
+        self.latent_size: int = int(self.manifest["latent_size"])
+        self.voices: tuple[str, ...] = tuple(self.manifest["voices"])
+        self.genres: tuple[str, ...] = tuple(self.manifest["genres"])
+        self.thresholds = np.asarray(self.manifest["thresholds"], dtype=np.float32)
+        self.trained: bool = bool(self.manifest.get("trained", True))
+        self.data_hash: str = str(self.manifest.get("data_hash", ""))
+        pair = self.manifest["variants"][variant]
+        folder = self.manifest_path.parent
+        self.encoder_path = folder / pair["encoder"]
+        self.decoder_path = folder / pair["decoder"]
+        self._encoder = self._open(self.encoder_path, "encoder", verify_hashes)
+        self._decoder = self._open(self.decoder_path, "decoder", verify_hashes)
+        self._check_io()
+
+    # --- loading -------------------------------------------------------------------------
+    def _open(self, path: Path, role: str, verify_hash: bool) -> Any:
+        import onnxruntime as ort  # the runtime dependency; imported here to keep import cheap
+
+        if not path.is_file():
+            raise ModelError(f"{path}: {role} model file not found (named by {self.manifest_path})")
+        if verify_hash:
+            expected = self.manifest["sha256"].get(path.name)
+            if expected is None:
+                raise ModelError(f"{self.manifest_path}: no sha256 listed for {path.name}")
+            actual = sha256_file(path)
+            if actual != expected:
+                raise ModelError(f"{path}: sha256 {actual[:12]}... does not match the manifest's "
+                                 f"{expected[:12]}... (damaged or replaced file)")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(str(path), sess_options=options,
+                                           providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises several private exception types
+            raise ModelError(f"{path}: not a loadable ONNX model ({exc})") from None
+        meta = _metadata(session)
+        expected_meta = {
+            "grooverack_format": str(MANIFEST_FORMAT),
+            "role": role,
+            "latent_size": str(self.latent_size),
+            "voices": ",".join(VOICE_NAMES),
+        }
+        for key, value in expected_meta.items():
+            if meta.get(key) != value:
+                raise ModelError(f"{path}: metadata {key}={meta.get(key)!r}, expected {value!r} "
+                                 f"(wrong or foreign model file)")
+        if self.data_hash and meta.get("data_hash", "") != self.data_hash:
+            raise ModelError(f"{path}: metadata data_hash={meta.get('data_hash')!r} differs from "
+                             f"the manifest's {self.data_hash!r} (files from different trainings)")
+        return session
+
+    def _check_io(self) -> None:
+        enc_in = [i.name for i in self._encoder.get_inputs()]
+        enc_out = [o.name for o in self._encoder.get_outputs()]
+        if enc_in != list(ENCODER_INPUTS) or enc_out != list(ENCODER_OUTPUTS):
+            raise ModelError(f"{self.encoder_path}: inputs {enc_in} / outputs {enc_out}, expected "
+                             f"{list(ENCODER_INPUTS)} / {list(ENCODER_OUTPUTS)}")
+        dec_in = [i.name for i in self._decoder.get_inputs()]
+        dec_out = [o.name for o in self._decoder.get_outputs()]
+        want_in = ["z", "genre"] if self.genres else ["z"]
+        if dec_in != want_in or dec_out != list(DECODER_OUTPUTS):
+            raise ModelError(f"{self.decoder_path}: inputs {dec_in} / outputs {dec_out}, expected "
+                             f"{want_in} / {list(DECODER_OUTPUTS)}")
+
+    # --- inference -------------------------------------------------------------------------
+    def encode_batch(self, grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """grooves float32 [B, 32, 3] -> (mu [B, L], logvar [B, L])."""
+        g = np.ascontiguousarray(grooves, dtype=np.float32)
+        if g.ndim != 3 or g.shape[1:] != (STEPS, 3):
+            raise ValueError(f"groove batch must be [B, {STEPS}, 3], got {list(g.shape)}")
+        mu, logvar = self._encoder.run(None, {"groove": g})
+        return mu, logvar
+
+    def encode(self, groove: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """groove float32 [32, 3] (hit, velocity, offset) -> (mu [L], logvar [L])."""
+        g = np.asarray(groove, dtype=np.float32)
+        if g.shape != (STEPS, 3):
+            raise ValueError(f"groove must be [{STEPS}, 3], got {list(g.shape)}")
+        mu, logvar = self.encode_batch(g[None])
+        return mu[0], logvar[0]
+
+    def decode_batch(self, z: np.ndarray, genre: np.ndarray | int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """z float32 [B, L], genre int [B] (or one int) -> hit_logits, velocities, offsets [B,32,9]."""
+        zz = np.ascontiguousarray(z, dtype=np.float32)
+        if zz.ndim != 2 or zz.shape[1] != self.latent_size:
+            raise ValueError(f"latent batch must be [B, {self.latent_size}], got {list(zz.shape)}")
+        feeds: dict[str, np.ndarray] = {"z": zz}
+        if self.genres:
+            g = np.broadcast_to(np.asarray(0 if genre is None else genre, dtype=np.int64),
+                                (zz.shape[0],))
+            if g.min(initial=0) < 0 or g.max(initial=0) >= len(self.genres):
+                raise ValueError(f"genre index out of range 0..{len(self.genres) - 1}: {g.tolist()}")
+            feeds["genre"] = np.ascontiguousarray(g)
+        hit_logits, velocities, offsets = self._decoder.run(None, feeds)
+        return hit_logits, velocities, offsets
+
+    def decode(self, z: np.ndarray, genre: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """z float32 [L] -> (hit_logits, velocities 0..1, offsets -0.5..0.5), each [32, 9]."""
+        zz = np.asarray(z, dtype=np.float32)
+        if zz.shape != (self.latent_size,):
+            raise ValueError(f"latent must be [{self.latent_size}], got {list(zz.shape)}")
+        h, v, o = self.decode_batch(zz[None], genre)
+        return h[0], v[0], o[0]
+
+    def genre_index(self, name: str) -> int:
+        """Index of a genre by name ('any' = 0 = unconditioned); ValueError names the choices."""
+        if not self.genres:
+            if name == "any":
+                return 0
+            raise ValueError(f"{self.manifest_path}: this model has no genre conditioning; "
+                             f"only 'any' is allowed, got {name!r}")
+        try:
+            return self.genres.index(name)
+        except ValueError:
+            raise ValueError(f"unknown genre {name!r}; allowed: {', '.join(self.genres)}") from None
+
+    def __repr__(self) -> str:
+        return (f"ModelRunner({str(self.manifest_path)!r}, variant={self.variant!r}, "
+                f"latent_size={self.latent_size}, genres={len(self.genres)})")

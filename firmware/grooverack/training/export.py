@@ -1,0 +1,480 @@
+"""`grooverack export CHECKPOINT --out models/`: torch checkpoint -> ONNX fp32 + int8 + manifest.
+
+Writes the encoder and decoder as separate graphs (a latent-only change then skips the encoder),
+with a dynamic batch axis and the names and metadata of the model contract (ARCHITECTURE.md).
+Checks the fp32 graphs against torch (max abs difference printed), quantizes to int8 twice with
+onnxruntime's tools (dynamic, and static with calibration grooves from the train split), measures
+both against fp32 and ships the better one as the `int8` variant. Finally writes
+`grooverack.json` with the sha256 of every file.
+
+`--random-init` exports an untrained model (manifest `"trained": false`) for integration and tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grooverack.model.runner import MANIFEST_FORMAT, MANIFEST_NAME, sha256_file
+from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
+
+ENCODER_FP32 = "grooverack-encoder.fp32.onnx"
+DECODER_FP32 = "grooverack-decoder.fp32.onnx"
+ENCODER_INT8 = "grooverack-encoder.int8.onnx"
+DECODER_INT8 = "grooverack-decoder.int8.onnx"
+OPSET = 17
+DEFAULT_THRESHOLD = 0.5
+PARITY_TOLERANCE = 1e-3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", nargs="?", help="training checkpoint (.pt) to export")
+    parser.add_argument("--out", default="models", help="folder to write (default: models/)")
+    parser.add_argument("--random-init", action="store_true",
+                        help="export an untrained model with random weights (for tests)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --random-init weights")
+    parser.add_argument("--gmd", default=None, help="GMD zip (calibration grooves for static int8)")
+    parser.add_argument("--calibration", type=int, default=512,
+                        help="train grooves used to calibrate static int8 (default 512)")
+    parser.add_argument("--int8", choices=("auto", "dynamic", "static"), default="auto",
+                        help="which int8 method to ship (default: measure both, ship the better)")
+
+
+# --- model <-> checkpoint ----------------------------------------------------------------------
+def load_checkpoint(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
+    """Checkpoint file -> (GrooveVAE in eval mode, info dict). Errors name the file."""
+    import torch
+
+    from grooverack.training.vae import GrooveVAE, VAEConfig
+
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"export: checkpoint {path} not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        cfg = VAEConfig.from_dict(ckpt["config"])
+        model = GrooveVAE(cfg)
+        model.load_state_dict(ckpt["model"])
+    except Exception as exc:
+        raise SystemExit(f"export: {path} is not a grooverack checkpoint ({exc})") from None
+    model.eval()
+    info = {
+        "genres": list(ckpt.get("genres", [])),
+        "data_hash": str(ckpt.get("data_hash", "")),
+        "trained": True,
+        "epoch": ckpt.get("epoch"),
+        "best_epoch": ckpt.get("best_epoch"),
+        "validation_f1": ckpt.get("best_f1"),
+        "train_args": ckpt.get("args", {}),
+        "seed": ckpt.get("seed"),
+    }
+    return model, info
+
+
+def default_genres() -> list[str]:
+    """'any' + the GMD styles of the data pipeline (what a trained model is conditioned on)."""
+    try:
+        from grooverack.training.data import STYLES
+    except ImportError:  # data pipeline not installed: an unconditioned model
+        return []
+    return ["any", *STYLES]
+
+
+def random_model(seed: int = 0, genres: list[str] | None = None, **overrides: Any) -> tuple[Any, dict]:
+    import torch
+
+    from grooverack.training.vae import GrooveVAE, VAEConfig
+
+    genres = default_genres() if genres is None else genres
+    torch.manual_seed(seed)
+    cfg = VAEConfig(n_genres=len(genres), **overrides)
+    model = GrooveVAE(cfg).eval()
+    info = {"genres": genres, "data_hash": "random-init", "trained": False, "seed": seed}
+    return model, info
+
+
+# --- ONNX --------------------------------------------------------------------------------------
+def _wrappers(model: Any) -> tuple[Any, Any]:
+    from torch import nn
+
+    class Enc(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = model.encoder
+
+        def forward(self, groove):
+            return self.encoder(groove)
+
+    conditioned = model.decoder.genre is not None
+
+    class Dec(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.decoder = model.decoder
+
+        if conditioned:
+            def forward(self, z, genre):
+                return self.decoder(z, genre)
+        else:
+            def forward(self, z):
+                return self.decoder(z)
+
+    return Enc().eval(), Dec().eval()
+
+
+def export_fp32(model: Any, out_dir: Path, metadata: dict[str, str]) -> tuple[Path, Path]:
+    """Write the two fp32 graphs with a dynamic batch axis and the contract's metadata."""
+    import warnings
+
+    import onnx
+    import torch
+
+    enc, dec = _wrappers(model)
+    latent = model.cfg.latent_size
+    conditioned = model.decoder.genre is not None
+    enc_path, dec_path = out_dir / ENCODER_FP32, out_dir / DECODER_FP32
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(
+            enc, (torch.zeros(2, STEPS, 3),), str(enc_path), dynamo=False, opset_version=OPSET,
+            input_names=["groove"], output_names=["mu", "logvar"],
+            dynamic_axes={"groove": {0: "batch"}, "mu": {0: "batch"}, "logvar": {0: "batch"}})
+        dec_inputs: tuple = (torch.zeros(2, latent),)
+        dec_names = ["z"]
+        if conditioned:
+            dec_inputs += (torch.zeros(2, dtype=torch.long),)
+            dec_names.append("genre")
+        outputs = ["hit_logits", "velocities", "offsets"]
+        torch.onnx.export(
+            dec, dec_inputs, str(dec_path), dynamo=False, opset_version=OPSET,
+            input_names=dec_names, output_names=outputs,
+            dynamic_axes={name: {0: "batch"} for name in dec_names + outputs})
+    for path, role in ((enc_path, "encoder"), (dec_path, "decoder")):
+        set_metadata(path, {**metadata, "role": role})
+        onnx.checker.check_model(str(path))
+    return enc_path, dec_path
+
+
+def set_metadata(path: Path, metadata: dict[str, str]) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    proto.producer_name = "grooverack"
+    onnx.save(proto, str(path))
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def run_pair(enc_path: Path, dec_path: Path, grooves: np.ndarray,
+             genres: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Run an ONNX pair with z = mu on a batch of grooves."""
+    enc, dec = _session(enc_path), _session(dec_path)
+    mu, logvar = enc.run(None, {"groove": grooves.astype(np.float32)})
+    feeds = {"z": mu}
+    if genres is not None and len(dec.get_inputs()) == 2:
+        feeds["genre"] = genres.astype(np.int64)
+    h, v, o = dec.run(None, feeds)
+    return {"mu": mu, "logvar": logvar, "hit_logits": h, "velocities": v, "offsets": o}
+
+
+def run_torch(model: Any, grooves: np.ndarray, genres: np.ndarray | None) -> dict[str, np.ndarray]:
+    import torch
+
+    with torch.no_grad():
+        g = torch.from_numpy(grooves.astype(np.float32))
+        mu, logvar = model.encoder(g)
+        genre = None
+        if genres is not None and model.decoder.genre is not None:
+            genre = torch.from_numpy(genres.astype(np.int64))
+        h, v, o = model.decoder(mu, genre)
+    return {k: t.numpy() for k, t in
+            {"mu": mu, "logvar": logvar, "hit_logits": h, "velocities": v, "offsets": o}.items()}
+
+
+def parity(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, float]:
+    """Max abs difference per output (hit logits compared as probabilities too)."""
+    out = {k: float(np.max(np.abs(a[k] - b[k]))) for k in a}
+    pa = 1.0 / (1.0 + np.exp(-a["hit_logits"]))
+    pb = 1.0 / (1.0 + np.exp(-b["hit_logits"]))
+    out["hit_prob"] = float(np.max(np.abs(pa - pb)))
+    return out
+
+
+# --- int8 --------------------------------------------------------------------------------------
+class _QuietQuantizer:
+    """onnxruntime's quantizer logs every skipped node through the root logger."""
+
+    def __enter__(self) -> None:
+        import logging
+
+        self._root = logging.getLogger()
+        self._level = self._root.level
+        self._root.setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: object) -> None:
+        self._root.setLevel(self._level)
+
+
+def quantize_dynamic(src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization import quantize_dynamic as qd
+
+    with _QuietQuantizer():
+        qd(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=False,
+           op_types_to_quantize=["MatMul", "Gemm"])
+
+
+def quantize_static(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]]) -> None:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+    )
+    from onnxruntime.quantization import quantize_static as qs
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(feeds)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    with _QuietQuantizer():
+        qs(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+           activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+           op_types_to_quantize=["MatMul", "Gemm"], calibrate_method=CalibrationMethod.MinMax,
+           extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+
+
+def median_latency_ms(enc_path: Path, dec_path: Path, groove: np.ndarray, genre: int | None,
+                      runs: int = 300) -> float:
+    enc, dec = _session(enc_path), _session(dec_path)
+    g = groove[None].astype(np.float32)
+    times = []
+    for i in range(runs + 50):
+        t0 = time.perf_counter()
+        mu, _ = enc.run(None, {"groove": g})
+        feeds = {"z": mu}
+        if genre is not None and len(dec.get_inputs()) == 2:
+            feeds["genre"] = np.array([genre], dtype=np.int64)
+        dec.run(None, feeds)
+        if i >= 50:
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1e3)
+
+
+def hit_agreement(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray],
+                  targets: np.ndarray | None) -> dict[str, float]:
+    """How close an int8 pair stays to fp32: decision flips at 0.5, prob error, F1 if targets."""
+    pr = ref["hit_logits"] > 0
+    pc = cand["hit_logits"] > 0
+    out = {"decision_flips": float(np.mean(pr != pc)),
+           "hit_prob_mae": float(np.mean(np.abs(1 / (1 + np.exp(-ref["hit_logits"]))
+                                                - 1 / (1 + np.exp(-cand["hit_logits"])))))}
+    if targets is not None:
+        t = targets > 0.5
+        tp = float(np.sum(pc & t))
+        out["f1_at_0.5"] = 2 * tp / max(1.0, float(np.sum(pc) + np.sum(t)))
+    return out
+
+
+# --- data for calibration and checks -------------------------------------------------------------
+def reference_grooves(gmd: str | None, n: int, seed: int = 0):
+    """(train grooves for calibration, validation grooves/styles/hits for checking), or synthetic
+    grooves when the data pipeline or the dataset is not available."""
+    rng = np.random.default_rng(seed)
+    try:
+        from grooverack.training.data import load_splits
+
+        splits = load_splits(gmd)
+        train, val = splits["train"], splits["validation"]
+        ti = rng.choice(len(train.groove), size=min(n, len(train.groove)), replace=False)
+        vi = rng.choice(len(val.groove), size=min(1024, len(val.groove)), replace=False)
+        return (train.groove[np.sort(ti)], train.style[np.sort(ti)] + 1,
+                val.groove[np.sort(vi)], val.style[np.sort(vi)] + 1, val.hits[np.sort(vi)], "gmd")
+    except Exception as exc:  # no data: synthetic grooves of the right shape and density
+        print(f"export: no GMD data ({exc}); calibrating on synthetic grooves", file=sys.stderr)
+
+    def synth(k: int) -> np.ndarray:
+        hits = (rng.random((k, STEPS)) < 0.6).astype(np.float32)
+        vel = rng.uniform(0.2, 1.0, (k, STEPS)).astype(np.float32) * hits
+        off = rng.uniform(-0.3, 0.3, (k, STEPS)).astype(np.float32) * hits
+        return np.stack([hits, vel, off], axis=-1)
+
+    return (synth(n), np.zeros(n, np.int64), synth(256), np.zeros(256, np.int64), None, "synthetic")
+
+
+# --- the job -------------------------------------------------------------------------------------
+def export_model(model: Any, info: dict[str, Any], out_dir: Path, *, gmd: str | None = None,
+                 calibration: int = 512, int8: str = "auto", verbose: bool = True) -> dict:
+    """Export `model` into `out_dir` (fp32 + int8 pairs + manifest); returns the manifest."""
+    from grooverack.training.vae import count_parameters, multiply_adds
+
+    def say(msg: str) -> None:
+        if verbose:
+            print(msg)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    genres = list(info.get("genres", []))
+    conditioned = model.decoder.genre is not None
+    if conditioned != bool(genres) or (genres and len(genres) != model.cfg.n_genres):
+        raise SystemExit(f"export: model has {model.cfg.n_genres} genre embeddings but the "
+                         f"checkpoint lists {len(genres)} genres")
+    metadata = {
+        "grooverack_format": str(MANIFEST_FORMAT),
+        "latent_size": str(model.cfg.latent_size),
+        "voices": ",".join(VOICE_NAMES),
+        "data_hash": info.get("data_hash", ""),
+        "genres": ",".join(genres),
+    }
+    with tempfile.TemporaryDirectory(prefix="grooverack-export-") as tmp_name:
+        tmp = Path(tmp_name)
+        enc32, dec32 = export_fp32(model, tmp, metadata)
+        cal_g, cal_s, val_g, val_s, val_hits, source = reference_grooves(gmd, calibration)
+        s_val = val_s if conditioned else None
+        ref_torch = run_torch(model, val_g, s_val)
+        ref = run_pair(enc32, dec32, val_g, s_val)
+        diffs = parity(ref_torch, ref)
+        say("fp32 ONNX vs torch, max abs difference: "
+            + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+        if max(diffs.values()) > PARITY_TOLERANCE:
+            raise SystemExit(f"export: fp32 ONNX differs from torch by {max(diffs.values()):.3g} "
+                             f"(> {PARITY_TOLERANCE})")
+
+        # int8 candidates
+        enc_feeds = [{"groove": cal_g[i:i + 1]} for i in range(len(cal_g))]
+        mu_cal = _session(enc32).run(None, {"groove": cal_g})[0]
+        dec_feeds = []
+        for i in range(len(cal_g)):
+            feed = {"z": mu_cal[i:i + 1]}
+            if conditioned:
+                # half of the calibration with the style, half unconditioned ("any")
+                feed["genre"] = np.array([cal_s[i] if i % 2 == 0 else 0], dtype=np.int64)
+            dec_feeds.append(feed)
+        methods = ["dynamic", "static"] if int8 == "auto" else [int8]
+        results: dict[str, dict] = {}
+        probe = val_g[0]
+        for method in methods:
+            e8, d8 = tmp / f"{method}-enc.onnx", tmp / f"{method}-dec.onnx"
+            if method == "dynamic":
+                quantize_dynamic(enc32, e8)
+                quantize_dynamic(dec32, d8)
+            else:
+                quantize_static(enc32, e8, enc_feeds)
+                quantize_static(dec32, d8, dec_feeds)
+            out = run_pair(e8, d8, val_g, s_val)
+            res = hit_agreement(ref, out, val_hits)
+            res["mu_max_abs"] = float(np.max(np.abs(out["mu"] - ref["mu"])))
+            res["latency_ms"] = median_latency_ms(e8, d8, probe, 1 if conditioned else None)
+            res["bytes"] = e8.stat().st_size + d8.stat().st_size
+            results[method] = res
+            say(f"int8 {method:7s}: decision flips vs fp32 {res['decision_flips']:.4f}, "
+                f"hit prob MAE {res['hit_prob_mae']:.4f}"
+                + (f", F1@0.5 {res['f1_at_0.5']:.4f}" if "f1_at_0.5" in res else "")
+                + f", encode+decode median {res['latency_ms']:.3f} ms, {res['bytes']} bytes")
+        fp32_lat = median_latency_ms(enc32, dec32, probe, 1 if conditioned else None)
+        say(f"fp32 pair: encode+decode median {fp32_lat:.3f} ms")
+        chosen = choose_int8(results)
+        say(f"shipping int8 = {chosen} (calibration/check data: {source})")
+
+        shutil.copyfile(enc32, out_dir / ENCODER_FP32)
+        shutil.copyfile(dec32, out_dir / DECODER_FP32)
+        shutil.copyfile(tmp / f"{chosen}-enc.onnx", out_dir / ENCODER_INT8)
+        shutil.copyfile(tmp / f"{chosen}-dec.onnx", out_dir / DECODER_INT8)
+    for name, role in ((ENCODER_INT8, "encoder"), (DECODER_INT8, "decoder")):
+        set_metadata(out_dir / name, {**metadata, "role": role, "quantization": chosen})
+
+    enc_macs, dec_macs = multiply_adds(model.cfg)
+    files = [ENCODER_INT8, DECODER_INT8, ENCODER_FP32, DECODER_FP32]
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "trained": bool(info.get("trained", False)),
+        "latent_size": model.cfg.latent_size,
+        "voices": list(VOICE_NAMES),
+        "genres": genres,
+        # chosen later on validation by `grooverack eval --split validation --choose-thresholds`
+        "thresholds": [DEFAULT_THRESHOLD] * NUM_VOICES,
+        "variants": {
+            "int8": {"encoder": ENCODER_INT8, "decoder": DECODER_INT8},
+            "fp32": {"encoder": ENCODER_FP32, "decoder": DECODER_FP32},
+        },
+        "data_hash": info.get("data_hash", ""),
+        "sha256": {name: sha256_file(out_dir / name) for name in files},
+        "model": {
+            "config": model.cfg.to_dict(),
+            "parameters": {"encoder": count_parameters(model.encoder),
+                           "decoder": count_parameters(model.decoder)},
+            "multiply_adds": {"encoder": enc_macs, "decoder": dec_macs},
+        },
+        "quantization": {"shipped": chosen, "check_data": source, "candidates": results,
+                         "fp32_latency_ms": fp32_lat, "fp32_vs_torch_max_abs": diffs},
+        "training": {k: info.get(k) for k in ("epoch", "best_epoch", "validation_f1", "seed",
+                                               "train_args") if info.get(k) is not None},
+    }
+    write_manifest(out_dir / MANIFEST_NAME, manifest)
+    say(f"wrote {out_dir / MANIFEST_NAME} and {len(files)} ONNX files "
+        f"({sum((out_dir / f).stat().st_size for f in files) / 1e6:.2f} MB)")
+    return manifest
+
+
+def choose_int8(results: dict[str, dict]) -> str:
+    """The int8 method that stays closest to fp32 (F1 on validation when known, else decision
+    flips); a clearly slower one (> 1.25x) wins only if it is clearly more accurate."""
+    if len(results) == 1:
+        return next(iter(results))
+
+    def quality(r: dict) -> float:
+        return r.get("f1_at_0.5", -r["decision_flips"])
+
+    ranked = sorted(results, key=lambda m: quality(results[m]), reverse=True)
+    best, other = ranked[0], ranked[1]
+    if (results[best]["latency_ms"] > 1.25 * results[other]["latency_ms"]
+            and quality(results[best]) - quality(results[other]) < 0.005):
+        return other
+    return best
+
+
+def write_manifest(path: Path, manifest: dict) -> None:
+    from grooverack.storage import atomic_write_text
+
+    atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
+    path.chmod(0o644)  # a shipped file: readable like the ONNX files next to it
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.random_init == bool(args.checkpoint):
+        print("export: give a CHECKPOINT or --random-init (one of them)", file=sys.stderr)
+        return 2
+    import torch
+
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    if args.random_init:
+        model, info = random_model(args.seed)
+    else:
+        model, info = load_checkpoint(args.checkpoint)
+    export_model(model, info, Path(args.out), gmd=args.gmd, calibration=args.calibration,
+                 int8=args.int8)
+    return 0

@@ -1,0 +1,181 @@
+"""The GrooveTransformer VAE in torch (training only; the runtime runs its ONNX export).
+
+Encoder: groove [B, 32, 3] -> Linear + ReLU + sinusoidal positions -> transformer stack (full
+attention over the 32 steps) -> flatten -> mu, logvar [B, L].
+Decoder: z [B, L] (+ a learned genre embedding, index 0 = "any") -> Linear to 32 steps -> its own
+transformer stack -> hit logits, velocities (sigmoid), offsets (0.5 * tanh), each [B, 32, 9].
+
+The attention blocks are written out with plain ops (Linear, matmul, softmax, LayerNorm) instead of
+nn.TransformerEncoderLayer: its fused inference path does not export cleanly, and plain MatMuls are
+what onnxruntime's int8 quantizer turns into integer kernels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from grooverack.voices import NUM_VOICES, STEPS
+
+
+@dataclass
+class VAEConfig:
+    latent_size: int = 128
+    enc_d: int = 128
+    enc_heads: int = 4
+    enc_ff: int = 512
+    enc_layers: int = 3
+    dec_d: int = 64
+    dec_heads: int = 4
+    dec_ff: int = 256
+    dec_layers: int = 2
+    squeeze: int = 16  # per-step width at the latent bottleneck (flatten 32 x squeeze <-> z)
+    dropout: float = 0.1
+    n_genres: int = 0  # 0 = unconditioned; else genres[0] = "any"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> VAEConfig:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def sinusoidal_positions(steps: int, d: int) -> torch.Tensor:
+    pos = torch.arange(steps, dtype=torch.float32)[:, None]
+    div = torch.exp(torch.arange(0, d, 2, dtype=torch.float32) * (-math.log(10000.0) / d))
+    table = torch.zeros(steps, d)
+    table[:, 0::2] = torch.sin(pos * div)
+    table[:, 1::2] = torch.cos(pos * div)
+    return table
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + MHA(LN(x)); x + FF(LN(x)). Full (non-causal) attention."""
+
+    def __init__(self, d: int, heads: int, ff: int, dropout: float) -> None:
+        super().__init__()
+        if d % heads:
+            raise ValueError(f"model width {d} is not divisible by {heads} heads")
+        self.heads = heads
+        self.head_d = d // heads
+        self.norm1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.norm2 = nn.LayerNorm(d)
+        self.ff1 = nn.Linear(d, ff)
+        self.ff2 = nn.Linear(ff, d)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        qkv = self.qkv(self.norm1(x)).reshape(b, t, 3, self.heads, self.head_d)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, H, T, hd]
+        att = torch.softmax((q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_d)), dim=-1)
+        y = (self.drop(att) @ v).transpose(1, 2).reshape(b, t, d)
+        x = x + self.drop(self.proj(y))
+        return x + self.drop(self.ff2(self.drop(F.relu(self.ff1(self.norm2(x))))))
+
+
+class Stack(nn.Module):
+    def __init__(self, d: int, heads: int, ff: int, layers: int, dropout: float) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(Block(d, heads, ff, dropout) for _ in range(layers))
+        self.norm = nn.LayerNorm(d)
+        self.register_buffer("positions", sinusoidal_positions(STEPS, d), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.positions
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+
+class GrooveEncoder(nn.Module):
+    """groove [B, 32, 3] -> (mu [B, L], logvar [B, L])."""
+
+    def __init__(self, cfg: VAEConfig) -> None:
+        super().__init__()
+        self.embed = nn.Linear(3, cfg.enc_d)
+        self.stack = Stack(cfg.enc_d, cfg.enc_heads, cfg.enc_ff, cfg.enc_layers, cfg.dropout)
+        # squeeze each step before flattening: a direct 32*d -> 2L projection would hold most of
+        # the model's weights (1 M of them at d 128) for little gain
+        self.squeeze = nn.Linear(cfg.enc_d, cfg.squeeze)
+        self.to_stats = nn.Linear(STEPS * cfg.squeeze, 2 * cfg.latent_size)
+        self.latent_size = cfg.latent_size
+
+    def forward(self, groove: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.stack(F.relu(self.embed(groove)))
+        stats = self.to_stats(self.squeeze(x).flatten(1))
+        mu, logvar = stats[:, : self.latent_size], stats[:, self.latent_size:]
+        return mu, logvar
+
+
+class DrumDecoder(nn.Module):
+    """z [B, L] (+ genre [B]) -> hit_logits, velocities, offsets [B, 32, 9]."""
+
+    def __init__(self, cfg: VAEConfig) -> None:
+        super().__init__()
+        self.dec_d = cfg.dec_d
+        self.genre = nn.Embedding(cfg.n_genres, cfg.latent_size) if cfg.n_genres else None
+        self.squeeze = cfg.squeeze
+        self.expand = nn.Linear(cfg.latent_size, STEPS * cfg.squeeze)
+        self.unsqueeze = nn.Linear(cfg.squeeze, cfg.dec_d)
+        self.stack = Stack(cfg.dec_d, cfg.dec_heads, cfg.dec_ff, cfg.dec_layers, cfg.dropout)
+        self.out = nn.Linear(cfg.dec_d, 3 * NUM_VOICES)
+
+    def forward(self, z: torch.Tensor, genre: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self.genre is not None:
+            if genre is None:
+                genre = torch.zeros(z.shape[0], dtype=torch.long, device=z.device)
+            z = z + self.genre(genre)
+        x = F.relu(self.expand(z)).reshape(z.shape[0], STEPS, self.squeeze)
+        x = self.unsqueeze(x)
+        y = self.out(self.stack(x))
+        hit_logits = y[..., :NUM_VOICES]
+        velocities = torch.sigmoid(y[..., NUM_VOICES: 2 * NUM_VOICES])
+        offsets = 0.5 * torch.tanh(y[..., 2 * NUM_VOICES:])
+        return hit_logits, velocities, offsets
+
+
+class GrooveVAE(nn.Module):
+    def __init__(self, cfg: VAEConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg or VAEConfig()
+        self.encoder = GrooveEncoder(self.cfg)
+        self.decoder = DrumDecoder(self.cfg)
+
+    def forward(self, groove: torch.Tensor, genre: torch.Tensor | None = None,
+                sample: bool = True):
+        mu, logvar = self.encoder(groove)
+        if sample:
+            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        else:
+            z = mu
+        hit_logits, velocities, offsets = self.decoder(z, genre)
+        return hit_logits, velocities, offsets, mu, logvar
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def multiply_adds(cfg: VAEConfig) -> tuple[int, int]:
+    """Approximate multiply-adds per item of (encoder, decoder), for the model card."""
+
+    def stack(d: int, ff: int, layers: int) -> int:
+        per = STEPS * (4 * d * d + 2 * d * ff) + 2 * STEPS * STEPS * d
+        return layers * per
+
+    enc = STEPS * 3 * cfg.enc_d + stack(cfg.enc_d, cfg.enc_ff, cfg.enc_layers)
+    enc += STEPS * cfg.enc_d * cfg.squeeze + STEPS * cfg.squeeze * 2 * cfg.latent_size
+    dec = cfg.latent_size * STEPS * cfg.squeeze + STEPS * cfg.squeeze * cfg.dec_d
+    dec += stack(cfg.dec_d, cfg.dec_ff, cfg.dec_layers)
+    dec += STEPS * cfg.dec_d * 3 * NUM_VOICES
+    return enc, dec
