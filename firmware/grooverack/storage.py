@@ -8,6 +8,7 @@ reported by name and the previous good copy (`NAME.bak`) or the defaults are use
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -23,10 +24,30 @@ class RecordError(ValueError):
     """A stored record that cannot be used; the message names the file."""
 
 
+def _remove_stale_temps(path: Path) -> None:
+    """Temp files of writers that died (SIGKILL, power cut) before their rename; the pid in the
+    name tells a dead writer from one still writing."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            try:
+                tmp.unlink()
+            except FileNotFoundError:
+                pass
+        except PermissionError:
+            pass  # alive, another user's
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    _remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                               dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -59,26 +80,35 @@ def save_record(path: str | Path, tag: str, version: int, payload: dict[str, Any
     path = Path(path)
     if validate is not None:
         validate(payload)
-    data = json.dumps({"tag": tag, "version": version, "payload": payload}, indent=1,
-                      sort_keys=True).encode("utf-8")
-    if path.exists():
+    try:  # NaN/inf would write a file that strict JSON readers refuse
+        data = json.dumps({"tag": tag, "version": version, "payload": payload}, indent=1,
+                          sort_keys=True, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        raise RecordError(f"{path}: {tag} not saved: {exc}") from None
+    try:
+        current = path.read_bytes()
+    except FileNotFoundError:
+        current = None
+    if current is not None and current != data:
         try:
-            _parse(path, path.read_bytes(), tag, version, validate)
-            atomic_write_bytes(path.with_name(path.name + ".bak"), path.read_bytes())
+            parse_record(path, current, tag, version, validate)
         except RecordError:
             pass  # never let a corrupt file overwrite a good backup
+        else:
+            atomic_write_bytes(path.with_name(path.name + ".bak"), current)
     atomic_write_bytes(path, data)
 
 
-def _parse(path: Path, data: bytes, tag: str, version: int,
-           validate: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+def parse_record(path: Path, data: bytes, tag: str, version: int,
+                 validate: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """The payload of a record's bytes, or RecordError naming `path` and what is wrong."""
     try:
         record = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RecordError(f"{path}: not a valid {tag} file ({exc})") from None
     if not isinstance(record, dict) or record.get("tag") != tag:
         raise RecordError(f"{path}: not a {tag} file (tag {record.get('tag') if isinstance(record, dict) else None!r})")
-    if record.get("version") != version:
+    if type(record.get("version")) is not int or record.get("version") != version:
         raise RecordError(f"{path}: {tag} version {record.get('version')!r}, this program reads version {version}")
     payload = record.get("payload")
     if not isinstance(payload, dict):
@@ -99,21 +129,37 @@ def load_record(path: str | Path, tag: str, version: int,
     With no default, a missing or corrupt file raises RecordError naming the file.
     """
     path = Path(path)
-    errors = []
-    for candidate in (path, path.with_name(path.name + ".bak")):
-        try:
-            payload = _parse(candidate, candidate.read_bytes(), tag, version, validate)
-        except FileNotFoundError:
-            continue
-        except RecordError as exc:
-            errors.append(str(exc))
-            log.error("%s", exc)
-            continue
-        if candidate != path:
-            log.warning("%s: using the previous good copy %s", path, candidate)
+    payload, used, errors = read_record(path, tag, version, validate)
+    for error in errors:
+        log.error("%s", error)
+    if payload is not None:
+        if used != path:
+            log.warning("%s: using the previous good copy %s", path, used)
         return payload
     if default is not None:
         if errors:
             log.warning("%s: using defaults", path)
         return default()
     raise RecordError("; ".join(errors) or f"{path}: file does not exist")
+
+
+def read_record(path: str | Path, tag: str, version: int,
+                validate: Callable[[dict[str, Any]], None] | None = None
+                ) -> tuple[dict[str, Any] | None, Path | None, list[str]]:
+    """`(payload, file used, errors)`: the file, else its previous good copy `NAME.bak`, else
+    `(None, None, errors)`; each error names its file. Nothing is logged: the caller decides."""
+    path = Path(path)
+    errors: list[str] = []
+    for candidate in (path, path.with_name(path.name + ".bak")):
+        try:
+            data = candidate.read_bytes()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            errors.append(f"{candidate}: cannot read ({exc.strerror})")
+            continue
+        try:
+            return parse_record(candidate, data, tag, version, validate), candidate, errors
+        except RecordError as exc:
+            errors.append(str(exc))
+    return None, None, errors
