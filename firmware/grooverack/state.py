@@ -1,0 +1,199 @@
+"""What the module remembers across power cuts: presets and the last performance state.
+
+- A preset (by number, 1..PRESET_COUNT) holds latents A and B and the panel state (the config
+  controls). `presets/NN.json`.
+- The performance state is what was playing when the power went: panel, latents A/B, the captured
+  groove, the preset last recalled. `performance.json`, saved on SIGTERM and now and then.
+
+Both are versioned records (`grooverack.storage`): written atomically, the previous good copy kept
+as `NAME.bak`, a corrupt file reported by name and the good copy or the defaults used. Every value
+is checked before it is written, so a good file is never replaced by an invalid one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grooverack import storage
+from grooverack.config import CONTROLS, SCHEMA, ConfigError
+from grooverack.voices import STEPS
+
+PRESET_TAG = "grooverack-preset"
+PERFORMANCE_TAG = "grooverack-performance"
+VERSION = 1
+PRESET_COUNT = 64
+MAX_LATENT = 4096
+ENV_STATE_DIR = "GROOVERACK_STATE_DIR"
+
+
+class StateError(ValueError):
+    """A preset or state value that cannot be used; the message names the key and value."""
+
+
+def state_dir(settings: Mapping[str, Any] | None = None) -> Path:
+    """Config `state.dir`, else `$GROOVERACK_STATE_DIR`, else `$XDG_STATE_HOME/grooverack`
+    (`~/.local/state/grooverack`). The Pi install sets `/var/lib/grooverack` in its config."""
+    configured = str(settings["state.dir"]) if settings is not None else ""
+    if configured:
+        return Path(configured).expanduser()
+    env = os.environ.get(ENV_STATE_DIR, "").strip()
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_STATE_HOME", "").strip()
+    base = Path(xdg) if xdg else Path.home() / ".local" / "state"
+    return base / "grooverack"
+
+
+def _latent(where: str, value: Any) -> list[float]:
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        raise StateError(f"{where}: expected a list of numbers, found {type(value).__name__}")
+    if len(value) > MAX_LATENT:
+        raise StateError(f"{where}: {len(value)} values, at most {MAX_LATENT}")
+    out = []
+    for i, x in enumerate(value):
+        if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+            raise StateError(f"{where}[{i}] = {x!r}: not a finite number")
+        out.append(float(x))
+    return out
+
+
+def _panel(where: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise StateError(f"{where}: expected a table of controls, found {type(value).__name__}")
+    out = {}
+    for name, v in value.items():
+        if name not in SCHEMA:
+            raise StateError(f"{where}.{name}: not a config key")
+        try:
+            out[name] = SCHEMA[name].validate(v, where)
+        except ConfigError as exc:
+            raise StateError(str(exc)) from None
+    return out
+
+
+def _groove(where: str, value: Any) -> list[list[float]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Sequence) or len(value) != STEPS:
+        raise StateError(f"{where}: expected {STEPS} rows of [hit, velocity, offset]")
+    rows = []
+    for i, row in enumerate(value):
+        if not isinstance(row, Sequence) or len(row) != 3:
+            raise StateError(f"{where}[{i}] = {row!r}: expected [hit, velocity, offset]")
+        hit, vel, off = _latent(f"{where}[{i}]", row)
+        if not (0.0 <= hit <= 1.0 and 0.0 <= vel <= 1.0 and -0.5 <= off <= 0.5):
+            raise StateError(f"{where}[{i}] = {row!r}: hit and velocity 0..1, offset -0.5..0.5")
+        rows.append([hit, vel, off])
+    return rows
+
+
+@dataclass
+class Preset:
+    """Latents A/B and the panel state (config control name -> value)."""
+
+    latent_a: list[float] = field(default_factory=list)
+    latent_b: list[float] = field(default_factory=list)
+    panel: dict[str, Any] = field(default_factory=dict)
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"latent_a": list(map(float, self.latent_a)),
+                "latent_b": list(map(float, self.latent_b)), "panel": dict(self.panel)}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Preset:
+        extra = set(payload) - {"latent_a", "latent_b", "panel"}
+        if extra:
+            raise StateError(f"unknown key {sorted(extra)[0]!r}; allowed: latent_a, latent_b, panel")
+        a = _latent("latent_a", payload.get("latent_a", []))
+        b = _latent("latent_b", payload.get("latent_b", []))
+        if a and b and len(a) != len(b):
+            raise StateError(f"latent_a has {len(a)} values, latent_b {len(b)}: they must match")
+        return cls(a, b, _panel("panel", payload.get("panel", {})))
+
+
+@dataclass
+class PerformanceState(Preset):
+    """The preset fields plus the captured groove and the preset last recalled (0 = none)."""
+
+    groove: list[list[float]] | None = None
+    preset: int = 0
+
+    def to_payload(self) -> dict[str, Any]:
+        return {**super().to_payload(), "groove": self.groove, "preset": self.preset}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> PerformanceState:
+        rest = {k: v for k, v in payload.items() if k not in ("groove", "preset")}
+        base = Preset.from_payload(rest)
+        preset = payload.get("preset", 0)
+        if isinstance(preset, bool) or not isinstance(preset, int) or not 0 <= preset <= PRESET_COUNT:
+            raise StateError(f"preset = {preset!r}: expected 0..{PRESET_COUNT}")
+        return cls(base.latent_a, base.latent_b, base.panel,
+                   _groove("groove", payload.get("groove")), preset)
+
+
+def panel_from_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The controls a preset stores, read from settings (or any mapping of config keys)."""
+    return {name: settings[name] for name in CONTROLS if name in settings}
+
+
+def _validate_preset(payload: dict[str, Any]) -> None:
+    Preset.from_payload(payload)
+
+
+def _validate_performance(payload: dict[str, Any]) -> None:
+    PerformanceState.from_payload(payload)
+
+
+class StateStore:
+    """Presets and the performance state in one writable directory."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.dir = Path(directory)
+
+    def preset_path(self, number: int) -> Path:
+        if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= PRESET_COUNT:
+            raise StateError(f"preset number {number!r}: expected 1..{PRESET_COUNT}")
+        return self.dir / "presets" / f"{number:02d}.json"
+
+    @property
+    def performance_path(self) -> Path:
+        return self.dir / "performance.json"
+
+    def save_preset(self, number: int, preset: Preset) -> Path:
+        path = self.preset_path(number)
+        storage.save_record(path, PRESET_TAG, VERSION, Preset.to_payload(preset), _validate_preset)
+        return path
+
+    def load_preset(self, number: int) -> Preset | None:
+        """The preset, its previous good copy when the file is corrupt, or None when neither."""
+        path = self.preset_path(number)
+        payload = storage.load_record(path, PRESET_TAG, VERSION, default=dict,
+                                      validate=_validate_preset)
+        return Preset.from_payload(payload) if payload else None
+
+    def presets(self) -> list[int]:
+        """Numbers of the presets saved (whose file or good copy exists)."""
+        found = set()
+        for p in (self.dir / "presets").glob("[0-9][0-9].json*"):
+            stem = p.name.split(".")[0]
+            if stem.isdigit() and 1 <= int(stem) <= PRESET_COUNT:
+                found.add(int(stem))
+        return sorted(found)
+
+    def save_performance(self, state: PerformanceState) -> Path:
+        storage.save_record(self.performance_path, PERFORMANCE_TAG, VERSION, state.to_payload(),
+                            _validate_performance)
+        return self.performance_path
+
+    def load_performance(self) -> PerformanceState:
+        """The last performance state; a missing or corrupt file (logged by name, previous good
+        copy tried first) gives the defaults."""
+        payload = storage.load_record(self.performance_path, PERFORMANCE_TAG, VERSION,
+                                      default=dict, validate=_validate_performance)
+        return PerformanceState.from_payload(payload)
