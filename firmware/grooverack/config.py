@@ -145,6 +145,22 @@ def _keys() -> list[Key]:
         Key("outputs.accent", False, doc="velocity CV jumps to full for hits above accent_threshold"),
         Key("outputs.accent_threshold", 0.8, "", 0.0, 1.0, doc="velocity that counts as an accent"),
         Key("outputs.clock_ppqn", 4, "PPQN", choices=(1, 2, 4, 8, 24, 48), doc="clock output resolution"),
+        # --- desktop paths: MIDI (python-rtmidi) and ES-9 (sounddevice); a board file gives defaults
+        Key("midi.api", "default", choices=("default", "alsa", "jack"), doc="MIDI system of python-rtmidi"),
+        Key("midi.input_port", "", doc="MIDI input: substring of a port name (empty = the board's, else a virtual port 'grooverack in')"),
+        Key("midi.output_port", "", doc="MIDI output: substring of a port name (empty = the board's, else a virtual port 'grooverack out')"),
+        Key("midi.input_channel", 0, "channel", 0, 16, doc="channel of input notes and CCs (0 = any)"),
+        Key("midi.velocity_source", "velocity", choices=("velocity", "pitch"),
+            doc="onset velocity from the note velocity, or from the note number (1 V/oct, C4 = 0 V) like the pitch CV"),
+        Key("midi.profile", "poly2", choices=("poly2", "gm", "custom"),
+            doc="output notes: poly2 (Notes mode: output n on note poly2_note+n-1), gm (GM drums), custom (midi.note.N)"),
+        Key("midi.channel", 0, "channel", 0, 16, doc="output channel (0 = the profile's: 1 for poly2, 10 for gm)"),
+        Key("midi.poly2_note", 36, "note", 0, 120, doc="poly2 profile: note of output 1 (a C: Notes mode ignores the octave)"),
+        Key("midi.clock_out", False, doc="send MIDI clock (24 PPQN) and start/stop on the output port"),
+        Key("es9.device", "", doc="ES-9: substring of the audio device name (empty = the board's)"),
+        Key("es9.threshold", 1.0, "V", 0.1, 10.0, doc="gate/clock input: Schmitt trigger centre"),
+        Key("es9.hysteresis", 0.5, "V", 0.0, 5.0, doc="gate/clock input: rises above threshold + h/2, falls below threshold - h/2"),
+        Key("es9.cv_volts", 5.0, "V", 0.5, 10.0, doc="control CV inputs: this many volts = control at full"),
         # --- where things live
         Key("board", "sim", doc="board definition: a name in hw/boards/ or a path to a TOML file"),
         Key("state.dir", "", doc="state, presets and calibration directory (empty = per-user default)"),
@@ -161,6 +177,14 @@ def _keys() -> list[Key]:
                      doc=f"output that plays {voice} (0 = none)"))
     for n in range(1, 17):
         k.append(Key(f"outputs.scale.{n}", 1.0, "", 0.0, 1.0, doc=f"velocity scale of output {n}"))
+        k.append(Key(f"midi.note.{n}", 35 + n, "note", 0, 127, doc=f"custom profile: note of output {n}"))
+        k.append(Key(f"midi.note_channel.{n}", 0, "channel", 0, 16,
+                     doc=f"custom profile: channel of output {n} (0 = midi.channel)"))
+    cc = {"follow": 20, "morph": 21, "uncertainty": 22, "density": 23, "quantize": 24, "swing": 25,
+          "groove_velocity": 26, "groove_offset": 27, "tempo": 0}
+    cc.update({f"density.{v}": 102 + i for i, v in enumerate(VOICE_NAMES)})
+    for name, number in cc.items():
+        k.append(Key(f"midi.cc.{name}", number, "CC", 0, 127, doc=f"MIDI CC that moves {name} (0 = none)"))
     return k
 
 
