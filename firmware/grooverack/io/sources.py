@@ -1,0 +1,294 @@
+"""Sequencer sources for the virtual patch: what a sequencer would send into the module.
+
+A source is a list of `InputNote`s in musical time (16th steps, micro-timing as fractional steps)
+plus the length of its cycle; `grooverack.io.patch.build_patch` turns it into jack voltages over
+virtual time. Sources:
+
+- `line` (the default): a Metropolix-like stage sequencer line: 2-octave melody, varied pulse
+  counts, gate modes (single / multi / hold / rest), ratchets and gate lengths, with an accumulator
+  transposing odd stages on the second pass (a 4-bar cycle);
+- `euclid:K:N[:R]`: K onsets spread over N 16ths, rotated by R, the first onset accented an octave up;
+- a MIDI file: a monophonic track (the busiest non-drum track) becomes gate + pitch CV; a drum
+  track (channel 10, or a polyphonic track of GM drum notes) becomes a groove with velocities.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from grooverack.config import CONTROLS, SCHEMA, ConfigError
+from grooverack.voices import NOTE_TO_VOICE, STEPS_PER_BAR
+
+DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
+BUILTIN = ("line",)
+
+
+class SourceError(ValueError):
+    """A source spec or file that cannot be turned into a patch; the message is for a person."""
+
+
+@dataclass(frozen=True)
+class InputNote:
+    """One note of the sequencer: a gate of `length` steps from `step`, at a MIDI `note`.
+
+    For a melodic source the pitch CV is `(note - 60) / 12` volts (1 V/oct, 0 V = C4); for a drum
+    source `note` is the GM drum note and only the onset and `velocity` reach the module.
+    """
+
+    step: float
+    length: float
+    note: int
+    velocity: float = 0.8
+    drum: bool = False
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    notes: tuple[InputNote, ...]  # sorted by step
+    cycle_steps: float  # the notes repeat every this many steps
+    drum: bool = False
+    bpm: float | None = None  # a MIDI file's own tempo
+
+    @property
+    def bars(self) -> int:
+        return max(1, math.ceil(self.cycle_steps / STEPS_PER_BAR - 1e-9))
+
+
+# ---------------------------------------------------------------------------------------------
+# The built-in line
+
+# (note, pulses, gate mode, ratchets, gate length): one pass is 32 steps (2 bars).
+_STAGES: tuple[tuple[int, int, str, int, float], ...] = (
+    (48, 4, "single", 1, 0.5),
+    (55, 2, "multi", 1, 0.4),
+    (63, 3, "hold", 1, 0.9),
+    (60, 1, "single", 3, 0.5),
+    (58, 2, "single", 1, 0.5),
+    (67, 4, "multi", 1, 0.3),
+    (48, 3, "single", 1, 0.6),
+    (72, 1, "single", 2, 0.5),
+    (51, 4, "hold", 1, 0.75),
+    (55, 2, "single", 1, 0.5),
+    (62, 2, "multi", 1, 0.5),
+    (65, 1, "rest", 1, 0.5),
+    (60, 3, "single", 4, 0.5),
+)
+_LOW, _HIGH = 48, 72  # C3..C5: two octaves
+
+
+def builtin_line() -> Source:
+    """The default input: a 4-bar stage-sequencer line (two passes, the second transposed)."""
+    notes: list[InputNote] = []
+    step = 0
+    for accumulate in (0, 5):  # second pass: odd stages up a fourth, folded into two octaves
+        for index, (note, pulses, mode, ratchets, length) in enumerate(_STAGES):
+            if index % 2 and accumulate:
+                note += accumulate
+                if note > _HIGH:
+                    note -= 12
+            if mode == "hold":
+                notes.append(InputNote(step, pulses * length, note))
+            elif mode in ("single", "multi"):
+                for pulse in range(pulses if mode == "multi" else 1):
+                    part = 1.0 / ratchets
+                    for r in range(ratchets):
+                        notes.append(InputNote(step + pulse + r * part, part * length, note))
+            step += pulses
+    return Source("line", tuple(notes), float(step))
+
+
+def euclid(hits: int, steps: int, rotate: int = 0) -> list[bool]:
+    """`hits` onsets spread as evenly as possible over `steps` (Bjorklund's pattern), rotated."""
+    if not 1 <= steps <= 64:
+        raise SourceError(f"euclid: steps must be 1..64, got {steps}")
+    if not 0 <= hits <= steps:
+        raise SourceError(f"euclid: hits must be 0..{steps}, got {hits}")
+    pattern = [(i * hits) % steps < hits for i in range(steps)]
+    rotate %= steps
+    return pattern[-rotate:] + pattern[:-rotate] if rotate else pattern
+
+
+def euclid_source(spec: str) -> Source:
+    parts = spec.split(":")
+    try:
+        numbers = [int(p) for p in parts[1:]]
+    except ValueError:
+        numbers = []
+    if len(numbers) not in (2, 3):
+        raise SourceError(f"source {spec!r}: expected euclid:HITS:STEPS or euclid:HITS:STEPS:ROTATE")
+    pattern = euclid(*numbers)
+    first = pattern.index(True) if any(pattern) else -1
+    notes = tuple(InputNote(float(i), 0.5, 72 if i == first else 60)
+                  for i, on in enumerate(pattern) if on)
+    return Source(spec, notes, float(numbers[1]))
+
+
+# ---------------------------------------------------------------------------------------------
+# MIDI files
+
+def _file_notes(midi) -> tuple[dict[tuple[int, int], list[tuple[int, int, int, int]]], float | None]:
+    """{(track, channel): [(start_tick, end_tick, note, velocity)]} and the first tempo (BPM)."""
+    import mido
+
+    lanes: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
+    bpm = None
+    for index, track in enumerate(midi.tracks):
+        tick = 0
+        open_notes: dict[tuple[int, int], tuple[int, int]] = {}
+        for msg in track:
+            tick += msg.time
+            if msg.type == "set_tempo" and bpm is None:
+                bpm = mido.tempo2bpm(msg.tempo)
+            elif msg.type == "note_on" and msg.velocity > 0:
+                key = (msg.channel, msg.note)
+                if key in open_notes:  # re-struck before its note-off: close the old one
+                    start, vel = open_notes.pop(key)
+                    lanes.setdefault((index, msg.channel), []).append((start, tick, msg.note, vel))
+                open_notes[key] = (tick, msg.velocity)
+            elif msg.type in ("note_off", "note_on"):
+                key = (msg.channel, msg.note)
+                if key in open_notes:
+                    start, vel = open_notes.pop(key)
+                    lanes.setdefault((index, msg.channel), []).append((start, tick, msg.note, vel))
+        for (channel, note), (start, vel) in open_notes.items():
+            lanes.setdefault((index, channel), []).append((start, tick, note, vel))
+    for notes in lanes.values():
+        notes.sort()
+    return lanes, bpm
+
+
+def _is_drum_lane(channel: int, notes: list[tuple[int, int, int, int]]) -> bool:
+    if channel == DRUM_CHANNEL:
+        return True
+    if not all(n[2] in NOTE_TO_VOICE for n in notes):
+        return False
+    starts = [n[0] for n in notes]
+    return len(set(starts)) < len(starts)  # chords of drum notes: a kit, not a bass line
+
+
+def midi_source(path: str | Path) -> Source:
+    """A MIDI file -> a Source: the drum lanes if any, else the busiest lane made monophonic."""
+    import mido
+
+    path = Path(path)
+    try:
+        midi = mido.MidiFile(str(path))
+    except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
+        raise SourceError(f"{path}: not a readable MIDI file ({exc})") from None
+    if midi.type == 2:
+        raise SourceError(f"{path}: MIDI type 2 (independent sequences) is not supported")
+    lanes, bpm = _file_notes(midi)
+    if not lanes:
+        raise SourceError(f"{path}: the file has no notes")
+    per_step = midi.ticks_per_beat / 4.0
+    drums = [notes for (_, ch), notes in lanes.items() if _is_drum_lane(ch, notes)]
+    if drums:
+        merged = sorted(n for notes in drums for n in notes)
+        notes = tuple(InputNote(s / per_step, max(e - s, 1) / per_step, note, vel / 127.0, True)
+                      for s, e, note, vel in merged)
+        drum = True
+    else:
+        busiest = max(lanes.values(), key=len)
+        notes = tuple(_monophonic(busiest, per_step))
+        drum = False
+    end = max(n.step + n.length for n in notes)
+    cycle = max(1, math.ceil(end / STEPS_PER_BAR - 1e-6)) * STEPS_PER_BAR
+    return Source(path.name, notes, float(cycle), drum=drum, bpm=bpm)
+
+
+def _monophonic(notes: list[tuple[int, int, int, int]], per_step: float) -> list[InputNote]:
+    """Highest note of each chord; a note ends where the next one starts (one gate, one pitch)."""
+    by_start: dict[int, tuple[int, int, int, int]] = {}
+    for n in notes:
+        if n[0] not in by_start or n[2] > by_start[n[0]][2]:
+            by_start[n[0]] = n
+    starts = sorted(by_start)
+    out = []
+    for i, start in enumerate(starts):
+        _, end, note, vel = by_start[start]
+        if i + 1 < len(starts):
+            end = min(end, starts[i + 1])
+        out.append(InputNote(start / per_step, max(end - start, 1) / per_step, note, vel / 127.0))
+    return out
+
+
+def load_source(spec: str | None) -> Source:
+    """`line` (or None), `euclid:K:N[:R]`, or a path to a MIDI file."""
+    if spec is None or spec == "line":
+        return builtin_line()
+    if spec.startswith("euclid:"):
+        return euclid_source(spec)
+    path = Path(spec)
+    if path.suffix.lower() in (".mid", ".midi") or path.exists():
+        if not path.is_file():
+            raise SourceError(f"{path}: MIDI file not found")
+        return midi_source(path)
+    raise SourceError(f"unknown source {spec!r}; allowed: line, euclid:HITS:STEPS[:ROTATE], "
+                      f"or a .mid file")
+
+
+# ---------------------------------------------------------------------------------------------
+# Panel changes over time
+
+@dataclass(frozen=True)
+class ControlChange:
+    """`key` set to `value` (schema units) at `seconds`, or at `bar` (counted from 1)."""
+
+    key: str
+    value: float
+    seconds: float | None = None
+    bar: float | None = None
+
+    def time(self, bpm: float) -> float:
+        if self.seconds is not None:
+            return self.seconds
+        return (self.bar - 1.0) * 4 * 60.0 / bpm
+
+
+BUTTONS = ("record", "clear", "randomize_a", "randomize_b")
+
+
+def load_controls(path: str | Path) -> list[ControlChange]:
+    """A CSV of `time_or_bar,key,value` rows: `2.5s,follow,0.3` (seconds) or `5,morph,1` (bar 5,
+    counted from 1; `5.5` is half-way through bar 5). `press,BUTTON` rows press a panel button.
+    Blank lines, `#` comments and a `time,key,value` header are skipped."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read the controls file ({exc})") from None
+    changes = []
+    for lineno, row in enumerate(csv.reader(text.splitlines()), 1):
+        row = [cell.strip() for cell in row]
+        if not row or not row[0] or row[0].startswith("#"):
+            continue
+        if lineno == 1 and row[0].lower() in ("time", "time_or_bar", "bar", "when"):
+            continue
+        where = f"{path}:{lineno}"
+        if len(row) != 3:
+            raise SourceError(f"{where}: expected time_or_bar,key,value, found {','.join(row)!r}")
+        when, key, raw = row
+        try:
+            seconds, bar = (float(when[:-1]), None) if when.endswith("s") else (None, float(when))
+        except ValueError:
+            raise SourceError(f"{where}: time {when!r} is neither seconds (2.5s) nor a bar (3)") from None
+        if (seconds is not None and seconds < 0) or (bar is not None and bar < 1):
+            raise SourceError(f"{where}: time {when!r} is before the start (bars count from 1)")
+        if key == "press":
+            if raw not in BUTTONS:
+                raise SourceError(f"{where}: button {raw!r} unknown; allowed: {', '.join(BUTTONS)}")
+            changes.append(ControlChange(f"press.{raw}", 1.0, seconds, bar))
+            continue
+        if key not in CONTROLS:
+            raise SourceError(f"{where}: {key!r} is not a panel control; allowed: "
+                              f"{', '.join(CONTROLS)}, press")
+        try:
+            value = SCHEMA[key].validate(raw, where)
+        except ConfigError as exc:
+            raise SourceError(str(exc)) from None
+        changes.append(ControlChange(key, float(value), seconds, bar))
+    return changes
