@@ -85,6 +85,8 @@ def save_record(path: str | Path, tag: str, version: int, payload: dict[str, Any
                           sort_keys=True, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise RecordError(f"{path}: {tag} not saved: {exc}") from None
+    bak = path.with_name(path.name + ".bak")
+    _remove_stale_temps(bak)
     try:
         current = path.read_bytes()
     except FileNotFoundError:
@@ -95,7 +97,7 @@ def save_record(path: str | Path, tag: str, version: int, payload: dict[str, Any
         except RecordError:
             pass  # never let a corrupt file overwrite a good backup
         else:
-            atomic_write_bytes(path.with_name(path.name + ".bak"), current)
+            atomic_write_bytes(bak, current)
     atomic_write_bytes(path, data)
 
 
