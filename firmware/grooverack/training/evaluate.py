@@ -1,0 +1,372 @@
+"""`grooverack eval`: the shipped model and two baselines measured the same way on a GMD split.
+
+Metrics (`metrics`), all on the 32x9 cells of every loop:
+- hit precision / recall / F1, micro over all cells, and F1 per voice;
+- velocity MAE and offset MAE on true-positive hits (cells both predicted and played);
+- `cell_accuracy`: the share of all 288 cells (silent ones included) predicted right: the "hit
+  accuracy" the literature reports. Most cells are silent, so it says little; it is here to compare.
+
+The model is evaluated with z = mu (no sampling noise), genre 0 ("any"), and a hit wherever
+sigmoid(logit) >= the manifest's per-voice threshold. Thresholds are chosen on validation only
+(`--choose-thresholds --split validation`), never on test.
+
+Baselines: the train split's majority pattern (a cell hits when more than half of the train loops
+hit it; mean velocity and offset of those hits) and nearest-neighbour retrieval (the train loop whose
+groove is closest in L2 over the 32x3 groove; its drums are the prediction).
+
+numpy + onnxruntime only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
+
+log = logging.getLogger(__name__)
+
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
+METRIC_KEYS = ("hit_precision", "hit_recall", "hit_f1", "per_voice_f1", "velocity_mae",
+               "offset_mae", "cell_accuracy")
+
+# The published encoder-only GrooveTransformer ("solar-shadow"), rebuilt and measured on the
+# authors' own 2-bar cut of the test split (see issue 2). Its authors used the test split while
+# choosing it, so these are optimistic. The 288-cell accuracy was not measured on that cut.
+PUBLISHED: dict[str, Any] = {
+    "hit_precision": 0.588, "hit_recall": 0.648, "hit_f1": 0.616,
+    "per_voice_f1": {"kick": 0.55, "snare": 0.66, "closed_hat": 0.74, "open_hat": 0.22,
+                     "low_tom": 0.04, "mid_tom": 0.00, "high_tom": 0.13, "crash": 0.07,
+                     "ride": 0.30},
+    "velocity_mae": 0.172, "offset_mae": 0.097, "cell_accuracy": None,
+}
+PUBLISHED_BASELINE_F1 = {"baseline_majority": 0.359, "baseline_nearest": 0.433}
+PUBLISHED_VALIDATION_F1 = 0.580
+
+
+# ------------------------------------------------------------------------------------ metrics
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num) / float(den) if den > 0 else 0.0
+
+
+def _f1(tp: float, n_pred: float, n_true: float) -> float:
+    return _ratio(2.0 * tp, n_pred + n_true)
+
+
+def metrics(pred_hits: np.ndarray, pred_vel: np.ndarray, pred_off: np.ndarray,
+            true_hits: np.ndarray, true_vel: np.ndarray, true_off: np.ndarray) -> dict[str, Any]:
+    """Compare predicted drums with the played ones, arrays [N, 32, 9] (hits as 0/1 or bool).
+
+    Precision, recall and F1 are 0.0 when undefined (nothing predicted / nothing played); the MAEs
+    are None when there is no true-positive hit."""
+    p = np.asarray(pred_hits) > 0.5
+    t = np.asarray(true_hits) > 0.5
+    if p.shape != t.shape or p.shape[-1] != NUM_VOICES:
+        raise ValueError(f"predicted hits {list(p.shape)} and true hits {list(t.shape)} must be "
+                         f"the same [N, {STEPS}, {NUM_VOICES}]")
+    tp = p & t
+    axes = tuple(range(p.ndim - 1))
+    tp_v, pred_v, true_v = tp.sum(axes), p.sum(axes), t.sum(axes)
+    n_tp = int(tp.sum())
+    precision = _ratio(n_tp, p.sum())
+    recall = _ratio(n_tp, t.sum())
+    out: dict[str, Any] = {
+        "hit_precision": precision,
+        "hit_recall": recall,
+        "hit_f1": _f1(n_tp, p.sum(), t.sum()),
+        "per_voice_f1": {name: _f1(tp_v[i], pred_v[i], true_v[i])
+                         for i, name in enumerate(VOICE_NAMES)},
+        "velocity_mae": (float(np.abs(np.asarray(pred_vel, np.float64)[tp]
+                                      - np.asarray(true_vel, np.float64)[tp]).mean())
+                         if n_tp else None),
+        "offset_mae": (float(np.abs(np.asarray(pred_off, np.float64)[tp]
+                                    - np.asarray(true_off, np.float64)[tp]).mean())
+                       if n_tp else None),
+        "cell_accuracy": float((p == t).mean()) if p.size else 0.0,
+        "per_voice_precision": {name: _ratio(tp_v[i], pred_v[i])
+                                for i, name in enumerate(VOICE_NAMES)},
+        "per_voice_recall": {name: _ratio(tp_v[i], true_v[i])
+                             for i, name in enumerate(VOICE_NAMES)},
+        "predicted_hits": int(p.sum()),
+        "true_hits": int(t.sum()),
+    }
+    return out
+
+
+def choose_thresholds(probs: np.ndarray, hits: np.ndarray,
+                      grid: np.ndarray = THRESHOLD_GRID) -> np.ndarray:
+    """Per-voice thresholds [9] maximising each voice's F1 (hit = prob >= threshold) on the given
+    loops, which must be the validation split. On a tie the threshold nearest 0.5 wins."""
+    p = np.asarray(probs, np.float32).reshape(-1, NUM_VOICES)
+    t = np.asarray(hits).reshape(-1, NUM_VOICES) > 0.5
+    grid = np.asarray(grid, np.float32)
+    order = np.argsort(np.abs(grid - 0.5), kind="stable")  # tie-break toward 0.5
+    out = np.empty(NUM_VOICES, np.float32)
+    for v in range(NUM_VOICES):
+        pred = p[None, :, v] >= grid[:, None]  # [G, cells]
+        tp = (pred & t[None, :, v]).sum(1)
+        f1 = 2.0 * tp / np.maximum(1, pred.sum(1) + t[:, v].sum())
+        out[v] = grid[order[int(np.argmax(f1[order]))]]
+    return out
+
+
+# ---------------------------------------------------------------------------------- baselines
+
+
+def majority_pattern(hits: np.ndarray, velocities: np.ndarray, offsets: np.ndarray,
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One pattern for every loop: a cell hits when > 50 % of the (train) loops hit it; its
+    velocity and offset are the means over the loops that hit it. Returns [32, 9] arrays."""
+    on = np.asarray(hits) > 0.5
+    count = on.sum(0)
+    share = count / max(on.shape[0], 1)
+    denom = np.maximum(count, 1)
+    vel = np.where(on, velocities, 0.0).sum(0) / denom
+    off = np.where(on, offsets, 0.0).sum(0) / denom
+    return share > 0.5, vel.astype(np.float32), off.astype(np.float32)
+
+
+def nearest_neighbours(train_grooves: np.ndarray, query_grooves: np.ndarray,
+                       chunk: int = 1024) -> np.ndarray:
+    """Index of the train groove closest (L2 over the flattened 32x3) to each query; [Q] int64.
+    Vectorised in chunks of queries: |q|^2 - 2 q.t + |t|^2 (|q|^2 does not change the argmin)."""
+    train = np.asarray(train_grooves, np.float64).reshape(len(train_grooves), -1)
+    query = np.asarray(query_grooves, np.float64).reshape(len(query_grooves), -1)
+    if len(train) == 0:
+        raise ValueError("nearest neighbour needs at least one train loop")
+    t2 = (train * train).sum(1)
+    out = np.empty(len(query), np.int64)
+    for start in range(0, len(query), chunk):
+        q = query[start:start + chunk]
+        d = t2[None, :] - 2.0 * (q @ train.T)
+        out[start:start + chunk] = np.argmin(d, axis=1)
+    return out
+
+
+# ---------------------------------------------------------------------------------- the model
+
+
+def predict_probs(runner: Any, grooves: np.ndarray, batch: int = 1, genre: int = 0,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hit probabilities, velocities and offsets [N, 32, 9] for grooves [N, 32, 3], with z = mu.
+
+    Uses the runner's batched calls when it has them, else its one-loop `encode`/`decode`.
+    batch=1 by default: dynamic int8 quantizes activations with one scale per call, so a batch of
+    loops gives slightly different int8 numbers (0.4 % of hit decisions on test) than the loop-by-
+    loop calls the firmware makes; single-threaded, batching is no faster anyway (~1 s for test)."""
+    g = np.asarray(grooves, np.float32)
+    outs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    batched = hasattr(runner, "encode_batch") and hasattr(runner, "decode_batch")
+    for start in range(0, len(g), batch):
+        part = g[start:start + batch]
+        if batched:
+            mu, _ = runner.encode_batch(part)
+            logits, vel, off = runner.decode_batch(mu, genre)
+        else:
+            res = [runner.decode(runner.encode(x)[0], genre) for x in part]
+            logits, vel, off = (np.stack([r[i] for r in res]) for i in range(3))
+        outs.append((np.asarray(logits, np.float32), np.asarray(vel, np.float32),
+                     np.asarray(off, np.float32)))
+    if not outs:
+        empty = np.zeros((0, STEPS, NUM_VOICES), np.float32)
+        return empty, empty.copy(), empty.copy()
+    logits, vel, off = (np.concatenate([o[i] for o in outs]) for i in range(3))
+    probs = 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))
+    return probs.astype(np.float32), vel, off
+
+
+def evaluate_model(runner: Any, loops: Any, thresholds: np.ndarray | None = None,
+                   ) -> dict[str, Any]:
+    """Metrics of a runner on Loops with z = mu and per-voice thresholds (default: the runner's)."""
+    th = np.asarray(runner.thresholds if thresholds is None else thresholds, np.float32)
+    probs, vel, off = predict_probs(runner, loops.groove)
+    return metrics(probs >= th, vel, off, loops.hits, loops.velocities, loops.offsets)
+
+
+def evaluate_baselines(train: Any, loops: Any) -> dict[str, dict[str, Any]]:
+    h, v, o = majority_pattern(train.hits, train.velocities, train.offsets)
+    n = len(loops)
+    rep = (n, 1, 1)
+    out = {"baseline_majority": metrics(np.tile(h, rep), np.tile(v, rep), np.tile(o, rep),
+                                        loops.hits, loops.velocities, loops.offsets)}
+    idx = nearest_neighbours(train.groove, loops.groove)
+    out["baseline_nearest"] = metrics(train.hits[idx], train.velocities[idx],
+                                      train.offsets[idx], loops.hits, loops.velocities,
+                                      loops.offsets)
+    return out
+
+
+# ---------------------------------------------------------------------------------- reporting
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.3f}"
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """Rows = metrics (per-voice F1 included), columns = models + the published reference."""
+    models = report["models"]
+    names = list(models)
+    published = {**PUBLISHED}
+    if report.get("split") != "test":
+        published = {k: None for k in PUBLISHED}
+        published["hit_f1"] = PUBLISHED_VALIDATION_F1 if report.get("split") == "validation" else None
+        published["per_voice_f1"] = {}
+    rows: list[tuple[str, list[Any], Any]] = []
+    labels = {"hit_precision": "hit precision", "hit_recall": "hit recall",
+              "hit_f1": "hit F1 (micro)", "velocity_mae": "velocity MAE (TP)",
+              "offset_mae": "offset MAE (TP)",
+              "cell_accuracy": "accuracy, all 288 cells (literature's)"}
+    for key in ("hit_precision", "hit_recall", "hit_f1"):
+        rows.append((labels[key], [models[m].get(key) for m in names], published.get(key)))
+    for voice in VOICE_NAMES:
+        rows.append((f"  F1 {voice}", [models[m]["per_voice_f1"].get(voice) for m in names],
+                     published["per_voice_f1"].get(voice)))
+    for key in ("velocity_mae", "offset_mae", "cell_accuracy"):
+        rows.append((labels[key], [models[m].get(key) for m in names], published.get(key)))
+    width = max(len(r[0]) for r in rows) + 2
+    col = max(12, *(len(n) + 2 for n in names))
+    head = (f"{report['split']} split, {report['loops']} loops".ljust(width)
+            + "".join(n.rjust(col) for n in names) + "published".rjust(col))
+    lines = [head, "-" * len(head)]
+    for label, values, pub in rows:
+        lines.append(label.ljust(width) + "".join(_fmt(v).rjust(col) for v in values)
+                     + _fmt(pub).rjust(col))
+    if report.get("split") == "test":
+        lines.append("")
+        lines.append("published: the released encoder-only GrooveTransformer (solar-shadow) on the "
+                     "authors' 2-bar cut of the test split; baselines there: majority F1 "
+                     f"{PUBLISHED_BASELINE_F1['baseline_majority']}, nearest neighbour "
+                     f"{PUBLISHED_BASELINE_F1['baseline_nearest']}.")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------- the CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--split", choices=("train", "validation", "test"), default="test",
+                        help="which official split to measure (default test)")
+    parser.add_argument("--model", metavar="MANIFEST", default=None,
+                        help="models/grooverack.json (default: the firmware's model)")
+    parser.add_argument("--gmd", metavar="PATH", default=None,
+                        help="groove-v1.0.0-midionly.zip (default ../shared/datasets/gmd/...)")
+    parser.add_argument("--cache-dir", metavar="DIR", default=None,
+                        help="loop cache folder (default <repo>/.cache/gmd)")
+    parser.add_argument("--json", metavar="FILE", default=None, help="write the report as JSON")
+    parser.add_argument("--variants", default=None,
+                        help="comma-separated model variants (default: every one the manifest has)")
+    parser.add_argument("--no-baselines", action="store_true", help="skip the two baselines")
+    parser.add_argument("--choose-thresholds", action="store_true",
+                        help="choose per-voice thresholds on --split validation and write them "
+                             "into the manifest (refused on test)")
+    parser.add_argument("--threshold-variant", default="int8",
+                        help="variant whose probabilities choose the thresholds (default int8, "
+                             "the one the firmware loads)")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _choose_and_write(args: argparse.Namespace, loops: Any, manifest_path: Path) -> int:
+    from grooverack.model.runner import ModelRunner
+    from grooverack.storage import atomic_write_text
+
+    runner = ModelRunner(manifest_path, args.threshold_variant)
+    probs, vel, off = predict_probs(runner, loops.groove)
+    before = metrics(probs >= runner.thresholds, vel, off, loops.hits, loops.velocities,
+                     loops.offsets)
+    th = choose_thresholds(probs, loops.hits)
+    after = metrics(probs >= th, vel, off, loops.hits, loops.velocities, loops.offsets)
+    # re-read right before writing: the manifest may have been re-exported meanwhile
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["thresholds"] = [round(float(x), 3) for x in th]
+    manifest["thresholds_chosen_on"] = {
+        "split": args.split, "variant": args.threshold_variant, "loops": len(loops),
+        "grid": [float(THRESHOLD_GRID[0]), float(THRESHOLD_GRID[-1]),
+                 float(round(THRESHOLD_GRID[1] - THRESHOLD_GRID[0], 3))],
+        "hit_f1": round(after["hit_f1"], 4),
+        "per_voice_f1": {k: round(v, 4) for k, v in after["per_voice_f1"].items()},
+    }
+    atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    print(f"thresholds chosen on {args.split} ({len(loops)} loops, variant "
+          f"{args.threshold_variant}) written to {manifest_path}")
+    for name, old, new in zip(VOICE_NAMES, runner.thresholds, th, strict=True):
+        print(f"  {name:<12}{old:>6.2f} -> {new:.2f}   F1 {after['per_voice_f1'][name]:.3f}")
+    print(f"hit F1 {before['hit_f1']:.4f} -> {after['hit_f1']:.4f}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from grooverack.model.runner import ModelError, ModelRunner, default_manifest_path
+    from grooverack.training import data
+
+    if args.choose_thresholds and args.split != "validation":
+        print(f"grooverack eval: refusing to choose thresholds on the {args.split} split; "
+              "thresholds are chosen on validation only (--split validation)", file=sys.stderr)
+        return 2
+    manifest_path = Path(args.model) if args.model else default_manifest_path()
+    try:
+        splits = data.load_splits(args.gmd, args.cache_dir)
+    except data.DataError as exc:
+        print(f"grooverack eval: {exc}", file=sys.stderr)
+        return 2
+    loops = splits[args.split]
+    try:
+        if args.choose_thresholds:
+            return _choose_and_write(args, loops, manifest_path)
+        from grooverack.model.runner import load_manifest
+
+        manifest = load_manifest(manifest_path)
+        variants = (args.variants.split(",") if args.variants
+                    else [v for v in ("int8", "fp32") if v in manifest["variants"]]
+                    + [v for v in manifest["variants"] if v not in ("int8", "fp32")])
+        gmd = Path(args.gmd) if args.gmd else data.DEFAULT_GMD_ZIP
+        want = manifest.get("data_hash", "")
+        if want and want != "random-init" and want != data.data_hash(gmd):
+            log.warning("%s: data_hash %s... differs from this dataset's %s... (trained on other "
+                        "data or another pipeline version)", manifest_path, want[:12],
+                        data.data_hash(gmd)[:12])
+        if not manifest.get("trained", True):
+            log.warning("%s: an untrained (random-weight) model", manifest_path)
+        models: dict[str, Any] = {}
+        for variant in variants:
+            runner = ModelRunner(manifest_path, variant)
+            models[variant] = evaluate_model(runner, loops)
+            models[variant]["thresholds"] = [float(x) for x in runner.thresholds]
+    except ModelError as exc:
+        print(f"grooverack eval: {exc}", file=sys.stderr)
+        return 2
+    if not args.no_baselines:
+        models.update(evaluate_baselines(splits["train"], loops))
+    report = {"split": args.split, "loops": len(loops), "model": str(manifest_path),
+              "models": models,
+              "published": {"model": PUBLISHED, "baseline_f1": PUBLISHED_BASELINE_F1,
+                            "validation_f1": PUBLISHED_VALIDATION_F1}}
+    print(format_table(report))
+    if args.json:
+        from grooverack.storage import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(_jsonable(report), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
