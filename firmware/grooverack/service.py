@@ -1,0 +1,269 @@
+"""Running as a systemd service: readiness, watchdog, real-time priority, clean shutdown.
+
+- `sd_notify` without extra dependencies: a datagram to `$NOTIFY_SOCKET` (a path, or `@name` for
+  the abstract namespace). Outside systemd (no socket) every call is a no-op.
+- READY=1 once the hardware is up; STATUS= lines a person sees in `systemctl status`.
+- WATCHDOG=1 only while every watched part proves it is alive: the real-time loop beats, the
+  generator beats or answers its probe. A stuck part stops the pings and systemd restarts the
+  service (`WatchdogSec=`, `Restart=always`).
+- SCHED_FIFO for the real-time thread when the limits allow it (`LimitRTPRIO=`), said in the log
+  either way; memory locked when `LimitMEMLOCK=` allows it.
+- SIGTERM / SIGINT: the first asks the loop to stop (`service.stopping`), the loop then calls
+  `shutdown()`: outputs to 0 V, state saved, STOPPING=1, exit status 0. A second signal while the
+  loop does not react runs the shutdown from the handler.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+RT_PRIORITY = 80           # below the kernel's IRQ threads (50 on PREEMPT_RT are below, 99 above)
+DEFAULT_STALE_S = 2.0      # a part that has not beaten for this long is stuck
+
+
+def notify_address(value: str | None = None) -> str | None:
+    """The socket address from `$NOTIFY_SOCKET` (abstract namespace for a leading '@')."""
+    value = os.environ.get("NOTIFY_SOCKET") if value is None else value
+    if not value:
+        return None
+    if value.startswith("@"):
+        return "\0" + value[1:]
+    if value.startswith("/"):
+        return value
+    log.warning("NOTIFY_SOCKET=%r is neither a path nor @abstract: notifications off", value)
+    return None
+
+
+def watchdog_interval() -> float | None:
+    """Half of systemd's `WatchdogSec` (from `$WATCHDOG_USEC`), when it is meant for us."""
+    usec = os.environ.get("WATCHDOG_USEC", "")
+    pid = os.environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0:
+        return None
+    if pid and pid != str(os.getpid()):
+        return None
+    return int(usec) / 1e6 / 2
+
+
+class Notifier:
+    """sd_notify over an AF_UNIX datagram socket."""
+
+    def __init__(self, address: str | None = None) -> None:
+        self.address = notify_address(address)
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._failed = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.address is not None
+
+    def send(self, **fields: Any) -> bool:
+        """`send(READY=1, STATUS="...")`; True when systemd got it, False outside systemd."""
+        if self.address is None:
+            return False
+        text = "\n".join(f"{k}={str(v).replace(chr(10), ' ')}" for k, v in fields.items())
+        with self._lock:
+            try:
+                if self._sock is None:
+                    self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                self._sock.sendto(text.encode("utf-8"), self.address)
+            except OSError as exc:
+                if not self._failed:  # log once per burst of failures
+                    log.warning("sd_notify to %r failed: %s", self.address.lstrip("\0"), exc)
+                self._failed = True
+                if self._sock is not None:
+                    self._sock.close()
+                    self._sock = None
+                return False
+        if self._failed:
+            log.info("sd_notify to %r works again", self.address.lstrip("\0"))
+            self._failed = False
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+
+
+class Service:
+    """Readiness, watchdog and shutdown of one grooverack process."""
+
+    def __init__(self, *, notifier: Notifier | None = None, interval: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.notifier = notifier or Notifier()
+        self.interval = interval if interval is not None else watchdog_interval()
+        self.clock = clock
+        self._beats: dict[str, tuple[float, float]] = {}  # name -> (last beat, stale after s)
+        self._probes: dict[str, Callable[[], bool]] = {}
+        self._stale_reported: set[str] = set()
+        self._last_ping = -1e300
+        self._callbacks: list[Callable[[], Any]] = []
+        self.stop_event = threading.Event()
+        self._shutdown_done = False
+        self._thread: threading.Thread | None = None
+        self._previous: dict[int, Any] = {}
+
+    # --- liveness
+
+    def watch(self, name: str, stale_after: float = DEFAULT_STALE_S) -> None:
+        """Expect `beat(name)` at least every `stale_after` seconds from now on."""
+        self._beats[name] = (self.clock(), stale_after)
+
+    def watch_probe(self, name: str, probe: Callable[[], bool]) -> None:
+        """A part that says itself whether it is alive (e.g. the generator's heartbeat check)."""
+        self._probes[name] = probe
+
+    def beat(self, name: str) -> None:
+        stale = self._beats.get(name, (0.0, DEFAULT_STALE_S))[1]
+        self._beats[name] = (self.clock(), stale)
+
+    def stale(self) -> list[str]:
+        """Names of the watched parts that are not alive now."""
+        now = self.clock()
+        out = [n for n, (t, limit) in self._beats.items() if now - t > limit]
+        for name, probe in self._probes.items():
+            try:
+                if not probe():
+                    out.append(name)
+            except Exception as exc:  # a probe that raises is a part that is not alive
+                log.debug("probe %s raised %r", name, exc)
+                out.append(name)
+        return out
+
+    def tick(self) -> bool:
+        """Ping the watchdog when due and every part is alive; True when a ping went out.
+
+        Call it from any thread often enough (the watchdog thread does it every interval/4)."""
+        stale = self.stale()
+        for name in sorted(set(stale) - self._stale_reported):
+            log.error("%s is not alive: watchdog pings stop (systemd restarts the service)", name)
+            self.notifier.send(STATUS=f"{name} stalled")
+        for name in sorted(self._stale_reported - set(stale)):
+            log.warning("%s is alive again", name)
+        self._stale_reported = set(stale)
+        if stale or self.interval is None:
+            return False
+        now = self.clock()
+        if now - self._last_ping < self.interval:
+            return False
+        self._last_ping = now
+        return self.notifier.send(WATCHDOG=1)
+
+    def start_watchdog(self) -> None:
+        """A daemon thread that calls `tick()`; it pings only while the watched parts beat."""
+        if self.interval is None or self._thread is not None:
+            return
+        period = self.interval / 4
+
+        def loop() -> None:
+            while not self.stop_event.wait(period):
+                self.tick()
+
+        self._thread = threading.Thread(target=loop, name="grooverack-watchdog", daemon=True)
+        self._thread.start()
+
+    # --- systemd states
+
+    def ready(self, status: str = "") -> None:
+        """The hardware is up: READY=1 (and start the watchdog pings)."""
+        fields: dict[str, Any] = {"READY": 1}
+        if status:
+            fields["STATUS"] = status
+        self.notifier.send(**fields)
+        log.info("ready%s", f": {status}" if status else "")
+        self.start_watchdog()
+
+    def status(self, text: str) -> None:
+        self.notifier.send(STATUS=text)
+
+    # --- real time
+
+    def realtime(self, priority: int = RT_PRIORITY) -> bool:
+        """SCHED_FIFO for the calling thread when permitted; logs which it got."""
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+        except (PermissionError, OSError, AttributeError) as exc:
+            log.warning("real-time priority (SCHED_FIFO %d) not permitted: %s; running with normal "
+                        "priority (the service unit's LimitRTPRIO= allows it)", priority,
+                        getattr(exc, "strerror", None) or exc)
+            return False
+        log.info("real-time thread runs SCHED_FIFO priority %d", priority)
+        return True
+
+    @staticmethod
+    def lock_memory() -> bool:
+        """mlockall so that the real-time loop never waits for a page; logs when not permitted."""
+        name = ctypes.util.find_library("c")
+        if not name:
+            return False
+        libc = ctypes.CDLL(name, use_errno=True)
+        mcl_current, mcl_future = 1, 2
+        if libc.mlockall(mcl_current | mcl_future) != 0:
+            log.warning("memory not locked (mlockall: %s); LimitMEMLOCK=infinity allows it",
+                        os.strerror(ctypes.get_errno()))
+            return False
+        log.info("memory locked")
+        return True
+
+    # --- shutdown
+
+    def on_shutdown(self, callback: Callable[[], Any]) -> None:
+        """Run at shutdown in registration order (outputs to 0 V first, then state saving)."""
+        self._callbacks.append(callback)
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_event.is_set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT set `stopping`; a second one while the loop has not reacted shuts down
+        from the handler. Call from the main thread."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if not self.stop_event.is_set():
+            log.info("%s: stopping", name)
+            self.stop_event.set()
+            self.notifier.send(STOPPING=1, STATUS=f"stopping ({name})")
+            return
+        log.warning("%s again: shutting down now", name)
+        self.shutdown()
+        raise SystemExit(0)
+
+    def shutdown(self) -> int:
+        """Run the shutdown callbacks once (each one's failure logged, the rest still run);
+        returns the exit status 0."""
+        if self._shutdown_done:
+            return 0
+        self._shutdown_done = True
+        self.stop_event.set()
+        self.notifier.send(STOPPING=1)
+        for callback in self._callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("shutdown step %s failed", getattr(callback, "__name__", callback))
+        self.notifier.close()
+        return 0
+
+    def restore_signal_handlers(self) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous.clear()
