@@ -105,7 +105,7 @@ class ModelRunner:
     """Runs the encoder (groove -> latent) and decoder (latent [+ genre] -> pattern logits).
 
     `encode`/`decode` take one item (what the engine needs); `encode_batch`/`decode_batch` take a
-    leading batch axis (what evaluation needs). onnxruntime runs single-threaded and sequential:
+    leading batch axis (what evaluation needs) and give the same numbers as item by item. onnxruntime runs single-threaded and sequential:
     a predictable latency on a Pi matters more than throughput.
     """
 
@@ -131,6 +131,11 @@ class ModelRunner:
         self._encoder = self._open(self.encoder_path, "encoder", verify_hashes)
         self._decoder = self._open(self.decoder_path, "decoder", verify_hashes)
         self._check_io()
+        # Dynamic int8 quantizes activations with one scale per call: a batch would then be
+        # computed with other scales than the single items the firmware runs. Run such a model
+        # item by item so that evaluation measures exactly what plays.
+        self.per_item = any(_metadata(s).get("quantization") == "dynamic"
+                            for s in (self._encoder, self._decoder))
 
     # --- loading -------------------------------------------------------------------------
     def _open(self, path: Path, role: str, verify_hash: bool) -> Any:
@@ -192,6 +197,9 @@ class ModelRunner:
         g = np.ascontiguousarray(grooves, dtype=np.float32)
         if g.ndim != 3 or g.shape[1:] != (STEPS, 3):
             raise ValueError(f"groove batch must be [B, {STEPS}, 3], got {list(g.shape)}")
+        if self.per_item and len(g) > 1:
+            parts = [self._encoder.run(None, {"groove": g[i:i + 1]}) for i in range(len(g))]
+            return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
         mu, logvar = self._encoder.run(None, {"groove": g})
         return mu, logvar
 
@@ -216,6 +224,10 @@ class ModelRunner:
             if g.min(initial=0) < 0 or g.max(initial=0) >= len(self.genres):
                 raise ValueError(f"genre index out of range 0..{len(self.genres) - 1}: {g.tolist()}")
             feeds["genre"] = np.ascontiguousarray(g)
+        if self.per_item and len(zz) > 1:
+            parts = [self._decoder.run(None, {k: v[i:i + 1] for k, v in feeds.items()})
+                     for i in range(len(zz))]
+            return tuple(np.concatenate([p[j] for p in parts]) for j in range(3))  # type: ignore[return-value]
         hit_logits, velocities, offsets = self._decoder.run(None, feeds)
         return hit_logits, velocities, offsets
 

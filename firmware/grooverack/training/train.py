@@ -1,0 +1,315 @@
+"""`grooverack train --gmd PATH --out DIR`: train the GrooveTransformer VAE on the CPU.
+
+Recipe (facts in ../shared/reference/groovetransformer.md):
+- hits: BCE with a per-voice positive weight (rare voices - toms, crash, open hat - weigh more);
+- velocities and offsets: MSE on the true hits, silent cells down-weighted (SILENT_WEIGHT);
+- KL with cyclical beta annealing (each cycle: beta rises 0 -> beta_max over the first half);
+- groove input: velocity and offset channel dropout; bar swap (roll 16 steps) of input and target;
+- optional genre conditioning (GMD style + 1; index 0 = "any"), dropped to "any" at genre_dropout
+  so the unconditioned module works;
+- early stopping on validation hit F1 (per-voice thresholds chosen on validation, z = mu).
+
+Seeded and reproducible: the data order, augmentation and dropout of epoch e come from generators
+seeded by (seed, e), so a resumed run continues exactly where an uninterrupted one would be.
+Checkpoints: DIR/last.pt every epoch (resume), DIR/best.pt at the best validation F1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grooverack.voices import NUM_VOICES, STEPS_PER_BAR
+
+SILENT_WEIGHT = 0.1
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 45
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 300
+    beta_max: float = 0.2
+    beta_cycle_epochs: int = 10
+    vel_dropout: float = 0.2  # per loop: the groove's velocity channel replaced by a constant
+    off_dropout: float = 0.2  # per loop: the groove's offsets zeroed (a quantized input)
+    bar_swap: float = 0.5  # per loop: roll input and target by one bar
+    genre_dropout: float = 0.3  # per loop: genre -> "any"
+    pos_weight_max: float = 8.0
+    patience: int = 15  # epochs without a better validation F1 before stopping (> 1 beta cycle)
+    seed: int = 1234
+    genres: bool = True
+
+
+# --- metrics (numpy) ---------------------------------------------------------------------------
+def best_thresholds(probs: np.ndarray, hits: np.ndarray,
+                    grid: np.ndarray | None = None) -> np.ndarray:
+    """Per-voice threshold maximizing that voice's F1 on the given (validation) loops."""
+    grid = np.linspace(0.05, 0.95, 37) if grid is None else grid
+    p = probs.reshape(-1, NUM_VOICES)
+    t = hits.reshape(-1, NUM_VOICES) > 0.5
+    out = np.full(NUM_VOICES, 0.5, dtype=np.float32)
+    for v in range(NUM_VOICES):
+        pred = p[:, v][None, :] >= grid[:, None]
+        tp = (pred & t[:, v]).sum(1)
+        f1 = 2 * tp / np.maximum(1, pred.sum(1) + t[:, v].sum())
+        out[v] = grid[int(np.argmax(f1))]
+    return out
+
+
+def hit_f1(probs: np.ndarray, hits: np.ndarray, thresholds: np.ndarray | float) -> float:
+    pred = probs >= np.asarray(thresholds)
+    t = hits > 0.5
+    tp = float(np.sum(pred & t))
+    return 2 * tp / max(1.0, float(pred.sum() + t.sum()))
+
+
+# --- the loop ----------------------------------------------------------------------------------
+def positive_weights(hits: np.ndarray, cap: float) -> np.ndarray:
+    """sqrt(negatives / positives) per voice, clipped to [1, cap]: rare voices weigh more without
+    drowning the common ones."""
+    p = hits.reshape(-1, NUM_VOICES).mean(0).clip(1e-4, 1.0)
+    return np.clip(np.sqrt((1 - p) / p), 1.0, cap).astype(np.float32)
+
+
+def beta_at(epoch_float: float, cfg: TrainConfig) -> float:
+    phase = (epoch_float % cfg.beta_cycle_epochs) / cfg.beta_cycle_epochs
+    return cfg.beta_max * min(1.0, 2.0 * phase + 1e-9)
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def augment(batch: dict[str, Any], cfg: TrainConfig, gen: Any, n_genres: int) -> dict[str, Any]:
+    import torch
+
+    b = batch["groove"].shape[0]
+    swap = torch.rand(b, generator=gen) < cfg.bar_swap
+    out = {}
+    for key in ("groove", "hits", "velocities", "offsets"):
+        x = batch[key]
+        out[key] = torch.where(swap[:, None, None], torch.roll(x, STEPS_PER_BAR, dims=1), x)
+    g = out["groove"].clone()
+    vel_drop = torch.rand(b, generator=gen) < cfg.vel_dropout
+    const = 0.4 + 0.5 * torch.rand(b, generator=gen)  # a flat velocity, as a gate-only input gives
+    g[..., 1] = torch.where(vel_drop[:, None], g[..., 0] * const[:, None], g[..., 1])
+    off_drop = torch.rand(b, generator=gen) < cfg.off_dropout
+    g[..., 2] = torch.where(off_drop[:, None], torch.zeros_like(g[..., 2]), g[..., 2])
+    out["groove"] = g
+    if n_genres:
+        keep = torch.rand(b, generator=gen) >= cfg.genre_dropout
+        out["genre"] = torch.where(keep, batch["style"] + 1, torch.zeros_like(batch["style"]))
+    else:
+        out["genre"] = None
+    return out
+
+
+def losses(model: Any, batch: dict[str, Any], pos_weight: Any) -> dict[str, Any]:
+    import torch
+    from torch.nn import functional as F
+
+    hit_logits, vel, off, mu, logvar = model(batch["groove"], batch["genre"], sample=True)
+    hits = batch["hits"]
+    cell = torch.where(hits > 0.5, torch.ones_like(hits), torch.full_like(hits, SILENT_WEIGHT))
+    bce = F.binary_cross_entropy_with_logits(hit_logits, hits, pos_weight=pos_weight,
+                                             reduction="none").sum((1, 2)).mean()
+    vel_l = (cell * (vel - batch["velocities"]) ** 2).sum((1, 2)).mean()
+    off_l = (cell * (off - batch["offsets"]) ** 2).sum((1, 2)).mean()
+    kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(1).mean()
+    return {"hit": bce, "vel": vel_l, "off": off_l, "kl": kl}
+
+
+def predict_probs(model: Any, grooves: np.ndarray, genre: int = 0, batch: int = 512) -> np.ndarray:
+    """Hit probabilities with z = mu (validation/evaluation)."""
+    import torch
+
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(grooves), batch):
+            g = torch.from_numpy(grooves[i:i + batch])
+            genres = torch.full((len(g),), genre, dtype=torch.long) if model.cfg.n_genres else None
+            h, *_ = model(g, genres, sample=False)
+            out.append(torch.sigmoid(h).numpy())
+    return np.concatenate(out) if out else np.zeros((0, 32, NUM_VOICES), np.float32)
+
+
+def validate(model: Any, val: Any) -> dict[str, float]:
+    probs = predict_probs(model, val.groove)
+    th = best_thresholds(probs, val.hits)
+    return {"val_f1": hit_f1(probs, val.hits, th), "val_f1_at_0.5": hit_f1(probs, val.hits, 0.5)}
+
+
+def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_overrides=None,
+          genres: list[str] | None = None, data_hash: str = "", resume: bool = False,
+          max_steps: int | None = None, progress: bool = True, threads: int = 2,
+          args_record: dict | None = None) -> dict[str, Any]:
+    """Train on splits["train"], validate on splits["validation"]; returns the summary."""
+    import torch
+    from tqdm import tqdm
+
+    from grooverack.training.vae import GrooveVAE, VAEConfig, count_parameters
+
+    torch.set_num_threads(threads)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train_set, val = splits["train"], splits["validation"]
+    genres = list(genres or []) if tcfg.genres else []
+    cfg = VAEConfig(n_genres=len(genres), **(model_overrides or {}))
+    torch.manual_seed(tcfg.seed)
+    model = GrooveVAE(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    pos_weight = torch.from_numpy(positive_weights(train_set.hits, tcfg.pos_weight_max))
+    n = len(train_set)
+    steps_per_epoch = max(1, n // tcfg.batch_size)
+    total_steps = steps_per_epoch * tcfg.epochs
+    state = {"epoch": 0, "step": 0, "best_f1": -1.0, "best_epoch": -1, "history": []}
+    last, best = out_dir / "last.pt", out_dir / "best.pt"
+    if resume and last.is_file():
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+        if VAEConfig.from_dict(ckpt["config"]) != cfg:
+            raise SystemExit(f"train: {last} was made with another model configuration")
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        state = {k: ckpt[k] for k in state}
+        print(f"resuming {last} after epoch {state['epoch']}", file=sys.stderr)
+    elif resume:
+        print(f"train: nothing to resume in {out_dir}; starting fresh", file=sys.stderr)
+
+    arrays = {k: torch.from_numpy(np.ascontiguousarray(getattr(train_set, k)))
+              for k in ("groove", "hits", "velocities", "offsets")}
+    arrays["style"] = torch.from_numpy(np.asarray(train_set.style, dtype=np.int64))
+    print(f"model: encoder {count_parameters(model.encoder):,} + decoder "
+          f"{count_parameters(model.decoder):,} parameters; {n} train loops, {len(val)} validation;"
+          f" {steps_per_epoch} steps/epoch", file=sys.stderr)
+
+    def save(path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        torch.save({"config": cfg.to_dict(), "model": model.state_dict(),
+                    "optimizer": opt.state_dict(), "genres": genres, "data_hash": data_hash,
+                    "train_config": tcfg.__dict__, "args": args_record or {}, "seed": tcfg.seed,
+                    **state}, tmp)
+        os.replace(tmp, path)
+
+    stopped = False
+    for epoch in range(state["epoch"], tcfg.epochs):
+        model.train()
+        torch.manual_seed(tcfg.seed * 1000 + epoch)  # dropout + reparameterization noise
+        gen = torch.Generator().manual_seed(tcfg.seed * 1000 + epoch + 1)
+        order = np.random.default_rng([tcfg.seed, epoch]).permutation(n)
+        t0 = time.perf_counter()
+        sums = {"hit": 0.0, "vel": 0.0, "off": 0.0, "kl": 0.0}
+        done = 0
+        beta = beta_at(epoch, tcfg)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{tcfg.epochs}",
+                   disable=not progress, leave=False, file=sys.stderr, mininterval=2.0)
+        for i in bar:
+            if max_steps is not None and state["step"] >= max_steps:
+                break
+            idx = torch.from_numpy(order[i * tcfg.batch_size:(i + 1) * tcfg.batch_size])
+            batch = augment({k: v[idx] for k, v in arrays.items()}, tcfg, gen, len(genres))
+            beta = beta_at(epoch + i / steps_per_epoch, tcfg)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(state["step"], total_steps, tcfg)
+            parts = losses(model, batch, pos_weight)
+            loss = parts["hit"] + parts["vel"] + parts["off"] + beta * parts["kl"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            state["step"] += 1
+            done += 1
+            for k in sums:
+                sums[k] += float(parts[k])
+            if i % 20 == 0:
+                bar.set_postfix(hit=f"{float(parts['hit']):.2f}", vel=f"{float(parts['vel']):.3f}",
+                                off=f"{float(parts['off']):.3f}", kl=f"{float(parts['kl']):.1f}",
+                                beta=f"{beta:.2f}")
+        metrics = validate(model, val)
+        record = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 1),
+                  **{k: round(v / max(1, done), 4) for k, v in sums.items()},
+                  **{k: round(v, 4) for k, v in metrics.items()}, "beta": round(beta, 3)}
+        state["history"].append(record)
+        state["epoch"] = epoch + 1
+        # only epochs spent wholly at beta_max compete for best.pt: an epoch early in a beta
+        # cycle reconstructs well but leaves a latent space that random latents A/B miss
+        plateau = beta_at(epoch, tcfg) >= tcfg.beta_max - 1e-9 or tcfg.beta_max == 0
+        improved = plateau and metrics["val_f1"] > state["best_f1"]
+        if improved:
+            state["best_f1"], state["best_epoch"] = metrics["val_f1"], epoch + 1
+        save(last)
+        if improved:
+            save(best)
+        print(f"epoch {epoch + 1}/{tcfg.epochs}: hit {record['hit']:.2f} vel {record['vel']:.3f} "
+              f"off {record['off']:.3f} kl {record['kl']:.1f} | val F1 {metrics['val_f1']:.4f} "
+              f"(@0.5 {metrics['val_f1_at_0.5']:.4f}) best {state['best_f1']:.4f} "
+              f"@{state['best_epoch']} | {record['seconds']:.0f} s", file=sys.stderr, flush=True)
+        with open(out_dir / "history.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        if max_steps is not None and state["step"] >= max_steps:
+            break
+        if epoch + 1 - state["best_epoch"] >= tcfg.patience:
+            print(f"early stop: no better validation F1 for {tcfg.patience} epochs",
+                  file=sys.stderr)
+            stopped = True
+            break
+    return {"best_f1": state["best_f1"], "best_epoch": state["best_epoch"],
+            "epochs": state["epoch"], "early_stopped": stopped, "best": str(best)}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    parser.add_argument("--gmd", default=None, help="Groove MIDI Dataset zip (default: shared/)")
+    parser.add_argument("--out", default="runs/train", help="checkpoint folder (default runs/train)")
+    parser.add_argument("--epochs", type=int, default=d.epochs,
+                        help=f"epochs (default {d.epochs}: about one hour on 2 idle cores)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--lr", type=float, default=d.lr)
+    parser.add_argument("--beta-max", type=float, default=d.beta_max)
+    parser.add_argument("--patience", type=int, default=d.patience)
+    parser.add_argument("--no-genres", action="store_true", help="train without genre conditioning")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--model", metavar="KEY=VALUE", action="append", default=[],
+                        help="override a VAEConfig field, e.g. enc_layers=2 (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from grooverack.training import data
+
+    tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                       beta_max=args.beta_max, patience=args.patience, seed=args.seed,
+                       genres=not args.no_genres)
+    overrides: dict[str, Any] = {}
+    for item in args.model:
+        key, _, value = item.partition("=")
+        overrides[key] = float(value) if "." in value else int(value)
+    try:
+        splits = data.load_splits(args.gmd)
+    except data.DataError as exc:
+        print(f"train: {exc}", file=sys.stderr)
+        return 2
+    gmd = Path(args.gmd) if args.gmd else data.DEFAULT_GMD_ZIP
+    record = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+    summary = train(splits, Path(args.out), tcfg, model_overrides=overrides,
+                    genres=["any", *data.STYLES], data_hash=data.data_hash(gmd),
+                    resume=args.resume, progress=not args.no_progress, threads=args.threads,
+                    args_record=record)
+    print(json.dumps(summary))
+    return 0
