@@ -1,0 +1,93 @@
+"""GPIO pins through the `RPi.GPIO` API (RPi.GPIO on Pi <= 4, rpi-lgpio on Pi 5, or the emulator).
+
+Inputs report edges with a timestamp taken first thing in the callback (the earliest the API
+allows: RPi.GPIO does not pass the kernel's timestamp) together with the level read right after.
+Outputs are plain push-pull pins (triggers, clock out, LEDs) driven through buffers on the board.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+PULLS = ("off", "up", "down")
+EDGES = ("rising", "falling", "both")
+
+
+def open_rpi_gpio() -> Any:
+    """The real `RPi.GPIO` module (rpi-lgpio provides the same name on a Pi 5)."""
+    try:
+        import RPi.GPIO as GPIO  # noqa: N814
+    except ImportError as exc:
+        raise OSError(f"RPi.GPIO is not importable ({exc}); on a Pi install python3-rpi.gpio or, "
+                      "on a Pi 5, rpi-lgpio") from None
+    return GPIO
+
+
+class GPIOPins:
+    """The board's pins in BCM numbering; `clock` is the back end's timeline."""
+
+    def __init__(self, gpio: Any, clock: Callable[[], float] = time.monotonic) -> None:
+        self.gpio, self.clock = gpio, clock
+        gpio.setwarnings(False)
+        gpio.setmode(gpio.BCM)
+        self.inputs: list[int] = []
+        self.outputs: dict[int, int] = {}
+
+    def _pull(self, pull: str) -> int:
+        g = self.gpio
+        try:
+            return {"off": g.PUD_OFF, "up": g.PUD_UP, "down": g.PUD_DOWN}[pull]
+        except KeyError:
+            raise ValueError(f"pull {pull!r} not one of {PULLS}") from None
+
+    def add_input(self, pin: int, *, pull: str = "off", edge: str = "both",
+                  on_edge: Callable[[int, int, float], None] | None = None,
+                  bouncetime_ms: int | None = None) -> None:
+        """`on_edge(pin, level, t)`; `t` is read before anything else in the callback."""
+        g = self.gpio
+        g.setup(pin, g.IN, pull_up_down=self._pull(pull))
+        self.inputs.append(pin)
+        if on_edge is None:
+            return
+        try:
+            kind = {"rising": g.RISING, "falling": g.FALLING, "both": g.BOTH}[edge]
+        except KeyError:
+            raise ValueError(f"edge {edge!r} not one of {EDGES}") from None
+        clock, read = self.clock, g.input
+
+        def callback(channel: int) -> None:
+            t = clock()
+            on_edge(channel, read(channel), t)
+
+        if bouncetime_ms:
+            g.add_event_detect(pin, kind, callback=callback, bouncetime=bouncetime_ms)
+        else:
+            g.add_event_detect(pin, kind, callback=callback)
+
+    def add_output(self, pin: int, initial: int = 0) -> None:
+        g = self.gpio
+        g.setup(pin, g.OUT, initial=g.HIGH if initial else g.LOW)
+        self.outputs[pin] = int(bool(initial))
+
+    def read(self, pin: int) -> int:
+        return int(self.gpio.input(pin))
+
+    def write(self, pin: int, level: int) -> None:
+        level = int(bool(level))
+        self.gpio.output(pin, self.gpio.HIGH if level else self.gpio.LOW)
+        self.outputs[pin] = level
+
+    def all_low(self) -> None:
+        for pin in self.outputs:
+            self.write(pin, 0)
+
+    def close(self) -> None:
+        self.all_low()
+        for pin in self.inputs:
+            try:
+                self.gpio.remove_event_detect(pin)
+            except (RuntimeError, ValueError):
+                pass
+        self.gpio.cleanup()
