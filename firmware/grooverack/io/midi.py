@@ -1,0 +1,555 @@
+"""MIDI back end (python-rtmidi): notes, clock and CCs in; the player's events out as notes.
+
+Threads, as the back-end contract wants them:
+- rtmidi's own input thread only stamps the bytes and posts them to one queue;
+- the engine loop (one thread) drains that queue into engine calls (onsets, clock, transport,
+  controls), calls `engine.advance(now + LOOKAHEAD)` and hands each event to the output, which
+  turns it into timed messages; once a second it looks for ports that went away or came back;
+- the sender (one thread) sleeps, then spins, to each message's time and sends it.
+Generation runs in the engine's own worker (`Engine(threaded=True)`), never in these threads.
+
+The timeline is `time.monotonic()`. Output messages leave at the time the player scheduled,
+micro-timing included: the same events the CV outputs would play.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import queue
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from grooverack.config import CONTROLS, SCHEMA, ConfigError, Settings
+from grooverack.io.midiparse import (
+    ControlChange,
+    MidiParser,
+    NoteOff,
+    NoteOn,
+    Realtime,
+    SongPosition,
+    decode,
+)
+from grooverack.voices import VOICE_GM_NOTES
+
+log = logging.getLogger(__name__)
+
+CLIENT_NAME = "grooverack"
+VIRTUAL_IN = "grooverack in"
+VIRTUAL_OUT = "grooverack out"
+LOOKAHEAD = 0.02  # s: events are taken from the player this far ahead of their time
+POLL = 0.002  # s: the engine loop looks at its inbox and the player at least this often
+SPIN = 0.0015  # s: the sender sleeps until this long before a message, then spins
+PORT_CHECK = 1.0  # s between looks for ports that went away or came back
+
+# Board `[midi]` keys: the same names as the config keys `midi.<key>`.
+BOARD_KEYS = ("api", "input_port", "output_port", "input_channel", "velocity_source", "profile",
+              "channel", "poly2_note", "clock_out")
+
+
+def _rtmidi():
+    import rtmidi  # desktop extra; imported here so `grooverack --help` never needs it
+
+    return rtmidi
+
+
+def api_id(name: str) -> int:
+    rtmidi = _rtmidi()
+    return {"default": rtmidi.API_UNSPECIFIED, "alsa": rtmidi.API_LINUX_ALSA,
+            "jack": rtmidi.API_UNIX_JACK}[name]
+
+
+# --- options: config keys over the board's [midi] table
+
+@dataclass(frozen=True)
+class MidiOptions:
+    api: str = "default"
+    input_port: str = ""
+    output_port: str = ""
+    input_channel: int = 0  # 0 = any, else 1..16
+    velocity_source: str = "velocity"
+    profile: str = "poly2"
+    channel: int = 0
+    poly2_note: int = 36
+    clock_out: bool = False
+    notes: tuple[tuple[int, int], ...] = ()  # custom profile: (channel 1..16 or 0, note) per output
+    cc: Mapping[int, str] = field(default_factory=dict)  # CC number -> control name
+
+
+def midi_options(settings: Settings, board: Any = None) -> MidiOptions:
+    """The effective MIDI options: a config key set away from its default wins over the board's
+    `[midi]` table, which wins over the default. Unknown board keys are refused."""
+    table = dict(board.data.get("midi", {})) if board is not None else {}
+    where = str(getattr(board, "path", None) or getattr(board, "name", "board"))
+    for key in table:
+        if key not in BOARD_KEYS:
+            raise ConfigError(f"board {where}: unknown key 'midi.{key}'; allowed: "
+                              + ", ".join(BOARD_KEYS))
+    values = {}
+    for key in BOARD_KEYS:
+        name = f"midi.{key}"
+        value = settings[name]
+        if value == SCHEMA[name].default and key in table:
+            value = SCHEMA[name].validate(table[key], f"{where} [midi]")
+        values[key] = value
+    notes = tuple((settings[f"midi.note_channel.{n}"], settings[f"midi.note.{n}"])
+                  for n in range(1, 17))
+    cc: dict[int, str] = {}
+    for control in CONTROLS:
+        number = settings[f"midi.cc.{control}"]
+        if number:
+            if number in cc:
+                raise ConfigError(f"config keys midi.cc.{cc[number]} and midi.cc.{control} both "
+                                  f"use CC {number}; allowed: one control per CC")
+            cc[number] = control
+    return MidiOptions(notes=notes, cc=cc, **values)
+
+
+# --- input: messages -> engine calls
+
+class MidiInputHandler:
+    """Turns complete MIDI messages into engine calls (on the engine loop's thread)."""
+
+    def __init__(self, engine: Any, options: MidiOptions) -> None:
+        self.engine = engine
+        self.options = options
+        self.parser = MidiParser()
+        self.counts: dict[str, int] = {}
+
+    def feed(self, t: float, data: bytes) -> None:
+        for msg in self.parser.iter_feed(data):
+            self.handle(t, msg)
+
+    def handle(self, t: float, msg: bytes) -> None:
+        event = decode(msg)
+        eng, opts = self.engine, self.options
+        if isinstance(event, Realtime):
+            self._count(event.kind)
+            if event.kind == "clock":
+                eng.midi_clock(t)
+            elif event.kind == "start":
+                eng.start(t)
+            elif event.kind == "stop":
+                eng.stop(t)
+            elif event.kind == "continue":
+                eng.continue_(t)
+            return
+        if isinstance(event, SongPosition):
+            self._count("song_position")
+            eng.song_position(t, event.sixteenths)
+            return
+        if not isinstance(event, NoteOn | NoteOff | ControlChange):
+            return
+        if opts.input_channel and event.channel != opts.input_channel - 1:
+            return
+        if isinstance(event, NoteOn):
+            self._count("note")
+            if opts.velocity_source == "pitch":  # note number as 1 V/oct pitch, C4 (60) = 0 V
+                eng.onset(t, pitch_volts=(event.note - 60) / 12.0)
+            else:
+                eng.onset(t, velocity=event.velocity / 127.0)
+        elif isinstance(event, ControlChange):
+            control = opts.cc.get(event.control)
+            if control is not None:
+                self._count("cc")
+                key = SCHEMA[control]
+                low = 0.0 if key.low is None else key.low
+                high = 1.0 if key.high is None else key.high
+                eng.set_control(control, low + (high - low) * event.value / 127.0)
+
+    def _count(self, kind: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+
+
+# --- output: player events -> timed messages
+
+class OutputMap:
+    """Which note and channel each output plays, per profile."""
+
+    def __init__(self, options: MidiOptions) -> None:
+        self.options = options
+
+    def note(self, output: int, voice: int) -> tuple[int, int]:
+        """(channel 0..15, note) for an output index (0-based) and the voice that fired it."""
+        o = self.options
+        if o.profile == "gm":
+            return (o.channel or 10) - 1, VOICE_GM_NOTES[voice]
+        if o.profile == "custom":
+            channel, note = o.notes[output]
+            return (channel or o.channel or 1) - 1, note
+        return (o.channel or 1) - 1, min(127, o.poly2_note + output)
+
+
+@dataclass(order=True)
+class Scheduled:
+    time: float
+    seq: int
+    data: bytes = field(compare=False)
+
+
+class MidiSender:
+    """Sends messages at their times from one thread; records when each really left."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, log_size: int = 100_000):
+        self.clock = clock
+        self.port: Any = None  # an open rtmidi.MidiOut, or None while the port is away
+        self._heap: list[Scheduled] = []
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self.sent: deque[tuple[float, float, bytes]] = deque(maxlen=log_size)  # (due, sent, msg)
+
+    def schedule(self, t: float, data: bytes) -> None:
+        item = Scheduled(t, next(self._seq), data)
+        with self._cond:
+            heapq.heappush(self._heap, item)
+            if self._heap[0] is item:  # earlier than what the sender waits for
+                self._cond.notify()
+
+    def start(self) -> None:
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="grooverack-midi-send", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._running = False
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def flush(self) -> None:
+        """Send everything still queued now (at shutdown: no note left hanging)."""
+        with self._cond:
+            items, self._heap = sorted(self._heap), []
+        for item in items:
+            self._send(item)
+
+    def _run(self) -> None:
+        clock = self.clock
+        while True:
+            with self._cond:
+                while self._running:
+                    if self._heap:
+                        wait = self._heap[0].time - clock() - SPIN
+                        if wait <= 0:
+                            break
+                        self._cond.wait(wait)
+                    else:
+                        self._cond.wait()
+                if not self._running:
+                    return
+                item = heapq.heappop(self._heap)
+            while clock() < item.time:  # the last stretch: spin for precision
+                pass
+            self._send(item)
+
+    def _send(self, item: Scheduled) -> None:
+        port = self.port
+        if port is not None:
+            try:
+                port.send_message(item.data)
+            except Exception as exc:  # a port that vanished mid-send: keep playing
+                log.debug("MIDI send failed: %s", exc)
+        self.sent.append((item.time, self.clock(), item.data))
+
+
+class MidiOutput:
+    """Turns player events into note-on/off (and clock) messages on the sender."""
+
+    def __init__(self, options: MidiOptions, sender: MidiSender, clock_ppqn: int = 4) -> None:
+        self.map = OutputMap(options)
+        self.sender = sender
+        self.clock_out = options.clock_out
+        self.clock_ppqn = clock_ppqn
+        self._velocity: dict[int, int] = {}  # output -> MIDI velocity of its next note
+        self._sounding: dict[int, tuple[int, int]] = {}  # output -> (channel, note) now on
+        self._last_clock: float | None = None
+        self._clock_count = 0
+        self.started = False
+
+    def play(self, event: Any, at: float | None = None) -> None:
+        """Schedule what an engine OutputEvent means at `at` (default: its own time)."""
+        t = event.time if at is None else at
+        kind = event.kind
+        if kind == "velocity":
+            self._velocity[event.output] = max(1, min(127, round(event.value * 127)))
+        elif kind == "trigger":
+            if event.value > 0.5:
+                if event.output in self._sounding:  # retrigger before the fall: end it first
+                    self._note_off(t, event.output)
+                channel, note = self.map.note(event.output, event.voice)
+                velocity = self._velocity.get(event.output, 100)
+                self.sender.schedule(t, bytes((0x90 | channel, note, velocity)))
+                self._sounding[event.output] = (channel, note)
+            elif event.output in self._sounding:
+                self._note_off(t, event.output)
+        elif kind == "clock" and self.clock_out and event.value > 0.5:
+            self._clock_tick(t)
+
+    def _note_off(self, t: float, output: int) -> None:
+        channel, note = self._sounding.pop(output)
+        self.sender.schedule(t, bytes((0x80 | channel, note, 0)))
+
+    def _clock_tick(self, t: float) -> None:
+        """24 PPQN out of the player's clock at clock_ppqn: subdivide by the last interval."""
+        if not self.started:
+            self.sender.schedule(t, b"\xfa")
+            self.started = True
+        if self.clock_ppqn >= 24:
+            self._clock_count += 1
+            if self._clock_count % (self.clock_ppqn // 24) == 0:
+                self.sender.schedule(t, b"\xf8")
+            self._last_clock = t
+            return
+        ticks = 24 // self.clock_ppqn
+        if self._last_clock is None or t - self._last_clock > 4.0:
+            self.sender.schedule(t, b"\xf8")  # no interval yet: one tick now
+        else:
+            interval = t - self._last_clock
+            for k in range(ticks):
+                self.sender.schedule(t + k * interval / ticks, b"\xf8")
+        self._last_clock = t
+
+    def stop(self, t: float) -> None:
+        for output in list(self._sounding):
+            self._note_off(t, output)
+        if self.clock_out and self.started:
+            self.sender.schedule(t, b"\xfc")
+            self.started = False
+        self._last_clock = None
+
+
+# --- ports: by name substring, virtual when none is named, reopened when they come back
+
+def find_port(names: list[str], wanted: str) -> int | None:
+    """Index of the first port whose name contains `wanted` (case-insensitive), skipping
+    grooverack's own ports unless asked for by name."""
+    w = wanted.lower()
+    for i, name in enumerate(names):
+        low = name.lower()
+        if w in low and (CLIENT_NAME not in low or CLIENT_NAME in w):
+            return i
+    return None
+
+
+class PortKeeper:
+    """One MIDI input or output: a named port (reopened when it returns) or a virtual one."""
+
+    def __init__(self, direction: str, api: str, wanted: str,
+                 on_open: Callable[[Any], None], on_close: Callable[[], None]) -> None:
+        self.direction = direction  # "input" / "output"
+        self.api = api
+        self.wanted = wanted
+        self.on_open, self.on_close = on_open, on_close
+        self.port: Any = None
+        self.port_name = ""
+        self.opened = 0  # how many times a port was opened (reopens count)
+        rtmidi = _rtmidi()
+        kind = rtmidi.MidiIn if direction == "input" else rtmidi.MidiOut
+        self._kind = kind
+        # listing goes through a client of its own, never the one carrying the data
+        self._probe = kind(api_id(api), name=f"{CLIENT_NAME} probe") if wanted else None
+
+    def _new(self) -> Any:
+        port = self._kind(api_id(self.api), name=CLIENT_NAME)
+        if self.direction == "input":
+            port.ignore_types(sysex=True, timing=False, active_sense=True)  # keep MIDI clock
+        return port
+
+    def open(self) -> None:
+        if not self.wanted:
+            port = self._new()
+            name = VIRTUAL_IN if self.direction == "input" else VIRTUAL_OUT
+            try:
+                port.open_virtual_port(name)
+            except (NotImplementedError, _rtmidi().SystemError) as exc:
+                raise ConfigError(f"midi.{self.direction}_port is empty and this MIDI system has "
+                                  f"no virtual ports ({exc}); allowed: a port name from "
+                                  "`grooverack ports`") from None
+            self.port, self.port_name = port, name
+            self.opened += 1
+            self.on_open(port)
+            log.info("MIDI %s: virtual port %r", self.direction, name)
+            return
+        if not self.check():
+            log.warning("MIDI %s port %r not found; waiting for it (ports now: %s)",
+                        self.direction, self.wanted, self.list() or "none")
+
+    def list(self) -> list[str]:
+        return self._probe.get_ports() if self._probe is not None else []
+
+    def check(self) -> bool:
+        """Close a port that went away, open a wanted one that is there. True when open."""
+        if not self.wanted:
+            return self.port is not None
+        names = self.list()
+        if self.port is not None:
+            if self.port_name in names:
+                return True
+            log.warning("MIDI %s %r went away; reopening when it returns", self.direction,
+                        self.port_name)
+            self._close()
+        index = find_port(names, self.wanted)
+        if index is None:
+            return False
+        port = self._new()
+        try:
+            port.open_port(index)
+        except Exception as exc:
+            log.warning("MIDI %s %r could not be opened: %s", self.direction, names[index], exc)
+            port.delete()
+            return False
+        self.port, self.port_name = port, names[index]
+        self.opened += 1
+        self.on_open(port)
+        log.info("MIDI %s: %r", self.direction, self.port_name)
+        return True
+
+    def _close(self) -> None:
+        port, self.port = self.port, None
+        self.on_close()
+        if port is not None:
+            port.close_port()
+            port.delete()
+
+    def close(self) -> None:
+        self._close()
+        if self._probe is not None:
+            self._probe.delete()
+            self._probe = None
+
+
+# --- the back end
+
+class MidiBackend:
+    """Drives an Engine from MIDI input and plays its events on a MIDI output."""
+
+    def __init__(self, engine: Any, settings: Settings, board: Any = None, *,
+                 clock: Callable[[], float] = time.monotonic, autostart: bool | None = None):
+        self.engine = engine
+        self.settings = settings
+        self.options = midi_options(settings, board)
+        self.clock = clock
+        self.inbox: queue.SimpleQueue[tuple[float, bytes] | None] = queue.SimpleQueue()
+        self.input = MidiInputHandler(engine, self.options)
+        self.sender = MidiSender(clock)
+        self.output = MidiOutput(self.options, self.sender, settings["outputs.clock_ppqn"])
+        # internal clock: play from the start; MIDI clock: wait for Start
+        self.autostart = (settings["clock.source"] != "midi") if autostart is None else autostart
+        self.played: deque[Any] = deque(maxlen=100_000)  # the player's events, for tests/bench
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ports: list[PortKeeper] = []
+
+    # rtmidi's thread: stamp and post, nothing else
+    def _on_message(self, message: tuple[list[int], float], _data: Any = None) -> None:
+        self.inbox.put((self.clock(), bytes(message[0])))
+
+    def _attach_input(self, port: Any) -> None:
+        port.set_callback(self._on_message)
+
+    def _attach_output(self, port: Any) -> None:
+        self.sender.port = port
+
+    def _detach_output(self) -> None:
+        self.sender.port = None
+
+    def open_ports(self) -> None:
+        o = self.options
+        self.in_port = PortKeeper("input", o.api, o.input_port, self._attach_input, lambda: None)
+        self.out_port = PortKeeper("output", o.api, o.output_port, self._attach_output,
+                                   self._detach_output)
+        self._ports = [self.in_port, self.out_port]
+        for keeper in self._ports:
+            keeper.open()
+
+    def start(self) -> None:
+        if not self._ports:
+            self.open_ports()
+        # short GIL slices: the sender must not wait 5 ms behind Python work of other threads
+        if sys.getswitchinterval() > 0.0005:
+            sys.setswitchinterval(0.0005)
+        self.sender.start()
+        if self.autostart:
+            self.engine.start(self.clock())
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="grooverack-midi-engine",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.inbox.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        now = self.clock()
+        self.output.stop(now)
+        self.sender.flush()
+        self.sender.stop()
+        for keeper in self._ports:
+            keeper.close()
+        self._ports = []
+
+    def _loop(self) -> None:
+        next_check = self.clock() + PORT_CHECK
+        eng, clock = self.engine, self.clock
+        while not self._stop.is_set():
+            try:
+                item = self.inbox.get(timeout=POLL)
+                while item is not None:
+                    self.input.feed(*item)
+                    item = self.inbox.get_nowait()
+            except queue.Empty:
+                pass
+            now = clock()
+            for event in eng.advance(now + LOOKAHEAD):
+                self.played.append(event)
+                self.output.play(event)
+            if now >= next_check:
+                next_check = now + PORT_CHECK
+                for keeper in self._ports:
+                    try:
+                        keeper.check()
+                    except Exception as exc:  # listing can fail while a device unplugs
+                        log.debug("MIDI port check: %s", exc)
+
+    def run(self, duration: float | None = None) -> None:
+        """Play until Ctrl-C (or for `duration` seconds)."""
+        self.start()
+        try:
+            if duration is None:
+                while True:
+                    time.sleep(1.0)
+            else:
+                time.sleep(duration)
+        finally:
+            self.stop()
+
+
+def make_engine(settings: Settings, threaded: bool = True) -> Any:
+    from grooverack.engine.engine import Engine
+    from grooverack.model.runner import ModelRunner
+
+    runner = ModelRunner(settings["model.path"] or None, variant=settings["model.variant"])
+    return Engine(settings, runner, threaded=threaded)
+
+
+def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
+    """`grooverack run --board midi` (or any board of kind "midi")."""
+    engine = make_engine(settings)
+    backend = MidiBackend(engine, settings, board)
+    duration = getattr(args, "duration", None)
+    backend.open_ports()
+    print(f"grooverack: MIDI in {backend.in_port.port_name or backend.options.input_port!r}, "
+          f"out {backend.out_port.port_name or backend.options.output_port!r}, "
+          f"profile {backend.options.profile}; Ctrl-C to stop", file=sys.stderr)
+    backend.run(duration)
+    return 0
