@@ -302,13 +302,15 @@ def hit_agreement(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray],
 
 
 # --- data for calibration and checks -------------------------------------------------------------
-def reference_grooves(gmd: str | None, n: int, seed: int = 0):
+def reference_grooves(gmd: str | None, n: int, seed: int = 0, synthetic: bool = False):
     """(train grooves for calibration, validation grooves/styles/hits for checking), or synthetic
-    grooves when the data pipeline or the dataset is not available."""
+    grooves when asked to or when the data pipeline or the dataset is not available."""
     rng = np.random.default_rng(seed)
     try:
         from grooverack.training.data import load_splits
 
+        if synthetic:
+            raise LookupError("synthetic grooves requested")
         splits = load_splits(gmd)
         train, val = splits["train"], splits["validation"]
         ti = rng.choice(len(train.groove), size=min(n, len(train.groove)), replace=False)
@@ -316,7 +318,9 @@ def reference_grooves(gmd: str | None, n: int, seed: int = 0):
         return (train.groove[np.sort(ti)], train.style[np.sort(ti)] + 1,
                 val.groove[np.sort(vi)], val.style[np.sort(vi)] + 1, val.hits[np.sort(vi)], "gmd")
     except Exception as exc:  # no data: synthetic grooves of the right shape and density
-        print(f"export: no GMD data ({exc}); calibrating on synthetic grooves", file=sys.stderr)
+        if not synthetic:
+            print(f"export: no GMD data ({exc}); calibrating on synthetic grooves",
+                  file=sys.stderr)
 
     def synth(k: int) -> np.ndarray:
         hits = (rng.random((k, STEPS)) < 0.6).astype(np.float32)
@@ -329,7 +333,8 @@ def reference_grooves(gmd: str | None, n: int, seed: int = 0):
 
 # --- the job -------------------------------------------------------------------------------------
 def export_model(model: Any, info: dict[str, Any], out_dir: Path, *, gmd: str | None = None,
-                 calibration: int = 512, int8: str = "auto", verbose: bool = True) -> dict:
+                 calibration: int = 512, int8: str = "auto", verbose: bool = True,
+                 synthetic: bool = False) -> dict:
     """Export `model` into `out_dir` (fp32 + int8 pairs + manifest); returns the manifest."""
     from grooverack.training.vae import count_parameters, multiply_adds
 
@@ -353,7 +358,8 @@ def export_model(model: Any, info: dict[str, Any], out_dir: Path, *, gmd: str | 
     with tempfile.TemporaryDirectory(prefix="grooverack-export-") as tmp_name:
         tmp = Path(tmp_name)
         enc32, dec32 = export_fp32(model, tmp, metadata)
-        cal_g, cal_s, val_g, val_s, val_hits, source = reference_grooves(gmd, calibration)
+        cal_g, cal_s, val_g, val_s, val_hits, source = reference_grooves(gmd, calibration,
+                                                                     synthetic=synthetic)
         s_val = val_s if conditioned else None
         ref_torch = run_torch(model, val_g, s_val)
         ref = run_pair(enc32, dec32, val_g, s_val)

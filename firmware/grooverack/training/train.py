@@ -234,10 +234,10 @@ def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_ove
             state["step"] += 1
             done += 1
             for k in sums:
-                sums[k] += float(parts[k])
+                sums[k] += parts[k].item()
             if i % 20 == 0:
-                bar.set_postfix(hit=f"{float(parts['hit']):.2f}", vel=f"{float(parts['vel']):.3f}",
-                                off=f"{float(parts['off']):.3f}", kl=f"{float(parts['kl']):.1f}",
+                bar.set_postfix(hit=f"{parts['hit'].item():.2f}", vel=f"{parts['vel'].item():.3f}",
+                                off=f"{parts['off'].item():.3f}", kl=f"{parts['kl'].item():.1f}",
                                 beta=f"{beta:.2f}")
         metrics = validate(model, val)
         record = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - t0, 1),

@@ -1,0 +1,105 @@
+"""Export of a small random model built here: fp32 ONNX matches torch, int8 loads and stays close."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="export needs torch (extra 'train')")
+
+from grooverack.model.runner import MANIFEST_NAME, ModelRunner, sha256_file  # noqa: E402
+from grooverack.training import export  # noqa: E402
+from grooverack.voices import NUM_VOICES, STEPS  # noqa: E402
+
+SMALL = {"latent_size": 16, "enc_d": 32, "enc_heads": 2, "enc_ff": 64, "enc_layers": 1,
+         "dec_d": 32, "dec_heads": 2, "dec_ff": 64, "dec_layers": 1, "squeeze": 4}
+GENRES = ["any", "funk", "rock"]
+
+
+def grooves(n: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    hits = (rng.random((n, STEPS)) < 0.5).astype(np.float32)
+    return np.stack([hits, hits * rng.uniform(0.1, 1, (n, STEPS)),
+                     hits * rng.uniform(-0.5, 0.5, (n, STEPS))], axis=-1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> tuple[object, Path, dict]:
+    model, info = export.random_model(seed=3, genres=GENRES, **SMALL)
+    out = tmp_path_factory.mktemp("models")
+    manifest = export.export_model(model, info, out, calibration=64, synthetic=True,
+                                   verbose=False)
+    return model, out, manifest
+
+
+def test_fp32_onnx_matches_torch(exported) -> None:
+    model, out, _ = exported
+    g = grooves(8)
+    genres = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    ref = export.run_torch(model, g, genres)
+    onnx_out = export.run_pair(out / export.ENCODER_FP32, out / export.DECODER_FP32, g, genres)
+    diffs = export.parity(ref, onnx_out)
+    print("fp32 ONNX vs torch max abs:", diffs)
+    assert max(diffs.values()) < 1e-4
+
+
+def test_genre_changes_the_decoder_output(exported) -> None:
+    _, out, _ = exported
+    runner = ModelRunner(out / MANIFEST_NAME, variant="fp32")
+    z = np.random.default_rng(0).standard_normal(16).astype(np.float32)
+    assert not np.allclose(runner.decode(z, 0)[0], runner.decode(z, 2)[0])
+
+
+def test_manifest_and_metadata(exported) -> None:
+    _, out, manifest = exported
+    on_disk = json.loads((out / MANIFEST_NAME).read_text())
+    assert on_disk == json.loads(json.dumps(manifest))
+    assert on_disk["trained"] is False and on_disk["latent_size"] == 16
+    assert on_disk["genres"] == GENRES
+    assert len(on_disk["thresholds"]) == NUM_VOICES
+    assert on_disk["quantization"]["shipped"] in ("dynamic", "static")
+    assert set(on_disk["quantization"]["candidates"]) == {"dynamic", "static"}
+    for name, digest in on_disk["sha256"].items():
+        assert sha256_file(out / name) == digest
+
+
+@pytest.mark.parametrize("variant", ["int8", "fp32"])
+def test_exported_pair_loads_and_gives_valid_ranges(exported, variant: str) -> None:
+    _, out, _ = exported
+    runner = ModelRunner(out / MANIFEST_NAME, variant=variant)
+    assert runner.latent_size == 16 and runner.genres == tuple(GENRES)
+    mu, logvar = runner.encode_batch(grooves(5))
+    h, v, o = runner.decode_batch(mu, np.array([0, 1, 2, 1, 0]))
+    assert h.shape == v.shape == o.shape == (5, STEPS, NUM_VOICES)
+    assert np.isfinite(h).all() and (v >= 0).all() and (v <= 1).all()
+    assert (o >= -0.5).all() and (o <= 0.5).all()
+
+
+def test_int8_is_smaller_and_close_to_fp32(exported) -> None:
+    _, out, _ = exported
+    a = ModelRunner(out / MANIFEST_NAME, variant="int8")
+    b = ModelRunner(out / MANIFEST_NAME, variant="fp32")
+    g = grooves(32, seed=7)
+    pa = 1 / (1 + np.exp(-a.decode_batch(a.encode_batch(g)[0])[0]))
+    pb = 1 / (1 + np.exp(-b.decode_batch(b.encode_batch(g)[0])[0]))
+    assert np.mean(np.abs(pa - pb)) < 0.02
+    assert a.encoder_path.stat().st_size < b.encoder_path.stat().st_size
+
+
+def test_export_needs_checkpoint_or_random_init(capsys) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    export.add_arguments(parser)
+    assert export.run(parser.parse_args([])) == 2
+    assert "CHECKPOINT" in capsys.readouterr().err
+
+
+def test_unreadable_checkpoint_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit, match="bad.pt"):
+        export.load_checkpoint(bad)
