@@ -135,4 +135,4 @@ def test_write_render_writes_four_valid_files(tmp_path):
     assert sum(m.type == "note_on" and m.velocity > 0
                for m in mido.MidiFile(str(paths["input.mid"]))) == 6  # 3 per 8 steps
     width, height = read_png_size(paths["roll.png"].read_bytes())
-    assert width > 400 and height > 200
+    assert width == 120 + 16 * 14 + 10 and height > 200
