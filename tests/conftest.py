@@ -20,3 +20,9 @@ def gmd_zip() -> Path:
     if not GMD_ZIP.exists():
         pytest.skip(f"Groove MIDI Dataset zip not found at {GMD_ZIP}")
     return GMD_ZIP
+
+
+@pytest.fixture(scope="session")
+def gmd_cache_dir(gmd_zip, tmp_path_factory) -> Path:
+    """One loop cache per test session, shared by the data and evaluation tests."""
+    return tmp_path_factory.mktemp("gmd-cache")

@@ -278,8 +278,8 @@ def test_velocity_of_silent_voices_does_not_leak_into_the_groove():
 
 
 @pytest.fixture(scope="session")
-def gmd_splits(gmd_zip, tmp_path_factory):
-    return load_splits(gmd_zip, tmp_path_factory.mktemp("gmd-cache"))
+def gmd_splits(gmd_zip, gmd_cache_dir):
+    return load_splits(gmd_zip, gmd_cache_dir)
 
 
 @pytest.mark.gmd
