@@ -1,0 +1,244 @@
+"""The service layer: systemd unit, sd_notify datagrams, watchdog gating, signals, real time."""
+
+from __future__ import annotations
+
+import configparser
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from grooverack import service
+from grooverack.service import Notifier, Service
+
+REPO = Path(__file__).resolve().parents[1]
+UNIT = REPO / "deploy" / "grooverack.service"
+
+
+def verify_unit(text: str, tmp_path: Path) -> tuple[int, str]:
+    """`systemd-analyze verify` on a copy of the unit whose ExecStart names this venv's program,
+    so it works on a machine (or container) where nothing is installed and systemd is not running.
+    Returns (exit status, the lines about the unit)."""
+    exe = Path(sys.executable).parent / "grooverack"
+    unit = tmp_path / "grooverack.service"
+    unit.write_text(text.replace("/opt/grooverack/venv/bin/grooverack", str(exe)))
+    proc = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)],
+                          capture_output=True, text=True, timeout=60)
+    about = [line for line in (proc.stdout + proc.stderr).splitlines()
+             if "grooverack.service" in line]
+    return proc.returncode, "\n".join(about)
+
+
+@pytest.fixture
+def analyze():
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze not installed (apt-get install systemd; .ci/run does)")
+
+
+def test_unit_verifies_cleanly(analyze, tmp_path):
+    rc, about = verify_unit(UNIT.read_text(), tmp_path)
+    assert rc == 0 and about == "", about
+
+
+def test_unit_verify_catches_a_broken_unit(analyze, tmp_path):
+    # the check above must be able to fail: systemd only warns (exit 0) about a bad value
+    rc, about = verify_unit(UNIT.read_text().replace("Type=notify", "Type=notifyy"), tmp_path)
+    assert "notifyy" in about
+
+
+def test_unit_has_the_required_settings():
+    cp = configparser.ConfigParser(strict=False, interpolation=None)
+    cp.optionxform = str
+    cp.read_string(UNIT.read_text())
+    svc = cp["Service"]
+    assert svc["Type"] == "notify"
+    assert float(svc["WatchdogSec"]) > 0
+    assert svc["Restart"] == "always"
+    assert int(svc["LimitRTPRIO"]) >= service.RT_PRIORITY
+    assert svc["LimitMEMLOCK"] == "infinity"
+    assert "grooverack run" in svc["ExecStart"]
+    assert cp["Install"]["WantedBy"] == "multi-user.target"
+
+
+def bound_socket(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(5)
+    return sock
+
+
+def test_notify_over_a_real_datagram_socket(tmp_path):
+    path = str(tmp_path / "notify")
+    sock = bound_socket(path)
+    try:
+        n = Notifier(path)
+        assert n.send(READY=1, STATUS="board sim up")
+        assert sock.recv(4096) == b"READY=1\nSTATUS=board sim up"
+        assert n.send(STATUS="two\nlines")  # a newline would start a new field: flattened
+        assert sock.recv(4096) == b"STATUS=two lines"
+        n.close()
+    finally:
+        sock.close()
+
+
+def test_notify_abstract_namespace_and_environment(monkeypatch):
+    name = f"grooverack-test-{os.getpid()}"
+    sock = bound_socket("\0" + name)
+    try:
+        monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
+        assert Notifier().send(WATCHDOG=1)
+        assert sock.recv(100) == b"WATCHDOG=1"
+    finally:
+        sock.close()
+    monkeypatch.delenv("NOTIFY_SOCKET")
+    assert not Notifier().enabled and Notifier().send(READY=1) is False
+
+
+def test_notify_to_a_vanished_socket_is_logged_once(tmp_path, caplog):
+    n = Notifier(str(tmp_path / "gone"))
+    with caplog.at_level(logging.WARNING):
+        assert not n.send(WATCHDOG=1)
+        assert not n.send(WATCHDOG=1)
+    assert caplog.text.count("sd_notify") == 1
+
+
+def test_watchdog_interval_from_environment(monkeypatch):
+    monkeypatch.setenv("WATCHDOG_USEC", "5000000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    assert service.watchdog_interval() == 2.5
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid() + 1))  # meant for another process
+    assert service.watchdog_interval() is None
+    monkeypatch.setenv("WATCHDOG_USEC", "0")
+    monkeypatch.delenv("WATCHDOG_PID")
+    assert service.watchdog_interval() is None
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_watchdog_pings_only_while_loop_and_generator_are_alive(tmp_path):
+    path = str(tmp_path / "notify")
+    sock = bound_socket(path)
+    sock.setblocking(False)
+    clock = FakeClock()
+    generator_alive = [True]
+    svc = Service(notifier=Notifier(path), interval=1.0, clock=clock)
+    svc.watch("loop", stale_after=0.5)
+    svc.watch_probe("generator", lambda: generator_alive[0])
+
+    def received() -> list[bytes]:
+        out = []
+        while True:
+            try:
+                out.append(sock.recv(4096))
+            except BlockingIOError:
+                return out
+
+    try:
+        assert svc.tick() and received() == [b"WATCHDOG=1"]
+        clock.t += 0.3
+        svc.beat("loop")
+        assert not svc.tick()             # not due yet (interval 1 s)
+        clock.t += 1.0                     # loop silent for 1.0 s > 0.5 s
+        assert not svc.tick()
+        assert received() == [b"STATUS=loop stalled"]
+        svc.beat("loop")
+        assert svc.tick() and received() == [b"WATCHDOG=1"]
+        generator_alive[0] = False         # inference stuck: no more pings
+        clock.t += 2.0
+        svc.beat("loop")
+        assert not svc.tick()
+        assert received() == [b"STATUS=generator stalled"]
+        assert svc.stale() == ["generator"]
+
+        def broken() -> bool:
+            raise RuntimeError("worker died")
+
+        svc.watch_probe("generator", broken)  # a probe that raises counts as not alive
+        assert not svc.tick() and svc.stale() == ["generator"]
+    finally:
+        sock.close()
+
+
+def test_no_watchdog_outside_systemd():
+    svc = Service(notifier=Notifier(""), interval=None)
+    svc.watch("loop")
+    assert not svc.tick()
+
+
+def test_realtime_request_says_when_not_permitted(monkeypatch, caplog):
+    def refuse(pid, policy, param):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    with caplog.at_level(logging.WARNING):
+        assert Service(notifier=Notifier("")).realtime() is False
+    assert "SCHED_FIFO" in caplog.text and "not permitted" in caplog.text
+
+
+def test_realtime_request_for_real():
+    # run in a thread-free subprocess so this test's process keeps its scheduling
+    code = textwrap.dedent("""
+        import logging, os, sys
+        logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+        from grooverack.service import Service, Notifier
+        ok = Service(notifier=Notifier("")).realtime(10)
+        policy = os.sched_getscheduler(0)
+        print("RESULT", ok, policy == os.SCHED_FIFO)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60).stdout
+    result = out.split("RESULT")[1].split()
+    assert result[0] == result[1]  # says it got SCHED_FIFO exactly when it did
+    assert ("SCHED_FIFO priority 10" in out) == (result[0] == "True")
+    assert ("not permitted" in out) == (result[0] == "False")
+
+
+SIGNAL_CHILD = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from grooverack.service import Service, Notifier
+    out = Path(sys.argv[1])
+    svc = Service(notifier=Notifier(sys.argv[2]), interval=0.05)
+    svc.install_signal_handlers()
+    svc.on_shutdown(lambda: out.with_suffix(".outputs").write_text("0V"))
+    svc.on_shutdown(lambda: 1 / 0)  # a failing step must not stop the next
+    svc.on_shutdown(lambda: out.with_suffix(".state").write_text("saved"))
+    svc.watch("loop", 1.0)
+    svc.ready("sim up")
+    while not svc.stopping:
+        svc.beat("loop")
+        time.sleep(0.005)
+    sys.exit(svc.shutdown())
+""")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_the_loop_runs_shutdown_and_exits_0(tmp_path, sig):
+    path = str(tmp_path / "notify")
+    sock = bound_socket(path)
+    out = tmp_path / "child"
+    proc = subprocess.Popen([sys.executable, "-c", SIGNAL_CHILD, str(out), path],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert sock.recv(4096) == b"READY=1\nSTATUS=sim up"
+        assert sock.recv(4096) == b"WATCHDOG=1"  # the loop beats: pings flow
+        proc.send_signal(sig)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill() if proc.poll() is None else None
+        sock.close()
+    assert out.with_suffix(".outputs").read_text() == "0V"
+    assert out.with_suffix(".state").read_text() == "saved"
+    assert "ZeroDivisionError" in proc.stderr.read()
