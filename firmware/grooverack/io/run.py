@@ -1,0 +1,232 @@
+"""`grooverack run`: the module in real time on a board.
+
+`--board sim` plays the virtual patch of `grooverack sim` on the wall clock: one loop thread
+sleeps to ~0.5 ms before each input change or output event, then spins to its time, applies or
+writes it, and records the scheduled and actual times (`--timing FILE`); the engine generates in
+its worker thread (`Engine(threaded=True)`). Other boards are run by the back end module of their
+kind (`pi` -> io.panel, `es9` -> io.es9, `midi` -> io.midi), each of which provides
+`run_backend(board, settings, args) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import importlib
+import itertools
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from grooverack.config import CONTROLS, SCHEMA, Settings
+from grooverack.io.patch import OutputRecorder, build_patch, pot_position
+from grooverack.io.sim import DirectBoard, add_patch_arguments, make_engine, make_settings
+from grooverack.io.sources import SourceError, load_controls, load_source
+
+SPIN_S = 0.0005  # sleep to this long before a deadline, then spin (sleep overshoots ~0.1 ms)
+LOOKAHEAD_S = 0.010  # the loop asks the engine for events this far ahead
+WAKE_MARGIN_S = 0.002  # and wakes this long before the end of what it has asked for
+START_DELAY_S = 0.05  # time 0 of the patch is this long after the loop is ready
+BACKENDS = {"pi": "grooverack.io.panel", "es9": "grooverack.io.es9", "midi": "grooverack.io.midi"}
+
+_clock = time.perf_counter  # CLOCK_MONOTONIC on Linux, ns resolution
+
+
+def wait_until(deadline: float) -> float:
+    """Sleep to SPIN_S before `deadline` (perf_counter seconds), spin to it; returns the time."""
+    remaining = deadline - _clock()
+    if remaining > SPIN_S:
+        time.sleep(remaining - SPIN_S)
+    now = _clock()
+    while now < deadline:
+        now = _clock()
+    return now
+
+
+class RealtimeRecorder(OutputRecorder):
+    """An OutputRecorder that writes each output at its time on the wall clock (patch time 0 =
+    `t0` on `perf_counter`) and keeps `(scheduled, actual)` patch times of every write."""
+
+    def __init__(self, t0: float) -> None:
+        super().__init__()
+        self.t0 = t0
+        self.timing: list[tuple[float, float]] = []
+
+    def write(self, time: float, output: int, kind: str, volts: float,
+              voice: int | None = None) -> None:
+        actual = wait_until(self.t0 + time) - self.t0
+        super().write(time, output, kind, volts, voice)
+        self.timing.append((float(time), actual))
+
+
+def timeline(args: argparse.Namespace, settings: Settings, duration: float | None
+             ) -> tuple[Iterator[tuple[float, str, float]], float, str]:
+    """Input changes of the patch, cycling for ever (or to `duration`), with the controls file.
+
+    Returns (changes sorted by time, bpm, source name). One cycle of the source is built once
+    and replayed, so an unbounded run needs no more memory than one cycle.
+    """
+    source = load_source(args.input)
+    bpm = args.bpm or source.bpm or settings["tempo"]
+    bpm = float(SCHEMA["tempo"].validate(round(float(bpm), 3), "--bpm"))
+    settings.set("tempo", bpm)
+    if source.drum and settings["input.velocity_mode"] == SCHEMA["input.velocity_mode"].default:
+        settings.set("input.velocity_mode", "cv")
+    ppqn = settings["clock.ppqn"] if args.clock else None
+    cycle = build_patch(source, bpm=bpm, bars=source.bars, clock_ppqn=ppqn)
+    period = cycle.duration
+    notes = [c for c in cycle.changes if c[1] != "reset"]
+    resets = [c for c in cycle.changes if c[1] == "reset"]  # one reset, at the very start
+
+    def replay() -> Iterator[tuple[float, str, float]]:
+        for k in itertools.count():
+            for t, jack, value in notes:
+                yield t + k * period, jack, value
+
+    controls = [(0.0, key, pot_position(key, settings[key])) for key in CONTROLS]
+    for change in (load_controls(args.controls) if args.controls else []):
+        value = 1.0 if change.key.startswith("press.") else pot_position(change.key, change.value)
+        controls.append((change.time(bpm), change.key, value))
+    controls.sort(key=lambda c: c[0])
+    merged = heapq.merge(controls, resets, replay(), key=lambda c: c[0])
+    if duration is not None:
+        merged = itertools.takewhile(lambda c: c[0] < duration, merged)
+    return merged, bpm, source.name
+
+
+def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> int:
+    duration = args.duration
+    changes, bpm, name = timeline(args, settings, duration)
+    engine = make_engine(settings, threaded=True)
+    # short GIL slices: the loop must not wait behind the generator thread's Python work
+    if sys.getswitchinterval() > 0.0005:
+        sys.setswitchinterval(0.0005)
+    t0 = _clock() + START_DELAY_S
+    recorder = RealtimeRecorder(t0)
+    board = DirectBoard(engine, settings, recorder)
+    ready_s = _clock() - launched
+    print(f"grooverack run: ready in {ready_s:.3f} s (board sim, {name}, {bpm:g} BPM"
+          f"{f', {duration:g} s' if duration else ', Ctrl-C to stop'})", file=sys.stderr,
+          flush=True)
+    cpu0, loop_cpu0 = os.times(), time.thread_time()
+    applied: list[tuple[float, float]] = []
+    board.start(0.0)
+    pending = next(changes, None)
+    end = duration if duration is not None else float("inf")
+    try:
+        while True:
+            now = _clock() - t0
+            next_change = pending[0] if pending is not None else end
+            horizon = min(now + LOOKAHEAD_S, next_change, end)
+            board.advance(horizon)
+            if horizon >= end:
+                break
+            if horizon == next_change:
+                actual = wait_until(t0 + next_change) - t0
+                board.apply(*pending)
+                applied.append((next_change, actual))
+                pending = next(changes, None)
+            else:
+                wait_until(t0 + horizon - WAKE_MARGIN_S)
+    except KeyboardInterrupt:
+        end = _clock() - t0
+    board.finish(end)
+    wall = _clock() - t0
+    cpu1, loop_cpu = os.times(), time.thread_time() - loop_cpu0
+    stop = getattr(engine, "close", None) or getattr(engine, "shutdown", None)
+    if stop is not None:
+        stop()
+    process_cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    report = timing_report(recorder.timing)
+    print(f"grooverack run: {wall:.1f} s, {len(recorder.timing)} output writes, "
+          f"{len(applied)} input changes; lateness median {report['median_ms']:.3f} ms, "
+          f"p99 {report['p99_ms']:.3f} ms, max {report['max_ms']:.3f} ms; CPU "
+          f"{100 * process_cpu / wall:.1f} % of a core (loop thread {100 * loop_cpu / wall:.1f} %)",
+          file=sys.stderr)
+    if args.timing:
+        write_timing(Path(args.timing), recorder, applied, ready_s=ready_s, wall_s=wall,
+                     process_cpu_s=process_cpu, loop_cpu_s=loop_cpu)
+    if args.out:
+        from grooverack.io.sim import write_files
+
+        patch = build_patch(load_source(args.input), bpm=bpm, bars=max(wall, 0.001) / (240 / bpm),
+                            clock_ppqn=settings["clock.ppqn"] if args.clock else None)
+        write_files(Path(args.out), patch, recorder, settings, settings["generation.seed"])
+    return 0
+
+
+def timing_report(timing: list[tuple[float, float]]) -> dict[str, float]:
+    import numpy as np
+
+    if not timing:
+        return {"count": 0, "median_ms": float("nan"), "p99_ms": float("nan"),
+                "max_ms": float("nan")}
+    late = np.array([a - s for s, a in timing]) * 1000.0
+    return {"count": len(late), "median_ms": float(np.median(late)),
+            "p99_ms": float(np.percentile(late, 99)), "max_ms": float(late.max())}
+
+
+def write_timing(path: Path, recorder: RealtimeRecorder, applied: list[tuple[float, float]],
+                 **totals: float) -> None:
+    """CSV of every output write and input change: scheduled and actual patch times."""
+    lines = ["# " + " ".join(f"{k}={v:.6f}" for k, v in totals.items()),
+             "what,scheduled_s,actual_s,output,kind,volts"]
+    for row, (sched, actual) in zip(recorder.rows, recorder.timing, strict=True):
+        lines.append(f"output,{sched:.6f},{actual:.6f},{row.output},{row.kind},{row.volts:.4f}")
+    for sched, actual in applied:
+        lines.append(f"input,{sched:.6f},{actual:.6f},,,")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from grooverack.cli import add_common
+
+    add_common(parser)
+    parser.add_argument("--board", metavar="NAME",
+                        help="sim (the virtual patch on the wall clock), a board in hw/boards/ or "
+                             "a TOML path (default: config key board)")
+    parser.add_argument("--duration", type=float, metavar="SECONDS",
+                        help="stop after this long (default: until Ctrl-C)")
+    add_patch_arguments(parser)
+    parser.add_argument("--timing", metavar="FILE",
+                        help="board sim: write scheduled vs actual time of every event (CSV)")
+    parser.add_argument("--out", metavar="DIR", help="board sim: also write the render files")
+
+
+def run(args: argparse.Namespace) -> int:
+    from grooverack.model.runner import ModelError
+
+    launched = _clock()
+    if args.duration is not None and args.duration <= 0:
+        print(f"grooverack run: --duration must be positive, got {args.duration:g}",
+              file=sys.stderr)
+        return 2
+    settings = make_settings(args)
+    name = args.board or settings["board"]
+    if name == "sim":
+        try:
+            return run_sim(args, settings, launched)
+        except (SourceError, ModelError) as exc:
+            print(f"grooverack run: {exc}", file=sys.stderr)
+            return 2
+    from grooverack.io.board import load_board
+
+    board: Any = load_board(name)
+    if board.kind == "sim":
+        return run_sim(args, settings, launched)
+    module_name = BACKENDS.get(board.kind)
+    try:
+        module = importlib.import_module(module_name) if module_name else None
+    except ImportError as exc:
+        print(f"grooverack run: board {board.name} ({board.kind}): back end {module_name} not "
+              f"available ({exc})", file=sys.stderr)
+        return 2
+    if module is None or not hasattr(module, "run_backend"):
+        print(f"grooverack run: board {board.name}: no back end runs kind {board.kind!r}",
+              file=sys.stderr)
+        return 2
+    return int(module.run_backend(board, settings, args) or 0)
