@@ -1,0 +1,245 @@
+"""Model latency benchmark: int8 ONNX, fp32 ONNX and torch eager, one thread, side by side.
+
+    .venv/bin/python benchmarks/bench_model.py [--runs 2000] [--write]
+
+For each back end: encode (groove -> mu), decode (z -> logits, velocities, offsets) and a full
+regeneration (encode + decode + numpy sampling, what the module does when the groove changes),
+median and p99 over --runs calls after a warm-up, batch 1. Also the model files' sizes and the peak
+resident memory of a fresh runtime-only process (numpy + onnxruntime, no torch) after loading the
+int8 pair and running it once. --write replaces the results section of benchmarks/README.md.
+
+The torch model is the checkpoint given with --checkpoint, or a random-weight model of the shipped
+configuration (the manifest's model.config): weights do not change its speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "benchmarks" / "README.md"
+BEGIN, END = "<!-- bench_model:begin -->", "<!-- bench_model:end -->"
+
+
+def timings(fn, runs: int, warmup: int) -> np.ndarray:
+    for _ in range(warmup):
+        fn()
+    out = np.empty(runs)
+    for i in range(runs):
+        t0 = time.perf_counter_ns()
+        fn()
+        out[i] = time.perf_counter_ns() - t0
+    return out / 1e6  # ms
+
+
+def example_groove() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    hits = (rng.random(32) < 0.7).astype(np.float32)
+    return np.stack([hits, hits * rng.uniform(0.3, 1, 32), hits * rng.uniform(-0.3, 0.3, 32)],
+                    axis=-1).astype(np.float32)
+
+
+def sampler(runner_thresholds: np.ndarray):
+    from grooverack.model.sampling import sample_pattern
+
+    rng = np.random.default_rng(1)
+
+    def sample(h, v, o):
+        return sample_pattern(h, v, o, temperature=1.0, thresholds=runner_thresholds,
+                              density=0.5, max_counts=32, rng=rng)
+
+    return sample
+
+
+def bench_onnx(variant: str, manifest: Path, runs: int, warmup: int) -> dict[str, np.ndarray]:
+    from grooverack.model.runner import ModelRunner
+
+    runner = ModelRunner(manifest, variant)
+    g = example_groove()
+    z, _ = runner.encode(g)
+    genre = 1 if runner.genres else 0
+    sample = sampler(runner.thresholds)
+
+    def full():
+        mu, _ = runner.encode(g)
+        sample(*runner.decode(mu, genre))
+
+    return {"encode": timings(lambda: runner.encode(g), runs, warmup),
+            "decode": timings(lambda: runner.decode(z, genre), runs, warmup),
+            "full": timings(full, runs, warmup)}
+
+
+def bench_torch(manifest: Path, checkpoint: str | None, runs: int, warmup: int
+                ) -> tuple[dict[str, np.ndarray], str]:
+    import torch
+    from grooverack.training.vae import GrooveVAE, VAEConfig
+
+    torch.set_num_threads(1)
+    data = json.loads(manifest.read_text())
+    if checkpoint:
+        from grooverack.training.export import load_checkpoint
+
+        model, _ = load_checkpoint(checkpoint)
+        what = f"checkpoint {checkpoint}"
+    else:
+        torch.manual_seed(0)
+        model = GrooveVAE(VAEConfig.from_dict(data["model"]["config"])).eval()
+        what = "random weights, shipped configuration"
+    thresholds = np.asarray(data["thresholds"], np.float32)
+    sample = sampler(thresholds)
+    g = torch.from_numpy(example_groove()[None])
+    genre = torch.ones(1, dtype=torch.long) if model.cfg.n_genres else None
+    with torch.inference_mode():
+        z, _ = model.encoder(g)
+
+        def enc():
+            with torch.inference_mode():
+                return model.encoder(g)
+
+        def dec():
+            with torch.inference_mode():
+                return model.decoder(z, genre)
+
+        def full():
+            with torch.inference_mode():
+                mu, _ = model.encoder(g)
+                h, v, o = model.decoder(mu, genre)
+            sample(h[0].numpy(), v[0].numpy(), o[0].numpy())
+
+        return ({"encode": timings(enc, runs, warmup), "decode": timings(dec, runs, warmup),
+                 "full": timings(full, runs, warmup)}, what)
+
+
+PEAK_RSS_SNIPPET = """
+import resource, sys, numpy as np
+from grooverack.model.runner import ModelRunner
+r = ModelRunner(sys.argv[1], 'int8')
+mu, _ = r.encode(np.zeros((32, 3), np.float32))
+r.decode(mu, 0)
+assert 'torch' not in sys.modules
+# VmHWM: this process's own peak; ru_maxrss would also count the parent's pages at fork time
+try:
+    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]
+except OSError:
+    hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(hwm)
+"""
+
+
+def peak_rss_mb(manifest: Path) -> float:
+    out = subprocess.run([sys.executable, "-c", PEAK_RSS_SNIPPET, str(manifest)], check=True,
+                         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return int(out.stdout.strip().splitlines()[-1]) / 1024  # KiB on Linux
+
+
+def machine() -> str:
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        name = re.search(r"Model name:\s*(.+)", lscpu)
+        cpu = name.group(1).strip() if name else platform.processor()
+    except OSError:
+        cpu = platform.processor()
+    import onnxruntime
+
+    try:
+        import torch
+        tv = torch.__version__
+    except ImportError:
+        tv = "-"
+    return (f"{cpu}, {os.cpu_count()} cores visible, {platform.machine()}, Linux "
+            f"{platform.release()}; Python {platform.python_version()}, onnxruntime "
+            f"{onnxruntime.__version__}, torch {tv}, numpy {np.__version__}")
+
+
+def report(results: dict[str, dict[str, np.ndarray]], manifest: Path, runs: int, warmup: int,
+           torch_what: str, rss: float, load: str) -> str:
+    data = json.loads(manifest.read_text())
+    lines = [f"Machine: {machine()}.",
+             f"Load during the run: {load} (a shared machine: p99 includes other processes).",
+             f"Model: `{manifest.relative_to(REPO) if manifest.is_relative_to(REPO) else manifest}`"
+             f" (trained: {data.get('trained')}, int8 = {data.get('quantization', {}).get('shipped')}"
+             f" quantization); torch eager: {torch_what}.",
+             f"Batch 1, one thread (onnxruntime intra/inter-op 1, sequential; "
+             f"torch.set_num_threads(1)); {runs} timed calls after {warmup} warm-up calls; "
+             "times in ms.", "",
+             "| back end | encode median | encode p99 | decode median | decode p99 | "
+             "full regeneration median | full p99 |",
+             "|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        cells = []
+        for part in ("encode", "decode", "full"):
+            cells += [f"{np.median(r[part]):.3f}", f"{np.percentile(r[part], 99):.3f}"]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if "torch eager" in results and "onnx int8" in results:
+        speed = np.median(results["torch eager"]["full"]) / np.median(results["onnx int8"]["full"])
+        lines += ["", f"int8 full regeneration is {speed:.1f}x faster than torch eager (medians)."]
+    folder = manifest.parent
+    lines += ["", "| file | bytes |", "|---|---|"]
+    for variant, pair in data["variants"].items():
+        for role in ("encoder", "decoder"):
+            lines.append(f"| {pair[role]} ({variant}) | {(folder / pair[role]).stat().st_size:,} |")
+    lines += ["", f"Peak RSS of a runtime-only process (numpy + onnxruntime, int8 pair loaded and "
+              f"run once, no torch): {rss:.1f} MB."]
+    macs = data.get("model", {}).get("multiply_adds")
+    if macs:
+        lines.append(f"Multiply-adds per call: encoder {macs['encoder'] / 1e6:.2f} M, decoder "
+                     f"{macs['decoder'] / 1e6:.2f} M.")
+    return "\n".join(lines)
+
+
+def write_readme(section: str, command: str) -> None:
+    text = README.read_text() if README.exists() else "# Benchmarks\n"
+    block = f"{BEGIN}\n## Model latency (`bench_model.py`)\n\nCommand: `{command}`\n\n{section}\n{END}"
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    README.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from grooverack.model.runner import default_manifest_path
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="manifest (default: the shipped model)")
+    parser.add_argument("--checkpoint", default=None, help="torch checkpoint for torch eager")
+    parser.add_argument("--runs", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--no-torch", action="store_true", help="skip torch eager")
+    parser.add_argument("--write", action="store_true", help="write into benchmarks/README.md")
+    args = parser.parse_args(argv)
+    if args.runs < 1000:
+        print("note: the README figures need --runs >= 1000", file=sys.stderr)
+    manifest = Path(args.model) if args.model else default_manifest_path()
+    load = f"load average {os.getloadavg()[0]:.2f} at start"
+    results: dict[str, dict[str, np.ndarray]] = {}
+    results["onnx int8"] = bench_onnx("int8", manifest, args.runs, args.warmup)
+    results["onnx fp32"] = bench_onnx("fp32", manifest, args.runs, args.warmup)
+    torch_what = "not measured"
+    if not args.no_torch:
+        results["torch eager"], torch_what = bench_torch(manifest, args.checkpoint, args.runs,
+                                                         args.warmup)
+    load += f", {os.getloadavg()[0]:.2f} at end"
+    rss = peak_rss_mb(manifest)
+    section = report(results, manifest, args.runs, args.warmup, torch_what, rss, load)
+    print(section)
+    if args.write:
+        cmd = "python benchmarks/bench_model.py " + " ".join(argv if argv is not None
+                                                                else sys.argv[1:])
+        write_readme(section, cmd.strip())
+        print(f"\nwrote {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
