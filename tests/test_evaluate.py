@@ -80,7 +80,7 @@ def test_choose_thresholds_recovers_planted_thresholds():
     rng = np.random.default_rng(7)
     planted = np.array([0.35, 0.5, 0.2, 0.8, 0.65, 0.1, 0.9, 0.45, 0.55], np.float32)
     probs = rng.random((400, 32, NUM_VOICES), dtype=np.float32)
-    hits = (probs >= planted).astype(np.float32)
+    hits = (probs > planted).astype(np.float32)
     # a little label noise away from the boundary must not move the choice
     flip = rng.random(hits.shape) < 0.01
     hits[flip] = 1 - hits[flip]
@@ -239,3 +239,22 @@ def test_eval_end_to_end_on_the_real_split(gmd_zip, gmd_cache_dir, repo_root, tm
     assert 0.3 < maj < 0.5 and maj < nn < 0.7
     text = capsys.readouterr().out
     assert "published" in text and "baseline_nearest" in text
+
+
+def test_style_genres_follow_the_manifest_and_reach_the_decoder(shipped_runner):
+    from grooverack.training.data import STYLES
+
+    if not shipped_runner.genres:
+        pytest.skip("the shipped model has no genre conditioning")
+    hits = empty(3)
+    hits[:, ::4, 0] = 1
+    loops = Loops(hits, hits * 0.8, empty(3), make_groove(hits, hits * 0.8, empty(3)),
+                  np.array([STYLES.index("rock"), STYLES.index("jazz"), 0], np.int64),
+                  ["a:0", "b:0", "c:0"])
+    genres = ev.style_genres(shipped_runner, loops)
+    assert [shipped_runner.genres[g] for g in genres] == ["rock", "jazz", STYLES[0]]
+    probs = ev.predict_probs(shipped_runner, loops.groove, genre=genres)[0]
+    for i, g in enumerate(genres):
+        mu, _ = shipped_runner.encode(loops.groove[i])
+        expect = 1 / (1 + np.exp(-shipped_runner.decode(mu, int(g))[0]))
+        np.testing.assert_allclose(probs[i], expect, atol=1e-5)

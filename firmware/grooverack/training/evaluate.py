@@ -6,8 +6,9 @@ Metrics (`metrics`), all on the 32x9 cells of every loop:
 - `cell_accuracy`: the share of all 288 cells (silent ones included) predicted right: the "hit
   accuracy" the literature reports. Most cells are silent, so it says little; it is here to compare.
 
-The model is evaluated with z = mu (no sampling noise), genre 0 ("any"), and a hit wherever
-sigmoid(logit) >= the manifest's per-voice threshold. Thresholds are chosen on validation only
+The model is evaluated with z = mu (no sampling noise), genre 0 ("any") unless `--genre style`,
+and a hit wherever sigmoid(logit) > the manifest's per-voice threshold: the firmware's decision at
+temperature 0 and density 0.5 (`grooverack.model.sampling`). Thresholds are chosen on validation only
 (`--choose-thresholds --split validation`), never on test.
 
 Baselines: the train split's majority pattern (a cell hits when more than half of the train loops
@@ -104,7 +105,7 @@ def metrics(pred_hits: np.ndarray, pred_vel: np.ndarray, pred_off: np.ndarray,
 
 def choose_thresholds(probs: np.ndarray, hits: np.ndarray,
                       grid: np.ndarray = THRESHOLD_GRID) -> np.ndarray:
-    """Per-voice thresholds [9] maximising each voice's F1 (hit = prob >= threshold) on the given
+    """Per-voice thresholds [9] maximising each voice's F1 (hit = prob > threshold) on the given
     loops, which must be the validation split. On a tie the threshold nearest 0.5 wins."""
     p = np.asarray(probs, np.float32).reshape(-1, NUM_VOICES)
     t = np.asarray(hits).reshape(-1, NUM_VOICES) > 0.5
@@ -112,7 +113,7 @@ def choose_thresholds(probs: np.ndarray, hits: np.ndarray,
     order = np.argsort(np.abs(grid - 0.5), kind="stable")  # tie-break toward 0.5
     out = np.empty(NUM_VOICES, np.float32)
     for v in range(NUM_VOICES):
-        pred = p[None, :, v] >= grid[:, None]  # [G, cells]
+        pred = p[None, :, v] > grid[:, None]  # [G, cells]
         tp = (pred & t[None, :, v]).sum(1)
         f1 = 2.0 * tp / np.maximum(1, pred.sum(1) + t[:, v].sum())
         out[v] = grid[order[int(np.argmax(f1[order]))]]
@@ -155,8 +156,8 @@ def nearest_neighbours(train_grooves: np.ndarray, query_grooves: np.ndarray,
 # ---------------------------------------------------------------------------------- the model
 
 
-def predict_probs(runner: Any, grooves: np.ndarray, batch: int = 1, genre: int = 0,
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def predict_probs(runner: Any, grooves: np.ndarray, batch: int = 1,
+                  genre: int | np.ndarray = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hit probabilities, velocities and offsets [N, 32, 9] for grooves [N, 32, 3], with z = mu.
 
     Uses the runner's batched calls when it has them, else its one-loop `encode`/`decode`.
@@ -164,15 +165,17 @@ def predict_probs(runner: Any, grooves: np.ndarray, batch: int = 1, genre: int =
     loops gives slightly different int8 numbers (0.4 % of hit decisions on test) than the loop-by-
     loop calls the firmware makes; single-threaded, batching is no faster anyway (~1 s for test)."""
     g = np.asarray(grooves, np.float32)
+    genres = np.broadcast_to(np.asarray(genre, np.int64), (len(g),))
     outs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     batched = hasattr(runner, "encode_batch") and hasattr(runner, "decode_batch")
     for start in range(0, len(g), batch):
         part = g[start:start + batch]
         if batched:
             mu, _ = runner.encode_batch(part)
-            logits, vel, off = runner.decode_batch(mu, genre)
+            logits, vel, off = runner.decode_batch(mu, genres[start:start + batch])
         else:
-            res = [runner.decode(runner.encode(x)[0], genre) for x in part]
+            res = [runner.decode(runner.encode(x)[0], int(k))
+                   for x, k in zip(part, genres[start:start + batch], strict=True)]
             logits, vel, off = (np.stack([r[i] for r in res]) for i in range(3))
         outs.append((np.asarray(logits, np.float32), np.asarray(vel, np.float32),
                      np.asarray(off, np.float32)))
@@ -184,12 +187,21 @@ def predict_probs(runner: Any, grooves: np.ndarray, batch: int = 1, genre: int =
     return probs.astype(np.float32), vel, off
 
 
+def style_genres(runner: Any, loops: Any) -> np.ndarray:
+    """The runner's genre index of each loop's GMD style (0 = "any" when it has no such genre)."""
+    from grooverack.training.data import STYLES
+
+    names = list(getattr(runner, "genres", ()))
+    table = np.array([names.index(s) if s in names else 0 for s in STYLES], np.int64)
+    return table[np.asarray(loops.style, np.int64)]
+
+
 def evaluate_model(runner: Any, loops: Any, thresholds: np.ndarray | None = None,
-                   ) -> dict[str, Any]:
+                   genre: int | np.ndarray = 0) -> dict[str, Any]:
     """Metrics of a runner on Loops with z = mu and per-voice thresholds (default: the runner's)."""
     th = np.asarray(runner.thresholds if thresholds is None else thresholds, np.float32)
-    probs, vel, off = predict_probs(runner, loops.groove)
-    return metrics(probs >= th, vel, off, loops.hits, loops.velocities, loops.offsets)
+    probs, vel, off = predict_probs(runner, loops.groove, genre=genre)
+    return metrics(probs > th, vel, off, loops.hits, loops.velocities, loops.offsets)
 
 
 def evaluate_baselines(train: Any, loops: Any) -> dict[str, dict[str, Any]]:
@@ -267,6 +279,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="FILE", default=None, help="write the report as JSON")
     parser.add_argument("--variants", default=None,
                         help="comma-separated model variants (default: every one the manifest has)")
+    parser.add_argument("--genre", choices=("any", "style"), default="any",
+                        help="decode with genre 0 'any' (default, the module's default) or with "
+                             "each loop's GMD style (genre-conditioned models)")
     parser.add_argument("--no-baselines", action="store_true", help="skip the two baselines")
     parser.add_argument("--choose-thresholds", action="store_true",
                         help="choose per-voice thresholds on --split validation and write them "
@@ -293,16 +308,18 @@ def _choose_and_write(args: argparse.Namespace, loops: Any, manifest_path: Path)
     from grooverack.storage import atomic_write_text
 
     runner = ModelRunner(manifest_path, args.threshold_variant)
-    probs, vel, off = predict_probs(runner, loops.groove)
-    before = metrics(probs >= runner.thresholds, vel, off, loops.hits, loops.velocities,
+    genre = style_genres(runner, loops) if args.genre == "style" else 0
+    probs, vel, off = predict_probs(runner, loops.groove, genre=genre)
+    before = metrics(probs > runner.thresholds, vel, off, loops.hits, loops.velocities,
                      loops.offsets)
     th = choose_thresholds(probs, loops.hits)
-    after = metrics(probs >= th, vel, off, loops.hits, loops.velocities, loops.offsets)
+    after = metrics(probs > th, vel, off, loops.hits, loops.velocities, loops.offsets)
     # re-read right before writing: the manifest may have been re-exported meanwhile
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest["thresholds"] = [round(float(x), 3) for x in th]
     manifest["thresholds_chosen_on"] = {
         "split": args.split, "variant": args.threshold_variant, "loops": len(loops),
+        "genre": args.genre,
         "grid": [float(THRESHOLD_GRID[0]), float(THRESHOLD_GRID[-1]),
                  float(round(THRESHOLD_GRID[1] - THRESHOLD_GRID[0], 3))],
         "hit_f1": round(after["hit_f1"], 4),
@@ -352,7 +369,8 @@ def run(args: argparse.Namespace) -> int:
         models: dict[str, Any] = {}
         for variant in variants:
             runner = ModelRunner(manifest_path, variant)
-            models[variant] = evaluate_model(runner, loops)
+            genre = style_genres(runner, loops) if args.genre == "style" else 0
+            models[variant] = evaluate_model(runner, loops, genre=genre)
             models[variant]["thresholds"] = [float(x) for x in runner.thresholds]
     except ModelError as exc:
         print(f"grooverack eval: {exc}", file=sys.stderr)
@@ -360,6 +378,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_baselines:
         models.update(evaluate_baselines(splits["train"], loops))
     report = {"split": args.split, "loops": len(loops), "model": str(manifest_path),
+              "genre": args.genre,
               "models": models,
               "published": {"model": PUBLISHED, "baseline_f1": PUBLISHED_BASELINE_F1,
                             "validation_f1": PUBLISHED_VALIDATION_F1}}
