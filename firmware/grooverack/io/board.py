@@ -1,0 +1,488 @@
+"""Board definitions: `hw/boards/NAME.toml` -> `Board`. The board file is the only place that
+knows the board: chips and buses, which pin or channel carries which jack, pot or button, the
+nominal front-end scaling of every analogue channel, and the safe output range.
+
+`load_board(name_or_path)` reads any board and parses kinds "pi" and "sim" (a "sim" board is a
+`base` Pi board over emulated chips, plus an `[emulation]` table). Other kinds (es9, midi) keep
+their raw table in `.data` for the back end that owns them. Unknown keys are refused, naming the
+file, the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grooverack.config import CONTROLS, ConfigError
+
+BOARDS_DIR = Path(__file__).resolve().parents[3] / "hw" / "boards"
+PARTS = ("mcp3208", "ads1115", "mcp4728", "mcp4922")
+ADC_PARTS = ("mcp3208", "ads1115")
+DAC_PARTS = ("mcp4728", "mcp4922")
+CHANNELS = {"mcp3208": 8, "ads1115": 4, "mcp4728": 4, "mcp4922": 2}
+OUTPUT_KINDS = ("trigger", "velocity", "clock", "reset", "led")
+INPUT_ROLES = ("gate", "clock", "reset", "button")
+BUTTON_ACTIONS = ("record", "clear", "randomize_a", "randomize_b", "save_preset")
+
+
+class BoardError(ConfigError):
+    """A board file that cannot be used; the message names the file, the key and the value."""
+
+
+@dataclass(frozen=True)
+class Chip:
+    name: str
+    part: str
+    bus: str                    # "spi" or "i2c"
+    bus_number: int
+    device: int                 # SPI chip select, or I2C 7-bit address
+    max_speed_hz: int = 0
+    vref: float = 0.0           # external reference (MCP3208, MCP4922)
+    vdd: float = 3.3
+    fsr: float = 4.096          # ADS1115 PGA full scale
+    data_rate: int = 860        # ADS1115 samples/s
+    gain: int = 1               # MCP4922 output gain (1x / 2x)
+    ldac_pin: int | None = None  # MCP4922 LDAC on a GPIO (None = tied low)
+
+    @property
+    def where(self) -> str:
+        if self.bus == "spi":
+            return f"/dev/spidev{self.bus_number}.{self.device}"
+        return f"/dev/i2c-{self.bus_number} 0x{self.device:02x}"
+
+
+@dataclass(frozen=True)
+class AnalogInput:
+    """A CV input; volts at the jack = gain * code + offset (what `Calibration.nominal` reads)."""
+    name: str
+    chip: str
+    channel: int
+    gain: float
+    offset: float
+    code_min: int
+    code_max: int
+    role: str = "cv"
+    integer: bool = True
+
+
+@dataclass(frozen=True)
+class Pot:
+    name: str
+    chip: str
+    channel: int
+    code_max: int               # code at full travel: position = code / code_max
+
+
+@dataclass(frozen=True)
+class Control:
+    """A panel control (config name) = low + (high - low) * clamp(pot + cv_per_volt * cv, 0, 1)."""
+    name: str
+    pot: str
+    cv: str | None = None
+    cv_per_volt: float = 0.0
+    low: float = 0.0
+    high: float = 1.0
+
+
+@dataclass(frozen=True)
+class DigitalInput:
+    name: str
+    pin: int
+    role: str                   # gate, clock, reset, button
+    pull: str = "off"
+    active_low: bool = False
+    action: str | None = None   # buttons: the engine's press() name
+    debounce_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class AnalogOutput:
+    """A DAC output; volts at the jack = gain * code + offset, kept within safe_min..safe_max."""
+    name: str
+    kind: str
+    output: int                 # 1-based panel output number (0 = not an engine output)
+    chip: str
+    channel: int
+    gain: float
+    offset: float
+    code_min: int
+    code_max: int
+    safe_min: float
+    safe_max: float
+    integer: bool = True
+
+
+@dataclass(frozen=True)
+class DigitalOutput:
+    name: str
+    kind: str
+    output: int
+    pin: int
+    volts: float                # volts at the jack when the pin is high
+
+
+@dataclass
+class Board:
+    name: str
+    kind: str
+    path: Path
+    data: dict[str, Any]
+    description: str = ""
+    base: str | None = None
+    chips: dict[str, Chip] = field(default_factory=dict)
+    inputs: dict[str, AnalogInput] = field(default_factory=dict)
+    pots: dict[str, Pot] = field(default_factory=dict)
+    controls: dict[str, Control] = field(default_factory=dict)
+    gpio_inputs: dict[str, DigitalInput] = field(default_factory=dict)
+    outputs: dict[str, AnalogOutput] = field(default_factory=dict)
+    gpio_outputs: dict[str, DigitalOutput] = field(default_factory=dict)
+    scan_hz: float = 250.0
+    pot_smoothing_hz: float = 8.0
+    pot_hysteresis: float = 0.004
+    trigger_volts: float = 5.0
+    emulation: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_panel(self) -> bool:
+        return self.kind in ("pi", "sim")
+
+    def output_jacks(self, kind: str) -> dict[int, AnalogOutput | DigitalOutput]:
+        """Engine output number -> the jack of that kind (DAC channel or GPIO pin)."""
+        jacks: dict[int, AnalogOutput | DigitalOutput] = {}
+        for jack in [*self.outputs.values(), *self.gpio_outputs.values()]:
+            if jack.kind == kind:
+                jacks[jack.output] = jack
+        return jacks
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def board_path(name_or_path: str | Path) -> Path:
+    text = str(name_or_path)
+    if text.endswith(".toml") or "/" in text or "\\" in text:
+        return Path(text)
+    return BOARDS_DIR / f"{text}.toml"
+
+
+def available_boards() -> list[str]:
+    return sorted(p.stem for p in BOARDS_DIR.glob("*.toml"))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        known = ", ".join(available_boards()) or "none"
+        raise BoardError(f"board file {path} does not exist; boards in {BOARDS_DIR}: {known}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BoardError(f"board file {path} is not valid TOML: {exc}") from None
+
+
+def load_board(name_or_path: str | Path) -> Board:
+    """Read `hw/boards/NAME.toml` (or a path); parse it when its kind is "pi" or "sim"."""
+    path = board_path(name_or_path)
+    data = _read(path)
+    kind = data.get("kind")
+    name = data.get("name", path.stem)
+    if not isinstance(name, str) or not name:
+        raise BoardError(f"{path}: key 'name' = {name!r} must be a non-empty string")
+    if kind not in ("pi", "sim", "es9", "midi"):
+        raise BoardError(f"{path}: key 'kind' = {kind!r}; allowed: 'pi', 'sim', 'es9', 'midi'")
+    if kind in ("es9", "midi"):
+        return Board(name=name, kind=kind, path=path, data=data,
+                     description=str(data.get("description", "")))
+    if kind == "sim":
+        return _parse_sim(path, data)
+    return _parse_pi(path, data, data)
+
+
+def _parse_sim(path: Path, data: dict[str, Any]) -> Board:
+    _keys(path, "", data, {"name", "kind", "base", "description", "emulation"}, {"name", "kind", "base"})
+    base_name = data["base"]
+    base_path = board_path(base_name) if isinstance(base_name, str) else None
+    if base_path is None or base_path.resolve() == path.resolve():
+        raise BoardError(f"{path}: key 'base' = {base_name!r} must name another board")
+    base_data = _read(base_path)
+    if base_data.get("kind") != "pi":
+        raise BoardError(f"{path}: key 'base' = {base_name!r} is a {base_data.get('kind')!r} "
+                         "board; a sim board emulates a 'pi' board")
+    merged = dict(base_data)
+    merged.update({k: v for k, v in data.items() if k != "emulation"})
+    board = _parse_pi(base_path, base_data, merged)
+    board.path, board.kind, board.name = path, "sim", data["name"]
+    board.base = base_name
+    board.description = str(data.get("description", board.description))
+    board.emulation = _parse_emulation(path, data.get("emulation", {}), board)
+    return board
+
+
+def _parse_emulation(path: Path, table: Any, board: Board) -> dict[str, Any]:
+    where = "emulation"
+    if not isinstance(table, dict):
+        raise BoardError(f"{path}: key {where!r} must be a table")
+    _keys(path, where, table, {"jacks", "front_end"}, set())
+    jacks = dict(table.get("jacks", {}))
+    known = {*board.inputs, *board.gpio_inputs}
+    for jack, target in jacks.items():
+        if target not in known:
+            raise BoardError(f"{path}: key 'emulation.jacks.{jack}' = {target!r}; the board's "
+                             f"inputs: {', '.join(sorted(known))}")
+    front = {}
+    for name, item in dict(table.get("front_end", {})).items():
+        w = f"emulation.front_end.{name}"
+        if name not in board.inputs:
+            raise BoardError(f"{path}: key {w!r}: no CV input {name!r}; inputs: "
+                             f"{', '.join(board.inputs)}")
+        _keys(path, w, item, {"gain_error", "offset_volts"}, set())
+        front[name] = (_num(path, w, item, "gain_error", 1.0, 0.5, 1.5),
+                       _num(path, w, item, "offset_volts", 0.0, -1.0, 1.0))
+    return {"jacks": jacks, "front_end": front}
+
+
+# --------------------------------------------------------------------------------------------
+# the "pi" kind
+
+
+def _keys(path: Path, where: str, table: Any, allowed: set[str], required: set[str]) -> None:
+    label = f"[{where}]" if where else "the top level"
+    if not isinstance(table, dict):
+        raise BoardError(f"{path}: {label} must be a table, found {table!r}")
+    for key in table:
+        if key not in allowed:
+            raise BoardError(f"{path}: unknown key {key!r} in {label}; allowed: "
+                             f"{', '.join(sorted(allowed))}")
+    for key in sorted(required):
+        if key not in table:
+            raise BoardError(f"{path}: key {key!r} is missing in {label}")
+
+
+def _num(path: Path, where: str, table: dict[str, Any], key: str, default: Any = None,
+         low: float | None = None, high: float | None = None) -> float:
+    value = table.get(key, default)
+    if value is None:
+        raise BoardError(f"{path}: key '{where}.{key}' is missing")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BoardError(f"{path}: key '{where}.{key}' = {value!r} must be a number")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise BoardError(f"{path}: key '{where}.{key}' = {value!r}; allowed: {low:g} to {high:g}")
+    return float(value)
+
+
+def _int(path: Path, where: str, table: dict[str, Any], key: str, default: Any = None,
+         low: int | None = None, high: int | None = None) -> int:
+    value = table.get(key, default)
+    if value is None:
+        raise BoardError(f"{path}: key '{where}.{key}' is missing")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BoardError(f"{path}: key '{where}.{key}' = {value!r} must be an integer")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise BoardError(f"{path}: key '{where}.{key}' = {value!r}; allowed: {low} to {high}")
+    return value
+
+
+def _choice(path: Path, where: str, table: dict[str, Any], key: str, choices: tuple[str, ...],
+            default: Any = None) -> str:
+    value = table.get(key, default)
+    if value not in choices:
+        raise BoardError(f"{path}: key '{where}.{key}' = {value!r}; allowed: "
+                         f"{', '.join(repr(c) for c in choices)}")
+    return value
+
+
+TOP_KEYS = {"name", "kind", "description", "scan_hz", "pot_smoothing_hz", "pot_hysteresis",
+            "trigger_volts", "chips", "inputs", "pots", "controls", "gpio_inputs", "outputs",
+            "gpio_outputs", "base"}
+GPIO_PINS = range(2, 28)
+
+
+def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board:
+    _keys(path, "", data, TOP_KEYS - {"base"}, {"name", "kind", "chips"})
+    b = Board(name=merged["name"], kind=merged["kind"], path=path, data=merged,
+              description=str(data.get("description", "")))
+    b.scan_hz = _num(path, "", data, "scan_hz", 250.0, 100.0, 2000.0)
+    b.pot_smoothing_hz = _num(path, "", data, "pot_smoothing_hz", 8.0, 0.5, 100.0)
+    b.pot_hysteresis = _num(path, "", data, "pot_hysteresis", 0.004, 0.0, 0.1)
+    b.trigger_volts = _num(path, "", data, "trigger_volts", 5.0, 1.0, 10.0)
+
+    for name, item in dict(data["chips"]).items():
+        b.chips[name] = _chip(path, f"chips.{name}", name, item)
+    used_channels: dict[tuple[str, int], str] = {}
+
+    def channel_of(where: str, item: dict[str, Any], parts: tuple[str, ...]) -> tuple[str, int]:
+        chip = item.get("chip")
+        if chip not in b.chips:
+            raise BoardError(f"{path}: key '{where}.chip' = {chip!r}; chips: {', '.join(b.chips)}")
+        part = b.chips[chip].part
+        if part not in parts:
+            raise BoardError(f"{path}: key '{where}.chip' = {chip!r} is a {part}; needs one of "
+                             f"{', '.join(parts)}")
+        ch = _int(path, where, item, "channel", None, 0, CHANNELS[part] - 1)
+        if (chip, ch) in used_channels:
+            raise BoardError(f"{path}: [{where}] uses {chip} channel {ch}, already used by "
+                             f"[{used_channels[chip, ch]}]")
+        used_channels[chip, ch] = where
+        return chip, ch
+
+    def code_range(where: str, item: dict[str, Any], chip: str) -> tuple[int, int]:
+        part = b.chips[chip].part
+        full = (0, 32767) if part == "ads1115" else (0, 4095)
+        if "bits" in item:
+            bits = _int(path, where, item, "bits", None, 1, 16)
+            return 0, 2 ** bits - 1
+        return (_int(path, where, item, "code_min", full[0], -32768, 32767),
+                _int(path, where, item, "code_max", full[1], -32768, 32767))
+
+    for name, item in dict(data.get("inputs", {})).items():
+        w = f"inputs.{name}"
+        _keys(path, w, item, {"chip", "channel", "bits", "code_min", "code_max", "gain", "offset",
+                              "role"}, {"chip", "channel", "gain", "offset"})
+        chip, ch = channel_of(w, item, ADC_PARTS)
+        lo, hi = code_range(w, item, chip)
+        gain = _num(path, w, item, "gain")
+        if gain == 0:
+            raise BoardError(f"{path}: key '{w}.gain' = 0 cannot map codes to volts")
+        b.inputs[name] = AnalogInput(name, chip, ch, gain, _num(path, w, item, "offset"), lo, hi,
+                                     _choice(path, w, item, "role", ("cv", "pitch"),
+                                             "pitch" if "pitch" in name else "cv"))
+    for name, item in dict(data.get("pots", {})).items():
+        w = f"pots.{name}"
+        _keys(path, w, item, {"chip", "channel", "code_max"}, {"chip", "channel"})
+        chip, ch = channel_of(w, item, ADC_PARTS)
+        default_max = 4095 if b.chips[chip].part == "mcp3208" else 32767
+        b.pots[name] = Pot(name, chip, ch, _int(path, w, item, "code_max", default_max, 1, 32767))
+    for name, item in dict(data.get("controls", {})).items():
+        w = f"controls.{name}"
+        if name not in CONTROLS:
+            raise BoardError(f"{path}: [{w}]: {name!r} is not a panel control; controls: "
+                             f"{', '.join(CONTROLS)}")
+        _keys(path, w, item, {"pot", "cv", "cv_per_volt", "low", "high"}, {"pot"})
+        if item["pot"] not in b.pots:
+            raise BoardError(f"{path}: key '{w}.pot' = {item['pot']!r}; pots: {', '.join(b.pots)}")
+        cv = item.get("cv")
+        if cv is not None and cv not in b.inputs:
+            raise BoardError(f"{path}: key '{w}.cv' = {cv!r}; CV inputs: {', '.join(b.inputs)}")
+        b.controls[name] = Control(name, item["pot"], cv, _num(path, w, item, "cv_per_volt", 0.0),
+                                   _num(path, w, item, "low", 0.0), _num(path, w, item, "high", 1.0))
+
+    pins: dict[int, str] = {}
+
+    def pin_of(where: str, item: dict[str, Any]) -> int:
+        pin = _int(path, where, item, "pin", None, GPIO_PINS.start, GPIO_PINS.stop - 1)
+        if pin in pins:
+            raise BoardError(f"{path}: [{where}] uses GPIO {pin}, already used by [{pins[pin]}]")
+        pins[pin] = where
+        return pin
+
+    for chip in b.chips.values():
+        if chip.ldac_pin is not None:
+            pins[chip.ldac_pin] = f"chips.{chip.name}.ldac_pin"
+    for name, item in dict(data.get("gpio_inputs", {})).items():
+        w = f"gpio_inputs.{name}"
+        _keys(path, w, item, {"pin", "role", "pull", "active_low", "action", "debounce_ms"},
+              {"pin", "role"})
+        role = _choice(path, w, item, "role", INPUT_ROLES)
+        action = None
+        if role == "button":
+            action = _choice(path, w, item, "action", BUTTON_ACTIONS)
+        elif "action" in item:
+            raise BoardError(f"{path}: key '{w}.action' only applies to role 'button'")
+        active_low = item.get("active_low", False)
+        if not isinstance(active_low, bool):
+            raise BoardError(f"{path}: key '{w}.active_low' = {active_low!r} must be true or false")
+        b.gpio_inputs[name] = DigitalInput(
+            name, pin_of(w, item), role, _choice(path, w, item, "pull", ("off", "up", "down"), "off"),
+            active_low, action, _num(path, w, item, "debounce_ms", 20.0 if role == "button" else 0.0,
+                                     0.0, 200.0))
+    roles = [i.role for i in b.gpio_inputs.values() if i.role != "button"]
+    for role in set(roles):
+        if roles.count(role) > 1:
+            raise BoardError(f"{path}: more than one [gpio_inputs] with role {role!r}")
+
+    outputs_seen: dict[tuple[str, int], str] = {}
+
+    def output_of(where: str, item: dict[str, Any]) -> tuple[str, int]:
+        kind = _choice(path, where, item, "kind", OUTPUT_KINDS)
+        number = _int(path, where, item, "output", None, 0, 16)
+        if kind in ("trigger", "velocity") and number == 0:
+            raise BoardError(f"{path}: key '{where}.output' = 0: {kind} outputs are numbered 1..16")
+        if kind in ("trigger", "velocity"):
+            if (kind, number) in outputs_seen:
+                raise BoardError(f"{path}: [{where}] is {kind} output {number}, already "
+                                 f"[{outputs_seen[kind, number]}]")
+            outputs_seen[kind, number] = where
+        return kind, number
+
+    for name, item in dict(data.get("outputs", {})).items():
+        w = f"outputs.{name}"
+        _keys(path, w, item, {"kind", "output", "chip", "channel", "bits", "code_min", "code_max",
+                              "gain", "offset", "safe_min", "safe_max"},
+              {"kind", "output", "chip", "channel", "gain", "offset", "safe_min", "safe_max"})
+        kind, number = output_of(w, item)
+        chip, ch = channel_of(w, item, DAC_PARTS)
+        lo, hi = code_range(w, item, chip)
+        safe_min, safe_max = (_num(path, w, item, "safe_min", None, -12.0, 12.0),
+                              _num(path, w, item, "safe_max", None, -12.0, 12.0))
+        if safe_min >= safe_max:
+            raise BoardError(f"{path}: [{w}] safe_min {safe_min:g} must be below safe_max {safe_max:g}")
+        b.outputs[name] = AnalogOutput(name, kind, number, chip, ch, _num(path, w, item, "gain"),
+                                       _num(path, w, item, "offset"), lo, hi, safe_min, safe_max)
+    for name, item in dict(data.get("gpio_outputs", {})).items():
+        w = f"gpio_outputs.{name}"
+        _keys(path, w, item, {"kind", "output", "pin", "volts"}, {"kind", "output", "pin"})
+        kind, number = output_of(w, item)
+        b.gpio_outputs[name] = DigitalOutput(name, kind, number, pin_of(w, item),
+                                             _num(path, w, item, "volts", 5.0, 1.0, 12.0))
+    for kind in ("trigger", "velocity"):
+        numbers = sorted(n for k, n in outputs_seen if k == kind)
+        if numbers != list(range(1, len(numbers) + 1)):
+            raise BoardError(f"{path}: {kind} outputs must be numbered 1..N without gaps, found "
+                             f"{numbers}")
+    return b
+
+
+def _chip(path: Path, where: str, name: str, item: Any) -> Chip:
+    if not isinstance(item, dict):
+        raise BoardError(f"{path}: [{where}] must be a table")
+    part = _choice(path, where, item, "part", PARTS)
+    if part in ("mcp3208", "mcp4922"):
+        allowed = {"part", "spi_bus", "spi_device", "max_speed_hz", "vref", "vdd"}
+        if part == "mcp4922":
+            allowed |= {"gain", "ldac_pin"}
+        _keys(path, where, item, allowed, {"part", "spi_bus", "spi_device", "vref"})
+        limit = 20_000_000 if part == "mcp4922" else 2_000_000
+        vdd = _num(path, where, item, "vdd", 3.3, 2.7, 5.5)
+        if part == "mcp3208" and vdd < 4.5:
+            limit = 1_000_000
+        ldac = item.get("ldac_pin")
+        if ldac is not None:
+            ldac = _int(path, where, item, "ldac_pin", None, 2, 27)
+        return Chip(name, part, "spi", _int(path, where, item, "spi_bus", None, 0, 6),
+                    _int(path, where, item, "spi_device", None, 0, 2),
+                    _int(path, where, item, "max_speed_hz", min(limit, 1_000_000), 10_000, limit),
+                    _num(path, where, item, "vref", None, 0.25, vdd), vdd,
+                    gain=_int(path, where, item, "gain", 1, 1, 2), ldac_pin=ldac)
+    allowed = {"part", "i2c_bus", "address", "vdd"}
+    if part == "ads1115":
+        allowed |= {"fsr", "data_rate"}
+        lo, hi = 0x48, 0x4B
+    else:
+        lo, hi = 0x60, 0x67
+    _keys(path, where, item, allowed, {"part", "i2c_bus", "address"})
+    chip = Chip(name, part, "i2c", _int(path, where, item, "i2c_bus", None, 0, 22),
+                _int(path, where, item, "address", None, lo, hi),
+                vdd=_num(path, where, item, "vdd", 3.3 if part == "ads1115" else 5.0, 2.0, 5.5))
+    if part == "ads1115":
+        fsr = _num(path, where, item, "fsr", 4.096)
+        if fsr not in (6.144, 4.096, 2.048, 1.024, 0.512, 0.256):
+            raise BoardError(f"{path}: key '{where}.fsr' = {fsr!r}; allowed: 6.144, 4.096, "
+                             "2.048, 1.024, 0.512, 0.256")
+        rate = _int(path, where, item, "data_rate", 860)
+        if rate not in (8, 16, 32, 64, 128, 250, 475, 860):
+            raise BoardError(f"{path}: key '{where}.data_rate' = {rate!r}; allowed: 8, 16, 32, "
+                             "64, 128, 250, 475, 860")
+        chip = Chip(**{**chip.__dict__, "fsr": fsr, "data_rate": rate})
+    return chip
