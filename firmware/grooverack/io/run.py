@@ -140,15 +140,16 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
     if stop is not None:
         stop()
     process_cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    patterns = float(getattr(getattr(engine, "pattern", None), "serial", float("nan")))
     report = timing_report(recorder.timing)
     print(f"grooverack run: {wall:.1f} s, {len(recorder.timing)} output writes, "
-          f"{len(applied)} input changes; lateness median {report['median_ms']:.3f} ms, "
+          f"{len(applied)} input changes, {patterns:.0f} patterns; lateness median {report['median_ms']:.3f} ms, "
           f"p99 {report['p99_ms']:.3f} ms, max {report['max_ms']:.3f} ms; CPU "
           f"{100 * process_cpu / wall:.1f} % of a core (loop thread {100 * loop_cpu / wall:.1f} %)",
           file=sys.stderr)
     if args.timing:
         write_timing(Path(args.timing), recorder, applied, ready_s=ready_s, wall_s=wall,
-                     process_cpu_s=process_cpu, loop_cpu_s=loop_cpu)
+                     process_cpu_s=process_cpu, loop_cpu_s=loop_cpu, patterns=patterns)
     if args.out:
         from grooverack.io.sim import write_files
 
