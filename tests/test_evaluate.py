@@ -239,6 +239,10 @@ def test_eval_end_to_end_on_the_real_split(gmd_zip, gmd_cache_dir, repo_root, tm
     assert 0.3 < maj < 0.5 and maj < nn < 0.7
     text = capsys.readouterr().out
     assert "published" in text and "baseline_nearest" in text
+    if written.get("trained", True):  # a trained model: the quantization and quality floors
+        int8, fp32 = report["models"]["int8"]["hit_f1"], report["models"]["fp32"]["hit_f1"]
+        assert abs(int8 - fp32) <= 0.01, (int8, fp32)
+        assert int8 > maj, (int8, maj)
 
 
 def test_style_genres_follow_the_manifest_and_reach_the_decoder(shipped_runner):
