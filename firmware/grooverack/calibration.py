@@ -209,14 +209,16 @@ def _check_scaling(spec: ChannelSpec, gain: float, volts_at: Any, what: str) -> 
             f"{spec.name}: {what} gives gain {gain:.6g} V/code, {ratio * 100:.1f} % of nominal "
             f"{spec.gain:.6g}; real parts stay within {(MAX_GAIN_RATIO - 1) * 100:.0f} % "
             f"(wrong voltage patched, a cable missing, or the wrong jack?)")
-    for code in (spec.code_min, spec.code_max):
-        error = volts_at(code) - spec.nominal_volts(code)
-        if not math.isfinite(error) or abs(error) > MAX_OFFSET_VOLTS:
-            raise CalibrationError(
-                f"{spec.name}: {what} puts code {code:g} at {volts_at(code):+.3f} V, nominal "
-                f"{spec.nominal_volts(code):+.3f} V: {error:+.3f} V off, more than the "
-                f"{MAX_OFFSET_VOLTS:g} V real parts allow (a voltage patched where nothing "
-                f"should be, or the wrong jack?)")
+    # the offset is judged at the code of nominal 0 V (or the nearest end of the code range):
+    # the gain's own error grows away from there and is judged above
+    code = min(max(spec.nominal_code(0.0), spec.code_min), spec.code_max)
+    error = volts_at(code) - spec.nominal_volts(code)
+    if not math.isfinite(error) or abs(error) > MAX_OFFSET_VOLTS:
+        raise CalibrationError(
+            f"{spec.name}: {what} puts code {code:g} at {volts_at(code):+.3f} V, nominal "
+            f"{spec.nominal_volts(code):+.3f} V: {error:+.3f} V off, more than the "
+            f"{MAX_OFFSET_VOLTS:g} V real parts allow (a voltage patched where nothing "
+            f"should be, or the wrong jack?)")
 
 
 def two_point(spec: ChannelSpec, code_low: float, code_high: float,
