@@ -129,6 +129,7 @@ def _keys() -> list[Key]:
         Key("input.velocity_high", 1.0, "", 0.0, 1.0, doc="velocity of the highest pitch"),
         Key("input.fixed_velocity", 0.8, "", 0.0, 1.0, doc="fixed mode: every onset's velocity"),
         Key("input.auto_notes", 16, "notes", 2, 256, doc="auto mode: recent notes whose pitch range is spread"),
+        Key("input.velocity_cv_volts", 5.0, "V", 0.1, 10.0, doc="cv mode: velocity CV that means full velocity"),
         # --- generation
         Key("generation.reencode", "step", choices=("step", "bar", "loop"),
             doc="when a changed groove is re-encoded"),

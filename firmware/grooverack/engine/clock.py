@@ -1,0 +1,357 @@
+"""Clock: internal tempo, external clock pulses (PPQN), MIDI clock -> musical position in steps.
+
+Pure: every method takes the time `t` (float seconds on the back end's timeline); nothing here
+reads a clock or sleeps.
+
+Two coordinates:
+- *linear* position `u` (steps): what the clock measures; pulses land on multiples of
+  `steps_per_pulse` (4 / PPQN).
+- *musical* position `p` (steps): `u` with swing applied: odd 16ths are delayed, inside each pair
+  of steps the odd one starts at `u = 2k + 2 * swing`. Everything outside the clock (player,
+  capture) works in musical positions.
+
+The linear position is piecewise linear in time: an anchor `(t0, u0)`, a rate (steps/s) and, for
+an external clock, a limit (the next expected pulse plus a bound): between pulses the position is
+interpolated so micro-timed events land between ticks, but never runs past the next expected edge
+by more than `overshoot` (a quarter of a pulse, at most half a step), and never goes backwards.
+Each pulse re-anchors at the current position (continuity) and sets the rate so that the phase
+error shrinks by a fraction `phase_gain` per pulse (phase slewing).
+
+Tempo from an external clock: the period is the mean of the last `clock.smoothing` accepted
+intervals; the smoothed period moves toward it by `tempo_gain` per pulse. An interval more than
+OUTLIER (30 %) away from the median of the recent ones is ignored, unless RELOCK (3) such
+intervals in a row agree with each other: then the clock re-locks to them at once.
+
+Transport (MIDI semantics): `start` = reset + run; `stop` freezes the position; `continue_` runs on
+from it; `song_position` jumps. `reset` is transparent: it re-arms step 0 and never fires; with an
+external clock the next pulse plays step 0; with the internal clock the next 16th plays step 0.
+Every jump of the position increments `epoch`, so the player and the capture can re-base.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from statistics import median
+from typing import Any
+
+STEPS_PER_BEAT = 4
+MIDI_PPQN = 24
+PPQN_CHOICES = (1, 2, 4, 8, 24, 48)
+OUTLIER = 0.3          # relative distance from the median that makes an interval an outlier
+RELOCK = 3             # this many agreeing outliers in a row re-lock the tempo
+MIN_INTERVAL = 0.0005  # s: shorter pulse intervals are contact bounce, ignored
+MIN_BPM, MAX_BPM = 20.0, 300.0
+
+
+def swing_warp(p: float, swing: float) -> float:
+    """Musical position -> linear position (swing 0.5..0.75 = fraction of a step pair)."""
+    k = math.floor(p / 2.0) * 2.0
+    f = p - k
+    if f < 1.0:
+        return k + f * 2.0 * swing
+    return k + 2.0 * swing + (f - 1.0) * (2.0 - 2.0 * swing)
+
+
+def swing_unwarp(u: float, swing: float) -> float:
+    """Linear position -> musical position (inverse of swing_warp)."""
+    k = math.floor(u / 2.0) * 2.0
+    f = u - k
+    if f < 2.0 * swing:
+        return k + f / (2.0 * swing)
+    return k + 1.0 + (f - 2.0 * swing) / (2.0 - 2.0 * swing)
+
+
+def bpm_to_rate(bpm: float) -> float:
+    """Tempo in BPM -> steps per second."""
+    return bpm * STEPS_PER_BEAT / 60.0
+
+
+class Clock:
+    """Musical position from the internal tempo, an external clock or MIDI clock."""
+
+    def __init__(self, settings: Any) -> None:
+        self.source: str = settings["clock.source"]
+        self.ppqn: int = int(settings["clock.ppqn"])
+        self.smoothing: int = int(settings["clock.smoothing"])
+        self.slew: float = float(settings["clock.slew"])
+        self.stop_timeout: float = float(settings["clock.stop_timeout"])
+        self.tempo: float = float(settings["tempo"])   # the internal tempo (BPM)
+        self.swing: float = float(settings["swing"]) / 100.0
+        self.running = False     # transport: started / continued and not stopped
+        self.epoch = 0           # incremented at every jump of the position
+        self.driver = "external" if self.source in ("external", "midi") else "internal"
+        # the linear segment
+        self._t0 = 0.0
+        self._u0 = 0.0
+        self._rate = 0.0
+        self._limit = math.inf
+        self._frozen = True
+        # external pulses
+        self._armed = False            # the next pulse plays `_next_u` exactly (after start/reset)
+        self._next_u = 0.0             # linear position of the next expected pulse
+        self._last_t: float | None = None
+        self._pulse_kind = ""          # "cv" or "midi": which input the intervals came from
+        self._intervals: deque[float] = deque(maxlen=self.smoothing)
+        self._outliers: list[float] = []
+        self._period: float | None = None   # smoothed seconds per pulse
+        self.stalled = False
+        self.pulses = 0
+
+    # --- derived --------------------------------------------------------------------------------
+    @property
+    def steps_per_pulse(self) -> float:
+        return STEPS_PER_BEAT / (MIDI_PPQN if self._pulse_kind == "midi" else self.ppqn)
+
+    @property
+    def overshoot(self) -> float:
+        return min(0.25 * self.steps_per_pulse, 0.5)
+
+    @property
+    def tempo_gain(self) -> float:
+        return 0.05 + 0.95 * self.slew
+
+    @property
+    def phase_gain(self) -> float:
+        return 0.25 + 0.75 * self.slew
+
+    @property
+    def bpm(self) -> float:
+        """The tempo the position runs at now (internal tempo or the external estimate)."""
+        if self.driver == "internal" or self._period is None:
+            return self.tempo
+        return self.steps_per_pulse / self._period * 60.0 / STEPS_PER_BEAT
+
+    @property
+    def playing(self) -> bool:
+        """True while the position moves (running and not waiting for a pulse or stalled)."""
+        return self.running and not self._frozen
+
+    @property
+    def rate(self) -> float:
+        """Musical steps per second now (0 while frozen), without swing."""
+        return 0.0 if self._frozen else self._rate
+
+    # --- position <-> time -----------------------------------------------------------------------
+    def _u(self, t: float) -> float:
+        if self._frozen or t <= self._t0:
+            return self._u0
+        return min(self._u0 + (t - self._t0) * self._rate, self._limit)
+
+    def linear_position(self, t: float) -> float:
+        return self._u(t)
+
+    def position(self, t: float) -> float:
+        """Musical position (steps since start/reset, swing applied) at time t."""
+        return swing_unwarp(self._u(t), self.swing)
+
+    def time_of(self, position: float) -> float:
+        """Predicted time of a musical position; inf while the position does not move.
+
+        Positions at or before the current anchor map to the anchor's time (never the past of a
+        re-anchored segment). Beyond the limit this is a prediction at the current rate.
+        """
+        if self._frozen or self._rate <= 0.0:
+            return math.inf
+        u = swing_warp(position, self.swing)
+        if u <= self._u0:
+            return self._t0
+        return self._t0 + (u - self._u0) / self._rate
+
+    def step_seconds(self) -> float:
+        """Duration of one step at the current rate (the internal tempo's while frozen)."""
+        rate = self._rate if (not self._frozen and self._rate > 0) else bpm_to_rate(self.bpm)
+        return 1.0 / rate
+
+    def _anchor(self, t: float, u: float, *, rate: float | None = None,
+                limit: float = math.inf, frozen: bool = False) -> None:
+        self._t0, self._u0 = t, u
+        if rate is not None:
+            self._rate = max(rate, 0.0)
+        self._limit = limit
+        self._frozen = frozen
+
+    def _run_internal(self, t: float, u: float) -> None:
+        self.driver = "internal"
+        self._anchor(t, u, rate=bpm_to_rate(self.tempo))
+
+    # --- settings --------------------------------------------------------------------------------
+    def set_tempo(self, bpm: float, t: float) -> None:
+        """Internal tempo; takes effect from time t (the position stays continuous)."""
+        self.tempo = min(max(float(bpm), MIN_BPM), MAX_BPM)
+        if self.driver == "internal" and not self._frozen:
+            self._anchor(t, self._u(t), rate=bpm_to_rate(self.tempo))
+
+    def set_swing(self, percent: float, t: float) -> None:
+        """Swing 50..75 %; the musical position stays continuous at t."""
+        p = self.position(t)
+        self.swing = min(max(float(percent), 50.0), 75.0) / 100.0
+        u = swing_warp(p, self.swing)
+        self._anchor(t, u, limit=max(self._limit, u), frozen=self._frozen)
+
+    def set_ppqn(self, ppqn: int) -> None:
+        if ppqn not in PPQN_CHOICES:
+            raise ValueError(f"clock.ppqn {ppqn!r} is not allowed; allowed: {PPQN_CHOICES}")
+        if self._pulse_kind == "midi":
+            self.ppqn = ppqn
+            return
+        last_u = self._next_u - self.steps_per_pulse
+        self.ppqn = ppqn
+        self._next_u = last_u + self.steps_per_pulse
+        if self._limit < math.inf:
+            self._limit = max(self._u(self._t0), self._next_u + self.overshoot)
+
+    def set_source(self, source: str, t: float) -> None:
+        if source not in ("auto", "internal", "external", "midi"):
+            raise ValueError(f"clock.source {source!r} is not allowed")
+        self.source = source
+        if source == "internal" and self.driver != "internal" and self.running:
+            self._run_internal(t, self._u(t))
+        elif source in ("external", "midi"):
+            self.driver = "external"
+
+    # --- transport ---------------------------------------------------------------------------------
+    def start(self, t: float) -> None:
+        """Reset + run: with the internal clock step 0 plays at t; else at the next pulse."""
+        self.running = True
+        self.stalled = False
+        self.epoch += 1
+        self._arm(t, 0.0)
+
+    def _arm(self, t: float, u: float) -> None:
+        if self.driver == "internal" and self.running:
+            self._run_internal(t, u)
+            self._armed = False
+        else:
+            self._anchor(t, u, frozen=True)
+            self._armed = True
+            self._next_u = u
+
+    def stop(self, t: float) -> None:
+        """Freeze the position where it is."""
+        self._anchor(t, self._u(t), frozen=True)
+        self.running = False
+
+    def continue_(self, t: float) -> None:
+        """Run on from where the position stopped (internal: at once; external: next pulse)."""
+        if self.running:
+            return
+        self.running = True
+        self.stalled = False
+        if self.driver == "internal":
+            self._run_internal(t, self._u0)
+
+    def reset(self, t: float) -> None:
+        """Transparent reset: re-arm step 0; the next clock (pulse or internal 16th) plays it."""
+        self.epoch += 1
+        if self.driver == "internal" and self.running and not self._frozen:
+            u = self._u(t)
+            upcoming = math.floor(u) + 1.0   # the next 16th of the running grid becomes step 0
+            self._anchor(t, u - upcoming, rate=bpm_to_rate(self.tempo))
+        else:
+            self._anchor(t, 0.0, frozen=True)
+            self._armed = True
+            self._next_u = 0.0
+
+    def song_position(self, t: float, sixteenths: int) -> None:
+        """MIDI Song Position Pointer: the next clock plays `sixteenths` (steps)."""
+        self.epoch += 1
+        u = float(sixteenths)
+        if self.driver == "internal" and self.running:
+            self._run_internal(t, u)
+        else:
+            self._anchor(t, u, frozen=True)
+            self._armed = True
+            self._next_u = u
+
+    # --- pulses --------------------------------------------------------------------------------------
+    def pulse(self, t: float) -> None:
+        """An external clock edge (resolution `clock.ppqn`)."""
+        if self.source in ("external", "auto"):
+            self._pulse(t, "cv")
+
+    def midi_clock(self, t: float) -> None:
+        """A MIDI timing clock (0xF8, 24 PPQN)."""
+        if self.source in ("midi", "auto"):
+            self._pulse(t, "midi")
+
+    def _pulse(self, t: float, kind: str) -> None:
+        if kind != self._pulse_kind:
+            self._pulse_kind = kind
+            self._intervals.clear()
+            self._outliers.clear()
+            self._period = None
+            self._last_t = None
+        if self._last_t is not None:
+            dt = t - self._last_t
+            if dt < MIN_INTERVAL:
+                return
+            self._track(dt)
+        self._last_t = t
+        self.pulses += 1
+        self.stalled = False
+        sp = self.steps_per_pulse
+        if self.driver == "internal":
+            self.driver = "external"
+            if self.running and not self._frozen and not self._armed:
+                # take over from the internal clock: this pulse is the nearest pulse of the grid
+                self._next_u = round(self._u(t) / sp) * sp
+        if not self.running:
+            return
+        period = self._period if self._period is not None else sp / bpm_to_rate(self.tempo)
+        if self._armed:
+            self._armed = False
+            target = self._next_u
+            self._anchor(t, target, rate=sp / period, limit=target + sp + self.overshoot)
+        else:
+            target = self._next_u
+            cur = self._u(t)
+            error = target - cur
+            gain = 1.0 if abs(error) > sp else self.phase_gain
+            rate = (sp + gain * error) / period
+            self._anchor(t, cur, rate=rate, limit=max(cur, target + sp + self.overshoot))
+        self._next_u = target + sp
+
+    def _track(self, dt: float) -> None:
+        """Tempo estimate from one interval (outlier rejection, re-lock, slew)."""
+        hist = self._intervals
+        if not hist:
+            hist.append(dt)
+            self._period = dt
+            return
+        med = median(hist)
+        if abs(dt - med) > OUTLIER * med:
+            self._outliers.append(dt)
+            if len(self._outliers) >= RELOCK:
+                m = median(self._outliers)
+                if all(abs(o - m) <= OUTLIER * m for o in self._outliers):
+                    hist.clear()
+                    hist.extend(self._outliers)
+                    self._period = sum(self._outliers) / len(self._outliers)
+                    self._outliers.clear()
+                else:
+                    del self._outliers[0]
+            return
+        self._outliers.clear()
+        hist.append(dt)
+        estimate = sum(hist) / len(hist)
+        if self._period is None:
+            self._period = estimate
+        else:
+            self._period += self.tempo_gain * (estimate - self._period)
+
+    def poll(self, t: float) -> None:
+        """Stop detection: no pulse for `clock.stop_timeout` -> stalled (auto: internal takes over)."""
+        if self.driver != "external" or self._last_t is None:
+            return
+        if t - self._last_t <= self.stop_timeout:
+            return
+        self._last_t = None
+        self.stalled = True
+        if self.source == "auto":
+            self.driver = "internal"
+            if self.running:
+                self._armed = False
+                self._run_internal(t, self._u(t))
+        elif self.running and not self._armed:
+            self._anchor(t, self._u(t), frozen=True)

@@ -1,0 +1,353 @@
+"""Engine: the facade every back end drives (see ARCHITECTURE.md, "Engine contract").
+
+    eng = Engine(settings, runner, threaded=False)
+    eng.start(t); eng.stop(t); eng.continue_(t); eng.reset(t)
+    eng.clock_pulse(t); eng.midi_clock(t); eng.song_position(t, sixteenths)
+    eng.onset(t, velocity=None, pitch_volts=None)
+    eng.set_control(name, value); eng.press(button)
+    events = eng.advance(t_until)       # OutputEvents with time < t_until, sorted
+    eng.pattern; eng.groove
+
+Pure: time is always an argument. Wiring: Clock -> position; GrooveCapture <- onsets;
+Generator <- (groove, controls) at step commits; Player <- pattern + clock -> events.
+
+When the generator is asked for a new pattern (at the commit of step `s`, i.e. when the position
+reaches s - 0.5): a control changed (decode only), the groove changed and `s` is on the
+`generation.reencode` boundary (step / bar / loop), or a new loop starts with uncertainty > 0
+(new sampling noise: the pattern varies from loop to loop, by the loop count only, never by the
+input). Synchronously the new pattern plays from step `s`; threaded from a later commit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from grooverack.config import CONTROLS, ConfigError, Settings
+from grooverack.engine.clock import Clock
+from grooverack.engine.generator import Generator, Request
+from grooverack.engine.groove import GrooveCapture, PitchToVelocity
+from grooverack.engine.pattern import Pattern
+from grooverack.engine.player import OutputEvent, Player
+from grooverack.voices import STEPS, VOICE_NAMES
+
+__all__ = ["Engine", "OutputEvent", "BUTTONS", "PRESET_FORMAT"]
+
+BUTTONS = ("record", "clear", "randomize_a", "randomize_b", "save_preset", "recall_preset",
+           "next_preset", "previous_preset")
+REENCODE_EVERY = {"step": 1, "bar": 16, "loop": STEPS}
+PRESET_FORMAT = 1
+PRESET_SLOTS = 16
+# Keys a preset stores besides the latents: the panel.
+PRESET_KEYS = (*CONTROLS, "genre", "record", "memory", *(f"mute.{v}" for v in VOICE_NAMES))
+# Keys that need a restart (the model, the board, where files live).
+FIXED_KEYS = ("model.path", "model.variant", "board", "state.dir", "log.level")
+_GENERATION_KEYS = ("follow", "morph", "uncertainty", "density", "genre", "generation.seed",
+                    "generation.max_count")
+
+
+class Engine:
+    """Clock + groove capture + generator + player, driven by explicit times."""
+
+    def __init__(self, settings: Settings | None, runner: Any, *, threaded: bool = False) -> None:
+        self.settings = settings.copy() if settings is not None else Settings()
+        s = self.settings
+        self.runner = runner
+        self.clock = Clock(s)
+        self.capture = GrooveCapture(s)
+        self.pitch = PitchToVelocity(s)
+        self.generator = Generator(runner, seed=int(s["generation.seed"]), threaded=threaded)
+        self.player = Player(s, self.generator.buffer)
+        self.threaded = threaded
+        self.presets: dict[int, dict[str, Any]] = {}
+        self.preset_slot = 1
+        self._epoch = self.clock.epoch
+        self._now = -math.inf          # the latest time any call told us about
+        self._horizon = -math.inf      # the latest t_until of advance()
+        self._serial = 0
+        self._controls_dirty = False
+        self._groove = self.capture.groove
+        self._groove_version = self.capture.version
+        self._variation = 0
+        self._genre = self._genre_index(s["genre"])
+        # the first pattern, synchronously, so something sensible plays from the first step
+        first = self.generator.generate(self._make_request())
+        self.player.pattern = first
+
+    # --- helpers ---------------------------------------------------------------------------------------
+    def _genre_index(self, name: str) -> int:
+        genres = tuple(getattr(self.runner, "genres", ()) or ())
+        if not genres:
+            if name != "any":
+                raise ConfigError(f"config key 'genre': value {name!r} is not allowed; "
+                                  f"this model has no genres, allowed: 'any'")
+            return 0
+        if name not in genres:
+            raise ConfigError(f"config key 'genre': value {name!r} is not allowed; "
+                              f"allowed: {', '.join(genres)}")
+        return genres.index(name)
+
+    def _touch(self, t: float) -> None:
+        self._now = max(self._now, t)
+
+    def _t(self) -> float:
+        """The time a timeless change (set_control) takes effect: after what was returned."""
+        t = max(self._now, self._horizon)
+        return t if math.isfinite(t) else 0.0
+
+    def _after_clock(self, t: float) -> None:
+        if self.clock.epoch != self._epoch:
+            self._epoch = self.clock.epoch
+            position = self.clock.position(t)
+            self.player.rebase(position)
+            self.capture.rebase(position)
+
+    def effective_density(self) -> np.ndarray:
+        """Per voice: min(1, 2 * density * density.<voice>) (0.5 and 0.5 -> 0.5; 0 -> silent)."""
+        s = self.settings
+        d = np.array([s[f"density.{v}"] for v in VOICE_NAMES], dtype=np.float64)
+        return np.minimum(1.0, 2.0 * float(s["density"]) * d)
+
+    def _make_request(self) -> Request:
+        s = self.settings
+        self._serial += 1
+        return Request(
+            z_a=self.generator.z_a.copy(), z_b=self.generator.z_b.copy(),
+            groove=self._groove, groove_version=self._groove_version,
+            follow=float(s["follow"]), morph=float(s["morph"]),
+            uncertainty=float(s["uncertainty"]),
+            density=tuple(float(x) for x in self.effective_density()),
+            mutes=tuple(bool(s[f"mute.{v}"]) for v in VOICE_NAMES),
+            max_count=int(s["generation.max_count"]), genre=self._genre,
+            seed=int(s["generation.seed"]), variation=self._variation, serial=self._serial)
+
+    def _before_commit(self, step: int) -> None:
+        want = self._controls_dirty
+        every = REENCODE_EVERY[self.settings["generation.reencode"]]
+        if self.capture.version != self._groove_version and step % every == 0:
+            self._groove = self.capture.groove
+            self._groove_version = self.capture.version
+            want = True
+        loop = max(step, 0) // STEPS
+        if step % STEPS == 0 and loop != self._variation:
+            self._variation = loop
+            want = want or float(self.settings["uncertainty"]) > 0.0
+        if want:
+            self._controls_dirty = False
+            self.generator.request(self._make_request())
+
+    # --- transport -------------------------------------------------------------------------------------
+    def start(self, t: float) -> None:
+        """MIDI Start semantics: reset + run (step 0 at t, or at the next external pulse)."""
+        self._touch(t)
+        self.clock.start(t)
+        self._variation = 0
+        self._after_clock(t)
+
+    def stop(self, t: float) -> None:
+        """Freeze the position; pending hits are dropped, high outputs fall at t."""
+        self._touch(t)
+        self.clock.stop(t)
+        self.player.stop(t)
+
+    def continue_(self, t: float) -> None:
+        """Run on from where the transport stopped."""
+        self._touch(t)
+        self.clock.continue_(t)
+        self._after_clock(t)
+
+    def reset(self, t: float) -> None:
+        """Transparent reset: re-arms step 0, never fires; the next clock plays step 0."""
+        self._touch(t)
+        self.clock.reset(t)
+        self._after_clock(t)
+
+    def clock_pulse(self, t: float) -> None:
+        """An external clock edge (resolution `clock.ppqn`)."""
+        self._touch(t)
+        self.clock.pulse(t)
+        self._after_clock(t)
+
+    def midi_clock(self, t: float) -> None:
+        """MIDI timing clock 0xF8 (24 PPQN)."""
+        self._touch(t)
+        self.clock.midi_clock(t)
+        self._after_clock(t)
+
+    def song_position(self, t: float, sixteenths: int) -> None:
+        """MIDI Song Position Pointer (in sixteenths = steps)."""
+        self._touch(t)
+        self.clock.song_position(t, int(sixteenths))
+        self._after_clock(t)
+
+    # --- input --------------------------------------------------------------------------------------------
+    def onset(self, t: float, velocity: float | None = None,
+              pitch_volts: float | None = None) -> bool:
+        """A gate rising edge at t. velocity 0..1 direct (MIDI), else from pitch_volts via
+        PitchToVelocity (in `input.velocity_mode = "cv"`, pitch_volts carries the velocity CV).
+        Returns True when the onset was captured (transport running, record mode not off)."""
+        self._touch(t)
+        if velocity is None:
+            velocity = self.pitch.velocity(pitch_volts)
+        if not self.clock.running:
+            return False
+        return self.capture.add(self.clock.position(t), float(velocity))
+
+    # --- controls ---------------------------------------------------------------------------------------
+    def set_control(self, name: str, value: Any) -> Any:
+        """Change a setting while playing (validated by the schema; ConfigError names the key)."""
+        if name in FIXED_KEYS:
+            raise ConfigError(f"config key {name!r} cannot change while running; restart with it")
+        if name == "genre":
+            self._genre = self._genre_index(str(value))
+        value = self.settings.set(name, value)
+        t = self._t()
+        clock, player, capture, pitch = self.clock, self.player, self.capture, self.pitch
+        if name in _GENERATION_KEYS or name.startswith(("density.", "mute.")):
+            self._controls_dirty = True
+        elif name == "quantize":
+            player.quantize = value
+        elif name == "tempo":
+            clock.set_tempo(value, t)
+        elif name == "swing":
+            clock.set_swing(value, t)
+        elif name == "groove_velocity":
+            capture.set_amounts(velocity=value)
+        elif name == "groove_offset":
+            capture.set_amounts(offset=value)
+        elif name == "record":
+            capture.set_mode(value)
+        elif name == "memory":
+            capture.set_memory(value)
+        elif name == "clock.source":
+            clock.set_source(value, t)
+        elif name == "clock.ppqn":
+            clock.set_ppqn(value)
+        elif name == "clock.smoothing":
+            clock.smoothing = value
+            clock._intervals = type(clock._intervals)(clock._intervals, maxlen=value)
+        elif name == "clock.slew":
+            clock.slew = value
+        elif name == "clock.stop_timeout":
+            clock.stop_timeout = value
+        elif name.startswith("map."):
+            player.set_map(VOICE_NAMES.index(name[4:]), value)
+        elif name.startswith("outputs.scale."):
+            player.scale[int(name.rsplit(".", 1)[1]) - 1] = value
+        elif name.startswith("outputs."):
+            player.outputs = int(self.settings["outputs.count"])
+            player.trigger_s = float(self.settings["outputs.trigger_ms"]) / 1000.0
+            player.gate_mode = bool(self.settings["outputs.gate_mode"])
+            player.accent = bool(self.settings["outputs.accent"])
+            player.accent_threshold = float(self.settings["outputs.accent_threshold"])
+            player.clock_ppqn = int(self.settings["outputs.clock_ppqn"])
+        elif name.startswith("input."):
+            history = pitch._recent
+            self.pitch = PitchToVelocity(self.settings)
+            self.pitch._recent.extend(history)
+        return value
+
+    def press(self, button: str) -> Any:
+        """A panel button: record (cycles record/overdub/off), clear, randomize_a/b,
+        save_preset / recall_preset (the current slot), next_preset / previous_preset."""
+        if button == "record":
+            mode = self.capture.cycle_mode()
+            self.settings.set("record", mode)
+            return mode
+        if button == "clear":
+            self.capture.clear()
+            return None
+        if button in ("randomize_a", "randomize_b"):
+            z = self.generator.randomize(button[-1])
+            self._controls_dirty = True
+            return z
+        if button == "save_preset":
+            return self.save_preset(self.preset_slot)
+        if button == "recall_preset":
+            return self.recall_preset(self.preset_slot)
+        if button in ("next_preset", "previous_preset"):
+            step = 1 if button == "next_preset" else -1
+            self.preset_slot = (self.preset_slot - 1 + step) % PRESET_SLOTS + 1
+            return self.preset_slot
+        raise ValueError(f"unknown button {button!r}; allowed: {', '.join(BUTTONS)}")
+
+    # --- presets -------------------------------------------------------------------------------------------
+    def save_preset(self, n: int) -> dict[str, Any]:
+        """Latents A and B and the panel as a plain dict (JSON-ready); kept as preset n."""
+        data = {
+            "format": PRESET_FORMAT,
+            "slot": int(n),
+            "latent_size": self.generator.latent_size,
+            "a": [float(x) for x in self.generator.z_a],
+            "b": [float(x) for x in self.generator.z_b],
+            "panel": {key: self.settings[key] for key in PRESET_KEYS},
+        }
+        self.presets[int(n)] = data
+        self.preset_slot = int(n)
+        return data
+
+    def recall_preset(self, n: int, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Restore preset n (from `data` when given, else the one saved in this session)."""
+        if data is None:
+            if int(n) not in self.presets:
+                raise ValueError(f"preset {n} is empty; saved presets: {sorted(self.presets)}")
+            data = self.presets[int(n)]
+        if data.get("format") != PRESET_FORMAT:
+            raise ValueError(f"preset {n}: format {data.get('format')!r}, expected {PRESET_FORMAT}")
+        self.generator.set_latent("a", data["a"])
+        self.generator.set_latent("b", data["b"])
+        for key, value in data.get("panel", {}).items():
+            if key in PRESET_KEYS:
+                self.set_control(key, value)
+        self._controls_dirty = True
+        self.presets[int(n)] = data
+        self.preset_slot = int(n)
+        return data
+
+    # --- output ---------------------------------------------------------------------------------------------
+    def advance(self, t_until: float) -> list[OutputEvent]:
+        """Every OutputEvent with time < t_until not yet returned, sorted by (time, order)."""
+        self.clock.poll(t_until)
+        self._after_clock(t_until)
+        if self.clock.running:
+            self.capture.advance(self.clock.position(t_until))
+        events = self.player.advance(t_until, self.clock, self._before_commit)
+        self._horizon = max(self._horizon, t_until)
+        return events
+
+    @property
+    def pattern(self) -> Pattern:
+        """The Pattern now playing."""
+        return self.player.pattern
+
+    @property
+    def groove(self) -> np.ndarray:
+        """The captured groove, float32 [32, 3] (hit, velocity, offset)."""
+        return self.capture.groove
+
+    @property
+    def position(self) -> float:
+        """Musical position at the latest time the engine was told about."""
+        return self.clock.position(self._t())
+
+    @property
+    def alive(self) -> bool:
+        return self.generator.alive
+
+    @property
+    def heartbeat(self) -> float:
+        return self.generator.heartbeat
+
+    def close(self) -> None:
+        """Stop the generator's worker thread (threaded mode)."""
+        self.generator.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+

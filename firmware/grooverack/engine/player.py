@@ -1,0 +1,210 @@
+"""Player: the playing Pattern + the Clock -> OutputEvents (velocity CVs, triggers, clock, reset).
+
+Each hit is placed at musical position `step + offset * (1 - quantize)` and timed through the
+clock, so micro-timing follows tempo changes and swing. Step `s` is *committed* (its events taken
+from the one pattern playing then) when the position reaches `s - 0.5`, so hits with negative
+offsets can sound early; the player swaps in a new pattern from its PatternBuffer only at a
+commit, so every step's events come from exactly one pattern.
+
+Outputs: `map.<voice>` names the output (1..outputs.count, 0 = none) of each of the 9 voices;
+several voices on one output at a step -> the louder wins. Per output: a "velocity" event (value
+0..1, times `outputs.scale.N`; with `outputs.accent`, hits at or above `accent_threshold` jump to
+full) at the same time as and before its "trigger" rise (1.0), then the fall (0.0) after
+`outputs.trigger_ms`, or half a step in gate mode. A new rise on an output still high ends the
+previous trigger first (RETRIGGER_GAP before, never before the previous rise): triggers never merge
+or stick. Clock out (`outputs.clock_ppqn`, swung like the steps) and reset out (the first step 0
+after a start or reset) are "clock" / "reset" events on output 0 with voice -1.
+
+Events are returned once each, sorted by (time, order) with order fall < velocity < rise, and
+never earlier than an event already returned.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from grooverack.engine.clock import STEPS_PER_BEAT, Clock
+from grooverack.engine.pattern import Pattern, PatternBuffer
+from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
+
+RETRIGGER_GAP = 0.0005   # s: a retriggered output goes low this long before the new rise
+ORDER = {"fall": 0, "velocity": 1, "rise": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class OutputEvent:
+    """One thing to write at `time`: kind "velocity" (0..1), "trigger", "clock", "reset" (1/0)."""
+
+    time: float
+    output: int
+    kind: str
+    value: float
+    step: int
+    voice: int
+
+    @property
+    def order(self) -> int:
+        if self.kind == "velocity":
+            return ORDER["velocity"]
+        return ORDER["rise"] if self.value > 0 else ORDER["fall"]
+
+
+@dataclass(slots=True)
+class _Due:
+    """A rise scheduled in musical position (hits, clock and reset pulses)."""
+
+    position: float
+    seq: int
+    kind: str        # "trigger", "clock", "reset"
+    output: int
+    value: float     # velocity for triggers
+    step: int
+    voice: int
+
+    def __lt__(self, other: _Due) -> bool:
+        return (self.position, self.seq) < (other.position, other.seq)
+
+
+class Player:
+    """Turns the playing pattern and the clock into output events."""
+
+    def __init__(self, settings: Any, buffer: PatternBuffer | None = None) -> None:
+        self.buffer = buffer if buffer is not None else PatternBuffer()
+        self.pattern = Pattern.empty()
+        self.outputs: int = int(settings["outputs.count"])
+        self.trigger_s: float = float(settings["outputs.trigger_ms"]) / 1000.0
+        self.gate_mode: bool = bool(settings["outputs.gate_mode"])
+        self.accent: bool = bool(settings["outputs.accent"])
+        self.accent_threshold: float = float(settings["outputs.accent_threshold"])
+        self.clock_ppqn: int = int(settings["outputs.clock_ppqn"])
+        self.quantize: float = float(settings["quantize"])
+        self.voice_map: list[int] = [int(settings[f"map.{v}"]) for v in VOICE_NAMES]
+        self.scale: list[float] = [float(settings[f"outputs.scale.{n}"]) for n in range(1, 17)]
+        self.next_step = 0            # the next step (counted since start/reset) to commit
+        self._due: list[_Due] = []
+        self._falls: dict[tuple[str, int], tuple[float, float, int, int]] = {}  # key -> fall, rise, step, voice
+        self._last_time = -math.inf   # no event earlier than one already returned
+        self._seq = 0
+        self._reset_out = True        # the next step 0 fires reset out
+        self.steps_played = 0
+
+    # --- settings ------------------------------------------------------------------------------------
+    def set_map(self, voice: int, output: int) -> None:
+        self.voice_map[voice] = int(output)
+
+    # --- transport --------------------------------------------------------------------------------------
+    def rebase(self, position: float) -> None:
+        """The position jumped: forget what was committed but not yet played."""
+        self._due.clear()
+        self.next_step = math.ceil(position - 1e-9)
+        self._reset_out = self.next_step <= 0
+
+    def stop(self, t: float) -> None:
+        """Transport stopped at t: drop pending hits, end every high output now."""
+        self._due.clear()
+        t = max(t, self._last_time)
+        for key, (_fall, rise, step, voice) in list(self._falls.items()):
+            self._falls[key] = (max(t, rise), rise, step, voice)
+
+    # --- committing steps ----------------------------------------------------------------------------
+    def _push(self, position: float, kind: str, output: int, value: float, step: int,
+              voice: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._due, _Due(position, self._seq, kind, output, value, step, voice))
+
+    def _commit(self, step: int) -> None:
+        new = self.buffer.take()
+        if new is not None:
+            self.pattern = new
+        pattern = self.pattern
+        row = step % STEPS
+        best: dict[int, tuple[float, int]] = {}
+        for voice in range(NUM_VOICES):
+            if not pattern.hits[row, voice]:
+                continue
+            output = self.voice_map[voice]
+            if not 1 <= output <= self.outputs:
+                continue
+            velocity = float(pattern.velocities[row, voice])
+            if output not in best or velocity > best[output][0]:
+                best[output] = (velocity, voice)
+        shift = 1.0 - self.quantize
+        for output, (velocity, voice) in sorted(best.items()):
+            position = step + float(pattern.offsets[row, voice]) * shift
+            self._push(position, "trigger", output, velocity, row, voice)
+        spacing = STEPS_PER_BEAT / self.clock_ppqn   # clock-out pulses at multiples of this
+        j = math.ceil((step - 0.5) / spacing - 1e-9)
+        while j * spacing < step + 0.5 - 1e-9:
+            self._push(j * spacing, "clock", 0, 1.0, row, -1)
+            j += 1
+        if step == 0 and self._reset_out:
+            self._push(0.0, "reset", 0, 1.0, 0, -1)
+        self._reset_out = False
+        self.steps_played += 1
+
+    # --- events ------------------------------------------------------------------------------------------
+    def _velocity_value(self, output: int, velocity: float) -> float:
+        if self.accent and velocity >= self.accent_threshold:
+            velocity = 1.0
+        return min(max(velocity * self.scale[output - 1], 0.0), 1.0)
+
+    def _width(self, kind: str, clock: Clock) -> float:
+        step_s = clock.step_seconds()
+        if kind == "trigger":
+            return 0.5 * step_s if self.gate_mode else self.trigger_s
+        spacing_s = STEPS_PER_BEAT / self.clock_ppqn * step_s
+        return min(self.trigger_s, 0.5 * spacing_s) if kind == "clock" else self.trigger_s
+
+    def advance(self, t_until: float, clock: Clock,
+                before_commit: Callable[[int], None] | None = None) -> list[OutputEvent]:
+        """Every event with time < t_until not yet returned, sorted by (time, order)."""
+        horizon = clock.position(t_until)
+        if clock.running:
+            while self.next_step - 0.5 <= horizon:
+                if before_commit is not None:
+                    before_commit(self.next_step)
+                self._commit(self.next_step)
+                self.next_step += 1
+        out: list[OutputEvent] = []
+        while True:
+            rise_t = math.inf
+            if self._due and self._due[0].position <= horizon:
+                rise_t = max(clock.time_of(self._due[0].position), self._last_time)
+            fall_key, fall_t = None, math.inf
+            for key, (when, *_rest) in self._falls.items():
+                if when < fall_t:
+                    fall_key, fall_t = key, when
+            fall_t = max(fall_t, self._last_time)
+            if min(rise_t, fall_t) >= t_until:
+                break
+            if fall_t <= rise_t:
+                kind, output = fall_key
+                _when, _rise, step, voice = self._falls.pop(fall_key)
+                out.append(OutputEvent(fall_t, output, kind, 0.0, step, voice))
+                self._last_time = fall_t
+                continue
+            due = heapq.heappop(self._due)
+            t = rise_t
+            key = (due.kind, due.output)
+            if key in self._falls:   # still high: end it first, never merge two triggers
+                _fall, prev_rise, step, voice = self._falls.pop(key)
+                end = max(self._last_time, prev_rise, t - RETRIGGER_GAP)
+                out.append(OutputEvent(end, due.output, due.kind, 0.0, step, voice))
+            if due.kind == "trigger":
+                out.append(OutputEvent(t, due.output, "velocity",
+                                       self._velocity_value(due.output, due.value),
+                                       due.step, due.voice))
+            out.append(OutputEvent(t, due.output, due.kind, 1.0, due.step, due.voice))
+            self._falls[key] = (t + self._width(due.kind, clock), t, due.step, due.voice)
+            self._last_time = t
+        out.sort(key=lambda e: (e.time, e.order))
+        return out
+
+    @property
+    def high(self) -> set[tuple[str, int]]:
+        """(kind, output) pairs now high (risen, fall not yet returned)."""
+        return set(self._falls)

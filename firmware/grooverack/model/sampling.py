@@ -1,0 +1,108 @@
+"""From decoder outputs to a drum pattern: latent mixing, temperature, density, max counts, mutes.
+
+numpy only, every random draw from the `rng` passed in (seeded by the caller), so a render is
+reproducible.
+
+Hit decision. For each cell the model gives a logit `x`; each voice has a threshold `thr` (the
+validation threshold moved by the density control). With temperature `T` a cell hits when
+
+    x - logit(thr) + T * L > 0,        L ~ Logistic(0, 1) from `rng`
+
+which is exactly a Bernoulli draw with p = sigmoid((x - logit(thr)) / T): T = 0 is the plain
+deterministic threshold of the reference plugin, T = 1 with thr = 0.5 samples the model as
+trained, larger T is wilder. The same score ranks the cells for the per-voice top-k (max count).
+
+Uncertainty (the panel knob, 0..1) maps to temperature as `T = 2 * u**2`: 0 -> 0 (steady),
+0.5 -> 0.5, 0.7 -> ~1 (the model's own randomness), 1 -> 2 (wild).
+
+Density (per voice, 0..1) moves the threshold in logit space: 0 -> the voice is silent,
+0.5 -> the validation threshold, 1 -> THRESHOLD_BUSY (near zero: every step the model gives any
+weight to); in between the logit is interpolated linearly, so equal knob moves feel alike.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from grooverack.voices import NUM_VOICES, STEPS
+
+THRESHOLD_BUSY = 0.02   # density 1
+THRESHOLD_SPARSE = 0.995  # density just above 0
+MAX_TEMPERATURE = 2.0
+
+
+def _logit(p: np.ndarray | float) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p) - np.log1p(-p)
+
+
+def temperature(uncertainty: float) -> float:
+    """Panel uncertainty 0..1 -> sampling temperature (see the module text)."""
+    u = min(max(float(uncertainty), 0.0), 1.0)
+    return MAX_TEMPERATURE * u * u
+
+
+def mix_latents(z_a: np.ndarray, z_b: np.ndarray, z_groove: np.ndarray | None,
+                morph: float, follow: float) -> np.ndarray:
+    """z_AB = (1 - morph) z_A + morph z_B;  z = (1 - follow) z_AB + follow z_groove.
+
+    With no groove latent (nothing encoded yet) follow has nothing to follow: z = z_AB.
+    """
+    morph = min(max(float(morph), 0.0), 1.0)
+    follow = min(max(float(follow), 0.0), 1.0)
+    z_a = np.asarray(z_a, dtype=np.float32)
+    z_b = np.asarray(z_b, dtype=np.float32)
+    z_ab = (1.0 - morph) * z_a + morph * z_b
+    if z_groove is None:
+        return z_ab.astype(np.float32)
+    z_g = np.asarray(z_groove, dtype=np.float32)
+    if z_g.shape != z_ab.shape:
+        raise ValueError(f"groove latent {list(z_g.shape)} and A/B latents {list(z_ab.shape)} differ")
+    return ((1.0 - follow) * z_ab + follow * z_g).astype(np.float32)
+
+
+def density_thresholds(thresholds: np.ndarray, density: np.ndarray | float) -> np.ndarray:
+    """Per-voice hit thresholds for density 0..1 (0 -> 1.0 = never, 0.5 -> `thresholds`)."""
+    base = _logit(np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (NUM_VOICES,)))
+    d = np.clip(np.broadcast_to(np.asarray(density, dtype=np.float64), (NUM_VOICES,)), 0.0, 1.0)
+    sparse, busy = float(_logit(THRESHOLD_SPARSE)), float(_logit(THRESHOLD_BUSY))
+    low = base + (0.5 - d) / 0.5 * (sparse - base)   # d in [0, 0.5]
+    high = base + (d - 0.5) / 0.5 * (busy - base)    # d in [0.5, 1]
+    logit_thr = np.where(d <= 0.5, low, high)
+    thr = 1.0 / (1.0 + np.exp(-logit_thr))
+    return np.where(d <= 0.0, 1.0, thr)
+
+
+def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.ndarray, *,
+                   temperature: float, thresholds: np.ndarray, density: np.ndarray | float,
+                   max_counts: np.ndarray | int, rng: np.random.Generator,
+                   mutes: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decoder outputs [32, 9] -> (hits bool, velocities 0..1, offsets -0.5..0.5) [32, 9].
+
+    density: per voice (or one value) 0..1; max_counts: per voice (or one value) top-k limit;
+    mutes: bool [9], a muted voice never hits. Velocities/offsets are zero where there is no hit.
+    Always draws the same amount of noise from `rng`, so a seed gives the same noise whatever
+    the controls are (moving density adds or removes hits, it does not reshuffle them).
+    """
+    x = np.asarray(hit_logits, dtype=np.float64)
+    if x.shape != (STEPS, NUM_VOICES):
+        raise ValueError(f"hit_logits must be [{STEPS}, {NUM_VOICES}], got {list(x.shape)}")
+    t = max(float(temperature), 0.0)
+    noise = rng.logistic(size=x.shape)
+    d = np.broadcast_to(np.asarray(density, dtype=np.float64), (NUM_VOICES,))
+    thr = density_thresholds(thresholds, d)
+    score = x - _logit(thr)[None, :] + t * noise
+    hits = score > 0.0
+    hits[:, d <= 0.0] = False
+    if mutes is not None:
+        hits[:, np.asarray(mutes, dtype=bool)] = False
+    counts = np.broadcast_to(np.asarray(max_counts, dtype=np.int64), (NUM_VOICES,))
+    for voice in range(NUM_VOICES):
+        k = int(counts[voice])
+        if hits[:, voice].sum() > k:
+            ranked = np.argsort(-np.where(hits[:, voice], score[:, voice], -np.inf), kind="stable")
+            hits[ranked[k:], voice] = False
+    vel = np.where(hits, np.clip(np.asarray(velocities, dtype=np.float32), 0.0, 1.0), 0.0)
+    off = np.where(hits, np.clip(np.asarray(offsets, dtype=np.float32), -0.5, 0.5), 0.0)
+    return hits, vel.astype(np.float32), off.astype(np.float32)
