@@ -8,7 +8,7 @@ import mido
 import pytest
 from grooverack.io.patch import (
     GATE_MIN_LOW_S,
-    VELOCITY_CV_FULL_VOLTS,
+    VELOCITY_CV_VOLTS,
     OutputRecorder,
     build_patch,
     note_volts,
@@ -166,7 +166,7 @@ def test_drum_track_becomes_a_groove_with_velocities(tmp_path):
     patch = build_patch(source, bpm=120.0, bars=1)
     rises = patch.gate_rises()
     assert len(rises) == 3
-    velocities = [jack_at(patch, "velocity_cv", t) / VELOCITY_CV_FULL_VOLTS for t in rises]
+    velocities = [jack_at(patch, "velocity_cv", t) / VELOCITY_CV_VOLTS for t in rises]
     assert velocities == pytest.approx([100 / 127, 1.0, 80 / 127])
 
 

@@ -25,7 +25,7 @@ GATE_HIGH_VOLTS = 5.0  # what the virtual sequencer sends: a +5 V gate
 GATE_MIN_LOW_S = 0.001  # legato notes still get a 1 ms low so every note is a new rising edge
 DRUM_GATE_S = 0.005  # a drum onset is a 5 ms trigger
 DRUM_MERGE_STEPS = 0.1  # drum notes closer than this (a chord, a flam) make one onset
-VELOCITY_CV_FULL_VOLTS = 8.0  # velocity_cv at velocity 1.0, like the module's own velocity outputs
+VELOCITY_CV_VOLTS = 5.0  # velocity_cv at velocity 1.0: the default of `input.velocity_cv_volts`
 CLOCK_PULSE_S = 0.005
 JACKS = ("gate", "pitch", "clock", "reset", "velocity_cv")
 
@@ -95,11 +95,11 @@ class VirtualPatch:
 
 def build_patch(source: Source, *, bpm: float, bars: float,
                 controls: Mapping[str, float] | None = None,
-                changes: Iterable[ControlChange] = (), clock_ppqn: int | None = None
-                ) -> VirtualPatch:
+                changes: Iterable[ControlChange] = (), clock_ppqn: int | None = None,
+                velocity_cv_volts: float = VELOCITY_CV_VOLTS) -> VirtualPatch:
     """Tile `source` over `bars` bars at `bpm`, with the panel at `controls` (schema units) at time
     0, `changes` over time, and optionally a clock (`clock_ppqn` pulses per quarter, a reset pulse
-    at 0)."""
+    at 0). A drum source's velocities go out on `velocity_cv` (`velocity_cv_volts` = 1.0)."""
     if not 20.0 <= bpm <= 300.0:
         raise ValueError(f"bpm {bpm:g} out of range; allowed: 20 to 300")
     if bars <= 0:
@@ -125,7 +125,7 @@ def build_patch(source: Source, *, bpm: float, bars: float,
             value = 1.0 if jack.startswith("press.") else pot_position(jack, change.value)
             out.append((t, 0, jack, value))
     if source.drum:
-        _drum_gates(notes, source, step_s, out)
+        _drum_gates(notes, step_s, velocity_cv_volts, out)
     else:
         _melodic_gates(notes, out)
     if clock_ppqn:
@@ -156,7 +156,7 @@ def _melodic_gates(notes: list[PatchNote], out: list[tuple[float, int, str, floa
         out.append((end, 2, "gate", 0.0))
 
 
-def _drum_gates(notes: list[PatchNote], source: Source, step_s: float,
+def _drum_gates(notes: list[PatchNote], step_s: float, full_volts: float,
                 out: list[tuple[float, int, str, float]]) -> None:
     merge_s = DRUM_MERGE_STEPS * step_s
     onsets: list[list[float]] = []  # [time, velocity]
@@ -169,7 +169,7 @@ def _drum_gates(notes: list[PatchNote], source: Source, step_s: float,
         width = DRUM_GATE_S
         if i + 1 < len(onsets):
             width = min(width, (onsets[i + 1][0] - t) / 2)
-        out.append((t, _ORDER["velocity_cv"], "velocity_cv", velocity * VELOCITY_CV_FULL_VOLTS))
+        out.append((t, _ORDER["velocity_cv"], "velocity_cv", velocity * full_volts))
         out.append((t, _ORDER["gate"], "gate", GATE_HIGH_VOLTS))
         out.append((t + width, 2, "gate", 0.0))
 

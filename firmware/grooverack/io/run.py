@@ -76,7 +76,8 @@ def timeline(args: argparse.Namespace, settings: Settings, duration: float | Non
     if source.drum and settings["input.velocity_mode"] == SCHEMA["input.velocity_mode"].default:
         settings.set("input.velocity_mode", "cv")
     ppqn = settings["clock.ppqn"] if args.clock else None
-    cycle = build_patch(source, bpm=bpm, bars=source.bars, clock_ppqn=ppqn)
+    cycle = build_patch(source, bpm=bpm, bars=source.bars, clock_ppqn=ppqn,
+                        velocity_cv_volts=settings["input.velocity_cv_volts"])
     period = cycle.duration
     notes = [c for c in cycle.changes if c[1] != "reset"]
     resets = [c for c in cycle.changes if c[1] == "reset"]  # one reset, at the very start

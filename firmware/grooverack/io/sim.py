@@ -25,7 +25,6 @@ from typing import Any
 from grooverack.config import CONTROLS, SCHEMA, Settings, load_settings
 from grooverack.io.patch import (
     GATE_HIGH_VOLTS,
-    VELOCITY_CV_FULL_VOLTS,
     OutputRecorder,
     VirtualPatch,
     build_patch,
@@ -98,11 +97,9 @@ class DirectBoard:
             sample_t, edge_t = self.pending.pop(0)
             self._write(self.engine.advance(sample_t))
             self.onsets += 1
-            if self.settings["input.velocity_mode"] == "cv":
-                velocity = min(max(self.jacks["velocity_cv"] / VELOCITY_CV_FULL_VOLTS, 0.0), 1.0)
-                self.engine.onset(edge_t, velocity=velocity)
-            else:
-                self.engine.onset(edge_t, pitch_volts=self.jacks["pitch"])
+            # in velocity-CV mode the engine reads the volts as a velocity CV
+            jack = "velocity_cv" if self.settings["input.velocity_mode"] == "cv" else "pitch"
+            self.engine.onset(edge_t, pitch_volts=self.jacks[jack])
 
     def advance(self, t_until: float) -> None:
         """Run the engine to `t_until`, writing every output event before it."""
@@ -147,7 +144,8 @@ def make_patch(args: argparse.Namespace, settings: Settings, *, bars: float | No
     changes = load_controls(args.controls) if args.controls else []
     ppqn = settings["clock.ppqn"] if args.clock else None
     return build_patch(source, bpm=bpm, bars=bars, changes=changes, clock_ppqn=ppqn,
-                       controls={k: settings[k] for k in CONTROLS})
+                       controls={k: settings[k] for k in CONTROLS},
+                       velocity_cv_volts=settings["input.velocity_cv_volts"])
 
 
 def make_engine(settings: Settings, *, threaded: bool = False) -> Any:
@@ -211,8 +209,7 @@ class Progress:
         self.shown = True
 
 
-def summary(patch: VirtualPatch, recorder: OutputRecorder, settings: Settings,
-            board: Any, out_dir: Path | None, seconds: float) -> str:
+def summary(patch: VirtualPatch, recorder: OutputRecorder, settings: Settings, out_dir: Path | None, seconds: float) -> str:
     hits = recorder.hits(settings["outputs.velocity_volts"])
     per_voice = Counter(h.voice for h in hits if h.voice is not None)
     per_output = Counter(h.output for h in hits)
@@ -301,5 +298,5 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     write_files(out_dir, patch, recorder, settings, settings["generation.seed"])
     if not args.quiet:
-        print(summary(patch, recorder, settings, None, out_dir, seconds))
+        print(summary(patch, recorder, settings, out_dir, seconds))
     return 0
