@@ -120,3 +120,34 @@ def test_state_dir_precedence(monkeypatch, tmp_path):
     monkeypatch.delenv("GROOVERACK_STATE_DIR")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     assert state_dir(None) == tmp_path / "xdg" / "grooverack"
+
+
+def test_engine_presets_and_performance_through_files(tmp_path):
+    from grooverack.engine.engine import Engine
+    from grooverack.model.runner import ModelRunner
+    from grooverack.state import (
+        performance_from_engine,
+        preset_from_engine,
+        preset_to_engine,
+        restore_performance,
+    )
+
+    runner = ModelRunner()
+    store = StateStore(tmp_path)
+    with Engine(Settings({"follow": 0.2, "morph": 0.6}), runner) as eng:
+        eng.press("randomize_a")
+        data = eng.save_preset(4)
+        store.save_preset(4, preset_from_engine(data))
+        saved = performance_from_engine(eng)
+        store.save_performance(saved)
+    with Engine(Settings(), runner) as fresh:   # after a power cut
+        before = list(map(float, fresh.generator.z_a))
+        fresh.recall_preset(4, preset_to_engine(4, store.load_preset(4)))
+        assert [float(x) for x in fresh.generator.z_a] == pytest.approx(data["a"])
+        assert [float(x) for x in fresh.generator.z_a] != pytest.approx(before)
+        assert fresh.settings["morph"] == 0.6
+    with Engine(Settings(), runner) as fresh:
+        assert restore_performance(fresh, store.load_performance())
+        assert [float(x) for x in fresh.generator.z_b] == pytest.approx(saved.latent_b)
+        assert fresh.settings["follow"] == 0.2
+        assert not restore_performance(fresh, PerformanceState())

@@ -197,3 +197,46 @@ class StateStore:
         payload = storage.load_record(self.performance_path, PERFORMANCE_TAG, VERSION,
                                       default=dict, validate=_validate_performance)
         return PerformanceState.from_payload(payload)
+
+
+# --------------------------------------------------------------------------------------------
+# The engine's side (`Engine.save_preset(n) -> dict`, `Engine.recall_preset(n, data)`)
+
+ENGINE_PRESET_FORMAT = 1
+
+
+def preset_from_engine(data: Mapping[str, Any]) -> Preset:
+    """A Preset from the dict `Engine.save_preset(n)` returns."""
+    return Preset.from_payload({"latent_a": data.get("a", []), "latent_b": data.get("b", []),
+                                "panel": data.get("panel", {})})
+
+
+def preset_to_engine(number: int, preset: Preset) -> dict[str, Any]:
+    """The dict `Engine.recall_preset(n, data)` takes."""
+    return {"format": ENGINE_PRESET_FORMAT, "slot": int(number),
+            "latent_size": len(preset.latent_a), "a": list(preset.latent_a),
+            "b": list(preset.latent_b), "panel": dict(preset.panel)}
+
+
+def performance_from_engine(engine: Any) -> PerformanceState:
+    """What the engine is playing now: latents, panel, captured groove, preset slot."""
+    data = engine.save_preset(engine.preset_slot)
+    preset = preset_from_engine(data)
+    groove = [[float(min(max(x, lo), hi)) for x, lo, hi in zip(row, (0, 0, -0.5), (1, 1, 0.5),
+                                                                 strict=True)]
+              for row in engine.groove.tolist()]
+    slot = int(getattr(engine, "preset_slot", 0))
+    return PerformanceState(preset.latent_a, preset.latent_b, preset.panel, groove,
+                            slot if 0 <= slot <= PRESET_COUNT else 0)
+
+
+def restore_performance(engine: Any, state: PerformanceState) -> bool:
+    """Give the engine the saved latents and panel (the groove is re-captured from what plays).
+    False when there is nothing to restore or the latents do not fit the model."""
+    if not state.latent_a or not state.latent_b:
+        return False
+    size = getattr(getattr(engine, "generator", None), "latent_size", len(state.latent_a))
+    if len(state.latent_a) != size:
+        return False
+    engine.recall_preset(state.preset or 1, preset_to_engine(state.preset or 1, state))
+    return True
