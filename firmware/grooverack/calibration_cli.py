@@ -292,6 +292,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yes", action="store_true", help="save without asking")
     parser.add_argument("--show", action="store_true",
                         help="print the calibration in use and exit (touches no hardware)")
+    parser.add_argument("--nominal", action="store_true",
+                        help="write the board's nominal scaling to the file (a reset; the old "
+                             "file is kept as .bak) and exit")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -313,6 +316,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.show:
         print(describe(cal))
+        return 0
+    if args.nominal:
+        cal = Calibration.nominal(board)
+        cal.save(path)
+        print(f"Saved the nominal scaling of board {board.name!r} to {path}")
         return 0
     for name in args.channel:
         if name not in cal.inputs and name not in cal.outputs:
