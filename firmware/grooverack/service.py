@@ -267,3 +267,39 @@ class Service:
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# The run loop's side: one call wires the engine, the outputs and the state into the service.
+
+LOOP_STALE_S = 1.0        # the real-time loop wakes every few ms: a second of silence is stuck
+GENERATOR_STALE_S = 3.0   # one inference on a Zero 2 W takes well under a second
+
+
+def engine_probe(engine: Any, stale_after: float = GENERATOR_STALE_S) -> Callable[[], bool]:
+    """Alive while the engine's generator runs and its heartbeat (time.monotonic() of the
+    worker's last loop) is recent: a stalled inference stops the watchdog pings."""
+    def probe() -> bool:
+        if not engine.alive:
+            return False
+        return time.monotonic() - float(engine.heartbeat) <= stale_after
+    return probe
+
+
+def supervise(engine: Any, *, status: str, outputs_to_zero: Callable[[], Any],
+              save_state: Callable[[], Any] | None = None, signals: bool = True) -> Service:
+    """For `grooverack run`, after the hardware is up: watch the loop ("loop" beats) and the
+    generator, shut down by outputs to 0 V then state saved, SIGTERM/SIGINT handlers, READY=1.
+
+    The loop then calls `svc.beat("loop")` every pass, stops when `svc.stopping`, and returns
+    `svc.shutdown()` (0) as the exit status."""
+    svc = Service()
+    svc.watch("loop", LOOP_STALE_S)
+    svc.watch_probe("generator", engine_probe(engine))
+    svc.on_shutdown(outputs_to_zero)
+    if save_state is not None:
+        svc.on_shutdown(save_state)
+    if signals:
+        svc.install_signal_handlers()
+    svc.ready(status)
+    return svc

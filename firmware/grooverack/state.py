@@ -240,3 +240,15 @@ def restore_performance(engine: Any, state: PerformanceState) -> bool:
         return False
     engine.recall_preset(state.preset or 1, preset_to_engine(state.preset or 1, state))
     return True
+
+
+def performance_saver(settings: Mapping[str, Any], engine: Any) -> Any:
+    """A callable that saves what the engine plays to `<state dir>/performance.json` (for the
+    shutdown path); a failure is raised to the caller, which logs it and goes on."""
+    store = StateStore(state_dir(settings))
+
+    def save() -> None:
+        store.save_performance(performance_from_engine(engine))
+
+    save.__name__ = "save_performance_state"
+    return save
