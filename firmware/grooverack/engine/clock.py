@@ -87,6 +87,7 @@ class Clock:
         self._rate = 0.0
         self._limit = math.inf
         self._frozen = True
+        self._prev: tuple[float, float, float, float, bool] | None = None
         # external pulses
         self._armed = False            # the next pulse plays `_next_u` exactly (after start/reset)
         self._next_u = 0.0             # linear position of the next expected pulse
@@ -134,6 +135,12 @@ class Clock:
 
     # --- position <-> time -----------------------------------------------------------------------
     def _u(self, t: float) -> float:
+        if t < self._t0 and self._prev is not None:
+            # a time before the last anchor (an onset reported late): the previous segment
+            t0, u0, rate, limit, frozen = self._prev
+            if frozen or t <= t0:
+                return min(u0, self._u0)
+            return min(u0 + (t - t0) * rate, limit, self._u0)
         if self._frozen or t <= self._t0:
             return self._u0
         return min(self._u0 + (t - self._t0) * self._rate, self._limit)
@@ -164,16 +171,17 @@ class Clock:
         return 1.0 / rate
 
     def _anchor(self, t: float, u: float, *, rate: float | None = None,
-                limit: float = math.inf, frozen: bool = False) -> None:
+                limit: float = math.inf, frozen: bool = False, jump: bool = False) -> None:
+        self._prev = None if jump else (self._t0, self._u0, self._rate, self._limit, self._frozen)
         self._t0, self._u0 = t, u
         if rate is not None:
             self._rate = max(rate, 0.0)
         self._limit = limit
         self._frozen = frozen
 
-    def _run_internal(self, t: float, u: float) -> None:
+    def _run_internal(self, t: float, u: float, jump: bool = False) -> None:
         self.driver = "internal"
-        self._anchor(t, u, rate=bpm_to_rate(self.tempo))
+        self._anchor(t, u, rate=bpm_to_rate(self.tempo), jump=jump)
 
     # --- settings --------------------------------------------------------------------------------
     def set_tempo(self, bpm: float, t: float) -> None:
@@ -220,10 +228,10 @@ class Clock:
 
     def _arm(self, t: float, u: float) -> None:
         if self.driver == "internal" and self.running:
-            self._run_internal(t, u)
+            self._run_internal(t, u, jump=True)
             self._armed = False
         else:
-            self._anchor(t, u, frozen=True)
+            self._anchor(t, u, frozen=True, jump=True)
             self._armed = True
             self._next_u = u
 
@@ -240,6 +248,8 @@ class Clock:
         self.stalled = False
         if self.driver == "internal":
             self._run_internal(t, self._u0)
+        else:   # MIDI: the first clock after Continue plays the position after the last clock
+            self._armed = True
 
     def reset(self, t: float) -> None:
         """Transparent reset: re-arm step 0; the next clock (pulse or internal 16th) plays it."""
@@ -247,9 +257,9 @@ class Clock:
         if self.driver == "internal" and self.running and not self._frozen:
             u = self._u(t)
             upcoming = math.floor(u) + 1.0   # the next 16th of the running grid becomes step 0
-            self._anchor(t, u - upcoming, rate=bpm_to_rate(self.tempo))
+            self._anchor(t, u - upcoming, rate=bpm_to_rate(self.tempo), jump=True)
         else:
-            self._anchor(t, 0.0, frozen=True)
+            self._anchor(t, 0.0, frozen=True, jump=True)
             self._armed = True
             self._next_u = 0.0
 
@@ -258,9 +268,9 @@ class Clock:
         self.epoch += 1
         u = float(sixteenths)
         if self.driver == "internal" and self.running:
-            self._run_internal(t, u)
+            self._run_internal(t, u, jump=True)
         else:
-            self._anchor(t, u, frozen=True)
+            self._anchor(t, u, frozen=True, jump=True)
             self._armed = True
             self._next_u = u
 
@@ -299,10 +309,11 @@ class Clock:
         if not self.running:
             return
         period = self._period if self._period is not None else sp / bpm_to_rate(self.tempo)
-        if self._armed:
+        if self._armed:   # after start / reset / song position / continue: exactly this pulse
             self._armed = False
-            target = self._next_u
-            self._anchor(t, target, rate=sp / period, limit=target + sp + self.overshoot)
+            target = max(self._next_u, self._u0)
+            self._anchor(t, target, rate=sp / period, limit=target + sp + self.overshoot,
+                         jump=True)
         else:
             target = self._next_u
             cur = self._u(t)
