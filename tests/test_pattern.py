@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -105,6 +106,9 @@ def test_player_steps_each_come_from_one_pattern_while_a_worker_offers():
         absolute = 0
         for _ in range(400):
             t += 0.01
+            offered = player.buffer.offered
+            while player.buffer.offered == offered:   # let the worker in between steps
+                time.sleep(0)
             for e in player.advance(t, clock):
                 if e.kind == "velocity":
                     per_step.setdefault(int(round(clock.position(e.time))), set()).add(e.value)
