@@ -36,7 +36,7 @@ class MCP3208Emulator:
         self.vref, self.vdd = vref, vdd
         self.max_speed_hz = 2_000_000 if vdd >= 4.5 else 1_000_000
         self.volts = [0.0] * 8          # voltage at CH0..CH7 pins
-        self._inputs = inputs           # optional live source (overrides self.volts)
+        self.source = inputs            # optional live source (ch -> volts), overrides self.volts
         self.conversions = 0
         self.last_channel: int | None = None
 
@@ -44,7 +44,7 @@ class MCP3208Emulator:
         self.volts[channel] = float(volts)
 
     def pin_volts(self, channel: int) -> float:
-        v = self._inputs(channel) if self._inputs else self.volts[channel]
+        v = self.source(channel) if self.source else self.volts[channel]
         # input protection diodes clamp the pin to the rails
         return min(max(v, -0.3), self.vdd + 0.3)
 

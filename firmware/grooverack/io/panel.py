@@ -683,30 +683,38 @@ def _wait_until(deadline: float, clock: Callable[[], float]) -> None:
 
 
 def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> int:
-    """`grooverack run --board NAME` on a Raspberry Pi: real buses, wall clock, until SIGTERM."""
+    """`grooverack run --board NAME` on a Raspberry Pi: real buses, wall clock, until SIGTERM.
+
+    GPIO callbacks (the library's thread) only timestamp and post; this loop applies edges,
+    samples onsets, scans, and writes each engine event at its time. Outputs go to 0 V on exit,
+    SIGTERM/SIGINT (service shutdown) and on an unhandled error."""
     from grooverack.io.sim import make_engine
-    from grooverack.service import Service
+    from grooverack.service import supervise
+    from grooverack.state import performance_saver
 
     clock = time.monotonic
     hw = open_hardware(board, clock)
-    cal = calibration_for(board, settings)
-    engine = make_engine(settings, threaded=True)
-    inbox: queue.SimpleQueue[tuple[int, int, float]] = queue.SimpleQueue()
-    panel = PanelBackend(board, settings, engine, hw, cal, clock)
-    # GPIO callbacks run on the library's thread: they only timestamp and post
-    direct_edge = panel.on_edge
-    panel.on_edge = lambda pin, level, t: inbox.put((pin, level, t))  # type: ignore[method-assign]
-    svc = Service()
-    svc.on_shutdown(panel.close)
-    svc.install_signal_handlers()
-    duration = getattr(args, "duration", None)
+    panel: PanelBackend | None = None
     try:
-        t0 = clock()
-        panel.start(t0)
-        svc.ready(f"board {board.name} up")
-        svc.watch("loop")
-        svc.realtime()
-        end = t0 + duration if duration else float("inf")
+        cal = calibration_for(board, settings)
+        engine = make_engine(settings, threaded=True)
+        inbox: queue.SimpleQueue[tuple[int, int, float]] = queue.SimpleQueue()
+        panel = PanelBackend(board, settings, engine, hw, cal, clock)
+        direct_edge = panel.on_edge
+        panel.on_edge = lambda pin, level, t: inbox.put((pin, level, t))  # type: ignore[method-assign]
+        panel.start(clock())
+    except BaseException:
+        if panel is not None:
+            panel.close()
+        else:
+            hw.close()
+        raise
+    svc = supervise(engine, status=f"board {board.name} up", outputs_to_zero=panel.close,
+                    save_state=performance_saver(settings, engine))
+    svc.realtime()
+    duration = getattr(args, "duration", None)
+    end = clock() + duration if duration else float("inf")
+    try:
         while not svc.stopping and clock() < end:
             while True:
                 try:
@@ -721,14 +729,16 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> i
                 panel.write(group)
             svc.beat("loop")
             _wait_until(min(panel.next_deadline(), clock() + 0.001), clock)
+        status = svc.shutdown()
     except BaseException:
         log.exception("panel loop stopped by an error: outputs to 0 V")
         svc.shutdown()
         raise
-    stop = getattr(engine, "close", None)
-    if stop is not None:
-        stop()
-    return svc.shutdown()
+    finally:
+        stop = getattr(engine, "close", None)
+        if stop is not None:
+            stop()
+    return status
 
 
 # --------------------------------------------------------------------------------------------
