@@ -32,6 +32,7 @@ from grooverack.engine.pattern import Pattern, PatternBuffer
 from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
 
 RETRIGGER_GAP = 0.0005   # s: a retriggered output goes low this long before the new rise
+MIN_RETRIGGER = 0.001    # s: a second rise this close to the previous one is a double: dropped
 ORDER = {"fall": 0, "velocity": 1, "rise": 2}
 
 
@@ -90,6 +91,7 @@ class Player:
         self._last_time = -math.inf   # no event earlier than one already returned
         self._seq = 0
         self._reset_out = True        # the next step 0 fires reset out
+        self._floor_position = 0.0    # clock out starts here (the last start/reset position)
         self.steps_played = 0
 
     # --- settings ------------------------------------------------------------------------------------
@@ -101,6 +103,7 @@ class Player:
         """The position jumped: forget what was committed but not yet played."""
         self._due.clear()
         self.next_step = math.ceil(position - 1e-9)
+        self._floor_position = position
         self._reset_out = self.next_step <= 0
 
     def stop(self, t: float) -> None:
@@ -137,7 +140,7 @@ class Player:
             position = step + float(pattern.offsets[row, voice]) * shift
             self._push(position, "trigger", output, velocity, row, voice)
         spacing = STEPS_PER_BEAT / self.clock_ppqn   # clock-out pulses at multiples of this
-        j = math.ceil((step - 0.5) / spacing - 1e-9)
+        j = math.ceil(max(step - 0.5, self._floor_position) / spacing - 1e-9)
         while j * spacing < step + 0.5 - 1e-9:
             self._push(j * spacing, "clock", 0, 1.0, row, -1)
             j += 1
@@ -190,6 +193,8 @@ class Player:
             due = heapq.heappop(self._due)
             t = rise_t
             key = (due.kind, due.output)
+            if key in self._falls and t - self._falls[key][1] < MIN_RETRIGGER:
+                continue             # a double trigger (e.g. hits squeezed together by a jump)
             if key in self._falls:   # still high: end it first, never merge two triggers
                 _fall, prev_rise, step, voice = self._falls.pop(key)
                 end = max(self._last_time, prev_rise, t - RETRIGGER_GAP)
