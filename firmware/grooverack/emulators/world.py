@@ -64,6 +64,8 @@ class EmulatedWorld:
         self.gpio.listeners.append(lambda t, pin, level: self._gpio_changes.append((t, pin, level)))
         self.dac_jacks = {(o.chip, o.channel): o for o in board.outputs.values()}
         self.pin_jacks = {o.pin: o for o in board.gpio_outputs.values()}
+        for name in board.inputs:  # nothing patched: the jack's switch grounds the input
+            self.set_cv(name, 0.0)
         for name, item in board.gpio_inputs.items():  # nothing patched: comparators low
             self.comparator[name] = False
             self.gpio.external[item.pin] = int(item.active_low)
