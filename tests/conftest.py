@@ -26,3 +26,19 @@ def gmd_zip() -> Path:
 def gmd_cache_dir(gmd_zip, tmp_path_factory) -> Path:
     """One loop cache per test session, shared by the data and evaluation tests."""
     return tmp_path_factory.mktemp("gmd-cache")
+
+
+@pytest.fixture(scope="session")
+def fake_manifest(tmp_path_factory) -> Path:
+    """A small random-weight model pair with the contract's names and manifest (tests/fakemodel.py)."""
+    from fakemodel import build_fake_model
+
+    return build_fake_model(tmp_path_factory.mktemp("fakemodel"))
+
+
+@pytest.fixture(scope="session")
+def fake_runner(fake_manifest):
+    """The real ModelRunner over the fake model."""
+    from grooverack.model.runner import ModelRunner
+
+    return ModelRunner(fake_manifest)

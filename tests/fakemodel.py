@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import pytest
 from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
 from onnx import TensorProto, helper, numpy_helper
 
@@ -142,14 +141,3 @@ def build_fake_model(folder: str | Path, *, latent_size: int = 64,
     path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return path
 
-
-@pytest.fixture(scope="session")
-def fake_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_fake_model(tmp_path_factory.mktemp("fakemodel"))
-
-
-@pytest.fixture(scope="session")
-def fake_runner(fake_manifest: Path):
-    from grooverack.model.runner import ModelRunner
-
-    return ModelRunner(fake_manifest)

@@ -1,0 +1,120 @@
+"""Generator on the fake ONNX model through the real ModelRunner: latents, caching, determinism,
+genres, the worker thread (coalescing, errors, heartbeat)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from fakemodel import build_fake_model
+from grooverack.engine.generator import Generator, Request
+from grooverack.model.runner import ModelRunner
+
+
+def groove_on(steps, velocity=0.9):
+    g = np.zeros((32, 3), np.float32)
+    for s in steps:
+        g[s] = (1.0, velocity, 0.0)
+    return g
+
+
+def request(gen: Generator, serial=1, groove=None, version=0, **kw) -> Request:
+    values = dict(follow=1.0, morph=0.0, uncertainty=0.0, density=(0.5,) * 9,
+                  mutes=(False,) * 9, max_count=32, genre=0, seed=0, variation=0)
+    values.update(kw)
+    return Request(z_a=gen.z_a.copy(), z_b=gen.z_b.copy(),
+                   groove=groove if groove is not None else groove_on(range(0, 32, 4)),
+                   groove_version=version, serial=serial, **values)
+
+
+def test_sync_generation_is_deterministic(fake_runner):
+    a, b = Generator(fake_runner, seed=3), Generator(fake_runner, seed=3)
+    pa = a.generate(request(a, uncertainty=0.6, variation=2))
+    pb = b.generate(request(b, uncertainty=0.6, variation=2))
+    assert pa.same_as(pb) and pa.hits.any()
+    a.request(request(a, serial=9))
+    taken = a.buffer.take()
+    assert taken is not None and taken.serial == 9
+
+
+def test_encoder_runs_only_for_a_new_groove_decoder_only_for_a_new_latent(fake_runner):
+    g = Generator(fake_runner)
+    g.generate(request(g, version=1))
+    assert (g.encodes, g.decodes) == (1, 1)
+    g.generate(request(g, version=1, density=(0.8,) * 9))   # sampling only
+    assert (g.encodes, g.decodes) == (1, 1)
+    g.generate(request(g, version=1, follow=0.5))           # new z: decode only
+    assert (g.encodes, g.decodes) == (1, 2)
+    g.generate(request(g, version=2, groove=groove_on([1, 5]), follow=0.5))
+    assert (g.encodes, g.decodes) == (2, 3)
+
+
+def test_follow_one_tracks_the_groove_follow_zero_ignores_it(fake_runner):
+    g = Generator(fake_runner)
+    on_beats = g.generate(request(g, version=1, groove=groove_on(range(0, 32, 4))))
+    off_beats = g.generate(request(g, version=2, groove=groove_on(range(2, 32, 4))))
+    assert not on_beats.same_as(off_beats)
+    kick = 0
+    assert set(np.nonzero(on_beats.hits[:, kick])[0]) >= set(range(0, 32, 4))
+    encodes = g.encodes
+    x = g.generate(request(g, version=3, groove=groove_on(range(0, 32, 4)), follow=0.0))
+    y = g.generate(request(g, version=4, groove=groove_on(range(2, 32, 4)), follow=0.0))
+    assert x.same_as(y) and g.encodes == encodes     # follow 0: the encoder is not even run
+
+
+def test_latents_random_seeded_and_settable(fake_runner):
+    g1, g2 = Generator(fake_runner, seed=5), Generator(fake_runner, seed=5)
+    assert np.array_equal(g1.z_a, g2.z_a) and not np.array_equal(g1.z_a, g1.z_b)
+    z = g1.randomize("a")
+    assert np.array_equal(z, g2.randomize("a")) and np.array_equal(g1.z_a, z)
+    assert abs(float(z.std()) - 1.0) < 0.3
+    g1.set_latent("b", np.zeros(g1.latent_size))
+    assert not g1.z_b.any()
+    with pytest.raises(ValueError, match="64"):
+        g1.set_latent("a", np.zeros(3))
+    with pytest.raises(ValueError, match="'a' or 'b'"):
+        g1.set_latent("c", np.zeros(64))
+    with pytest.raises(ValueError, match="non-finite"):
+        g1.set_latent("a", np.full(64, np.nan))
+
+
+def test_morph_moves_between_a_and_b(fake_runner):
+    g = Generator(fake_runner)
+    a = g.generate(request(g, follow=0.0, morph=0.0))
+    b = g.generate(request(g, follow=0.0, morph=1.0))
+    assert not a.same_as(b)
+
+
+def test_genre_changes_the_decoder_input(tmp_path):
+    runner = ModelRunner(build_fake_model(tmp_path, genres=("any", "rock", "funk"), seed=2))
+    g = Generator(runner)
+    outs = [g.generate(request(g, genre=i, density=(0.9,) * 9)) for i in range(3)]
+    assert g.decodes == 3
+    assert not (outs[0].same_as(outs[1]) and outs[1].same_as(outs[2]))
+
+
+def test_threaded_worker_coalesces_keeps_last_good_and_beats(tmp_path, caplog):
+    runner = ModelRunner(build_fake_model(tmp_path, genres=("any", "rock")))
+    g = Generator(runner, threaded=True)
+    try:
+        assert g.alive
+        for serial in range(1, 201):
+            g.request(request(g, serial=serial, morph=serial / 200, follow=0.3))
+        assert g.wait_idle(10.0)
+        newest = g.buffer.take()
+        assert newest is not None and newest.serial == 200
+        assert g.generated < 200                         # only the newest mattered
+        with caplog.at_level(logging.ERROR, logger="grooverack.generator"):
+            g.request(request(g, serial=201, genre=9))   # the runner refuses: genre out of range
+            assert g.wait_idle(10.0)
+        assert g.errors == 1 and "genre" in g.last_error and "genre" in caplog.text
+        assert g.buffer.take() is None                   # nothing half-made was offered
+        assert g.alive
+        beat = g.heartbeat
+        g.request(request(g, serial=202))
+        assert g.wait_idle(10.0)
+        assert g.buffer.take().serial == 202 and g.heartbeat >= beat
+    finally:
+        g.close()
+    assert not g.alive
