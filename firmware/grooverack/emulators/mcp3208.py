@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 from grooverack.emulators.base import ProtocolError, hexbytes
 
+_REVERSED_11 = [int(f"{i:011b}"[::-1], 2) for i in range(2048)]
+
 
 def adc_code(volts: float, vref: float, bits: int = 12) -> int:
     """Ideal unipolar SAR transfer: floor(2**bits * v / vref), clipped to the code range."""
@@ -55,32 +57,23 @@ class MCP3208Emulator:
         return adc_code(self.pin_volts(plus) - self.pin_volts(minus), self.vref)
 
     def transfer(self, data: bytes) -> bytes:
-        bits_in = [(byte >> (7 - i)) & 1 for byte in data for i in range(8)]
-        try:
-            start = bits_in.index(1)
-        except ValueError:
-            raise ProtocolError(f"MCP3208: no start bit in {hexbytes(data)}") from None
-        need = start + 1 + 4 + 1 + 1 + 12  # start, SGL D2 D1 D0, sample, null, B11..B0
-        if len(bits_in) < need:
+        nbits = 8 * len(data)
+        din = int.from_bytes(data, "big")
+        if din == 0:
+            raise ProtocolError(f"MCP3208: no start bit in {hexbytes(data)}")
+        start = nbits - din.bit_length()           # clocks before the start bit
+        need = start + 1 + 4 + 1 + 1 + 12          # start, SGL D2 D1 D0, sample, null, B11..B0
+        if nbits < need:
             raise ProtocolError(
-                f"MCP3208: frame {hexbytes(data)} ends before B0 ({len(bits_in)} clocks, "
+                f"MCP3208: frame {hexbytes(data)} ends before B0 ({nbits} clocks, "
                 f"start bit at clock {start + 1} needs {need}); CS rising early aborts the conversion")
-        single = bool(bits_in[start + 1])
-        d = bits_in[start + 2] << 2 | bits_in[start + 3] << 1 | bits_in[start + 4]
+        bits = din >> (nbits - start - 5) & 0xF    # SGL/DIFF D2 D1 D0
+        single, d = bool(bits & 8), bits & 7
         code = self.convert(single, d)
         self.conversions += 1
         self.last_channel = d if single else None
-        out = [0] * len(bits_in)
-        null = start + 6
-        msb_first = [(code >> (11 - i)) & 1 for i in range(12)]
-        lsb_first = [(code >> i) & 1 for i in range(1, 12)]  # B1..B11 after B0
-        for i, bit in enumerate(msb_first + lsb_first):
-            if null + 1 + i < len(out):
-                out[null + 1 + i] = bit
-        reply = bytearray()
-        for k in range(0, len(out), 8):
-            byte = 0
-            for bit in out[k:k + 8]:
-                byte = byte << 1 | bit
-            reply.append(byte)
-        return bytes(reply)
+        # DOUT after the null bit: B11..B0, then B1..B11 (LSB first), then zeros
+        stream = code << 11 | _REVERSED_11[code >> 1]
+        after = nbits - (start + 7)                # clocks after the null bit
+        out = stream << (after - 23) if after >= 23 else stream >> (23 - after)
+        return out.to_bytes(len(data), "big")
