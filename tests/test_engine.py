@@ -1,0 +1,209 @@
+"""Engine end to end on the fake ONNX model (real ModelRunner, real onnxruntime): follow, density,
+determinism, re-encode policy, presets, buttons, MIDI clock, the threaded worker."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from grooverack.config import ConfigError, Settings
+from grooverack.engine.engine import Engine, OutputEvent
+
+STEP_S = 0.125   # 120 BPM
+
+
+def engine(runner, threaded=False, **values) -> Engine:
+    base = {"clock.source": "internal", "tempo": 120.0, "uncertainty": 0.3}
+    return Engine(Settings({**base, **values}), runner, threaded=threaded)
+
+
+def perform(eng: Engine, onset_steps, loops=4, dt=0.004, velocity=0.9) -> list[OutputEvent]:
+    """Start, play onsets at the given loop steps every loop, collect every event."""
+    eng.start(0.0)
+    times = sorted(loop * 32 * STEP_S + s * STEP_S for loop in range(loops) for s in onset_steps)
+    events: list[OutputEvent] = []
+    t = 0.0
+    end = loops * 32 * STEP_S
+    while t < end:
+        t = round(t + dt, 9)
+        while times and times[0] <= t:
+            eng.onset(times.pop(0), velocity=velocity)
+        events += eng.advance(t + 0.002)
+    return events
+
+
+def rises(events, loop=None):
+    out = [e for e in events if e.kind == "trigger" and e.value == 1.0]
+    if loop is not None:
+        out = [e for e in out if loop * 32 * STEP_S - STEP_S / 2 <= e.time
+               < (loop + 1) * 32 * STEP_S - STEP_S / 2]
+    return out
+
+
+def signature(events):
+    return [(round(e.time, 9), e.output, e.kind, round(e.value, 6)) for e in events]
+
+
+QUARTERS = list(range(0, 32, 4))
+OFFBEATS = list(range(2, 32, 4))
+
+
+def test_follow_one_drums_lock_to_and_change_with_the_groove(fake_runner):
+    a = perform(engine(fake_runner, follow=1.0), QUARTERS)
+    b = perform(engine(fake_runner, follow=1.0), OFFBEATS)
+    last_a = {(round(e.time / STEP_S) % 32, e.output) for e in rises(a, loop=3)}
+    last_b = {(round(e.time / STEP_S) % 32, e.output) for e in rises(b, loop=3)}
+    assert last_a != last_b
+    for played, events in ((QUARTERS, a), (OFFBEATS, b)):
+        hit_steps = {round(e.time / STEP_S) % 32 for e in rises(events, loop=3)}
+        coincide = sum(step in hit_steps for step in played) / len(played)
+        assert coincide >= 0.8, f"only {coincide:.0%} of the input onsets got a drum hit"
+
+
+def test_follow_zero_drums_do_not_depend_on_the_input(fake_runner):
+    runs = [perform(engine(fake_runner, follow=0.0, uncertainty=0.6), steps)
+            for steps in (QUARTERS, OFFBEATS, [])]
+    assert rises(runs[0])
+    assert signature(runs[0]) == signature(runs[1]) == signature(runs[2])
+
+
+def test_uncertainty_varies_loops_zero_repeats_them(fake_runner):
+    def loops(eng):
+        ev = perform(eng, [], loops=4)
+        return [sorted((round(e.time / STEP_S) % 32, e.output) for e in rises(ev, loop=k))
+                for k in range(4)]
+
+    steady = loops(engine(fake_runner, follow=0.0, uncertainty=0.0))
+    assert steady[0] == steady[1] == steady[2] == steady[3]
+    wild = loops(engine(fake_runner, follow=0.0, uncertainty=1.0))
+    assert len({tuple(x) for x in wild}) > 1
+
+
+def test_same_inputs_same_render(fake_runner):
+    a = perform(engine(fake_runner, follow=0.8), QUARTERS + [13, 27])
+    b = perform(engine(fake_runner, follow=0.8), QUARTERS + [13, 27])
+    assert signature(a) == signature(b)
+    times = [e.time for e in a]
+    assert times == sorted(times)
+
+
+def test_density_zero_silences_everything_and_per_voice(fake_runner):
+    silent = perform(engine(fake_runner, follow=1.0, density=0.0), QUARTERS, loops=2)
+    assert not rises(silent)
+    assert [e for e in silent if e.kind == "clock"]             # the clock still runs
+    no_kick = perform(engine(fake_runner, follow=1.0, **{"density.kick": 0.0}), QUARTERS, loops=2)
+    assert rises(no_kick) and not [e for e in rises(no_kick) if e.voice == 0]
+    muted = perform(engine(fake_runner, follow=1.0, **{"mute.snare": True}), QUARTERS, loops=2)
+    assert not [e for e in rises(muted) if e.voice == 1]
+
+
+def test_density_control_takes_effect_at_the_next_step(fake_runner):
+    eng = engine(fake_runner, follow=1.0, density=1.0)
+    eng.start(0.0)
+    assert rises(eng.advance(10 * STEP_S))
+    eng.set_control("density", 0.0)
+    assert eng.advance(10 * STEP_S + 0.01) is not None
+    later = eng.advance(20 * STEP_S)
+    assert not [e for e in rises(later) if e.time > 11 * STEP_S]
+
+
+def test_reencode_every_loop_waits_for_the_loop(fake_runner):
+    eng = engine(fake_runner, follow=1.0, **{"generation.reencode": "loop"})
+    eng.start(0.0)
+    eng.advance(4 * STEP_S)
+    first = eng.pattern
+    eng.onset(5 * STEP_S, velocity=1.0)
+    eng.advance(30 * STEP_S)
+    assert eng.pattern is first and eng.groove[5, 0] == 1.0
+    eng.advance(32 * STEP_S)            # step 32 commits at 31.5: the new groove plays from loop 2
+    assert eng.pattern is not first and eng.pattern.info["groove_version"] >= 1
+
+
+def test_onsets_need_a_running_transport(fake_runner):
+    eng = engine(fake_runner)
+    assert eng.onset(0.1, velocity=0.5) is False
+    eng.start(1.0)
+    assert eng.onset(1.3, pitch_volts=1.0) is True
+    step = round((1.3 - 1.0) / STEP_S)
+    assert eng.groove[step, 0] == 1.0
+
+
+def test_presets_round_trip_and_buttons(fake_runner):
+    eng = engine(fake_runner, follow=0.0, morph=0.3)
+    saved = eng.save_preset(2)
+    assert saved["panel"]["morph"] == 0.3 and len(saved["a"]) == eng.generator.latent_size
+    z_a = eng.generator.z_a.copy()
+    eng.press("randomize_a")
+    eng.set_control("morph", 0.9)
+    assert not np.array_equal(eng.generator.z_a, z_a)
+    eng.recall_preset(2)
+    assert np.array_equal(eng.generator.z_a, z_a) and eng.settings["morph"] == 0.3
+    other = engine(fake_runner)
+    other.recall_preset(7, saved)                            # from a plain dict (storage)
+    assert np.array_equal(other.generator.z_a, z_a)
+    assert eng.press("record") == "off" or eng.settings["record"] in ("record", "overdub", "off")
+    with pytest.raises(ValueError, match="unknown button"):
+        eng.press("launch")
+    with pytest.raises(ValueError, match="empty"):
+        eng.recall_preset(9)
+
+
+def test_randomize_changes_an_independent_pattern(fake_runner):
+    eng = engine(fake_runner, follow=0.0, uncertainty=0.0, density=0.8)
+    eng.start(0.0)
+    eng.advance(STEP_S)
+    before = eng.pattern
+    eng.press("randomize_a")
+    eng.advance(3 * STEP_S)
+    assert not eng.pattern.same_as(before)
+
+
+def test_set_control_validates(fake_runner):
+    eng = engine(fake_runner)
+    with pytest.raises(ConfigError, match="folow"):
+        eng.set_control("folow", 0.5)
+    with pytest.raises(ConfigError, match="'follow'.*1.5"):
+        eng.set_control("follow", 1.5)
+    with pytest.raises(ConfigError, match="restart"):
+        eng.set_control("model.variant", "fp32")
+    with pytest.raises(ConfigError, match="genre"):
+        eng.set_control("genre", "rock")                     # the fake model has no genres
+    assert eng.set_control("tempo", 90) == 90.0 and eng.clock.tempo == 90.0
+
+
+def test_midi_clock_drives_the_engine(fake_runner):
+    eng = Engine(Settings({"clock.source": "midi", "follow": 0.0, "density": 1.0,
+                           "outputs.clock_ppqn": 4}), fake_runner)
+    tick = 60.0 / 100.0 / 24
+    eng.start(0.0)
+    assert not rises(eng.advance(0.5))                       # nothing before the first clock
+    events = []
+    for k in range(24 * 8):
+        t = 0.5 + k * tick
+        eng.midi_clock(t)
+        events += eng.advance(t + 0.002)
+    clocks = [e.time for e in events if e.kind == "clock" and e.value == 1.0]
+    assert clocks[0] == pytest.approx(0.5)
+    assert np.allclose(np.diff(clocks[:30]), 6 * tick, atol=1e-6)
+    assert eng.clock.bpm == pytest.approx(100.0, rel=1e-3)
+
+
+def test_threaded_engine_swaps_in_generated_patterns(fake_runner):
+    eng = engine(fake_runner, threaded=True, follow=1.0)
+    try:
+        eng.start(0.0)
+        first = eng.pattern
+        for s in QUARTERS:
+            eng.onset(s * STEP_S, velocity=0.9)
+        t = 0.0
+        events = []
+        while t < 64 * STEP_S:
+            t += 0.01
+            events += eng.advance(t)
+            eng.generator.wait_idle(5.0)     # let the worker finish before the next step
+        assert eng.alive and eng.generator.errors == 0
+        assert eng.pattern is not first and eng.pattern.info["groove_version"] >= 1
+        times = [e.time for e in events]
+        assert times == sorted(times)
+    finally:
+        eng.close()
+    assert not eng.alive
