@@ -409,6 +409,7 @@ class PanelBackend:
         self.last_volts: dict[str, float] = {}
         self.onsets = self.clock_pulses = self.resets = self.presses = 0
         self.controls_set = 0
+        self.control_log: list[tuple[float, str, float]] = []  # (time, control, value)
         self.started = False
 
     # --- lifetime
@@ -486,6 +487,8 @@ class PanelBackend:
     def _scan(self, t: float) -> None:
         for name, value in self.scanner.scan():
             self.controls_set += 1
+            if len(self.control_log) < 10_000:
+                self.control_log.append((t, name, value))
             self.engine.set_control(name, value)
         self.writer.retry_pending()
 
