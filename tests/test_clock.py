@@ -294,3 +294,19 @@ def test_swing_change_keeps_musical_position():
     c.set_swing(70.0, 0.3)
     assert c.position(0.3) == pytest.approx(p)
     assert c.position(0.31) > p
+
+
+def test_switching_to_an_external_clock_holds_then_lands_on_the_nearest_pulse():
+    c = make_clock(**{"clock.source": "internal", "tempo": 120.0, "clock.ppqn": 4})
+    c.start(0.0)
+    c.set_source("external", 0.51)                  # at step 4.08
+    held = c.position(0.51)
+    assert c.position(0.7) == held                  # no clock yet: hold
+    c.pulse(0.75)                                   # lands on step 4 -> stays at 4.08
+    c.pulse(0.875)
+    assert held <= c.position(0.875) <= 5.0 + c.overshoot
+    for k in range(2, 10):
+        c.pulse(0.75 + 0.125 * k)
+    assert c.position(0.75 + 0.125 * 9) == pytest.approx(13.0, abs=0.02)
+    c.set_source("internal", 2.0)
+    assert c.driver == "internal" and c.position(2.125) > c.position(2.0)

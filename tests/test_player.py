@@ -206,3 +206,21 @@ def test_transparent_reset_with_external_clock_never_doubles_or_skips_step_zero(
     times = [e.time for e in kicks]
     assert np.allclose(np.diff(times), 0.125, atol=1e-6)   # no double, no gap
     assert len(of(events, "reset", value=1.0)) == 2
+
+
+def test_stop_and_continue_neither_lose_nor_repeat_a_step():
+    clock, player = rig({(k, KICK): (1.0, 0.0) for k in range(32)})
+    events = run(clock, player, 10.7 * 0.125)       # step 11 is already committed at 10.5
+    clock.stop(10.7 * 0.125)
+    player.stop(10.7 * 0.125, clock.position(10.7 * 0.125))
+    events += player.advance(3.0, clock)
+    clock.continue_(3.0)
+    t = 3.0
+    while t < 4.0:
+        t += 0.001
+        events += player.advance(t, clock)
+    check_stream(events)
+    steps = [e.step for e in of(events, "trigger", 1, 1.0)]
+    assert steps == list(range(len(steps))) and len(steps) > 15
+    rise_11 = of(events, "trigger", 1, 1.0)[11]
+    assert rise_11.time == pytest.approx(3.0 + 0.3 * 0.125)

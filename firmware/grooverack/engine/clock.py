@@ -98,6 +98,7 @@ class Clock:
         self._period: float | None = None   # smoothed seconds per pulse
         self.stalled = False
         self.pulses = 0
+        self._snap = False             # the next pulse lands on the nearest pulse of the grid
 
     # --- derived --------------------------------------------------------------------------------
     @property
@@ -213,10 +214,21 @@ class Clock:
         if source not in ("auto", "internal", "external", "midi"):
             raise ValueError(f"clock.source {source!r} is not allowed")
         self.source = source
-        if source == "internal" and self.driver != "internal" and self.running:
-            self._run_internal(t, self._u(t))
-        elif source in ("external", "midi"):
+        if source == "internal" and self.driver != "internal":
+            self._armed = False
+            if self.running:
+                self._run_internal(t, self._u(t))
+            self.driver = "internal"
+        elif source in ("external", "midi") and self.driver == "internal":
+            # wait for the first pulse where the position is; it lands on the nearest pulse
             self.driver = "external"
+            self._snap = True
+            u = self._u(t)
+            self._anchor(t, u, limit=u, frozen=self._frozen)
+
+    def set_smoothing(self, intervals: int) -> None:
+        self.smoothing = int(intervals)
+        self._intervals = deque(self._intervals, maxlen=self.smoothing)
 
     # --- transport ---------------------------------------------------------------------------------
     def start(self, t: float) -> None:
@@ -301,9 +313,10 @@ class Clock:
         self.pulses += 1
         self.stalled = False
         sp = self.steps_per_pulse
-        if self.driver == "internal":
+        if self.driver == "internal" or self._snap:
             self.driver = "external"
-            if self.running and not self._frozen and not self._armed:
+            self._snap = False
+            if self.running and not self._armed:
                 # take over from the internal clock: this pulse is the nearest pulse of the grid
                 self._next_u = round(self._u(t) / sp) * sp
         if not self.running:

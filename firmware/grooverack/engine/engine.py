@@ -150,7 +150,7 @@ class Engine:
         """Freeze the position; pending hits are dropped, high outputs fall at t."""
         self._touch(t)
         self.clock.stop(t)
-        self.player.stop(t)
+        self.player.stop(t, self.clock.position(t))
 
     def continue_(self, t: float) -> None:
         """Run on from where the transport stopped."""
@@ -226,8 +226,7 @@ class Engine:
         elif name == "clock.ppqn":
             clock.set_ppqn(value)
         elif name == "clock.smoothing":
-            clock.smoothing = value
-            clock._intervals = type(clock._intervals)(clock._intervals, maxlen=value)
+            clock.set_smoothing(value)
         elif name == "clock.slew":
             clock.slew = value
         elif name == "clock.stop_timeout":

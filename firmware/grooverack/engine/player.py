@@ -106,9 +106,15 @@ class Player:
         self._floor_position = position
         self._reset_out = self.next_step <= 0
 
-    def stop(self, t: float) -> None:
-        """Transport stopped at t: drop pending hits, end every high output now."""
+    def stop(self, t: float, position: float | None = None) -> None:
+        """Transport stopped at t (at `position`): drop pending hits, end every high output now.
+
+        With the position, the steps not yet played are committed again when the transport
+        continues, so a stop/continue neither loses nor repeats a step.
+        """
         self._due.clear()
+        if position is not None:
+            self.next_step = math.ceil(position - 1e-9)
         t = max(t, self._last_time)
         for key, (_fall, rise, step, voice) in list(self._falls.items()):
             self._falls[key] = (max(t, rise), rise, step, voice)
