@@ -1,0 +1,291 @@
+"""`grooverack doctor`: is this board ready to play? Device nodes, permissions and groups, the
+Python bus modules, then a probe of every chip of the board (I2C addresses answer, ADC channels
+read sane values, DAC registers read back), the GPIO inputs at rest, and a short scan burst
+through the panel's fault guard. One verdict per part; exit status 1 when a part fails.
+
+`--board sim` probes the emulated chips of the sim board (no device nodes to check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import grp
+import importlib
+import os
+import stat
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+ENABLE = {
+    "spi": "enable SPI: `sudo raspi-config nonint do_spi 0` (or dtparam=spi=on in "
+           "/boot/firmware/config.txt) and reboot",
+    "i2c": "enable I2C: `sudo raspi-config nonint do_i2c 0` (or dtparam=i2c_arm=on) and reboot",
+}
+
+
+@dataclass
+class Check:
+    part: str
+    status: str
+    detail: str
+
+    def line(self) -> str:
+        return f"  {self.status:<4}  {self.part}: {self.detail}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from grooverack.cli import add_common
+
+    add_common(parser)
+    parser.add_argument("--board", help="board name in hw/boards/ or a TOML path "
+                        "(default: the config's `board`)")
+    parser.add_argument("--scans", type=int, default=25,
+                        help="ADC scans run through the fault guard to measure bus health")
+    parser.add_argument("--dev", default="/dev", help=argparse.SUPPRESS)  # tests: a fake /dev
+
+
+# --------------------------------------------------------------------------------------------
+# device nodes, permissions, groups, modules
+
+
+def _groups_of_user() -> set[int]:
+    return set(os.getgroups()) | {os.getegid()}
+
+
+def check_node(path: Path, part: str, kind: str) -> Check:
+    if not path.exists():
+        return Check(part, FAIL, f"{path} is missing: {ENABLE.get(kind, 'is the driver loaded?')}")
+    st = path.stat()
+    if not stat.S_ISCHR(st.st_mode):
+        return Check(part, FAIL, f"{path} exists but is not a character device")
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    if not os.access(path, os.R_OK | os.W_OK):
+        member = st.st_gid in _groups_of_user()
+        hint = (f"you are in group {group!r} but it has no rw access: check the udev rules"
+                if member else f"add yourself to group {group!r}: `sudo usermod -aG {group} "
+                f"$USER`, then log in again")
+        return Check(part, FAIL, f"{path}: permission denied (mode {stat.filemode(st.st_mode)}, "
+                     f"group {group}); {hint}")
+    return Check(part, OK, f"{path} present, read/write as {os.environ.get('USER', 'this user')} "
+                 f"(group {group})")
+
+
+def check_module(name: str, part: str, hint: str) -> Check:
+    try:
+        importlib.import_module(name)
+    except ImportError as exc:
+        return Check(part, FAIL, f"Python module {name} not importable ({exc}): {hint}")
+    except RuntimeError as exc:  # RPi.GPIO on a Pi 5: "Cannot determine SOC peripheral base"
+        return Check(part, FAIL, f"Python module {name} fails to load ({exc}): {hint}")
+    return Check(part, OK, f"Python module {name} importable")
+
+
+def node_checks(board: Any, dev: Path) -> list[Check]:
+    checks = []
+    for chip in board.chips.values():
+        label = f"{chip.name} ({chip.part.upper()}) node"
+        if chip.bus == "spi":
+            checks.append(check_node(dev / f"spidev{chip.bus_number}.{chip.device}", label, "spi"))
+        else:
+            checks.append(check_node(dev / f"i2c-{chip.bus_number}", label, "i2c"))
+    chips = sorted(dev.glob("gpiochip*"))
+    gpiomem = dev / "gpiomem"
+    if gpiomem.exists():
+        checks.append(check_node(gpiomem, "GPIO node", "gpio"))
+    elif chips:
+        checks.append(check_node(chips[0], "GPIO node", "gpio"))
+    else:
+        checks.append(Check("GPIO node", FAIL, f"neither {gpiomem} nor {dev}/gpiochip* exists: "
+                            "not a Raspberry Pi, or the GPIO driver is not loaded"))
+    if any(c.bus == "spi" for c in board.chips.values()):
+        checks.append(check_module("spidev", "spidev", "`pip install spidev` (or apt install "
+                                   "python3-spidev)"))
+    if any(c.bus == "i2c" for c in board.chips.values()):
+        checks.append(check_module("smbus2", "smbus2", "`pip install smbus2`"))
+    checks.append(check_module("RPi.GPIO", "RPi.GPIO", "apt install python3-rpi.gpio (Pi <= 4) or "
+                               "`pip install rpi-lgpio` (Pi 5)"))
+    return checks
+
+
+# --------------------------------------------------------------------------------------------
+# chip probes
+
+
+def _probe(part: str, fn: Callable[[], str]) -> Check:
+    from grooverack.io.panel import BusDown
+
+    try:
+        detail = fn()
+    except BusDown:
+        return Check(part, FAIL, "no answer after retries (see the fault line below)")
+    except OSError as exc:
+        return Check(part, FAIL, f"bus error: {exc}")
+    if detail.startswith("!"):
+        return Check(part, WARN, detail[1:])
+    return Check(part, OK, detail)
+
+
+def chip_checks(board: Any, hw: Any, cal: Any, scans: int) -> list[Check]:
+    from grooverack.drivers.ads1115 import ADS1115
+    from grooverack.drivers.mcp3208 import MCP3208
+    from grooverack.drivers.mcp4728 import MCP4728
+    from grooverack.io.panel import ControlScanner
+
+    checks = []
+    for chip in board.chips.values():
+        part = f"{chip.name} ({chip.part.upper()} at {chip.where})"
+        guard = hw.guards[chip.name]
+        driver = hw.adcs.get(chip.name) or hw.dacs.get(chip.name)
+
+        if isinstance(driver, MCP3208):
+            def mcp3208(driver: Any = driver, guard: Any = guard, chip: Any = chip) -> str:
+                codes = [guard.call(driver.read_many, range(8)) for _ in range(4)]
+                flat = [c for row in codes for c in row]
+                if len(set(flat)) == 1 and flat[0] in (0, 4095):
+                    raise OSError(f"every channel reads {flat[0]} four times: MISO stuck "
+                                  f"{'low' if flat[0] == 0 else 'high'}, chip missing or CS "
+                                  f"wrong (spi_device {chip.device})")
+                return _adc_summary(board, cal, chip.name, codes[-1])
+            checks.append(_probe(part, mcp3208))
+        elif isinstance(driver, ADS1115):
+            def ads1115(driver: Any = driver, guard: Any = guard, chip: Any = chip) -> str:
+                config = guard.call(driver.read_register, 1)
+                if config & 0x0003 != 0x0003 and config != 0:
+                    note = f"; comparator enabled (config 0x{config:04x})"
+                else:
+                    note = ""
+                codes = [guard.call(driver.read_single, ch) for ch in range(4)]
+                return _adc_summary(board, cal, chip.name, codes) + note
+            checks.append(_probe(part, ads1115))
+        elif isinstance(driver, MCP4728):
+            def mcp4728(driver: Any = driver, guard: Any = guard) -> str:
+                guard.call(driver.configure)
+                states = guard.call(driver.read_back)
+                if not all(s.por for s in states):
+                    return "!answers, but POR is clear: supply below the power-on threshold?"
+                if not all(s.vref_internal and s.gain2 for s in states):
+                    return "!answers, but VREF/gain did not stick (internal 2.048 V x2 expected)"
+                return ("answers; internal 2.048 V reference x2 on all four channels, codes "
+                        + ", ".join(str(s.code) for s in states))
+            checks.append(_probe(part, mcp4728))
+        else:
+            checks.append(Check(part, WARN, "write-only part (no SDO): cannot be probed; check "
+                                "its outputs with `grooverack calibrate --only outputs`"))
+
+    for item in board.gpio_inputs.values():
+        hw.gpio.add_input(item.pin, pull=item.pull)
+        level = hw.gpio.read(item.pin)
+        active = bool(level) ^ item.active_low
+        part = f"{item.name} (GPIO {item.pin}, {item.role})"
+        if active:
+            what = "pressed" if item.role == "button" else "high with nothing expected"
+            checks.append(Check(part, WARN, f"reads active ({what}) at rest: a patched cable, "
+                                "a stuck button, or the pull/inversion in the board file"))
+        else:
+            checks.append(Check(part, OK, "idle"))
+
+    if scans > 0:
+        from grooverack.config import Settings
+
+        scanner = ControlScanner(board, hw, cal, Settings())
+        for _ in range(scans):
+            scanner.scan()
+        for name, guard in hw.guards.items():
+            c = guard.counter
+            if c.faults or c.skipped:
+                checks.append(Check(f"{name} bus health", FAIL if c.ok == 0 else WARN,
+                                    f"{c.faults} failed attempts, {c.failed} operations given up, "
+                                    f"{c.skipped} skipped while backing off, {c.ok} good; last "
+                                    f"error: {c.last_error}"))
+        good = [n for n, g in hw.guards.items() if not g.counter.faults]
+        if good:
+            checks.append(Check("bus health", OK, f"{scans} scans without a fault on "
+                                f"{', '.join(good)}"))
+    return checks
+
+
+def _adc_summary(board: Any, cal: Any, chip: str, codes: list[int]) -> str:
+    parts, warn = [], []
+    for item in board.inputs.values():
+        if item.chip == chip:
+            volts = cal.to_volts(item.name, codes[item.channel])
+            parts.append(f"{item.name} {volts:+.3f} V")
+            if abs(volts) > 0.5:
+                warn.append(item.name)
+    for pot in board.pots.values():
+        if pot.chip == chip:
+            parts.append(f"{pot.name} pot {codes[pot.channel] / pot.code_max:.2f}")
+    text = "channels answer: " + ", ".join(parts)
+    if warn:
+        return ("!" + text + f"; {', '.join(warn)} far from 0 V: patched, or an offset "
+                "(run `grooverack calibrate`)")
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def diagnose(board: Any, *, dev: Path = Path("/dev"), scans: int = 25,
+             hardware: Any = None) -> list[Check]:
+    """Every check of `board`; `hardware` (tests) replaces opening the real buses."""
+    from grooverack.calibration import Calibration
+    from grooverack.io.panel import build_hardware, open_hardware
+
+    if not board.is_panel:
+        return [Check(board.name, FAIL, f"kind {board.kind!r}: doctor checks Pi boards ('pi' "
+                      "and 'sim'); ES-9 and MIDI boards: `grooverack ports`")]
+    checks: list[Check] = []
+    if hardware is None and board.kind == "sim":
+        from grooverack.emulators.world import EmulatedWorld
+
+        world = EmulatedWorld(board)
+        hardware = build_hardware(board, spi=world.spi, i2c=world.i2c, gpio_module=world.gpio,
+                                  clock=world.clock, sleep_for=world.sleep_for,
+                                  retry_sleep=lambda s: None)
+        checks.append(Check("device nodes", OK, f"board {board.name!r} runs on emulated chips "
+                            f"(base {board.base!r}): no device nodes needed"))
+    elif hardware is None:
+        checks += node_checks(board, dev)
+        if any(c.status == FAIL for c in checks):
+            checks.append(Check("chip probes", FAIL, "skipped: fix the lines above first"))
+            return checks
+        try:
+            hardware = open_hardware(board)
+        except (OSError, RuntimeError) as exc:
+            checks.append(Check("open buses", FAIL, str(exc)))
+            return checks
+    try:
+        cal = Calibration.nominal(board)
+        checks += chip_checks(board, hardware, cal, scans)
+    finally:
+        try:
+            hardware.gpio.close()
+        finally:
+            hardware.close()
+    return checks
+
+
+def run(args: argparse.Namespace) -> int:
+    from grooverack.config import load_settings
+    from grooverack.io.board import load_board
+
+    settings = load_settings(args.config, args.overrides)
+    board = load_board(args.board or settings["board"])
+    print(f"grooverack doctor: board {board.name!r} ({board.path}), kind {board.kind}")
+    checks = diagnose(board, dev=Path(args.dev), scans=max(0, args.scans))
+    for check in checks:
+        print(check.line())
+    fails = sum(c.status == FAIL for c in checks)
+    warns = sum(c.status == WARN for c in checks)
+    verdict = "ready to play" if not fails else "NOT ready"
+    print(f"verdict: {verdict} ({len(checks) - fails - warns} ok, {warns} warnings, "
+          f"{fails} failed)")
+    sys.stdout.flush()
+    return 1 if fails else 0
