@@ -231,3 +231,13 @@ def test_close_sets_every_output_to_zero():
     sim.close()
     assert all(sim.world.output_volts(name) == 0.0
                for name in [*sim.board.outputs, *sim.board.gpio_outputs])
+
+
+def test_record_led_follows_the_record_mode():
+    sim, engine, _ = make(record="overdub")
+    led = sim.board.gpio_outputs["record_led"].pin
+    assert sim.world.gpio.level(led) == 1
+    engine.settings = Settings({"record": "off"})   # what the engine's record button cycles
+    sim.apply(0.5, "press.record", 1.0)
+    sim.advance(1.0)
+    assert engine.of("press") == [("press", "record")] and sim.world.gpio.level(led) == 0

@@ -435,6 +435,7 @@ class PanelBackend:
         self._scan(t)
         self.next_scan = t + self.scanner.period
         self.engine.start(t)
+        self._leds()
         self.started = True
 
     def close(self) -> None:
@@ -503,6 +504,18 @@ class PanelBackend:
                     if candidate:
                         self.presses += 1
                         self.engine.press(item.action)
+                        self._leds()
+
+    def _leds(self) -> None:
+        """The record LED is lit while onsets are captured (record mode record or overdub)."""
+        settings = getattr(self.engine, "settings", None) or self.settings
+        try:
+            capturing = settings["record"] != "off"
+        except (KeyError, TypeError):
+            return
+        for out in self.board.gpio_outputs.values():
+            if out.kind == "led":
+                self.hw.gpio.write(out.pin, int(capturing))
 
     def next_deadline(self) -> float:
         times = [self.next_scan]
