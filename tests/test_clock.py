@@ -206,17 +206,28 @@ def test_reset_is_transparent_with_an_external_clock():
 
 def test_ppqn_change_rescales_the_estimate():
     c = external(ppqn=4)
-    p24 = 60.0 / 120.0 / 24
-    pulses(c, [1.0 + k * p24 for k in range(30)])      # a 24 PPQN clock read as 4 PPQN
-    assert c.bpm == pytest.approx(720.0, rel=1e-3)
-    c.set_ppqn(24)
+    p8 = 60.0 / 60.0 / 8
+    pulses(c, [1.0 + k * p8 for k in range(30)])       # 8 PPQN at 60 BPM read as 4 PPQN
     assert c.bpm == pytest.approx(120.0, rel=1e-3)
-    before = c.position(1.0 + 29 * p24)
-    pulses(c, [1.0 + k * p24 for k in range(30, 60)])
-    after = c.position(1.0 + 59 * p24)
-    assert after - before == pytest.approx(30 * 4 / 24, abs=0.05)
+    c.set_ppqn(8)
+    assert c.bpm == pytest.approx(60.0, rel=1e-3)
+    before = c.position(1.0 + 29 * p8)
+    pulses(c, [1.0 + k * p8 for k in range(30, 60)])
+    after = c.position(1.0 + 59 * p8)
+    assert after - before == pytest.approx(30 * 4 / 8, abs=0.05)
     with pytest.raises(ValueError, match="ppqn"):
         c.set_ppqn(5)
+
+
+def test_noise_pulses_are_ignored_and_the_tempo_stays_in_range():
+    c = external(ppqn=4)
+    pulses(c, [1.0 + k * 0.001 for k in range(2000)])  # a 1 kHz "clock": 15000 BPM at 4 PPQN
+    assert c.noise > 1900 and c.bpm <= 300.0
+    pulses(c, [4.0 + k * 0.125 for k in range(16)])    # a real clock again: followed
+    assert c.bpm == pytest.approx(120.0, rel=1e-3)
+    c2 = external(ppqn=4)
+    pulses(c2, [1.0 + k * 0.045 for k in range(40)])   # 333 BPM: held to 300
+    assert c2.bpm == pytest.approx(300.0)
 
 
 # --- MIDI -----------------------------------------------------------------------------------------

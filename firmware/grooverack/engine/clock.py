@@ -17,7 +17,8 @@ by more than `overshoot` (a quarter of a pulse, at most half a step), and never 
 Each pulse re-anchors at the current position (continuity) and sets the rate so that the phase
 error shrinks by a fraction `phase_gain` per pulse (phase slewing).
 
-Tempo from an external clock: the period is the mean of the last `clock.smoothing` accepted
+Tempo from an external clock (held to 20..300 BPM; pulses more than twice as fast as 300 BPM are
+noise and ignored): the period is the mean of the last `clock.smoothing` accepted
 intervals; the smoothed period moves toward it by `tempo_gain` per pulse. An interval more than
 OUTLIER (30 %) away from the median of the recent ones is ignored, unless RELOCK (3) such
 intervals in a row agree with each other: then the clock re-locks to them at once.
@@ -42,6 +43,7 @@ OUTLIER = 0.3          # relative distance from the median that makes an interva
 RELOCK = 3             # this many agreeing outliers in a row re-lock the tempo
 MIN_INTERVAL = 0.0005  # s: shorter pulse intervals are contact bounce, ignored
 MIN_BPM, MAX_BPM = 20.0, 300.0
+NOISE_FACTOR = 0.5     # pulse intervals under half the 300 BPM period are noise, ignored
 
 
 def swing_warp(p: float, swing: float) -> float:
@@ -98,6 +100,7 @@ class Clock:
         self._period: float | None = None   # smoothed seconds per pulse
         self.stalled = False
         self.pulses = 0
+        self.noise = 0                 # pulses ignored as noise
         self._snap = False             # the next pulse lands on the nearest pulse of the grid
 
     # --- derived --------------------------------------------------------------------------------
@@ -122,7 +125,15 @@ class Clock:
         """The tempo the position runs at now (internal tempo or the external estimate)."""
         if self.driver == "internal" or self._period is None:
             return self.tempo
-        return self.steps_per_pulse / self._period * 60.0 / STEPS_PER_BEAT
+        return self.steps_per_pulse / self.period * 60.0 / STEPS_PER_BEAT
+
+    @property
+    def period(self) -> float:
+        """Seconds per external pulse: the estimate held to the 20..300 BPM range."""
+        sp = self.steps_per_pulse
+        if self._period is None:
+            return sp / bpm_to_rate(self.tempo)
+        return min(max(self._period, sp / bpm_to_rate(MAX_BPM)), sp / bpm_to_rate(MIN_BPM))
 
     @property
     def playing(self) -> bool:
@@ -308,6 +319,10 @@ class Clock:
             dt = t - self._last_t
             if dt < MIN_INTERVAL:
                 return
+            if dt < NOISE_FACTOR * self.steps_per_pulse / bpm_to_rate(MAX_BPM):
+                self._last_t = t     # far faster than any tempo: noise, not a clock
+                self.noise += 1
+                return
             self._track(dt)
         self._last_t = t
         self.pulses += 1
@@ -321,7 +336,7 @@ class Clock:
                 self._next_u = round(self._u(t) / sp) * sp
         if not self.running:
             return
-        period = self._period if self._period is not None else sp / bpm_to_rate(self.tempo)
+        period = self.period
         if self._armed:   # after start / reset / song position / continue: exactly this pulse
             self._armed = False
             target = max(self._next_u, self._u0)

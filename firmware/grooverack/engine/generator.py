@@ -70,7 +70,7 @@ class Generator:
         self.decodes = 0
         self.errors = 0
         self.last_error = ""
-        self.heartbeat = time.monotonic()
+        self._heartbeat = time.monotonic()
         self.last_pattern: Pattern | None = None
         # caches (touched only by whoever runs `generate`: the caller, or the worker)
         self._groove_key: tuple[int, bytes] | None = None
@@ -152,7 +152,6 @@ class Generator:
         """Synchronous: generate now and offer. Threaded: hand to the worker (newest wins)."""
         if not self.threaded:
             self.buffer.offer(self.generate(req))
-            self.heartbeat = time.monotonic()
             return
         with self._cond:
             self._pending = req
@@ -164,7 +163,7 @@ class Generator:
             with self._cond:
                 if self._pending is None and not self._closing:
                     self._cond.wait(HEARTBEAT_S)
-                self.heartbeat = time.monotonic()
+                self._heartbeat = time.monotonic()
                 if self._closing:
                     return
                 req, self._pending = self._pending, None
@@ -185,6 +184,12 @@ class Generator:
     def busy(self) -> bool:
         with self._cond:
             return self._pending is not None
+
+    @property
+    def heartbeat(self) -> float:
+        """time.monotonic() of the worker's last loop; synchronous: now (the caller's own loop
+        stalls with it, its watchdog sees that)."""
+        return self._heartbeat if self.threaded else time.monotonic()
 
     @property
     def alive(self) -> bool:
