@@ -14,6 +14,7 @@ import itertools
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -83,15 +84,29 @@ def stop_server(server: JackServer) -> None:
             server.process.wait()
 
 
-@pytest.fixture
-def jack_server(tmp_path, monkeypatch) -> Iterator[JackServer]:
-    server = start_server(log_dir=tmp_path)
+def serve(tmp_path, monkeypatch, period: int = 64) -> Iterator[JackServer]:
+    """Body of a fixture: a server named in JACK_DEFAULT_SERVER while the test runs."""
+    server = start_server(period=period, log_dir=tmp_path)
     monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
     monkeypatch.setenv("JACK_NO_START_SERVER", "1")
     try:
         yield server
     finally:
         stop_server(server)
+
+
+@pytest.fixture
+def jack_server(tmp_path, monkeypatch) -> Iterator[JackServer]:
+    """48 kHz, 64-frame periods (1.3 ms): MIDI timing tests."""
+    yield from serve(tmp_path, monkeypatch, period=64)
+
+
+@pytest.fixture
+def jack_audio_server(tmp_path, monkeypatch) -> Iterator[JackServer]:
+    """48 kHz, 1024-frame periods (21 ms): audio tests. The PortAudio callback under test is a
+    Python callback at JACK's real-time priority waiting for the GIL held by normal-priority
+    threads; with shorter periods a busy shared machine makes xruns (missed cycles)."""
+    yield from serve(tmp_path, monkeypatch, period=1024)
 
 
 def wait_for(predicate, timeout: float = 10.0, what: str = "condition") -> None:
@@ -101,3 +116,129 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition") -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(0.01)
+
+
+# --- an audio rig in a process of its own: its JACK callbacks never wait for the GIL of the
+# process under test (three Python callbacks per cycle in one process make xruns on a loaded
+# machine)
+
+def _rig_main(argv: list[str]) -> int:
+    import argparse
+    import json
+    import threading
+
+    import jack
+    import numpy as np
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--server", required=True)
+    p.add_argument("--signal", required=True)  # .npy float32 [channels, frames]
+    p.add_argument("--out", required=True)  # .npy of the capture; .json beside it
+    p.add_argument("--source", default="rig-in")
+    p.add_argument("--sink", default="rig-out")
+    p.add_argument("--inputs", type=int, default=8)
+    p.add_argument("--tail", type=int, default=48000)
+    a = p.parse_args(argv)
+    signal = np.load(a.signal)
+    length = signal.shape[1]
+    src = jack.Client(a.source, servername=a.server, no_start_server=True)
+    sink = jack.Client(a.sink, servername=a.server, no_start_server=True)
+    outs = [src.outports.register(f"cv_{i:02d}") for i in range(1, signal.shape[0] + 1)]
+    ins = [sink.inports.register(f"cv_{i:02d}") for i in range(1, a.inputs + 1)]
+    cap = np.zeros((a.inputs, length + a.tail), dtype=np.float32)
+    state = {"start": None, "armed": False, "xruns": 0}
+    done = threading.Event()
+
+    @src.set_process_callback
+    def play(frames):
+        f0 = src.last_frame_time
+        if state["armed"] and state["start"] is None:
+            state["start"] = f0
+        for ch, port in enumerate(outs):
+            buf = port.get_array()
+            buf[:] = 0.0
+            if state["start"] is not None:
+                i = f0 - state["start"]
+                if i < length:
+                    n = min(frames, length - i)
+                    buf[:n] = signal[ch, i:i + n]
+
+    @sink.set_process_callback
+    def record(frames):
+        if state["start"] is None or done.is_set():
+            return
+        i = sink.last_frame_time - state["start"]
+        if i + frames > cap.shape[1]:
+            done.set()
+            return
+        for ch, port in enumerate(ins):
+            cap[ch, i:i + frames] = port.get_array()
+
+    @src.set_xrun_callback
+    def xrun(_delay):
+        state["xruns"] += 1
+
+    src.activate()
+    sink.activate()
+    print("ready", flush=True)
+    sys.stdin.readline()  # "go"
+    state["xruns"] = 0
+    state["armed"] = True
+    ok = done.wait(timeout=120)
+    src.deactivate()
+    sink.deactivate()
+    np.save(a.out, cap)
+    with open(a.out + ".json", "w") as f:
+        json.dump({"xruns": state["xruns"], "complete": ok}, f)
+    src.close()
+    sink.close()
+    return 0
+
+
+class AudioRig:
+    """`source` plays `signal` (volts / scale, [channels, frames]) from the moment `go()` is
+    called; `sink` records `inputs` channels from the same JACK frame on. Both are JACK clients
+    of a child process."""
+
+    def __init__(self, server: JackServer, signal, tmp_path, *, source: str, sink: str,
+                 inputs: int = 8, tail: int = 48000) -> None:
+        import numpy as np
+
+        self.signal_path = str(tmp_path / "rig-signal.npy")
+        self.out_path = str(tmp_path / "rig-capture.npy")
+        np.save(self.signal_path, np.asarray(signal, dtype=np.float32))
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "rig", "--server", server.name, "--signal",
+             self.signal_path, "--out", self.out_path, "--source", source, "--sink", sink,
+             "--inputs", str(inputs), "--tail", str(tail)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            self.proc.kill()
+            raise RuntimeError(f"audio rig did not start: {line!r}")
+
+    def go(self) -> None:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def result(self, timeout: float = 120.0):
+        """(capture [inputs, frames], xruns)."""
+        import json
+
+        import numpy as np
+
+        self.proc.wait(timeout=timeout)
+        with open(self.out_path + ".json") as f:
+            info = json.load(f)
+        if not info["complete"]:
+            raise AssertionError("audio rig: capture did not complete")
+        return np.load(self.out_path), info["xruns"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "rig":
+    raise SystemExit(_rig_main(sys.argv[2:]))

@@ -176,14 +176,14 @@ class OutputMap:
         self.options = options
 
     def note(self, output: int, voice: int) -> tuple[int, int]:
-        """(channel 0..15, note) for an output index (0-based) and the voice that fired it."""
+        """(channel 0..15, note) for an engine output (1..16) and the voice that fired it."""
         o = self.options
         if o.profile == "gm":
             return (o.channel or 10) - 1, VOICE_GM_NOTES[voice]
         if o.profile == "custom":
-            channel, note = o.notes[output]
+            channel, note = o.notes[output - 1]
             return (channel or o.channel or 1) - 1, note
-        return (o.channel or 1) - 1, min(127, o.poly2_note + output)
+        return (o.channel or 1) - 1, min(127, o.poly2_note + output - 1)
 
 
 @dataclass(order=True)

@@ -1,0 +1,523 @@
+"""ES-9 back end (sounddevice / PortAudio): CV as audio samples, in and out.
+
+One duplex stream. Its callback only moves data: it stamps each input block with its frame number
+and posts it, and renders the output block from level changes the engine thread queued earlier,
+each at its own sample. The engine thread turns input blocks into engine calls (Schmitt-trigger
+edges placed to the sample, pitch read a settle time after the edge, control CVs) and engine
+events into level changes; generation runs in the engine's worker.
+
+The timeline is input frames: engine time `t = frame / samplerate` is when that sample was at the
+input jacks. An output sample written in the same callback as input frame `f` reaches the output
+jacks `L` later, `L` being the stream's input-to-output latency (PortAudio's DAC time minus ADC
+time of the callback, plus the board's `latency_trim_samples`): an event at `t` is written at
+output frame `round(t * samplerate) - L` so it sounds at `t`.
+
+Volts <-> samples: `volts = gain * sample * volts_per_unit + offset` per channel (nominal:
+gain 1, offset 0, 10 V per unit, i.e. +-1.0 = +-10 V), from the board's `[es9.calibration]`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from grooverack.config import CONTROLS, ConfigError, Settings
+
+log = logging.getLogger(__name__)
+
+INPUT_JACKS = ("gate", "pitch", "clock", "reset", "velocity_cv", *CONTROLS)
+EDGE_JACKS = ("gate", "clock", "reset")
+CONTROL_STEP = 1.0 / 256  # a control CV moves the engine only when it changed this much
+
+_ES9_KEYS = {"device", "input_device", "output_device", "samplerate", "blocksize",
+             "volts_per_unit", "trigger_volts", "safe_min", "safe_max", "latency_trim_samples",
+             "velocity_lead_samples", "inputs", "outputs", "calibration"}
+_OUTPUT_KEYS = {"trigger", "velocity", "clock", "reset"}
+
+
+@dataclass
+class ES9Board:
+    """The `[es9]` table of a board file, checked. Channels are 1-based host channel numbers."""
+
+    path: str
+    input_device: str = "ES-9"
+    output_device: str = "ES-9"
+    samplerate: int = 48000
+    blocksize: int = 64
+    volts_per_unit: float = 10.0
+    trigger_volts: float = 5.0
+    safe_min: float = -10.0
+    safe_max: float = 10.0
+    latency_trim_samples: int = 0
+    velocity_lead_samples: int = 2
+    inputs: dict[str, int] = field(default_factory=dict)
+    trigger: list[int] = field(default_factory=list)  # per engine output 1..N (index N-1)
+    velocity: list[int] = field(default_factory=list)
+    clock_out: int = 0
+    reset_out: int = 0
+    in_cal: dict[int, tuple[float, float]] = field(default_factory=dict)  # channel -> gain, offset
+    out_cal: dict[int, tuple[float, float]] = field(default_factory=dict)
+    midi: dict[str, Any] | None = None  # a [midi] table: the player's events go out as MIDI too
+
+    @property
+    def input_channels(self) -> int:
+        return max(self.inputs.values(), default=1)
+
+    @property
+    def output_channels(self) -> int:
+        used = [*self.trigger, *self.velocity, self.clock_out, self.reset_out]
+        return max([c for c in used if c] or [1])
+
+    def in_scale(self, channel: int) -> tuple[float, float]:
+        gain, offset = self.in_cal.get(channel, (1.0, 0.0))
+        return gain * self.volts_per_unit, offset
+
+    def to_sample(self, channel: int, volts: float) -> float:
+        """Output volts -> sample value, clamped to the safe range and to +-1.0 first."""
+        volts = min(self.safe_max, max(self.safe_min, volts))
+        gain, offset = self.out_cal.get(channel, (1.0, 0.0))
+        return float(min(1.0, max(-1.0, (volts - offset) / (gain * self.volts_per_unit))))
+
+
+def parse_board(board: Any, settings: Settings | None = None) -> ES9Board:
+    """Read and check a board's `[es9]` table; unknown keys are refused naming file and key."""
+    path = str(getattr(board, "path", None) or getattr(board, "name", "board"))
+    table = board.data.get("es9")
+    if not isinstance(table, dict):
+        raise ConfigError(f"board {path}: kind 'es9' needs an [es9] table")
+
+    def fail(key: str, value: Any, allowed: str) -> ConfigError:
+        return ConfigError(f"board {path}: key 'es9.{key}' = {value!r}; allowed: {allowed}")
+
+    for key in table:
+        if key not in _ES9_KEYS:
+            raise fail(key, table[key], "keys " + ", ".join(sorted(_ES9_KEYS)))
+
+    def number(key: str, default: float, low: float, high: float, integer: bool = False):
+        value = table.get(key, default)
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or not low <= value <= high or (integer and value != int(value)):
+            kind = "an integer" if integer else "a number"
+            raise fail(key, value, f"{kind} from {low:g} to {high:g}")
+        return int(value) if integer else float(value)
+
+    def channel(key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64:
+            raise fail(key, value, "a host channel number 1..64 (0 = none)")
+        return value
+
+    b = ES9Board(path=path)
+    device = table.get("device", "ES-9")
+    for key in ("device", "input_device", "output_device"):
+        value = table.get(key, device)
+        if not isinstance(value, str) or not value:
+            raise fail(key, value, "a non-empty substring of an audio device name")
+    b.input_device = table.get("input_device", device)
+    b.output_device = table.get("output_device", device)
+    if settings is not None and settings["es9.device"]:
+        b.input_device = b.output_device = settings["es9.device"]
+    b.samplerate = number("samplerate", 48000, 8000, 192000, integer=True)
+    b.blocksize = number("blocksize", 64, 0, 4096, integer=True)
+    b.volts_per_unit = number("volts_per_unit", 10.0, 0.1, 100.0)
+    b.trigger_volts = number("trigger_volts", 5.0, 0.0, 12.0)
+    b.safe_min = number("safe_min", -10.0, -12.0, 12.0)
+    b.safe_max = number("safe_max", 10.0, -12.0, 12.0)
+    if b.safe_min >= b.safe_max:
+        raise fail("safe_min", b.safe_min, f"below safe_max ({b.safe_max:g})")
+    b.latency_trim_samples = number("latency_trim_samples", 0, -48000, 48000, integer=True)
+    b.velocity_lead_samples = number("velocity_lead_samples", 2, 0, 480, integer=True)
+
+    inputs = table.get("inputs", {})
+    if not isinstance(inputs, dict):
+        raise fail("inputs", inputs, "a table of jack = channel")
+    for jack, ch in inputs.items():
+        if jack not in INPUT_JACKS:
+            raise fail(f"inputs.{jack}", ch, "inputs " + ", ".join(INPUT_JACKS))
+        if channel(f"inputs.{jack}", ch):
+            b.inputs[jack] = ch
+
+    outputs = table.get("outputs", {})
+    if not isinstance(outputs, dict):
+        raise fail("outputs", outputs, "a table with trigger, velocity, clock, reset")
+    for key, value in outputs.items():
+        if key not in _OUTPUT_KEYS:
+            raise fail(f"outputs.{key}", value, "keys " + ", ".join(sorted(_OUTPUT_KEYS)))
+    for key in ("trigger", "velocity"):
+        chans = outputs.get(key, [])
+        if not isinstance(chans, list) or len(chans) > 16:
+            raise fail(f"outputs.{key}", chans, "a list of host channels, one per output (0 = none)")
+        setattr(b, key, [channel(f"outputs.{key}", c) for c in chans])
+    b.clock_out = channel("outputs.clock", outputs.get("clock", 0))
+    b.reset_out = channel("outputs.reset", outputs.get("reset", 0))
+
+    cal = table.get("calibration", {})
+    if not isinstance(cal, dict):
+        raise fail("calibration", cal, "tables inputs and outputs of channel = {gain, offset}")
+    for side, target in (("inputs", b.in_cal), ("outputs", b.out_cal)):
+        for ch, entry in cal.get(side, {}).items():
+            key = f"calibration.{side}.{ch}"
+            if not (isinstance(entry, dict) and set(entry) <= {"gain", "offset"}
+                    and str(ch).isdigit()):
+                raise fail(key, entry, "{ gain = number, offset = volts } under a channel number")
+            gain, offset = entry.get("gain", 1.0), entry.get("offset", 0.0)
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (gain, offset)) \
+                    or not 0.5 <= gain <= 2.0 or abs(offset) > 2.0:
+                raise fail(key, entry, "gain 0.5..2.0 and offset -2..2 V")
+            target[int(ch)] = (float(gain), float(offset))
+    for key in set(cal) - {"inputs", "outputs"}:
+        raise fail(f"calibration.{key}", cal[key], "calibration.inputs, calibration.outputs")
+    midi = board.data.get("midi")
+    b.midi = dict(midi) if isinstance(midi, dict) else None
+    return b
+
+
+# --- input processing (engine thread)
+
+class Schmitt:
+    """Schmitt trigger over sample blocks: rising above `high`, falling below `low`."""
+
+    def __init__(self, threshold: float, hysteresis: float) -> None:
+        self.high = threshold + hysteresis / 2
+        self.low = threshold - hysteresis / 2
+        self.state = False
+
+    def edges(self, volts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rising, falling) sample indices within this block."""
+        above, below = volts > self.high, volts < self.low
+        idx = np.flatnonzero(above | below)
+        if idx.size == 0:
+            return idx, idx
+        states = above[idx]
+        prev = np.concatenate(([self.state], states[:-1]))
+        change = states != prev
+        self.state = bool(states[-1])
+        return idx[change & states], idx[change & ~states]
+
+
+def find_device(name: str, kind: str) -> int:
+    """Index of the first PortAudio device whose name contains `name` and has `kind` channels;
+    the device list is read again once when it is not there (hot-plugged, or a JACK client that
+    appeared after PortAudio started)."""
+    import sounddevice as sd
+
+    want = name.lower()
+    for attempt in range(2):
+        for i, dev in enumerate(sd.query_devices()):
+            if want in dev["name"].lower() and dev[f"max_{kind}_channels"] > 0:
+                return i
+        if attempt == 0:
+            refresh_devices()
+    names = ", ".join(repr(d["name"]) for d in sd.query_devices()) or "none"
+    raise ConfigError(f"es9: no audio {kind} device matching {name!r}; devices: {names} "
+                      "(see `grooverack ports`)")
+
+
+def refresh_devices() -> None:
+    """Make PortAudio read its device list again."""
+    import sounddevice as sd
+
+    if sd._initialized:
+        sd._terminate()
+    sd._initialize()
+
+
+class ES9Backend:
+    """Drives an Engine from CV inputs and renders its events into the output channels."""
+
+    def __init__(self, engine: Any, settings: Settings, board: Any, *,
+                 midi_output: Any = None, autostart: bool | None = None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.board = parse_board(board, settings) if not isinstance(board, ES9Board) else board
+        b = self.board
+        self.sr = b.samplerate
+        self.midi_output = midi_output  # a midi.MidiOutput to mirror the events on, or None
+        self.autostart = (settings["clock.source"] not in ("midi", "external")
+                          if autostart is None else autostart)
+        self.settle = int(round(settings["input.pitch_settle_ms"] * 1e-3 * self.sr))
+        self.schmitt = {jack: Schmitt(settings["es9.threshold"], settings["es9.hysteresis"])
+                        for jack in EDGE_JACKS if jack in b.inputs}
+        self.cv_volts = settings["es9.cv_volts"]
+        self.velocity_volts = settings["outputs.velocity_volts"]
+        self.velocity_mode = settings["input.velocity_mode"]
+        # callback <-> engine thread: deques (append/popleft are atomic in CPython)
+        self._in: deque[tuple[int, np.ndarray, float]] = deque()
+        self._out: deque[tuple[int, int, float]] = deque()  # (frame, column, sample), by frame
+        self._wake = threading.Event()
+        self._frame = 0  # next input frame number (callback side)
+        self._t0_adc: float | None = None
+        self._levels = np.array([b.to_sample(c, 0.0) for c in range(1, b.output_channels + 1)],
+                                dtype=np.float32)
+        self.latency_frames: int | None = None
+        self.latency_s: float | None = None
+        self.late_events = 0  # level changes that reached the callback after their sample
+        self.xruns = 0
+        self.dropped_frames = 0
+        # what happened, for `run` output, tests and benchmarks
+        self.edges: deque[tuple[str, str, int]] = deque(maxlen=100_000)  # (jack, rise/fall, frame)
+        self.onsets: deque[tuple[float, float | None, float | None]] = deque(maxlen=100_000)
+        self.scheduled: deque[tuple[int, int, float, Any]] = deque(maxlen=100_000)
+        self._pending: list[tuple[int, int]] = []  # (edge frame, frame to read pitch at)
+        self._history: deque[tuple[int, np.ndarray]] = deque(maxlen=64)  # (frame, volts of pitch)
+        self._controls: dict[str, float] = {}
+        self._processed = 0  # frames the engine thread has taken in
+        self._started = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.stream: Any = None
+
+    # --- the real-time callback: move data, nothing else
+    def _callback(self, indata, outdata, frames, time_info, status) -> None:
+        if status:
+            self.xruns += 1
+        adc = time_info.inputBufferAdcTime
+        if self.latency_frames is None:
+            lat = time_info.outputBufferDacTime - adc
+            self.latency_s = lat if 0.0 <= lat < 1.0 else 0.0
+            self.latency_frames = int(round(self.latency_s * self.sr)) + \
+                self.board.latency_trim_samples
+            self._t0_adc = adc
+        elif status and self._t0_adc is not None:
+            # blocks lost in an xrun: keep the timeline. ADC times jitter within a block, so only
+            # on a flagged xrun, and by whole blocks.
+            gap = round(((adc - self._t0_adc) * self.sr - self._frame) / frames) * frames
+            if gap > 0:
+                self._frame += gap
+                self.dropped_frames += gap
+        f0 = self._frame
+        self._in.append((f0, indata.copy(), adc))
+        levels = self._levels
+        outdata[:] = levels
+        end = f0 + frames
+        q = self._out
+        while q and q[0][0] < end:
+            frame, col, value = q.popleft()
+            k = frame - f0
+            if k < 0:
+                k = 0
+                self.late_events += 1
+            outdata[k:, col] = value
+            levels[col] = value
+        self._frame = end
+        self._wake.set()
+
+    # --- engine thread
+    def _volts(self, block: np.ndarray, jack: str) -> np.ndarray:
+        ch = self.board.inputs[jack]
+        scale, offset = self.board.in_scale(ch)
+        return block[:, ch - 1].astype(np.float64) * scale + offset
+
+    def _pitch_at(self, frame: int) -> float | None:
+        for f0, volts in self._history:
+            if f0 <= frame < f0 + len(volts):
+                return float(volts[frame - f0])
+        return None
+
+    def _onset(self, edge: int, pitch: float | None, vcv: float | None) -> None:
+        t = edge / self.sr
+        if self.velocity_mode == "cv" and vcv is not None:
+            velocity = min(1.0, max(0.0, vcv / self.cv_volts))
+            self.onsets.append((t, None, velocity))
+            self.engine.onset(t, velocity=velocity)
+        else:
+            self.onsets.append((t, pitch, None))
+            self.engine.onset(t, pitch_volts=pitch)
+
+    def process_block(self, f0: int, block: np.ndarray) -> None:
+        """Input block -> engine calls, in time order (pitch reads may wait for the next block)."""
+        b, eng = self.board, self.engine
+        n = len(block)
+        calls: list[tuple[int, int, Any]] = []  # (frame, order, call)
+        pitch = self._volts(block, "pitch") if "pitch" in b.inputs else None
+        vcv = self._volts(block, "velocity_cv") if "velocity_cv" in b.inputs else None
+        if pitch is not None:
+            self._history.append((f0, pitch))
+        still = []
+        for edge, read in self._pending:
+            if read < f0 + n:
+                p = self._pitch_at(read)
+                calls.append((edge, 1, lambda e=edge, p=p: self._onset(e, p, None)))
+            else:
+                still.append((edge, read))
+        self._pending = still
+        for jack in EDGE_JACKS:
+            if jack not in self.schmitt:
+                continue
+            rising, falling = self.schmitt[jack].edges(self._volts(block, jack))
+            for k in falling:
+                self.edges.append((jack, "fall", f0 + int(k)))
+            for k in rising:
+                frame = f0 + int(k)
+                self.edges.append((jack, "rise", frame))
+                t = frame / self.sr
+                if jack == "gate":
+                    read = frame + self.settle
+                    v = float(vcv[min(n - 1, int(k) + self.settle)]) if vcv is not None else None
+                    if pitch is None or read < f0 + n:
+                        p = float(pitch[read - f0]) if pitch is not None else None
+                        calls.append((frame, 1, lambda e=frame, p=p, v=v: self._onset(e, p, v)))
+                    else:
+                        self._pending.append((frame, read))
+                elif jack == "clock":
+                    calls.append((frame, 0, lambda t=t: eng.clock_pulse(t)))
+                else:
+                    calls.append((frame, 0, lambda t=t: eng.reset(t)))
+        for jack in CONTROLS:
+            if jack in b.inputs:
+                value = min(1.0, max(0.0, float(self._volts(block, jack).mean()) / self.cv_volts))
+                if abs(value - self._controls.get(jack, -1.0)) >= CONTROL_STEP:
+                    self._controls[jack] = value
+                    calls.append((f0, 2, lambda j=jack, v=value: eng.set_control(j, v)))
+        for _, _, call in sorted(calls, key=lambda c: (c[0], c[1])):
+            call()
+        self._processed = f0 + n
+
+    def schedule(self, events: list[Any]) -> None:
+        """Engine events -> level changes at output frames (velocity a little before its rise)."""
+        b = self.board
+        lat = self.latency_frames or 0
+        changes = []
+        for ev in events:
+            frame = int(round(ev.time * self.sr)) - lat
+            if ev.kind == "velocity":
+                ch = b.velocity[ev.output - 1] if 0 < ev.output <= len(b.velocity) else 0
+                volts = ev.value * self.velocity_volts
+                frame -= b.velocity_lead_samples
+            elif ev.kind == "trigger":
+                ch = b.trigger[ev.output - 1] if 0 < ev.output <= len(b.trigger) else 0
+                volts = b.trigger_volts if ev.value > 0.5 else 0.0
+            elif ev.kind == "clock":
+                ch, volts = b.clock_out, b.trigger_volts * ev.value
+            elif ev.kind == "reset":
+                ch, volts = b.reset_out, b.trigger_volts * ev.value
+            else:
+                continue
+            if ch:
+                changes.append((frame, ch - 1, b.to_sample(ch, volts)))
+                self.scheduled.append((frame, ch, volts, ev))
+            if self.midi_output is not None:
+                self.midi_output.play(ev, at=self.to_monotonic(ev.time))
+        changes.sort(key=lambda c: c[0])
+        self._out.extend(changes)
+
+    def to_monotonic(self, t: float) -> float:
+        """Engine time -> time.monotonic() (for MIDI out beside the CV outputs)."""
+        return t + self._mono_offset
+
+    def _engine_loop(self) -> None:
+        eng = self.engine
+        lookahead = max(0.03, 4 * max(self.board.blocksize, 64) / self.sr)
+        self._mono_offset = math.inf
+        while not self._stop.is_set():
+            self._wake.wait(0.05)
+            self._wake.clear()
+            while self._in:
+                f0, block, adc = self._in.popleft()
+                n = len(block)
+                # monotonic at the end of this block's capture: the least-delayed wake-up wins
+                self._mono_offset = min(self._mono_offset, time.monotonic() - (f0 + n) / self.sr)
+                if not self._started and self.autostart:
+                    eng.start(f0 / self.sr)
+                    self._started = True
+                self.process_block(f0, block)
+            if self._processed and self.latency_frames is not None:
+                now = self._processed / self.sr
+                events = eng.advance(now + (self.latency_frames / self.sr) + lookahead)
+                if events:
+                    self.schedule(events)
+
+    # --- lifecycle
+    def open(self) -> None:
+        import sounddevice as sd
+
+        b = self.board
+        dev_in = find_device(b.input_device, "input")
+        dev_out = find_device(b.output_device, "output")
+        self.stream = sd.Stream(device=(dev_in, dev_out),
+                                channels=(b.input_channels, b.output_channels),
+                                samplerate=b.samplerate, blocksize=b.blocksize, dtype="float32",
+                                latency="low", callback=self._callback)
+        self.device_names = (sd.query_devices(dev_in)["name"], sd.query_devices(dev_out)["name"])
+
+    def start(self) -> None:
+        if self.stream is None:
+            self.open()
+        if sys.getswitchinterval() > 0.001:
+            sys.setswitchinterval(0.001)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._engine_loop, name="grooverack-es9-engine",
+                                        daemon=True)
+        self._thread.start()
+        self.stream.start()
+
+    def stop(self) -> None:
+        if self.stream is not None:
+            self.stream.stop()
+            self.stream.close()
+            self.stream = None
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def wait_latency(self, timeout: float = 5.0) -> float:
+        deadline = time.monotonic() + timeout
+        while self.latency_s is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self.latency_s or 0.0
+
+    def describe(self) -> str:
+        lat = self.latency_frames
+        shown = f"{lat} samples ({lat / self.sr * 1e3:.2f} ms)" if lat is not None else "unknown"
+        return (f"ES-9: in {self.device_names[0]!r}, out {self.device_names[1]!r}, "
+                f"{self.sr} Hz, block {self.board.blocksize or 'host'}; input-to-output latency "
+                f"{shown}")
+
+
+def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
+    """`grooverack run --board es9` (any board of kind "es9"; a [midi] table adds MIDI out)."""
+    from grooverack.io import midi as midi_io
+    from grooverack.io.sim import make_engine
+
+    es9 = parse_board(board, settings)
+    engine = make_engine(settings, threaded=True)
+    midi_out = keeper = sender = None
+    if es9.midi is not None:
+        options = midi_io.midi_options(settings, board)
+        sender = midi_io.MidiSender()
+        midi_out = midi_io.MidiOutput(options, sender, settings["outputs.clock_ppqn"])
+        keeper = midi_io.PortKeeper("output", options.api, options.output_port,
+                                    lambda port: setattr(sender, "port", port),
+                                    lambda: setattr(sender, "port", None))
+        keeper.open()
+        sender.start()
+    backend = ES9Backend(engine, settings, es9, midi_output=midi_out)
+    backend.start()
+    backend.wait_latency()
+    print(f"grooverack: {backend.describe()}; Ctrl-C to stop", file=sys.stderr)
+    duration = getattr(args, "duration", None)
+    try:
+        end = time.monotonic() + duration if duration else math.inf
+        while time.monotonic() < end:
+            time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+            if keeper is not None:
+                keeper.check()
+    finally:
+        backend.stop()
+        if sender is not None:
+            midi_out.stop(time.monotonic())
+            sender.flush()
+            sender.stop()
+            keeper.close()
+    print(f"grooverack: {len(backend.onsets)} onsets in, {len(backend.scheduled)} output "
+          f"changes, {backend.late_events} late, {backend.xruns} xruns", file=sys.stderr)
+    return 0
