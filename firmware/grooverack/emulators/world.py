@@ -23,7 +23,7 @@ from grooverack.emulators.mcp4728 import MCP4728Emulator
 from grooverack.emulators.mcp4922 import MCP4922Emulator
 from grooverack.emulators.spi import SpiDeviceEmulator
 
-SCHMITT_RISE, SCHMITT_FALL = 1.7, 0.6   # gate/clock/reset comparator thresholds (hw/README.md), volts
+SCHMITT_RISE, SCHMITT_FALL = 1.77, 0.64  # gate/clock/reset comparator thresholds (hw/README.md), volts
 BUTTON_HOLD_S = 0.08                    # a `press` holds the button this long
 
 
