@@ -234,3 +234,178 @@ def test_board_errors_name_board_channel_and_key():
         board_channels({"name": "b", "inputs": {"x": {"gain": 1.0}}})
     with pytest.raises(CalibrationError, match="gain 0"):
         board_channels({"name": "b", "outputs": {"x": {"gain": 0, "bits": 12}}})
+
+
+# --- the procedure, end to end on the sim board (emulated chips, off-nominal front end) -------
+
+SIM_OFF = """
+name = "sim-off"
+kind = "sim"
+base = "reference"
+description = "the sim board with front-end errors that calibration must find"
+[emulation.front_end.pitch]
+gain_error = 1.04
+offset_volts = -0.12
+[emulation.front_end.morph_cv]
+gain_error = 0.97
+offset_volts = 0.06
+"""
+
+
+def grooverack(*args, stdin: str = ""):
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "grooverack"
+    return subprocess.run([str(exe), *args], input=stdin, capture_output=True, text=True,
+                          timeout=300)
+
+
+def residuals(stdout: str) -> dict[str, list[float]]:
+    """Channel -> residual errors in mV, from the verification lines."""
+    import re
+
+    out: dict[str, list[float]] = {}
+    for m in re.finditer(r"^\s+(\S+)\s+target .* error ([+-][\d.]+) mV", stdout, re.M):
+        out.setdefault(m.group(1).lower(), []).append(float(m.group(2)))
+    return out
+
+
+def test_calibrate_sim_board_through_stdin_fixes_the_front_end(tmp_path):
+    board = tmp_path / "sim-off.toml"
+    board.write_text(SIM_OFF)
+    path = tmp_path / "cal.json"
+    enters = "\n" * 200
+
+    before = grooverack("calibrate", "--board", str(board), "--file", str(path), "--only",
+                        "verify", stdin=enters)
+    assert before.returncode == 1, before.stderr      # nominal: out of tolerance
+    nominal = residuals(before.stdout)
+    assert nominal["pitch"][0] == pytest.approx(-40.0, abs=3)  # 2 V * 1.04 - 0.12 V = 1.96 V
+    assert abs(nominal["morph_cv"][0]) > 20
+    assert "OUT OF TOLERANCE" in before.stdout and not path.exists()
+
+    run = grooverack("calibrate", "--board", str(board), "--file", str(path), stdin=enters)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr
+    assert "Patch +1.000 V into PITCH, press Enter" in run.stdout
+    assert "Patch +3.000 V into PITCH, press Enter" in run.stdout
+    assert "Unpatch MORPH_CV (nothing in the jack), press Enter" in run.stdout
+    assert "Patch VELOCITY_1 into PITCH, press Enter" in run.stdout
+    assert f"Saved {path}" in run.stdout
+    after = residuals(run.stdout)
+    assert set(after) >= {"pitch", "morph_cv", "velocity_cv", *(f"velocity_{i}" for i in range(1, 9))}
+    assert abs(after["pitch"][0]) <= 5.0 and abs(after["morph_cv"][0]) <= 20.0
+    assert all(abs(e) <= 5.0 for n in after if n.startswith("velocity_") and n != "velocity_cv"
+               for e in after[n])
+
+    from grooverack.io.board import load_board
+
+    cal = Calibration.load_strict(path, load_board(board))
+    assert cal.input_cal["pitch"].method == "two-point"
+    assert cal.input_cal["pitch"].gain == pytest.approx(cal.inputs["pitch"].gain / 1.04, rel=2e-3)
+    assert cal.input_cal["morph_cv"].method == "offset"
+
+    again = grooverack("calibrate", "--board", str(board), "--file", str(path), "--only",
+                       "verify", stdin=enters)
+    assert again.returncode == 0, again.stdout
+    assert abs(residuals(again.stdout)["pitch"][0]) <= 5.0
+    shown = grooverack("calibrate", "--board", str(board), "--file", str(path), "--show")
+    assert "two-point" in shown.stdout and str(path) in shown.stdout
+
+
+def test_calibrate_quit_and_end_of_input_save_nothing(tmp_path):
+    board = tmp_path / "sim-off.toml"
+    board.write_text(SIM_OFF)
+    path = tmp_path / "cal.json"
+    quit_ = grooverack("calibrate", "--board", str(board), "--file", str(path), stdin="\nq\n")
+    assert quit_.returncode == 1 and "nothing saved" in quit_.stderr and not path.exists()
+    eof = grooverack("calibrate", "--board", str(board), "--file", str(path), stdin="\n\n")
+    assert eof.returncode == 1 and "nothing saved" in eof.stderr and not path.exists()
+    bad = grooverack("calibrate", "--board", str(board), "--file", str(path), "--channel", "nope")
+    assert bad.returncode == 2 and "'nope'" in bad.stderr and "pitch" in bad.stderr
+
+
+class Person:
+    """Answers the procedure's prompts: Enter, except where told to patch the wrong voltage or
+    to type a meter reading (taken from the emulated jack, as a multimeter would)."""
+
+    def __init__(self, out, rig, wrong_first: dict[str, float] | None = None) -> None:
+        self.out, self.rig = out, rig
+        self.wrong = dict(wrong_first or {})
+        self.prompts: list[str] = []
+
+    def isatty(self) -> bool:
+        return False
+
+    def readline(self) -> str:
+        prompt = self.out.getvalue().rstrip("\n").rsplit("\n", 1)[-1]
+        self.prompts.append(prompt)
+        if "Meter reading at" in prompt:
+            name = prompt.split("Meter reading at ")[1].split()[0].lower()
+            return f"{self.rig.world.output_volts(name):.4f}\n"
+        return "\n"
+
+
+def test_procedure_rejects_a_wrong_voltage_and_says_why(tmp_path):
+    import io
+
+    from grooverack.calibration_cli import Session
+    from grooverack.config import Settings
+    from grooverack.io.board import load_board
+    from grooverack.io.panel import open_calibration_rig
+
+    board_path = tmp_path / "sim-off.toml"
+    board_path.write_text(SIM_OFF)
+    board = load_board(board_path)
+    rig = open_calibration_rig(board, Settings())
+    patched = []
+    real_patch = rig.patch
+
+    def person_patches(channel, volts):  # the first +3 V is really +2 V: a wrong source
+        if volts == 3.0 and not patched:
+            patched.append(volts)
+            volts = 2.0
+        real_patch(channel, volts)
+
+    rig.patch = person_patches
+    out = io.StringIO()
+    cal = Calibration.nominal(board)
+    session = Session(cal, rig, inp=Person(out, rig), out=out)
+    try:
+        session.calibrate_inputs(["pitch"])
+    finally:
+        rig.close()
+    text = out.getvalue()
+    assert "REJECTED: pitch: +1.000 V -> +3.000 V moved the code by" in text
+    assert "expected about" in text and "Check the voltages and the jack" in text
+    assert text.count("Patch +3.000 V into PITCH") == 2       # repeated, then accepted
+    assert cal.input_cal["pitch"].method == "two-point"
+    assert cal.input_cal["pitch"].gain == pytest.approx(cal.inputs["pitch"].gain / 1.04, rel=2e-3)
+
+
+def test_outputs_with_typed_meter_readings_and_a_table(tmp_path):
+    import io
+
+    from grooverack.calibration_cli import Session
+    from grooverack.config import Settings
+    from grooverack.io.board import load_board
+    from grooverack.io.panel import open_calibration_rig
+
+    board_path = tmp_path / "sim-off.toml"
+    board_path.write_text(SIM_OFF)
+    board = load_board(board_path)
+    rig = open_calibration_rig(board, Settings())
+    out = io.StringIO()
+    cal = Calibration.nominal(board)
+    session = Session(cal, rig, inp=Person(out, rig), out=out, typed=True, table=True)
+    try:
+        session.calibrate_outputs(["velocity_3"])
+        ok = session.verify([], ["velocity_3"])
+    finally:
+        rig.close()
+    text = out.getvalue()
+    assert "Connect the meter to VELOCITY_3, press Enter" in text
+    assert text.count("Meter reading at VELOCITY_3") >= 9 + 2   # 1..9 V, then verification
+    oc = cal.output_cal["velocity_3"]
+    assert oc.method == "table" and len(oc.table) == 9
+    assert ok and all(abs(r[3]) <= 0.02 for r in session.residuals)
