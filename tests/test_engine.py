@@ -207,3 +207,46 @@ def test_threaded_engine_swaps_in_generated_patterns(fake_runner):
     finally:
         eng.close()
     assert not eng.alive
+
+
+@pytest.mark.parametrize("reset_first", [True, False])
+def test_reset_and_clock_together_play_step_zero_once_on_that_edge(fake_runner, reset_first):
+    eng = Engine(Settings({"clock.source": "external", "clock.ppqn": 4, "follow": 0.0,
+                           "density": 1.0, "quantize": 1.0, "outputs.clock_ppqn": 4}),
+                 fake_runner)
+    eng.start(0.0)
+    events = []
+    edge = 1.0 + 20 * STEP_S
+    for k in range(24):                      # the 21st edge (step 20) comes with a reset
+        t = 1.0 + k * STEP_S
+        events += eng.advance(t)
+        if k == 20 and reset_first:
+            eng.reset(t)
+        eng.clock_pulse(t)
+        if k == 20 and not reset_first:
+            eng.reset(t + 0.0003)
+    events += eng.advance(1.0 + 23.5 * STEP_S)
+    clock_out = [e for e in events if e.kind == "clock" and e.value == 1.0]
+    assert np.allclose(np.diff([e.time for e in clock_out]), STEP_S, atol=0.0005)
+    assert [e.step for e in clock_out][-6:] == [18, 19, 0, 1, 2, 3]
+    resets = [e for e in events if e.kind == "reset" and e.value == 1.0]
+    assert resets[-1].time == pytest.approx(edge, abs=0.0005)
+    on_edge = [e for e in rises(events) if edge - 1e-9 <= e.time < edge + STEP_S / 2]
+    assert on_edge and all(e.step == 0 for e in on_edge)
+
+
+def test_reset_after_a_step_that_already_sounded_waits_for_the_next_edge(fake_runner):
+    eng = Engine(Settings({"clock.source": "external", "clock.ppqn": 4, "follow": 0.0,
+                           "density": 1.0, "quantize": 1.0}), fake_runner)
+    eng.start(0.0)
+    events = []
+    for k in range(24):
+        t = 1.0 + k * STEP_S
+        eng.clock_pulse(t)
+        events += eng.advance(t + 0.001)      # step k sounds at once
+        if k == 20:
+            eng.reset(t + 0.0015)             # too late for edge 20: edge 21 plays step 0
+    events += eng.advance(1.0 + 23.5 * STEP_S)
+    clock_out = [e for e in events if e.kind == "clock" and e.value == 1.0]
+    assert [e.step for e in clock_out][-5:] == [19, 20, 0, 1, 2]
+    assert np.allclose(np.diff([e.time for e in clock_out]), STEP_S, atol=0.0005)

@@ -274,9 +274,25 @@ class Clock:
         else:   # MIDI: the first clock after Continue plays the position after the last clock
             self._armed = True
 
-    def reset(self, t: float) -> None:
-        """Transparent reset: re-arm step 0; the next clock (pulse or internal 16th) plays it."""
+    @property
+    def last_pulse_time(self) -> float | None:
+        return self._last_t
+
+    def reset(self, t: float, *, at_last_pulse: bool = False) -> None:
+        """Transparent reset: re-arm step 0; the next clock (pulse or internal 16th) plays it.
+
+        `at_last_pulse`: the reset belongs to the external pulse just before it (both edges came
+        together, the clock's first): that pulse becomes step 0 (the caller checks that nothing
+        of that pulse's step has sounded yet).
+        """
         self.epoch += 1
+        if at_last_pulse and self.driver == "external" and self._last_t is not None:
+            sp = self.steps_per_pulse
+            self._anchor(self._last_t, 0.0, rate=sp / self.period, limit=sp + self.overshoot,
+                         jump=True)
+            self._armed = False
+            self._next_u = sp
+            return
         if self.driver == "internal" and self.running and not self._frozen:
             u = self._u(t)
             upcoming = math.floor(u) + 1.0   # the next 16th of the running grid becomes step 0

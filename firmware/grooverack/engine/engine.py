@@ -38,6 +38,7 @@ __all__ = ["Engine", "OutputEvent", "BUTTONS", "PRESET_FORMAT"]
 BUTTONS = ("record", "clear", "randomize_a", "randomize_b", "save_preset", "recall_preset",
            "next_preset", "previous_preset")
 REENCODE_EVERY = {"step": 1, "bar": 16, "loop": STEPS}
+RESET_GRACE_S = 0.002   # a reset this soon after a clock edge may belong to that edge
 PRESET_FORMAT = 1
 PRESET_SLOTS = 16
 # Keys a preset stores besides the latents: the panel.
@@ -159,9 +160,25 @@ class Engine:
         self._after_clock(t)
 
     def reset(self, t: float) -> None:
-        """Transparent reset: re-arms step 0, never fires; the next clock plays step 0."""
+        """Transparent reset: re-arms step 0, never fires; the next clock plays step 0.
+
+        A reset arriving just after an external clock edge (within RESET_GRACE_S or a quarter of
+        the pulse period) belongs to that edge when it started a step that has not sounded yet:
+        that edge becomes step 0 (clock and reset from one sequencer come together, in either
+        order; step 0 is then neither late nor doubled).
+        """
         self._touch(t)
-        self.clock.reset(t)
+        clock = self.clock
+        pulse_t = clock.last_pulse_time
+        if (clock.driver == "external" and clock.playing and pulse_t is not None
+                and 0.0 <= t - pulse_t <= min(RESET_GRACE_S, 0.25 * clock.period)):
+            p = clock.position(pulse_t)
+            step = round(p)
+            if abs(p - step) < 1e-6 and self.player.sounded < step:
+                clock.reset(t, at_last_pulse=True)
+                self._after_clock(pulse_t)
+                return
+        clock.reset(t)
         self._after_clock(t)
 
     def clock_pulse(self, t: float) -> None:

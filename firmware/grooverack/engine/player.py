@@ -65,6 +65,7 @@ class _Due:
     value: float     # velocity for triggers
     step: int
     voice: int
+    absolute: int    # the step counted since start/reset
 
     def __lt__(self, other: _Due) -> bool:
         return (self.position, self.seq) < (other.position, other.seq)
@@ -93,6 +94,8 @@ class Player:
         self._reset_out = True        # the next step 0 fires reset out
         self._floor_position = 0.0    # clock out starts here (the last start/reset position)
         self.steps_played = 0
+        self.sounded = -1             # the latest step (since start/reset) that sent a rise
+        self._committing = 0
 
     # --- settings ------------------------------------------------------------------------------------
     def set_map(self, voice: int, output: int) -> None:
@@ -103,6 +106,7 @@ class Player:
         """The position jumped: forget what was committed but not yet played."""
         self._due.clear()
         self.next_step = math.ceil(position - 1e-9)
+        self.sounded = self.next_step - 1
         self._floor_position = position
         self._reset_out = self.next_step <= 0
 
@@ -123,9 +127,11 @@ class Player:
     def _push(self, position: float, kind: str, output: int, value: float, step: int,
               voice: int) -> None:
         self._seq += 1
-        heapq.heappush(self._due, _Due(position, self._seq, kind, output, value, step, voice))
+        heapq.heappush(self._due, _Due(position, self._seq, kind, output, value, step, voice,
+                                       self._committing))
 
     def _commit(self, step: int) -> None:
+        self._committing = step
         new = self.buffer.take()
         if new is not None:
             self.pattern = new
@@ -210,6 +216,7 @@ class Player:
                                        self._velocity_value(due.output, due.value),
                                        due.step, due.voice))
             out.append(OutputEvent(t, due.output, due.kind, 1.0, due.step, due.voice))
+            self.sounded = max(self.sounded, due.absolute)
             self._falls[key] = (t + self._width(due.kind, clock), t, due.step, due.voice)
             self._last_time = t
         out.sort(key=lambda e: (e.time, e.order))
