@@ -686,8 +686,9 @@ def patch_board(board: Board | str, settings: Settings, recorder: Any, engine: A
 # real time on a Pi
 
 
-LOOKAHEAD_S = 0.010
-SPIN_S = 0.0005
+LOOKAHEAD_S = 0.010   # engine events asked for this far ahead, each spun to at its time
+SPIN_S = 0.0005       # sleep to this long before an event, then spin
+IDLE_S = 0.002        # longest idle sleep between passes
 
 
 def _wait_until(deadline: float, clock: Callable[[], float]) -> None:
@@ -744,7 +745,11 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> i
                 _wait_until(group[0].time, clock)
                 panel.write(group)
             svc.beat("loop")
-            _wait_until(min(panel.next_deadline(), clock() + 0.001), clock)
+            # idle: sleep (no spinning) to the next scan/sample/debounce, at most 2 ms; output
+            # events are spun to above, inside the look-ahead window
+            idle = min(panel.next_deadline(), clock() + IDLE_S) - clock()
+            if idle > 0:
+                time.sleep(idle)
         status = svc.shutdown()
     except BaseException:
         log.exception("panel loop stopped by an error: outputs to 0 V")
@@ -754,6 +759,7 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> i
         stop = getattr(engine, "close", None)
         if stop is not None:
             stop()
+        svc.restore_signal_handlers()
     return status
 
 
