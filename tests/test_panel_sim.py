@@ -5,6 +5,8 @@ scheduled."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from grooverack.config import Settings
 from grooverack.io.patch import OutputRecorder, VirtualPatch
@@ -121,3 +123,45 @@ def test_clock_out_and_the_follow_pot(rendered):
     values = [v for _, _, v in moves]
     assert values == sorted(values, reverse=True) and values[-1] == pytest.approx(0.5, abs=0.005)
     assert board.faults()["adc"]["faults"] == 0
+
+
+def test_bus_faults_while_playing(caplog):
+    """NACK burst and a stuck I2C bus on the DACs, a dead ADC for a while: the module keeps
+    playing (every trigger on time), velocities are right again once the DACs answer, each
+    burst is logged once."""
+    settings = Settings({"tempo": 120.0, "follow": 0.9, "input.velocity_mode": "window"})
+    engine = Recording(make_engine(settings, threaded=False))
+    recorder = OutputRecorder()
+    from grooverack.io.panel import patch_board
+    board = patch_board("sim", settings, recorder, engine)
+    bus, adc = board.world.buses[1], board.world.spis["adc"]
+    board.world.at(1.0, lambda: bus.nack_burst(40))
+    board.world.at(3.0, lambda: bus.set_stuck(True))
+    board.world.at(3.5, lambda: bus.set_stuck(False))
+    board.world.at(5.0, lambda: adc.fail_next(10 ** 6))
+    board.world.at(5.6, lambda: adc.fail_next(0))
+    patch, notes = sequencer()
+    with caplog.at_level(logging.WARNING, logger="grooverack.io.panel"):
+        render(patch, board)
+    scheduled = [(e.time, e.output, e.value) for e in engine.events
+                 if e.kind == "trigger" and e.time < patch.duration + 0.02]
+    played = [(r.time, r.output, r.volts / 5.0) for r in recorder.rows if r.kind == "trigger"]
+    assert played == scheduled                                 # never stopped playing
+    assert len(engine.onsets) == len(notes)                    # onsets kept coming, ADC or not
+    faults = board.faults()
+    assert faults["dac1"]["faults"] + faults["dac2"]["faults"] >= 40
+    assert faults["dac1"]["recoveries"] >= 2 and faults["adc"]["recoveries"] == 1
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    bursts = sum(f["bursts"] for f in faults.values())
+    assert len(errors) == bursts and bursts <= 8               # once per burst, not per attempt
+    full = settings["outputs.velocity_volts"]
+    level: dict[int, float] = {}
+    expected = {}
+    for e in engine.events:
+        if e.kind == "velocity":
+            level[e.output] = e.value
+        elif e.kind == "trigger" and e.value > 0 and e.time > 6.0:
+            expected[(e.time, e.output)] = level[e.output] * full
+    got = {(h.time, h.output): h.velocity * full for h in recorder.hits(full) if h.time > 6.0}
+    assert expected and got.keys() == expected.keys()
+    assert all(got[k] == pytest.approx(v, abs=0.0013) for k, v in expected.items())

@@ -12,8 +12,9 @@ and over the byte-exact emulators in virtual time (`patch_board`, the `sim` boar
   velocity CV always settles before its trigger rises), each phase one transaction per DAC chip
   (MCP4728 multi-write), then the GPIO pins. Codes come from the calibration, clamped to the
   board's safe range.
-- Bus faults (OSError: NACK, timeout): retried, then the chip backs off (2 ms doubling to 0.5 s)
+- Bus faults (OSError: NACK, timeout): retried, then the chip backs off (2 ms doubling to 0.25 s)
   while the engine keeps playing; counted per chip, logged once per burst (`faults()`).
+  A timeout (stuck bus) is not retried at once: it already cost its timeout.
 - Outputs go to 0 V on exit, on SIGTERM and on an unhandled error.
 """
 
@@ -43,7 +44,7 @@ PHASES = ("fall", "velocity", "rise")
 RETRIES = 2                 # extra attempts of a failed bus operation, right away
 RETRY_SLEEP_S = 0.0002      # pause before a retry on real hardware
 BACKOFF_S = 0.002           # a failing chip is left alone this long, doubling...
-BACKOFF_MAX_S = 0.5         # ...up to this
+BACKOFF_MAX_S = 0.25        # ...up to this
 TAIL_S = 0.02               # finish(): trigger falls still collected this long after the end
 
 
@@ -86,10 +87,12 @@ class FaultCounter:
     last_error: str = ""
     down_since: float | None = None
     retry_at: float = 0.0
-    streak: int = 0
+    streak: int = 0         # failed attempts in the current burst
+    burst_failed: int = 0   # operations given up in the current burst (sets the back-off)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("retry_at", "streak")}
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("retry_at", "streak", "burst_failed")}
 
 
 class ChipGuard:
@@ -113,8 +116,11 @@ class ChipGuard:
                     result = fn(*args)
                 except OSError as exc:
                     c.faults += 1
+                    c.streak += 1
                     c.last_error = f"{type(exc).__name__}: {exc}"
-                    if attempt < RETRIES:
+                    # a NACK is worth an immediate retry; a timeout (stuck bus) already cost
+                    # its timeout: back off instead of blocking the loop again
+                    if attempt < RETRIES and not isinstance(exc, TimeoutError):
                         self.sleep(RETRY_SLEEP_S * (attempt + 1))
                         continue
                     break
@@ -128,13 +134,14 @@ class ChipGuard:
                         c.down_since, c.streak = None, 0
                     return result
         c.failed += 1
-        c.streak += RETRIES + 1
         if c.down_since is None:
             c.down_since = now
             c.bursts += 1
+            c.burst_failed = 0
             log.error("%s (%s): bus fault (%s); retrying with back-off, the module keeps "
                       "playing", c.chip, c.where, c.last_error)
-        c.retry_at = now + min(BACKOFF_S * 2 ** min(c.failed, 16), BACKOFF_MAX_S)
+        c.burst_failed += 1
+        c.retry_at = now + min(BACKOFF_S * 2 ** min(c.burst_failed - 1, 16), BACKOFF_MAX_S)
         raise BusDown(c.chip)
 
 
