@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from grooverack.config import Settings
 from grooverack.engine.clock import Clock, swing_unwarp, swing_warp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def make_clock(**values) -> Clock:
@@ -209,7 +211,7 @@ def test_ppqn_change_rescales_the_estimate():
     p8 = 60.0 / 60.0 / 8
     pulses(c, [1.0 + k * p8 for k in range(30)])       # 8 PPQN at 60 BPM read as 4 PPQN
     assert c.bpm == pytest.approx(120.0, rel=1e-3)
-    c.set_ppqn(8)
+    c.set_ppqn(8, 1.0 + 29 * p8)
     assert c.bpm == pytest.approx(60.0, rel=1e-3)
     before = c.position(1.0 + 29 * p8)
     pulses(c, [1.0 + k * p8 for k in range(30, 60)])
@@ -321,3 +323,36 @@ def test_switching_to_an_external_clock_holds_then_lands_on_the_nearest_pulse():
     assert c.position(0.75 + 0.125 * 9) == pytest.approx(13.0, abs=0.02)
     c.set_source("internal", 2.0)
     assert c.driver == "internal" and c.position(2.125) > c.position(2.0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.floats(0.002, 0.6), st.sampled_from(["pulse", "pulse", "pulse",
+                                                                  "reset", "ppqn", "stop"])),
+                min_size=1, max_size=80),
+       st.sampled_from([1, 2, 4, 8, 24, 48]))
+def test_position_is_monotonic_and_bounded_under_any_pulse_train(steps, ppqn):
+    c = external(ppqn=ppqn)
+    t = 1.0
+    epoch = c.epoch
+    last = c.position(t)
+    for gap, what in steps:
+        for x in np.linspace(t, t + gap, 7, endpoint=False):
+            pos = c.position(float(x))
+            assert pos >= last - 1e-9
+            last = pos
+        t += gap
+        if what == "pulse":
+            c.pulse(t)
+        elif what == "reset":
+            c.reset(t)
+        elif what == "ppqn":
+            c.set_ppqn(24 if c.ppqn != 24 else 4, t)
+        elif what == "stop":
+            c.poll(t + 5.0)
+        if c.epoch != epoch:
+            epoch = c.epoch
+            last = c.position(t)
+        pos = c.position(t)
+        assert pos >= last - 1e-9
+        last = pos
+        assert pos <= c._next_u + c.overshoot + 1e-9    # never far past the next expected edge

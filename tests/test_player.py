@@ -9,6 +9,8 @@ from grooverack.config import Settings
 from grooverack.engine.clock import Clock
 from grooverack.engine.pattern import Pattern
 from grooverack.engine.player import OutputEvent, Player
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 KICK, SNARE, CRASH, RIDE = 0, 1, 7, 8
 
@@ -224,3 +226,22 @@ def test_stop_and_continue_neither_lose_nor_repeat_a_step():
     assert steps == list(range(len(steps))) and len(steps) > 15
     rise_11 = of(events, "trigger", 1, 1.0)[11]
     assert rise_11.time == pytest.approx(3.0 + 0.3 * 0.125)
+
+
+cells_strategy = st.dictionaries(
+    st.tuples(st.integers(0, 31), st.integers(0, 8)),
+    st.tuples(st.floats(0.0, 1.0), st.floats(-0.5, 0.49)), max_size=120)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cells_strategy, st.floats(40.0, 300.0), st.floats(50.0, 75.0), st.floats(0.0, 1.0),
+       st.floats(1.0, 10.0), st.booleans(), st.floats(0.0005, 0.03))
+def test_any_pattern_gives_a_clean_stream(cells, bpm, swing, quantize, width_ms, gate, chunk):
+    clock, player = rig(cells, tempo=bpm, swing=swing, quantize=quantize,
+                        **{"outputs.trigger_ms": width_ms, "outputs.gate_mode": gate})
+    events = run(clock, player, 31.5 * 15.0 / bpm, chunk=chunk)   # one loop
+    check_stream(events)
+    for e in events:
+        assert 0.0 <= e.value <= 1.0 and (e.kind != "trigger" or 1 <= e.output <= 8)
+    # every hit sounded once (unless squeezed within 1 ms of the same output's previous one)
+    assert len(of(events, "trigger", value=1.0)) <= len(cells)

@@ -209,17 +209,26 @@ class Clock:
         u = swing_warp(p, self.swing)
         self._anchor(t, u, limit=max(self._limit, u), frozen=self._frozen)
 
-    def set_ppqn(self, ppqn: int) -> None:
+    def set_ppqn(self, ppqn: int, t: float | None = None) -> None:
+        """External clock resolution; from time t (default: the last anchor) the position runs
+        on continuously at the rate the pulses now mean."""
         if ppqn not in PPQN_CHOICES:
             raise ValueError(f"clock.ppqn {ppqn!r} is not allowed; allowed: {PPQN_CHOICES}")
         if self._pulse_kind == "midi":
             self.ppqn = ppqn
             return
-        last_u = self._next_u - self.steps_per_pulse
+        t = self._t0 if t is None else max(t, self._t0)
+        u = self._u(t)
+        old_sp = self.steps_per_pulse
         self.ppqn = ppqn
-        self._next_u = last_u + self.steps_per_pulse
-        if self._limit < math.inf:
-            self._limit = max(self._u(self._t0), self._next_u + self.overshoot)
+        if self._armed:
+            return
+        sp = self.steps_per_pulse
+        last = self._next_u - old_sp   # the last pulse stays where it was; the grid goes on
+        self._next_u = last + max(1, math.ceil((u - last) / sp - 1e-9)) * sp
+        if self.driver == "external" and not self._frozen:
+            self._anchor(t, u, rate=self.steps_per_pulse / self.period,
+                         limit=max(u, self._next_u + self.overshoot))
 
     def set_source(self, source: str, t: float) -> None:
         if source not in ("auto", "internal", "external", "midi"):

@@ -241,7 +241,7 @@ class Engine:
         elif name == "clock.source":
             clock.set_source(value, t)
         elif name == "clock.ppqn":
-            clock.set_ppqn(value)
+            clock.set_ppqn(value, t)
         elif name == "clock.smoothing":
             clock.set_smoothing(value)
         elif name == "clock.slew":
