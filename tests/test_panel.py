@@ -241,3 +241,20 @@ def test_record_led_follows_the_record_mode():
     sim.apply(0.5, "press.record", 1.0)
     sim.advance(1.0)
     assert engine.of("press") == [("press", "record")] and sim.world.gpio.level(led) == 0
+
+
+def test_calibration_rig_over_the_emulated_board():
+    from grooverack.io.panel import open_calibration_rig
+
+    board = load_board("sim")
+    rig = open_calibration_rig(board, Settings())
+    rig.patch("pitch", 1.0)
+    assert set(rig.read_code("pitch", 4)) == {2048 - 410}          # (1 V - 5 V) / -10/4096, floor
+    rig.patch("pitch", None)
+    assert rig.read_code("pitch", 1) == [2048.0]
+    rig.loopback("velocity_3", "pitch")
+    rig.write_code("velocity_3", 1230)                              # 3.0012 V at the jack
+    code = rig.read_code("pitch", 1)[0]
+    assert 5 - 10 * code / 4096 == pytest.approx(0.00244 * 1230, abs=10 / 4096)
+    rig.close()
+    assert rig.world.output_volts("velocity_3") == 0.0
