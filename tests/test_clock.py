@@ -356,3 +356,14 @@ def test_position_is_monotonic_and_bounded_under_any_pulse_train(steps, ppqn):
         assert pos >= last - 1e-9
         last = pos
         assert pos <= c._next_u + c.overshoot + 1e-9    # never far past the next expected edge
+
+
+def test_reset_while_stopped_then_continue_starts_at_step_zero():
+    c = make_clock(**{"clock.source": "auto", "tempo": 120.0, "clock.ppqn": 4})
+    c.start(0.0)
+    c.stop(1.0)
+    c.reset(1.5)
+    c.continue_(2.0)
+    assert c.position(2.0) == 0.0 and c.position(2.125) == pytest.approx(1.0)
+    c.pulse(2.25)                       # an external clock appears: it takes over on the grid
+    assert c.position(2.25) == pytest.approx(2.0)

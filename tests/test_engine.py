@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from grooverack.config import ConfigError, Settings
 from grooverack.engine.engine import Engine, OutputEvent
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 STEP_S = 0.125   # 120 BPM
 
@@ -250,3 +252,66 @@ def test_reset_after_a_step_that_already_sounded_waits_for_the_next_edge(fake_ru
     clock_out = [e for e in events if e.kind == "clock" and e.value == 1.0]
     assert [e.step for e in clock_out][-5:] == [19, 20, 0, 1, 2]
     assert np.allclose(np.diff([e.time for e in clock_out]), STEP_S, atol=0.0005)
+
+
+ACTIONS = st.sampled_from(["advance", "advance", "advance", "pulse", "pulse", "midi", "onset",
+                           "start", "stop", "continue", "reset", "spp", "control", "press"])
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(ACTIONS, st.floats(0.0005, 0.2), st.floats(0.0, 1.0)),
+                min_size=1, max_size=120),
+       st.sampled_from(["auto", "internal", "external", "midi"]))
+def test_any_sequence_of_calls_gives_a_clean_stream(fake_runner, calls, source):
+    eng = engine(fake_runner, **{"clock.source": source, "density": 0.9})
+    controls = ["follow", "morph", "uncertainty", "density", "quantize", "tempo", "swing",
+                "density.kick", "groove_velocity", "outputs.gate_mode", "clock.ppqn", "record"]
+    events: list[OutputEvent] = []
+    t = 0.0
+    for action, gap, x in calls:
+        t += gap
+        if action == "advance":
+            events += eng.advance(t + 0.003)
+        elif action == "pulse":
+            eng.clock_pulse(t)
+        elif action == "midi":
+            eng.midi_clock(t)
+        elif action == "onset":
+            eng.onset(t, pitch_volts=x * 3)
+        elif action == "start":
+            eng.start(t)
+        elif action == "stop":
+            eng.stop(t)
+        elif action == "continue":
+            eng.continue_(t)
+        elif action == "reset":
+            eng.reset(t)
+        elif action == "spp":
+            eng.song_position(t, int(x * 64))
+        elif action == "press":
+            eng.press(["record", "clear", "randomize_a", "randomize_b"][int(x * 3.99)])
+        else:
+            name = controls[int(x * (len(controls) - 0.01))]
+            value = {"tempo": 20 + 280 * x, "swing": 50 + 25 * x, "outputs.gate_mode": x > 0.5,
+                     "clock.ppqn": [1, 2, 4, 8, 24, 48][int(x * 5.99)],
+                     "record": ["record", "overdub", "off"][int(x * 2.99)]}.get(name, x)
+            eng.set_control(name, value)
+    eng.stop(t + 0.01)
+    events += eng.advance(t + 1.0)
+    times = [e.time for e in events]
+    assert times == sorted(times)
+    high: dict[tuple[str, int], float] = {}
+    for i, e in enumerate(events):
+        if e.kind == "velocity":
+            continue
+        key = (e.kind, e.output)
+        if e.value == 1.0:
+            assert key not in high, f"double rise {key} at {e.time}"
+            high[key] = e.time
+            if e.kind == "trigger":
+                assert any(v.kind == "velocity" and v.output == e.output and v.time == e.time
+                           for v in events[max(0, i - 20):i])
+        else:
+            assert key in high and e.time >= high.pop(key)
+    assert not high, f"left high after stop: {high}"

@@ -279,6 +279,7 @@ class Clock:
         self.running = True
         self.stalled = False
         if self.driver == "internal":
+            self._armed = False
             self._run_internal(t, self._u0)
         else:   # MIDI: the first clock after Continue plays the position after the last clock
             self._armed = True
@@ -316,6 +317,7 @@ class Clock:
         self.epoch += 1
         u = float(sixteenths)
         if self.driver == "internal" and self.running:
+            self._armed = False
             self._run_internal(t, u, jump=True)
         else:
             self._anchor(t, u, frozen=True, jump=True)
