@@ -27,6 +27,7 @@ class LiveEngine:
         self.alive = True
         self.heartbeat = time.monotonic()
         self.closed = False
+        self.controls: list[tuple[str, float]] = []
 
     def start(self, t):
         self.events = [OutputEvent(t + 0.01, 1, "velocity", 1.0, 0, 0),
@@ -43,7 +44,7 @@ class LiveEngine:
         return out
 
     def set_control(self, name, value):
-        pass
+        self.controls.append((name, value))
 
     def close(self):
         self.closed = True
@@ -84,6 +85,8 @@ def test_sigterm_stops_with_outputs_at_zero(rig, monkeypatch):
     def terminate():
         playing.append(wait_for(lambda: world.output_volts("trigger_1") == 5.0))
         playing.append(world.output_volts("velocity_1"))
+        world.set_pot("density", 1.0)           # the scanner thread sees it, the loop applies it
+        playing.append(wait_for(lambda: ("density", 1.0) in engine.controls))
         os.kill(os.getpid(), signal.SIGTERM)
 
     killer = threading.Thread(target=terminate)
@@ -91,7 +94,7 @@ def test_sigterm_stops_with_outputs_at_zero(rig, monkeypatch):
     status = panel.run_backend(board, settings, SimpleNamespace(duration=30.0))
     killer.join()
     assert status == 0
-    assert playing[0] and playing[1] == pytest.approx(8.0, abs=0.003)
+    assert playing[0] and playing[1] == pytest.approx(8.0, abs=0.003) and playing[2]
     assert outputs_at_zero(board, world) and engine.closed
 
 
@@ -105,3 +108,15 @@ def test_unhandled_error_sets_outputs_to_zero(rig, monkeypatch):
     assert (pin, 1) in [(p, level) for _, p, level in world.gpio.history]  # it was playing
     assert outputs_at_zero(board, world)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_missing_hardware_is_a_clear_error(monkeypatch, capsys):
+    def no_hardware(board, clock):
+        raise OSError("RPi.GPIO is not importable (No module named 'RPi')")
+
+    monkeypatch.setattr(panel, "open_hardware", no_hardware)
+    status = panel.run_backend(load_board("reference"), Settings(), SimpleNamespace(duration=1.0))
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "cannot open its hardware: RPi.GPIO is not importable" in err
+    assert "grooverack doctor --board reference" in err

@@ -24,6 +24,7 @@ import argparse
 import logging
 import math
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -418,6 +419,7 @@ class PanelBackend:
         self.controls_set = 0
         self.control_log: list[tuple[float, str, float]] = []  # (time, control, value)
         self.started = False
+        self.scan_thread = False  # True: a thread scans and posts controls (real time)
 
     # --- lifetime
     def open(self) -> None:
@@ -494,11 +496,14 @@ class PanelBackend:
 
     def _scan(self, t: float) -> None:
         for name, value in self.scanner.scan():
-            self.controls_set += 1
-            if len(self.control_log) < 10_000:
-                self.control_log.append((t, name, value))
-            self.engine.set_control(name, value)
+            self.set_control(t, name, value)
         self.writer.retry_pending()
+
+    def set_control(self, t: float, name: str, value: float) -> None:
+        self.controls_set += 1
+        if len(self.control_log) < 10_000:
+            self.control_log.append((t, name, value))
+        self.engine.set_control(name, value)
 
     def _buttons(self, t: float) -> None:
         for pin, state in self.buttons.items():
@@ -525,7 +530,7 @@ class PanelBackend:
                 self.hw.gpio.write(out.pin, int(capturing))
 
     def next_deadline(self) -> float:
-        times = [self.next_scan]
+        times = [float("inf") if self.scan_thread else self.next_scan]
         if self.pending_onsets:
             times.append(self.pending_onsets[0][0])
         for pin, (accepted, candidate, since) in self.buttons.items():
@@ -541,7 +546,9 @@ class PanelBackend:
         while self.pending_onsets and due(self.pending_onsets[0][0]):
             self._sample_onset(self.pending_onsets.pop(0)[1])
         self._buttons(t)
-        if due(self.next_scan):
+        if self.scan_thread:
+            self.writer.retry_pending()
+        elif due(self.next_scan):
             self._scan(t)
             self.next_scan += self.scanner.period
             if self.next_scan <= t:  # fell behind (a slow bus): skip, do not burst
@@ -706,35 +713,67 @@ def _wait_until(deadline: float, clock: Callable[[], float]) -> None:
         pass
 
 
+def _scanner(panel: PanelBackend, inbox: queue.SimpleQueue[tuple[Any, ...]],
+             stop: threading.Event, clock: Callable[[], float]) -> None:
+    """The I/O thread that scans pots and CVs at the board's rate and posts control moves."""
+    period = panel.scanner.period
+    next_t = clock()
+    while not stop.is_set():
+        try:
+            for name, value in panel.scanner.scan():
+                inbox.put(("control", name, value, clock()))
+        except Exception as exc:  # a driver bug: hand it to the loop, which stops and zeroes
+            inbox.put(("error", exc))
+            return
+        next_t += period
+        delay = next_t - clock()
+        if delay < 0:
+            next_t = clock()  # fell behind (a slow bus): skip, do not burst
+        else:
+            stop.wait(delay)
+
+
 def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> int:
     """`grooverack run --board NAME` on a Raspberry Pi: real buses, wall clock, until SIGTERM.
 
-    GPIO callbacks (the library's thread) only timestamp and post; this loop applies edges,
-    samples onsets, scans, and writes each engine event at its time. Outputs go to 0 V on exit,
+    Threads post to one queue consumed by this loop: GPIO callbacks (the library's thread) only
+    timestamp and post edges; the scanner thread posts control moves. The loop applies them,
+    samples onsets, and writes each engine event at its time. Outputs go to 0 V on exit,
     SIGTERM/SIGINT (service shutdown) and on an unhandled error."""
     from grooverack.io.sim import make_engine
     from grooverack.service import supervise
     from grooverack.state import performance_saver
 
     clock = time.monotonic
-    hw = open_hardware(board, clock)
+    try:
+        hw = open_hardware(board, clock)
+    except OSError as exc:
+        print(f"grooverack run: board {board.name!r} ({board.path}): cannot open its hardware: "
+              f"{exc}\n  `grooverack doctor --board {board.name}` checks every part",
+              file=sys.stderr)
+        return 2
     panel: PanelBackend | None = None
+    inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
     try:
         cal = calibration_for(board, settings)
         engine = make_engine(settings, threaded=True)
-        inbox: queue.SimpleQueue[tuple[int, int, float]] = queue.SimpleQueue()
         panel = PanelBackend(board, settings, engine, hw, cal, clock)
         direct_edge = panel.on_edge
-        panel.on_edge = lambda pin, level, t: inbox.put((pin, level, t))  # type: ignore[method-assign]
+        panel.on_edge = lambda pin, level, t: inbox.put(("edge", pin, level, t))  # type: ignore[method-assign]
         panel.start(clock())
+        panel.scan_thread = True
     except BaseException:
         if panel is not None:
             panel.close()
         else:
             hw.close()
         raise
+    stop = threading.Event()
+    scanner = threading.Thread(target=_scanner, args=(panel, inbox, stop, clock),
+                               name="grooverack-scan", daemon=True)
     svc = supervise(engine, status=f"board {board.name} up", outputs_to_zero=panel.close,
                     save_state=performance_saver(settings, engine))
+    scanner.start()
     svc.realtime()
     duration = getattr(args, "duration", None)
     end = clock() + duration if duration else float("inf")
@@ -742,30 +781,39 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> i
         while not svc.stopping and clock() < end:
             while True:
                 try:
-                    pin, level, t = inbox.get_nowait()
+                    item = inbox.get_nowait()
                 except queue.Empty:
                     break
-                direct_edge(pin, level, t)
+                if item[0] == "edge":
+                    direct_edge(*item[1:])
+                elif item[0] == "control":
+                    panel.set_control(item[3], item[1], item[2])
+                else:
+                    raise item[1]
             now = clock()
             panel.tick(now)
             for group in group_instants(engine.advance(now + LOOKAHEAD_S)):
                 _wait_until(group[0].time, clock)
                 panel.write(group)
             svc.beat("loop")
-            # idle: sleep (no spinning) to the next scan/sample/debounce, at most 2 ms; output
-            # events are spun to above, inside the look-ahead window
+            # idle: sleep (no spinning) to the next sample/debounce, at most 2 ms; output events
+            # are spun to above, inside the look-ahead window
             idle = min(panel.next_deadline(), clock() + IDLE_S) - clock()
             if idle > 0:
                 time.sleep(idle)
+        stop.set()
+        scanner.join(1.0)
         status = svc.shutdown()
     except BaseException:
         log.exception("panel loop stopped by an error: outputs to 0 V")
+        stop.set()
+        scanner.join(1.0)
         svc.shutdown()
         raise
     finally:
-        stop = getattr(engine, "close", None)
-        if stop is not None:
-            stop()
+        stop_engine = getattr(engine, "close", None)
+        if stop_engine is not None:
+            stop_engine()
         svc.restore_signal_handlers()
     return status
 
