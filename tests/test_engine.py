@@ -315,3 +315,26 @@ def test_any_sequence_of_calls_gives_a_clean_stream(fake_runner, calls, source):
         else:
             assert key in high and e.time >= high.pop(key)
     assert not high, f"left high after stop: {high}"
+
+
+@pytest.fixture(scope="module")
+def shipped_runner():
+    from grooverack.model.runner import ModelError, ModelRunner
+
+    try:
+        return ModelRunner()
+    except ModelError as exc:
+        pytest.skip(f"shipped model not usable: {exc}")
+
+
+def test_shipped_model_follow_zero_genre_and_silence(shipped_runner):
+    runs = [perform(engine(shipped_runner, follow=0.0, density=0.7), steps, loops=2)
+            for steps in (QUARTERS, OFFBEATS)]
+    assert rises(runs[0]) and signature(runs[0]) == signature(runs[1])
+    if len(shipped_runner.genres) > 1:
+        eng = engine(shipped_runner, follow=0.0, density=0.7)
+        eng.set_control("genre", shipped_runner.genres[1])
+        assert eng.settings["genre"] == shipped_runner.genres[1]
+        perform(eng, [], loops=1)
+        assert eng.pattern.info["genre"] == 1
+    assert not rises(perform(engine(shipped_runner, density=0.0), QUARTERS, loops=1))

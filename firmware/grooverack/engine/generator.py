@@ -144,7 +144,7 @@ class Generator:
         self.generated += 1
         pattern = Pattern(hits, vel, off, req.serial,
                           {"follow": req.follow, "morph": req.morph, "variation": req.variation,
-                           "groove_version": req.groove_version})
+                           "groove_version": req.groove_version, "genre": req.genre})
         self.last_pattern = pattern
         return pattern
 
