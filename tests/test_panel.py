@@ -258,3 +258,31 @@ def test_calibration_rig_over_the_emulated_board():
     assert 5 - 10 * code / 4096 == pytest.approx(0.00244 * 1230, abs=10 / 4096)
     rig.close()
     assert rig.world.output_volts("velocity_3") == 0.0
+
+
+def test_off_nominal_front_ends_and_calibration_fixes_them(tmp_path):
+    from grooverack.calibration import Calibration, fit_output, two_point
+    from grooverack.io.panel import open_calibration_rig
+
+    board = load_board("sim-offnominal")
+    rig = open_calibration_rig(board, Settings())
+    cal = Calibration.nominal(board)
+    rig.patch("pitch", 3.0)
+    seen = cal.to_volts("pitch", rig.read_code("pitch", 1)[0])
+    assert seen == pytest.approx(3.0 * 1.03 - 0.08, abs=0.003)      # uncalibrated: 3.01 V off
+    rig.patch("pitch", 1.0)
+    low = rig.read_code("pitch", 1)[0]
+    rig.patch("pitch", 3.0)
+    cal.set_input("pitch", two_point(cal.inputs["pitch"], low, rig.read_code("pitch", 1)[0]))
+    rig.patch("pitch", 2.0)
+    assert cal.to_volts("pitch", rig.read_code("pitch", 1)[0]) == pytest.approx(2.0, abs=0.003)
+    rig.write_code("velocity_2", 2000)                               # nominal 4.88 V
+    assert rig.world.output_volts("velocity_2") == pytest.approx(4.88 * 1.03 - 0.05, abs=1e-6)
+    points = []
+    for code in (500, 2000, 3500):
+        rig.write_code("velocity_2", code)
+        points.append((code, rig.world.output_volts("velocity_2")))
+    cal.set_output("velocity_2", fit_output(cal.outputs["velocity_2"], points))
+    rig.write_code("velocity_2", cal.to_code("velocity_2", 8.0))
+    assert rig.world.output_volts("velocity_2") == pytest.approx(8.0, abs=0.003)
+    rig.close()

@@ -173,10 +173,12 @@ class EmulatedWorld:
         return float(self.chips[chip_name].volts(channel))
 
     def output_stage(self, out: Any, pin_volts: float) -> float:
-        """Jack volts for DAC pin volts through the board's nominal output stage."""
+        """Jack volts for DAC pin volts through the board's output stage (nominal, times the
+        `[emulation.front_end]` gain error, plus its offset)."""
         chip = self.board.chips[out.chip]
         lsb = 4.096 / 4096 if chip.part == "mcp4728" else chip.vref * chip.gain / 4096
-        return out.gain * (pin_volts / lsb) + out.offset
+        gain_error, offset_volts = self.front_end.get(out.name, (1.0, 0.0))
+        return (out.gain * (pin_volts / lsb) + out.offset) * gain_error + offset_volts
 
     def output_volts(self, name: str) -> float:
         """What a meter on output jack `name` reads now."""

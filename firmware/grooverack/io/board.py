@@ -234,9 +234,9 @@ def _parse_emulation(path: Path, table: Any, board: Board) -> dict[str, Any]:
     front = {}
     for name, item in dict(table.get("front_end", {})).items():
         w = f"emulation.front_end.{name}"
-        if name not in board.inputs:
-            raise BoardError(f"{path}: key {w!r}: no CV input {name!r}; inputs: "
-                             f"{', '.join(board.inputs)}")
+        if name not in board.inputs and name not in board.outputs:
+            raise BoardError(f"{path}: key {w!r}: no CV input or DAC output {name!r}; "
+                             f"channels: {', '.join([*board.inputs, *board.outputs])}")
         _keys(path, w, item, {"gain_error", "offset_volts"}, set())
         front[name] = (_num(path, w, item, "gain_error", 1.0, 0.5, 1.5),
                        _num(path, w, item, "offset_volts", 0.0, -1.0, 1.0))
