@@ -121,8 +121,9 @@ class GrooveCapture:
                     self._visits[s] += full
                 for k in range(first, first + rest):
                     self._visits[k % STEPS] += 1
+                self._last = position
+                self._expire()   # only a step entered can expire anything
         self._last = position
-        self._expire()
 
     # --- onsets ------------------------------------------------------------------------------------------
     def add(self, position: float, velocity: float) -> bool:
