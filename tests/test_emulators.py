@@ -1,9 +1,11 @@
 """Emulators on their own: GPIO header (RPi.GPIO API), I2C bus dispatch and faults, SPI faults."""
 
 import errno
+import math
 
 import pytest
 from grooverack.emulators import (
+    ADS1115Emulator,
     GPIOEmulator,
     I2CBusEmulator,
     MCP3208Emulator,
@@ -12,6 +14,8 @@ from grooverack.emulators import (
     VirtualClock,
 )
 from grooverack.emulators.gpio import BOARD_TO_BCM
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from smbus2 import i2c_msg
 
 
@@ -156,3 +160,55 @@ def test_spi_faults_and_open_checks():
     assert spi.xfer2([6, 0, 0])[1:] == [0x0F, 0xFF]
     spi.miso_stuck = 0x00
     assert spi.xfer2([6, 0, 0]) == [0, 0, 0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(channel=st.integers(0, 7), volts=st.floats(-1.0, 5.0), vref=st.sampled_from([2.5, 3.3, 4.096]))
+def test_mcp3208_driver_reads_the_ideal_code(channel, volts, vref):
+    from grooverack.drivers.mcp3208 import MCP3208
+
+    chip = MCP3208Emulator(vref=vref, vdd=5.0)
+    spi = SpiDeviceEmulator(chip, 0, 0)
+    spi.open(0, 0)
+    chip.set_input(channel, volts)
+    pin = min(max(volts, -0.3), 5.3)
+    assert MCP3208(spi).read(channel) == max(0, min(4095, math.floor(4096 * pin / vref + 1e-9)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(writes=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 4095)), min_size=1, max_size=8))
+def test_mcp4728_multi_write_leaves_the_last_code_per_channel(writes):
+    from grooverack.drivers.mcp4728 import MCP4728
+
+    bus = I2CBusEmulator(1)
+    chip = bus.attach(MCP4728Emulator(0x60, vdd=5.0))
+    dac = MCP4728(bus, 0x60)
+    dac.multi_write(writes)
+    last = dict(writes)
+    for ch, code in last.items():
+        assert chip.code(ch) == code
+        assert chip.volts(ch) == pytest.approx(2.048 * 2 * code / 4096)
+    assert [s.code for s in dac.read_back()] == [last.get(ch, 0) for ch in range(4)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(mux=st.integers(0, 7), pga=st.integers(0, 5), rate=st.integers(0, 7),
+       a=st.floats(0, 3.3), b=st.floats(0, 3.3))
+def test_ads1115_any_config_converts_per_datasheet(mux, pga, rate, a, b):
+    from grooverack.emulators.ads1115 import DATA_RATES, FSR, MUX
+
+    clock = VirtualClock()
+    bus = I2CBusEmulator(1)
+    chip = bus.attach(ADS1115Emulator(0x49, vdd=3.3, clock=clock))
+    for ch, v in enumerate((a, b, b, a)):
+        chip.set_input(ch, v)
+    config = 0x8000 | mux << 12 | pga << 9 | 0x0100 | rate << 5 | 0x3
+    bus.write_i2c_block_data(0x49, 1, [config >> 8, config & 0xFF])
+    assert bus.read_i2c_block_data(0x49, 1, 2)[0] & 0x80 == 0        # converting
+    clock.sleep(1 / DATA_RATES[rate])
+    hi, lo = bus.read_i2c_block_data(0x49, 0, 2)
+    raw = hi << 8 | lo
+    code = raw - 0x10000 if raw & 0x8000 else raw
+    p, n = MUX[mux]
+    diff = (a, b, b, a)[p] - (0.0 if n is None else (a, b, b, a)[n])
+    assert code == max(-32768, min(32767, math.floor(32768 * diff / FSR[pga] + 1e-9)))

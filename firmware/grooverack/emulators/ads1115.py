@@ -125,5 +125,8 @@ class ADS1115Emulator:
         return bytes([value >> 8, value & 0xFF])[:length]
 
     def general_call(self, data: bytes) -> None:
-        if data == b"\x06":  # general call reset
-            self.__init__(self.address, self.vdd, self.clock)  # type: ignore[misc]
+        if data == b"\x06":  # general call reset: registers to their reset values
+            self.pointer, self.config = 0, RESET_CONFIG
+            self.lo_thresh, self.hi_thresh = 0x8000, 0x7FFF
+            self.conversion = 0
+            self._busy_until = self._next_done = None

@@ -15,7 +15,8 @@ An input register reaches its output at the ACK of its last byte when UDAC = 0 o
 A read returns 24 bytes: per channel A..D, the input register then the EEPROM, 3 bytes each:
 RDY/BSY POR DAC1 DAC0 0 A2 A1 A0 | VREF PD1 PD0 Gx D11..D8 | D7..D0.
 VOUT = VREF * D / 4096 * G (internal 2.048 V, G = 1 or 2) or VDD * D / 4096 (VDD reference);
-power-down pulls the output to ground (0 V); the output cannot exceed VDD.
+power-down pulls the output to ground (0 V); the output cannot exceed VDD. EEPROM writes
+complete at once here (RDY/BSY always reads 1: ready).
 """
 
 from __future__ import annotations
