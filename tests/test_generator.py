@@ -118,3 +118,10 @@ def test_threaded_worker_coalesces_keeps_last_good_and_beats(tmp_path, caplog):
     finally:
         g.close()
     assert not g.alive
+
+
+def test_an_empty_groove_plays_the_latents(fake_runner):
+    g = Generator(fake_runner)
+    empty = g.generate(request(g, groove=np.zeros((32, 3), np.float32), follow=1.0))
+    ab = g.generate(request(g, follow=0.0))
+    assert empty.same_as(ab) and g.encodes == 0

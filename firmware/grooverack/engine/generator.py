@@ -118,7 +118,7 @@ class Generator:
     def generate(self, req: Request) -> Pattern:
         """One request -> Pattern (encode / decode only when their inputs changed)."""
         groove = np.asarray(req.groove, dtype=np.float32)
-        if req.follow > 0.0:
+        if req.follow > 0.0 and groove[:, 0].any():
             key = (req.groove_version, groove.tobytes())
             if key != self._groove_key:
                 mu, _logvar = self.runner.encode(groove)
@@ -127,7 +127,9 @@ class Generator:
                 self.encodes += 1
             z_groove = self._z_groove
         else:
-            z_groove = None   # follow 0: the groove cannot matter, skip the encoder
+            # follow 0: the groove cannot matter; an empty groove has nothing to follow (the
+            # module plays A/B until the input plays): skip the encoder either way
+            z_groove = None
         z = sampling.mix_latents(req.z_a, req.z_b, z_groove, req.morph, req.follow)
         dkey = (z.tobytes(), req.genre)
         if dkey != self._decode_key or self._decoded is None:
