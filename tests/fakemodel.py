@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -115,10 +116,32 @@ def decoder_model(latent_size: int, genres: int, rng: np.random.Generator) -> on
     return model
 
 
+def _quantize(folder: Path, files: dict[str, str]) -> dict[str, str]:
+    """int8 copies (dynamic quantization keeps the metadata); fp32 files if it is unavailable."""
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        return dict(files)
+    out = {}
+    quiet = logging.getLogger()
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)   # its advice to pre-process does not apply to these graphs
+    try:
+        for role, name in files.items():
+            target = name.replace(".onnx", ".int8.onnx")
+            quantize_dynamic(str(folder / name), str(folder / target), weight_type=QuantType.QInt8)
+            out[role] = target
+    finally:
+        quiet.setLevel(level)
+    return out
+
+
 def build_fake_model(folder: str | Path, *, latent_size: int = 64,
                      genres: tuple[str, ...] = (), seed: int = 0,
-                     thresholds: tuple[float, ...] = (0.5,) * NUM_VOICES) -> Path:
-    """Write encoder, decoder and `grooverack.json` into folder; returns the manifest path."""
+                     thresholds: tuple[float, ...] = (0.5,) * NUM_VOICES,
+                     quantize: bool = True) -> Path:
+    """Write encoder, decoder (fp32, and int8 by onnxruntime's dynamic quantization) and
+    `grooverack.json` into folder; returns the manifest path."""
     if latent_size < STEPS:
         raise ValueError(f"the fake model needs latent_size >= {STEPS}")
     if genres and genres[0] != "any":
@@ -129,12 +152,13 @@ def build_fake_model(folder: str | Path, *, latent_size: int = 64,
     files = {"encoder": "fake-encoder.onnx", "decoder": "fake-decoder.onnx"}
     onnx.save(encoder_model(latent_size, rng), folder / files["encoder"])
     onnx.save(decoder_model(latent_size, len(genres), rng), folder / files["decoder"])
+    int8 = _quantize(folder, files) if quantize else dict(files)
     sha = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest()
-           for name in files.values()}
+           for name in {*files.values(), *int8.values()}}
     manifest = {
         "format": 1, "latent_size": latent_size, "voices": list(VOICE_NAMES),
         "genres": list(genres), "thresholds": list(thresholds),
-        "variants": {"int8": dict(files), "fp32": dict(files)},
+        "variants": {"int8": int8, "fp32": dict(files)},
         "data_hash": DATA_HASH, "sha256": sha, "trained": False,
     }
     path = folder / "grooverack.json"
