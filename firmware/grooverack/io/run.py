@@ -1,65 +1,140 @@
 """`grooverack run`: the module in real time on a board.
 
-`--board sim` plays the virtual patch of `grooverack sim` on the wall clock: one loop thread
-sleeps to ~0.5 ms before each input change or output event, then spins to its time, applies or
-writes it, and records the scheduled and actual times (`--timing FILE`); the engine generates in
-its worker thread (`Engine(threaded=True)`). Other boards are run by the back end module of their
-kind (`pi` -> io.panel, `es9` -> io.es9, `midi` -> io.midi), each of which provides
+`--board sim` plays the virtual patch of `grooverack sim` on the wall clock, with the threads
+the style guide asks for: the loop thread applies each input change when its time comes and
+asks the engine for the outputs of the next 20 ms (`advance`); a writer thread only moves data:
+it sleeps to ~0.5 ms before each queued output, spins to its time, writes it and records the
+scheduled and actual times (`--timing FILE`); the engine generates in its own worker thread
+(`Engine(threaded=True)`). `--rt` gives the three threads SCHED_FIFO (writer > loop > worker) and
+locks memory, as the Pi service does. Other boards are run by the back end module of their kind
+(`pi` -> io.panel, `es9` -> io.es9, `midi` -> io.midi), each of which provides
 `run_backend(board, settings, args) -> int`.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import heapq
 import importlib
 import itertools
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from grooverack.config import CONTROLS, SCHEMA, Settings
-from grooverack.io.patch import OutputRecorder, build_patch, pot_position
+from grooverack.io.patch import OutputRecorder, OutputRow, build_patch, pot_position
 from grooverack.io.sim import DirectBoard, add_patch_arguments, make_engine, make_settings
 from grooverack.io.sources import SourceError, load_controls, load_source
 
 SPIN_S = 0.0005  # sleep to this long before a deadline, then spin (sleep overshoots ~0.1 ms)
-LOOKAHEAD_S = 0.010  # the loop asks the engine for events this far ahead
-WAKE_MARGIN_S = 0.002  # and wakes this long before the end of what it has asked for
+RT_SPIN_S = 0.0003  # under SCHED_FIFO a sleep overshoots far less (p99 ~60 us here)
+LOOKAHEAD_S = 0.020  # the loop asks the engine for events this far ahead
+WAKE_MARGIN_S = 0.008  # and wakes (plain sleep, no spin) this long before the end of that
 START_DELAY_S = 0.05  # time 0 of the patch is this long after the loop is ready
+SWITCH_S = 0.0001  # GIL hand-over interval: the loop waits at most this long for the worker
+GENERATOR_THREAD = "grooverack-generator"  # the engine's worker thread (engine/generator.py)
 BACKENDS = {"pi": "grooverack.io.panel", "es9": "grooverack.io.es9", "midi": "grooverack.io.midi"}
 
 _clock = time.perf_counter  # CLOCK_MONOTONIC on Linux, ns resolution
 
 
-def wait_until(deadline: float) -> float:
-    """Sleep to SPIN_S before `deadline` (perf_counter seconds), spin to it; returns the time."""
-    remaining = deadline - _clock()
-    if remaining > SPIN_S:
-        time.sleep(remaining - SPIN_S)
-    now = _clock()
-    while now < deadline:
-        now = _clock()
-    return now
+class OutputWriter(OutputRecorder):
+    """The output side of the real-time loop: a thread that only moves data.
 
+    `write(time, ...)` (called by the board from the loop thread, ahead of time) queues an
+    output; the writer thread sleeps to `spin` before each queued output's time (patch time 0 =
+    `t0` on `perf_counter`), spins to it, writes it (here: records it) and keeps the
+    `(scheduled, actual)` patch times in `timing`. The loop's engine work never delays a write
+    by more than one GIL hand-over.
+    """
 
-class RealtimeRecorder(OutputRecorder):
-    """An OutputRecorder that writes each output at its time on the wall clock (patch time 0 =
-    `t0` on `perf_counter`) and keeps `(scheduled, actual)` patch times of every write."""
-
-    def __init__(self, t0: float) -> None:
+    def __init__(self, t0: float, spin: float = SPIN_S, priority: int | None = None) -> None:
         super().__init__()
         self.t0 = t0
+        self.spin = spin
+        self.priority = priority
         self.timing: list[tuple[float, float]] = []
+        self._queue: list[tuple[float, int, OutputRow]] = []
+        self._seq = 0
+        self._cond = threading.Condition()
+        self._closing = False
+        self.cpu_s = 0.0
+        self._thread = threading.Thread(target=self._run, name="grooverack-writer", daemon=True)
+        self._thread.start()
 
     def write(self, time: float, output: int, kind: str, volts: float,
               voice: int | None = None) -> None:
-        actual = wait_until(self.t0 + time) - self.t0
-        super().write(time, output, kind, volts, voice)
-        self.timing.append((float(time), actual))
+        row = OutputRow(float(time), int(output), str(kind), float(volts), voice)
+        with self._cond:
+            earliest = not self._queue or row.time < self._queue[0][0]
+            heapq.heappush(self._queue, (row.time, self._seq, row))
+            self._seq += 1
+            if earliest:  # the writer may be asleep waiting for a later one
+                self._cond.notify()
+
+    def close(self) -> None:
+        """Write everything queued, then stop the thread."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        if self.priority is not None:
+            set_fifo(self.priority, "output writer")
+        cond, queue, t0, spin = self._cond, self._queue, self.t0, self.spin
+        cpu0 = time.thread_time()
+        while True:
+            with cond:
+                while not queue and not self._closing:
+                    cond.wait()
+                if not queue:
+                    break
+                deadline = t0 + queue[0][0]
+                remaining = deadline - _clock()
+                if remaining > spin:  # woken early by a sooner output, or on time: look again
+                    cond.wait(remaining - spin)
+                    continue
+            now = _clock()
+            while now < deadline:
+                now = _clock()
+            with cond:
+                _, _, row = heapq.heappop(queue)
+            actual = _clock() - t0
+            self.rows.append(row)
+            self.timing.append((row.time, actual))
+        self.cpu_s = time.thread_time() - cpu0
+
+
+def set_fifo(priority: int, what: str, native_id: int = 0) -> bool:
+    """SCHED_FIFO `priority` for a thread (0 = the calling one); says so when not permitted."""
+    try:
+        os.sched_setscheduler(native_id, os.SCHED_FIFO, os.sched_param(priority))
+    except (OSError, AttributeError) as exc:
+        print(f"grooverack run: {what} stays at normal priority ({exc})", file=sys.stderr)
+        return False
+    return True
+
+
+def realtime() -> bool:
+    """Locks memory and gives the loop thread SCHED_FIFO one step below the writer, and the
+    engine's generator worker one more step below: a worker at normal priority that other
+    processes preempt while it holds the GIL would hold up the loop and the writer too
+    (priority inversion through the GIL). Returns whether the loop got SCHED_FIFO."""
+    from grooverack.service import RT_PRIORITY, Service
+
+    Service.lock_memory()
+    if not Service().realtime(RT_PRIORITY - 5):
+        return False
+    for thread in threading.enumerate():
+        if thread.name == GENERATOR_THREAD and thread.native_id is not None:
+            set_fifo(RT_PRIORITY - 10, "generator thread", thread.native_id)
+    return True
 
 
 def timeline(args: argparse.Namespace, settings: Settings, duration: float | None
@@ -103,11 +178,15 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
     changes, bpm, name = timeline(args, settings, duration)
     engine = make_engine(settings, threaded=True)
     # short GIL slices: the loop must not wait behind the generator thread's Python work
-    if sys.getswitchinterval() > 0.0005:
-        sys.setswitchinterval(0.0005)
+    if sys.getswitchinterval() > SWITCH_S:
+        sys.setswitchinterval(SWITCH_S)
+    fifo = realtime() if args.rt else False
+    gc.freeze()  # what start-up made is never collected again: no long collections while playing
     t0 = _clock() + START_DELAY_S
-    recorder = RealtimeRecorder(t0)
-    board = DirectBoard(engine, settings, recorder)
+    from grooverack.service import RT_PRIORITY
+
+    writer = OutputWriter(t0, RT_SPIN_S if fifo else SPIN_S, RT_PRIORITY if fifo else None)
+    board = DirectBoard(engine, settings, writer)
     ready_s = _clock() - launched
     print(f"grooverack run: ready in {ready_s:.3f} s (board sim, {name}, {bpm:g} BPM"
           f"{f', {duration:g} s' if duration else ', Ctrl-C to stop'})", file=sys.stderr,
@@ -120,21 +199,27 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
     try:
         while True:
             now = _clock() - t0
-            next_change = pending[0] if pending is not None else end
-            horizon = min(now + LOOKAHEAD_S, next_change, end)
+            if pending is not None and pending[0] <= now:
+                # An input is applied once its time has come and carries that time, as a
+                # kernel edge timestamp would; the engine may already be past it.
+                board.apply(*pending)
+                applied.append((pending[0], now))
+                pending = next(changes, None)
+                continue
+            horizon = min(now + LOOKAHEAD_S, end)
             board.advance(horizon)
             if horizon >= end:
                 break
-            if horizon == next_change:
-                actual = wait_until(t0 + next_change) - t0
-                board.apply(*pending)
-                applied.append((next_change, actual))
-                pending = next(changes, None)
-            else:
-                wait_until(t0 + horizon - WAKE_MARGIN_S)
+            wake = horizon - WAKE_MARGIN_S
+            if pending is not None:
+                wake = min(wake, pending[0])
+            pause = t0 + wake - _clock()
+            if pause > 0:
+                time.sleep(pause)
     except KeyboardInterrupt:
         end = _clock() - t0
     board.finish(end)
+    writer.close()
     wall = _clock() - t0
     cpu1, loop_cpu = os.times(), time.thread_time() - loop_cpu0
     stop = getattr(engine, "close", None) or getattr(engine, "shutdown", None)
@@ -142,21 +227,24 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
         stop()
     process_cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     patterns = float(getattr(getattr(engine, "pattern", None), "serial", float("nan")))
-    report = timing_report(recorder.timing)
-    print(f"grooverack run: {wall:.1f} s, {len(recorder.timing)} output writes, "
-          f"{len(applied)} input changes, {patterns:.0f} patterns; lateness median {report['median_ms']:.3f} ms, "
+    report = timing_report(writer.timing)
+    print(f"grooverack run: {wall:.1f} s, {len(writer.timing)} output writes, "
+          f"{len(applied)} input changes, {patterns:.0f} patterns; lateness median "
+          f"{report['median_ms']:.3f} ms, "
           f"p99 {report['p99_ms']:.3f} ms, max {report['max_ms']:.3f} ms; CPU "
-          f"{100 * process_cpu / wall:.1f} % of a core (loop thread {100 * loop_cpu / wall:.1f} %)",
+          f"{100 * process_cpu / wall:.1f} % of a core (loop thread {100 * loop_cpu / wall:.1f} %, "
+          f"writer thread {100 * writer.cpu_s / wall:.1f} %)",
           file=sys.stderr)
     if args.timing:
-        write_timing(Path(args.timing), recorder, applied, ready_s=ready_s, wall_s=wall,
-                     process_cpu_s=process_cpu, loop_cpu_s=loop_cpu, patterns=patterns)
+        write_timing(Path(args.timing), writer, applied, ready_s=ready_s, wall_s=wall,
+                     process_cpu_s=process_cpu, loop_cpu_s=loop_cpu, writer_cpu_s=writer.cpu_s,
+                     patterns=patterns)
     if args.out:
         from grooverack.io.sim import write_files
 
         patch = build_patch(load_source(args.input), bpm=bpm, bars=max(wall, 0.001) / (240 / bpm),
                             clock_ppqn=settings["clock.ppqn"] if args.clock else None)
-        write_files(Path(args.out), patch, recorder, settings, settings["generation.seed"])
+        write_files(Path(args.out), patch, writer, settings, settings["generation.seed"])
     return 0
 
 
@@ -171,7 +259,7 @@ def timing_report(timing: list[tuple[float, float]]) -> dict[str, float]:
             "p99_ms": float(np.percentile(late, 99)), "max_ms": float(late.max())}
 
 
-def write_timing(path: Path, recorder: RealtimeRecorder, applied: list[tuple[float, float]],
+def write_timing(path: Path, recorder: OutputWriter, applied: list[tuple[float, float]],
                  **totals: float) -> None:
     """CSV of every output write and input change: scheduled and actual patch times."""
     lines = ["# " + " ".join(f"{k}={v:.6f}" for k, v in totals.items()),
@@ -194,6 +282,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="stop after this long (default: until Ctrl-C)")
     add_patch_arguments(parser)
+    parser.add_argument("--rt", action="store_true",
+                        help="board sim: SCHED_FIFO for the loop thread and locked memory, when "
+                             "permitted (as the Pi service runs)")
     parser.add_argument("--timing", metavar="FILE",
                         help="board sim: write scheduled vs actual time of every event (CSV)")
     parser.add_argument("--out", metavar="DIR", help="board sim: also write the render files")
