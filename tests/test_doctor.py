@@ -77,3 +77,20 @@ def test_cv_offset_warns_and_budget_dac_is_unverifiable(tmp_path):
     checks = by_part(diagnose(load_board(sim), scans=3))
     assert checks["adc"].status == OK and "pitch +0.000 V" in checks["adc"].detail
     assert checks["trig12"].status == WARN and "write-only" in checks["trig12"].detail
+
+
+def test_doctor_reports_the_last_runs_bus_faults(tmp_path, capsys):
+    from grooverack.io.panel import save_faults
+
+    faults = {"adc": {"ok": 9000, "faults": 0, "bursts": 0, "recoveries": 0, "down_since": None},
+              "dac1": {"ok": 500, "faults": 31, "bursts": 2, "recoveries": 2, "down_since": None,
+                       "last_error": "OSError: [Errno 121] Remote I/O error"}}
+    save_faults(tmp_path / "bus-faults-sim.json", "sim", faults, 0.0)
+    assert main(["doctor", "--board", "sim", "--set", f"state.dir={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "ok    adc last run: no bus faults" in out
+    assert "warn  dac1 last run: 31 failed attempts in 2 bursts, 2 recoveries" in out
+    faults["dac1"]["down_since"] = 12.5
+    save_faults(tmp_path / "bus-faults-sim.json", "sim", faults, 0.0)
+    assert main(["doctor", "--board", "sim", "--set", f"state.dir={tmp_path}"]) == 1
+    assert "FAIL  dac1 last run" in capsys.readouterr().out

@@ -3,6 +3,7 @@ both leave every output at 0 V."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -76,7 +77,7 @@ def wait_for(predicate):
     return False
 
 
-def test_sigterm_stops_with_outputs_at_zero(rig, monkeypatch):
+def test_sigterm_stops_with_outputs_at_zero(rig, monkeypatch, tmp_path):
     board, world, settings = rig
     engine = LiveEngine()
     monkeypatch.setattr("grooverack.io.sim.make_engine", lambda s, threaded: engine)
@@ -96,6 +97,9 @@ def test_sigterm_stops_with_outputs_at_zero(rig, monkeypatch):
     assert status == 0
     assert playing[0] and playing[1] == pytest.approx(8.0, abs=0.003) and playing[2]
     assert outputs_at_zero(board, world) and engine.closed
+    report = json.loads((tmp_path / "bus-faults-reference.json").read_text())
+    assert set(report["chips"]) == {"adc", "dac1", "dac2"}
+    assert report["chips"]["adc"]["ok"] > 0 and report["chips"]["adc"]["faults"] == 0
 
 
 def test_unhandled_error_sets_outputs_to_zero(rig, monkeypatch):

@@ -272,14 +272,45 @@ def diagnose(board: Any, *, dev: Path = Path("/dev"), scans: int = 25,
     return checks
 
 
+def last_run_checks(path: Path) -> list[Check]:
+    """The bus-fault counters the last `grooverack run` of this board left behind."""
+    import json
+    import time
+
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        chips = dict(report["chips"])
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(report["updated"])))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [Check("last run", WARN, f"{path}: unreadable fault report ({exc})")]
+    checks = []
+    for chip, c in sorted(chips.items()):
+        text = (f"{c.get('faults', 0)} failed attempts in {c.get('bursts', 0)} bursts, "
+                f"{c.get('recoveries', 0)} recoveries, {c.get('ok', 0)} good operations")
+        if c.get("down_since") is not None:
+            checks.append(Check(f"{chip} last run", FAIL, f"{text}; still not answering at "
+                                f"{when} ({c.get('last_error', '')})"))
+        elif c.get("faults", 0):
+            checks.append(Check(f"{chip} last run", WARN, f"{text} (until {when}); last error: "
+                                f"{c.get('last_error', '')}"))
+        else:
+            checks.append(Check(f"{chip} last run", OK, f"no bus faults (until {when})"))
+    return checks
+
+
 def run(args: argparse.Namespace) -> int:
     from grooverack.config import load_settings
     from grooverack.io.board import load_board
+    from grooverack.io.panel import faults_path
 
     settings = load_settings(args.config, args.overrides)
     board = load_board(args.board or settings["board"])
     print(f"grooverack doctor: board {board.name!r} ({board.path}), kind {board.kind}")
     checks = diagnose(board, dev=Path(args.dev), scans=max(0, args.scans))
+    if board.is_panel:
+        checks += last_run_checks(faults_path(settings, board.name))
     for check in checks:
         print(check.line())
     fails = sum(c.status == FAIL for c in checks)

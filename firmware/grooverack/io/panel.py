@@ -21,6 +21,7 @@ and over the byte-exact emulators in virtual time (`patch_board`, the `sim` boar
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import queue
@@ -29,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from grooverack.config import Settings
@@ -67,6 +69,24 @@ def calibration_for(board: Board, settings: Settings) -> Any:
     if state:
         return Calibration.load(default_path(state, board.name), board)
     return Calibration.nominal(board)
+
+
+FAULTS_SAVE_S = 10.0        # a running module rewrites its bus-fault report this often
+
+
+def faults_path(settings: Settings, board_name: str) -> Path:
+    """`<state dir>/bus-faults-<board>.json`: the running module's fault counters for doctor."""
+    from grooverack.state import state_dir
+
+    return state_dir(settings) / f"bus-faults-{board_name}.json"
+
+
+def save_faults(path: Path, board: str, faults: dict[str, dict[str, Any]], started: float) -> None:
+    """Atomically write the counters (wall-clock `started`/`updated` in seconds since the epoch)."""
+    from grooverack.storage import atomic_write_text
+
+    report = {"board": board, "started": started, "updated": time.time(), "chips": faults}
+    atomic_write_text(path, json.dumps(report, indent=1, sort_keys=True) + "\n")
 
 
 # --------------------------------------------------------------------------------------------
@@ -714,11 +734,20 @@ def _wait_until(deadline: float, clock: Callable[[], float]) -> None:
 
 
 def _scanner(panel: PanelBackend, inbox: queue.SimpleQueue[tuple[Any, ...]],
-             stop: threading.Event, clock: Callable[[], float]) -> None:
-    """The I/O thread that scans pots and CVs at the board's rate and posts control moves."""
+             stop: threading.Event, clock: Callable[[], float],
+             report: Callable[[], None] | None = None) -> None:
+    """The I/O thread that scans pots and CVs at the board's rate and posts control moves;
+    every FAULTS_SAVE_S it also rewrites the bus-fault report (file I/O stays off the loop)."""
     period = panel.scanner.period
     next_t = clock()
+    next_report = next_t + FAULTS_SAVE_S
     while not stop.is_set():
+        if report is not None and clock() >= next_report:
+            next_report += FAULTS_SAVE_S
+            try:
+                report()
+            except OSError as exc:
+                log.warning("bus-fault report not written: %s", exc)
         try:
             for name, value in panel.scanner.scan():
                 inbox.put(("control", name, value, clock()))
@@ -769,10 +798,16 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> i
             hw.close()
         raise
     stop = threading.Event()
-    scanner = threading.Thread(target=_scanner, args=(panel, inbox, stop, clock),
+    started, report_file = time.time(), faults_path(settings, board.name)
+
+    def report() -> None:
+        save_faults(report_file, board.name, panel.faults(), started)
+
+    scanner = threading.Thread(target=_scanner, args=(panel, inbox, stop, clock, report),
                                name="grooverack-scan", daemon=True)
     svc = supervise(engine, status=f"board {board.name} up", outputs_to_zero=panel.close,
                     save_state=performance_saver(settings, engine))
+    svc.on_shutdown(report)
     scanner.start()
     svc.realtime()
     duration = getattr(args, "duration", None)
