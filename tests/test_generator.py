@@ -125,3 +125,15 @@ def test_an_empty_groove_plays_the_latents(fake_runner):
     empty = g.generate(request(g, groove=np.zeros((32, 3), np.float32), follow=1.0))
     ab = g.generate(request(g, follow=0.0))
     assert empty.same_as(ab) and g.encodes == 0
+
+
+def test_synchronous_failure_is_logged_and_the_last_pattern_stays(tmp_path, caplog):
+    runner = ModelRunner(build_fake_model(tmp_path, genres=("any", "rock")))
+    g = Generator(runner)
+    g.request(request(g, serial=1))
+    assert g.buffer.take().serial == 1
+    with caplog.at_level(logging.ERROR, logger="grooverack.generator"):
+        g.request(request(g, serial=2, genre=5))
+    assert g.errors == 1 and "genre" in caplog.text and g.buffer.take() is None
+    g.request(request(g, serial=3))
+    assert g.buffer.take().serial == 3

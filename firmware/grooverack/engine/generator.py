@@ -6,7 +6,8 @@ Work is skipped where it can be: the encoder runs only when the groove changed (
 decoder only when z or the genre changed; otherwise only the sampling runs again.
 
 Synchronous mode (sim, tests): `request` computes at once and offers the pattern to `buffer`;
-the player swaps it in at its next step commit: deterministic. Threaded mode: a worker thread
+the player swaps it in at its next step commit: deterministic. In both modes a failing generation
+is logged and counted (`errors`, `last_error`) and the last good pattern keeps playing. Threaded mode: a worker thread
 takes the newest request (requests coalesce: one pending slot, a newer one replaces it), offers
 the complete pattern, logs exceptions and keeps going (the player keeps the last good pattern).
 `alive` and `heartbeat` (time.monotonic() of the worker's last loop) are for the watchdog.
@@ -153,7 +154,7 @@ class Generator:
     def request(self, req: Request) -> None:
         """Synchronous: generate now and offer. Threaded: hand to the worker (newest wins)."""
         if not self.threaded:
-            self.buffer.offer(self.generate(req))
+            self._serve(req)
             return
         with self._cond:
             self._pending = req
@@ -171,16 +172,19 @@ class Generator:
                 req, self._pending = self._pending, None
             if req is None:
                 continue
-            try:
-                self.buffer.offer(self.generate(req))
-            except Exception as exc:  # keep playing the last good pattern
-                self.errors += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("pattern generation failed (request %d); keeping the last pattern",
-                              req.serial)
+            self._serve(req)
             with self._cond:
                 self._finished = req.serial
                 self._cond.notify_all()
+
+    def _serve(self, req: Request) -> None:
+        try:
+            self.buffer.offer(self.generate(req))
+        except Exception as exc:  # keep playing the last good pattern
+            self.errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("pattern generation failed (request %d); keeping the last pattern",
+                          req.serial)
 
     @property
     def busy(self) -> bool:
