@@ -74,7 +74,7 @@ class Generator:
         self._heartbeat = time.monotonic()
         self.last_pattern: Pattern | None = None
         # caches (touched only by whoever runs `generate`: the caller, or the worker)
-        self._groove_key: tuple[int, bytes] | None = None
+        self._groove_key: bytes | None = None
         self._z_groove: np.ndarray | None = None
         self._decode_key: tuple[bytes, int] | None = None
         self._decoded: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -120,7 +120,7 @@ class Generator:
         """One request -> Pattern (encode / decode only when their inputs changed)."""
         groove = np.asarray(req.groove, dtype=np.float32)
         if req.follow > 0.0 and groove[:, 0].any():
-            key = (req.groove_version, groove.tobytes())
+            key = groove.tobytes()
             if key != self._groove_key:
                 mu, _logvar = self.runner.encode(groove)
                 self._z_groove = np.asarray(mu, dtype=np.float32)
