@@ -409,3 +409,33 @@ def test_outputs_with_typed_meter_readings_and_a_table(tmp_path):
     oc = cal.output_cal["velocity_3"]
     assert oc.method == "table" and len(oc.table) == 9
     assert ok and all(abs(r[3]) <= 0.02 for r in session.residuals)
+
+
+def test_es9_channels_and_the_es9_back_end_uses_the_file(tmp_path):
+    from grooverack.calibration import apply_to_es9, es9_output_channels
+    from grooverack.io.board import load_board
+    from grooverack.io.es9 import parse_board
+
+    board = load_board("es9")
+    cal = Calibration.nominal(board)
+    assert cal.inputs["pitch"].role == "pitch" and not cal.inputs["pitch"].integer
+    assert "gate" not in cal.inputs                     # Schmitt inputs have nothing to scale
+    assert cal.to_code("velocity_1", 5.0) == pytest.approx(0.5)
+    assert cal.to_code("velocity_1", 15.0) == pytest.approx(1.0)   # safe max 10 V = sample 1.0
+    spec = cal.inputs["pitch"]
+    true_gain, true_offset = spec.gain * 1.01, 0.02   # this unit reads 1 % high, +20 mV
+    codes = [(v - true_offset) / true_gain for v in (1.0, 3.0)]
+    cal.set_input("pitch", two_point(spec, *codes))
+    out = cal.outputs["velocity_2"]
+    cal.set_output("velocity_2", fit_output(out, [(s, 0.99 * 10 * s - 0.01) for s in (0.1, 0.3, 0.5)]))
+    path = tmp_path / "es9.json"
+    cal.save(path)
+
+    es9 = parse_board(board)
+    apply_to_es9(Calibration.load_strict(path, board), es9)
+    channel = es9_output_channels(es9)["velocity_2"]
+    sample = es9.to_sample(channel, 4.0)
+    assert 0.99 * 10 * sample - 0.01 == pytest.approx(4.0)   # the jack gives 4 V
+    gain, offset = es9.in_scale(es9.inputs["pitch"])
+    assert gain * ((2.0 - true_offset) / true_gain) + offset == pytest.approx(2.0)
+    assert es9_output_channels(es9)["velocity_1"] not in es9.out_cal   # nominal: untouched

@@ -138,9 +138,12 @@ def board_channels(board: Any) -> tuple[dict[str, ChannelSpec], dict[str, Channe
 
     A board gives `inputs` / `outputs` (attributes, or tables in `board.data`): channel name ->
     `gain`, `offset`, `bits` (or `code_min`/`code_max`), optional `safe_min`/`safe_max` (volts),
-    `role` ("pitch" for the two-point inputs), `integer`.
+    `role` ("pitch" for the two-point inputs), `integer`. An ES-9 board (kind "es9") gives its
+    DC-coupled channels from its `[es9]` table (`es9_channels`).
     """
     name = str(getattr(board, "name", None) or _field(board, "name", "?"))
+    if _field(board, "kind") == "es9":
+        return es9_channels(board)
     specs = []
     for direction in ("input", "output"):
         table = _channel_table(board, direction)
@@ -511,3 +514,53 @@ def default_path(state_dir: str | Path, board_name: str) -> Path:
 
 def with_method(cal: InputCal | OutputCal, method: str) -> InputCal | OutputCal:
     return replace(cal, method=method)
+
+
+# --------------------------------------------------------------------------------------------
+# The ES-9: channels are audio samples (-1.0..1.0), volts = volts_per_unit * sample nominally
+
+ES9_ANALOG_SKIP = ("gate", "clock", "reset")  # Schmitt-triggered: no scaling to calibrate
+
+
+def es9_channels(board: Any) -> tuple[dict[str, ChannelSpec], dict[str, ChannelSpec]]:
+    """Input jacks (pitch, velocity CV, control CVs) and outputs (`trigger_N`, `velocity_N`,
+    `clock`, `reset`) of an ES-9 board, named as the calibration file names them."""
+    from grooverack.io.es9 import parse_board
+
+    es9 = parse_board(board)
+    vpu = es9.volts_per_unit
+    inputs = {jack: ChannelSpec(jack, "input", vpu, 0.0, -1.0, 1.0, False, -12.0, 12.0,
+                                "pitch" if jack == "pitch" else "cv")
+              for jack in es9.inputs if jack not in ES9_ANALOG_SKIP}
+    outputs = {name: ChannelSpec(name, "output", vpu, 0.0, -1.0, 1.0, False, es9.safe_min,
+                                 es9.safe_max, "cv")
+               for name in es9_output_channels(es9)}
+    return inputs, outputs
+
+
+def es9_output_channels(es9: Any) -> dict[str, int]:
+    """Calibration name -> 1-based host channel of an ES9Board's outputs."""
+    out = {}
+    for kind in ("trigger", "velocity"):
+        for n, channel in enumerate(getattr(es9, kind), start=1):
+            if channel:
+                out[f"{kind}_{n}"] = channel
+    for kind, channel in (("clock", es9.clock_out), ("reset", es9.reset_out)):
+        if channel:
+            out[kind] = channel
+    return out
+
+
+def apply_to_es9(cal: Calibration, es9: Any) -> None:
+    """Give an ES9Board (`io.es9.parse_board`) the calibrated gain/offset of every channel in its
+    own terms (volts = gain * sample * volts_per_unit + offset, per host channel). A per-volt
+    table is used through its least-squares gain/offset."""
+    vpu = es9.volts_per_unit
+    for jack, channel in es9.inputs.items():
+        c = cal.input_cal.get(jack)
+        if c is not None and c.method != "nominal":
+            es9.in_cal[channel] = (c.gain / vpu, c.offset)
+    for name, channel in es9_output_channels(es9).items():
+        c = cal.output_cal.get(name)
+        if c is not None and c.method != "nominal":
+            es9.out_cal[channel] = (c.gain / vpu, c.offset)
