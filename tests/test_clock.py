@@ -367,3 +367,14 @@ def test_reset_while_stopped_then_continue_starts_at_step_zero():
     assert c.position(2.0) == 0.0 and c.position(2.125) == pytest.approx(1.0)
     c.pulse(2.25)                       # an external clock appears: it takes over on the grid
     assert c.position(2.25) == pytest.approx(2.0)
+
+
+def test_late_reported_times_use_the_segment_they_fell_in():
+    c = external(ppqn=48)
+    period = 60.0 / 120.0 / 48
+    for k in range(60):
+        c.pulse(1.0 + k * period)
+    last = 1.0 + 59 * period
+    for back in (0.5, 2.5, 5.5):          # half a pulse .. several pulses ago
+        t = last - back * period
+        assert c.position(t) == pytest.approx((59 - back) / 12, abs=0.01)

@@ -43,6 +43,7 @@ OUTLIER = 0.3          # relative distance from the median that makes an interva
 RELOCK = 3             # this many agreeing outliers in a row re-lock the tempo
 MIN_INTERVAL = 0.0005  # s: shorter pulse intervals are contact bounce, ignored
 MIN_BPM, MAX_BPM = 20.0, 300.0
+HISTORY = 16           # earlier segments kept for late-reported times
 NOISE_FACTOR = 0.5     # pulse intervals under half the 300 BPM period are noise, ignored
 
 
@@ -89,7 +90,8 @@ class Clock:
         self._rate = 0.0
         self._limit = math.inf
         self._frozen = True
-        self._prev: tuple[float, float, float, float, bool] | None = None
+        # earlier segments since the last jump, for times reported late (onsets)
+        self._history: deque[tuple[float, float, float, float, bool]] = deque(maxlen=HISTORY)
         # external pulses
         self._armed = False            # the next pulse plays `_next_u` exactly (after start/reset)
         self._next_u = 0.0             # linear position of the next expected pulse
@@ -147,12 +149,17 @@ class Clock:
 
     # --- position <-> time -----------------------------------------------------------------------
     def _u(self, t: float) -> float:
-        if t < self._t0 and self._prev is not None:
-            # a time before the last anchor (an onset reported late): the previous segment
-            t0, u0, rate, limit, frozen = self._prev
-            if frozen or t <= t0:
-                return min(u0, self._u0)
-            return min(u0 + (t - t0) * rate, limit, self._u0)
+        if t < self._t0 and self._history:
+            # a time before the last anchor (an onset reported late): the segment it fell in,
+            # never above a later anchor (the position never goes backwards)
+            ceiling = self._u0
+            for t0, u0, rate, limit, frozen in reversed(self._history):
+                if t >= t0:
+                    if frozen:
+                        return min(u0, ceiling)
+                    return min(u0 + (t - t0) * rate, limit, ceiling)
+                ceiling = min(ceiling, u0)
+            return ceiling   # before every segment kept: the oldest anchor
         if self._frozen or t <= self._t0:
             return self._u0
         return min(self._u0 + (t - self._t0) * self._rate, self._limit)
@@ -184,7 +191,10 @@ class Clock:
 
     def _anchor(self, t: float, u: float, *, rate: float | None = None,
                 limit: float = math.inf, frozen: bool = False, jump: bool = False) -> None:
-        self._prev = None if jump else (self._t0, self._u0, self._rate, self._limit, self._frozen)
+        if jump:
+            self._history.clear()
+        else:
+            self._history.append((self._t0, self._u0, self._rate, self._limit, self._frozen))
         self._t0, self._u0 = t, u
         if rate is not None:
             self._rate = max(rate, 0.0)
