@@ -22,6 +22,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ from grooverack.io.sources import SourceError, load_controls, load_source
 
 SPIN_S = 0.0005  # sleep to this long before a deadline, then spin (sleep overshoots ~0.1 ms)
 RT_SPIN_S = 0.0003  # under SCHED_FIFO a sleep overshoots far less (p99 ~60 us here)
+SPIN_MIN_S = 0.0001  # the adaptive spin: 2 x the worst of the last WAKES sleep overshoots,
+WAKES = 64  # within SPIN_MIN_S..the starting spin
 LOOKAHEAD_S = 0.020  # the loop asks the engine for events this far ahead
 WAKE_MARGIN_S = 0.008  # and wakes (plain sleep, no spin) this long before the end of that
 START_DELAY_S = 0.05  # time 0 of the patch is this long after the loop is ready
@@ -48,7 +51,8 @@ class OutputWriter(OutputRecorder):
 
     `write(time, ...)` (called by the board from the loop thread, ahead of time) queues an
     output; the writer thread sleeps to `spin` before each queued output's time (patch time 0 =
-    `t0` on `perf_counter`), spins to it, writes it (here: records it) and keeps the
+    `t0` on `perf_counter`; `spin` adapts to twice the worst recent sleep overshoot, at most its
+    starting value), spins to it, writes it (here: records it) and keeps the
     `(scheduled, actual)` patch times in `timing`. The loop's engine work never delays a write
     by more than one GIL hand-over.
     """
@@ -88,6 +92,7 @@ class OutputWriter(OutputRecorder):
         if self.priority is not None:
             set_fifo(self.priority, "output writer")
         cond, queue, t0, spin = self._cond, self._queue, self.t0, self.spin
+        overshoots: deque[float] = deque([spin / 2] * WAKES, maxlen=WAKES)
         cpu0 = time.thread_time()
         while True:
             with cond:
@@ -98,7 +103,10 @@ class OutputWriter(OutputRecorder):
                 deadline = t0 + queue[0][0]
                 remaining = deadline - _clock()
                 if remaining > spin:  # woken early by a sooner output, or on time: look again
-                    cond.wait(remaining - spin)
+                    wake = deadline - spin
+                    if not cond.wait(remaining - spin):  # timed out: learn how late it woke
+                        overshoots.append(_clock() - wake)
+                        spin = min(max(2 * max(overshoots), SPIN_MIN_S), self.spin)
                     continue
             now = _clock()
             while now < deadline:
