@@ -325,4 +325,5 @@ def test_model_missing_or_corrupt_at_start(tmp_path, models_copy, damage):
         proc = grooverack(*command, "--set", f"model.path={manifest}")
         assert proc.returncode == 2, (command, proc.returncode, proc.stderr[-2000:])
         assert str(named) in proc.stderr, proc.stderr
-        assert "Traceback" not in proc.stderr
+        assert "fix: restore the shipped models/ folder" in proc.stderr
+        assert "model.path" in proc.stderr and "Traceback" not in proc.stderr

@@ -74,6 +74,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a missing/damaged model at start: the file and the fix, no trace
+        from grooverack.model.runner import ModelError
+
+        if not isinstance(exc, ModelError):
+            raise
+        print(f"grooverack: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -31,7 +31,15 @@ DECODER_OUTPUTS = ("hit_logits", "velocities", "offsets")
 
 
 class ModelError(RuntimeError):
-    """A model file is missing, damaged or not what the firmware expects; the message names it."""
+    """A model file is missing, damaged or not what the firmware expects; the message names it
+    and says how to fix it."""
+
+    FIX = ("fix: restore the shipped models/ folder (git checkout models/, or run "
+           "deploy/install.sh again), or point config key model.path (or $GROOVERACK_MODELS) at a "
+           "good manifest; `grooverack export` writes one from a trained checkpoint")
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\n  {self.FIX}"
 
 
 def default_manifest_path() -> Path:
