@@ -808,6 +808,9 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> i
     svc = supervise(engine, status=f"board {board.name} up", outputs_to_zero=panel.close,
                     save_state=performance_saver(settings, engine))
     svc.on_shutdown(report)
+    # short GIL slices: the loop must not wait long behind the scanner or the generator thread
+    if sys.getswitchinterval() > 0.0005:
+        sys.setswitchinterval(0.0005)
     scanner.start()
     svc.realtime()
     duration = getattr(args, "duration", None)
