@@ -286,3 +286,48 @@ def test_off_nominal_front_ends_and_calibration_fixes_them(tmp_path):
     rig.write_code("velocity_2", cal.to_code("velocity_2", 8.0))
     assert rig.world.output_volts("velocity_2") == pytest.approx(8.0, abs=0.003)
     rig.close()
+
+
+def test_chip_guard_retries_backs_off_counts_and_logs_once(caplog):
+    import errno
+
+    from grooverack.emulators import VirtualClock
+    from grooverack.io.panel import BusDown, ChipGuard
+
+    clock = VirtualClock()
+    guard = ChipGuard("dac1", "/dev/i2c-1 0x60", clock, sleep=lambda s: None)
+    failures = [0]
+
+    def op():
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise OSError(errno.EREMOTEIO, "Remote I/O error")
+        return "done"
+
+    failures[0] = 1                                   # one NACK: the retry gets through
+    assert guard.call(op) == "done"
+    c = guard.counter
+    assert (c.ok, c.faults, c.failed, c.bursts) == (1, 1, 0, 0)
+    failures[0] = 10 ** 6                             # the chip stops answering
+    with caplog.at_level(logging.WARNING, logger="grooverack.io.panel"):
+        waits = []
+        for _ in range(5):
+            with pytest.raises(BusDown):
+                guard.call(op)                        # 3 attempts, then back off
+            with pytest.raises(BusDown):
+                guard.call(op)                        # backing off: not even tried
+            waits.append(round(c.retry_at - clock.now, 6))
+            clock.advance_to(c.retry_at)
+        failures[0] = 0
+        assert guard.call(op) == "done"
+    assert waits == [0.002, 0.004, 0.008, 0.016, 0.032]
+    assert (c.faults, c.failed, c.skipped, c.bursts, c.recoveries) == (16, 5, 5, 1, 1)
+    assert [r.levelno for r in caplog.records] == [logging.ERROR, logging.WARNING]
+    assert "15 failed attempts in this burst" in caplog.records[1].getMessage()
+
+    def stuck():
+        raise TimeoutError(errno.ETIMEDOUT, "bus stuck")
+
+    with pytest.raises(BusDown):
+        guard.call(stuck)
+    assert c.faults == 17                             # a timeout is not retried at once

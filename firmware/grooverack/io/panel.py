@@ -126,12 +126,13 @@ class ChipGuard:
         self.lock = threading.Lock()
 
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        c = self.counter
-        now = self.clock()
-        if c.down_since is not None and now < c.retry_at:
-            c.skipped += 1
-            raise BusDown(c.chip)
-        with self.lock:
+        """`fn(*args)` on the bus, or BusDown (after retries, or while backing off)."""
+        with self.lock:  # one operation at a time on this chip (loop and scanner threads)
+            c = self.counter
+            now = self.clock()
+            if c.down_since is not None and now < c.retry_at:
+                c.skipped += 1
+                raise BusDown(c.chip)
             for attempt in range(RETRIES + 1):
                 try:
                     result = fn(*args)
@@ -152,18 +153,19 @@ class ChipGuard:
                         log.warning("%s (%s): answering again after %.3f s, %d failed "
                                     "attempts in this burst", c.chip, c.where, now - c.down_since,
                                     c.streak)
-                        c.down_since, c.streak = None, 0
+                        c.down_since = None
+                    c.streak = 0
                     return result
-        c.failed += 1
-        if c.down_since is None:
-            c.down_since = now
-            c.bursts += 1
-            c.burst_failed = 0
-            log.error("%s (%s): bus fault (%s); retrying with back-off, the module keeps "
-                      "playing", c.chip, c.where, c.last_error)
-        c.burst_failed += 1
-        c.retry_at = now + min(BACKOFF_S * 2 ** min(c.burst_failed - 1, 16), BACKOFF_MAX_S)
-        raise BusDown(c.chip)
+            c.failed += 1
+            if c.down_since is None:
+                c.down_since = now
+                c.bursts += 1
+                c.burst_failed = 0
+                log.error("%s (%s): bus fault (%s); retrying with back-off, the module keeps "
+                          "playing", c.chip, c.where, c.last_error)
+            c.burst_failed += 1
+            c.retry_at = now + min(BACKOFF_S * 2 ** min(c.burst_failed - 1, 16), BACKOFF_MAX_S)
+            raise BusDown(c.chip)
 
 
 # --------------------------------------------------------------------------------------------
