@@ -165,3 +165,29 @@ def test_bus_faults_while_playing(caplog):
     got = {(h.time, h.output): h.velocity * full for h in recorder.hits(full) if h.time > 6.0}
     assert expected and got.keys() == expected.keys()
     assert all(got[k] == pytest.approx(v, abs=0.0013) for k, v in expected.items())
+
+
+def test_sim_board_plays_what_the_direct_board_plays():
+    """Same patch, fixed velocity mode (pitch quantization cannot matter): the emulated chips
+    give the same triggers as the chip-less DirectBoard, velocities within half a DAC step."""
+    import argparse
+
+    from grooverack.io import sim
+
+    parser = argparse.ArgumentParser()
+    sim.add_arguments(parser)
+    args = parser.parse_args(["--bars", "4", "--quiet", "--set", "input.velocity_mode=fixed"])
+    out = {}
+    for name in ("direct", "sim"):
+        settings = sim.make_settings(args)
+        patch = sim.make_patch(args, settings)
+        recorder = OutputRecorder()
+        sim.render(patch, sim.make_board(settings, recorder, make_engine(settings), name))
+        out[name] = recorder
+    triggers = {k: [(r.time, r.output, r.volts) for r in rec.rows if r.kind == "trigger"]
+                for k, rec in out.items()}
+    assert len(triggers["direct"]) > 100 and triggers["sim"] == triggers["direct"]
+    direct, emulated = out["direct"].hits(8.0), out["sim"].hits(8.0)
+    assert [(h.time, h.output) for h in emulated] == [(h.time, h.output) for h in direct]
+    assert max(abs(a.velocity - b.velocity) * 8.0 for a, b in zip(direct, emulated,
+                                                                   strict=True)) <= 0.00122 + 1e-6
