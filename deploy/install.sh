@@ -76,9 +76,11 @@ put_file() {
   return 0
 }
 
+# The board's model string; GROOVERACK_DEVICE_MODEL names another file (tests, chroot installs).
 pi_model() {
-  if [ -r /proc/device-tree/model ]; then
-    tr -d '\0' </proc/device-tree/model
+  local file="${GROOVERACK_DEVICE_MODEL:-/proc/device-tree/model}"
+  if [ -r "$file" ]; then
+    tr -d '\0' <"$file"
   else
     echo "unknown"
   fi

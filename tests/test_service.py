@@ -242,3 +242,102 @@ def test_signal_stops_the_loop_runs_shutdown_and_exits_0(tmp_path, sig):
     assert out.with_suffix(".outputs").read_text() == "0V"
     assert out.with_suffix(".state").read_text() == "saved"
     assert "ZeroDivisionError" in proc.stderr.read()
+
+
+def test_sigterm_of_grooverack_run_sim_zeroes_outputs_saves_state_exits_0(tmp_path):
+    """The real run loop (`grooverack run --board sim`) under a fake systemd: READY=1 after
+    start-up, WATCHDOG=1 while it plays, SIGTERM -> every output's last value 0 V, the
+    performance state saved, exit status 0."""
+    import csv
+
+    path = str(tmp_path / "notify")
+    sock = bound_socket(path)
+    sock.settimeout(60)
+    out = tmp_path / "render"
+    state = tmp_path / "state"
+    env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="500000")
+    env.pop("WATCHDOG_PID", None)
+    exe = Path(sys.executable).parent / "grooverack"
+    proc = subprocess.Popen([str(exe), "run", "--board", "sim", "--out", str(out),
+                             "--set", f"state.dir={state}"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        got = []
+        while not any(m.startswith(b"READY=1") for m in got):
+            got.append(sock.recv(4096))
+        while b"WATCHDOG=1" not in got:   # playing: the loop and the generator are alive
+            got.append(sock.recv(4096))
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sock.close()
+    assert proc.returncode == 0, stderr[-3000:]
+    rows = list(csv.DictReader((out / "outputs.csv").open()))
+    assert rows, "it played"
+    last: dict[tuple[str, str], float] = {}
+    for row in rows:
+        last[row["output"], row["kind"]] = float(row["volts"])
+    assert {k: v for k, v in last.items() if v != 0.0} == {}, "outputs left above 0 V"
+    from grooverack.state import StateStore
+
+    saved = StateStore(state).load_performance()
+    assert saved.latent_a and saved.panel
+
+
+# --- deploy/install.sh and the example config ---------------------------------------------
+
+INSTALL = REPO / "deploy" / "install.sh"
+
+
+def test_install_script_parses_and_is_shellcheck_clean():
+    subprocess.run(["bash", "-n", str(INSTALL)], check=True)
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck not installed (apt-get install shellcheck; .ci/run does)")
+    proc = subprocess.run(["shellcheck", str(INSTALL)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize("model, gpio", [
+    ("Raspberry Pi 4 Model B Rev 1.5", "RPi.GPIO"),
+    ("Raspberry Pi 3 Model B Plus Rev 1.3", "RPi.GPIO"),
+    ("Raspberry Pi Zero 2 W Rev 1.0", "RPi.GPIO"),
+    ("Raspberry Pi 5 Model B Rev 1.0", "rpi-lgpio"),
+])
+def test_install_dry_run_picks_the_gpio_library_by_model(tmp_path, model, gpio):
+    model_file = tmp_path / "model"
+    model_file.write_bytes(model.encode() + b"\0")
+    env = dict(os.environ, GROOVERACK_DEVICE_MODEL=str(model_file))
+    proc = subprocess.run(["bash", str(INSTALL), "--dry-run", "--no-start"], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert f"GPIO library for '{model}': {gpio}" in out
+    assert f"pip install -q {gpio}" in out
+    assert ("liblgpio-dev" in out) == (gpio == "rpi-lgpio")
+    assert "systemctl enable grooverack.service" in out
+    assert "/etc/grooverack/grooverack.toml" in out and "/var/lib/grooverack" in out
+    assert "systemctl restart" not in out  # --no-start
+
+
+def test_install_uninstall_dry_run_keeps_data_unless_purge():
+    proc = subprocess.run(["bash", str(INSTALL), "--uninstall", "--dry-run"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "kept /etc/grooverack and /var/lib/grooverack" in proc.stdout
+    purge = subprocess.run(["bash", str(INSTALL), "--uninstall", "--purge", "--dry-run"],
+                           capture_output=True, text=True, timeout=60)
+    assert "rm -rf /etc/grooverack /var/lib/grooverack" in purge.stdout
+    bad = subprocess.run(["bash", str(INSTALL), "--frobnicate"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown option '--frobnicate'" in bad.stderr
+
+
+def test_example_config_is_valid():
+    from grooverack.config import load_settings
+
+    settings = load_settings(REPO / "deploy" / "grooverack.toml")
+    assert settings["state.dir"] == "/var/lib/grooverack"
+    from grooverack.io.board import board_path
+
+    assert board_path(settings["board"]).exists(), settings["board"]

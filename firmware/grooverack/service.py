@@ -261,6 +261,10 @@ class Service:
             except Exception:
                 log.exception("shutdown step %s failed", getattr(callback, "__name__", callback))
         self.notifier.close()
+        try:  # a caller that goes on (tests, an in-process run) gets its own handlers back
+            self.restore_signal_handlers()
+        except ValueError:
+            pass  # not the main thread: the process is ending anyway
         return 0
 
     def restore_signal_handlers(self) -> None:

@@ -195,6 +195,22 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
 
     writer = OutputWriter(t0, RT_SPIN_S if fifo else SPIN_S, RT_PRIORITY if fifo else None)
     board = DirectBoard(engine, settings, writer)
+    # the service (issue 6): READY, watchdog while the loop and the generator are alive,
+    # SIGTERM/SIGINT -> every output to 0 V (after the last falls) and the state saved
+    from grooverack.io.sim import TAIL_S
+    from grooverack.service import supervise
+    from grooverack.state import performance_saver
+
+    stopped_at: list[float] = []
+
+    def outputs_to_zero() -> None:
+        t = (stopped_at[0] if stopped_at else max(_clock() - t0, 0.0)) + TAIL_S
+        for output in range(1, int(settings["outputs.count"]) + 1):
+            writer.write(t, output, "trigger", 0.0)
+            writer.write(t, output, "velocity", 0.0)
+
+    svc = supervise(engine, status=f"board sim up ({name}, {bpm:g} BPM)",
+                    outputs_to_zero=outputs_to_zero, save_state=performance_saver(settings, engine))
     ready_s = _clock() - launched
     print(f"grooverack run: ready in {ready_s:.3f} s (board sim, {name}, {bpm:g} BPM"
           f"{f', {duration:g} s' if duration else ', Ctrl-C to stop'})", file=sys.stderr,
@@ -205,7 +221,8 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
     pending = next(changes, None)
     end = duration if duration is not None else float("inf")
     try:
-        while True:
+        while not svc.stopping:
+            svc.beat("loop")
             now = _clock() - t0
             if pending is not None and pending[0] <= now:
                 # An input is applied once its time has come and carries that time, as a
@@ -226,7 +243,11 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
                 time.sleep(pause)
     except KeyboardInterrupt:
         end = _clock() - t0
+    if svc.stopping:
+        end = min(end, _clock() - t0)
     board.finish(end)
+    stopped_at.append(end)
+    svc.shutdown()  # outputs to 0 V (queued after the last falls), state saved
     writer.close()
     wall = _clock() - t0
     cpu1, loop_cpu = os.times(), time.thread_time() - loop_cpu0
