@@ -331,3 +331,21 @@ def test_chip_guard_retries_backs_off_counts_and_logs_once(caplog):
     with pytest.raises(BusDown):
         guard.call(stuck)
     assert c.faults == 17                             # a timeout is not retried at once
+
+
+def test_a_dac_missing_at_start_does_not_stop_the_module():
+    settings = Settings()
+    engine = ScriptedEngine(hit(0.2, 1, 0.5) + hit(0.2, 5, 0.5) + hit(1.0, 5, 0.75))
+    recorder = OutputRecorder()
+    sim = SimPanelBoard(load_board("sim"), settings, recorder, engine)
+    dac2 = sim.world.buses[1].devices.pop(0x61)      # not answering at power-up
+    sim.start(0.0)
+    sim.advance(0.5)
+    sim.world.buses[1].attach(dac2)                   # answers again (a loose cable seated)
+    sim.finish(1.5)
+    rows = [(r.time, r.output, r.kind, round(r.volts, 2)) for r in recorder.rows]
+    assert (0.2, 1, "velocity", 4.0) in rows and (0.2, 5, "trigger", 5.0) in rows
+    assert (0.2, 5, "velocity", 4.0) not in rows                    # dac2 was silent then
+    assert (1.0, 5, "velocity", 6.0) in rows                         # and plays once it answers
+    assert sim.world.chips["dac2"].output[0].vref == 1              # internal reference again
+    assert sim.faults()["dac2"]["recoveries"] == 1

@@ -448,7 +448,12 @@ class PanelBackend:
         """Configure the chips, outputs to 0 V, inputs armed (edge callbacks -> `on_edge`)."""
         for name, dac in self.hw.dacs.items():
             if isinstance(dac, MCP4728):
-                self.hw.guards[name].call(dac.configure)
+                try:
+                    self.hw.guards[name].call(dac.configure)
+                except BusDown:
+                    # every multi-write carries VREF and gain again: the chip works once it answers
+                    log.error("%s does not answer at start: its outputs stay silent until it does",
+                              name)
         for out in self.board.gpio_outputs.values():
             self.hw.gpio.add_output(out.pin, 0)
         self.writer.zero()
