@@ -9,7 +9,8 @@ converting), 14:12 MUX, 11:9 PGA (FSR 6.144/4.096/2.048/1.024/0.512/0.256 V), 8 
 
 Conversions take 1/DR of virtual time. The result is the input at the end of the conversion:
 code = floor(32768 * (AINP - AINN) / FSR) in two's complement, clipped to 0x8000..0x7FFF; pins
-are clamped to GND - 0.3 V .. VDD + 0.3 V by the input diodes. The ALERT/RDY pin is not emulated.
+are clamped to GND - 0.3 V .. VDD + 0.3 V by the input diodes. The ALERT/RDY pin is not emulated;
+in continuous mode OS reads 1 here (the driver does not rely on it there).
 """
 
 from __future__ import annotations

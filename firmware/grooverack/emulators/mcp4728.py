@@ -113,9 +113,7 @@ class MCP4728Emulator:
             raise self._fail(data, "fast write sends 2 bytes per channel; got an odd count")
         for i in range(0, len(data), 2):
             ch = (i // 2) % 4
-            hi = data[i]
-            if i and hi >> 6 and ch == 0:
-                raise self._fail(data, "fast write repeat must start with C2 C1 = 00")
+            hi = data[i]  # channels B..D: the two top bits are don't-care
             self.input[ch] = replace(self.input[ch], pd=hi >> 4 & 3,
                                      code=(hi & 0x0F) << 8 | data[i + 1])
             if self.ldac_low:
@@ -127,11 +125,7 @@ class MCP4728Emulator:
             if len(data) % 3:
                 raise self._fail(data, "multi-write sends 3 bytes per channel")
             for i in range(0, len(data), 3):
-                cmd = data[i]
-                if i and cmd >> 3 != 0b01000:
-                    # datasheet figure 5-8 marks the repeated command bits as don't-care; a driver
-                    # that sends anything else than the same command is confused: refuse it
-                    raise self._fail(data, f"multi-write repeat byte 0x{cmd:02x} is not 01000xxx")
+                cmd = data[i]  # in repeats only DAC1 DAC0 UDAC count (figure 5-8: X X X X X)
                 self._write_channel(cmd >> 1 & 3, data[i + 1], data[i + 2], cmd & 1)
         elif w == 0b10:  # sequential write from DAC1:DAC0 to D, plus EEPROM
             start = data[0] >> 1 & 3
