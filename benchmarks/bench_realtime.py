@@ -41,6 +41,29 @@ def controls_csv(path: Path, duration: float, bpm: float) -> Path:
     return path
 
 
+# A 20-line sleep-then-spin loop in a process of its own, run beside `grooverack run --rt`: the
+# machine's own timing noise at the same moments (VM, kernel, other processes), for comparison.
+CONTROL = """
+import gc, os, sys, time
+try:
+    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(70))
+except OSError:
+    pass
+gc.freeze()
+late, period, spin = [], 0.010, 0.0003
+t0 = time.perf_counter() + 0.01
+for i in range(int(float(sys.argv[1]) / period)):
+    deadline = t0 + i * period
+    if deadline - time.perf_counter() > spin:
+        time.sleep(deadline - time.perf_counter() - spin)
+    while time.perf_counter() < deadline:
+        pass
+    late.append(time.perf_counter() - deadline)
+late.sort()
+print(f"{1000 * late[int(0.99 * len(late))]:.4f} {1000 * late[-1]:.4f}")
+"""
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -63,6 +86,8 @@ def run(duration: float, bpm: float, rt: bool) -> dict:
         cmd = [sys.executable, "-m", "grooverack", "run", "--board", "sim",
                "--duration", f"{duration:g}", "--bpm", f"{bpm:g}", "--controls", str(controls),
                "--set", "generation.reencode=step", "--timing", str(timing)] + (["--rt"] if rt else [])
+        control = subprocess.Popen([sys.executable, "-c", CONTROL, f"{duration + 1:g}"],
+                                   stdout=subprocess.PIPE, text=True) if rt else None
         before = os.times()
         launched = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -73,6 +98,8 @@ def run(duration: float, bpm: float, rt: bool) -> dict:
                 ready_s = time.perf_counter() - launched
         proc.wait()
         after = os.times()
+        control_p99, control_max = (float(x) for x in control.communicate()[0].split()) \
+            if control else (float("nan"), float("nan"))
         if proc.returncode != 0:
             raise SystemExit(f"grooverack run failed ({proc.returncode}):\n{''.join(log)}")
         text = timing.read_text().splitlines()
@@ -98,7 +125,7 @@ def run(duration: float, bpm: float, rt: bool) -> dict:
         "writer_cpu_pct": 100 * totals["writer_cpu_s"] / totals["wall_s"],
         "patterns": totals.get("patterns", float("nan")),
         "all_cpu_s": child_cpu, "ready_s": ready_s, "ready_inner_s": totals["ready_s"],
-        "log": summary,
+        "log": summary, "control_p99_ms": control_p99, "control_max_ms": control_max,
     }
 
 
@@ -140,6 +167,9 @@ def markdown(results: list[dict], machine_line: str) -> str:
         + " | |",
         "| CPU, whole run incl. start-up | " + cells("all_cpu_s", "{:.2f} s"),
         "| launch to ready | " + cells("ready_s", "{:.2f} s", "≤ 1.5 s"),
+        f"| control: a bare sleep-then-spin loop (SCHED_FIFO 70, 10 ms period) in another "
+        f"process during the `--rt` run, lateness p99 / max | | {fifo['control_p99_ms']:.3f} / "
+        f"{fifo['control_max_ms']:.3f} ms | |",
         "| inputs applied late, p99 / max | "
         + " | ".join(f"{r['in_p99_ms']:.3f} / {r['in_max_ms']:.3f} ms" for r in results) + " | |",
         "",
