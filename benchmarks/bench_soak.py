@@ -357,16 +357,69 @@ class Soak:
         return r
 
 
+def write_readme_section(name: str, text: str) -> Path:
+    """Replace (or append) the `<!-- NAME:start -->..<!-- NAME:end -->` section of
+    benchmarks/README.md."""
+    path = Path(__file__).resolve().parent / "README.md"
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    block = f"{start}\n{text.rstrip()}\n{end}"
+    if start in old and end in old:
+        new = old[:old.index(start)] + block + old[old.index(end) + len(end):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(new, encoding="utf-8")
+    return path
+
+
+def readme_text(report: SoakReport, seed: int) -> str:
+    import os
+    import platform
+
+    growth = report.rss_mb[-1] - report.rss_mb[1] if len(report.rss_mb) > 1 else 0.0
+    return f"""## Soak (`bench_soak.py`, issue 6)
+
+`python benchmarks/bench_soak.py --hours {report.musical_s / 3600:.0f} --seed {seed} --write-readme`
+on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {platform.processor() or platform.machine()},
+{os.cpu_count()} cores shared with the other engineers and a training run, Python
+{platform.python_version()}. The engine with the shipped model (synchronous generation) behind the
+sim board's jack layer (`io.sim.DirectBoard`), in virtual time. The CI variant
+(`tests/test_soak.py`) runs 2 x 30 min of musical time; the full run is `pytest -m slow
+tests/test_soak.py` or this script.
+
+| measure | result |
+|---|---|
+| musical time | {report.musical_s / 3600:.2f} h in {report.wall_s:.0f} s wall ({report.musical_s / max(report.wall_s, 1e-9):.0f}x real time) |
+| segments | {report.segments}: {', '.join(f'{k} {v}' for k, v in sorted(report.kinds.items()))} |
+| inputs | {report.onsets} gates (pitch -12..+12 V, noise bursts), {report.controls} control changes, {report.presses} presses, {report.resets} resets |
+| outputs | {report.triggers} triggers, {report.writes} writes, {report.patterns} patterns generated |
+| exceptions | none (any would end the run) |
+| stuck outputs | none: every fall within its width (widest {report.max_width_ms:.1f} ms, gate mode included), nothing high at the end |
+| drift, internal clock | {report.max_internal_drift_steps:.1e} steps (position vs tempo x time per segment) |
+| drift, external clock | {report.max_external_error_steps:.3f} steps max deviation from pulses x 4/PPQN after lock (bounded by one pulse + jitter; does not grow) |
+| memory (RSS per simulated hour) | {', '.join(f'{m:.1f}' for m in report.rss_mb)} MB: {growth:+.1f} MB after the first hour |
+| generator errors | {report.errors} |
+
+Segments: internal clock at 60-180 BPM; external clock at 1-48 PPQN with 0-2 ms jitter; a 1 kHz
+clock burst; a clock stopping mid-bar for longer than the stop timeout; transport stop/continue.
+Each with random gates, contact-bounce and open-jack noise, control changes (every panel control,
+swing, quantize, trigger width, gate mode, record mode) and button presses."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=8.0)
     parser.add_argument("--minutes", type=float, help="instead of --hours")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--write-readme", action="store_true",
+                        help="put the figures in benchmarks/README.md (section bench_soak)")
     args = parser.parse_args(argv)
     musical = args.minutes * 60 if args.minutes else args.hours * 3600
     soak = Soak(args.seed)
     report = soak.run(musical, progress=True)
     print(report.summary())
+    if args.write_readme:
+        print(f"wrote {write_readme_section('bench_soak', readme_text(report, args.seed))}")
     return 0
 
 
