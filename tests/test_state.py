@@ -151,3 +151,32 @@ def test_engine_presets_and_performance_through_files(tmp_path):
         assert [float(x) for x in fresh.generator.z_b] == pytest.approx(saved.latent_b)
         assert fresh.settings["follow"] == 0.2
         assert not restore_performance(fresh, PerformanceState())
+
+
+def test_state_keeper_persists_presets_and_restores_after_a_power_cut(tmp_path):
+    from grooverack.engine.engine import Engine
+    from grooverack.model.runner import ModelRunner
+    from grooverack.state import StateKeeper
+
+    runner = ModelRunner()
+    settings = Settings({"state.dir": str(tmp_path), "morph": 0.3})
+    with Engine(settings, runner) as eng:
+        keeper = StateKeeper(settings, eng)
+        assert keeper.restore() is False            # nothing saved yet
+        eng.press("randomize_b")
+        saved = eng.save_preset(3)
+        assert keeper.sync() == 1 and keeper.sync() == 0   # only what changed is written
+        eng.set_control("morph", 0.8)
+        keeper.save_all()
+        playing_b = [float(x) for x in eng.generator.z_b]
+    assert (tmp_path / "presets" / "03.json").exists() and (tmp_path / "performance.json").exists()
+    with Engine(Settings({"state.dir": str(tmp_path)}), runner) as fresh:   # power back on
+        keeper = StateKeeper(fresh.settings, fresh)
+        assert keeper.restore() is True
+        assert [float(x) for x in fresh.generator.z_b] == pytest.approx(playing_b)
+        assert fresh.settings["morph"] == 0.8
+        assert 3 in fresh.presets and keeper.sync() == 0    # restored slots are not rewritten
+        fresh.set_control("morph", 0.0)
+        fresh.recall_preset(3)
+        assert [float(x) for x in fresh.generator.z_a] == pytest.approx(saved["a"])
+        assert fresh.settings["morph"] == 0.3

@@ -12,6 +12,7 @@ is checked before it is written, so a good file is never replaced by an invalid 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -22,6 +23,8 @@ from typing import Any
 from grooverack import storage
 from grooverack.config import CONTROLS, SCHEMA, ConfigError
 from grooverack.voices import STEPS
+
+log = logging.getLogger(__name__)
 
 PRESET_TAG = "grooverack-preset"
 PERFORMANCE_TAG = "grooverack-performance"
@@ -238,7 +241,16 @@ def restore_performance(engine: Any, state: PerformanceState) -> bool:
     size = getattr(getattr(engine, "generator", None), "latent_size", len(state.latent_a))
     if len(state.latent_a) != size:
         return False
-    engine.recall_preset(state.preset or 1, preset_to_engine(state.preset or 1, state))
+    # directly, not through recall_preset: that would also overwrite the preset slot's contents
+    engine.generator.set_latent("a", state.latent_a)
+    engine.generator.set_latent("b", state.latent_b)
+    for key, value in state.panel.items():
+        try:
+            engine.set_control(key, value)
+        except ValueError as exc:  # a key that cannot change while running: keep the config's
+            log.info("performance state: %s not restored (%s)", key, exc)
+    if state.preset and hasattr(engine, "preset_slot"):
+        engine.preset_slot = state.preset
     return True
 
 
@@ -252,3 +264,49 @@ def performance_saver(settings: Mapping[str, Any], engine: Any) -> Any:
 
     save.__name__ = "save_performance_state"
     return save
+
+
+class StateKeeper:
+    """Keeps the engine's presets and performance state on disk for a running module.
+
+    `restore()` at start: every preset file into the engine's slots, then the last performance
+    state. `sync()` from the loop now and then (cheap: an identity check per slot) writes each
+    preset the engine saved since. `save_all()` at shutdown: presets, then the performance state.
+    A file that cannot be written is logged by name; the module keeps playing."""
+
+    def __init__(self, settings: Mapping[str, Any], engine: Any) -> None:
+        self.store = StateStore(state_dir(settings))
+        self.engine = engine
+        self._saved: dict[int, Any] = {}
+
+    def restore(self) -> bool:
+        presets = getattr(self.engine, "presets", None)
+        if presets is not None:
+            for number in self.store.presets():
+                preset = self.store.load_preset(number)
+                if preset is not None and preset.latent_a:
+                    data = preset_to_engine(number, preset)
+                    presets[number] = data
+                    self._saved[number] = data
+        try:
+            return restore_performance(self.engine, self.store.load_performance())
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: not restored (%s)", self.store.performance_path, exc)
+            return False
+
+    def sync(self) -> int:
+        written = 0
+        for number, data in list(getattr(self.engine, "presets", {}).items()):
+            if self._saved.get(number) is data:
+                continue
+            self._saved[number] = data
+            try:
+                self.store.save_preset(int(number), preset_from_engine(data))
+                written += 1
+            except (OSError, ValueError) as exc:
+                log.error("preset %s not saved: %s", number, exc)
+        return written
+
+    def save_all(self) -> None:
+        self.sync()
+        self.store.save_performance(performance_from_engine(self.engine))
