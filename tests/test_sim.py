@@ -27,7 +27,7 @@ FILES = ("outputs.csv", "drums.mid", "input.mid", "roll.png")
 
 def sim_args(**kw) -> argparse.Namespace:
     base = dict(config=None, overrides=[], input="line", bars=4.0, bpm=120.0, seed=1,
-                controls=None, clock=False, board="direct", quiet=True)
+                controls=None, clock=False, board="sim", quiet=True)
     base.update(kw)
     return argparse.Namespace(**base)
 

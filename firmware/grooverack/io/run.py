@@ -29,7 +29,13 @@ from typing import Any
 
 from grooverack.config import CONTROLS, SCHEMA, Settings
 from grooverack.io.patch import OutputRecorder, OutputRow, build_patch, pot_position
-from grooverack.io.sim import DirectBoard, add_patch_arguments, make_engine, make_settings
+from grooverack.io.sim import (
+    DirectBoard,
+    add_patch_arguments,
+    make_board,
+    make_engine,
+    make_settings,
+)
 from grooverack.io.sources import SourceError, load_controls, load_source
 
 SPIN_S = 0.0005  # sleep to this long before a deadline, then spin (sleep overshoots ~0.1 ms)
@@ -194,13 +200,16 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
     from grooverack.service import RT_PRIORITY
 
     writer = OutputWriter(t0, RT_SPIN_S if fifo else SPIN_S, RT_PRIORITY if fifo else None)
-    board = DirectBoard(engine, settings, writer)
+    board = (DirectBoard(engine, settings, writer) if args.direct
+             else make_board(settings, writer, engine, args.board or "sim"))
     # the service (issue 6): READY, watchdog while the loop and the generator are alive,
     # SIGTERM/SIGINT -> every output to 0 V (after the last falls) and the state saved
     from grooverack.io.sim import TAIL_S
     from grooverack.service import supervise
-    from grooverack.state import performance_saver
+    from grooverack.state import StateKeeper
 
+    keeper = StateKeeper(settings, engine)  # presets and the last performance from the state dir
+    keeper.restore()
     stopped_at: list[float] = []
 
     def outputs_to_zero() -> None:
@@ -210,7 +219,8 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
             writer.write(t, output, "velocity", 0.0)
 
     svc = supervise(engine, status=f"board sim up ({name}, {bpm:g} BPM)",
-                    outputs_to_zero=outputs_to_zero, save_state=performance_saver(settings, engine))
+                    outputs_to_zero=outputs_to_zero, save_state=keeper.save_all)
+    next_sync = _clock() + 1.0
     ready_s = _clock() - launched
     print(f"grooverack run: ready in {ready_s:.3f} s (board sim, {name}, {bpm:g} BPM"
           f"{f', {duration:g} s' if duration else ', Ctrl-C to stop'})", file=sys.stderr,
@@ -223,6 +233,9 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
     try:
         while not svc.stopping:
             svc.beat("loop")
+            if _clock() >= next_sync:  # presets saved from the panel reach the disk within 1 s
+                keeper.sync()
+                next_sync = _clock() + 1.0
             now = _clock() - t0
             if pending is not None and pending[0] <= now:
                 # An input is applied once its time has come and carries that time, as a
@@ -311,6 +324,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="stop after this long (default: until Ctrl-C)")
     add_patch_arguments(parser)
+    parser.add_argument("--direct", action="store_true",
+                        help="board sim: drive the engine straight from the patch, without the "
+                             "emulated chips and panel code")
     parser.add_argument("--rt", action="store_true",
                         help="board sim: SCHED_FIFO for the loop thread and locked memory, when "
                              "permitted (as the Pi service runs)")

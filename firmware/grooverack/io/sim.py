@@ -6,9 +6,10 @@ outputs as volts into an `OutputRecorder`; `grooverack.io.render` writes the fil
 
 Patch board seam (ARCHITECTURE.md, "Virtual patch contract"): `start(t)`, `apply(t, jack, value)`,
 `advance(t_until)` (every output before `t_until` written to the recorder) and `finish(t_end)`
-(trailing trigger falls). `DirectBoard` here drives the Engine straight from the jacks (the
-panel's edge and pitch-settle logic in a few lines); the `sim` board of `hw/boards/` does the same
-through emulated chips and `io/panel.py` when that module provides `patch_board`.
+(trailing trigger falls). By default the patch drives the `sim` board of `hw/boards/`: jack volts
+-> emulated ADC/GPIO -> the Pi's panel code and calibration -> engine -> emulated DACs/GPIO ->
+recorder (`io.panel.patch_board`). `--board direct` uses `DirectBoard` here instead: the engine
+straight from the jacks (the panel's edge and pitch-settle logic in a few lines, exact volts).
 """
 
 from __future__ import annotations
@@ -234,7 +235,7 @@ def simulate(args: argparse.Namespace, settings: Settings | None = None
     patch = make_patch(args, settings)
     engine = make_engine(settings, threaded=False)
     recorder = OutputRecorder()
-    board = make_board(settings, recorder, engine, getattr(args, "board", "direct"))
+    board = make_board(settings, recorder, engine, getattr(args, "board", "sim"))
     started = time.perf_counter()
     progress = None if getattr(args, "quiet", False) else Progress(
         patch.duration, patch.step_seconds * 16)
@@ -278,9 +279,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"length in bars (default {DEFAULT_BARS}; a MIDI file: its length)")
     parser.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
                         help=f"output folder (default ./{DEFAULT_OUT}/)")
-    parser.add_argument("--board", default="direct",
-                        help="direct (engine straight from the patch) or a board with emulated "
-                             "chips, e.g. sim (default: direct)")
+    parser.add_argument("--board", default="sim",
+                        help="sim (the reference board over emulated chips: drivers, panel code "
+                             "and calibration as on a Pi), another kind = \"sim\" board, or "
+                             "direct (the engine straight from the patch) (default: sim)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
 
