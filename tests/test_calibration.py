@@ -272,20 +272,24 @@ def residuals(stdout: str) -> dict[str, list[float]]:
 
 
 def test_calibrate_sim_board_through_stdin_fixes_the_front_end(tmp_path):
-    board = tmp_path / "sim-off.toml"
-    board.write_text(SIM_OFF)
+    # hw/boards/sim-offnominal.toml: pitch 1.03 / -0.08 V, morph_cv 0.98 / +0.04 V, velocity
+    # outputs 0.97..1.03 / -0.05..+0.05 V off their nominal stages
+    board = "sim-offnominal"
     path = tmp_path / "cal.json"
     enters = "\n" * 200
 
-    before = grooverack("calibrate", "--board", str(board), "--file", str(path), "--only",
+    before = grooverack("calibrate", "--board", board, "--file", str(path), "--only",
                         "verify", stdin=enters)
     assert before.returncode == 1, before.stderr      # nominal: out of tolerance
     nominal = residuals(before.stdout)
-    assert nominal["pitch"][0] == pytest.approx(-40.0, abs=3)  # 2 V * 1.04 - 0.12 V = 1.96 V
+    assert nominal["pitch"][0] == pytest.approx(-20.0, abs=3)  # 2 V * 1.03 - 0.08 V = 1.98 V
     assert abs(nominal["morph_cv"][0]) > 20
+    off = [n for n, errors in nominal.items() if n.startswith("velocity_") and n != "velocity_cv"
+           and max(map(abs, errors)) > 20]
+    assert len(off) >= 4, nominal                     # the output stages are off too
     assert "OUT OF TOLERANCE" in before.stdout and not path.exists()
 
-    run = grooverack("calibrate", "--board", str(board), "--file", str(path), stdin=enters)
+    run = grooverack("calibrate", "--board", board, "--file", str(path), stdin=enters)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr
     assert "Patch +1.000 V into PITCH, press Enter" in run.stdout
     assert "Patch +3.000 V into PITCH, press Enter" in run.stdout
@@ -302,14 +306,17 @@ def test_calibrate_sim_board_through_stdin_fixes_the_front_end(tmp_path):
 
     cal = Calibration.load_strict(path, load_board(board))
     assert cal.input_cal["pitch"].method == "two-point"
-    assert cal.input_cal["pitch"].gain == pytest.approx(cal.inputs["pitch"].gain / 1.04, rel=2e-3)
+    assert cal.input_cal["pitch"].gain == pytest.approx(cal.inputs["pitch"].gain / 1.03, rel=2e-3)
     assert cal.input_cal["morph_cv"].method == "offset"
+    assert cal.output_cal["velocity_1"].gain == pytest.approx(cal.outputs["velocity_1"].gain * 0.97,
+                                                              rel=3e-3)
 
-    again = grooverack("calibrate", "--board", str(board), "--file", str(path), "--only",
+    again = grooverack("calibrate", "--board", board, "--file", str(path), "--only",
                        "verify", stdin=enters)
     assert again.returncode == 0, again.stdout
-    assert abs(residuals(again.stdout)["pitch"][0]) <= 5.0
-    shown = grooverack("calibrate", "--board", str(board), "--file", str(path), "--show")
+    assert all(abs(e) <= 5.0 for n, errors in residuals(again.stdout).items()
+               if n != "morph_cv" and n != "velocity_cv" for e in errors)
+    shown = grooverack("calibrate", "--board", board, "--file", str(path), "--show")
     assert "two-point" in shown.stdout and str(path) in shown.stdout
 
 
