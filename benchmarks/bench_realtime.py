@@ -128,6 +128,7 @@ def run(duration: float, bpm: float, extra: list[str]) -> dict:
         "events": len(late), "inputs": len(inputs),
         "median_ms": float(np.median(late)), "p99_ms": float(np.percentile(late, 99)),
         "max_ms": float(late.max()), "early_ms": float(late.min()),
+        "over_1ms": int((late > 1.0).sum()),
         "in_p99_ms": float(np.percentile(in_late, 99)), "in_max_ms": float(in_late.max()),
         "wall_s": totals["wall_s"], "cpu_pct": 100 * totals["process_cpu_s"] / totals["wall_s"],
         "loop_cpu_pct": 100 * totals["loop_cpu_s"] / totals["wall_s"],
@@ -172,6 +173,8 @@ def markdown(results: list[dict], machine_line: str) -> str:
         "| lateness median | " + cells("median_ms", "{:.3f} ms"),
         "| lateness p99 | " + cells("p99_ms", "{:.3f} ms", "≤ 0.3 ms"),
         "| lateness max | " + cells("max_ms", "{:.3f} ms", "≤ 1 ms"),
+        "| writes later than 1 ms | " + " | ".join(f"{r['over_1ms']} of {r['events']}"
+                                                    for r in results) + " | |",
         "| CPU, whole process while playing | " + cells("cpu_pct", "{:.1f} % of a core",
                                                         "≤ 5 %"),
         "| CPU, loop thread / writer thread | "
