@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import heapq
 import math
 import random
 import sys
@@ -131,6 +132,7 @@ class SoakReport:
     rss_mb: list[float] = field(default_factory=list)  # after each simulated hour (or chunk)
     patterns: int = 0
     errors: int = 0
+    pulses_sent: int = 0
 
     def summary(self) -> str:
         growth = (self.rss_mb[-1] - self.rss_mb[0]) if len(self.rss_mb) > 1 else 0.0
@@ -141,19 +143,28 @@ class SoakReport:
                 f"{self.onsets} onsets, {self.controls} control changes, {self.presses} presses, "
                 f"{self.resets} resets, {self.patterns} patterns; widest trigger "
                 f"{self.max_width_ms:.3f} ms; drift internal {self.max_internal_drift_steps:.2e} "
-                f"steps, external {self.max_external_error_steps:.3f} steps; RSS "
+                f"steps, external {self.max_external_error_steps:.3f} steps, "
+                f"{self.pulses_sent} clock pulses counted exactly; RSS "
                 f"{', '.join(f'{m:.1f}' for m in self.rss_mb)} MB (growth {growth:+.1f} MB); "
                 f"generator errors {self.errors}")
 
 
 class Soak:
-    def __init__(self, seed: int = 0, runner: Any = None) -> None:
+    """`board`: "direct" (the jack layer straight into the engine) or a sim board name (the
+    emulated chips, drivers, panel scanning and calibration in between: slower)."""
+
+    def __init__(self, seed: int = 0, runner: Any = None, board: str = "direct") -> None:
         self.rng = random.Random(seed)
         self.settings = Settings({"generation.seed": seed, "clock.source": "auto",
                                   "clock.stop_timeout": 1.0})
         self.engine = Engine(self.settings, runner or ModelRunner(), threaded=False)
         self.recorder = CheckingRecorder(self.engine.settings)
-        self.board = DirectBoard(self.engine, self.engine.settings, self.recorder)
+        if board == "direct":
+            self.board = DirectBoard(self.engine, self.engine.settings, self.recorder)
+        else:
+            from grooverack.io.sim import make_board
+
+            self.board = make_board(self.engine.settings, self.recorder, self.engine, board)
         self.t = 0.0
         self.report = SoakReport()
         self.board.start(0.0)
@@ -226,26 +237,44 @@ class Soak:
             ts = t0 + rng.uniform(0.2, 0.5) * duration
             events.append((ts, 6, "stop", None))
             events.append((ts + rng.uniform(0.1, 2.0), 6, "continue", None))
-        events.sort(key=lambda e: (e[0], e[1]))
+        # one queue in time order: a pulse's fall is queued when it rises, so every jack change
+        # reaches the board in time order (the panel reads edges as they come, like a Pi)
+        queue = [(t, order, i, what, value) for i, (t, order, what, value) in enumerate(events)]
+        heapq.heapify(queue)
+        seq = len(queue)
+
+        def fall_later(t: float, jack: str) -> None:
+            nonlocal seq
+            heapq.heappush(queue, (t, -1, seq, "fall", jack))
+            seq += 1
 
         # drift references: internal tempo x time from the first moment after the tempo change;
         # external: the position at each pulse once locked
         u_ref, t_ref = eng.clock.linear_position(t0), t0
-        pulses_seen = 0
+        pulses_seen = pulses_sent = 0
+        pulses_counted0 = eng.clock.pulses
+        direct = isinstance(self.board, DirectBoard)
         ext_ref: tuple[int, float] | None = None
         clean = kind in ("internal", "external")
-        for tk, _, what, value in events:
-            if what in ("clock", "clock_fast"):
-                self.pulse(tk, "clock", 0.0004 if what == "clock_fast" else 0.002)
+        while queue:
+            tk, _, _, what, value = heapq.heappop(queue)
+            if what == "fall":
+                self.apply(tk, value, 0.0)
+            elif what in ("clock", "clock_fast"):
+                self.apply(tk, "clock", GATE_VOLTS)
+                fall_later(tk + (0.0004 if what == "clock_fast" else 0.002), "clock")
                 pulses_seen += what == "clock"
-                if clean and kind == "external" and what == "clock":
+                pulses_sent += what == "clock"
+                # the panel reads edges at its scan: only the direct path has them at once
+                if clean and kind == "external" and what == "clock" and direct:
                     if pulses_seen == 48:  # locked by now: the reference
                         ext_ref = (pulses_seen, eng.clock.linear_position(tk))
                     elif pulses_seen > 48 and ext_ref is not None:
                         self._check_external(tk, pulse_s, jitter, ext_ref, pulses_seen)
             elif what == "gate":
                 self.apply(tk, "pitch", value)
-                self.pulse(tk, "gate", rng.uniform(0.001, 0.5 * step_s))
+                self.apply(tk, "gate", GATE_VOLTS)
+                fall_later(tk + rng.uniform(0.001, 0.5 * step_s), "gate")
                 self.report.onsets += 1
             elif what == "noise":
                 jack = rng.choice(["gate", "pitch", "reset"] if not external else ["gate", "pitch"])
@@ -277,7 +306,8 @@ class Soak:
                 eng.press(rng.choice(["record", "clear", "randomize_a", "randomize_b"]))
                 self.report.presses += 1
             elif what == "reset":
-                self.pulse(tk, "reset")
+                self.apply(tk, "reset", GATE_VOLTS)
+                fall_later(tk + 0.002, "reset")
                 self.report.resets += 1
                 u_ref, t_ref = None, None  # a reset re-arms step 0: a new reference below
                 pulses_seen, ext_ref = 0, None
@@ -297,6 +327,12 @@ class Soak:
             if drift > 1e-6:
                 raise AssertionError(f"t={t_end:.3f}: internal clock drifted {drift:.3g} steps "
                                      f"over {t_end - t_ref:.1f} s at {bpm:.2f} BPM")
+        if clean and kind == "external":  # every pulse arrived: none lost, none doubled
+            counted = eng.clock.pulses - pulses_counted0
+            self.report.pulses_sent += pulses_sent
+            if counted != pulses_sent:
+                raise AssertionError(f"t={t_end:.3f}: {pulses_sent} clock pulses sent, the "
+                                     f"clock counted {counted}")
         if external and not clean:
             # after a fast burst or a stop the module is back on its internal clock; make the
             # next segment start from a known state
@@ -411,11 +447,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=8.0)
     parser.add_argument("--minutes", type=float, help="instead of --hours")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--board", default="direct",
+                        help="direct (default) or a sim board (sim, sim-offnominal): emulated chips")
     parser.add_argument("--write-readme", action="store_true",
                         help="put the figures in benchmarks/README.md (section bench_soak)")
     args = parser.parse_args(argv)
     musical = args.minutes * 60 if args.minutes else args.hours * 3600
-    soak = Soak(args.seed)
+    soak = Soak(args.seed, board=args.board)
     report = soak.run(musical, progress=True)
     print(report.summary())
     if args.write_readme:

@@ -45,6 +45,16 @@ def test_soak_half_an_hour_of_musical_time(seed):
     check(report, 30 * 60, rss_growth_mb=8.0)
 
 
+def test_soak_through_the_emulated_sim_board():
+    # the same scenarios through the emulated chips, drivers and panel code (~60x real time).
+    # Memory is not checked here: the emulators keep their bus/edge histories (ARCHITECTURE.md).
+    bench = load_bench()
+    report = bench.Soak(3, board="sim").run(5 * 60, rss_every_s=60)
+    print(report.summary())
+    assert report.musical_s >= 300 and report.triggers > 300 and report.onsets > 0
+    assert report.max_internal_drift_steps < 1e-6
+
+
 @pytest.mark.slow
 def test_soak_eight_hours_of_musical_time(request):
     if "slow" not in (request.config.getoption("-m") or ""):
