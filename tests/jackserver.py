@@ -10,11 +10,13 @@ and PortAudio's JACK host API (both read it when they connect) find it and nothi
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,6 +56,7 @@ def start_server(rate: int = 48000, period: int = 64, log_dir=None) -> JackServe
     proc = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", str(rate), "-p", str(period)],
                             stdout=out, stderr=subprocess.STDOUT, env=env)
     server = JackServer(name, rate, period, proc)
+    atexit.register(stop_server, server)  # even when the process that started it fails
     if log is not None:
         server._log_path = log
     jack.set_error_function(lambda _msg: None)  # "cannot connect" while it starts is expected
@@ -125,7 +128,6 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition") -> None:
 def _rig_main(argv: list[str]) -> int:
     import argparse
     import json
-    import threading
 
     import jack
     import numpy as np
@@ -195,6 +197,144 @@ def _rig_main(argv: list[str]) -> int:
     return 0
 
 
+def _midi_rig_main(argv: list[str]) -> int:
+    import argparse
+    import ctypes
+    import json
+
+    import jack
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--server", required=True)
+    p.add_argument("--name", default="midirig")
+    p.add_argument("--play", required=True)  # JSON [[frame, hex], ...] from "go"
+    p.add_argument("--to", default="")  # our out -> the first MIDI input port containing this
+    p.add_argument("--from", dest="from_", default="")  # that MIDI output port -> our in
+    p.add_argument("--frames", type=int, required=True)  # record this long after "go"
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    with open(a.play) as f:
+        events = [(int(fr), bytes.fromhex(h)) for fr, h in json.load(f)]
+    client = jack.Client(a.name, servername=a.server, no_start_server=True)
+    out = client.midi_outports.register("out")
+    inp = client.midi_inports.register("in")
+    lib = ctypes.CDLL("libjack.so.0")
+    lib.jack_frames_to_time.restype = ctypes.c_uint64
+    lib.jack_frames_to_time.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+    lib.jack_get_time.restype = ctypes.c_uint64
+    ptr = int(jack._ffi.cast("uintptr_t", client._ptr))
+    state = {"start": None, "armed": False, "next": 0, "xruns": 0}
+    received: list[tuple[int, bytes]] = []
+    done = threading.Event()
+
+    @client.set_process_callback
+    def process(frames):
+        out.clear_buffer()
+        f0 = client.last_frame_time
+        if state["armed"] and state["start"] is None:
+            state["start"] = f0
+        if state["start"] is None:
+            return
+        rel = f0 - state["start"]
+        while state["next"] < len(events) and events[state["next"]][0] < rel + frames:
+            fr, data = events[state["next"]]
+            out.write_midi_event(max(0, fr - rel), data)
+            state["next"] += 1
+        for offset, data in inp.incoming_midi_events():
+            received.append((rel + offset, bytes(data)))
+        if rel + frames >= a.frames:
+            done.set()
+
+    @client.set_xrun_callback
+    def xrun(_delay):
+        state["xruns"] += 1
+
+    client.activate()
+    deadline = time.monotonic() + 20
+    while True:  # the ports of the program under test may come up after us
+        try:
+            if a.to:
+                target = [q.name for q in client.get_ports(a.to, is_midi=True, is_input=True)
+                          if not q.name.startswith(a.name + ":")][0]
+                client.connect(out, target)
+            if a.from_:
+                source = [q.name for q in client.get_ports(a.from_, is_midi=True, is_output=True)
+                          if not q.name.startswith(a.name + ":")][0]
+                client.connect(source, inp)
+            break
+        except IndexError:
+            if time.monotonic() > deadline:
+                print("ports not found", flush=True)
+                return 1
+            time.sleep(0.05)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    state["armed"] = True
+    ok = done.wait(timeout=a.frames / client.samplerate + 30)
+    client.deactivate()
+    # JACK's clock (usec) and time.monotonic() run at the same rate from different origins
+    offsets = []
+    for _ in range(9):
+        m0 = time.monotonic()
+        j = lib.jack_get_time()
+        m1 = time.monotonic()
+        offsets.append((m1 - m0, j * 1e-6 - (m0 + m1) / 2))
+    offset = min(offsets)[1]
+
+    def mono(rel: int) -> float:
+        return lib.jack_frames_to_time(ptr, (state["start"] + rel) & 0xFFFFFFFF) * 1e-6 - offset
+
+    with open(a.out, "w") as f:
+        json.dump({"complete": ok, "xruns": state["xruns"], "rate": client.samplerate,
+                   "start": mono(0),
+                   "received": [[fr, mono(fr), d.hex()] for fr, d in received]}, f)
+    client.close()
+    return 0
+
+
+class MidiRig:
+    """A JACK MIDI client in a child process: plays `events` ([(frame, bytes)], frames from
+    `go()`) into the input port matching `to`, records what the output port matching `from_`
+    sends, with JACK frame times mapped onto time.monotonic()."""
+
+    def __init__(self, server: JackServer, events, frames: int, tmp_path, *, to: str = "",
+                 from_: str = "", name: str = "midirig") -> None:
+        import json
+
+        play = tmp_path / f"{name}-play.json"
+        play.write_text(json.dumps([[int(f), bytes(d).hex()] for f, d in events]))
+        self.out_path = tmp_path / f"{name}-received.json"
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "midirig", "--server", server.name, "--name", name,
+             "--play", str(play), "--to", to, "--from", from_, "--frames", str(frames),
+             "--out", str(self.out_path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            self.proc.kill()
+            raise RuntimeError(f"MIDI rig did not start: {line!r}")
+
+    def go(self) -> float:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        return time.monotonic()
+
+    def result(self, timeout: float = 120.0) -> dict:
+        """{"received": [[frame, monotonic seconds, hex]], "start", "rate", "xruns"}."""
+        import json
+
+        self.proc.wait(timeout=timeout)
+        info = json.loads(self.out_path.read_text())
+        if not info["complete"]:
+            raise AssertionError("MIDI rig: run did not complete")
+        return info
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
 class AudioRig:
     """`source` plays `signal` (volts / scale, [channels, frames]) from the moment `go()` is
     called; `sink` records `inputs` channels from the same JACK frame on. Both are JACK clients
@@ -242,3 +382,5 @@ class AudioRig:
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "rig":
     raise SystemExit(_rig_main(sys.argv[2:]))
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "midirig":
+    raise SystemExit(_midi_rig_main(sys.argv[2:]))

@@ -323,10 +323,9 @@ class ES9Backend:
 
     def _onset(self, edge: int, pitch: float | None, vcv: float | None) -> None:
         t = edge / self.sr
-        if self.velocity_mode == "cv" and vcv is not None:
-            velocity = min(1.0, max(0.0, vcv / self.cv_volts))
-            self.onsets.append((t, None, velocity))
-            self.engine.onset(t, velocity=velocity)
+        if self.velocity_mode == "cv":  # the engine reads these volts as a velocity CV
+            self.onsets.append((t, None, vcv))
+            self.engine.onset(t, pitch_volts=vcv)
         else:
             self.onsets.append((t, pitch, None))
             self.engine.onset(t, pitch_volts=pitch)

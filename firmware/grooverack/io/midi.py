@@ -1,10 +1,12 @@
 """MIDI back end (python-rtmidi): notes, clock and CCs in; the player's events out as notes.
 
 Threads, as the back-end contract wants them:
-- rtmidi's own input thread only stamps the bytes and posts them to one queue;
-- the engine loop (one thread) drains that queue into engine calls (onsets, clock, transport,
-  controls), calls `engine.advance(now + LOOKAHEAD)` and hands each event to the output, which
-  turns it into timed messages; once a second it looks for ports that went away or came back;
+- rtmidi queues incoming messages in its own (C++) input thread, with their time deltas; no
+  Python runs there, so a JACK or ALSA thread never waits for the GIL;
+- the engine loop (one thread) polls that queue every POLL seconds and turns the messages into
+  engine calls (onsets, clock, transport, controls) at the times the MIDI system stamped them,
+  calls `engine.advance(now + LOOKAHEAD)` and hands each event to the output, which turns it into
+  timed messages; once a second it looks for ports that went away or came back;
 - the sender (one thread) sleeps, then spins, to each message's time and sends it.
 Generation runs in the engine's own worker (`Engine(threaded=True)`), never in these threads.
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import queue
+import math
 import sys
 import threading
 import time
@@ -44,7 +46,8 @@ CLIENT_NAME = "grooverack"
 VIRTUAL_IN = "grooverack in"
 VIRTUAL_OUT = "grooverack out"
 LOOKAHEAD = 0.02  # s: events are taken from the player this far ahead of their time
-POLL = 0.002  # s: the engine loop looks at its inbox and the player at least this often
+POLL = 0.002  # s: the engine loop looks at its input and the player at least this often
+DRIFT = 0.0005  # s/s: how fast the MIDI system's clock may drift from time.monotonic()
 SPIN = 0.0015  # s: the sender sleeps until this long before a message, then spins
 PORT_CHECK = 1.0  # s between looks for ports that went away or came back
 
@@ -438,7 +441,9 @@ class MidiBackend:
         self.settings = settings
         self.options = midi_options(settings, board)
         self.clock = clock
-        self.inbox: queue.SimpleQueue[tuple[float, bytes] | None] = queue.SimpleQueue()
+        self._jt = 0.0  # the MIDI system's time of the last message (sum of rtmidi's deltas)
+        self._offset = math.inf  # time.monotonic() - MIDI system time (a leaky minimum)
+        self._last_poll = 0.0
         self.input = MidiInputHandler(engine, self.options)
         self.sender = MidiSender(clock)
         self.output = MidiOutput(self.options, self.sender, settings["outputs.clock_ppqn"])
@@ -449,12 +454,28 @@ class MidiBackend:
         self._thread: threading.Thread | None = None
         self._ports: list[PortKeeper] = []
 
-    # rtmidi's thread: stamp and post, nothing else
-    def _on_message(self, message: tuple[list[int], float], _data: Any = None) -> None:
-        self.inbox.put((self.clock(), bytes(message[0])))
-
     def _attach_input(self, port: Any) -> None:
-        port.set_callback(self._on_message)
+        self._jt, self._offset = 0.0, math.inf  # a new port: a new time base
+
+    def poll_input(self) -> int:
+        """Take every queued input message into the engine, at the time the MIDI system stamped
+        it: the deltas rtmidi records are exact differences of that clock; its offset to
+        time.monotonic() is the smallest (arrival - stamp) seen, leaking slowly for drift."""
+        port = self.in_port.port if self._ports else None
+        if port is None:
+            return 0
+        now = self.clock()
+        self._offset += DRIFT * (now - self._last_poll) if self._offset != math.inf else 0.0
+        self._last_poll = now
+        batch = []
+        while (msg := port.get_message()) is not None:
+            data, delta = msg
+            self._jt += delta
+            self._offset = min(self._offset, now - self._jt)
+            batch.append((self._jt, bytes(data)))
+        for jt, data in batch:
+            self.input.feed(self._offset + jt, data)
+        return len(batch)
 
     def _attach_output(self, port: Any) -> None:
         self.sender.port = port
@@ -487,7 +508,6 @@ class MidiBackend:
 
     def stop(self) -> None:
         self._stop.set()
-        self.inbox.put(None)
         if self._thread is not None:
             self._thread.join(timeout=5)
         now = self.clock()
@@ -501,14 +521,8 @@ class MidiBackend:
     def _loop(self) -> None:
         next_check = self.clock() + PORT_CHECK
         eng, clock = self.engine, self.clock
-        while not self._stop.is_set():
-            try:
-                item = self.inbox.get(timeout=POLL)
-                while item is not None:
-                    self.input.feed(*item)
-                    item = self.inbox.get_nowait()
-            except queue.Empty:
-                pass
+        while not self._stop.wait(POLL):
+            self.poll_input()
             now = clock()
             for event in eng.advance(now + LOOKAHEAD):
                 self.played.append(event)
@@ -520,6 +534,7 @@ class MidiBackend:
                         keeper.check()
                     except Exception as exc:  # listing can fail while a device unplugs
                         log.debug("MIDI port check: %s", exc)
+        self.poll_input()  # what arrived before the stop still counts
 
     def run(self, duration: float | None = None) -> None:
         """Play until Ctrl-C (or for `duration` seconds)."""

@@ -1,0 +1,299 @@
+"""MIDI back end through a real JACK server: a test client plays a MIDI file's drum line with
+MIDI clock into grooverack's virtual input port and records what grooverack's output sends.
+
+The test client (tests/jackserver.py `MidiRig`) runs in a process of its own and writes every
+event at its exact JACK frame; received events carry their JACK frame times mapped onto
+time.monotonic(), the clock of the back end's schedule.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections import Counter
+
+import mido
+import numpy as np
+import pytest
+from grooverack.config import ConfigError, Settings, load_settings
+from grooverack.engine.groove import PitchToVelocity
+from grooverack.io.midi import MidiBackend, OutputMap, find_port, midi_options
+from grooverack.io.sim import make_engine
+from grooverack.voices import VOICE_GM_NOTES
+from jackserver import MidiRig, jack_server, wait_for  # noqa: F401  (fixture)
+
+SR = 48000
+TPB = 120  # MIDI file ticks per beat
+
+
+def write_line(path, bpm: float) -> list[tuple[int, int, int]]:
+    """A one-bar drum line (kick, snare, hats, one late ghost snare) as a real .mid file.
+    Returns (step, note, velocity) of its notes."""
+    notes = [(0, 36, 110), (4, 38, 96), (8, 36, 100), (10, 38, 40), (12, 38, 90)]
+    notes += [(s, 42, 50 + 4 * s) for s in (2, 6, 14)]
+    mid = mido.MidiFile(ticks_per_beat=TPB)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0))
+    msgs = []
+    for step, note, vel in notes:
+        tick = step * TPB // 4 + (10 if step == 10 else 0)  # the ghost note is a third of a step late
+        msgs.append((tick, mido.Message("note_on", channel=9, note=note, velocity=vel)))
+        msgs.append((tick + 20, mido.Message("note_off", channel=9, note=note, velocity=0)))
+    last = 0
+    for tick, msg in sorted(msgs, key=lambda m: m[0]):
+        track.append(msg.copy(time=tick - last))
+        last = tick
+    mid.save(path)
+    return notes
+
+
+def file_events(path, bpm: float, bars: int, start_frame: int) -> list[tuple[int, bytes]]:
+    """The file's messages at their frames, repeated bar after bar (mido reads the tempo)."""
+    bar = 16 * 60.0 / bpm / 4
+    out = []
+    for b in range(bars):
+        t = 0.0
+        for msg in mido.MidiFile(path):
+            t += msg.time
+            if not msg.is_meta:
+                out.append((start_frame + round((b * bar + t) * SR), bytes(msg.bytes())))
+    return out
+
+
+def clock_events(bpm: float, seconds: float, start_frame: int = 0) -> list[tuple[int, bytes]]:
+    tick = SR * 60.0 / bpm / 24
+    n = int(seconds * SR / tick)
+    return [(start_frame, b"\xfa")] + [(start_frame + round(i * tick), b"\xf8") for i in range(n)]
+
+
+def expected_messages(played, profile_map: OutputMap) -> list[bytes]:
+    """What the profile must send for the player's events: velocity events set the next note-on's
+    velocity; rises are note-ons, falls note-offs."""
+    velocity, sounding, out = {}, {}, []
+    for ev in played:
+        if ev.kind == "velocity":
+            velocity[ev.output] = max(1, min(127, round(ev.value * 127)))
+        elif ev.kind == "trigger" and ev.value > 0.5:
+            channel, note = profile_map.note(ev.output, ev.voice)
+            out.append(bytes((0x90 | channel, note, velocity[ev.output])))
+            sounding[ev.output] = (channel, note)
+        elif ev.kind == "trigger" and ev.output in sounding:
+            channel, note = sounding.pop(ev.output)
+            out.append(bytes((0x80 | channel, note, 0)))
+    return out
+
+
+def run_backend(server, settings, events, frames, tmp_path, **rig):
+    engine = make_engine(settings, threaded=True)
+    backend = MidiBackend(engine, settings)
+    backend.open_ports()
+    rig = MidiRig(server, events, frames, tmp_path, to="grooverack in", from_="grooverack out",
+                  **rig)
+    try:
+        backend.start()
+        rig.go()
+        result = rig.result()
+        snapshot = {"bpm": engine.clock.bpm, "groove": np.array(engine.groove),
+                    "follow": engine.settings["follow"]}
+    finally:
+        backend.stop()
+        engine.close()
+        rig.close()
+    return backend, result, snapshot
+
+
+def test_profiles_and_options():
+    s = Settings()
+    assert OutputMap(midi_options(s)).note(1, 0) == (0, 36)  # poly2: output 1 -> C, channel 1
+    assert OutputMap(midi_options(s)).note(8, 7) == (0, 43)
+    gm = OutputMap(midi_options(load_settings(overrides=["midi.profile=gm"])))
+    assert [gm.note(3, v) for v in range(9)] == [(9, n) for n in VOICE_GM_NOTES]
+    custom = OutputMap(midi_options(load_settings(overrides=[
+        "midi.profile=custom", "midi.note.2=60", "midi.note_channel.2=5", "midi.channel=3"])))
+    assert custom.note(2, 0) == (4, 60) and custom.note(1, 0) == (2, 36)
+    with pytest.raises(ConfigError, match="midi.cc.follow.*midi.cc.morph|CC 20"):
+        midi_options(load_settings(overrides=["midi.cc.morph=20"]))
+    board = type("B", (), {"path": "x.toml", "data": {"midi": {"profil": "gm"}}})()
+    with pytest.raises(ConfigError, match=r"x\.toml.*midi\.profil"):
+        midi_options(s, board)
+    board.data = {"midi": {"profile": "gm", "output_port": "Poly"}}
+    opts = midi_options(load_settings(overrides=["midi.output_port=Other"]), board)
+    assert opts.profile == "gm" and opts.output_port == "Other"  # a set config key wins
+    names = ["grooverack:grooverack out", "Poly 2:midi_in", "poly 2 second"]
+    assert find_port(names, "poly 2") == 1 and find_port(names, "grooverack") == 0
+    assert find_port(names, "out") is None  # grooverack's own ports only when asked by name
+
+
+@pytest.mark.jack
+def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
+    bpm = 100.0
+    path = tmp_path / "line.mid"
+    line = write_line(path, bpm)
+    bars = 3
+    seconds = bars * 16 * 15.0 / bpm
+    events = sorted(clock_events(bpm, seconds) + file_events(path, bpm, bars, 0),
+                    key=lambda e: e[0])
+    settings = load_settings(overrides=[
+        "midi.api=jack", "clock.source=midi", "clock.smoothing=24", "quantize=1.0",
+        "density=1.0", "record=overdub", "memory=0", "groove_velocity=1.0", "groove_offset=1.0",
+        "outputs.trigger_ms=5.0", "midi.profile=poly2"])
+    # an xrun (a JACK cycle missed on a busy machine) can drop or repeat MIDI events between
+    # any two clients and skews frame times: the frame-exact checks need a take without one
+    for _ in range(3):
+        backend, result, snap = run_backend(jack_server, settings, events, int(seconds * SR),
+                                            tmp_path)
+        if result["xruns"] == 0:
+            break
+    exact = result["xruns"] == 0
+    sent_notes = sum(1 for _, d in events if d[0] & 0xF0 == 0x90 and d[2] > 0)
+    assert backend.input.counts.get("note") == sent_notes, result["xruns"]
+    assert backend.input.counts.get("clock") == sum(1 for _, d in events if d == b"\xf8")
+    assert backend.input.counts.get("start") == 1
+
+    # the engine followed the clock: its tempo estimate within 0.5 BPM
+    assert abs(snap["bpm"] - bpm) < 0.5
+    # the line became the groove: its steps, velocities (as played), the late ghost note's offset
+    groove = snap["groove"]
+    loudest = {}
+    for step, _, vel in line:
+        loudest[step] = max(loudest.get(step, 0), vel)
+    hit_steps = {s % 32 for s in np.flatnonzero(groove[:, 0] > 0)}
+    assert hit_steps == {s + 16 * b for s in loudest for b in range(2)}
+    for step, vel in loudest.items():
+        assert groove[step, 1] == pytest.approx(vel / 127, abs=1e-6)
+    assert groove[10, 2] == pytest.approx(1 / 3, abs=0.06)
+    assert abs(groove[0, 2]) < 0.06
+
+    # notes out: exactly what the poly2 profile makes of the player's events, in order
+    received = [(fr, t, bytes.fromhex(h)) for fr, t, h in result["received"]]
+    assert len(received) > 40
+    expected = expected_messages(backend.played, backend.output.map)
+    assert {d[1] for _, _, d in received} <= set(range(36, 44))
+    if not exact:
+        missing = Counter(d for _, _, d in received) - Counter(expected)
+        assert sum(missing.values()) <= result["xruns"]
+        warnings.warn(f"JACK xruns in 3 takes ({result['xruns']} in the last): frame-exact "
+                      "MIDI checks skipped this run", stacklevel=1)
+        return
+    assert [d for _, _, d in received] == expected[:len(received)]
+    # note-off after the trigger width (5 ms = 240 frames; JACK cycles of 64 frames quantize it)
+    on = {}
+    widths = []
+    for fr, _, d in received:
+        if d[0] == 0x90:
+            on[d[1]] = fr
+        elif d[0] == 0x80 and d[1] in on:
+            widths.append(fr - on.pop(d[1]))
+    assert len(widths) > 20
+    assert abs(np.median(widths) - 240) <= 64
+    assert np.mean([abs(w - 240) <= 64 + 48 for w in widths]) >= 0.95
+    # the notes keep the clock's tempo: on the grid (quantize = 1), one step = 15 / bpm seconds
+    rises = [ev for ev in backend.played if ev.kind == "trigger" and ev.value > 0.5]
+    note_times = [t for _, t, d in received if d[0] == 0x90]
+    steps, prev, base = [], None, 0
+    for ev in rises[:len(note_times)]:
+        if prev is not None and ev.step < prev:
+            base += 32
+        prev = ev.step
+        steps.append(base + ev.step)
+    steps, note_times = np.array(steps), np.array(note_times)
+    late = steps >= steps[-1] - 24  # the last bar and a half: the estimate has settled
+    slope = np.polyfit(steps[late], note_times[late], 1)[0]
+    assert abs(15.0 / slope - bpm) < 0.5, (15.0 / slope, result["xruns"])
+    # and they left when scheduled: received within a JACK cycle (+ a few ms of slack) of due
+    due = {}
+    for d_time, _, data in backend.sender.sent:
+        due.setdefault(data, []).append(d_time)
+    lateness = [t - min(due[d], key=lambda x, t=t: abs(t - x)) for _, t, d in received]
+    assert np.median(lateness) < 64 / SR + 0.002 and min(lateness) > -0.005
+
+
+@pytest.mark.jack
+def test_transport_song_position_cc_and_pitch_velocity(jack_server, tmp_path):  # noqa: F811
+    bpm = 120.0  # a tick every 1000 frames
+    ev = clock_events(bpm, 1.5)
+    ev.append((int(0.25 * SR), bytes((0xB0, 20, 0))))  # CC 20 -> follow = 0
+    ev.append((int(0.26 * SR), bytes((0xB0, 23, 127))))  # CC 23 -> density = 1
+    ev.append((8000, bytes((0x90, 72, 5))))  # note 72 = +1 V: window velocity 0.675, not 5/127
+    stop = int(1.5 * SR)
+    ev.append((stop, b"\xfc"))
+    ev.append((stop + 12000, bytes((0xF2, 16, 0))))  # song position: step 16
+    cont = stop + 24000
+    ev.append((cont, b"\xfb"))
+    ev += [(cont + 1000 * i, b"\xf8") for i in range(48)]
+    # interleaved garbage and running status must not disturb anything
+    ev.append((cont + 500, bytes((0x12, 0x34))))
+    events = sorted(ev, key=lambda e: e[0])
+    settings = load_settings(overrides=[
+        "midi.api=jack", "clock.source=midi", "midi.velocity_source=pitch",
+        "input.velocity_mode=window", "input.pitch_low=0", "input.pitch_high=2",
+        "quantize=1.0", "density=1.0", "follow=0.9"])
+    backend, result, snap = run_backend(jack_server, settings, events, cont + 60000, tmp_path)
+    assert snap["follow"] == 0.0
+    counts = backend.input.counts
+    assert counts["stop"] == 1 and counts["continue"] == 1 and counts["song_position"] == 1
+    assert counts["cc"] == 2
+    want = PitchToVelocity(settings).velocity(1.0)
+    assert want == pytest.approx(0.675)
+    hits = np.flatnonzero(snap["groove"][:, 0])
+    assert len(hits) == 1 and snap["groove"][hits[0], 1] == pytest.approx(want)
+    assert hits[0] == 1  # frame 8000 at 120 BPM (6000 frames a step) = position 1.33 -> step 1
+    # silence while stopped (after the lookahead), the player resumes at step 16 on Continue
+    start = result["start"]
+    t_stop, t_cont = start + stop / SR, start + cont / SR
+    assert not [t for _, t, h in result["received"]
+                if t_stop + 0.05 < t < t_cont and bytes.fromhex(h)[0] == 0x90]
+    after = [e for e in backend.played if e.kind == "trigger" and e.value > 0.5
+             and e.time > t_cont - 0.01]
+    assert after and after[0].step == 16
+
+
+@pytest.mark.jack
+def test_gm_output_reopened_and_clock_out(jack_server, tmp_path):  # noqa: F811
+    """A named output port that goes away is reopened when it returns; the module keeps
+    playing meanwhile. MIDI clock out follows the internal tempo."""
+    settings = load_settings(overrides=[
+        "midi.api=jack", "midi.output_port=drum machine", "midi.profile=gm",
+        "midi.clock_out=true", "outputs.clock_ppqn=4", "tempo=120", "density=1.0"])
+    engine = make_engine(settings, threaded=True)
+    backend = MidiBackend(engine, settings)
+    got: list[bytes] = []
+
+    def device():
+        client = jack_server.client("drum machine")
+        port = client.midi_inports.register("midi_in")
+        client.set_process_callback(
+            lambda n: got.extend(bytes(d) for _, d in port.incoming_midi_events()))
+        client.activate()
+        return client
+
+    dev = device()
+    try:
+        backend.start()
+        wait_for(lambda: any(d[0] == 0x99 for d in got), what="notes on the drum machine")
+        dev.deactivate()
+        dev.close()  # unplugged
+        wait_for(lambda: backend.out_port.port is None, what="the back end to notice")
+        played = len(backend.played)
+        time.sleep(0.5)
+        assert len(backend.played) > played  # still playing without its output
+        got.clear()
+        dev = device()  # plugged back in
+        wait_for(lambda: any(d[0] == 0x99 for d in got), what="notes after the reopen")
+        assert backend.out_port.opened == 2
+        time.sleep(1.0)
+    finally:
+        backend.stop()
+        engine.close()
+        dev.deactivate()
+        dev.close()
+    notes = [d for d in got if d[0] & 0xF0 in (0x80, 0x90)]
+    assert {d[0] for d in notes} <= {0x99, 0x89}  # channel 10
+    assert {d[1] for d in notes} <= set(VOICE_GM_NOTES)
+    # clock out: 24 per beat at 120 BPM, from the due times of the ticks really sent
+    ticks = [due for due, _, d in backend.sender.sent if d == b"\xf8"]
+    assert got.count(b"\xf8") > 24
+    slope = np.polyfit(np.arange(len(ticks)), ticks, 1)[0]
+    assert abs(60.0 / (slope * 24) - 120.0) < 0.5
+    assert any(d == b"\xfa" for _, _, d in backend.sender.sent)
