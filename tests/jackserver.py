@@ -224,7 +224,7 @@ def _midi_rig_main(argv: list[str]) -> int:
     lib.jack_get_time.restype = ctypes.c_uint64
     ptr = int(jack._ffi.cast("uintptr_t", client._ptr))
     state = {"start": None, "armed": False, "next": 0, "xruns": 0}
-    received: list[tuple[int, bytes]] = []
+    received: list[tuple[int, bytes, float]] = []
     done = threading.Event()
 
     @client.set_process_callback
@@ -235,13 +235,14 @@ def _midi_rig_main(argv: list[str]) -> int:
             state["start"] = f0
         if state["start"] is None:
             return
+        now = time.monotonic()  # when the receiver has them in hand
         rel = f0 - state["start"]
         while state["next"] < len(events) and events[state["next"]][0] < rel + frames:
             fr, data = events[state["next"]]
             out.write_midi_event(max(0, fr - rel), data)
             state["next"] += 1
         for offset, data in inp.incoming_midi_events():
-            received.append((rel + offset, bytes(data)))
+            received.append((rel + offset, bytes(data), now))
         if rel + frames >= a.frames:
             done.set()
 
@@ -287,7 +288,7 @@ def _midi_rig_main(argv: list[str]) -> int:
     with open(a.out, "w") as f:
         json.dump({"complete": ok, "xruns": state["xruns"], "rate": client.samplerate,
                    "start": mono(0),
-                   "received": [[fr, mono(fr), d.hex()] for fr, d in received]}, f)
+                   "received": [[fr, mono(fr), d.hex(), now] for fr, d, now in received]}, f)
     client.close()
     return 0
 
@@ -320,7 +321,8 @@ class MidiRig:
         return time.monotonic()
 
     def result(self, timeout: float = 120.0) -> dict:
-        """{"received": [[frame, monotonic seconds, hex]], "start", "rate", "xruns"}."""
+        """{"received": [[frame, its JACK time on time.monotonic(), hex, time.monotonic() in
+        the receiving callback]], "start", "rate", "xruns"}."""
         import json
 
         self.proc.wait(timeout=timeout)

@@ -166,7 +166,7 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
     assert abs(groove[0, 2]) < 0.06
 
     # notes out: exactly what the poly2 profile makes of the player's events, in order
-    received = [(fr, t, bytes.fromhex(h)) for fr, t, h in result["received"]]
+    received = [(fr, t, bytes.fromhex(h)) for fr, t, h, _ in result["received"]]
     assert len(received) > 40
     expected = expected_messages(backend.played, backend.output.map)
     assert {d[1] for _, _, d in received} <= set(range(36, 44))
@@ -242,7 +242,7 @@ def test_transport_song_position_cc_and_pitch_velocity(jack_server, tmp_path):  
     # silence while stopped (after the lookahead), the player resumes at step 16 on Continue
     start = result["start"]
     t_stop, t_cont = start + stop / SR, start + cont / SR
-    assert not [t for _, t, h in result["received"]
+    assert not [t for _, t, h, _ in result["received"]
                 if t_stop + 0.05 < t < t_cont and bytes.fromhex(h)[0] == 0x90]
     after = [e for e in backend.played if e.kind == "trigger" and e.value > 0.5
              and e.time > t_cont - 0.01]

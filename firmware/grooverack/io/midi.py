@@ -208,6 +208,7 @@ class MidiSender:
         self._running = False
         self._thread: threading.Thread | None = None
         self.sent: deque[tuple[float, float, bytes]] = deque(maxlen=log_size)  # (due, sent, msg)
+        self.flushed: list[tuple[float, float, bytes]] = []  # sent early by flush() at a stop
 
     def schedule(self, t: float, data: bytes) -> None:
         item = Scheduled(t, next(self._seq), data)
@@ -233,7 +234,7 @@ class MidiSender:
         with self._cond:
             items, self._heap = sorted(self._heap), []
         for item in items:
-            self._send(item)
+            self._send(item, flushed=True)
 
     def _run(self) -> None:
         clock = self.clock
@@ -254,14 +255,17 @@ class MidiSender:
                 pass
             self._send(item)
 
-    def _send(self, item: Scheduled) -> None:
+    def _send(self, item: Scheduled, flushed: bool = False) -> None:
         port = self.port
         if port is not None:
             try:
                 port.send_message(item.data)
             except Exception as exc:  # a port that vanished mid-send: keep playing
                 log.debug("MIDI send failed: %s", exc)
-        self.sent.append((item.time, self.clock(), item.data))
+        if flushed:
+            self.flushed.append((item.time, self.clock(), item.data))
+        else:
+            self.sent.append((item.time, self.clock(), item.data))
 
 
 class MidiOutput:
@@ -492,7 +496,10 @@ class MidiBackend:
         for keeper in self._ports:
             keeper.open()
 
-    def start(self) -> None:
+    def start(self, rt: bool = False) -> None:
+        """Start playing. `rt`: SCHED_FIFO for the sender, the engine loop one step below and
+        the generator worker below that (a worker preempted while it holds the GIL would hold
+        up the others), when permitted."""
         if not self._ports:
             self.open_ports()
         # short GIL slices: the sender must not wait 5 ms behind Python work of other threads
@@ -505,6 +512,19 @@ class MidiBackend:
         self._thread = threading.Thread(target=self._loop, name="grooverack-midi-engine",
                                         daemon=True)
         self._thread.start()
+        if rt:
+            self.realtime()
+
+    def realtime(self) -> bool:
+        from grooverack.io.run import GENERATOR_THREAD, set_fifo
+        from grooverack.service import RT_PRIORITY
+
+        threads = [(self.sender._thread, RT_PRIORITY, "MIDI sender"),
+                   (self._thread, RT_PRIORITY - 5, "MIDI engine loop")]
+        threads += [(t, RT_PRIORITY - 10, "generator") for t in threading.enumerate()
+                    if t.name == GENERATOR_THREAD]
+        return all(set_fifo(prio, what, t.native_id) for t, prio, what in threads
+                   if t is not None and t.native_id is not None)
 
     def stop(self) -> None:
         self._stop.set()
@@ -566,5 +586,12 @@ def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
     print(f"grooverack: MIDI in {backend.in_port.port_name or backend.options.input_port!r}, "
           f"out {backend.out_port.port_name or backend.options.output_port!r}, "
           f"profile {backend.options.profile}; Ctrl-C to stop", file=sys.stderr)
-    backend.run(duration)
+    backend.start(rt=bool(getattr(args, "rt", False)))
+    try:
+        end = time.monotonic() + duration if duration else math.inf
+        while time.monotonic() < end:
+            time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+    finally:
+        backend.stop()
+        engine.close()
     return 0
