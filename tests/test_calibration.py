@@ -446,3 +446,115 @@ def test_es9_channels_and_the_es9_back_end_uses_the_file(tmp_path):
     gain, offset = es9.in_scale(es9.inputs["pitch"])
     assert gain * ((2.0 - true_offset) / true_gain) + offset == pytest.approx(2.0)
     assert es9_output_channels(es9)["velocity_1"] not in es9.out_cal   # nominal: untouched
+
+
+# --- the same procedure on an ES-9 (audio interface), through a real JACK server -------------
+
+ES9_CABLES = r"""
+import sys
+import jack
+server = sys.argv[1]
+g_in, o_in = 1.012, -0.015              # this interface's input stage on the pitch channel
+g_out = {1: 0.985, 2: 1.02}             # and the output stages of host channels 1 and 2
+o_out = {1: 0.03, 2: -0.02}
+c = jack.Client("es9cal", servername=server, no_start_server=True)
+outs = [c.outports.register(f"capture_{i}") for i in (1, 2)]   # device inputs: gate, pitch
+ins = [c.inports.register(f"playback_{i}") for i in (1, 2)]    # device outputs 1, 2
+state = {"src": 0.0, "loop": None, "outv": {1: 0.0, 2: 0.0}}
+
+@c.set_process_callback
+def process(frames):
+    for ch, port in zip((1, 2), ins):
+        state["outv"][ch] = float(port.get_array().mean()) * 10 * g_out[ch] + o_out[ch]
+    volts = state["outv"][state["loop"]] if state["loop"] else state["src"]
+    outs[0].get_array()[:] = 0.0
+    outs[1].get_array()[:] = (volts * g_in + o_in) / 10.0
+
+c.activate()
+print("ready", flush=True)
+for line in sys.stdin:
+    cmd, arg = line.split()
+    if cmd == "src":
+        state["loop"], state["src"] = None, (0.0 if arg == "none" else float(arg))
+    else:
+        state["loop"] = None if arg == "none" else int(arg)
+    print("ok", flush=True)
+c.deactivate()
+c.close()
+"""
+
+
+class CablePerson(Person):
+    """Does what the prompts say on a JACK 'ES-9' whose pitch input can take a reference voltage
+    or a cable from an output (a child process with the interface's analogue errors)."""
+
+    def __init__(self, out, cables):
+        super().__init__(out, rig=None)
+        self.cables = cables
+
+    def send(self, command: str) -> None:
+        self.cables.stdin.write(command + "\n")
+        self.cables.stdin.flush()
+        assert self.cables.stdout.readline().strip() == "ok"
+
+    def readline(self) -> str:
+        import re
+
+        prompt = self.out.getvalue().rstrip("\n").rsplit("\n", 1)[-1]
+        self.prompts.append(prompt)
+        if m := re.match(r"Patch ([+-][\d.]+) V into PITCH", prompt):
+            self.send(f"src {m.group(1)}")
+        elif m := re.match(r"Patch VELOCITY_(\d) into PITCH", prompt):
+            self.send(f"loop {m.group(1)}")
+        elif prompt.startswith("Unpatch"):
+            self.send("src none")
+        return "\n"
+
+
+@pytest.mark.jack
+def test_calibrate_an_es9_through_jack_with_a_loopback_cable(tmp_path, monkeypatch):
+    import io
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from grooverack.calibration_cli import AudioRig, Session
+    from grooverack.config import Settings
+    from grooverack.io.es9 import refresh_devices
+    from jackserver import serve
+
+    server_gen = serve(tmp_path, monkeypatch, period=1024)
+    server = next(server_gen)
+    cables = subprocess.Popen([sys.executable, "-c", ES9_CABLES, server.name], text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert cables.stdout.readline().strip() == "ready"
+        refresh_devices()  # PortAudio reads the JACK clients that exist now
+        board = SimpleNamespace(name="es9cal", kind="es9", path="es9cal.toml", data={
+            "kind": "es9", "name": "es9cal", "es9": {
+                "device": "es9cal", "samplerate": 48000, "blocksize": 1024,
+                "inputs": {"gate": 1, "pitch": 2}, "outputs": {"velocity": [1, 2]}}})
+        cal = Calibration.nominal(board)
+        out = io.StringIO()
+        rig = AudioRig(board, Settings())
+        try:
+            session = Session(cal, rig, inp=CablePerson(out, cables), out=out, samples=8)
+            session.calibrate_inputs(["pitch"])
+            session.calibrate_outputs(["velocity_1", "velocity_2"])
+            ok = session.verify(["pitch"], ["velocity_1", "velocity_2"])
+        finally:
+            rig.close()
+            import sounddevice as sd
+
+            sd._terminate()  # before the server goes away
+        text = out.getvalue()
+        assert "Patch +1.000 V into PITCH" in text and "Patch VELOCITY_2 into PITCH" in text
+        assert ok, text
+        assert cal.input_cal["pitch"].gain == pytest.approx(10.0 / 1.012, rel=1e-3)
+        assert cal.output_cal["velocity_1"].gain == pytest.approx(10.0 * 0.985, rel=2e-3)
+        assert cal.output_cal["velocity_2"].offset == pytest.approx(-0.02, abs=0.005)
+        assert all(abs(r[3]) <= 0.005 for r in session.residuals), session.residuals
+    finally:
+        cables.stdin.close()
+        cables.wait(timeout=30)
+        next(server_gen, None)
