@@ -327,3 +327,37 @@ def test_model_missing_or_corrupt_at_start(tmp_path, models_copy, damage):
         assert str(named) in proc.stderr, proc.stderr
         assert "fix: restore the shipped models/ folder" in proc.stderr
         assert "model.path" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_bus_that_fails_mid_performance(runner, caplog):
+    """The I2C bus of the velocity DACs sticks for 2 s: the clock and the triggers (GPIO) keep
+    playing the last pattern, the failure is logged once per chip for the burst, the DACs come
+    back by themselves."""
+    from grooverack.io.patch import OutputRecorder
+    from grooverack.io.sim import make_board
+
+    settings = Settings({"density": 1.0, "tempo": 120.0})
+    engine = Engine(settings, runner)
+    rec = OutputRecorder()
+    board = make_board(engine.settings, rec, engine, "sim")
+    board.start(0.0)
+    with caplog.at_level(logging.WARNING):
+        board.advance(2.0)
+        board.world.buses[1].set_stuck(True)
+        board.advance(4.0)
+        board.world.buses[1].set_stuck(False)
+        board.advance(6.0)
+        board.finish(6.0)
+    engine.close()
+
+    def rises(kind, lo, hi):
+        return [r for r in rec.rows if r.kind == kind and lo <= r.time < hi and r.volts > 0.5]
+
+    assert rises("trigger", 2.2, 3.8), "triggers kept playing while the bus was stuck"
+    assert rises("velocity", 0.0, 2.0) and rises("velocity", 4.5, 6.0)
+    assert not rises("velocity", 2.2, 3.8)  # nothing reached the DACs meanwhile
+    faults = board.faults()
+    dacs = [name for name in faults if name.startswith("dac")]
+    assert dacs and all(faults[d]["recoveries"] >= 1 for d in dacs)
+    bus_errors = [r for r in caplog.records if "bus fault" in r.getMessage()]
+    assert 1 <= len(bus_errors) <= len(dacs), [r.getMessage() for r in bus_errors]
