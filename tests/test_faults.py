@@ -46,15 +46,22 @@ def runner():
     return ModelRunner()
 
 
-class Rig:
-    """Engine + the sim board's jack layer + the soak's checking recorder."""
+BOARDS = ["direct", "sim"]  # the jack layer straight into the engine; the emulated Pi panel
 
-    def __init__(self, runner, **settings):
+
+class Rig:
+    """Engine + a jack layer (direct, or the sim board: emulated chips, drivers and the panel
+    code a Pi runs) + the soak's checking recorder."""
+
+    def __init__(self, runner, board="direct", **settings):
+        from grooverack.io.sim import make_board
+
         bench = load_bench()
         self.settings = Settings({"clock.stop_timeout": 1.0, **settings})
         self.engine = Engine(self.settings, runner)
         self.rec = bench.CheckingRecorder(self.engine.settings)
-        self.board = DirectBoard(self.engine, self.engine.settings, self.rec)
+        self.board = (DirectBoard(self.engine, self.engine.settings, self.rec) if board == "direct"
+                      else make_board(self.engine.settings, self.rec, self.engine, board))
         self.board.start(0.0)
         self.velocity_volts = []
         write = self.rec.write
@@ -77,8 +84,9 @@ class Rig:
         self.engine.close()
 
 
-def test_open_jacks_and_noise(runner):
-    rig = Rig(runner)
+@pytest.mark.parametrize("board", BOARDS)
+def test_open_jacks_and_noise(runner, board):
+    rig = Rig(runner, board)
     rng = random.Random(5)
     t = 0.0
     for _ in range(20000):  # 10 kHz of floating-input noise on every jack for 2 s
@@ -92,9 +100,10 @@ def test_open_jacks_and_noise(runner):
     assert rig.rec.triggers > 0
 
 
-@pytest.mark.parametrize("volts", [12.0, -12.0, 11.7, float("inf"), float("nan")])
-def test_out_of_range_voltages_on_inputs(runner, volts):
-    rig = Rig(runner, **{"input.velocity_mode": "auto"})
+@pytest.mark.parametrize("board, volts", [*((b, v) for b in BOARDS for v in (12.0, -12.0, 11.7)),
+                                           ("direct", float("inf")), ("direct", float("nan"))])
+def test_out_of_range_voltages_on_inputs(runner, board, volts):
+    rig = Rig(runner, board, **{"input.velocity_mode": "auto"})
     t = 0.0
     for k in range(200):
         t = k * 0.0625
@@ -122,8 +131,9 @@ def test_out_of_range_codes_and_volts_in_calibration():
     assert cal.to_volts("pitch", 0) == 5.0 and cal.to_volts("pitch", 4095) == pytest.approx(-4.998, abs=1e-3)
 
 
-def test_a_1khz_clock(runner):
-    rig = Rig(runner, **{"clock.ppqn": 4})
+@pytest.mark.parametrize("board", BOARDS)
+def test_a_1khz_clock(runner, board):
+    rig = Rig(runner, board, **{"clock.ppqn": 4})
     t = 0.0
     for k in range(3000):  # 3 s of 1 kHz: 15000 BPM at 4 PPQN
         t = k * 0.001
@@ -138,8 +148,9 @@ def test_a_1khz_clock(runner):
     rig.finish(tk + 3)
 
 
-def test_a_clock_stopping_mid_bar(runner):
-    rig = Rig(runner, **{"clock.ppqn": 4, "density": 1.0})
+@pytest.mark.parametrize("board", BOARDS)
+def test_a_clock_stopping_mid_bar(runner, board):
+    rig = Rig(runner, board, **{"clock.ppqn": 4, "density": 1.0})
     for k in range(24):  # a bar and a half at 120 BPM, then nothing
         rig.apply(k * 0.125, "clock", 5.0)
         rig.apply(k * 0.125 + 0.002, "clock", 0.0)
