@@ -341,3 +341,33 @@ def test_example_config_is_valid():
     from grooverack.io.board import board_path
 
     assert board_path(settings["board"]).exists(), settings["board"]
+
+
+STUCK_CHILD = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from grooverack.service import Service, Notifier
+    out = Path(sys.argv[1])
+    svc = Service(notifier=Notifier(""), interval=None)
+    svc.stop_grace = 0.5
+    svc.install_signal_handlers()
+    svc.on_shutdown(lambda: out.write_text("0V"))
+    print("ready", flush=True)
+    while True:          # a loop that never looks at svc.stopping (stuck in a driver call)
+        time.sleep(0.01)
+""")
+
+
+def test_a_loop_that_does_not_stop_is_stopped_for_it(tmp_path):
+    out = tmp_path / "outputs"
+    proc = subprocess.Popen([sys.executable, "-c", STUCK_CHILD, str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert out.read_text() == "0V"
+    assert "did not stop" in proc.stderr.read()

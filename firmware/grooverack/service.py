@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 RT_PRIORITY = 80           # below the kernel's IRQ threads (50 on PREEMPT_RT are below, 99 above)
 DEFAULT_STALE_S = 2.0      # a part that has not beaten for this long is stuck
+STOP_GRACE_S = 5.0         # a loop that has not stopped this long after SIGTERM is stopped for it
+                           # (outputs 0 V, state saved, exit 0) before systemd's TimeoutStopSec=10
 
 
 def notify_address(value: str | None = None) -> str | None:
@@ -117,6 +119,7 @@ class Service:
         self._shutdown_done = False
         self._thread: threading.Thread | None = None
         self._previous: dict[int, Any] = {}
+        self.stop_grace = STOP_GRACE_S
 
     # --- liveness
 
@@ -242,10 +245,21 @@ class Service:
             log.info("%s: stopping", name)
             self.stop_event.set()
             self.notifier.send(STOPPING=1, STATUS=f"stopping ({name})")
+            timer = threading.Timer(self.stop_grace, self._force_stop)
+            timer.daemon = True
+            timer.start()
             return
         log.warning("%s again: shutting down now", name)
         self.shutdown()
         raise SystemExit(0)
+
+    def _force_stop(self) -> None:
+        if self._shutdown_done:
+            return
+        log.error("the loop did not stop %.1f s after the signal: outputs to 0 V and state saved "
+                  "from the signal's timer", self.stop_grace)
+        self.shutdown()
+        os._exit(0)
 
     def shutdown(self) -> int:
         """Run the shutdown callbacks once (each one's failure logged, the rest still run);
