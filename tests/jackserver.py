@@ -270,6 +270,7 @@ def _midi_rig_main(argv: list[str]) -> int:
             time.sleep(0.05)
     print("ready", flush=True)
     sys.stdin.readline()
+    state["xruns"] = 0  # those of the graph changes before are harmless
     state["armed"] = True
     ok = done.wait(timeout=a.frames / client.samplerate + 30)
     client.deactivate()

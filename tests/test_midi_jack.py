@@ -165,18 +165,19 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
     assert groove[10, 2] == pytest.approx(1 / 3, abs=0.06)
     assert abs(groove[0, 2]) < 0.06
 
-    # notes out: exactly what the poly2 profile makes of the player's events, in order
+    # notes out: exactly what the poly2 profile makes of the player's events, in order (an xrun
+    # may drop or repeat an event between JACK clients: then only as many differences as xruns)
     received = [(fr, t, bytes.fromhex(h)) for fr, t, h, _ in result["received"]]
     assert len(received) > 40
     expected = expected_messages(backend.played, backend.output.map)
     assert {d[1] for _, _, d in received} <= set(range(36, 44))
-    if not exact:
-        missing = Counter(d for _, _, d in received) - Counter(expected)
-        assert sum(missing.values()) <= result["xruns"]
-        warnings.warn(f"JACK xruns in 3 takes ({result['xruns']} in the last): frame-exact "
-                      "MIDI checks skipped this run", stacklevel=1)
-        return
-    assert [d for _, _, d in received] == expected[:len(received)]
+    if exact:
+        assert [d for _, _, d in received] == expected[:len(received)]
+    else:
+        extra = Counter(d for _, _, d in received) - Counter(expected)
+        assert sum(extra.values()) <= result["xruns"]
+        warnings.warn(f"JACK xruns in 3 takes ({result['xruns']} in the last): MIDI sequence "
+                      "checked up to that many differences", stacklevel=1)
     # note-off after the trigger width (5 ms = 240 frames; JACK cycles of 64 frames quantize it)
     on = {}
     widths = []
@@ -187,26 +188,29 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
             widths.append(fr - on.pop(d[1]))
     assert len(widths) > 20
     assert abs(np.median(widths) - 240) <= 64
-    assert np.mean([abs(w - 240) <= 64 + 48 for w in widths]) >= 0.95
-    # the notes keep the clock's tempo: on the grid (quantize = 1), one step = 15 / bpm seconds
-    rises = [ev for ev in backend.played if ev.kind == "trigger" and ev.value > 0.5]
-    note_times = [t for _, t, d in received if d[0] == 0x90]
-    steps, prev, base = [], None, 0
-    for ev in rises[:len(note_times)]:
-        if prev is not None and ev.step < prev:
-            base += 32
-        prev = ev.step
-        steps.append(base + ev.step)
-    steps, note_times = np.array(steps), np.array(note_times)
-    late = steps >= steps[-1] - 24  # the last bar and a half: the estimate has settled
-    slope = np.polyfit(steps[late], note_times[late], 1)[0]
-    assert abs(15.0 / slope - bpm) < 0.5, (15.0 / slope, result["xruns"])
-    # and they left when scheduled: received within a JACK cycle (+ a few ms of slack) of due
+    assert np.mean([abs(w - 240) <= 64 + 48 for w in widths]) >= (0.95 if exact else 0.8)
+    # each received message against the time it was scheduled for
     due = {}
     for d_time, _, data in backend.sender.sent:
         due.setdefault(data, []).append(d_time)
-    lateness = [t - min(due[d], key=lambda x, t=t: abs(t - x)) for _, t, d in received]
-    assert np.median(lateness) < 64 / SR + 0.002 and min(lateness) > -0.005
+    matched = [(t, min(due[d], key=lambda x, t=t: abs(t - x)), d) for _, t, d in received]
+    lateness = np.array([t - x for t, x, _ in matched])
+    assert np.median(lateness) < 64 / SR + 0.002 and lateness.min() > -0.005
+    # the notes keep the clock's tempo: on the grid (quantize = 1), one step = 15 / bpm seconds
+    step_at = {ev.time: ev.step for ev in backend.played if ev.kind == "trigger" and ev.value > 0.5}
+    ons = sorted((x, t) for t, x, d in matched if d[0] == 0x90 and abs(t - x) < 0.005)
+    steps, prev, base, times = [], None, 0, []
+    for x, t in ons:
+        step = step_at[x]
+        if prev is not None and step < prev:
+            base += 32
+        prev = step
+        steps.append(base + step)
+        times.append(t)
+    steps, times = np.array(steps), np.array(times)
+    settled = steps >= steps[-1] - 24  # the last bar and a half: the estimate has settled
+    slope = np.polyfit(steps[settled], times[settled], 1)[0]
+    assert abs(15.0 / slope - bpm) < 0.5, (15.0 / slope, result["xruns"])
 
 
 @pytest.mark.jack
@@ -297,3 +301,29 @@ def test_gm_output_reopened_and_clock_out(jack_server, tmp_path):  # noqa: F811
     slope = np.polyfit(np.arange(len(ticks)), ticks, 1)[0]
     assert abs(60.0 / (slope * 24) - 120.0) < 0.5
     assert any(d == b"\xfa" for _, _, d in backend.sender.sent)
+
+
+@pytest.mark.jack
+def test_ports_lists_midi_ports_and_audio_devices(jack_server):  # noqa: F811
+    from grooverack.io import ports
+    from grooverack.io.es9 import refresh_devices
+
+    client = jack_server.client("Poly 2 test")
+    client.midi_inports.register("midi_in")
+    client.midi_outports.register("midi_out")
+    client.outports.register("cv_1")
+    client.activate()
+    try:
+        refresh_devices()
+        text = ports.report(["jack"])
+    finally:
+        import sounddevice as sd
+
+        sd._terminate()  # before the server goes away
+        client.deactivate()
+        client.close()
+    midi_in = text.split("MIDI inputs (JACK")[1].split("MIDI outputs")[0]
+    midi_out = text.split("MIDI outputs (JACK")[1].split("audio devices")[0]
+    assert "Poly 2 test:midi_out" in midi_in and "Poly 2 test:midi_in" in midi_out
+    audio = text.split("audio devices (es9.device):")[1]
+    assert "Poly 2 test" in audio and "[JACK Audio Connection Kit]" in audio
