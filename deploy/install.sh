@@ -233,13 +233,15 @@ install_program() {
 install_config() {
   run mkdir -p "$CONF_DIR"
   local conf="$CONF_DIR/grooverack.toml"
+  local example
+  example="$(sed "s#/var/lib/grooverack#$DATA_DIR#g" "$SRC/deploy/grooverack.toml")"
   if [ -f "$conf" ]; then
     # never overwrite a person's configuration: the new example goes next to it
-    if put_file "$conf.dist" 0644 <"$SRC/deploy/grooverack.toml"; then
+    if printf '%s\n' "$example" | put_file "$conf.dist" 0644; then
       say "kept $conf; the new example is $conf.dist"
     fi
   else
-    put_file "$conf" 0644 <"$SRC/deploy/grooverack.toml" || true
+    printf '%s\n' "$example" | put_file "$conf" 0644 || true
     say "config $conf"
   fi
   run mkdir -p "$DATA_DIR/calibration" "$DATA_DIR/presets"
