@@ -136,3 +136,16 @@ def test_write_render_writes_four_valid_files(tmp_path):
                for m in mido.MidiFile(str(paths["input.mid"]))) == 6  # 3 per 8 steps
     width, height = read_png_size(paths["roll.png"].read_bytes())
     assert width == 120 + 16 * 14 + 10 and height > 200
+
+
+def test_long_rolls_wrap_into_rows_of_eight_bars():
+    patch = build_patch(builtin_line(), bpm=120.0, bars=20)
+    lanes = lane_labels(Settings(), 8)
+    one = piano_roll(patch.onsets, [], bpm=120.0, duration=8 * 2.0, lanes=lanes)
+    img = piano_roll(patch.onsets, [Hit(39.9, 1, 1.0, 0)], bpm=120.0, duration=patch.duration,
+                     lanes=lanes)
+    assert img.shape == (3 * one.shape[0], one.shape[1], 3)
+    # the last hit (bar 20, the 4th bar of row 3) is drawn in row 3, in the kick lane's colour
+    row3 = img[2 * one.shape[0]:]
+    x = 120 + int(round((39.9 / 0.125 - 256) * 14)) + 2
+    assert (row3[:, x] > 200).any(axis=1).sum() >= 10

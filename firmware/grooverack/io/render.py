@@ -151,20 +151,44 @@ LANE_BG = (28, 28, 36)
 INPUT_COLOUR = np.array((240, 240, 255), dtype=np.float32)
 
 
+BARS_PER_ROW = 8  # a long render wraps into rows of this many bars, like lines of a score
+MAX_ROWS = 16  # and draws at most this many rows (the title says when it stops early)
+
+
 def piano_roll(notes: Sequence[PatchNote], hits: Sequence[Hit], *, bpm: float, duration: float,
                lanes: Mapping[int, str], title: str = "", clock_rows: Sequence[OutputRow] = (),
                px_per_step: int | None = None) -> np.ndarray:
     """Input (top) and outputs (one lane each) on a bars/beats/16ths grid; brightness = velocity.
 
     Returns uint8 RGB pixels. A hit is a block starting at its exact time (micro-timing shows as
-    a shift against the grid) and lasting 2/3 of a step.
+    a shift against the grid) and lasting 2/3 of a step. Up to 8 bars make one row; a longer
+    render wraps into rows of 8 bars (at most 16 rows) stacked top to bottom.
     """
     step_s = 60.0 / bpm / 4
     steps = max(1, int(np.ceil(duration / step_s - 1e-9)))
-    if px_per_step is None:
-        px_per_step = int(min(14, max(3, 2400 // steps)))
+    per_row = BARS_PER_ROW * 16
+    if px_per_step is not None or steps <= per_row:
+        px = px_per_step or int(min(14, max(3, 2400 // steps)))
+        return _roll_row(notes, hits, clock_rows, step_s=step_s, first=0, steps=steps, px=px,
+                         lanes=lanes, title=title)
+    rows = min(MAX_ROWS, -(-steps // per_row))
+    if rows * per_row < steps:
+        title = f"{title}  (bars 1-{rows * BARS_PER_ROW} of {-(-steps // 16)})"
+    images = [_roll_row(notes, hits, clock_rows, step_s=step_s, first=r * per_row,
+                        steps=min(per_row, steps - r * per_row), px=14, lanes=lanes,
+                        title=title if r == 0 else "", width_steps=per_row)
+              for r in range(rows)]
+    return np.concatenate(images, axis=0)
+
+
+def _roll_row(notes: Sequence[PatchNote], hits: Sequence[Hit], clock_rows: Sequence[OutputRow],
+              *, step_s: float, first: int, steps: int, px: int, lanes: Mapping[int, str],
+              title: str, width_steps: int | None = None) -> np.ndarray:
+    """One row of the roll: steps `first` .. `first + steps` (the image is `width_steps` wide)."""
     left, right, top, gap = 120, 10, 34, 6
-    width = left + steps * px_per_step + right
+    width = left + (width_steps or steps) * px + right
+    end_x = left + steps * px  # the right edge of this row's music
+    t_first, t_end = first * step_s, (first + steps) * step_s
 
     melodic = [n for n in notes if not n.drum]
     drum_in = [n for n in notes if n.drum]
@@ -185,35 +209,42 @@ def piano_roll(notes: Sequence[PatchNote], hits: Sequence[Hit], *, bpm: float, d
     img[:] = BACKGROUND
 
     def x_of(t: float) -> int:
-        return left + int(round(t / step_s * px_per_step))
+        return left + int(round((t / step_s - first) * px))
+
+    def span(t0: float, t1: float) -> slice | None:
+        """Columns of [t0, t1) inside this row, or None."""
+        if t1 <= t_first or t0 >= t_end:
+            return None
+        x0, x1 = max(x_of(t0), left), min(x_of(t1), end_x)
+        return slice(x0, x1) if x1 > x0 else None
 
     # Lane backgrounds first, grid lines over them, notes over the grid.
     y_input = top
-    img[y_input:y_input + input_h, left:width - right] = LANE_BG
+    img[y_input:y_input + input_h, left:end_x] = LANE_BG
     lane_y = []
     y = top + input_h + gap * 2
     for _ in range(len(lane_keys) + extra):
-        img[y:y + lane_h, left:width - right] = LANE_BG
+        img[y:y + lane_h, left:end_x] = LANE_BG
         lane_y.append(y)
         y += lane_h + 2
     bottom = y
-    for s in range(steps + 1):
-        x = left + s * px_per_step
+    for k in range(steps + 1):
+        s = first + k
+        x = min(left + k * px, end_x - 1)
         if s % 16 == 0:
             colour, y0 = (120, 120, 135), top - 6
         elif s % 4 == 0:
             colour, y0 = (62, 62, 74), top
-        elif px_per_step >= 6:
+        elif px >= 6:
             colour, y0 = (38, 38, 48), top
         else:
             continue
-        if x < width - right + 1:
-            column = img[y0:bottom, min(x, width - right - 1)]
-            lanes_mask = (column != BACKGROUND).any(axis=1) | (s % 16 == 0)
-            column[lanes_mask] = colour
-        if s % 16 == 0 and s < steps:
+        column = img[y0:bottom, x]
+        lanes_mask = (column != BACKGROUND).any(axis=1) | (s % 16 == 0)
+        column[lanes_mask] = colour
+        if s % 16 == 0 and k < steps:
             draw_text(img, x + 3, top - 13, str(s // 16 + 1), (200, 200, 210))
-    draw_text(img, 6, 6, title[:60], (235, 235, 245))
+    draw_text(img, 6, 6, title[:100], (235, 235, 245))
 
     # Input lane.
     draw_text(img, 6, y_input + 2, "INPUT", (235, 235, 245))
@@ -223,7 +254,10 @@ def piano_roll(notes: Sequence[PatchNote], hits: Sequence[Hit], *, bpm: float, d
         for c in range(lo, hi + 1):
             if c % 12 == 0:  # a faint line at every C
                 yy = y_input + (hi - c) * row_px + row_px // 2
-                img[yy, left:width - right] = np.maximum(img[yy, left:width - right], 48)
+                img[yy, left:end_x] = np.maximum(img[yy, left:end_x], 48)
+    elif drum_in:
+        for voice, name in enumerate(VOICE_NAMES):
+            draw_text(img, 64, y_input + voice * row_px + 1, _short(name), (150, 150, 165), 1)
     for n in notes:
         if n.drum:
             voice = NOTE_TO_VOICE.get(n.note)
@@ -232,35 +266,38 @@ def piano_roll(notes: Sequence[PatchNote], hits: Sequence[Hit], *, bpm: float, d
             y0 = y_input + voice * row_px
         else:
             y0 = y_input + (hi - n.note) * row_px
-        x0 = x_of(n.time)
-        x1 = max(x0 + 2, x_of(n.time + (n.duration if not n.drum else step_s * 0.6)))
-        shade = (0.35 + 0.65 * float(n.velocity)) * INPUT_COLOUR
-        img[y0:y0 + row_px - (1 if row_px > 2 else 0), x0:min(x1, width - right)] = shade
+        cols = span(n.time, n.time + max(n.duration if not n.drum else step_s * 0.6,
+                                         2 * step_s / px))
+        if cols is not None:
+            shade = (0.35 + 0.65 * float(n.velocity)) * INPUT_COLOUR
+            img[y0:y0 + row_px - (1 if row_px > 2 else 0), cols] = shade
 
     # Output lanes.
     for index, key in enumerate(lane_keys):
-        y0 = lane_y[index]
         colour = _PALETTE[index % len(_PALETTE)]
-        draw_text(img, 6, y0 + 6, lanes[key][:13], tuple(int(c) for c in colour))
+        draw_text(img, 6, lane_y[index] + 6, lanes[key][:13], tuple(int(c) for c in colour))
     lane_of = {key: i for i, key in enumerate(lane_keys)}
-    block = max(2, int(round(px_per_step * 2 / 3)))
+    block = max(2, int(round(px * 2 / 3))) * step_s / px
     for h in hits:
-        if h.output not in lane_of:
-            continue
-        i = lane_of[h.output]
-        colour = _PALETTE[i % len(_PALETTE)] * (0.25 + 0.75 * float(h.velocity))
-        x0 = x_of(h.time)
-        img[lane_y[i] + 2:lane_y[i] + lane_h - 2, x0:min(x0 + block, width - right)] = colour
+        cols = span(h.time, h.time + block) if h.output in lane_of else None
+        if cols is not None:
+            i = lane_of[h.output]
+            colour = _PALETTE[i % len(_PALETTE)] * (0.25 + 0.75 * float(h.velocity))
+            img[lane_y[i] + 2:lane_y[i] + lane_h - 2, cols] = colour
     if clock_rows:
         y0 = lane_y[-1]
         draw_text(img, 6, y0 + 6, "CLOCK/RESET", (160, 160, 170))
+        half = lane_h // 2
         for r in clock_rows:
-            if r.volts > 0.5:
-                x0 = x_of(r.time)
-                half = lane_h // 2
+            cols = span(r.time, r.time + 2 * step_s / px) if r.volts > 0.5 else None
+            if cols is not None:
                 yy = y0 + 2 if r.kind == "clock" else y0 + half
-                img[yy:yy + half - 2, x0:min(x0 + 2, width - right)] = (170, 170, 180)
+                img[yy:yy + half - 2, cols] = (170, 170, 180)
     return img
+
+
+def _short(voice: str) -> str:
+    return voice.replace("closed_hat", "hh").replace("open_hat", "oh").replace("_tom", "tom")
 
 
 _NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -276,8 +313,7 @@ def lane_labels(settings: Mapping[str, object], outputs: int) -> dict[int, str]:
     for name in VOICE_NAMES:
         out = int(settings[f"map.{name}"])
         if 0 < out <= outputs:
-            names.setdefault(out, []).append(name.replace("closed_hat", "hh").replace(
-                "open_hat", "oh").replace("_tom", "tom"))
+            names.setdefault(out, []).append(_short(name))
     return {out: f"{out} {'/'.join(v)}" for out, v in sorted(names.items())}
 
 
