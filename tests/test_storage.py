@@ -144,3 +144,20 @@ def test_stale_temp_of_a_dead_writer_is_removed_live_one_kept(tmp_path):
     alive.write_text("partial")
     storage.save_record(path, TAG, VERSION, {"x": 1})
     assert not dead.exists() and alive.exists()
+
+
+def test_replacing_a_file_keeps_its_mode_and_owner(tmp_path):
+    path = tmp_path / "r.json"
+    storage.save_record(path, TAG, VERSION, {"x": 1})
+    assert path.stat().st_mode & 0o777 == 0o644   # readable by the service user, not 0600
+    os.chmod(path, 0o640)
+    if os.geteuid() == 0:
+        os.chown(path, 1234, 1234)   # a file owned by the service user, rewritten by root
+    storage.save_record(path, TAG, VERSION, {"x": 2})
+    st = path.stat()
+    assert st.st_mode & 0o777 == 0o640
+    if os.geteuid() == 0:
+        assert (st.st_uid, st.st_gid) == (1234, 1234)
+        bak = path.with_name("r.json.bak")
+        assert (bak.stat().st_uid, bak.stat().st_gid) == (tmp_path.stat().st_uid,
+                                                          tmp_path.stat().st_gid)

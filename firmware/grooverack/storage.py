@@ -42,6 +42,23 @@ def _remove_stale_temps(path: Path) -> None:
             pass  # alive, another user's
 
 
+def _keep_access(fd: int, path: Path) -> None:
+    """The new file gets the old one's mode and owner (a new one: 0644, owned like its folder
+    when root writes it), so `sudo grooverack calibrate` never leaves a file the service user
+    cannot read (mkstemp alone makes 0600 files owned by the writer)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    os.fchmod(fd, (st.st_mode & 0o777) if st is not None else 0o644)
+    if os.geteuid() == 0:
+        owner = st if st is not None else os.stat(path.parent)
+        try:
+            os.fchown(fd, owner.st_uid, owner.st_gid)
+        except OSError:
+            pass  # a file system without owners (FAT boot partition): nothing to keep
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +67,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
                                dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            _keep_access(f.fileno(), path)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
