@@ -212,3 +212,50 @@ def test_run_board_sim_real_time_writes_timing(tmp_path, capsys):
     for r in outputs:  # written at or after its time (never early), in time order
         assert float(r["actual_s"]) >= float(r["scheduled_s"])
     assert (tmp_path / "render" / "roll.png").exists()
+
+
+def test_drum_midi_input_becomes_a_groove_end_to_end(tmp_path, capsys):
+    midi = mido.MidiFile(type=0, ticks_per_beat=480)
+    track = mido.MidiTrack()
+    for beat in range(4):  # kick + closed hat together on every beat, louder on 1 and 3
+        vel = 120 if beat % 2 == 0 else 60
+        track.append(mido.Message("note_on", channel=9, note=36, velocity=vel,
+                                  time=0 if beat == 0 else 420))
+        track.append(mido.Message("note_on", channel=9, note=42, velocity=50, time=0))
+        track.append(mido.Message("note_off", channel=9, note=36, velocity=0, time=60))
+        track.append(mido.Message("note_off", channel=9, note=42, velocity=0, time=0))
+    midi.tracks.append(track)
+    path = tmp_path / "beat.mid"
+    midi.save(str(path))
+    out = tmp_path / "render"
+    assert main(["sim", "--input", str(path), "--bars", "2", "--out", str(out)]) == 0
+    assert "onsets in: 8" in capsys.readouterr().out  # chords merge into one onset each
+    drums_in = [m for m in mido.MidiFile(str(out / "input.mid"))
+                if m.type == "note_on" and m.velocity > 0]
+    assert len(drums_in) == 16 and {m.channel for m in drums_in} == {9}
+
+
+def test_patched_clock_plays_like_the_internal_clock():
+    internal = simulate(sim_args(board="direct"))
+    external = simulate(sim_args(board="direct", clock=True))
+    n_int = len(hits_of(internal[1], internal[2]))
+    n_ext = len(hits_of(external[1], external[2]))
+    assert n_ext > 0 and abs(n_ext - n_int) <= 0.05 * n_int
+
+
+def test_progress_bar_on_long_renders():
+    import io
+    import time
+
+    from grooverack.io.sim import Progress
+
+    stream = io.StringIO()
+    progress = Progress(16.0, 2.0, stream)
+    progress(0.0)
+    assert stream.getvalue() == ""  # a render that is over within a second shows nothing
+    progress.started = time.perf_counter() - 5.0
+    for t in (0.0, 8.0, 16.0):
+        progress(t)
+    lines = stream.getvalue().splitlines()
+    assert lines[0].endswith("bar 1/8") and lines[1].endswith("bar 5/8")
+    assert lines[-1] == "rendering [" + "#" * 30 + "] bar 8/8"
