@@ -180,3 +180,24 @@ def test_state_keeper_persists_presets_and_restores_after_a_power_cut(tmp_path):
         fresh.recall_preset(3)
         assert [float(x) for x in fresh.generator.z_a] == pytest.approx(saved["a"])
         assert fresh.settings["morph"] == 0.3
+
+
+def test_state_keeper_background_sync_writes_presets_off_the_loop(tmp_path):
+    import time
+
+    from grooverack.engine.engine import Engine
+    from grooverack.model.runner import ModelRunner
+    from grooverack.state import StateKeeper
+
+    settings = Settings({"state.dir": str(tmp_path)})
+    with Engine(settings, ModelRunner()) as eng:
+        keeper = StateKeeper(settings, eng)
+        keeper.start_background(period=0.01)
+        eng.save_preset(5)
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "presets" / "05.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (tmp_path / "presets" / "05.json").exists()
+        keeper.save_all()          # stops the thread, then writes everything
+        assert not keeper._thread.is_alive()
+    assert StateStore(tmp_path).load_preset(5) is not None

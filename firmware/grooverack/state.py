@@ -307,6 +307,27 @@ class StateKeeper:
                 log.error("preset %s not saved: %s", number, exc)
         return written
 
+    def start_background(self, period: float = 1.0) -> None:
+        """`sync()` every `period` seconds in a thread of its own: an fsync on an SD card can
+        take tens of milliseconds, which the real-time loop must never wait for."""
+        import threading
+
+        self._stop = threading.Event()
+
+        def loop() -> None:
+            while not self._stop.wait(period):
+                try:
+                    self.sync()
+                except Exception:  # never let a disk problem end the thread silently
+                    log.exception("preset sync failed")
+
+        self._thread = threading.Thread(target=loop, name="grooverack-state", daemon=True)
+        self._thread.start()
+
     def save_all(self) -> None:
+        stop = getattr(self, "_stop", None)
+        if stop is not None:
+            stop.set()
+            self._thread.join(5.0)
         self.sync()
         self.store.save_performance(performance_from_engine(self.engine))

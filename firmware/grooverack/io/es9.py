@@ -488,6 +488,11 @@ def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
     from grooverack.io.sim import make_engine
 
     es9 = parse_board(board, settings)
+    # a calibration file written by `grooverack calibrate --board es9` overrides [es9.calibration]
+    from grooverack.calibration import Calibration, apply_to_es9, default_path
+    from grooverack.state import state_dir
+
+    apply_to_es9(Calibration.load(default_path(state_dir(settings), board.name), board), es9)
     engine = make_engine(settings, threaded=True)
     midi_out = keeper = sender = None
     if es9.midi is not None:

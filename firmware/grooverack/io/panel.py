@@ -778,7 +778,7 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> i
     SIGTERM/SIGINT (service shutdown) and on an unhandled error."""
     from grooverack.io.sim import make_engine
     from grooverack.service import supervise
-    from grooverack.state import performance_saver
+    from grooverack.state import StateKeeper
 
     clock = time.monotonic
     try:
@@ -812,8 +812,11 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> i
 
     scanner = threading.Thread(target=_scanner, args=(panel, inbox, stop, clock, report),
                                name="grooverack-scan", daemon=True)
+    keeper = StateKeeper(settings, engine)  # presets + last performance (issue 6)
+    keeper.restore()
     svc = supervise(engine, status=f"board {board.name} up", outputs_to_zero=panel.close,
-                    save_state=performance_saver(settings, engine))
+                    save_state=keeper.save_all)
+    keeper.start_background()
     svc.on_shutdown(report)
     # short GIL slices: the loop must not wait long behind the scanner or the generator thread
     if sys.getswitchinterval() > 0.0005:

@@ -220,7 +220,7 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
 
     svc = supervise(engine, status=f"board sim up ({name}, {bpm:g} BPM)",
                     outputs_to_zero=outputs_to_zero, save_state=keeper.save_all)
-    next_sync = _clock() + 1.0
+    keeper.start_background()  # presets saved from the panel reach the disk within 1 s
     ready_s = _clock() - launched
     print(f"grooverack run: ready in {ready_s:.3f} s (board sim, {name}, {bpm:g} BPM"
           f"{f', {duration:g} s' if duration else ', Ctrl-C to stop'})", file=sys.stderr,
@@ -233,9 +233,6 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
     try:
         while not svc.stopping:
             svc.beat("loop")
-            if _clock() >= next_sync:  # presets saved from the panel reach the disk within 1 s
-                keeper.sync()
-                next_sync = _clock() + 1.0
             now = _clock() - t0
             if pending is not None and pending[0] <= now:
                 # An input is applied once its time has come and carries that time, as a
