@@ -272,7 +272,13 @@ def _roll_row(notes: Sequence[PatchNote], hits: Sequence[Hit], clock_rows: Seque
             shade = (0.35 + 0.65 * float(n.velocity)) * INPUT_COLOUR
             img[y0:y0 + row_px - (1 if row_px > 2 else 0), cols] = shade
 
-    # Output lanes.
+    # Output lanes: a faint column at every input onset shows where the drums meet the input.
+    guide = np.array((44, 46, 64), dtype=np.uint8)
+    for n in notes:
+        cols = span(n.time, n.time + max(1, px // 4) * step_s / px)
+        if cols is not None:
+            for y0 in lane_y[:len(lane_keys)]:
+                img[y0:y0 + lane_h, cols] = np.maximum(img[y0:y0 + lane_h, cols], guide)
     for index, key in enumerate(lane_keys):
         colour = _PALETTE[index % len(_PALETTE)]
         draw_text(img, 6, lane_y[index] + 6, lanes[key][:13], tuple(int(c) for c in colour))
