@@ -59,12 +59,14 @@ def test_default_render_writes_valid_files(default_render):
     times = [float(r["time_s"]) for r in rows]
     assert times == sorted(times)
     assert max(times) < 8 * 2.0 + 0.05  # 8 bars at 120 BPM (+ the last trigger's fall)
-    seen = set()  # every trigger rise comes after the velocity CV of its output, same time
+    # every trigger rises after its output's velocity CV was set (the sim board writes a jack
+    # only when its voltage changes: a repeated velocity keeps the earlier write)
+    velocity_set = set()
     for r in rows:
         if r["kind"] == "velocity":
-            seen.add((r["time_s"], r["output"]))
+            velocity_set.add(r["output"])
         elif r["kind"] == "trigger" and float(r["volts"]) > 0:
-            assert (r["time_s"], r["output"]) in seen, r
+            assert r["output"] in velocity_set, r
     drums = mido.MidiFile(str(default_render / "drums.mid"))
     notes = [m for m in drums if m.type == "note_on" and m.velocity > 0]
     assert notes and all(m.channel == 9 for m in notes)
