@@ -61,12 +61,15 @@ def test_default_render_writes_valid_files(default_render):
     assert max(times) < 8 * 2.0 + 0.05  # 8 bars at 120 BPM (+ the last trigger's fall)
     # every trigger rises after its output's velocity CV was set (the sim board writes a jack
     # only when its voltage changes: a repeated velocity keeps the earlier write)
-    velocity_set = set()
-    for r in rows:
+    velocity_set, first_write = set(), {}
+    for i, r in enumerate(rows):
+        first_write.setdefault((r["time_s"], r["output"], r["kind"]), i)
+    for i, r in enumerate(rows):
         if r["kind"] == "velocity":
             velocity_set.add(r["output"])
         elif r["kind"] == "trigger" and float(r["volts"]) > 0:
             assert r["output"] in velocity_set, r
+            assert first_write.get((r["time_s"], r["output"], "velocity"), -1) < i, r
     drums = mido.MidiFile(str(default_render / "drums.mid"))
     notes = [m for m in drums if m.type == "note_on" and m.velocity > 0]
     assert notes and all(m.channel == 9 for m in notes)
