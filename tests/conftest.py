@@ -42,3 +42,11 @@ def fake_runner(fake_manifest):
     from grooverack.model.runner import ModelRunner
 
     return ModelRunner(fake_manifest)
+
+
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path_factory, monkeypatch):
+    """No test reads or writes state, presets or calibration in the real home directory: the
+    default state dir (`grooverack.state.state_dir`) is a fresh folder per test (subprocesses
+    inherit it); a test that sets config key state.dir still wins."""
+    monkeypatch.setenv("GROOVERACK_STATE_DIR", str(tmp_path_factory.mktemp("state")))
