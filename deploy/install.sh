@@ -107,6 +107,13 @@ check_platform() {
     warn "made for Raspberry Pi OS Bookworm, this is '${codename:-unknown}': continuing"
   fi
   [ -f "$SRC/pyproject.toml" ] || die "$SRC does not look like the grooverack source (no pyproject.toml)"
+  local arch
+  arch="$(uname -m)"
+  case "$arch" in
+    armv6l|armv7l)
+      # onnxruntime publishes no 32-bit ARM wheels; every supported Pi runs the 64-bit OS
+      die "this is a 32-bit OS ($arch): install the 64-bit Raspberry Pi OS (Bookworm, arm64) - the Pi 3, 4, 5 and Zero 2 W all run it" ;;
+  esac
 }
 
 # RPi.GPIO cannot find the Pi 5's GPIO (RP1): there the rpi-lgpio package provides the same module.
@@ -119,7 +126,8 @@ gpio_package() {
 }
 
 install_apt() {
-  local pkgs=(python3 python3-venv python3-dev python3-pip rsync i2c-tools)
+  # build-essential: spidev and RPi.GPIO are built from source by pip
+  local pkgs=(python3 python3-venv python3-dev python3-pip build-essential rsync i2c-tools)
   case "$(pi_model)" in
     *"Raspberry Pi 5"*|*"Compute Module 5"*) pkgs+=(liblgpio-dev swig) ;;
   esac
