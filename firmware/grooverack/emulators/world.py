@@ -199,7 +199,10 @@ class EmulatedWorld:
                 out = self.dac_jacks.get((name, channel))
                 if out is not None:
                     rows.append((t, out, self.output_stage(out, volts)))
+            _trim(history)
             self._seen[name] = len(history)
+        _trim(self.gpio.history)
+        _trim(self.gpio.edges)
         for t, pin, level in self._gpio_changes:
             out = self.pin_jacks.get(pin)
             if out is not None:
@@ -207,3 +210,13 @@ class EmulatedWorld:
         self._gpio_changes.clear()
         rows.sort(key=lambda r: r[0])
         return rows
+
+
+HISTORY_LIMIT = 100_000   # emulator logs kept for tests; a long render must not grow without bound
+HISTORY_KEEP = 10_000
+
+
+def _trim(history: list) -> None:
+    """Drop the oldest entries of an emulator log once it is long (already drained here)."""
+    if len(history) > HISTORY_LIMIT:
+        del history[:-HISTORY_KEEP]
