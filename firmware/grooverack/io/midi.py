@@ -363,10 +363,18 @@ class PortKeeper:
         kind = rtmidi.MidiIn if direction == "input" else rtmidi.MidiOut
         self._kind = kind
         # listing goes through a client of its own, never the one carrying the data
-        self._probe = kind(api_id(api), name=f"{CLIENT_NAME} probe") if wanted else None
+        self._probe = self._client(f"{CLIENT_NAME} probe") if wanted else None
+
+    def _client(self, name: str) -> Any:
+        try:
+            return self._kind(api_id(self.api), name=name)
+        except Exception as exc:  # no ALSA sequencer, no JACK server, ...
+            raise ConfigError(f"config key 'midi.api' = {self.api!r}: the MIDI system cannot be "
+                              f"opened ({exc}); allowed: one that runs here (see `grooverack "
+                              "ports`)") from None
 
     def _new(self) -> Any:
-        port = self._kind(api_id(self.api), name=CLIENT_NAME)
+        port = self._client(CLIENT_NAME)
         if self.direction == "input":
             port.ignore_types(sysex=True, timing=False, active_sense=True)  # keep MIDI clock
         return port
