@@ -30,7 +30,7 @@ BOARD = {
     "es9": {
         "input_device": "es9test-in", "output_device": "es9test-out",
         "samplerate": SR, "blocksize": 1024, "safe_min": -1.0, "safe_max": 4.5, "trigger_volts": 4.0,
-        "inputs": {"gate": 1, "pitch": 2},
+        "inputs": {"gate": 1, "pitch": 2, "clock": 3},
         "outputs": {"trigger": [1, 2, 3, 4], "velocity": [5, 6, 7, 8]},
     },
 }
@@ -66,6 +66,19 @@ def build_signal():
         if i == 3:  # falls only into the band first: stays high, then falls below it
             gate[start + 480:start + 900] = 1.0
     return gate, pitch, edges, pitches
+
+
+CLOCK_BPM = 100.0
+CLOCK_EVERY = round(SR * 15 / CLOCK_BPM)  # 4 PPQN: a pulse every 16th (7200 frames)
+
+
+def build_clock():
+    """An external clock at 4 PPQN, 5 ms pulses at 5 V; frames of its rising edges."""
+    clock = np.zeros(DURATION)
+    starts = list(range(1000, DURATION - 300, CLOCK_EVERY))
+    for a in starts:
+        clock[a:a + 240] = 5.0
+    return clock, starts
 
 
 def runs(x: np.ndarray, level: float):
@@ -106,11 +119,11 @@ def test_shipped_es9_boards_parse(repo_root):
     assert both.trigger == [] and both.midi["profile"] == "poly2"
 
 
-def capture(server, gate, pitch, settings, tmp_path):
+def capture(server, signal, settings, tmp_path):
     """One take: the back end runs while the rig plays the signal and records the outputs."""
     import sounddevice as sd
 
-    rig = AudioRig(server, np.stack([gate, pitch]) / VPU, tmp_path, source="es9test-in",
+    rig = AudioRig(server, signal / VPU, tmp_path, source="es9test-in",
                    sink="es9test-out", inputs=8, tail=SR)
     engine = make_engine(settings, threaded=True)
     refresh_devices()  # PortAudio reads the JACK clients that exist now
@@ -120,7 +133,7 @@ def capture(server, gate, pitch, settings, tmp_path):
         assert 0.0 <= backend.wait_latency() < 0.1
         rig.go()
         cap, xruns = rig.result()
-        groove_hits = int(engine.groove[:, 0].sum())
+        groove_hits = (int(engine.groove[:, 0].sum()), engine.clock.bpm)
     finally:
         backend.stop()
         engine.close()
@@ -132,14 +145,16 @@ def capture(server, gate, pitch, settings, tmp_path):
 @pytest.mark.jack
 def test_es9_edges_pitch_and_outputs_to_the_sample(jack_audio_server, tmp_path):  # noqa: F811
     gate, pitch, sent_edges, sent_pitches = build_signal()
+    clock, clock_edges = build_clock()
     settings = load_settings(overrides=[
-        "density=1.0", "uncertainty=0.0", "tempo=120", "outputs.trigger_ms=5.0",
+        "density=1.0", "uncertainty=0.0", "tempo=120", "clock.source=auto", "clock.ppqn=4", "outputs.trigger_ms=5.0",
         "outputs.velocity_volts=10.0", "input.pitch_settle_ms=1.0", "input.velocity_mode=auto",
         "es9.threshold=1.0", "es9.hysteresis=0.5"])
     # an xrun (a JACK cycle missed on this shared 2-core machine) loses samples on every client:
     # sample-exact checks need a take without one
     for _ in range(3):
-        cap, xruns, backend, groove_hits = capture(jack_audio_server, gate, pitch, settings, tmp_path)
+        cap, xruns, backend, (groove_hits, bpm) = capture(
+            jack_audio_server, np.stack([gate, pitch, clock]), settings, tmp_path)
         if xruns == 0 and backend.xruns == 0:
             break
     else:
@@ -153,6 +168,10 @@ def test_es9_edges_pitch_and_outputs_to_the_sample(jack_audio_server, tmp_path):
     assert [r - offset for r in rises] == sent_edges
     # the pulse that falls into the band first (4th) falls only when it leaves the band
     assert falls[3] - offset == 42000 + 900
+    # the clock input: every pulse found on its sample, and the engine follows it
+    clocks = [f - offset for jack, kind, f in backend.edges if jack == "clock" and kind == "rise"]
+    assert clocks == clock_edges
+    assert abs(bpm - CLOCK_BPM) < 0.5
     # pitch read a settle time after the edge: the new value, not the one at the edge
     got = [p for _, p, _ in backend.onsets]
     assert np.allclose(got, sent_pitches, atol=1e-5)
@@ -174,7 +193,8 @@ def test_es9_edges_pitch_and_outputs_to_the_sample(jack_audio_server, tmp_path):
     assert total > 50
     # a late change lands later, never elsewhere
     assert landed >= total - backend.late_events, (landed, total, backend.late_events)
-    assert backend.late_events <= total // 20
+    # late ones only while the engine locks to the external clock (its first pulses)
+    assert all(frame - offset < 2 * SR for frame, _ in backend.late), list(backend.late)
     # triggers: 5 ms = 240 samples at 4 V; velocity CV held between, never above safe_max (4.5 V)
     widths = [n for ch in range(4) for a, n in runs(cap[ch], 0.2) if a < DURATION]
     assert len(widths) > 20 and widths.count(240) >= len(widths) - backend.late_events

@@ -259,6 +259,7 @@ class ES9Backend:
         self.latency_frames: int | None = None
         self.latency_s: float | None = None
         self.late_events = 0  # level changes that reached the callback after their sample
+        self.late: deque[tuple[int, int]] = deque(maxlen=1000)  # (their frame, written at)
         self.xruns = 0
         self.dropped_frames = 0
         # what happened, for `run` output, tests and benchmarks
@@ -304,6 +305,7 @@ class ES9Backend:
             if k < 0:
                 k = 0
                 self.late_events += 1
+                self.late.append((frame, f0))
             outdata[k:, col] = value
             levels[col] = value
         self._frame = end
