@@ -19,7 +19,7 @@ import pytest
 from grooverack.config import ConfigError, load_settings
 from grooverack.io.es9 import ES9Backend, Schmitt, parse_board, refresh_devices
 from grooverack.io.sim import make_engine
-from jackserver import AudioRig, jack_audio_server  # noqa: F401  (fixture)
+from jackserver import AudioRig, MidiRig, jack_audio_server  # noqa: F401  (fixture)
 
 SR = 48000
 DURATION = 3 * SR  # frames of test signal
@@ -205,3 +205,62 @@ def test_es9_edges_pitch_and_outputs_to_the_sample(jack_audio_server, tmp_path):
     # the engine heard the onsets: captured into its groove while playing
     assert len(backend.onsets) == len(sent_edges)
     assert groove_hits > 0
+
+
+@pytest.mark.jack
+def test_es9_in_midi_out_on_the_same_timing(jack_audio_server, tmp_path):  # noqa: F811
+    """ES-9 in, MIDI out (the es9-poly2 path): every note is the player's event, sent at the
+    time the CV outputs play it."""
+    import sounddevice as sd
+    from grooverack.io.es9 import MidiMirror
+    from grooverack.io.midi import OutputMap, midi_options
+
+    data = {**BOARD, "es9": {**BOARD["es9"], "inputs": {"gate": 1, "pitch": 2},
+                             "outputs": {"trigger": [1, 2], "velocity": []}},
+            "midi": {"api": "jack", "profile": "poly2", "channel": 2}}
+    b = board(data)
+    settings = load_settings(overrides=["density=1.0", "uncertainty=0.0", "tempo=120"])
+    gate, pitch, _, _ = build_signal()
+    audio = AudioRig(jack_audio_server, np.stack([gate, pitch]) / VPU, tmp_path,
+                     source="es9test-in", sink="es9test-out", inputs=2, tail=SR)
+    mirror = MidiMirror(b, settings)
+    mirror.start()  # virtual port "grooverack out"
+    midi = MidiRig(jack_audio_server, [], 2 * SR, tmp_path, from_="grooverack out")
+    engine = make_engine(settings, threaded=True)
+    refresh_devices()
+    backend = ES9Backend(engine, settings, b, midi_output=mirror.output)
+    try:
+        backend.start()
+        midi.go()
+        audio.go()
+        received = midi.result()["received"]
+        audio.result()
+    finally:
+        backend.stop()
+        mirror.stop()
+        engine.close()
+        sd._terminate()
+        audio.close()
+        midi.close()
+    got = [bytes.fromhex(h) for _, _, h, _ in received]
+    assert len(got) > 20
+    # the notes are exactly the player's events through the poly2 map (channel 2)
+    omap = OutputMap(midi_options(settings, b))
+    velocity, want = {}, []
+    for ev in backend.played:
+        if ev.kind == "velocity":
+            velocity[ev.output] = max(1, min(127, round(ev.value * 127)))
+        elif ev.kind == "trigger":
+            channel, note = omap.note(ev.output, ev.voice)
+            assert channel == 1
+            want.append(bytes((0x91, note, velocity[ev.output])) if ev.value > 0.5
+                        else bytes((0x81, note, 0)))
+    first = want.index(got[0])
+    assert got == want[first:first + len(got)]
+    # each note was due when its trigger plays at the CV outputs: one constant offset between
+    # the audio timeline and time.monotonic() (estimated by the back end within a block)
+    rises = [ev for ev in backend.played if ev.kind == "trigger" and ev.value > 0.5]
+    dues = [due for due, _, d in mirror.sender.sent if d[0] == 0x91]
+    offsets = np.array([due - ev.time for due, ev in zip(dues, rises, strict=False)])
+    settled = offsets[len(offsets) // 4:]
+    assert settled.max() - settled.min() < backend.board.blocksize / SR

@@ -266,6 +266,7 @@ class ES9Backend:
         self.edges: deque[tuple[str, str, int]] = deque(maxlen=100_000)  # (jack, rise/fall, frame)
         self.onsets: deque[tuple[float, float | None, float | None]] = deque(maxlen=100_000)
         self.scheduled: deque[tuple[int, int, float, Any]] = deque(maxlen=100_000)
+        self.played: deque[Any] = deque(maxlen=100_000)  # every engine event, in order
         self._pending: list[tuple[int, int]] = []  # (edge frame, frame to read pitch at)
         self._history: deque[tuple[int, np.ndarray]] = deque(maxlen=64)  # (frame, volts of pitch)
         self._controls: dict[str, float] = {}
@@ -387,6 +388,7 @@ class ES9Backend:
         lat = self.latency_frames or 0
         changes = []
         for ev in events:
+            self.played.append(ev)
             frame = int(round(ev.time * self.sr)) - lat
             if ev.kind == "velocity":
                 ch = b.velocity[ev.output - 1] if 0 < ev.output <= len(b.velocity) else 0
@@ -470,6 +472,20 @@ class ES9Backend:
             self._thread.join(timeout=5)
             self._thread = None
 
+    def realtime(self, mirror: MidiMirror | None = None) -> bool:
+        """SCHED_FIFO for the engine thread (and a MIDI sender above it, the generator below),
+        when permitted; the audio callback is already real-time (JACK / ALSA thread)."""
+        from grooverack.io.run import GENERATOR_THREAD, set_fifo
+        from grooverack.service import RT_PRIORITY
+
+        threads = [(self._thread, RT_PRIORITY - 5, "ES-9 engine thread")]
+        if mirror is not None:
+            threads.append((mirror.sender._thread, RT_PRIORITY, "MIDI sender"))
+        threads += [(t, RT_PRIORITY - 10, "generator") for t in threading.enumerate()
+                    if t.name == GENERATOR_THREAD]
+        return all(set_fifo(prio, what, t.native_id) for t, prio, what in threads
+                   if t is not None and t.native_id is not None)
+
     def wait_latency(self, timeout: float = 5.0) -> float:
         deadline = time.monotonic() + timeout
         while self.latency_s is None and time.monotonic() < deadline:
@@ -484,9 +500,33 @@ class ES9Backend:
                 f"{shown}")
 
 
+class MidiMirror:
+    """The player's events as MIDI too, beside the CV outputs (a board's `[midi]` table: ES-9 in,
+    MIDI out to a Poly 2 or any MIDI device), on the same micro-timing."""
+
+    def __init__(self, board: Any, settings: Settings) -> None:
+        from grooverack.io import midi as midi_io
+
+        options = midi_io.midi_options(settings, board)
+        self.sender = midi_io.MidiSender()
+        self.output = midi_io.MidiOutput(options, self.sender, settings["outputs.clock_ppqn"])
+        self.keeper = midi_io.PortKeeper("output", options.api, options.output_port,
+                                         lambda port: setattr(self.sender, "port", port),
+                                         lambda: setattr(self.sender, "port", None))
+
+    def start(self) -> None:
+        self.keeper.open()
+        self.sender.start()
+
+    def stop(self) -> None:
+        self.output.stop(time.monotonic())
+        self.sender.flush()
+        self.sender.stop()
+        self.keeper.close()
+
+
 def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
     """`grooverack run --board es9` (any board of kind "es9"; a [midi] table adds MIDI out)."""
-    from grooverack.io import midi as midi_io
     from grooverack.io.sim import make_engine
 
     es9 = parse_board(board, settings)
@@ -496,18 +536,14 @@ def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
 
     apply_to_es9(Calibration.load(default_path(state_dir(settings), board.name), board), es9)
     engine = make_engine(settings, threaded=True)
-    midi_out = keeper = sender = None
-    if es9.midi is not None:
-        options = midi_io.midi_options(settings, board)
-        sender = midi_io.MidiSender()
-        midi_out = midi_io.MidiOutput(options, sender, settings["outputs.clock_ppqn"])
-        keeper = midi_io.PortKeeper("output", options.api, options.output_port,
-                                    lambda port: setattr(sender, "port", port),
-                                    lambda: setattr(sender, "port", None))
-        keeper.open()
-        sender.start()
-    backend = ES9Backend(engine, settings, es9, midi_output=midi_out)
+    mirror = MidiMirror(board, settings) if es9.midi is not None else None
+    if mirror is not None:
+        mirror.start()
+    backend = ES9Backend(engine, settings, es9,
+                         midi_output=mirror.output if mirror is not None else None)
     backend.start()
+    if getattr(args, "rt", False):
+        backend.realtime(mirror)
     backend.wait_latency()
     print(f"grooverack: {backend.describe()}; Ctrl-C to stop", file=sys.stderr)
     duration = getattr(args, "duration", None)
@@ -515,15 +551,13 @@ def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
         end = time.monotonic() + duration if duration else math.inf
         while time.monotonic() < end:
             time.sleep(min(1.0, max(0.0, end - time.monotonic())))
-            if keeper is not None:
-                keeper.check()
+            if mirror is not None:
+                mirror.keeper.check()
     finally:
         backend.stop()
-        if sender is not None:
-            midi_out.stop(time.monotonic())
-            sender.flush()
-            sender.stop()
-            keeper.close()
+        if mirror is not None:
+            mirror.stop()
+        engine.close()
     print(f"grooverack: {len(backend.onsets)} onsets in, {len(backend.scheduled)} output "
           f"changes, {backend.late_events} late, {backend.xruns} xruns", file=sys.stderr)
     return 0
