@@ -254,44 +254,65 @@ def test_transport_song_position_cc_and_pitch_velocity(jack_server, tmp_path):  
 
 
 @pytest.mark.jack
-def test_gm_output_reopened_and_clock_out(jack_server, tmp_path):  # noqa: F811
-    """A named output port that goes away is reopened when it returns; the module keeps
-    playing meanwhile. MIDI clock out follows the internal tempo."""
+def test_gm_ports_reopened_and_clock_out(jack_server, tmp_path):  # noqa: F811
+    """Named ports absent at start are opened when they appear; ports that go away are reopened
+    when they return; the module keeps playing meanwhile. MIDI clock out follows the internal
+    tempo."""
     settings = load_settings(overrides=[
-        "midi.api=jack", "midi.output_port=drum machine", "midi.profile=gm",
+        "midi.api=jack", "midi.output_port=drum machine:midi_in",
+        "midi.input_port=drum machine:midi_out", "midi.profile=gm",
         "midi.clock_out=true", "outputs.clock_ppqn=4", "tempo=120", "density=1.0"])
     engine = make_engine(settings, threaded=True)
     backend = MidiBackend(engine, settings)
     got: list[bytes] = []
 
     def device():
+        """A drum machine with a pad hit every 100 ms on its MIDI out."""
         client = jack_server.client("drum machine")
         port = client.midi_inports.register("midi_in")
-        client.set_process_callback(
-            lambda n: got.extend(bytes(d) for _, d in port.incoming_midi_events()))
+        pads = client.midi_outports.register("midi_out")
+
+        def process(frames):
+            got.extend(bytes(d) for _, d in port.incoming_midi_events())
+            pads.clear_buffer()
+            f0 = client.last_frame_time
+            for k in range(frames):
+                if (f0 + k) % 4800 == 0:
+                    pads.write_midi_event(k, bytes((0x99, 38, 100)))
+
+        client.set_process_callback(process)
         client.activate()
         return client
 
-    dev = device()
+    dev = None
     try:
-        backend.start()
+        backend.start()  # nothing to open yet: it plays anyway
+        time.sleep(0.3)
+        assert backend.out_port.port is None and backend.in_port.port is None
+        assert len(backend.played) > 0
+        dev = device()  # plugged in
         wait_for(lambda: any(d[0] == 0x99 for d in got), what="notes on the drum machine")
+        wait_for(lambda: backend.input.counts.get("note", 0) > 2, what="pads heard")
         dev.deactivate()
         dev.close()  # unplugged
-        wait_for(lambda: backend.out_port.port is None, what="the back end to notice")
-        played = len(backend.played)
+        dev = None
+        wait_for(lambda: backend.out_port.port is None and backend.in_port.port is None,
+                 what="the back end to notice")
+        played, heard = len(backend.played), backend.input.counts["note"]
         time.sleep(0.5)
-        assert len(backend.played) > played  # still playing without its output
+        assert len(backend.played) > played  # still playing without its ports
         got.clear()
         dev = device()  # plugged back in
         wait_for(lambda: any(d[0] == 0x99 for d in got), what="notes after the reopen")
-        assert backend.out_port.opened == 2
+        wait_for(lambda: backend.input.counts["note"] > heard + 2, what="pads after the reopen")
+        assert backend.out_port.opened == 2 and backend.in_port.opened == 2
         time.sleep(1.0)
     finally:
         backend.stop()
         engine.close()
-        dev.deactivate()
-        dev.close()
+        if dev is not None:
+            dev.deactivate()
+            dev.close()
     notes = [d for d in got if d[0] & 0xF0 in (0x80, 0x90)]
     assert {d[0] for d in notes} <= {0x99, 0x89}  # channel 10
     assert {d[1] for d in notes} <= set(VOICE_GM_NOTES)

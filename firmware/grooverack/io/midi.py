@@ -229,6 +229,15 @@ class MidiSender:
         if self._thread is not None:
             self._thread.join(timeout=2)
 
+    def cancel(self, after: float, data: bytes) -> int:
+        """Drop queued copies of `data` due after `after` (predicted clock ticks at a stop)."""
+        with self._cond:
+            keep = [i for i in self._heap if not (i.time > after and i.data == data)]
+            dropped = len(self._heap) - len(keep)
+            heapq.heapify(keep)
+            self._heap = keep
+        return dropped
+
     def flush(self) -> None:
         """Send everything still queued now (at shutdown: no note left hanging)."""
         with self._cond:
@@ -329,6 +338,7 @@ class MidiOutput:
         for output in list(self._sounding):
             self._note_off(t, output)
         if self.clock_out and self.started:
+            self.sender.cancel(t, b"\xf8")  # ticks predicted past the stop
             self.sender.schedule(t, b"\xfc")
             self.started = False
         self._last_clock = None
