@@ -1,0 +1,80 @@
+"""MIDI back end without a MIDI system: player events -> timed messages, bytes -> engine calls."""
+
+from __future__ import annotations
+
+import pytest
+from grooverack.config import load_settings
+from grooverack.engine.player import OutputEvent
+from grooverack.io.midi import MidiInputHandler, MidiOutput, MidiSender, midi_options
+from grooverack.io.sim import make_engine
+
+
+def queued(sender: MidiSender) -> list[tuple[float, bytes]]:
+    return [(round(i.time, 6), i.data) for i in sorted(sender._heap)]
+
+
+def output(*overrides: str, ppqn: int = 4) -> tuple[MidiOutput, MidiSender]:
+    sender = MidiSender()  # not started: messages stay queued for inspection
+    return MidiOutput(midi_options(load_settings(overrides=list(overrides))), sender, ppqn), sender
+
+
+def test_poly2_notes_velocity_and_retrigger():
+    out, sender = output("midi.profile=poly2", "midi.channel=3")
+    out.play(OutputEvent(1.0, 3, "velocity", 0.5, 0, 2))
+    out.play(OutputEvent(1.0, 3, "trigger", 1.0, 0, 2))
+    out.play(OutputEvent(1.005, 3, "trigger", 0.0, 0, 2))
+    out.play(OutputEvent(2.0, 3, "trigger", 1.0, 8, 2))  # no velocity event: the last one holds
+    out.play(OutputEvent(2.001, 3, "trigger", 1.0, 8, 2))  # a rise while high ends the note first
+    assert queued(sender) == [
+        (1.0, bytes((0x92, 38, 64))), (1.005, bytes((0x82, 38, 0))),
+        (2.0, bytes((0x92, 38, 64))), (2.001, bytes((0x82, 38, 0))),
+        (2.001, bytes((0x92, 38, 64)))]
+    out.stop(3.0)  # no note left hanging
+    assert queued(sender)[-1] == (3.0, bytes((0x82, 38, 0)))
+
+
+def test_gm_uses_the_voice_note_on_channel_10():
+    out, sender = output("midi.profile=gm")
+    out.play(OutputEvent(0.5, 8, "velocity", 1.0, 0, 8))
+    out.play(OutputEvent(0.5, 8, "trigger", 1.0, 0, 8))  # ride shares output 8: its own note
+    assert queued(sender) == [(0.5, bytes((0x99, 51, 127)))]
+
+
+def test_clock_out_24_ppqn_from_the_player_clock_and_stop():
+    out, sender = output("midi.clock_out=true", ppqn=4)
+    for k in range(3):
+        out.play(OutputEvent(0.125 * k, 0, "clock", 1.0, k, -1))
+        out.play(OutputEvent(0.125 * k + 0.005, 0, "clock", 0.0, k, -1))
+    q = queued(sender)
+    assert q[0] == (0.0, b"\xfa") and [d for _, d in q].count(b"\xfa") == 1
+    ticks = [t for t, d in q if d == b"\xf8"]
+    # one tick for the first pulse, then 6 per pulse spread over the last interval
+    assert ticks == [0.0] + [round(0.125 + k * 0.125 / 6, 6) for k in range(12)]
+    out.stop(0.3)  # ticks predicted past the stop are dropped; Stop is sent
+    q = queued(sender)
+    assert max(t for t, d in q if d == b"\xf8") <= 0.3 and q[-1] == (0.3, b"\xfc")
+
+
+def test_byte_stream_to_engine_calls():
+    settings = load_settings(overrides=["clock.source=midi", "memory=0", "groove_velocity=1.0"])
+    engine = make_engine(settings)
+    handler = MidiInputHandler(engine, midi_options(settings))
+    try:
+        t = 0.0
+        handler.feed(t, b"\x00\x7f\xfa")  # garbage, then Start
+        tick = 60 / 120 / 24
+        for i in range(24 * 4):  # one bar of clock at 120 BPM; notes with running status
+            t = i * tick
+            data = b"\xf8"
+            if i % 6 == 0:
+                data = (b"\x99\x24" if i == 0 else b"\x24") + bytes((20 + i,)) + data
+            handler.feed(t, data)
+        engine.advance(t)
+        assert handler.counts == {"start": 1, "clock": 96, "note": 16}
+        assert abs(engine.clock.bpm - 120) < 0.5
+        hits = engine.groove[:, 0].nonzero()[0].tolist()
+        assert hits == list(range(16))
+        assert engine.groove[5, 1] == pytest.approx((20 + 30) / 127)
+        assert handler.parser.dropped == 2
+    finally:
+        engine.close()
