@@ -267,8 +267,9 @@ class ES9Backend:
         self.onsets: deque[tuple[float, float | None, float | None]] = deque(maxlen=100_000)
         self.scheduled: deque[tuple[int, int, float, Any]] = deque(maxlen=100_000)
         self.played: deque[Any] = deque(maxlen=100_000)  # every engine event, in order
-        self._pending: list[tuple[int, int]] = []  # (edge frame, frame to read pitch at)
-        self._history: deque[tuple[int, np.ndarray]] = deque(maxlen=64)  # (frame, volts of pitch)
+        self._pending: list[tuple[int, int]] = []  # (edge frame, frame to read pitch CVs at)
+        # recent blocks of the CVs read after a gate edge: (first frame, {jack: volts})
+        self._history: deque[tuple[int, dict[str, np.ndarray]]] = deque(maxlen=64)
         self._controls: dict[str, float] = {}
         self._processed = 0  # frames the engine thread has taken in
         self._started = False
@@ -318,9 +319,11 @@ class ES9Backend:
         scale, offset = self.board.in_scale(ch)
         return block[:, ch - 1].astype(np.float64) * scale + offset
 
-    def _pitch_at(self, frame: int) -> float | None:
-        for f0, volts in self._history:
-            if f0 <= frame < f0 + len(volts):
+    def _read_at(self, jack: str, frame: int) -> float | None:
+        """The volts of `jack` at `frame` (None when not patched or no longer kept)."""
+        for f0, cvs in self._history:
+            volts = cvs.get(jack)
+            if volts is not None and f0 <= frame < f0 + len(volts):
                 return float(volts[frame - f0])
         return None
 
@@ -338,15 +341,15 @@ class ES9Backend:
         b, eng = self.board, self.engine
         n = len(block)
         calls: list[tuple[int, int, Any]] = []  # (frame, order, call)
-        pitch = self._volts(block, "pitch") if "pitch" in b.inputs else None
-        vcv = self._volts(block, "velocity_cv") if "velocity_cv" in b.inputs else None
-        if pitch is not None:
-            self._history.append((f0, pitch))
+        cvs = {jack: self._volts(block, jack) for jack in ("pitch", "velocity_cv")
+               if jack in b.inputs}
+        if cvs:
+            self._history.append((f0, cvs))
         still = []
         for edge, read in self._pending:
             if read < f0 + n:
-                p = self._pitch_at(read)
-                calls.append((edge, 1, lambda e=edge, p=p: self._onset(e, p, None)))
+                p, v = self._read_at("pitch", read), self._read_at("velocity_cv", read)
+                calls.append((edge, 1, lambda e=edge, p=p, v=v: self._onset(e, p, v)))
             else:
                 still.append((edge, read))
         self._pending = still
@@ -360,11 +363,10 @@ class ES9Backend:
                 frame = f0 + int(k)
                 self.edges.append((jack, "rise", frame))
                 t = frame / self.sr
-                if jack == "gate":
+                if jack == "gate":  # pitch (or velocity) CV read a settle time after the edge
                     read = frame + self.settle
-                    v = float(vcv[min(n - 1, int(k) + self.settle)]) if vcv is not None else None
-                    if pitch is None or read < f0 + n:
-                        p = float(pitch[read - f0]) if pitch is not None else None
+                    if not cvs or read < f0 + n:
+                        p, v = self._read_at("pitch", read), self._read_at("velocity_cv", read)
                         calls.append((frame, 1, lambda e=frame, p=p, v=v: self._onset(e, p, v)))
                     else:
                         self._pending.append((frame, read))

@@ -1,0 +1,102 @@
+"""ES-9 back end block by block, without an audio system: the callback and the engine thread's
+work driven directly with sample blocks (the JACK test does the same through PortAudio)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from grooverack.config import load_settings
+from grooverack.engine.player import OutputEvent
+from grooverack.io.es9 import ES9Backend, parse_board
+from grooverack.io.sim import make_engine
+
+SR = 48000
+N = 64
+
+
+def board(**es9):
+    table = {"device": "none", "samplerate": SR, "blocksize": N, "safe_min": 0.0, "safe_max": 8.0,
+             "inputs": {"gate": 1, "pitch": 2, "velocity_cv": 3, "follow": 4},
+             "outputs": {"trigger": [1], "velocity": [2], "clock": 3},
+             "calibration": {"inputs": {"2": {"gain": 1.01, "offset": -0.02}},
+                             "outputs": {"2": {"gain": 0.98, "offset": 0.05}}}}
+    table.update(es9)
+    return parse_board(SimpleNamespace(path="t.toml", name="t", data={"es9": table}))
+
+
+def times(dac_minus_adc: float, adc: float = 0.0):
+    return SimpleNamespace(inputBufferAdcTime=adc, outputBufferDacTime=adc + dac_minus_adc,
+                           currentTime=adc)
+
+
+def run_blocks(backend, signal: np.ndarray) -> np.ndarray:
+    """Feed [frames, channels] volts through callback + engine-thread work; returns the output."""
+    out = []
+    scale = np.array([1 / 10.0] * signal.shape[1], dtype=np.float32)
+    for a in range(0, len(signal), N):
+        block = (signal[a:a + N] * scale).astype(np.float32)
+        outdata = np.zeros((N, backend.board.output_channels), dtype=np.float32)
+        backend._callback(block, outdata, N, times(N / SR, a / SR), None)
+        out.append(outdata.copy())
+        while backend._in:
+            f0, blk, _ = backend._in.popleft()
+            backend.process_block(f0, blk)
+    return np.concatenate(out)
+
+
+@pytest.fixture
+def engine():
+    eng = make_engine(load_settings(overrides=["input.velocity_mode=cv"]))
+    yield eng
+    eng.close()
+
+
+def test_velocity_cv_mode_calibration_and_control_cv(engine):
+    settings = load_settings(overrides=["input.velocity_mode=cv", "es9.cv_volts=5.0"])
+    backend = ES9Backend(engine, settings, board(), autostart=False)
+    engine.start(0.0)
+    sig = np.zeros((N * 20, 4))
+    sig[:, 3] = 2.5  # follow CV: half of es9.cv_volts
+    sig[300:500, 0] = 5.0  # a gate
+    sig[:, 2] = 3.0  # velocity CV
+    sig[:, 1] = 1.0
+    run_blocks(backend, sig)
+    assert [(j, k, f) for j, k, f in backend.edges] == [("gate", "rise", 300), ("gate", "fall", 500)]
+    t, pitch, vcv = backend.onsets[0]
+    assert t == 300 / SR and pitch is None and vcv == pytest.approx(3.0, abs=1e-6)
+    assert engine.settings["follow"] == pytest.approx(0.5, abs=1e-6)
+    # input calibration applies: volts = 1.01 * sample * 10 - 0.02 on channel 2
+    assert backend._volts(np.full((1, 4), 0.1, np.float32), "pitch")[0] == pytest.approx(0.99)
+
+
+def test_outputs_rendered_to_the_sample_after_the_latency(engine):
+    settings = load_settings(overrides=["outputs.velocity_volts=10.0"])
+    backend = ES9Backend(engine, settings, board(velocity_lead_samples=2), autostart=False)
+    out = run_blocks(backend, np.zeros((N, 4)))  # the first block fixes the latency: 64 frames
+    assert backend.latency_frames == N
+    t = 0.01  # 480 samples: written at output frame 480 - 64
+    backend.schedule([OutputEvent(t, 1, "velocity", 0.9, 0, 0), OutputEvent(t, 1, "trigger", 1.0, 0, 0),
+                      OutputEvent(t + 0.005, 1, "trigger", 0.0, 0, 0),
+                      OutputEvent(t, 0, "clock", 1.0, 0, -1)])
+    out = np.concatenate([out, run_blocks(backend, np.zeros((N * 12, 4)))])
+    rise = 480 - N
+    trig, vel, clock = out[:, 0], out[:, 1], out[:, 2]
+    assert trig[rise - 1] == 0 and np.all(trig[rise:rise + 240] == np.float32(0.5))
+    assert trig[rise + 240] == 0
+    # velocity CV 2 samples before its trigger, clamped to safe_max (9 V -> 8 V), calibrated
+    want = np.float32((8.0 - 0.05) / (0.98 * 10))
+    idle = np.float32((0.0 - 0.05) / (0.98 * 10))  # 0 V through the channel's calibration
+    assert vel[0] == idle and vel[rise - 3] == idle
+    assert np.all(vel[rise - 2:] == want)
+    assert clock[rise] == np.float32(0.5) and clock[rise - 1] == 0
+    assert backend.late_events == 0
+
+
+def test_late_changes_land_at_the_block_start(engine):
+    backend = ES9Backend(engine, load_settings(), board(), autostart=False)
+    run_blocks(backend, np.zeros((N * 4, 4)))  # frames 0..255 done
+    backend.schedule([OutputEvent(100 / SR, 1, "trigger", 1.0, 0, 0)])  # frame 100 - 64: past
+    out = run_blocks(backend, np.zeros((N, 4)))
+    assert out[0, 0] == np.float32(0.5) and backend.late_events == 1
