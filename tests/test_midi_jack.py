@@ -348,3 +348,38 @@ def test_ports_lists_midi_ports_and_audio_devices(jack_server):  # noqa: F811
     assert "Poly 2 test:midi_out" in midi_in and "Poly 2 test:midi_in" in midi_out
     audio = text.split("audio devices (es9.device):")[1]
     assert "Poly 2 test" in audio and "[JACK Audio Connection Kit]" in audio
+
+
+def test_rtmidi_has_jack():
+    import rtmidi
+
+    assert rtmidi.API_UNIX_JACK in rtmidi.get_compiled_api(), (
+        "python-rtmidi was built without JACK: reinstall it from the sdist with "
+        "libjack-jackd2-dev present (pip install --no-binary python-rtmidi python-rtmidi)")
+
+
+@pytest.mark.jack
+def test_grooverack_run_board_midi(jack_server, tmp_path):  # noqa: F811
+    """`grooverack run --board midi` end to end: virtual ports, GM drums and clock out."""
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "grooverack", "run", "--board", "midi", "--set", "midi.api=jack",
+         "--set", "density=1.0", "--duration", "8"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    try:
+        rig = MidiRig(jack_server, [], SR, tmp_path, from_="grooverack out")
+        rig.go()
+        got = [bytes.fromhex(h) for _, _, h, _ in rig.result()["received"]]
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    assert "virtual port 'grooverack out'" in out and "profile gm" in out
+    notes = [d for d in got if d[0] == 0x99]
+    assert notes and {d[1] for d in notes} <= set(VOICE_GM_NOTES)
+    assert got.count(b"\xf8") >= 40  # a second of clock at 120 BPM: 48 ticks
