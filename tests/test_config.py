@@ -1,5 +1,4 @@
 import pytest
-
 from grooverack.config import ConfigError, Settings, load_settings, parse_override
 
 
