@@ -334,7 +334,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gmd", default=None, help="Groove MIDI Dataset zip (default: shared/)")
     parser.add_argument("--out", default="runs/train", help="checkpoint folder (default runs/train)")
     parser.add_argument("--epochs", type=int, default=d.epochs,
-                        help=f"epochs (default {d.epochs}: about one hour on 2 idle cores)")
+                        help=f"epochs (default {d.epochs}: about 20-30 minutes on 2 idle cores)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
