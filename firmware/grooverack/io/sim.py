@@ -15,6 +15,7 @@ straight from the jacks (the panel's edge and pitch-settle logic in a few lines,
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 import time
@@ -292,6 +293,8 @@ def run(args: argparse.Namespace) -> int:
     if args.bars is not None and args.bars <= 0:
         print(f"grooverack sim: --bars must be positive, got {args.bars:g}", file=sys.stderr)
         return 2
+    if not getattr(args, "verbose", False):  # the board's start-up notes are for `-v`
+        logging.getLogger("grooverack.io.panel").setLevel(logging.WARNING)
     try:
         patch, recorder, settings, seconds = simulate(args)
     except (SourceError, ModelError) as exc:
