@@ -285,3 +285,21 @@ def test_progress_bar_on_long_renders():
     lines = stream.getvalue().splitlines()
     assert lines[0].endswith("bar 1/8") and lines[1].endswith("bar 5/8")
     assert lines[-1] == "rendering [" + "#" * 30 + "] bar 8/8"
+
+
+@pytest.mark.parametrize("board", ["sim", "direct"])
+def test_controls_file_changes_the_panel_over_time(tmp_path, board):
+    """`quantize` (no pot on the sim board: it reaches the engine as a MIDI CC would) goes to 1
+    at bar 5: from then on every hit is on the 16th grid; before, the model's micro-timing."""
+    controls = tmp_path / "moves.csv"
+    controls.write_text("time_or_bar,key,value\n5,quantize,1\n", encoding="utf-8")
+    _, recorder, settings, _ = simulate(sim_args(board=board, bars=8.0, controls=str(controls)))
+    step = 0.125
+
+    def off_grid(h) -> float:
+        return abs(h.time / step - round(h.time / step)) * step
+
+    hits = hits_of(recorder, settings)
+    assert any(off_grid(h) > 0.001 for h in hits if h.time < 8.0)
+    after = [h for h in hits if h.time >= 8.0 + step]
+    assert after and all(off_grid(h) < 1e-6 for h in after)

@@ -164,7 +164,26 @@ def make_board(settings: Settings, recorder: OutputRecorder, engine: Any, board:
         return DirectBoard(engine, settings, recorder)
     from grooverack.io import panel  # the sim board over emulated chips
 
-    return panel.patch_board(board, settings, recorder, engine)
+    return PotlessControls(panel.patch_board(board, settings, recorder, engine), engine)
+
+
+class PotlessControls:
+    """A panel board whose front has no pot for some controls (e.g. `quantize`): patch changes
+    of those reach the engine directly, as a MIDI CC or the configuration would set them."""
+
+    def __init__(self, board: Any, engine: Any) -> None:
+        self.board, self.engine = board, engine
+        self.pots = set(getattr(getattr(board, "board", None), "controls", {}) or ())
+
+    def apply(self, t: float, jack: str, value: float) -> None:
+        if jack in CONTROLS and jack not in self.pots:
+            self.board.advance(t)
+            self.engine.set_control(jack, pot_value(jack, value))
+        else:
+            self.board.apply(t, jack, value)
+
+    def __getattr__(self, name: str) -> Any:  # start, advance, finish, close, faults ...
+        return getattr(self.board, name)
 
 
 def render(patch: VirtualPatch, board: Any,
