@@ -100,6 +100,8 @@ def test_summary_and_errors(tmp_path, capsys):
     assert "nope.mid" in capsys.readouterr().err
     assert main(["sim", "--set", "follow=2", "--out", str(tmp_path)]) == 2
     assert "follow" in capsys.readouterr().err
+    assert main(["sim", "--board", "midi", "--out", str(tmp_path)]) == 2
+    assert "kind 'midi'" in capsys.readouterr().err
 
 
 def test_density_zero_silences_a_voice():

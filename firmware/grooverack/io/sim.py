@@ -163,8 +163,14 @@ def make_board(settings: Settings, recorder: OutputRecorder, engine: Any, board:
     if board == "direct":
         return DirectBoard(engine, settings, recorder)
     from grooverack.io import panel  # the sim board over emulated chips
+    from grooverack.io.board import load_board
 
-    return PotlessControls(panel.patch_board(board, settings, recorder, engine), engine)
+    loaded = load_board(board)
+    if loaded.kind not in ("sim", "pi"):
+        raise SourceError(f"board {loaded.name!r} is kind {loaded.kind!r}: a virtual patch "
+                          "plays a panel board over emulated chips (kind 'sim' or 'pi') or "
+                          "'direct'")
+    return PotlessControls(panel.patch_board(loaded, settings, recorder, engine), engine)
 
 
 class PotlessControls:
