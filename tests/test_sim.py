@@ -305,3 +305,19 @@ def test_controls_file_changes_the_panel_over_time(tmp_path, board):
     assert any(off_grid(h) > 0.001 for h in hits if h.time < 8.0)
     after = [h for h in hits if h.time >= 8.0 + step]
     assert after and all(off_grid(h) < 1e-6 for h in after)
+
+
+def test_controls_file_presses_a_button(tmp_path):
+    """`press,randomize_a` at bar 5 with follow = 0: the same drums as without the press before
+    it, new ones (a new latent A) after it. (Direct board: through the sim board's emulated
+    button the press waits for a debounce fix in io/panel.py, see ARCHITECTURE.md.)"""
+    controls = tmp_path / "press.csv"
+    controls.write_text("5,press,randomize_a\n", encoding="utf-8")
+    played = []
+    for extra in ({}, {"controls": str(controls)}):
+        _, recorder, settings, _ = simulate(sim_args(board="direct", bars=8.0,
+                                                     overrides=["follow=0"], **extra))
+        played.append([(round(h.time, 6), h.output) for h in hits_of(recorder, settings)])
+    plain, pressed = played
+    assert [h for h in plain if h[0] < 8.0] == [h for h in pressed if h[0] < 8.0]
+    assert [h for h in plain if h[0] >= 8.0] != [h for h in pressed if h[0] >= 8.0]
