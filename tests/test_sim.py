@@ -307,15 +307,16 @@ def test_controls_file_changes_the_panel_over_time(tmp_path, board):
     assert after and all(off_grid(h) < 1e-6 for h in after)
 
 
-def test_controls_file_presses_a_button(tmp_path):
+@pytest.mark.parametrize("board", ["direct", "sim"])
+def test_controls_file_presses_a_button(tmp_path, board):
     """`press,randomize_a` at bar 5 with follow = 0: the same drums as without the press before
-    it, new ones (a new latent A) after it. (Direct board: through the sim board's emulated
-    button the press waits for a debounce fix in io/panel.py, see ARCHITECTURE.md.)"""
+    it, new ones (a new latent A) after it; on the sim board through the emulated, debounced
+    button (a press landing exactly on its debounce deadline once hung the render)."""
     controls = tmp_path / "press.csv"
     controls.write_text("5,press,randomize_a\n", encoding="utf-8")
     played = []
     for extra in ({}, {"controls": str(controls)}):
-        _, recorder, settings, _ = simulate(sim_args(board="direct", bars=8.0,
+        _, recorder, settings, _ = simulate(sim_args(board=board, bars=8.0,
                                                      overrides=["follow=0"], **extra))
         played.append([(round(h.time, 6), h.output) for h in hits_of(recorder, settings)])
     plain, pressed = played

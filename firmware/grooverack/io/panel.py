@@ -536,7 +536,8 @@ class PanelBackend:
         for pin, state in self.buttons.items():
             accepted, candidate, since = state
             item = self.by_pin[pin]
-            if candidate != accepted and t - since >= item.debounce_ms / 1000.0:
+            if candidate != accepted and t >= since + item.debounce_ms / 1000.0:
+                # (compared as next_deadline computes it, so the deadline always clears)
                 # stable long enough: a real level change (bounces re-arm `since`)
                 if bool(self.hw.gpio.read(pin)) ^ item.active_low == candidate:
                     state[0] = candidate
