@@ -116,8 +116,34 @@ def test_reencode_every_loop_waits_for_the_loop(fake_runner):
     eng.onset(5 * STEP_S, velocity=1.0)
     eng.advance(30 * STEP_S)
     assert eng.pattern is first and eng.groove[5, 0] == 1.0
-    eng.advance(32 * STEP_S)            # step 32 commits at 31.5: the new groove plays from loop 2
+    # a first groove is followed once a whole loop has been heard since its first onset (step 5
+    # -> 37), and with reencode = loop from the next loop boundary: step 64, committed at 63.5
+    eng.advance(62 * STEP_S)
+    assert eng.pattern.info["groove_version"] == first.info["groove_version"]
+    eng.advance(64 * STEP_S)
     assert eng.pattern is not first and eng.pattern.info["groove_version"] >= 1
+
+
+def test_a_first_groove_is_followed_once_a_whole_loop_was_heard(fake_runner):
+    """A line starting into an empty groove: A/B play until a whole loop of it was heard (a
+    half-heard loop would encode as a half-empty groove and silence the drums), then it is
+    followed; later changes are followed at the next step."""
+    eng = engine(fake_runner, follow=1.0)
+    eng.start(0.0)
+    eng.advance(STEP_S)
+    first = eng.pattern
+    for step in range(2, 33, 2):
+        eng.advance((step - 0.1) * STEP_S)
+        eng.onset(step * STEP_S, velocity=0.9)
+    eng.advance(33 * STEP_S)
+    # heard since step 2: not a whole loop yet (a new loop may redraw noise, not the groove)
+    assert eng.pattern.info["groove_version"] == first.info["groove_version"]
+    eng.advance(35 * STEP_S)
+    followed = eng.pattern.info["groove_version"]
+    assert followed > first.info["groove_version"]
+    eng.onset(41 * STEP_S, velocity=0.5)             # a change of a followed groove: next step
+    eng.advance(43 * STEP_S)
+    assert eng.pattern.info["groove_version"] > followed
 
 
 def test_onsets_need_a_running_transport(fake_runner):

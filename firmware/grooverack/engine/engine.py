@@ -71,6 +71,7 @@ class Engine:
         self._controls_dirty = False
         self._groove = self.capture.groove
         self._groove_version = self.capture.version
+        self._listening_since: int | None = None   # step of the first onset into an empty groove
         self._variation = 0
         self._genre = self._genre_index(s["genre"])
         # the first pattern, synchronously, so something sensible plays from the first step
@@ -128,9 +129,17 @@ class Engine:
         want = self._controls_dirty
         every = REENCODE_EVERY[self.settings["generation.reencode"]]
         if self.capture.version != self._groove_version and step % every == 0:
-            self._groove = self.capture.groove
-            self._groove_version = self.capture.version
-            want = True
+            groove = self.capture.groove
+            if not groove[:, 0].any():
+                self._listening_since = None
+            # A first groove is followed once a whole loop of it has been heard: a half-captured
+            # loop encodes as a half-empty groove and the drums would fall silent where the line
+            # has not been heard yet. Until then A/B play; later changes are followed at once.
+            if self._groove[:, 0].any() or self._listening_since is None \
+                    or step - self._listening_since >= STEPS:
+                self._groove = groove
+                self._groove_version = self.capture.version
+                want = True
         loop = max(step, 0) // STEPS
         if step % STEPS == 0 and loop != self._variation:
             self._variation = loop
@@ -210,7 +219,11 @@ class Engine:
             velocity = self.pitch.velocity(pitch_volts)
         if not self.clock.running:
             return False
-        return self.capture.add(self.clock.position(t), float(velocity))
+        position = self.clock.position(t)
+        captured = self.capture.add(position, float(velocity))
+        if captured and self._listening_since is None:
+            self._listening_since = round(position)
+        return captured
 
     # --- controls ---------------------------------------------------------------------------------------
     def set_control(self, name: str, value: Any) -> Any:
