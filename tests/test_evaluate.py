@@ -262,3 +262,24 @@ def test_style_genres_follow_the_manifest_and_reach_the_decoder(shipped_runner):
         mu, _ = shipped_runner.encode(loops.groove[i])
         expect = 1 / (1 + np.exp(-shipped_runner.decode(mu, int(g))[0]))
         np.testing.assert_allclose(probs[i], expect, atol=1e-5)
+
+
+def test_threshold_objectives_trade_rare_voice_false_hits_for_micro_f1():
+    """A rare voice whose own F1 peaks at a low threshold (many false hits): the per-voice
+    objective takes it, the micro objective raises it, balanced stays near that voice's best."""
+    rng = np.random.default_rng(3)
+    n = 400
+    hits = np.zeros((n, 32, 9), np.float32)
+    hits[..., 0] = rng.random((n, 32)) < 0.4                  # a common, well-predicted voice
+    hits[..., 4] = rng.random((n, 32)) < 0.03                 # a rare, badly predicted voice
+    probs = np.where(hits > 0, 0.8, 0.2).astype(np.float32)
+    probs[..., 4] = np.clip(0.3 * hits[..., 4] + rng.random((n, 32)) * 0.6, 0, 1)
+    voice = ev.choose_thresholds(probs, hits, objective="voice")
+    micro = ev.choose_thresholds(probs, hits, objective="micro")
+    balanced = ev.choose_thresholds(probs, hits, objective="balanced")
+    f1 = {name: ev.micro_f1(probs, hits, th) for name, th in
+          (("voice", voice), ("micro", micro), ("balanced", balanced))}
+    assert f1["micro"] >= f1["balanced"] >= f1["voice"]
+    assert micro[4] >= balanced[4] >= voice[4]
+    with pytest.raises(ValueError, match="objective"):
+        ev.choose_thresholds(probs, hits, objective="test")

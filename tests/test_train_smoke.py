@@ -100,8 +100,11 @@ def test_thresholds_and_f1_helpers() -> None:
     rng = np.random.default_rng(0)
     hits = (rng.random((64, STEPS, NUM_VOICES)) < 0.2).astype(np.float32)
     perfect = hits * 0.9 + 0.05
-    th = train.best_thresholds(perfect, hits)
-    assert train.hit_f1(perfect, hits, th) == pytest.approx(1.0)
-    assert train.hit_f1(np.zeros_like(hits), hits, 0.5) == 0.0
+    from grooverack.training.evaluate import choose_thresholds, micro_f1
+
+    for objective in ("voice", "micro", "balanced"):
+        th = choose_thresholds(perfect, hits, objective=objective)
+        assert micro_f1(perfect, hits, th) == pytest.approx(1.0)
+    assert micro_f1(np.zeros_like(hits), hits, 0.5) == 0.0
     w = train.positive_weights(hits * (np.arange(NUM_VOICES) < 4), cap=8.0)
     assert w[0] >= 1.0 and w[-1] == 8.0  # an absent voice gets the cap

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from grooverack.training.evaluate import choose_thresholds, micro_f1
 from grooverack.voices import NUM_VOICES, STEPS_PER_BAR
 
 SILENT_WEIGHT = 0.1
@@ -61,76 +62,6 @@ class TrainConfig:
 
 
 # --- metrics (numpy) ---------------------------------------------------------------------------
-def best_thresholds(probs: np.ndarray, hits: np.ndarray,
-                    grid: np.ndarray | None = None) -> np.ndarray:
-    """Per-voice threshold maximizing that voice's F1 on the given (validation) loops."""
-    grid = np.linspace(0.05, 0.95, 37) if grid is None else grid
-    p = probs.reshape(-1, NUM_VOICES)
-    t = hits.reshape(-1, NUM_VOICES) > 0.5
-    out = np.full(NUM_VOICES, 0.5, dtype=np.float32)
-    for v in range(NUM_VOICES):
-        pred = p[:, v][None, :] >= grid[:, None]
-        tp = (pred & t[:, v]).sum(1)
-        f1 = 2 * tp / np.maximum(1, pred.sum(1) + t[:, v].sum())
-        out[v] = grid[int(np.argmax(f1))]
-    return out
-
-
-def micro_thresholds(probs: np.ndarray, hits: np.ndarray, grid: np.ndarray | None = None,
-                     passes: int = 3) -> np.ndarray:
-    """Per-voice thresholds maximizing the micro F1 over all voices (coordinate ascent on the
-    per-voice counts). Per-voice F1 optima give rare voices low thresholds and many false hits,
-    which costs micro F1; this objective trades them against each other."""
-    grid = np.linspace(0.05, 0.95, 37) if grid is None else grid
-    p = probs.reshape(-1, NUM_VOICES)
-    t = hits.reshape(-1, NUM_VOICES) > 0.5
-    pred = p[None, :, :] >= grid[:, None, None]  # [G, cells, V]
-    tp = (pred & t[None]).sum(1).astype(np.float64)  # [G, V]
-    npred = pred.sum(1).astype(np.float64)
-    ntrue = float(t.sum())
-    idx = np.full(NUM_VOICES, int(np.argmin(np.abs(grid - 0.5))))
-    for _ in range(passes):
-        for v in range(NUM_VOICES):
-            others = np.arange(NUM_VOICES) != v
-            tp_o = tp[idx[others], np.arange(NUM_VOICES)[others]].sum()
-            pr_o = npred[idx[others], np.arange(NUM_VOICES)[others]].sum()
-            f1 = 2 * (tp_o + tp[:, v]) / np.maximum(1.0, pr_o + npred[:, v] + ntrue)
-            idx[v] = int(np.argmax(f1))
-    return grid[idx].astype(np.float32)
-
-
-def balanced_thresholds(probs: np.ndarray, hits: np.ndarray, slack: float = 0.02,
-                        grid: np.ndarray | None = None, passes: int = 3) -> np.ndarray:
-    """Micro-F1 coordinate ascent where each voice may only use thresholds that keep its own F1
-    within `slack` of that voice's best: most of the micro gain, little loss on the rare voices."""
-    grid = np.linspace(0.05, 0.95, 37) if grid is None else grid
-    p = probs.reshape(-1, NUM_VOICES)
-    t = hits.reshape(-1, NUM_VOICES) > 0.5
-    pred = p[None, :, :] >= grid[:, None, None]
-    tp = (pred & t[None]).sum(1).astype(np.float64)
-    npred = pred.sum(1).astype(np.float64)
-    ntrue_v = t.sum(0).astype(np.float64)
-    f1_v = 2 * tp / np.maximum(1.0, npred + ntrue_v[None])  # [G, V]
-    allowed = f1_v >= f1_v.max(0, keepdims=True) - slack
-    idx = np.argmax(f1_v, axis=0)
-    voices = np.arange(NUM_VOICES)
-    for _ in range(passes):
-        for v in range(NUM_VOICES):
-            others = voices != v
-            tp_o = tp[idx[others], voices[others]].sum()
-            pr_o = npred[idx[others], voices[others]].sum()
-            f1 = 2 * (tp_o + tp[:, v]) / np.maximum(1.0, pr_o + npred[:, v] + ntrue_v.sum())
-            idx[v] = int(np.argmax(np.where(allowed[:, v], f1, -1.0)))
-    return grid[idx].astype(np.float32)
-
-
-def hit_f1(probs: np.ndarray, hits: np.ndarray, thresholds: np.ndarray | float) -> float:
-    pred = probs >= np.asarray(thresholds)
-    t = hits > 0.5
-    tp = float(np.sum(pred & t))
-    return 2 * tp / max(1.0, float(pred.sum() + t.sum()))
-
-
 # --- the loop ----------------------------------------------------------------------------------
 def positive_weights(hits: np.ndarray, cap: float) -> np.ndarray:
     """sqrt(negatives / positives) per voice, clipped to [1, cap]: rare voices weigh more without
@@ -207,9 +138,10 @@ def predict_probs(model: Any, grooves: np.ndarray, genre: int = 0, batch: int = 
 
 def validate(model: Any, val: Any) -> dict[str, float]:
     probs = predict_probs(model, val.groove)
-    th = best_thresholds(probs, val.hits)
-    return {"val_f1": hit_f1(probs, val.hits, th), "val_f1_at_0.5": hit_f1(probs, val.hits, 0.5),
-            "val_f1_micro_th": hit_f1(probs, val.hits, micro_thresholds(probs, val.hits))}
+    th = choose_thresholds(probs, val.hits, objective="voice")
+    return {"val_f1": micro_f1(probs, val.hits, th), "val_f1_at_0.5": micro_f1(probs, val.hits, 0.5),
+            "val_f1_micro_th": micro_f1(probs, val.hits,
+                                        choose_thresholds(probs, val.hits, objective="micro"))}
 
 
 def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_overrides=None,
