@@ -25,10 +25,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+from grooverack.storage import write_marked_section
 
 REPO = Path(__file__).resolve().parents[1]
+
 README = REPO / "benchmarks" / "README.md"
-BEGIN, END = "<!-- bench_model:begin -->", "<!-- bench_model:end -->"
 
 
 def timings(fn, runs: int, warmup: int) -> np.ndarray:
@@ -197,16 +198,6 @@ def report(results: dict[str, dict[str, np.ndarray]], manifest: Path, runs: int,
     return "\n".join(lines)
 
 
-def write_readme(section: str, command: str) -> None:
-    text = README.read_text() if README.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n## Model latency (`bench_model.py`)\n\nCommand: `{command}`\n\n{section}\n{END}"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    README.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     from grooverack.model.runner import default_manifest_path
 
@@ -236,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         cmd = "python benchmarks/bench_model.py " + " ".join(argv if argv is not None
                                                                 else sys.argv[1:])
-        write_readme(section, cmd.strip())
+        write_marked_section(README, 'bench_model', '## Model latency (`bench_model.py`)\n\n'
+                             f'Command: `{cmd.strip()}`\n\n{section}')
         print(f"\nwrote {README}")
     return 0
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -23,10 +22,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from grooverack.storage import write_marked_section
 
 HERE = Path(__file__).resolve().parent
-START = "<!-- bench_realtime:start -->"
-END = "<!-- bench_realtime:end -->"
 TARGETS = {"p99_ms": 0.3, "max_ms": 1.0, "cpu_pct": 5.0, "ready_s": 1.5}
 
 
@@ -150,7 +148,6 @@ def markdown(results: list[dict], machine_line: str) -> str:
     normal = results[0]
     heads = " | ".join(r["heading"] for r in results)
     return "\n".join([
-        START,
         "## Real-time timing (`bench_realtime.py`)",
         "",
         f"`{normal['command']}` (`morph.csv` moves `morph` every 16th and "
@@ -199,20 +196,7 @@ def markdown(results: list[dict], machine_line: str) -> str:
         "generator 70). CPU while playing is `os.times()` of the process over the playing time "
         "(all threads); launch to ready is from starting the `grooverack run` process to its "
         "\"ready\" line (imports, model load, engine); playing starts 50 ms later.",
-        END,
     ])
-
-
-def update_readme(section: str) -> Path:
-    path = HERE / "README.md"
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: section, text,
-                      flags=re.S)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def main() -> int:
@@ -231,7 +215,7 @@ def main() -> int:
         for line in result["log"]:
             print(line)
     if not args.no_readme:
-        print(f"wrote {update_readme(section)}")
+        print(f"wrote {write_marked_section(HERE / 'README.md', 'bench_realtime', section)}")
     return 0
 
 

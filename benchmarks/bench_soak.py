@@ -38,6 +38,9 @@ from grooverack.engine.engine import Engine
 from grooverack.io.patch import OutputRecorder
 from grooverack.io.sim import DirectBoard
 from grooverack.model.runner import ModelRunner
+from grooverack.storage import write_marked_section
+
+README = Path(__file__).resolve().parent / "README.md"
 
 GATE_VOLTS = 5.0
 
@@ -393,21 +396,6 @@ class Soak:
         return r
 
 
-def write_readme_section(name: str, text: str) -> Path:
-    """Replace (or append) the `<!-- NAME:start -->..<!-- NAME:end -->` section of
-    benchmarks/README.md."""
-    path = Path(__file__).resolve().parent / "README.md"
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    block = f"{start}\n{text.rstrip()}\n{end}"
-    if start in old and end in old:
-        new = old[:old.index(start)] + block + old[old.index(end) + len(end):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(new, encoding="utf-8")
-    return path
-
-
 def readme_text(report: SoakReport, seed: int) -> str:
     import os
     import platform
@@ -463,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     report = soak.run(musical, progress=True)
     print(report.summary())
     if args.write_readme:
-        print(f"wrote {write_readme_section('bench_soak', readme_text(report, args.seed))}")
+        print(f"wrote {write_marked_section(README, 'bench_soak', readme_text(report, args.seed))}")
     return 0
 
 

@@ -27,6 +27,10 @@ import sys
 import time
 from pathlib import Path
 
+from grooverack.storage import write_marked_section
+
+README = Path(__file__).resolve().parent / "README.md"
+
 CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
@@ -67,21 +71,6 @@ def one_run(variant: str) -> dict[str, float]:
     data["interpreter"] = max(total - inside, 0.0)  # process start, interpreter, site, exit
     data["total"] = total
     return data
-
-
-def write_readme_section(name: str, text: str) -> Path:
-    """Replace (or append) the `<!-- NAME:start -->..<!-- NAME:end -->` section of
-    benchmarks/README.md."""
-    path = Path(__file__).resolve().parent / "README.md"
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    block = f"{start}\n{text.rstrip()}\n{end}"
-    if start in old and end in old:
-        new = old[:old.index(start)] + block + old[old.index(end) + len(end):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(new, encoding="utf-8")
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,7 +121,7 @@ bar). Boot of the OS and systemd are not included.
 CPython about 4-6x slower than this server core and onnxruntime's int8 kernels about 4-8x slower
 (NEON vs AVX2; the model is small, so per-call overhead dominates): 6x for everything, plus
 {args.sd_card_s:g} s to read the program and the model from an SD card instead of the page cache."""
-        print(f"wrote {write_readme_section('bench_startup', text)}")
+        print(f"wrote {write_marked_section(README, 'bench_startup', text)}")
     return 0
 
 

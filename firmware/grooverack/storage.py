@@ -183,3 +183,18 @@ def read_record(path: str | Path, tag: str, version: int,
         except RecordError as exc:
             errors.append(str(exc))
     return None, None, errors
+
+
+def write_marked_section(path: str | Path, name: str, text: str, title: str = "") -> Path:
+    """Replace (or append) the `<!-- NAME:start -->..<!-- NAME:end -->` part of a text file,
+    atomically: how each benchmark keeps its own section of benchmarks/README.md."""
+    path = Path(path)
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    old = path.read_text(encoding="utf-8") if path.exists() else (f"# {title}\n" if title else "")
+    block = f"{start}\n{text.strip()}\n{end}"
+    if start in old and end in old:
+        new = old[:old.index(start)] + block + old[old.index(end) + len(end):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    atomic_write_text(path, new)
+    return path
