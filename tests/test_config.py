@@ -47,3 +47,21 @@ def test_example_round_trips(tmp_path):
     path = tmp_path / "example.toml"
     path.write_text(Settings().to_toml())
     assert dict(load_settings(path)) == dict(Settings())
+
+
+def test_a_job_whose_extra_is_missing_names_the_extra(monkeypatch, capsys):
+    import builtins
+
+    from grooverack import cli
+
+    real_import = builtins.__import__
+
+    def no_rtmidi(name, *args, **kwargs):
+        if name.split(".")[0] == "rtmidi":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_rtmidi)
+    assert cli.main(["ports"]) == 2
+    err = capsys.readouterr().err
+    assert "'rtmidi'" in err and ".[desktop]" in err

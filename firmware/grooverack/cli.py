@@ -29,6 +29,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Modules that come with an extra of the package: a job that needs one says which to install.
+EXTRAS: dict[str, str] = {
+    "rtmidi": "desktop", "sounddevice": "desktop", "jack": "dev",
+    "torch": "train", "onnx": "train", "tqdm": "train",
+    "spidev": "pi", "RPi": "pi", "lgpio": "pi",
+}
+
+
 def add_common(parser: argparse.ArgumentParser) -> None:
     """Options every playing job takes: a config file and key=value overrides."""
     parser.add_argument("--config", metavar="FILE", help="grooverack.toml to read")
@@ -71,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     except ConfigError as exc:
         print(f"grooverack: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top not in EXTRAS:
+            raise
+        print(f"grooverack {args.command}: needs the Python module {top!r}, which comes with the "
+              f"'{EXTRAS[top]}' extra: pip install -e \".[{EXTRAS[top]}]\"", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
