@@ -11,6 +11,7 @@ from grooverack.engine.pattern import Pattern
 from grooverack.engine.player import OutputEvent, Player
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from streams import check_stream
 
 KICK, SNARE, CRASH, RIDE = 0, 1, 7, 8
 
@@ -50,26 +51,6 @@ def run(clock: Clock, player: Player, until: float, chunk: float = 0.001,
 def of(events, kind=None, output=None, value=None):
     return [e for e in events if (kind is None or e.kind == kind)
             and (output is None or e.output == output) and (value is None or e.value == value)]
-
-
-def check_stream(events):
-    """Sorted, triggers alternate rise/fall per output, velocity right before every rise."""
-    times = [e.time for e in events]
-    assert times == sorted(times)
-    state: dict[tuple[str, int], float] = {}
-    for i, e in enumerate(events):
-        if e.kind == "velocity":
-            continue
-        key = (e.kind, e.output)
-        if e.value == 1.0:
-            assert key not in state, f"double rise on {key} at {e.time}"
-            state[key] = e.time
-            if e.kind == "trigger":
-                before = [x for x in events[:i] if x.output == e.output and x.kind == "velocity"]
-                assert before and before[-1].time == e.time, "velocity must precede its trigger"
-        else:
-            assert key in state, f"fall without rise on {key} at {e.time}"
-            assert e.time >= state.pop(key)
 
 
 def test_triggers_land_on_steps_with_width_and_velocity_first():
