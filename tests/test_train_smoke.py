@@ -108,3 +108,72 @@ def test_thresholds_and_f1_helpers() -> None:
     assert micro_f1(np.zeros_like(hits), hits, 0.5) == 0.0
     w = train.positive_weights(hits * (np.arange(NUM_VOICES) < 4), cap=8.0)
     assert w[0] >= 1.0 and w[-1] == 8.0  # an absent voice gets the cap
+
+
+def test_checkpoint_keeps_ema_and_raw_weights(tmp_path: Path) -> None:
+    run(tmp_path, epochs=1, max_steps=4)
+    ckpt = torch.load(tmp_path / "last.pt", map_location="cpu", weights_only=False)
+    ema, raw = ckpt["model"], ckpt["raw"]
+    assert set(ema) == set(raw)
+    assert any(not torch.equal(ema[k], raw[k]) for k in ema)  # the average lags the optimizer
+
+
+def test_ema_off_saves_the_raw_weights(tmp_path: Path) -> None:
+    cfg = config(1)
+    cfg.ema_decay = 0.0
+    train.train(SPLITS, tmp_path, cfg, model_overrides=TINY, genres=GENRES,
+                data_hash="synthetic", progress=False, threads=1, max_steps=2)
+    ckpt = torch.load(tmp_path / "last.pt", map_location="cpu", weights_only=False)
+    assert all(torch.equal(ckpt["model"][k], ckpt["raw"][k]) for k in ckpt["model"])
+
+
+def test_teacher_targets_follow_swap_and_genre() -> None:
+    b = 4
+    hits = torch.zeros(b, STEPS, NUM_VOICES)
+    teacher = torch.zeros(b, 2, 2, STEPS, NUM_VOICES, dtype=torch.float16)
+    for s in range(2):
+        for g in range(2):
+            teacher[:, s, g] = 0.1 + 0.2 * s + 0.4 * g  # a distinct value per (swap, genre)
+    batch = {"groove": torch.zeros(b, STEPS, 3), "hits": hits, "velocities": hits.clone(),
+             "offsets": hits.clone(), "style": torch.zeros(b, dtype=torch.long),
+             "teacher": teacher}
+    cfg = train.TrainConfig(distill=1.0, bar_swap=0.5, genre_dropout=0.5)
+    gen = torch.Generator().manual_seed(3)
+    seen = set()
+    for _ in range(20):
+        out = train.augment(batch, cfg, gen, n_genres=3)
+        for i in range(b):
+            value = round(float(out["hits"][i, 0, 0]), 3)
+            genre_kept = int(out["genre"][i]) != 0
+            assert value in (0.1, 0.3, 0.5, 0.7)
+            assert (value >= 0.5) == genre_kept  # the teacher's "style" probability with a genre
+            seen.add(value)
+    assert seen == {0.1, 0.3, 0.5, 0.7}
+    cfg.distill = 0.25  # a mix: truth (0 here) weighs 0.75
+    out = train.augment(batch, cfg, gen, n_genres=3)
+    assert float(out["hits"].max()) <= 0.25 * 0.7 + 1e-6
+
+
+def test_training_with_a_teacher(tmp_path: Path) -> None:
+    run(tmp_path / "teacher", epochs=1, max_steps=4)
+    teacher = tmp_path / "teacher" / "best.pt"
+    if not teacher.is_file():
+        teacher = tmp_path / "teacher" / "last.pt"
+    targets = train.teacher_targets([str(teacher)], SPLITS["train"], GENRES)
+    assert targets.shape == (32, 2, 2, STEPS, NUM_VOICES)
+    assert 0.0 <= float(targets.min()) and float(targets.max()) <= 1.0
+    # the swapped-input probabilities are the teacher on the rolled groove, not a rolled copy
+    assert not np.array_equal(targets[:, 0], targets[:, 1])
+    run(tmp_path / "student", epochs=1, max_steps=2, teachers=[str(teacher)])
+    ckpt = torch.load(tmp_path / "student" / "last.pt", map_location="cpu", weights_only=False)
+    assert ckpt["teachers"] == [str(teacher)]
+
+
+def test_a_teacher_with_other_genres_is_refused(tmp_path: Path) -> None:
+    train.train(SPLITS, tmp_path / "t", config(1), model_overrides=TINY,
+                genres=["any", "jazz", "punk", "soul"], data_hash="synthetic", progress=False,
+                threads=1, max_steps=2)
+    with pytest.raises(SystemExit, match="other genres"):
+        train.teacher_targets([str(tmp_path / "t" / "last.pt")], SPLITS["train"], GENRES)
+    with pytest.raises(SystemExit, match="missing.pt"):
+        train.teacher_targets([str(tmp_path / "missing.pt")], SPLITS["train"], GENRES)
