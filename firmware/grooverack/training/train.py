@@ -378,6 +378,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"teacher weight in the hit target (default {d.distill})")
     parser.add_argument("--ema-decay", type=float, default=d.ema_decay,
                         help=f"per-step EMA of the weights, 0 = off (default {d.ema_decay})")
+    parser.add_argument("--select-objective", choices=("balanced", "voice", "micro"),
+                        default=d.select_objective,
+                        help="threshold objective of the validation F1 that picks best.pt "
+                             f"(default {d.select_objective}, the one the manifest ships; runs "
+                             "before 2026-11-21 used voice)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -386,7 +391,7 @@ def run(args: argparse.Namespace) -> int:
     tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        beta_max=args.beta_max, patience=args.patience, seed=args.seed,
                        genres=not args.no_genres, distill=args.distill,
-                       ema_decay=args.ema_decay)
+                       ema_decay=args.ema_decay, select_objective=args.select_objective)
     overrides: dict[str, Any] = {}
     for item in args.model:
         key, _, value = item.partition("=")
