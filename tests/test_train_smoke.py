@@ -177,3 +177,41 @@ def test_a_teacher_with_other_genres_is_refused(tmp_path: Path) -> None:
         train.teacher_targets([str(tmp_path / "t" / "last.pt")], SPLITS["train"], GENRES)
     with pytest.raises(SystemExit, match="missing.pt"):
         train.teacher_targets([str(tmp_path / "missing.pt")], SPLITS["train"], GENRES)
+
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "models" / "train-shipped.sh"
+
+
+def test_shipped_recipe_script_calls_valid_commands(tmp_path: Path) -> None:
+    """models/train-shipped.sh, run with a recorder in place of grooverack: every call parses with
+    the real command line, and each student's teachers were trained by an earlier call."""
+    import shlex
+    import shutil
+    import subprocess
+
+    from grooverack.cli import build_parser
+
+    log = tmp_path / "calls"
+    recorder = tmp_path / "gr"
+    recorder.write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s " "$a"; done >> {log}\n'
+                        f'echo >> {log}\n')
+    recorder.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "GROOVERACK": str(recorder)}
+    subprocess.run(["bash", str(RECIPE), str(tmp_path / "runs")], check=True, env=env,
+                   cwd=tmp_path)
+    calls = [shlex.split(line) for line in log.read_text().splitlines()]
+    assert [c[0] for c in calls].count("train") >= 5 and calls[-4][0] == "export"
+    parser = build_parser()
+    made: set[str] = set()
+    for argv in calls:
+        args = parser.parse_args(argv)
+        if argv[0] == "train":
+            for teacher in args.teacher:
+                assert str(Path(teacher).parent) in made, f"{teacher} used before it is trained"
+            made.add(args.out)
+        if argv[0] == "export":
+            assert str(Path(args.checkpoint).parent) in made
+    if shutil.which("shellcheck"):
+        proc = subprocess.run(["shellcheck", str(RECIPE)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout

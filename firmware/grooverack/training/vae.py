@@ -29,9 +29,9 @@ class VAEConfig:
     enc_heads: int = 4
     enc_ff: int = 512
     enc_layers: int = 3
-    dec_d: int = 64
+    dec_d: int = 96  # 64 before 2026-11-21 (see models/README.md: why 96)
     dec_heads: int = 4
-    dec_ff: int = 256
+    dec_ff: int = 384
     dec_layers: int = 2
     squeeze: int = 16  # per-step width at the latent bottleneck (flatten 32 x squeeze <-> z)
     dropout: float = 0.1
