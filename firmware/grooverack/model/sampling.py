@@ -98,11 +98,10 @@ def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.n
     if mutes is not None:
         hits[:, np.asarray(mutes, dtype=bool)] = False
     counts = np.broadcast_to(np.asarray(max_counts, dtype=np.int64), (NUM_VOICES,))
-    for voice in range(NUM_VOICES):
+    for voice in np.flatnonzero(hits.sum(0) > counts):  # only voices over their max count
         k = int(counts[voice])
-        if hits[:, voice].sum() > k:
-            ranked = np.argsort(-np.where(hits[:, voice], score[:, voice], -np.inf), kind="stable")
-            hits[ranked[k:], voice] = False
+        ranked = np.argsort(-np.where(hits[:, voice], score[:, voice], -np.inf), kind="stable")
+        hits[ranked[k:], voice] = False
     vel = np.where(hits, np.clip(np.asarray(velocities, dtype=np.float32), 0.0, 1.0), 0.0)
     off = np.where(hits, np.clip(np.asarray(offsets, dtype=np.float32), -0.5, 0.5), 0.0)
     return hits, vel.astype(np.float32), off.astype(np.float32)
