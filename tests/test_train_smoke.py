@@ -215,3 +215,23 @@ def test_shipped_recipe_script_calls_valid_commands(tmp_path: Path) -> None:
     if shutil.which("shellcheck"):
         proc = subprocess.run(["shellcheck", str(RECIPE)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout
+
+
+def test_resume_refuses_other_teachers(tmp_path: Path) -> None:
+    run(tmp_path / "teacher", epochs=1, max_steps=2)
+    teacher = str(tmp_path / "teacher" / "last.pt")
+    run(tmp_path / "student", epochs=2, max_steps=4, teachers=[teacher])
+    with pytest.raises(SystemExit, match="teachers"):
+        run(tmp_path / "student", epochs=2, resume=True)  # the teacher forgotten on resume
+    run(tmp_path / "student", epochs=2, resume=True, teachers=[teacher])
+
+
+@pytest.mark.parametrize("flag, value", [("--distill", "1.5"), ("--distill", "-0.1"),
+                                         ("--ema-decay", "1.0")])
+def test_out_of_range_training_flags_name_the_flag(flag, value, capsys) -> None:
+    from grooverack.cli import build_parser
+
+    args = build_parser().parse_args(["train", flag, value, "--gmd", "/nonexistent.zip"])
+    assert args._run(args) == 2
+    err = capsys.readouterr().err
+    assert flag in err and value in err and "allowed" in err
