@@ -50,22 +50,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # --- model <-> checkpoint ----------------------------------------------------------------------
-def load_checkpoint(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
-    """Checkpoint file -> (GrooveVAE in eval mode, info dict). Errors name the file."""
+def load_checkpoint(path: str | os.PathLike[str], prog: str = "export"
+                    ) -> tuple[Any, dict[str, Any]]:
+    """Checkpoint file -> (GrooveVAE in eval mode, info dict). Errors name the file (and `prog`,
+    the job that read it)."""
     import torch
 
     from grooverack.training.vae import GrooveVAE, VAEConfig
 
     path = Path(path)
     if not path.is_file():
-        raise SystemExit(f"export: checkpoint {path} not found")
+        raise SystemExit(f"{prog}: checkpoint {path} not found")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         cfg = VAEConfig.from_dict(ckpt["config"])
         model = GrooveVAE(cfg)
         model.load_state_dict(ckpt["model"])
     except Exception as exc:
-        raise SystemExit(f"export: {path} is not a grooverack checkpoint ({exc})") from None
+        raise SystemExit(f"{prog}: {path} is not a grooverack checkpoint ({exc})") from None
     model.eval()
     info = {
         "genres": list(ckpt.get("genres", [])),

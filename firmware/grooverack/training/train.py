@@ -129,36 +129,19 @@ def augment(batch: dict[str, Any], cfg: TrainConfig, gen: Any, n_genres: int) ->
 def teacher_targets(paths: list[str], train_set: Any, genres: list[str]) -> np.ndarray:
     """Mean hit probability of the teacher checkpoints for every train loop, [N, 2, 2, 32, 9]
     float16: axis 1 = (as is, bar-swapped input), axis 2 = (genre "any", the loop's style)."""
-    import torch
-
-    from grooverack.training.vae import GrooveVAE, VAEConfig
+    from grooverack.training.export import load_checkpoint
 
     grooves = np.ascontiguousarray(train_set.groove)
     swapped = np.ascontiguousarray(np.roll(grooves, STEPS_PER_BAR, axis=1))
     style = np.asarray(train_set.style, dtype=np.int64) + 1
     total = np.zeros((len(grooves), 2, 2, grooves.shape[1], NUM_VOICES), np.float32)
     for path in paths:
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-            model = GrooveVAE(VAEConfig.from_dict(ckpt["config"]))
-            model.load_state_dict(ckpt["model"])
-        except Exception as exc:
-            raise SystemExit(f"train: teacher {path} is not a grooverack checkpoint ({exc})"
-                             ) from None
-        if model.cfg.n_genres and list(ckpt.get("genres", [])) != list(genres):
+        model, info = load_checkpoint(path, prog="train: teacher")
+        if model.cfg.n_genres and info["genres"] != list(genres):
             raise SystemExit(f"train: teacher {path} was trained with other genres")
-        model.eval()
-        with torch.no_grad():
-            for si, g in enumerate((grooves, swapped)):
-                for gi in range(2):
-                    for i in range(0, len(g), 1024):
-                        x = torch.from_numpy(g[i:i + 1024])
-                        genre = None
-                        if model.cfg.n_genres:
-                            genre = (torch.from_numpy(style[i:i + 1024]) if gi
-                                     else torch.zeros(len(x), dtype=torch.long))
-                        h, *_ = model(x, genre, sample=False)
-                        total[i:i + 1024, si, gi] += torch.sigmoid(h).numpy()
+        for si, g in enumerate((grooves, swapped)):
+            for gi, genre in enumerate((0, style)):
+                total[:, si, gi] += predict_probs(model, g, genre, batch=1024)
         print(f"teacher {path}: targets computed", file=sys.stderr, flush=True)
     return (total / max(1, len(paths))).astype(np.float16)
 
@@ -178,16 +161,19 @@ def losses(model: Any, batch: dict[str, Any], pos_weight: Any) -> dict[str, Any]
     return {"hit": bce, "vel": vel_l, "off": off_l, "kl": kl}
 
 
-def predict_probs(model: Any, grooves: np.ndarray, genre: int = 0, batch: int = 512) -> np.ndarray:
-    """Hit probabilities with z = mu (validation/evaluation)."""
+def predict_probs(model: Any, grooves: np.ndarray, genre: int | np.ndarray = 0,
+                  batch: int = 512) -> np.ndarray:
+    """Hit probabilities with z = mu (validation, evaluation, teacher targets); `genre` is one
+    index or one per loop."""
     import torch
 
     model.eval()
+    per_loop = np.broadcast_to(np.asarray(genre, dtype=np.int64), (len(grooves),)).copy()
     out = []
     with torch.no_grad():
         for i in range(0, len(grooves), batch):
             g = torch.from_numpy(grooves[i:i + batch])
-            genres = torch.full((len(g),), genre, dtype=torch.long) if model.cfg.n_genres else None
+            genres = torch.from_numpy(per_loop[i:i + batch]) if model.cfg.n_genres else None
             h, *_ = model(g, genres, sample=False)
             out.append(torch.sigmoid(h).numpy())
     return np.concatenate(out) if out else np.zeros((0, 32, NUM_VOICES), np.float32)
