@@ -146,10 +146,13 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
         if result["xruns"] == 0:
             break
     exact = result["xruns"] == 0
+    # every message arrives once; an xrun may drop or repeat one (then at most one per xrun)
     sent_notes = sum(1 for _, d in events if d[0] & 0xF0 == 0x90 and d[2] > 0)
-    assert backend.input.counts.get("note") == sent_notes, result["xruns"]
-    assert backend.input.counts.get("clock") == sum(1 for _, d in events if d == b"\xf8")
-    assert backend.input.counts.get("start") == 1
+    sent_clocks = sum(1 for _, d in events if d == b"\xf8")
+    counts = backend.input.counts
+    assert abs(counts.get("note", 0) - sent_notes) <= result["xruns"], (counts, result["xruns"])
+    assert abs(counts.get("clock", 0) - sent_clocks) <= result["xruns"], (counts, result["xruns"])
+    assert counts.get("start") == 1
 
     # the engine followed the clock: its tempo estimate within 0.5 BPM
     assert abs(snap["bpm"] - bpm) < 0.5
