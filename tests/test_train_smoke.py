@@ -227,7 +227,7 @@ def test_resume_refuses_other_teachers(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("flag, value", [("--distill", "1.5"), ("--distill", "-0.1"),
-                                         ("--ema-decay", "1.0")])
+                                         ("--ema-decay", "1.0"), ("--genre-dropout", "1.2")])
 def test_out_of_range_training_flags_name_the_flag(flag, value, capsys) -> None:
     from grooverack.cli import build_parser
 

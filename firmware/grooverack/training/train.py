@@ -367,6 +367,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"teacher weight in the hit target (default {d.distill})")
     parser.add_argument("--ema-decay", type=float, default=d.ema_decay,
                         help=f"per-step EMA of the weights, 0 = off (default {d.ema_decay})")
+    parser.add_argument("--genre-dropout", type=float, default=d.genre_dropout,
+                        help="share of loops trained with the genre \"any\" (what the module "
+                             f"plays without a genre set; default {d.genre_dropout})")
     parser.add_argument("--select-objective", choices=("balanced", "voice", "micro"),
                         default=d.select_objective,
                         help="threshold objective of the validation F1 that picks best.pt "
@@ -379,14 +382,16 @@ def run(args: argparse.Namespace) -> int:
 
     for name, value, ok, allowed in (
             ("--distill", args.distill, 0.0 <= args.distill <= 1.0, "0 to 1"),
-            ("--ema-decay", args.ema_decay, 0.0 <= args.ema_decay < 1.0, "0 (off) to below 1")):
+            ("--ema-decay", args.ema_decay, 0.0 <= args.ema_decay < 1.0, "0 (off) to below 1"),
+            ("--genre-dropout", args.genre_dropout, 0.0 <= args.genre_dropout <= 1.0, "0 to 1")):
         if not ok:
             print(f"train: {name} {value} is out of range (allowed: {allowed})", file=sys.stderr)
             return 2
     tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                        beta_max=args.beta_max, patience=args.patience, seed=args.seed,
                        genres=not args.no_genres, distill=args.distill,
-                       ema_decay=args.ema_decay, select_objective=args.select_objective)
+                       ema_decay=args.ema_decay, genre_dropout=args.genre_dropout,
+                       select_objective=args.select_objective)
     overrides: dict[str, Any] = {}
     for item in args.model:
         key, _, value = item.partition("=")
