@@ -4,32 +4,37 @@
 #
 #   models/train-shipped.sh [RUNS_DIR]        (default runs/; needs the extra "train")
 #
-# About 2.5 hours on 2 idle CPU cores: three teacher runs (20-30 min each), a first student, the
-# shipped student. A single `grooverack train` (the last step without teachers) takes about 35 min
-# and scores about 0.01 lower on validation. The teacher runs are independent of each other: on a
-# bigger machine run them side by side.
+# About 4 hours on 2 idle CPU cores: three teacher runs (20-30 min each), a first student, two
+# second-round students, the shipped student (each student 35-40 min). A single `grooverack train`
+# (the last step without teachers) takes about 35 min and scores about 0.01 lower on validation.
+# Runs of one round are independent of each other: on a bigger machine run them side by side.
 #
-# The teachers were trained before EMA and balanced-objective selection existed and with the smaller
-# decoder of the time; the flags below restore those settings, so each run repeats exactly (the
+# The earlier runs were made before EMA, balanced-objective selection and the current decoder and
+# bottleneck sizes existed; the flags below restore their settings, so each run repeats exactly (the
 # thread count is part of a run's arithmetic: keep it).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 runs=${1:-runs}
 gr=${GROOVERACK:-grooverack}
-first=(--ema-decay 0 --select-objective voice --model dec_d=64 --model dec_ff=256 --threads 2)
+first=(--ema-decay 0 --select-objective voice --model dec_d=64 --model dec_ff=256 --model squeeze=16
+       --threads 2)
 
 "$gr" train --out "$runs/main" "${first[@]}"
 "$gr" train --out "$runs/dec128" "${first[@]}" --model dec_d=128 --model dec_layers=3 \
-    --model squeeze=32
+    --model squeeze=32  # the last --model wins
 "$gr" train --out "$runs/drop0.2" "${first[@]}" --model dropout=0.2
 teachers=(--teacher "$runs/main/best.pt" --teacher "$runs/dec128/best.pt"
           --teacher "$runs/drop0.2/best.pt")
-"$gr" train --out "$runs/distill" "${teachers[@]}" --model dec_d=64 --model dec_ff=256 --threads 2
+"$gr" train --out "$runs/distill" "${teachers[@]}" --model dec_d=64 --model dec_ff=256 \
+    --model squeeze=16 --threads 2
 teachers+=(--teacher "$runs/distill/best.pt")
-"$gr" train --out "$runs/d96" "${teachers[@]}" --threads 1
+"$gr" train --out "$runs/d96" "${teachers[@]}" --model squeeze=16 --threads 1
+"$gr" train --out "$runs/r2" "${teachers[@]}" --model squeeze=16 --threads 1 --seed 4321
+teachers+=(--teacher "$runs/d96/best.pt" --teacher "$runs/r2/best.pt")
+"$gr" train --out "$runs/sq32t6e60" "${teachers[@]}" --threads 1 --epochs 60
 
-"$gr" export "$runs/d96/best.pt" --out models
+"$gr" export "$runs/sq32t6e60/best.pt" --out models
 "$gr" eval --split validation --choose-thresholds
 "$gr" eval --split test --json benchmarks/eval-test.json
 "$gr" eval --split test --genre style --json benchmarks/eval-test-genre-style.json

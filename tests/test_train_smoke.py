@@ -186,11 +186,13 @@ RECIPE = REPO / "models" / "train-shipped.sh"
 def test_shipped_recipe_script_calls_valid_commands(tmp_path: Path) -> None:
     """models/train-shipped.sh, run with a recorder in place of grooverack: every call parses with
     the real command line, and each student's teachers were trained by an earlier call."""
+    import json
     import shlex
     import shutil
     import subprocess
 
     from grooverack.cli import build_parser
+    from grooverack.training.vae import VAEConfig
 
     log = tmp_path / "calls"
     recorder = tmp_path / "gr"
@@ -204,14 +206,33 @@ def test_shipped_recipe_script_calls_valid_commands(tmp_path: Path) -> None:
     assert [c[0] for c in calls].count("train") >= 5 and calls[-4][0] == "export"
     parser = build_parser()
     made: set[str] = set()
+    trained: dict = {}
     for argv in calls:
         args = parser.parse_args(argv)
         if argv[0] == "train":
             for teacher in args.teacher:
                 assert str(Path(teacher).parent) in made, f"{teacher} used before it is trained"
             made.add(args.out)
+            trained[args.out] = args
         if argv[0] == "export":
             assert str(Path(args.checkpoint).parent) in made
+            exported = trained[str(Path(args.checkpoint).parent)]
+    # the run the script exports is the one behind the shipped manifest: same architecture,
+    # teachers (by run name) and the settings that change a run's arithmetic
+    manifest = json.loads((REPO / "models" / "grooverack.json").read_text())
+    shipped = manifest["training"]["train_args"]
+    config = VAEConfig().to_dict()
+    for item in exported.model:
+        key, _, value = item.partition("=")
+        config[key] = float(value) if "." in value else int(value)
+    config["n_genres"] = manifest["model"]["config"]["n_genres"]
+    assert config == manifest["model"]["config"]
+    assert ([Path(t).parent.name for t in exported.teacher]
+            == [Path(t).parent.name for t in shipped["teacher"]])
+    for key in ("seed", "threads", "epochs", "batch_size", "lr", "beta_max", "distill",
+                "ema_decay", "genre_dropout", "no_genres"):
+        if key in shipped:
+            assert getattr(exported, key) == shipped[key], key
     if shutil.which("shellcheck"):
         proc = subprocess.run(["shellcheck", str(RECIPE)], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout

@@ -33,7 +33,8 @@ class VAEConfig:
     dec_heads: int = 4
     dec_ff: int = 384
     dec_layers: int = 2
-    squeeze: int = 16  # per-step width at the latent bottleneck (flatten 32 x squeeze <-> z)
+    squeeze: int = 32  # per-step width at the latent bottleneck (flatten 32 x squeeze <-> z);
+    # 16 before 2026-11-21 (every run before the shipped student: models/train-shipped.sh)
     dropout: float = 0.1
     n_genres: int = 0  # 0 = unconditioned; else genres[0] = "any"
 
