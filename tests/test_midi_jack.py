@@ -196,12 +196,16 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
     due = {}
     for d_time, _, data in backend.sender.sent:
         due.setdefault(data, []).append(d_time)
-    matched = [(t, min(due[d], key=lambda x, t=t: abs(t - x)), d) for _, t, d in received]
+
+    def nearest_due(t: float, data: bytes) -> float:
+        return min(due[data], key=lambda x: abs(t - x))
+
+    matched = [(t, nearest_due(t, d), d) for _, t, d in received]
     # lateness: arrival on the frame's JACK time mapped onto time.monotonic(); after an xrun that
     # mapping can jump by tens of milliseconds (JACK re-estimates its frame clock), so then the
     # time the rig's callback ran stands in (a JACK period after the frame, or an xrun's delay)
     arrivals = [(t if exact else cb, bytes.fromhex(h)) for _, t, h, cb in result["received"]]
-    lateness = np.array([t - min(due[d], key=lambda x, t=t: abs(t - x)) for t, d in arrivals])
+    lateness = np.array([t - nearest_due(t, d) for t, d in arrivals])
     # sent at their own step (a 16th is 150 ms here): how late exactly is bench_midi.py's job
     assert np.median(np.abs(lateness)) < 0.02 and lateness.min() > -0.005
     # the notes keep the clock's tempo: on the grid (quantize = 1), one step = 15 / bpm seconds

@@ -192,6 +192,7 @@ def test_shipped_recipe_script_calls_valid_commands(tmp_path: Path) -> None:
     import subprocess
 
     from grooverack.cli import build_parser
+    from grooverack.training.train import model_overrides
     from grooverack.training.vae import VAEConfig
 
     log = tmp_path / "calls"
@@ -221,10 +222,7 @@ def test_shipped_recipe_script_calls_valid_commands(tmp_path: Path) -> None:
     # teachers (by run name) and the settings that change a run's arithmetic
     manifest = json.loads((REPO / "models" / "grooverack.json").read_text())
     shipped = manifest["training"]["train_args"]
-    config = VAEConfig().to_dict()
-    for item in exported.model:
-        key, _, value = item.partition("=")
-        config[key] = float(value) if "." in value else int(value)
+    config = {**VAEConfig().to_dict(), **model_overrides(exported.model)}
     config["n_genres"] = manifest["model"]["config"]["n_genres"]
     assert config == manifest["model"]["config"]
     assert ([Path(t).parent.name for t in exported.teacher]

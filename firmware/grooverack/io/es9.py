@@ -409,7 +409,10 @@ class ES9Backend:
                 changes.append((frame, ch - 1, b.to_sample(ch, volts)))
                 self.scheduled.append((frame, ch, volts, ev))
             if self.midi_output is not None:
-                self.midi_output.play(ev, at=self.to_monotonic(ev.time))
+                # the offset estimate only falls (it improves while the stream starts): never let
+                # a later event fall due before an earlier one, so MIDI keeps the player's order
+                self._mirror_at = max(self._mirror_at, self.to_monotonic(ev.time))
+                self.midi_output.play(ev, at=self._mirror_at)
         changes.sort(key=lambda c: c[0])
         self._out.extend(changes)
 
@@ -421,6 +424,7 @@ class ES9Backend:
         eng = self.engine
         lookahead = max(0.03, 4 * max(self.board.blocksize, 64) / self.sr)
         self._mono_offset = math.inf
+        self._mirror_at = -math.inf  # due time of the last event mirrored as MIDI
         while not self._stop.is_set():
             self._wake.wait(0.05)
             self._wake.clear()

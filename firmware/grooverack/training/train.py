@@ -377,6 +377,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "before 2026-11-21 used voice)")
 
 
+def model_overrides(items: list[str]) -> dict[str, Any]:
+    """`--model KEY=VALUE` items -> VAEConfig overrides (a later item wins)."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        overrides[key] = float(value) if "." in value else int(value)
+    return overrides
+
+
 def run(args: argparse.Namespace) -> int:
     from grooverack.training import data
 
@@ -392,10 +401,7 @@ def run(args: argparse.Namespace) -> int:
                        genres=not args.no_genres, distill=args.distill,
                        ema_decay=args.ema_decay, genre_dropout=args.genre_dropout,
                        select_objective=args.select_objective)
-    overrides: dict[str, Any] = {}
-    for item in args.model:
-        key, _, value = item.partition("=")
-        overrides[key] = float(value) if "." in value else int(value)
+    overrides = model_overrides(args.model)
     try:
         splits = data.load_splits(args.gmd)
     except data.DataError as exc:
