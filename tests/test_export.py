@@ -103,3 +103,39 @@ def test_unreadable_checkpoint_names_the_file(tmp_path: Path) -> None:
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit, match="bad.pt"):
         export.load_checkpoint(bad)
+
+
+def test_latencies_are_measured_in_turns(exported, monkeypatch) -> None:
+    """Every candidate's latency is in the manifest, and the pairs are timed call by call in
+    turns (a busy spell of the machine must not fall on whichever method is measured first)."""
+    _, out, manifest = exported
+    quant = manifest["quantization"]
+    assert set(quant["candidates"]) == {"dynamic", "static"}
+    assert all(c["latency_ms"] > 0 for c in quant["candidates"].values())
+    assert quant["fp32_latency_ms"] > 0
+
+    order: list[str] = []
+    real = export._session
+
+    class Tagged:
+        def __init__(self, path: Path) -> None:
+            self._s, self._name = real(path), path.name
+
+        def get_inputs(self):
+            return self._s.get_inputs()
+
+        def run(self, names, feeds):
+            order.append(self._name)
+            return self._s.run(names, feeds)
+
+    monkeypatch.setattr(export, "_session", Tagged)
+    files = json.loads((out / MANIFEST_NAME).read_text())["variants"]
+    pairs = {v: (out / f["encoder"], out / f["decoder"]) for v, f in files.items()}
+    lat = export.median_latencies_ms(pairs, grooves(1)[0], 1, rounds=2, block=3)
+    assert set(lat) == set(pairs) and all(v > 0 for v in lat.values())
+    encoders = [name for name in order if "encoder" in name]
+    n = len(pairs)
+    assert len(encoders) == 3 * n * 3  # warm-up round + 2 rounds, blocks of 3 calls
+    turns = encoders[::3]
+    assert all(encoders[i:i + 3] == [turns[i // 3]] * 3 for i in range(0, len(encoders), 3))
+    assert turns[:n] == turns[n:2 * n] == turns[2 * n:] and len(set(turns[:n])) == n
