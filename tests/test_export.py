@@ -106,8 +106,8 @@ def test_unreadable_checkpoint_names_the_file(tmp_path: Path) -> None:
 
 
 def test_latencies_are_measured_in_turns(exported, monkeypatch) -> None:
-    """Every candidate's latency is in the manifest, and the pairs are timed call by call in
-    turns (a busy spell of the machine must not fall on whichever method is measured first)."""
+    """Every candidate's latency is in the manifest, and the pairs are timed in turns, block by
+    block (a busy spell of the machine must not fall on whichever method is measured first)."""
     _, out, manifest = exported
     quant = manifest["quantization"]
     assert set(quant["candidates"]) == {"dynamic", "static"}
