@@ -52,15 +52,17 @@ def midi_bytes(notes, *, tempos=((0, 500000),), time_sig=(4, 4), tpb=TPB, end=No
     return buf.getvalue()
 
 
-def write_zip(path: Path, files) -> Path:
-    """files = [(name, split, style, beat_type, time_signature, midi bytes)] -> a GMD-shaped zip."""
+def write_zip(path: Path, files, bpm: dict[str, str] | None = None) -> Path:
+    """files = [(name, split, style, beat_type, time_signature, midi bytes)] -> a GMD-shaped zip;
+    info.csv's bpm is 120 unless `bpm` names another for a file."""
     rows = io.StringIO()
     w = csv.writer(rows)
     w.writerow(["drummer", "session", "id", "style", "bpm", "beat_type", "time_signature",
                 "midi_filename", "audio_filename", "duration", "split"])
     with zipfile.ZipFile(path, "w") as zf:
         for name, split, style, beat_type, ts, blob in files:
-            w.writerow(["drummer1", "drummer1/s1", name, style, "120", beat_type, ts,
+            w.writerow(["drummer1", "drummer1/s1", name, style, (bpm or {}).get(name, "120"),
+                        beat_type, ts,
                         f"drummer1/s1/{name}.mid", "", "8.0", split])
             zf.writestr(f"groove/drummer1/s1/{name}.mid", blob)
         zf.writestr("groove/info.csv", rows.getvalue())
@@ -94,6 +96,18 @@ def test_windows_one_bar_hop_and_counts(tmp_path):
     assert loops.hits[0, :, 1].nonzero()[0].tolist() == [4, 12, 20, 28]  # snare
     assert loops.hits[0, :, 2].sum() == 16  # hats on 8ths
     assert loops.velocities[0, 0, 0] == pytest.approx(100 / 127)
+
+
+def test_each_loop_carries_its_files_tempo(tmp_path):
+    z = write_zip(tmp_path / "g.zip", [("a", "train", "rock", "beat", "4-4", midi_bytes(beat(4))),
+                                       ("b", "train", "funk", "beat", "4-4", midi_bytes(beat(3)))],
+                  bpm={"a": "87", "b": "143"})
+    loops = build_splits(z)["train"]
+    assert loops.bpm.dtype == np.float32 and loops.bpm.tolist() == [87.0] * 3 + [143.0] * 2
+    bad = write_zip(tmp_path / "bad.zip", [("a", "train", "rock", "beat", "4-4",
+                                            midi_bytes(beat(4)))], bpm={"a": "fast"})
+    with pytest.raises(data.DataError, match=r"bad\.zip:info\.csv: bpm 'fast'"):
+        build_splits(bad)
 
 
 def test_last_bar_counts_when_half_played(tmp_path):
@@ -216,6 +230,7 @@ def test_cache_is_written_reused_and_rebuilt_when_corrupt(tmp_path):
         np.testing.assert_array_equal(first[split].groove, again[split].groove)
         assert first[split].source == again[split].source
         assert again[split].style.dtype == np.int64
+        np.testing.assert_array_equal(first[split].bpm, again[split].bpm)
     files[0].write_bytes(b"not an npz")
     rebuilt = load_splits(z, cache)
     np.testing.assert_array_equal(rebuilt["train"].offsets, first["train"].offsets)
@@ -304,6 +319,9 @@ def test_real_zip_arrays_are_valid(gmd_splits):
         assert np.all(loops.velocities[~on] == 0) and np.all(loops.offsets[~on] == 0)
         assert loops.offsets.min() >= -0.5 and loops.offsets.max() < 0.5
         assert loops.style.min() >= 0 and loops.style.max() < len(STYLES)
+        # the tempo is info.csv's, which the file names repeat: <id>_<style>_<bpm>_beat_4-4.mid
+        named = [float(src.split(":")[0].rsplit("/", 1)[-1].split("_")[2]) for src in loops.source]
+        np.testing.assert_array_equal(loops.bpm, np.asarray(named, np.float32))
         np.testing.assert_array_equal(loops.groove,
                                       make_groove(loops.hits, loops.velocities, loops.offsets))
         assert loops.hits.sum(axis=(1, 2)).min() >= data.MIN_HITS

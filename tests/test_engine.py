@@ -350,3 +350,71 @@ def test_shipped_model_follow_zero_genre_and_silence(shipped_runner):
         perform(eng, [], loops=1)
         assert eng.pattern.info["genre"] == 1
     assert not rises(perform(engine(shipped_runner, density=0.0), QUARTERS, loops=1))
+
+
+class TempoRecorder:
+    """A tempo-conditioned runner: the fake ONNX model, with every decoder call's tempo kept."""
+
+    tempo = True
+
+    def __init__(self, runner) -> None:
+        self._runner = runner
+        self.bpms: list[float | None] = []
+
+    def __getattr__(self, name):
+        return getattr(self._runner, name)
+
+    def decode(self, z, genre=0, bpm=None):
+        self.bpms.append(bpm)
+        return self._runner.decode(z, genre)
+
+
+def test_a_tempo_model_hears_the_clock_tempo_in_steps(fake_runner):
+    rec = TempoRecorder(fake_runner)
+    eng = engine(rec, follow=0.0, tempo=120.0)
+    assert rec.bpms == [120.0] and eng.pattern.info["bpm"] == 120.0
+    perform(eng, [], loops=1)
+    assert rec.bpms == [120.0]                      # nothing changed: no new decode
+    eng.set_control("tempo", 123.0)                 # 2.5 %: within the step, same pattern
+    perform(eng, [], loops=1)
+    assert rec.bpms == [120.0]
+    eng.set_control("tempo", 126.0)                 # 5 %: decoded again for 126 BPM
+    perform(eng, [], loops=1)
+    assert rec.bpms == [120.0, 126.0] and eng.pattern.info["bpm"] == 126.0
+    eng.set_control("tempo", 80.0)
+    perform(eng, [], loops=1)
+    assert rec.bpms[-1] == 80.0
+
+
+def test_a_tempo_model_follows_an_external_clock_but_not_its_jitter(fake_runner):
+    rec = TempoRecorder(fake_runner)
+    eng = Engine(Settings({"clock.source": "midi", "follow": 0.0, "tempo": 120.0}), rec)
+    rng = np.random.default_rng(7)
+    eng.start(0.0)
+    t = 0.0
+    for bpm, beats in ((90.0, 16), (150.0, 16)):
+        tick = 60.0 / bpm / 24
+        for _ in range(24 * beats):
+            t += tick + rng.uniform(-0.0005, 0.0005)  # a jittery MIDI clock
+            eng.midi_clock(t)
+            eng.advance(t + 0.002)
+        # one decode per tempo reached (the estimate settles within a few beats), none per wobble
+        assert rec.bpms[-1] == pytest.approx(bpm, rel=0.04)
+    assert len(rec.bpms) <= 1 + 2 * 3
+
+
+def test_a_model_without_tempo_is_not_given_one(fake_runner):
+    calls = []
+
+    class Plain:
+        def __getattr__(self, name):
+            return getattr(fake_runner, name)
+
+        def decode(self, z, genre=0):
+            calls.append(genre)
+            return fake_runner.decode(z, genre)
+
+    eng = engine(Plain(), follow=0.0)
+    eng.set_control("tempo", 60.0)
+    perform(eng, [], loops=1)
+    assert calls == [0] and eng.pattern.info["bpm"] == 0.0

@@ -139,3 +139,69 @@ def test_latencies_are_measured_in_turns(exported, monkeypatch) -> None:
     turns = encoders[::3]
     assert all(encoders[i:i + 3] == [turns[i // 3]] * 3 for i in range(0, len(encoders), 3))
     assert turns[:n] == turns[n:2 * n] == turns[2 * n:] and len(set(turns[:n])) == n
+
+
+# --- tempo conditioning: the decoder's third input ------------------------------------------------
+@pytest.fixture(scope="module")
+def tempo_exported(tmp_path_factory) -> tuple[object, Path, dict]:
+    model, info = export.random_model(seed=5, genres=GENRES, tempo=True, **SMALL)
+    with torch.no_grad():  # a random init barely moves with tempo; make the term count
+        for p in model.decoder.tempo.parameters():
+            p.mul_(20.0)
+    out = tmp_path_factory.mktemp("tempo-models")
+    manifest = export.export_model(model, info, out, calibration=64, synthetic=True,
+                                   verbose=False)
+    return model, out, manifest
+
+
+def test_tempo_model_exports_with_a_tempo_input(tempo_exported) -> None:
+    model, out, manifest = tempo_exported
+    assert manifest["tempo"] is True
+    assert export.decoder_input_names(model) == ["z", "genre", "tempo"]
+    g = grooves(8)
+    genres = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    bpm = np.array([60, 90, 120, 0, 150, 174, 300, 45], np.float32)  # 0 = unknown
+    ref = export.run_torch(model, g, genres, bpm)
+    onnx_out = export.run_pair(out / export.ENCODER_FP32, out / export.DECODER_FP32, g, genres,
+                               bpm)
+    assert max(export.parity(ref, onnx_out).values()) < 1e-4
+
+
+@pytest.mark.parametrize("variant", ["int8", "fp32"])
+def test_runner_feeds_the_tempo(tempo_exported, variant: str) -> None:
+    _, out, _ = tempo_exported
+    runner = ModelRunner(out / MANIFEST_NAME, variant=variant)
+    assert runner.tempo
+    z = np.random.default_rng(0).standard_normal(16).astype(np.float32)
+    slow, fast = runner.decode(z, 0, 70.0)[0], runner.decode(z, 0, 170.0)[0]
+    assert not np.allclose(slow, fast)
+    # None and 0 both mean "unknown"; a batch gives the numbers of its items
+    np.testing.assert_array_equal(runner.decode(z, 0, None)[0], runner.decode(z, 0, 0.0)[0])
+    h, _, _ = runner.decode_batch(np.stack([z, z]), 0, np.array([70.0, 170.0]))
+    np.testing.assert_allclose(h[0], slow, atol=1e-5)
+    np.testing.assert_allclose(h[1], fast, atol=1e-5)
+    with pytest.raises(ValueError, match="tempo"):
+        runner.decode(z, 0, -5.0)
+    with pytest.raises(ValueError, match="tempo"):
+        runner.decode(z, 0, float("nan"))
+
+
+def test_runner_refuses_a_manifest_whose_tempo_flag_misstates_the_decoder(tempo_exported,
+                                                                          tmp_path) -> None:
+    import shutil
+
+    from grooverack.model.runner import ModelError
+
+    _, out, _ = tempo_exported
+    for f in out.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    path = tmp_path / MANIFEST_NAME
+    manifest = json.loads(path.read_text())
+    manifest["tempo"] = False
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match=r"inputs \['z', 'genre', 'tempo'\]"):
+        ModelRunner(path)
+    manifest["tempo"] = "yes"
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="tempo must be true or false"):
+        ModelRunner(path)

@@ -25,7 +25,8 @@ def loops(n: int, seed: int) -> Loops:
     vel = (hits * rng.uniform(0.2, 1.0, hits.shape)).astype(np.float32)
     off = (hits * rng.uniform(-0.5, 0.49, hits.shape)).astype(np.float32)
     return Loops(hits, vel, off, make_groove(hits, vel, off).astype(np.float32),
-                 rng.integers(0, 2, n).astype(np.int64), [f"synthetic/{i}" for i in range(n)])
+                 rng.integers(0, 2, n).astype(np.int64), [f"synthetic/{i}" for i in range(n)],
+                 rng.choice([70.0, 95.0, 120.0, 174.0], n).astype(np.float32))
 
 
 SPLITS = {"train": loops(32, 0), "validation": loops(16, 1)}
@@ -223,12 +224,15 @@ def test_shipped_recipe_script_calls_valid_commands(tmp_path: Path) -> None:
     manifest = json.loads((REPO / "models" / "grooverack.json").read_text())
     shipped = manifest["training"]["train_args"]
     config = {**VAEConfig().to_dict(), **model_overrides(exported.model)}
+    if exported.tempo:
+        config["tempo"] = True
     config["n_genres"] = manifest["model"]["config"]["n_genres"]
-    assert config == manifest["model"]["config"]
+    # a manifest written before a config field existed holds that field's default
+    assert config == VAEConfig.from_dict(manifest["model"]["config"]).to_dict()
     assert ([Path(t).parent.name for t in exported.teacher]
             == [Path(t).parent.name for t in shipped["teacher"]])
     for key in ("seed", "threads", "epochs", "batch_size", "lr", "beta_max", "distill",
-                "ema_decay", "genre_dropout", "no_genres"):
+                "ema_decay", "genre_dropout", "no_genres", "tempo_dropout"):
         if key in shipped:
             assert getattr(exported, key) == shipped[key], key
     if shutil.which("shellcheck"):
@@ -254,3 +258,44 @@ def test_out_of_range_training_flags_name_the_flag(flag, value, capsys) -> None:
     assert args._run(args) == 2
     err = capsys.readouterr().err
     assert flag in err and value in err and "allowed" in err
+
+
+def test_a_tempo_model_trains_on_the_loops_tempo_and_exports(tmp_path: Path) -> None:
+    """--tempo: the decoder learns from each loop's BPM (dropped to unknown at tempo_dropout); the
+    exported decoder takes it as its input "tempo"."""
+    summary = train.train(SPLITS, tmp_path / "run", config(1), model_overrides={**TINY, "tempo": True},
+                          genres=GENRES, data_hash="synthetic", progress=False, threads=1,
+                          max_steps=3)
+    ckpt = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)
+    assert ckpt["config"]["tempo"] is True and summary["epochs"] == 1
+    assert any(k.startswith("decoder.tempo.") for k in ckpt["model"])
+    # the tempo term got gradients: it moved away from its initial values
+    torch.manual_seed(5)
+    from grooverack.training.vae import GrooveVAE, VAEConfig
+
+    init = GrooveVAE(VAEConfig.from_dict(ckpt["config"])).state_dict()
+    moved = [k for k in ckpt["raw"] if k.startswith("decoder.tempo.")
+             and not torch.equal(ckpt["raw"][k], init[k])]
+    assert moved
+    model, info = export.load_checkpoint(tmp_path / "run" / "last.pt")
+    manifest = export.export_model(model, info, tmp_path / "models", calibration=16,
+                                   synthetic=True, verbose=False)
+    assert manifest["tempo"] is True
+    runner = ModelRunner(tmp_path / "models" / MANIFEST_NAME)
+    assert runner.tempo
+    mu, _ = runner.encode(SPLITS["validation"].groove[0])
+    h, _, _ = runner.decode(mu, 0, 120.0)
+    assert h.shape == (STEPS, NUM_VOICES) and np.isfinite(h).all()
+
+
+def test_augment_drops_the_tempo_at_its_rate() -> None:
+    cfg = train.TrainConfig(tempo_dropout=0.3)
+    n = 4000
+    batch = {"groove": torch.zeros(n, STEPS, 3), "hits": torch.zeros(n, STEPS, NUM_VOICES),
+             "velocities": torch.zeros(n, STEPS, NUM_VOICES),
+             "offsets": torch.zeros(n, STEPS, NUM_VOICES),
+             "style": torch.zeros(n, dtype=torch.long), "bpm": torch.full((n,), 100.0)}
+    out = train.augment(batch, cfg, torch.Generator().manual_seed(0), len(GENRES), tempo=True)
+    unknown = float((out["tempo"] == 0).float().mean())
+    assert 0.27 < unknown < 0.33 and set(out["tempo"].unique().tolist()) == {0.0, 100.0}
+    assert train.augment(batch, cfg, torch.Generator().manual_seed(0), len(GENRES))["tempo"] is None

@@ -12,7 +12,8 @@ Pure: time is always an argument. Wiring: Clock -> position; GrooveCapture <- on
 Generator <- (groove, controls) at step commits; Player <- pattern + clock -> events.
 
 When the generator is asked for a new pattern (at the commit of step `s`, i.e. when the position
-reaches s - 0.5): a control changed (decode only), the groove changed and `s` is on the
+reaches s - 0.5): a control changed (decode only), the tempo moved by TEMPO_STEP from the one the
+pattern was made for (a tempo-conditioned model only; decode only), the groove changed and `s` is on the
 `generation.reencode` boundary (step / bar / loop), or a new loop starts with uncertainty > 0
 (new sampling noise: the pattern varies from loop to loop, by the loop count only, never by the
 input). Synchronously the new pattern plays from step `s`; threaded from a later commit.
@@ -38,6 +39,10 @@ __all__ = ["Engine", "OutputEvent", "BUTTONS", "PRESET_FORMAT"]
 BUTTONS = ("record", "clear", "randomize_a", "randomize_b", "save_preset", "recall_preset",
            "next_preset", "previous_preset")
 REENCODE_EVERY = {"step": 1, "bar": 16, "loop": STEPS}
+# A tempo-conditioned model hears the tempo in steps of about 4 %: a new pattern when the clock's
+# tempo has moved that far from the one the pattern was made for, not at every wobble of an
+# external clock's estimate (+-0.5 BPM at 120 with 8 intervals of smoothing).
+TEMPO_STEP = 0.04
 RESET_GRACE_S = 0.002   # a reset this soon after a clock edge may belong to that edge
 PRESET_FORMAT = 1
 PRESET_SLOTS = 16
@@ -74,6 +79,7 @@ class Engine:
         self._listening_since: int | None = None   # step of the first onset into an empty groove
         self._variation = 0
         self._genre = self._genre_index(s["genre"])
+        self._model_bpm = round(self.clock.bpm, 1) if self.generator.tempo_aware else 0.0
         # the first pattern, synchronously, so something sensible plays from the first step
         first = self.generator.generate(self._make_request())
         self.player.pattern = first
@@ -123,7 +129,8 @@ class Engine:
             density=tuple(float(x) for x in self.effective_density()),
             mutes=tuple(bool(s[f"mute.{v}"]) for v in VOICE_NAMES),
             max_count=int(s["generation.max_count"]), genre=self._genre,
-            seed=int(s["generation.seed"]), variation=self._variation, serial=self._serial)
+            seed=int(s["generation.seed"]), variation=self._variation, serial=self._serial,
+            bpm=self._model_bpm)
 
     def _before_commit(self, step: int) -> None:
         want = self._controls_dirty
@@ -139,6 +146,11 @@ class Engine:
                     or step - self._listening_since >= STEPS:
                 self._groove = groove
                 self._groove_version = self.capture.version
+                want = True
+        if self.generator.tempo_aware:
+            bpm = self.clock.bpm
+            if abs(math.log(bpm / self._model_bpm)) >= math.log1p(TEMPO_STEP):
+                self._model_bpm = round(bpm, 1)
                 want = True
         loop = max(step, 0) // STEPS
         if step % STEPS == 0 and loop != self._variation:

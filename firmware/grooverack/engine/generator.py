@@ -2,8 +2,10 @@
 
 `z_AB = (1 - morph) z_A + morph z_B`, `z = (1 - follow) z_AB + follow z_groove` (z_groove = the
 encoder's mu of the captured groove), decoded by the model and sampled (`model.sampling`).
+A tempo-conditioned model (`runner.tempo`) also gets the tempo the pattern plays at (`Request.bpm`,
+0 = unknown); the engine moves it in steps (TEMPO_STEP), not with every wobble of a clock.
 Work is skipped where it can be: the encoder runs only when the groove changed (its version), the
-decoder only when z or the genre changed; otherwise only the sampling runs again.
+decoder only when z, the genre or the tempo changed; otherwise only the sampling runs again.
 
 Synchronous mode (sim, tests): `request` computes at once and offers the pattern to `buffer`;
 the player swaps it in at its next step commit: deterministic. In both modes a failing generation
@@ -51,6 +53,7 @@ class Request:
     seed: int
     variation: int              # selects the sampling noise: same variation -> same noise
     serial: int
+    bpm: float = 0.0            # the tempo given to a tempo-conditioned model (0 = unknown)
 
 
 class Generator:
@@ -66,6 +69,7 @@ class Generator:
         self.z_a = self._random_latent()
         self.z_b = self._random_latent()
         self.threaded = threaded
+        self.tempo_aware = bool(getattr(runner, "tempo", False))
         self.generated = 0
         self.encodes = 0
         self.decodes = 0
@@ -76,7 +80,7 @@ class Generator:
         # caches (touched only by whoever runs `generate`: the caller, or the worker)
         self._groove_key: bytes | None = None
         self._z_groove: np.ndarray | None = None
-        self._decode_key: tuple[bytes, int] | None = None
+        self._decode_key: tuple[bytes, int, float] | None = None
         self._decoded: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # worker
         self._cond = threading.Condition()
@@ -132,10 +136,12 @@ class Generator:
             # module plays A/B until the input plays): skip the encoder either way
             z_groove = None
         z = sampling.mix_latents(req.z_a, req.z_b, z_groove, req.morph, req.follow)
-        dkey = (z.tobytes(), req.genre)
+        bpm = float(req.bpm) if self.tempo_aware else 0.0
+        dkey = (z.tobytes(), req.genre, bpm)
         if dkey != self._decode_key or self._decoded is None:
-            self._decoded = tuple(np.asarray(a, dtype=np.float32)
-                                  for a in self.runner.decode(z, req.genre))
+            decoded = (self.runner.decode(z, req.genre, bpm or None) if self.tempo_aware
+                       else self.runner.decode(z, req.genre))
+            self._decoded = tuple(np.asarray(a, dtype=np.float32) for a in decoded)
             self._decode_key = dkey
             self.decodes += 1
         logits, vel, off = self._decoded
@@ -147,7 +153,8 @@ class Generator:
         self.generated += 1
         pattern = Pattern(hits, vel, off, req.serial,
                           {"follow": req.follow, "morph": req.morph, "variation": req.variation,
-                           "groove_version": req.groove_version, "genre": req.genre})
+                           "groove_version": req.groove_version, "genre": req.genre,
+                           "bpm": bpm})
         self.last_pattern = pattern
         return pattern
 

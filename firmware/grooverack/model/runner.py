@@ -92,6 +92,8 @@ def load_manifest(path: Path) -> dict[str, Any]:
         raise ModelError(f"{path}: genres must be a list of names, found {genres!r}")
     if genres and genres[0] != "any":
         raise ModelError(f"{path}: genres[0] must be 'any' (the unconditioned embedding)")
+    if not isinstance(data.get("tempo", False), bool):
+        raise ModelError(f"{path}: tempo must be true or false, found {data['tempo']!r}")
     thresholds = data["thresholds"]
     if (not isinstance(thresholds, list) or len(thresholds) != NUM_VOICES
             or not all(isinstance(t, (int, float)) and 0.0 <= t <= 1.0 for t in thresholds)):
@@ -129,6 +131,9 @@ class ModelRunner:
         self.latent_size: int = int(self.manifest["latent_size"])
         self.voices: tuple[str, ...] = tuple(self.manifest["voices"])
         self.genres: tuple[str, ...] = tuple(self.manifest["genres"])
+        # the decoder takes the tempo (BPM, 0 = unknown) as an input: the module knows it from its
+        # clock, and drummers play differently at 70 and at 170 BPM
+        self.tempo: bool = bool(self.manifest.get("tempo", False))
         self.thresholds = np.asarray(self.manifest["thresholds"], dtype=np.float32)
         self.trained: bool = bool(self.manifest.get("trained", True))
         self.data_hash: str = str(self.manifest.get("data_hash", ""))
@@ -194,7 +199,7 @@ class ModelRunner:
                              f"{list(ENCODER_INPUTS)} / {list(ENCODER_OUTPUTS)}")
         dec_in = [i.name for i in self._decoder.get_inputs()]
         dec_out = [o.name for o in self._decoder.get_outputs()]
-        want_in = ["z", "genre"] if self.genres else ["z"]
+        want_in = ["z", *(["genre"] if self.genres else []), *(["tempo"] if self.tempo else [])]
         if dec_in != want_in or dec_out != list(DECODER_OUTPUTS):
             raise ModelError(f"{self.decoder_path}: inputs {dec_in} / outputs {dec_out}, expected "
                              f"{want_in} / {list(DECODER_OUTPUTS)}")
@@ -219,9 +224,11 @@ class ModelRunner:
         mu, logvar = self.encode_batch(g[None])
         return mu[0], logvar[0]
 
-    def decode_batch(self, z: np.ndarray, genre: np.ndarray | int | None = None
+    def decode_batch(self, z: np.ndarray, genre: np.ndarray | int | None = None,
+                     bpm: np.ndarray | float | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """z float32 [B, L], genre int [B] (or one int) -> hit_logits, velocities, offsets [B,32,9]."""
+        """z float32 [B, L], genre int [B] (or one int), bpm float [B] (or one; None or 0 =
+        unknown; ignored by a model without tempo) -> hit_logits, velocities, offsets [B,32,9]."""
         zz = np.ascontiguousarray(z, dtype=np.float32)
         if zz.ndim != 2 or zz.shape[1] != self.latent_size:
             raise ValueError(f"latent batch must be [B, {self.latent_size}], got {list(zz.shape)}")
@@ -232,6 +239,12 @@ class ModelRunner:
             if g.min(initial=0) < 0 or g.max(initial=0) >= len(self.genres):
                 raise ValueError(f"genre index out of range 0..{len(self.genres) - 1}: {g.tolist()}")
             feeds["genre"] = np.ascontiguousarray(g)
+        if self.tempo:
+            t = np.broadcast_to(np.asarray(0.0 if bpm is None else bpm, dtype=np.float32),
+                                (zz.shape[0],))
+            if not np.all(np.isfinite(t)) or t.min(initial=0.0) < 0.0:
+                raise ValueError(f"tempo must be a finite BPM >= 0 (0 = unknown): {t.tolist()}")
+            feeds["tempo"] = np.ascontiguousarray(t)
         if self.per_item and len(zz) > 1:
             parts = [self._decoder.run(None, {k: v[i:i + 1] for k, v in feeds.items()})
                      for i in range(len(zz))]
@@ -239,12 +252,14 @@ class ModelRunner:
         hit_logits, velocities, offsets = self._decoder.run(None, feeds)
         return hit_logits, velocities, offsets
 
-    def decode(self, z: np.ndarray, genre: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """z float32 [L] -> (hit_logits, velocities 0..1, offsets -0.5..0.5), each [32, 9]."""
+    def decode(self, z: np.ndarray, genre: int = 0, bpm: float | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """z float32 [L] -> (hit_logits, velocities 0..1, offsets -0.5..0.5), each [32, 9];
+        `bpm` the tempo the pattern will play at (None = unknown)."""
         zz = np.asarray(z, dtype=np.float32)
         if zz.shape != (self.latent_size,):
             raise ValueError(f"latent must be [{self.latent_size}], got {list(zz.shape)}")
-        h, v, o = self.decode_batch(zz[None], genre)
+        h, v, o = self.decode_batch(zz[None], genre, bpm)
         return h[0], v[0], o[0]
 
     def genre_index(self, name: str) -> int:
@@ -261,4 +276,4 @@ class ModelRunner:
 
     def __repr__(self) -> str:
         return (f"ModelRunner({str(self.manifest_path)!r}, variant={self.variant!r}, "
-                f"latent_size={self.latent_size}, genres={len(self.genres)})")
+                f"latent_size={self.latent_size}, genres={len(self.genres)}, tempo={self.tempo})")

@@ -59,7 +59,10 @@ REFERENCE_HIT_SHARE = {
     "mid_tom": 0.032, "high_tom": 0.003, "crash": 0.020, "ride": 0.115,
 }
 PUBLISHED_COUNTS = {"train": 16195, "validation": 2021, "test": 2054}
-_ARRAYS = ("hits", "velocities", "offsets", "groove", "style", "source")
+_ARRAYS = ("hits", "velocities", "offsets", "groove", "style", "source", "bpm")
+# The cache file's own format: 2 added each loop's tempo (info.csv's bpm). The loops themselves are
+# those of PIPELINE_VERSION, so the data hash (what a model was trained on) did not change.
+CACHE_FORMAT = 2
 
 
 class DataError(ValueError):
@@ -68,7 +71,8 @@ class DataError(ValueError):
 
 @dataclass
 class Loops:
-    """N two-bar loops: hits/velocities/offsets [N,32,9], groove [N,32,3] float32, style [N]."""
+    """N two-bar loops: hits/velocities/offsets [N,32,9], groove [N,32,3] float32, style [N],
+    bpm [N] float32 (the performance's tempo from info.csv; 0 = unknown)."""
 
     hits: np.ndarray
     velocities: np.ndarray
@@ -76,6 +80,14 @@ class Loops:
     groove: np.ndarray
     style: np.ndarray
     source: list[str]
+    bpm: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.bpm is None:
+            self.bpm = np.zeros(len(self.hits), np.float32)
+        self.bpm = np.asarray(self.bpm, dtype=np.float32)
+        if self.bpm.shape != (len(self.hits),):
+            raise ValueError(f"bpm must be [{len(self.hits)}], got {list(self.bpm.shape)}")
 
     def __len__(self) -> int:
         return int(self.hits.shape[0])
@@ -234,10 +246,15 @@ def build_splits(gmd_zip: str | Path) -> dict[str, Loops]:
             except DataError as exc:
                 log.warning("skipped: %s", exc)
                 continue
+            try:
+                bpm = float(row.get("bpm") or 0.0)
+            except ValueError:
+                raise DataError(f"{gmd_zip}:info.csv: bpm {row['bpm']!r} of "
+                                f"{row['midi_filename']} is not a number") from None
             h, v, o, starts = cut_loops(pos, voice, vel, end)
             if starts:
                 parts[split].append((h, v, o, STYLES.index(primary),
-                                     [f"{row['midi_filename']}:{b:03d}" for b in starts]))
+                                     [f"{row['midi_filename']}:{b:03d}" for b in starts], bpm))
     out = {}
     for split, items in parts.items():
         if not items:
@@ -247,8 +264,9 @@ def build_splits(gmd_zip: str | Path) -> dict[str, Loops]:
         vels = np.concatenate([i[1] for i in items])
         offs = np.concatenate([i[2] for i in items])
         style = np.concatenate([np.full(len(i[4]), i[3], np.int64) for i in items])
+        bpm = np.concatenate([np.full(len(i[4]), i[5], np.float32) for i in items])
         out[split] = Loops(hits, vels, offs, make_groove(hits, vels, offs), style,
-                           [s for i in items for s in i[4]])
+                           [s for i in items for s in i[4]], bpm)
     return out
 
 
@@ -288,7 +306,8 @@ def _load_cache(path: Path) -> dict[str, Loops]:
             for split in SPLITS:
                 a = {k: npz[f"{split}/{k}"] for k in _ARRAYS}
                 out[split] = Loops(a["hits"], a["velocities"], a["offsets"], a["groove"],
-                                   a["style"].astype(np.int64), [str(s) for s in a["source"]])
+                                   a["style"].astype(np.int64), [str(s) for s in a["source"]],
+                                   a["bpm"].astype(np.float32))
             return out
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: unreadable cache ({exc})") from exc
@@ -302,7 +321,7 @@ def load_splits(gmd_zip: str | Path | None = None,
     if not gmd_zip.is_file():
         raise DataError(f"{gmd_zip}: Groove MIDI Dataset zip not found (give it with --gmd PATH)")
     cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
-    path = cache_dir / f"gmd-{data_hash(gmd_zip)[:16]}-v{PIPELINE_VERSION}.npz"
+    path = cache_dir / f"gmd-{data_hash(gmd_zip)[:16]}-v{PIPELINE_VERSION}c{CACHE_FORMAT}.npz"
     if path.is_file():
         try:
             return _load_cache(path)

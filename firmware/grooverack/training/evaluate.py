@@ -7,7 +7,8 @@ Metrics (`metrics`), all on the 32x9 cells of every loop:
   accuracy" the literature reports. Most cells are silent, so it says little; it is here to compare.
 
 The model is evaluated with z = mu (no sampling noise), genre 0 ("any") unless `--genre style`,
-and a hit wherever sigmoid(logit) > the manifest's per-voice threshold: the firmware's decision at
+each loop's tempo for a tempo-conditioned model (what the module knows from its clock; `--tempo
+unknown` withholds it), and a hit wherever sigmoid(logit) > the manifest's per-voice threshold: the firmware's decision at
 temperature 0 and density 0.5 (`grooverack.model.sampling`). Thresholds are chosen on validation only
 (`--choose-thresholds --split validation`), never on test.
 
@@ -200,7 +201,8 @@ def nearest_neighbours(train_grooves: np.ndarray, query_grooves: np.ndarray,
 
 
 def predict_probs(runner: Any, grooves: np.ndarray, batch: int = 1,
-                  genre: int | np.ndarray = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  genre: int | np.ndarray = 0, bpm: float | np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Hit probabilities, velocities and offsets [N, 32, 9] for grooves [N, 32, 3], with z = mu.
 
     Uses the runner's batched calls when it has them, else its one-loop `encode`/`decode`.
@@ -209,16 +211,20 @@ def predict_probs(runner: Any, grooves: np.ndarray, batch: int = 1,
     loop calls the firmware makes; single-threaded, batching is no faster anyway (~1 s for test)."""
     g = np.asarray(grooves, np.float32)
     genres = np.broadcast_to(np.asarray(genre, np.int64), (len(g),))
+    tempo = bool(getattr(runner, "tempo", False))
+    bpms = np.broadcast_to(np.asarray(0.0 if bpm is None else bpm, np.float32), (len(g),))
     outs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     batched = hasattr(runner, "encode_batch") and hasattr(runner, "decode_batch")
     for start in range(0, len(g), batch):
         part = g[start:start + batch]
         if batched:
             mu, _ = runner.encode_batch(part)
-            logits, vel, off = runner.decode_batch(mu, genres[start:start + batch])
+            extra = (bpms[start:start + batch],) if tempo else ()
+            logits, vel, off = runner.decode_batch(mu, genres[start:start + batch], *extra)
         else:
-            res = [runner.decode(runner.encode(x)[0], int(k))
-                   for x, k in zip(part, genres[start:start + batch], strict=True)]
+            res = [runner.decode(runner.encode(x)[0], int(k), *((float(t),) if tempo else ()))
+                   for x, k, t in zip(part, genres[start:start + batch],
+                                      bpms[start:start + batch], strict=True)]
             logits, vel, off = (np.stack([r[i] for r in res]) for i in range(3))
         outs.append((np.asarray(logits, np.float32), np.asarray(vel, np.float32),
                      np.asarray(off, np.float32)))
@@ -240,10 +246,11 @@ def style_genres(runner: Any, loops: Any) -> np.ndarray:
 
 
 def evaluate_model(runner: Any, loops: Any, thresholds: np.ndarray | None = None,
-                   genre: int | np.ndarray = 0) -> dict[str, Any]:
+                   genre: int | np.ndarray = 0, bpm: float | np.ndarray | None = None
+                   ) -> dict[str, Any]:
     """Metrics of a runner on Loops with z = mu and per-voice thresholds (default: the runner's)."""
     th = np.asarray(runner.thresholds if thresholds is None else thresholds, np.float32)
-    probs, vel, off = predict_probs(runner, loops.groove, genre=genre)
+    probs, vel, off = predict_probs(runner, loops.groove, genre=genre, bpm=bpm)
     return metrics(probs > th, vel, off, loops.hits, loops.velocities, loops.offsets)
 
 
@@ -325,6 +332,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--genre", choices=("any", "style"), default="any",
                         help="decode with genre 0 'any' (default, the module's default) or with "
                              "each loop's GMD style (genre-conditioned models)")
+    parser.add_argument("--tempo", choices=("loop", "unknown"), default="loop",
+                        help="decode with each loop's tempo (default: the module knows it from its "
+                             "clock) or with the tempo unknown (tempo-conditioned models)")
     parser.add_argument("--no-baselines", action="store_true", help="skip the two baselines")
     parser.add_argument("--choose-thresholds", action="store_true",
                         help="choose per-voice thresholds on --split validation and write them "
@@ -356,7 +366,7 @@ def _choose_and_write(args: argparse.Namespace, loops: Any, manifest_path: Path)
 
     runner = ModelRunner(manifest_path, args.threshold_variant)
     genre = style_genres(runner, loops) if args.genre == "style" else 0
-    probs, vel, off = predict_probs(runner, loops.groove, genre=genre)
+    probs, vel, off = predict_probs(runner, loops.groove, genre=genre, bpm=_bpm(args, loops))
     before = metrics(probs > runner.thresholds, vel, off, loops.hits, loops.velocities,
                      loops.offsets)
     th = choose_thresholds(probs, loops.hits, objective=args.objective)
@@ -366,7 +376,8 @@ def _choose_and_write(args: argparse.Namespace, loops: Any, manifest_path: Path)
     manifest["thresholds"] = [round(float(x), 3) for x in th]
     manifest["thresholds_chosen_on"] = {
         "split": args.split, "variant": args.threshold_variant, "loops": len(loops),
-        "genre": args.genre, "objective": args.objective,
+        "genre": args.genre, "tempo": args.tempo if runner.tempo else "none",
+        "objective": args.objective,
         **({"slack": BALANCED_SLACK} if args.objective == "balanced" else {}),
         "grid": [float(THRESHOLD_GRID[0]), float(THRESHOLD_GRID[-1]),
                  float(round(THRESHOLD_GRID[1] - THRESHOLD_GRID[0], 3))],
@@ -380,6 +391,11 @@ def _choose_and_write(args: argparse.Namespace, loops: Any, manifest_path: Path)
         print(f"  {name:<12}{old:>6.2f} -> {new:.2f}   F1 {after['per_voice_f1'][name]:.3f}")
     print(f"hit F1 {before['hit_f1']:.4f} -> {after['hit_f1']:.4f}")
     return 0
+
+
+def _bpm(args: argparse.Namespace, loops: Any) -> np.ndarray | None:
+    """Each loop's tempo (info.csv's bpm), or None for `--tempo unknown`."""
+    return None if getattr(args, "tempo", "loop") == "unknown" else loops.bpm
 
 
 def run(args: argparse.Namespace) -> int:
@@ -418,7 +434,7 @@ def run(args: argparse.Namespace) -> int:
         for variant in variants:
             runner = ModelRunner(manifest_path, variant)
             genre = style_genres(runner, loops) if args.genre == "style" else 0
-            models[variant] = evaluate_model(runner, loops, genre=genre)
+            models[variant] = evaluate_model(runner, loops, genre=genre, bpm=_bpm(args, loops))
             models[variant]["thresholds"] = [float(x) for x in runner.thresholds]
     except ModelError as exc:
         print(f"grooverack eval: {exc}", file=sys.stderr)
@@ -426,7 +442,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_baselines:
         models.update(evaluate_baselines(splits["train"], loops))
     report = {"split": args.split, "loops": len(loops), "model": str(manifest_path),
-              "genre": args.genre,
+              "genre": args.genre, "tempo": args.tempo if manifest.get("tempo") else "none",
               "models": models,
               "published": {"model": PUBLISHED, "baseline_f1": PUBLISHED_BASELINE_F1,
                             "validation_f1": PUBLISHED_VALIDATION_F1}}

@@ -116,21 +116,43 @@ def _wrappers(model: Any) -> tuple[Any, Any]:
         def forward(self, groove):
             return self.encoder(groove)
 
-    conditioned = model.decoder.genre is not None
+    names = decoder_input_names(model)
 
     class Dec(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.decoder = model.decoder
 
-        if conditioned:
-            def forward(self, z, genre):
-                return self.decoder(z, genre)
-        else:
-            def forward(self, z):
-                return self.decoder(z)
+        def forward(self, z, *rest):
+            given = dict(zip(names[1:], rest))
+            return self.decoder(z, given.get("genre"), given.get("tempo"))
 
     return Enc().eval(), Dec().eval()
+
+
+def decoder_input_names(model: Any) -> list[str]:
+    """The decoder graph's inputs: z, then genre (genre-conditioned), then tempo (BPM)."""
+    names = ["z"]
+    if model.decoder.genre is not None:
+        names.append("genre")
+    if getattr(model.decoder, "tempo", None) is not None:
+        names.append("tempo")
+    return names
+
+
+def decoder_feeds(session: Any, z: np.ndarray, genre: int | np.ndarray | None = None,
+                  bpm: float | np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Feeds for whichever of genre / tempo the decoder graph takes (0 = "any" / unknown)."""
+    b = z.shape[0]
+    feeds = {"z": np.ascontiguousarray(z, dtype=np.float32)}
+    names = {i.name for i in session.get_inputs()}
+    if "genre" in names:
+        feeds["genre"] = np.broadcast_to(np.asarray(0 if genre is None else genre, np.int64),
+                                         (b,)).copy()
+    if "tempo" in names:
+        feeds["tempo"] = np.broadcast_to(np.asarray(0.0 if bpm is None else bpm, np.float32),
+                                         (b,)).copy()
+    return feeds
 
 
 def export_fp32(model: Any, out_dir: Path, metadata: dict[str, str]) -> tuple[Path, Path]:
@@ -142,7 +164,7 @@ def export_fp32(model: Any, out_dir: Path, metadata: dict[str, str]) -> tuple[Pa
 
     enc, dec = _wrappers(model)
     latent = model.cfg.latent_size
-    conditioned = model.decoder.genre is not None
+    dec_names = decoder_input_names(model)
     enc_path, dec_path = out_dir / ENCODER_FP32, out_dir / DECODER_FP32
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
@@ -150,11 +172,9 @@ def export_fp32(model: Any, out_dir: Path, metadata: dict[str, str]) -> tuple[Pa
             enc, (torch.zeros(2, STEPS, 3),), str(enc_path), dynamo=False, opset_version=OPSET,
             input_names=["groove"], output_names=["mu", "logvar"],
             dynamic_axes={"groove": {0: "batch"}, "mu": {0: "batch"}, "logvar": {0: "batch"}})
-        dec_inputs: tuple = (torch.zeros(2, latent),)
-        dec_names = ["z"]
-        if conditioned:
-            dec_inputs += (torch.zeros(2, dtype=torch.long),)
-            dec_names.append("genre")
+        examples = {"z": torch.zeros(2, latent), "genre": torch.zeros(2, dtype=torch.long),
+                    "tempo": torch.tensor([120.0, 0.0])}
+        dec_inputs = tuple(examples[name] for name in dec_names)
         outputs = ["hit_logits", "velocities", "offsets"]
         torch.onnx.export(
             dec, dec_inputs, str(dec_path), dynamo=False, opset_version=OPSET,
@@ -189,28 +209,29 @@ def _session(path: Path):
     return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
 
 
-def run_pair(enc_path: Path, dec_path: Path, grooves: np.ndarray,
-             genres: np.ndarray | None) -> dict[str, np.ndarray]:
+def run_pair(enc_path: Path, dec_path: Path, grooves: np.ndarray, genres: np.ndarray | None,
+             bpm: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Run an ONNX pair with z = mu on a batch of grooves."""
     enc, dec = _session(enc_path), _session(dec_path)
     mu, logvar = enc.run(None, {"groove": grooves.astype(np.float32)})
-    feeds = {"z": mu}
-    if genres is not None and len(dec.get_inputs()) == 2:
-        feeds["genre"] = genres.astype(np.int64)
-    h, v, o = dec.run(None, feeds)
+    h, v, o = dec.run(None, decoder_feeds(dec, mu, genres, bpm))
     return {"mu": mu, "logvar": logvar, "hit_logits": h, "velocities": v, "offsets": o}
 
 
-def run_torch(model: Any, grooves: np.ndarray, genres: np.ndarray | None) -> dict[str, np.ndarray]:
+def run_torch(model: Any, grooves: np.ndarray, genres: np.ndarray | None,
+              bpm: np.ndarray | None = None) -> dict[str, np.ndarray]:
     import torch
 
     with torch.no_grad():
         g = torch.from_numpy(grooves.astype(np.float32))
         mu, logvar = model.encoder(g)
-        genre = None
+        genre = tempo = None
         if genres is not None and model.decoder.genre is not None:
-            genre = torch.from_numpy(genres.astype(np.int64))
-        h, v, o = model.decoder(mu, genre)
+            genre = torch.from_numpy(np.asarray(genres, np.int64))
+        if bpm is not None and getattr(model.decoder, "tempo", None) is not None:
+            tempo = torch.from_numpy(np.broadcast_to(np.asarray(bpm, np.float32),
+                                                     (len(grooves),)).copy())
+        h, v, o = model.decoder(mu, genre, tempo)
     return {k: t.numpy() for k, t in
             {"mu": mu, "logvar": logvar, "hit_logits": h, "velocities": v, "offsets": o}.items()}
 
@@ -272,7 +293,8 @@ def quantize_static(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]]) ->
 
 
 def median_latencies_ms(pairs: dict[str, tuple[Path, Path]], groove: np.ndarray,
-                        genre: int | None, rounds: int = 16, block: int = 20) -> dict[str, float]:
+                        genre: int | None, rounds: int = 16, block: int = 20,
+                        bpm: float | None = None) -> dict[str, float]:
     """Median encode + decode time (ms, batch 1) of each (encoder, decoder) pair. The pairs take
     turns in blocks of `block` calls, `rounds` times over after one warm-up round, so a busy spell
     of a shared machine costs all of them alike instead of whichever is measured first; a block's
@@ -285,10 +307,7 @@ def median_latencies_ms(pairs: dict[str, tuple[Path, Path]], groove: np.ndarray,
             for i in range(block):
                 t0 = time.perf_counter()
                 mu, _ = enc.run(None, {"groove": g})
-                feeds = {"z": mu}
-                if genre is not None and len(dec.get_inputs()) == 2:
-                    feeds["genre"] = np.array([genre], dtype=np.int64)
-                dec.run(None, feeds)
+                dec.run(None, decoder_feeds(dec, mu, genre, bpm))
                 if r > 0 and i > 0:
                     times[name].append(time.perf_counter() - t0)
     return {name: float(np.median(t) * 1e3) for name, t in times.items()}
@@ -311,8 +330,9 @@ def hit_agreement(ref: dict[str, np.ndarray], cand: dict[str, np.ndarray],
 
 # --- data for calibration and checks -------------------------------------------------------------
 def reference_grooves(gmd: str | None, n: int, seed: int = 0, synthetic: bool = False):
-    """(train grooves for calibration, validation grooves/styles/hits for checking), or synthetic
-    grooves when asked to or when the data pipeline or the dataset is not available."""
+    """(train grooves/styles/tempi for calibration, validation grooves/styles/hits/tempi for
+    checking, source), or synthetic grooves when asked to or when the data pipeline or the dataset
+    is not available."""
     rng = np.random.default_rng(seed)
     try:
         from grooverack.training.data import load_splits
@@ -323,8 +343,9 @@ def reference_grooves(gmd: str | None, n: int, seed: int = 0, synthetic: bool = 
         train, val = splits["train"], splits["validation"]
         ti = rng.choice(len(train.groove), size=min(n, len(train.groove)), replace=False)
         vi = rng.choice(len(val.groove), size=min(1024, len(val.groove)), replace=False)
-        return (train.groove[np.sort(ti)], train.style[np.sort(ti)] + 1,
-                val.groove[np.sort(vi)], val.style[np.sort(vi)] + 1, val.hits[np.sort(vi)], "gmd")
+        ti, vi = np.sort(ti), np.sort(vi)
+        return (train.groove[ti], train.style[ti] + 1, train.bpm[ti], val.groove[vi],
+                val.style[vi] + 1, val.hits[vi], val.bpm[vi], "gmd")
     except Exception as exc:  # no data: synthetic grooves of the right shape and density
         if not synthetic:
             print(f"export: no GMD data ({exc}); calibrating on synthetic grooves",
@@ -336,7 +357,9 @@ def reference_grooves(gmd: str | None, n: int, seed: int = 0, synthetic: bool = 
         off = rng.uniform(-0.3, 0.3, (k, STEPS)).astype(np.float32) * hits
         return np.stack([hits, vel, off], axis=-1)
 
-    return (synth(n), np.zeros(n, np.int64), synth(256), np.zeros(256, np.int64), None, "synthetic")
+    return (synth(n), np.zeros(n, np.int64), rng.uniform(60, 180, n).astype(np.float32), synth(256),
+            np.zeros(256, np.int64), None, rng.uniform(60, 180, 256).astype(np.float32),
+            "synthetic")
 
 
 # --- the job -------------------------------------------------------------------------------------
@@ -353,6 +376,7 @@ def export_model(model: Any, info: dict[str, Any], out_dir: Path, *, gmd: str | 
     out_dir.mkdir(parents=True, exist_ok=True)
     genres = list(info.get("genres", []))
     conditioned = model.decoder.genre is not None
+    tempo = getattr(model.decoder, "tempo", None) is not None
     if conditioned != bool(genres) or (genres and len(genres) != model.cfg.n_genres):
         raise SystemExit(f"export: model has {model.cfg.n_genres} genre embeddings but the "
                          f"checkpoint lists {len(genres)} genres")
@@ -366,11 +390,13 @@ def export_model(model: Any, info: dict[str, Any], out_dir: Path, *, gmd: str | 
     with tempfile.TemporaryDirectory(prefix="grooverack-export-") as tmp_name:
         tmp = Path(tmp_name)
         enc32, dec32 = export_fp32(model, tmp, metadata)
-        cal_g, cal_s, val_g, val_s, val_hits, source = reference_grooves(gmd, calibration,
-                                                                     synthetic=synthetic)
+        (cal_g, cal_s, cal_bpm, val_g, val_s, val_hits, val_bpm,
+         source) = reference_grooves(gmd, calibration, synthetic=synthetic)
         s_val = val_s if conditioned else None
-        ref_torch = run_torch(model, val_g, s_val)
-        ref = run_pair(enc32, dec32, val_g, s_val)
+        # the checks see each loop's tempo, as the module plays it (and every 4th one unknown)
+        t_val = np.where(np.arange(len(val_g)) % 4 == 3, 0.0, val_bpm).astype(np.float32)
+        ref_torch = run_torch(model, val_g, s_val, t_val)
+        ref = run_pair(enc32, dec32, val_g, s_val, t_val)
         diffs = parity(ref_torch, ref)
         say("fp32 ONNX vs torch, max abs difference: "
             + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
@@ -382,12 +408,12 @@ def export_model(model: Any, info: dict[str, Any], out_dir: Path, *, gmd: str | 
         enc_feeds = [{"groove": cal_g[i:i + 1]} for i in range(len(cal_g))]
         mu_cal = _session(enc32).run(None, {"groove": cal_g})[0]
         dec_feeds = []
+        dec_probe = _session(dec32)
         for i in range(len(cal_g)):
-            feed = {"z": mu_cal[i:i + 1]}
-            if conditioned:
-                # half of the calibration with the style, half unconditioned ("any")
-                feed["genre"] = np.array([cal_s[i] if i % 2 == 0 else 0], dtype=np.int64)
-            dec_feeds.append(feed)
+            # half of the calibration with the style, half unconditioned ("any"); a quarter with
+            # the tempo unknown
+            dec_feeds.append(decoder_feeds(dec_probe, mu_cal[i:i + 1], cal_s[i] if i % 2 == 0 else 0,
+                                           0.0 if i % 4 == 3 else cal_bpm[i]))
         methods = ["dynamic", "static"] if int8 == "auto" else [int8]
         results: dict[str, dict] = {}
         probe = val_g[0]
@@ -399,14 +425,14 @@ def export_model(model: Any, info: dict[str, Any], out_dir: Path, *, gmd: str | 
             else:
                 quantize_static(enc32, e8, enc_feeds)
                 quantize_static(dec32, d8, dec_feeds)
-            out = run_pair(e8, d8, val_g, s_val)
+            out = run_pair(e8, d8, val_g, s_val, t_val)
             res = hit_agreement(ref, out, val_hits)
             res["mu_max_abs"] = float(np.max(np.abs(out["mu"] - ref["mu"])))
             res["bytes"] = e8.stat().st_size + d8.stat().st_size
             results[method] = res
         pairs = {m: (tmp / f"{m}-enc.onnx", tmp / f"{m}-dec.onnx") for m in methods}
         latencies = median_latencies_ms({**pairs, "fp32": (enc32, dec32)}, probe,
-                                        1 if conditioned else None)
+                                        1 if conditioned else None, bpm=120.0)
         for method, res in results.items():
             res["latency_ms"] = latencies[method]
             say(f"int8 {method:7s}: decision flips vs fp32 {res['decision_flips']:.4f}, "
@@ -433,6 +459,7 @@ def export_model(model: Any, info: dict[str, Any], out_dir: Path, *, gmd: str | 
         "latent_size": model.cfg.latent_size,
         "voices": list(VOICE_NAMES),
         "genres": genres,
+        "tempo": tempo,  # the decoder takes the tempo (BPM, 0 = unknown) as its input "tempo"
         # chosen later on validation by `grooverack eval --split validation --choose-thresholds`
         "thresholds": [DEFAULT_THRESHOLD] * NUM_VOICES,
         "variants": {

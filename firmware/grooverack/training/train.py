@@ -64,6 +64,7 @@ class TrainConfig:
     off_dropout: float = 0.2  # per loop: the groove's offsets zeroed (a quantized input)
     bar_swap: float = 0.5  # per loop: roll input and target by one bar
     genre_dropout: float = 0.3  # per loop: genre -> "any"
+    tempo_dropout: float = 0.3  # per loop (tempo-conditioned models): tempo -> unknown (0 BPM)
     pos_weight_max: float = 8.0
     patience: int = 15  # epochs without a better validation F1 before stopping (> 1 beta cycle)
     seed: int = 1234
@@ -94,7 +95,8 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def augment(batch: dict[str, Any], cfg: TrainConfig, gen: Any, n_genres: int) -> dict[str, Any]:
+def augment(batch: dict[str, Any], cfg: TrainConfig, gen: Any, n_genres: int,
+            tempo: bool = False) -> dict[str, Any]:
     """Bar swap, velocity/offset dropout and genre dropout of one batch. With teacher targets
     (batch["teacher"]: [B, 2 swap, 2 genre any/style, 32, 9]) the hit target is mixed with the
     teachers' probability for the same swap and the genre the student is given."""
@@ -119,6 +121,10 @@ def augment(batch: dict[str, Any], cfg: TrainConfig, gen: Any, n_genres: int) ->
         out["genre"] = torch.where(keep, batch["style"] + 1, torch.zeros_like(batch["style"]))
     else:
         out["genre"] = None
+    out["tempo"] = None
+    if tempo:  # drawn after the genre so runs without tempo keep their random streams
+        known = torch.rand(b, generator=gen) >= cfg.tempo_dropout
+        out["tempo"] = torch.where(known, batch["bpm"], torch.zeros_like(batch["bpm"]))
     if "teacher" in batch:
         rows = torch.arange(b)
         soft = batch["teacher"][rows, swap.long(), keep.long()].float()
@@ -134,6 +140,7 @@ def teacher_targets(paths: list[str], train_set: Any, genres: list[str]) -> np.n
     grooves = np.ascontiguousarray(train_set.groove)
     swapped = np.ascontiguousarray(np.roll(grooves, STEPS_PER_BAR, axis=1))
     style = np.asarray(train_set.style, dtype=np.int64) + 1
+    bpm = np.asarray(train_set.bpm, dtype=np.float32)
     total = np.zeros((len(grooves), 2, 2, grooves.shape[1], NUM_VOICES), np.float32)
     for path in paths:
         model, info = load_checkpoint(path, prog="train: teacher")
@@ -141,7 +148,7 @@ def teacher_targets(paths: list[str], train_set: Any, genres: list[str]) -> np.n
             raise SystemExit(f"train: teacher {path} was trained with other genres")
         for si, g in enumerate((grooves, swapped)):
             for gi, genre in enumerate((0, style)):
-                total[:, si, gi] += predict_probs(model, g, genre, batch=1024)
+                total[:, si, gi] += predict_probs(model, g, genre, batch=1024, bpm=bpm)
         print(f"teacher {path}: targets computed", file=sys.stderr, flush=True)
     return (total / max(1, len(paths))).astype(np.float16)
 
@@ -150,7 +157,8 @@ def losses(model: Any, batch: dict[str, Any], pos_weight: Any) -> dict[str, Any]
     import torch
     from torch.nn import functional as F
 
-    hit_logits, vel, off, mu, logvar = model(batch["groove"], batch["genre"], sample=True)
+    hit_logits, vel, off, mu, logvar = model(batch["groove"], batch["genre"], sample=True,
+                                             tempo=batch.get("tempo"))
     hits = batch["hits"]
     cell = torch.where(hits > 0.5, torch.ones_like(hits), torch.full_like(hits, SILENT_WEIGHT))
     bce = F.binary_cross_entropy_with_logits(hit_logits, hits, pos_weight=pos_weight,
@@ -162,27 +170,33 @@ def losses(model: Any, batch: dict[str, Any], pos_weight: Any) -> dict[str, Any]
 
 
 def predict_probs(model: Any, grooves: np.ndarray, genre: int | np.ndarray = 0,
-                  batch: int = 512) -> np.ndarray:
+                  batch: int = 512, bpm: float | np.ndarray | None = None) -> np.ndarray:
     """Hit probabilities with z = mu (validation, evaluation, teacher targets); `genre` is one
-    index or one per loop."""
+    index or one per loop; `bpm` one tempo or one per loop (0 or None = unknown; ignored by a
+    model without tempo conditioning)."""
     import torch
 
     model.eval()
     per_loop = np.broadcast_to(np.asarray(genre, dtype=np.int64), (len(grooves),)).copy()
+    tempos = np.broadcast_to(np.asarray(0.0 if bpm is None else bpm, dtype=np.float32),
+                             (len(grooves),)).copy()
+    use_tempo = bool(getattr(model.cfg, "tempo", False))
     out = []
     with torch.no_grad():
         for i in range(0, len(grooves), batch):
             g = torch.from_numpy(grooves[i:i + batch])
             genres = torch.from_numpy(per_loop[i:i + batch]) if model.cfg.n_genres else None
-            h, *_ = model(g, genres, sample=False)
+            t = torch.from_numpy(tempos[i:i + batch]) if use_tempo else None
+            h, *_ = model(g, genres, sample=False, tempo=t)
             out.append(torch.sigmoid(h).numpy())
     return np.concatenate(out) if out else np.zeros((0, 32, NUM_VOICES), np.float32)
 
 
 def validate(model: Any, val: Any, objective: str = "balanced") -> dict[str, float]:
     """Validation micro hit F1 with thresholds chosen by `objective` (the one that selects best.pt)
-    and, for the log, at 0.5 and under the other objectives."""
-    probs = predict_probs(model, val.groove)
+    and, for the log, at 0.5 and under the other objectives. Genre "any"; the loop's tempo (what
+    the module knows from its clock) for a tempo-conditioned model."""
+    probs = predict_probs(model, val.groove, bpm=getattr(val, "bpm", None))
     out = {"val_f1": micro_f1(probs, val.hits, choose_thresholds(probs, val.hits,
                                                                  objective=objective)),
            "val_f1_at_0.5": micro_f1(probs, val.hits, 0.5)}
@@ -259,6 +273,7 @@ def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_ove
     arrays = {k: torch.from_numpy(np.ascontiguousarray(getattr(train_set, k)))
               for k in ("groove", "hits", "velocities", "offsets")}
     arrays["style"] = torch.from_numpy(np.asarray(train_set.style, dtype=np.int64))
+    arrays["bpm"] = torch.from_numpy(np.asarray(train_set.bpm, dtype=np.float32))
     if teachers:
         arrays["teacher"] = torch.from_numpy(teacher_targets(list(teachers), train_set, genres))
     print(f"model: encoder {count_parameters(model.encoder):,} + decoder "
@@ -291,7 +306,8 @@ def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_ove
             if max_steps is not None and state["step"] >= max_steps:
                 break
             idx = torch.from_numpy(order[i * tcfg.batch_size:(i + 1) * tcfg.batch_size])
-            batch = augment({k: v[idx] for k, v in arrays.items()}, tcfg, gen, len(genres))
+            batch = augment({k: v[idx] for k, v in arrays.items()}, tcfg, gen, len(genres),
+                            cfg.tempo)
             beta = beta_at(epoch + i / steps_per_epoch, tcfg)
             for group in opt.param_groups:
                 group["lr"] = lr_at(state["step"], total_steps, tcfg)
@@ -370,6 +386,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--genre-dropout", type=float, default=d.genre_dropout,
                         help="share of loops trained with the genre \"any\" (what the module "
                              f"plays without a genre set; default {d.genre_dropout})")
+    parser.add_argument("--tempo", action="store_true",
+                        help="condition the decoder on the tempo (BPM; the module knows it from its "
+                             "clock)")
+    parser.add_argument("--tempo-dropout", type=float, default=d.tempo_dropout,
+                        help="share of loops trained with an unknown tempo (default "
+                             f"{d.tempo_dropout})")
     parser.add_argument("--select-objective", choices=("balanced", "voice", "micro"),
                         default=d.select_objective,
                         help="threshold objective of the validation F1 that picks best.pt "
@@ -392,7 +414,8 @@ def run(args: argparse.Namespace) -> int:
     for name, value, ok, allowed in (
             ("--distill", args.distill, 0.0 <= args.distill <= 1.0, "0 to 1"),
             ("--ema-decay", args.ema_decay, 0.0 <= args.ema_decay < 1.0, "0 (off) to below 1"),
-            ("--genre-dropout", args.genre_dropout, 0.0 <= args.genre_dropout <= 1.0, "0 to 1")):
+            ("--genre-dropout", args.genre_dropout, 0.0 <= args.genre_dropout <= 1.0, "0 to 1"),
+            ("--tempo-dropout", args.tempo_dropout, 0.0 <= args.tempo_dropout <= 1.0, "0 to 1")):
         if not ok:
             print(f"train: {name} {value} is out of range (allowed: {allowed})", file=sys.stderr)
             return 2
@@ -400,8 +423,11 @@ def run(args: argparse.Namespace) -> int:
                        beta_max=args.beta_max, patience=args.patience, seed=args.seed,
                        genres=not args.no_genres, distill=args.distill,
                        ema_decay=args.ema_decay, genre_dropout=args.genre_dropout,
+                       tempo_dropout=args.tempo_dropout,
                        select_objective=args.select_objective)
     overrides = model_overrides(args.model)
+    if args.tempo:
+        overrides["tempo"] = True
     try:
         splits = data.load_splits(args.gmd)
     except data.DataError as exc:

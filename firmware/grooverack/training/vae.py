@@ -2,8 +2,9 @@
 
 Encoder: groove [B, 32, 3] -> Linear + ReLU + sinusoidal positions -> transformer stack (full
 attention over the 32 steps) -> flatten -> mu, logvar [B, L].
-Decoder: z [B, L] (+ a learned genre embedding, index 0 = "any") -> Linear to 32 steps -> its own
-transformer stack -> hit logits, velocities (sigmoid), offsets (0.5 * tanh), each [B, 32, 9].
+Decoder: z [B, L] (+ a learned genre embedding, index 0 = "any"; + a learned tempo term from the
+BPM the module plays at, 0 = unknown) -> Linear to 32 steps -> its own transformer stack -> hit
+logits, velocities (sigmoid), offsets (0.5 * tanh), each [B, 32, 9].
 
 The attention blocks are written out with plain ops (Linear, matmul, softmax, LayerNorm) instead of
 nn.TransformerEncoderLayer: its fused inference path does not export cleanly, and plain MatMuls are
@@ -37,6 +38,7 @@ class VAEConfig:
     # 16 before 2026-11-21 (every run before the shipped student: models/train-shipped.sh)
     dropout: float = 0.1
     n_genres: int = 0  # 0 = unconditioned; else genres[0] = "any"
+    tempo: bool = False  # decoder conditioned on the tempo (BPM, 0 = unknown)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,25 +119,43 @@ class GrooveEncoder(nn.Module):
         return mu, logvar
 
 
+TEMPO_MIN, TEMPO_MAX, TEMPO_REF = 40.0, 300.0, 120.0
+
+
+def tempo_features(bpm: torch.Tensor) -> torch.Tensor:
+    """bpm [B] (0 or less = unknown) -> [B, 2]: (log2 of the clamped tempo over 120 BPM, known).
+    An octave of tempo is one unit; an unknown tempo gives (0, 0)."""
+    known = (bpm > 0).to(torch.float32)
+    octaves = torch.log2(torch.clamp(bpm, TEMPO_MIN, TEMPO_MAX) / TEMPO_REF)
+    return torch.stack([octaves * known, known], dim=-1)
+
+
 class DrumDecoder(nn.Module):
-    """z [B, L] (+ genre [B]) -> hit_logits, velocities, offsets [B, 32, 9]."""
+    """z [B, L] (+ genre [B]) (+ tempo [B] BPM) -> hit_logits, velocities, offsets [B, 32, 9]."""
 
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
         self.dec_d = cfg.dec_d
         self.genre = nn.Embedding(cfg.n_genres, cfg.latent_size) if cfg.n_genres else None
+        self.tempo = (nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, cfg.latent_size))
+                      if cfg.tempo else None)
         self.squeeze = cfg.squeeze
         self.expand = nn.Linear(cfg.latent_size, STEPS * cfg.squeeze)
         self.unsqueeze = nn.Linear(cfg.squeeze, cfg.dec_d)
         self.stack = Stack(cfg.dec_d, cfg.dec_heads, cfg.dec_ff, cfg.dec_layers, cfg.dropout)
         self.out = nn.Linear(cfg.dec_d, 3 * NUM_VOICES)
 
-    def forward(self, z: torch.Tensor, genre: torch.Tensor | None = None
+    def forward(self, z: torch.Tensor, genre: torch.Tensor | None = None,
+                tempo: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.genre is not None:
             if genre is None:
                 genre = torch.zeros(z.shape[0], dtype=torch.long, device=z.device)
             z = z + self.genre(genre)
+        if self.tempo is not None:
+            if tempo is None:
+                tempo = torch.zeros(z.shape[0], dtype=torch.float32, device=z.device)
+            z = z + self.tempo(tempo_features(tempo))
         x = F.relu(self.expand(z)).reshape(z.shape[0], STEPS, self.squeeze)
         x = self.unsqueeze(x)
         y = self.out(self.stack(x))
@@ -153,13 +173,13 @@ class GrooveVAE(nn.Module):
         self.decoder = DrumDecoder(self.cfg)
 
     def forward(self, groove: torch.Tensor, genre: torch.Tensor | None = None,
-                sample: bool = True):
+                sample: bool = True, tempo: torch.Tensor | None = None):
         mu, logvar = self.encoder(groove)
         if sample:
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         else:
             z = mu
-        hit_logits, velocities, offsets = self.decoder(z, genre)
+        hit_logits, velocities, offsets = self.decoder(z, genre, tempo)
         return hit_logits, velocities, offsets, mu, logvar
 
 
