@@ -124,7 +124,7 @@ def _wrappers(model: Any) -> tuple[Any, Any]:
             self.decoder = model.decoder
 
         def forward(self, z, *rest):
-            given = dict(zip(names[1:], rest))
+            given = dict(zip(names[1:], rest, strict=True))
             return self.decoder(z, given.get("genre"), given.get("tempo"))
 
     return Enc().eval(), Dec().eval()
