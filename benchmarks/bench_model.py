@@ -62,6 +62,9 @@ def sampler(runner_thresholds: np.ndarray):
     return sample
 
 
+BPM = 120.0  # the tempo given to a tempo-conditioned decoder
+
+
 def bench_onnx(variant: str, manifest: Path, runs: int, warmup: int) -> dict[str, np.ndarray]:
     from grooverack.model.runner import ModelRunner
 
@@ -69,14 +72,15 @@ def bench_onnx(variant: str, manifest: Path, runs: int, warmup: int) -> dict[str
     g = example_groove()
     z, _ = runner.encode(g)
     genre = 1 if runner.genres else 0
+    bpm = BPM if runner.tempo else None  # a tempo-conditioned decoder is given the clock's tempo
     sample = sampler(runner.thresholds)
 
     def full():
         mu, _ = runner.encode(g)
-        sample(*runner.decode(mu, genre))
+        sample(*runner.decode(mu, genre, bpm))
 
     return {"encode": timings(lambda: runner.encode(g), runs, warmup),
-            "decode": timings(lambda: runner.decode(z, genre), runs, warmup),
+            "decode": timings(lambda: runner.decode(z, genre, bpm), runs, warmup),
             "full": timings(full, runs, warmup)}
 
 
@@ -100,6 +104,7 @@ def bench_torch(manifest: Path, checkpoint: str | None, runs: int, warmup: int
     sample = sampler(thresholds)
     g = torch.from_numpy(example_groove()[None])
     genre = torch.ones(1, dtype=torch.long) if model.cfg.n_genres else None
+    tempo = torch.full((1,), BPM) if model.cfg.tempo else None
     with torch.inference_mode():
         z, _ = model.encoder(g)
 
@@ -109,12 +114,12 @@ def bench_torch(manifest: Path, checkpoint: str | None, runs: int, warmup: int
 
         def dec():
             with torch.inference_mode():
-                return model.decoder(z, genre)
+                return model.decoder(z, genre, tempo)
 
         def full():
             with torch.inference_mode():
                 mu, _ = model.encoder(g)
-                h, v, o = model.decoder(mu, genre)
+                h, v, o = model.decoder(mu, genre, tempo)
             sample(h[0].numpy(), v[0].numpy(), o[0].numpy())
 
         return ({"encode": timings(enc, runs, warmup), "decode": timings(dec, runs, warmup),
