@@ -205,3 +205,15 @@ def test_runner_refuses_a_manifest_whose_tempo_flag_misstates_the_decoder(tempo_
     path.write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="tempo must be true or false"):
         ModelRunner(path)
+
+
+def test_int8_leaves_the_tempo_layers_in_fp32(tempo_exported) -> None:
+    import onnx
+
+    _, out, _ = tempo_exported
+    graph = onnx.load(str(out / export.DECODER_INT8)).graph
+    tempo_ops = sorted(n.op_type for n in graph.node if "/tempo/" in n.name)
+    # fp32 (the dynamic quantizer splits a Gemm it leaves alone into MatMul + Add)
+    assert tempo_ops in (["Gemm", "Gemm", "Relu"], ["Add", "Add", "MatMul", "MatMul", "Relu"])
+    assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul", "QuantizeLinear")
+               for n in graph.node)  # the rest is int8
