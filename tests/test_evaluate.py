@@ -157,12 +157,13 @@ class OneLoopRunner:
     def __init__(self, runner):
         self._r = runner
         self.thresholds = runner.thresholds
+        self.tempo = getattr(runner, "tempo", False)
 
     def encode(self, groove):
         return self._r.encode(groove)
 
-    def decode(self, z, genre=0):
-        return self._r.decode(z, genre)
+    def decode(self, z, genre=0, bpm=None):
+        return self._r.decode(z, genre, bpm) if self.tempo else self._r.decode(z, genre)
 
 
 @pytest.fixture(scope="module")
@@ -179,15 +180,19 @@ def test_predict_probs_shapes_ranges_and_both_paths_agree(shipped_runner):
     rng = np.random.default_rng(3)
     hits = (rng.random((5, 32, NUM_VOICES)) < 0.15).astype(np.float32)
     grooves = make_groove(hits, hits * rng.random(hits.shape), hits * (rng.random(hits.shape) - 0.5))
-    probs, vel, off = ev.predict_probs(shipped_runner, grooves, batch=2)
+    bpm = np.array([70.0, 95.0, 0.0, 120.0, 170.0], np.float32)  # 0 = unknown
+    probs, vel, off = ev.predict_probs(shipped_runner, grooves, batch=2, bpm=bpm)
     assert probs.shape == vel.shape == off.shape == (5, 32, NUM_VOICES)
     assert probs.min() >= 0 and probs.max() <= 1
     assert vel.min() >= 0 and vel.max() <= 1 and off.min() >= -0.5 and off.max() <= 0.5
-    single = ev.predict_probs(OneLoopRunner(shipped_runner), grooves)
+    single = ev.predict_probs(OneLoopRunner(shipped_runner), grooves, bpm=bpm)
     np.testing.assert_allclose(single[0], probs, atol=1e-5)
     mu, _ = shipped_runner.encode(grooves[4])
-    expect = 1 / (1 + np.exp(-shipped_runner.decode(mu)[0]))
+    expect = 1 / (1 + np.exp(-shipped_runner.decode(mu, 0, 170.0)[0]))
     np.testing.assert_allclose(probs[4], expect, atol=1e-5)
+    if shipped_runner.tempo:  # the tempo reaches the decoder
+        other = 1 / (1 + np.exp(-shipped_runner.decode(mu, 0, 70.0)[0]))
+        assert not np.allclose(probs[4], other, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------- the command

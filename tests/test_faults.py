@@ -203,12 +203,12 @@ class FlakyRunner:
     def encode(self, groove):
         return self.runner.encode(groove)
 
-    def decode(self, z, genre=0):
+    def decode(self, z, genre=0, bpm=None):
         self.gate.wait()
         if self.fail > 0:
             self.fail -= 1
             raise RuntimeError("onnxruntime: simulated inference failure")
-        return self.runner.decode(z, genre)
+        return self.runner.decode(z, genre, bpm)
 
     def __getattr__(self, name):
         return getattr(self.runner, name)
