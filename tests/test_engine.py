@@ -404,17 +404,10 @@ def test_a_tempo_model_follows_an_external_clock_but_not_its_jitter(fake_runner)
 
 
 def test_a_model_without_tempo_is_not_given_one(fake_runner):
-    calls = []
-
-    class Plain:
-        def __getattr__(self, name):
-            return getattr(fake_runner, name)
-
-        def decode(self, z, genre=0):
-            calls.append(genre)
-            return fake_runner.decode(z, genre)
-
-    eng = engine(Plain(), follow=0.0)
-    eng.set_control("tempo", 60.0)
+    assert not fake_runner.tempo
+    rec = TempoRecorder(fake_runner)
+    rec.tempo = False
+    eng = engine(rec, follow=0.0)
+    eng.set_control("tempo", 60.0)                  # no new pattern for a tempo it cannot hear
     perform(eng, [], loops=1)
-    assert calls == [0] and eng.pattern.info["bpm"] == 0.0
+    assert rec.bpms == [None] and eng.pattern.info["bpm"] == 0.0

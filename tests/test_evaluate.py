@@ -157,13 +157,12 @@ class OneLoopRunner:
     def __init__(self, runner):
         self._r = runner
         self.thresholds = runner.thresholds
-        self.tempo = getattr(runner, "tempo", False)
 
     def encode(self, groove):
         return self._r.encode(groove)
 
     def decode(self, z, genre=0, bpm=None):
-        return self._r.decode(z, genre, bpm) if self.tempo else self._r.decode(z, genre)
+        return self._r.decode(z, genre, bpm)
 
 
 @pytest.fixture(scope="module")

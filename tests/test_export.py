@@ -26,13 +26,16 @@ def grooves(n: int, seed: int = 1) -> np.ndarray:
                      hits * rng.uniform(-0.5, 0.5, (n, STEPS))], axis=-1).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> tuple[object, Path, dict]:
-    model, info = export.random_model(seed=3, genres=GENRES, **SMALL)
-    out = tmp_path_factory.mktemp("models")
+def export_small(model, info, out: Path) -> tuple[object, Path, dict]:
     manifest = export.export_model(model, info, out, calibration=64, synthetic=True,
                                    verbose=False)
     return model, out, manifest
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> tuple[object, Path, dict]:
+    model, info = export.random_model(seed=3, genres=GENRES, **SMALL)
+    return export_small(model, info, tmp_path_factory.mktemp("models"))
 
 
 def test_fp32_onnx_matches_torch(exported) -> None:
@@ -148,10 +151,7 @@ def tempo_exported(tmp_path_factory) -> tuple[object, Path, dict]:
     with torch.no_grad():  # a random init barely moves with tempo; make the term count
         for p in model.decoder.tempo.parameters():
             p.mul_(20.0)
-    out = tmp_path_factory.mktemp("tempo-models")
-    manifest = export.export_model(model, info, out, calibration=64, synthetic=True,
-                                   verbose=False)
-    return model, out, manifest
+    return export_small(model, info, tmp_path_factory.mktemp("tempo-models"))
 
 
 def test_tempo_model_exports_with_a_tempo_input(tempo_exported) -> None:

@@ -136,12 +136,11 @@ class Generator:
             # module plays A/B until the input plays): skip the encoder either way
             z_groove = None
         z = sampling.mix_latents(req.z_a, req.z_b, z_groove, req.morph, req.follow)
-        bpm = float(req.bpm) if self.tempo_aware else 0.0
+        bpm = float(req.bpm)  # the engine leaves it 0 (unknown) for a model without tempo
         dkey = (z.tobytes(), req.genre, bpm)
         if dkey != self._decode_key or self._decoded is None:
-            decoded = (self.runner.decode(z, req.genre, bpm or None) if self.tempo_aware
-                       else self.runner.decode(z, req.genre))
-            self._decoded = tuple(np.asarray(a, dtype=np.float32) for a in decoded)
+            self._decoded = tuple(np.asarray(a, dtype=np.float32)
+                                  for a in self.runner.decode(z, req.genre, bpm or None))
             self._decode_key = dkey
             self.decodes += 1
         logits, vel, off = self._decoded

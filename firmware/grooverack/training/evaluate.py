@@ -211,7 +211,6 @@ def predict_probs(runner: Any, grooves: np.ndarray, batch: int = 1,
     loop calls the firmware makes; single-threaded, batching is no faster anyway (~1 s for test)."""
     g = np.asarray(grooves, np.float32)
     genres = np.broadcast_to(np.asarray(genre, np.int64), (len(g),))
-    tempo = bool(getattr(runner, "tempo", False))
     bpms = np.broadcast_to(np.asarray(0.0 if bpm is None else bpm, np.float32), (len(g),))
     outs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     batched = hasattr(runner, "encode_batch") and hasattr(runner, "decode_batch")
@@ -219,10 +218,10 @@ def predict_probs(runner: Any, grooves: np.ndarray, batch: int = 1,
         part = g[start:start + batch]
         if batched:
             mu, _ = runner.encode_batch(part)
-            extra = (bpms[start:start + batch],) if tempo else ()
-            logits, vel, off = runner.decode_batch(mu, genres[start:start + batch], *extra)
+            logits, vel, off = runner.decode_batch(mu, genres[start:start + batch],
+                                                   bpms[start:start + batch])
         else:
-            res = [runner.decode(runner.encode(x)[0], int(k), *((float(t),) if tempo else ()))
+            res = [runner.decode(runner.encode(x)[0], int(k), float(t))
                    for x, k, t in zip(part, genres[start:start + batch],
                                       bpms[start:start + batch], strict=True)]
             logits, vel, off = (np.stack([r[i] for r in res]) for i in range(3))

@@ -180,14 +180,12 @@ def predict_probs(model: Any, grooves: np.ndarray, genre: int | np.ndarray = 0,
     per_loop = np.broadcast_to(np.asarray(genre, dtype=np.int64), (len(grooves),)).copy()
     tempos = np.broadcast_to(np.asarray(0.0 if bpm is None else bpm, dtype=np.float32),
                              (len(grooves),)).copy()
-    use_tempo = bool(getattr(model.cfg, "tempo", False))
     out = []
     with torch.no_grad():
         for i in range(0, len(grooves), batch):
             g = torch.from_numpy(grooves[i:i + batch])
             genres = torch.from_numpy(per_loop[i:i + batch]) if model.cfg.n_genres else None
-            t = torch.from_numpy(tempos[i:i + batch]) if use_tempo else None
-            h, *_ = model(g, genres, sample=False, tempo=t)
+            h, *_ = model(g, genres, sample=False, tempo=torch.from_numpy(tempos[i:i + batch]))
             out.append(torch.sigmoid(h).numpy())
     return np.concatenate(out) if out else np.zeros((0, 32, NUM_VOICES), np.float32)
 
