@@ -119,3 +119,29 @@ def test_shapes_are_checked():
         sample(np.zeros((16, 9)), np.zeros((16, 9)), np.zeros((16, 9)))
     with pytest.raises(ValueError, match="differ"):
         sampling.mix_latents(np.zeros(4), np.zeros(4), np.zeros(5), 0.5, 0.5)
+
+
+def test_density_thresholds_endpoints_and_logit_linear():
+    thr = sampling.density_thresholds(THR, 0.5)
+    assert thr == pytest.approx(THR, abs=1e-12)
+    assert np.all(sampling.density_thresholds(THR, 0.0) == 1.0)   # never
+    assert sampling.density_thresholds(THR, 1.0) == pytest.approx(sampling.THRESHOLD_BUSY)
+    assert sampling.density_thresholds(THR, 1e-9) == pytest.approx(sampling.THRESHOLD_SPARSE)
+    d = np.linspace(0.01, 1.0, 50)
+    grid = np.array([sampling.density_thresholds(THR, x) for x in d])
+    assert np.all(np.diff(grid, axis=0) < 0)                      # more density, lower threshold
+    # equal knob moves are equal steps in logit space on each side of 0.5
+    lo = np.array([sampling.density_logits(THR, x) for x in (0.1, 0.2, 0.3)])
+    hi = np.array([sampling.density_logits(THR, x) for x in (0.7, 0.8, 0.9)])
+    assert np.diff(lo, axis=0) == pytest.approx(np.diff(lo, axis=0)[[0, 0]])
+    assert np.diff(hi, axis=0) == pytest.approx(np.diff(hi, axis=0)[[0, 0]])
+
+
+def test_density_zero_wins_over_any_logit():
+    logits, vel, off = decoder_output(4)
+    logits[:, 2] = 1e30
+    density = np.full(9, 0.5)
+    density[2] = 0.0
+    hits = sample(logits, vel, off, t=1.0, density=density)[0]
+    assert not hits[:, 2].any()
+    assert sample(logits, vel, off, t=1.0)[0][:, 2].all()

@@ -22,6 +22,8 @@ weight to); in between the logit is interpolated linearly, so equal knob moves f
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from grooverack.voices import NUM_VOICES, STEPS
@@ -32,8 +34,12 @@ MAX_TEMPERATURE = 2.0
 
 
 def _logit(p: np.ndarray | float) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
-    return np.log(p) - np.log1p(-p)
+    p = np.minimum(np.maximum(np.asarray(p, dtype=np.float64), 1e-6), 1 - 1e-6)
+    return np.log(p / (1.0 - p))
+
+
+_LOGIT_BUSY = math.log(THRESHOLD_BUSY / (1.0 - THRESHOLD_BUSY))
+_LOGIT_SPARSE = math.log(THRESHOLD_SPARSE / (1.0 - THRESHOLD_SPARSE))
 
 
 def temperature(uncertainty: float) -> float:
@@ -61,16 +67,24 @@ def mix_latents(z_a: np.ndarray, z_b: np.ndarray, z_groove: np.ndarray | None,
     return ((1.0 - follow) * z_ab + follow * z_g).astype(np.float32)
 
 
+def density_logits(thresholds: np.ndarray, density: np.ndarray | float) -> np.ndarray:
+    """Per-voice hit thresholds for density 0..1, in logit space [9] (density <= 0 -> +inf).
+
+    Runs at every regeneration, so it is written for 9 values: a few whole-array operations
+    and no round trip through probabilities.
+    """
+    base = np.broadcast_to(_logit(thresholds), (NUM_VOICES,))
+    d = np.minimum(np.maximum(np.asarray(density, dtype=np.float64), 0.0), 1.0) * np.ones(NUM_VOICES)
+    w = 2.0 * d - 1.0  # -1 (density 0) .. 0 (the validation threshold) .. 1 (busy)
+    out = base + np.abs(w) * (np.where(w <= 0.0, _LOGIT_SPARSE, _LOGIT_BUSY) - base)
+    out[d <= 0.0] = np.inf
+    return out
+
+
 def density_thresholds(thresholds: np.ndarray, density: np.ndarray | float) -> np.ndarray:
     """Per-voice hit thresholds for density 0..1 (0 -> 1.0 = never, 0.5 -> `thresholds`)."""
-    base = _logit(np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (NUM_VOICES,)))
-    d = np.clip(np.broadcast_to(np.asarray(density, dtype=np.float64), (NUM_VOICES,)), 0.0, 1.0)
-    sparse, busy = float(_logit(THRESHOLD_SPARSE)), float(_logit(THRESHOLD_BUSY))
-    low = base + (0.5 - d) / 0.5 * (sparse - base)   # d in [0, 0.5]
-    high = base + (d - 0.5) / 0.5 * (busy - base)    # d in [0.5, 1]
-    logit_thr = np.where(d <= 0.5, low, high)
-    thr = 1.0 / (1.0 + np.exp(-logit_thr))
-    return np.where(d <= 0.0, 1.0, thr)
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-density_logits(thresholds, density)))
 
 
 def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.ndarray, *,
@@ -90,18 +104,20 @@ def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.n
         raise ValueError(f"hit_logits must be [{STEPS}, {NUM_VOICES}], got {list(x.shape)}")
     t = max(float(temperature), 0.0)
     noise = rng.logistic(size=x.shape)
-    d = np.broadcast_to(np.asarray(density, dtype=np.float64), (NUM_VOICES,))
-    thr = density_thresholds(thresholds, d)
-    score = x - _logit(thr)[None, :] + t * noise
+    score = x - density_logits(thresholds, density) + t * noise  # -inf where density is 0
     hits = score > 0.0
-    hits[:, d <= 0.0] = False
     if mutes is not None:
         hits[:, np.asarray(mutes, dtype=bool)] = False
-    counts = np.broadcast_to(np.asarray(max_counts, dtype=np.int64), (NUM_VOICES,))
-    for voice in np.flatnonzero(hits.sum(0) > counts):  # only voices over their max count
-        k = int(counts[voice])
-        ranked = np.argsort(-np.where(hits[:, voice], score[:, voice], -np.inf), kind="stable")
-        hits[ranked[k:], voice] = False
-    vel = np.where(hits, np.clip(np.asarray(velocities, dtype=np.float32), 0.0, 1.0), 0.0)
-    off = np.where(hits, np.clip(np.asarray(offsets, dtype=np.float32), -0.5, 0.5), 0.0)
-    return hits, vel.astype(np.float32), off.astype(np.float32)
+    counts = np.asarray(max_counts, dtype=np.int64)
+    over = hits.sum(0) > counts
+    if over.any():  # rank only the voices over their max count
+        counts = counts * np.ones(NUM_VOICES, dtype=np.int64)
+        for voice in np.flatnonzero(over):
+            k = int(counts[voice])
+            ranked = np.argsort(-np.where(hits[:, voice], score[:, voice], -np.inf), kind="stable")
+            hits[ranked[k:], voice] = False
+    vel = np.asarray(velocities, dtype=np.float32)
+    off = np.asarray(offsets, dtype=np.float32)
+    vel = np.where(hits, np.minimum(np.maximum(vel, 0.0), 1.0), np.float32(0.0))
+    off = np.where(hits, np.minimum(np.maximum(off, -0.5), 0.5), np.float32(0.0))
+    return hits, vel, off
