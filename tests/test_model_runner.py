@@ -86,6 +86,15 @@ def test_bad_inputs_are_refused() -> None:
     if runner.genres:
         with pytest.raises(ValueError, match="genre"):
             runner.decode(np.zeros(runner.latent_size, np.float32), genre=len(runner.genres))
+        with pytest.raises(ValueError, match="genre"):
+            runner.decode(np.zeros(runner.latent_size, np.float32), genre=-1)
+        with pytest.raises(ValueError, match="genre"):
+            runner.decode_batch(np.zeros((2, runner.latent_size), np.float32), genre=[0, -1])
+        # one genre as a numpy integer takes the scalar path and gives the batch's answer
+        z = np.random.default_rng(1).standard_normal(runner.latent_size).astype(np.float32)
+        one = runner.decode(z, genre=np.int64(2), bpm=np.float32(97.0))[0]
+        batch = runner.decode_batch(np.stack([z, z]), genre=np.array([0, 2]), bpm=[120.0, 97.0])[0]
+        np.testing.assert_array_equal(one, batch[1])
         assert runner.genre_index("any") == 0
         with pytest.raises(ValueError, match="allowed"):
             runner.genre_index("polka")
