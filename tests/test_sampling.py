@@ -117,6 +117,10 @@ def test_temperature_mapping():
 def test_shapes_are_checked():
     with pytest.raises(ValueError, match="32, 9"):
         sample(np.zeros((16, 9)), np.zeros((16, 9)), np.zeros((16, 9)))
+    with pytest.raises(ValueError):
+        sample(*decoder_output(), density=np.full((32, 9), 0.5))   # density is per voice
+    with pytest.raises(ValueError):
+        sampling.density_thresholds(np.full(8, 0.5), 0.5)           # thresholds too
     with pytest.raises(ValueError, match="differ"):
         sampling.mix_latents(np.zeros(4), np.zeros(4), np.zeros(5), 0.5, 0.5)
 

@@ -74,7 +74,8 @@ def density_logits(thresholds: np.ndarray, density: np.ndarray | float) -> np.nd
     and no round trip through probabilities.
     """
     base = np.broadcast_to(_logit(thresholds), (NUM_VOICES,))
-    d = np.minimum(np.maximum(np.asarray(density, dtype=np.float64), 0.0), 1.0) * np.ones(NUM_VOICES)
+    d = np.broadcast_to(np.minimum(np.maximum(np.asarray(density, dtype=np.float64), 0.0), 1.0),
+                        (NUM_VOICES,))
     w = 2.0 * d - 1.0  # -1 (density 0) .. 0 (the validation threshold) .. 1 (busy)
     out = base + np.abs(w) * (np.where(w <= 0.0, _LOGIT_SPARSE, _LOGIT_BUSY) - base)
     out[d <= 0.0] = np.inf
