@@ -410,4 +410,4 @@ def test_a_model_without_tempo_is_not_given_one(fake_runner):
     eng = engine(rec, follow=0.0)
     eng.set_control("tempo", 60.0)                  # no new pattern for a tempo it cannot hear
     perform(eng, [], loops=1)
-    assert rec.bpms == [None] and eng.pattern.info["bpm"] == 0.0
+    assert rec.bpms == [0.0] and eng.pattern.info["bpm"] == 0.0   # 0 = unknown, the runner's contract

@@ -120,19 +120,21 @@ def test_shapes_are_checked():
     with pytest.raises(ValueError):
         sample(*decoder_output(), density=np.full((32, 9), 0.5))   # density is per voice
     with pytest.raises(ValueError):
-        sampling.density_thresholds(np.full(8, 0.5), 0.5)           # thresholds too
+        sampling.density_logits(np.full(8, 0.5), 0.5)               # thresholds too
     with pytest.raises(ValueError, match="differ"):
         sampling.mix_latents(np.zeros(4), np.zeros(4), np.zeros(5), 0.5, 0.5)
 
 
 def test_density_thresholds_endpoints_and_logit_linear():
-    thr = sampling.density_thresholds(THR, 0.5)
-    assert thr == pytest.approx(THR, abs=1e-12)
-    assert np.all(sampling.density_thresholds(THR, 0.0) == 1.0)   # never
-    assert sampling.density_thresholds(THR, 1.0) == pytest.approx(sampling.THRESHOLD_BUSY)
-    assert sampling.density_thresholds(THR, 1e-9) == pytest.approx(sampling.THRESHOLD_SPARSE)
-    d = np.linspace(0.01, 1.0, 50)
-    grid = np.array([sampling.density_thresholds(THR, x) for x in d])
+    def thresholds(density):
+        with np.errstate(over="ignore"):
+            return 1.0 / (1.0 + np.exp(-sampling.density_logits(THR, density)))
+
+    assert thresholds(0.5) == pytest.approx(THR, abs=1e-12)
+    assert np.all(sampling.density_logits(THR, 0.0) == np.inf)      # never
+    assert thresholds(1.0) == pytest.approx(sampling.THRESHOLD_BUSY)
+    assert thresholds(1e-9) == pytest.approx(sampling.THRESHOLD_SPARSE)
+    grid = np.array([thresholds(x) for x in np.linspace(0.01, 1.0, 50)])
     assert np.all(np.diff(grid, axis=0) < 0)                      # more density, lower threshold
     # equal knob moves are equal steps in logit space on each side of 0.5
     lo = np.array([sampling.density_logits(THR, x) for x in (0.1, 0.2, 0.3)])

@@ -140,7 +140,7 @@ class Generator:
         dkey = (z.tobytes(), req.genre, bpm)
         if dkey != self._decode_key or self._decoded is None:
             self._decoded = tuple(np.asarray(a, dtype=np.float32)
-                                  for a in self.runner.decode(z, req.genre, bpm or None))
+                                  for a in self.runner.decode(z, req.genre, bpm))
             self._decode_key = dkey
             self.decodes += 1
         logits, vel, off = self._decoded

@@ -82,12 +82,6 @@ def density_logits(thresholds: np.ndarray, density: np.ndarray | float) -> np.nd
     return out
 
 
-def density_thresholds(thresholds: np.ndarray, density: np.ndarray | float) -> np.ndarray:
-    """Per-voice hit thresholds for density 0..1 (0 -> 1.0 = never, 0.5 -> `thresholds`)."""
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-density_logits(thresholds, density)))
-
-
 def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.ndarray, *,
                    temperature: float, thresholds: np.ndarray, density: np.ndarray | float,
                    max_counts: np.ndarray | int, rng: np.random.Generator,
