@@ -100,8 +100,10 @@ def serve(tmp_path, monkeypatch, period: int = 64) -> Iterator[JackServer]:
 
 @pytest.fixture
 def jack_server(tmp_path, monkeypatch) -> Iterator[JackServer]:
-    """48 kHz, 64-frame periods (1.3 ms): MIDI timing tests."""
-    yield from serve(tmp_path, monkeypatch, period=64)
+    """48 kHz, 128-frame periods (2.7 ms): MIDI timing tests. With 64-frame periods a loaded
+    2-core machine (CI) made tens of xruns in every take; 256 frames would be coarser than a 5 ms
+    trigger."""
+    yield from serve(tmp_path, monkeypatch, period=128)
 
 
 @pytest.fixture
@@ -225,6 +227,7 @@ def _midi_rig_main(argv: list[str]) -> int:
     ptr = int(jack._ffi.cast("uintptr_t", client._ptr))
     state = {"start": None, "armed": False, "next": 0, "xruns": 0}
     received: list[tuple[int, bytes, float]] = []
+    played: list[tuple[int, float]] = []  # (frame, time.monotonic() of the cycle that wrote it)
     done = threading.Event()
 
     @client.set_process_callback
@@ -240,6 +243,7 @@ def _midi_rig_main(argv: list[str]) -> int:
         while state["next"] < len(events) and events[state["next"]][0] < rel + frames:
             fr, data = events[state["next"]]
             out.write_midi_event(max(0, fr - rel), data)
+            played.append((fr, now))
             state["next"] += 1
         for offset, data in inp.incoming_midi_events():
             received.append((rel + offset, bytes(data), now))
@@ -289,7 +293,8 @@ def _midi_rig_main(argv: list[str]) -> int:
     with open(a.out, "w") as f:
         json.dump({"complete": ok, "xruns": state["xruns"], "rate": client.samplerate,
                    "start": mono(0),
-                   "received": [[fr, mono(fr), d.hex(), now] for fr, d, now in received]}, f)
+                   "received": [[fr, mono(fr), d.hex(), now] for fr, d, now in received],
+                   "played": [[fr, now] for fr, now in played]}, f)
     client.close()
     return 0
 
@@ -323,7 +328,8 @@ class MidiRig:
 
     def result(self, timeout: float = 120.0) -> dict:
         """{"received": [[frame, its JACK time on time.monotonic(), hex, time.monotonic() in
-        the receiving callback]], "start", "rate", "xruns"}."""
+        the receiving callback]], "played": [[frame, time.monotonic() in the callback that wrote
+        it]] (in the order of `events`), "start", "rate", "xruns"}."""
         import json
 
         self.proc.wait(timeout=timeout)

@@ -140,7 +140,7 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
         "outputs.trigger_ms=5.0", "midi.profile=poly2"])
     # an xrun (a JACK cycle missed on a busy machine) can drop or repeat MIDI events between
     # any two clients and skews frame times: the frame-exact checks need a take without one
-    for _ in range(3):
+    for _ in range(4):
         backend, result, snap = run_backend(jack_server, settings, events, int(seconds * SR),
                                             tmp_path)
         if result["xruns"] == 0:
@@ -154,19 +154,32 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
     assert abs(counts.get("clock", 0) - sent_clocks) <= result["xruns"], (counts, result["xruns"])
     assert counts.get("start") == 1
 
-    # the engine followed the clock: its tempo estimate within 0.5 BPM
-    assert abs(snap["bpm"] - bpm) < 0.5
+    # the engine followed the clock: its tempo estimate (the mean of the last 24 tick intervals)
+    # within 0.5 BPM of the clock it heard. Without xruns that is the file's 100 BPM. A dummy JACK
+    # server that misses cycles (an xrun) falls behind the wall clock and resumes where it was, so
+    # then the clock as heard in wall time is slower: it is measured on the rig's write times
+    ticks = np.array([t for (_, t), (_, d) in zip(result["played"], events) if d == b"\xf8"])
+    heard = bpm if exact else 60.0 / (ticks[-1] - ticks[-25])
+    assert abs(heard - bpm) < (0.5 if exact else 5.0), (heard, result["xruns"])
+    # (with xruns the tick times the engine reads jump by the xrun's delay too: 2 BPM then)
+    tolerance = 0.5 if exact else 2.0
+    assert abs(snap["bpm"] - heard) < tolerance, (snap["bpm"], heard, result["xruns"])
     # the line became the groove: its steps, velocities (as played), the late ghost note's offset
     groove = snap["groove"]
     loudest = {}
     for step, _, vel in line:
         loudest[step] = max(loudest.get(step, 0), vel)
-    hit_steps = {s % 32 for s in np.flatnonzero(groove[:, 0] > 0)}
-    assert hit_steps == {s + 16 * b for s in loudest for b in range(2)}
-    for step, vel in loudest.items():
-        assert groove[step, 1] == pytest.approx(vel / 127, abs=1e-6)
-    assert groove[10, 2] == pytest.approx(1 / 3, abs=0.06)
-    assert abs(groove[0, 2]) < 0.06
+    hit_steps = np.flatnonzero(groove[:, 0] > 0)
+    assert len(hit_steps) == 2 * len(loudest)
+    assert sorted(groove[hit_steps, 1]) == pytest.approx(
+        sorted(v / 127 for v in loudest.values() for _ in range(2)), abs=1e-6)
+    if exact:  # where they landed: a MIDI clock tick repeated or dropped by an xrun moves the
+        # phase by a sixth of a step (seen: offsets of -1/6 and -1/3 in CI-like load)
+        assert set(hit_steps) == {s + 16 * b for s in loudest for b in range(2)}
+        for step, vel in loudest.items():
+            assert groove[step, 1] == pytest.approx(vel / 127, abs=1e-6)
+        assert groove[10, 2] == pytest.approx(1 / 3, abs=0.06)
+        assert abs(groove[0, 2]) < 0.06
 
     # notes out: exactly what the poly2 profile makes of the player's events, in order (an xrun
     # may drop or repeat an event between JACK clients: then only as many differences as xruns)
@@ -179,9 +192,9 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
     else:
         extra = Counter(d for _, _, d in received) - Counter(expected)
         assert sum(extra.values()) <= result["xruns"]
-        warnings.warn(f"JACK xruns in 3 takes ({result['xruns']} in the last): MIDI sequence "
+        warnings.warn(f"JACK xruns in 4 takes ({result['xruns']} in the last): MIDI sequence "
                       "checked up to that many differences", stacklevel=1)
-    # note-off after the trigger width (5 ms = 240 frames; JACK cycles of 64 frames quantize it)
+    # note-off after the trigger width (5 ms = 240 frames; JACK cycles quantize it: 256 or 128)
     on = {}
     widths = []
     for fr, _, d in received:
@@ -190,8 +203,12 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
         elif d[0] == 0x80 and d[1] in on:
             widths.append(fr - on.pop(d[1]))
     assert len(widths) > 20
-    assert abs(np.median(widths) - 240) <= 64
-    assert np.mean([abs(w - 240) <= 64 + 48 for w in widths]) >= (0.95 if exact else 0.8)
+    # (a sender thread woken a few ms late on a loaded machine makes some a period longer: seen
+    # 128/256/384 frames about 1:1:1 with both cores busy)
+    period = jack_server.period
+    assert abs(np.median(widths) - 240) <= period, sorted(Counter(widths).items())
+    assert np.mean([240 - period <= w <= 240 + 2 * period for w in widths]) >= (
+        0.95 if exact else 0.8), sorted(Counter(widths).items())
     # each received message against the time it was scheduled for
     due = {}
     for d_time, _, data in backend.sender.sent:
@@ -208,21 +225,29 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
     lateness = np.array([t - nearest_due(t, d) for t, d in arrivals])
     # sent at their own step (a 16th is 150 ms here): how late exactly is bench_midi.py's job
     assert np.median(np.abs(lateness)) < 0.02 and lateness.min() > -0.005
-    # the notes keep the clock's tempo: on the grid (quantize = 1), one step = 15 / bpm seconds
-    step_at = {ev.time: ev.step for ev in backend.played if ev.kind == "trigger" and ev.value > 0.5}
-    ons = sorted((x, t) for t, x, d in matched if d[0] == 0x90 and abs(t - x) < 0.005)
-    steps, prev, base, times = [], None, 0, []
-    for x, t in ons:
-        step = step_at[x]
-        if prev is not None and step < prev:
+    # the notes keep the clock's tempo: on the grid (quantize = 1), one step = 15 / bpm seconds,
+    # in the last bar and a half (the estimate has settled) of what the engine scheduled...
+    rises = [ev for ev in backend.played if ev.kind == "trigger" and ev.value > 0.5]
+    steps, base = [], 0
+    for prev, ev in zip([None] + rises[:-1], rises):
+        if prev is not None and ev.step < prev.step:
             base += 32
-        prev = step
-        steps.append(base + step)
-        times.append(t)
-    steps, times = np.array(steps), np.array(times)
-    settled = steps >= steps[-1] - 24  # the last bar and a half: the estimate has settled
-    slope = np.polyfit(steps[settled], times[settled], 1)[0]
-    assert abs(15.0 / slope - bpm) < 0.5, (15.0 / slope, result["xruns"])
+        steps.append(base + ev.step)
+    steps, times = np.array(steps), np.array([ev.time for ev in rises])
+    settled = steps >= steps[-1] - 24
+    first = settled & np.r_[True, np.diff(steps) > 0]  # one time per step (voices share steps)
+    # (the median step length: a tick delayed by an xrun moves one step, not the tempo)
+    slope = np.median(np.diff(times[first]) / np.diff(steps[first]))
+    span = (ticks >= times[settled][0] - 0.6) & (ticks <= times[settled][-1])  # and that beat
+    heard = bpm if exact else 60.0 / (24 * np.polyfit(np.flatnonzero(span), ticks[span], 1)[0])
+    assert abs(15.0 / slope - heard) < tolerance, (15.0 / slope, heard, result["xruns"])
+    if exact:  # ...and as the notes arrived, on JACK frame times
+        step_at = {ev.time: step for ev, step in zip(rises, steps)}
+        ons = sorted((x, t) for t, x, d in matched if d[0] == 0x90 and abs(t - x) < 0.005)
+        got = np.array([(step_at[x], t) for x, t in ons if x in step_at])
+        got = got[got[:, 0] >= steps[-1] - 24]
+        slope = np.polyfit(got[:, 0], got[:, 1], 1)[0]
+        assert abs(15.0 / slope - bpm) < 0.5, 15.0 / slope
 
 
 @pytest.mark.jack
