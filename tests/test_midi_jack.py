@@ -158,7 +158,7 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
     # within 0.5 BPM of the clock it heard. Without xruns that is the file's 100 BPM. A dummy JACK
     # server that misses cycles (an xrun) falls behind the wall clock and resumes where it was, so
     # then the clock as heard in wall time is slower: it is measured on the rig's write times
-    ticks = np.array([t for (_, t), (_, d) in zip(result["played"], events) if d == b"\xf8"])
+    ticks = np.array([t for (_, t), (_, d) in zip(result["played"], events, strict=True) if d == b"\xf8"])
     heard = bpm if exact else 60.0 / (ticks[-1] - ticks[-25])
     assert abs(heard - bpm) < (0.5 if exact else 5.0), (heard, result["xruns"])
     # (with xruns the tick times the engine reads jump by the xrun's delay too: 2 BPM then)
@@ -229,7 +229,7 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
     # in the last bar and a half (the estimate has settled) of what the engine scheduled...
     rises = [ev for ev in backend.played if ev.kind == "trigger" and ev.value > 0.5]
     steps, base = [], 0
-    for prev, ev in zip([None] + rises[:-1], rises):
+    for prev, ev in zip([None] + rises[:-1], rises, strict=True):
         if prev is not None and ev.step < prev.step:
             base += 32
         steps.append(base + ev.step)
@@ -242,7 +242,7 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
     heard = bpm if exact else 60.0 / (24 * np.polyfit(np.flatnonzero(span), ticks[span], 1)[0])
     assert abs(15.0 / slope - heard) < tolerance, (15.0 / slope, heard, result["xruns"])
     if exact:  # ...and as the notes arrived, on JACK frame times
-        step_at = {ev.time: step for ev, step in zip(rises, steps)}
+        step_at = {ev.time: step for ev, step in zip(rises, steps, strict=True)}
         ons = sorted((x, t) for t, x, d in matched if d[0] == 0x90 and abs(t - x) < 0.005)
         got = np.array([(step_at[x], t) for x, t in ons if x in step_at])
         got = got[got[:, 0] >= steps[-1] - 24]
