@@ -39,7 +39,7 @@ teachers+=(--teacher "$runs/d96/best.pt" --teacher "$runs/r2/best.pt")
 teachers+=(--teacher "$runs/sq32t6e60/best.pt" --teacher "$runs/plain/best.pt")
 # the fourth round: the decoder also hears the tempo (info.csv's bpm; the module's clock)
 "$gr" train --out "$runs/rt" "${teachers[@]}" --threads 1 --epochs 60 --distill 0.35 --tempo
-# two teachers that hear the tempo, larger than the latency budget allows (early stop at 56, 58)
+# two teachers that hear the tempo, larger than the latency budget allows (best at epochs 40, 49)
 big=(--model dec_d=128 --model dec_layers=3 --model squeeze=32 --tempo --epochs 60 --threads 1)
 "$gr" train --out "$runs/dec128t" "${big[@]}"
 "$gr" train --out "$runs/dec128t2" "${big[@]}" --seed 4321
