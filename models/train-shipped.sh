@@ -52,3 +52,4 @@ teachers+=(--teacher "$runs/dec128t/best.pt" --teacher "$runs/dec128t2/best.pt"
 "$gr" eval --split validation --choose-thresholds
 "$gr" eval --split test --json benchmarks/eval-test.json
 "$gr" eval --split test --genre style --json benchmarks/eval-test-genre-style.json
+"$gr" eval --split test --tempo unknown --json benchmarks/eval-test-tempo-unknown.json
