@@ -158,7 +158,8 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
     # within 0.5 BPM of the clock it heard. Without xruns that is the file's 100 BPM. A dummy JACK
     # server that misses cycles (an xrun) falls behind the wall clock and resumes where it was, so
     # then the clock as heard in wall time is slower: it is measured on the rig's write times
-    ticks = np.array([t for (_, t), (_, d) in zip(result["played"], events, strict=True) if d == b"\xf8"])
+    ticks = np.array([t for (_, t), (_, d) in zip(result["played"], events, strict=True)
+                      if d == b"\xf8"])
     heard = bpm if exact else 60.0 / (ticks[-1] - ticks[-25])
     assert abs(heard - bpm) < (0.5 if exact else 5.0), (heard, result["xruns"])
     # (with xruns the tick times the engine reads jump by the xrun's delay too: 2 BPM then)
