@@ -271,7 +271,16 @@ def test_transport_song_position_cc_and_pitch_velocity(jack_server, tmp_path):  
         "midi.api=jack", "clock.source=midi", "midi.velocity_source=pitch",
         "input.velocity_mode=window", "input.pitch_low=0", "input.pitch_high=2",
         "quantize=1.0", "density=1.0", "follow=0.9"])
-    backend, result, snap = run_backend(jack_server, settings, events, cont + 60000, tmp_path)
+    # one note, one CC each, one stop: an xrun can drop any of them (seen once in ~11 runs with
+    # both cores busy: the groove empty), so the checks need a take without one
+    for _ in range(4):
+        backend, result, snap = run_backend(jack_server, settings, events, cont + 60000,
+                                            tmp_path)
+        if result["xruns"] == 0:
+            break
+    else:
+        pytest.skip(f"JACK xruns in 4 takes ({result['xruns']} in the last): this machine is too "
+                    "busy for a take that every message reaches")
     assert snap["follow"] == 0.0
     counts = backend.input.counts
     assert counts["stop"] == 1 and counts["continue"] == 1 and counts["song_position"] == 1
