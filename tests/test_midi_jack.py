@@ -103,6 +103,16 @@ def run_backend(server, settings, events, frames, tmp_path, **rig):
     return backend, result, snapshot
 
 
+def clean_take(server, settings, events, frames, tmp_path, takes: int = 4):
+    """run_backend until a take has no xrun (a JACK cycle missed on a busy machine: it can drop or
+    repeat MIDI events between any two clients, and skews frame times); the last take if none."""
+    for _ in range(takes):
+        backend, result, snap = run_backend(server, settings, events, frames, tmp_path)
+        if result["xruns"] == 0:
+            break
+    return backend, result, snap
+
+
 def test_profiles_and_options():
     s = Settings()
     assert OutputMap(midi_options(s)).note(1, 0) == (0, 36)  # poly2: output 1 -> C, channel 1
@@ -138,13 +148,8 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
         "midi.api=jack", "clock.source=midi", "clock.smoothing=24", "quantize=1.0",
         "density=1.0", "record=overdub", "memory=0", "groove_velocity=1.0", "groove_offset=1.0",
         "outputs.trigger_ms=5.0", "midi.profile=poly2"])
-    # an xrun (a JACK cycle missed on a busy machine) can drop or repeat MIDI events between
-    # any two clients and skews frame times: the frame-exact checks need a take without one
-    for _ in range(4):
-        backend, result, snap = run_backend(jack_server, settings, events, int(seconds * SR),
-                                            tmp_path)
-        if result["xruns"] == 0:
-            break
+    # the frame-exact checks need a take without an xrun
+    backend, result, snap = clean_take(jack_server, settings, events, int(seconds * SR), tmp_path)
     exact = result["xruns"] == 0
     # every message arrives once; an xrun may drop or repeat one (then at most one per xrun)
     sent_notes = sum(1 for _, d in events if d[0] & 0xF0 == 0x90 and d[2] > 0)
@@ -162,9 +167,7 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
                       if d == b"\xf8"])
     heard = bpm if exact else 60.0 / (ticks[-1] - ticks[-25])
     assert abs(heard - bpm) < (0.5 if exact else 5.0), (heard, result["xruns"])
-    # (with xruns the tick times the engine reads jump by the xrun's delay too: 2 BPM then)
-    tolerance = 0.5 if exact else 2.0
-    assert abs(snap["bpm"] - heard) < tolerance, (snap["bpm"], heard, result["xruns"])
+    assert abs(snap["bpm"] - heard) < 0.5, (snap["bpm"], heard, result["xruns"])
     # the line became the groove: its steps, velocities (as played), the late ghost note's offset
     groove = snap["groove"]
     loudest = {}
@@ -204,12 +207,11 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
         elif d[0] == 0x80 and d[1] in on:
             widths.append(fr - on.pop(d[1]))
     assert len(widths) > 20
-    # (a sender thread woken a few ms late on a loaded machine makes some a period longer: seen
-    # 128/256/384 frames about 1:1:1 with both cores busy)
+    # (each end lands on a cycle boundary: up to a period either way, plus 1 ms of sender jitter)
     period = jack_server.period
     assert abs(np.median(widths) - 240) <= period, sorted(Counter(widths).items())
-    assert np.mean([240 - period <= w <= 240 + 2 * period for w in widths]) >= (
-        0.95 if exact else 0.8), sorted(Counter(widths).items())
+    assert np.mean([abs(w - 240) <= period + 48 for w in widths]) >= (0.95 if exact else 0.8), \
+        sorted(Counter(widths).items())
     # each received message against the time it was scheduled for
     due = {}
     for d_time, _, data in backend.sender.sent:
@@ -241,6 +243,9 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
     slope = np.median(np.diff(times[first]) / np.diff(steps[first]))
     span = (ticks >= times[settled][0] - 0.6) & (ticks <= times[settled][-1])  # and that beat
     heard = bpm if exact else 60.0 / (24 * np.polyfit(np.flatnonzero(span), ticks[span], 1)[0])
+    # (with xruns the schedule follows tick times that jumped by each xrun's delay, and the rig's
+    # write times are quantized to its cycles: seen up to 1.8 BPM apart, so 2 BPM then)
+    tolerance = 0.5 if exact else 2.0
     assert abs(15.0 / slope - heard) < tolerance, (15.0 / slope, heard, result["xruns"])
     if exact:  # ...and as the notes arrived, on JACK frame times
         step_at = {ev.time: step for ev, step in zip(rises, steps, strict=True)}
@@ -273,12 +278,8 @@ def test_transport_song_position_cc_and_pitch_velocity(jack_server, tmp_path):  
         "quantize=1.0", "density=1.0", "follow=0.9"])
     # one note, one CC each, one stop: an xrun can drop any of them (seen once in ~11 runs with
     # both cores busy: the groove empty), so the checks need a take without one
-    for _ in range(4):
-        backend, result, snap = run_backend(jack_server, settings, events, cont + 60000,
-                                            tmp_path)
-        if result["xruns"] == 0:
-            break
-    else:
+    backend, result, snap = clean_take(jack_server, settings, events, cont + 60000, tmp_path)
+    if result["xruns"]:
         pytest.skip(f"JACK xruns in 4 takes ({result['xruns']} in the last): this machine is too "
                     "busy for a take that every message reaches")
     assert snap["follow"] == 0.0
