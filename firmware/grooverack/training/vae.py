@@ -76,11 +76,15 @@ class Block(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, d = x.shape
-        qkv = self.qkv(self.norm1(x)).reshape(b, t, 3, self.heads, self.head_d)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, H, T, hd]
-        att = torch.softmax((q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_d)), dim=-1)
-        y = (self.drop(att) @ v).transpose(1, 2).reshape(b, t, d)
+        # Shapes are given as Python constants (-1 for the batch), never read from the tensor:
+        # the ONNX graph then holds constant Reshapes instead of Shape/Gather/Unsqueeze/Concat
+        # chains, and splits q/k/v without Squeezes. At T = 32, d = 128 each such node costs
+        # about as much as its arithmetic (models/README.md, "Graph"); the math is unchanged.
+        h, hd = self.heads, self.head_d
+        qkv = self.qkv(self.norm1(x)).reshape(-1, STEPS, 3 * h, hd).transpose(1, 2)
+        q, k, v = qkv.split(h, dim=1)  # each [B, H, T, hd]: channel s*H + h of (q, k, v)
+        att = torch.softmax((q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(hd)), dim=-1)
+        y = (self.drop(att) @ v).transpose(1, 2).reshape(-1, STEPS, h * hd)
         x = x + self.drop(self.proj(y))
         return x + self.drop(self.ff2(self.drop(F.relu(self.ff1(self.norm2(x))))))
 
@@ -156,7 +160,7 @@ class DrumDecoder(nn.Module):
             if tempo is None:
                 tempo = torch.zeros(z.shape[0], dtype=torch.float32, device=z.device)
             z = z + self.tempo(tempo_features(tempo))
-        x = F.relu(self.expand(z)).reshape(z.shape[0], STEPS, self.squeeze)
+        x = F.relu(self.expand(z)).reshape(-1, STEPS, self.squeeze)
         x = self.unsqueeze(x)
         y = self.out(self.stack(x))
         hit_logits = y[..., :NUM_VOICES]
