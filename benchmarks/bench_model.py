@@ -10,6 +10,13 @@ int8 pair and running it once. --write replaces the results section of benchmark
 
 The torch model is the checkpoint given with --checkpoint, or a random-weight model of the shipped
 configuration (the manifest's model.config): weights do not change its speed.
+
+Two more int8 measures help read the p99 on a shared host:
+- spaced calls: each call after --gap ms of sleep, as the module makes them (a regeneration per
+  step or knob move, not thousands in a row). Such a call starts with cold caches.
+- host control: a fixed onnxruntime graph (a chain of fp32 MatMul + Tanh, 32 x 128, one weight),
+  sized to take as long as the int8 full regeneration, timed in the same tight loop. Its work never
+  varies, so its p99 - median is what the host adds to a call of that length.
 """
 
 from __future__ import annotations
@@ -43,6 +50,57 @@ def timings(fn, runs: int, warmup: int) -> np.ndarray:
     return out / 1e6  # ms
 
 
+def spaced_timings(fn, runs: int, gap_s: float) -> np.ndarray:
+    """Each call after `gap_s` of sleep (the module's pace), timed alone; ms."""
+    fn()
+    out = np.empty(runs)
+    for i in range(runs):
+        time.sleep(gap_s)
+        t0 = time.perf_counter_ns()
+        fn()
+        out[i] = time.perf_counter_ns() - t0
+    return out / 1e6
+
+
+def control_session(layers: int):
+    """A graph whose work never varies: `layers` x (MatMul [1,32,128] x [128,128] + Tanh)."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(
+        (np.random.default_rng(0).standard_normal((128, 128)) * 0.08).astype(np.float32), "w")
+    nodes, cur = [], "x"
+    for i in range(layers):
+        nodes += [helper.make_node("MatMul", [cur, "w"], [f"m{i}"]),
+                  helper.make_node("Tanh", [f"m{i}"], [f"y{i}"])]
+        cur = f"y{i}"
+    graph = helper.make_graph(nodes, "host_control",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32, 128])],
+                              [helper.make_tensor_value_info(cur, TensorProto.FLOAT, None)],
+                              [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), options,
+                                providers=["CPUExecutionProvider"])
+
+
+def host_control(target_ms: float, runs: int, warmup: int) -> tuple[np.ndarray, int]:
+    """Tight-loop timings of the control graph sized to `target_ms` (its median); (ms, layers)."""
+    feed = {"x": np.random.default_rng(1).standard_normal((1, 32, 128)).astype(np.float32)}
+
+    def timed(layers: int, n: int, warm: int) -> np.ndarray:
+        session = control_session(layers)
+        return timings(lambda: session.run(None, feed), n, warm)
+
+    layers = 8
+    for _ in range(3):  # size it: time scales with the chain's length
+        layers = max(1, round(layers * target_ms / float(np.median(timed(layers, 300, 50)))))
+    return timed(layers, runs, warmup), layers
+
+
 def example_groove() -> np.ndarray:
     rng = np.random.default_rng(0)
     hits = (rng.random(32) < 0.7).astype(np.float32)
@@ -65,7 +123,8 @@ def sampler(runner_thresholds: np.ndarray):
 BPM = 120.0  # the tempo given to a tempo-conditioned decoder
 
 
-def bench_onnx(variant: str, manifest: Path, runs: int, warmup: int) -> dict[str, np.ndarray]:
+def bench_onnx(variant: str, manifest: Path, runs: int, warmup: int,
+               spaced: tuple[int, float] | None = None) -> dict[str, np.ndarray]:
     from grooverack.model.runner import ModelRunner
 
     runner = ModelRunner(manifest, variant)
@@ -79,9 +138,13 @@ def bench_onnx(variant: str, manifest: Path, runs: int, warmup: int) -> dict[str
         mu, _ = runner.encode(g)
         sample(*runner.decode(mu, genre, bpm))
 
-    return {"encode": timings(lambda: runner.encode(g), runs, warmup),
-            "decode": timings(lambda: runner.decode(z, genre, bpm), runs, warmup),
-            "full": timings(full, runs, warmup)}
+    out = {"encode": timings(lambda: runner.encode(g), runs, warmup),
+           "decode": timings(lambda: runner.decode(z, genre, bpm), runs, warmup),
+           "full": timings(full, runs, warmup)}
+    if spaced:
+        out["spaced decode"] = spaced_timings(lambda: runner.decode(z, genre, bpm), *spaced)
+        out["spaced full"] = spaced_timings(full, *spaced)
+    return out
 
 
 def bench_torch(manifest: Path, checkpoint: str | None, runs: int, warmup: int
@@ -168,7 +231,9 @@ def machine() -> str:
 
 
 def report(results: dict[str, dict[str, np.ndarray]], manifest: Path, runs: int, warmup: int,
-           torch_what: str, rss: float, load: str) -> str:
+           torch_what: str, rss: float, load: str,
+           control: tuple[np.ndarray, int] | None = None,
+           spaced: tuple[int, float] | None = None) -> str:
     data = json.loads(manifest.read_text())
     lines = [f"Machine: {machine()}.",
              f"Load during the run: {load} (a shared machine: p99 includes other processes).",
@@ -189,6 +254,24 @@ def report(results: dict[str, dict[str, np.ndarray]], manifest: Path, runs: int,
     if "torch eager" in results and "onnx int8" in results:
         speed = np.median(results["torch eager"]["full"]) / np.median(results["onnx int8"]["full"])
         lines += ["", f"int8 full regeneration is {speed:.1f}x faster than torch eager (medians)."]
+    int8 = results.get("onnx int8", {})
+
+    def mp(t: np.ndarray) -> str:
+        return f"median {np.median(t):.3f} / p99 {np.percentile(t, 99):.3f} ms"
+
+    if control is not None and "full" in int8:
+        times, layers = control
+        excess = np.percentile(times, 99) - np.median(times)
+        model_excess = np.percentile(int8["full"], 99) - np.median(int8["full"])
+        lines += ["", f"Host control (a fixed graph, {layers} x fp32 MatMul 32x128x128 + Tanh, sized "
+                  f"to the int8 full regeneration's median, {len(times)} calls right after it): "
+                  f"{mp(times)}. The host adds {excess:.3f} ms at p99 to a call of that length; "
+                  f"the int8 full regeneration's p99 is {model_excess:.3f} ms over its median."]
+    if spaced is not None and "spaced full" in int8:
+        n, gap = spaced
+        lines += ["", f"Spaced int8 calls ({n} each, every call after {gap * 1e3:.0f} ms of sleep, "
+                  f"as the module makes them; caches are cold): decode {mp(int8['spaced decode'])}, "
+                  f"full regeneration {mp(int8['spaced full'])}."]
     folder = manifest.parent
     lines += ["", "| file | bytes |", "|---|---|"]
     for variant, pair in data["variants"].items():
@@ -212,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--no-torch", action="store_true", help="skip torch eager")
+    parser.add_argument("--spaced", type=int, default=300,
+                        help="int8 calls timed one at a time after --gap ms of sleep (0: skip)")
+    parser.add_argument("--gap", type=float, default=20.0, help="sleep before a spaced call, ms")
+    parser.add_argument("--no-control", action="store_true", help="skip the host control")
     parser.add_argument("--write", action="store_true", help="write into benchmarks/README.md")
     args = parser.parse_args(argv)
     if args.runs < 1000:
@@ -219,7 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     manifest = Path(args.model) if args.model else default_manifest_path()
     load = f"load average {os.getloadavg()[0]:.2f} at start"
     results: dict[str, dict[str, np.ndarray]] = {}
-    results["onnx int8"] = bench_onnx("int8", manifest, args.runs, args.warmup)
+    spaced = (args.spaced, args.gap / 1e3) if args.spaced > 0 else None
+    results["onnx int8"] = bench_onnx("int8", manifest, args.runs, args.warmup, spaced)
+    control = (None if args.no_control else
+               host_control(float(np.median(results["onnx int8"]["full"])), args.runs,
+                            args.warmup))
     results["onnx fp32"] = bench_onnx("fp32", manifest, args.runs, args.warmup)
     torch_what = "not measured"
     if not args.no_torch:
@@ -227,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
                                                          args.warmup)
     load += f", {os.getloadavg()[0]:.2f} at end"
     rss = peak_rss_mb(manifest)
-    section = report(results, manifest, args.runs, args.warmup, torch_what, rss, load)
+    section = report(results, manifest, args.runs, args.warmup, torch_what, rss, load, control,
+                     spaced)
     print(section)
     if args.write:
         cmd = "python benchmarks/bench_model.py " + " ".join(argv if argv is not None
