@@ -217,3 +217,51 @@ def test_int8_leaves_the_tempo_layers_in_fp32(tempo_exported) -> None:
     assert tempo_ops in (["Gemm", "Gemm", "Relu"], ["Add", "Add", "MatMul", "MatMul", "Relu"])
     assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul", "QuantizeLinear")
                for n in graph.node)  # the rest is int8
+
+
+# --- paired tokens: each token two 16ths (VAEConfig.pair) ------------------------------------------
+def test_paired_tokens_export_and_match_torch(tmp_path: Path) -> None:
+    model, info = export.random_model(seed=7, genres=GENRES, tempo=True, pair=2, **SMALL)
+    assert model.cfg.tokens == STEPS // 2
+    assert model.encoder.stack.positions.shape[0] == STEPS // 2
+    _, out, manifest = export_small(model, info, tmp_path)
+    assert manifest["model"]["config"]["pair"] == 2
+    g = grooves(8)
+    genres = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    bpm = np.array([60, 90, 120, 0, 150, 174, 300, 45], np.float32)
+    ref = export.run_torch(model, g, genres, bpm)
+    assert ref["hit_logits"].shape == (8, STEPS, NUM_VOICES)
+    onnx_out = export.run_pair(out / export.ENCODER_FP32, out / export.DECODER_FP32, g, genres,
+                               bpm)
+    assert max(export.parity(ref, onnx_out).values()) < 1e-4
+    runner = ModelRunner(out / MANIFEST_NAME)  # int8
+    h, v, o = runner.decode(runner.encode(g[0])[0], 1, 120.0)
+    assert h.shape == v.shape == o.shape == (STEPS, NUM_VOICES)
+
+
+def test_a_paired_token_holds_two_consecutive_steps() -> None:
+    from grooverack.training.vae import VAEConfig
+
+    model, _ = export.random_model(seed=7, genres=GENRES, pair=2, **SMALL)
+    model.eval()
+    g = torch.from_numpy(grooves(1))
+    g[:, 0] = torch.tensor([1.0, 0.9, 0.1])  # a hit on step 0, none on step 1
+    g[:, 1] = 0.0
+    with torch.no_grad():
+        base = model.encoder(g)[0]
+        # swapping the two steps inside token 0 changes the latent: the token sees its steps
+        # in order
+        swapped = g.clone()
+        swapped[:, [0, 1]] = g[:, [1, 0]]
+        assert not torch.allclose(model.encoder(swapped)[0], base)
+        # the decoder writes a token's two steps to consecutive rows: the out layer's first
+        # 27 outputs are step 2t, the next 27 step 2t + 1
+        z = torch.zeros(1, SMALL["latent_size"])
+        with torch.no_grad():
+            model.decoder.out.bias.zero_()
+            model.decoder.out.bias[3 * NUM_VOICES] = 5.0  # token t's second step, hit logit 0
+            model.decoder.out.weight.zero_()
+        h, _, _ = model.decoder(z, torch.zeros(1, dtype=torch.long))
+        assert torch.all(h[0, 1::2, 0] == 5.0) and torch.all(h[0, 0::2, 0] == 0.0)
+    with pytest.raises(ValueError, match="pair must divide"):
+        VAEConfig(pair=3)

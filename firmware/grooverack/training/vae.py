@@ -39,6 +39,15 @@ class VAEConfig:
     dropout: float = 0.1
     n_genres: int = 0  # 0 = unconditioned; else genres[0] = "any"
     tempo: bool = False  # decoder conditioned on the tempo (BPM, 0 = unknown)
+    pair: int = 1  # steps per token in both stacks: 2 = 16 tokens of two 16ths each
+
+    def __post_init__(self) -> None:
+        if self.pair < 1 or STEPS % self.pair:
+            raise ValueError(f"pair must divide the {STEPS} steps, got {self.pair}")
+
+    @property
+    def tokens(self) -> int:
+        return STEPS // self.pair
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,10 +70,11 @@ def sinusoidal_positions(steps: int, d: int) -> torch.Tensor:
 class Block(nn.Module):
     """Pre-norm transformer block: x + MHA(LN(x)); x + FF(LN(x)). Full (non-causal) attention."""
 
-    def __init__(self, d: int, heads: int, ff: int, dropout: float) -> None:
+    def __init__(self, d: int, heads: int, ff: int, dropout: float, tokens: int = STEPS) -> None:
         super().__init__()
         if d % heads:
             raise ValueError(f"model width {d} is not divisible by {heads} heads")
+        self.tokens = tokens
         self.heads = heads
         self.head_d = d // heads
         self.norm1 = nn.LayerNorm(d)
@@ -81,20 +91,21 @@ class Block(nn.Module):
         # chains, and splits q/k/v without Squeezes. At T = 32, d = 128 each such node costs
         # about as much as its arithmetic (models/README.md, "Graph"); the math is unchanged.
         h, hd = self.heads, self.head_d
-        qkv = self.qkv(self.norm1(x)).reshape(-1, STEPS, 3 * h, hd).transpose(1, 2)
+        qkv = self.qkv(self.norm1(x)).reshape(-1, self.tokens, 3 * h, hd).transpose(1, 2)
         q, k, v = qkv.split(h, dim=1)  # each [B, H, T, hd]: channel s*H + h of (q, k, v)
         att = torch.softmax((q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(hd)), dim=-1)
-        y = (self.drop(att) @ v).transpose(1, 2).reshape(-1, STEPS, h * hd)
+        y = (self.drop(att) @ v).transpose(1, 2).reshape(-1, self.tokens, h * hd)
         x = x + self.drop(self.proj(y))
         return x + self.drop(self.ff2(self.drop(F.relu(self.ff1(self.norm2(x))))))
 
 
 class Stack(nn.Module):
-    def __init__(self, d: int, heads: int, ff: int, layers: int, dropout: float) -> None:
+    def __init__(self, d: int, heads: int, ff: int, layers: int, dropout: float,
+                 tokens: int = STEPS) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(Block(d, heads, ff, dropout) for _ in range(layers))
+        self.blocks = nn.ModuleList(Block(d, heads, ff, dropout, tokens) for _ in range(layers))
         self.norm = nn.LayerNorm(d)
-        self.register_buffer("positions", sinusoidal_positions(STEPS, d), persistent=False)
+        self.register_buffer("positions", sinusoidal_positions(tokens, d), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.positions
@@ -108,15 +119,19 @@ class GrooveEncoder(nn.Module):
 
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
-        self.embed = nn.Linear(3, cfg.enc_d)
-        self.stack = Stack(cfg.enc_d, cfg.enc_heads, cfg.enc_ff, cfg.enc_layers, cfg.dropout)
+        self.tokens, self.pair = cfg.tokens, cfg.pair
+        self.embed = nn.Linear(3 * cfg.pair, cfg.enc_d)
+        self.stack = Stack(cfg.enc_d, cfg.enc_heads, cfg.enc_ff, cfg.enc_layers, cfg.dropout,
+                           cfg.tokens)
         # squeeze each step before flattening: a direct 32*d -> 2L projection would hold most of
         # the model's weights (1 M of them at d 128) for little gain
         self.squeeze = nn.Linear(cfg.enc_d, cfg.squeeze)
-        self.to_stats = nn.Linear(STEPS * cfg.squeeze, 2 * cfg.latent_size)
+        self.to_stats = nn.Linear(cfg.tokens * cfg.squeeze, 2 * cfg.latent_size)
         self.latent_size = cfg.latent_size
 
     def forward(self, groove: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.pair > 1:  # a token holds `pair` consecutive steps (hit, velocity, offset of each)
+            groove = groove.reshape(-1, self.tokens, 3 * self.pair)
         x = self.stack(F.relu(self.embed(groove)))
         stats = self.to_stats(self.squeeze(x).flatten(1))
         mu, logvar = stats[:, : self.latent_size], stats[:, self.latent_size:]
@@ -144,10 +159,12 @@ class DrumDecoder(nn.Module):
         self.tempo = (nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, cfg.latent_size))
                       if cfg.tempo else None)
         self.squeeze = cfg.squeeze
-        self.expand = nn.Linear(cfg.latent_size, STEPS * cfg.squeeze)
+        self.tokens = cfg.tokens
+        self.expand = nn.Linear(cfg.latent_size, cfg.tokens * cfg.squeeze)
         self.unsqueeze = nn.Linear(cfg.squeeze, cfg.dec_d)
-        self.stack = Stack(cfg.dec_d, cfg.dec_heads, cfg.dec_ff, cfg.dec_layers, cfg.dropout)
-        self.out = nn.Linear(cfg.dec_d, 3 * NUM_VOICES)
+        self.stack = Stack(cfg.dec_d, cfg.dec_heads, cfg.dec_ff, cfg.dec_layers, cfg.dropout,
+                           cfg.tokens)
+        self.out = nn.Linear(cfg.dec_d, 3 * NUM_VOICES * cfg.pair)
 
     def forward(self, z: torch.Tensor, genre: torch.Tensor | None = None,
                 tempo: torch.Tensor | None = None
@@ -160,9 +177,11 @@ class DrumDecoder(nn.Module):
             if tempo is None:
                 tempo = torch.zeros(z.shape[0], dtype=torch.float32, device=z.device)
             z = z + self.tempo(tempo_features(tempo))
-        x = F.relu(self.expand(z)).reshape(-1, STEPS, self.squeeze)
+        x = F.relu(self.expand(z)).reshape(-1, self.tokens, self.squeeze)
         x = self.unsqueeze(x)
         y = self.out(self.stack(x))
+        if self.tokens != STEPS:  # a token's `pair` steps in turn
+            y = y.reshape(-1, STEPS, 3 * NUM_VOICES)
         hit_logits = y[..., :NUM_VOICES]
         velocities = torch.sigmoid(y[..., NUM_VOICES: 2 * NUM_VOICES])
         offsets = 0.5 * torch.tanh(y[..., 2 * NUM_VOICES:])
@@ -195,12 +214,14 @@ def multiply_adds(cfg: VAEConfig) -> tuple[int, int]:
     """Approximate multiply-adds per item of (encoder, decoder), for the model card."""
 
     def stack(d: int, ff: int, layers: int) -> int:
-        per = STEPS * (4 * d * d + 2 * d * ff) + 2 * STEPS * STEPS * d
+        n = cfg.tokens
+        per = n * (4 * d * d + 2 * d * ff) + 2 * n * n * d
         return layers * per
 
+    n = cfg.tokens
     enc = STEPS * 3 * cfg.enc_d + stack(cfg.enc_d, cfg.enc_ff, cfg.enc_layers)
-    enc += STEPS * cfg.enc_d * cfg.squeeze + STEPS * cfg.squeeze * 2 * cfg.latent_size
-    dec = cfg.latent_size * STEPS * cfg.squeeze + STEPS * cfg.squeeze * cfg.dec_d
+    enc += n * cfg.enc_d * cfg.squeeze + n * cfg.squeeze * 2 * cfg.latent_size
+    dec = cfg.latent_size * n * cfg.squeeze + n * cfg.squeeze * cfg.dec_d
     dec += stack(cfg.dec_d, cfg.dec_ff, cfg.dec_layers)
     dec += STEPS * cfg.dec_d * 3 * NUM_VOICES
     return enc, dec
