@@ -219,13 +219,16 @@ def test_int8_leaves_the_tempo_layers_in_fp32(tempo_exported) -> None:
                for n in graph.node)  # the rest is int8
 
 
-# --- paired tokens: each token two 16ths (VAEConfig.pair) ------------------------------------------
-def test_paired_tokens_export_and_match_torch(tmp_path: Path) -> None:
-    model, info = export.random_model(seed=7, genres=GENRES, tempo=True, pair=2, **SMALL)
-    assert model.cfg.tokens == STEPS // 2
-    assert model.encoder.stack.positions.shape[0] == STEPS // 2
+# --- paired tokens: each token two 16ths (VAEConfig.enc_pair / dec_pair) ---------------------------
+@pytest.mark.parametrize("pairs", [(2, 2), (2, 1)])
+def test_paired_tokens_export_and_match_torch(tmp_path: Path, pairs: tuple[int, int]) -> None:
+    enc_pair, dec_pair = pairs
+    model, info = export.random_model(seed=7, genres=GENRES, tempo=True, enc_pair=enc_pair,
+                                      dec_pair=dec_pair, **SMALL)
+    assert model.encoder.stack.positions.shape[0] == STEPS // enc_pair
+    assert model.decoder.stack.positions.shape[0] == STEPS // dec_pair
     _, out, manifest = export_small(model, info, tmp_path)
-    assert manifest["model"]["config"]["pair"] == 2
+    assert manifest["model"]["config"]["enc_pair"] == enc_pair
     g = grooves(8)
     genres = np.array([0, 1, 2, 0, 1, 2, 0, 1])
     bpm = np.array([60, 90, 120, 0, 150, 174, 300, 45], np.float32)
@@ -242,7 +245,7 @@ def test_paired_tokens_export_and_match_torch(tmp_path: Path) -> None:
 def test_a_paired_token_holds_two_consecutive_steps() -> None:
     from grooverack.training.vae import VAEConfig
 
-    model, _ = export.random_model(seed=7, genres=GENRES, pair=2, **SMALL)
+    model, _ = export.random_model(seed=7, genres=GENRES, enc_pair=2, dec_pair=2, **SMALL)
     model.eval()
     g = torch.from_numpy(grooves(1))
     g[:, 0] = torch.tensor([1.0, 0.9, 0.1])  # a hit on step 0, none on step 1
@@ -263,5 +266,5 @@ def test_a_paired_token_holds_two_consecutive_steps() -> None:
             model.decoder.out.weight.zero_()
         h, _, _ = model.decoder(z, torch.zeros(1, dtype=torch.long))
         assert torch.all(h[0, 1::2, 0] == 5.0) and torch.all(h[0, 0::2, 0] == 0.0)
-    with pytest.raises(ValueError, match="pair must divide"):
-        VAEConfig(pair=3)
+    with pytest.raises(ValueError, match="dec_pair must divide"):
+        VAEConfig(dec_pair=3)

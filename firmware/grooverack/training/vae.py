@@ -39,15 +39,15 @@ class VAEConfig:
     dropout: float = 0.1
     n_genres: int = 0  # 0 = unconditioned; else genres[0] = "any"
     tempo: bool = False  # decoder conditioned on the tempo (BPM, 0 = unknown)
-    pair: int = 1  # steps per token in both stacks: 2 = 16 tokens of two 16ths each
+    # steps per token: 2 = the stack runs 16 tokens of two 16ths each (less work per call)
+    enc_pair: int = 1
+    dec_pair: int = 1
 
     def __post_init__(self) -> None:
-        if self.pair < 1 or STEPS % self.pair:
-            raise ValueError(f"pair must divide the {STEPS} steps, got {self.pair}")
-
-    @property
-    def tokens(self) -> int:
-        return STEPS // self.pair
+        for name in ("enc_pair", "dec_pair"):
+            value = getattr(self, name)
+            if value < 1 or STEPS % value:
+                raise ValueError(f"{name} must divide the {STEPS} steps, got {value}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,14 +119,14 @@ class GrooveEncoder(nn.Module):
 
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
-        self.tokens, self.pair = cfg.tokens, cfg.pair
-        self.embed = nn.Linear(3 * cfg.pair, cfg.enc_d)
+        self.pair, self.tokens = cfg.enc_pair, STEPS // cfg.enc_pair
+        self.embed = nn.Linear(3 * self.pair, cfg.enc_d)
         self.stack = Stack(cfg.enc_d, cfg.enc_heads, cfg.enc_ff, cfg.enc_layers, cfg.dropout,
-                           cfg.tokens)
+                           self.tokens)
         # squeeze each step before flattening: a direct 32*d -> 2L projection would hold most of
         # the model's weights (1 M of them at d 128) for little gain
         self.squeeze = nn.Linear(cfg.enc_d, cfg.squeeze)
-        self.to_stats = nn.Linear(cfg.tokens * cfg.squeeze, 2 * cfg.latent_size)
+        self.to_stats = nn.Linear(self.tokens * cfg.squeeze, 2 * cfg.latent_size)
         self.latent_size = cfg.latent_size
 
     def forward(self, groove: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,12 +159,12 @@ class DrumDecoder(nn.Module):
         self.tempo = (nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, cfg.latent_size))
                       if cfg.tempo else None)
         self.squeeze = cfg.squeeze
-        self.tokens = cfg.tokens
-        self.expand = nn.Linear(cfg.latent_size, cfg.tokens * cfg.squeeze)
+        self.tokens = STEPS // cfg.dec_pair
+        self.expand = nn.Linear(cfg.latent_size, self.tokens * cfg.squeeze)
         self.unsqueeze = nn.Linear(cfg.squeeze, cfg.dec_d)
         self.stack = Stack(cfg.dec_d, cfg.dec_heads, cfg.dec_ff, cfg.dec_layers, cfg.dropout,
-                           cfg.tokens)
-        self.out = nn.Linear(cfg.dec_d, 3 * NUM_VOICES * cfg.pair)
+                           self.tokens)
+        self.out = nn.Linear(cfg.dec_d, 3 * NUM_VOICES * cfg.dec_pair)
 
     def forward(self, z: torch.Tensor, genre: torch.Tensor | None = None,
                 tempo: torch.Tensor | None = None
@@ -180,7 +180,7 @@ class DrumDecoder(nn.Module):
         x = F.relu(self.expand(z)).reshape(-1, self.tokens, self.squeeze)
         x = self.unsqueeze(x)
         y = self.out(self.stack(x))
-        if self.tokens != STEPS:  # a token's `pair` steps in turn
+        if self.tokens != STEPS:  # a token's `dec_pair` steps in turn
             y = y.reshape(-1, STEPS, 3 * NUM_VOICES)
         hit_logits = y[..., :NUM_VOICES]
         velocities = torch.sigmoid(y[..., NUM_VOICES: 2 * NUM_VOICES])
@@ -213,15 +213,14 @@ def count_parameters(module: nn.Module) -> int:
 def multiply_adds(cfg: VAEConfig) -> tuple[int, int]:
     """Approximate multiply-adds per item of (encoder, decoder), for the model card."""
 
-    def stack(d: int, ff: int, layers: int) -> int:
-        n = cfg.tokens
+    def stack(d: int, ff: int, layers: int, n: int) -> int:
         per = n * (4 * d * d + 2 * d * ff) + 2 * n * n * d
         return layers * per
 
-    n = cfg.tokens
-    enc = STEPS * 3 * cfg.enc_d + stack(cfg.enc_d, cfg.enc_ff, cfg.enc_layers)
-    enc += n * cfg.enc_d * cfg.squeeze + n * cfg.squeeze * 2 * cfg.latent_size
-    dec = cfg.latent_size * n * cfg.squeeze + n * cfg.squeeze * cfg.dec_d
-    dec += stack(cfg.dec_d, cfg.dec_ff, cfg.dec_layers)
+    ne, nd = STEPS // cfg.enc_pair, STEPS // cfg.dec_pair
+    enc = STEPS * 3 * cfg.enc_d + stack(cfg.enc_d, cfg.enc_ff, cfg.enc_layers, ne)
+    enc += ne * cfg.enc_d * cfg.squeeze + ne * cfg.squeeze * 2 * cfg.latent_size
+    dec = cfg.latent_size * nd * cfg.squeeze + nd * cfg.squeeze * cfg.dec_d
+    dec += stack(cfg.dec_d, cfg.dec_ff, cfg.dec_layers, nd)
     dec += STEPS * cfg.dec_d * 3 * NUM_VOICES
     return enc, dec
