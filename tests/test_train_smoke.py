@@ -262,6 +262,18 @@ def test_out_of_range_training_flags_name_the_flag(flag, value, capsys) -> None:
     assert flag in err and value in err and "allowed" in err
 
 
+@pytest.mark.parametrize("item, says", [("enc_pair=3", "enc_pair must divide the 32 steps"),
+                                        ("bogus=3", "unknown field bogus"),
+                                        ("enc_layers=x", "'enc_layers=x' is not KEY=NUMBER")])
+def test_a_bad_model_override_is_named_before_any_work(item, says, capsys) -> None:
+    from grooverack.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--model", item, "--gmd", "/nonexistent.zip"])
+    assert args._run(args) == 2  # before the data is read (that would name the missing zip)
+    err = capsys.readouterr().err
+    assert f"--model {item}" in err and says in err and "nonexistent" not in err
+
+
 def test_a_tempo_model_trains_on_the_loops_tempo_and_exports(tmp_path: Path) -> None:
     """--tempo: the decoder learns from each loop's BPM (dropped to unknown at tempo_dropout); the
     exported decoder takes it as its input "tempo"."""

@@ -402,7 +402,10 @@ def model_overrides(items: list[str]) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     for item in items:
         key, _, value = item.partition("=")
-        overrides[key] = float(value) if "." in value else int(value)
+        try:
+            overrides[key] = float(value) if "." in value else int(value)
+        except ValueError:
+            raise ValueError(f"{item!r} is not KEY=NUMBER") from None
     return overrides
 
 
@@ -423,7 +426,18 @@ def run(args: argparse.Namespace) -> int:
                        ema_decay=args.ema_decay, genre_dropout=args.genre_dropout,
                        tempo_dropout=args.tempo_dropout,
                        select_objective=args.select_objective)
-    overrides = model_overrides(args.model)
+    from grooverack.training.vae import VAEConfig
+
+    try:
+        overrides = model_overrides(args.model)
+        unknown = sorted(set(overrides) - set(VAEConfig.__dataclass_fields__) - {"n_genres"})
+        if unknown:
+            raise ValueError(f"unknown field {', '.join(unknown)} (fields: "
+                             f"{', '.join(k for k in VAEConfig.__dataclass_fields__ if k != 'n_genres')})")
+        VAEConfig(**overrides)  # its own checks (e.g. enc_pair must divide the 32 steps)
+    except ValueError as exc:
+        print(f"train: --model {' '.join(args.model)}: {exc}", file=sys.stderr)
+        return 2
     if args.tempo:
         overrides["tempo"] = True
     try:

@@ -9,6 +9,10 @@ logits, velocities (sigmoid), offsets (0.5 * tanh), each [B, 32, 9].
 The attention blocks are written out with plain ops (Linear, matmul, softmax, LayerNorm) instead of
 nn.TransformerEncoderLayer: its fused inference path does not export cleanly, and plain MatMuls are
 what onnxruntime's int8 quantizer turns into integer kernels.
+
+`enc_pair` / `dec_pair` = 2 give a stack 16 tokens of two consecutive steps each (less work per
+call; tried for latency and not shipped: models/README.md, "Speed and memory"). The graphs' inputs
+and outputs stay per step.
 """
 
 from __future__ import annotations
