@@ -39,27 +39,19 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "benchmarks" / "README.md"
 
 
-def timings(fn, runs: int, warmup: int) -> np.ndarray:
+def timings(fn, runs: int, warmup: int, gap_s: float = 0.0) -> np.ndarray:
+    """`runs` calls of fn after `warmup` untimed ones; with `gap_s`, each timed call after that
+    much sleep (the module's pace: caches go cold in between). ms."""
     for _ in range(warmup):
         fn()
     out = np.empty(runs)
     for i in range(runs):
+        if gap_s:
+            time.sleep(gap_s)
         t0 = time.perf_counter_ns()
         fn()
         out[i] = time.perf_counter_ns() - t0
     return out / 1e6  # ms
-
-
-def spaced_timings(fn, runs: int, gap_s: float) -> np.ndarray:
-    """Each call after `gap_s` of sleep (the module's pace), timed alone; ms."""
-    fn()
-    out = np.empty(runs)
-    for i in range(runs):
-        time.sleep(gap_s)
-        t0 = time.perf_counter_ns()
-        fn()
-        out[i] = time.perf_counter_ns() - t0
-    return out / 1e6
 
 
 def control_session(layers: int):
@@ -142,8 +134,9 @@ def bench_onnx(variant: str, manifest: Path, runs: int, warmup: int,
            "decode": timings(lambda: runner.decode(z, genre, bpm), runs, warmup),
            "full": timings(full, runs, warmup)}
     if spaced:
-        out["spaced decode"] = spaced_timings(lambda: runner.decode(z, genre, bpm), *spaced)
-        out["spaced full"] = spaced_timings(full, *spaced)
+        n, gap = spaced
+        out["spaced decode"] = timings(lambda: runner.decode(z, genre, bpm), n, 1, gap)
+        out["spaced full"] = timings(full, n, 1, gap)
     return out
 
 

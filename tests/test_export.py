@@ -260,10 +260,9 @@ def test_a_paired_token_holds_two_consecutive_steps() -> None:
         # the decoder writes a token's two steps to consecutive rows: the out layer's first
         # 27 outputs are step 2t, the next 27 step 2t + 1
         z = torch.zeros(1, SMALL["latent_size"])
-        with torch.no_grad():
-            model.decoder.out.bias.zero_()
-            model.decoder.out.bias[3 * NUM_VOICES] = 5.0  # token t's second step, hit logit 0
-            model.decoder.out.weight.zero_()
+        model.decoder.out.bias.zero_()
+        model.decoder.out.bias[3 * NUM_VOICES] = 5.0  # token t's second step, hit logit 0
+        model.decoder.out.weight.zero_()
         h, _, _ = model.decoder(z, torch.zeros(1, dtype=torch.long))
         assert torch.all(h[0, 1::2, 0] == 5.0) and torch.all(h[0, 0::2, 0] == 0.0)
     with pytest.raises(ValueError, match="dec_pair must divide"):

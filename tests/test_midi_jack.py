@@ -296,9 +296,6 @@ def test_transport_song_position_cc_and_pitch_velocity(jack_server, tmp_path):  
                     "for a take that every message reaches once")
     assert whole(backend), (dict(backend.input.counts), dict(sent))  # no xrun: nothing lost
     assert snap["follow"] == 0.0
-    counts = backend.input.counts
-    assert counts["stop"] == 1 and counts["continue"] == 1 and counts["song_position"] == 1
-    assert counts["cc"] == 2
     want = PitchToVelocity(settings).velocity(1.0)
     assert want == pytest.approx(0.675)
     hits = np.flatnonzero(snap["groove"][:, 0])

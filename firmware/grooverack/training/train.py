@@ -430,10 +430,10 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         overrides = model_overrides(args.model)
-        unknown = sorted(set(overrides) - set(VAEConfig.__dataclass_fields__) - {"n_genres"})
+        fields = [k for k in VAEConfig.__dataclass_fields__ if k != "n_genres"]  # set from data
+        unknown = sorted(set(overrides) - set(fields))
         if unknown:
-            raise ValueError(f"unknown field {', '.join(unknown)} (fields: "
-                             f"{', '.join(k for k in VAEConfig.__dataclass_fields__ if k != 'n_genres')})")
+            raise ValueError(f"unknown field {', '.join(unknown)} (fields: {', '.join(fields)})")
         VAEConfig(**overrides)  # its own checks (e.g. enc_pair must divide the 32 steps)
     except ValueError as exc:
         print(f"train: --model {' '.join(args.model)}: {exc}", file=sys.stderr)
