@@ -313,3 +313,132 @@ def test_augment_drops_the_tempo_at_its_rate() -> None:
     unknown = float((out["tempo"] == 0).float().mean())
     assert 0.27 < unknown < 0.33 and set(out["tempo"].unique().tolist()) == {0.0, 100.0}
     assert train.augment(batch, cfg, torch.Generator().manual_seed(0), len(GENRES))["tempo"] is None
+
+
+# --- starting from a trained checkpoint (--init), structured pruning, teacher target cache ---
+def trained(tmp_path: Path, **overrides) -> Path:
+    train.train(SPLITS, tmp_path / "src", config(1), model_overrides={**TINY, **overrides},
+                genres=GENRES, data_hash="synthetic", progress=False, threads=1, max_steps=4)
+    return tmp_path / "src" / "last.pt"
+
+
+def fresh(**overrides):
+    from grooverack.training.vae import GrooveVAE, VAEConfig
+
+    return GrooveVAE(VAEConfig(n_genres=len(GENRES), **{**TINY, **overrides}))
+
+
+def test_init_with_the_same_shape_copies_every_weight(tmp_path: Path) -> None:
+    from grooverack.training.prune import init_from
+
+    src = trained(tmp_path)
+    model = fresh()
+    record = init_from(model, src, SPLITS["train"], GENRES)
+    assert record["kept_importance"] == {}
+    want = weights(src)
+    got = model.state_dict()
+    assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_init_keeps_the_most_important_feed_forward_units(tmp_path: Path) -> None:
+    """enc_ff 32 -> 12: each encoder block keeps its 12 most important units (in order); the
+    pruned feed-forward output is the original minus exactly the dropped units' contributions."""
+    from grooverack.training.prune import init_from, unit_importance
+    from torch.nn import functional as F
+
+    src_path = trained(tmp_path)
+    src, _ = export.load_checkpoint(src_path)
+    loops_ = SPLITS["train"]
+    score = unit_importance(src, loops_.groove, np.asarray(loops_.style) + 1, None)
+    model = fresh(enc_ff=12)
+    record = init_from(model, src_path, loops_, GENRES)
+    assert set(record["kept_importance"]) == {"encoder.stack.blocks.0"}
+    assert 0.0 < record["kept_importance"]["encoder.stack.blocks.0"] < 1.0
+    keep = np.sort(np.argsort(-score["encoder.stack.blocks.0"])[:12])
+    a, b = src.encoder.stack.blocks[0], model.encoder.stack.blocks[0]
+    assert torch.equal(b.ff1.weight, a.ff1.weight[keep]) and torch.equal(b.ff1.bias, a.ff1.bias[keep])
+    assert torch.equal(b.ff2.weight, a.ff2.weight[:, keep]) and torch.equal(b.ff2.bias, a.ff2.bias)
+    x = torch.randn(5, STEPS, TINY["enc_d"])
+    with torch.no_grad():
+        units = F.relu(a.ff1(x))
+        dropped = np.setdiff1d(np.arange(32), keep)
+        expected = a.ff2(units) - units[..., dropped] @ a.ff2.weight[:, dropped].T
+        assert torch.allclose(b.ff2(F.relu(b.ff1(x))), expected, atol=1e-5)
+    # everything outside the pruned layers is copied unchanged (the decoder included)
+    want = weights(src_path)
+    for key, value in model.state_dict().items():
+        if ".ff1." not in key and ".ff2.weight" not in key or key.startswith("decoder."):
+            assert torch.equal(value, want[key]), key
+
+
+@pytest.mark.parametrize("overrides, says", [({"enc_d": 8}, "enc_d 8 != the checkpoint's 16"),
+                                             ({"enc_ff": 64}, "enc_ff 64 > the checkpoint's 32"),
+                                             ({"dec_layers": 2}, "dec_layers 2 != the checkpoint's 1"),
+                                             ({"tempo": True}, "tempo True != the checkpoint's False")])
+def test_init_refuses_a_shape_it_cannot_take(tmp_path: Path, overrides, says) -> None:
+    from grooverack.training.prune import init_from
+
+    src = trained(tmp_path)
+    with pytest.raises(SystemExit, match=says.replace("'", ".")) as caught:
+        init_from(fresh(**overrides), src, SPLITS["train"], GENRES)
+    assert str(src) in str(caught.value)
+
+
+def test_a_run_from_init_holds_beta_and_records_its_start(tmp_path: Path) -> None:
+    src = trained(tmp_path)
+    cfg = config(2)
+    cfg.beta_hold = True
+    assert {train.beta_at(e / 4, cfg) for e in range(8)} == {cfg.beta_max}
+    train.train(SPLITS, tmp_path / "ft", cfg, model_overrides={**TINY, "enc_ff": 16},
+                genres=GENRES, data_hash="synthetic", progress=False, threads=1, max_steps=2,
+                init=str(src))
+    ckpt = torch.load(tmp_path / "ft" / "last.pt", map_location="cpu", weights_only=False)
+    assert ckpt["init"]["path"] == str(src) and ckpt["config"]["enc_ff"] == 16
+    assert ckpt["history"][0]["beta"] == cfg.beta_max
+    # a resumed run keeps its own weights and the record of where it started
+    train.train(SPLITS, tmp_path / "ft", cfg, model_overrides={**TINY, "enc_ff": 16},
+                genres=GENRES, data_hash="synthetic", progress=False, threads=1, resume=True,
+                init=str(src))
+    again = torch.load(tmp_path / "ft" / "last.pt", map_location="cpu", weights_only=False)
+    assert again["epoch"] == 2 and again["init"] == ckpt["init"]
+
+
+def test_a_missing_init_checkpoint_is_named_before_any_work(capsys) -> None:
+    from grooverack.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--init", "/nonexistent/best.pt",
+                                      "--gmd", "/nonexistent.zip"])
+    assert args._run(args) == 2
+    err = capsys.readouterr().err
+    assert "--init /nonexistent/best.pt: checkpoint not found" in err and ".zip" not in err
+
+
+def test_teacher_targets_are_cached_under_what_they_depend_on(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    teacher = trained(tmp_path)
+    cache = tmp_path / "cache"
+    first = train.teacher_targets([str(teacher)], SPLITS["train"], GENRES, cache)
+    files = list(cache.glob("teacher-*.npy"))
+    assert len(files) == 1 and not list(cache.glob("*.tmp*"))
+
+    def no_teacher(*_a, **_k):
+        raise AssertionError("the cached targets should have been used")
+
+    monkeypatch.setattr(export, "load_checkpoint", no_teacher)
+    assert np.array_equal(train.teacher_targets([str(teacher)], SPLITS["train"], GENRES, cache),
+                          first)
+    monkeypatch.undo()
+    # another train set, or a teacher file written again, is another key
+    other = loops(32, 9)
+    assert train.teacher_cache_key([str(teacher)], other, GENRES) != \
+        train.teacher_cache_key([str(teacher)], SPLITS["train"], GENRES)
+    st = teacher.stat()
+    os.utime(teacher, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    train.teacher_targets([str(teacher)], SPLITS["train"], GENRES, cache)
+    assert len(list(cache.glob("teacher-*.npy"))) == 2
+    # a damaged cache file is computed again, not trusted
+    for f in cache.glob("teacher-*.npy"):
+        f.write_bytes(b"not an array")
+    again = train.teacher_targets([str(teacher)], SPLITS["train"], GENRES, cache)
+    assert np.array_equal(again, first)

@@ -199,14 +199,11 @@ def set_metadata(path: Path, metadata: dict[str, str]) -> None:
 
 
 def _session(path: Path):
-    import onnxruntime as ort
+    """The session the firmware would open (model.runner.open_session): what is measured here is
+    what plays."""
+    from grooverack.model.runner import open_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    return open_session(path)
 
 
 def run_pair(enc_path: Path, dec_path: Path, grooves: np.ndarray, genres: np.ndarray | None,

@@ -72,6 +72,9 @@ class TrainConfig:
     ema_decay: float = 0.999  # per step (253 steps/epoch: a window of about 4 epochs)
     distill: float = 0.5  # weight of the teachers' probabilities in the hit target (with teachers)
     select_objective: str = "balanced"  # threshold objective of the validation F1 (= shipped)
+    # beta held at beta_max instead of cycling: a run that starts from a trained model (--init)
+    # keeps the latent space it was given instead of re-forming it from a beta of 0
+    beta_hold: bool = False
 
 
 # --- metrics (numpy) ---------------------------------------------------------------------------
@@ -84,6 +87,8 @@ def positive_weights(hits: np.ndarray, cap: float) -> np.ndarray:
 
 
 def beta_at(epoch_float: float, cfg: TrainConfig) -> float:
+    if cfg.beta_hold:
+        return cfg.beta_max
     phase = (epoch_float % cfg.beta_cycle_epochs) / cfg.beta_cycle_epochs
     return cfg.beta_max * min(1.0, 2.0 * phase + 1e-9)
 
@@ -132,10 +137,48 @@ def augment(batch: dict[str, Any], cfg: TrainConfig, gen: Any, n_genres: int,
     return out
 
 
-def teacher_targets(paths: list[str], train_set: Any, genres: list[str]) -> np.ndarray:
+def teacher_cache_key(paths: list[str], train_set: Any, genres: list[str]) -> str:
+    """What the teacher targets depend on: each teacher file (path, size, modification time),
+    the train loops themselves (grooves, styles, tempos) and the genre list."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = []
+    for path in paths:
+        st = Path(path).stat()
+        files.append([str(Path(path).resolve()), st.st_size, st.st_mtime_ns])
+    digest.update(json.dumps({"version": 1, "teachers": files, "genres": list(genres)}).encode())
+    for array in (train_set.groove, train_set.style, train_set.bpm):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()[:20]
+
+
+def teacher_targets(paths: list[str], train_set: Any, genres: list[str],
+                    cache_dir: Path | None = None) -> np.ndarray:
     """Mean hit probability of the teacher checkpoints for every train loop, [N, 2, 2, 32, 9]
-    float16: axis 1 = (as is, bar-swapped input), axis 2 = (genre "any", the loop's style)."""
+    float16: axis 1 = (as is, bar-swapped input), axis 2 = (genre "any", the loop's style).
+
+    With `cache_dir`, the targets are kept there (written atomically) under a key of everything
+    they depend on, so runs with the same teachers share one computation (about 2 min per
+    teacher on one core)."""
     from grooverack.training.export import load_checkpoint
+
+    cache = None
+    if cache_dir is not None:
+        for path in paths:
+            if not Path(path).is_file():
+                raise SystemExit(f"train: teacher: checkpoint {path} not found")
+        cache = Path(cache_dir) / f"teacher-{teacher_cache_key(paths, train_set, genres)}.npy"
+        if cache.is_file():
+            try:
+                targets = np.load(cache)
+                if targets.shape == (len(train_set.groove), 2, 2, train_set.groove.shape[1],
+                                     NUM_VOICES):
+                    print(f"teacher targets: {cache} (cached)", file=sys.stderr, flush=True)
+                    return targets
+            except (OSError, ValueError):
+                pass
+            print(f"teacher targets: {cache} unreadable; computing again", file=sys.stderr)
 
     grooves = np.ascontiguousarray(train_set.groove)
     swapped = np.ascontiguousarray(np.roll(grooves, STEPS_PER_BAR, axis=1))
@@ -150,7 +193,13 @@ def teacher_targets(paths: list[str], train_set: Any, genres: list[str]) -> np.n
             for gi, genre in enumerate((0, style)):
                 total[:, si, gi] += predict_probs(model, g, genre, batch=1024, bpm=bpm)
         print(f"teacher {path}: targets computed", file=sys.stderr, flush=True)
-    return (total / max(1, len(paths))).astype(np.float16)
+    targets = (total / max(1, len(paths))).astype(np.float16)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, targets)
+        os.replace(tmp, cache)
+    return targets
 
 
 def losses(model: Any, batch: dict[str, Any], pos_weight: Any) -> dict[str, Any]:
@@ -230,8 +279,12 @@ class EMA:
 def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_overrides=None,
           genres: list[str] | None = None, data_hash: str = "", resume: bool = False,
           max_steps: int | None = None, progress: bool = True, threads: int = 2,
-          args_record: dict | None = None, teachers: list[str] | None = None) -> dict[str, Any]:
-    """Train on splits["train"], validate on splits["validation"]; returns the summary."""
+          args_record: dict | None = None, teachers: list[str] | None = None,
+          init: str | None = None, teacher_cache: Path | None = None) -> dict[str, Any]:
+    """Train on splits["train"], validate on splits["validation"]; returns the summary.
+
+    `init`: start from this checkpoint's weights (training.prune; its feed-forward layers may be
+    narrowed by the configuration). `teacher_cache`: folder for the teacher targets."""
     import torch
     from tqdm import tqdm
 
@@ -244,6 +297,13 @@ def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_ove
     cfg = VAEConfig(n_genres=len(genres), **(model_overrides or {}))
     torch.manual_seed(tcfg.seed)
     model = GrooveVAE(cfg)
+    init_record = None
+    if init and not (resume and (out_dir / "last.pt").is_file()):
+        from grooverack.training.prune import init_from
+
+        init_record = init_from(model, init, train_set, genres, seed=tcfg.seed)
+        print(f"init: {init}; kept share of feed-forward importance per pruned block: "
+              f"{init_record['kept_importance'] or 'none pruned'}", file=sys.stderr)
     ema = EMA(model, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     pos_weight = torch.from_numpy(positive_weights(train_set.hits, tcfg.pos_weight_max))
@@ -264,6 +324,7 @@ def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_ove
             ema.model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         state = {k: ckpt[k] for k in state}
+        init_record = ckpt.get("init")
         print(f"resuming {last} after epoch {state['epoch']}", file=sys.stderr)
     elif resume:
         print(f"train: nothing to resume in {out_dir}; starting fresh", file=sys.stderr)
@@ -273,7 +334,8 @@ def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_ove
     arrays["style"] = torch.from_numpy(np.asarray(train_set.style, dtype=np.int64))
     arrays["bpm"] = torch.from_numpy(np.asarray(train_set.bpm, dtype=np.float32))
     if teachers:
-        arrays["teacher"] = torch.from_numpy(teacher_targets(list(teachers), train_set, genres))
+        arrays["teacher"] = torch.from_numpy(teacher_targets(list(teachers), train_set, genres,
+                                                             teacher_cache))
     print(f"model: encoder {count_parameters(model.encoder):,} + decoder "
           f"{count_parameters(model.decoder):,} parameters; {n} train loops, {len(val)} validation;"
           f" {steps_per_epoch} steps/epoch", file=sys.stderr)
@@ -283,6 +345,7 @@ def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_ove
         torch.save({"config": cfg.to_dict(),
                     "model": (ema.model if ema is not None else model).state_dict(),
                     "raw": model.state_dict(), "teachers": list(teachers or []),
+                    "init": init_record,
                     "optimizer": opt.state_dict(), "genres": genres, "data_hash": data_hash,
                     "train_config": tcfg.__dict__, "args": args_record or {}, "seed": tcfg.seed,
                     **state}, tmp)
@@ -390,6 +453,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tempo-dropout", type=float, default=d.tempo_dropout,
                         help="share of loops trained with an unknown tempo (default "
                              f"{d.tempo_dropout})")
+    parser.add_argument("--init", metavar="CKPT", default=None,
+                        help="start from this checkpoint's weights; --model enc_ff=/dec_ff= smaller "
+                             "than its own keep each block's most used feed-forward units "
+                             "(structured pruning, then fine-tuning); beta is held at --beta-max")
+    parser.add_argument("--teacher-cache", metavar="DIR", default=None,
+                        help="folder for the teachers' targets, shared by runs with the same "
+                             "teachers (default: .teacher-targets beside OUT; '' = no cache)")
     parser.add_argument("--select-objective", choices=("balanced", "voice", "micro"),
                         default=d.select_objective,
                         help="threshold objective of the validation F1 that picks best.pt "
@@ -425,7 +495,7 @@ def run(args: argparse.Namespace) -> int:
                        genres=not args.no_genres, distill=args.distill,
                        ema_decay=args.ema_decay, genre_dropout=args.genre_dropout,
                        tempo_dropout=args.tempo_dropout,
-                       select_objective=args.select_objective)
+                       select_objective=args.select_objective, beta_hold=bool(args.init))
     from grooverack.training.vae import VAEConfig
 
     try:
@@ -440,6 +510,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.tempo:
         overrides["tempo"] = True
+    if args.init and not Path(args.init).is_file():
+        print(f"train: --init {args.init}: checkpoint not found", file=sys.stderr)
+        return 2
     try:
         splits = data.load_splits(args.gmd)
     except data.DataError as exc:
@@ -447,9 +520,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     gmd = Path(args.gmd) if args.gmd else data.DEFAULT_GMD_ZIP
     record = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+    if args.teacher_cache is None:
+        teacher_cache = Path(args.out).resolve().parent / ".teacher-targets"
+    else:
+        teacher_cache = Path(args.teacher_cache) if args.teacher_cache else None
     summary = train(splits, Path(args.out), tcfg, model_overrides=overrides,
                     genres=["any", *data.STYLES], data_hash=data.data_hash(gmd),
                     resume=args.resume, progress=not args.no_progress, threads=args.threads,
-                    args_record=record, teachers=args.teacher)
+                    args_record=record, teachers=args.teacher, init=args.init,
+                    teacher_cache=teacher_cache)
     print(json.dumps(summary))
     return 0
