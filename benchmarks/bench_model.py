@@ -14,6 +14,10 @@ configuration (the manifest's model.config): weights do not change its speed.
 Two more int8 measures help read the p99 on a shared host:
 - spaced calls: each call after --gap ms of sleep, as the module makes them (a regeneration per
   step or knob move, not thousands in a row). Such a call starts with cold caches.
+- host pauses: this thread spins on the clock for --pauses seconds, and every gap between two
+  readings longer than 10 us is a moment the host took the CPU away (timer tick, interrupt,
+  hypervisor, other work), as cyclictest measures it: how often, how long, how far apart. A call
+  that a pause falls into is late by the pause and by refilling the caches the pause emptied.
 - host control: a fixed onnxruntime graph (a chain of fp32 MatMul + Tanh, 32 x 128, one weight),
   sized to take as long as the int8 full regeneration, timed in the same tight loop. Its work never
   varies, so its p99 - median is what the host adds to a call of that length.
@@ -91,6 +95,35 @@ def host_control(target_ms: float, runs: int, warmup: int) -> tuple[np.ndarray, 
     for _ in range(3):  # size it: time scales with the chain's length
         layers = max(1, round(layers * target_ms / float(np.median(timed(layers, 300, 50)))))
     return timed(layers, runs, warmup), layers
+
+
+def host_pauses(seconds: float, threshold_us: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Spin on the clock for `seconds`: every gap longer than `threshold_us` between two readings
+    is a pause (start ms, length us). The loop reads the clock every ~0.1 us, so shorter gaps are
+    its own work and not counted."""
+    clock = time.perf_counter_ns
+    limit = int(threshold_us * 1000)
+    starts, lengths = [], []
+    t0 = prev = clock()
+    end = t0 + int(seconds * 1e9)
+    while prev < end:
+        now = clock()
+        if now - prev > limit:
+            starts.append(prev - t0)
+            lengths.append(now - prev)
+        prev = now
+    return np.array(starts, dtype=np.float64) / 1e6, np.array(lengths, dtype=np.float64) / 1e3
+
+
+def pauses_text(starts: np.ndarray, lengths: np.ndarray, seconds: float) -> str:
+    if len(lengths) == 0:
+        return f"no pause over 10 us in {seconds:g} s of spinning."
+    spacing = (f"; the usual interval between them {np.median(np.diff(starts)):.1f} ms"
+               if len(starts) > 2 else "")
+    return (f"{len(lengths) / seconds:.0f} per second over 10 us, length median "
+            f"{np.median(lengths):.0f} / p99 {np.percentile(lengths, 99):.0f} / max "
+            f"{lengths.max():.0f} us{spacing}; {lengths.sum() / (seconds * 1e4):.1f} % of the time "
+            f"in {seconds:g} s of spinning.")
 
 
 def example_groove() -> np.ndarray:
@@ -226,7 +259,7 @@ def machine() -> str:
 def report(results: dict[str, dict[str, np.ndarray]], manifest: Path, runs: int, warmup: int,
            torch_what: str, rss: float, load: str,
            control: tuple[np.ndarray, int] | None = None,
-           spaced: tuple[int, float] | None = None) -> str:
+           spaced: tuple[int, float] | None = None, pauses: str | None = None) -> str:
     data = json.loads(manifest.read_text())
     lines = [f"Machine: {machine()}.",
              f"Load during the run: {load} (a shared machine: p99 includes other processes).",
@@ -252,6 +285,9 @@ def report(results: dict[str, dict[str, np.ndarray]], manifest: Path, runs: int,
     def mp(t: np.ndarray) -> str:
         return f"median {np.median(t):.3f} / p99 {np.percentile(t, 99):.3f} ms"
 
+    if pauses is not None:
+        lines += ["", f"Host pauses (this thread spinning on the clock, before the model runs): "
+                  f"{pauses}"]
     if control is not None and "full" in int8:
         times, layers = control
         excess = np.percentile(times, 99) - np.median(times)
@@ -292,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="int8 calls timed one at a time after --gap ms of sleep (0: skip)")
     parser.add_argument("--gap", type=float, default=20.0, help="sleep before a spaced call, ms")
     parser.add_argument("--no-control", action="store_true", help="skip the host control")
+    parser.add_argument("--pauses", type=float, default=3.0,
+                        help="seconds of spinning to measure the host's pauses (0: skip)")
     parser.add_argument("--write", action="store_true", help="write into benchmarks/README.md")
     args = parser.parse_args(argv)
     if args.runs < 1000:
@@ -299,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = Path(args.model) if args.model else default_manifest_path()
     load = f"load average {os.getloadavg()[0]:.2f} at start"
     results: dict[str, dict[str, np.ndarray]] = {}
+    pauses = (pauses_text(*host_pauses(args.pauses), args.pauses) if args.pauses > 0 else None)
     spaced = (args.spaced, args.gap / 1e3) if args.spaced > 0 else None
     results["onnx int8"] = bench_onnx("int8", manifest, args.runs, args.warmup, spaced)
     control = (None if args.no_control else
@@ -312,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     load += f", {os.getloadavg()[0]:.2f} at end"
     rss = peak_rss_mb(manifest)
     section = report(results, manifest, args.runs, args.warmup, torch_what, rss, load, control,
-                     spaced)
+                     spaced, pauses)
     print(section)
     if args.write:
         cmd = "python benchmarks/bench_model.py " + " ".join(argv if argv is not None

@@ -151,3 +151,22 @@ def test_density_zero_wins_over_any_logit():
     hits = sample(logits, vel, off, t=1.0, density=density)[0]
     assert not hits[:, 2].any()
     assert sample(logits, vel, off, t=1.0)[0][:, 2].all()
+
+
+def test_density_logits_are_kept_per_setting_and_follow_every_change() -> None:
+    """The last results are kept (the knobs rarely move between patterns): a kept array is read
+    only, and any change of a threshold or a density gives the new numbers."""
+    a = sampling.density_logits(THR, 0.5)
+    assert sampling.density_logits(THR.copy(), 0.5) is a  # same setting: the kept array
+    with pytest.raises(ValueError):
+        a[0] = 0.0  # read only: a caller cannot change what the next pattern gets
+    moved = THR.copy()
+    moved[3] += 0.05
+    b = sampling.density_logits(moved, 0.5)
+    assert b[3] != a[3] and np.array_equal(np.delete(b, 3), np.delete(a, 3))
+    dens = np.full(len(THR), 0.5)
+    dens[7] = 0.6
+    c = sampling.density_logits(THR, dens)
+    assert c[7] < a[7] and np.array_equal(np.delete(c, 7), np.delete(a, 7))
+    nan = sampling.density_logits(THR, np.r_[np.nan, dens[1:]])
+    assert nan[0] == np.inf and sampling.density_logits(THR, np.r_[np.nan, dens[1:]])[0] == np.inf

@@ -22,6 +22,7 @@ weight to); in between the logit is interpolated linearly, so equal knob moves f
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -80,8 +81,14 @@ def density_logits(thresholds: np.ndarray, density: np.ndarray | float) -> np.nd
 
     Runs at every regeneration on 9 values, so it is plain float arithmetic: a dozen whole-array
     numpy calls on 9 numbers cost more (12 us) than this loop (5 us); same numbers, in float64.
+    The knobs rarely move between patterns, so the last results are kept (read-only arrays).
     """
-    thr, dens = _per_voice(thresholds, "thresholds"), _per_voice(density, "density")
+    key = (tuple(_per_voice(thresholds, "thresholds")), tuple(_per_voice(density, "density")))
+    return _density_logits(*key)
+
+
+@functools.lru_cache(maxsize=64)
+def _density_logits(thr: tuple[float, ...], dens: tuple[float, ...]) -> np.ndarray:
     out = []
     for p, d in zip(thr, dens, strict=True):
         if not d > 0.0:  # density 0 (or NaN): the voice is silent
@@ -91,7 +98,9 @@ def density_logits(thresholds: np.ndarray, density: np.ndarray | float) -> np.nd
         base = math.log(p / (1.0 - p))
         w = 2.0 * min(d, 1.0) - 1.0  # -1 (density 0) .. 0 (the validation threshold) .. 1 (busy)
         out.append(base + abs(w) * ((_LOGIT_SPARSE if w <= 0.0 else _LOGIT_BUSY) - base))
-    return np.array(out, dtype=np.float64)
+    logits = np.array(out, dtype=np.float64)
+    logits.flags.writeable = False
+    return logits
 
 
 def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.ndarray, *,
@@ -115,6 +124,8 @@ def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.n
     hits = score > 0.0
     if mutes is not None:
         hits[:, np.asarray(mutes, dtype=bool)] = False
+    if isinstance(max_counts, (int, np.integer)) and max_counts >= STEPS:
+        return _velocities_offsets(hits, velocities, offsets)  # no voice can be over: no ranking
     counts = np.asarray(max_counts, dtype=np.int64)
     over = hits.sum(0) > counts
     if over.any():  # rank only the voices over their max count
@@ -123,6 +134,11 @@ def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.n
             k = int(counts[voice])
             ranked = np.argsort(-np.where(hits[:, voice], score[:, voice], -np.inf), kind="stable")
             hits[ranked[k:], voice] = False
+    return _velocities_offsets(hits, velocities, offsets)
+
+
+def _velocities_offsets(hits: np.ndarray, velocities: np.ndarray, offsets: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     vel = np.asarray(velocities, dtype=np.float32)
     off = np.asarray(offsets, dtype=np.float32)
     vel = np.where(hits, np.minimum(np.maximum(vel, 0.0), 1.0), np.float32(0.0))
