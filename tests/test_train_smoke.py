@@ -442,3 +442,18 @@ def test_teacher_targets_are_cached_under_what_they_depend_on(tmp_path: Path, mo
         f.write_bytes(b"not an array")
     again = train.teacher_targets([str(teacher)], SPLITS["train"], GENRES, cache)
     assert np.array_equal(again, first)
+
+
+def test_unit_importance_is_a_mean_over_every_loop_whatever_the_batches(tmp_path: Path,
+                                                                         monkeypatch) -> None:
+    from grooverack.training import prune
+
+    src, _ = export.load_checkpoint(trained(tmp_path))
+    many = loops(40, 3)
+    style = np.asarray(many.style) + 1
+    whole = prune.unit_importance(src, many.groove, style, None)
+    monkeypatch.setattr(prune, "BATCH", 16)  # 16 + 16 + 8: a short last batch
+    parts = prune.unit_importance(src, many.groove, style, None)
+    assert set(whole) == set(parts) == {"encoder.stack.blocks.0", "decoder.stack.blocks.0"}
+    for block in whole:
+        np.testing.assert_allclose(parts[block], whole[block], rtol=1e-5)

@@ -25,6 +25,7 @@ import numpy as np
 
 PRUNABLE = ("enc_ff", "dec_ff")
 IMPORTANCE_LOOPS = 4096  # train loops the unit importance is measured on (about 2 s on one core)
+BATCH = 512
 
 
 def check_compatible(src_cfg: Any, dst_cfg: Any, path: str | Path) -> None:
@@ -52,23 +53,28 @@ def unit_importance(model: Any, grooves: np.ndarray, genres: np.ndarray | None,
     from torch.nn import functional as F
 
     sums: dict[str, torch.Tensor] = {}
+    counts: dict[str, int] = {}
     hooks = []
     for name, module in model.named_modules():
         if name.endswith(".ff1") and ".blocks." in name:
             block = name[: -len(".ff1")]
 
             def hook(_m, _inp, out, block=block):
-                act = F.relu(out).abs().mean(dim=tuple(range(out.dim() - 1)))
+                act = F.relu(out).sum(dim=tuple(range(out.dim() - 1)))  # over loops and steps
                 sums[block] = sums.get(block, 0.0) + act
+                counts[block] = counts.get(block, 0) + out[..., 0].numel()
 
             hooks.append(module.register_forward_hook(hook))
     model.eval()
+    grooves = np.ascontiguousarray(grooves, dtype=np.float32)
     try:
         with torch.no_grad():
-            g = torch.from_numpy(np.ascontiguousarray(grooves, dtype=np.float32))
-            genre = torch.from_numpy(genres) if genres is not None and model.cfg.n_genres else None
-            tempo = torch.from_numpy(bpm) if bpm is not None else None
-            model(g, genre, sample=False, tempo=tempo)
+            for i in range(0, len(grooves), BATCH):
+                part = slice(i, i + BATCH)
+                genre = (torch.from_numpy(np.ascontiguousarray(genres[part]))
+                         if genres is not None and model.cfg.n_genres else None)
+                tempo = torch.from_numpy(np.ascontiguousarray(bpm[part])) if bpm is not None else None
+                model(torch.from_numpy(grooves[part]), genre, sample=False, tempo=tempo)
     finally:
         for h in hooks:
             h.remove()
@@ -76,7 +82,7 @@ def unit_importance(model: Any, grooves: np.ndarray, genres: np.ndarray | None,
     out = {}
     for block, act in sums.items():
         w2 = modules[f"{block}.ff2"].weight.detach()  # [d, ff]
-        out[block] = (act * w2.norm(dim=0)).numpy().astype(np.float64)
+        out[block] = (act / counts[block] * w2.norm(dim=0)).numpy().astype(np.float64)
     return out
 
 
