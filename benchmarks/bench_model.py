@@ -18,6 +18,9 @@ Two more int8 measures help read the p99 on a shared host:
   readings longer than 10 us is a moment the host took the CPU away (timer tick, interrupt,
   hypervisor, other work), as cyclictest measures it: how often, how long, how far apart. A call
   that a pause falls into is late by the pause and by refilling the caches the pause emptied.
+- rounds (--rounds N): the int8 timings again N times, a fresh runner each round, one row per
+  round and how many rounds met the p99 targets (decode <= 0.2 ms, full <= 0.5 ms): on a shared
+  host one run says little, the share of rounds says more.
 - host control: a fixed onnxruntime graph (a chain of fp32 MatMul + Tanh, 32 x 128, one weight),
   sized to take as long as the int8 full regeneration, timed in the same tight loop. Its work never
   varies, so its p99 - median is what the host adds to a call of that length.
@@ -146,6 +149,7 @@ def sampler(runner_thresholds: np.ndarray):
 
 
 BPM = 120.0  # the tempo given to a tempo-conditioned decoder
+TARGETS_P99_MS = {"decode": 0.2, "full": 0.5}  # issue 2's latency targets (int8)
 
 
 def bench_onnx(variant: str, manifest: Path, runs: int, warmup: int,
@@ -259,7 +263,8 @@ def machine() -> str:
 def report(results: dict[str, dict[str, np.ndarray]], manifest: Path, runs: int, warmup: int,
            torch_what: str, rss: float, load: str,
            control: tuple[np.ndarray, int] | None = None,
-           spaced: tuple[int, float] | None = None, pauses: str | None = None) -> str:
+           spaced: tuple[int, float] | None = None, pauses: str | None = None,
+           rounds: list[dict[str, np.ndarray]] | None = None) -> str:
     data = json.loads(manifest.read_text())
     lines = [f"Machine: {machine()}.",
              f"Load during the run: {load} (a shared machine: p99 includes other processes).",
@@ -301,6 +306,23 @@ def report(results: dict[str, dict[str, np.ndarray]], manifest: Path, runs: int,
         lines += ["", f"Spaced int8 calls ({n} each, every call after {gap * 1e3:.0f} ms of sleep, "
                   f"as the module makes them; caches are cold): decode {mp(int8['spaced decode'])}, "
                   f"full regeneration {mp(int8['spaced full'])}."]
+    if rounds:
+        lines += ["", f"Rounds ({len(rounds)} more int8 runs in this process, a fresh runner "
+                  "each, same calls; ms):", "",
+                  "| round | decode median / p99 | full median / p99 |", "|---|---|---|"]
+        met = {part: 0 for part in TARGETS_P99_MS}
+        for i, r in enumerate(rounds, 1):
+            cells = []
+            for part, target in TARGETS_P99_MS.items():
+                p99 = np.percentile(r[part], 99)
+                met[part] += bool(p99 <= target)
+                cells.append(f"{np.median(r[part]):.3f} / {p99:.3f}")
+            lines.append(f"| {i} | " + " | ".join(cells) + " |")
+        pooled = {part: np.concatenate([r[part] for r in rounds]) for part in TARGETS_P99_MS}
+        lines += ["", "p99 targets met: " + ", ".join(
+            f"{part} <= {target} ms in {met[part]} of {len(rounds)}"
+            for part, target in TARGETS_P99_MS.items()) + ". All rounds' calls together: "
+            + ", ".join(f"{part} {mp(t)} ({len(t):,} calls)" for part, t in pooled.items()) + "."]
     folder = manifest.parent
     lines += ["", "| file | bytes |", "|---|---|"]
     for variant, pair in data["variants"].items():
@@ -328,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="int8 calls timed one at a time after --gap ms of sleep (0: skip)")
     parser.add_argument("--gap", type=float, default=20.0, help="sleep before a spaced call, ms")
     parser.add_argument("--no-control", action="store_true", help="skip the host control")
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="int8 timings again this many times, with the share that met the "
+                             "p99 targets")
     parser.add_argument("--pauses", type=float, default=3.0,
                         help="seconds of spinning to measure the host's pauses (0: skip)")
     parser.add_argument("--write", action="store_true", help="write into benchmarks/README.md")
@@ -348,10 +373,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_torch:
         results["torch eager"], torch_what = bench_torch(manifest, args.checkpoint, args.runs,
                                                          args.warmup)
+    rounds = [bench_onnx("int8", manifest, args.runs, args.warmup) for _ in range(args.rounds)]
     load += f", {os.getloadavg()[0]:.2f} at end"
     rss = peak_rss_mb(manifest)
     section = report(results, manifest, args.runs, args.warmup, torch_what, rss, load, control,
-                     spaced, pauses)
+                     spaced, pauses, rounds)
     print(section)
     if args.write:
         cmd = "python benchmarks/bench_model.py " + " ".join(argv if argv is not None
