@@ -373,7 +373,8 @@ def test_init_keeps_the_most_important_feed_forward_units(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("overrides, says", [({"enc_d": 8}, "enc_d 8 != the checkpoint's 16"),
                                              ({"enc_ff": 64}, "enc_ff 64 > the checkpoint's 32"),
-                                             ({"dec_layers": 2}, "dec_layers 2 != the checkpoint's 1"),
+                                             ({"dec_layers": 2}, "dec_layers 2 > the checkpoint's 1"),
+                                             ({"enc_heads": 4}, "enc_heads 4 != the checkpoint's 2"),
                                              ({"tempo": True}, "tempo True != the checkpoint's False")])
 def test_init_refuses_a_shape_it_cannot_take(tmp_path: Path, overrides, says) -> None:
     from grooverack.training.prune import init_from
@@ -457,3 +458,26 @@ def test_unit_importance_is_a_mean_over_every_loop_whatever_the_batches(tmp_path
     assert set(whole) == set(parts) == {"encoder.stack.blocks.0", "decoder.stack.blocks.0"}
     for block in whole:
         np.testing.assert_allclose(parts[block], whole[block], rtol=1e-5)
+
+
+def test_init_drops_the_blocks_that_change_the_stream_least(tmp_path: Path) -> None:
+    """enc_layers 2 -> 1: the encoder keeps the block with the larger mean update, renumbered 0,
+    with its weights unchanged; the decoder is copied as it was."""
+    from grooverack.training.prune import block_updates, init_from
+
+    src_path = trained(tmp_path, enc_layers=2)
+    src, _ = export.load_checkpoint(src_path)
+    loops_ = SPLITS["train"]
+    updates = block_updates(src, loops_.groove, np.asarray(loops_.style) + 1, None)
+    assert updates["encoder.stack"].shape == (2,) and updates["decoder.stack"].shape == (1,)
+    assert np.all(updates["encoder.stack"] > 0)
+    best = int(np.argmax(updates["encoder.stack"]))
+    model = fresh(enc_layers=1)
+    record = init_from(model, src_path, loops_, GENRES)
+    assert record["kept_blocks"] == {"encoder.stack": [best]}
+    want = weights(src_path)
+    got = model.state_dict()
+    for key, value in got.items():
+        source_key = key.replace("encoder.stack.blocks.0.", f"encoder.stack.blocks.{best}.")
+        assert torch.equal(value, want[source_key]), key
+    assert not any(k.startswith("encoder.stack.blocks.1.") for k in got)

@@ -12,8 +12,11 @@ units' contributions. Fine-tuning (with the usual recipe and, ideally, the same 
 recovers what the dropped units carried; it starts from a trained model, which is why it keeps
 more quality than training the smaller shape from scratch (models/README.md, "Smaller models").
 
-Only the feed-forward widths may differ; any other field (widths, heads, layers, latent size,
-genres, tempo) must match the checkpoint, or the run stops before any work with the field named.
+A stack may also lose whole blocks (`--model enc_layers=2`): it keeps the blocks that change the
+residual stream most on the data (mean |block(x) - x| / |x| over loops and steps), in their order.
+
+Only these may be smaller (PRUNABLE); any other field (widths, heads, latent size, genres, tempo)
+must match the checkpoint, or the run stops before any work with the field named.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-PRUNABLE = ("enc_ff", "dec_ff")
+PRUNABLE = ("enc_ff", "dec_ff", "enc_layers", "dec_layers")
+STACKS = {"encoder.stack": "enc_layers", "decoder.stack": "dec_layers"}
 IMPORTANCE_LOOPS = 4096  # train loops the unit importance is measured on (about 2 s on one core)
 BATCH = 512
 
@@ -38,12 +42,58 @@ def check_compatible(src_cfg: Any, dst_cfg: Any, path: str | Path) -> None:
         a, b = src.get(key), dst.get(key)
         if key in PRUNABLE:
             if b > a:
-                bad.append(f"{key} {b} > the checkpoint's {a} (units can be removed, not added)")
+                bad.append(f"{key} {b} > the checkpoint's {a} (can be removed, not added)")
         elif a != b:
             bad.append(f"{key} {b!r} != the checkpoint's {a!r}")
     if bad:
         raise SystemExit(f"train: --init {path}: " + "; ".join(bad)
-                         + f" (only {' and '.join(PRUNABLE)} may be smaller)")
+                         + f" (only {', '.join(PRUNABLE)} may be smaller)")
+
+
+def _forward(model: Any, grooves: np.ndarray, genres: np.ndarray | None,
+             bpm: np.ndarray | None) -> None:
+    """The model on the loops in batches (z = mu), for the hooks that measure it."""
+    import torch
+
+    model.eval()
+    grooves = np.ascontiguousarray(grooves, dtype=np.float32)
+    with torch.no_grad():
+        for i in range(0, len(grooves), BATCH):
+            part = slice(i, i + BATCH)
+            genre = (torch.from_numpy(np.ascontiguousarray(genres[part]))
+                     if genres is not None and model.cfg.n_genres else None)
+            tempo = torch.from_numpy(np.ascontiguousarray(bpm[part])) if bpm is not None else None
+            model(torch.from_numpy(grooves[part]), genre, sample=False, tempo=tempo)
+
+
+def block_updates(model: Any, grooves: np.ndarray, genres: np.ndarray | None,
+                  bpm: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Stack name ('encoder.stack', 'decoder.stack') -> each block's mean relative update of the
+    residual stream, |block(x) - x| / |x| per loop and step [layers]."""
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    hooks = []
+    modules = dict(model.named_modules())
+    for name, module in modules.items():
+        if name.rpartition(".")[0].endswith(".blocks"):
+            def hook(_m, inp, out, name=name):
+                x = inp[0]
+                rel = (out - x).norm(dim=-1) / x.norm(dim=-1).clamp_min(1e-6)
+                sums[name] = sums.get(name, 0.0) + float(rel.sum())
+                counts[name] = counts.get(name, 0) + rel.numel()
+
+            hooks.append(module.register_forward_hook(hook))
+    try:
+        _forward(model, grooves, genres, bpm)
+    finally:
+        for h in hooks:
+            h.remove()
+    out = {}
+    for stack in STACKS:
+        layers = len(modules[f"{stack}.blocks"])
+        out[stack] = np.array([sums[f"{stack}.blocks.{i}"] / counts[f"{stack}.blocks.{i}"]
+                               for i in range(layers)])
+    return out
 
 
 def unit_importance(model: Any, grooves: np.ndarray, genres: np.ndarray | None,
@@ -65,16 +115,8 @@ def unit_importance(model: Any, grooves: np.ndarray, genres: np.ndarray | None,
                 counts[block] = counts.get(block, 0) + out[..., 0].numel()
 
             hooks.append(module.register_forward_hook(hook))
-    model.eval()
-    grooves = np.ascontiguousarray(grooves, dtype=np.float32)
     try:
-        with torch.no_grad():
-            for i in range(0, len(grooves), BATCH):
-                part = slice(i, i + BATCH)
-                genre = (torch.from_numpy(np.ascontiguousarray(genres[part]))
-                         if genres is not None and model.cfg.n_genres else None)
-                tempo = torch.from_numpy(np.ascontiguousarray(bpm[part])) if bpm is not None else None
-                model(torch.from_numpy(grooves[part]), genre, sample=False, tempo=tempo)
+        _forward(model, grooves, genres, bpm)
     finally:
         for h in hooks:
             h.remove()
@@ -88,8 +130,9 @@ def unit_importance(model: Any, grooves: np.ndarray, genres: np.ndarray | None,
 
 def init_from(model: Any, path: str | Path, train_set: Any, genres: list[str],
               seed: int = 0) -> dict[str, Any]:
-    """Copy the checkpoint's EMA weights into `model` (a GrooveVAE), keeping each block's most
-    important feed-forward units where `model` has fewer. Returns a record for the checkpoint."""
+    """Copy the checkpoint's EMA weights into `model` (a GrooveVAE), keeping each stack's most
+    active blocks and each block's most important feed-forward units where `model` has fewer.
+    Returns a record for the checkpoint (kept_importance is named by the source's blocks)."""
     import torch
 
     from grooverack.training.export import load_checkpoint
@@ -102,19 +145,37 @@ def init_from(model: Any, path: str | Path, train_set: Any, genres: list[str],
     rows = np.sort(np.random.default_rng(seed).permutation(n)[:min(n, IMPORTANCE_LOOPS)])
     style = np.asarray(train_set.style, dtype=np.int64)[rows] + 1
     bpm = np.asarray(train_set.bpm, dtype=np.float32)[rows] if model.cfg.tempo else None
-    importance = unit_importance(src, np.asarray(train_set.groove)[rows], style, bpm)
-    state = src.state_dict()
+    grooves = np.asarray(train_set.groove)[rows]
+    importance = unit_importance(src, grooves, style, bpm)
+    updates = block_updates(src, grooves, style, bpm)
+    source = src.state_dict()
+    state = {k: v for k, v in source.items() if ".blocks." not in k}
     target = model.state_dict()
-    kept: dict[str, int] = {}
-    for block, score in importance.items():
-        width = target[f"{block}.ff1.weight"].shape[0]
-        if width == len(score):
-            continue
-        keep = torch.from_numpy(np.sort(np.argsort(-score, kind="stable")[:width]))
-        state[f"{block}.ff1.weight"] = state[f"{block}.ff1.weight"][keep]
-        state[f"{block}.ff1.bias"] = state[f"{block}.ff1.bias"][keep]
-        state[f"{block}.ff2.weight"] = state[f"{block}.ff2.weight"][:, keep]
-        share = float(score[keep.numpy()].sum() / max(score.sum(), 1e-12))
-        kept[block] = round(share, 4)
+    kept: dict[str, float] = {}
+    blocks: dict[str, list[int]] = {}
+    for stack, field in STACKS.items():
+        update = updates[stack]
+        layers = getattr(model.cfg, field)
+        order = sorted(np.argsort(-update, kind="stable")[:layers].tolist())
+        if layers < len(update):
+            blocks[stack] = order
+        for new, old in enumerate(order):
+            for key, value in source.items():
+                prefix = f"{stack}.blocks.{old}."
+                if key.startswith(prefix):
+                    state[f"{stack}.blocks.{new}.{key[len(prefix):]}"] = value
+            score = importance[f"{stack}.blocks.{old}"]
+            block = f"{stack}.blocks.{new}"
+            width = target[f"{block}.ff1.weight"].shape[0]
+            if width == len(score):
+                continue
+            keep = torch.from_numpy(np.sort(np.argsort(-score, kind="stable")[:width]))
+            state[f"{block}.ff1.weight"] = state[f"{block}.ff1.weight"][keep]
+            state[f"{block}.ff1.bias"] = state[f"{block}.ff1.bias"][keep]
+            state[f"{block}.ff2.weight"] = state[f"{block}.ff2.weight"][:, keep]
+            share = float(score[keep.numpy()].sum() / max(score.sum(), 1e-12))
+            kept[f"{stack}.blocks.{old}"] = round(share, 4)
     model.load_state_dict(state)
-    return {"path": str(path), "config": src.cfg.to_dict(), "kept_importance": kept}
+    return {"path": str(path), "config": src.cfg.to_dict(), "kept_importance": kept,
+            "kept_blocks": blocks,
+            "block_updates": {k: [round(float(x), 4) for x in v] for k, v in updates.items()}}
