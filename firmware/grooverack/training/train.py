@@ -302,8 +302,9 @@ def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_ove
         from grooverack.training.prune import init_from
 
         init_record = init_from(model, init, train_set, genres, seed=tcfg.seed)
-        print(f"init: {init}; kept share of feed-forward importance per pruned block: "
-              f"{init_record['kept_importance'] or 'none pruned'}", file=sys.stderr)
+        print(f"init: {init}; blocks kept where a stack is shorter: "
+              f"{init_record['kept_blocks'] or 'all'}; kept share of feed-forward importance per "
+              f"narrowed block: {init_record['kept_importance'] or 'all'}", file=sys.stderr)
     ema = EMA(model, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     pos_weight = torch.from_numpy(positive_weights(train_set.hits, tcfg.pos_weight_max))
