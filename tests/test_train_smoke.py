@@ -216,6 +216,8 @@ def test_shipped_recipe_script_calls_valid_commands(tmp_path: Path) -> None:
         if argv[0] == "train":
             for teacher in args.teacher:
                 assert str(Path(teacher).parent) in made, f"{teacher} used before it is trained"
+            if args.init:
+                assert str(Path(args.init).parent) in made, f"{args.init} used before it is trained"
             made.add(args.out)
             trained[args.out] = args
         if argv[0] == "export":
@@ -233,6 +235,8 @@ def test_shipped_recipe_script_calls_valid_commands(tmp_path: Path) -> None:
     assert config == VAEConfig.from_dict(manifest["model"]["config"]).to_dict()
     assert ([Path(t).parent.name for t in exported.teacher]
             == [Path(t).parent.name for t in shipped["teacher"]])
+    assert (Path(exported.init).parent.name if exported.init else None) == (
+        Path(shipped["init"]).parent.name if shipped.get("init") else None)
     for key in ("seed", "threads", "epochs", "batch_size", "lr", "beta_max", "distill",
                 "ema_decay", "genre_dropout", "no_genres", "tempo_dropout"):
         if key in shipped:
