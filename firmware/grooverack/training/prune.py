@@ -1,4 +1,5 @@
-"""Start a run from a trained checkpoint, optionally with narrower feed-forward layers.
+"""Start a run from a trained checkpoint, optionally with narrower feed-forward layers or fewer
+blocks (how the shipped model was made from its 3-block predecessor: models/README.md, "Training").
 
 `grooverack train --init CKPT [--model enc_ff=256 --model dec_ff=192]`: the new model takes every
 weight of the checkpoint's EMA model. Where the new configuration gives a block's feed-forward
@@ -10,7 +11,7 @@ i.e. how much the unit adds to the residual stream on the data, not only how lar
 are. The kept units stay in their order, so the pruned block computes exactly the sum of the kept
 units' contributions. Fine-tuning (with the usual recipe and, ideally, the same teachers) then
 recovers what the dropped units carried; it starts from a trained model, which is why it keeps
-more quality than training the smaller shape from scratch (models/README.md, "Smaller models").
+more quality than training the smaller shape from scratch (models/README.md, "Speed and memory").
 
 A stack may also lose whole blocks (`--model enc_layers=2`): it keeps the blocks that change the
 residual stream most on the data (mean |block(x) - x| / |x| over loops and steps), in their order.
