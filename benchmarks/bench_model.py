@@ -63,7 +63,7 @@ def timings(fn, runs: int, warmup: int, gap_s: float = 0.0) -> np.ndarray:
 
 def control_session(layers: int):
     """A graph whose work never varies: `layers` x (MatMul [1,32,128] x [128,128] + Tanh)."""
-    import onnxruntime as ort
+    from grooverack.model.runner import open_session
     from onnx import TensorProto, helper, numpy_helper
 
     weight = numpy_helper.from_array(
@@ -78,12 +78,7 @@ def control_session(layers: int):
                               [helper.make_tensor_value_info(cur, TensorProto.FLOAT, None)],
                               [weight])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), options,
-                                providers=["CPUExecutionProvider"])
+    return open_session(model.SerializeToString())  # the firmware's session settings
 
 
 def host_control(target_ms: float, runs: int, warmup: int) -> tuple[np.ndarray, int]:
@@ -100,7 +95,10 @@ def host_control(target_ms: float, runs: int, warmup: int) -> tuple[np.ndarray, 
     return timed(layers, runs, warmup), layers
 
 
-def host_pauses(seconds: float, threshold_us: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+PAUSE_US = 10.0  # a gap in the spin loop longer than this is a pause
+
+
+def host_pauses(seconds: float, threshold_us: float = PAUSE_US) -> tuple[np.ndarray, np.ndarray]:
     """Spin on the clock for `seconds`: every gap longer than `threshold_us` between two readings
     is a pause (start ms, length us). The loop reads the clock every ~0.1 us, so shorter gaps are
     its own work and not counted."""
@@ -120,10 +118,10 @@ def host_pauses(seconds: float, threshold_us: float = 10.0) -> tuple[np.ndarray,
 
 def pauses_text(starts: np.ndarray, lengths: np.ndarray, seconds: float) -> str:
     if len(lengths) == 0:
-        return f"no pause over 10 us in {seconds:g} s of spinning."
+        return f"no pause over {PAUSE_US:g} us in {seconds:g} s of spinning."
     spacing = (f"; the usual interval between them {np.median(np.diff(starts)):.1f} ms"
                if len(starts) > 2 else "")
-    return (f"{len(lengths) / seconds:.0f} per second over 10 us, length median "
+    return (f"{len(lengths) / seconds:.0f} per second over {PAUSE_US:g} us, length median "
             f"{np.median(lengths):.0f} / p99 {np.percentile(lengths, 99):.0f} / max "
             f"{lengths.max():.0f} us{spacing}; {lengths.sum() / (seconds * 1e4):.1f} % of the time "
             f"in {seconds:g} s of spinning.")

@@ -67,66 +67,59 @@ def _forward(model: Any, grooves: np.ndarray, genres: np.ndarray | None,
             model(torch.from_numpy(grooves[part]), genre, sample=False, tempo=tempo)
 
 
-def block_updates(model: Any, grooves: np.ndarray, genres: np.ndarray | None,
-                  bpm: np.ndarray | None) -> dict[str, np.ndarray]:
-    """Stack name ('encoder.stack', 'decoder.stack') -> each block's mean relative update of the
-    residual stream, |block(x) - x| / |x| per loop and step [layers]."""
-    sums: dict[str, float] = {}
+def _means(model: Any, modules: dict[str, Any], measure: Any, grooves: np.ndarray,
+           genres: np.ndarray | None, bpm: np.ndarray | None) -> dict[str, Any]:
+    """Key -> mean over the loops and steps of `measure(input, output)` of modules[key], run on
+    the data. `measure` gives (the sum over loops and steps, how many loops x steps it covers)."""
+    sums: dict[str, Any] = {}
     counts: dict[str, int] = {}
     hooks = []
-    modules = dict(model.named_modules())
-    for name, module in modules.items():
-        if name.rpartition(".")[0].endswith(".blocks"):
-            def hook(_m, inp, out, name=name):
-                x = inp[0]
-                rel = (out - x).norm(dim=-1) / x.norm(dim=-1).clamp_min(1e-6)
-                sums[name] = sums.get(name, 0.0) + float(rel.sum())
-                counts[name] = counts.get(name, 0) + rel.numel()
+    for key, module in modules.items():
+        def hook(_m, inp, out, key=key):
+            total, n = measure(inp[0], out)
+            sums[key] = sums.get(key, 0.0) + total
+            counts[key] = counts.get(key, 0) + n
 
-            hooks.append(module.register_forward_hook(hook))
+        hooks.append(module.register_forward_hook(hook))
     try:
         _forward(model, grooves, genres, bpm)
     finally:
         for h in hooks:
             h.remove()
-    out = {}
-    for stack in STACKS:
-        layers = len(modules[f"{stack}.blocks"])
-        out[stack] = np.array([sums[f"{stack}.blocks.{i}"] / counts[f"{stack}.blocks.{i}"]
-                               for i in range(layers)])
-    return out
+    return {key: sums[key] / counts[key] for key in modules}
+
+
+def block_updates(model: Any, grooves: np.ndarray, genres: np.ndarray | None,
+                  bpm: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Stack name ('encoder.stack', 'decoder.stack') -> each block's mean relative update of the
+    residual stream, |block(x) - x| / |x| per loop and step [layers]."""
+    def relative_update(x, out):
+        rel = (out - x).norm(dim=-1) / x.norm(dim=-1).clamp_min(1e-6)
+        return float(rel.sum()), rel.numel()
+
+    named = dict(model.named_modules())
+    blocks = {f"{stack}.blocks.{i}": block
+              for stack in STACKS for i, block in enumerate(named[f"{stack}.blocks"])}
+    means = _means(model, blocks, relative_update, grooves, genres, bpm)
+    return {stack: np.array([means[f"{stack}.blocks.{i}"]
+                             for i in range(len(named[f"{stack}.blocks"]))])
+            for stack in STACKS}
 
 
 def unit_importance(model: Any, grooves: np.ndarray, genres: np.ndarray | None,
                     bpm: np.ndarray | None) -> dict[str, np.ndarray]:
     """Block name (e.g. 'encoder.stack.blocks.0') -> importance of each feed-forward unit [ff]."""
-    import torch
     from torch.nn import functional as F
 
-    sums: dict[str, torch.Tensor] = {}
-    counts: dict[str, int] = {}
-    hooks = []
-    for name, module in model.named_modules():
-        if name.endswith(".ff1") and ".blocks." in name:
-            block = name[: -len(".ff1")]
+    def mean_activation(_x, out):
+        return F.relu(out).sum(dim=tuple(range(out.dim() - 1))), out[..., 0].numel()
 
-            def hook(_m, _inp, out, block=block):
-                act = F.relu(out).sum(dim=tuple(range(out.dim() - 1)))  # over loops and steps
-                sums[block] = sums.get(block, 0.0) + act
-                counts[block] = counts.get(block, 0) + out[..., 0].numel()
-
-            hooks.append(module.register_forward_hook(hook))
-    try:
-        _forward(model, grooves, genres, bpm)
-    finally:
-        for h in hooks:
-            h.remove()
-    modules = dict(model.named_modules())
-    out = {}
-    for block, act in sums.items():
-        w2 = modules[f"{block}.ff2"].weight.detach()  # [d, ff]
-        out[block] = (act / counts[block] * w2.norm(dim=0)).numpy().astype(np.float64)
-    return out
+    named = dict(model.named_modules())
+    ff1 = {name[: -len(".ff1")]: module for name, module in named.items()
+           if name.endswith(".ff1") and ".blocks." in name}
+    means = _means(model, ff1, mean_activation, grooves, genres, bpm)
+    return {block: (act * named[f"{block}.ff2"].weight.detach().norm(dim=0)).numpy()
+            .astype(np.float64) for block, act in means.items()}
 
 
 def init_from(model: Any, path: str | Path, train_set: Any, genres: list[str],
