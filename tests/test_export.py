@@ -267,3 +267,33 @@ def test_a_paired_token_holds_two_consecutive_steps() -> None:
         assert torch.all(h[0, 1::2, 0] == 5.0) and torch.all(h[0, 0::2, 0] == 0.0)
     with pytest.raises(ValueError, match="dec_pair must divide"):
         VAEConfig(dec_pair=3)
+
+
+# --- attention as one onnxruntime node (training/vae.py, OrtAttention) ---------------------------
+def test_each_attention_exports_as_one_node(exported) -> None:
+    import onnx
+
+    model, out, manifest = exported
+    for role, layers in (("encoder", SMALL["enc_layers"]), ("decoder", SMALL["dec_layers"])):
+        fp32 = onnx.load(str(out / f"grooverack-{role}.fp32.onnx")).graph.node
+        assert [n.op_type for n in fp32].count("Attention") == layers
+        assert not [n for n in fp32 if n.op_type in ("Softmax", "Split", "Transpose")]
+        if manifest["quantization"]["shipped"] == "dynamic":
+            int8 = onnx.load(str(out / f"grooverack-{role}.int8.onnx")).graph.node
+            assert [n.op_type for n in int8].count("QAttention") == layers
+
+
+def test_ort_attention_matches_torchs_attention() -> None:
+    """The function traced on export computes multi-head attention as torch's own kernel does:
+    q, k, v in that order, each head's channels together, scale 1 / sqrt(head width)."""
+    from grooverack.training.vae import OrtAttention
+    from torch.nn import functional as F
+
+    torch.manual_seed(0)
+    b, d, heads = 2, 24, 3
+    x, w, bias = torch.randn(b, STEPS, d), torch.randn(3 * d, d), torch.randn(3 * d)
+    q, k, v = (t.reshape(b, STEPS, heads, d // heads).transpose(1, 2)
+               for t in F.linear(x, w, bias).chunk(3, dim=-1))
+    ref = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, STEPS, d)
+    assert torch.allclose(OrtAttention.apply(x, w, bias, heads), ref, atol=1e-5)
+    assert not torch.allclose(OrtAttention.apply(x, w, bias, 1), ref, atol=1e-3)

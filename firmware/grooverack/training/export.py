@@ -267,13 +267,19 @@ def fp32_nodes(src: Path) -> list[str]:
     return names + [f"{n}_MatMul" for n in names]
 
 
+# The Attention nodes (training/vae.py, OrtAttention) are onnxruntime's own operator, unknown to
+# ONNX's shape inference; the quantizer reads the type of what they output from this.
+FLOAT = 1  # onnx.TensorProto.FLOAT
+
+
 def quantize_dynamic(src: Path, dst: Path) -> None:
     from onnxruntime.quantization import QuantType
     from onnxruntime.quantization import quantize_dynamic as qd
 
     with _QuietQuantizer():
         qd(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=False,
-           op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=fp32_nodes(src))
+           op_types_to_quantize=["MatMul", "Gemm", "Attention"], nodes_to_exclude=fp32_nodes(src),
+           extra_options={"DefaultTensorType": FLOAT})
 
 
 def quantize_static(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]]) -> None:
@@ -297,7 +303,8 @@ def quantize_static(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]]) ->
            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
            op_types_to_quantize=["MatMul", "Gemm"], calibrate_method=CalibrationMethod.MinMax,
            nodes_to_exclude=fp32_nodes(src),
-           extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+           extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
+                          "DefaultTensorType": FLOAT})
 
 
 def median_latencies_ms(pairs: dict[str, tuple[Path, Path]], groove: np.ndarray,

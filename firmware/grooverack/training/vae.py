@@ -71,6 +71,33 @@ def sinusoidal_positions(steps: int, d: int) -> torch.Tensor:
     return table
 
 
+class OrtAttention(torch.autograd.Function):
+    """Multi-head self-attention with its q/k/v projection, exported as one onnxruntime
+    `com.microsoft::Attention` node instead of ten plain ones (MatMul, Add, Reshape, Transpose,
+    Split, Transpose, MatMul, Mul, Softmax, MatMul, Transpose, Reshape). int8 quantization then
+    turns it into one `QAttention` node: the projection in integer arithmetic, the attention in
+    float, in one kernel. Same math as `Block.forward`: the node's weight is the qkv Linear's
+    transposed ([d, 3d], q then k then v, each head by head), its scale 1 / sqrt(head width), no
+    mask. Used only while exporting; training runs the plain ops.
+
+    x [B, T, d], weight [3d, d], bias [3d] -> [B, T, d]."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,  # type: ignore[override]
+                heads: int) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = F.linear(x, weight, bias).reshape(b, t, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
+        att = torch.softmax((q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(d // heads)), dim=-1)
+        return (att @ v).transpose(1, 2).reshape(b, t, d)
+
+    @staticmethod
+    def symbolic(g, x, weight, bias, heads: int):  # type: ignore[no-untyped-def]
+        w = g.op("Transpose", weight, perm_i=[1, 0])  # folded into the initializer on export
+        out = g.op("com.microsoft::Attention", x, w, bias, num_heads_i=heads)
+        out.setType(x.type())
+        return out
+
+
 class Block(nn.Module):
     """Pre-norm transformer block: x + MHA(LN(x)); x + FF(LN(x)). Full (non-causal) attention."""
 
@@ -95,6 +122,10 @@ class Block(nn.Module):
         # chains, and splits q/k/v without Squeezes: a third fewer nodes, a few us per call
         # (models/README.md, "Graph"); the math and the numbers are unchanged.
         h, hd = self.heads, self.head_d
+        if torch.onnx.is_in_onnx_export():  # one com.microsoft Attention node (see OrtAttention)
+            y = OrtAttention.apply(self.norm1(x), self.qkv.weight, self.qkv.bias, h)
+            x = x + self.proj(y)
+            return x + self.ff2(F.relu(self.ff1(self.norm2(x))))
         qkv = self.qkv(self.norm1(x)).reshape(-1, self.tokens, 3 * h, hd).transpose(1, 2)
         q, k, v = qkv.split(h, dim=1)  # each [B, H, T, hd]: channel s*H + h of (q, k, v)
         att = torch.softmax((q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(hd)), dim=-1)
