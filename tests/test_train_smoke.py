@@ -375,10 +375,35 @@ def test_init_keeps_the_most_important_feed_forward_units(tmp_path: Path) -> Non
             assert torch.equal(value, want[key]), key
 
 
+def test_init_regroups_attention_into_fewer_heads(tmp_path: Path) -> None:
+    """enc_heads 2 -> 1: every weight is copied as it is; the block now attends with one head
+    over all 16 channels (the two old heads' scores summed, scaled by 1/sqrt(16))."""
+    from grooverack.training.prune import init_from
+    from grooverack.training.vae import OrtAttention
+
+    src = trained(tmp_path)
+    model = fresh(enc_heads=1)
+    init_from(model, src, SPLITS["train"], GENRES)
+    want = weights(src)
+    assert all(torch.equal(v, want[k]) for k, v in model.state_dict().items())
+    block = model.encoder.stack.blocks[0].eval()
+    assert block.heads == 1 and block.head_d == 16
+    x = torch.randn(3, STEPS, 16)
+    with torch.no_grad():
+        h = block.norm1(x)
+        one_head = x + block.proj(OrtAttention.apply(h, block.qkv.weight, block.qkv.bias, 1))
+        two_heads = x + block.proj(OrtAttention.apply(h, block.qkv.weight, block.qkv.bias, 2))
+        y = block(x)
+        assert torch.allclose(y, one_head + block.ff2(torch.relu(block.ff1(block.norm2(one_head)))),
+                              atol=1e-5)
+        assert not torch.allclose(y, two_heads + block.ff2(torch.relu(block.ff1(
+            block.norm2(two_heads)))), atol=1e-3)
+
+
 @pytest.mark.parametrize("overrides, says", [({"enc_d": 8}, "enc_d 8 != the checkpoint's 16"),
                                              ({"enc_ff": 64}, "enc_ff 64 > the checkpoint's 32"),
                                              ({"dec_layers": 2}, "dec_layers 2 > the checkpoint's 1"),
-                                             ({"enc_heads": 4}, "enc_heads 4 != the checkpoint's 2"),
+                                             ({"latent_size": 4}, "latent_size 4 != the checkpoint's 8"),
                                              ({"tempo": True}, "tempo True != the checkpoint's False")])
 def test_init_refuses_a_shape_it_cannot_take(tmp_path: Path, overrides, says) -> None:
     from grooverack.training.prune import init_from

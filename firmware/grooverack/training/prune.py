@@ -16,8 +16,15 @@ more quality than training the smaller shape from scratch (models/README.md, "Sp
 A stack may also lose whole blocks (`--model enc_layers=2`): it keeps the blocks that change the
 residual stream most on the data (mean |block(x) - x| / |x| over loops and steps), in their order.
 
-Only these may be smaller (PRUNABLE); any other field (widths, heads, latent size, genres, tempo)
-must match the checkpoint, or the run stops before any work with the field named.
+A stack's attention may also be regrouped into fewer heads (`--model dec_heads=2`, REGROUPABLE):
+the q/k/v and projection weights keep their shapes and values, and each new head reads the
+channels of the old heads it takes in (heads 0 and 1 of 24 channels become one head of 48: its
+scores are the sum of theirs, scaled by 1/sqrt(48) instead of 1/sqrt(24)). Fewer heads are less
+work for onnxruntime's Attention kernel at the same width; fine-tuning adapts the model to the
+merged attention.
+
+Only these may change; any other field (widths, latent size, genres, tempo) must match the
+checkpoint, or the run stops before any work with the field named.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any
 import numpy as np
 
 PRUNABLE = ("enc_ff", "dec_ff", "enc_layers", "dec_layers")
+REGROUPABLE = ("enc_heads", "dec_heads")  # any count that divides the stack's width (Block checks)
 STACKS = {"encoder.stack": "enc_layers", "decoder.stack": "dec_layers"}
 IMPORTANCE_LOOPS = 4096  # train loops the unit importance is measured on (about 2 s on one core)
 BATCH = 512
@@ -44,11 +52,14 @@ def check_compatible(src_cfg: Any, dst_cfg: Any, path: str | Path) -> None:
         if key in PRUNABLE:
             if b > a:
                 bad.append(f"{key} {b} > the checkpoint's {a} (can be removed, not added)")
+        elif key in REGROUPABLE:  # the model itself refuses a count that does not divide
+            continue
         elif a != b:
             bad.append(f"{key} {b!r} != the checkpoint's {a!r}")
     if bad:
         raise SystemExit(f"train: --init {path}: " + "; ".join(bad)
-                         + f" (only {', '.join(PRUNABLE)} may be smaller)")
+                         + f" (only {', '.join(PRUNABLE)} may be smaller, and "
+                         + f"{', '.join(REGROUPABLE)} any divisor of the width)")
 
 
 def _forward(model: Any, grooves: np.ndarray, genres: np.ndarray | None,
