@@ -73,7 +73,7 @@ def sinusoidal_positions(steps: int, d: int) -> torch.Tensor:
 
 class OrtAttention(torch.autograd.Function):
     """Multi-head self-attention with its q/k/v projection, exported as one onnxruntime
-    `com.microsoft::Attention` node instead of ten plain ones (MatMul, Add, Reshape, Transpose,
+    `com.microsoft::Attention` node instead of twelve plain ones (MatMul, Add, Reshape, Transpose,
     Split, Transpose, MatMul, Mul, Softmax, MatMul, Transpose, Reshape). int8 quantization then
     turns it into one `QAttention` node: the projection in integer arithmetic, the attention in
     float, in one kernel. Same math as `Block.forward`: the node's weight is the qkv Linear's
