@@ -268,21 +268,23 @@ def fp32_nodes(src: Path) -> list[str]:
 
 
 # The Attention nodes (training/vae.py, OrtAttention) are onnxruntime's own operator, unknown to
-# ONNX's shape inference; the quantizer reads the type of what they output from this.
-FLOAT = 1  # onnx.TensorProto.FLOAT
+# ONNX's shape inference: both quantizers read the type of what they output from the option
+# DefaultTensorType (onnx.TensorProto.FLOAT).
 
 
 def quantize_dynamic(src: Path, dst: Path) -> None:
+    from onnx import TensorProto
     from onnxruntime.quantization import QuantType
     from onnxruntime.quantization import quantize_dynamic as qd
 
     with _QuietQuantizer():
         qd(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=False,
            op_types_to_quantize=["MatMul", "Gemm", "Attention"], nodes_to_exclude=fp32_nodes(src),
-           extra_options={"DefaultTensorType": FLOAT})
+           extra_options={"DefaultTensorType": TensorProto.FLOAT})
 
 
 def quantize_static(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]]) -> None:
+    from onnx import TensorProto
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -304,7 +306,7 @@ def quantize_static(src: Path, dst: Path, feeds: list[dict[str, np.ndarray]]) ->
            op_types_to_quantize=["MatMul", "Gemm"], calibrate_method=CalibrationMethod.MinMax,
            nodes_to_exclude=fp32_nodes(src),
            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True,
-                          "DefaultTensorType": FLOAT})
+                          "DefaultTensorType": TensorProto.FLOAT})
 
 
 def median_latencies_ms(pairs: dict[str, tuple[Path, Path]], groove: np.ndarray,

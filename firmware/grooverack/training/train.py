@@ -283,8 +283,8 @@ def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_ove
           init: str | None = None, teacher_cache: Path | None = None) -> dict[str, Any]:
     """Train on splits["train"], validate on splits["validation"]; returns the summary.
 
-    `init`: start from this checkpoint's weights (training.prune; its feed-forward layers may be
-    narrowed by the configuration). `teacher_cache`: folder for the teacher targets."""
+    `init`: start from this checkpoint's weights (training.prune: the configuration may narrow its
+    feed-forward layers, drop blocks or regroup heads). `teacher_cache`: folder for the teacher targets."""
     import torch
     from tqdm import tqdm
 
@@ -456,8 +456,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"{d.tempo_dropout})")
     parser.add_argument("--init", metavar="CKPT", default=None,
                         help="start from this checkpoint's weights; --model enc_ff=/dec_ff= smaller "
-                             "than its own keep each block's most used feed-forward units "
-                             "(structured pruning, then fine-tuning); beta is held at --beta-max")
+                             "than its own keep each block's most used feed-forward units, "
+                             "enc_layers=/dec_layers= fewer keep the most active blocks, "
+                             "enc_heads=/dec_heads= regroup the heads (training/prune.py); beta "
+                             "is held at --beta-max")
     parser.add_argument("--teacher-cache", metavar="DIR", default=None,
                         help="folder for the teachers' targets, shared by runs with the same "
                              "teachers (default: .teacher-targets beside OUT; '' = no cache)")

@@ -71,24 +71,35 @@ def sinusoidal_positions(steps: int, d: int) -> torch.Tensor:
     return table
 
 
-class OrtAttention(torch.autograd.Function):
-    """Multi-head self-attention with its q/k/v projection, exported as one onnxruntime
-    `com.microsoft::Attention` node instead of twelve plain ones (MatMul, Add, Reshape, Transpose,
-    Split, Transpose, MatMul, Mul, Softmax, MatMul, Transpose, Reshape). int8 quantization then
-    turns it into one `QAttention` node: the projection in integer arithmetic, the attention in
-    float, in one kernel. Same math as `Block.forward`: the node's weight is the qkv Linear's
-    transposed ([d, 3d], q then k then v, each head by head), its scale 1 / sqrt(head width), no
-    mask. Used only while exporting; training runs the plain ops.
+def self_attention(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, heads: int,
+                   drop: nn.Module | None = None) -> torch.Tensor:
+    """Multi-head self-attention with its q/k/v projection (full, non-causal, no mask).
 
-    x [B, T, d], weight [3d, d], bias [3d] -> [B, T, d]."""
+    x [B, T, d], weight [3d, d] and bias [3d] (the qkv Linear's: q, then k, then v, each head's
+    channels together), scale 1 / sqrt(d / heads); `drop` on the attention weights while training.
+    -> [B, T, d], the heads side by side."""
+    b, t, d = x.shape
+    hd = d // heads
+    qkv = F.linear(x, weight, bias).reshape(b, t, 3 * heads, hd).transpose(1, 2)
+    q, k, v = qkv.split(heads, dim=1)  # each [B, H, T, hd]: channel s*H + h of (q, k, v)
+    att = torch.softmax((q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(hd)), dim=-1)
+    if drop is not None:
+        att = drop(att)
+    return (att @ v).transpose(1, 2).reshape(b, t, d)
+
+
+class OrtAttention(torch.autograd.Function):
+    """`self_attention`, exported as one onnxruntime `com.microsoft::Attention` node instead of
+    twelve plain ones (MatMul, Add, Reshape, Transpose, Split, Transpose, MatMul, Mul, Softmax,
+    MatMul, Transpose, Reshape). int8 quantization then turns it into one `QAttention` node: the
+    projection in integer arithmetic, the attention in float, in one kernel. The node's weight is
+    the qkv Linear's transposed ([d, 3d]), its scale onnxruntime's default 1 / sqrt(head width).
+    Used only while exporting (no backward): training calls `self_attention` itself."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,  # type: ignore[override]
                 heads: int) -> torch.Tensor:
-        b, t, d = x.shape
-        q, k, v = F.linear(x, weight, bias).reshape(b, t, 3, heads, d // heads).permute(2, 0, 3, 1, 4)
-        att = torch.softmax((q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(d // heads)), dim=-1)
-        return (att @ v).transpose(1, 2).reshape(b, t, d)
+        return self_attention(x, weight, bias, heads)
 
     @staticmethod
     def symbolic(g, x, weight, bias, heads: int):  # type: ignore[no-untyped-def]
@@ -101,11 +112,10 @@ class OrtAttention(torch.autograd.Function):
 class Block(nn.Module):
     """Pre-norm transformer block: x + MHA(LN(x)); x + FF(LN(x)). Full (non-causal) attention."""
 
-    def __init__(self, d: int, heads: int, ff: int, dropout: float, tokens: int = STEPS) -> None:
+    def __init__(self, d: int, heads: int, ff: int, dropout: float) -> None:
         super().__init__()
         if d % heads:
             raise ValueError(f"model width {d} is not divisible by {heads} heads")
-        self.tokens = tokens
         self.heads = heads
         self.head_d = d // heads
         self.norm1 = nn.LayerNorm(d)
@@ -117,19 +127,11 @@ class Block(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Shapes are given as Python constants (-1 for the batch), never read from the tensor:
-        # the ONNX graph then holds constant Reshapes instead of Shape/Gather/Unsqueeze/Concat
-        # chains, and splits q/k/v without Squeezes: a third fewer nodes, a few us per call
-        # (models/README.md, "Graph"); the math and the numbers are unchanged.
-        h, hd = self.heads, self.head_d
-        if torch.onnx.is_in_onnx_export():  # one com.microsoft Attention node (see OrtAttention)
-            y = OrtAttention.apply(self.norm1(x), self.qkv.weight, self.qkv.bias, h)
-            x = x + self.proj(y)
-            return x + self.ff2(F.relu(self.ff1(self.norm2(x))))
-        qkv = self.qkv(self.norm1(x)).reshape(-1, self.tokens, 3 * h, hd).transpose(1, 2)
-        q, k, v = qkv.split(h, dim=1)  # each [B, H, T, hd]: channel s*H + h of (q, k, v)
-        att = torch.softmax((q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(hd)), dim=-1)
-        y = (self.drop(att) @ v).transpose(1, 2).reshape(-1, self.tokens, h * hd)
+        h = self.norm1(x)
+        if torch.onnx.is_in_onnx_export():  # one Attention node in the graph (OrtAttention)
+            y = OrtAttention.apply(h, self.qkv.weight, self.qkv.bias, self.heads)
+        else:
+            y = self_attention(h, self.qkv.weight, self.qkv.bias, self.heads, self.drop)
         x = x + self.drop(self.proj(y))
         return x + self.drop(self.ff2(self.drop(F.relu(self.ff1(self.norm2(x))))))
 
@@ -138,7 +140,7 @@ class Stack(nn.Module):
     def __init__(self, d: int, heads: int, ff: int, layers: int, dropout: float,
                  tokens: int = STEPS) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(Block(d, heads, ff, dropout, tokens) for _ in range(layers))
+        self.blocks = nn.ModuleList(Block(d, heads, ff, dropout) for _ in range(layers))
         self.norm = nn.LayerNorm(d)
         self.register_buffer("positions", sinusoidal_positions(tokens, d), persistent=False)
 
