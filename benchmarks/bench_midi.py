@@ -30,9 +30,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 import jackserver  # noqa: E402  (the JACK server and MIDI test client of the tests)
+from grooverack.backends.midi import MidiBackend  # noqa: E402
 from grooverack.config import load_settings  # noqa: E402
-from grooverack.io.midi import MidiBackend  # noqa: E402
-from grooverack.io.sim import make_engine  # noqa: E402
+from grooverack.runtime.serve import make_engine  # noqa: E402
 
 SR = 48000
 

@@ -35,9 +35,9 @@ from typing import Any
 
 from grooverack.config import CONTROLS, Settings
 from grooverack.engine.engine import Engine
-from grooverack.io.patch import OutputRecorder
-from grooverack.io.sim import DirectBoard
 from grooverack.model.runner import ModelRunner
+from grooverack.sim.direct import DirectBoard
+from grooverack.sim.patch import OutputRecorder
 from grooverack.storage import write_marked_section
 
 README = Path(__file__).resolve().parent / "README.md"
@@ -165,7 +165,7 @@ class Soak:
         if board == "direct":
             self.board = DirectBoard(self.engine, self.engine.settings, self.recorder)
         else:
-            from grooverack.io.sim import make_board
+            from grooverack.sim.session import make_board
 
             self.board = make_board(self.engine.settings, self.recorder, self.engine, board)
         self.t = 0.0

@@ -37,8 +37,10 @@ t0 = time.perf_counter()
 from grooverack.config import Settings
 from grooverack.engine.engine import Engine
 from grooverack.model.runner import ModelRunner
-from grooverack.io import board, panel  # the Pi back end's imports
-from grooverack import calibration, service, state  # noqa
+from grooverack.boards import board  # noqa: F401  the Pi back end's imports
+from grooverack.backends.panel import loop  # noqa: F401
+from grooverack import calibration, state  # noqa: F401
+from grooverack.runtime import service  # noqa: F401
 t1 = time.perf_counter()
 runner = ModelRunner(None, sys.argv[1])
 t2 = time.perf_counter()

@@ -4,8 +4,9 @@ refused with the file, key and value named."""
 from pathlib import Path
 
 import pytest
+from grooverack.boards.board import available_boards, load_board
 from grooverack.calibration import Calibration
-from grooverack.io.board import BoardError, available_boards, load_board
+from grooverack.errors import BoardError
 
 BOARDS = Path(__file__).resolve().parents[1] / "hw" / "boards"
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from grooverack.calibration import (
     Calibration,
-    CalibrationError,
     InputCal,
     OutputCal,
     board_channels,
@@ -19,6 +18,7 @@ from grooverack.calibration import (
     two_point,
     zero_offset,
 )
+from grooverack.errors import CalibrationError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -302,7 +302,7 @@ def test_calibrate_sim_board_through_stdin_fixes_the_front_end(tmp_path):
     assert all(abs(e) <= 5.0 for n in after if n.startswith("velocity_") and n != "velocity_cv"
                for e in after[n])
 
-    from grooverack.io.board import load_board
+    from grooverack.boards.board import load_board
 
     cal = Calibration.load_strict(path, load_board(board))
     assert cal.input_cal["pitch"].method == "two-point"
@@ -356,10 +356,10 @@ class Person:
 def test_procedure_rejects_a_wrong_voltage_and_says_why(tmp_path):
     import io
 
-    from grooverack.calibration_cli import Session
+    from grooverack.backends.panel.rig import open_calibration_rig
+    from grooverack.boards.board import load_board
+    from grooverack.commands.calibrate import Session
     from grooverack.config import Settings
-    from grooverack.io.board import load_board
-    from grooverack.io.panel import open_calibration_rig
 
     board_path = tmp_path / "sim-off.toml"
     board_path.write_text(SIM_OFF)
@@ -393,10 +393,10 @@ def test_procedure_rejects_a_wrong_voltage_and_says_why(tmp_path):
 def test_outputs_with_typed_meter_readings_and_a_table(tmp_path):
     import io
 
-    from grooverack.calibration_cli import Session
+    from grooverack.backends.panel.rig import open_calibration_rig
+    from grooverack.boards.board import load_board
+    from grooverack.commands.calibrate import Session
     from grooverack.config import Settings
-    from grooverack.io.board import load_board
-    from grooverack.io.panel import open_calibration_rig
 
     board_path = tmp_path / "sim-off.toml"
     board_path.write_text(SIM_OFF)
@@ -419,9 +419,9 @@ def test_outputs_with_typed_meter_readings_and_a_table(tmp_path):
 
 
 def test_es9_channels_and_the_es9_back_end_uses_the_file(tmp_path):
+    from grooverack.boards.board import load_board
+    from grooverack.boards.es9 import parse_board
     from grooverack.calibration import apply_to_es9, es9_output_channels
-    from grooverack.io.board import load_board
-    from grooverack.io.es9 import parse_board
 
     board = load_board("es9")
     cal = Calibration.nominal(board)
@@ -518,9 +518,9 @@ def test_calibrate_an_es9_through_jack_with_a_loopback_cable(tmp_path, monkeypat
     import sys
     from types import SimpleNamespace
 
-    from grooverack.calibration_cli import AudioRig, Session
+    from grooverack.backends.es9 import refresh_devices
+    from grooverack.commands.calibrate import AudioRig, Session
     from grooverack.config import Settings
-    from grooverack.io.es9 import refresh_devices
     from jackserver import serve
 
     server_gen = serve(tmp_path, monkeypatch, period=1024)

@@ -1,5 +1,6 @@
 import pytest
-from grooverack.config import ConfigError, Settings, load_settings, parse_override
+from grooverack.config import Settings, load_settings, parse_override
+from grooverack.errors import ConfigError
 
 
 def test_defaults_present():

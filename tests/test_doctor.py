@@ -1,11 +1,11 @@
 """grooverack doctor: the sim board passes; missing nodes are named with the fix; dead chips,
 stuck buses and busy inputs get their verdicts."""
 
+from grooverack.backends.panel.hardware import build_hardware
+from grooverack.boards.board import load_board
 from grooverack.cli import main
+from grooverack.commands.doctor import FAIL, OK, WARN, diagnose
 from grooverack.emulators.world import EmulatedWorld
-from grooverack.io.board import load_board
-from grooverack.io.doctor import FAIL, OK, WARN, diagnose
-from grooverack.io.panel import build_hardware
 
 
 def test_sim_board_passes(capsys):
@@ -80,7 +80,7 @@ def test_cv_offset_warns_and_budget_dac_is_unverifiable(tmp_path):
 
 
 def test_doctor_reports_the_last_runs_bus_faults(tmp_path, capsys):
-    from grooverack.io.panel import save_faults
+    from grooverack.backends.panel.hardware import save_faults
 
     faults = {"adc": {"ok": 9000, "faults": 0, "bursts": 0, "recoveries": 0, "down_since": None},
               "dac1": {"ok": 500, "faults": 31, "bursts": 2, "recoveries": 2, "down_since": None,

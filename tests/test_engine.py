@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from grooverack.config import ConfigError, Settings
+from grooverack.config import Settings
 from grooverack.engine.engine import Engine, OutputEvent
+from grooverack.errors import ConfigError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from streams import check_stream
@@ -331,7 +332,8 @@ def test_any_sequence_of_calls_gives_a_clean_stream(fake_runner, calls, source):
 
 @pytest.fixture(scope="module")
 def shipped_runner():
-    from grooverack.model.runner import ModelError, ModelRunner
+    from grooverack.errors import ModelError
+    from grooverack.model.runner import ModelRunner
 
     try:
         return ModelRunner()

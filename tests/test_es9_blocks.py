@@ -7,10 +7,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from grooverack.backends.es9 import ES9Backend
+from grooverack.boards.es9 import parse_board
 from grooverack.config import load_settings
 from grooverack.engine.player import OutputEvent
-from grooverack.io.es9 import ES9Backend, parse_board
-from grooverack.io.sim import make_engine
+from grooverack.runtime.serve import make_engine
 
 SR = 48000
 N = 64
@@ -48,7 +49,7 @@ def run_blocks(backend, signal: np.ndarray) -> np.ndarray:
 
 @pytest.fixture
 def engine():
-    eng = make_engine(load_settings(overrides=["input.velocity_mode=cv"]))
+    eng = make_engine(load_settings(overrides=["input.velocity_mode=cv"]), threaded=False)
     yield eng
     eng.close()
 

@@ -16,9 +16,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from grooverack.config import ConfigError, load_settings
-from grooverack.io.es9 import ES9Backend, Schmitt, parse_board, refresh_devices
-from grooverack.io.sim import make_engine
+from grooverack.backends.es9 import ES9Backend, Schmitt, refresh_devices
+from grooverack.boards.es9 import parse_board
+from grooverack.config import load_settings
+from grooverack.errors import ConfigError
+from grooverack.runtime.serve import make_engine
 from jackserver import AudioRig, MidiRig, jack_audio_server  # noqa: F401  (fixture)
 
 SR = 48000
@@ -110,7 +112,7 @@ def test_board_refuses_unknown_keys():
 
 
 def test_shipped_es9_boards_parse(repo_root):
-    from grooverack.io.board import load_board
+    from grooverack.boards.board import load_board
 
     es9 = parse_board(load_board("es9"))
     assert es9.inputs["gate"] == 1 and es9.inputs["pitch"] == 2
@@ -212,8 +214,9 @@ def test_es9_in_midi_out_on_the_same_timing(jack_audio_server, tmp_path):  # noq
     """ES-9 in, MIDI out (the es9-poly2 path): every note is the player's event, sent at the
     time the CV outputs play it."""
     import sounddevice as sd
-    from grooverack.io.es9 import MidiMirror
-    from grooverack.io.midi import OutputMap, midi_options
+    from grooverack.backends.es9 import MidiMirror
+    from grooverack.backends.midi import OutputMap
+    from grooverack.boards.midi import midi_options
 
     data = {**BOARD, "es9": {**BOARD["es9"], "inputs": {"gate": 1, "pitch": 2},
                              "outputs": {"trigger": [1, 2], "velocity": []}},

@@ -190,7 +190,7 @@ def test_runner_refuses_a_manifest_whose_tempo_flag_misstates_the_decoder(tempo_
                                                                           tmp_path) -> None:
     import shutil
 
-    from grooverack.model.runner import ModelError
+    from grooverack.errors import ModelError
 
     _, out, _ = tempo_exported
     for f in out.iterdir():

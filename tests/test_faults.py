@@ -24,9 +24,9 @@ import pytest
 from grooverack.calibration import Calibration
 from grooverack.config import Settings
 from grooverack.engine.engine import Engine
-from grooverack.io.sim import DirectBoard
 from grooverack.model.runner import ModelRunner
-from grooverack.service import Notifier, Service, engine_probe
+from grooverack.runtime.service import Notifier, Service, engine_probe
+from grooverack.sim.direct import DirectBoard
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,7 @@ class Rig:
     code a Pi runs) + the soak's checking recorder."""
 
     def __init__(self, runner, board="direct", **settings):
-        from grooverack.io.sim import make_board
+        from grooverack.sim.session import make_board
 
         bench = load_bench()
         self.settings = Settings({"clock.stop_timeout": 1.0, **settings})
@@ -165,7 +165,8 @@ def test_a_clock_stopping_mid_bar(runner, board):
 
 
 def test_midi_garbage(runner):
-    from grooverack.io.midi import MidiInputHandler, midi_options
+    from grooverack.backends.midi import MidiInputHandler
+    from grooverack.boards.midi import midi_options
 
     settings = Settings()
     engine = Engine(settings, runner)
@@ -345,8 +346,8 @@ def test_a_bus_that_fails_mid_performance(runner, caplog):
     """The I2C bus of the velocity DACs sticks for 2 s: the clock and the triggers (GPIO) keep
     playing the last pattern, the failure is logged once per chip for the burst, the DACs come
     back by themselves."""
-    from grooverack.io.patch import OutputRecorder
-    from grooverack.io.sim import make_board
+    from grooverack.sim.patch import OutputRecorder
+    from grooverack.sim.session import make_board
 
     settings = Settings({"density": 1.0, "tempo": 120.0})
     engine = Engine(settings, runner)

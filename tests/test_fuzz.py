@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 from grooverack import storage
-from grooverack.calibration import TAG, VERSION, Calibration, CalibrationError
-from grooverack.config import SCHEMA, ConfigError, Settings, load_settings
-from grooverack.io.midiparse import MidiParser, decode
-from grooverack.state import PerformanceState, StateError, StateStore
+from grooverack.backends.midiparse import MidiParser, decode
+from grooverack.calibration import TAG, VERSION, Calibration
+from grooverack.config import SCHEMA, Settings, load_settings
+from grooverack.errors import CalibrationError, ConfigError, StateError
+from grooverack.state import PerformanceState, StateStore
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

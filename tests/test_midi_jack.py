@@ -15,10 +15,12 @@ from collections import Counter
 import mido
 import numpy as np
 import pytest
-from grooverack.config import ConfigError, Settings, load_settings
+from grooverack.backends.midi import MidiBackend, OutputMap, find_port
+from grooverack.boards.midi import midi_options
+from grooverack.config import Settings, load_settings
 from grooverack.engine.groove import PitchToVelocity
-from grooverack.io.midi import MidiBackend, OutputMap, find_port, midi_options
-from grooverack.io.sim import make_engine
+from grooverack.errors import ConfigError
+from grooverack.runtime.serve import make_engine
 from grooverack.voices import VOICE_GM_NOTES
 from jackserver import MidiRig, jack_server, wait_for  # noqa: F401  (fixture)
 
@@ -384,8 +386,8 @@ def test_gm_ports_reopened_and_clock_out(jack_server, tmp_path):  # noqa: F811
 
 @pytest.mark.jack
 def test_ports_lists_midi_ports_and_audio_devices(jack_server):  # noqa: F811
-    from grooverack.io import ports
-    from grooverack.io.es9 import refresh_devices
+    from grooverack.backends.es9 import refresh_devices
+    from grooverack.commands import ports
 
     client = jack_server.client("Poly 2 test")
     client.midi_inports.register("midi_in")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from grooverack.backends.midi import MidiInputHandler, MidiOutput, MidiSender
+from grooverack.boards.midi import midi_options
 from grooverack.config import load_settings
 from grooverack.engine.player import OutputEvent
-from grooverack.io.midi import MidiInputHandler, MidiOutput, MidiSender, midi_options
-from grooverack.io.sim import make_engine
+from grooverack.runtime.serve import make_engine
 
 
 def queued(sender: MidiSender) -> list[tuple[float, bytes]]:
@@ -57,7 +58,7 @@ def test_clock_out_24_ppqn_from_the_player_clock_and_stop():
 
 def test_byte_stream_to_engine_calls():
     settings = load_settings(overrides=["clock.source=midi", "memory=0", "groove_velocity=1.0"])
-    engine = make_engine(settings)
+    engine = make_engine(settings, threaded=False)
     handler = MidiInputHandler(engine, midi_options(settings))
     try:
         t = 0.0

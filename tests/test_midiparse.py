@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import mido
-from grooverack.io.midiparse import (
+from grooverack.backends.midiparse import (
     ControlChange,
     MidiParser,
     NoteOff,

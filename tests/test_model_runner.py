@@ -8,13 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from grooverack.model.runner import (
-    MANIFEST_NAME,
-    ModelError,
-    ModelRunner,
-    default_manifest_path,
-    sha256_file,
-)
+from grooverack.errors import ModelError
+from grooverack.model.runner import MANIFEST_NAME, ModelRunner, default_manifest_path, sha256_file
 from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
 
 

@@ -7,11 +7,11 @@ import logging
 import random
 
 import pytest
+from grooverack.backends.panel.simboard import SimPanelBoard
+from grooverack.boards.board import load_board
 from grooverack.config import Settings
 from grooverack.engine.player import OutputEvent
-from grooverack.io.board import load_board
-from grooverack.io.panel import SimPanelBoard
-from grooverack.io.patch import OutputRecorder
+from grooverack.sim.patch import OutputRecorder
 
 LSB_10V = 10 / 4096
 
@@ -191,7 +191,7 @@ def test_nack_burst_keeps_playing_and_logs_once(caplog):
     sim, engine, rec = make(events=events)
     bus = sim.world.buses[1]
     sim.advance(0.3)
-    with caplog.at_level(logging.WARNING, logger="grooverack.io.panel"):
+    with caplog.at_level(logging.WARNING, logger="grooverack.backends.panel"):
         bus.nack_burst(12)                    # every attempt for a while fails
         sim.advance(0.6)
         sim.finish(1.2)
@@ -244,7 +244,7 @@ def test_record_led_follows_the_record_mode():
 
 
 def test_calibration_rig_over_the_emulated_board():
-    from grooverack.io.panel import open_calibration_rig
+    from grooverack.backends.panel.rig import open_calibration_rig
 
     board = load_board("sim")
     rig = open_calibration_rig(board, Settings())
@@ -261,8 +261,8 @@ def test_calibration_rig_over_the_emulated_board():
 
 
 def test_off_nominal_front_ends_and_calibration_fixes_them(tmp_path):
+    from grooverack.backends.panel.rig import open_calibration_rig
     from grooverack.calibration import Calibration, fit_output, two_point
-    from grooverack.io.panel import open_calibration_rig
 
     board = load_board("sim-offnominal")
     rig = open_calibration_rig(board, Settings())
@@ -291,8 +291,9 @@ def test_off_nominal_front_ends_and_calibration_fixes_them(tmp_path):
 def test_chip_guard_retries_backs_off_counts_and_logs_once(caplog):
     import errno
 
+    from grooverack.backends.panel.hardware import ChipGuard
     from grooverack.emulators import VirtualClock
-    from grooverack.io.panel import BusDown, ChipGuard
+    from grooverack.errors import BusDown
 
     clock = VirtualClock()
     guard = ChipGuard("dac1", "/dev/i2c-1 0x60", clock, sleep=lambda s: None)
@@ -309,7 +310,7 @@ def test_chip_guard_retries_backs_off_counts_and_logs_once(caplog):
     c = guard.counter
     assert (c.ok, c.faults, c.failed, c.bursts) == (1, 1, 0, 0)
     failures[0] = 10 ** 6                             # the chip stops answering
-    with caplog.at_level(logging.WARNING, logger="grooverack.io.panel"):
+    with caplog.at_level(logging.WARNING, logger="grooverack.backends.panel"):
         waits = []
         for _ in range(5):
             with pytest.raises(BusDown):

@@ -11,11 +11,11 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from grooverack.backends.panel import hardware, loop
+from grooverack.boards.board import load_board
 from grooverack.config import Settings
 from grooverack.emulators.world import EmulatedWorld
 from grooverack.engine.player import OutputEvent
-from grooverack.io import panel
-from grooverack.io.board import load_board
 
 
 class LiveEngine:
@@ -57,10 +57,10 @@ def rig(monkeypatch, tmp_path):
     world = EmulatedWorld(board)
 
     def open_hardware(b, clock):
-        return panel.build_hardware(b, spi=world.spi, i2c=world.i2c, gpio_module=world.gpio,
+        return hardware.build_hardware(b, spi=world.spi, i2c=world.i2c, gpio_module=world.gpio,
                                     clock=clock, sleep_for=world.sleep_for)
 
-    monkeypatch.setattr(panel, "open_hardware", open_hardware)
+    monkeypatch.setattr(loop, "open_hardware", open_hardware)
     settings = Settings({"state.dir": str(tmp_path)})
     return board, world, settings
 
@@ -80,7 +80,7 @@ def wait_for(predicate):
 def test_sigterm_stops_with_outputs_at_zero(rig, monkeypatch, tmp_path):
     board, world, settings = rig
     engine = LiveEngine()
-    monkeypatch.setattr("grooverack.io.sim.make_engine", lambda s, threaded: engine)
+    monkeypatch.setattr("grooverack.backends.panel.loop.make_engine", lambda s, threaded: engine)
     playing = []
 
     def terminate():
@@ -92,7 +92,7 @@ def test_sigterm_stops_with_outputs_at_zero(rig, monkeypatch, tmp_path):
 
     killer = threading.Thread(target=terminate)
     killer.start()
-    status = panel.run_backend(board, settings, SimpleNamespace(duration=30.0))
+    status = loop.run_backend(board, settings, SimpleNamespace(duration=30.0))
     killer.join()
     assert status == 0
     assert playing[0] and playing[1] == pytest.approx(8.0, abs=0.003) and playing[2]
@@ -105,9 +105,9 @@ def test_sigterm_stops_with_outputs_at_zero(rig, monkeypatch, tmp_path):
 def test_unhandled_error_sets_outputs_to_zero(rig, monkeypatch):
     board, world, settings = rig
     engine = LiveEngine(fail_after=30)
-    monkeypatch.setattr("grooverack.io.sim.make_engine", lambda s, threaded: engine)
+    monkeypatch.setattr("grooverack.backends.panel.loop.make_engine", lambda s, threaded: engine)
     with pytest.raises(RuntimeError, match="engine exploded"):
-        panel.run_backend(board, settings, SimpleNamespace(duration=30.0))
+        loop.run_backend(board, settings, SimpleNamespace(duration=30.0))
     pin = board.gpio_outputs["trigger_1"].pin
     assert (pin, 1) in [(p, level) for _, p, level in world.gpio.history]  # it was playing
     assert outputs_at_zero(board, world)
@@ -118,8 +118,8 @@ def test_missing_hardware_is_a_clear_error(monkeypatch, capsys):
     def no_hardware(board, clock):
         raise OSError("RPi.GPIO is not importable (No module named 'RPi')")
 
-    monkeypatch.setattr(panel, "open_hardware", no_hardware)
-    status = panel.run_backend(load_board("reference"), Settings(), SimpleNamespace(duration=1.0))
+    monkeypatch.setattr(loop, "open_hardware", no_hardware)
+    status = loop.run_backend(load_board("reference"), Settings(), SimpleNamespace(duration=1.0))
     err = capsys.readouterr().err
     assert status == 2
     assert "cannot open its hardware: RPi.GPIO is not importable" in err

@@ -9,8 +9,9 @@ import logging
 
 import pytest
 from grooverack.config import Settings
-from grooverack.io.patch import OutputRecorder, VirtualPatch
-from grooverack.io.sim import make_engine, render
+from grooverack.runtime.serve import make_engine
+from grooverack.sim.patch import OutputRecorder, VirtualPatch
+from grooverack.sim.session import render
 
 
 class Recording:
@@ -53,7 +54,7 @@ def rendered():
     settings = Settings({"tempo": 120.0, "follow": 0.9, "input.velocity_mode": "window"})
     engine = Recording(make_engine(settings, threaded=False))
     recorder = OutputRecorder()
-    from grooverack.io.panel import patch_board
+    from grooverack.backends.panel.simboard import patch_board
     board = patch_board("sim", settings, recorder, engine)
     patch, notes = sequencer()
     render(patch, board)
@@ -149,7 +150,7 @@ def test_bus_faults_while_playing(caplog):
     settings = Settings({"tempo": 120.0, "follow": 0.9, "input.velocity_mode": "window"})
     engine = Recording(make_engine(settings, threaded=False))
     recorder = OutputRecorder()
-    from grooverack.io.panel import patch_board
+    from grooverack.backends.panel.simboard import patch_board
     board = patch_board("sim", settings, recorder, engine)
     bus, adc = board.world.buses[1], board.world.spis["adc"]
     board.world.at(1.0, lambda: bus.nack_burst(40))
@@ -158,7 +159,7 @@ def test_bus_faults_while_playing(caplog):
     board.world.at(5.0, lambda: adc.fail_next(10 ** 6))
     board.world.at(5.6, lambda: adc.fail_next(0))
     patch, notes = sequencer()
-    with caplog.at_level(logging.WARNING, logger="grooverack.io.panel"):
+    with caplog.at_level(logging.WARNING, logger="grooverack.backends.panel"):
         render(patch, board)
     scheduled = [(e.time, e.output, e.value)
                  for e in heard_triggers(engine.events, patch.duration)]
@@ -189,17 +190,19 @@ def test_sim_board_plays_what_the_direct_board_plays():
     give the same triggers as the chip-less DirectBoard, velocities within half a DAC step."""
     import argparse
 
-    from grooverack.io import sim
+    from grooverack.config import make_settings
+    from grooverack.commands import sim as sim_command
+    from grooverack.sim import session
 
     parser = argparse.ArgumentParser()
-    sim.add_arguments(parser)
+    sim_command.add_arguments(parser)
     args = parser.parse_args(["--bars", "4", "--quiet", "--set", "input.velocity_mode=fixed"])
     out = {}
     for name in ("direct", "sim"):
-        settings = sim.make_settings(args)
-        patch = sim.make_patch(args, settings)
+        settings = make_settings(args)
+        patch = session.make_patch(args, settings)
         recorder = OutputRecorder()
-        sim.render(patch, sim.make_board(settings, recorder, make_engine(settings), name))
+        session.render(patch, session.make_board(settings, recorder, make_engine(settings, threaded=False), name))
         out[name] = recorder
     triggers = {k: [(r.time, r.output, r.volts) for r in rec.rows if r.kind == "trigger"]
                 for k, rec in out.items()}

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import mido
 import pytest
-from grooverack.io.patch import (
+from grooverack.errors import SourceError
+from grooverack.sim.patch import (
     GATE_MIN_LOW_S,
     VELOCITY_CV_VOLTS,
     OutputRecorder,
@@ -15,13 +16,7 @@ from grooverack.io.patch import (
     pot_position,
     pot_value,
 )
-from grooverack.io.sources import (
-    SourceError,
-    builtin_line,
-    euclid,
-    load_controls,
-    load_source,
-)
+from grooverack.sim.sources import builtin_line, euclid, load_controls, load_source
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -11,9 +11,9 @@ import mido
 import numpy as np
 import pytest
 from grooverack.config import Settings
-from grooverack.io.patch import Hit, OutputRecorder, build_patch
-from grooverack.io.png import SIGNATURE, png_bytes, read_png_size
-from grooverack.io.render import (
+from grooverack.sim.patch import Hit, OutputRecorder, build_patch
+from grooverack.sim.png import SIGNATURE, png_bytes, read_png_size
+from grooverack.sim.render import (
     drums_midi,
     input_midi,
     lane_labels,
@@ -22,7 +22,7 @@ from grooverack.io.render import (
     piano_roll,
     write_render,
 )
-from grooverack.io.sources import builtin_line, load_source
+from grooverack.sim.sources import builtin_line, load_source
 from grooverack.voices import VOICE_GM_NOTES
 
 

@@ -14,8 +14,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from grooverack import service
-from grooverack.service import Notifier, Service
+from grooverack.runtime import service
+from grooverack.runtime.service import Notifier, Service
 
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "deploy" / "grooverack.service"
@@ -192,7 +192,7 @@ def test_realtime_request_for_real():
     code = textwrap.dedent("""
         import logging, os, sys
         logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
-        from grooverack.service import Service, Notifier
+        from grooverack.runtime.service import Service, Notifier
         ok = Service(notifier=Notifier("")).realtime(10)
         policy = os.sched_getscheduler(0)
         print("RESULT", ok, policy == os.SCHED_FIFO)
@@ -208,7 +208,7 @@ def test_realtime_request_for_real():
 SIGNAL_CHILD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from grooverack.service import Service, Notifier
+    from grooverack.runtime.service import Service, Notifier
     out = Path(sys.argv[1])
     svc = Service(notifier=Notifier(sys.argv[2]), interval=0.05)
     svc.install_signal_handlers()
@@ -338,7 +338,7 @@ def test_example_config_is_valid():
 
     settings = load_settings(REPO / "deploy" / "grooverack.toml")
     assert settings["state.dir"] == "/var/lib/grooverack"
-    from grooverack.io.board import board_path
+    from grooverack.boards.board import board_path
 
     assert board_path(settings["board"]).exists(), settings["board"]
 
@@ -346,7 +346,7 @@ def test_example_config_is_valid():
 STUCK_CHILD = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from grooverack.service import Service, Notifier
+    from grooverack.runtime.service import Service, Notifier
     out = Path(sys.argv[1])
     svc = Service(notifier=Notifier(""), interval=None)
     svc.stop_grace = 0.5

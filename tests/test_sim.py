@@ -15,11 +15,12 @@ import json
 import mido
 import pytest
 from grooverack.cli import main
-from grooverack.io.patch import OutputRecorder, build_patch
-from grooverack.io.png import read_png_size
-from grooverack.io.sim import DirectBoard, render, simulate
-from grooverack.io.sources import load_source
 from grooverack.model.runner import default_manifest_path
+from grooverack.sim.direct import DirectBoard
+from grooverack.sim.patch import OutputRecorder, build_patch
+from grooverack.sim.png import read_png_size
+from grooverack.sim.session import render, simulate
+from grooverack.sim.sources import load_source
 from grooverack.voices import VOICE_NAMES
 
 FILES = ("outputs.csv", "drums.mid", "input.mid", "roll.png")
@@ -166,7 +167,7 @@ def test_follow_one_drums_lock_to_the_input():
 
 def test_coincidence_measure():
     patch = build_patch(load_source("euclid:4:16"), bpm=120.0, bars=4)
-    from grooverack.io.patch import Hit
+    from grooverack.sim.patch import Hit
 
     on_every_onset = [Hit(t + 0.01, 1, 1.0, 0) for t in patch.gate_rises()]
     assert coincidence(patch, on_every_onset) == (1.0, 0.0)
@@ -202,7 +203,7 @@ def test_direct_board_samples_pitch_after_the_settle_time():
 
     settings = Settings({"input.pitch_settle_ms": 2.0})
     board = DirectBoard(Recording(), settings, OutputRecorder())
-    from grooverack.io.patch import VirtualPatch
+    from grooverack.sim.patch import VirtualPatch
 
     patch = VirtualPatch([(0.0, "tempo", 0.5), (0.0, "pitch", 1.0), (0.0, "gate", 5.0),
                           (0.001, "pitch", 2.0),  # changes inside the settle time: it counts
@@ -257,12 +258,13 @@ def test_patched_clock_is_followed():
     """A clock patched at 97 BPM while the internal tempo says 120: with quantize = 1 every hit
     lands on the 97 BPM 16th grid once the clock is locked (after the first bar)."""
     from grooverack.config import Settings
-    from grooverack.io.sim import make_board, make_engine
+    from grooverack.runtime.serve import make_engine
+    from grooverack.sim.session import make_board
 
     settings = Settings({"tempo": 120.0, "quantize": 1.0, "clock.ppqn": 4})
     patch = build_patch(load_source("euclid:5:16"), bpm=97.0, bars=6, clock_ppqn=4)
     recorder = OutputRecorder()
-    render(patch, make_board(settings, recorder, make_engine(settings), "direct"))
+    render(patch, make_board(settings, recorder, make_engine(settings, threaded=False), "direct"))
     step = 60.0 / 97.0 / 4
     hits = [h for h in hits_of(recorder, settings) if h.time > 16 * step]
     assert hits
@@ -275,7 +277,7 @@ def test_progress_bar_on_long_renders():
     import io
     import time
 
-    from grooverack.io.sim import Progress
+    from grooverack.sim.session import Progress
 
     stream = io.StringIO()
     progress = Progress(16.0, 2.0, stream)

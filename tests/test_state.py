@@ -7,11 +7,11 @@ import logging
 
 import pytest
 from grooverack.config import Settings
+from grooverack.errors import StateError
 from grooverack.state import (
     PRESET_COUNT,
     PerformanceState,
     Preset,
-    StateError,
     StateStore,
     panel_from_settings,
     state_dir,

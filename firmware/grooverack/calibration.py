@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from grooverack import storage
+from grooverack.errors import CalibrationError
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,6 @@ VERSION = 1
 MAX_GAIN_RATIO = 1.15      # measured gain within nominal / 1.15 .. nominal * 1.15, same sign
 MAX_OFFSET_VOLTS = 0.75    # volts at any code within this of the nominal scaling
 PITCH_POINTS = (1.0, 3.0)  # the two-point input calibration (Marbles, Ornament & Crime)
-
-
-class CalibrationError(ValueError):
-    """A calibration value or file that cannot be used; the message names channel/file and why."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -525,7 +522,7 @@ ES9_ANALOG_SKIP = ("gate", "clock", "reset")  # Schmitt-triggered: no scaling to
 def es9_channels(board: Any) -> tuple[dict[str, ChannelSpec], dict[str, ChannelSpec]]:
     """Input jacks (pitch, velocity CV, control CVs) and outputs (`trigger_N`, `velocity_N`,
     `clock`, `reset`) of an ES-9 board, named as the calibration file names them."""
-    from grooverack.io.es9 import parse_board
+    from grooverack.boards.es9 import parse_board
 
     es9 = parse_board(board)
     vpu = es9.volts_per_unit

@@ -13,16 +13,16 @@ import logging
 import sys
 
 from grooverack import __version__
-from grooverack.config import ConfigError
+from grooverack.errors import GrooverackError
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "sim": ("grooverack.io.sim", "render the simulated CV layer in virtual time (the default job)"),
-    "run": ("grooverack.io.run", "run the module in real time on a board (sim, a Pi board, es9, midi)"),
-    "ports": ("grooverack.io.ports", "list MIDI ports and audio devices"),
-    "doctor": ("grooverack.io.doctor", "check buses, permissions and chips of a board"),
-    "calibrate": ("grooverack.calibration_cli", "guided calibration of inputs and outputs"),
-    "config": ("grooverack.config_cli", "show every configuration key, or a config file's values"),
+    "sim": ("grooverack.commands.sim", "render the simulated CV layer in virtual time (the default job)"),
+    "run": ("grooverack.commands.run", "run the module in real time on a board (sim, a Pi board, es9, midi)"),
+    "ports": ("grooverack.commands.ports", "list MIDI ports and audio devices"),
+    "doctor": ("grooverack.commands.doctor", "check buses, permissions and chips of a board"),
+    "calibrate": ("grooverack.commands.calibrate", "guided calibration of inputs and outputs"),
+    "config": ("grooverack.commands.config", "show every configuration key, or a config file's values"),
     "train": ("grooverack.training.train", "train the GrooveTransformer VAE on the Groove MIDI Dataset"),
     "export": ("grooverack.training.export", "export a checkpoint to ONNX (fp32 + int8)"),
     "eval": ("grooverack.training.evaluate", "evaluate models and baselines on a GMD split"),
@@ -37,13 +37,6 @@ EXTRAS: dict[str, str] = {
 }
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
-    """Options every playing job takes: a config file and key=value overrides."""
-    parser.add_argument("--config", metavar="FILE", help="grooverack.toml to read")
-    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                        dest="overrides", help="override a config key (repeatable)")
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="grooverack", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"grooverack {__version__}")
@@ -53,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:  # a job whose module is missing says so instead of vanishing
+        except ModuleNotFoundError as exc:  # a job whose extra is not installed says which
+            if (exc.name or "").split(".")[0] not in EXTRAS:
+                raise
             p.set_defaults(_unavailable=f"{name}: not available ({exc})")
             continue
         module.add_arguments(p)
@@ -77,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
-    except ConfigError as exc:
+    except GrooverackError as exc:  # the file, the key, the value and the fix; no traceback
         print(f"grooverack: {exc}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:
@@ -89,13 +84,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # a missing/damaged model at start: the file and the fix, no trace
-        from grooverack.model.runner import ModelError
-
-        if not isinstance(exc, ModelError):
-            raise
-        print(f"grooverack: {exc}", file=sys.stderr)
-        return 2
 
 
 if __name__ == "__main__":

@@ -14,11 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grooverack.errors import ConfigError
 from grooverack.voices import VOICE_NAMES
-
-
-class ConfigError(ValueError):
-    """A configuration key or value that cannot be used; the message is for a person."""
 
 
 @dataclass(frozen=True)
@@ -324,3 +321,11 @@ def describe() -> str:
     """A table of every key for `grooverack config --list`."""
     rows = [f"{name:<28} {SCHEMA[name].default!r:<12} {SCHEMA[name].allowed()}" for name in SCHEMA]
     return "\n".join(rows)
+
+
+def make_settings(args: Any) -> Settings:
+    """The settings of a command line: `--config FILE`, each `--set key=value`, `--seed`."""
+    settings = load_settings(args.config, args.overrides)
+    if getattr(args, "seed", None) is not None:
+        settings.set("generation.seed", args.seed, "--seed")
+    return settings

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from grooverack import storage
-from grooverack.config import CONTROLS, SCHEMA, ConfigError
+from grooverack.config import CONTROLS, SCHEMA
+from grooverack.errors import ConfigError, StateError
 from grooverack.voices import STEPS
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,6 @@ VERSION = 1
 PRESET_COUNT = 64
 MAX_LATENT = 4096
 ENV_STATE_DIR = "GROOVERACK_STATE_DIR"
-
-
-class StateError(ValueError):
-    """A preset or state value that cannot be used; the message names the key and value."""
 
 
 def state_dir(settings: Mapping[str, Any] | None = None) -> Path:

@@ -17,11 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from grooverack.errors import RecordError
+
 log = logging.getLogger(__name__)
-
-
-class RecordError(ValueError):
-    """A stored record that cannot be used; the message names the file."""
 
 
 def _remove_stale_temps(path: Path) -> None:

@@ -9,7 +9,7 @@ waits 1/DR through the injected `sleep`, polls OS and reads the two's complement
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from smbus2 import i2c_msg
@@ -71,6 +71,14 @@ class ADS1115:
             self.sleep(0.1 / self.data_rate)
         raise TimeoutError(f"ADS1115@0x{self.address:02x}: conversion not done after "
                            f"{self.max_polls} polls")
+
+    def read(self, channel: int | tuple[int, int]) -> int:
+        """The ADC interface: one single-shot conversion."""
+        return self.read_single(channel)
+
+    def read_many(self, channels: Iterable[int | tuple[int, int]]) -> list[int]:
+        """The ADC interface: one single-shot conversion per channel, in order."""
+        return [self.read_single(ch) for ch in channels]
 
     def start_continuous(self, channel: int | tuple[int, int]) -> None:
         self.write_register(1, self.config_word(self.mux_for(channel), start=False, continuous=True))

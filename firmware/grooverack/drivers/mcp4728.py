@@ -62,6 +62,13 @@ class MCP4728:
             data += [0x40 | channel << 1, cfg | code >> 8, code & 0xFF]
         self.bus.i2c_rdwr(i2c_msg.write(self.address, data))
 
+    def write_many(self, writes: list[tuple[int, int]]) -> None:
+        """The DAC interface: the pairs as one multi-write transaction."""
+        self.multi_write(writes)
+
+    def write(self, channel: int, code: int) -> None:
+        self.multi_write([(channel, code)])
+
     def fast_write(self, codes: list[int]) -> None:
         """All four channels A..D in one 8-byte transaction (power-down bits 00)."""
         if len(codes) != 4:

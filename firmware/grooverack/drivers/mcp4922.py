@@ -35,6 +35,9 @@ class MCP4922:
         return (channel << 15 | int(self.buffered) << 14 | (1 if self.gain == 1 else 0) << 13
                 | int(active) << 12 | code)
 
+    def configure(self) -> None:
+        """The DAC interface: nothing to set up (gain and buffering travel in every word)."""
+
     def write(self, channel: int, code: int, active: bool = True) -> None:
         w = self.word(channel, code, active)
         self.spi.xfer2([w >> 8, w & 0xFF])

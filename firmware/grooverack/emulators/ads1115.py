@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from grooverack.emulators.base import ProtocolError, hexbytes
+from grooverack.emulators.base import hexbytes
+from grooverack.errors import ProtocolError
 
 FSR = (6.144, 4.096, 2.048, 1.024, 0.512, 0.256, 0.256, 0.256)
 DATA_RATES = (8, 16, 32, 64, 128, 250, 475, 860)

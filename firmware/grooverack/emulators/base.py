@@ -3,13 +3,6 @@
 from __future__ import annotations
 
 
-class ProtocolError(RuntimeError):
-    """The driver sent something the real part would not accept (a driver bug, not a bus fault).
-
-    The message names the chip, the bytes and what the datasheet allows.
-    """
-
-
 class VirtualClock:
     """Seconds on the virtual timeline; `sleep` advances it (the emulated world never waits)."""
 

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from smbus2 import i2c_msg
 
-from grooverack.emulators.base import ProtocolError
+from grooverack.errors import ProtocolError
 
 I2C_M_RD = 0x0001
 GENERAL_CALL = 0x00

@@ -14,7 +14,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from grooverack.emulators.base import ProtocolError, hexbytes
+from grooverack.emulators.base import hexbytes
+from grooverack.errors import ProtocolError
 
 _REVERSED_11 = [int(f"{i:011b}"[::-1], 2) for i in range(2048)]
 

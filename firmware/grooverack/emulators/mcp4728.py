@@ -24,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from grooverack.emulators.base import ProtocolError, hexbytes
+from grooverack.emulators.base import hexbytes
+from grooverack.errors import ProtocolError
 
 INTERNAL_VREF = 2.048
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from grooverack.emulators.base import ProtocolError, hexbytes
+from grooverack.emulators.base import hexbytes
+from grooverack.errors import ProtocolError
 
 
 class MCP4922Emulator:

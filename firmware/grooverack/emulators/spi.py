@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 from typing import Protocol
 
-from grooverack.emulators.base import ProtocolError
+from grooverack.errors import ProtocolError
 
 
 class SpiChip(Protocol):

@@ -26,12 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from grooverack.config import CONTROLS, ConfigError, Settings
+from grooverack.config import CONTROLS, Settings
 from grooverack.engine.clock import Clock
 from grooverack.engine.generator import Generator, Request
 from grooverack.engine.groove import GrooveCapture, PitchToVelocity
 from grooverack.engine.pattern import Pattern
 from grooverack.engine.player import OutputEvent, Player
+from grooverack.errors import ConfigError
 from grooverack.voices import STEPS, VOICE_NAMES
 
 __all__ = ["Engine", "OutputEvent", "BUTTONS", "PRESET_FORMAT"]

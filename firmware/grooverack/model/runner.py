@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from grooverack.errors import ModelError
 from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
 
 MANIFEST_FORMAT = 1
@@ -53,18 +54,6 @@ def open_session(model: str | os.PathLike[str] | bytes) -> Any:
     source = model if isinstance(model, bytes) else str(model)
     return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"],
                                 disabled_optimizers=list(DISABLED_OPTIMIZERS))
-
-
-class ModelError(RuntimeError):
-    """A model file is missing, damaged or not what the firmware expects; the message names it
-    and says how to fix it."""
-
-    FIX = ("fix: restore the shipped models/ folder (git checkout models/, or run "
-           "deploy/install.sh again), or point config key model.path (or $GROOVERACK_MODELS) at a "
-           "good manifest; `grooverack export` writes one from a trained checkpoint")
-
-    def __str__(self) -> str:
-        return f"{super().__str__()}\n  {self.FIX}"
 
 
 def default_manifest_path() -> Path:

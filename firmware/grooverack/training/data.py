@@ -35,6 +35,7 @@ from pathlib import Path
 import mido
 import numpy as np
 
+from grooverack.errors import DataError
 from grooverack.voices import NOTE_TO_VOICE, NUM_VOICES, STEPS, STEPS_PER_BAR, VOICE_NAMES
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,6 @@ _ARRAYS = ("hits", "velocities", "offsets", "groove", "style", "source", "bpm")
 # The cache file's own format: 2 added each loop's tempo (info.csv's bpm). The loops themselves are
 # those of PIPELINE_VERSION, so the data hash (what a model was trained on) did not change.
 CACHE_FORMAT = 2
-
-
-class DataError(ValueError):
-    """A dataset file or cache that cannot be used; the message names the file."""
 
 
 @dataclass

@@ -398,7 +398,8 @@ def _bpm(args: argparse.Namespace, loops: Any) -> np.ndarray | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grooverack.model.runner import ModelError, ModelRunner, default_manifest_path
+    from grooverack.errors import ModelError
+    from grooverack.model.runner import ModelRunner, default_manifest_path
     from grooverack.training import data
 
     if args.choose_thresholds and args.split != "validation":

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from grooverack.io.patch import Hit, OutputRow, PatchNote
-from grooverack.io.png import png_bytes
+from grooverack.sim.patch import Hit, OutputRow, PatchNote
+from grooverack.sim.png import png_bytes
 from grooverack.voices import NOTE_TO_VOICE, VOICE_GM_NOTES, VOICE_NAMES
 
 TICKS_PER_BEAT = 960  # ~0.5 ms at 120 BPM: keeps the model's micro-timing

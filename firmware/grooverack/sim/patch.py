@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from grooverack.config import CONTROLS, SCHEMA
-from grooverack.io.sources import ControlChange, InputNote, Source
+from grooverack.sim.sources import ControlChange, InputNote, Source
 from grooverack.voices import STEPS_PER_BAR, STEPS_PER_BEAT
 
 GATE_HIGH_VOLTS = 5.0  # what the virtual sequencer sends: a +5 V gate

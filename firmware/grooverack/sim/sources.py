@@ -19,15 +19,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from grooverack.config import CONTROLS, SCHEMA, ConfigError
+from grooverack.config import CONTROLS, SCHEMA
+from grooverack.errors import ConfigError, SourceError
 from grooverack.voices import NOTE_TO_VOICE, STEPS_PER_BAR
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
 BUILTIN = ("line",)
-
-
-class SourceError(ValueError):
-    """A source spec or file that cannot be turned into a patch; the message is for a person."""
 
 
 @dataclass(frozen=True)

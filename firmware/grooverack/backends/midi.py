@@ -24,12 +24,11 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from grooverack.config import CONTROLS, SCHEMA, ConfigError, Settings
-from grooverack.io.midiparse import (
+from grooverack.backends.midiparse import (
     ControlChange,
     MidiParser,
     NoteOff,
@@ -38,9 +37,14 @@ from grooverack.io.midiparse import (
     SongPosition,
     decode,
 )
+from grooverack.boards.midi import MidiOptions, midi_options
+from grooverack.config import SCHEMA, Settings
+from grooverack.errors import ConfigError
+from grooverack.runtime.serve import make_engine
 from grooverack.voices import VOICE_GM_NOTES
 
 log = logging.getLogger(__name__)
+
 
 CLIENT_NAME = "grooverack"
 VIRTUAL_IN = "grooverack in"
@@ -50,10 +54,6 @@ POLL = 0.002  # s: the engine loop looks at its input and the player at least th
 DRIFT = 0.0005  # s/s: how fast the MIDI system's clock may drift from time.monotonic()
 SPIN = 0.0015  # s: the sender sleeps until this long before a message, then spins
 PORT_CHECK = 1.0  # s between looks for ports that went away or came back
-
-# Board `[midi]` keys: the same names as the config keys `midi.<key>`.
-BOARD_KEYS = ("api", "input_port", "output_port", "input_channel", "velocity_source", "profile",
-              "channel", "poly2_note", "clock_out")
 
 
 def _rtmidi():
@@ -66,52 +66,6 @@ def api_id(name: str) -> int:
     rtmidi = _rtmidi()
     return {"default": rtmidi.API_UNSPECIFIED, "alsa": rtmidi.API_LINUX_ALSA,
             "jack": rtmidi.API_UNIX_JACK}[name]
-
-
-# --- options: config keys over the board's [midi] table
-
-@dataclass(frozen=True)
-class MidiOptions:
-    api: str = "default"
-    input_port: str = ""
-    output_port: str = ""
-    input_channel: int = 0  # 0 = any, else 1..16
-    velocity_source: str = "velocity"
-    profile: str = "poly2"
-    channel: int = 0
-    poly2_note: int = 36
-    clock_out: bool = False
-    notes: tuple[tuple[int, int], ...] = ()  # custom profile: (channel 1..16 or 0, note) per output
-    cc: Mapping[int, str] = field(default_factory=dict)  # CC number -> control name
-
-
-def midi_options(settings: Settings, board: Any = None) -> MidiOptions:
-    """The effective MIDI options: a config key set away from its default wins over the board's
-    `[midi]` table, which wins over the default. Unknown board keys are refused."""
-    table = dict(board.data.get("midi", {})) if board is not None else {}
-    where = str(getattr(board, "path", None) or getattr(board, "name", "board"))
-    for key in table:
-        if key not in BOARD_KEYS:
-            raise ConfigError(f"board {where}: unknown key 'midi.{key}'; allowed: "
-                              + ", ".join(BOARD_KEYS))
-    values = {}
-    for key in BOARD_KEYS:
-        name = f"midi.{key}"
-        value = settings[name]
-        if value == SCHEMA[name].default and key in table:
-            value = SCHEMA[name].validate(table[key], f"{where} [midi]")
-        values[key] = value
-    notes = tuple((settings[f"midi.note_channel.{n}"], settings[f"midi.note.{n}"])
-                  for n in range(1, 17))
-    cc: dict[int, str] = {}
-    for control in CONTROLS:
-        number = settings[f"midi.cc.{control}"]
-        if number:
-            if number in cc:
-                raise ConfigError(f"config keys midi.cc.{cc[number]} and midi.cc.{control} both "
-                                  f"use CC {number}; allowed: one control per CC")
-            cc[number] = control
-    return MidiOptions(notes=notes, cc=cc, **values)
 
 
 # --- input: messages -> engine calls
@@ -534,8 +488,8 @@ class MidiBackend:
             self.realtime()
 
     def realtime(self) -> bool:
-        from grooverack.io.run import GENERATOR_THREAD, set_fifo
-        from grooverack.service import RT_PRIORITY
+        from grooverack.runtime.priority import GENERATOR_THREAD, set_fifo
+        from grooverack.runtime.service import RT_PRIORITY
 
         threads = [(self.sender._thread, RT_PRIORITY, "MIDI sender"),
                    (self._thread, RT_PRIORITY - 5, "MIDI engine loop")]
@@ -587,17 +541,9 @@ class MidiBackend:
             self.stop()
 
 
-def make_engine(settings: Settings, threaded: bool = True) -> Any:
-    from grooverack.engine.engine import Engine
-    from grooverack.model.runner import ModelRunner
-
-    runner = ModelRunner(settings["model.path"] or None, variant=settings["model.variant"])
-    return Engine(settings, runner, threaded=threaded)
-
-
 def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
     """`grooverack run --board midi` (or any board of kind "midi")."""
-    engine = make_engine(settings)
+    engine = make_engine(settings, threaded=True)
     backend = MidiBackend(engine, settings, board)
     duration = getattr(args, "duration", None)
     backend.open_ports()

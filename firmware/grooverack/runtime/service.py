@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -27,9 +25,10 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from grooverack.runtime.priority import RT_PRIORITY, lock_memory, set_fifo
+
 log = logging.getLogger(__name__)
 
-RT_PRIORITY = 80           # below the kernel's IRQ threads (50 on PREEMPT_RT are below, 99 above)
 DEFAULT_STALE_S = 2.0      # a part that has not beaten for this long is stuck
 STOP_GRACE_S = 5.0         # a loop that has not stopped this long after SIGTERM is stopped for it
                            # (outputs 0 V, state saved, exit 0) before systemd's TimeoutStopSec=10
@@ -198,30 +197,12 @@ class Service:
 
     def realtime(self, priority: int = RT_PRIORITY) -> bool:
         """SCHED_FIFO for the calling thread when permitted; logs which it got."""
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-        except (PermissionError, OSError, AttributeError) as exc:
-            log.warning("real-time priority (SCHED_FIFO %d) not permitted: %s; running with normal "
-                        "priority (the service unit's LimitRTPRIO= allows it)", priority,
-                        getattr(exc, "strerror", None) or exc)
-            return False
-        log.info("real-time thread runs SCHED_FIFO priority %d", priority)
-        return True
+        return set_fifo(priority, "real-time thread")
 
     @staticmethod
     def lock_memory() -> bool:
         """mlockall so that the real-time loop never waits for a page; logs when not permitted."""
-        name = ctypes.util.find_library("c")
-        if not name:
-            return False
-        libc = ctypes.CDLL(name, use_errno=True)
-        mcl_current, mcl_future = 1, 2
-        if libc.mlockall(mcl_current | mcl_future) != 0:
-            log.warning("memory not locked (mlockall: %s); LimitMEMLOCK=infinity allows it",
-                        os.strerror(ctypes.get_errno()))
-            return False
-        log.info("memory locked")
-        return True
+        return lock_memory()
 
     # --- shutdown
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grooverack.config import CONTROLS, ConfigError
+from grooverack.config import CONTROLS
+from grooverack.errors import BoardError
 
 BOARDS_DIR = Path(__file__).resolve().parents[3] / "hw" / "boards"
 PARTS = ("mcp3208", "ads1115", "mcp4728", "mcp4922")
@@ -26,10 +27,6 @@ CHANNELS = {"mcp3208": 8, "ads1115": 4, "mcp4728": 4, "mcp4922": 2}
 OUTPUT_KINDS = ("trigger", "velocity", "clock", "reset", "led")
 INPUT_ROLES = ("gate", "clock", "reset", "button")
 BUTTON_ACTIONS = ("record", "clear", "randomize_a", "randomize_b", "save_preset")
-
-
-class BoardError(ConfigError):
-    """A board file that cannot be used; the message names the file, the key and the value."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ API_NAMES = {"alsa": "ALSA", "jack": "JACK", "default": "default"}
 
 def midi_ports(api: str) -> tuple[list[str], list[str]]:
     """(input names, output names) through python-rtmidi's `api` (default/alsa/jack)."""
-    from grooverack.io.midi import api_id
+    from grooverack.boards.midi import api_id
 
     rtmidi = _rtmidi()
     midi_in = rtmidi.MidiIn(api_id(api), name="grooverack ports")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from grooverack import config
-from grooverack.cli import add_common
+from grooverack.commands.common import add_common
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grooverack.commands.common import add_common
+
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 ENABLE = {
     "spi": "enable SPI: `sudo raspi-config nonint do_spi 0` (or dtparam=spi=on in "
@@ -38,8 +40,6 @@ class Check:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from grooverack.cli import add_common
-
     add_common(parser)
     parser.add_argument("--board", help="board name in hw/boards/ or a TOML path "
                         "(default: the config's `board`)")
@@ -119,7 +119,7 @@ def node_checks(board: Any, dev: Path) -> list[Check]:
 
 
 def _probe(part: str, fn: Callable[[], str]) -> Check:
-    from grooverack.io.panel import BusDown
+    from grooverack.errors import BusDown
 
     try:
         detail = fn()
@@ -133,10 +133,10 @@ def _probe(part: str, fn: Callable[[], str]) -> Check:
 
 
 def chip_checks(board: Any, hw: Any, cal: Any, scans: int) -> list[Check]:
+    from grooverack.backends.panel.scanner import ControlScanner
     from grooverack.drivers.ads1115 import ADS1115
     from grooverack.drivers.mcp3208 import MCP3208
     from grooverack.drivers.mcp4728 import MCP4728
-    from grooverack.io.panel import ControlScanner
 
     checks = []
     for chip in board.chips.values():
@@ -235,8 +235,8 @@ def _adc_summary(board: Any, cal: Any, chip: str, codes: list[int]) -> str:
 def diagnose(board: Any, *, dev: Path = Path("/dev"), scans: int = 25,
              hardware: Any = None) -> list[Check]:
     """Every check of `board`; `hardware` (tests) replaces opening the real buses."""
+    from grooverack.backends.panel.hardware import build_hardware, open_hardware
     from grooverack.calibration import Calibration
-    from grooverack.io.panel import build_hardware, open_hardware
 
     if not board.is_panel:
         return [Check(board.name, FAIL, f"kind {board.kind!r}: doctor checks Pi boards ('pi' "
@@ -301,9 +301,9 @@ def last_run_checks(path: Path) -> list[Check]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from grooverack.backends.panel.hardware import faults_path
+    from grooverack.boards.board import load_board
     from grooverack.config import load_settings
-    from grooverack.io.board import load_board
-    from grooverack.io.panel import faults_path
 
     settings = load_settings(args.config, args.overrides)
     board = load_board(args.board or settings["board"])

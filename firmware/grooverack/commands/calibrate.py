@@ -29,13 +29,14 @@ from typing import Any, Protocol, TextIO
 from grooverack.calibration import (
     PITCH_POINTS,
     Calibration,
-    CalibrationError,
     ChannelSpec,
     default_path,
     fit_output,
     two_point,
     zero_offset,
 )
+from grooverack.commands.common import add_common
+from grooverack.errors import CalibrationError
 
 SAMPLES = 32              # codes averaged per reading
 VERIFY_PITCH = 2.0        # volts patched into pitch inputs for the verification pass
@@ -55,7 +56,8 @@ class Rig(Protocol):
     def close(self) -> None: ...
 
 
-RIG_MODULES = {"pi": "grooverack.io.panel", "sim": "grooverack.io.panel", "es9": "grooverack.io.es9"}
+RIG_MODULES = {"pi": "grooverack.backends.panel.rig", "sim": "grooverack.backends.panel.rig",
+               "es9": "grooverack.backends.es9"}
 
 
 def open_rig(board: Any, settings: Any) -> Rig:
@@ -87,8 +89,9 @@ class AudioRig:
         import numpy as np
         import sounddevice as sd
 
+        from grooverack.backends.es9 import find_device
+        from grooverack.boards.es9 import parse_board
         from grooverack.calibration import es9_output_channels
-        from grooverack.io.es9 import find_device, parse_board
 
         es9 = parse_board(board, settings)
         self.inputs = {jack: ch for jack, ch in es9.inputs.items()}
@@ -353,8 +356,6 @@ class Session:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from grooverack.cli import add_common
-
     add_common(parser)
     parser.add_argument("--board", help="board to calibrate (default: config key 'board')")
     parser.add_argument("--file", metavar="PATH",
@@ -379,8 +380,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from grooverack.boards.board import load_board
     from grooverack.config import load_settings
-    from grooverack.io.board import load_board
     from grooverack.state import state_dir
 
     settings = load_settings(args.config, args.overrides)

@@ -1,0 +1,228 @@
+"""The Raspberry Pi back end: the panel's jacks, pots and buttons <-> the Engine, through the
+board's chips (`hw/boards/*.toml`). The same code runs over real buses on a Pi (`run_backend`)
+and over the byte-exact emulators in virtual time (`patch_board`, the `sim` board).
+
+- Gate, clock and reset arrive as GPIO edges, timestamped first thing in the callback. A gate's
+  rising edge becomes an onset whose pitch (or velocity CV) is read `input.pitch_settle_ms` later.
+- Pots and CV inputs are scanned at the board's `scan_hz` (>= 100 Hz), each ADC chip read in
+  one burst; pot positions are low-pass filtered and pass a hysteresis band, so a resting pot
+  never moves a control (and never causes a regeneration). Controls = pot + CV, scaled.
+- Buttons are debounced (stable for `debounce_ms`) and become `engine.press(action)`.
+- Engine events are written in phases per instant: falls, then velocity CVs, then rises (so a
+  velocity CV always settles before its trigger rises), each phase one transaction per DAC chip
+  (MCP4728 multi-write), then the GPIO pins. Codes come from the calibration, clamped to the
+  board's safe range.
+- Bus faults (OSError: NACK, timeout): retried, then the chip backs off (2 ms doubling to 0.25 s)
+  while the engine keeps playing; counted per chip, logged once per burst (`faults()`).
+  A timeout (stuck bus) is not retried at once: it already cost its timeout.
+- Outputs go to 0 V on exit, on SIGTERM and on an unhandled error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from grooverack.backends.panel.hardware import Hardware
+from grooverack.backends.panel.outputs import PanelOutputs
+from grooverack.backends.panel.scanner import ControlScanner
+from grooverack.boards.board import Board
+from grooverack.config import Settings
+from grooverack.errors import BusDown
+
+log = logging.getLogger(__name__)
+
+
+def calibration_for(board: Board, settings: Settings) -> Any:
+    """The board's calibration file under the state directory, else the nominal scaling."""
+    from grooverack.calibration import Calibration, default_path
+
+    state = settings["state.dir"]
+    if not state:
+        try:
+            from grooverack.state import state_dir
+            state = str(state_dir(settings))
+        except (ImportError, OSError):
+            state = ""
+    if state:
+        return Calibration.load(default_path(state, board.name), board)
+    return Calibration.nominal(board)
+
+
+class PanelBackend:
+    """Panel <-> Engine. Loop-thread methods: `start`, `on_edge`, `tick`, `write`, `close`."""
+
+    def __init__(self, board: Board, settings: Settings, engine: Any, hw: Hardware, cal: Any,
+                 clock: Callable[[], float], after_phase: Callable[[], None] | None = None) -> None:
+        self.board, self.settings, self.engine, self.hw, self.cal = board, settings, engine, hw, cal
+        self.clock = clock
+        self.scanner = ControlScanner(board, hw, cal, settings)
+        self.writer = PanelOutputs(board, hw, cal, settings, after_phase)
+        self.settle_s = float(settings["input.pitch_settle_ms"]) / 1000.0
+        self.velocity_cv = settings["input.velocity_mode"] == "cv"
+        self.pending_onsets: list[tuple[float, float]] = []  # (sample time, edge time)
+        self.next_scan = 0.0
+        self.by_pin = {i.pin: i for i in board.gpio_inputs.values()}
+        self.buttons: dict[int, list[Any]] = {}  # pin -> [accepted active, candidate, since]
+        self.last_volts: dict[str, float] = {}
+        self.onsets = self.clock_pulses = self.resets = self.presses = 0
+        self.controls_set = 0
+        self.control_log: list[tuple[float, str, float]] = []  # (time, control, value)
+        self.started = False
+        self.scan_thread = False  # True: a thread scans and posts controls (real time)
+
+    # --- lifetime
+    def open(self) -> None:
+        """Configure the chips, outputs to 0 V, inputs armed (edge callbacks -> `on_edge`)."""
+        for name, dac in self.hw.dacs.items():
+            try:
+                self.hw.guards[name].call(dac.configure)
+            except BusDown:
+                # every write carries the chip's settings again: it works once it answers
+                log.error("%s does not answer at start: its outputs stay silent until it does",
+                          name)
+        for out in self.board.gpio_outputs.values():
+            self.hw.gpio.add_output(out.pin, 0)
+        self.writer.zero()
+        for item in self.board.gpio_inputs.values():
+            if item.role == "button":
+                self.hw.gpio.add_input(item.pin, pull=item.pull, edge="both", on_edge=self.on_edge)
+                active = bool(self.hw.gpio.read(item.pin)) ^ item.active_low
+                self.buttons[item.pin] = [active, active, 0.0]
+            else:
+                edge = "falling" if item.active_low else "rising"  # the jack's rising edge
+                self.hw.gpio.add_input(item.pin, pull=item.pull, edge=edge, on_edge=self.on_edge)
+
+    def start(self, t: float) -> None:
+        self.open()
+        self._scan(t)
+        self.next_scan = t + self.scanner.period
+        self.engine.start(t)
+        self._leds()
+        self.started = True
+
+    def close(self) -> None:
+        """Outputs to 0 V, pins released, buses closed. Safe to call twice."""
+        try:
+            self.writer.zero()
+        finally:
+            try:
+                self.hw.gpio.close()
+            finally:
+                self.hw.close()
+
+    # --- inputs
+    def on_edge(self, pin: int, level: int, t: float) -> None:
+        item = self.by_pin.get(pin)
+        if item is None:
+            return
+        if item.role == "button":
+            state = self.buttons[pin]
+            state[1], state[2] = bool(level) ^ item.active_low, t
+            return
+        if item.role == "gate":
+            self.pending_onsets.append((t + self.settle_s, t))
+        elif item.role == "clock":
+            self.clock_pulses += 1
+            self.engine.clock_pulse(t)
+        elif item.role == "reset":
+            self.resets += 1
+            self.engine.reset(t)
+
+    def read_input(self, name: str) -> float:
+        """Volts at a CV input now (one conversion); raises BusDown."""
+        item = self.board.inputs[name]
+        adc = self.hw.adcs[item.chip]
+        return self.cal.to_volts(name, self.hw.guards[item.chip].call(adc.read, item.channel))
+
+    def _sample_onset(self, edge_t: float) -> None:
+        """The onset of a gate edge, with the pitch (or, in velocity-CV mode, the velocity CV)
+        read now, a settle time after the edge; the engine turns volts into velocity."""
+        self.onsets += 1
+        name = "velocity_cv" if self.velocity_cv else "pitch"
+        if name in self.board.inputs:
+            try:
+                self.last_volts[name] = self.read_input(name)
+            except BusDown:
+                pass  # the last reading stands in
+        self.engine.onset(edge_t, pitch_volts=self.last_volts.get(name))
+
+    def _scan(self, t: float) -> None:
+        for name, value in self.scanner.scan():
+            self.set_control(t, name, value)
+        self.writer.retry_pending()
+
+    def set_control(self, t: float, name: str, value: float) -> None:
+        self.controls_set += 1
+        if len(self.control_log) < 10_000:
+            self.control_log.append((t, name, value))
+        self.engine.set_control(name, value)
+
+    def _buttons(self, t: float) -> None:
+        for pin, state in self.buttons.items():
+            accepted, candidate, since = state
+            item = self.by_pin[pin]
+            if candidate != accepted and t >= since + item.debounce_ms / 1000.0:
+                # (compared as next_deadline computes it, so the deadline always clears)
+                # stable long enough: a real level change (bounces re-arm `since`)
+                if bool(self.hw.gpio.read(pin)) ^ item.active_low == candidate:
+                    state[0] = candidate
+                    if candidate:
+                        self.presses += 1
+                        self.engine.press(item.action)
+                        self._leds()
+
+    def _leds(self) -> None:
+        """The record LED is lit while onsets are captured (record mode record or overdub)."""
+        settings = getattr(self.engine, "settings", None) or self.settings
+        try:
+            capturing = settings["record"] != "off"
+        except (KeyError, TypeError):
+            return
+        for out in self.board.gpio_outputs.values():
+            if out.kind == "led":
+                self.hw.gpio.write(out.pin, int(capturing))
+
+    def next_deadline(self) -> float:
+        times = [float("inf") if self.scan_thread else self.next_scan]
+        if self.pending_onsets:
+            times.append(self.pending_onsets[0][0])
+        for pin, (accepted, candidate, since) in self.buttons.items():
+            if candidate != accepted:
+                times.append(since + self.by_pin[pin].debounce_ms / 1000.0)
+        return min(times)
+
+    def tick(self, t: float, inclusive: bool = True) -> None:
+        """Everything due at or before `t` (before `t` with inclusive=False)."""
+        def due(x: float) -> bool:
+            return x <= t if inclusive else x < t
+
+        while self.pending_onsets and due(self.pending_onsets[0][0]):
+            self._sample_onset(self.pending_onsets.pop(0)[1])
+        self._buttons(t)
+        if self.scan_thread:
+            self.writer.retry_pending()
+        elif due(self.next_scan):
+            self._scan(t)
+            self.next_scan += self.scanner.period
+            if self.next_scan <= t:  # fell behind (a slow bus): skip, do not burst
+                self.next_scan = t + self.scanner.period
+
+    # --- outputs
+    def write(self, events: Iterable[Any]) -> None:
+        self.writer.write(events)
+
+    def faults(self) -> dict[str, dict[str, Any]]:
+        return {name: g.counter.as_dict() for name, g in self.hw.guards.items()}
+
+
+def group_instants(events: Iterable[Any]) -> list[list[Any]]:
+    """Events sorted by time -> lists of events sharing one time."""
+    groups: list[list[Any]] = []
+    for e in events:
+        if groups and groups[-1][0].time == e.time:
+            groups[-1].append(e)
+        else:
+            groups.append([e])
+    return groups

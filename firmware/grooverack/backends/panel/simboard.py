@@ -1,0 +1,136 @@
+"""The sim board: virtual patch -> emulated chips -> the panel back end -> emulated outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from grooverack.backends.panel.backend import PanelBackend, calibration_for, group_instants
+from grooverack.backends.panel.hardware import build_hardware
+from grooverack.boards.board import Board, load_board
+from grooverack.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+TAIL_S = 0.02               # finish(): trigger falls still collected this long after the end
+
+
+class SimPanelBoard:
+    """The patch-board seam of `grooverack sim` over emulated chips (ARCHITECTURE.md, "Sim board
+    seam"): `start(t)`, `apply(t, jack, value)`, `advance(t_until)` (alias `step`, `advance_to`),
+    `finish(t_end)`; outputs read back from the emulated DACs/GPIO into `recorder` as
+    `(time, output, kind, volts, voice)`."""
+
+    def __init__(self, board: Board | str, settings: Settings, recorder: Any, engine: Any) -> None:
+        from grooverack.emulators.world import EmulatedWorld
+
+        self.board = load_board(board) if isinstance(board, str) else board
+        if not self.board.is_panel:
+            raise ValueError(f"board {self.board.name!r} is kind {self.board.kind!r}; the panel "
+                             "back end runs 'pi' and 'sim' boards")
+        self.settings, self.recorder, self.engine = settings, recorder, engine
+        self.world = EmulatedWorld(self.board)
+        self.clock = self.world.clock
+        self.hw = build_hardware(self.board, spi=self.world.spi, i2c=self.world.i2c,
+                                 gpio_module=self.world.gpio, clock=self.clock,
+                                 sleep_for=self.world.sleep_for, retry_sleep=lambda s: None)
+        self.cal = calibration_for(self.board, settings) if settings["state.dir"] else None
+        if self.cal is None:
+            from grooverack.calibration import Calibration
+            self.cal = Calibration.nominal(self.board)
+        self.panel = PanelBackend(self.board, settings, engine, self.hw, self.cal, self.clock,
+                                  after_phase=self._capture)
+        jacks = dict(self.board.emulation.get("jacks", {}))
+        self.jacks = jacks or {n: n for n in [*self.board.inputs, *self.board.gpio_inputs]}
+        self.buttons = {i.action: n for n, i in self.board.gpio_inputs.items() if i.role == "button"}
+        for control in self.board.controls.values():  # pots start where the configuration is
+            value = float(settings[control.name])
+            self.world.set_pot(control.pot, (value - control.low) / (control.high - control.low))
+
+    def _capture(self) -> None:
+        for t, out, volts in self.world.drain_outputs():
+            if out.kind == "led":
+                continue
+            voice = self.panel.writer.voice.get(out.name)
+            self.recorder.write(t, out.output, out.kind, volts,
+                                voice if out.kind in ("trigger", "velocity") else None)
+
+    def start(self, t: float) -> None:
+        self.clock.advance_to(t)
+        self.panel.start(t)
+        self.world.drain_outputs()  # power-on zeroing is not music
+
+    def apply(self, t: float, jack: str, value: float) -> None:
+        """Input `jack` of the virtual patch changes to `value` at `t` (after `advance(t)`)."""
+        self._run_to(t, inclusive=True)
+        self.clock.advance_to(t)
+        target = self.jacks.get(jack)
+        if target in self.board.gpio_inputs:
+            self.world.set_digital(target, value)
+        elif target in self.board.inputs:
+            self.world.set_cv(target, value)
+        elif jack in self.board.controls:
+            self.world.set_pot(self.board.controls[jack].pot, value)
+        elif jack.startswith("press."):
+            name = self.buttons.get(jack[len("press."):])
+            if name is None:
+                raise ValueError(f"board {self.board.name!r} has no {jack[6:]!r} button; "
+                                 f"buttons: {', '.join(self.buttons) or 'none'}")
+            if value >= 0.5:
+                self.world.press(name)
+        elif jack in ("velocity_cv", "clock", "reset", "pitch", "gate"):
+            log.debug("board %s has no %s jack: ignored", self.board.name, jack)
+        else:
+            from grooverack.config import CONTROLS
+            if jack in CONTROLS:
+                log.debug("board %s has no %s pot: ignored", self.board.name, jack)
+                return
+            raise ValueError(f"unknown jack {jack!r} for board {self.board.name!r}")
+        # an edge's handlers ran inside the GPIO callback; anything due now runs now
+        self.panel.tick(t, inclusive=True)
+
+    def _engine_to(self, t: float) -> None:
+        for group in group_instants(self.engine.advance(t)):
+            self.clock.advance_to(group[0].time)
+            self.panel.write(group)
+
+    def _run_to(self, t_until: float, inclusive: bool) -> None:
+        while True:
+            nxt = min(self.panel.next_deadline(), self.world.next_event())
+            if nxt > t_until or (nxt == t_until and not inclusive):
+                break
+            self._engine_to(nxt)
+            self.clock.advance_to(nxt)
+            self.world.run_due(nxt)
+            self.panel.tick(nxt)
+        self._engine_to(t_until)
+
+    def advance(self, t_until: float) -> None:
+        """Run scans, onsets, debouncing and the engine to `t_until`, writing every output."""
+        self._run_to(t_until, inclusive=False)
+        self.clock.advance_to(t_until)
+
+    step = advance
+    advance_to = advance
+
+    def finish(self, t_end: float) -> None:
+        """To `t_end`, then the falls of triggers that rose before it."""
+        self.advance(t_end)
+        tail = [e for e in self.engine.advance(t_end + TAIL_S)
+                if e.kind != "velocity" and e.value == 0.0]
+        for group in group_instants(tail):
+            self.clock.advance_to(group[0].time)
+            self.panel.write(group)
+
+    def close(self) -> None:
+        self.panel.close()
+
+    def faults(self) -> dict[str, dict[str, Any]]:
+        return self.panel.faults()
+
+
+def patch_board(board: Board | str, settings: Settings, recorder: Any, engine: Any) -> SimPanelBoard:
+    """The seam `grooverack sim --board sim` uses (io/sim.py `make_board`)."""
+    return SimPanelBoard(board, settings, recorder, engine)

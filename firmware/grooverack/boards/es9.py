@@ -1,0 +1,155 @@
+"""The `[es9]` table of a board file: channels, levels, per-channel calibration.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from grooverack.config import CONTROLS, Settings
+from grooverack.errors import ConfigError
+
+INPUT_JACKS = ("gate", "pitch", "clock", "reset", "velocity_cv", *CONTROLS)
+
+
+_ES9_KEYS = {"device", "input_device", "output_device", "samplerate", "blocksize",
+             "volts_per_unit", "trigger_volts", "safe_min", "safe_max", "latency_trim_samples",
+             "velocity_lead_samples", "inputs", "outputs", "calibration"}
+_OUTPUT_KEYS = {"trigger", "velocity", "clock", "reset"}
+
+
+@dataclass
+class ES9Board:
+    """The `[es9]` table of a board file, checked. Channels are 1-based host channel numbers."""
+
+    path: str
+    input_device: str = "ES-9"
+    output_device: str = "ES-9"
+    samplerate: int = 48000
+    blocksize: int = 64
+    volts_per_unit: float = 10.0
+    trigger_volts: float = 5.0
+    safe_min: float = -10.0
+    safe_max: float = 10.0
+    latency_trim_samples: int = 0
+    velocity_lead_samples: int = 2
+    inputs: dict[str, int] = field(default_factory=dict)
+    trigger: list[int] = field(default_factory=list)  # per engine output 1..N (index N-1)
+    velocity: list[int] = field(default_factory=list)
+    clock_out: int = 0
+    reset_out: int = 0
+    in_cal: dict[int, tuple[float, float]] = field(default_factory=dict)  # channel -> gain, offset
+    out_cal: dict[int, tuple[float, float]] = field(default_factory=dict)
+    midi: dict[str, Any] | None = None  # a [midi] table: the player's events go out as MIDI too
+
+    @property
+    def input_channels(self) -> int:
+        return max(self.inputs.values(), default=1)
+
+    @property
+    def output_channels(self) -> int:
+        used = [*self.trigger, *self.velocity, self.clock_out, self.reset_out]
+        return max([c for c in used if c] or [1])
+
+    def in_scale(self, channel: int) -> tuple[float, float]:
+        gain, offset = self.in_cal.get(channel, (1.0, 0.0))
+        return gain * self.volts_per_unit, offset
+
+    def to_sample(self, channel: int, volts: float) -> float:
+        """Output volts -> sample value, clamped to the safe range and to +-1.0 first."""
+        volts = min(self.safe_max, max(self.safe_min, volts))
+        gain, offset = self.out_cal.get(channel, (1.0, 0.0))
+        return float(min(1.0, max(-1.0, (volts - offset) / (gain * self.volts_per_unit))))
+
+
+def parse_board(board: Any, settings: Settings | None = None) -> ES9Board:
+    """Read and check a board's `[es9]` table; unknown keys are refused naming file and key."""
+    path = str(getattr(board, "path", None) or getattr(board, "name", "board"))
+    table = board.data.get("es9")
+    if not isinstance(table, dict):
+        raise ConfigError(f"board {path}: kind 'es9' needs an [es9] table")
+
+    def fail(key: str, value: Any, allowed: str) -> ConfigError:
+        return ConfigError(f"board {path}: key 'es9.{key}' = {value!r}; allowed: {allowed}")
+
+    for key in table:
+        if key not in _ES9_KEYS:
+            raise fail(key, table[key], "keys " + ", ".join(sorted(_ES9_KEYS)))
+
+    def number(key: str, default: float, low: float, high: float, integer: bool = False):
+        value = table.get(key, default)
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or not low <= value <= high or (integer and value != int(value)):
+            kind = "an integer" if integer else "a number"
+            raise fail(key, value, f"{kind} from {low:g} to {high:g}")
+        return int(value) if integer else float(value)
+
+    def channel(key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64:
+            raise fail(key, value, "a host channel number 1..64 (0 = none)")
+        return value
+
+    b = ES9Board(path=path)
+    device = table.get("device", "ES-9")
+    for key in ("device", "input_device", "output_device"):
+        value = table.get(key, device)
+        if not isinstance(value, str) or not value:
+            raise fail(key, value, "a non-empty substring of an audio device name")
+    b.input_device = table.get("input_device", device)
+    b.output_device = table.get("output_device", device)
+    if settings is not None and settings["es9.device"]:
+        b.input_device = b.output_device = settings["es9.device"]
+    b.samplerate = number("samplerate", 48000, 8000, 192000, integer=True)
+    b.blocksize = number("blocksize", 64, 0, 4096, integer=True)
+    b.volts_per_unit = number("volts_per_unit", 10.0, 0.1, 100.0)
+    b.trigger_volts = number("trigger_volts", 5.0, 0.0, 12.0)
+    b.safe_min = number("safe_min", -10.0, -12.0, 12.0)
+    b.safe_max = number("safe_max", 10.0, -12.0, 12.0)
+    if b.safe_min >= b.safe_max:
+        raise fail("safe_min", b.safe_min, f"below safe_max ({b.safe_max:g})")
+    b.latency_trim_samples = number("latency_trim_samples", 0, -48000, 48000, integer=True)
+    b.velocity_lead_samples = number("velocity_lead_samples", 2, 0, 480, integer=True)
+
+    inputs = table.get("inputs", {})
+    if not isinstance(inputs, dict):
+        raise fail("inputs", inputs, "a table of jack = channel")
+    for jack, ch in inputs.items():
+        if jack not in INPUT_JACKS:
+            raise fail(f"inputs.{jack}", ch, "inputs " + ", ".join(INPUT_JACKS))
+        if channel(f"inputs.{jack}", ch):
+            b.inputs[jack] = ch
+
+    outputs = table.get("outputs", {})
+    if not isinstance(outputs, dict):
+        raise fail("outputs", outputs, "a table with trigger, velocity, clock, reset")
+    for key, value in outputs.items():
+        if key not in _OUTPUT_KEYS:
+            raise fail(f"outputs.{key}", value, "keys " + ", ".join(sorted(_OUTPUT_KEYS)))
+    for key in ("trigger", "velocity"):
+        chans = outputs.get(key, [])
+        if not isinstance(chans, list) or len(chans) > 16:
+            raise fail(f"outputs.{key}", chans, "a list of host channels, one per output (0 = none)")
+        setattr(b, key, [channel(f"outputs.{key}", c) for c in chans])
+    b.clock_out = channel("outputs.clock", outputs.get("clock", 0))
+    b.reset_out = channel("outputs.reset", outputs.get("reset", 0))
+
+    cal = table.get("calibration", {})
+    if not isinstance(cal, dict):
+        raise fail("calibration", cal, "tables inputs and outputs of channel = {gain, offset}")
+    for side, target in (("inputs", b.in_cal), ("outputs", b.out_cal)):
+        for ch, entry in cal.get(side, {}).items():
+            key = f"calibration.{side}.{ch}"
+            if not (isinstance(entry, dict) and set(entry) <= {"gain", "offset"}
+                    and str(ch).isdigit()):
+                raise fail(key, entry, "{ gain = number, offset = volts } under a channel number")
+            gain, offset = entry.get("gain", 1.0), entry.get("offset", 0.0)
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (gain, offset)) \
+                    or not 0.5 <= gain <= 2.0 or abs(offset) > 2.0:
+                raise fail(key, entry, "gain 0.5..2.0 and offset -2..2 V")
+            target[int(ch)] = (float(gain), float(offset))
+    for key in set(cal) - {"inputs", "outputs"}:
+        raise fail(f"calibration.{key}", cal[key], "calibration.inputs, calibration.outputs")
+    midi = board.data.get("midi")
+    b.midi = dict(midi) if isinstance(midi, dict) else None
+    return b

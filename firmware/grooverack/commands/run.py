@@ -1,0 +1,72 @@
+"""`grooverack run`: the module in real time on a board.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from typing import Any
+
+from grooverack.commands.common import add_common, add_patch_arguments
+from grooverack.config import make_settings
+from grooverack.errors import SourceError
+from grooverack.sim.wallclock import run_sim
+
+BACKENDS = {"pi": "grooverack.backends.panel.loop", "es9": "grooverack.backends.es9",
+            "midi": "grooverack.backends.midi"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common(parser)
+    parser.add_argument("--board", metavar="NAME",
+                        help="sim (the virtual patch on the wall clock), a board in hw/boards/ or "
+                             "a TOML path (default: config key board)")
+    parser.add_argument("--duration", type=float, metavar="SECONDS",
+                        help="stop after this long (default: until Ctrl-C)")
+    add_patch_arguments(parser)
+    parser.add_argument("--direct", action="store_true",
+                        help="board sim: drive the engine straight from the patch, without the "
+                             "emulated chips and panel code")
+    parser.add_argument("--rt", action="store_true",
+                        help="board sim: SCHED_FIFO for the loop thread and locked memory, when "
+                             "permitted (as the Pi service runs)")
+    parser.add_argument("--timing", metavar="FILE",
+                        help="board sim: write scheduled vs actual time of every event (CSV)")
+    parser.add_argument("--out", metavar="DIR", help="board sim: also write the render files")
+
+
+def run(args: argparse.Namespace) -> int:
+    from grooverack.errors import ModelError
+
+    launched = time.perf_counter()
+    if args.duration is not None and args.duration <= 0:
+        print(f"grooverack run: --duration must be positive, got {args.duration:g}",
+              file=sys.stderr)
+        return 2
+    settings = make_settings(args)
+    name = args.board or settings["board"]
+    if name == "sim":
+        try:
+            return run_sim(args, settings, launched)
+        except (SourceError, ModelError) as exc:
+            print(f"grooverack run: {exc}", file=sys.stderr)
+            return 2
+    from grooverack.boards.board import load_board
+
+    board: Any = load_board(name)
+    if board.kind == "sim":
+        return run_sim(args, settings, launched)
+    module_name = BACKENDS.get(board.kind)
+    try:
+        module = importlib.import_module(module_name) if module_name else None
+    except ImportError as exc:
+        print(f"grooverack run: board {board.name} ({board.kind}): back end {module_name} not "
+              f"available ({exc})", file=sys.stderr)
+        return 2
+    if module is None or not hasattr(module, "run_backend"):
+        print(f"grooverack run: board {board.name}: no back end runs kind {board.kind!r}",
+              file=sys.stderr)
+        return 2
+    return int(module.run_backend(board, settings, args) or 0)

@@ -1,0 +1,49 @@
+"""`grooverack sim`: render the module on a virtual patch in virtual time (the default job).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from grooverack.commands.common import add_common, add_patch_arguments
+from grooverack.errors import SourceError
+from grooverack.sim.session import DEFAULT_BARS, simulate, summary, write_files
+
+DEFAULT_OUT = "grooverack-render"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common(parser)
+    add_patch_arguments(parser)
+    parser.add_argument("--bars", type=float,
+                        help=f"length in bars (default {DEFAULT_BARS}; a MIDI file: its length)")
+    parser.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
+                        help=f"output folder (default ./{DEFAULT_OUT}/)")
+    parser.add_argument("--board", default="sim",
+                        help="sim (the reference board over emulated chips: drivers, panel code "
+                             "and calibration as on a Pi), another kind = \"sim\" board, or "
+                             "direct (the engine straight from the patch) (default: sim)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+
+
+def run(args: argparse.Namespace) -> int:
+    from grooverack.errors import ModelError
+
+    if args.bars is not None and args.bars <= 0:
+        print(f"grooverack sim: --bars must be positive, got {args.bars:g}", file=sys.stderr)
+        return 2
+    if not getattr(args, "verbose", False):  # the board's start-up notes are for `-v`
+        logging.getLogger("grooverack.backends.panel").setLevel(logging.WARNING)
+    try:
+        patch, recorder, settings, seconds = simulate(args)
+    except (SourceError, ModelError) as exc:
+        print(f"grooverack sim: {exc}", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out)
+    write_files(out_dir, patch, recorder, settings, settings["generation.seed"])
+    if not args.quiet:
+        print(summary(patch, recorder, settings, out_dir, seconds))
+    return 0

@@ -1,0 +1,211 @@
+"""`grooverack run`: the module in real time on a board.
+
+`--board sim` plays the virtual patch of `grooverack sim` on the wall clock, with the threads
+the style guide asks for: the loop thread applies each input change when its time comes and
+asks the engine for the outputs of the next 20 ms (`advance`); a writer thread only moves data:
+it sleeps to ~0.5 ms before each queued output, spins to its time, writes it and records the
+scheduled and actual times (`--timing FILE`); the engine generates in its own worker thread
+(`Engine(threaded=True)`). `--rt` gives the three threads SCHED_FIFO (writer > loop > worker) and
+locks memory, as the Pi service does. Other boards are run by the back end module of their kind
+(`pi` -> io.panel, `es9` -> io.es9, `midi` -> io.midi), each of which provides
+`run_backend(board, settings, args) -> int`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import heapq
+import itertools
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from grooverack.config import CONTROLS, SCHEMA, Settings
+from grooverack.runtime.priority import WRITER_PRIORITY, realtime, short_gil_slices
+from grooverack.runtime.scheduler import RT_SPIN_S, SPIN_S, TimedScheduler
+from grooverack.runtime.serve import Lifecycle, make_engine
+from grooverack.sim.direct import TAIL_S, DirectBoard
+from grooverack.sim.patch import OutputRecorder, OutputRow, build_patch, pot_position
+from grooverack.sim.session import make_board, write_files
+from grooverack.sim.sources import load_controls, load_source
+
+LOOKAHEAD_S = 0.020  # the loop asks the engine for events this far ahead
+WAKE_MARGIN_S = 0.008  # and wakes (plain sleep, no spin) this long before the end of that
+START_DELAY_S = 0.05  # time 0 of the patch is this long after the loop is ready
+
+_clock = time.perf_counter  # CLOCK_MONOTONIC on Linux, ns resolution
+
+
+def timeline(args: argparse.Namespace, settings: Settings, duration: float | None
+             ) -> tuple[Iterator[tuple[float, str, float]], float, str]:
+    """Input changes of the patch, cycling for ever (or to `duration`), with the controls file.
+
+    Returns (changes sorted by time, bpm, source name). One cycle of the source is built once
+    and replayed, so an unbounded run needs no more memory than one cycle.
+    """
+    source = load_source(args.input)
+    bpm = args.bpm or source.bpm or settings["tempo"]
+    bpm = float(SCHEMA["tempo"].validate(round(float(bpm), 3), "--bpm"))
+    settings.set("tempo", bpm)
+    if source.drum and settings["input.velocity_mode"] == SCHEMA["input.velocity_mode"].default:
+        settings.set("input.velocity_mode", "cv")
+    ppqn = settings["clock.ppqn"] if args.clock else None
+    cycle = build_patch(source, bpm=bpm, bars=source.bars, clock_ppqn=ppqn,
+                        velocity_cv_volts=settings["input.velocity_cv_volts"])
+    period = cycle.duration
+    notes = [c for c in cycle.changes if c[1] != "reset"]
+    resets = [c for c in cycle.changes if c[1] == "reset"]  # one reset, at the very start
+
+    def replay() -> Iterator[tuple[float, str, float]]:
+        for k in itertools.count():
+            for t, jack, value in notes:
+                yield t + k * period, jack, value
+
+    controls = [(0.0, key, pot_position(key, settings[key])) for key in CONTROLS]
+    for change in (load_controls(args.controls) if args.controls else []):
+        value = 1.0 if change.key.startswith("press.") else pot_position(change.key, change.value)
+        controls.append((change.time(bpm), change.key, value))
+    controls.sort(key=lambda c: c[0])
+    merged = heapq.merge(controls, resets, replay(), key=lambda c: c[0])
+    if duration is not None:
+        merged = itertools.takewhile(lambda c: c[0] < duration, merged)
+    return merged, bpm, source.name
+
+
+class RecordingWriter(OutputRecorder):
+    """The wall-clock sim's outputs: each write goes through the shared `TimedScheduler` (the
+    same sleep-then-spin thread that writes the Pi's DACs) and is recorded when it leaves, with
+    its scheduled and actual patch times in `timing`."""
+
+    def __init__(self, t0: float, spin: float = SPIN_S, priority: int | None = None) -> None:
+        super().__init__()
+        self.timing: list[tuple[float, float]] = []
+        self.scheduler: TimedScheduler[OutputRow] = TimedScheduler(
+            self._emit, clock=_clock, t0=t0, spin=spin, priority=priority).start()
+
+    def write(self, time: float, output: int, kind: str, volts: float,
+              voice: int | None = None) -> None:
+        row = OutputRow(float(time), int(output), str(kind), float(volts), voice)
+        self.scheduler.schedule(row.time, row)
+
+    def _emit(self, row: OutputRow, due: float, actual: float) -> None:
+        self.rows.append(row)
+        self.timing.append((due, actual))
+
+    @property
+    def cpu_s(self) -> float:
+        return self.scheduler.cpu_s
+
+    def close(self) -> None:
+        """Write everything queued, then stop the thread."""
+        self.scheduler.close()
+
+
+def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> int:
+    duration = args.duration
+    changes, bpm, name = timeline(args, settings, duration)
+    engine = make_engine(settings, threaded=True)
+    short_gil_slices()  # the loop must not wait behind the generator thread's Python work
+    fifo = realtime() if args.rt else False
+    gc.freeze()  # what start-up made is never collected again: no long collections while playing
+    t0 = _clock() + START_DELAY_S
+    writer = RecordingWriter(t0, RT_SPIN_S if fifo else SPIN_S, WRITER_PRIORITY if fifo else None)
+    board = (DirectBoard(engine, settings, writer) if args.direct
+             else make_board(settings, writer, engine, args.board or "sim"))
+    life = Lifecycle(settings, engine)
+    life.restore()  # presets and the last performance from the state dir
+    stopped_at: list[float] = []
+
+    def outputs_to_zero() -> None:  # queued after the last falls
+        t = (stopped_at[0] if stopped_at else max(_clock() - t0, 0.0)) + TAIL_S
+        for output in range(1, int(settings["outputs.count"]) + 1):
+            writer.write(t, output, "trigger", 0.0)
+            writer.write(t, output, "velocity", 0.0)
+
+    life.ready(f"board sim up ({name}, {bpm:g} BPM)", outputs_to_zero=outputs_to_zero)
+    ready_s = _clock() - launched
+    print(f"grooverack run: ready in {ready_s:.3f} s (board sim, {name}, {bpm:g} BPM"
+          f"{f', {duration:g} s' if duration else ', Ctrl-C to stop'})", file=sys.stderr,
+          flush=True)
+    cpu0, loop_cpu0 = os.times(), time.thread_time()
+    applied: list[tuple[float, float]] = []
+    board.start(0.0)
+    pending = next(changes, None)
+    end = duration if duration is not None else float("inf")
+    try:
+        while not life.stopping:
+            life.beat()
+            now = _clock() - t0
+            if pending is not None and pending[0] <= now:
+                # An input is applied once its time has come and carries that time, as a
+                # kernel edge timestamp would; the engine may already be past it.
+                board.apply(*pending)
+                applied.append((pending[0], now))
+                pending = next(changes, None)
+                continue
+            horizon = min(now + LOOKAHEAD_S, end)
+            board.advance(horizon)
+            if horizon >= end:
+                break
+            wake = horizon - WAKE_MARGIN_S
+            if pending is not None:
+                wake = min(wake, pending[0])
+            pause = t0 + wake - _clock()
+            if pause > 0:
+                time.sleep(pause)
+    except KeyboardInterrupt:
+        end = _clock() - t0
+    if life.stopping:
+        end = min(end, _clock() - t0)
+    board.finish(end)
+    stopped_at.append(end)
+    life.shutdown()  # outputs to 0 V (queued after the last falls), state saved, engine stopped
+    writer.close()
+    wall = _clock() - t0
+    cpu1, loop_cpu = os.times(), time.thread_time() - loop_cpu0
+    process_cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    patterns = float(engine.pattern.serial)
+    report = timing_report(writer.timing)
+    print(f"grooverack run: {wall:.1f} s, {len(writer.timing)} output writes, "
+          f"{len(applied)} input changes, {patterns:.0f} patterns; lateness median "
+          f"{report['median_ms']:.3f} ms, "
+          f"p99 {report['p99_ms']:.3f} ms, max {report['max_ms']:.3f} ms; CPU "
+          f"{100 * process_cpu / wall:.1f} % of a core (loop thread {100 * loop_cpu / wall:.1f} %, "
+          f"writer thread {100 * writer.cpu_s / wall:.1f} %)",
+          file=sys.stderr)
+    if args.timing:
+        write_timing(Path(args.timing), writer, applied, ready_s=ready_s, wall_s=wall,
+                     process_cpu_s=process_cpu, loop_cpu_s=loop_cpu, writer_cpu_s=writer.cpu_s,
+                     patterns=patterns)
+    if args.out:
+        patch = build_patch(load_source(args.input), bpm=bpm, bars=max(wall, 0.001) / (240 / bpm),
+                            clock_ppqn=settings["clock.ppqn"] if args.clock else None)
+        write_files(Path(args.out), patch, writer, settings, settings["generation.seed"])
+    return 0
+
+
+def timing_report(timing: list[tuple[float, float]]) -> dict[str, float]:
+    if not timing:
+        return {"count": 0, "median_ms": float("nan"), "p99_ms": float("nan"),
+                "max_ms": float("nan")}
+    late = np.array([a - s for s, a in timing]) * 1000.0
+    return {"count": len(late), "median_ms": float(np.median(late)),
+            "p99_ms": float(np.percentile(late, 99)), "max_ms": float(late.max())}
+
+
+def write_timing(path: Path, recorder: RecordingWriter, applied: list[tuple[float, float]],
+                 **totals: float) -> None:
+    """CSV of every output write and input change: scheduled and actual patch times."""
+    lines = ["# " + " ".join(f"{k}={v:.6f}" for k, v in totals.items()),
+             "what,scheduled_s,actual_s,output,kind,volts"]
+    for row, (sched, actual) in zip(recorder.rows, recorder.timing, strict=True):
+        lines.append(f"output,{sched:.6f},{actual:.6f},{row.output},{row.kind},{row.volts:.4f}")
+    for sched, actual in applied:
+        lines.append(f"input,{sched:.6f},{actual:.6f},,,")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
