@@ -23,6 +23,7 @@ class ScriptedEngine:
         self.calls: list[tuple] = []
         self.events = sorted(events, key=lambda e: (e.time, e.order))
         self.returned: list[OutputEvent] = []
+        self.settings = Settings()  # the engine seam: the panel reads the record mode from it
 
     def start(self, t):
         self.calls.append(("start", t))

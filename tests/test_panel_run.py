@@ -29,6 +29,9 @@ class LiveEngine:
         self.heartbeat = time.monotonic()
         self.closed = False
         self.controls: list[tuple[str, float]] = []
+        self.settings = Settings()  # the engine seam: what the panel and the state keeper read
+        self.presets: dict[int, dict] = {}
+        self.preset_slot = 0
 
     def start(self, t):
         self.events = [OutputEvent(t + 0.01, 1, "velocity", 1.0, 0, 0),

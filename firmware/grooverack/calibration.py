@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from grooverack import storage
+from grooverack.boards.es9 import parse_board
 from grooverack.errors import CalibrationError
 
 log = logging.getLogger(__name__)
@@ -522,7 +523,6 @@ ES9_ANALOG_SKIP = ("gate", "clock", "reset")  # Schmitt-triggered: no scaling to
 def es9_channels(board: Any) -> tuple[dict[str, ChannelSpec], dict[str, ChannelSpec]]:
     """Input jacks (pitch, velocity CV, control CVs) and outputs (`trigger_N`, `velocity_N`,
     `clock`, `reset`) of an ES-9 board, named as the calibration file names them."""
-    from grooverack.boards.es9 import parse_board
 
     es9 = parse_board(board)
     vpu = es9.volts_per_unit

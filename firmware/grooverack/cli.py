@@ -37,13 +37,22 @@ EXTRAS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def chosen_command(argv: list[str]) -> str | None:
+    """The sub-command `argv` names (its first word that is not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Every sub-command; with `only`, just that one's module is imported (the others keep their
+    one-line help), so `grooverack --help` and each job start without importing the rest."""
     parser = argparse.ArgumentParser(prog="grooverack", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"grooverack {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:  # a job whose extra is not installed says which
@@ -60,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
         argv = ["sim"]  # the module's main job: render the built-in line
-    parser = build_parser()
+    command = chosen_command(argv)
+    parser = build_parser(command if command in COMMANDS else "")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -189,6 +189,11 @@ def _keys() -> list[Key]:
 SCHEMA: dict[str, Key] = {key.name: key for key in _keys()}
 
 # Controls a panel, CV, or MIDI CC may move while playing (a subset of the schema).
+# The panel's buttons: what `Engine.press` does, what a board's button may be wired to, what a
+# `--controls` CSV may press. The one list.
+BUTTONS: tuple[str, ...] = ("record", "clear", "randomize_a", "randomize_b", "save_preset",
+                            "recall_preset", "next_preset", "previous_preset")
+
 CONTROLS: tuple[str, ...] = (
     "follow", "morph", "uncertainty", "density", "quantize", "tempo", "swing",
     "groove_velocity", "groove_offset",

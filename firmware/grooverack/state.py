@@ -22,6 +22,7 @@ from typing import Any
 
 from grooverack import storage
 from grooverack.config import CONTROLS, SCHEMA
+from grooverack.engine.seam import EngineSeam
 from grooverack.errors import ConfigError, StateError
 from grooverack.voices import STEPS
 
@@ -218,25 +219,24 @@ def preset_to_engine(number: int, preset: Preset) -> dict[str, Any]:
             "b": list(preset.latent_b), "panel": dict(preset.panel)}
 
 
-def performance_from_engine(engine: Any) -> PerformanceState:
+def performance_from_engine(engine: EngineSeam) -> PerformanceState:
     """What the engine is playing now: latents, panel, captured groove, preset slot."""
     data = engine.save_preset(engine.preset_slot)
     preset = preset_from_engine(data)
     groove = [[float(min(max(x, lo), hi)) for x, lo, hi in zip(row, (0, 0, -0.5), (1, 1, 0.5),
                                                                  strict=True)]
               for row in engine.groove.tolist()]
-    slot = int(getattr(engine, "preset_slot", 0))
+    slot = int(engine.preset_slot)
     return PerformanceState(preset.latent_a, preset.latent_b, preset.panel, groove,
                             slot if 0 <= slot <= PRESET_COUNT else 0)
 
 
-def restore_performance(engine: Any, state: PerformanceState) -> bool:
+def restore_performance(engine: EngineSeam, state: PerformanceState) -> bool:
     """Give the engine the saved latents and panel (the groove is re-captured from what plays).
     False when there is nothing to restore or the latents do not fit the model."""
     if not state.latent_a or not state.latent_b:
         return False
-    size = getattr(getattr(engine, "generator", None), "latent_size", len(state.latent_a))
-    if len(state.latent_a) != size:
+    if len(state.latent_a) != engine.generator.latent_size:
         return False
     # directly, not through recall_preset: that would also overwrite the preset slot's contents
     engine.generator.set_latent("a", state.latent_a)
@@ -251,7 +251,7 @@ def restore_performance(engine: Any, state: PerformanceState) -> bool:
     return True
 
 
-def performance_saver(settings: Mapping[str, Any], engine: Any) -> Any:
+def performance_saver(settings: Mapping[str, Any], engine: EngineSeam) -> Any:
     """A callable that saves what the engine plays to `<state dir>/performance.json` (for the
     shutdown path); a failure is raised to the caller, which logs it and goes on."""
     store = StateStore(state_dir(settings))
@@ -271,20 +271,19 @@ class StateKeeper:
     preset the engine saved since. `save_all()` at shutdown: presets, then the performance state.
     A file that cannot be written is logged by name; the module keeps playing."""
 
-    def __init__(self, settings: Mapping[str, Any], engine: Any) -> None:
+    def __init__(self, settings: Mapping[str, Any], engine: EngineSeam) -> None:
         self.store = StateStore(state_dir(settings))
         self.engine = engine
         self._saved: dict[int, Any] = {}
 
     def restore(self) -> bool:
-        presets = getattr(self.engine, "presets", None)
-        if presets is not None:
-            for number in self.store.presets():
-                preset = self.store.load_preset(number)
-                if preset is not None and preset.latent_a:
-                    data = preset_to_engine(number, preset)
-                    presets[number] = data
-                    self._saved[number] = data
+        presets = self.engine.presets
+        for number in self.store.presets():
+            preset = self.store.load_preset(number)
+            if preset is not None and preset.latent_a:
+                data = preset_to_engine(number, preset)
+                presets[number] = data
+                self._saved[number] = data
         try:
             return restore_performance(self.engine, self.store.load_performance())
         except (ValueError, KeyError, TypeError) as exc:
@@ -293,7 +292,7 @@ class StateKeeper:
 
     def sync(self) -> int:
         written = 0
-        for number, data in list(getattr(self.engine, "presets", {}).items()):
+        for number, data in list(self.engine.presets.items()):
             if self._saved.get(number) is data:
                 continue
             self._saved[number] = data

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grooverack.config import CONTROLS
+from grooverack.config import BUTTONS, CONTROLS
 from grooverack.errors import BoardError
 
 BOARDS_DIR = Path(__file__).resolve().parents[3] / "hw" / "boards"
@@ -26,7 +26,6 @@ DAC_PARTS = ("mcp4728", "mcp4922")
 CHANNELS = {"mcp3208": 8, "ads1115": 4, "mcp4728": 4, "mcp4922": 2}
 OUTPUT_KINDS = ("trigger", "velocity", "clock", "reset", "led")
 INPUT_ROLES = ("gate", "clock", "reset", "button")
-BUTTON_ACTIONS = ("record", "clear", "randomize_a", "randomize_b", "save_preset")
 
 
 @dataclass(frozen=True)
@@ -384,7 +383,7 @@ def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board
         role = _choice(path, w, item, "role", INPUT_ROLES)
         action = None
         if role == "button":
-            action = _choice(path, w, item, "action", BUTTON_ACTIONS)
+            action = _choice(path, w, item, "action", BUTTONS)
         elif "action" in item:
             raise BoardError(f"{path}: key '{w}.action' only applies to role 'button'")
         active_low = item.get("active_low", False)

@@ -26,17 +26,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from grooverack.backends.es9 import find_device
+from grooverack.boards.board import load_board
+from grooverack.boards.es9 import parse_board
 from grooverack.calibration import (
     PITCH_POINTS,
     Calibration,
     ChannelSpec,
     default_path,
+    es9_output_channels,
     fit_output,
     two_point,
     zero_offset,
 )
 from grooverack.commands.common import add_common
+from grooverack.config import load_settings
 from grooverack.errors import CalibrationError
+from grooverack.state import state_dir
 
 SAMPLES = 32              # codes averaged per reading
 VERIFY_PITCH = 2.0        # volts patched into pitch inputs for the verification pass
@@ -89,9 +95,6 @@ class AudioRig:
         import numpy as np
         import sounddevice as sd
 
-        from grooverack.backends.es9 import find_device
-        from grooverack.boards.es9 import parse_board
-        from grooverack.calibration import es9_output_channels
 
         es9 = parse_board(board, settings)
         self.inputs = {jack: ch for jack, ch in es9.inputs.items()}
@@ -380,9 +383,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grooverack.boards.board import load_board
-    from grooverack.config import load_settings
-    from grooverack.state import state_dir
 
     settings = load_settings(args.config, args.overrides)
     board = load_board(args.board or settings["board"])

@@ -19,7 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grooverack.backends.panel.hardware import build_hardware, faults_path, open_hardware
+from grooverack.backends.panel.scanner import ControlScanner
+from grooverack.boards.board import load_board
+from grooverack.calibration import Calibration
 from grooverack.commands.common import add_common
+from grooverack.config import Settings, load_settings
+from grooverack.drivers.ads1115 import ADS1115
+from grooverack.drivers.mcp3208 import MCP3208
+from grooverack.drivers.mcp4728 import MCP4728
+from grooverack.emulators.world import EmulatedWorld
+from grooverack.errors import BusDown
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 ENABLE = {
@@ -119,7 +129,6 @@ def node_checks(board: Any, dev: Path) -> list[Check]:
 
 
 def _probe(part: str, fn: Callable[[], str]) -> Check:
-    from grooverack.errors import BusDown
 
     try:
         detail = fn()
@@ -133,10 +142,6 @@ def _probe(part: str, fn: Callable[[], str]) -> Check:
 
 
 def chip_checks(board: Any, hw: Any, cal: Any, scans: int) -> list[Check]:
-    from grooverack.backends.panel.scanner import ControlScanner
-    from grooverack.drivers.ads1115 import ADS1115
-    from grooverack.drivers.mcp3208 import MCP3208
-    from grooverack.drivers.mcp4728 import MCP4728
 
     checks = []
     for chip in board.chips.values():
@@ -192,7 +197,6 @@ def chip_checks(board: Any, hw: Any, cal: Any, scans: int) -> list[Check]:
             checks.append(Check(part, OK, "idle"))
 
     if scans > 0:
-        from grooverack.config import Settings
 
         scanner = ControlScanner(board, hw, cal, Settings())
         for _ in range(scans):
@@ -235,15 +239,12 @@ def _adc_summary(board: Any, cal: Any, chip: str, codes: list[int]) -> str:
 def diagnose(board: Any, *, dev: Path = Path("/dev"), scans: int = 25,
              hardware: Any = None) -> list[Check]:
     """Every check of `board`; `hardware` (tests) replaces opening the real buses."""
-    from grooverack.backends.panel.hardware import build_hardware, open_hardware
-    from grooverack.calibration import Calibration
 
     if not board.is_panel:
         return [Check(board.name, FAIL, f"kind {board.kind!r}: doctor checks Pi boards ('pi' "
                       "and 'sim'); ES-9 and MIDI boards: `grooverack ports`")]
     checks: list[Check] = []
     if hardware is None and board.kind == "sim":
-        from grooverack.emulators.world import EmulatedWorld
 
         world = EmulatedWorld(board)
         hardware = build_hardware(board, spi=world.spi, i2c=world.i2c, gpio_module=world.gpio,
@@ -301,9 +302,6 @@ def last_run_checks(path: Path) -> list[Check]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grooverack.backends.panel.hardware import faults_path
-    from grooverack.boards.board import load_board
-    from grooverack.config import load_settings
 
     settings = load_settings(args.config, args.overrides)
     board = load_board(args.board or settings["board"])

@@ -7,12 +7,13 @@ import argparse
 import sys
 from typing import Any
 
+from grooverack.boards.midi import api_id
+
 API_NAMES = {"alsa": "ALSA", "jack": "JACK", "default": "default"}
 
 
 def midi_ports(api: str) -> tuple[list[str], list[str]]:
     """(input names, output names) through python-rtmidi's `api` (default/alsa/jack)."""
-    from grooverack.boards.midi import api_id
 
     rtmidi = _rtmidi()
     midi_in = rtmidi.MidiIn(api_id(api), name="grooverack ports")

@@ -9,9 +9,10 @@ import sys
 import time
 from typing import Any
 
+from grooverack.boards.board import load_board
 from grooverack.commands.common import add_common, add_patch_arguments
 from grooverack.config import make_settings
-from grooverack.errors import SourceError
+from grooverack.errors import ModelError, SourceError
 from grooverack.sim.wallclock import run_sim
 
 BACKENDS = {"pi": "grooverack.backends.panel.loop", "es9": "grooverack.backends.es9",
@@ -38,7 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grooverack.errors import ModelError
 
     launched = time.perf_counter()
     if args.duration is not None and args.duration <= 0:
@@ -53,7 +53,6 @@ def run(args: argparse.Namespace) -> int:
         except (SourceError, ModelError) as exc:
             print(f"grooverack run: {exc}", file=sys.stderr)
             return 2
-    from grooverack.boards.board import load_board
 
     board: Any = load_board(name)
     if board.kind == "sim":

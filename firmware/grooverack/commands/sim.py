@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from grooverack.commands.common import add_common, add_patch_arguments
-from grooverack.errors import SourceError
+from grooverack.errors import ModelError, SourceError
 from grooverack.sim.session import DEFAULT_BARS, simulate, summary, write_files
 
 DEFAULT_OUT = "grooverack-render"
@@ -30,7 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from grooverack.errors import ModelError
 
     if args.bars is not None and args.bars <= 0:
         print(f"grooverack sim: --bars must be positive, got {args.bars:g}", file=sys.stderr)

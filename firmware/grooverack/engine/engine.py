@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from grooverack.config import CONTROLS, Settings
+from grooverack.config import BUTTONS, CONTROLS, Settings
 from grooverack.engine.clock import Clock
 from grooverack.engine.generator import Generator, Request
 from grooverack.engine.groove import GrooveCapture, PitchToVelocity
@@ -37,8 +37,6 @@ from grooverack.voices import STEPS, VOICE_NAMES
 
 __all__ = ["Engine", "OutputEvent", "BUTTONS", "PRESET_FORMAT"]
 
-BUTTONS = ("record", "clear", "randomize_a", "randomize_b", "save_preset", "recall_preset",
-           "next_preset", "previous_preset")
 REENCODE_EVERY = {"step": 1, "bar": 16, "loop": STEPS}
 # A tempo-conditioned model hears the tempo in steps of about 4 %: a new pattern when the clock's
 # tempo has moved that far from the one the pattern was made for, not at every wobble of an
@@ -313,7 +311,7 @@ class Engine:
             step = 1 if button == "next_preset" else -1
             self.preset_slot = (self.preset_slot - 1 + step) % PRESET_SLOTS + 1
             return self.preset_slot
-        raise ValueError(f"unknown button {button!r}; allowed: {', '.join(BUTTONS)}")
+        raise ConfigError(f"unknown button {button!r}; allowed: {', '.join(BUTTONS)}")
 
     # --- presets -------------------------------------------------------------------------------------------
     def save_preset(self, n: int) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from grooverack.engine.clock import STEPS_PER_BEAT, Clock
 from grooverack.engine.pattern import Pattern, PatternBuffer
@@ -36,13 +36,17 @@ MIN_RETRIGGER = 0.001    # s: a second rise this close to the previous one is a 
 ORDER = {"fall": 0, "velocity": 1, "rise": 2}
 
 
+EventKind = Literal["velocity", "trigger", "clock", "reset"]
+EVENT_KINDS: tuple[EventKind, ...] = ("velocity", "trigger", "clock", "reset")
+
+
 @dataclass(frozen=True, slots=True)
 class OutputEvent:
     """One thing to write at `time`: kind "velocity" (0..1), "trigger", "clock", "reset" (1/0)."""
 
     time: float
     output: int
-    kind: str
+    kind: EventKind
     value: float
     step: int
     voice: int

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from grooverack.engine.seam import EngineSeam
 from grooverack.runtime.priority import RT_PRIORITY, lock_memory, set_fifo
 
 log = logging.getLogger(__name__)
@@ -275,7 +276,7 @@ LOOP_STALE_S = 1.0        # the real-time loop wakes every few ms: a second of s
 GENERATOR_STALE_S = 3.0   # one inference on a Zero 2 W takes well under a second
 
 
-def engine_probe(engine: Any, stale_after: float = GENERATOR_STALE_S) -> Callable[[], bool]:
+def engine_probe(engine: EngineSeam, stale_after: float = GENERATOR_STALE_S) -> Callable[[], bool]:
     """Alive while the engine's generator runs and its heartbeat (time.monotonic() of the
     worker's last loop) is recent: a stalled inference stops the watchdog pings."""
     def probe() -> bool:
@@ -285,7 +286,7 @@ def engine_probe(engine: Any, stale_after: float = GENERATOR_STALE_S) -> Callabl
     return probe
 
 
-def supervise(engine: Any, *, status: str, outputs_to_zero: Callable[[], Any],
+def supervise(engine: EngineSeam, *, status: str, outputs_to_zero: Callable[[], Any],
               save_state: Callable[[], Any] | None = None, signals: bool = True) -> Service:
     """For `grooverack run`, after the hardware is up: watch the loop ("loop" beats) and the
     generator, shut down by outputs to 0 V then state saved, SIGTERM/SIGINT handlers, READY=1.

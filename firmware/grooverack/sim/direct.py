@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from grooverack.config import CONTROLS, Settings
+from grooverack.engine.seam import EngineSeam
 from grooverack.sim.patch import (
     GATE_HIGH_VOLTS,
     OutputRecorder,
@@ -25,7 +26,7 @@ class DirectBoard:
     panel does, and the onset is given to the engine with the edge's time.
     """
 
-    def __init__(self, engine: Any, settings: Settings, recorder: OutputRecorder, *,
+    def __init__(self, engine: EngineSeam, settings: Settings, recorder: OutputRecorder, *,
                  trigger_volts: float = TRIGGER_VOLTS) -> None:
         self.engine = engine
         self.settings = settings

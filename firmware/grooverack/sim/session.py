@@ -23,7 +23,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from grooverack.backends.panel.simboard import patch_board
+from grooverack.boards.board import load_board
 from grooverack.config import CONTROLS, SCHEMA, Settings, make_settings
+from grooverack.engine.seam import EngineSeam
 from grooverack.errors import SourceError
 from grooverack.runtime.serve import make_engine
 from grooverack.sim.direct import DirectBoard
@@ -33,6 +36,7 @@ from grooverack.sim.patch import (
     build_patch,
     pot_value,
 )
+from grooverack.sim.render import lane_labels, output_notes, write_render
 from grooverack.sim.sources import load_controls, load_source
 from grooverack.voices import VOICE_NAMES
 
@@ -57,12 +61,10 @@ def make_patch(args: argparse.Namespace, settings: Settings, *, bars: float | No
                        velocity_cv_volts=settings["input.velocity_cv_volts"])
 
 
-def make_board(settings: Settings, recorder: OutputRecorder, engine: Any, board: str = "direct"
+def make_board(settings: Settings, recorder: OutputRecorder, engine: EngineSeam, board: str = "direct"
                ) -> Any:
     if board == "direct":
         return DirectBoard(engine, settings, recorder)
-    from grooverack.backends.panel.simboard import patch_board  # over emulated chips
-    from grooverack.boards.board import load_board
 
     loaded = load_board(board)
     if loaded.kind not in ("sim", "pi"):
@@ -76,7 +78,7 @@ class PotlessControls:
     """A panel board whose front has no pot for some controls (e.g. `quantize`): patch changes
     of those reach the engine directly, as a MIDI CC or the configuration would set them."""
 
-    def __init__(self, board: Any, engine: Any) -> None:
+    def __init__(self, board: Any, engine: EngineSeam) -> None:
         self.board, self.engine = board, engine
         self.pots = set(getattr(getattr(board, "board", None), "controls", {}) or ())
 
@@ -170,7 +172,6 @@ def simulate(args: argparse.Namespace, settings: Settings | None = None
 
 def write_files(out_dir: Path, patch: VirtualPatch, recorder: OutputRecorder,
                 settings: Settings, seed: int) -> dict[str, Path]:
-    from grooverack.sim.render import lane_labels, output_notes, write_render
 
     outputs = settings["outputs.count"]
     title = (f"grooverack  {patch.source}  {patch.bpm:g} BPM  seed {seed}  "

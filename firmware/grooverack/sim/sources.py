@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from grooverack.config import CONTROLS, SCHEMA
+from grooverack.config import BUTTONS, CONTROLS, SCHEMA
 from grooverack.errors import ConfigError, SourceError
 from grooverack.voices import NOTE_TO_VOICE, STEPS_PER_BAR
 
@@ -246,7 +246,6 @@ class ControlChange:
         return (self.bar - 1.0) * 4 * 60.0 / bpm
 
 
-BUTTONS = ("record", "clear", "randomize_a", "randomize_b")
 
 
 def load_controls(path: str | Path) -> list[ControlChange]:

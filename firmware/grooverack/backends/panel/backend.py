@@ -28,20 +28,21 @@ from grooverack.backends.panel.hardware import Hardware
 from grooverack.backends.panel.outputs import PanelOutputs
 from grooverack.backends.panel.scanner import ControlScanner
 from grooverack.boards.board import Board
+from grooverack.calibration import Calibration, default_path
 from grooverack.config import Settings
+from grooverack.engine.seam import EngineSeam
 from grooverack.errors import BusDown
+from grooverack.state import state_dir
 
 log = logging.getLogger(__name__)
 
 
 def calibration_for(board: Board, settings: Settings) -> Any:
     """The board's calibration file under the state directory, else the nominal scaling."""
-    from grooverack.calibration import Calibration, default_path
 
     state = settings["state.dir"]
     if not state:
         try:
-            from grooverack.state import state_dir
             state = str(state_dir(settings))
         except (ImportError, OSError):
             state = ""
@@ -53,7 +54,7 @@ def calibration_for(board: Board, settings: Settings) -> Any:
 class PanelBackend:
     """Panel <-> Engine. Loop-thread methods: `start`, `on_edge`, `tick`, `write`, `close`."""
 
-    def __init__(self, board: Board, settings: Settings, engine: Any, hw: Hardware, cal: Any,
+    def __init__(self, board: Board, settings: Settings, engine: EngineSeam, hw: Hardware, cal: Any,
                  clock: Callable[[], float], after_phase: Callable[[], None] | None = None) -> None:
         self.board, self.settings, self.engine, self.hw, self.cal = board, settings, engine, hw, cal
         self.clock = clock
@@ -175,11 +176,7 @@ class PanelBackend:
 
     def _leds(self) -> None:
         """The record LED is lit while onsets are captured (record mode record or overdub)."""
-        settings = getattr(self.engine, "settings", None) or self.settings
-        try:
-            capturing = settings["record"] != "off"
-        except (KeyError, TypeError):
-            return
+        capturing = self.engine.settings["record"] != "off"
         for out in self.board.gpio_outputs.values():
             if out.kind == "led":
                 self.hw.gpio.write(out.pin, int(capturing))

@@ -20,11 +20,13 @@ from typing import Any
 from grooverack.boards.board import Board
 from grooverack.config import Settings
 from grooverack.drivers.ads1115 import ADS1115
-from grooverack.drivers.gpio import GPIOPins
+from grooverack.drivers.gpio import GPIOPins, open_rpi_gpio
 from grooverack.drivers.mcp3208 import MCP3208
 from grooverack.drivers.mcp4728 import MCP4728
 from grooverack.drivers.mcp4922 import MCP4922
 from grooverack.errors import BusDown
+from grooverack.state import state_dir
+from grooverack.storage import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +42,12 @@ FAULTS_SAVE_S = 10.0        # a running module rewrites its bus-fault report thi
 
 def faults_path(settings: Settings, board_name: str) -> Path:
     """`<state dir>/bus-faults-<board>.json`: the running module's fault counters for doctor."""
-    from grooverack.state import state_dir
 
     return state_dir(settings) / f"bus-faults-{board_name}.json"
 
 
 def save_faults(path: Path, board: str, faults: dict[str, dict[str, Any]], started: float) -> None:
     """Atomically write the counters (wall-clock `started`/`updated` in seconds since the epoch)."""
-    from grooverack.storage import atomic_write_text
 
     report = {"board": board, "started": started, "updated": time.time(), "chips": faults}
     atomic_write_text(path, json.dumps(report, indent=1, sort_keys=True) + "\n")
@@ -190,7 +190,6 @@ def build_hardware(board: Board, *, spi: Callable[[Any], Any], i2c: Callable[[in
 
 def open_hardware(board: Board, clock: Callable[[], float] = time.monotonic) -> Hardware:
     """The real buses of a Pi: spidev, smbus2, RPi.GPIO (imported here, on the Pi only)."""
-    from grooverack.drivers.gpio import open_rpi_gpio
 
     def spi(chip: Any) -> Any:
         try:

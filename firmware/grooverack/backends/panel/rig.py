@@ -9,6 +9,7 @@ from typing import Any
 from grooverack.backends.panel.hardware import Hardware, build_hardware, open_hardware
 from grooverack.boards.board import Board
 from grooverack.config import Settings
+from grooverack.emulators.world import EmulatedWorld
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,6 @@ class CalibrationRig:
 
 def open_calibration_rig(board: Board, settings: Settings) -> CalibrationRig:
     if board.kind == "sim":
-        from grooverack.emulators.world import EmulatedWorld
 
         world = EmulatedWorld(board)
         hw = build_hardware(board, spi=world.spi, i2c=world.i2c, gpio_module=world.gpio,

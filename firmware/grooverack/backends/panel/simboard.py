@@ -9,7 +9,10 @@ from typing import Any
 from grooverack.backends.panel.backend import PanelBackend, calibration_for, group_instants
 from grooverack.backends.panel.hardware import build_hardware
 from grooverack.boards.board import Board, load_board
-from grooverack.config import Settings
+from grooverack.calibration import Calibration
+from grooverack.config import CONTROLS, Settings
+from grooverack.emulators.world import EmulatedWorld
+from grooverack.engine.seam import EngineSeam
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +26,7 @@ class SimPanelBoard:
     `finish(t_end)`; outputs read back from the emulated DACs/GPIO into `recorder` as
     `(time, output, kind, volts, voice)`."""
 
-    def __init__(self, board: Board | str, settings: Settings, recorder: Any, engine: Any) -> None:
-        from grooverack.emulators.world import EmulatedWorld
+    def __init__(self, board: Board | str, settings: Settings, recorder: Any, engine: EngineSeam) -> None:
 
         self.board = load_board(board) if isinstance(board, str) else board
         if not self.board.is_panel:
@@ -38,7 +40,6 @@ class SimPanelBoard:
                                  sleep_for=self.world.sleep_for, retry_sleep=lambda s: None)
         self.cal = calibration_for(self.board, settings) if settings["state.dir"] else None
         if self.cal is None:
-            from grooverack.calibration import Calibration
             self.cal = Calibration.nominal(self.board)
         self.panel = PanelBackend(self.board, settings, engine, self.hw, self.cal, self.clock,
                                   after_phase=self._capture)
@@ -83,7 +84,6 @@ class SimPanelBoard:
         elif jack in ("velocity_cv", "clock", "reset", "pitch", "gate"):
             log.debug("board %s has no %s jack: ignored", self.board.name, jack)
         else:
-            from grooverack.config import CONTROLS
             if jack in CONTROLS:
                 log.debug("board %s has no %s pot: ignored", self.board.name, jack)
                 return
@@ -131,6 +131,6 @@ class SimPanelBoard:
         return self.panel.faults()
 
 
-def patch_board(board: Board | str, settings: Settings, recorder: Any, engine: Any) -> SimPanelBoard:
+def patch_board(board: Board | str, settings: Settings, recorder: Any, engine: EngineSeam) -> SimPanelBoard:
     """The seam `grooverack sim --board sim` uses (io/sim.py `make_board`)."""
     return SimPanelBoard(board, settings, recorder, engine)
