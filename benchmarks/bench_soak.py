@@ -1,7 +1,7 @@
 """Soak: hours of musical time through the simulated CV layer, faster than real time.
 
 The engine (the shipped model, synchronous generation) is driven through the sim board's jack
-layer (`io.sim.DirectBoard`: Schmitt-triggered gate/clock/reset, pitch sampled after the gate) in
+layer (`sim.direct.DirectBoard`: Schmitt-triggered gate/clock/reset, pitch sampled after the gate) in
 virtual time, segment after segment with random scenarios:
 
 - internal clock at a random tempo, or an external clock at a random PPQN (with timing jitter);
@@ -407,7 +407,7 @@ def readme_text(report: SoakReport, seed: int) -> str:
 on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {platform.processor() or platform.machine()},
 {os.cpu_count()} cores shared with the other engineers and a training run, Python
 {platform.python_version()}. The engine with the shipped model (synchronous generation) behind the
-sim board's jack layer (`io.sim.DirectBoard`), in virtual time. The CI variant
+sim board's jack layer (`sim.direct.DirectBoard`), in virtual time. The CI variant
 (`tests/test_soak.py`) runs 2 x 30 min of musical time; the full run is `pytest -m slow
 tests/test_soak.py` or this script.
 

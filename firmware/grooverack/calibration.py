@@ -1,6 +1,6 @@
 """Codes <-> volts per channel: the one door between chip codes and Eurorack volts.
 
-A board (`hw/boards/*.toml`, `grooverack.io.board`) states each channel's *nominal* front-end
+A board (`hw/boards/*.toml`, `grooverack.boards.board`) states each channel's *nominal* front-end
 scaling (volts = gain * code + offset), its code range and, for outputs, the safe voltage range.
 A calibration file replaces the nominal gain/offset by measured ones (inputs: two points +1 V and
 +3 V for pitch, the offset with nothing patched for the rest; outputs: gain/offset or a per-volt
@@ -549,7 +549,7 @@ def es9_output_channels(es9: Any) -> dict[str, int]:
 
 
 def apply_to_es9(cal: Calibration, es9: Any) -> None:
-    """Give an ES9Board (`io.es9.parse_board`) the calibrated gain/offset of every channel in its
+    """Give an ES9Board (`boards.es9.parse_board`) the calibrated gain/offset of every channel in its
     own terms (volts = gain * sample * volts_per_unit + offset, per host channel). A per-volt
     table is used through its least-squares gain/offset."""
     vpu = es9.volts_per_unit

@@ -1,6 +1,6 @@
 """A board's hardware as emulators, with the outside world attached: jacks, pots and buttons.
 
-`EmulatedWorld(board)` builds one emulator per chip of a Pi board (`grooverack.io.board`) on
+`EmulatedWorld(board)` builds one emulator per chip of a Pi board (`grooverack.boards.board`) on
 emulated buses and a GPIO header, all on one virtual clock. The program side gets what the real
 back end would open (`spi(chip)`, `i2c(bus)`, `gpio`, `sleep_for(chip)`); the world side sets jack
 voltages through the board's nominal front ends (plus the `[emulation.front_end]` errors of a sim

@@ -2,7 +2,7 @@
 
 Everything here is a pure function of its arguments (no clock, no randomness), so a render is
 byte-for-byte repeatable. mido writes the MIDI files; the piano roll is drawn with numpy and
-written by `grooverack.io.png`.
+written by `grooverack.sim.png`.
 """
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
 """`grooverack sim`: render the module on a virtual patch in virtual time, faster than real time.
 
 A sequencer source (the built-in line, `euclid:K:N`, or a MIDI file) becomes jack voltages
-(`grooverack.io.patch`); a *patch board* turns them into engine calls and writes the engine's
-outputs as volts into an `OutputRecorder`; `grooverack.io.render` writes the files.
+(`grooverack.sim.patch`); a *patch board* turns them into engine calls and writes the engine's
+outputs as volts into an `OutputRecorder`; `grooverack.sim.render` writes the files.
 
 Patch board seam (ARCHITECTURE.md, "Virtual patch contract"): `start(t)`, `apply(t, jack, value)`,
 `advance(t_until)` (every output before `t_until` written to the recorder) and `finish(t_end)`
 (trailing trigger falls). By default the patch drives the `sim` board of `hw/boards/`: jack volts
 -> emulated ADC/GPIO -> the Pi's panel code and calibration -> engine -> emulated DACs/GPIO ->
-recorder (`io.panel.patch_board`). `--board direct` uses `DirectBoard` here instead: the engine
+recorder (`backends.panel.simboard.patch_board`). `--board direct` uses `DirectBoard` here instead: the engine
 straight from the jacks (the panel's edge and pitch-settle logic in a few lines, exact volts).
 """
 

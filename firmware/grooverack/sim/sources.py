@@ -1,7 +1,7 @@
 """Sequencer sources for the virtual patch: what a sequencer would send into the module.
 
 A source is a list of `InputNote`s in musical time (16th steps, micro-timing as fractional steps)
-plus the length of its cycle; `grooverack.io.patch.build_patch` turns it into jack voltages over
+plus the length of its cycle; `grooverack.sim.patch.build_patch` turns it into jack voltages over
 virtual time. Sources:
 
 - `line` (the default): a Metropolix-like stage sequencer line: 2-octave melody, varied pulse

@@ -1,14 +1,13 @@
-"""`grooverack run`: the module in real time on a board.
+"""`grooverack run --board sim`: the virtual patch of `grooverack sim` on the wall clock.
 
-`--board sim` plays the virtual patch of `grooverack sim` on the wall clock, with the threads
-the style guide asks for: the loop thread applies each input change when its time comes and
-asks the engine for the outputs of the next 20 ms (`advance`); a writer thread only moves data:
-it sleeps to ~0.5 ms before each queued output, spins to its time, writes it and records the
-scheduled and actual times (`--timing FILE`); the engine generates in its own worker thread
-(`Engine(threaded=True)`). `--rt` gives the three threads SCHED_FIFO (writer > loop > worker) and
-locks memory, as the Pi service does. Other boards are run by the back end module of their kind
-(`pi` -> io.panel, `es9` -> io.es9, `midi` -> io.midi), each of which provides
-`run_backend(board, settings, args) -> int`.
+The threads the style guide asks for: the loop thread applies each input change when its time
+comes and asks the engine for the outputs of the next 20 ms (`advance`); the shared
+`runtime.scheduler.TimedScheduler` thread only moves data: it sleeps to just before each queued
+output, spins to its time, records it and its scheduled and actual times (`--timing FILE`); the
+engine generates in its own worker thread (`Engine(threaded=True)`). `--rt` gives the three
+threads SCHED_FIFO (writer > loop > worker) and locks memory, as the Pi service does. The
+lifecycle (state restored, READY + watchdog, outputs to 0 V and state saved on SIGTERM/SIGINT) is
+`runtime.serve.Lifecycle`, as on every board.
 """
 
 from __future__ import annotations

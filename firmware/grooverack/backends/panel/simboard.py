@@ -132,5 +132,5 @@ class SimPanelBoard:
 
 
 def patch_board(board: Board | str, settings: Settings, recorder: Any, engine: EngineSeam) -> SimPanelBoard:
-    """The seam `grooverack sim --board sim` uses (io/sim.py `make_board`)."""
+    """The seam `grooverack sim --board sim` uses (`sim.session.make_board`)."""
     return SimPanelBoard(board, settings, recorder, engine)
