@@ -18,8 +18,8 @@ from typing import Any
 
 from grooverack.config import BUTTONS, CONTROLS
 from grooverack.errors import BoardError
+from grooverack.resources import board_dirs
 
-BOARDS_DIR = Path(__file__).resolve().parents[3] / "hw" / "boards"
 PARTS = ("mcp3208", "ads1115", "mcp4728", "mcp4922")
 ADC_PARTS = ("mcp3208", "ads1115")
 DAC_PARTS = ("mcp4728", "mcp4922")
@@ -161,11 +161,15 @@ def board_path(name_or_path: str | Path) -> Path:
     text = str(name_or_path)
     if text.endswith(".toml") or "/" in text or "\\" in text:
         return Path(text)
-    return BOARDS_DIR / f"{text}.toml"
+    dirs = board_dirs()
+    for folder in dirs:  # a user's own folder ($GROOVERACK_BOARDS) first, then the shipped one
+        if (folder / f"{text}.toml").is_file():
+            return folder / f"{text}.toml"
+    return dirs[-1] / f"{text}.toml"
 
 
 def available_boards() -> list[str]:
-    return sorted(p.stem for p in BOARDS_DIR.glob("*.toml"))
+    return sorted({p.stem for folder in board_dirs() for p in folder.glob("*.toml")})
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -173,7 +177,7 @@ def _read(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         known = ", ".join(available_boards()) or "none"
-        raise BoardError(f"board file {path} does not exist; boards in {BOARDS_DIR}: {known}") from None
+        raise BoardError(f"board file {path} does not exist; boards in {', '.join(map(str, board_dirs()))}: {known}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BoardError(f"board file {path} is not valid TOML: {exc}") from None
 

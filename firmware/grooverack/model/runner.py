@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from grooverack.errors import ModelError
+from grooverack.resources import shipped_models_dir
 from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
 
 MANIFEST_FORMAT = 1
@@ -57,16 +58,13 @@ def open_session(model: str | os.PathLike[str] | bytes) -> Any:
 
 
 def default_manifest_path() -> Path:
-    """`$GROOVERACK_MODELS` (folder or manifest), else `<repo>/models/grooverack.json`.
-
-    The package is installed editable from `<repo>/firmware/grooverack`, so the repository's
-    `models/` is found relative to this file.
-    """
+    """`$GROOVERACK_MODELS` (folder or manifest), else the shipped `grooverack.json` (the package's
+    data: the repository's `models/` in a checkout, a copy in a wheel; `grooverack.resources`)."""
     env = os.environ.get(ENV_MODELS, "").strip()
     if env:
         path = Path(env).expanduser()
         return path / MANIFEST_NAME if path.is_dir() else path
-    return Path(__file__).resolve().parents[3] / "models" / MANIFEST_NAME
+    return shipped_models_dir() / MANIFEST_NAME
 
 
 def sha256_file(path: Path) -> str:
