@@ -30,8 +30,42 @@ def test_poly2_notes_velocity_and_retrigger():
         (1.0, bytes((0x92, 38, 64))), (1.005, bytes((0x82, 38, 0))),
         (2.0, bytes((0x92, 38, 64))), (2.001, bytes((0x82, 38, 0))),
         (2.001, bytes((0x92, 38, 64)))]
-    out.stop(3.0)  # no note left hanging
-    assert queued(sender)[-1] == (3.0, bytes((0x82, 38, 0)))
+    out.stop(3.0)  # no note left hanging: its note-off, then all notes off (CC 123) on channel 3
+    assert queued(sender)[-2:] == [(3.0, bytes((0x82, 38, 0))), (3.0, bytes((0xB2, 123, 0)))]
+
+
+def test_stop_drops_note_ons_past_it_and_sends_everything_off():
+    out, sender = output("midi.profile=poly2", "midi.clock_out=true")
+    out.play(OutputEvent(0.0, 0, "clock", 1.0, 0, -1))
+    out.play(OutputEvent(1.0, 1, "trigger", 1.0, 0, 0))  # sounding at the stop
+    out.play(OutputEvent(1.02, 2, "trigger", 1.0, 1, 1))  # queued ahead, past the stop
+    out.stop(1.01)
+    q = queued(sender)
+    assert (1.02, bytes((0x90, 37, 100))) not in q  # would sound after everything went off
+    assert q[-4:] == [(1.01, bytes((0x80, 36, 0))), (1.01, bytes((0x80, 37, 0))),
+                      (1.01, bytes((0xB0, 123, 0))), (1.01, b"\xfc")]
+
+
+def test_sender_sends_at_the_time_and_flush_sends_the_rest_now():
+    import time
+
+    sender = MidiSender()
+    got = []
+    sender.port = type("Port", (), {"send_message": lambda self, d: got.append(bytes(d))})()
+    sender.start()
+    now = time.monotonic()
+    sender.schedule(now + 0.01, b"\x90\x24\x40")
+    sender.schedule(now + 30.0, b"\x80\x24\x00")
+    deadline = now + 5.0
+    while not sender.sent and time.monotonic() < deadline:
+        time.sleep(0.001)
+    sender.flush()
+    sender.stop()
+    assert got == [b"\x90\x24\x40", b"\x80\x24\x00"]
+    (due, sent, _), = sender.sent
+    assert due == now + 0.01 and 0.0 <= sent - due < 0.05
+    assert [d for _, _, d in sender.flushed] == [b"\x80\x24\x00"]
+    assert sender.thread is None
 
 
 def test_gm_uses_the_voice_note_on_channel_10():

@@ -190,8 +190,8 @@ def test_sim_board_plays_what_the_direct_board_plays():
     give the same triggers as the chip-less DirectBoard, velocities within half a DAC step."""
     import argparse
 
-    from grooverack.config import make_settings
     from grooverack.commands import sim as sim_command
+    from grooverack.config import make_settings
     from grooverack.sim import session
 
     parser = argparse.ArgumentParser()

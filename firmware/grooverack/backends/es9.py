@@ -18,11 +18,13 @@ gain 1, offset 0, 10 V per unit, i.e. +-1.0 = +-10 V), from the board's `[es9.ca
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,9 @@ import numpy as np
 from grooverack.boards.es9 import ES9Board, parse_board
 from grooverack.config import CONTROLS, Settings
 from grooverack.errors import ConfigError
+from grooverack.runtime.priority import realtime, short_gil_slices
+
+log = logging.getLogger(__name__)
 
 EDGE_JACKS = ("gate", "clock", "reset")
 CONTROL_STEP = 1.0 / 256  # a control CV moves the engine only when it changed this much
@@ -110,8 +115,13 @@ class ES9Backend:
         self._wake = threading.Event()
         self._frame = 0  # next input frame number (callback side)
         self._t0_adc: float | None = None
-        self._levels = np.array([b.to_sample(c, 0.0) for c in range(1, b.output_channels + 1)],
-                                dtype=np.float32)
+        # every output channel's sample for 0 V through the board's scaling (its calibration)
+        self.zero_levels = np.array([b.to_sample(c, 0.0) for c in range(1, b.output_channels + 1)],
+                                    dtype=np.float32)
+        self._levels = self.zero_levels.copy()
+        self._zeroing = False  # set: the callback renders zero_levels only, drops level changes
+        self._zero_from: int | None = None  # the first frame it rendered so
+        self.zero_frames = 0  # frames rendered at 0 V since
         self.latency_frames: int | None = None
         self.latency_s: float | None = None
         self.late_events = 0  # level changes that reached the callback after their sample
@@ -152,6 +162,17 @@ class ES9Backend:
                 self._frame += gap
                 self.dropped_frames += gap
         f0 = self._frame
+        if self._zeroing:  # stopping: every output at 0 V, nothing queued plays any more
+            levels = self._levels
+            levels[:] = self.zero_levels
+            self._out.clear()
+            outdata[:] = levels
+            if self._zero_from is None:
+                self._zero_from = f0
+            self._frame = f0 + frames
+            self.zero_frames = self._frame - self._zero_from
+            self._wake.set()
+            return
         self._in.append((f0, indata.copy(), adc))
         levels = self._levels
         outdata[:] = levels
@@ -276,7 +297,7 @@ class ES9Backend:
         """Engine time -> time.monotonic() (for MIDI out beside the CV outputs)."""
         return t + self._mono_offset
 
-    def _engine_loop(self) -> None:
+    def _engine_loop(self, heartbeat: Callable[[], Any] | None = None) -> None:
         eng = self.engine
         lookahead = max(0.03, 4 * max(self.board.blocksize, 64) / self.sr)
         self._mono_offset = math.inf
@@ -284,6 +305,8 @@ class ES9Backend:
         while not self._stop.is_set():
             self._wake.wait(0.05)
             self._wake.clear()
+            if heartbeat is not None:
+                heartbeat()
             while self._in:
                 f0, block, adc = self._in.popleft()
                 n = len(block)
@@ -312,41 +335,57 @@ class ES9Backend:
                                 latency="low", callback=self._callback)
         self.device_names = (sd.query_devices(dev_in)["name"], sd.query_devices(dev_out)["name"])
 
-    def start(self) -> None:
+    def start(self, heartbeat: Callable[[], Any] | None = None) -> None:
+        """Open the stream and play; `heartbeat()` is called by the engine thread every pass
+        (the service's watchdog)."""
         if self.stream is None:
             self.open()
-        if sys.getswitchinterval() > 0.001:
-            sys.setswitchinterval(0.001)
+        short_gil_slices(0.001)
         self._stop.clear()
-        self._thread = threading.Thread(target=self._engine_loop, name="grooverack-es9-engine",
-                                        daemon=True)
+        self._zeroing, self._zero_from, self.zero_frames = False, None, 0
+        self._thread = threading.Thread(target=self._engine_loop, args=(heartbeat,),
+                                        name="grooverack-es9-engine", daemon=True)
         self._thread.start()
         self.stream.start()
 
+    def zero_outputs(self, timeout: float = 1.0) -> bool:
+        """Every output channel to its 0 V sample, rendered by the callback through the
+        stream's latency (the block written and the one after it have passed) before this
+        returns; True when it was (False: the stream stopped calling back)."""
+        self._zeroing = True
+        block = max(self.board.blocksize, 1)
+        need = (self.latency_frames or 0) + 2 * block
+        deadline = time.monotonic() + timeout
+        while self.zero_frames < need:
+            if time.monotonic() > deadline:
+                log.warning("ES-9: the stream did not render the 0 V outputs within %.1f s",
+                            timeout)
+                return False
+            time.sleep(0.002)
+        return True
+
     def stop(self) -> None:
-        if self.stream is not None:
-            self.stream.stop()
-            self.stream.close()
-            self.stream = None
+        """Outputs to 0 V (rendered, see `zero_outputs`), engine thread stopped, stream
+        stopped and closed."""
+        self._zeroing = True
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self.stream is not None:
+            if self.stream.active:
+                self.zero_outputs()
+            self.stream.stop()
+            self.stream.close()
+            self.stream = None
 
     def realtime(self, mirror: MidiMirror | None = None) -> bool:
         """SCHED_FIFO for the engine thread (and a MIDI sender above it, the generator below),
-        when permitted; the audio callback is already real-time (JACK / ALSA thread)."""
-        from grooverack.runtime.priority import GENERATOR_THREAD, set_fifo
-        from grooverack.runtime.service import RT_PRIORITY
-
-        threads = [(self._thread, RT_PRIORITY - 5, "ES-9 engine thread")]
-        if mirror is not None:
-            threads.append((mirror.sender._thread, RT_PRIORITY, "MIDI sender"))
-        threads += [(t, RT_PRIORITY - 10, "generator") for t in threading.enumerate()
-                    if t.name == GENERATOR_THREAD]
-        return all(set_fifo(prio, what, t.native_id) for t, prio, what in threads
-                   if t is not None and t.native_id is not None)
+        when permitted (`runtime.priority.realtime`); the audio callback is already real-time
+        (JACK / ALSA thread)."""
+        return realtime(writer=mirror.sender.thread if mirror is not None else None,
+                        loop=self._thread)
 
     def wait_latency(self, timeout: float = 5.0) -> float:
         deadline = time.monotonic() + timeout
@@ -389,8 +428,13 @@ class MidiMirror:
 
 
 def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
-    """`grooverack run --board es9` (any board of kind "es9"; a [midi] table adds MIDI out)."""
-    from grooverack.runtime.serve import make_engine
+    """`grooverack run --board es9` (any board of kind "es9"; a [midi] table adds MIDI out).
+
+    The lifecycle is `runtime.serve.Lifecycle`: state restored before it plays, READY + the
+    watchdog (the engine thread beats), and on SIGTERM/SIGINT or at the end of `--duration`:
+    every output channel at its 0 V sample (rendered before the stream stops), the MIDI mirror's
+    notes off, then the state saved; exit status 0."""
+    from grooverack.runtime.serve import Lifecycle, make_engine
 
     es9 = parse_board(board, settings)
     # a calibration file written by `grooverack calibrate --board es9` overrides [es9.calibration]
@@ -399,28 +443,55 @@ def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
 
     apply_to_es9(Calibration.load(default_path(state_dir(settings), board.name), board), es9)
     engine = make_engine(settings, threaded=True)
-    mirror = MidiMirror(board, settings) if es9.midi is not None else None
-    if mirror is not None:
-        mirror.start()
-    backend = ES9Backend(engine, settings, es9,
-                         midi_output=mirror.output if mirror is not None else None)
-    backend.start()
-    if getattr(args, "rt", False):
-        backend.realtime(mirror)
-    backend.wait_latency()
-    print(f"grooverack: {backend.describe()}; Ctrl-C to stop", file=sys.stderr)
-    duration = getattr(args, "duration", None)
+    mirror: MidiMirror | None = None
+    backend: ES9Backend | None = None
     try:
-        end = time.monotonic() + duration if duration else math.inf
-        while time.monotonic() < end:
-            time.sleep(min(1.0, max(0.0, end - time.monotonic())))
-            if mirror is not None:
-                mirror.keeper.check()
-    finally:
-        backend.stop()
+        life = Lifecycle(settings, engine)
+        life.restore()  # presets + last performance, before the first step plays
+        mirror = MidiMirror(board, settings) if es9.midi is not None else None
+        if mirror is not None:
+            mirror.start()
+        backend = ES9Backend(engine, settings, es9,
+                             midi_output=mirror.output if mirror is not None else None)
+        backend.start(heartbeat=life.beat)
+    except BaseException:
+        if backend is not None:
+            backend.stop()
         if mirror is not None:
             mirror.stop()
         engine.close()
+        raise
+    es9_backend = backend
+
+    def outputs_to_zero() -> None:
+        es9_backend.stop()  # every channel's 0 V sample rendered, then the stream stopped
+        if mirror is not None:
+            mirror.stop()  # note-offs, all notes off, MIDI Stop
+
+    def every() -> None:  # the main thread, about once a second
+        if es9_backend._thread is None or not es9_backend._thread.is_alive():
+            raise RuntimeError("the ES-9 engine thread stopped")
+        if mirror is not None:
+            try:
+                mirror.keeper.check()
+            except Exception as exc:  # listing can fail while a device unplugs
+                log.debug("MIDI port check: %s", exc)
+
+    try:
+        if getattr(args, "rt", False):
+            backend.realtime(mirror)
+        backend.wait_latency()
+        life.ready(f"board {board.name} up ({backend.describe()})",
+                   outputs_to_zero=outputs_to_zero)
+        print(f"grooverack: {backend.describe()}; Ctrl-C to stop", file=sys.stderr)
+        life.wait(getattr(args, "duration", None), every=every)
+        status = life.shutdown()  # outputs to 0 V, state saved, engine stopped
+    except BaseException:
+        log.exception("ES-9 back end stopped by an error: outputs to 0 V")
+        if life.service is None:
+            outputs_to_zero()
+        life.shutdown()
+        raise
     print(f"grooverack: {len(backend.onsets)} onsets in, {len(backend.scheduled)} output "
           f"changes, {backend.late_events} late, {backend.xruns} xruns", file=sys.stderr)
-    return 0
+    return status

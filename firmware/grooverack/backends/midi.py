@@ -7,7 +7,8 @@ Threads, as the back-end contract wants them:
   engine calls (onsets, clock, transport, controls) at the times the MIDI system stamped them,
   calls `engine.advance(now + LOOKAHEAD)` and hands each event to the output, which turns it into
   timed messages; once a second it looks for ports that went away or came back;
-- the sender (one thread) sleeps, then spins, to each message's time and sends it.
+- the sender (one thread, the shared `runtime.scheduler.TimedScheduler`) sleeps, then spins,
+  to each message's time and sends it.
 Generation runs in the engine's own worker (`Engine(threaded=True)`), never in these threads.
 
 The timeline is `time.monotonic()`. Output messages leave at the time the player scheduled,
@@ -16,8 +17,6 @@ micro-timing included: the same events the CV outputs would play.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import math
 import sys
@@ -40,7 +39,9 @@ from grooverack.backends.midiparse import (
 from grooverack.boards.midi import MidiOptions, midi_options
 from grooverack.config import SCHEMA, Settings
 from grooverack.errors import ConfigError
-from grooverack.runtime.serve import make_engine
+from grooverack.runtime.priority import realtime, short_gil_slices
+from grooverack.runtime.scheduler import TimedScheduler
+from grooverack.runtime.serve import Lifecycle, make_engine
 from grooverack.voices import VOICE_GM_NOTES
 
 log = logging.getLogger(__name__)
@@ -151,84 +152,61 @@ class Scheduled:
 
 
 class MidiSender:
-    """Sends messages at their times from one thread; records when each really left."""
+    """MIDI out on the shared `TimedScheduler` (its thread sleeps, then spins, to each message's
+    time and sends it); records when each really left. Clock: `clock()` (time.monotonic)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, log_size: int = 100_000):
         self.clock = clock
         self.port: Any = None  # an open rtmidi.MidiOut, or None while the port is away
-        self._heap: list[Scheduled] = []
-        self._seq = itertools.count()
-        self._cond = threading.Condition()
-        self._running = False
-        self._thread: threading.Thread | None = None
+        self.scheduler: TimedScheduler[bytes] = TimedScheduler(
+            self._emit, clock=clock, t0=0.0, spin=SPIN, name="grooverack-midi-send")
+        self._send_lock = threading.Lock()  # the scheduler's thread and flush() both send
         self.sent: deque[tuple[float, float, bytes]] = deque(maxlen=log_size)  # (due, sent, msg)
         self.flushed: list[tuple[float, float, bytes]] = []  # sent early by flush() at a stop
 
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self.scheduler.thread
+
+    @property
+    def _heap(self) -> list[Scheduled]:
+        """What is queued (tests look at it)."""
+        return [Scheduled(t, seq, data) for t, seq, data in self.scheduler._heap]
+
     def schedule(self, t: float, data: bytes) -> None:
-        item = Scheduled(t, next(self._seq), data)
-        with self._cond:
-            heapq.heappush(self._heap, item)
-            if self._heap[0] is item:  # earlier than what the sender waits for
-                self._cond.notify()
+        self.scheduler.schedule(t, bytes(data))
 
     def start(self) -> None:
-        self._running = True
-        self._thread = threading.Thread(target=self._run, name="grooverack-midi-send", daemon=True)
-        self._thread.start()
+        self.scheduler.start()
 
     def stop(self) -> None:
-        with self._cond:
-            self._running = False
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
+        """Stop the thread; what is still queued is dropped (`flush()` first sends it)."""
+        self.scheduler.stop(timeout=2.0)
 
-    def cancel(self, after: float, data: bytes) -> int:
-        """Drop queued copies of `data` due after `after` (predicted clock ticks at a stop)."""
-        with self._cond:
-            keep = [i for i in self._heap if not (i.time > after and i.data == data)]
-            dropped = len(self._heap) - len(keep)
-            heapq.heapify(keep)
-            self._heap = keep
-        return dropped
+    def cancel(self, after: float, data: bytes | None = None,
+               where: Callable[[bytes], bool] | None = None) -> int:
+        """Drop queued copies of `data` (or messages for which `where(msg)` holds) due after
+        `after` (predicted clock ticks, note-ons not yet sounding at a stop)."""
+        return self.scheduler.cancel(
+            lambda t, msg: t > after and (msg == data if where is None else where(msg)))
 
     def flush(self) -> None:
         """Send everything still queued now (at shutdown: no note left hanging)."""
-        with self._cond:
-            items, self._heap = sorted(self._heap), []
-        for item in items:
-            self._send(item, flushed=True)
+        for t, data in self.scheduler.flush():
+            self._send(t, data, self.flushed)
 
-    def _run(self) -> None:
-        clock = self.clock
-        while True:
-            with self._cond:
-                while self._running:
-                    if self._heap:
-                        wait = self._heap[0].time - clock() - SPIN
-                        if wait <= 0:
-                            break
-                        self._cond.wait(wait)
-                    else:
-                        self._cond.wait()
-                if not self._running:
-                    return
-                item = heapq.heappop(self._heap)
-            while clock() < item.time:  # the last stretch: spin for precision
-                pass
-            self._send(item)
+    def _emit(self, data: bytes, due: float, actual: float) -> None:
+        self._send(due, data, self.sent)
 
-    def _send(self, item: Scheduled, flushed: bool = False) -> None:
-        port = self.port
-        if port is not None:
-            try:
-                port.send_message(item.data)
-            except Exception as exc:  # a port that vanished mid-send: keep playing
-                log.debug("MIDI send failed: %s", exc)
-        if flushed:
-            self.flushed.append((item.time, self.clock(), item.data))
-        else:
-            self.sent.append((item.time, self.clock(), item.data))
+    def _send(self, due: float, data: bytes, log_to: Any) -> None:
+        with self._send_lock:
+            port = self.port
+            if port is not None:
+                try:
+                    port.send_message(data)
+                except Exception as exc:  # a port that vanished mid-send: keep playing
+                    log.debug("MIDI send failed: %s", exc)
+            log_to.append((due, self.clock(), data))
 
 
 class MidiOutput:
@@ -241,6 +219,7 @@ class MidiOutput:
         self.clock_ppqn = clock_ppqn
         self._velocity: dict[int, int] = {}  # output -> MIDI velocity of its next note
         self._sounding: dict[int, tuple[int, int]] = {}  # output -> (channel, note) now on
+        self.channels: set[int] = set()  # every channel a note went out on (all notes off)
         self._last_clock: float | None = None
         self._clock_count = 0
         self.started = False
@@ -259,6 +238,7 @@ class MidiOutput:
                 velocity = self._velocity.get(event.output, 100)
                 self.sender.schedule(t, bytes((0x90 | channel, note, velocity)))
                 self._sounding[event.output] = (channel, note)
+                self.channels.add(channel)
             elif event.output in self._sounding:
                 self._note_off(t, event.output)
         elif kind == "clock" and self.clock_out and event.value > 0.5:
@@ -289,8 +269,13 @@ class MidiOutput:
         self._last_clock = t
 
     def stop(self, t: float) -> None:
+        """Everything off at `t`: note-ons queued past it dropped, a note-off for each sounding
+        note, all notes off (CC 123) on every channel used, and MIDI Stop when clock goes out."""
+        self.sender.cancel(t, where=lambda msg: msg[0] & 0xF0 == 0x90)
         for output in list(self._sounding):
             self._note_off(t, output)
+        for channel in sorted(self.channels):
+            self.sender.schedule(t, bytes((0xB0 | channel, 123, 0)))
         if self.clock_out and self.started:
             self.sender.cancel(t, b"\xf8")  # ticks predicted past the stop
             self.sender.schedule(t, b"\xfc")
@@ -468,40 +453,37 @@ class MidiBackend:
         for keeper in self._ports:
             keeper.open()
 
-    def start(self, rt: bool = False) -> None:
+    def start(self, rt: bool = False, heartbeat: Callable[[], Any] | None = None) -> None:
         """Start playing. `rt`: SCHED_FIFO for the sender, the engine loop one step below and
         the generator worker below that (a worker preempted while it holds the GIL would hold
-        up the others), when permitted."""
+        up the others), when permitted. `heartbeat()` is called by the engine loop every pass
+        (the service's watchdog)."""
         if not self._ports:
             self.open_ports()
-        # short GIL slices: the sender must not wait 5 ms behind Python work of other threads
-        if sys.getswitchinterval() > 0.0005:
-            sys.setswitchinterval(0.0005)
+        short_gil_slices(0.0005)  # the sender must not wait 5 ms behind other threads' Python
         self.sender.start()
         if self.autostart:
             self.engine.start(self.clock())
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="grooverack-midi-engine",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._loop, args=(heartbeat,),
+                                        name="grooverack-midi-engine", daemon=True)
         self._thread.start()
         if rt:
             self.realtime()
 
     def realtime(self) -> bool:
-        from grooverack.runtime.priority import GENERATOR_THREAD, set_fifo
-        from grooverack.runtime.service import RT_PRIORITY
-
-        threads = [(self.sender._thread, RT_PRIORITY, "MIDI sender"),
-                   (self._thread, RT_PRIORITY - 5, "MIDI engine loop")]
-        threads += [(t, RT_PRIORITY - 10, "generator") for t in threading.enumerate()
-                    if t.name == GENERATOR_THREAD]
-        return all(set_fifo(prio, what, t.native_id) for t, prio, what in threads
-                   if t is not None and t.native_id is not None)
+        """SCHED_FIFO: the sender as the writer, the engine loop below it, the generator below
+        that (`runtime.priority.realtime`); memory locked."""
+        return realtime(writer=self.sender.thread, loop=self._thread)
 
     def stop(self) -> None:
+        """Stop playing, outputs off: the engine loop stopped, then at once note-offs for what
+        sounds, all notes off (CC 123) on each channel used, MIDI Stop when clock goes out, and
+        everything still queued sent now; then the ports closed."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+            self._thread = None
         now = self.clock()
         self.output.stop(now)
         self.sender.flush()
@@ -510,10 +492,12 @@ class MidiBackend:
             keeper.close()
         self._ports = []
 
-    def _loop(self) -> None:
+    def _loop(self, heartbeat: Callable[[], Any] | None = None) -> None:
         next_check = self.clock() + PORT_CHECK
         eng, clock = self.engine, self.clock
         while not self._stop.wait(POLL):
+            if heartbeat is not None:
+                heartbeat()
             self.poll_input()
             now = clock()
             for event in eng.advance(now + LOOKAHEAD):
@@ -542,20 +526,38 @@ class MidiBackend:
 
 
 def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
-    """`grooverack run --board midi` (or any board of kind "midi")."""
+    """`grooverack run --board midi` (or any board of kind "midi").
+
+    The lifecycle is `runtime.serve.Lifecycle`: state restored before it plays, READY + the
+    watchdog (the engine loop beats), and on SIGTERM/SIGINT or at the end of `--duration`:
+    note-offs, all notes off and MIDI Stop (clock out) sent, then the state saved; exit 0."""
     engine = make_engine(settings, threaded=True)
-    backend = MidiBackend(engine, settings, board)
+    try:
+        backend = MidiBackend(engine, settings, board)
+        life = Lifecycle(settings, engine)
+        life.restore()  # presets + last performance, before the first step plays
+        backend.open_ports()
+    except BaseException:
+        engine.close()
+        raise
     duration = getattr(args, "duration", None)
-    backend.open_ports()
     print(f"grooverack: MIDI in {backend.in_port.port_name or backend.options.input_port!r}, "
           f"out {backend.out_port.port_name or backend.options.output_port!r}, "
           f"profile {backend.options.profile}; Ctrl-C to stop", file=sys.stderr)
-    backend.start(rt=bool(getattr(args, "rt", False)))
+
+    def loop_alive() -> None:
+        if backend._thread is None or not backend._thread.is_alive():
+            raise RuntimeError("the MIDI engine loop stopped")
+
     try:
-        end = time.monotonic() + duration if duration else math.inf
-        while time.monotonic() < end:
-            time.sleep(min(1.0, max(0.0, end - time.monotonic())))
-    finally:
-        backend.stop()
-        engine.close()
-    return 0
+        backend.start(rt=bool(getattr(args, "rt", False)), heartbeat=life.beat)
+        life.ready(f"board {getattr(board, 'name', 'midi')} up (MIDI, profile "
+                   f"{backend.options.profile})", outputs_to_zero=backend.stop)
+        life.wait(duration, every=loop_alive)
+        return life.shutdown()  # outputs off, state saved, engine stopped
+    except BaseException:
+        log.exception("MIDI back end stopped by an error: outputs off")
+        if life.service is None:
+            backend.stop()
+        life.shutdown()
+        raise
