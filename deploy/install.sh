@@ -219,8 +219,9 @@ install_program() {
     run python3 -m venv "$PREFIX/venv"
   fi
   run "$PREFIX/venv/bin/pip" install -q --upgrade pip
-  # editable: the runtime finds models/ and hw/boards/ next to the package. The buses' packages
-  # are named here rather than through the [pi] extra, whose RPi.GPIO must not meet rpi-lgpio.
+  # editable from the copied checkout (a wheel carries the same files: grooverack.resources). The
+  # buses' packages are named here rather than through the [pi] extra: the GPIO library is chosen
+  # per Pi model below (RPi.GPIO and rpi-lgpio must not be installed together).
   run "$PREFIX/venv/bin/pip" install -q -e "$PREFIX"
   run "$PREFIX/venv/bin/pip" install -q spidev smbus2
   local model gpio
