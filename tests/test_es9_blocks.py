@@ -101,3 +101,45 @@ def test_late_changes_land_at_the_block_start(engine):
     backend.schedule([OutputEvent(100 / SR, 1, "trigger", 1.0, 0, 0)])  # frame 100 - 64: past
     out = run_blocks(backend, np.zeros((N, 4)))
     assert out[0, 0] == np.float32(0.5) and backend.late_events == 1
+
+
+@pytest.mark.parametrize("jack, low, high", [("tempo", 20.0, 300.0), ("swing", 50.0, 75.0)])
+def test_control_cv_lands_in_the_schema_range(engine, jack, low, high):
+    """A tempo or swing CV is scaled into its schema range, not passed on as 0..1 (which the
+    engine refuses with ConfigError, killing the engine thread while audio keeps playing)."""
+    settings = load_settings(overrides=["es9.cv_volts=5.0"])
+    b = board(inputs={"gate": 1, "pitch": 2, "velocity_cv": 3, jack: 4})
+    backend = ES9Backend(engine, settings, b, autostart=False)
+    engine.start(0.0)
+    sig = np.zeros((N * 8, 4))
+    sig[:, 3] = 1.25  # a quarter of es9.cv_volts
+    run_blocks(backend, sig)  # the engine thread's work: must not raise
+    assert engine.settings[jack] == pytest.approx(low + 0.25 * (high - low), abs=1e-6)
+    sig[:, 3] = 7.0  # above es9.cv_volts: the top of the range, no further
+    run_blocks(backend, sig)
+    assert engine.settings[jack] == pytest.approx(high)
+
+
+def test_output_samples_go_through_the_calibration(engine):
+    """Volts -> samples through `calibration.Calibration` (as on the Pi): with no file the board's
+    [es9.calibration] exactly as before, with a file its per-volt table, the safe range kept."""
+    from grooverack.calibration import OutputCal, es9_calibration
+
+    b = board()
+    plain = ES9Backend(engine, load_settings(), b, autostart=False)
+    for ch in (1, 2, 3):
+        for volts in (-3.0, 0.0, 2.5, 7.9, 9.0):
+            assert plain.to_sample(ch, volts) == b.to_sample(ch, volts)
+    assert plain.to_sample(2, 9.0) == plain.to_sample(2, 8.0)  # safe_max 8 V
+    measured = es9_calibration(b)
+    measured.output_cal["velocity_1"] = OutputCal(9.9, 0.0, "table",
+                                                  ((0.0, 0.0), (4.0, 0.4), (8.0, 0.78)))
+    backend = ES9Backend(engine, load_settings(), b, autostart=False, calibration=measured)
+    assert backend.to_sample(2, 6.0) == pytest.approx(0.59)  # between the table's points
+    assert backend.to_sample(2, 12.0) == pytest.approx(0.78)  # clamped to safe_max first
+    assert backend.to_sample(1, 5.0) == b.to_sample(1, 5.0)  # trigger_1: the board's scaling
+    assert backend.zero_levels[1] == np.float32(0.0)
+    backend.latency_frames = 0
+    velocity = 6.0 / load_settings()["outputs.velocity_volts"]  # gives 6 V
+    backend.schedule([OutputEvent(0.0, 1, "velocity", velocity, 0, 0)])
+    assert backend._out[-1][2] == pytest.approx(0.59)

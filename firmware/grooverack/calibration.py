@@ -524,7 +524,10 @@ def es9_channels(board: Any) -> tuple[dict[str, ChannelSpec], dict[str, ChannelS
     """Input jacks (pitch, velocity CV, control CVs) and outputs (`trigger_N`, `velocity_N`,
     `clock`, `reset`) of an ES-9 board, named as the calibration file names them."""
 
-    es9 = parse_board(board)
+    return _es9_specs(parse_board(board))
+
+
+def _es9_specs(es9: Any) -> tuple[dict[str, ChannelSpec], dict[str, ChannelSpec]]:
     vpu = es9.volts_per_unit
     inputs = {jack: ChannelSpec(jack, "input", vpu, 0.0, -1.0, 1.0, False, -12.0, 12.0,
                                 "pitch" if jack == "pitch" else "cv")
@@ -561,3 +564,25 @@ def apply_to_es9(cal: Calibration, es9: Any) -> None:
         c = cal.output_cal.get(name)
         if c is not None and c.method != "nominal":
             es9.out_cal[channel] = (c.gain / vpu, c.offset)
+
+
+def es9_calibration(es9: Any, measured: Calibration | None = None) -> Calibration:
+    """An ES9Board's channels as a Calibration, the one door from volts to samples the back end
+    writes through (`to_code`: the safe range, then +-1.0): each channel's board scaling (its
+    `[es9.calibration]`), replaced by `measured` (a calibration file) where that has one, a
+    per-volt table included."""
+    inputs, outputs = _es9_specs(es9)
+    vpu = es9.volts_per_unit
+    cal = Calibration(measured.board if measured is not None else "es9", inputs, outputs)
+    for name in inputs:
+        m = measured.input_cal.get(name) if measured is not None else None
+        gain, offset = es9.in_cal.get(es9.inputs[name], (1.0, 0.0))
+        use = m is not None and m.method != "nominal"
+        cal.input_cal[name] = m if use else InputCal(gain * vpu, offset)
+    for name, channel in es9_output_channels(es9).items():
+        o = measured.output_cal.get(name) if measured is not None else None
+        gain, offset = es9.out_cal.get(channel, (1.0, 0.0))
+        use = o is not None and o.method != "nominal"
+        cal.output_cal[name] = o if use else OutputCal(gain * vpu, offset)
+    cal.source = measured.source if measured is not None else "nominal"
+    return cal

@@ -13,7 +13,10 @@ time of the callback, plus the board's `latency_trim_samples`): an event at `t` 
 output frame `round(t * samplerate) - L` so it sounds at `t`.
 
 Volts <-> samples: `volts = gain * sample * volts_per_unit + offset` per channel (nominal:
-gain 1, offset 0, 10 V per unit, i.e. +-1.0 = +-10 V), from the board's `[es9.calibration]`.
+gain 1, offset 0, 10 V per unit, i.e. +-1.0 = +-10 V), from the board's `[es9.calibration]`;
+outputs are written through a `calibration.Calibration` (`es9_calibration`: a calibration file's
+measurements, per-volt tables included, over the board's; the safe range kept). Control CVs go
+through `grooverack.controls`, the one door to control values.
 """
 
 from __future__ import annotations
@@ -30,14 +33,16 @@ from typing import Any
 import numpy as np
 
 from grooverack.boards.es9 import ES9Board, parse_board
+from grooverack.calibration import Calibration, es9_calibration, es9_output_channels
 from grooverack.config import CONTROLS, Settings
+from grooverack.controls import ControlRange, ControlReader
 from grooverack.errors import ConfigError
 from grooverack.runtime.priority import realtime, short_gil_slices
 
 log = logging.getLogger(__name__)
 
 EDGE_JACKS = ("gate", "clock", "reset")
-CONTROL_STEP = 1.0 / 256  # a control CV moves the engine only when it changed this much
+CONTROL_STEP = 1.0 / 256  # a control CV moves the engine when it moved more (its hysteresis)
 
 
 # --- input processing (engine thread)
@@ -94,11 +99,16 @@ class ES9Backend:
     """Drives an Engine from CV inputs and renders its events into the output channels."""
 
     def __init__(self, engine: Any, settings: Settings, board: Any, *,
-                 midi_output: Any = None, autostart: bool | None = None) -> None:
+                 midi_output: Any = None, autostart: bool | None = None,
+                 calibration: Calibration | None = None) -> None:
         self.engine = engine
         self.settings = settings
         self.board = parse_board(board, settings) if not isinstance(board, ES9Board) else board
         b = self.board
+        # volts -> samples through a Calibration, as on the Pi: the board's [es9.calibration],
+        # a calibration file's measurements over it (`calibration`), the safe range kept
+        self.cal = es9_calibration(b, calibration)
+        self.output_names = {ch: name for name, ch in es9_output_channels(b).items()}
         self.sr = b.samplerate
         self.midi_output = midi_output  # a midi.MidiOutput to mirror the events on, or None
         self.autostart = (settings["clock.source"] not in ("midi", "external")
@@ -116,7 +126,8 @@ class ES9Backend:
         self._frame = 0  # next input frame number (callback side)
         self._t0_adc: float | None = None
         # every output channel's sample for 0 V through the board's scaling (its calibration)
-        self.zero_levels = np.array([b.to_sample(c, 0.0) for c in range(1, b.output_channels + 1)],
+        self.zero_levels = np.array([self.to_sample(c, 0.0)
+                                     for c in range(1, b.output_channels + 1)],
                                     dtype=np.float32)
         self._levels = self.zero_levels.copy()
         self._zeroing = False  # set: the callback renders zero_levels only, drops level changes
@@ -136,7 +147,12 @@ class ES9Backend:
         self._pending: list[tuple[int, int]] = []  # (edge frame, frame to read pitch CVs at)
         # recent blocks of the CVs read after a gate edge: (first frame, {jack: volts})
         self._history: deque[tuple[int, dict[str, np.ndarray]]] = deque(maxlen=64)
-        self._controls: dict[str, float] = {}
+        # control CVs through the one door (`grooverack.controls`): 0..es9.cv_volts spans the
+        # control's schema range; a block's mean is one reading, moves under CONTROL_STEP are held
+        self.control_readers = {
+            jack: ControlReader(ControlRange.for_key(jack), cv_per_volt=1.0 / self.cv_volts,
+                                hysteresis=CONTROL_STEP, has_pot=False)
+            for jack in CONTROLS if jack in b.inputs}
         self._processed = 0  # frames the engine thread has taken in
         self._started = False
         self._stop = threading.Event()
@@ -251,15 +267,22 @@ class ES9Backend:
                     calls.append((frame, 0, lambda t=t: eng.clock_pulse(t)))
                 else:
                     calls.append((frame, 0, lambda t=t: eng.reset(t)))
-        for jack in CONTROLS:
-            if jack in b.inputs:
-                value = min(1.0, max(0.0, float(self._volts(block, jack).mean()) / self.cv_volts))
-                if abs(value - self._controls.get(jack, -1.0)) >= CONTROL_STEP:
-                    self._controls[jack] = value
-                    calls.append((f0, 2, lambda j=jack, v=value: eng.set_control(j, v)))
+        for jack, reader in self.control_readers.items():
+            reader.cv(float(self._volts(block, jack).mean()))
+            value = reader.read()
+            if value is not None:
+                calls.append((f0, 2, lambda j=jack, v=value: eng.set_control(j, v)))
         for _, _, call in sorted(calls, key=lambda c: (c[0], c[1])):
             call()
         self._processed = f0 + n
+
+    def to_sample(self, channel: int, volts: float) -> float:
+        """Output volts -> the sample of host channel `channel` (1-based) through the
+        calibration: clamped to the safe range, then to +-1.0."""
+        name = self.output_names.get(channel)
+        if name is None:  # a channel no output uses: the board's scaling
+            return self.board.to_sample(channel, volts)
+        return float(self.cal.to_code(name, volts))
 
     def schedule(self, events: list[Any]) -> None:
         """Engine events -> level changes at output frames (velocity a little before its rise)."""
@@ -283,7 +306,7 @@ class ES9Backend:
             else:
                 continue
             if ch:
-                changes.append((frame, ch - 1, b.to_sample(ch, volts)))
+                changes.append((frame, ch - 1, self.to_sample(ch, volts)))
                 self.scheduled.append((frame, ch, volts, ev))
             if self.midi_output is not None:
                 # the offset estimate only falls (it improves while the stream starts): never let
@@ -438,10 +461,11 @@ def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
 
     es9 = parse_board(board, settings)
     # a calibration file written by `grooverack calibrate --board es9` overrides [es9.calibration]
-    from grooverack.calibration import Calibration, apply_to_es9, default_path
+    from grooverack.calibration import apply_to_es9, default_path
     from grooverack.state import state_dir
 
-    apply_to_es9(Calibration.load(default_path(state_dir(settings), board.name), board), es9)
+    measured = Calibration.load(default_path(state_dir(settings), board.name), board)
+    apply_to_es9(measured, es9)  # the inputs' scaling (block volts, vectorised)
     engine = make_engine(settings, threaded=True)
     mirror: MidiMirror | None = None
     backend: ES9Backend | None = None
@@ -451,7 +475,7 @@ def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
         mirror = MidiMirror(board, settings) if es9.midi is not None else None
         if mirror is not None:
             mirror.start()
-        backend = ES9Backend(engine, settings, es9,
+        backend = ES9Backend(engine, settings, es9, calibration=measured,
                              midi_output=mirror.output if mirror is not None else None)
         backend.start(heartbeat=life.beat)
     except BaseException:

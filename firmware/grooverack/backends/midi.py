@@ -37,7 +37,8 @@ from grooverack.backends.midiparse import (
     decode,
 )
 from grooverack.boards.midi import MidiOptions, midi_options
-from grooverack.config import SCHEMA, Settings
+from grooverack.config import Settings
+from grooverack.controls import ControlRange, cc_position
 from grooverack.errors import ConfigError
 from grooverack.runtime.priority import realtime, short_gil_slices
 from grooverack.runtime.scheduler import TimedScheduler
@@ -79,6 +80,7 @@ class MidiInputHandler:
         self.options = options
         self.parser = MidiParser()
         self.counts: dict[str, int] = {}
+        self.ranges: dict[str, ControlRange] = {}  # CC'd controls' ranges (`grooverack.controls`)
 
     def feed(self, t: float, data: bytes) -> None:
         for msg in self.parser.iter_feed(data):
@@ -116,10 +118,10 @@ class MidiInputHandler:
             control = opts.cc.get(event.control)
             if control is not None:
                 self._count("cc")
-                key = SCHEMA[control]
-                low = 0.0 if key.low is None else key.low
-                high = 1.0 if key.high is None else key.high
-                eng.set_control(control, low + (high - low) * event.value / 127.0)
+                rng = self.ranges.get(control)
+                if rng is None:
+                    rng = self.ranges[control] = ControlRange.for_key(control)
+                eng.set_control(control, rng.value(cc_position(event.value)))
 
     def _count(self, kind: str) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from grooverack.config import BUTTONS, CONTROLS
-from grooverack.errors import BoardError
+from grooverack.controls import ControlRange
+from grooverack.errors import BoardError, ConfigError
 from grooverack.resources import board_dirs
 
 PARTS = ("mcp3208", "ads1115", "mcp4728", "mcp4922")
@@ -365,8 +366,15 @@ def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board
         cv = item.get("cv")
         if cv is not None and cv not in b.inputs:
             raise BoardError(f"{path}: key '{w}.cv' = {cv!r}; CV inputs: {', '.join(b.inputs)}")
+        # the range: the config schema's, which a board may narrow but not widen
+        full = ControlRange.for_key(name)
+        low, high = _num(path, w, item, "low", full.low), _num(path, w, item, "high", full.high)
+        try:
+            ControlRange.for_key(name, low, high)
+        except ConfigError as exc:
+            raise BoardError(f"{path}: [{w}]: {exc}") from None
         b.controls[name] = Control(name, item["pot"], cv, _num(path, w, item, "cv_per_volt", 0.0),
-                                   _num(path, w, item, "low", 0.0), _num(path, w, item, "high", 1.0))
+                                   low, high)
 
     pins: dict[int, str] = {}
 

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from grooverack.config import CONTROLS, SCHEMA
+from grooverack.config import CONTROLS
+from grooverack.controls import ControlRange
 from grooverack.sim.sources import ControlChange, InputNote, Source
 from grooverack.voices import STEPS_PER_BAR, STEPS_PER_BEAT
 
@@ -43,15 +44,13 @@ def volts_note(volts: float) -> int:
 
 
 def pot_position(key: str, value: float) -> float:
-    """A control value in schema units -> the 0..1 position of its pot (linear over the range)."""
-    k = SCHEMA[key]
-    return (float(value) - k.low) / (k.high - k.low)
+    """A control value in schema units -> the 0..1 position of its pot (`controls.ControlRange`)."""
+    return ControlRange.for_key(key).position(value)
 
 
 def pot_value(key: str, position: float) -> float:
-    """A 0..1 pot position -> the control value in schema units."""
-    k = SCHEMA[key]
-    return k.low + min(max(float(position), 0.0), 1.0) * (k.high - k.low)
+    """A 0..1 pot position -> the control value in schema units (`controls.ControlRange`)."""
+    return ControlRange.for_key(key).value(position)
 
 
 @dataclass(frozen=True)

@@ -3,23 +3,23 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from grooverack.backends.panel.hardware import Hardware
 from grooverack.boards.board import Board
 from grooverack.config import Settings
+from grooverack.controls import ControlRange, ControlReader, smoothing_alpha
 from grooverack.errors import BusDown
 
 
 class ControlScanner:
-    """cv_reader: ADC codes -> smoothed pot positions and CV volts -> panel control values."""
+    """cv_reader: ADC codes -> pot positions and CV volts, handed to one `controls.ControlReader`
+    per control (summing, smoothing, hysteresis, the range: `grooverack.controls`)."""
 
     def __init__(self, board: Board, hw: Hardware, cal: Any, settings: Settings) -> None:
         self.board, self.hw, self.cal = board, hw, cal
         self.period = 1.0 / board.scan_hz
-        self.alpha = 1.0 - math.exp(-2 * math.pi * board.pot_smoothing_hz * self.period)
-        self.hysteresis = board.pot_hysteresis
+        alpha = smoothing_alpha(board.pot_smoothing_hz, self.period)
         cv_names = {c.cv for c in board.controls.values() if c.cv}
         self.plan: dict[str, list[tuple[str, str, int]]] = {}  # chip -> (kind, name, channel)
         for pot in board.pots.values():
@@ -29,12 +29,13 @@ class ControlScanner:
             self.plan.setdefault(item.chip, []).append(("cv", name, item.channel))
         for chip in self.plan:
             self.plan[chip].sort(key=lambda p: p[2])
-        self.smooth: dict[str, float] = {}
-        self.reported: dict[str, float] = {}
-        for control in board.controls.values():  # start where the configuration is
-            value = float(settings[control.name])
-            self.reported[control.name] = (value - control.low) / (control.high - control.low)
-        self.first = True
+        # one reader per control (the door: summing, smoothing, hysteresis), starting where the
+        # configuration is
+        self.readers = {
+            c.name: ControlReader(ControlRange.for_key(c.name, c.low, c.high, f"board {board.path}"),
+                                  cv_per_volt=c.cv_per_volt, alpha=alpha,
+                                  hysteresis=board.pot_hysteresis, start=settings[c.name])
+            for c in board.controls.values()}
         self.scans = 0
 
     def read_chip(self, chip: str) -> list[int]:
@@ -43,6 +44,8 @@ class ControlScanner:
     def scan(self) -> list[tuple[str, float]]:
         """One scan; returns the controls that moved, with their new values."""
         self.scans += 1
+        pots: dict[str, float] = {}
+        cvs: dict[str, float] = {}
         for chip, items in self.plan.items():
             try:
                 codes = self.hw.guards[chip].call(self.read_chip, chip)
@@ -50,27 +53,17 @@ class ControlScanner:
                 continue  # keep the last values
             for (kind, name, _), code in zip(items, codes, strict=True):
                 if kind == "pot":
-                    x = min(max(code / self.board.pots[name].code_max, 0.0), 1.0)
+                    pots[name] = code / self.board.pots[name].code_max
                 else:
-                    x = self.cal.to_volts(name, code)
-                key = f"{kind}:{name}"
-                y = self.smooth.get(key)
-                self.smooth[key] = x if y is None else y + self.alpha * (x - y)
+                    cvs[name] = self.cal.to_volts(name, code)
         moved = []
         for control in self.board.controls.values():
-            pot = self.smooth.get(f"pot:{control.pot}")
-            if pot is None:
-                continue
-            p = pot + control.cv_per_volt * self.smooth.get(f"cv:{control.cv}", 0.0)
-            p = min(max(p, 0.0), 1.0)
-            h = self.hysteresis
-            if p <= h:
-                p = 0.0
-            elif p >= 1.0 - h:
-                p = 1.0
-            r = self.reported.get(control.name)
-            if r is None or abs(p - r) > h or (p in (0.0, 1.0) and p != r and not self.first):
-                self.reported[control.name] = p
-                moved.append((control.name, control.low + (control.high - control.low) * p))
-        self.first = False
+            reader = self.readers[control.name]
+            if control.pot in pots:
+                reader.pot(pots[control.pot])
+            if control.cv in cvs:
+                reader.cv(cvs[control.cv])
+            value = reader.read()
+            if value is not None:
+                moved.append((control.name, value))
         return moved

@@ -11,6 +11,7 @@ from grooverack.backends.panel.hardware import build_hardware
 from grooverack.boards.board import Board, load_board
 from grooverack.calibration import Calibration
 from grooverack.config import CONTROLS, Settings
+from grooverack.controls import ControlRange
 from grooverack.emulators.world import EmulatedWorld
 from grooverack.engine.seam import EngineSeam
 
@@ -47,8 +48,8 @@ class SimPanelBoard:
         self.jacks = jacks or {n: n for n in [*self.board.inputs, *self.board.gpio_inputs]}
         self.buttons = {i.action: n for n, i in self.board.gpio_inputs.items() if i.role == "button"}
         for control in self.board.controls.values():  # pots start where the configuration is
-            value = float(settings[control.name])
-            self.world.set_pot(control.pot, (value - control.low) / (control.high - control.low))
+            rng = ControlRange.for_key(control.name, control.low, control.high)
+            self.world.set_pot(control.pot, rng.position(settings[control.name]))
 
     def _capture(self) -> None:
         for t, out, volts in self.world.drain_outputs():

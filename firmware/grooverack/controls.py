@@ -1,0 +1,167 @@
+"""Raw inputs -> control values: the one door (Mutable Instruments' cv_reader / cv_scaler).
+
+Every back end turns what it reads into a 0..1 *position* (a pot's code over its full scale, a CV's
+volts times `cv_per_volt`, a MIDI CC over 127, an ES-9 sample block's mean volts, a virtual patch's
+pot) and lets this module do the rest:
+
+    ControlRange.for_key(name, low, high)   the control's range, from the config schema once
+                                            (a board may narrow it, never widen it)
+        .value(position) -> value           0..1 -> schema units (clamped; ints rounded, choices
+                                            picked)
+        .position(value) -> 0..1            the inverse (where a pot starts)
+    ControlReader(range, ...)               pot position + cv_per_volt * CV volts, summed,
+        .pot(position) / .cv(volts)         clamped to 0..1, one-pole smoothing of each input,
+        .read() -> value or None            a hysteresis band that snaps to the ends; `read`
+                                            returns the new value when the control moved
+
+Smoothing and hysteresis live here and nowhere else. Pure: no I/O, no clock, no globals written.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from grooverack.config import SCHEMA
+from grooverack.errors import ConfigError
+
+CC_MAX = 127  # a MIDI CC value over this is a 0..1 position
+
+
+def smoothing_alpha(cutoff_hz: float, period_s: float) -> float:
+    """The one-pole coefficient for a low-pass at `cutoff_hz` updated every `period_s`."""
+    return 1.0 - math.exp(-2 * math.pi * cutoff_hz * period_s)
+
+
+def cc_position(value: int) -> float:
+    """A MIDI CC value 0..127 -> a 0..1 position."""
+    return value / float(CC_MAX)
+
+
+def _clamp01(x: float) -> float:
+    return min(max(x, 0.0), 1.0)
+
+
+@dataclass(frozen=True)
+class ControlRange:
+    """The values a control moves over: `low` at position 0, `high` at position 1 (linear)."""
+
+    name: str
+    low: float
+    high: float
+    kind: type = float
+    choices: tuple[Any, ...] | None = None
+
+    @classmethod
+    def for_key(cls, name: str, low: float | None = None, high: float | None = None,
+                source: str = "") -> ControlRange:
+        """The range of config key `name` from the schema; `low`/`high` (a board's) may narrow
+        it, never widen it: ConfigError names the key, the value and the allowed range."""
+        where = f" (in {source})" if source else ""
+        key = SCHEMA.get(name)
+        if key is None:
+            raise ConfigError(f"control {name!r}{where} is not a config key")
+        if key.choices is not None:
+            if low is not None or high is not None:
+                raise ConfigError(f"config key {name!r}{where}: a low/high range is not allowed; "
+                                  f"its values are {key.allowed()}")
+            return cls(name, 0.0, float(len(key.choices) - 1), key.kind, tuple(key.choices))
+        if key.kind is bool:
+            return cls(name, 0.0, 1.0, bool)
+        k_low = 0.0 if key.low is None else float(key.low)
+        k_high = 1.0 if key.high is None else float(key.high)
+        lo = k_low if low is None else float(low)
+        hi = k_high if high is None else float(high)
+        for what, v in (("low", lo), ("high", hi)):
+            outside = ((key.low is not None and v < key.low)
+                       or (key.high is not None and v > key.high))
+            if not math.isfinite(v) or outside:
+                raise ConfigError(f"config key {name!r}{where}: {what} = {v:g} is not allowed; "
+                                  f"allowed: within {key.allowed()}")
+        if lo == hi:
+            raise ConfigError(f"config key {name!r}{where}: low and high are both {lo:g}; "
+                              f"allowed: two different values within {key.allowed()}")
+        return cls(name, lo, hi, key.kind)
+
+    def value(self, position: float) -> Any:
+        """A position (clamped to 0..1) -> the value in schema units."""
+        p = _clamp01(float(position))
+        if self.choices is not None:
+            return self.choices[int(round(p * (len(self.choices) - 1)))]
+        if self.kind is bool:
+            return p >= 0.5
+        v = self.low + (self.high - self.low) * p
+        if self.kind is int:
+            return int(round(v))
+        return v
+
+    def position(self, value: Any) -> float:
+        """A value in schema units -> its 0..1 position (clamped)."""
+        if self.choices is not None:
+            n = len(self.choices) - 1
+            return self.choices.index(value) / n if n else 0.0
+        if self.kind is bool:
+            return 1.0 if value else 0.0
+        return _clamp01((float(value) - self.low) / (self.high - self.low))
+
+
+class ControlReader:
+    """One control from its inputs: `pot(position)` and `cv(volts)` as they are read (each
+    smoothed by a one-pole low-pass with `alpha`, 1.0 = none), then `read()` once per scan.
+
+    position = clamp(pot + cv_per_volt * cv, 0, 1); within `hysteresis` of an end it snaps to
+    that end. `read` returns the control's new value when the position moved by more than the
+    hysteresis from the last one reported, or reached an end it was not at (not on the first
+    read: a pot resting near an end does not override the configuration at start); else None.
+    A reader with `has_pot` waits for a pot reading; without, for a CV reading (a bare CV jack).
+    """
+
+    def __init__(self, control: ControlRange, *, cv_per_volt: float = 0.0, alpha: float = 1.0,
+                 hysteresis: float = 0.0, start: Any = None, has_pot: bool = True) -> None:
+        self.range = control
+        self.cv_per_volt = cv_per_volt
+        self.alpha = alpha
+        self.hysteresis = hysteresis
+        self.has_pot = has_pot
+        self.reported: float | None = None if start is None else control.position(start)
+        self._pot: float | None = None
+        self._cv: float | None = None
+        self.first = True
+
+    def _smooth(self, y: float | None, x: float) -> float:
+        return x if y is None else y + self.alpha * (x - y)
+
+    def pot(self, position: float) -> None:
+        self._pot = self._smooth(self._pot, _clamp01(position))
+
+    def cv(self, volts: float) -> None:
+        self._cv = self._smooth(self._cv, volts)
+
+    def position(self) -> float | None:
+        """The summed, clamped, end-snapped position now (None before the first reading)."""
+        if (self._pot if self.has_pot else self._cv) is None:
+            return None
+        p = (self._pot or 0.0) + self.cv_per_volt * (self._cv or 0.0)
+        p = _clamp01(p)
+        h = self.hysteresis
+        if p <= h:
+            p = 0.0
+        elif p >= 1.0 - h:
+            p = 1.0
+        return p
+
+    def read(self) -> Any:
+        """The new value when the control moved, else None (call once per scan)."""
+        first, self.first = self.first, False
+        p = self.position()
+        if p is None:
+            return None
+        r = self.reported
+        if r is None or abs(p - r) > self.hysteresis or (p in (0.0, 1.0) and p != r and not first):
+            self.reported = p
+            return self.range.value(p)
+        return None
+
+
+__all__ = ["CC_MAX", "ControlRange", "ControlReader", "cc_position", "smoothing_alpha"]
