@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grooverack.backends.panel.hardware import build_hardware, faults_path, open_hardware
+from grooverack.backends.panel.hardware import faults_path, open_hardware
 from grooverack.backends.panel.scanner import ControlScanner
 from grooverack.boards.board import load_board
 from grooverack.calibration import Calibration
@@ -28,7 +28,6 @@ from grooverack.config import Settings, load_settings
 from grooverack.drivers.ads1115 import ADS1115
 from grooverack.drivers.mcp3208 import MCP3208
 from grooverack.drivers.mcp4728 import MCP4728
-from grooverack.emulators.world import EmulatedWorld
 from grooverack.errors import BusDown
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -245,11 +244,7 @@ def diagnose(board: Any, *, dev: Path = Path("/dev"), scans: int = 25,
                       "and 'sim'); ES-9 and MIDI boards: `grooverack ports`")]
     checks: list[Check] = []
     if hardware is None and board.kind == "sim":
-
-        world = EmulatedWorld(board)
-        hardware = build_hardware(board, spi=world.spi, i2c=world.i2c, gpio_module=world.gpio,
-                                  clock=world.clock, sleep_for=world.sleep_for,
-                                  retry_sleep=lambda s: None)
+        hardware = open_hardware(board)  # over the board's emulated chips
         checks.append(Check("device nodes", OK, f"board {board.name!r} runs on emulated chips "
                             f"(base {board.base!r}): no device nodes needed"))
     elif hardware is None:

@@ -24,6 +24,7 @@ from grooverack.drivers.gpio import GPIOPins, open_rpi_gpio
 from grooverack.drivers.mcp3208 import MCP3208
 from grooverack.drivers.mcp4728 import MCP4728
 from grooverack.drivers.mcp4922 import MCP4922
+from grooverack.emulators.world import EmulatedWorld
 from grooverack.errors import BusDown
 from grooverack.state import state_dir
 from grooverack.storage import atomic_write_text
@@ -188,8 +189,16 @@ def build_hardware(board: Board, *, spi: Callable[[Any], Any], i2c: Callable[[in
     return Hardware(board, adcs, dacs, pins, guards, closers)
 
 
-def open_hardware(board: Board, clock: Callable[[], float] = time.monotonic) -> Hardware:
-    """The real buses of a Pi: spidev, smbus2, RPi.GPIO (imported here, on the Pi only)."""
+def open_hardware(board: Board, clock: Callable[[], float] = time.monotonic, *,
+                  world: EmulatedWorld | None = None) -> Hardware:
+    """The one place that picks the buses, as gpiozero picks its pin factory: over an emulated
+    world (a `sim` board, or `world` given: its chips, its virtual clock) or the real buses of a
+    Pi (spidev, smbus2, RPi.GPIO: imported here, on the Pi only)."""
+    if world is not None or board.kind == "sim":
+        world = world if world is not None else EmulatedWorld(board)
+        return build_hardware(board, spi=world.spi, i2c=world.i2c, gpio_module=world.gpio,
+                              clock=world.clock, sleep_for=world.sleep_for,
+                              retry_sleep=lambda s: None)
 
     def spi(chip: Any) -> Any:
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from grooverack.backends.panel.hardware import Hardware, build_hardware, open_hardware
+from grooverack.backends.panel.hardware import Hardware, open_hardware
 from grooverack.boards.board import Board
 from grooverack.config import Settings
 from grooverack.emulators.world import EmulatedWorld
@@ -64,9 +64,6 @@ class CalibrationRig:
 
 def open_calibration_rig(board: Board, settings: Settings) -> CalibrationRig:
     if board.kind == "sim":
-
         world = EmulatedWorld(board)
-        hw = build_hardware(board, spi=world.spi, i2c=world.i2c, gpio_module=world.gpio,
-                            clock=world.clock, sleep_for=world.sleep_for, retry_sleep=lambda s: None)
-        return CalibrationRig(board, hw, world)
+        return CalibrationRig(board, open_hardware(board, world=world), world)
     return CalibrationRig(board, open_hardware(board))

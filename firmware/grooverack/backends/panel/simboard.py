@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from grooverack.backends.panel.backend import PanelBackend, calibration_for, group_instants
-from grooverack.backends.panel.hardware import build_hardware
+from grooverack.backends.panel.hardware import open_hardware
 from grooverack.boards.board import Board, load_board
 from grooverack.calibration import Calibration
 from grooverack.config import CONTROLS, Settings
@@ -36,9 +36,7 @@ class SimPanelBoard:
         self.settings, self.recorder, self.engine = settings, recorder, engine
         self.world = EmulatedWorld(self.board)
         self.clock = self.world.clock
-        self.hw = build_hardware(self.board, spi=self.world.spi, i2c=self.world.i2c,
-                                 gpio_module=self.world.gpio, clock=self.clock,
-                                 sleep_for=self.world.sleep_for, retry_sleep=lambda s: None)
+        self.hw = open_hardware(self.board, world=self.world)
         self.cal = calibration_for(self.board, settings) if settings["state.dir"] else None
         if self.cal is None:
             self.cal = Calibration.nominal(self.board)
