@@ -94,3 +94,25 @@ def test_doctor_reports_the_last_runs_bus_faults(tmp_path, capsys):
     save_faults(tmp_path / "bus-faults-sim.json", "sim", faults, 0.0)
     assert main(["doctor", "--board", "sim", "--set", f"state.dir={tmp_path}"]) == 1
     assert "FAIL  dac1 last run" in capsys.readouterr().out
+
+
+def test_platform_checks_name_model_kernel_i2c_clock_and_gpio_library(tmp_path):
+    from grooverack.commands.doctor import platform_checks
+
+    board = load_board("reference")
+    (tmp_path / "proc" / "device-tree").mkdir(parents=True)
+    (tmp_path / "proc" / "device-tree" / "model").write_bytes(b"Raspberry Pi 4 Model B Rev 1.4\0")
+    (tmp_path / "boot" / "firmware").mkdir(parents=True)
+    config = tmp_path / "boot" / "firmware" / "config.txt"
+    config.write_text("dtparam=i2c_arm=on\n")
+    checks = {c.part: c for c in platform_checks(board, tmp_path)}
+    assert checks["Pi model"].status == OK and "Pi 4 Model B" in checks["Pi model"].detail
+    assert checks["I2C clock"].status == WARN and "100 kHz" in checks["I2C clock"].detail
+    assert "dtparam=i2c_arm_baudrate=400000" in checks["I2C clock"].detail
+    config.write_text("dtparam=i2c_arm=on\ndtparam=i2c_arm_baudrate=400000  # fast mode\n")
+    checks = {c.part: c for c in platform_checks(board, tmp_path)}
+    assert checks["I2C clock"].status == OK and "400 kHz" in checks["I2C clock"].detail
+    assert "RPi.GPIO API from" in checks["GPIO library"].detail
+    assert "kernel" in checks
+    empty = {c.part: c for c in platform_checks(board, tmp_path / "nothing")}
+    assert empty["Pi model"].status == WARN

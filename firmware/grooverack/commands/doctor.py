@@ -235,6 +235,66 @@ def _adc_summary(board: Any, cal: Any, chip: str, codes: list[int]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+I2C_FAST_HZ = 400_000  # the MCP4728 wants fast mode: a 4-channel fast write ~0.21 ms (0.83 at 100 kHz)
+
+
+def gpio_library() -> str:
+    """Which distribution provides the `RPi.GPIO` module here (rpi-lgpio on a Pi 5)."""
+    from importlib import metadata
+
+    for dist in ("rpi-lgpio", "RPi.GPIO"):
+        try:
+            return f"{dist} {metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return "none installed"
+
+
+def platform_checks(board: Any, root: Path = Path("/")) -> list[Check]:
+    """What the module runs on: the Pi model, the kernel (PREEMPT_RT or not), the I²C clock the
+    firmware config sets, the GPIO library in use."""
+    checks: list[Check] = []
+    model_file = root / "proc" / "device-tree" / "model"
+    try:
+        model = model_file.read_bytes().rstrip(b"\0").decode("utf-8", "replace").strip()
+        checks.append(Check("Pi model", OK, model))
+    except OSError:
+        checks.append(Check("Pi model", WARN, f"{model_file} not readable: not a Raspberry Pi?"))
+    uname = os.uname()
+    realtime = (root / "sys" / "kernel" / "realtime").is_file() and \
+        (root / "sys" / "kernel" / "realtime").read_text().strip() == "1"
+    realtime = realtime or "PREEMPT_RT" in uname.version
+    checks.append(Check("kernel", OK if realtime else WARN,
+                        f"{uname.release} {uname.machine}; "
+                        + ("PREEMPT_RT" if realtime else "not PREEMPT_RT (triggers can be late "
+                                                         "by the kernel's latency under load)")))
+    if any(chip.bus == "i2c" for chip in board.chips.values()):
+        baud, where = 100_000, "default"
+        for config in (root / "boot" / "firmware" / "config.txt", root / "boot" / "config.txt"):
+            try:
+                lines = config.read_text(encoding="utf-8", errors="replace").splitlines()
+            except OSError:
+                continue
+            for line in lines:
+                text = line.split("#", 1)[0].strip().replace(" ", "")
+                if text.startswith("dtparam=") and "i2c_arm_baudrate=" in text:
+                    value = text.split("i2c_arm_baudrate=", 1)[1].split(",", 1)[0]
+                    if value.isdigit():
+                        baud, where = int(value), str(config)
+            break
+        fast = baud >= I2C_FAST_HZ
+        checks.append(Check("I2C clock", OK if fast else WARN,
+                            f"{baud // 1000} kHz ({where})" + ("" if fast else
+                            f"; the MCP4728 needs {I2C_FAST_HZ // 1000} kHz: add "
+                            f"dtparam=i2c_arm_baudrate={I2C_FAST_HZ} to config.txt")))
+    library = gpio_library()
+    checks.append(Check("GPIO library", WARN if library == "none installed" else OK,
+                        f"RPi.GPIO API from {library}" + (
+                            "; on a Pi: pip install rpi-lgpio (every Pi) or RPi.GPIO (Pi <= 4)"
+                            if library == "none installed" else "")))
+    return checks
+
+
 def diagnose(board: Any, *, dev: Path = Path("/dev"), scans: int = 25,
              hardware: Any = None) -> list[Check]:
     """Every check of `board`; `hardware` (tests) replaces opening the real buses."""
@@ -248,6 +308,7 @@ def diagnose(board: Any, *, dev: Path = Path("/dev"), scans: int = 25,
         checks.append(Check("device nodes", OK, f"board {board.name!r} runs on emulated chips "
                             f"(base {board.base!r}): no device nodes needed"))
     elif hardware is None:
+        checks += platform_checks(board)
         checks += node_checks(board, dev)
         if any(c.status == FAIL for c in checks):
             checks.append(Check("chip probes", FAIL, "skipped: fix the lines above first"))
