@@ -43,15 +43,17 @@ class JackServer:
         return self._log_path.read_text(errors="replace") if hasattr(self, "_log_path") else ""
 
 
-def start_server(rate: int = 48000, period: int = 64, log_dir=None) -> JackServer:
+def start_server(rate: int = 48000, period: int = 64, log_dir=None,
+                 name: str | None = None) -> JackServer:
+    """A `jackd -d dummy`; `name`: that of one killed before (a restart), else a new one."""
     jackd = shutil.which("jackd")
     if jackd is None:
         pytest.skip("jackd is not installed (Debian package jackd2, installed by .ci/run)")
     import jack  # JACK-Client (dev extra); needs libjack, which jackd2 brings
 
-    name = f"grtest{os.getpid()}x{next(_counter)}"
+    name = name or f"grtest{os.getpid()}x{next(_counter)}"
     env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1", JACK_NO_START_SERVER="1")
-    log = (log_dir / f"{name}.log") if log_dir is not None else None
+    log = (log_dir / f"{name}-{next(_counter)}.log") if log_dir is not None else None
     out = open(log, "wb") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", str(rate), "-p", str(period)],
                             stdout=out, stderr=subprocess.STDOUT, env=env)

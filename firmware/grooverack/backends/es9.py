@@ -43,6 +43,31 @@ log = logging.getLogger(__name__)
 
 EDGE_JACKS = ("gate", "clock", "reset")
 CONTROL_STEP = 1.0 / 256  # a control CV moves the engine when it moved more (its hysteresis)
+STOP_TIMEOUT = 1.0  # s: a stream stop/close that takes longer is given up (its server is gone)
+SILENT = 0.5  # s without a callback: the stream is taken as dead (no 0 V to wait for at a stop)
+
+_abandoned: list[Any] = []  # streams whose stop never returned: never collected (no GC close)
+
+
+def _bounded(fn: Callable[[], Any], timeout: float, what: str) -> bool:
+    """Run `fn` in a helper thread; True when it returned within `timeout`. PortAudio's JACK
+    stream stop waits for a process callback that never comes once jackd has died."""
+    done = threading.Event()
+
+    def call() -> None:
+        try:
+            fn()
+        except Exception as exc:  # the device or server went away
+            log.debug("ES-9: %s: %s", what, exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=call, name="grooverack-es9-stop", daemon=True).start()
+    if done.wait(timeout):
+        return True
+    log.warning("ES-9: %s did not return within %.1f s (audio server gone?); left behind",
+                what, timeout)
+    return False
 
 
 # --- input processing (engine thread)
@@ -158,9 +183,11 @@ class ES9Backend:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.stream: Any = None
+        self.last_callback = 0.0  # time.monotonic() of the last callback
 
     # --- the real-time callback: move data, nothing else
     def _callback(self, indata, outdata, frames, time_info, status) -> None:
+        self.last_callback = time.monotonic()
         if status:
             self.xruns += 1
         adc = time_info.inputBufferAdcTime
@@ -396,12 +423,20 @@ class ES9Backend:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        if self.stream is not None:
-            if self.stream.active:
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            alive = time.monotonic() - self.last_callback < SILENT
+            if alive and stream.active:
                 self.zero_outputs()
-            self.stream.stop()
-            self.stream.close()
-            self.stream = None
+
+            def close() -> None:
+                try:
+                    stream.stop()
+                finally:
+                    stream.close()
+
+            if not _bounded(close, STOP_TIMEOUT, "stopping the stream"):
+                _abandoned.append(stream)
 
     def realtime(self, mirror: MidiMirror | None = None) -> bool:
         """SCHED_FIFO for the engine thread (and a MIDI sender above it, the generator below),

@@ -17,6 +17,8 @@ micro-timing included: the same events the CV outputs would play.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import math
 import sys
@@ -55,7 +57,7 @@ LOOKAHEAD = 0.02  # s: events are taken from the player this far ahead of their 
 POLL = 0.002  # s: the engine loop looks at its input and the player at least this often
 DRIFT = 0.0005  # s/s: how fast the MIDI system's clock may drift from time.monotonic()
 SPIN = 0.0015  # s: the sender sleeps until this long before a message, then spins
-PORT_CHECK = 1.0  # s between looks for ports that went away or came back
+PORT_CHECK = 1.0  # s between looks for ports that went away or came back (or the JACK server)
 
 
 def _rtmidi():
@@ -165,6 +167,10 @@ class MidiSender:
         self._send_lock = threading.Lock()  # the scheduler's thread and flush() both send
         self.sent: deque[tuple[float, float, bytes]] = deque(maxlen=log_size)  # (due, sent, msg)
         self.flushed: list[tuple[float, float, bytes]] = []  # sent early by flush() at a stop
+        # set while the JACK server is away: messages are dropped (and counted), never handed to
+        # a dead rtmidi client, whose send spins forever once its ring buffer is full (`JackWatch`)
+        self.paused = False
+        self.dropped = 0
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -203,7 +209,9 @@ class MidiSender:
     def _send(self, due: float, data: bytes, log_to: Any) -> None:
         with self._send_lock:
             port = self.port
-            if port is not None:
+            if self.paused:
+                self.dropped += 1
+            elif port is not None:
                 try:
                     port.send_message(data)
                 except Exception as exc:  # a port that vanished mid-send: keep playing
@@ -298,6 +306,89 @@ def find_port(names: list[str], wanted: str) -> int | None:
     return None
 
 
+_JACK_NO_START_SERVER = 0x01
+_SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+_ERROR = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
+_quiet = _ERROR(lambda _msg: None)
+
+
+class JackWatch:
+    """Whether the JACK server is there: a libjack client of its own (ctypes; no ports, never
+    activated) whose shutdown callback runs the moment the server goes away.
+
+    rtmidi's JACK clients never notice a server that died: their port lists go stale, sends go
+    on into a 16 KiB ring buffer nobody drains, and once it is full (~2200 note messages, ~40 s of
+    playing) `send_message` spins in `sched_yield()` holding the GIL, wedging every thread of the
+    process; closing or deleting a dead rtmidi output waits 1 s, GIL held. So: `on_down()` (called
+    on JACK's thread) pauses the sender, and the back end re-creates its clients when `connect()`
+    succeeds again."""
+
+    def __init__(self, on_down: Callable[[], None], name: str = f"{CLIENT_NAME} watch") -> None:
+        lib = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
+        lib.jack_client_open.restype = ctypes.c_void_p
+        lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int,
+                                         ctypes.POINTER(ctypes.c_int)]
+        lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _SHUTDOWN, ctypes.c_void_p]
+        lib.jack_client_close.argtypes = [ctypes.c_void_p]
+        lib.jack_set_error_function.argtypes = [_ERROR]
+        self._lib = lib
+        self.name = name
+        self.on_down = on_down
+        self.up = threading.Event()
+        self.downs = 0  # how many times the server went away
+        self._client: int | None = None
+        self._callback = _SHUTDOWN(self._shutdown)  # referenced for as long as libjack may call it
+
+    def _shutdown(self, _arg: Any) -> None:
+        self.up.clear()
+        self.downs += 1
+        self.on_down()
+
+    def connect(self) -> bool:
+        """(Re)open the watch client; True when the server is there. libjack's own complaints
+        about a missing server are silenced while it tries."""
+        self.close()
+        lib = self._lib
+        try:
+            handler = ctypes.c_void_p.in_dll(lib, "jack_error_callback")
+            saved = handler.value
+        except ValueError:
+            handler, saved = None, None
+        if handler is not None:
+            lib.jack_set_error_function(_quiet)
+        try:
+            status = ctypes.c_int(0)
+            client = lib.jack_client_open(self.name.encode(), _JACK_NO_START_SERVER,
+                                          ctypes.byref(status))
+        finally:
+            if handler is not None:
+                handler.value = saved
+        if not client:
+            return False
+        lib.jack_on_shutdown(client, self._callback, None)
+        self._client = client
+        self.up.set()
+        return True
+
+    def close(self) -> None:
+        """Close the client while its server is up; one of a dead server is only dropped
+        (libjack's close of it, beside other clients' calls, crashed the process here)."""
+        client, self._client = self._client, None
+        if client is not None and self.up.is_set():
+            self._lib.jack_client_close(client)
+
+
+_dead_clients: list[Any] = []
+
+
+def _forget(client: Any) -> None:
+    """Keep a dead rtmidi client for good: deleting one whose JACK server died holds the GIL for
+    a second (an output's close waits on a semaphore its process callback would post), so it is
+    never deallocated, not even when the interpreter exits."""
+    _dead_clients.append(client)
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(client))
+
+
 class PortKeeper:
     """One MIDI input or output: a named port (reopened when it returns) or a virtual one."""
 
@@ -379,6 +470,24 @@ class PortKeeper:
         log.info("MIDI %s: %r", self.direction, self.port_name)
         return True
 
+    def abandon(self) -> None:
+        """The server went away: drop the clients without touching them (see `_forget`)."""
+        port, self.port = self.port, None
+        probe, self._probe = self._probe, None
+        if port is not None:
+            self.on_close()
+        for client in (port, probe):
+            if client is not None:
+                _forget(client)
+
+    def reconnect(self) -> None:
+        """The server is back: new clients, the virtual port registered again or the named one
+        looked for again."""
+        self.abandon()
+        if self.wanted:
+            self._probe = self._client(f"{CLIENT_NAME} probe")
+        self.open()
+
     def _close(self) -> None:
         port, self.port = self.port, None
         self.on_close()
@@ -416,6 +525,9 @@ class MidiBackend:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ports: list[PortKeeper] = []
+        self.watch: JackWatch | None = None  # midi.api = "jack": whether the server is there
+        self._server_lost = False
+        self.server_returns = 0  # times the ports were re-registered on a restarted server
 
     def _attach_input(self, port: Any) -> None:
         self._jt, self._offset = 0.0, math.inf  # a new port: a new time base
@@ -454,6 +566,45 @@ class MidiBackend:
         self._ports = [self.in_port, self.out_port]
         for keeper in self._ports:
             keeper.open()
+        if o.api == "jack":
+            self.watch = JackWatch(self._on_server_gone)
+            if not self.watch.connect():  # gone between the ports and now
+                self._on_server_gone()
+
+    def _on_server_gone(self) -> None:
+        """JACK's thread (or ours): the server went away; nothing goes to its clients any more."""
+        self.sender.paused = True
+
+    def check_server(self) -> bool:
+        """The engine loop, once a second: True while the JACK server is there. When it went
+        away: logged once, the clients dropped (messages dropped and counted meanwhile); when it
+        is back: new clients, ports registered again, logged."""
+        watch = self.watch
+        if watch is None or (watch.up.is_set() and not self._server_lost):
+            return True
+        if not self._server_lost:
+            self._server_lost = True
+            self.sender.paused = True
+            log.warning("MIDI: the JACK server went away; MIDI out dropped until it is back, "
+                        "then the ports are registered again")
+            for keeper in self._ports:
+                keeper.abandon()
+        if not watch.connect():
+            return False
+        try:
+            for keeper in self._ports:
+                keeper.reconnect()
+        except Exception as exc:  # it went away again, or is still starting
+            log.debug("MIDI: re-registering the ports failed: %s", exc)
+            for keeper in self._ports:
+                keeper.abandon()
+            return False
+        self._server_lost = False
+        self.sender.paused = False
+        self.server_returns += 1
+        log.warning("MIDI: the JACK server is back; ports registered again (%d messages "
+                    "dropped while it was away)", self.sender.dropped)
+        return True
 
     def start(self, rt: bool = False, heartbeat: Callable[[], Any] | None = None) -> None:
         """Start playing. `rt`: SCHED_FIFO for the sender, the engine loop one step below and
@@ -490,9 +641,16 @@ class MidiBackend:
         self.output.stop(now)
         self.sender.flush()
         self.sender.stop()
+        gone = self.watch is not None and (self._server_lost or not self.watch.up.is_set())
         for keeper in self._ports:
-            keeper.close()
+            if gone:
+                keeper.abandon()  # a dead client's close would hold the GIL for a second
+            else:
+                keeper.close()
         self._ports = []
+        if self.watch is not None:
+            self.watch.close()
+            self.watch = None
 
     def _loop(self, heartbeat: Callable[[], Any] | None = None) -> None:
         next_check = self.clock() + PORT_CHECK
@@ -507,6 +665,11 @@ class MidiBackend:
                 self.output.play(event)
             if now >= next_check:
                 next_check = now + PORT_CHECK
+                try:
+                    if not self.check_server():
+                        continue
+                except Exception as exc:
+                    log.debug("MIDI: JACK server check: %s", exc)
                 for keeper in self._ports:
                     try:
                         keeper.check()
