@@ -143,3 +143,28 @@ def test_output_samples_go_through_the_calibration(engine):
     velocity = 6.0 / load_settings()["outputs.velocity_volts"]  # gives 6 V
     backend.schedule([OutputEvent(0.0, 1, "velocity", velocity, 0, 0)])
     assert backend._out[-1][2] == pytest.approx(0.59)
+
+
+@pytest.mark.parametrize("ppqn", [4, 24])
+def test_external_clock_starts_from_its_first_pulse(ppqn):
+    """clock.source=external on the ES-9: a Eurorack clock has no Start message, so the drums
+    start from the first pulse (this back end used to wait for a Start that never came)."""
+    settings = load_settings(overrides=["clock.source=external", f"clock.ppqn={ppqn}",
+                                        "density=1.0", "follow=0.0"])
+    eng = make_engine(settings, threaded=False)
+    backend = ES9Backend(eng, settings, board(inputs={"gate": 1, "clock": 2}))
+    bpm = 120.0
+    period = int(SR * 60 / bpm / ppqn)
+    sig = np.zeros((period * ppqn * 4 + N, 2))  # one bar of pulses
+    for k in range(ppqn * 4):
+        sig[k * period + 100:k * period + 100 + 240, 1] = 5.0
+    events = []
+    for a in range(0, len(sig), N):  # as the engine thread does: a block in, then advance
+        run_blocks(backend, sig[a:a + N])
+        events += eng.advance((a + N) / SR)
+    rises = [f for jack, kind, f in backend.edges if jack == "clock" and kind == "rise"]
+    assert len(rises) == ppqn * 4 and rises[0] == 100
+    triggers = [e for e in events if e.kind == "trigger" and e.value > 0]
+    assert triggers, "nothing played on an external clock"
+    assert min(e.time for e in triggers) == pytest.approx(100 / SR, abs=1e-9)  # step 0 on pulse 1
+    eng.close()

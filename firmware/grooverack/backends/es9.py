@@ -136,8 +136,10 @@ class ES9Backend:
         self.output_names = {ch: name for name, ch in es9_output_channels(b).items()}
         self.sr = b.samplerate
         self.midi_output = midi_output  # a midi.MidiOutput to mirror the events on, or None
-        self.autostart = (settings["clock.source"] not in ("midi", "external")
-                          if autostart is None else autostart)
+        # play from the first block, as the panel does: on the internal clock at once, on an
+        # external clock from its next pulse (a Eurorack clock has no Start message); only MIDI
+        # clock waits for MIDI Start
+        self.autostart = (settings["clock.source"] != "midi") if autostart is None else autostart
         self.settle = int(round(settings["input.pitch_settle_ms"] * 1e-3 * self.sr))
         self.schmitt = {jack: Schmitt(settings["es9.threshold"], settings["es9.hysteresis"])
                         for jack in EDGE_JACKS if jack in b.inputs}
@@ -258,6 +260,9 @@ class ES9Backend:
 
     def process_block(self, f0: int, block: np.ndarray) -> None:
         """Input block -> engine calls, in time order (pitch reads may wait for the next block)."""
+        if not self._started and self.autostart:
+            self.engine.start(f0 / self.sr)
+            self._started = True
         b, eng = self.board, self.engine
         n = len(block)
         calls: list[tuple[int, int, Any]] = []  # (frame, order, call)
@@ -362,9 +367,6 @@ class ES9Backend:
                 n = len(block)
                 # monotonic at the end of this block's capture: the least-delayed wake-up wins
                 self._mono_offset = min(self._mono_offset, time.monotonic() - (f0 + n) / self.sr)
-                if not self._started and self.autostart:
-                    eng.start(f0 / self.sr)
-                    self._started = True
                 self.process_block(f0, block)
             if self._processed and self.latency_frames is not None:
                 now = self._processed / self.sr
