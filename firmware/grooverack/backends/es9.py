@@ -32,12 +32,22 @@ from typing import Any
 
 import numpy as np
 
+from grooverack.backends import midi as midi_io
 from grooverack.boards.es9 import ES9Board, parse_board
-from grooverack.calibration import Calibration, es9_calibration, es9_output_channels
+from grooverack.boards.midi import midi_options
+from grooverack.calibration import (
+    Calibration,
+    apply_to_es9,
+    default_path,
+    es9_calibration,
+    es9_output_channels,
+)
 from grooverack.config import CONTROLS, Settings
 from grooverack.controls import ControlRange, ControlReader
 from grooverack.errors import ConfigError
 from grooverack.runtime.priority import realtime, short_gil_slices
+from grooverack.runtime.serve import Lifecycle, make_engine
+from grooverack.state import state_dir
 
 log = logging.getLogger(__name__)
 
@@ -466,8 +476,6 @@ class MidiMirror:
     MIDI out to a Poly 2 or any MIDI device), on the same micro-timing."""
 
     def __init__(self, board: Any, settings: Settings) -> None:
-        from grooverack.backends import midi as midi_io
-        from grooverack.boards.midi import midi_options
 
         options = midi_options(settings, board)
         self.sender = midi_io.MidiSender()
@@ -494,12 +502,9 @@ def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
     watchdog (the engine thread beats), and on SIGTERM/SIGINT or at the end of `--duration`:
     every output channel at its 0 V sample (rendered before the stream stops), the MIDI mirror's
     notes off, then the state saved; exit status 0."""
-    from grooverack.runtime.serve import Lifecycle, make_engine
 
     es9 = parse_board(board, settings)
     # a calibration file written by `grooverack calibrate --board es9` overrides [es9.calibration]
-    from grooverack.calibration import apply_to_es9, default_path
-    from grooverack.state import state_dir
 
     measured = Calibration.load(default_path(state_dir(settings), board.name), board)
     apply_to_es9(measured, es9)  # the inputs' scaling (block volts, vectorised)
