@@ -171,7 +171,9 @@ def test_line_in_clock_follow_notes_out(jack_server, tmp_path):  # noqa: F811
                       if d == b"\xf8"])
     heard = bpm if exact else 60.0 / (ticks[-1] - ticks[-25])
     assert abs(heard - bpm) < (0.5 if exact else 5.0), (heard, result["xruns"])
-    assert abs(snap["bpm"] - heard) < 0.5, (snap["bpm"], heard, result["xruns"])
+    # with xruns `heard` is one beat of a jittered clock while the engine averages longer
+    assert abs(snap["bpm"] - heard) < (0.5 if exact else 2.0), (snap["bpm"], heard,
+                                                                 result["xruns"])
     # the line became the groove: its steps, velocities (as played), the late ghost note's offset
     groove = snap["groove"]
     loudest = {}

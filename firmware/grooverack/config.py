@@ -7,6 +7,7 @@ refused with a message naming the key, the value and what is allowed.
 
 from __future__ import annotations
 
+import difflib
 import math
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
@@ -231,9 +232,19 @@ def _lookup(name: str, source: str = "") -> Key:
         return SCHEMA[name]
     except KeyError:
         where = f" in {source}" if source else ""
-        near = [k for k in SCHEMA if k.split(".")[-1] == name.split(".")[-1]]
-        hint = f"; did you mean {', '.join(near[:3])}?" if near else ""
-        raise ConfigError(f"unknown config key {name!r}{where}{hint}") from None
+        raise ConfigError(f"unknown config key {name!r}{where}; {_allowed_keys(name)}") from None
+
+
+def _allowed_keys(name: str) -> str:
+    """The closest keys to `name`, and the key families: what an unknown-key message offers."""
+    near = [k for k in SCHEMA if k.split(".")[-1] == name.split(".")[-1]]
+    near += [k for k in difflib.get_close_matches(name, list(SCHEMA), n=3, cutoff=0.6)
+             if k not in near]
+    hint = f"did you mean {', '.join(near[:3])}? " if near else ""
+    plain = [k for k in SCHEMA if "." not in k]
+    families = sorted({k.split(".")[0] + ".*" for k in SCHEMA if "." in k})
+    return (f"{hint}allowed: {', '.join(plain)}, or a key of {', '.join(families)} "
+            "(`grooverack config` lists every key)")
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -312,6 +323,12 @@ def load_settings(path: str | Path | None = None, overrides: Iterable[str] = ())
             table = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {path} is a folder; allowed: a TOML file "
+                              "(grooverack.toml)") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read "
+                              f"({exc.strerror or type(exc).__name__})") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
         for name, value in _flatten(table):

@@ -49,6 +49,10 @@ class SourceError(GrooverackError, ValueError):
     """A source spec or file that cannot be turned into a patch; the message is for a person."""
 
 
+class PathError(GrooverackError, OSError):
+    """An output path that cannot be written (`--out`, `--timing`); found before any work."""
+
+
 class DataError(GrooverackError, ValueError):
     """A dataset file or cache that cannot be used; the message names the file."""
 

@@ -10,13 +10,20 @@ import time
 from typing import Any
 
 from grooverack.boards.board import load_board
-from grooverack.commands.common import add_common, add_patch_arguments
+from grooverack.commands.common import (
+    add_common,
+    add_patch_arguments,
+    check_output_dir,
+    check_output_file,
+    check_positive,
+)
 from grooverack.config import make_settings
 from grooverack.errors import ModelError, SourceError
 from grooverack.sim.wallclock import run_sim
 
 BACKENDS = {"pi": "grooverack.backends.panel.loop", "es9": "grooverack.backends.es9",
             "midi": "grooverack.backends.midi"}
+MAX_DURATION_S = 86_400.0  # a day: the sim board keeps every output write in memory
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sim (the virtual patch on the wall clock), a board in hw/boards/ or "
                              "a TOML path (default: config key board)")
     parser.add_argument("--duration", type=float, metavar="SECONDS",
-                        help="stop after this long (default: until Ctrl-C)")
+                        help="stop after this long (default: until Ctrl-C; at most "
+                             f"{MAX_DURATION_S:,.0f} s)")
     add_patch_arguments(parser)
     parser.add_argument("--direct", action="store_true",
                         help="board sim: drive the engine straight from the patch, without the "
@@ -41,10 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
 
     launched = time.perf_counter()
-    if args.duration is not None and args.duration <= 0:
-        print(f"grooverack run: --duration must be positive, got {args.duration:g}",
-              file=sys.stderr)
-        return 2
+    check_positive(args.duration, "--duration", MAX_DURATION_S, "seconds")
+    if args.timing:
+        check_output_file(args.timing, "--timing")
+    if args.out:
+        check_output_dir(args.out)
     settings = make_settings(args)
     name = args.board or settings["board"]
     if name == "sim":

@@ -8,9 +8,14 @@ import logging
 import sys
 from pathlib import Path
 
-from grooverack.commands.common import add_common, add_patch_arguments
+from grooverack.commands.common import (
+    add_common,
+    add_patch_arguments,
+    check_output_dir,
+    check_positive,
+)
 from grooverack.errors import ModelError, SourceError
-from grooverack.sim.session import DEFAULT_BARS, simulate, summary, write_files
+from grooverack.sim.session import DEFAULT_BARS, MAX_BARS, simulate, summary, write_files
 
 DEFAULT_OUT = "grooverack-render"
 
@@ -19,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
     add_patch_arguments(parser)
     parser.add_argument("--bars", type=float,
-                        help=f"length in bars (default {DEFAULT_BARS}; a MIDI file: its length)")
+                        help=f"length in bars (default {DEFAULT_BARS}; a MIDI file: its length; "
+                             f"at most {MAX_BARS:,})")
     parser.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
                         help=f"output folder (default ./{DEFAULT_OUT}/)")
     parser.add_argument("--board", default="sim",
@@ -31,9 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    if args.bars is not None and args.bars <= 0:
-        print(f"grooverack sim: --bars must be positive, got {args.bars:g}", file=sys.stderr)
-        return 2
+    check_positive(args.bars, "--bars", MAX_BARS, "bars")
+    check_output_dir(args.out)
     if not getattr(args, "verbose", False):  # the board's start-up notes are for `-v`
         logging.getLogger("grooverack.backends.panel").setLevel(logging.WARNING)
     try:

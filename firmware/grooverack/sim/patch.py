@@ -12,6 +12,7 @@ button press. At equal times, CV jacks change before the gate (a sequencer settl
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ DRUM_MERGE_STEPS = 0.1  # drum notes closer than this (a chord, a flam) make one
 VELOCITY_CV_VOLTS = 5.0  # velocity_cv at velocity 1.0: the default of `input.velocity_cv_volts`
 CLOCK_PULSE_S = 0.005
 JACKS = ("gate", "pitch", "clock", "reset", "velocity_cv")
+log = logging.getLogger(__name__)
 
 # Order of changes at one instant: controls and CVs first, then falling, then rising edges.
 _ORDER = {"pitch": 1, "velocity_cv": 1, "gate": 3, "clock": 3, "reset": 2}
@@ -72,6 +74,7 @@ class VirtualPatch:
     onsets: list[PatchNote] = field(default_factory=list)
     source: str = ""
     drum: bool = False
+    remarks: tuple[str, ...] = ()  # the source's notes for a person (tempo changes, meter ...)
 
     @property
     def step_seconds(self) -> float:
@@ -111,8 +114,9 @@ def build_patch(source: Source, *, bpm: float, bars: float,
         base = cycle * source.cycle_steps
         for n in source.notes:
             t = (base + n.step) * step_s
-            if t < duration - 1e-9:
-                notes.append(PatchNote(t, n.length * step_s, n.note, n.velocity, n.drum))
+            if t < duration - 1e-9:  # a note held past the end is cut there
+                length = min(n.length * step_s, duration - t)
+                notes.append(PatchNote(t, length, n.note, n.velocity, n.drum))
     out: list[tuple[float, int, str, float]] = []  # (time, order, jack, value)
     for key, value in (controls or {}).items():
         if key in CONTROLS:
@@ -123,10 +127,18 @@ def build_patch(source: Source, *, bpm: float, bars: float,
             jack = change.key
             value = 1.0 if jack.startswith("press.") else pot_position(jack, change.value)
             out.append((t, 0, jack, value))
+        else:
+            log.warning("%scontrol change %s at %s is at or after the end of the render "
+                        "(%.2f s = %g bars at %g BPM); it is ignored (render longer with --bars)",
+                        f"{change.where}: " if change.where else "", change.key, change.when,
+                        duration, bars, bpm)
     if source.drum:
         _drum_gates(notes, step_s, velocity_cv_volts, out)
     else:
         _melodic_gates(notes, out)
+    # nothing after the end: a held note's gate (and a trigger's fall) is cut at `duration`
+    out = [(min(t, duration), order, jack, v) if jack == "gate" and v == 0.0 else (t, order, jack, v)
+           for t, order, jack, v in out]
     if clock_ppqn:
         period = 60.0 / bpm / clock_ppqn
         out.append((0.0, _ORDER["reset"], "reset", GATE_HIGH_VOLTS))
@@ -134,10 +146,10 @@ def build_patch(source: Source, *, bpm: float, bars: float,
         for i in range(math.ceil(duration / period)):
             t = i * period
             out.append((t, _ORDER["clock"], "clock", GATE_HIGH_VOLTS))
-            out.append((t + min(CLOCK_PULSE_S, period / 2), 2, "clock", 0.0))
+            out.append((min(t + min(CLOCK_PULSE_S, period / 2), duration), 2, "clock", 0.0))
     out.sort(key=lambda c: (c[0], c[1]))
     return VirtualPatch([(t, jack, v) for t, _, jack, v in out], duration, bpm, notes,
-                        source.name, source.drum)
+                        source.name, source.drum, tuple(getattr(source, "remarks", ())))
 
 
 def _melodic_gates(notes: list[PatchNote], out: list[tuple[float, int, str, float]]) -> None:

@@ -37,21 +37,44 @@ from grooverack.sim.patch import (
     pot_value,
 )
 from grooverack.sim.render import lane_labels, output_notes, write_render
-from grooverack.sim.sources import load_controls, load_source
+from grooverack.sim.sources import Source, load_controls, load_source
 from grooverack.voices import VOICE_NAMES
 
 DEFAULT_BARS = 8
+MAX_BARS = 10_000  # a render holds every output in memory: about 300 bytes a bar
+
+
+def check_bars(bars: float, what: str = "--bars") -> float:
+    """`bars` if it is a usable render length, else a SourceError naming what is allowed."""
+    if not math.isfinite(bars) or bars <= 0 or bars > MAX_BARS:
+        raise SourceError(f"{what}: {bars:g} bars is not allowed; allowed: a number of bars "
+                          f"above 0 and at most {MAX_BARS:,}")
+    return bars
+
+
+def choose_bpm(bpm: float | None, source: Source, settings: Settings) -> float:
+    """The patch tempo: `--bpm`, else the source's own (a MIDI file's), else config `tempo`;
+    refused, naming the schema's range, when it is outside it (`--bpm 0` included)."""
+    key = SCHEMA["tempo"]
+    if bpm is not None:
+        value, where = bpm, "--bpm"
+    elif source.bpm is not None:
+        value, where = source.bpm, f"the tempo of {source.name}; set --bpm"
+    else:
+        return round(float(settings["tempo"]), 3)
+    value = float(key.validate(float(value), where))
+    return round(value, 3)
 
 
 def make_patch(args: argparse.Namespace, settings: Settings, *, bars: float | None = None
                ) -> VirtualPatch:
     """The patch of `--input/--bars/--bpm/--controls/--clock`; sets `tempo` to the patch's BPM."""
     source = load_source(args.input)
-    bpm = args.bpm or source.bpm or settings["tempo"]
-    bpm = float(SCHEMA["tempo"].validate(round(float(bpm), 3), "--bpm"))
+    bpm = choose_bpm(args.bpm, source, settings)
     settings.set("tempo", bpm)
     if bars is None:
         bars = args.bars or (source.bars if source.bpm is not None else DEFAULT_BARS)
+    check_bars(bars, "--bars" if args.bars else f"{source.name} (its length)")
     if source.drum and settings["input.velocity_mode"] == SCHEMA["input.velocity_mode"].default:
         settings.set("input.velocity_mode", "cv")  # a drum track carries its own velocities
     changes = load_controls(args.controls) if args.controls else []
@@ -145,6 +168,7 @@ def summary(patch: VirtualPatch, recorder: OutputRecorder, settings: Settings, o
              f"({patch.duration:.1f} s) rendered in {seconds:.2f} s "
              f"({patch.duration / max(seconds, 1e-9):.0f}x real time)",
              f"  onsets in: {len(patch.gate_rises())}   hits out: {len(hits)}"]
+    lines.extend(f"  note: {remark}" for remark in patch.remarks)
     if per_voice:
         lines.append("  per voice: " + "  ".join(f"{name} {per_voice.get(i, 0)}"
                                                    for i, name in enumerate(VOICE_NAMES)))

@@ -14,8 +14,11 @@ virtual time. Sources:
 
 from __future__ import annotations
 
+import bisect
 import csv
+import logging
 import math
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +27,8 @@ from grooverack.errors import ConfigError, SourceError
 from grooverack.voices import NOTE_TO_VOICE, STEPS_PER_BAR
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
+DEFAULT_TEMPO_US = 500_000  # a MIDI file's tempo before its first tempo event: 120 BPM
+log = logging.getLogger(__name__)
 BUILTIN = ("line",)
 
 
@@ -48,7 +53,8 @@ class Source:
     notes: tuple[InputNote, ...]  # sorted by step
     cycle_steps: float  # the notes repeat every this many steps
     drum: bool = False
-    bpm: float | None = None  # a MIDI file's own tempo
+    bpm: float | None = None  # a MIDI file's own tempo (the one in effect at its first note)
+    remarks: tuple[str, ...] = ()  # what a person should know about how the file was read
 
     @property
     def bars(self) -> int:
@@ -127,19 +133,23 @@ def euclid_source(spec: str) -> Source:
 # ---------------------------------------------------------------------------------------------
 # MIDI files
 
-def _file_notes(midi) -> tuple[dict[tuple[int, int], list[tuple[int, int, int, int]]], float | None]:
-    """{(track, channel): [(start_tick, end_tick, note, velocity)]} and the first tempo (BPM)."""
-    import mido
-
+def _file_notes(midi) -> tuple[dict[tuple[int, int], list[tuple[int, int, int, int]]],
+                              list[tuple[int, int]], list[tuple[int, int, int]]]:
+    """{(track, channel): [(start_tick, end_tick, note, velocity)]}, the tempo events
+    [(tick, microseconds per beat)] and the time signatures [(tick, numerator, denominator)],
+    both sorted by tick (tempo events of every track: they apply to the whole file)."""
     lanes: dict[tuple[int, int], list[tuple[int, int, int, int]]] = {}
-    bpm = None
+    tempos: list[tuple[int, int]] = []
+    meters: list[tuple[int, int, int]] = []
     for index, track in enumerate(midi.tracks):
         tick = 0
         open_notes: dict[tuple[int, int], tuple[int, int]] = {}
         for msg in track:
             tick += msg.time
-            if msg.type == "set_tempo" and bpm is None:
-                bpm = mido.tempo2bpm(msg.tempo)
+            if msg.type == "set_tempo":
+                tempos.append((tick, msg.tempo))
+            elif msg.type == "time_signature":
+                meters.append((tick, msg.numerator, msg.denominator))
             elif msg.type == "note_on" and msg.velocity > 0:
                 key = (msg.channel, msg.note)
                 if key in open_notes:  # re-struck before its note-off: close the old one
@@ -155,7 +165,47 @@ def _file_notes(midi) -> tuple[dict[tuple[int, int], list[tuple[int, int, int, i
             lanes.setdefault((index, channel), []).append((start, tick, note, vel))
     for notes in lanes.values():
         notes.sort()
-    return lanes, bpm
+    tempos.sort(key=lambda e: e[0])
+    meters.sort(key=lambda e: e[0])
+    return lanes, tempos, meters
+
+
+class TempoMap:
+    """Ticks -> 16th steps at one reference tempo, through a file's tempo changes: a note's step
+    times the step length at `bpm` is its time in seconds, as the file plays it."""
+
+    def __init__(self, tempos: list[tuple[int, int]], ticks_per_beat: int, reference_us: int
+                 ) -> None:
+        self.per_step = ticks_per_beat / 4.0
+        self.reference_us = reference_us
+        self.ticks: list[int] = [0]
+        self.tempo_us: list[int] = [DEFAULT_TEMPO_US]
+        for tick, tempo in tempos:
+            if tick == self.ticks[-1]:
+                self.tempo_us[-1] = tempo
+            else:
+                self.ticks.append(tick)
+                self.tempo_us.append(tempo)
+        self.steps: list[float] = [0.0]  # step (at the reference tempo) where each segment starts
+        for i in range(1, len(self.ticks)):
+            self.steps.append(self.steps[-1] + self._span(i - 1, self.ticks[i] - self.ticks[i - 1]))
+
+    def _span(self, segment: int, ticks: int) -> float:
+        if self.tempo_us[segment] == self.reference_us:  # exact when the file keeps one tempo
+            return ticks / self.per_step
+        return ticks / self.per_step * self.tempo_us[segment] / self.reference_us
+
+    @property
+    def uniform(self) -> bool:
+        """One tempo (the reference) throughout: ticks map to steps as plain ticks per 16th."""
+        return all(t == self.reference_us for t in self.tempo_us)
+
+    def tempo_at(self, tick: int) -> int:
+        return self.tempo_us[bisect.bisect_right(self.ticks, tick) - 1]
+
+    def step(self, tick: int) -> float:
+        i = bisect.bisect_right(self.ticks, tick) - 1
+        return self.steps[i] + self._span(i, tick - self.ticks[i])
 
 
 def _is_drum_lane(channel: int, notes: list[tuple[int, int, int, int]]) -> bool:
@@ -174,30 +224,76 @@ def midi_source(path: str | Path) -> Source:
     path = Path(path)
     try:
         midi = mido.MidiFile(str(path))
-    except (OSError, EOFError, ValueError, KeyError, IndexError) as exc:
-        raise SourceError(f"{path}: not a readable MIDI file ({exc})") from None
+    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, struct.error) as exc:
+        raise SourceError(f"{path}: not a readable MIDI file ({_why(exc)})") from None
     if midi.type == 2:
-        raise SourceError(f"{path}: MIDI type 2 (independent sequences) is not supported")
-    lanes, bpm = _file_notes(midi)
+        raise SourceError(f"{path}: MIDI type 2 (independent sequences) is not supported; "
+                          "allowed: type 0 or 1")
+    if midi.ticks_per_beat < 0:
+        raise SourceError(f"{path}: the file is timed in SMPTE frames (division "
+                          f"0x{midi.ticks_per_beat & 0xFFFF:04x}), which is not supported; "
+                          "allowed: a file timed in ticks per beat (what sequencers export)")
+    if midi.ticks_per_beat == 0:
+        raise SourceError(f"{path}: the file says 0 ticks per beat, so its notes have no time; "
+                          "allowed: 1 to 32767 ticks per beat")
+    lanes, tempos, meters = _file_notes(midi)
     if not lanes:
         raise SourceError(f"{path}: the file has no notes")
-    per_step = midi.ticks_per_beat / 4.0
+    first_tick = min(n[0] for notes in lanes.values() for n in notes)
+    plain = TempoMap(tempos, midi.ticks_per_beat, DEFAULT_TEMPO_US)
+    reference = plain.tempo_at(first_tick)
+    tmap = TempoMap(tempos, midi.ticks_per_beat, reference)
+    bpm = mido.tempo2bpm(reference) if tempos else None
+    remarks = []
+    last_tick = max(n[1] for notes in lanes.values() for n in notes)
+    played = [reference]  # the tempi the notes are played at, in order
+    for tick, tempo in zip(tmap.ticks, tmap.tempo_us, strict=True):
+        if first_tick < tick < last_tick and tempo != played[-1]:
+            played.append(tempo)
+    if len(played) > 1:
+        seen = " -> ".join(f"{mido.tempo2bpm(t):.4g}" for t in played)
+        remarks.append(f"{path.name}: the tempo changes {len(played) - 1} time(s) ({seen} BPM); "
+                       f"placed at {bpm:.4g} BPM (the tempo at the first note) with every change "
+                       "converted to seconds")
+    odd = sorted({(num, den) for _, num, den in meters if (num, den) != (4, 4)})
+    if odd:
+        names = ", ".join(f"{num}/{den}" for num, den in odd)
+        remarks.append(f"{path.name}: time signature {names}; the render counts bars of 4/4 "
+                       f"({STEPS_PER_BAR} 16ths), so --bars and bar numbers are 4/4 bars")
+    for remark in remarks:
+        log.warning(remark)
     drums = [notes for (_, ch), notes in lanes.items() if _is_drum_lane(ch, notes)]
     if drums:
         merged = sorted(n for notes in drums for n in notes)
-        notes = tuple(InputNote(s / per_step, max(e - s, 1) / per_step, note, vel / 127.0, True)
-                      for s, e, note, vel in merged)
+        notes = tuple(_input_note(tmap, s, e, note, vel, True) for s, e, note, vel in merged)
         drum = True
     else:
         busiest = max(lanes.values(), key=len)
-        notes = tuple(_monophonic(busiest, per_step))
+        notes = tuple(_monophonic(busiest, tmap))
         drum = False
     end = max(n.step + n.length for n in notes)
     cycle = max(1, math.ceil(end / STEPS_PER_BAR - 1e-6)) * STEPS_PER_BAR
-    return Source(path.name, notes, float(cycle), drum=drum, bpm=bpm)
+    return Source(path.name, notes, float(cycle), drum=drum, bpm=bpm, remarks=tuple(remarks))
 
 
-def _monophonic(notes: list[tuple[int, int, int, int]], per_step: float) -> list[InputNote]:
+def _why(exc: BaseException) -> str:
+    """What went wrong reading a file, never empty."""
+    text = str(exc).strip()
+    if isinstance(exc, EOFError):
+        return f"the file ends early{': ' + text if text else ''}"
+    return text or type(exc).__name__
+
+
+def _input_note(tmap: TempoMap, start: int, end: int, note: int, vel: int, drum: bool = False
+                ) -> InputNote:
+    if tmap.uniform:
+        return InputNote(start / tmap.per_step, max(end - start, 1) / tmap.per_step, note,
+                         vel / 127.0, drum)
+    step = tmap.step(start)
+    return InputNote(step, tmap.step(max(end, start + 1)) - step, note, vel / 127.0, drum)
+
+
+def _monophonic(notes: list[tuple[int, int, int, int]], tmap: TempoMap) -> list[InputNote]:
     """Highest note of each chord; a note ends where the next one starts (one gate, one pitch)."""
     by_start: dict[int, tuple[int, int, int, int]] = {}
     for n in notes:
@@ -209,7 +305,7 @@ def _monophonic(notes: list[tuple[int, int, int, int]], per_step: float) -> list
         _, end, note, vel = by_start[start]
         if i + 1 < len(starts):
             end = min(end, starts[i + 1])
-        out.append(InputNote(start / per_step, max(end - start, 1) / per_step, note, vel / 127.0))
+        out.append(_input_note(tmap, start, end, note, vel))
     return out
 
 
@@ -239,6 +335,11 @@ class ControlChange:
     value: float
     seconds: float | None = None
     bar: float | None = None
+    where: str = ""  # the file and row it came from, for messages
+
+    @property
+    def when(self) -> str:
+        return f"{self.seconds:g} s" if self.seconds is not None else f"bar {self.bar:g}"
 
     def time(self, bpm: float) -> float:
         if self.seconds is not None:
@@ -256,7 +357,11 @@ def load_controls(path: str | Path) -> list[ControlChange]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise SourceError(f"{path}: cannot read the controls file ({exc})") from None
+        raise SourceError(f"{path}: cannot read the controls file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{path}: the controls file is not UTF-8 text (byte "
+                          f"0x{exc.object[exc.start]:02x} at offset {exc.start}); allowed: a UTF-8 "
+                          "CSV of time_or_bar,key,value rows") from None
     changes = []
     for lineno, row in enumerate(csv.reader(text.splitlines()), 1):
         row = [cell.strip() for cell in row]
@@ -272,12 +377,15 @@ def load_controls(path: str | Path) -> list[ControlChange]:
             seconds, bar = (float(when[:-1]), None) if when.endswith("s") else (None, float(when))
         except ValueError:
             raise SourceError(f"{where}: time {when!r} is neither seconds (2.5s) nor a bar (3)") from None
+        if not math.isfinite(seconds if seconds is not None else bar):
+            raise SourceError(f"{where}: time {when!r} is not a finite number; allowed: seconds "
+                              "(2.5s) from 0, or a bar (3) from 1")
         if (seconds is not None and seconds < 0) or (bar is not None and bar < 1):
             raise SourceError(f"{where}: time {when!r} is before the start (bars count from 1)")
         if key == "press":
             if raw not in BUTTONS:
                 raise SourceError(f"{where}: button {raw!r} unknown; allowed: {', '.join(BUTTONS)}")
-            changes.append(ControlChange(f"press.{raw}", 1.0, seconds, bar))
+            changes.append(ControlChange(f"press.{raw}", 1.0, seconds, bar, where))
             continue
         if key not in CONTROLS:
             raise SourceError(f"{where}: {key!r} is not a panel control; allowed: "
@@ -286,5 +394,5 @@ def load_controls(path: str | Path) -> list[ControlChange]:
             value = SCHEMA[key].validate(raw, where)
         except ConfigError as exc:
             raise SourceError(str(exc)) from None
-        changes.append(ControlChange(key, float(value), seconds, bar))
+        changes.append(ControlChange(key, float(value), seconds, bar, where))
     return changes

@@ -16,6 +16,7 @@ import argparse
 import gc
 import heapq
 import itertools
+import logging
 import os
 import sys
 import time
@@ -30,7 +31,7 @@ from grooverack.runtime.scheduler import RT_SPIN_S, SPIN_S, TimedScheduler
 from grooverack.runtime.serve import Lifecycle, make_engine
 from grooverack.sim.direct import TAIL_S, DirectBoard
 from grooverack.sim.patch import OutputRecorder, OutputRow, build_patch, pot_position
-from grooverack.sim.session import make_board, write_files
+from grooverack.sim.session import choose_bpm, make_board, write_files
 from grooverack.sim.sources import load_controls, load_source
 
 LOOKAHEAD_S = 0.020  # the loop asks the engine for events this far ahead
@@ -38,6 +39,7 @@ WAKE_MARGIN_S = 0.008  # and wakes (plain sleep, no spin) this long before the e
 START_DELAY_S = 0.05  # time 0 of the patch is this long after the loop is ready
 
 _clock = time.perf_counter  # CLOCK_MONOTONIC on Linux, ns resolution
+log = logging.getLogger(__name__)
 
 
 def timeline(args: argparse.Namespace, settings: Settings, duration: float | None
@@ -48,8 +50,7 @@ def timeline(args: argparse.Namespace, settings: Settings, duration: float | Non
     and replayed, so an unbounded run needs no more memory than one cycle.
     """
     source = load_source(args.input)
-    bpm = args.bpm or source.bpm or settings["tempo"]
-    bpm = float(SCHEMA["tempo"].validate(round(float(bpm), 3), "--bpm"))
+    bpm = choose_bpm(args.bpm, source, settings)
     settings.set("tempo", bpm)
     if source.drum and settings["input.velocity_mode"] == SCHEMA["input.velocity_mode"].default:
         settings.set("input.velocity_mode", "cv")
@@ -68,6 +69,10 @@ def timeline(args: argparse.Namespace, settings: Settings, duration: float | Non
     controls = [(0.0, key, pot_position(key, settings[key])) for key in CONTROLS]
     for change in (load_controls(args.controls) if args.controls else []):
         value = 1.0 if change.key.startswith("press.") else pot_position(change.key, change.value)
+        if duration is not None and change.time(bpm) >= duration:
+            log.warning("%scontrol change %s at %s is at or after the end of the run (--duration "
+                        "%g s at %g BPM); it is ignored", f"{change.where}: " if change.where
+                        else "", change.key, change.when, duration, bpm)
         controls.append((change.time(bpm), change.key, value))
     controls.sort(key=lambda c: c[0])
     merged = heapq.merge(controls, resets, replay(), key=lambda c: c[0])
