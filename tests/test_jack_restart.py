@@ -90,6 +90,8 @@ def midi_settings(tmp_path):
 
 
 @pytest.mark.jack
+@pytest.mark.skipif(not __import__("os").environ.get("GROOVERACK_JACK_INNER"),
+                    reason="run in a process of its own by test_midi_restart_tests_in_a_process")
 def test_midi_ports_registered_again_after_a_jack_restart(jack_killable, tmp_path):
     server = jack_killable
     engine = make_engine(midi_settings(tmp_path), threaded=True)
@@ -129,6 +131,8 @@ def test_midi_ports_registered_again_after_a_jack_restart(jack_killable, tmp_pat
 
 
 @pytest.mark.jack
+@pytest.mark.skipif(not __import__("os").environ.get("GROOVERACK_JACK_INNER"),
+                    reason="run in a process of its own by test_midi_restart_tests_in_a_process")
 @pytest.mark.parametrize("back", [False, True], ids=["server-down", "server-back"])
 def test_midi_run_ends_on_time_with_the_server_killed(jack_killable, tmp_path, back):
     """`run_backend` with a duration returns within ~1 s of it, the server killed mid-run (and
@@ -172,6 +176,38 @@ def test_midi_run_ends_on_time_with_the_server_killed(jack_killable, tmp_path, b
     assert t_end - marks["up"] < duration + 1.0, t_end - marks["up"]
     if back:
         assert any(d[0] == 0x99 for d in got), "no notes after the restart"
+
+
+INNER_TIMEOUT_S = 120
+
+
+@pytest.mark.jack
+@pytest.mark.parametrize("inner", [
+    "test_midi_ports_registered_again_after_a_jack_restart",
+    "test_midi_run_ends_on_time_with_the_server_killed[server-down]",
+    "test_midi_run_ends_on_time_with_the_server_killed[server-back]",
+])
+def test_midi_restart_tests_in_a_process(inner):
+    """Each MIDI restart test in a process of its own, with a time limit: the test's own JACK
+    listener client can deadlock in python-jack's deactivate against its process callback right
+    after a server restart (seen once in ~10 runs; every grooverack thread was idle and waiting,
+    as designed). Such a take is run once more; a failure of the test itself fails."""
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{__file__}::{inner}"]
+    env = dict(os.environ, GROOVERACK_JACK_INNER="1")
+    for attempt in range(2):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=INNER_TIMEOUT_S,
+                                 env=env)
+        except subprocess.TimeoutExpired:
+            if attempt == 0:
+                continue
+            raise AssertionError(f"{inner}: no result within {INNER_TIMEOUT_S} s, twice") from None
+        assert out.returncode == 0 and "1 passed" in out.stdout, out.stdout[-3000:]
+        return
 
 
 ES9_BOARD = {
