@@ -11,7 +11,7 @@ from grooverack.runtime.serve import make_engine
 
 
 def queued(sender: MidiSender) -> list[tuple[float, bytes]]:
-    return [(round(i.time, 6), i.data) for i in sorted(sender._heap)]
+    return [(round(t, 6), data) for t, data in sender.queued()]
 
 
 def output(*overrides: str, ppqn: int = 4) -> tuple[MidiOutput, MidiSender]:

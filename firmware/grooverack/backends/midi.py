@@ -26,7 +26,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from grooverack.backends.midiparse import (
@@ -60,14 +59,16 @@ SPIN = 0.0015  # s: the sender sleeps until this long before a message, then spi
 PORT_CHECK = 1.0  # s between looks for ports that went away or came back (or the JACK server)
 
 
-def _rtmidi():
-    import rtmidi  # desktop extra; imported here so `grooverack --help` never needs it
+def load_rtmidi():
+    """python-rtmidi (the desktop extra), imported when MIDI is first used: `grooverack --help`
+    and the other jobs never need it."""
+    import rtmidi
 
     return rtmidi
 
 
 def api_id(name: str) -> int:
-    rtmidi = _rtmidi()
+    rtmidi = load_rtmidi()
     return {"default": rtmidi.API_UNSPECIFIED, "alsa": rtmidi.API_LINUX_ALSA,
             "jack": rtmidi.API_UNIX_JACK}[name]
 
@@ -148,13 +149,6 @@ class OutputMap:
         return (o.channel or 1) - 1, min(127, o.poly2_note + output - 1)
 
 
-@dataclass(order=True)
-class Scheduled:
-    time: float
-    seq: int
-    data: bytes = field(compare=False)
-
-
 class MidiSender:
     """MIDI out on the shared `TimedScheduler` (its thread sleeps, then spins, to each message's
     time and sends it); records when each really left. Clock: `clock()` (time.monotonic)."""
@@ -176,10 +170,9 @@ class MidiSender:
     def thread(self) -> threading.Thread | None:
         return self.scheduler.thread
 
-    @property
-    def _heap(self) -> list[Scheduled]:
-        """What is queued (tests look at it)."""
-        return [Scheduled(t, seq, data) for t, seq, data in self.scheduler._heap]
+    def queued(self) -> list[tuple[float, bytes]]:
+        """What waits to be sent, in sending order (the queue itself is left alone)."""
+        return self.scheduler.queued()
 
     def schedule(self, t: float, data: bytes) -> None:
         self.scheduler.schedule(t, bytes(data))
@@ -401,7 +394,7 @@ class PortKeeper:
         self.port: Any = None
         self.port_name = ""
         self.opened = 0  # how many times a port was opened (reopens count)
-        rtmidi = _rtmidi()
+        rtmidi = load_rtmidi()
         kind = rtmidi.MidiIn if direction == "input" else rtmidi.MidiOut
         self._kind = kind
         # listing goes through a client of its own, never the one carrying the data
@@ -427,7 +420,7 @@ class PortKeeper:
             name = VIRTUAL_IN if self.direction == "input" else VIRTUAL_OUT
             try:
                 port.open_virtual_port(name)
-            except (NotImplementedError, _rtmidi().SystemError) as exc:
+            except (NotImplementedError, load_rtmidi().SystemError) as exc:
                 raise ConfigError(f"midi.{self.direction}_port is empty and this MIDI system has "
                                   f"no virtual ports ({exc}); allowed: a port name from "
                                   "`grooverack ports`") from None

@@ -15,18 +15,6 @@ BOARD_KEYS = ("api", "input_port", "output_port", "input_channel", "velocity_sou
               "channel", "poly2_note", "clock_out")
 
 
-def _rtmidi():
-    import rtmidi  # desktop extra; imported here so `grooverack --help` never needs it
-
-    return rtmidi
-
-
-def api_id(name: str) -> int:
-    rtmidi = _rtmidi()
-    return {"default": rtmidi.API_UNSPECIFIED, "alsa": rtmidi.API_LINUX_ALSA,
-            "jack": rtmidi.API_UNIX_JACK}[name]
-
-
 # --- options: config keys over the board's [midi] table
 
 @dataclass(frozen=True)

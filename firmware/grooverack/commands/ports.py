@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from grooverack.boards.midi import api_id
+from grooverack.backends.midi import api_id, load_rtmidi
 
 API_NAMES = {"alsa": "ALSA", "jack": "JACK", "default": "default"}
 
@@ -15,7 +15,7 @@ API_NAMES = {"alsa": "ALSA", "jack": "JACK", "default": "default"}
 def midi_ports(api: str) -> tuple[list[str], list[str]]:
     """(input names, output names) through python-rtmidi's `api` (default/alsa/jack)."""
 
-    rtmidi = _rtmidi()
+    rtmidi = load_rtmidi()
     midi_in = rtmidi.MidiIn(api_id(api), name="grooverack ports")
     midi_out = rtmidi.MidiOut(api_id(api), name="grooverack ports")
     try:
@@ -26,7 +26,7 @@ def midi_ports(api: str) -> tuple[list[str], list[str]]:
 
 
 def compiled_apis() -> list[str]:
-    rtmidi = _rtmidi()
+    rtmidi = load_rtmidi()
     have = set(rtmidi.get_compiled_api())
     return [name for name, api in (("alsa", rtmidi.API_LINUX_ALSA), ("jack", rtmidi.API_UNIX_JACK))
             if api in have] or ["default"]
@@ -41,12 +41,6 @@ def audio_devices() -> list[dict[str, Any]]:
              "inputs": d["max_input_channels"], "outputs": d["max_output_channels"],
              "samplerate": d["default_samplerate"]}
             for i, d in enumerate(sd.query_devices())]
-
-
-def _rtmidi():
-    import rtmidi
-
-    return rtmidi
 
 
 def report(apis: list[str]) -> str:

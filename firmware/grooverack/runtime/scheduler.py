@@ -88,6 +88,12 @@ class TimedScheduler(Generic[T]):
             self._heap = keep
         return dropped
 
+    def queued(self) -> list[tuple[float, T]]:
+        """What is queued, in time order, without taking it."""
+        with self._cond:
+            entries = sorted(self._heap)
+        return [(t, item) for t, _, item in entries]
+
     def flush(self) -> list[tuple[float, T]]:
         """Take everything queued now, in time order (the caller emits or drops it)."""
         with self._cond:
