@@ -72,17 +72,19 @@ def test_velocity_cv_mode_calibration_and_control_cv(engine):
     assert backend._volts(np.full((1, 4), 0.1, np.float32), "pitch")[0] == pytest.approx(0.99)
 
 
-def test_outputs_rendered_to_the_sample_after_the_latency(engine):
+def test_outputs_rendered_to_the_sample_after_the_reaction_time(engine):
     settings = load_settings(overrides=["outputs.velocity_volts=10.0"])
     backend = ES9Backend(engine, settings, board(velocity_lead_samples=2), autostart=False)
     out = run_blocks(backend, np.zeros((N, 4)))  # the first block fixes the latency: 64 frames
     assert backend.latency_frames == N
-    t = 0.01  # 480 samples: written at output frame 480 - 64
+    assert backend.reaction_frames == 2 * N  # answered two blocks after the input frame
+    assert backend.delay_s == 3 * N / SR
+    t = 0.01  # 480 samples: written at output frame 480 + 128
     backend.schedule([OutputEvent(t, 1, "velocity", 0.9, 0, 0), OutputEvent(t, 1, "trigger", 1.0, 0, 0),
                       OutputEvent(t + 0.005, 1, "trigger", 0.0, 0, 0),
                       OutputEvent(t, 0, "clock", 1.0, 0, -1)])
-    out = np.concatenate([out, run_blocks(backend, np.zeros((N * 12, 4)))])
-    rise = 480 - N
+    out = np.concatenate([out, run_blocks(backend, np.zeros((N * 16, 4)))])
+    rise = 480 + 2 * N
     trig, vel, clock = out[:, 0], out[:, 1], out[:, 2]
     assert trig[rise - 1] == 0 and np.all(trig[rise:rise + 240] == np.float32(0.5))
     assert trig[rise + 240] == 0
@@ -98,7 +100,7 @@ def test_outputs_rendered_to_the_sample_after_the_latency(engine):
 def test_late_changes_land_at_the_block_start(engine):
     backend = ES9Backend(engine, load_settings(), board(), autostart=False)
     run_blocks(backend, np.zeros((N * 4, 4)))  # frames 0..255 done
-    backend.schedule([OutputEvent(100 / SR, 1, "trigger", 1.0, 0, 0)])  # frame 100 - 64: past
+    backend.schedule([OutputEvent(100 / SR, 1, "trigger", 1.0, 0, 0)])  # frame 100 + 128: past
     out = run_blocks(backend, np.zeros((N, 4)))
     assert out[0, 0] == np.float32(0.5) and backend.late_events == 1
 

@@ -7,10 +7,13 @@ edges placed to the sample, pitch read a settle time after the edge, control CVs
 events into level changes; generation runs in the engine's worker.
 
 The timeline is input frames: engine time `t = frame / samplerate` is when that sample was at the
-input jacks. An output sample written in the same callback as input frame `f` reaches the output
-jacks `L` later, `L` being the stream's input-to-output latency (PortAudio's DAC time minus ADC
-time of the callback, plus the board's `latency_trim_samples`): an event at `t` is written at
-output frame `round(t * samplerate) - L` so it sounds at `t`.
+input jacks. Steps on a clock edge fire from that edge (`Clock.hold`): an edge at input frame `f`
+is answered at output frame `f + R`, `R` being the reaction time, two blocks (the engine thread
+takes a block in after its callback and has one more block's time to answer it); every event at
+`t` is written at output frame `round(t * samplerate) + R`, so the whole pattern keeps its
+micro-timing and each step on an edge sounds exactly `R + L` after that edge at the jacks, `L`
+being the stream's own input-to-output latency (PortAudio's DAC time minus ADC time of the
+callback, plus the board's `latency_trim_samples`). `describe()` reports both.
 
 Volts <-> samples: `volts = gain * sample * volts_per_unit + offset` per channel (nominal:
 gain 1, offset 0, 10 V per unit, i.e. +-1.0 = +-10 V), from the board's `[es9.calibration]`;
@@ -170,8 +173,9 @@ class ES9Backend:
         self._zeroing = False  # set: the callback renders zero_levels only, drops level changes
         self._zero_from: int | None = None  # the first frame it rendered so
         self.zero_frames = 0  # frames rendered at 0 V since
-        self.latency_frames: int | None = None
+        self.latency_frames: int | None = None  # L: the stream's input-to-output latency
         self.latency_s: float | None = None
+        self.reaction_frames: int | None = None  # R: input frame f is answered at output f + R
         self.late_events = 0  # level changes that reached the callback after their sample
         self.late: deque[tuple[int, int]] = deque(maxlen=1000)  # (their frame, written at)
         self.xruns = 0
@@ -209,6 +213,7 @@ class ES9Backend:
             self.latency_frames = int(round(self.latency_s * self.sr)) + \
                 self.board.latency_trim_samples
             self._t0_adc = adc
+            self.reaction_frames = 2 * frames
         elif status and self._t0_adc is not None:
             # blocks lost in an xrun: keep the timeline. ADC times jitter within a block, so only
             # on a flagged xrun, and by whole blocks.
@@ -329,11 +334,11 @@ class ES9Backend:
     def schedule(self, events: list[Any]) -> None:
         """Engine events -> level changes at output frames (velocity a little before its rise)."""
         b = self.board
-        lat = self.latency_frames or 0
+        react = self.reaction_frames or 0
         changes = []
         for ev in events:
             self.played.append(ev)
-            frame = int(round(ev.time * self.sr)) - lat
+            frame = int(round(ev.time * self.sr)) + react
             if ev.kind == "velocity":
                 ch = b.velocity[ev.output - 1] if 0 < ev.output <= len(b.velocity) else 0
                 volts = ev.value * self.velocity_volts
@@ -353,10 +358,16 @@ class ES9Backend:
             if self.midi_output is not None:
                 # the offset estimate only falls (it improves while the stream starts): never let
                 # a later event fall due before an earlier one, so MIDI keeps the player's order
-                self._mirror_at = max(self._mirror_at, self.to_monotonic(ev.time))
+                self._mirror_at = max(self._mirror_at, self.to_monotonic(ev.time + self.delay_s))
                 self.midi_output.play(ev, at=self._mirror_at)
         changes.sort(key=lambda c: c[0])
         self._out.extend(changes)
+
+    @property
+    def delay_s(self) -> float:
+        """Seconds from an edge at the input jacks to the step it fires at the output jacks
+        (reaction R plus the stream's latency L)."""
+        return ((self.reaction_frames or 0) + (self.latency_frames or 0)) / self.sr
 
     def to_monotonic(self, t: float) -> float:
         """Engine time -> time.monotonic() (for MIDI out beside the CV outputs)."""
@@ -364,7 +375,9 @@ class ES9Backend:
 
     def _engine_loop(self, heartbeat: Callable[[], Any] | None = None) -> None:
         eng = self.engine
-        lookahead = max(0.03, 4 * max(self.board.blocksize, 64) / self.sr)
+        # events are taken one block beyond the reaction time: what lies between clock edges is
+        # placed by the tempo estimate this little ahead, what sits on an edge waits for it
+        lookahead = None
         self._mono_offset = math.inf
         self._mirror_at = -math.inf  # due time of the last event mirrored as MIDI
         while not self._stop.is_set():
@@ -378,9 +391,11 @@ class ES9Backend:
                 # monotonic at the end of this block's capture: the least-delayed wake-up wins
                 self._mono_offset = min(self._mono_offset, time.monotonic() - (f0 + n) / self.sr)
                 self.process_block(f0, block)
-            if self._processed and self.latency_frames is not None:
+            if self._processed and self.reaction_frames is not None:
+                if lookahead is None:
+                    lookahead = self.reaction_frames / 2 / self.sr
                 now = self._processed / self.sr
-                events = eng.advance(now + (self.latency_frames / self.sr) + lookahead)
+                events = eng.advance(now + lookahead)
                 if events:
                     self.schedule(events)
 
@@ -464,10 +479,14 @@ class ES9Backend:
         return self.latency_s or 0.0
 
     def describe(self) -> str:
-        lat = self.latency_frames
-        shown = f"{lat} samples ({lat / self.sr * 1e3:.2f} ms)" if lat is not None else "unknown"
+        lat, react = self.latency_frames, self.reaction_frames
+        if lat is None or react is None:
+            shown = "unknown"
+        else:
+            shown = (f"{lat + react} samples ({(lat + react) / self.sr * 1e3:.2f} ms: reaction "
+                     f"{react}, stream {lat})")
         return (f"ES-9: in {self.device_names[0]!r}, out {self.device_names[1]!r}, "
-                f"{self.sr} Hz, block {self.board.blocksize or 'host'}; input-to-output latency "
+                f"{self.sr} Hz, block {self.board.blocksize or 'host'}; clock edge to step "
                 f"{shown}")
 
 

@@ -97,11 +97,11 @@ class MidiInputHandler:
             if event.kind == "clock":
                 eng.midi_clock(t)
             elif event.kind == "start":
-                eng.start(t)
+                eng.start(t, midi=True)
             elif event.kind == "stop":
                 eng.stop(t)
             elif event.kind == "continue":
-                eng.continue_(t)
+                eng.continue_(t, midi=True)
             return
         if isinstance(event, SongPosition):
             self._count("song_position")

@@ -1,4 +1,5 @@
-"""GPIO pins through the `RPi.GPIO` API (RPi.GPIO on Pi <= 4, rpi-lgpio on Pi 5, or the emulator).
+"""GPIO pins through the `RPi.GPIO` API (RPi.GPIO on Pi <= 4, rpi-lgpio on Pi 5, or the emulator):
+the fallback where libgpiod v2 (`drivers.gpiod_pins.GpiodPins`, kernel-stamped edges) is missing.
 
 Inputs report edges with a timestamp taken first thing in the callback (the earliest the API
 allows: RPi.GPIO does not pass the kernel's timestamp) together with the level read right after.
@@ -27,6 +28,8 @@ def open_rpi_gpio() -> Any:
 
 class GPIOPins:
     """The board's pins in BCM numbering; `clock` is the back end's timeline."""
+
+    library = "RPi.GPIO"
 
     def __init__(self, gpio: Any, clock: Callable[[], float] = time.monotonic) -> None:
         self.gpio, self.clock = gpio, clock
@@ -78,6 +81,10 @@ class GPIOPins:
         level = int(bool(level))
         self.gpio.output(pin, self.gpio.HIGH if level else self.gpio.LOW)
         self.outputs[pin] = level
+
+    def poll(self) -> int:
+        """Nothing waits here: RPi.GPIO's callbacks already ran (`GpiodPins.poll` reads edges)."""
+        return 0
 
     def all_low(self) -> None:
         for pin in self.outputs:

@@ -57,6 +57,9 @@ class GPIOEmulator:
         self.history: list[tuple[float, int, int]] = []   # (t, bcm pin, level) of outputs
         self.edges: list[tuple[float, int, int]] = []     # (t, bcm pin, level) of inputs
         self.listeners: list[Callable[[float, int, int], None]] = []  # output watchers
+        # input watchers (t, bcm pin, level): the same header seen through another API
+        # (`emulators.gpiod`, the libgpiod character device) learns of every input change
+        self.input_listeners: list[Callable[[float, int, int], None]] = []
 
     # --- numbering
     def setmode(self, mode: int) -> None:
@@ -205,6 +208,8 @@ class GPIOEmulator:
             return
         now = self.clock()
         self.edges.append((now, pin, after))
+        for listener in self.input_listeners:
+            listener(now, pin, after)
         edge = self.edge.get(pin)
         if edge is None or (edge == RISING and not after) or (edge == FALLING and after):
             return

@@ -10,23 +10,35 @@ Two coordinates:
   of steps the odd one starts at `u = 2k + 2 * swing`. Everything outside the clock (player,
   capture) works in musical positions.
 
-The linear position is piecewise linear in time: an anchor `(t0, u0)`, a rate (steps/s) and, for
-an external clock, a limit (the next expected pulse plus a bound): between pulses the position is
-interpolated so micro-timed events land between ticks, but never runs past the next expected edge
-by more than `overshoot` (a quarter of a pulse, at most half a step), and never goes backwards.
-Each pulse re-anchors at the current position (continuity) and sets the rate so that the phase
-error shrinks by a fraction `phase_gain` per pulse (phase slewing).
+The linear position is piecewise linear in time: an anchor `(t0, u0)`, a rate (steps/s) and a
+limit. Internal tempo: no limit. External clock (pulses or MIDI clock): **the pulse is the
+position** (as Grids answers each pulse; nothing regenerates a fine clock from a coarse one):
+each pulse anchors the position exactly on its grid point at the pulse's own time, and between
+pulses the position runs on at the tempo estimate but is *held* at the next expected pulse: what
+sits on or after it (a step on an edge) waits for that pulse and plays at its time. A pulse that
+comes early moves the position forward at once (what lay before it plays then, never after it);
+one that comes late leaves the position waiting. `hold` is that next pulse's musical position:
+the player releases nothing at or beyond it.
 
 Tempo from an external clock (held to 20..300 BPM; pulses more than twice as fast as 300 BPM are
 noise and ignored): the period is the mean of the last `clock.smoothing` accepted
-intervals; the smoothed period moves toward it by `tempo_gain` per pulse. An interval more than
-OUTLIER (30 %) away from the median of the recent ones is ignored, unless RELOCK (3) such
-intervals in a row agree with each other: then the clock re-locks to them at once.
+intervals; the smoothed period moves toward it by `tempo_gain` per pulse (`clock.slew`). An
+interval more than OUTLIER (30 %) away from the median of the recent ones is kept out of the
+estimate, unless RELOCK (3) such intervals in a row agree with each other: then the clock
+re-locks to them at once. Between the pulses after an outlier the position runs at the outlier's
+own rate (a tempo jump is heard from its first interval; a single stray pulse costs one interval).
 
 Transport (MIDI semantics): `start` = reset + run; `stop` freezes the position; `continue_` runs on
-from it; `song_position` jumps. `reset` is transparent: it re-arms step 0 and never fires; with an
+from it; `song_position` jumps. With `midi=True` (the message came over MIDI) they wait for the
+next MIDI clock in `auto` too: Start puts step 0 on the first clock after it, always. `reset` is transparent: it re-arms step 0 and never fires; with an
 external clock the next pulse plays step 0; with the internal clock the next 16th plays step 0.
 Every jump of the position increments `epoch`, so the player and the capture can re-base.
+
+A clock that stops stops the drums at once: nothing at or after the next expected pulse plays.
+After `clock.stop_timeout` without a pulse it is declared stalled: with `external` / `midi` the
+position stays there, re-armed, and the next pulse plays that step (a step-accurate restart);
+`auto` ("external while pulses arrive, internal otherwise") goes on at the internal tempo from
+that step.
 """
 
 from __future__ import annotations
@@ -104,6 +116,8 @@ class Clock:
         self.pulses = 0
         self.noise = 0                 # pulses ignored as noise
         self._snap = False             # the next pulse lands on the nearest pulse of the grid
+        self._segment: float | None = None  # seconds per pulse of the next segment (an outlier)
+        self._wait_since: float | None = None  # armed by MIDI transport, no clock yet (auto)
 
     # --- derived --------------------------------------------------------------------------------
     @property
@@ -111,16 +125,8 @@ class Clock:
         return STEPS_PER_BEAT / (MIDI_PPQN if self._pulse_kind == "midi" else self.ppqn)
 
     @property
-    def overshoot(self) -> float:
-        return min(0.25 * self.steps_per_pulse, 0.5)
-
-    @property
     def tempo_gain(self) -> float:
         return 0.05 + 0.95 * self.slew
-
-    @property
-    def phase_gain(self) -> float:
-        return 0.25 + 0.75 * self.slew
 
     @property
     def bpm(self) -> float:
@@ -136,6 +142,14 @@ class Clock:
         if self._period is None:
             return sp / bpm_to_rate(self.tempo)
         return min(max(self._period, sp / bpm_to_rate(MAX_BPM)), sp / bpm_to_rate(MIN_BPM))
+
+    @property
+    def hold(self) -> float:
+        """Musical position from which events wait for the next external pulse (inf: none
+        wait). A step on a clock edge plays at that edge's time, never at a prediction of it."""
+        if self.driver != "external" or not math.isfinite(self._limit):
+            return math.inf
+        return swing_unwarp(self._limit, self.swing)
 
     @property
     def playing(self) -> bool:
@@ -238,7 +252,7 @@ class Clock:
         self._next_u = last + max(1, math.ceil((u - last) / sp - 1e-9)) * sp
         if self.driver == "external" and not self._frozen:
             self._anchor(t, u, rate=self.steps_per_pulse / self.period,
-                         limit=max(u, self._next_u + self.overshoot))
+                         limit=max(u, self._next_u))
 
     def set_source(self, source: str, t: float) -> None:
         if source not in ("auto", "internal", "external", "midi"):
@@ -261,11 +275,21 @@ class Clock:
         self._intervals = deque(self._intervals, maxlen=self.smoothing)
 
     # --- transport ---------------------------------------------------------------------------------
-    def start(self, t: float) -> None:
-        """Reset + run: with the internal clock step 0 plays at t; else at the next pulse."""
+    def _midi_transport(self, t: float, midi: bool) -> None:
+        """A transport message that came over MIDI: in `auto` it waits for the next MIDI clock
+        too (a sequencer sends Start, then clocks), not for the internal tempo."""
+        if midi and self.source in ("auto", "midi") and self.driver == "internal":
+            self.driver = "external"
+            self._snap = False
+            self._wait_since = t
+
+    def start(self, t: float, *, midi: bool = False) -> None:
+        """Reset + run: with the internal clock step 0 plays at t; else at the next pulse
+        (`midi`: the Start came over MIDI; step 0 is the first MIDI clock after it)."""
         self.running = True
         self.stalled = False
         self.epoch += 1
+        self._midi_transport(t, midi)
         self._arm(t, 0.0)
 
     def _arm(self, t: float, u: float) -> None:
@@ -282,12 +306,13 @@ class Clock:
         self._anchor(t, self._u(t), frozen=True)
         self.running = False
 
-    def continue_(self, t: float) -> None:
+    def continue_(self, t: float, *, midi: bool = False) -> None:
         """Run on from where the position stopped (internal: at once; external: next pulse)."""
         if self.running:
             return
         self.running = True
         self.stalled = False
+        self._midi_transport(t, midi)
         if self.driver == "internal":
             self._armed = False
             self._run_internal(t, self._u0)
@@ -308,8 +333,7 @@ class Clock:
         self.epoch += 1
         if at_last_pulse and self.driver == "external" and self._last_t is not None:
             sp = self.steps_per_pulse
-            self._anchor(self._last_t, 0.0, rate=sp / self.period, limit=sp + self.overshoot,
-                         jump=True)
+            self._anchor(self._last_t, 0.0, rate=sp / self.period, limit=sp, jump=True)
             self._armed = False
             self._next_u = sp
             return
@@ -322,10 +346,11 @@ class Clock:
             self._armed = True
             self._next_u = 0.0
 
-    def song_position(self, t: float, sixteenths: int) -> None:
+    def song_position(self, t: float, sixteenths: int, *, midi: bool = True) -> None:
         """MIDI Song Position Pointer: the next clock plays `sixteenths` (steps)."""
         self.epoch += 1
         u = float(sixteenths)
+        self._midi_transport(t, midi)
         if self.driver == "internal" and self.running:
             self._armed = False
             self._run_internal(t, u, jump=True)
@@ -360,8 +385,9 @@ class Clock:
                 self._last_t = t     # far faster than any tempo: noise, not a clock
                 self.noise += 1
                 return
-            self._track(dt)
+            self._segment = dt if self._track(dt) else None
         self._last_t = t
+        self._wait_since = None
         self.pulses += 1
         self.stalled = False
         sp = self.steps_per_pulse
@@ -374,27 +400,33 @@ class Clock:
         if not self.running:
             return
         period = self.period
+        if self._segment is not None:   # an outlier interval: the next segment runs at its rate
+            period = min(max(self._segment, sp / bpm_to_rate(MAX_BPM)), sp / bpm_to_rate(MIN_BPM))
         if self._armed:   # after start / reset / song position / continue: exactly this pulse
             self._armed = False
             target = max(self._next_u, self._u0)
-            self._anchor(t, target, rate=sp / period, limit=target + sp + self.overshoot,
-                         jump=True)
+            self._anchor(t, target, rate=sp / period, limit=target + sp, jump=True)
         else:
             target = self._next_u
             cur = self._u(t)
-            error = target - cur
-            gain = 1.0 if abs(error) > sp else self.phase_gain
-            rate = (sp + gain * error) / period
-            self._anchor(t, cur, rate=rate, limit=max(cur, target + sp + self.overshoot))
+            if cur <= target + 1e-9:
+                # the pulse is the position: it lands on its grid point now (what lay before it
+                # and had not played yet plays now; the position never passed it)
+                self._anchor(t, target, rate=sp / period, limit=target + sp)
+            else:
+                # taken over from the internal clock with the nearest grid pulse just behind:
+                # the position runs on to the next pulse, expected one period from now
+                self._anchor(t, cur, rate=(target + sp - cur) / period, limit=target + sp)
         self._next_u = target + sp
 
-    def _track(self, dt: float) -> None:
-        """Tempo estimate from one interval (outlier rejection, re-lock, slew)."""
+    def _track(self, dt: float) -> bool:
+        """Tempo estimate from one interval (outlier rejection, re-lock, slew); True when the
+        interval was an outlier kept out of the estimate."""
         hist = self._intervals
         if not hist:
             hist.append(dt)
             self._period = dt
-            return
+            return False
         med = median(hist)
         if abs(dt - med) > OUTLIER * med:
             self._outliers.append(dt)
@@ -405,9 +437,9 @@ class Clock:
                     hist.extend(self._outliers)
                     self._period = sum(self._outliers) / len(self._outliers)
                     self._outliers.clear()
-                else:
-                    del self._outliers[0]
-            return
+                    return False
+                del self._outliers[0]
+            return True
         self._outliers.clear()
         hist.append(dt)
         estimate = sum(hist) / len(hist)
@@ -415,10 +447,22 @@ class Clock:
             self._period = estimate
         else:
             self._period += self.tempo_gain * (estimate - self._period)
+        return False
 
     def poll(self, t: float) -> None:
-        """Stop detection: no pulse for `clock.stop_timeout` -> stalled (auto: internal takes over)."""
-        if self.driver != "external" or self._last_t is None:
+        """Stop detection: no pulse for `clock.stop_timeout` -> stalled: the drums stay where they
+        were held (the next expected pulse) and the next pulse plays that step; `auto`: the
+        internal tempo goes on from it (also after a MIDI Start that no clock followed)."""
+        if self.driver != "external":
+            return
+        if self._last_t is None:
+            since = self._wait_since
+            if (since is not None and self.source == "auto" and self.running and self._armed
+                    and t - since > self.stop_timeout):
+                self._wait_since = None
+                self._armed = False
+                self._run_internal(t, self._next_u, jump=True)
+                self.epoch += 1
             return
         if t - self._last_t <= self.stop_timeout:
             return
@@ -431,3 +475,4 @@ class Clock:
                 self._run_internal(t, self._u(t))
         elif self.running and not self._armed:
             self._anchor(t, self._u(t), frozen=True)
+            self._armed = True   # step-accurate restart: the next pulse plays the next step

@@ -160,10 +160,11 @@ class Engine:
             self.generator.request(self._make_request())
 
     # --- transport -------------------------------------------------------------------------------------
-    def start(self, t: float) -> None:
-        """MIDI Start semantics: reset + run (step 0 at t, or at the next external pulse)."""
+    def start(self, t: float, *, midi: bool = False) -> None:
+        """MIDI Start semantics: reset + run (step 0 at t, or at the next external pulse;
+        `midi`: a MIDI Start, step 0 on the first MIDI clock after it, in `auto` too)."""
         self._touch(t)
-        self.clock.start(t)
+        self.clock.start(t, midi=midi)
         self._variation = 0
         self._after_clock(t)
 
@@ -173,10 +174,10 @@ class Engine:
         self.clock.stop(t)
         self.player.stop(t, self.clock.position(t))
 
-    def continue_(self, t: float) -> None:
-        """Run on from where the transport stopped."""
+    def continue_(self, t: float, *, midi: bool = False) -> None:
+        """Run on from where the transport stopped (`midi`: from the next MIDI clock)."""
         self._touch(t)
-        self.clock.continue_(t)
+        self.clock.continue_(t, midi=midi)
         self._after_clock(t)
 
     def reset(self, t: float) -> None:
@@ -214,9 +215,9 @@ class Engine:
         self._after_clock(t)
 
     def song_position(self, t: float, sixteenths: int) -> None:
-        """MIDI Song Position Pointer (in sixteenths = steps)."""
+        """MIDI Song Position Pointer (in sixteenths = steps): the next MIDI clock plays it."""
         self._touch(t)
-        self.clock.song_position(t, int(sixteenths))
+        self.clock.song_position(t, int(sixteenths), midi=True)
         self._after_clock(t)
 
     # --- input --------------------------------------------------------------------------------------------

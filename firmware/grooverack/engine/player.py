@@ -15,6 +15,9 @@ previous trigger first (RETRIGGER_GAP before, never before the previous rise): t
 or stick. Clock out (`outputs.clock_ppqn`, swung like the steps) and reset out (the first step 0
 after a start or reset) are "clock" / "reset" events on output 0 with voice -1.
 
+With an external clock, nothing on or after the next expected pulse is returned before that
+pulse arrives (`Clock.hold`): a step on a clock edge plays at the edge's own time.
+
 Events are returned once each, sorted by (time, order) with order fall < velocity < rise, and
 never earlier than an event already returned.
 """
@@ -33,6 +36,7 @@ from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
 
 RETRIGGER_GAP = 0.0005   # s: a retriggered output goes low this long before the new rise
 MIN_RETRIGGER = 0.001    # s: a second rise this close to the previous one is a double: dropped
+HOLD_EPS = 1e-6         # steps: a position this close to the next external pulse is on it
 ORDER = {"fall": 0, "velocity": 1, "rise": 2}
 
 
@@ -188,10 +192,13 @@ class Player:
                     before_commit(self.next_step)
                 self._commit(self.next_step)
                 self.next_step += 1
+        # an external clock holds what sits on or after its next pulse until that pulse comes
+        # (it then plays at the pulse's time): lookahead never guesses where an edge will fall
+        hold = clock.hold - HOLD_EPS
         out: list[OutputEvent] = []
         while True:
             rise_t = math.inf
-            if self._due and self._due[0].position <= horizon:
+            if self._due and self._due[0].position <= horizon and self._due[0].position < hold:
                 rise_t = max(clock.time_of(self._due[0].position), self._last_time)
             fall_key, fall_t = None, math.inf
             for key, (when, *_rest) in self._falls.items():
