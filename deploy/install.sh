@@ -221,9 +221,11 @@ install_program() {
   run "$PREFIX/venv/bin/pip" install -q --upgrade pip
   # editable from the copied checkout (a wheel carries the same files: grooverack.resources). The
   # buses' packages are named here rather than through the [pi] extra: the GPIO library is chosen
-  # per Pi model below (RPi.GPIO and rpi-lgpio must not be installed together).
+  # per Pi model below (RPi.GPIO and rpi-lgpio must not be installed together). gpiod (libgpiod
+  # v2, kernel-stamped edges, every Pi) is the one the firmware uses; the RPi.GPIO API is its
+  # fallback.
   run "$PREFIX/venv/bin/pip" install -q -e "$PREFIX"
-  run "$PREFIX/venv/bin/pip" install -q spidev smbus2
+  run "$PREFIX/venv/bin/pip" install -q spidev smbus2 "gpiod>=2.1"
   local model gpio
   model="$(pi_model)"
   gpio="$(gpio_package "$model")"

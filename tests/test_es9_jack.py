@@ -180,12 +180,17 @@ def test_es9_edges_pitch_and_outputs_to_the_sample(jack_audio_server, tmp_path):
 
     lat = backend.latency_frames
     assert lat == backend.board.blocksize  # PortAudio's JACK buffering: one block
+    react = backend.reaction_frames
+    assert react == 2 * backend.board.blocksize  # R: an input frame is answered 2 blocks on
     # every output change lands on the JACK frame the player scheduled: t * SR in the engine's
-    # timeline (input frames) plus the offset of that timeline to the test's frames
+    # timeline (input frames), answered R frames later, heard L (the stream's latency) after
+    # that, less the offset of that timeline to the test's frames: a step on an edge sent at
+    # frame e is recorded at e + R + L
     lead = backend.board.velocity_lead_samples  # velocity CV written just before its trigger
     total = landed = 0
     for _, ch, volts, ev in backend.scheduled:
-        j = round(ev.time * SR) - offset - (lead if ev.kind == "velocity" else 0)
+        j = (round(ev.time * SR) + react + lat - offset
+             - (lead if ev.kind == "velocity" else 0))
         if not 1 <= j < DURATION:
             continue
         want = np.float32(min(4.5, volts) / VPU)  # clamped to the board's safe range
@@ -196,7 +201,7 @@ def test_es9_edges_pitch_and_outputs_to_the_sample(jack_audio_server, tmp_path):
     # a late change lands later, never elsewhere
     assert landed >= total - backend.late_events, (landed, total, backend.late_events)
     # late ones only while the engine locks to the external clock (its first pulses)
-    assert all(frame - offset < 2 * SR for frame, _ in backend.late), list(backend.late)
+    assert all(frame - react - offset < 2 * SR for frame, _ in backend.late), list(backend.late)
     # triggers: 5 ms = 240 samples at 4 V; velocity CV held between, never above safe_max (4.5 V)
     widths = [n for ch in range(4) for a, n in runs(cap[ch], 0.2) if a < DURATION]
     assert len(widths) > 20 and widths.count(240) >= len(widths) - backend.late_events

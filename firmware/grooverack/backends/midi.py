@@ -53,7 +53,8 @@ CLIENT_NAME = "grooverack"
 VIRTUAL_IN = "grooverack in"
 VIRTUAL_OUT = "grooverack out"
 LOOKAHEAD = 0.02  # s: events are taken from the player this far ahead of their time
-POLL = 0.002  # s: the engine loop looks at its input and the player at least this often
+POLL = 0.001  # s: the engine loop looks at its input and the player at least this often (a
+#              step on a MIDI clock tick goes out within this of the tick's arrival)
 DRIFT = 0.0005  # s/s: how fast the MIDI system's clock may drift from time.monotonic()
 SPIN = 0.0015  # s: the sender sleeps until this long before a message, then spins
 PORT_CHECK = 1.0  # s between looks for ports that went away or came back (or the JACK server)

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grooverack.backends.panel.hardware import faults_path, open_hardware
+from grooverack.backends.panel.hardware import faults_path, gpio_choice, open_hardware
 from grooverack.backends.panel.scanner import ControlScanner
 from grooverack.boards.board import load_board
 from grooverack.calibration import Calibration
 from grooverack.commands.common import add_common
 from grooverack.config import Settings, load_settings
 from grooverack.drivers.ads1115 import ADS1115
+from grooverack.drivers.gpiod_pins import chip_paths, header_chip, open_gpiod
 from grooverack.drivers.mcp3208 import MCP3208
 from grooverack.drivers.mcp4728 import MCP4728
 from grooverack.errors import BusDown
@@ -118,8 +119,10 @@ def node_checks(board: Any, dev: Path) -> list[Check]:
                                    "python3-spidev)"))
     if any(c.bus == "i2c" for c in board.chips.values()):
         checks.append(check_module("smbus2", "smbus2", "`pip install smbus2`"))
-    checks.append(check_module("RPi.GPIO", "RPi.GPIO", "apt install python3-rpi.gpio (Pi <= 4) or "
-                               "`pip install rpi-lgpio` (Pi 5)"))
+    if gpiod_header(dev)[0] is None:  # libgpiod not usable here: the RPi.GPIO fallback must be
+        checks.append(check_module("RPi.GPIO", "RPi.GPIO", "`pip install 'gpiod>=2.1'` (every "
+                                   "Pi), or apt install python3-rpi.gpio (Pi <= 4) or "
+                                   "`pip install rpi-lgpio` (Pi 5)"))
     return checks
 
 
@@ -250,6 +253,36 @@ def gpio_library() -> str:
     return "none installed"
 
 
+def gpiod_header(dev: Path = Path("/dev")) -> tuple[str | None, str]:
+    """(header chip, detail) when libgpiod v2 would drive the pins here, else (None, why not)."""
+    if gpio_choice() == "rpigpio":
+        return None, "GROOVERACK_GPIO=rpigpio"
+    try:
+        gpiod = open_gpiod()
+        chip = header_chip(gpiod, chip_paths(str(dev)))
+        with gpiod.Chip(chip) as c:
+            label = c.get_info().label
+    except OSError as exc:
+        return None, str(exc)
+    return chip, f"libgpiod v2 (gpiod {getattr(gpiod, '__version__', '?')}) on {chip} ({label})"
+
+
+def gpio_check(dev: Path = Path("/dev")) -> Check:
+    """The "GPIO library" line: the one `open_hardware` picks here (libgpiod v2, else RPi.GPIO)."""
+    chip, detail = gpiod_header(dev)
+    if chip is not None:
+        return Check("GPIO library", OK, detail + ": edges carry the kernel's timestamps")
+    if gpio_choice() == "gpiod":
+        return Check("GPIO library", FAIL, f"GROOVERACK_GPIO=gpiod but libgpiod is not usable: "
+                     f"{detail}")
+    library = gpio_library()
+    missing = library == "none installed"
+    return Check("GPIO library", WARN if missing else OK,
+                 f"RPi.GPIO API from {library} (libgpiod not used: {detail})" + (
+                     "; on a Pi: pip install 'gpiod>=2.1' (every Pi), or rpi-lgpio / RPi.GPIO"
+                     if missing else ""))
+
+
 def platform_checks(board: Any, root: Path = Path("/")) -> list[Check]:
     """What the module runs on: the Pi model, the kernel (PREEMPT_RT or not), the I²C clock the
     firmware config sets, the GPIO library in use."""
@@ -287,11 +320,7 @@ def platform_checks(board: Any, root: Path = Path("/")) -> list[Check]:
                             f"{baud // 1000} kHz ({where})" + ("" if fast else
                             f"; the MCP4728 needs {I2C_FAST_HZ // 1000} kHz: add "
                             f"dtparam=i2c_arm_baudrate={I2C_FAST_HZ} to config.txt")))
-    library = gpio_library()
-    checks.append(Check("GPIO library", WARN if library == "none installed" else OK,
-                        f"RPi.GPIO API from {library}" + (
-                            "; on a Pi: pip install rpi-lgpio (every Pi) or RPi.GPIO (Pi <= 4)"
-                            if library == "none installed" else "")))
+    checks.append(gpio_check(root / "dev"))
     return checks
 
 
@@ -307,6 +336,8 @@ def diagnose(board: Any, *, dev: Path = Path("/dev"), scans: int = 25,
         hardware = open_hardware(board)  # over the board's emulated chips
         checks.append(Check("device nodes", OK, f"board {board.name!r} runs on emulated chips "
                             f"(base {board.base!r}): no device nodes needed"))
+        checks.append(Check("GPIO library", OK, f"{hardware.gpio.library} API on the emulated "
+                            "header (GROOVERACK_GPIO=gpiod|rpigpio picks)"))
     elif hardware is None:
         checks += platform_checks(board)
         checks += node_checks(board, dev)

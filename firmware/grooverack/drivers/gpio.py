@@ -23,6 +23,9 @@ def open_rpi_gpio() -> Any:
     except ImportError as exc:
         raise OSError(f"RPi.GPIO is not importable ({exc}); on a Pi install python3-rpi.gpio or, "
                       "on a Pi 5, rpi-lgpio") from None
+    except RuntimeError as exc:  # RPi.GPIO itself on a Pi 5: "Cannot determine SOC peripheral..."
+        raise OSError(f"RPi.GPIO fails to load ({exc}); on a Pi 5 use libgpiod "
+                      "(pip install 'gpiod>=2.1') or rpi-lgpio") from None
     return GPIO
 
 

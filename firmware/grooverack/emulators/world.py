@@ -2,7 +2,8 @@
 
 `EmulatedWorld(board)` builds one emulator per chip of a Pi board (`grooverack.boards.board`) on
 emulated buses and a GPIO header, all on one virtual clock. The program side gets what the real
-back end would open (`spi(chip)`, `i2c(bus)`, `gpio`, `sleep_for(chip)`); the world side sets jack
+back end would open (`spi(chip)`, `i2c(bus)`, `gpio` or `gpiod` over one header,
+`sleep_for(chip)`); the world side sets jack
 voltages through the board's nominal front ends (plus the `[emulation.front_end]` errors of a sim
 board), turns pots, presses buttons, and reads back what the outputs really do: DAC pin voltages
 through the output stage and GPIO levels times the buffer's output level.
@@ -17,6 +18,7 @@ from typing import Any
 from grooverack.emulators.ads1115 import ADS1115Emulator
 from grooverack.emulators.base import VirtualClock
 from grooverack.emulators.gpio import GPIOEmulator
+from grooverack.emulators.gpiod import HEADER_CHIP, GpiodEmulator
 from grooverack.emulators.i2c import I2CBusEmulator
 from grooverack.emulators.mcp3208 import MCP3208Emulator
 from grooverack.emulators.mcp4728 import MCP4728Emulator
@@ -46,7 +48,9 @@ class EmulatedWorld:
     def __init__(self, board: Any, clock: VirtualClock | None = None) -> None:
         self.board = board
         self.clock = clock or VirtualClock()
-        self.gpio = GPIOEmulator(self.clock)
+        self.gpio = GPIOEmulator(self.clock)         # the header, RPi.GPIO's API...
+        self.gpiod = GpiodEmulator(self.gpio)         # ...and libgpiod's, on the same pins
+        self.gpiod_chip = HEADER_CHIP
         self.buses: dict[int, I2CBusEmulator] = {}
         self.spis: dict[str, SpiDeviceEmulator] = {}
         self.chips: dict[str, Any] = {}

@@ -86,11 +86,20 @@ class RecordingWriter(OutputRecorder):
     same sleep-then-spin thread that writes the Pi's DACs) and is recorded when it leaves, with
     its scheduled and actual patch times in `timing`."""
 
-    def __init__(self, t0: float, spin: float = SPIN_S, priority: int | None = None) -> None:
+    def __init__(self, t0: float | None = None, spin: float = SPIN_S,
+                 priority: int | None = None) -> None:
         super().__init__()
         self.timing: list[tuple[float, float]] = []
         self.scheduler: TimedScheduler[OutputRow] = TimedScheduler(
-            self._emit, clock=_clock, t0=t0, spin=spin, priority=priority).start()
+            self._emit, clock=_clock, t0=0.0, spin=spin, priority=priority)
+        if t0 is not None:
+            self.begin(t0)
+
+    def begin(self, t0: float) -> None:
+        """Patch time 0 is `t0` on the wall clock: the thread starts writing (what was written
+        before waits for it)."""
+        self.scheduler.t0 = t0
+        self.scheduler.start()
 
     def write(self, time: float, output: int, kind: str, volts: float,
               voice: int | None = None) -> None:
@@ -116,14 +125,13 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
     engine = make_engine(settings, threaded=True)
     short_gil_slices()  # the loop must not wait behind the generator thread's Python work
     fifo = realtime() if args.rt else False
-    gc.freeze()  # what start-up made is never collected again: no long collections while playing
-    t0 = _clock() + START_DELAY_S
-    writer = RecordingWriter(t0, RT_SPIN_S if fifo else SPIN_S, WRITER_PRIORITY if fifo else None)
+    writer = RecordingWriter(None, RT_SPIN_S if fifo else SPIN_S, WRITER_PRIORITY if fifo else None)
     board = (DirectBoard(engine, settings, writer) if args.direct
              else make_board(settings, writer, engine, args.board or "sim"))
     life = Lifecycle(settings, engine)
     life.restore()  # presets and the last performance from the state dir
     stopped_at: list[float] = []
+    t0 = _clock() + START_DELAY_S  # fixed again once ready (below)
 
     def outputs_to_zero() -> None:  # queued after the last falls
         t = (stopped_at[0] if stopped_at else max(_clock() - t0, 0.0)) + TAIL_S
@@ -132,6 +140,11 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
             writer.write(t, output, "velocity", 0.0)
 
     life.ready(f"board sim up ({name}, {bpm:g} BPM)", outputs_to_zero=outputs_to_zero)
+    gc.freeze()  # what start-up made is never collected again: no long collections while playing
+    # patch time 0 (the first downbeat) is fixed only now, with the board built and the state
+    # restored: the first step is as punctual as every other
+    t0 = _clock() + START_DELAY_S
+    writer.begin(t0)
     ready_s = _clock() - launched
     print(f"grooverack run: ready in {ready_s:.3f} s (board sim, {name}, {bpm:g} BPM"
           f"{f', {duration:g} s' if duration else ', Ctrl-C to stop'})", file=sys.stderr,

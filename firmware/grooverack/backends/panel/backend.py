@@ -2,7 +2,8 @@
 board's chips (`hw/boards/*.toml`). The same code runs over real buses on a Pi (`run_backend`)
 and over the byte-exact emulators in virtual time (`patch_board`, the `sim` board).
 
-- Gate, clock and reset arrive as GPIO edges, timestamped first thing in the callback. A gate's
+- Gate, clock and reset arrive as GPIO edges, stamped by the kernel (libgpiod) or first thing in
+  the callback (the RPi.GPIO fallback), and are applied at that time. A gate's
   rising edge becomes an onset whose pitch (or velocity CV) is read `input.pitch_settle_ms` later.
 - Pots and CV inputs are scanned at the board's `scan_hz` (>= 100 Hz), each ADC chip read in
   one burst; pot positions are low-pass filtered and pass a hysteresis band, so a resting pot

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,11 +22,12 @@ from grooverack.boards.board import Board
 from grooverack.config import Settings
 from grooverack.drivers.ads1115 import ADS1115
 from grooverack.drivers.gpio import GPIOPins, open_rpi_gpio
+from grooverack.drivers.gpiod_pins import GpiodPins, header_chip, open_gpiod
 from grooverack.drivers.mcp3208 import MCP3208
 from grooverack.drivers.mcp4728 import MCP4728
 from grooverack.drivers.mcp4922 import MCP4922
 from grooverack.emulators.world import EmulatedWorld
-from grooverack.errors import BusDown
+from grooverack.errors import BusDown, ConfigError
 from grooverack.state import state_dir
 from grooverack.storage import atomic_write_text
 
@@ -39,6 +41,9 @@ BACKOFF_MAX_S = 0.25        # ...up to this
 
 
 FAULTS_SAVE_S = 10.0        # a running module rewrites its bus-fault report this often
+
+GPIO_ENV = "GROOVERACK_GPIO"                # which GPIO library: the one override
+GPIO_CHOICES = ("auto", "gpiod", "rpigpio")  # auto: libgpiod v2 if it works here, else RPi.GPIO
 
 
 def faults_path(settings: Settings, board_name: str) -> Path:
@@ -142,7 +147,7 @@ class Hardware:
     board: Board
     adcs: dict[str, Any]
     dacs: dict[str, Any]
-    gpio: GPIOPins
+    gpio: GPIOPins | GpiodPins
     guards: dict[str, ChipGuard]
     closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -155,11 +160,16 @@ class Hardware:
 
 
 def build_hardware(board: Board, *, spi: Callable[[Any], Any], i2c: Callable[[int], Any],
-                   gpio_module: Any, clock: Callable[[], float],
+                   gpio_module: Any = None, clock: Callable[[], float],
                    sleep_for: Callable[[Any], Callable[[float], None]],
-                   retry_sleep: Callable[[float], None] = time.sleep) -> Hardware:
-    """Drivers for every chip of `board` over the buses `spi(chip)` / `i2c(bus_number)`."""
-    pins = GPIOPins(gpio_module, clock)
+                   retry_sleep: Callable[[float], None] = time.sleep,
+                   pins: GPIOPins | GpiodPins | None = None) -> Hardware:
+    """Drivers for every chip of `board` over the buses `spi(chip)` / `i2c(bus_number)`; the
+    pins are `pins`, or `GPIOPins` over the RPi.GPIO-API `gpio_module`."""
+    if pins is None:
+        pins = GPIOPins(gpio_module, clock)
+    # the MCP4922's LDAC pin: RPi.GPIO calls, on the module or through the gpiod pins
+    ldac_gpio = pins.gpio if isinstance(pins, GPIOPins) else pins.rpi_gpio_view()
     adcs: dict[str, Any] = {}
     dacs: dict[str, Any] = {}
     guards: dict[str, ChipGuard] = {}
@@ -183,20 +193,57 @@ def build_hardware(board: Board, *, spi: Callable[[Any], Any], i2c: Callable[[in
             dacs[chip.name] = MCP4728(dev, chip.device)
         else:
             dacs[chip.name] = MCP4922(dev, gain=chip.gain, max_speed_hz=chip.max_speed_hz,
-                                      gpio=gpio_module if chip.ldac_pin is not None else None,
+                                      gpio=ldac_gpio if chip.ldac_pin is not None else None,
                                       ldac_pin=chip.ldac_pin)
         guards[chip.name] = ChipGuard(chip.name, chip.where, clock, retry_sleep)
     return Hardware(board, adcs, dacs, pins, guards, closers)
 
 
+def gpio_choice(env: dict[str, str] | None = None) -> str:
+    """`GROOVERACK_GPIO` (auto, gpiod or rpigpio; unset: auto)."""
+    value = (os.environ if env is None else env).get(GPIO_ENV, "").strip().lower() or "auto"
+    if value not in GPIO_CHOICES:
+        raise ConfigError(f"environment variable {GPIO_ENV}={value!r}: not one of "
+                          f"{', '.join(GPIO_CHOICES)}")
+    return value
+
+
+def open_pins(clock: Callable[[], float] = time.monotonic, choice: str | None = None, *,
+              gpiod: Callable[[], Any] = open_gpiod, rpi_gpio: Callable[[], Any] = open_rpi_gpio,
+              chips: list[str] | None = None) -> GPIOPins | GpiodPins:
+    """A Pi's pins: libgpiod v2 (kernel-stamped edges, every Pi including the 5) when it is
+    importable and a header chip answers, else RPi.GPIO / rpi-lgpio. `choice` (default
+    `GROOVERACK_GPIO`) forces one; `gpiod`, `rpi_gpio`, `chips` stand in for the real ones."""
+    choice = choice or gpio_choice()
+    if choice not in GPIO_CHOICES:
+        raise ConfigError(f"GPIO library {choice!r}: not one of {', '.join(GPIO_CHOICES)}")
+    if choice in ("auto", "gpiod"):
+        try:
+            module = gpiod()
+            return GpiodPins(module, header_chip(module, chips), clock)
+        except OSError as exc:
+            if choice == "gpiod":
+                raise
+            log.info("libgpiod not usable (%s): GPIO through RPi.GPIO", exc)
+    return GPIOPins(rpi_gpio(), clock)
+
+
 def open_hardware(board: Board, clock: Callable[[], float] = time.monotonic, *,
-                  world: EmulatedWorld | None = None) -> Hardware:
+                  world: EmulatedWorld | None = None, gpio: str | None = None) -> Hardware:
     """The one place that picks the buses, as gpiozero picks its pin factory: over an emulated
     world (a `sim` board, or `world` given: its chips, its virtual clock) or the real buses of a
-    Pi (spidev, smbus2, RPi.GPIO: imported here, on the Pi only)."""
+    Pi (spidev, smbus2, libgpiod or RPi.GPIO: imported here, on the Pi only). `gpio` (default
+    `GROOVERACK_GPIO`): auto, gpiod or rpigpio; an emulated world offers both, gpiod by default
+    (read by `poll()`, which the sim board calls after each change of the world)."""
     if world is not None or board.kind == "sim":
         world = world if world is not None else EmulatedWorld(board)
-        return build_hardware(board, spi=world.spi, i2c=world.i2c, gpio_module=world.gpio,
+        if (gpio or gpio_choice()) == "rpigpio":
+            return build_hardware(board, spi=world.spi, i2c=world.i2c, gpio_module=world.gpio,
+                                  clock=world.clock, sleep_for=world.sleep_for,
+                                  retry_sleep=lambda s: None)
+        pins = GpiodPins(world.gpiod, world.gpiod_chip, world.clock, event_clock=world.clock,
+                         reader="poll")
+        return build_hardware(board, spi=world.spi, i2c=world.i2c, pins=pins,
                               clock=world.clock, sleep_for=world.sleep_for,
                               retry_sleep=lambda s: None)
 
@@ -213,5 +260,5 @@ def open_hardware(board: Board, clock: Callable[[], float] = time.monotonic, *,
         from smbus2 import SMBus
         return SMBus(number)
 
-    return build_hardware(board, spi=spi, i2c=i2c, gpio_module=open_rpi_gpio(), clock=clock,
+    return build_hardware(board, spi=spi, i2c=i2c, pins=open_pins(clock, gpio), clock=clock,
                           sleep_for=lambda chip: time.sleep)

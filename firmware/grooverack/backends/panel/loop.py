@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 
 LOOKAHEAD_S = 0.010   # engine events are taken this far ahead and written by the scheduler
+#                       (what sits on an external clock's next edge waits for that edge)
 IDLE_S = 0.002        # longest idle sleep between passes
 
 
@@ -124,13 +125,17 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> i
     realtime(writer=writer.thread)
     duration = getattr(args, "duration", None)
     end = clock() + duration if duration else float("inf")
+    woke: tuple[Any, ...] | None = None  # what ended the last idle wait
     try:
         while not life.stopping and clock() < end:
             while True:
-                try:
-                    item = inbox.get_nowait()
-                except queue.Empty:
-                    break
+                if woke is not None:
+                    item, woke = woke, None
+                else:
+                    try:
+                        item = inbox.get_nowait()
+                    except queue.Empty:
+                        break
                 if item[0] == "edge":
                     direct_edge(*item[1:])
                 elif item[0] == "control":
@@ -142,10 +147,15 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> i
             for group in group_instants(engine.advance(now + LOOKAHEAD_S)):
                 writer.schedule(group[0].time, group)
             life.beat()
-            # idle: sleep to the next sample/debounce, at most 2 ms (the writer keeps the time)
+            # idle: wait for the next edge or control, the next sample/debounce, at most 2 ms
+            # (the writer keeps the time). An edge wakes the loop at once: a step on a clock
+            # edge is written as soon as the edge is in, with its kernel/callback timestamp.
             idle = min(panel.next_deadline(), clock() + IDLE_S) - clock()
             if idle > 0:
-                time.sleep(idle)
+                try:
+                    woke = inbox.get(timeout=idle)
+                except queue.Empty:
+                    pass
         stop.set()
         scanner.join(1.0)
         return life.shutdown()

@@ -87,7 +87,9 @@ class SimPanelBoard:
                 log.debug("board %s has no %s pot: ignored", self.board.name, jack)
                 return
             raise ValueError(f"unknown jack {jack!r} for board {self.board.name!r}")
-        # an edge's handlers ran inside the GPIO callback; anything due now runs now
+        # the edges the change made reach `on_edge` now (gpiod: read here, at their stamps;
+        # RPi.GPIO: their callbacks already ran); anything due now runs now
+        self.hw.gpio.poll()
         self.panel.tick(t, inclusive=True)
 
     def _engine_to(self, t: float) -> None:
@@ -96,6 +98,7 @@ class SimPanelBoard:
             self.panel.write(group)
 
     def _run_to(self, t_until: float, inclusive: bool) -> None:
+        self.hw.gpio.poll()  # edges of pins driven from outside (tests drive `world.gpio`)
         while True:
             nxt = min(self.panel.next_deadline(), self.world.next_event())
             if nxt > t_until or (nxt == t_until and not inclusive):
@@ -103,6 +106,7 @@ class SimPanelBoard:
             self._engine_to(nxt)
             self.clock.advance_to(nxt)
             self.world.run_due(nxt)
+            self.hw.gpio.poll()
             self.panel.tick(nxt)
         self._engine_to(t_until)
 
