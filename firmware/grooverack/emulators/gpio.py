@@ -195,8 +195,11 @@ class GPIOEmulator:
             return ext
         return 1 if self.pull.get(pin) == PUD_UP else 0  # floating reads as low here
 
-    def drive(self, pin: int, level: int | None, t: float | None = None) -> None:
-        """An external circuit drives BCM `pin` (None releases it); edges fire callbacks."""
+    def drive(self, pin: int, level: int | None, t: float | None = None,
+              at: float | None = None) -> None:
+        """An external circuit drives BCM `pin` (None releases it); edges fire callbacks.
+        `at`: when the pin really changed, if before the clock's now (a wall-clock run whose
+        emulated world was moved ahead for outputs): edges are stamped then, as a kernel would."""
         if t is not None:
             self.clock.advance_to(t)
         before = self._input_level(pin) if self.direction.get(pin) == IN else None
@@ -206,7 +209,7 @@ class GPIOEmulator:
         after = self._input_level(pin)
         if after == before:
             return
-        now = self.clock()
+        now = self.clock() if at is None else min(float(at), self.clock())
         self.edges.append((now, pin, after))
         for listener in self.input_listeners:
             listener(now, pin, after)

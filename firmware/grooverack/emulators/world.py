@@ -137,15 +137,16 @@ class EmulatedWorld:
         position = min(max(float(position), 0.0), 1.0)
         self._set_pin(item.chip, item.channel, self._lsb(item.chip) * position * item.code_max)
 
-    def set_digital(self, name: str, volts: float) -> None:
-        """Volts at gate/clock/reset jack `name`, through the Schmitt comparator onto its pin."""
+    def set_digital(self, name: str, volts: float, at: float | None = None) -> None:
+        """Volts at gate/clock/reset jack `name`, through the Schmitt comparator onto its pin
+        (`at`: when it changed, if before the clock's now; see `GPIOEmulator.drive`)."""
         item = self.board.gpio_inputs[name]
         self.jack_volts[name] = float(volts)
         was = self.comparator[name]
         high = volts > SCHMITT_FALL if was else volts >= SCHMITT_RISE
         self.comparator[name] = high
         if high != was:
-            self.gpio.drive(item.pin, int(high) ^ int(item.active_low))
+            self.gpio.drive(item.pin, int(high) ^ int(item.active_low), at=at)
 
     def set_button(self, name: str, pressed: bool) -> None:
         item = self.board.gpio_inputs[name]

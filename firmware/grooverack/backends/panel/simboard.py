@@ -68,7 +68,8 @@ class SimPanelBoard:
         self.clock.advance_to(t)
         target = self.jacks.get(jack)
         if target in self.board.gpio_inputs:
-            self.world.set_digital(target, value)
+            # stamped at t: on the wall clock the emulated world already ran ahead for outputs
+            self.world.set_digital(target, value, at=t)
         elif target in self.board.inputs:
             self.world.set_cv(target, value)
         elif jack in self.board.controls:
