@@ -34,6 +34,7 @@ class SimPanelBoard:
             raise ValueError(f"board {self.board.name!r} is kind {self.board.kind!r}; the panel "
                              "back end runs 'pi' and 'sim' boards")
         self.settings, self.recorder, self.engine = settings, recorder, engine
+        self._shift = 0.0  # added to the recorded time of outputs (see `_engine_to`)
         self.world = EmulatedWorld(self.board)
         self.clock = self.world.clock
         self.hw = open_hardware(self.board, world=self.world)
@@ -50,11 +51,12 @@ class SimPanelBoard:
             self.world.set_pot(control.pot, rng.position(settings[control.name]))
 
     def _capture(self) -> None:
+        shift = self._shift
         for t, out, volts in self.world.drain_outputs():
             if out.kind == "led":
                 continue
             voice = self.panel.writer.voice.get(out.name)
-            self.recorder.write(t, out.output, out.kind, volts,
+            self.recorder.write(t + shift, out.output, out.kind, volts,
                                 voice if out.kind in ("trigger", "velocity") else None)
 
     def start(self, t: float) -> None:
@@ -95,8 +97,17 @@ class SimPanelBoard:
 
     def _engine_to(self, t: float) -> None:
         for group in group_instants(self.engine.advance(t)):
-            self.clock.advance_to(group[0].time)
-            self.panel.write(group)
+            when = group[0].time
+            self.clock.advance_to(when)
+            # a group behind the world's time: on the wall clock the world ran ahead for the
+            # outputs before an edge came in, and that edge's step is due at the edge. Its
+            # writes are recorded from its own time (bus time kept), as a real board would
+            # write them the moment the edge is in, not when the emulation had got to.
+            self._shift = min(0.0, when - self.clock())
+            try:
+                self.panel.write(group)
+            finally:
+                self._shift = 0.0
 
     def _run_to(self, t_until: float, inclusive: bool) -> None:
         self.hw.gpio.poll()  # edges of pins driven from outside (tests drive `world.gpio`)
