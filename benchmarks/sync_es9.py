@@ -227,7 +227,7 @@ def analyse(cap: np.ndarray, edges: np.ndarray, ppqn: int, backend: Any, *,
     if detected:
         shift = detected[0] - int(edges[0])
         sched = set()
-        for _, ch, volts, ev in backend.scheduled:
+        for _, _ch, _volts, ev in backend.scheduled:
             if ev.kind == "trigger" and ev.value > 0.5:
                 k, _ = assign(np.array([round(ev.time * SR) - shift], dtype=np.float64), 0.0)
                 if k[0] >= 0 and grid[k[0]] + latency_int < cap.shape[1] - 240:
@@ -267,7 +267,7 @@ def measure(server, tmp_path, ppqn: int, bpm: float, seconds: float | None = Non
     period = getattr(server, "period", 1024)
     history = []
     t0 = time.monotonic()
-    for n in range(1, takes + 1):
+    for n in range(1, takes + 1):  # noqa: B007 (the count of takes is reported)
         cap, rig_xruns, backend = take(server, tmp_path, signal, settings)
         history.append((rig_xruns, backend.xruns, backend.dropped_frames))
         if rig_xruns == 0 and backend.xruns == 0 and backend.dropped_frames == 0:

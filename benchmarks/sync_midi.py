@@ -20,10 +20,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from jackserver import MidiRig  # noqa: E402
 from grooverack.backends.midi import MidiBackend  # noqa: E402
 from grooverack.config import load_settings  # noqa: E402
 from grooverack.runtime.serve import make_engine  # noqa: E402
+from jackserver import MidiRig  # noqa: E402
 
 SR = 48000
 
