@@ -1,0 +1,177 @@
+"""In time with the sequencer (issue 17): where each real-time path's steps land against the clock
+that comes in, measured from outside the module's schedule.
+
+    .venv/bin/python benchmarks/bench_sync.py [--paths sim,es9,midi] [--ppqn 1,2,4,8,24,48]
+                                              [--bpm 40,97,120,174,300] [--write]
+
+- sim: `grooverack run --board sim --clock` on the wall clock (a subprocess, as a user runs it);
+  its trigger rises' *actual* write times (`--timing`) against the virtual patch's clock edges
+  (steady, so step k of the grid is at k * 15 / BPM). Also the first downbeat after start on the
+  internal clock.
+- es9: `benchmarks/sync_es9.measure` (a JACK client plays the clock into the ES-9 back end and
+  records its outputs).
+- midi: `benchmarks/sync_midi.measure` (a JACK MIDI client sends Start + 24-PPQN clock and
+  timestamps the notes that come back).
+
+Signed offsets: median and p99 of |offset| per path x PPQN x BPM, after the first beat.
+`--write` puts the table into benchmarks/README.md between the bench_sync markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+GROOVERACK = [sys.executable, "-m", "grooverack"]
+SETTINGS = ["--set", "quantize=1", "--set", "density=1", "--set", "swing=50",
+            "--set", "follow=0", "--set", "uncertainty=0"]
+
+
+def _rises(timing: Path) -> list[float]:
+    with timing.open(encoding="utf-8") as f:
+        rows = [r for r in csv.reader(f) if r and r[0] == "output"]
+    return [float(r[2]) for r in rows if r[4] == "trigger" and float(r[5]) > 0]
+
+
+def measure_sim(ppqn: int, bpm: float, seconds: float | None = None) -> dict:
+    """`run --board sim --clock`: trigger rises (actual write times) vs the patch's step grid."""
+    step_s = 15.0 / bpm
+    beat_s = 60.0 / bpm
+    seconds = seconds or max(6.0, 9 * beat_s)
+    with tempfile.TemporaryDirectory() as tmp:
+        timing = Path(tmp) / "timing.csv"
+        cmd = [*GROOVERACK, "run", "--board", "sim", "--clock", "--bpm", f"{bpm:g}",
+               "--set", f"clock.ppqn={ppqn}", "--duration", f"{seconds:g}", "--timing",
+               str(timing), *SETTINGS]
+        env = {**os.environ, "GROOVERACK_STATE_DIR": tmp}
+        subprocess.run(cmd, check=True, capture_output=True, env=env, cwd=REPO)
+        rises = np.array([t for t in _rises(timing) if t >= beat_s - 0.25 * step_s])
+    offsets = (rises - np.round(rises / step_s) * step_s) * 1e3
+    return _figures(offsets)
+
+
+def measure_first_downbeat(bpm: float = 120.0) -> float:
+    """ms from patch time 0 (the downbeat) to the first trigger rise written, internal clock."""
+    with tempfile.TemporaryDirectory() as tmp:
+        timing = Path(tmp) / "timing.csv"
+        cmd = [*GROOVERACK, "run", "--board", "sim", "--bpm", f"{bpm:g}", "--duration", "2",
+               "--timing", str(timing), *SETTINGS]
+        env = {**os.environ, "GROOVERACK_STATE_DIR": tmp}
+        subprocess.run(cmd, check=True, capture_output=True, env=env, cwd=REPO)
+        rises = _rises(timing)
+    return min(rises) * 1e3 if rises else float("nan")
+
+
+def _figures(offsets_ms: np.ndarray) -> dict:
+    if offsets_ms.size == 0:
+        return {"count": 0, "median_ms": float("nan"), "p99_ms": float("nan")}
+    return {"count": int(offsets_ms.size), "median_ms": float(np.median(offsets_ms)),
+            "p99_ms": float(np.percentile(np.abs(offsets_ms), 99)),
+            "max_ms": float(np.abs(offsets_ms).max())}
+
+
+def measure_es9(server, tmp: Path, ppqn: int, bpm: float) -> dict:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from sync_es9 import measure
+
+    r = measure(server, tmp, ppqn, bpm)
+    return {"count": r.get("on_edge", {}).get("count", r.get("count", 0)), "raw": r}
+
+
+def measure_midi(server, tmp: Path, bpm: float) -> dict:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from sync_midi import measure
+
+    r = measure(server, tmp, bpm)
+    return {"count": r["count"], "median_ms": r["median_ms"], "p99_ms": r["p99_abs_ms"],
+            "max_ms": r["max_abs_ms"], "period_ms": r["period_ms"], "xruns": r["xruns"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--paths", default="sim,es9,midi")
+    p.add_argument("--ppqn", default="1,2,4,8,24,48")
+    p.add_argument("--bpm", default="40,97,120,174,300")
+    p.add_argument("--write", action="store_true")
+    a = p.parse_args(argv)
+    paths = a.paths.split(",")
+    ppqns = [int(x) for x in a.ppqn.split(",")]
+    bpms = [float(x) for x in a.bpm.split(",")]
+    lines = ["| path | PPQN | BPM | n | median offset | p99 abs offset |", "|---|---|---|---|---|---|"]
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    if "sim" in paths:
+        for ppqn in ppqns:
+            for bpm in bpms:
+                r = measure_sim(ppqn, bpm)
+                lines.append(f"| run --board sim | {ppqn} | {bpm:g} | {r['count']} | "
+                             f"{r['median_ms']:+.3f} ms | {r['p99_ms']:.3f} ms |")
+                print(lines[-1], flush=True)
+    server = None
+    if "es9" in paths or "midi" in paths:
+        sys.path.insert(0, str(REPO / "tests"))
+        from jackserver import start_server, stop_server
+
+    if "es9" in paths:
+        server = start_server(period=1024)
+        os.environ["JACK_DEFAULT_SERVER"] = server.name
+        try:
+            for ppqn in ppqns:
+                for bpm in bpms:
+                    with tempfile.TemporaryDirectory() as tmp:
+                        r = measure_es9(server, Path(tmp), ppqn, bpm)["raw"]
+                    lines.append(f"| ES-9 (JACK, 1024-frame periods) | {ppqn} | {bpm:g} | "
+                                 f"{r.get('count', '')} | latency {r.get('latency')} samples "
+                                 f"(R+L {r.get('reported')}) | spread {r.get('spread')} |")
+                    print(lines[-1], flush=True)
+        finally:
+            stop_server(server)
+    if "midi" in paths:
+        server = start_server(period=128)
+        os.environ["JACK_DEFAULT_SERVER"] = server.name
+        try:
+            for bpm in bpms:
+                with tempfile.TemporaryDirectory() as tmp:
+                    r = measure_midi(server, Path(tmp), bpm)
+                lines.append(f"| MIDI (JACK, 128-frame periods = {r['period_ms']:.2f} ms) | 24 | "
+                             f"{bpm:g} | {r['count']} | {r['median_ms']:+.3f} ms | "
+                             f"{r['p99_ms']:.3f} ms |")
+                print(lines[-1], flush=True)
+        finally:
+            stop_server(server)
+    first = measure_first_downbeat() if "sim" in paths else float("nan")
+    machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+               f"{platform.system()} {platform.release()}, Python {platform.python_version()}; "
+               f"load {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    text = "\n".join([
+        "<!-- bench_sync:start -->", "## In time with the sequencer (`bench_sync.py`, issue 17)",
+        "", f"`.venv/bin/python benchmarks/bench_sync.py {' '.join(argv or sys.argv[1:])}` "
+        f"on {started}. Machine: {machine}.", "",
+        "Offsets of every trigger rise (note-on for MIDI) from the step grid of the clock sent in, "
+        "after the first beat; `quantize=1`, swing 50.", "", *lines, "",
+        f"First downbeat after `grooverack run --board sim` starts (internal clock): "
+        f"{first:.3f} ms after patch time 0.", "<!-- bench_sync:end -->"])
+    print(text)
+    if a.write:
+        readme = REPO / "benchmarks" / "README.md"
+        old = readme.read_text(encoding="utf-8")
+        if "<!-- bench_sync:start -->" in old:
+            head, rest = old.split("<!-- bench_sync:start -->", 1)
+            tail = rest.split("<!-- bench_sync:end -->", 1)[1]
+            readme.write_text(head + text + tail, encoding="utf-8")
+        else:
+            readme.write_text(old.rstrip("\n") + "\n\n" + text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
