@@ -115,7 +115,7 @@ def _keys() -> list[Key]:
             doc="auto = external clock while pulses arrive, internal otherwise"),
         Key("clock.ppqn", 4, "PPQN", choices=(1, 2, 4, 8, 24, 48), doc="external clock resolution"),
         Key("clock.smoothing", 8, "intervals", 1, 48, doc="clock intervals averaged for the tempo estimate"),
-        Key("clock.slew", 0.5, "", 0.0, 1.0, doc="how fast tempo and phase move to the measurement"),
+        Key("clock.slew", 0.5, "", 0.0, 1.0, doc="how fast the tempo estimate moves to the measured intervals (steps on clock edges always play at the edge)"),
         Key("clock.stop_timeout", 2.0, "s", 0.1, 10.0, doc="clock declared stopped after this long without pulses"),
         # --- input: gate + pitch -> onset velocity
         Key("input.velocity_mode", "auto", choices=("auto", "window", "fixed", "cv"),
