@@ -375,9 +375,6 @@ class ES9Backend:
 
     def _engine_loop(self, heartbeat: Callable[[], Any] | None = None) -> None:
         eng = self.engine
-        # events are taken one block beyond the reaction time: what lies between clock edges is
-        # placed by the tempo estimate this little ahead, what sits on an edge waits for it
-        lookahead = None
         self._mono_offset = math.inf
         self._mirror_at = -math.inf  # due time of the last event mirrored as MIDI
         while not self._stop.is_set():
@@ -392,10 +389,11 @@ class ES9Backend:
                 self._mono_offset = min(self._mono_offset, time.monotonic() - (f0 + n) / self.sr)
                 self.process_block(f0, block)
             if self._processed and self.reaction_frames is not None:
-                if lookahead is None:
-                    lookahead = self.reaction_frames / 2 / self.sr
+                # events up to one block ahead (half the reaction time): what lies between clock
+                # edges is placed by the tempo estimate this little ahead, what sits on an edge
+                # waits for it (`Clock.hold`)
                 now = self._processed / self.sr
-                events = eng.advance(now + lookahead)
+                events = eng.advance(now + self.reaction_frames / 2 / self.sr)
                 if events:
                     self.schedule(events)
 

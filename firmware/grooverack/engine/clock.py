@@ -30,8 +30,9 @@ own rate (a tempo jump is heard from its first interval; a single stray pulse co
 
 Transport (MIDI semantics): `start` = reset + run; `stop` freezes the position; `continue_` runs on
 from it; `song_position` jumps. With `midi=True` (the message came over MIDI) they wait for the
-next MIDI clock in `auto` too: Start puts step 0 on the first clock after it, always. `reset` is transparent: it re-arms step 0 and never fires; with an
-external clock the next pulse plays step 0; with the internal clock the next 16th plays step 0.
+next MIDI clock in `auto` too: Start puts step 0 on the first clock after it, always. `reset` is
+transparent: it re-arms step 0 and never fires; with an external clock the next pulse plays
+step 0; with the internal clock the next 16th plays step 0.
 Every jump of the position increments `epoch`, so the player and the capture can re-base.
 
 A clock that stops stops the drums at once: nothing at or after the next expected pulse plays.
@@ -138,10 +139,14 @@ class Clock:
     @property
     def period(self) -> float:
         """Seconds per external pulse: the estimate held to the 20..300 BPM range."""
-        sp = self.steps_per_pulse
         if self._period is None:
-            return sp / bpm_to_rate(self.tempo)
-        return min(max(self._period, sp / bpm_to_rate(MAX_BPM)), sp / bpm_to_rate(MIN_BPM))
+            return self.steps_per_pulse / bpm_to_rate(self.tempo)
+        return self._held_to_range(self._period)
+
+    def _held_to_range(self, period: float) -> float:
+        """Seconds per pulse held to the 20..300 BPM range."""
+        sp = self.steps_per_pulse
+        return min(max(period, sp / bpm_to_rate(MAX_BPM)), sp / bpm_to_rate(MIN_BPM))
 
     @property
     def hold(self) -> float:
@@ -346,7 +351,7 @@ class Clock:
             self._armed = True
             self._next_u = 0.0
 
-    def song_position(self, t: float, sixteenths: int, *, midi: bool = True) -> None:
+    def song_position(self, t: float, sixteenths: int, *, midi: bool = False) -> None:
         """MIDI Song Position Pointer: the next clock plays `sixteenths` (steps)."""
         self.epoch += 1
         u = float(sixteenths)
@@ -401,7 +406,7 @@ class Clock:
             return
         period = self.period
         if self._segment is not None:   # an outlier interval: the next segment runs at its rate
-            period = min(max(self._segment, sp / bpm_to_rate(MAX_BPM)), sp / bpm_to_rate(MIN_BPM))
+            period = self._held_to_range(self._segment)
         if self._armed:   # after start / reset / song position / continue: exactly this pulse
             self._armed = False
             target = max(self._next_u, self._u0)

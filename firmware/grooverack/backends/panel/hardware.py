@@ -199,12 +199,14 @@ def build_hardware(board: Board, *, spi: Callable[[Any], Any], i2c: Callable[[in
     return Hardware(board, adcs, dacs, pins, guards, closers)
 
 
-def gpio_choice(env: dict[str, str] | None = None) -> str:
-    """`GROOVERACK_GPIO` (auto, gpiod or rpigpio; unset: auto)."""
-    value = (os.environ if env is None else env).get(GPIO_ENV, "").strip().lower() or "auto"
+def gpio_choice(env: dict[str, str] | None = None, choice: str | None = None) -> str:
+    """`choice` if given, else `GROOVERACK_GPIO` (auto, gpiod or rpigpio; unset: auto)."""
+    value = choice or (os.environ if env is None else env).get(GPIO_ENV, "").strip().lower() \
+        or "auto"
     if value not in GPIO_CHOICES:
-        raise ConfigError(f"environment variable {GPIO_ENV}={value!r}: not one of "
-                          f"{', '.join(GPIO_CHOICES)}")
+        where = f"GPIO library {value!r}" if choice else \
+            f"environment variable {GPIO_ENV}={value!r}"
+        raise ConfigError(f"{where}: not one of {', '.join(GPIO_CHOICES)}")
     return value
 
 
@@ -214,9 +216,7 @@ def open_pins(clock: Callable[[], float] = time.monotonic, choice: str | None = 
     """A Pi's pins: libgpiod v2 (kernel-stamped edges, every Pi including the 5) when it is
     importable and a header chip answers, else RPi.GPIO / rpi-lgpio. `choice` (default
     `GROOVERACK_GPIO`) forces one; `gpiod`, `rpi_gpio`, `chips` stand in for the real ones."""
-    choice = choice or gpio_choice()
-    if choice not in GPIO_CHOICES:
-        raise ConfigError(f"GPIO library {choice!r}: not one of {', '.join(GPIO_CHOICES)}")
+    choice = gpio_choice(choice=choice)
     if choice in ("auto", "gpiod"):
         try:
             module = gpiod()
@@ -237,7 +237,7 @@ def open_hardware(board: Board, clock: Callable[[], float] = time.monotonic, *,
     (read by `poll()`, which the sim board calls after each change of the world)."""
     if world is not None or board.kind == "sim":
         world = world if world is not None else EmulatedWorld(board)
-        if (gpio or gpio_choice()) == "rpigpio":
+        if gpio_choice(choice=gpio) == "rpigpio":
             return build_hardware(board, spi=world.spi, i2c=world.i2c, gpio_module=world.gpio,
                                   clock=world.clock, sleep_for=world.sleep_for,
                                   retry_sleep=lambda s: None)
