@@ -17,9 +17,11 @@ def external(runner, ppqn: int, source: str = "external", **values) -> Engine:
     return Engine(Settings({**base, **values}), runner)
 
 
-def play_clock(eng: Engine, edges: list[float], *, midi: bool = False, end: float | None = None):
+def play_clock(eng: Engine, edges: list[float], *, midi: bool = False, end: float | None = None,
+               tick: float = 0.001):
     """Edges delivered as a back end does (each the moment it arrives, then events up to
-    now + LOOKAHEAD); returns every event."""
+    now + LOOKAHEAD); returns every event. `tick`: how often the back end looks, every edge
+    since the last look taken in at once (an audio block: 1024 frames at 48 kHz)."""
     events = []
     clock = eng.midi_clock if midi else eng.clock_pulse
     t = 0.0
@@ -29,7 +31,7 @@ def play_clock(eng: Engine, edges: list[float], *, midi: bool = False, end: floa
         while pending and pending[0] <= t:
             clock(pending.pop(0))
         events += eng.advance(t + LOOKAHEAD)
-        t += 0.001
+        t += tick
     return events
 
 
@@ -75,6 +77,25 @@ def test_every_step_on_an_edge_plays_at_the_edge(fake_runner, ppqn, bpm):
     edge_set = set(edges)
     on = [e for e in triggers if e.step % max(4 // ppqn, 1) == 0]
     assert on and all(min(abs(e.time - x) for x in edge_set) < 1e-9 for e in on)
+
+
+@pytest.mark.parametrize("ppqn,bpm", [(24, 120.0), (48, 120.0), (24, 174.0), (48, 300.0)])
+def test_edges_taken_in_one_block_each_play_at_their_own_time(fake_runner, ppqn, bpm):
+    """An audio back end takes in every edge of a block before it asks for events: at 24 PPQN
+    and 120 BPM a 1024-frame block (21.3 ms) holds two edges 20.8 ms apart now and then. The step
+    on the first must still play at the first edge's time, not the second's (measured over JACK:
+    one step in forty a whole pulse late, before the clock mapped positions through the
+    segments it keeps)."""
+    period = 60.0 / bpm / ppqn
+    edges = [0.1 + k * period for k in range(ppqn * 8)]
+    eng = external(fake_runner, ppqn, tempo=bpm)
+    eng.start(0.0)
+    events = play_clock(eng, edges, end=edges[-1] + 0.2 * period, tick=1024 / 48000)
+    rises = [e.time for e in events if e.kind == "clock" and e.value > 0
+             and e.time <= edges[-1] + 1e-9]
+    assert rises == pytest.approx(edges[::ppqn // 4], abs=1e-9)
+    triggers = [e for e in events if e.kind == "trigger" and e.value > 0]
+    assert triggers and all(min(abs(e.time - x) for x in edges) < 1e-9 for e in triggers)
 
 
 def test_tempo_jump_relocks_with_no_doubled_or_skipped_step(fake_runner):

@@ -57,6 +57,7 @@ RELOCK = 3             # this many agreeing outliers in a row re-lock the tempo
 MIN_INTERVAL = 0.0005  # s: shorter pulse intervals are contact bounce, ignored
 MIN_BPM, MAX_BPM = 20.0, 300.0
 HISTORY = 16           # earlier segments kept for late-reported times
+ON_PULSE = 1e-6        # steps: a position this close to a segment's limit waits for its pulse
 NOISE_FACTOR = 0.5     # pulse intervals under half the 300 BPM period are noise, ignored
 
 
@@ -200,8 +201,23 @@ class Clock:
             return math.inf
         u = swing_warp(position, self.swing)
         if u <= self._u0:
-            return self._t0
+            return self._earlier_time_of(u)
         return self._t0 + (u - self._u0) / self._rate
+
+    def _earlier_time_of(self, u: float) -> float:
+        """The time a position before the current anchor was reached, through the segments kept
+        since the last jump: when two clock edges are taken in at once (both in one audio block,
+        or one loop wake-up), a step on the first still plays at the first edge's time, not at
+        the second's. A position only reached by an anchor (held, or passed by a jump forward)
+        maps to that anchor's time; before every kept segment, the current anchor's."""
+        end_t = self._t0
+        for t0, u0, rate, limit, frozen in reversed(self._history):
+            if u >= u0:
+                if frozen or rate <= 0.0 or u >= limit - ON_PULSE:
+                    return end_t   # held at the segment's limit: reached when the pulse came
+                return min(t0 + (u - u0) / rate, end_t)
+            end_t = t0
+        return self._t0
 
     def step_seconds(self) -> float:
         """Duration of one step at the current rate (the internal tempo's while frozen)."""
