@@ -301,6 +301,19 @@ def _midi_rig_main(argv: list[str]) -> int:
     return 0
 
 
+def _wait_ready(proc: subprocess.Popen, what: str, timeout: float = 60.0) -> None:
+    """The rig's "ready" line, or an error within `timeout` (a rig stuck opening its JACK client
+    on a wedged server must not hang the test run)."""
+    import select
+
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    line = proc.stdout.readline() if ready else f"(nothing within {timeout:g} s)"
+    if line.strip() != "ready":
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"{what} did not start: {line!r}")
+
+
 class MidiRig:
     """A JACK MIDI client in a child process: plays `events` ([(frame, bytes)], frames from
     `go()`) into the input port matching `to`, records what the output port matching `from_`
@@ -318,10 +331,7 @@ class MidiRig:
              "--play", str(play), "--to", to, "--from", from_, "--frames", str(frames),
              "--out", str(self.out_path)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        if line.strip() != "ready":
-            self.proc.kill()
-            raise RuntimeError(f"MIDI rig did not start: {line!r}")
+        _wait_ready(self.proc, "MIDI rig")
 
     def go(self) -> float:
         self.proc.stdin.write("go\n")
@@ -363,10 +373,7 @@ class AudioRig:
              self.signal_path, "--out", self.out_path, "--source", source, "--sink", sink,
              "--inputs", str(inputs), "--tail", str(tail)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        if line.strip() != "ready":
-            self.proc.kill()
-            raise RuntimeError(f"audio rig did not start: {line!r}")
+        _wait_ready(self.proc, "audio rig")
 
     def go(self) -> None:
         self.proc.stdin.write("go\n")
