@@ -172,8 +172,10 @@ def analyse(cap: np.ndarray, edges: np.ndarray, ppqn: int, backend: Any, *,
     step_frames = np.diff(grid).min() if len(grid) > 1 else SR
     R, L = backend.reaction_frames or 0, backend.latency_frames or 0
     clock_rises = rises(cap[CLOCK_OUT - 1])
-    # a first delay: the clock output's first pulse is step 0 on the first edge
-    prior = int(clock_rises[0] - edges[0]) if clock_rises.size else R + L
+    # a first delay: the clock output's first pulse after the first edge is the step on it
+    # (in `auto` the module may free-run before the clock comes: those pulses come earlier)
+    after_first = clock_rises[clock_rises >= edges[0]]
+    prior = int(after_first[0] - edges[0]) if after_first.size else R + L
 
     def assign(frames: np.ndarray, delay: float) -> tuple[np.ndarray, np.ndarray]:
         """(step index, offset = frame - grid[step]) of each frame; step -1: outside the grid."""
@@ -244,6 +246,10 @@ def analyse(cap: np.ndarray, edges: np.ndarray, ppqn: int, backend: Any, *,
         "all": _stats(dev_edge + dev_between), "clock_out": _stats(clock_dev),
         "rises": rows, "lock_frame": int(lock), "steps": len(grid),
         "doubled": doubled, "clock_skipped": clock_skipped, "clock_doubled": clock_doubled,
+        # one clock-out pulse per step played: as many in the grid's span as it has steps means
+        # none doubled or skipped, even where a tempo jump's first interval put them off-grid
+        "clock_pulses": int(sum(clock_count[k] for k in span)), "span_steps": len(span),
+        "lock_step": int(np.searchsorted(grid, lock)),
         "missing": missing, "extra": extra,
         "late_events": backend.late_events,
     }
