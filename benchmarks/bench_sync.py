@@ -84,8 +84,29 @@ def measure_es9(server, tmp: Path, ppqn: int, bpm: float) -> dict:
     sys.path.insert(0, str(REPO / "benchmarks"))
     from sync_es9 import measure
 
-    r = measure(server, tmp, ppqn, bpm)
-    return {"count": r.get("on_edge", {}).get("count", r.get("count", 0)), "raw": r}
+    return measure(server, tmp, ppqn, bpm)
+
+
+def es9_row(r: dict) -> str:
+    """latency (measured, and the R + L the back end reports), then the spread of the steps on
+    edges and between edges around that latency, in samples (48 kHz)."""
+    e, b = r["edge"], r["between"]
+
+    def spread(s: dict) -> str:
+        if not s["count"]:
+            return "-"
+        return f"median {s['median']:+.1f}, p99 {s['p99']:.1f}, max {s['max']:.0f} smp"
+
+    flags = []
+    if r["doubled"] or r["clock_skipped"] or r["clock_doubled"]:
+        flags.append(f"doubled {len(r['doubled']) + len(r['clock_doubled'])}, "
+                     f"skipped {len(r['clock_skipped'])}")
+    if not r["xrun_free"]:
+        flags.append(f"xruns in every take {r['take_xruns']}")
+    return (f"| ES-9 (JACK, 1024-frame periods) | {r['ppqn']} | {r['bpm']:g} | "
+            f"{e['count']} + {b['count']} | latency {r['latency']:.0f} smp (R+L "
+            f"{r['reported']}); on edges: {spread(e)} | between: {spread(b)}"
+            f"{'; ' + '; '.join(flags) if flags else ''} |")
 
 
 def measure_midi(server, tmp: Path, bpm: float) -> dict:
@@ -113,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         for ppqn in ppqns:
             for bpm in bpms:
                 r = measure_sim(ppqn, bpm)
-                lines.append(f"| run --board sim | {ppqn} | {bpm:g} | {r['count']} | "
-                             f"{r['median_ms']:+.3f} ms | {r['p99_ms']:.3f} ms |")
+                lines.append(f"| run --board sim (wall clock) | {ppqn} | {bpm:g} | {r['count']} | "
+                             f"{r['median_ms']:+.3f} ms | {r['p99_ms']:.3f} ms (max "
+                             f"{r.get('max_ms', float('nan')):.3f}) |")
                 print(lines[-1], flush=True)
     server = None
     if "es9" in paths or "midi" in paths:
@@ -128,10 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             for ppqn in ppqns:
                 for bpm in bpms:
                     with tempfile.TemporaryDirectory() as tmp:
-                        r = measure_es9(server, Path(tmp), ppqn, bpm)["raw"]
-                    lines.append(f"| ES-9 (JACK, 1024-frame periods) | {ppqn} | {bpm:g} | "
-                                 f"{r.get('count', '')} | latency {r.get('latency')} samples "
-                                 f"(R+L {r.get('reported')}) | spread {r.get('spread')} |")
+                        r = measure_es9(server, Path(tmp), ppqn, bpm)
+                    lines.append(es9_row(r))
                     print(lines[-1], flush=True)
         finally:
             stop_server(server)
@@ -144,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                     r = measure_midi(server, Path(tmp), bpm)
                 lines.append(f"| MIDI (JACK, 128-frame periods = {r['period_ms']:.2f} ms) | 24 | "
                              f"{bpm:g} | {r['count']} | {r['median_ms']:+.3f} ms | "
-                             f"{r['p99_ms']:.3f} ms |")
+                             f"{r['p99_ms']:.3f} ms (xruns {r['xruns']}) |")
                 print(lines[-1], flush=True)
         finally:
             stop_server(server)

@@ -43,8 +43,13 @@ class TimedScheduler(Generic[T]):
     def __init__(self, emit: Callable[[T, float, float], Any], *,
                  clock: Callable[[], float] = time.perf_counter, t0: float = 0.0,
                  spin: float = SPIN_S, name: str = "grooverack-writer",
-                 priority: int | None = None) -> None:
+                 priority: int | None = None, direct: bool = False) -> None:
         self.emit = emit
+        # `direct`: an item already due when it is scheduled is emitted at once on the caller's
+        # thread (with any others due by then, in order), not after a GIL hand-over to ours;
+        # `emit` then runs on either thread, one item at a time (it must not schedule)
+        self.direct = direct
+        self._emitting = threading.Lock()
         self.clock = clock
         self.t0 = t0
         self.spin = spin
@@ -73,6 +78,17 @@ class TimedScheduler(Generic[T]):
 
     def schedule(self, t: float, item: T) -> None:
         entry = (float(t), next(self._seq), item)
+        if self.direct and self._thread is not None and self.t0 + entry[0] <= self.clock():
+            with self._emitting:
+                with self._cond:
+                    heapq.heappush(self._heap, entry)
+                    now = self.clock() - self.t0
+                    due = []
+                    while self._heap and self._heap[0][0] <= now:
+                        due.append(heapq.heappop(self._heap))
+                for when, _, thing in due:
+                    self.emit(thing, when, self.clock() - self.t0)
+            return
         with self._cond:
             earliest = not self._heap or entry[0] < self._heap[0][0]
             heapq.heappush(self._heap, entry)
@@ -138,9 +154,10 @@ class TimedScheduler(Generic[T]):
             now = clock()
             while now < deadline:
                 now = clock()
-            with cond:
-                if not self._heap or t0 + self._heap[0][0] != deadline:
-                    continue  # cancelled or flushed while spinning
-                due, _, item = heapq.heappop(self._heap)
-            self.emit(item, due, clock() - t0)
+            with self._emitting:
+                with cond:
+                    if not self._heap or t0 + self._heap[0][0] != deadline:
+                        continue  # cancelled, flushed or emitted directly while spinning
+                    due, _, item = heapq.heappop(self._heap)
+                self.emit(item, due, clock() - t0)
         self.cpu_s = time.thread_time() - cpu0

@@ -30,7 +30,7 @@ from grooverack.runtime.priority import WRITER_PRIORITY, realtime, short_gil_sli
 from grooverack.runtime.scheduler import RT_SPIN_S, SPIN_S, TimedScheduler
 from grooverack.runtime.serve import Lifecycle, make_engine
 from grooverack.sim.direct import TAIL_S, DirectBoard
-from grooverack.sim.patch import OutputRecorder, OutputRow, build_patch, pot_position
+from grooverack.sim.patch import OutputRecorder, OutputRow, build_patch, jack_value, pot_position
 from grooverack.sim.session import choose_bpm, make_board, write_files
 from grooverack.sim.sources import load_controls, load_source
 
@@ -68,7 +68,7 @@ def timeline(args: argparse.Namespace, settings: Settings, duration: float | Non
 
     controls = [(0.0, key, pot_position(key, settings[key])) for key in CONTROLS]
     for change in (load_controls(args.controls) if args.controls else []):
-        value = 1.0 if change.key.startswith("press.") else pot_position(change.key, change.value)
+        value = jack_value(change.key, change.value)
         if duration is not None and change.time(bpm) >= duration:
             log.warning("%scontrol change %s at %s is at or after the end of the run (--duration "
                         "%g s at %g BPM); it is ignored", f"{change.where}: " if change.where
@@ -90,8 +90,11 @@ class RecordingWriter(OutputRecorder):
                  priority: int | None = None) -> None:
         super().__init__()
         self.timing: list[tuple[float, float]] = []
+        # direct: the writes of a step due at an edge that just came in leave at once from the
+        # loop's thread, without waiting for this thread to get the GIL (a real board's bus
+        # write happens the moment the loop makes it)
         self.scheduler: TimedScheduler[OutputRow] = TimedScheduler(
-            self._emit, clock=_clock, t0=0.0, spin=spin, priority=priority)
+            self._emit, clock=_clock, t0=0.0, spin=spin, priority=priority, direct=True)
         if t0 is not None:
             self.begin(t0)
 
@@ -170,8 +173,15 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
             if horizon >= end:
                 break
             wake = horizon - WAKE_MARGIN_S
-            if pending is not None:
-                wake = min(wake, pending[0])
+            if pending is not None and pending[0] <= wake:
+                # the patch's next change is applied at its time, as a kernel stamps an edge:
+                # sleep to just before it, then spin (a plain sleep overshoots ~0.1-0.5 ms)
+                pause = t0 + pending[0] - SPIN_S - _clock()
+                if pause > 0:
+                    time.sleep(pause)
+                while _clock() - t0 < pending[0]:
+                    pass
+                continue
             pause = t0 + wake - _clock()
             if pause > 0:
                 time.sleep(pause)
