@@ -152,3 +152,63 @@ def test_a_stopped_clock_stops_the_drums_and_restarts_on_the_next_step(fake_runn
     more = play_clock(eng, later, end=later[-1] + 0.01)
     rises = [e for e in more if e.kind == "clock" and e.value > 0]
     assert [e.time for e in rises] == pytest.approx(later, abs=1e-9) and rises[0].step == 9
+
+
+def play_with_reset(eng: Engine, edges: list[float], reset_t: float, *, tick: float = 0.001,
+                    wake: float = 0.0005, end: float | None = None):
+    """`play_clock` with a reset at `reset_t`. The back end looks every `tick` and `wake` after
+    an input arrives (a loop's wake-up), taking in everything arrived by then in time order: a
+    reset 0.3 ms after an edge comes in with it, as in one audio block."""
+    events = []
+    end = end if end is not None else edges[-1] + 0.5
+    pending = sorted([(x, "pulse") for x in edges] + [(reset_t, "reset")])
+    inputs = [when for when, _ in pending]
+    regular = [k * tick for k in range(int(end / tick) + 1)]
+    # (no regular look between an input and its wake-up: that look would have woken on it)
+    looks = sorted({t for t in regular if not any(w <= t < w + wake for w in inputs)}
+                   | {w + wake for w in inputs})
+    for t in looks:
+        while pending and pending[0][0] <= t:
+            when, what = pending.pop(0)
+            (eng.reset if what == "reset" else eng.clock_pulse)(when)
+        events += eng.advance(t + LOOKAHEAD)
+    return events
+
+
+@pytest.mark.parametrize("ppqn", [1, 2, 4, 8, 24, 48])
+@pytest.mark.parametrize("where", ["with-pulse", "after-pulse", "between-pulses"])
+def test_reset_plays_step_zero_on_the_next_pulse_at_every_ppqn(fake_runner, ppqn, where):
+    """Reset as documented (engine/clock.py): transparent, it never fires a step itself; the
+    pulse it comes with (reset a hair before or 0.3 ms after the edge, as a sequencer sends both)
+    or, between pulses, the next pulse plays step 0, at that pulse's time; from there the steps
+    run on with the clock, none doubled or skipped. At every PPQN."""
+    bpm = 120.0
+    period = 60.0 / bpm / ppqn
+    n = ppqn * 6
+    edges = [0.1 + k * period for k in range(n)]
+    j = 3 * ppqn  # the edge of beat 3
+    reset_t = {"with-pulse": edges[j] - 1e-4, "after-pulse": edges[j] + 3e-4,
+               "between-pulses": edges[j] - 0.4 * period}[where]
+    eng = external(fake_runner, ppqn, tempo=bpm)
+    eng.start(0.0)
+    events = play_with_reset(eng, edges, reset_t, end=edges[-1] + 0.2 * period)
+    rises = [e for e in events if e.kind == "clock" and e.value > 0
+             and e.time <= edges[-1] + 1e-9]
+    zero_edge = edges[j]
+    after = [e for e in rises if e.time >= min(reset_t, zero_edge) - 1e-9]
+    assert after[0].step == 0 and after[0].time == pytest.approx(zero_edge, abs=1e-9), after[:3]
+    # from step 0 on: one clock-out pulse per step, each on its edge (or, at 1-2 PPQN, the
+    # steps between edges in between), counting 0, 1, 2, ...
+    steps_per_edge = 4 / ppqn
+    after_times = [e.time for e in after]
+    assert [e.step for e in after] == list(range(len(after)))
+    if ppqn >= 4:
+        per = ppqn // 4
+        assert after_times == pytest.approx(edges[j::per][:len(after)], abs=1e-9)
+    else:
+        on_edge = [e.time for e in after if e.step % round(steps_per_edge) == 0]
+        assert on_edge == pytest.approx(edges[j:], abs=1e-9)
+    # before the reset's step 0: the steps ran on as before, none doubled, none at step 0's time
+    before = [e for e in rises if e.time < zero_edge - 1e-9]
+    assert len({round(e.time, 9) for e in before}) == len(before)
+    assert [e.step for e in before] == list(range(len(before)))
