@@ -113,3 +113,29 @@ def test_byte_stream_to_engine_calls():
         assert handler.parser.dropped == 2
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("message", [b"\xfa", b"\xfc", b"\xfb", b"\xf2\x10\x00"])
+def test_transport_drops_what_the_old_phase_queued_past_it(message):
+    """`auto` plays ahead on the internal clock until MIDI Start comes; step 0 then waits for
+    the next clock. Note-ons (and predicted clock ticks) the free-running phase queued past the
+    Start, Stop, Continue or Song Position must not sound after it."""
+    from grooverack.backends.midi import MidiBackend
+
+    settings = load_settings(overrides=["clock.source=auto", "midi.profile=poly2",
+                                        "midi.clock_out=true"])
+    engine = make_engine(settings, threaded=False)
+    try:
+        backend = MidiBackend(engine, settings)  # no ports opened: the sender only queues
+        out = backend.output
+        out.play(OutputEvent(0.99, 0, "clock", 1.0, 0, -1))
+        out.play(OutputEvent(1.0, 0, "clock", 1.0, 1, -1))   # ticks predicted to 1.0 + 5/6 step
+        out.play(OutputEvent(1.0, 1, "trigger", 1.0, 0, 0))  # sounding before the message
+        out.play(OutputEvent(1.015, 2, "trigger", 1.0, 1, 1))  # queued ahead, past it
+        backend.input.feed(1.01, message)
+        q = queued(backend.sender)
+        assert (1.0, bytes((0x90, 36, 100))) in q            # before it: kept
+        assert not [m for t, m in q if t > 1.01 and m[0] & 0xF0 == 0x90]
+        assert not [m for t, m in q if t > 1.01 and m == b"\xf8"]
+    finally:
+        engine.close()

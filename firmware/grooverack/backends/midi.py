@@ -85,6 +85,9 @@ class MidiInputHandler:
         self.parser = MidiParser()
         self.counts: dict[str, int] = {}
         self.ranges: dict[str, ControlRange] = {}  # CC'd controls' ranges (`grooverack.controls`)
+        # called with t before a Start / Stop / Continue / Song Position is handed on: the back
+        # end drops what the old phase queued past it (`MidiOutput.transport`)
+        self.on_transport: Callable[[float], Any] | None = None
 
     def feed(self, t: float, data: bytes) -> None:
         for msg in self.parser.iter_feed(data):
@@ -95,6 +98,8 @@ class MidiInputHandler:
         eng, opts = self.engine, self.options
         if isinstance(event, Realtime):
             self._count(event.kind)
+            if event.kind != "clock" and self.on_transport is not None:
+                self.on_transport(t)
             if event.kind == "clock":
                 eng.midi_clock(t)
             elif event.kind == "start":
@@ -106,6 +111,8 @@ class MidiInputHandler:
             return
         if isinstance(event, SongPosition):
             self._count("song_position")
+            if self.on_transport is not None:
+                self.on_transport(t)
             eng.song_position(t, event.sixteenths)
             return
         if not isinstance(event, NoteOn | NoteOff | ControlChange):
@@ -271,6 +278,18 @@ class MidiOutput:
             for k in range(ticks):
                 self.sender.schedule(t + k * interval / ticks, b"\xf8")
         self._last_clock = t
+
+    def transport(self, t: float) -> int:
+        """A MIDI Start / Stop / Continue / Song Position came in at `t`: the note-ons (and the
+        clock ticks predicted) that the old phase queued past it are dropped, so nothing of the
+        free-running or stopped pattern sounds after it (`auto` plays ahead on the internal
+        clock until a Start arrives; Start's step 0 waits for the next clock). A dropped note's
+        note-off still goes out, harmlessly. Returns how many were dropped."""
+        dropped = self.sender.cancel(t, where=lambda msg: msg[0] & 0xF0 == 0x90)
+        if self.clock_out and self.started:
+            dropped += self.sender.cancel(t, b"\xf8")
+            self._last_clock = None
+        return dropped
 
     def stop(self, t: float) -> None:
         """Everything off at `t`: note-ons queued past it dropped, a note-off for each sounding
@@ -513,6 +532,7 @@ class MidiBackend:
         self.input = MidiInputHandler(engine, self.options)
         self.sender = MidiSender(clock)
         self.output = MidiOutput(self.options, self.sender, settings["outputs.clock_ppqn"])
+        self.input.on_transport = self.output.transport
         # internal clock: play from the start; MIDI clock: wait for Start
         self.autostart = (settings["clock.source"] != "midi") if autostart is None else autostart
         self.played: deque[Any] = deque(maxlen=100_000)  # the player's events, for tests/bench
