@@ -128,16 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     paths = a.paths.split(",")
     ppqns = [int(x) for x in a.ppqn.split(",")]
     bpms = [float(x) for x in a.bpm.split(",")]
-    lines = ["| path | PPQN | BPM | n | median offset | p99 abs offset |", "|---|---|---|---|---|---|"]
+    rows: dict[str, list[str]] = {path: [] for path in paths}
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     if "sim" in paths:
         for ppqn in ppqns:
             for bpm in bpms:
                 r = measure_sim(ppqn, bpm)
-                lines.append(f"| run --board sim (wall clock) | {ppqn} | {bpm:g} | {r['count']} | "
+                rows["sim"].append(f"| run --board sim (wall clock) | {ppqn} | {bpm:g} | {r['count']} | "
                              f"{r['median_ms']:+.3f} ms | {r['p99_ms']:.3f} ms (max "
                              f"{r.get('max_ms', float('nan')):.3f}) |")
-                print(lines[-1], flush=True)
+                print(rows["sim"][-1], flush=True)
     server = None
     if "es9" in paths or "midi" in paths:
         sys.path.insert(0, str(REPO / "tests"))
@@ -151,8 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                 for bpm in bpms:
                     with tempfile.TemporaryDirectory() as tmp:
                         r = measure_es9(server, Path(tmp), ppqn, bpm)
-                    lines.append(es9_row(r))
-                    print(lines[-1], flush=True)
+                    rows["es9"].append(es9_row(r))
+                    print(rows["es9"][-1], flush=True)
         finally:
             stop_server(server)
     if "midi" in paths:
@@ -162,35 +162,51 @@ def main(argv: list[str] | None = None) -> int:
             for bpm in bpms:
                 with tempfile.TemporaryDirectory() as tmp:
                     r = measure_midi(server, Path(tmp), bpm)
-                lines.append(f"| MIDI (JACK, 128-frame periods = {r['period_ms']:.2f} ms) | 24 | "
+                rows["midi"].append(f"| MIDI (JACK, 128-frame periods = {r['period_ms']:.2f} ms) | 24 | "
                              f"{bpm:g} | {r['count']} | {r['median_ms']:+.3f} ms | "
                              f"{r['p99_ms']:.3f} ms (xruns {r['xruns']}) |")
-                print(lines[-1], flush=True)
+                print(rows["midi"][-1], flush=True)
         finally:
             stop_server(server)
     first = measure_first_downbeat() if "sim" in paths else float("nan")
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                f"{platform.system()} {platform.release()}, Python {platform.python_version()}; "
                f"load {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    text = "\n".join([
-        "<!-- bench_sync:start -->", "## In time with the sequencer (`bench_sync.py`, issue 17)",
-        "", f"`.venv/bin/python benchmarks/bench_sync.py {' '.join(argv or sys.argv[1:])}` "
-        f"on {started}. Machine: {machine}.", "",
-        "Offsets of every trigger rise (note-on for MIDI) from the step grid of the clock sent in, "
-        "after the first beat; `quantize=1`, swing 50.", "", *lines, "",
-        f"First downbeat after `grooverack run --board sim` starts (internal clock): "
-        f"{first:.3f} ms after patch time 0.", "<!-- bench_sync:end -->"])
-    print(text)
+    command = f"`.venv/bin/python benchmarks/bench_sync.py {' '.join(argv or sys.argv[1:])}`"
+    blocks = {path: block(path, rows[path], f"{command} on {started}. Machine: {machine}.",
+                          first if path == "sim" else None) for path in paths}
+    for text in blocks.values():
+        print(text)
     if a.write:
-        readme = REPO / "benchmarks" / "README.md"
-        old = readme.read_text(encoding="utf-8")
-        if "<!-- bench_sync:start -->" in old:
-            head, rest = old.split("<!-- bench_sync:start -->", 1)
-            tail = rest.split("<!-- bench_sync:end -->", 1)[1]
-            readme.write_text(head + text + tail, encoding="utf-8")
-        else:
-            readme.write_text(old.rstrip("\n") + "\n\n" + text + "\n", encoding="utf-8")
+        write_blocks(REPO / "benchmarks" / "README.md", blocks)
     return 0
+
+
+HEADER = "| path | PPQN | BPM | n | median offset | p99 abs offset |\n|---|---|---|---|---|---|"
+HEADERS = {"es9": "| path | PPQN | BPM | n (on + between edges) | edge to step, and its spread on edges "
+                  "| spread between edges |\n|---|---|---|---|---|---|"}
+
+
+def block(path: str, rows: list[str], how: str, first: float | None = None) -> str:
+    """One path's table between its own markers (each path can be measured again alone)."""
+    lines = [f"<!-- bench_sync:{path}:start -->", how, "", HEADERS.get(path, HEADER), *rows]
+    if first is not None:
+        lines += ["", f"First downbeat after `grooverack run --board sim` starts (internal "
+                  f"clock): {first:.3f} ms after patch time 0."]
+    return "\n".join([*lines, f"<!-- bench_sync:{path}:end -->"])
+
+
+def write_blocks(readme: Path, blocks: dict[str, str]) -> None:
+    """Each block replaces the one of its path in README.md (or is added at the end)."""
+    text = readme.read_text(encoding="utf-8")
+    for path, new in blocks.items():
+        start, end = f"<!-- bench_sync:{path}:start -->", f"<!-- bench_sync:{path}:end -->"
+        if start in text:
+            head, rest = text.split(start, 1)
+            text = head + new + rest.split(end, 1)[1]
+        else:
+            text = text.rstrip("\n") + "\n\n" + new + "\n"
+    readme.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
