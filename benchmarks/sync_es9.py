@@ -74,15 +74,19 @@ def default_seconds(ppqn: int, bpm: float, beats_after_lock: int = 8) -> float:
     return max(4.0, LEAD / SR + (beats_after_lock + 3) * 60.0 / bpm)
 
 
-def sent_edges(ppqn: int, bpm: float, frames: int, *, jump: tuple[float, float] | None = None
-               ) -> np.ndarray:
+def sent_edges(ppqn: int, bpm: float, frames: int, *, jump: tuple[float, float] | None = None,
+               gap: tuple[float, float] | None = None) -> np.ndarray:
     """Frames of the sent rising edges: a steady `bpm`, or `jump` = (beat, new bpm) from that
-    beat on; the first at LEAD, the last a pulse width before the end."""
+    beat on; `gap` = (beat, seconds): the clock stops after that beat's edge for one interval
+    plus `seconds` (a sequencer stopped and started again, on the beat); the first at LEAD, the
+    last a pulse width before the end."""
     edges, t, j = [], float(LEAD), 0
     while t < frames - SR * PULSE_S - 1:
         edges.append(int(round(t)))
         tempo = jump[1] if jump is not None and j / ppqn >= jump[0] else bpm
         t += 60.0 * SR / (tempo * ppqn)
+        if gap is not None and j == int(round(gap[0] * ppqn)):
+            t += gap[1] * SR
         j += 1
     return np.array(edges, dtype=np.int64)
 
@@ -250,6 +254,10 @@ def analyse(cap: np.ndarray, edges: np.ndarray, ppqn: int, backend: Any, *,
         # none doubled or skipped, even where a tempo jump's first interval put them off-grid
         "clock_pulses": int(sum(clock_count[k] for k in span)), "span_steps": len(span),
         "lock_step": int(np.searchsorted(grid, lock)),
+        # the pattern rows the clock output's pulses played, in order (a restart after a stop
+        # must go on from the held step, not from step 0)
+        "clock_rows": [int(ev.step) for _, _, _, ev in backend.scheduled
+                       if ev.kind == "clock" and ev.value > 0.5],
         "missing": missing, "extra": extra,
         "late_events": backend.late_events,
     }
@@ -257,17 +265,19 @@ def analyse(cap: np.ndarray, edges: np.ndarray, ppqn: int, backend: Any, *,
 
 def measure(server, tmp_path, ppqn: int, bpm: float, seconds: float | None = None, *,
             source: str = "external", gate: bool = False,
-            jump: tuple[float, float] | None = None, takes: int = 3, seed: int = 1,
+            jump: tuple[float, float] | None = None,
+            gap: tuple[float, float] | None = None, takes: int = 3, seed: int = 1,
             lock_beats: float = 1.0, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """One case on `server` (a tests/jackserver.JackServer, named in JACK_DEFAULT_SERVER):
     the figures of the first take without xruns (up to `takes`; `xrun_free` False when none).
 
     `seconds`: the signal's length (default `default_seconds`: 8 beats measured after lock);
-    `jump`: (beat, new bpm), a tempo jump; `gate`: a gate pulse on every beat too; `extra`:
+    `jump`: (beat, new bpm), a tempo jump; `gap`: (beat, seconds), the clock stops and starts
+    again (`sent_edges`); `gate`: a gate pulse on every beat too; `extra`:
     more settings overrides."""
     seconds = default_seconds(ppqn, bpm) if seconds is None else seconds
     frames = int(round(seconds * SR))
-    edges = sent_edges(ppqn, bpm, frames, jump=jump)
+    edges = sent_edges(ppqn, bpm, frames, jump=jump, gap=gap)
     signal = build_signal(edges, ppqn, frames, gate)
     settings = settings_for(ppqn, bpm, source, seed, extra)
     period = getattr(server, "period", 1024)
@@ -281,7 +291,7 @@ def measure(server, tmp_path, ppqn: int, bpm: float, seconds: float | None = Non
     result = analyse(cap, edges, ppqn, backend, lock_beats=lock_beats, period=period)
     rig_xruns, be_xruns, dropped = history[-1]
     result.update({
-        "ppqn": ppqn, "bpm": bpm, "seconds": seconds, "source": source, "jump": jump,
+        "ppqn": ppqn, "bpm": bpm, "seconds": seconds, "source": source, "jump": jump, "gap": gap,
         "sr": SR, "period": period, "edges": edges.tolist(), "takes": n,
         "xruns": rig_xruns + be_xruns, "rig_xruns": rig_xruns, "backend_xruns": be_xruns,
         "dropped_frames": dropped, "xrun_free": rig_xruns == 0 and be_xruns == 0 and dropped == 0,

@@ -19,7 +19,7 @@ import pytest
 from jackserver import jack_audio_server  # noqa: F401  (fixture)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from sync_es9 import measure  # noqa: E402
+from sync_es9 import default_seconds, measure  # noqa: E402
 
 TOLERANCE = 2  # samples
 
@@ -80,3 +80,24 @@ def test_tempo_jump_relocks_within_two_beats(jack_audio_server, tmp_path, ppqn):
     r = measure(jack_audio_server, tmp_path, ppqn, 120.0, seconds=12 * 60 / 90 + 2,
                 jump=(jump_beat, 90.0), lock_beats=jump_beat + 2)
     check(r, between_samples=48, jump=True)
+
+
+@pytest.mark.jack
+@pytest.mark.parametrize("ppqn", (4, 24))
+def test_a_stopped_clock_stops_the_drums_and_restarts_on_the_held_step(
+        jack_audio_server, tmp_path, ppqn):  # noqa: F811
+    """The sequencer stops on a beat for longer than `clock.stop_timeout` (2 s), then starts
+    again: nothing sounds in the gap, and the first edge after it plays the step after the last
+    one played (a step-accurate restart), R + L after that edge, the steps running on from it."""
+    beat, pause = 4.0, 3.0
+    r = measure(jack_audio_server, tmp_path, ppqn, 120.0,
+                seconds=default_seconds(ppqn, 120.0) + pause, gap=(beat, pause))
+    check(r)
+    edges = np.asarray(r["edges"], dtype=float)
+    n = int(beat * ppqn)              # the last edge before the gap
+    lat, step = r["latency"], 60.0 * 48000 / 120.0 / 4
+    frames = [g + o for _, _, o, _, g in r["rises"]]
+    gap = [f for f in frames if edges[n] + lat + step / 2 < f < edges[n + 1] + lat - TOLERANCE]
+    assert gap == [], gap
+    rows = r["clock_rows"]
+    assert rows == [k % 32 for k in range(rows[0], rows[0] + len(rows))], rows  # on, none lost
