@@ -50,3 +50,23 @@ def _private_state_dir(tmp_path_factory, monkeypatch):
     default state dir (`grooverack.state.state_dir`) is a fresh folder per test (subprocesses
     inherit it); a test that sets config key state.dir still wins."""
     monkeypatch.setenv("GROOVERACK_STATE_DIR", str(tmp_path_factory.mktemp("state")))
+
+
+_FORCED: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_forced_exit():
+    """A loop that does not stop within the grace after SIGTERM is stopped by the signal's timer
+    with os._exit(0) (`runtime.service.Service._force_stop`): in a test process that would end
+    the whole run silently with status 0. Here (for the whole session: the timer may fire after
+    its test) it is recorded and fails the test running then."""
+    from grooverack.runtime.service import Service
+
+    Service._exit = staticmethod(
+        lambda code: _FORCED.append(f"forced exit({code}): the loop did not stop in time"))
+    yield
+    if _FORCED:
+        message = "; ".join(_FORCED)
+        _FORCED.clear()
+        pytest.fail(message)

@@ -33,7 +33,7 @@ LOOKAHEAD_S = 0.010   # engine events are taken this far ahead and written by th
 IDLE_S = 0.002        # longest idle sleep between passes
 
 
-def _scanner(panel: PanelBackend, inbox: queue.SimpleQueue[tuple[Any, ...]],
+def _scanner(panel: PanelBackend, inbox: queue.Queue[tuple[Any, ...]],
              stop: threading.Event, clock: Callable[[], float],
              report: Callable[[], None] | None = None) -> None:
     """The I/O thread that scans pots and CVs at the board's rate and posts control moves;
@@ -80,7 +80,10 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> i
               file=sys.stderr)
         return 2
     panel: PanelBackend | None = None
-    inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+    # a queue.Queue, not a SimpleQueue: CPython 3.11's SimpleQueue.get(timeout) interrupted by a
+    # signal whose handler outlasts the timeout waits again with a negative timeout, i.e. for
+    # ever (the loop's 2 ms idle wait stuck at SIGTERM until the next item came in)
+    inbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
     try:
         cal = calibration_for(board, settings)
         engine = make_engine(settings, threaded=True)
