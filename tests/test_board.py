@@ -15,7 +15,9 @@ def test_shipped_pi_boards_load():
     assert {"reference", "budget", "sim"} <= set(available_boards())
     ref = load_board("reference")
     assert ref.kind == "pi"
-    assert [c.part for c in ref.chips.values()] == ["mcp3208", "mcp4728", "mcp4728"]
+    # ADC + ADC for the control CVs (CE1), velocity DACs, the accent/reset DAC
+    assert [c.part for c in ref.chips.values()] == ["mcp3208", "mcp3208", "mcp4728", "mcp4728",
+                                                    "mcp4728"]
     assert sorted(ref.output_jacks("trigger")) == list(range(1, 9))
     assert sorted(ref.output_jacks("velocity")) == list(range(1, 9))
     assert all(type(j).__name__ == "DigitalOutput" for j in ref.output_jacks("trigger").values())

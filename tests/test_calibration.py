@@ -49,9 +49,10 @@ class FrontEnd:
 def test_nominal_from_the_board(board):
     cal = Calibration.nominal(board)
     assert cal.board == "reference"
-    assert set(cal.inputs) == {"pitch", "morph_cv", "velocity_cv"}
+    assert set(cal.inputs) == {"pitch", "morph_cv", "velocity_cv", "follow_cv", "uncertainty_cv",
+                               "density_cv"}
     assert cal.inputs["pitch"].role == "pitch" and cal.inputs["morph_cv"].role == "cv"
-    assert len(cal.outputs) == 8
+    assert len(cal.outputs) == 12  # 8 velocity CVs, 3 accents, reset out (DAC channels)
     assert cal.to_volts("pitch", 0) == 5.0
     assert cal.to_volts("pitch", 2048) == pytest.approx(0.0)
     assert cal.to_code("velocity_1", 5.0) == round(5.0 / 0.00244)

@@ -118,28 +118,42 @@ def test_reencode_every_loop_waits_for_the_loop(fake_runner):
     eng.onset(5 * STEP_S, velocity=1.0)
     eng.advance(30 * STEP_S)
     assert eng.pattern is first and eng.groove[5, 0] == 1.0
-    # a first groove is followed once a whole loop has been heard since its first onset (step 5
-    # -> 37), and with reencode = loop from the next loop boundary: step 64, committed at 63.5
+    # a first groove is read from the first boundary after its first onset (with reencode =
+    # loop: step 32, committed at 31.5), bar-filled (steps 5..31 heard: here nothing to fill),
+    # and nothing changes before the next loop boundary
+    encodes = eng.generator.encodes
+    eng.advance(31 * STEP_S)
+    assert eng.pattern is first and eng.generator.encodes == encodes
+    eng.advance(33 * STEP_S)
+    assert eng.pattern.info["groove_version"] >= 1 and eng.generator.encodes == encodes + 1
+    eng.onset(40 * STEP_S, velocity=1.0)
     eng.advance(62 * STEP_S)
-    assert eng.pattern.info["groove_version"] == first.info["groove_version"]
+    assert eng.generator.encodes == encodes + 1
     eng.advance(64 * STEP_S)
-    assert eng.pattern is not first and eng.pattern.info["groove_version"] >= 1
+    assert eng.generator.encodes == encodes + 2 and eng.pattern.info["groove_version"] >= 2
 
 
-def test_a_first_groove_is_followed_once_a_whole_loop_was_heard(fake_runner):
-    """A line starting into an empty groove: A/B play until a whole loop of it was heard (a
-    half-heard loop would encode as a half-empty groove and silence the drums), then it is
-    followed; later changes are followed at the next step."""
+def test_a_first_groove_is_followed_from_the_first_bar_line_then_whole(fake_runner):
+    """A line starting into an empty groove is followed from the first bar line after its first
+    onset, the heard bar copied over the unheard one (a half-heard loop would encode as a
+    half-empty groove and silence the drums), renewed at each bar line until a whole loop was
+    heard; then the groove itself, and later changes at the next step."""
     eng = engine(fake_runner, follow=1.0)
     eng.start(0.0)
     eng.advance(STEP_S)
     first = eng.pattern
+    encodes = eng.generator.encodes
     for step in range(2, 33, 2):
         eng.advance((step - 0.1) * STEP_S)
         eng.onset(step * STEP_S, velocity=0.9)
+        if step == 14:  # before the bar line: still A/B
+            assert eng.pattern.info["groove_version"] == first.info["groove_version"]
+        if step == 18:  # from step 16: the bar heard, read twice
+            assert eng.pattern.info["groove_version"] > first.info["groove_version"]
+            assert eng.generator.encodes == encodes + 1
     eng.advance(33 * STEP_S)
-    # heard since step 2: not a whole loop yet (a new loop may redraw noise, not the groove)
-    assert eng.pattern.info["groove_version"] == first.info["groove_version"]
+    # heard since step 2: not a whole loop yet; the bar line at 32 renews the bar-filled groove
+    assert eng.generator.encodes == encodes + 2
     eng.advance(35 * STEP_S)
     followed = eng.pattern.info["groove_version"]
     assert followed > first.info["groove_version"]

@@ -101,7 +101,7 @@ def test_sigterm_stops_with_outputs_at_zero(rig, monkeypatch, tmp_path):
     assert playing[0] and playing[1] == pytest.approx(8.0, abs=0.003) and playing[2]
     assert outputs_at_zero(board, world) and engine.closed
     report = json.loads((tmp_path / "bus-faults-reference.json").read_text())
-    assert set(report["chips"]) == {"adc", "dac1", "dac2"}
+    assert set(report["chips"]) == {"adc", "adc2", "dac1", "dac2", "dac3"}
     assert report["chips"]["adc"]["ok"] > 0 and report["chips"]["adc"]["faults"] == 0
 
 

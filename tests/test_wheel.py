@@ -47,7 +47,8 @@ def test_wheel_carries_the_runtime_files(installed):
     wheel, *_ = installed
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in ("grooverack.json", "grooverack-encoder.int8.onnx", "grooverack-decoder.int8.onnx",
-                 "grooverack-encoder.fp32.onnx", "grooverack-decoder.fp32.onnx"):
+                 "grooverack-encoder.fp32.onnx", "grooverack-decoder.fp32.onnx",
+                 "latent-bank.npz"):
         assert f"grooverack/data/models/{name}" in names
     boards = {Path(n).name for n in names if n.startswith("grooverack/data/boards/")}
     assert boards == {p.name for p in (REPO / "hw" / "boards").glob("*.toml")}

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("grooverack.commands.doctor", "check buses, permissions and chips of a board"),
     "calibrate": ("grooverack.commands.calibrate", "guided calibration of inputs and outputs"),
     "config": ("grooverack.commands.config", "show every configuration key, or a config file's values"),
+    "panel": ("grooverack.commands.panel", "draw a board's panel (jacks, knobs, buttons, LEDs) as SVG"),
     "train": ("grooverack.training.train", "train the GrooveTransformer VAE on the Groove MIDI Dataset"),
     "export": ("grooverack.training.export", "export a checkpoint to ONNX (fp32 + int8)"),
     "eval": ("grooverack.training.evaluate", "evaluate models and baselines on a GMD split"),

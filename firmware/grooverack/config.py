@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from grooverack.errors import ConfigError
-from grooverack.voices import VOICE_NAMES
+from grooverack.voices import VOICE_GROUPS, VOICE_NAMES
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,9 @@ class Key:
         return value
 
 
+OUTPUT_MODES = ("trigger", "gate")  # what a trigger, clock or reset output does per rise
+
+
 def _keys() -> list[Key]:
     k: list[Key] = [
         # --- the panel: addressable the same way from config, --set, pots, CV and MIDI CC
@@ -105,7 +108,10 @@ def _keys() -> list[Key]:
         Key("quantize", 0.0, "", 0.0, 1.0, doc="0 = the model's micro-timing, 1 = outputs on the grid"),
         Key("tempo", 120.0, "BPM", 20.0, 300.0, doc="internal clock tempo"),
         Key("swing", 50.0, "%", 50.0, 75.0, doc="swing of the off-beat 16ths (50 = straight)"),
-        Key("genre", "any", doc="genre conditioning when the model has it ('any' = none)"),
+        # the allowed styles depend on the model: the engine checks them (Engine.offered_styles:
+        # the manifest's genres_offered, no style with too few train loops, e.g. gospel)
+        Key("genre", "any", doc="genre conditioning when the model has it ('any' = none): one of "
+            "the styles the model offers (its manifest's genres_offered)"),
         Key("groove_velocity", 1.0, "", 0.0, 1.0, doc="how much of the input's dynamics the groove keeps"),
         Key("groove_offset", 1.0, "", 0.0, 1.0, doc="how much of the input's micro-timing the groove keeps"),
         Key("record", "overdub", choices=("record", "overdub", "off"), doc="groove capture mode"),
@@ -133,6 +139,10 @@ def _keys() -> list[Key]:
             doc="when a changed groove is re-encoded"),
         Key("generation.seed", 0, "", 0, 2**31 - 1, doc="seed of sampling and random latents"),
         Key("generation.max_count", 32, "hits", 0, 32, doc="at most this many hits per voice per loop"),
+        Key("generation.mode", "model", choices=("model", "rules"),
+            doc="model = the VAE plays (rule patterns only while it is missing or fails to load: "
+                "the fallback); rules = Euclidean rule patterns per voice, by the same density, "
+                "mute and fill controls"),
         # --- model
         Key("model.path", "", doc="model manifest (JSON); empty = the shipped models/grooverack.json"),
         Key("model.variant", "int8", choices=("int8", "fp32"), doc="which exported pair to run"),
@@ -160,6 +170,9 @@ def _keys() -> list[Key]:
         Key("es9.threshold", 1.0, "V", 0.1, 10.0, doc="gate/clock input: Schmitt trigger centre"),
         Key("es9.hysteresis", 0.5, "V", 0.0, 5.0, doc="gate/clock input: rises above threshold + h/2, falls below threshold - h/2"),
         Key("es9.cv_volts", 5.0, "V", 0.5, 10.0, doc="control CV inputs: this many volts = control at full"),
+        Key("es9.cv_mode", "absolute", choices=("absolute", "offset"),
+            doc="control CV inputs: absolute (0..cv_volts = the whole range) or offset (added to "
+                "the configured value, +-cv_volts = the whole range, 0 V = no change)"),
         # --- where things live
         Key("board", "sim", doc="board definition: a name in hw/boards/ or a path to a TOML file"),
         Key("state.dir", "", doc="state, presets and calibration directory (empty = per-user default)"),
@@ -176,14 +189,28 @@ def _keys() -> list[Key]:
                      doc=f"output that plays {voice} (0 = none)"))
     for n in range(1, 17):
         k.append(Key(f"outputs.scale.{n}", 1.0, "", 0.0, 1.0, doc=f"velocity scale of output {n}"))
+        k.append(Key(f"outputs.mode.{n}", "trigger", choices=OUTPUT_MODES,
+                     doc=f"output {n}: a trigger of outputs.trigger_ms, or a gate held half a step"
+                         " (outputs.gate_mode = true makes every output a gate)"))
         k.append(Key(f"midi.note.{n}", 35 + n, "note", 0, 127, doc=f"custom profile: note of output {n}"))
         k.append(Key(f"midi.note_channel.{n}", 0, "channel", 0, 16,
                      doc=f"custom profile: channel of output {n} (0 = midi.channel)"))
+    k.append(Key("outputs.mode.clock", "trigger", choices=OUTPUT_MODES,
+                 doc="clock out: triggers of outputs.trigger_ms, or a square wave (gate: half of "
+                     "each pulse period)"))
+    k.append(Key("outputs.mode.reset", "trigger", choices=OUTPUT_MODES,
+                 doc="reset out: a trigger of outputs.trigger_ms, or a gate held half a step"))
     cc = {"follow": 20, "morph": 21, "uncertainty": 22, "density": 23, "quantize": 24, "swing": 25,
           "groove_velocity": 26, "groove_offset": 27, "tempo": 0}
     cc.update({f"density.{v}": 102 + i for i, v in enumerate(VOICE_NAMES)})
     for name, number in cc.items():
         k.append(Key(f"midi.cc.{name}", number, "CC", 0, 127, doc=f"MIDI CC that moves {name} (0 = none)"))
+    # the fill gate over MIDI: a CC (value 64..127 = high, as a footswitch sends) and/or a note
+    # (held = high; that note is then not an onset of the groove)
+    k.append(Key("midi.cc.fill", 80, "CC", 0, 127,
+                 doc="MIDI CC that is the fill gate: 64..127 high, 0..63 low (0 = none)"))
+    k.append(Key("midi.fill_note", 0, "note", 0, 127,
+                 doc="input note that is the fill gate while held, not an onset (0 = none)"))
     return k
 
 
@@ -193,7 +220,19 @@ SCHEMA: dict[str, Key] = {key.name: key for key in _keys()}
 # The panel's buttons: what `Engine.press` does, what a board's button may be wired to, what a
 # `--controls` CSV may press. The one list.
 BUTTONS: tuple[str, ...] = ("record", "clear", "randomize_a", "randomize_b", "save_preset",
-                            "recall_preset", "next_preset", "previous_preset")
+                            "recall_preset", "next_preset", "previous_preset",
+                            # the style the model plays (cycling the offered ones, wrapping)
+                            "next_style", "previous_style",
+                            # mute / unmute a voice group (voices.VOICE_GROUPS)
+                            *(f"mute_{group}" for group in VOICE_GROUPS),
+                            # held, not pressed: the panel's second layer of pots and buttons
+                            # (a board's [shift] table); the engine ignores it
+                            "shift")
+
+# The CV jacks of the virtual patch and a --controls CSV (volts): summed with the control's pot
+# as the board file says (`controls.<name>.cv` + `cv_per_volt`).
+CV_JACKS: tuple[str, ...] = ("cv.follow", "cv.morph", "cv.uncertainty", "cv.density")
+CV_VOLTS = 12.0  # a CV jack takes -12..+12 V (the rails)
 
 CONTROLS: tuple[str, ...] = (
     "follow", "morph", "uncertainty", "density", "quantize", "tempo", "swing",

@@ -51,3 +51,14 @@ def voice_index(name: str) -> int:
         raise ValueError(
             f"unknown voice {name!r}; allowed: {', '.join(VOICE_NAMES)}"
         ) from None
+
+
+# The voice groups a panel mutes together (the GrooveTransformer plugin's mute groups), in panel
+# order: group name -> the voices in it.
+VOICE_GROUPS: dict[str, tuple[str, ...]] = {
+    "kick": ("kick",),
+    "snare": ("snare",),
+    "hats": ("closed_hat", "open_hat"),
+    "toms": ("low_tom", "mid_tom", "high_tom"),
+    "cymbals": ("crash", "ride"),
+}

@@ -54,7 +54,7 @@ from grooverack.state import state_dir
 
 log = logging.getLogger(__name__)
 
-EDGE_JACKS = ("gate", "clock", "reset")
+EDGE_JACKS = ("gate", "clock", "reset", "fill")  # fill: a gate, both edges count
 CONTROL_STEP = 1.0 / 256  # a control CV moves the engine when it moved more (its hysteresis)
 STOP_TIMEOUT = 1.0  # s: a stream stop/close that takes longer is given up (its server is gone)
 SILENT = 0.5  # s without a callback: the stream is taken as dead (no 0 V to wait for at a stop)
@@ -189,11 +189,18 @@ class ES9Backend:
         # recent blocks of the CVs read after a gate edge: (first frame, {jack: volts})
         self._history: deque[tuple[int, dict[str, np.ndarray]]] = deque(maxlen=64)
         # control CVs through the one door (`grooverack.controls`): 0..es9.cv_volts spans the
-        # control's schema range; a block's mean is one reading, moves under CONTROL_STEP are held
+        # control's schema range; a block's mean is one reading, moves under CONTROL_STEP are held.
+        # es9.cv_mode = "offset": the configured value is the pot, +-es9.cv_volts sweeps the
+        # whole range around it (an unpatched input, 0 V, leaves the control where it is)
+        offset = settings["es9.cv_mode"] == "offset"
         self.control_readers = {
-            jack: ControlReader(ControlRange.for_key(jack), cv_per_volt=1.0 / self.cv_volts,
-                                hysteresis=CONTROL_STEP, has_pot=False)
+            jack: ControlReader(ControlRange.for_key(jack),
+                                cv_per_volt=1.0 / (self.cv_volts * (2.0 if offset else 1.0)),
+                                hysteresis=CONTROL_STEP, has_pot=offset)
             for jack in CONTROLS if jack in b.inputs}
+        if offset:
+            for jack, reader in self.control_readers.items():
+                reader.pot(reader.range.position(settings[jack]))
         self._processed = 0  # frames the engine thread has taken in
         self._started = False
         self._stop = threading.Event()
@@ -299,6 +306,9 @@ class ES9Backend:
             rising, falling = self.schmitt[jack].edges(self._volts(block, jack))
             for k in falling:
                 self.edges.append((jack, "fall", f0 + int(k)))
+                if jack == "fill":
+                    frame = f0 + int(k)
+                    calls.append((frame, 0, lambda t=frame / self.sr: eng.fill(t, False)))
             for k in rising:
                 frame = f0 + int(k)
                 self.edges.append((jack, "rise", frame))
@@ -312,6 +322,8 @@ class ES9Backend:
                         self._pending.append((frame, read))
                 elif jack == "clock":
                     calls.append((frame, 0, lambda t=t: eng.clock_pulse(t)))
+                elif jack == "fill":
+                    calls.append((frame, 0, lambda t=t: eng.fill(t, True)))
                 else:
                     calls.append((frame, 0, lambda t=t: eng.reset(t)))
         for jack, reader in self.control_readers.items():

@@ -119,6 +119,15 @@ class MidiInputHandler:
             return
         if opts.input_channel and event.channel != opts.input_channel - 1:
             return
+        if isinstance(event, NoteOn | NoteOff) and opts.fill_note \
+                and event.note == opts.fill_note:
+            self._count("fill")
+            eng.fill(t, isinstance(event, NoteOn))  # held = the fill gate high
+            return
+        if isinstance(event, ControlChange) and opts.fill_cc and event.control == opts.fill_cc:
+            self._count("fill")
+            eng.fill(t, event.value >= 64)
+            return
         if isinstance(event, NoteOn):
             self._count("note")
             if opts.velocity_source == "pitch":  # note number as 1 V/oct pitch, C4 (60) = 0 V
@@ -320,6 +329,7 @@ def find_port(names: list[str], wanted: str) -> int | None:
 
 
 _JACK_NO_START_SERVER = 0x01
+CLOSE_TIMEOUT = 2.0  # s: a JACK client close that takes longer is left behind
 _SHUTDOWN = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 _ERROR = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
 _quiet = _ERROR(lambda _msg: None)
@@ -388,7 +398,21 @@ class JackWatch:
         (libjack's close of it, beside other clients' calls, crashed the process here)."""
         client, self._client = self._client, None
         if client is not None and self.up.is_set():
-            self._lib.jack_client_close(client)
+            # bounded: libjack's close waits for the server's answer, and once (a loaded box,
+            # the server up) it never came: the stop, and the test run, hung for good. ctypes
+            # lets go of the GIL, so a close left waiting in its own thread blocks nothing.
+            done = threading.Event()
+
+            def close() -> None:
+                try:
+                    self._lib.jack_client_close(client)
+                finally:
+                    done.set()
+
+            threading.Thread(target=close, name="grooverack-jack-close", daemon=True).start()
+            if not done.wait(CLOSE_TIMEOUT):
+                log.warning("MIDI: closing the JACK watch client did not return within %.1f s; "
+                            "left behind", CLOSE_TIMEOUT)
 
 
 _dead_clients: list[Any] = []

@@ -25,8 +25,10 @@ PARTS = ("mcp3208", "ads1115", "mcp4728", "mcp4922")
 ADC_PARTS = ("mcp3208", "ads1115")
 DAC_PARTS = ("mcp4728", "mcp4922")
 CHANNELS = {"mcp3208": 8, "ads1115": 4, "mcp4728": 4, "mcp4922": 2}
-OUTPUT_KINDS = ("trigger", "velocity", "clock", "reset", "led")
-INPUT_ROLES = ("gate", "clock", "reset", "button")
+# an "accent" jack goes high with trigger output `output` on an accented hit (PanelOutputs)
+OUTPUT_KINDS = ("trigger", "velocity", "accent", "clock", "reset", "led")
+# "fill": a gate whose both edges count (while high the drums play a fill)
+INPUT_ROLES = ("gate", "clock", "reset", "fill", "button")
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class Control:
 class DigitalInput:
     name: str
     pin: int
-    role: str                   # gate, clock, reset, button
+    role: str                   # gate, clock, reset, fill, button
     pull: str = "off"
     active_low: bool = False
     action: str | None = None   # buttons: the engine's press() name
@@ -141,6 +143,10 @@ class Board:
     pot_hysteresis: float = 0.004
     trigger_volts: float = 5.0
     emulation: dict[str, Any] = field(default_factory=dict)
+    # the shift layer (`[shift]`): while the "shift" button is held, pot name -> what it moves
+    # (a control or a SHIFT_TARGETS name) and button name -> the action it does instead
+    shift_pots: dict[str, str] = field(default_factory=dict)
+    shift_buttons: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_panel(self) -> bool:
@@ -294,7 +300,11 @@ def _choice(path: Path, where: str, table: dict[str, Any], key: str, choices: tu
     return value
 
 
-TOP_KEYS = {"name", "kind", "description", "scan_hz", "pot_smoothing_hz", "pot_hysteresis",
+# Shift-layer pot targets besides the controls: the voice group the `group_select` pot points at
+# (voices.VOICE_GROUPS over its travel) and that group's density and velocity scale.
+SHIFT_TARGETS = ("group_select", "group_density", "group_velocity")
+
+TOP_KEYS = {"shift", "name", "kind", "description", "scan_hz", "pot_smoothing_hz", "pot_hysteresis",
             "trigger_volts", "chips", "inputs", "pots", "controls", "gpio_inputs", "outputs",
             "gpio_outputs", "base"}
 GPIO_PINS = range(2, 28)
@@ -415,9 +425,9 @@ def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board
     def output_of(where: str, item: dict[str, Any]) -> tuple[str, int]:
         kind = _choice(path, where, item, "kind", OUTPUT_KINDS)
         number = _int(path, where, item, "output", None, 0, 16)
-        if kind in ("trigger", "velocity") and number == 0:
+        if kind in ("trigger", "velocity", "accent") and number == 0:
             raise BoardError(f"{path}: key '{where}.output' = 0: {kind} outputs are numbered 1..16")
-        if kind in ("trigger", "velocity"):
+        if kind in ("trigger", "velocity", "accent"):
             if (kind, number) in outputs_seen:
                 raise BoardError(f"{path}: [{where}] is {kind} output {number}, already "
                                  f"[{outputs_seen[kind, number]}]")
@@ -449,7 +459,32 @@ def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board
         if numbers != list(range(1, len(numbers) + 1)):
             raise BoardError(f"{path}: {kind} outputs must be numbered 1..N without gaps, found "
                              f"{numbers}")
+    triggers = {n for k, n in outputs_seen if k == "trigger"}
+    for (kind, number), where in outputs_seen.items():
+        if kind == "accent" and number not in triggers:
+            raise BoardError(f"{path}: key '{where}.output' = {number}: an accent follows a "
+                             f"trigger output; trigger outputs: {sorted(triggers)}")
+    _parse_shift(path, data.get("shift", {}), b)
     return b
+
+
+def _parse_shift(path: Path, table: Any, b: Board) -> None:
+    """`[shift.pots]` pot = target and `[shift.buttons]` button = action: the layer that works
+    while a button with action "shift" is held."""
+    _keys(path, "shift", table, {"pots", "buttons"}, set())
+    pots, buttons = table.get("pots", {}), table.get("buttons", {})
+    _keys(path, "shift.pots", pots, set(b.pots), set())
+    _keys(path, "shift.buttons", buttons,
+          {n for n, i in b.gpio_inputs.items() if i.role == "button" and i.action != "shift"},
+          set())
+    if (pots or buttons) and not any(i.action == "shift" for i in b.gpio_inputs.values()):
+        raise BoardError(f"{path}: [shift] needs a [gpio_inputs] button with action 'shift'")
+    targets = (*CONTROLS, *SHIFT_TARGETS)
+    for pot in pots:
+        b.shift_pots[pot] = _choice(path, "shift.pots", pots, pot, targets)
+    for name in buttons:
+        b.shift_buttons[name] = _choice(path, "shift.buttons", buttons, name,
+                                        tuple(a for a in BUTTONS if a != "shift"))
 
 
 def _chip(path: Path, where: str, name: str, item: Any) -> Chip:

@@ -10,7 +10,7 @@ from typing import Any
 from grooverack.config import CONTROLS, Settings
 from grooverack.errors import ConfigError
 
-INPUT_JACKS = ("gate", "pitch", "clock", "reset", "velocity_cv", *CONTROLS)
+INPUT_JACKS = ("gate", "pitch", "clock", "reset", "velocity_cv", "fill", *CONTROLS)
 
 
 _ES9_KEYS = {"device", "input_device", "output_device", "samplerate", "blocksize",

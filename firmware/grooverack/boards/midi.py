@@ -12,7 +12,7 @@ from grooverack.errors import ConfigError
 
 # Board `[midi]` keys: the same names as the config keys `midi.<key>`.
 BOARD_KEYS = ("api", "input_port", "output_port", "input_channel", "velocity_source", "profile",
-              "channel", "poly2_note", "clock_out")
+              "channel", "poly2_note", "clock_out", "fill_note")
 
 
 # --- options: config keys over the board's [midi] table
@@ -30,6 +30,8 @@ class MidiOptions:
     clock_out: bool = False
     notes: tuple[tuple[int, int], ...] = ()  # custom profile: (channel 1..16 or 0, note) per output
     cc: Mapping[int, str] = field(default_factory=dict)  # CC number -> control name
+    fill_note: int = 0  # input note that holds the fill gate (0 = none)
+    fill_cc: int = 0    # CC that is the fill gate, >= 64 high (0 = none)
 
 
 def midi_options(settings: Settings, board: Any = None) -> MidiOptions:
@@ -58,4 +60,8 @@ def midi_options(settings: Settings, board: Any = None) -> MidiOptions:
                 raise ConfigError(f"config keys midi.cc.{cc[number]} and midi.cc.{control} both "
                                   f"use CC {number}; allowed: one control per CC")
             cc[number] = control
-    return MidiOptions(notes=notes, cc=cc, **values)
+    fill_cc = settings["midi.cc.fill"]
+    if fill_cc and fill_cc in cc:
+        raise ConfigError(f"config keys midi.cc.{cc[fill_cc]} and midi.cc.fill both use CC "
+                          f"{fill_cc}; allowed: one control per CC")
+    return MidiOptions(notes=notes, cc=cc, fill_cc=fill_cc, **values)

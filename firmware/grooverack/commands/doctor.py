@@ -30,6 +30,7 @@ from grooverack.drivers.gpiod_pins import chip_paths, header_chip, open_gpiod
 from grooverack.drivers.mcp3208 import MCP3208
 from grooverack.drivers.mcp4728 import MCP4728
 from grooverack.errors import BusDown
+from grooverack.model.watch import ModelWatch
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 ENABLE = {
@@ -360,6 +361,22 @@ def diagnose(board: Any, *, dev: Path = Path("/dev"), scans: int = 25,
     return checks
 
 
+def model_check(settings: Settings) -> Check:
+    """What will play: the model (it opens: every file present, hashes and metadata right), or
+    rule patterns, chosen (generation.mode = rules) or the fallback (the file and the reason)."""
+    watch = ModelWatch(settings["model.path"] or None, settings["model.variant"], quiet=True)
+    where = f"{watch.manifest_path} ({watch.variant})"
+    if settings["generation.mode"] == "rules":
+        loads = "loads" if not watch.problem else f"does not load: {watch.problem}"
+        return Check("model", OK, f"generation.mode = rules: rule patterns play; the model "
+                     f"{where} {loads}")
+    if watch.problem:
+        return Check("model", WARN, f"{watch.problem}; the module plays rule patterns instead "
+                     "(the fallback: the record LED flips twice a second) and switches to the "
+                     "model once it loads")
+    return Check("model", OK, f"{where} loads: the model plays")
+
+
 def last_run_checks(path: Path) -> list[Check]:
     """The bus-fault counters the last `grooverack run` of this board left behind."""
     import json
@@ -394,6 +411,7 @@ def run(args: argparse.Namespace) -> int:
     board = load_board(args.board or settings["board"])
     print(f"grooverack doctor: board {board.name!r} ({board.path}), kind {board.kind}")
     checks = diagnose(board, dev=Path(args.dev), scans=max(0, args.scans))
+    checks.append(model_check(settings))
     if board.is_panel:
         checks += last_run_checks(faults_path(settings, board.name))
     for check in checks:

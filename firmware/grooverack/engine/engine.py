@@ -14,13 +14,16 @@ Generator <- (groove, controls) at step commits; Player <- pattern + clock -> ev
 When the generator is asked for a new pattern (at the commit of step `s`, i.e. when the position
 reaches s - 0.5): a control changed (decode only), the tempo moved by TEMPO_STEP from the one the
 pattern was made for (a tempo-conditioned model only; decode only), the groove changed and `s` is on the
-`generation.reencode` boundary (step / bar / loop), or a new loop starts with uncertainty > 0
+`generation.reencode` boundary (step / bar / loop; a first groove, into an empty one, from the
+first bar line after its first onset, read bar-filled until a whole loop has been heard: see
+`_before_commit`), or a new loop starts with uncertainty > 0
 (new sampling noise: the pattern varies from loop to loop, by the loop count only, never by the
 input). Synchronously the new pattern plays from step `s`; threaded from a later commit.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -29,13 +32,14 @@ import numpy as np
 from grooverack.config import BUTTONS, CONTROLS, Settings
 from grooverack.engine.clock import Clock
 from grooverack.engine.generator import Generator, Request
-from grooverack.engine.groove import GrooveCapture, PitchToVelocity
+from grooverack.engine.groove import GrooveCapture, PitchToVelocity, bar_filled
 from grooverack.engine.pattern import Pattern
 from grooverack.engine.player import OutputEvent, Player
 from grooverack.errors import ConfigError
-from grooverack.voices import STEPS, VOICE_NAMES
+from grooverack.voices import STEPS, STEPS_PER_BAR, VOICE_GROUPS, VOICE_NAMES
 
 __all__ = ["Engine", "OutputEvent", "BUTTONS", "PRESET_FORMAT"]
+log = logging.getLogger("grooverack.engine")
 
 REENCODE_EVERY = {"step": 1, "bar": 16, "loop": STEPS}
 # A tempo-conditioned model hears the tempo in steps of about 4 %: a new pattern when the clock's
@@ -45,25 +49,35 @@ TEMPO_STEP = 0.04
 RESET_GRACE_S = 0.002   # a reset this soon after a clock edge may belong to that edge
 PRESET_FORMAT = 1
 PRESET_SLOTS = 16
-# Keys a preset stores besides the latents: the panel.
-PRESET_KEYS = (*CONTROLS, "genre", "record", "memory", *(f"mute.{v}" for v in VOICE_NAMES))
+# Keys a preset stores besides the latents: the panel (its shift layer's velocity scales too).
+PRESET_KEYS = (*CONTROLS, "genre", "record", "memory", *(f"mute.{v}" for v in VOICE_NAMES),
+               *(f"outputs.scale.{n}" for n in range(1, 17)))
 # Keys that need a restart (the model, the board, where files live).
 FIXED_KEYS = ("model.path", "model.variant", "board", "state.dir", "log.level")
 _GENERATION_KEYS = ("follow", "morph", "uncertainty", "density", "genre", "generation.seed",
-                    "generation.max_count")
+                    "generation.max_count", "generation.mode")
 
 
 class Engine:
     """Clock + groove capture + generator + player, driven by explicit times."""
 
-    def __init__(self, settings: Settings | None, runner: Any, *, threaded: bool = False) -> None:
+    def __init__(self, settings: Settings | None, runner: Any, *, threaded: bool = False,
+                 watch: Any = None) -> None:
         self.settings = settings.copy() if settings is not None else Settings()
         s = self.settings
         self.runner = runner
         self.clock = Clock(s)
         self.capture = GrooveCapture(s)
         self.pitch = PitchToVelocity(s)
-        self.generator = Generator(runner, seed=int(s["generation.seed"]), threaded=threaded)
+        genre = self._genre_index(s["genre"])
+        self.generator = Generator(runner, seed=int(s["generation.seed"]), threaded=threaded,
+                                   genre=genre, watch=watch)
+        self._model_serial = self.generator.model_serial
+        self._fill_gate = False         # the fill input's level
+        self._fills = 0                 # fills begun (each one's number marks its patterns)
+        self._fill_ends: int | None = None  # the bar line (step) the fill ends on, once the gate fell
+        self._fill_fell = 0.0           # where (position) the gate fell
+        self._fill_rose = False         # a rise not yet seen by a step commit
         self.player = Player(s, self.generator.buffer)
         self.threaded = threaded
         self.presets: dict[int, dict[str, Any]] = {}
@@ -76,8 +90,9 @@ class Engine:
         self._groove = self.capture.groove
         self._groove_version = self.capture.version
         self._listening_since: int | None = None   # step of the first onset into an empty groove
+        self._partial = False   # the model reads a bar-filled first groove (not a whole loop yet)
         self._variation = 0
-        self._genre = self._genre_index(s["genre"])
+        self._genre = genre
         self._model_bpm = round(self.clock.bpm, 1) if self.generator.tempo_aware else 0.0
         # the first pattern, synchronously, so something sensible plays from the first step
         first = self.generator.generate(self._make_request())
@@ -85,16 +100,30 @@ class Engine:
 
     # --- helpers ---------------------------------------------------------------------------------------
     def _genre_index(self, name: str) -> int:
+        if getattr(self.runner, "problem", ""):
+            return 0  # no model to check the style with: it is checked once one loads
         genres = tuple(getattr(self.runner, "genres", ()) or ())
         if not genres:
             if name != "any":
                 raise ConfigError(f"config key 'genre': value {name!r} is not allowed; "
                                   f"this model has no genres, allowed: 'any'")
             return 0
-        if name not in genres:
-            raise ConfigError(f"config key 'genre': value {name!r} is not allowed; "
-                              f"allowed: {', '.join(genres)}")
+        # only the styles the model offers (enough train loops to have learned them)
+        offered = self.offered_styles
+        if name not in offered:
+            why = (" (the model knows it but does not offer it: too few train loops)"
+                   if name in genres else "")
+            raise ConfigError(f"config key 'genre': value {name!r} is not allowed{why}; "
+                              f"allowed: {', '.join(offered)}")
         return genres.index(name)
+
+    @property
+    def offered_styles(self) -> tuple[str, ...]:
+        """The styles a player may choose ('any' first): the model's genres that had enough
+        train loops to be learned (`ModelRunner.genres_offered`; "gospel" has none). The one
+        list the `genre` key, the style buttons and the panel offer."""
+        genres = tuple(getattr(self.runner, "genres", ()) or ())
+        return tuple(getattr(self.runner, "genres_offered", genres) or genres) or ("any",)
 
     def _touch(self, t: float) -> None:
         self._now = max(self._now, t)
@@ -109,6 +138,8 @@ class Engine:
             self._epoch = self.clock.epoch
             position = self.clock.position(t)
             self.player.rebase(position)
+            if not self._fill_gate:  # a start or reset ends a fill whose gate is low
+                self.player.fill, self._fill_ends = 0, None
             self.capture.rebase(position)
 
     def effective_density(self) -> np.ndarray:
@@ -117,7 +148,7 @@ class Engine:
         d = np.array([s[f"density.{v}"] for v in VOICE_NAMES], dtype=np.float64)
         return np.minimum(1.0, 2.0 * float(s["density"]) * d)
 
-    def _make_request(self) -> Request:
+    def _make_request(self, fill: int | None = None) -> Request:
         s = self.settings
         self._serial += 1
         return Request(
@@ -129,22 +160,33 @@ class Engine:
             mutes=tuple(bool(s[f"mute.{v}"]) for v in VOICE_NAMES),
             max_count=int(s["generation.max_count"]), genre=self._genre,
             seed=int(s["generation.seed"]), variation=self._variation, serial=self._serial,
-            bpm=self._model_bpm)
+            bpm=self._model_bpm, mode=str(s["generation.mode"]),
+            fill=self.player.fill if fill is None else fill)
 
     def _before_commit(self, step: int) -> None:
         want = self._controls_dirty
+        want = self._model_commit(step) or want
+        want = self._fill_commit(step) or want
         every = REENCODE_EVERY[self.settings["generation.reencode"]]
-        if self.capture.version != self._groove_version and step % every == 0:
+        if (self.capture.version != self._groove_version or self._partial) and step % every == 0:
             groove = self.capture.groove
             if not groove[:, 0].any():
                 self._listening_since = None
-            # A first groove is followed once a whole loop of it has been heard: a half-captured
-            # loop encodes as a half-empty groove and the drums would fall silent where the line
-            # has not been heard yet. Until then A/B play; later changes are followed at once.
-            if self._groove[:, 0].any() or self._listening_since is None \
-                    or step - self._listening_since >= STEPS:
+            heard = STEPS if self._listening_since is None else step - self._listening_since
+            # A first groove is followed from the first bar line after its first onset: a
+            # half-captured loop would encode as a half-empty groove (the drums falling silent
+            # where the line has not been heard yet), so until a whole loop has been heard the
+            # model reads the heard bar(s) copied over the unheard ones (`bar_filled`), renewed
+            # at each bar line. Once a loop has been heard, changes are followed at once.
+            if heard >= STEPS or (self._groove[:, 0].any() and not self._partial):
                 self._groove = groove
                 self._groove_version = self.capture.version
+                self._partial = False
+                want = True
+            elif heard > 0 and step % STEPS_PER_BAR == 0:
+                self._groove = bar_filled(groove, self._listening_since, step)
+                self._groove_version = self.capture.version
+                self._partial = True
                 want = True
         if self.generator.tempo_aware:
             bpm = self.clock.bpm
@@ -220,6 +262,95 @@ class Engine:
         self.clock.song_position(t, int(sixteenths), midi=True)
         self._after_clock(t)
 
+    # --- the model, or rules, and fills ------------------------------------------------------------------
+    @property
+    def generation(self) -> str:
+        """What plays: "model", "rules" (generation.mode = rules, chosen: the model need not
+        load) or "fallback" (rule patterns because the model is missing or failed to load:
+        `model_problem` says why)."""
+        if self.settings["generation.mode"] == "rules":
+            return "rules"
+        return "fallback" if self.generator.problem else "model"
+
+    @property
+    def model_problem(self) -> str:
+        """Why no model plays (the file and the reason), '' when it does."""
+        return self.generator.problem
+
+    def _model_commit(self, step: int) -> bool:
+        """A model that loaded while rules played (the worker took it over, or here at a loop
+        boundary in virtual time): play it from now on."""
+        if not self.generator.threaded and self.generator.problem and step % STEPS == 0:
+            self.generator.poll_model()
+        if self.generator.model_serial == self._model_serial:
+            return False
+        self._model_serial = self.generator.model_serial
+        self.runner = self.generator.runner
+        self._model_bpm = round(self.clock.bpm, 1) if self.generator.tempo_aware else 0.0
+        try:
+            self._genre = self._genre_index(self.settings["genre"])
+        except ConfigError as exc:
+            log.warning("%s; the model plays 'any'", exc)
+            self._genre = 0
+        if self._genre:  # A/B of the style, as a start with the model draws them
+            self.generator.start_latents(self._genre)
+        return True
+
+    def fill(self, t: float, high: bool) -> None:
+        """The fill gate at t. High: from the next step the drums play a fill (the model's own
+        busier pattern, toms and crash allowed; in rules a denser rule pattern). Low: the fill
+        goes on to the next bar line (16 steps; the loop end is one) and ends there."""
+        self._touch(t)
+        high = bool(high)
+        if high == self._fill_gate:
+            return
+        self._fill_gate = high
+        if high:
+            self._fill_rose = True  # even a trigger shorter than a step starts a fill
+        else:
+            self._fill_fell = self.clock.position(t) if self.clock.running else -math.inf
+
+    @property
+    def filling(self) -> bool:
+        """True while a fill plays (from the gate's rise to the bar line after its fall)."""
+        return bool(self.player.fill)
+
+    def _fill_commit(self, step: int) -> bool:
+        """At the commit of `step`: start, hold or end the fill. True: a new pattern is needed."""
+        player = self.player
+        ahead = True
+        if self._fill_gate or self._fill_rose:
+            self._fill_rose = False
+            self._fill_ends = None  # (a gate that rose again before the bar line: on it goes)
+            if not player.fill:
+                self._fills += 1
+                player.fill = self._fills
+                if self._fill_gate:
+                    return True
+                # a trigger: the fill now, its end placed below (one request: the worker
+                # keeps only the newest, and the pattern after it is made at the bar line)
+                self.generator.request(self._make_request())
+                ahead = False
+                self._fill_fell = max(self._fill_fell, step + 0.5)  # at least this step
+            elif self._fill_gate:
+                return False
+        if not player.fill:
+            return False
+        if self._fill_ends is None:
+            # the first bar line at or after where the gate fell; the pattern after the fill is
+            # asked for now, so that the worker has it ready when the bar line comes
+            fell = self._fill_fell if math.isfinite(self._fill_fell) else float(step)
+            self._fill_ends = math.ceil(fell / STEPS_PER_BAR - 1e-9) * STEPS_PER_BAR
+            if step < self._fill_ends:
+                if ahead:
+                    self.generator.request(self._make_request(fill=0))
+                return False
+        if step >= self._fill_ends:
+            player.fill = 0
+            self._fill_ends = None
+            return True
+        return False
+
     # --- input --------------------------------------------------------------------------------------------
     def onset(self, t: float, velocity: float | None = None,
               pitch_volts: float | None = None) -> bool:
@@ -284,6 +415,7 @@ class Engine:
             player.accent = bool(self.settings["outputs.accent"])
             player.accent_threshold = float(self.settings["outputs.accent_threshold"])
             player.clock_ppqn = int(self.settings["outputs.clock_ppqn"])
+            player.read_modes(self.settings)
         elif name.startswith("input."):
             history = pitch._recent
             self.pitch = PitchToVelocity(self.settings)
@@ -292,7 +424,9 @@ class Engine:
 
     def press(self, button: str) -> Any:
         """A panel button: record (cycles record/overdub/off), clear, randomize_a/b,
-        save_preset / recall_preset (the current slot), next_preset / previous_preset."""
+        save_preset / recall_preset (the current slot), next_preset / previous_preset,
+        next_style / previous_style (the offered styles, wrapping; returns the new one),
+        mute_<group> (toggles the voices of `voices.VOICE_GROUPS[group]`; returns the new mute)."""
         if button == "record":
             mode = self.capture.cycle_mode()
             self.settings.set("record", mode)
@@ -301,7 +435,7 @@ class Engine:
             self.capture.clear()
             return None
         if button in ("randomize_a", "randomize_b"):
-            z = self.generator.randomize(button[-1])
+            z = self.generator.randomize(button[-1], self._genre)
             self._controls_dirty = True
             return z
         if button == "save_preset":
@@ -312,6 +446,21 @@ class Engine:
             step = 1 if button == "next_preset" else -1
             self.preset_slot = (self.preset_slot - 1 + step) % PRESET_SLOTS + 1
             return self.preset_slot
+        if button in ("next_style", "previous_style"):
+            styles = self.offered_styles
+            now = self.settings["genre"]
+            at = styles.index(now) if now in styles else 0
+            step = 1 if button == "next_style" else -1
+            return self.set_control("genre", styles[(at + step) % len(styles)])
+        if button.startswith("mute_") and button[5:] in VOICE_GROUPS:
+            # a group that is all muted unmutes; any other state mutes the whole group
+            keys = [f"mute.{v}" for v in VOICE_GROUPS[button[5:]]]
+            mute = not all(self.settings[k] for k in keys)
+            for key in keys:
+                self.set_control(key, mute)
+            return mute
+        if button == "shift":  # held on the panel: its back end switches layers, nothing here
+            return None
         raise ConfigError(f"unknown button {button!r}; allowed: {', '.join(BUTTONS)}")
 
     # --- presets -------------------------------------------------------------------------------------------

@@ -2,10 +2,19 @@
 
 `z_AB = (1 - morph) z_A + morph z_B`, `z = (1 - follow) z_AB + follow z_groove` (z_groove = the
 encoder's mu of the captured groove), decoded by the model and sampled (`model.sampling`).
+Random latents A/B (at start and on randomize) come from the model's latent bank when it has one
+(`model.bank`: a stored train-loop latent of the chosen genre, perturbed), else from N(0, I); the
+n-th draw of a given `generation.seed` is always the same. The bank's `hit_shift` moves the
+per-voice thresholds in proportion to the A/B part of z (1 - follow; all of it with no groove), so
+that A/B play as many hits per voice as real loops while a followed groove keeps the F1 thresholds.
 A tempo-conditioned model (`runner.tempo`) also gets the tempo the pattern plays at (`Request.bpm`,
 0 = unknown); the engine moves it in steps (TEMPO_STEP), not with every wobble of a clock.
 Work is skipped where it can be: the encoder runs only when the groove changed (its version), the
 decoder only when z, the genre or the tempo changed; otherwise only the sampling runs again.
+A fill (`Request.fill`) is the same decode sampled busier (`rules.fill_controls`): no extra
+inference. Rule patterns (`engine.rules`) play for `generation.mode = "rules"` and while the
+runner is a `model.watch.NoModel` (`problem` says why); `poll_model` asks the watch for the model
+(the worker's idle loop, or the engine at loop boundaries in synchronous mode) and takes it over.
 
 Synchronous mode (sim, tests): `request` computes at once and offers the pattern to `buffer`;
 the player swaps it in at its next step commit: deterministic. In both modes a failing generation
@@ -28,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from grooverack.engine import rules
 from grooverack.engine.pattern import Pattern, PatternBuffer
 from grooverack.model import sampling
 
@@ -54,22 +64,27 @@ class Request:
     variation: int              # selects the sampling noise: same variation -> same noise
     serial: int
     bpm: float = 0.0            # the tempo given to a tempo-conditioned model (0 = unknown)
+    mode: str = "model"         # generation.mode: "model", or "rules" (engine.rules)
+    fill: int = 0               # the fill (its number, counted from 1) this pattern plays, 0 = none
 
 
 class Generator:
     """Latents A/B and the model -> patterns, synchronously or on a worker thread."""
 
-    def __init__(self, runner: Any, *, seed: int = 0, threaded: bool = False) -> None:
-        self.runner = runner
-        self.latent_size = int(runner.latent_size)
-        self.thresholds = np.asarray(runner.thresholds, dtype=np.float64)
+    def __init__(self, runner: Any, *, seed: int = 0, threaded: bool = False,
+                 genre: int = 0, watch: Any = None) -> None:
         self.buffer = PatternBuffer()
         self.seed = int(seed)
+        self._use_runner(runner)
         self._randomized = 0
-        self.z_a = self._random_latent()
-        self.z_b = self._random_latent()
+        self.z_a = self._random_latent(genre)
+        self.z_b = self._random_latent(genre)
+        self._own_latents = False  # randomized or set: kept when a model loads later
         self.threaded = threaded
-        self.tempo_aware = bool(getattr(runner, "tempo", False))
+        # no model (model.watch.NoModel: missing, damaged): rule patterns play, and `watch`
+        # (a model.watch.ModelWatch) is polled off the real-time path until the model loads
+        self.watch = watch
+        self.model_serial = 0      # counts models taken over while playing (`poll_model`)
         self.generated = 0
         self.encodes = 0
         self.decodes = 0
@@ -94,15 +109,56 @@ class Generator:
                                              daemon=True)
             self._thread.start()
 
+    def _use_runner(self, runner: Any) -> None:
+        """What the generator takes from its model (at start, and when a model loads later)."""
+        self.runner = runner
+        self.problem = str(getattr(runner, "problem", "") or "")  # why no model plays, or ''
+        self.latent_size = int(runner.latent_size)
+        self.thresholds = np.asarray(runner.thresholds, dtype=np.float64)
+        bank = getattr(runner, "latent_bank", None)
+        self.bank = bank if bank is not None and bank.latent_size == self.latent_size else None
+        shift = None if self.bank is None else np.asarray(self.bank.hit_shift, dtype=np.float64)
+        self._hit_shift = shift if shift is not None and shift.any() else None
+        self._thr_cache: tuple[float, np.ndarray] | None = None
+        self.tempo_aware = bool(getattr(runner, "tempo", False))
+
+    def poll_model(self, *, force: bool = False) -> bool:
+        """No model yet: ask the watch (off the real-time path: the worker's loop, or a loop
+        boundary in virtual time); a model that loads is taken over, with the latents A/B of
+        a start with it unless they were randomized or set. True when one was taken over."""
+        if not self.problem or self.watch is None:
+            return False
+        runner = self.watch.poll(force=force)
+        if runner is None:
+            return False
+        size = self.latent_size
+        self._groove_key = self._decode_key = None
+        self._use_runner(runner)
+        if self.latent_size != size:
+            self._own_latents = False  # the kept ones do not fit this model
+        self.start_latents()
+        self.model_serial += 1
+        return True
+
+    def start_latents(self, genre: int = 0) -> None:
+        """Latents A/B as a start draws them (of `genre`), unless they were randomized or set."""
+        if not self._own_latents:
+            self._randomized = 0
+            self.z_a = self._random_latent(genre)
+            self.z_b = self._random_latent(genre)
+
     # --- latents --------------------------------------------------------------------------------------
-    def _random_latent(self) -> np.ndarray:
+    def _random_latent(self, genre: int = 0) -> np.ndarray:
         rng = np.random.default_rng([self.seed, self._randomized])
         self._randomized += 1
+        if self.bank is not None:
+            return self.bank.draw(rng, int(genre))
         return rng.standard_normal(self.latent_size).astype(np.float32)
 
-    def randomize(self, which: str) -> np.ndarray:
-        """New N(0, I) latent for "a" or "b" (seeded: the n-th randomisation is reproducible)."""
-        z = self._random_latent()
+    def randomize(self, which: str, genre: int = 0) -> np.ndarray:
+        """New random latent for "a" or "b": from the latent bank (a stored latent of `genre`,
+        0 = any, perturbed), else N(0, I); seeded: the n-th randomisation is reproducible."""
+        z = self._random_latent(genre)
         self.set_latent(which, z)
         return z
 
@@ -118,10 +174,25 @@ class Generator:
             self.z_b = z.copy()
         else:
             raise ValueError(f"latent {which!r}: allowed 'a' or 'b'")
+        self._own_latents = True
 
     # --- the work ----------------------------------------------------------------------------------------
+    def _thresholds(self, ab_part: float) -> np.ndarray:
+        """The per-voice thresholds with the bank's hit_shift applied to the A/B part of z."""
+        if self._hit_shift is None or ab_part <= 0.0:
+            return self.thresholds
+        if self._thr_cache is not None and self._thr_cache[0] == ab_part:
+            return self._thr_cache[1]
+        p = np.clip(self.thresholds, 1e-6, 1.0 - 1e-6)
+        x = np.log(p / (1.0 - p)) + min(ab_part, 1.0) * self._hit_shift
+        thr = 1.0 / (1.0 + np.exp(-x))
+        self._thr_cache = (ab_part, thr)
+        return thr
+
     def generate(self, req: Request) -> Pattern:
         """One request -> Pattern (encode / decode only when their inputs changed)."""
+        if req.mode == "rules" or self.problem:
+            return self._rule_pattern(req)
         groove = np.asarray(req.groove, dtype=np.float32)
         if req.follow > 0.0 and groove[:, 0].any():
             key = groove.tobytes()
@@ -145,15 +216,36 @@ class Generator:
             self.decodes += 1
         logits, vel, off = self._decoded
         rng = np.random.default_rng([req.seed, req.variation])
+        ab_part = 1.0 if z_groove is None else 1.0 - min(max(float(req.follow), 0.0), 1.0)
+        density, uncertainty = req.density, req.uncertainty
+        if req.fill:  # the model's own busier pattern: the same decode, sampled busier
+            density, uncertainty = rules.fill_controls(density, uncertainty)
         hits, vel, off = sampling.sample_pattern(
-            logits, vel, off, temperature=sampling.temperature(req.uncertainty),
-            thresholds=self.thresholds, density=np.asarray(req.density),
+            logits, vel, off, temperature=sampling.temperature(uncertainty),
+            thresholds=self._thresholds(ab_part), density=np.asarray(density),
             max_counts=req.max_count, rng=rng, mutes=np.asarray(req.mutes, dtype=bool))
         self.generated += 1
         pattern = Pattern(hits, vel, off, req.serial,
                           {"follow": req.follow, "morph": req.morph, "variation": req.variation,
                            "groove_version": req.groove_version, "genre": req.genre,
-                           "bpm": bpm})
+                           "bpm": bpm, "mode": "model", "fill": req.fill})
+        self.last_pattern = pattern
+        return pattern
+
+    def _rule_pattern(self, req: Request) -> Pattern:
+        """The request played by rules (`engine.rules`): no model, or generation.mode = rules."""
+        density, uncertainty = req.density, req.uncertainty
+        if req.fill:
+            density, uncertainty = rules.fill_controls(density, uncertainty)
+        hits, vel, off = rules.rule_pattern(
+            density, uncertainty=uncertainty, temperature=sampling.temperature(uncertainty),
+            mutes=req.mutes, max_count=req.max_count,
+            rng=np.random.default_rng([req.seed, req.variation]))
+        self.generated += 1
+        pattern = Pattern(hits, vel, off, req.serial,
+                          {"follow": req.follow, "morph": req.morph, "variation": req.variation,
+                           "groove_version": req.groove_version, "genre": req.genre,
+                           "bpm": float(req.bpm), "mode": "rules", "fill": req.fill})
         self.last_pattern = pattern
         return pattern
 
@@ -177,6 +269,8 @@ class Generator:
                     return
                 req, self._pending = self._pending, None
             if req is None:
+                if self.problem:  # no model: look for it here, off the real-time path
+                    self.poll_model()
                 continue
             self._serve(req)
             with self._cond:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from grooverack.voices import STEPS
+from grooverack.voices import STEPS, STEPS_PER_BAR
 
 MODES = ("record", "overdub", "off")
 
@@ -175,6 +175,23 @@ class GrooveCapture:
     def groove(self) -> np.ndarray:
         """The groove the encoder reads: float32 [32, 3] (read-only)."""
         return self._groove
+
+
+def bar_filled(groove: np.ndarray, first: int, until: int) -> np.ndarray:
+    """A first groove heard from step `first` up to (not including) step `until` (counted since
+    start, less than a loop apart), as the encoder should read it: each loop step not heard yet
+    takes the step a bar away when that one was heard, so a one-bar line reads as that bar
+    played twice (the "bar swap" the model was trained with) instead of a bar of silence.
+    Returns a new read-only float32 [32, 3]."""
+    heard = np.zeros(STEPS, dtype=bool)
+    heard[np.arange(first, max(until, first)) % STEPS] = True
+    other = (np.arange(STEPS) + STEPS_PER_BAR) % STEPS
+    take = ~heard & heard[other]
+    out = np.array(groove, dtype=np.float32)
+    out[take] = out[other[take]]
+    out[~heard & ~take] = 0.0
+    out.setflags(write=False)
+    return out
 
 
 class PitchToVelocity:

@@ -10,7 +10,9 @@ Outputs: `map.<voice>` names the output (1..outputs.count, 0 = none) of each of 
 several voices on one output at a step -> the louder wins. Per output: a "velocity" event (value
 0..1, times `outputs.scale.N`; with `outputs.accent`, hits at or above `accent_threshold` jump to
 full) at the same time as and before its "trigger" rise (1.0), then the fall (0.0) after
-`outputs.trigger_ms`, or half a step in gate mode. A new rise on an output still high ends the
+`outputs.trigger_ms`, or half a step in gate mode (`outputs.gate_mode` for every output,
+`outputs.mode.N` = "gate" for output N; clock out in gate mode is a square wave, half of each
+pulse period; `outputs.mode.reset`). A new rise on an output still high ends the
 previous trigger first (RETRIGGER_GAP before, never before the previous rise): triggers never merge
 or stick. Clock out (`outputs.clock_ppqn`, swung like the steps) and reset out (the first step 0
 after a start or reset) are "clock" / "reset" events on output 0 with voice -1.
@@ -84,6 +86,10 @@ class Player:
 
     def __init__(self, settings: Any, buffer: PatternBuffer | None = None) -> None:
         self.buffer = buffer if buffer is not None else PatternBuffer()
+        # the fill the engine plays now (its number, 0 = none) and that fill's pattern, kept
+        # beside the normal one: a fill ends on its bar line with the normal pattern at hand
+        self.fill = 0
+        self._fill_pattern: Pattern | None = None
         self.pattern = Pattern.empty()
         self.outputs: int = int(settings["outputs.count"])
         self.trigger_s: float = float(settings["outputs.trigger_ms"]) / 1000.0
@@ -91,6 +97,8 @@ class Player:
         self.accent: bool = bool(settings["outputs.accent"])
         self.accent_threshold: float = float(settings["outputs.accent_threshold"])
         self.clock_ppqn: int = int(settings["outputs.clock_ppqn"])
+        self.gates: set[tuple[str, int]] = set()  # (kind, output) played as gates
+        self.read_modes(settings)
         self.quantize: float = float(settings["quantize"])
         self.voice_map: list[int] = [int(settings[f"map.{v}"]) for v in VOICE_NAMES]
         self.scale: list[float] = [float(settings[f"outputs.scale.{n}"]) for n in range(1, 17)]
@@ -105,9 +113,37 @@ class Player:
         self.sounded = -1             # the latest step (since start/reset) that sent a rise
         self._committing = 0
 
+    @property
+    def pattern(self) -> Pattern:
+        """The pattern playing: the fill's while a fill plays and its pattern is in, else the
+        newest normal one."""
+        fill = self._fill_pattern
+        if self.fill and fill is not None and fill.info.get("fill") == self.fill:
+            return fill
+        return self._base
+
+    @pattern.setter
+    def pattern(self, pattern: Pattern) -> None:
+        self._base = pattern
+
+    def _take(self, new: Pattern) -> None:
+        fill = int(new.info.get("fill", 0) or 0)
+        if not fill:
+            self._base = new
+        elif fill == self.fill:
+            self._fill_pattern = new
+        # else: the pattern of a fill that is over (made late by the worker): never played
+
     # --- settings ------------------------------------------------------------------------------------
     def set_map(self, voice: int, output: int) -> None:
         self.voice_map[voice] = int(output)
+
+    def read_modes(self, settings: Any) -> None:
+        """Which outputs are gates (`outputs.mode.N`, `.clock`, `.reset` = "gate")."""
+        self.gates = {("trigger", n) for n in range(1, 17)
+                      if settings[f"outputs.mode.{n}"] == "gate"}
+        self.gates |= {(kind, 0) for kind in ("clock", "reset")
+                       if settings[f"outputs.mode.{kind}"] == "gate"}
 
     # --- transport --------------------------------------------------------------------------------------
     def rebase(self, position: float) -> None:
@@ -142,7 +178,7 @@ class Player:
         self._committing = step
         new = self.buffer.take()
         if new is not None:
-            self.pattern = new
+            self._take(new)
         pattern = self.pattern
         row = step % STEPS
         best: dict[int, tuple[float, int]] = {}
@@ -175,12 +211,15 @@ class Player:
             velocity = 1.0
         return min(max(velocity * self.scale[output - 1], 0.0), 1.0)
 
-    def _width(self, kind: str, clock: Clock) -> float:
+    def _width(self, kind: str, clock: Clock, output: int = 0) -> float:
         step_s = clock.step_seconds()
+        gate = (kind, output) in self.gates
         if kind == "trigger":
-            return 0.5 * step_s if self.gate_mode else self.trigger_s
+            return 0.5 * step_s if self.gate_mode or gate else self.trigger_s
         spacing_s = STEPS_PER_BEAT / self.clock_ppqn * step_s
-        return min(self.trigger_s, 0.5 * spacing_s) if kind == "clock" else self.trigger_s
+        if kind == "clock":
+            return 0.5 * spacing_s if gate else min(self.trigger_s, 0.5 * spacing_s)
+        return 0.5 * step_s if gate else self.trigger_s
 
     def advance(self, t_until: float, clock: Clock,
                 before_commit: Callable[[int], None] | None = None) -> list[OutputEvent]:
@@ -228,7 +267,7 @@ class Player:
                                        due.step, due.voice))
             out.append(OutputEvent(t, due.output, due.kind, 1.0, due.step, due.voice))
             self.sounded = max(self.sounded, due.absolute)
-            self._falls[key] = (t + self._width(due.kind, clock), t, due.step, due.voice)
+            self._falls[key] = (t + self._width(due.kind, clock, due.output), t, due.step, due.voice)
             self._last_time = t
         out.sort(key=lambda e: (e.time, e.order))
         return out

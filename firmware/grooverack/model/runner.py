@@ -3,7 +3,10 @@
 The manifest (`models/grooverack.json`, see ARCHITECTURE.md "Model contract") names the ONNX files
 of each variant (int8, fp32), the voices, genres and per-voice thresholds. Every file is checked
 (present, sha256, ONNX metadata) when the runner opens it, so a wrong or damaged model fails at
-start with a message naming the file, never in the middle of a performance.
+start with a message naming the file, never in the middle of a performance. Two optional keys:
+`genres_offered` (the styles a user may choose; default all genres) and `latent_bank` (the file of
+train-loop latents random A/B are drawn from, `model.bank`); a missing or damaged bank is a
+warning naming the file, and A/B then come from N(0, I).
 
 onnxruntime + numpy only: the runtime never imports torch.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -20,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from grooverack.errors import ModelError
+from grooverack.model.bank import BANK_KEY, DEFAULT_PERTURBATION, LatentBank, load_bank
 from grooverack.resources import shipped_models_dir
 from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
 
@@ -31,6 +36,8 @@ ENV_MODELS = "GROOVERACK_MODELS"  # a models/ folder or a manifest file that rep
 ENCODER_INPUTS = ("groove",)
 ENCODER_OUTPUTS = ("mu", "logvar")
 DECODER_OUTPUTS = ("hit_logits", "velocities", "offsets")
+
+log = logging.getLogger("grooverack.model")
 
 
 # onnxruntime fuses each residual Add with the LayerNormalization after it into one
@@ -104,6 +111,11 @@ def load_manifest(path: Path) -> dict[str, Any]:
         raise ModelError(f"{path}: genres must be a list of names, found {genres!r}")
     if genres and genres[0] != "any":
         raise ModelError(f"{path}: genres[0] must be 'any' (the unconditioned embedding)")
+    offered = data.get("genres_offered", genres)
+    if (not isinstance(offered, list) or not all(g in genres for g in offered)
+            or (genres and "any" not in offered)):
+        raise ModelError(f"{path}: genres_offered must be a list of the genres including 'any', "
+                         f"found {offered!r}")
     if not isinstance(data.get("tempo", False), bool):
         raise ModelError(f"{path}: tempo must be true or false, found {data['tempo']!r}")
     thresholds = data["thresholds"]
@@ -143,6 +155,10 @@ class ModelRunner:
         self.latent_size: int = int(self.manifest["latent_size"])
         self.voices: tuple[str, ...] = tuple(self.manifest["voices"])
         self.genres: tuple[str, ...] = tuple(self.manifest["genres"])
+        # the styles a user may choose: a genre with too few train loops (gospel: none) has an
+        # embedding that was never (or hardly) trained; the manifest says which are offered
+        self.genres_offered: tuple[str, ...] = tuple(
+            self.manifest.get("genres_offered", self.manifest["genres"]))
         # the decoder takes the tempo (BPM, 0 = unknown) as an input: the module knows it from its
         # clock, and drummers play differently at 70 and at 170 BPM
         self.tempo: bool = bool(self.manifest.get("tempo", False))
@@ -161,6 +177,52 @@ class ModelRunner:
         # item by item so that evaluation measures exactly what plays.
         self.per_item = any(_metadata(s).get("quantization") == "dynamic"
                             for s in (self._encoder, self._decoder))
+        self.latent_bank: LatentBank | None = self._open_bank(verify_hashes)
+
+    def _open_bank(self, verify_hash: bool) -> LatentBank | None:
+        """The manifest's latent bank (random A/B latents drawn where real grooves live), or None
+        (then they come from N(0, I)) with a warning naming the file: the bank is optional, a
+        missing or damaged one must not stop the module from playing."""
+        entry = self.manifest.get(BANK_KEY)
+        if entry is None:
+            log.warning("%s: no latent bank listed; random latents A/B are drawn from N(0, I)",
+                        self.manifest_path)
+            return None
+        try:
+            if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+                raise ModelError(f"{self.manifest_path}: {BANK_KEY} must be an object naming "
+                                 f"its 'file', found {entry!r}")
+            path = self.manifest_path.parent / entry["file"]
+            if verify_hash and path.is_file():
+                expected = entry.get("sha256")
+                actual = sha256_file(path)
+                if actual != expected:
+                    raise ModelError(f"{path}: sha256 {actual[:12]}... does not match the "
+                                     f"manifest's {str(expected)[:12]}... (damaged or replaced "
+                                     f"file)")
+            built = entry.get("built") if isinstance(entry.get("built"), dict) else {}
+            encoder, built_sha = built.get("encoder"), built.get("encoder_sha256")
+            if encoder and built_sha and self.manifest["sha256"].get(encoder) != built_sha:
+                raise ModelError(f"{path}: latent bank built with another {encoder} than this "
+                                 f"manifest's (rebuild it: python -m "
+                                 f"grooverack.training.latent_bank build)")
+            perturbation = entry.get("perturbation", DEFAULT_PERTURBATION)
+            if not isinstance(perturbation, (int, float)) or isinstance(perturbation, bool):
+                raise ModelError(f"{self.manifest_path}: {BANK_KEY}.perturbation must be a "
+                                 f"number, found {perturbation!r}")
+            bank = load_bank(path, self.latent_size, self.genres, float(perturbation))
+        except ModelError as exc:
+            log.warning("%s; random latents A/B are drawn from N(0, I) instead", exc)
+            return None
+        fitted = built.get("thresholds")
+        if bank.hit_shift.any() and fitted is not None and not np.allclose(
+                np.asarray(fitted, dtype=np.float64), self.thresholds, atol=1e-6):
+            log.warning("%s: its A/B hit_shift was fitted for thresholds %s, the manifest has %s; "
+                        "A/B use the manifest's thresholds unshifted (rebuild the bank: python -m "
+                        "grooverack.training.latent_bank build)", path, fitted,
+                        self.thresholds.tolist())
+            bank.hit_shift = np.zeros_like(bank.hit_shift)
+        return bank
 
     # --- loading -------------------------------------------------------------------------
     def _open(self, path: Path, role: str, verify_hash: bool) -> Any:

@@ -13,16 +13,21 @@ from typing import Any
 
 from grooverack.config import Settings
 from grooverack.engine.engine import Engine
-from grooverack.model.runner import ModelRunner
+from grooverack.model.watch import ModelWatch
 from grooverack.runtime.service import Service, supervise
 from grooverack.state import StateKeeper
 
 
 def make_engine(settings: Settings, *, threaded: bool) -> Engine:
     """The engine on the configured model (`model.path`, `model.variant`). `threaded`: a worker
-    thread generates (real time); False generates at step boundaries (virtual time, tests)."""
-    runner = ModelRunner(settings["model.path"] or None, settings["model.variant"])
-    return Engine(settings, runner, threaded=threaded)
+    thread generates (real time); False generates at step boundaries (virtual time, tests).
+
+    A model that is missing, damaged or fails to load does not stop the module: one warning names
+    the file and the reason, rule patterns play (`engine.generation == "fallback"`), and the
+    model's files are looked at again (`model.watch.ModelWatch`) until it loads."""
+    watch = ModelWatch(settings["model.path"] or None, settings["model.variant"],
+                       quiet=settings["generation.mode"] == "rules")
+    return Engine(settings, watch.runner, threaded=threaded, watch=watch)
 
 
 class Lifecycle:

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from grooverack.config import CONTROLS, Settings
+from grooverack.config import CONTROLS, CV_JACKS, Settings
 from grooverack.engine.seam import EngineSeam
 from grooverack.sim.patch import (
     GATE_HIGH_VOLTS,
     OutputRecorder,
+    pot_position,
     pot_value,
 )
 
 SCHMITT_RISE, SCHMITT_FALL = 1.5, 0.5  # volts, like the module's comparator inputs
 TRIGGER_VOLTS = GATE_HIGH_VOLTS  # trigger/clock/reset output level without a board definition
 TAIL_S = 0.02  # after the end, still collect the falls of triggers that rose before it
+CV_PER_VOLT = 0.1  # a `cv.<control>` jack: pot + this x volts, as on the reference board
 
 
 class DirectBoard:
@@ -34,10 +36,13 @@ class DirectBoard:
         self.trigger_volts = trigger_volts
         self.jacks: dict[str, float] = {"gate": 0.0, "pitch": 0.0, "clock": 0.0, "reset": 0.0,
                                         "velocity_cv": 0.0}
-        self.high: dict[str, bool] = {"gate": False, "clock": False, "reset": False}
+        self.high: dict[str, bool] = {"gate": False, "clock": False, "reset": False,
+                                      "fill": False}
         self.pending: list[tuple[float, float]] = []  # (sample time, edge time) of onsets
         self.settle_s = settings["input.pitch_settle_ms"] / 1000.0
         self.onsets = 0
+        self.pots: dict[str, float] = {}  # control -> its pot position (0..1)
+        self.cvs: dict[str, float] = {}   # control -> volts at its `cv.<control>` jack
 
     def start(self, t: float) -> None:
         self.engine.start(t)
@@ -46,8 +51,11 @@ class DirectBoard:
         """The input `jack` changes to `value` at `t` (call `advance(t)` first)."""
         self._take_pending(t, inclusive=True)
         if jack in self.high:
+            was = self.high[jack]
             rising = self._schmitt(jack, value)
-            if rising and jack == "gate":
+            if jack == "fill" and self.high[jack] != was:  # a gate: both edges matter
+                self.engine.fill(t, self.high[jack])
+            elif rising and jack == "gate":
                 self.pending.append((t + self.settle_s, t))
             elif rising and jack == "clock":
                 self.engine.clock_pulse(t)
@@ -56,11 +64,23 @@ class DirectBoard:
             self.jacks[jack] = value
         elif jack in self.jacks:
             self.jacks[jack] = value
-        elif jack in CONTROLS:
+        elif jack in CONTROLS and jack not in self.cvs:
+            self.pots[jack] = value
             self.engine.set_control(jack, pot_value(jack, value))
+        elif jack in CONTROLS or jack in CV_JACKS:
+            control = jack.removeprefix("cv.")
+            if jack in CV_JACKS:
+                self.cvs[control] = value
+            else:
+                self.pots[control] = value
+            pot = self.pots.get(control, pot_position(control, self.settings[control]))
+            position = min(max(pot + CV_PER_VOLT * self.cvs[control], 0.0), 1.0)
+            self.engine.set_control(control, pot_value(control, position))
         elif jack.startswith("press."):
             if value >= 0.5:
                 self.engine.press(jack[len("press."):])
+        elif jack.startswith("hold."):
+            pass  # no panel, no layers: a shift-layer control is set by its own name here
         else:
             raise ValueError(f"unknown jack {jack!r}")
 

@@ -7,7 +7,11 @@ writes what it outputs into an `OutputRecorder` as `(time_s, output, kind, volts
 
 Jacks: `gate`, `pitch`, `clock`, `reset`, `velocity_cv` in volts; panel controls by config name
 (`follow`, `morph`, ..., see `config.CONTROLS`) as 0..1 pot positions; `press.<button>` = 1.0 for a
-button press. At equal times, CV jacks change before the gate (a sequencer settles pitch first).
+button press; `hold.<button>` = 1.0 / 0.0 holds a button down / lets it go (`hold.shift`: the
+panel's shift layer); `cv.follow`, `cv.morph`, `cv.uncertainty`, `cv.density` in volts (summed with
+the pot as the board says); `fill` in volts, a gate (Schmitt trigger like `gate`: while high the
+drums play a fill, which ends on the next bar line after it falls). At equal times, CV jacks
+change before the gate (a sequencer settles pitch first).
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ DRUM_GATE_S = 0.005  # a drum onset is a 5 ms trigger
 DRUM_MERGE_STEPS = 0.1  # drum notes closer than this (a chord, a flam) make one onset
 VELOCITY_CV_VOLTS = 5.0  # velocity_cv at velocity 1.0: the default of `input.velocity_cv_volts`
 CLOCK_PULSE_S = 0.005
-JACKS = ("gate", "pitch", "clock", "reset", "velocity_cv")
+JACKS = ("gate", "pitch", "clock", "reset", "velocity_cv", "fill")
+FILL_JACK = "fill"  # the fill gate: while high the drums play a fill (ends on the next bar line)
 log = logging.getLogger(__name__)
 
 # Order of changes at one instant: controls and CVs first, then falling, then rising edges.
-_ORDER = {"pitch": 1, "velocity_cv": 1, "gate": 3, "clock": 3, "reset": 2}
+_ORDER = {"pitch": 1, "velocity_cv": 1, "gate": 3, "clock": 3, "reset": 2, "fill": 3}
 
 
 def note_volts(note: int) -> float:
@@ -48,6 +53,17 @@ def volts_note(volts: float) -> int:
 def pot_position(key: str, value: float) -> float:
     """A control value in schema units -> the 0..1 position of its pot (`controls.ControlRange`)."""
     return ControlRange.for_key(key).position(value)
+
+
+def jack_value(jack: str, value: float) -> float:
+    """A --controls change (schema units, volts for a CV jack) -> the value its jack takes."""
+    if jack.startswith("press."):
+        return 1.0
+    if jack == FILL_JACK:  # a --controls row says 1 (high) or 0 (low): a +5 V gate or 0 V
+        return GATE_HIGH_VOLTS if value >= 0.5 else 0.0
+    if jack.startswith(("hold.", "cv.")):
+        return float(value)
+    return pot_position(jack, value)
 
 
 def pot_value(key: str, position: float) -> float:
@@ -125,7 +141,7 @@ def build_patch(source: Source, *, bpm: float, bars: float,
         t = change.time(bpm)
         if t < duration:
             jack = change.key
-            value = 1.0 if jack.startswith("press.") else pot_position(jack, change.value)
+            value = jack_value(jack, change.value)
             out.append((t, 0, jack, value))
         else:
             log.warning("%scontrol change %s at %s is at or after the end of the render "
@@ -233,5 +249,5 @@ class Hit(NamedTuple):
 
 __all__ = [
     "InputNote", "PatchNote", "VirtualPatch", "OutputRecorder", "OutputRow", "Hit",
-    "build_patch", "note_volts", "volts_note", "pot_position", "pot_value", "JACKS",
+    "build_patch", "note_volts", "volts_note", "pot_position", "pot_value", "jack_value", "JACKS",
 ]

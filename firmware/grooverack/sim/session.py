@@ -29,8 +29,9 @@ from grooverack.config import CONTROLS, SCHEMA, Settings, make_settings
 from grooverack.engine.seam import EngineSeam
 from grooverack.errors import SourceError
 from grooverack.runtime.serve import make_engine
-from grooverack.sim.direct import DirectBoard
+from grooverack.sim.direct import SCHMITT_FALL, SCHMITT_RISE, DirectBoard
 from grooverack.sim.patch import (
+    FILL_JACK,
     OutputRecorder,
     VirtualPatch,
     build_patch,
@@ -98,17 +99,28 @@ def make_board(settings: Settings, recorder: OutputRecorder, engine: EngineSeam,
 
 
 class PotlessControls:
-    """A panel board whose front has no pot for some controls (e.g. `quantize`): patch changes
-    of those reach the engine directly, as a MIDI CC or the configuration would set them."""
+    """A panel board whose front has no pot for some controls (e.g. `quantize`), or no fill
+    jack (the reference board: every GPIO is taken): patch changes of those reach the engine
+    directly, as a MIDI CC or note or the configuration would set them."""
 
     def __init__(self, board: Any, engine: EngineSeam) -> None:
         self.board, self.engine = board, engine
-        self.pots = set(getattr(getattr(board, "board", None), "controls", {}) or ())
+        panel = getattr(board, "board", None)
+        self.pots = set(getattr(panel, "controls", {}) or ())
+        self.fill_jack = any(i.role == "fill" for i in
+                             (getattr(panel, "gpio_inputs", {}) or {}).values())
+        self.fill_high = False
 
     def apply(self, t: float, jack: str, value: float) -> None:
         if jack in CONTROLS and jack not in self.pots:
             self.board.advance(t)
             self.engine.set_control(jack, pot_value(jack, value))
+        elif jack == FILL_JACK and not self.fill_jack:
+            self.board.advance(t)
+            high = value > SCHMITT_FALL if self.fill_high else value >= SCHMITT_RISE
+            if high != self.fill_high:
+                self.fill_high = high
+                self.engine.fill(t, high)
         else:
             self.board.apply(t, jack, value)
 

@@ -22,7 +22,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from grooverack.config import BUTTONS, CONTROLS, SCHEMA
+from grooverack.config import BUTTONS, CONTROLS, CV_JACKS, CV_VOLTS, SCHEMA
 from grooverack.errors import ConfigError, SourceError
 from grooverack.voices import NOTE_TO_VOICE, STEPS_PER_BAR
 
@@ -351,7 +351,11 @@ class ControlChange:
 
 def load_controls(path: str | Path) -> list[ControlChange]:
     """A CSV of `time_or_bar,key,value` rows: `2.5s,follow,0.3` (seconds) or `5,morph,1` (bar 5,
-    counted from 1; `5.5` is half-way through bar 5). `press,BUTTON` rows press a panel button.
+    counted from 1; `5.5` is half-way through bar 5). `press,BUTTON` rows press a panel button;
+    `hold,BUTTON` ... `release,BUTTON` hold one down (`hold,shift`: pots work the shift layer).
+    `cv.follow`, `cv.morph`, `cv.uncertainty`, `cv.density` rows set a CV jack, in volts.
+    `fill` rows set the fill gate: `5,fill,1` high from bar 5, `6.5,fill,0` low again (the fill
+    ends on the next bar line).
     Blank lines, `#` comments and a `time,key,value` header are skipped."""
     path = Path(path)
     try:
@@ -382,14 +386,37 @@ def load_controls(path: str | Path) -> list[ControlChange]:
                               "(2.5s) from 0, or a bar (3) from 1")
         if (seconds is not None and seconds < 0) or (bar is not None and bar < 1):
             raise SourceError(f"{where}: time {when!r} is before the start (bars count from 1)")
-        if key == "press":
+        if key in ("press", "hold", "release"):
             if raw not in BUTTONS:
                 raise SourceError(f"{where}: button {raw!r} unknown; allowed: {', '.join(BUTTONS)}")
-            changes.append(ControlChange(f"press.{raw}", 1.0, seconds, bar, where))
+            if key == "press":
+                changes.append(ControlChange(f"press.{raw}", 1.0, seconds, bar, where))
+            else:  # a button held down until its release row (SHIFT and its layer)
+                changes.append(ControlChange(f"hold.{raw}", float(key == "hold"), seconds, bar,
+                                             where))
+            continue
+        if key == "fill":
+            level = {"1": 1.0, "0": 0.0, "on": 1.0, "off": 0.0, "high": 1.0, "low": 0.0}.get(
+                raw.lower())
+            if level is None:
+                raise SourceError(f"{where}: fill = {raw!r} is not allowed; allowed: 1 (the gate "
+                                  "high) or 0 (low), also on/off, high/low")
+            changes.append(ControlChange(key, level, seconds, bar, where))
+            continue
+        if key in CV_JACKS:
+            try:
+                volts = float(raw)
+            except ValueError:
+                volts = math.nan
+            if not -CV_VOLTS <= volts <= CV_VOLTS:  # also refuses nan
+                raise SourceError(f"{where}: {key} = {raw!r} is not allowed; allowed: volts from "
+                                  f"{-CV_VOLTS:g} to {CV_VOLTS:g}")
+            changes.append(ControlChange(key, volts, seconds, bar, where))
             continue
         if key not in CONTROLS:
             raise SourceError(f"{where}: {key!r} is not a panel control; allowed: "
-                              f"{', '.join(CONTROLS)}, press")
+                              f"{', '.join(CONTROLS)}, {', '.join(CV_JACKS)} (volts), fill "
+                              "(1/0), press, hold, release")
         try:
             value = SCHEMA[key].validate(raw, where)
         except ConfigError as exc:

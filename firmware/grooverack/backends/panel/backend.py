@@ -8,7 +8,9 @@ and over the byte-exact emulators in virtual time (`patch_board`, the `sim` boar
 - Pots and CV inputs are scanned at the board's `scan_hz` (>= 100 Hz), each ADC chip read in
   one burst; pot positions are low-pass filtered and pass a hysteresis band, so a resting pot
   never moves a control (and never causes a regeneration). Controls = pot + CV, scaled.
-- Buttons are debounced (stable for `debounce_ms`) and become `engine.press(action)`.
+- Buttons are debounced (stable for `debounce_ms`) and become `engine.press(action)`; while the
+  button with action "shift" is held, the board's `[shift]` layer applies (`[shift.buttons]`
+  actions, `[shift.pots]` targets; `scanner.ControlScanner`).
 - Engine events are written in phases per instant: falls, then velocity CVs, then rises (so a
   velocity CV always settles before its trigger rises), each phase one transaction per DAC chip
   (MCP4728 multi-write), then the GPIO pins. Codes come from the calibration, clamped to the
@@ -31,11 +33,14 @@ from grooverack.backends.panel.scanner import ControlScanner
 from grooverack.boards.board import Board
 from grooverack.calibration import Calibration, default_path
 from grooverack.config import Settings
+from grooverack.engine.engine import Engine
 from grooverack.engine.seam import EngineSeam
 from grooverack.errors import BusDown
 from grooverack.state import state_dir
 
 log = logging.getLogger(__name__)
+LED_BLINK_S = 0.5   # fallback (no model): the record LED flips once every this long ...
+LED_FLICK_S = 0.1   # ... for this long
 
 
 def calibration_for(board: Board, settings: Settings) -> Any:
@@ -60,6 +65,7 @@ class PanelBackend:
         self.board, self.settings, self.engine, self.hw, self.cal = board, settings, engine, hw, cal
         self.clock = clock
         self.scanner = ControlScanner(board, hw, cal, settings)
+        self.scanner.current = lambda name: engine.settings[name]  # pickup reads what plays
         self.writer = PanelOutputs(board, hw, cal, settings, after_phase)
         self.settle_s = float(settings["input.pitch_settle_ms"]) / 1000.0
         self.velocity_cv = settings["input.velocity_mode"] == "cv"
@@ -73,6 +79,10 @@ class PanelBackend:
         self.control_log: list[tuple[float, str, float]] = []  # (time, control, value)
         self.started = False
         self.scan_thread = False  # True: a thread scans and posts controls (real time)
+        # the record LED blinks while rule patterns stand in for a model that did not load: the
+        # Engine says what plays (a scripted test engine plays nothing of its own)
+        self.plays: Engine | None = engine if isinstance(engine, Engine) else None
+        self.led: bool | None = None  # the record LED as last written
 
     # --- lifetime
     def open(self) -> None:
@@ -92,6 +102,8 @@ class PanelBackend:
                 self.hw.gpio.add_input(item.pin, pull=item.pull, edge="both", on_edge=self.on_edge)
                 active = bool(self.hw.gpio.read(item.pin)) ^ item.active_low
                 self.buttons[item.pin] = [active, active, 0.0]
+            elif item.role == "fill":  # a gate held: its rise and its fall both count
+                self.hw.gpio.add_input(item.pin, pull=item.pull, edge="both", on_edge=self.on_edge)
             else:
                 edge = "falling" if item.active_low else "rising"  # the jack's rising edge
                 self.hw.gpio.add_input(item.pin, pull=item.pull, edge=edge, on_edge=self.on_edge)
@@ -125,6 +137,8 @@ class PanelBackend:
             return
         if item.role == "gate":
             self.pending_onsets.append((t + self.settle_s, t))
+        elif item.role == "fill":
+            self.engine.fill(t, bool(level) ^ item.active_low)
         elif item.role == "clock":
             self.clock_pulses += 1
             self.engine.clock_pulse(t)
@@ -170,17 +184,35 @@ class PanelBackend:
                 # stable long enough: a real level change (bounces re-arm `since`)
                 if bool(self.hw.gpio.read(pin)) ^ item.active_low == candidate:
                     state[0] = candidate
-                    if candidate:
+                    if item.action == "shift":  # held: the scanner's layer, both edges
+                        self.presses += int(candidate)
+                        self.scanner.shift = candidate
+                    elif candidate:
                         self.presses += 1
-                        self.engine.press(item.action)
+                        self.engine.press(self.action(item.name, item.action))
                         self._leds()
 
-    def _leds(self) -> None:
-        """The record LED is lit while onsets are captured (record mode record or overdub)."""
-        capturing = self.engine.settings["record"] != "off"
+    def action(self, button: str, action: str | None) -> str | None:
+        """What button `button` does now: its [shift.buttons] action while shift is held."""
+        if self.scanner.shift:
+            return self.board.shift_buttons.get(button, action)
+        return action
+
+    def _leds(self, t: float | None = None) -> None:
+        """The record LED is lit while onsets are captured (record mode record or overdub).
+        While the model is missing or failed to load (rule patterns play: the fallback) it flips
+        for LED_FLICK_S every LED_BLINK_S, so it still shows the record mode (mostly on or mostly
+        off) and says "no model" at a glance. Written only when it changes."""
+        lit = self.engine.settings["record"] != "off"
+        if (t is not None and self.plays is not None and self.plays.generation == "fallback"
+                and t % LED_BLINK_S < LED_FLICK_S):
+            lit = not lit
+        if t is not None and lit == self.led:
+            return
+        self.led = lit
         for out in self.board.gpio_outputs.values():
             if out.kind == "led":
-                self.hw.gpio.write(out.pin, int(capturing))
+                self.hw.gpio.write(out.pin, int(lit))
 
     def next_deadline(self) -> float:
         times = [float("inf") if self.scan_thread else self.next_scan]
@@ -206,6 +238,8 @@ class PanelBackend:
             self.next_scan += self.scanner.period
             if self.next_scan <= t:  # fell behind (a slow bus): skip, do not burst
                 self.next_scan = t + self.scanner.period
+        if self.plays is not None and self.started:
+            self._leds(t)
 
     # --- outputs
     def write(self, events: Iterable[Any]) -> None:

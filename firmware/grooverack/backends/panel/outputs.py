@@ -4,6 +4,10 @@ Engine events are written in phases per instant: falls, then velocity CVs, then 
 velocity CV always settles before its trigger rises), each phase one transaction per DAC chip
 (MCP4728 multi-write), then the GPIO pins. Codes come from the calibration, clamped to the
 board's safe range.
+
+Accent jacks (board outputs of kind "accent", number n): high with trigger n's rise when the
+velocity CV written for that hit reaches `outputs.accent_threshold`, low with its fall (Grids'
+accent outputs: a trigger of its own, so a drum without a velocity input can still accent).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from grooverack.backends.panel.hardware import Hardware
 from grooverack.boards.board import AnalogOutput, Board, DigitalOutput
@@ -24,6 +28,16 @@ log = logging.getLogger(__name__)
 PHASES = ("fall", "velocity", "rise")
 
 
+class AccentEvent(NamedTuple):
+    """An accent jack's rise or fall, made from the trigger event it follows."""
+    time: float
+    output: int
+    kind: str
+    value: float
+    step: int
+    voice: int
+
+
 class PanelOutputs:
     """Engine events -> DAC codes and GPIO levels, phase by phase (falls, velocities, rises)."""
 
@@ -32,9 +46,13 @@ class PanelOutputs:
         self.board, self.hw, self.cal = board, hw, cal
         self.velocity_volts = float(settings["outputs.velocity_volts"])
         self.jacks: dict[tuple[str, int], AnalogOutput | DigitalOutput] = {}
-        for kind in ("trigger", "velocity", "clock", "reset"):
+        for kind in ("trigger", "velocity", "accent", "clock", "reset"):
             for number, jack in board.output_jacks(kind).items():
                 self.jacks[kind, number] = jack
+        self.accent_threshold = float(settings["outputs.accent_threshold"])
+        self.accent_jacks = set(board.output_jacks("accent"))
+        self.last_velocity: dict[int, float] = {}  # output -> its velocity CV's value (0..1)
+        self.accented: set[int] = set()            # accent jacks high now
         self.after_phase = after_phase
         self.voice: dict[str, int] = {}     # jack -> voice of its last write (for recorders)
         self.dropped: dict[tuple[str, int], int] = {}
@@ -55,12 +73,33 @@ class PanelOutputs:
 
     def _write(self, events: Iterable[Any]) -> None:
         phases: dict[str, list[Any]] = {p: [] for p in PHASES}
+        if self.accent_jacks:
+            events = self._with_accents(list(events))
         for e in events:
             phase = "velocity" if e.kind == "velocity" else ("rise" if e.value > 0 else "fall")
             phases[phase].append(e)
         for phase in PHASES:
             if phases[phase]:
                 self._write_phase(phases[phase])
+
+    def _with_accents(self, events: list[Any]) -> list[Any]:
+        """`events` plus the accent rises and falls their triggers bring."""
+        extra = []
+        for e in events:
+            if e.kind == "velocity":
+                self.last_velocity[e.output] = float(e.value)
+        for e in events:
+            if e.kind != "trigger" or e.output not in self.accent_jacks:
+                continue
+            step, voice = getattr(e, "step", 0), getattr(e, "voice", -1)
+            if e.value > 0:
+                if self.last_velocity.get(e.output, 0.0) >= self.accent_threshold - 1e-9:
+                    self.accented.add(e.output)
+                    extra.append(AccentEvent(e.time, e.output, "accent", 1.0, step, voice))
+            elif e.output in self.accented:
+                self.accented.discard(e.output)
+                extra.append(AccentEvent(e.time, e.output, "accent", 0.0, step, voice))
+        return events + extra
 
     def _write_phase(self, events: list[Any]) -> None:
         dac: dict[str, list[tuple[int, int]]] = {}
@@ -123,3 +162,4 @@ class PanelOutputs:
                 log.error("%s: could not set outputs to 0 V: %s", chip, exc)
         for out in self.board.gpio_outputs.values():
             self.hw.gpio.write(out.pin, 0)
+        self.accented.clear()

@@ -12,13 +12,15 @@ from grooverack.boards.board import Board, load_board
 from grooverack.calibration import Calibration
 from grooverack.config import CONTROLS, Settings
 from grooverack.controls import ControlRange
-from grooverack.emulators.world import EmulatedWorld
+from grooverack.emulators.world import BUTTON_HOLD_S, EmulatedWorld
 from grooverack.engine.seam import EngineSeam
 
 log = logging.getLogger(__name__)
 
 
 TAIL_S = 0.02               # finish(): trigger falls still collected this long after the end
+SHIFT_LEAD_S = 0.03         # a shift-layer press: SHIFT goes down this long before the button
+#                             (longer than a button's debounce, so SHIFT is held when it counts)
 
 
 class SimPanelBoard:
@@ -46,6 +48,10 @@ class SimPanelBoard:
         jacks = dict(self.board.emulation.get("jacks", {}))
         self.jacks = jacks or {n: n for n in [*self.board.inputs, *self.board.gpio_inputs]}
         self.buttons = {i.action: n for n, i in self.board.gpio_inputs.items() if i.role == "button"}
+        self.held: set[str] = set()  # buttons a `hold.<action>` jack holds down
+        # actions only the shift layer has: press.<action> holds SHIFT around that button
+        self.shift_actions = {a: n for n, a in self.board.shift_buttons.items()
+                              if a not in self.buttons}
         for control in self.board.controls.values():  # pots start where the configuration is
             rng = ControlRange.for_key(control.name, control.low, control.high)
             self.world.set_pot(control.pot, rng.position(settings[control.name]))
@@ -69,6 +75,13 @@ class SimPanelBoard:
         self._run_to(t, inclusive=True)
         self.clock.advance_to(t)
         target = self.jacks.get(jack)
+        if target is None and jack.startswith("cv."):
+            # `cv.<control>`: the CV input the board sums into that control
+            control = self.board.controls.get(jack[len("cv."):])
+            target = control.cv if control is not None else None
+            if target is None:
+                log.debug("board %s has no %s jack: ignored", self.board.name, jack)
+                return
         if target in self.board.gpio_inputs:
             # stamped at t: on the wall clock the emulated world already ran ahead for outputs
             self.world.set_digital(target, value, at=t)
@@ -77,12 +90,23 @@ class SimPanelBoard:
         elif jack in self.board.controls:
             self.world.set_pot(self.board.controls[jack].pot, value)
         elif jack.startswith("press."):
-            name = self.buttons.get(jack[len("press."):])
-            if name is None:
+            action = jack[len("press."):]
+            name = self.buttons.get(action)
+            if name is None and action in self.shift_actions:
+                if value >= 0.5:
+                    self._shift_press(self.shift_actions[action])
+            elif name is None:
                 raise ValueError(f"board {self.board.name!r} has no {jack[6:]!r} button; "
-                                 f"buttons: {', '.join(self.buttons) or 'none'}")
-            if value >= 0.5:
+                                 f"buttons: {', '.join([*self.buttons, *self.shift_actions]) or 'none'}")
+            elif value >= 0.5:
                 self.world.press(name)
+        elif jack.startswith("hold."):
+            name = self.buttons.get(jack[len("hold."):])
+            if name is None:
+                raise ValueError(f"board {self.board.name!r} has no {jack[5:]!r} button; "
+                                 f"buttons: {', '.join(self.buttons) or 'none'}")
+            self.world.set_button(name, value >= 0.5)
+            (self.held.add if value >= 0.5 else self.held.discard)(name)
         elif jack in ("velocity_cv", "clock", "reset", "pitch", "gate"):
             log.debug("board %s has no %s jack: ignored", self.board.name, jack)
         else:
@@ -94,6 +118,17 @@ class SimPanelBoard:
         # RPi.GPIO: their callbacks already ran); anything due now runs now
         self.hw.gpio.poll()
         self.panel.tick(t, inclusive=True)
+
+    def _shift_press(self, button: str) -> None:
+        """SHIFT + `button`: SHIFT down now, the button pressed SHIFT_LEAD_S later, SHIFT up once
+        the button is up again (a SHIFT already held stays held)."""
+        shift = self.buttons["shift"]
+        now = self.clock()
+        self.world.set_button(shift, True)
+        self.world.at(now + SHIFT_LEAD_S, lambda: self.world.press(button))
+        if shift not in self.held:
+            self.world.at(now + 2 * SHIFT_LEAD_S + BUTTON_HOLD_S,
+                          lambda: self.world.set_button(shift, False))
 
     def _engine_to(self, t: float) -> None:
         for group in group_instants(self.engine.advance(t)):

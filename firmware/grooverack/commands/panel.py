@@ -1,0 +1,39 @@
+"""`grooverack panel`: draw a board's panel (jacks, knobs, buttons, LEDs) from its board file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from grooverack.boards.board import load_board
+from grooverack.boards.drawing import panel_svg
+from grooverack.errors import BoardError, PathError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--board", default="reference",
+                        help="a board in hw/boards/ or a path to a board file (default: reference)")
+    parser.add_argument("--out", default="-",
+                        help="SVG file to write (default: standard output); the committed drawing "
+                             "is docs/panel-reference.svg")
+
+
+def run(args: argparse.Namespace) -> int:
+    board = load_board(args.board)
+    if not board.is_panel:
+        raise BoardError(f"board {board.name!r} is kind {board.kind!r}: only 'pi' and 'sim' "
+                         "boards have a panel to draw")
+    text = panel_svg(board)
+    if args.out == "-":
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise PathError(f"--out {out}: cannot write it ({exc.strerror or exc}); allowed: a path "
+                        "inside a writable folder") from None
+    print(f"wrote {out}")
+    return 0

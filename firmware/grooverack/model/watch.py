@@ -1,0 +1,159 @@
+"""The model as the module finds it at start and while it plays: loaded, or absent with the reason.
+
+A missing, damaged or foreign model must not silence the module: `ModelWatch` tries to open the
+configured manifest once at start; when that fails it logs one warning naming the file and the
+reason, hands out a `NoModel` (the runner's attributes, no inference: the engine then plays rule
+patterns, `engine.rules`) and, from `poll()`, looks again at most every `period` seconds: when the
+manifest or the files it names have appeared or changed (size, mtime), it tries to open them and
+returns the new `ModelRunner` once. `poll` runs on the generator's worker (real time) or at loop
+boundaries (virtual time), never on the real-time path.
+
+A command that needs the model itself (export, eval) opens `ModelRunner` directly, which raises
+the `ModelError` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grooverack.errors import ModelError
+from grooverack.model.runner import ModelRunner, default_manifest_path
+from grooverack.voices import NUM_VOICES, VOICE_NAMES
+
+RECHECK_S = 2.0          # how often an absent model's files are looked at again
+DEFAULT_LATENT_SIZE = 128  # the shipped model's; used when no manifest says otherwise
+
+log = logging.getLogger("grooverack.model")
+
+
+class NoModel:
+    """What the engine holds while no model loads: the runner's attributes, no inference.
+
+    `problem` says why (the ModelError's text: the file and what is wrong with it)."""
+
+    trained = False
+    tempo = False
+    latent_bank = None
+    data_hash = ""
+
+    def __init__(self, manifest_path: Path, variant: str, problem: str) -> None:
+        self.manifest_path = manifest_path
+        self.variant = variant
+        self.problem = problem
+        self.latent_size = _manifest_latent_size(manifest_path)
+        self.voices: tuple[str, ...] = VOICE_NAMES
+        self.genres: tuple[str, ...] = ()
+        self.genres_offered: tuple[str, ...] = ()
+        self.thresholds = np.full(NUM_VOICES, 0.5, dtype=np.float32)
+
+    def encode(self, groove: Any) -> Any:  # never called: the engine plays rules meanwhile
+        raise ModelError(self.problem)
+
+    def decode(self, z: Any, genre: int = 0, bpm: float | None = None) -> Any:
+        raise ModelError(self.problem)
+
+    def __repr__(self) -> str:
+        return f"NoModel({str(self.manifest_path)!r}: {self.problem})"
+
+
+def _manifest_latent_size(path: Path) -> int:
+    """The latent size a readable manifest names (presets keep their latents), else 128."""
+    try:
+        size = json.loads(Path(path).read_text(encoding="utf-8")).get("latent_size")
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_LATENT_SIZE
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 \
+        else DEFAULT_LATENT_SIZE
+
+
+def model_files(manifest_path: Path, variant: str) -> list[Path]:
+    """The manifest and the encoder/decoder files it names for `variant` (as far as readable)."""
+    files = [manifest_path]
+    try:
+        pair = json.loads(manifest_path.read_text(encoding="utf-8"))["variants"][variant]
+        files += [manifest_path.parent / str(pair[role]) for role in ("encoder", "decoder")]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return files
+
+
+def _signature(files: list[Path]) -> tuple[tuple[str, int, int] | tuple[str], ...]:
+    out: list[tuple[str, int, int] | tuple[str]] = []
+    for path in files:
+        try:
+            st = os.stat(path)
+            out.append((str(path), st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append((str(path),))
+    return tuple(out)
+
+
+class ModelWatch:
+    """The configured model, opened at start and, while absent, looked for again (`poll`)."""
+
+    def __init__(self, manifest_path: str | os.PathLike[str] | None = None,
+                 variant: str = "int8", *, period: float = RECHECK_S, quiet: bool = False,
+                 clock: Any = time.monotonic) -> None:
+        self.manifest_path = Path(manifest_path) if manifest_path else default_manifest_path()
+        self.variant = variant
+        self.period = float(period)
+        self.clock = clock
+        self.tries = 0
+        self._next = -float("inf")
+        self._signature: tuple[Any, ...] | None = None
+        self.runner: ModelRunner | NoModel = self._try()
+        if isinstance(self.runner, NoModel):
+            if quiet:  # generation.mode = rules: the model is not needed to play
+                log.info("%s; generation.mode = rules plays rule patterns", self.problem)
+            else:
+                log.warning("%s; playing rule patterns instead (the fallback) until the model "
+                            "loads: its files are looked at again every %g s\n  %s",
+                            self.problem, self.period, ModelError.FIX)
+
+    @property
+    def problem(self) -> str:
+        """Why no model plays ('' when it loaded)."""
+        return getattr(self.runner, "problem", "")
+
+    def _try(self) -> ModelRunner | NoModel:
+        self.tries += 1
+        self._signature = _signature(model_files(self.manifest_path, self.variant))
+        try:
+            return ModelRunner(self.manifest_path, self.variant)
+        except ModelError as exc:  # its message without the fix (the warning adds that once)
+            return NoModel(self.manifest_path, self.variant,
+                           str(exc.args[0]) if exc.args else repr(exc))
+        except Exception as exc:  # onnxruntime missing or broken: still the module plays
+            return NoModel(self.manifest_path, self.variant,
+                           f"{self.manifest_path}: the model fails to load "
+                           f"({type(exc).__name__}: {exc})")
+
+    def poll(self, *, force: bool = False) -> ModelRunner | None:
+        """While no model plays: at most every `period` s, when the files changed since the last
+        try (or `force`), try again. Returns the new ModelRunner once, else None."""
+        if not self.problem:
+            return None
+        now = self.clock()
+        if not force and now < self._next:
+            return None
+        self._next = now + self.period
+        if not force and _signature(model_files(self.manifest_path, self.variant)) \
+                == self._signature:
+            return None
+        before = self.problem
+        runner = self._try()
+        self.runner = runner
+        if isinstance(runner, NoModel):
+            if runner.problem != before:
+                log.warning("%s; still playing rule patterns", runner.problem)
+            return None
+        log.warning("%s: the model loaded; it plays again (rule patterns end)",
+                    self.manifest_path)
+        return runner
