@@ -201,10 +201,22 @@ def test_shipped_recipe_script_calls_valid_commands(tmp_path: Path) -> None:
     recorder.write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s " "$a"; done >> {log}\n'
                         f'echo >> {log}\n')
     recorder.chmod(0o755)
-    env = {"PATH": "/usr/bin:/bin", "GROOVERACK": str(recorder)}
+    pylog = tmp_path / "python-calls"
+    py_recorder = tmp_path / "py"
+    py_recorder.write_text(f'#!/bin/sh\nfor a in "$@"; do printf "%s " "$a"; done >> {pylog}\n'
+                           f'echo >> {pylog}\n')
+    py_recorder.chmod(0o755)
+    env = {"PATH": "/usr/bin:/bin", "GROOVERACK": str(recorder), "PYTHON": str(py_recorder)}
     subprocess.run(["bash", str(RECIPE), str(tmp_path / "runs")], check=True, env=env,
                    cwd=tmp_path)
     calls = [shlex.split(line) for line in log.read_text().splitlines()]
+    # the Python steps name a module of the package or a script of the repository that exists
+    import importlib.util
+    for argv in (shlex.split(line) for line in pylog.read_text().splitlines()):
+        if argv[0] == "-m":
+            assert importlib.util.find_spec(argv[1]) is not None, argv
+        else:
+            assert (REPO / argv[0]).is_file(), argv
     assert [c[0] for c in calls].count("train") >= 5
     exports = [i for i, c in enumerate(calls) if c[0] == "export"]
     assert len(exports) == 1 and all(c[0] == "eval" for c in calls[exports[0] + 1:])
