@@ -203,12 +203,61 @@ def test_eval_refuses_to_tune_on_test(capsys):
     assert cli.main(["eval", "--split", "train", "--choose-thresholds"]) == 2
 
 
-def test_format_table_shows_the_published_column():
+def test_format_table_has_no_unreproduced_published_column():
     m = ev.metrics(empty(), empty(), empty(), empty(), empty(), empty())
     text = ev.format_table({"split": "test", "loops": 1, "models": {"int8": m}})
-    assert "published" in text.splitlines()[0]
-    assert "0.616" in text and "accuracy, all 288 cells" in text
-    assert "F1 high_tom" in text
+    assert "published" not in text and "0.616" not in text
+    assert "accuracy, all 288 cells" in text and "F1 high_tom" in text
+
+
+def _bootstrap_fixture():
+    """Three performances of two loops each (one of them from eval_session): the prediction is
+    perfect on the first, half right on the second, silent on the third."""
+    th = empty(6)
+    th[:, ::4, 0] = 1  # 8 kicks a loop
+    ph = th.copy()
+    ph[2:4, ::8, 0] = 0  # performance b: 4 of 8 kicks found
+    ph[4:6] = 0          # performance c: nothing
+    sources = ["drummer1/session1/a.mid:0", "drummer1/session1/a.mid:1",
+               "drummer2/eval_session/b.mid:0", "drummer2/eval_session/b.mid:1",
+               "drummer3/session2/c.mid:0", "drummer3/session2/c.mid:1"]
+    return ph, th, sources
+
+
+def test_file_bootstrap_resamples_whole_performances():
+    ph, th, sources = _bootstrap_fixture()
+    assert ev.performance_of("drummer1/session1/a.mid:12") == "drummer1/session1/a.mid"
+    b = ev.file_bootstrap(ph, th, sources, resamples=4000, seed=1)
+    assert b["performances"] == 3 and b["resamples"] == 4000 and b["level"] == 0.95
+    point = ev.metrics(ph, th, th, th, th, th)["hit_f1"]
+    assert b["hit_f1_low"] < point < b["hit_f1_high"]
+    # per-file F1s are 1, 2/3 and 0: a resample can hold only c (F1 0) or only a (F1 1)
+    assert b["hit_f1_low"] == pytest.approx(0.0) and b["hit_f1_high"] == pytest.approx(1.0)
+    # the same seed gives the same interval; one performance gives no spread
+    assert ev.file_bootstrap(ph, th, sources, resamples=4000, seed=1) == b
+    one = ev.file_bootstrap(ph[:2], th[:2], sources[:2], resamples=200)
+    assert one["performances"] == 1 and one["hit_f1_low"] == one["hit_f1_high"] == 1.0
+
+
+def test_eval_session_is_reported_apart_from_the_rest():
+    ph, th, sources = _bootstrap_fixture()
+    parts = ev.split_parts(sources)
+    assert parts["eval_session"].tolist() == [False, False, True, True, False, False]
+    assert (parts["other"] == ~parts["eval_session"]).all()
+    loops = Loops(th, th * 0.8, empty(6), make_groove(th, th * 0.8, empty(6)),
+                  np.zeros(6, np.int64), sources)
+    pred = (ph, ph * 0.8, empty(6))
+    out = ev.with_intervals(ev.metrics(*pred, th, th * 0.8, empty(6)), pred, loops)
+    assert out["bootstrap"]["performances"] == 3
+    ev_part, other = out["parts"]["eval_session"], out["parts"]["other"]
+    assert ev_part["loops"] == 2 and other["loops"] == 4
+    assert ev_part["hit_f1"] == pytest.approx(2 * 8 / (8 + 16))  # 8 of 16 found, 8 predicted
+    assert other["hit_f1"] == pytest.approx(2 * 16 / (16 + 32))
+    assert ev_part["bootstrap"]["performances"] == 1 and other["bootstrap"]["performances"] == 2
+    text = ev.format_table({"split": "test", "loops": 6, "models": {"int8": out}})
+    assert "95 % interval (3 files)" in text
+    assert "hit F1, eval_session (2 loops)" in text and "hit F1, other (4 loops)" in text
+    assert "bootstrap over whole performances" in text
 
 
 @pytest.mark.gmd
@@ -242,7 +291,13 @@ def test_eval_end_to_end_on_the_real_split(gmd_zip, gmd_cache_dir, repo_root, tm
     nn = report["models"]["baseline_nearest"]["hit_f1"]
     assert 0.3 < maj < 0.5 and maj < nn < 0.7
     text = capsys.readouterr().out
-    assert "published" in text and "baseline_nearest" in text
+    assert "published" not in text and "baseline_nearest" in text
+    assert "95 % interval (75 files)" in text and "hit F1, eval_session" in text
+    for name in ("int8", "baseline_nearest"):
+        m = report["models"][name]
+        assert m["bootstrap"]["performances"] == 75, name
+        assert m["bootstrap"]["hit_f1_low"] < m["hit_f1"] < m["bootstrap"]["hit_f1_high"]
+        assert m["parts"]["eval_session"]["loops"] + m["parts"]["other"]["loops"] == report["loops"]
     if written.get("trained", True):  # a trained model: the quantization and quality floors
         int8, fp32 = report["models"]["int8"]["hit_f1"], report["models"]["fp32"]["hit_f1"]
         assert abs(int8 - fp32) <= 0.01, (int8, fp32)
