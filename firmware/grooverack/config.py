@@ -143,6 +143,11 @@ def _keys() -> list[Key]:
             doc="model = the VAE plays (rule patterns only while it is missing or fails to load: "
                 "the fallback); rules = Euclidean rule patterns per voice, by the same density, "
                 "mute and fill controls"),
+        Key("generation.on_mute", "revoice", choices=("revoice", "silence"),
+            doc="a voice group muted whole (mute_<group> buttons, or all its mute.<voice>): "
+                "revoice = the model re-voices the groove onto the remaining instruments (voice "
+                "redistribution; a model without it only silences); silence = its hits are "
+                "simply not played"),
         # --- model
         Key("model.path", "", doc="model manifest (JSON); empty = the shipped models/grooverack.json"),
         Key("model.variant", "int8", choices=("int8", "fp32"), doc="which exported pair to run"),

@@ -55,7 +55,7 @@ PRESET_KEYS = (*CONTROLS, "genre", "record", "memory", *(f"mute.{v}" for v in VO
 # Keys that need a restart (the model, the board, where files live).
 FIXED_KEYS = ("model.path", "model.variant", "board", "state.dir", "log.level")
 _GENERATION_KEYS = ("follow", "morph", "uncertainty", "density", "genre", "generation.seed",
-                    "generation.max_count", "generation.mode")
+                    "generation.max_count", "generation.mode", "generation.on_mute")
 
 
 class Engine:
@@ -158,6 +158,9 @@ class Engine:
             uncertainty=float(s["uncertainty"]),
             density=tuple(float(x) for x in self.effective_density()),
             mutes=tuple(bool(s[f"mute.{v}"]) for v in VOICE_NAMES),
+            removed=tuple(s["generation.on_mute"] == "revoice"
+                          and all(s[f"mute.{v}"] for v in voices)
+                          for voices in VOICE_GROUPS.values()),
             max_count=int(s["generation.max_count"]), genre=self._genre,
             seed=int(s["generation.seed"]), variation=self._variation, serial=self._serial,
             bpm=self._model_bpm, mode=str(s["generation.mode"]),

@@ -10,7 +10,10 @@ that A/B play as many hits per voice as real loops while a followed groove keeps
 A tempo-conditioned model (`runner.tempo`) also gets the tempo the pattern plays at (`Request.bpm`,
 0 = unknown); the engine moves it in steps (TEMPO_STEP), not with every wobble of a clock.
 Work is skipped where it can be: the encoder runs only when the groove changed (its version), the
-decoder only when z, the genre or the tempo changed; otherwise only the sampling runs again.
+decoder only when z, the genre, the tempo or the removed voice groups changed; otherwise only the
+sampling runs again. Voice redistribution (`Request.removed`, a model with `removal_groups`): a
+voice group muted whole is given to the decoder as removed, and it re-voices the groove onto the
+remaining instruments; the muted voices stay silent either way (`sampling.sample_pattern`).
 A fill (`Request.fill`) is the same decode sampled busier (`rules.fill_controls`): no extra
 inference. Rule patterns (`engine.rules`) play for `generation.mode = "rules"` and while the
 runner is a `model.watch.NoModel` (`problem` says why); `poll_model` asks the watch for the model
@@ -66,6 +69,9 @@ class Request:
     bpm: float = 0.0            # the tempo given to a tempo-conditioned model (0 = unknown)
     mode: str = "model"         # generation.mode: "model", or "rules" (engine.rules)
     fill: int = 0               # the fill (its number, counted from 1) this pattern plays, 0 = none
+    # voice groups muted whole with generation.on_mute = revoice (voices.VOICE_GROUPS order): a
+    # model with voice redistribution re-voices the groove onto the remaining instruments
+    removed: tuple[bool, ...] = ()
 
 
 class Generator:
@@ -95,7 +101,7 @@ class Generator:
         # caches (touched only by whoever runs `generate`: the caller, or the worker)
         self._groove_key: bytes | None = None
         self._z_groove: np.ndarray | None = None
-        self._decode_key: tuple[bytes, int, float] | None = None
+        self._decode_key: tuple[bytes, int, float, tuple[bool, ...]] | None = None
         self._decoded: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # worker
         self._cond = threading.Condition()
@@ -121,6 +127,7 @@ class Generator:
         self._hit_shift = shift if shift is not None and shift.any() else None
         self._thr_cache: tuple[float, np.ndarray] | None = None
         self.tempo_aware = bool(getattr(runner, "tempo", False))
+        self.revoices = bool(getattr(runner, "removal_groups", ()))
 
     def poll_model(self, *, force: bool = False) -> bool:
         """No model yet: ask the watch (off the real-time path: the worker's loop, or a loop
@@ -208,10 +215,13 @@ class Generator:
             z_groove = None
         z = sampling.mix_latents(req.z_a, req.z_b, z_groove, req.morph, req.follow)
         bpm = float(req.bpm)  # the engine leaves it 0 (unknown) for a model without tempo
-        dkey = (z.tobytes(), req.genre, bpm)
+        removed = tuple(req.removed) if self.revoices and any(req.removed) else ()
+        dkey = (z.tobytes(), req.genre, bpm, removed)
         if dkey != self._decode_key or self._decoded is None:
+            args = (z, req.genre, bpm, np.asarray(removed, np.float32)) if removed else (
+                z, req.genre, bpm)
             self._decoded = tuple(np.asarray(a, dtype=np.float32)
-                                  for a in self.runner.decode(z, req.genre, bpm))
+                                  for a in self.runner.decode(*args))
             self._decode_key = dkey
             self.decodes += 1
         logits, vel, off = self._decoded
@@ -228,7 +238,8 @@ class Generator:
         pattern = Pattern(hits, vel, off, req.serial,
                           {"follow": req.follow, "morph": req.morph, "variation": req.variation,
                            "groove_version": req.groove_version, "genre": req.genre,
-                           "bpm": bpm, "mode": "model", "fill": req.fill})
+                           "bpm": bpm, "mode": "model", "fill": req.fill,
+                           "revoiced": removed})
         self.last_pattern = pattern
         return pattern
 

@@ -26,7 +26,7 @@ import numpy as np
 from grooverack.errors import ModelError
 from grooverack.model.bank import BANK_KEY, DEFAULT_PERTURBATION, LatentBank, load_bank
 from grooverack.resources import shipped_models_dir
-from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
+from grooverack.voices import NUM_VOICES, STEPS, VOICE_GROUPS, VOICE_NAMES
 
 MANIFEST_FORMAT = 1
 MANIFEST_NAME = "grooverack.json"
@@ -118,6 +118,10 @@ def load_manifest(path: Path) -> dict[str, Any]:
                          f"found {offered!r}")
     if not isinstance(data.get("tempo", False), bool):
         raise ModelError(f"{path}: tempo must be true or false, found {data['tempo']!r}")
+    removal = data.get("removal_groups", [])
+    if removal and list(removal) != list(VOICE_GROUPS):
+        raise ModelError(f"{path}: removal_groups must be the firmware's voice groups "
+                         f"{list(VOICE_GROUPS)!r} in that order, found {removal!r}")
     thresholds = data["thresholds"]
     if (not isinstance(thresholds, list) or len(thresholds) != NUM_VOICES
             or not all(isinstance(t, (int, float)) and 0.0 <= t <= 1.0 for t in thresholds)):
@@ -162,6 +166,9 @@ class ModelRunner:
         # the decoder takes the tempo (BPM, 0 = unknown) as an input: the module knows it from its
         # clock, and drummers play differently at 70 and at 170 BPM
         self.tempo: bool = bool(self.manifest.get("tempo", False))
+        # voice redistribution: the decoder's input "removed" flags these voice groups (in this
+        # order) as taken away, and it re-voices the groove onto the remaining instruments
+        self.removal_groups: tuple[str, ...] = tuple(self.manifest.get("removal_groups", ()))
         self.thresholds = np.asarray(self.manifest["thresholds"], dtype=np.float32)
         self.trained: bool = bool(self.manifest.get("trained", True))
         self.data_hash: str = str(self.manifest.get("data_hash", ""))
@@ -264,7 +271,8 @@ class ModelRunner:
                              f"{list(ENCODER_INPUTS)} / {list(ENCODER_OUTPUTS)}")
         dec_in = [i.name for i in self._decoder.get_inputs()]
         dec_out = [o.name for o in self._decoder.get_outputs()]
-        want_in = ["z", *(["genre"] if self.genres else []), *(["tempo"] if self.tempo else [])]
+        want_in = ["z", *(["genre"] if self.genres else []), *(["tempo"] if self.tempo else []),
+                   *(["removed"] if self.removal_groups else [])]
         if dec_in != want_in or dec_out != list(DECODER_OUTPUTS):
             raise ModelError(f"{self.decoder_path}: inputs {dec_in} / outputs {dec_out}, expected "
                              f"{want_in} / {list(DECODER_OUTPUTS)}")
@@ -290,14 +298,16 @@ class ModelRunner:
         return mu[0], logvar[0]
 
     def decode_batch(self, z: np.ndarray, genre: np.ndarray | int | None = None,
-                     bpm: np.ndarray | float | None = None
+                     bpm: np.ndarray | float | None = None, removed: Any = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """z float32 [B, L], genre int [B] (or one int), bpm float [B] (or one; None or 0 =
-        unknown; ignored by a model without tempo) -> hit_logits, velocities, offsets [B,32,9]."""
+        unknown; ignored by a model without tempo), removed: voice-group flags [G] or [B, G]
+        (None = nothing removed; ignored by a model without redistribution) -> hit_logits,
+        velocities, offsets [B,32,9]."""
         zz = np.ascontiguousarray(z, dtype=np.float32)
         if zz.ndim != 2 or zz.shape[1] != self.latent_size:
             raise ValueError(f"latent batch must be [B, {self.latent_size}], got {list(zz.shape)}")
-        feeds = self._decoder_feeds(zz, genre, bpm)
+        feeds = self._decoder_feeds(zz, genre, bpm, removed)
         if self.per_item and len(zz) > 1:
             parts = [self._decoder.run(None, {k: v[i:i + 1] for k, v in feeds.items()})
                      for i in range(len(zz))]
@@ -305,18 +315,20 @@ class ModelRunner:
         hit_logits, velocities, offsets = self._decoder.run(None, feeds)
         return hit_logits, velocities, offsets
 
-    def decode(self, z: np.ndarray, genre: int = 0, bpm: float | None = None
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def decode(self, z: np.ndarray, genre: int = 0, bpm: float | None = None,
+               removed: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """z float32 [L] -> (hit_logits, velocities 0..1, offsets -0.5..0.5), each [32, 9];
-        `bpm` the tempo the pattern will play at (None = unknown)."""
+        `bpm` the tempo the pattern will play at (None = unknown); `removed` the voice groups
+        taken away ([G] flags in `removal_groups` order, None = none)."""
         zz = np.asarray(z, dtype=np.float32)
         if zz.shape != (self.latent_size,):
             raise ValueError(f"latent must be [{self.latent_size}], got {list(zz.shape)}")
-        h, v, o = self._decoder.run(None, self._decoder_feeds(zz[None], genre, bpm))
+        h, v, o = self._decoder.run(None, self._decoder_feeds(zz[None], genre, bpm, removed))
         return h[0], v[0], o[0]
 
     def _decoder_feeds(self, zz: np.ndarray, genre: np.ndarray | int | None,
-                       bpm: np.ndarray | float | None) -> dict[str, np.ndarray]:
+                       bpm: np.ndarray | float | None,
+                       removed: Any = None) -> dict[str, np.ndarray]:
         """The decoder's inputs for a checked latent batch [B, L]. One genre and one tempo (the
         module's every regeneration) are checked as Python numbers: a few microseconds less per
         pattern than the array checks a batch needs."""
@@ -345,6 +357,16 @@ class ModelRunner:
                 if not np.all(np.isfinite(t)) or t.min(initial=0.0) < 0.0:
                     raise ValueError(f"tempo must be a finite BPM >= 0 (0 = unknown): {t.tolist()}")
                 feeds["tempo"] = np.ascontiguousarray(t)
+        if self.removal_groups:
+            g = len(self.removal_groups)
+            if removed is None:
+                feeds["removed"] = np.zeros((n, g), np.float32)
+            else:
+                r = np.asarray(removed, dtype=np.float32)
+                if r.shape not in ((g,), (n, g)):
+                    raise ValueError(f"removed must be [{g}] or [{n}, {g}] flags (groups "
+                                     f"{', '.join(self.removal_groups)}), got {list(r.shape)}")
+                feeds["removed"] = np.ascontiguousarray(np.broadcast_to(r, (n, g)))
         return feeds
 
     def genre_index(self, name: str) -> int:

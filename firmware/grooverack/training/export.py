@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from grooverack.model.runner import MANIFEST_FORMAT, MANIFEST_NAME, sha256_file
-from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
+from grooverack.voices import NUM_VOICES, STEPS, VOICE_GROUPS, VOICE_NAMES
 
 ENCODER_FP32 = "grooverack-encoder.fp32.onnx"
 DECODER_FP32 = "grooverack-decoder.fp32.onnx"
@@ -125,24 +125,29 @@ def _wrappers(model: Any) -> tuple[Any, Any]:
 
         def forward(self, z, *rest):
             given = dict(zip(names[1:], rest, strict=True))
-            return self.decoder(z, given.get("genre"), given.get("tempo"))
+            return self.decoder(z, given.get("genre"), given.get("tempo"), given.get("removed"))
 
     return Enc().eval(), Dec().eval()
 
 
 def decoder_input_names(model: Any) -> list[str]:
-    """The decoder graph's inputs: z, then genre (genre-conditioned), then tempo (BPM)."""
+    """The decoder graph's inputs: z, then genre (genre-conditioned), then tempo (BPM), then
+    removed (voice redistribution: [B, G] 0/1 flags of the removed voice groups)."""
     names = ["z"]
     if model.decoder.genre is not None:
         names.append("genre")
     if getattr(model.decoder, "tempo", None) is not None:
         names.append("tempo")
+    if getattr(model.decoder, "removed", None) is not None:
+        names.append("removed")
     return names
 
 
 def decoder_feeds(session: Any, z: np.ndarray, genre: int | np.ndarray | None = None,
-                  bpm: float | np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Feeds for whichever of genre / tempo the decoder graph takes (0 = "any" / unknown)."""
+                  bpm: float | np.ndarray | None = None,
+                  removed: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Feeds for whichever of genre / tempo / removed the decoder graph takes (0 = "any" /
+    unknown / nothing removed)."""
     b = z.shape[0]
     feeds = {"z": np.ascontiguousarray(z, dtype=np.float32)}
     names = {i.name for i in session.get_inputs()}
@@ -152,6 +157,11 @@ def decoder_feeds(session: Any, z: np.ndarray, genre: int | np.ndarray | None = 
     if "tempo" in names:
         feeds["tempo"] = np.broadcast_to(np.asarray(0.0 if bpm is None else bpm, np.float32),
                                          (b,)).copy()
+    if "removed" in names:
+        shape = next(i.shape for i in session.get_inputs() if i.name == "removed")
+        groups = int(shape[-1])
+        flags = np.zeros(groups, np.float32) if removed is None else removed
+        feeds["removed"] = np.broadcast_to(np.asarray(flags, np.float32), (b, groups)).copy()
     return feeds
 
 
@@ -173,7 +183,8 @@ def export_fp32(model: Any, out_dir: Path, metadata: dict[str, str]) -> tuple[Pa
             input_names=["groove"], output_names=["mu", "logvar"],
             dynamic_axes={"groove": {0: "batch"}, "mu": {0: "batch"}, "logvar": {0: "batch"}})
         examples = {"z": torch.zeros(2, latent), "genre": torch.zeros(2, dtype=torch.long),
-                    "tempo": torch.tensor([120.0, 0.0])}
+                    "tempo": torch.tensor([120.0, 0.0]),
+                    "removed": torch.zeros(2, max(1, model.cfg.removal_groups))}
         dec_inputs = tuple(examples[name] for name in dec_names)
         outputs = ["hit_logits", "velocities", "offsets"]
         torch.onnx.export(
@@ -433,8 +444,12 @@ def export_model(model: Any, info: dict[str, Any], out_dir: Path, *, gmd: str | 
         for i in range(len(cal_g)):
             # half of the calibration with the style, half unconditioned ("any"); a quarter with
             # the tempo unknown
+            # (and, for voice redistribution, a third with one group removed)
+            groups = model.cfg.removal_groups
+            flags = (np.eye(groups, dtype=np.float32)[(i // 3) % groups]
+                     if groups and i % 3 == 1 else None)
             dec_feeds.append(decoder_feeds(dec_probe, mu_cal[i:i + 1], cal_s[i] if i % 2 == 0 else 0,
-                                           0.0 if i % 4 == 3 else cal_bpm[i]))
+                                           0.0 if i % 4 == 3 else cal_bpm[i], flags))
         methods = ["dynamic", "static"] if int8 == "auto" else [int8]
         results: dict[str, dict] = {}
         probe = val_g[0]
@@ -481,6 +496,9 @@ def export_model(model: Any, info: dict[str, Any], out_dir: Path, *, gmd: str | 
         "voices": list(VOICE_NAMES),
         "genres": genres,
         "tempo": tempo,  # the decoder takes the tempo (BPM, 0 = unknown) as its input "tempo"
+        # voice redistribution: the decoder's input "removed" flags these groups, in this order
+        **({"removal_groups": list(VOICE_GROUPS)[:model.cfg.removal_groups]}
+           if model.cfg.removal_groups else {}),
         # chosen later on validation by `grooverack eval --split validation --choose-thresholds`
         "thresholds": [DEFAULT_THRESHOLD] * NUM_VOICES,
         "variants": {

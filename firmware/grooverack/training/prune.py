@@ -36,6 +36,9 @@ import numpy as np
 
 PRUNABLE = ("enc_ff", "dec_ff", "enc_layers", "dec_layers")
 REGROUPABLE = ("enc_heads", "dec_heads")  # any count that divides the stack's width (Block checks)
+# inputs a checkpoint without them may be given (0 -> N): their parameters keep the model's zero
+# initialisation, so the model plays as its source did until it learns to use them
+ADDABLE = {"removal_groups": "decoder.removed."}
 STACKS = {"encoder.stack": "enc_layers", "decoder.stack": "dec_layers"}
 IMPORTANCE_LOOPS = 4096  # train loops the unit importance is measured on (about 2 s on one core)
 BATCH = 512
@@ -47,6 +50,8 @@ def check_compatible(src_cfg: Any, dst_cfg: Any, path: str | Path) -> None:
     bad = []
     for key in sorted(set(src) | set(dst)):
         if key in ("dropout",):  # a training setting, not a weight shape
+            continue
+        if key in ADDABLE and not src.get(key):  # new inputs, their weights start at zero
             continue
         a, b = src.get(key), dst.get(key)
         if key in PRUNABLE:
@@ -180,7 +185,10 @@ def init_from(model: Any, path: str | Path, train_set: Any, genres: list[str],
             state[f"{block}.ff2.weight"] = state[f"{block}.ff2.weight"][:, keep]
             share = float(score[keep.numpy()].sum() / max(score.sum(), 1e-12))
             kept[f"{stack}.blocks.{old}"] = round(share, 4)
+    added = [k for k in target if k not in state and k.startswith(tuple(ADDABLE.values()))]
+    state.update({k: target[k] for k in added})
     model.load_state_dict(state)
     return {"path": str(path), "config": src.cfg.to_dict(), "kept_importance": kept,
+            "added": added,
             "kept_blocks": blocks,
             "block_updates": {k: [round(float(x), 4) for x in v] for k, v in updates.items()}}

@@ -41,6 +41,7 @@ from grooverack.training.evaluate import choose_thresholds, micro_f1
 from grooverack.voices import NUM_VOICES, STEPS_PER_BAR
 
 SILENT_WEIGHT = 0.1
+REMOVE_TWO = 0.2  # of the loops with groups removed: the share with two groups (else one)
 
 
 @dataclass
@@ -75,6 +76,12 @@ class TrainConfig:
     # beta held at beta_max instead of cycling: a run that starts from a trained model (--init)
     # keeps the latent space it was given instead of re-forming it from a beta of 0
     beta_hold: bool = False
+    # voice redistribution (models with removal_groups): the share of loops trained with voice
+    # groups removed (one group; two in REMOVE_TWO of them), the target re-voiced (training.revoice)
+    redistribute: float = 0.3
+    # learning-rate factor of the parameters an --init checkpoint did not have (training.prune's
+    # ADDABLE inputs, zero at the start): a fine-tune's small lr would leave them near zero
+    new_lr_scale: float = 30.0
 
 
 # --- metrics (numpy) ---------------------------------------------------------------------------
@@ -100,11 +107,30 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def removal_flags(b: int, share: float, groups: int, gen: Any) -> Any:
+    """[B, G] 0/1: a share of loops has one group removed (two in REMOVE_TWO of them), drawn
+    uniformly."""
+    import torch
+
+    flags = torch.zeros(b, groups)
+    chosen = torch.rand(b, generator=gen) < share
+    two = torch.rand(b, generator=gen) < REMOVE_TWO
+    order = torch.argsort(torch.rand(b, groups, generator=gen), dim=1)
+    rows = torch.arange(b)
+    flags[rows[chosen], order[chosen, 0]] = 1.0
+    both = chosen & two
+    flags[rows[both], order[both, 1]] = 1.0
+    return flags
+
+
 def augment(batch: dict[str, Any], cfg: TrainConfig, gen: Any, n_genres: int,
-            tempo: bool = False) -> dict[str, Any]:
+            tempo: bool = False, groups: int = 0) -> dict[str, Any]:
     """Bar swap, velocity/offset dropout and genre dropout of one batch. With teacher targets
     (batch["teacher"]: [B, 2 swap, 2 genre any/style, 32, 9]) the hit target is mixed with the
-    teachers' probability for the same swap and the genre the student is given."""
+    teachers' probability for the same swap and the genre the student is given. With `groups`
+    (voice redistribution), `cfg.redistribute` of the loops have voice groups removed: the input
+    flags them and the target is the loop re-voiced without them (training.revoice); the
+    teachers' probabilities of the removed voices are taken out of the mix."""
     import torch
 
     b = batch["groove"].shape[0]
@@ -130,9 +156,23 @@ def augment(batch: dict[str, Any], cfg: TrainConfig, gen: Any, n_genres: int,
     if tempo:  # drawn after the genre so runs without tempo keep their random streams
         known = torch.rand(b, generator=gen) >= cfg.tempo_dropout
         out["tempo"] = torch.where(known, batch["bpm"], torch.zeros_like(batch["bpm"]))
+    gone = None
+    out["removed"] = None
+    if groups:  # drawn last, so runs without redistribution keep their random streams
+        from grooverack.training import revoice
+
+        flags = removal_flags(b, cfg.redistribute, groups, gen)
+        table = torch.from_numpy(revoice.substitute_table())
+        matrix = torch.from_numpy(revoice.group_matrix())
+        out["hits"], out["velocities"], out["offsets"] = revoice.revoice_torch(
+            out["hits"], out["velocities"], out["offsets"], flags, table, matrix)
+        gone = (flags @ matrix) > 0.5
+        out["removed"] = flags
     if "teacher" in batch:
         rows = torch.arange(b)
         soft = batch["teacher"][rows, swap.long(), keep.long()].float()
+        if gone is not None:
+            soft = soft * (~gone)[:, None, :].to(soft.dtype)
         out["hits"] = (1.0 - cfg.distill) * out["hits"] + cfg.distill * soft
     return out
 
@@ -207,7 +247,8 @@ def losses(model: Any, batch: dict[str, Any], pos_weight: Any) -> dict[str, Any]
     from torch.nn import functional as F
 
     hit_logits, vel, off, mu, logvar = model(batch["groove"], batch["genre"], sample=True,
-                                             tempo=batch.get("tempo"))
+                                             tempo=batch.get("tempo"),
+                                             removed=batch.get("removed"))
     hits = batch["hits"]
     cell = torch.where(hits > 0.5, torch.ones_like(hits), torch.full_like(hits, SILENT_WEIGHT))
     bce = F.binary_cross_entropy_with_logits(hit_logits, hits, pos_weight=pos_weight,
@@ -219,10 +260,12 @@ def losses(model: Any, batch: dict[str, Any], pos_weight: Any) -> dict[str, Any]
 
 
 def predict_probs(model: Any, grooves: np.ndarray, genre: int | np.ndarray = 0,
-                  batch: int = 512, bpm: float | np.ndarray | None = None) -> np.ndarray:
+                  batch: int = 512, bpm: float | np.ndarray | None = None,
+                  removed: np.ndarray | None = None) -> np.ndarray:
     """Hit probabilities with z = mu (validation, evaluation, teacher targets); `genre` is one
     index or one per loop; `bpm` one tempo or one per loop (0 or None = unknown; ignored by a
-    model without tempo conditioning)."""
+    model without tempo conditioning); `removed` group flags [G] or [N, G] (voice
+    redistribution; None = nothing removed)."""
     import torch
 
     model.eval()
@@ -234,7 +277,12 @@ def predict_probs(model: Any, grooves: np.ndarray, genre: int | np.ndarray = 0,
         for i in range(0, len(grooves), batch):
             g = torch.from_numpy(grooves[i:i + batch])
             genres = torch.from_numpy(per_loop[i:i + batch]) if model.cfg.n_genres else None
-            h, *_ = model(g, genres, sample=False, tempo=torch.from_numpy(tempos[i:i + batch]))
+            rm = None
+            if removed is not None and getattr(model.cfg, "removal_groups", 0):
+                rm = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(
+                    np.asarray(removed, np.float32), (len(g), model.cfg.removal_groups))))
+            h, *_ = model(g, genres, sample=False, tempo=torch.from_numpy(tempos[i:i + batch]),
+                          removed=rm)
             out.append(torch.sigmoid(h).numpy())
     return np.concatenate(out) if out else np.zeros((0, 32, NUM_VOICES), np.float32)
 
@@ -244,9 +292,22 @@ def validate(model: Any, val: Any, objective: str = "balanced") -> dict[str, flo
     and, for the log, at 0.5 and under the other objectives. Genre "any"; the loop's tempo (what
     the module knows from its clock) for a tempo-conditioned model."""
     probs = predict_probs(model, val.groove, bpm=getattr(val, "bpm", None))
-    out = {"val_f1": micro_f1(probs, val.hits, choose_thresholds(probs, val.hits,
-                                                                 objective=objective)),
+    chosen = choose_thresholds(probs, val.hits, objective=objective)
+    out = {"val_f1": micro_f1(probs, val.hits, chosen),
            "val_f1_at_0.5": micro_f1(probs, val.hits, 0.5)}
+    groups = getattr(model.cfg, "removal_groups", 0)
+    if groups:  # redistribution: onset coverage with each group removed / with nothing removed
+        from grooverack.training.revoice import onset_coverage, removed_voices
+
+        full = onset_coverage(probs > chosen, val.groove)
+        ratios = []
+        for g in range(groups):
+            flags = np.eye(groups, dtype=np.float32)[g]
+            p = predict_probs(model, val.groove, bpm=getattr(val, "bpm", None), removed=flags)
+            ratios.append(onset_coverage(p > chosen, val.groove, ~removed_voices(flags)))
+        out["val_coverage"] = full
+        out["val_coverage_removed_min"] = min(ratios)
+        out["val_coverage_removed_mean"] = float(np.mean(ratios))
     for other in ("voice", "micro", "balanced"):
         if other != objective:
             out[f"val_f1_{other}"] = micro_f1(probs, val.hits,
@@ -306,15 +367,25 @@ def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_ove
               f"{init_record['kept_blocks'] or 'all'}; kept share of feed-forward importance per "
               f"narrowed block: {init_record['kept_importance'] or 'all'}", file=sys.stderr)
     ema = EMA(model, tcfg.ema_decay) if tcfg.ema_decay > 0 else None
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    last, best = out_dir / "last.pt", out_dir / "best.pt"
+    resumed = (torch.load(last, map_location="cpu", weights_only=False)
+               if resume and last.is_file() else None)
+    if resumed is not None:
+        init_record = resumed.get("init")
+    added = set((init_record or {}).get("added", []))
+    named = list(model.named_parameters())
+    groups = [{"params": [p for k, p in named if k not in added], "scale": 1.0}]
+    if added:
+        groups.append({"params": [p for k, p in named if k in added],
+                       "scale": tcfg.new_lr_scale})
+    opt = torch.optim.AdamW(groups, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     pos_weight = torch.from_numpy(positive_weights(train_set.hits, tcfg.pos_weight_max))
     n = len(train_set)
     steps_per_epoch = max(1, n // tcfg.batch_size)
     total_steps = steps_per_epoch * tcfg.epochs
     state = {"epoch": 0, "step": 0, "best_f1": -1.0, "best_epoch": -1, "history": []}
-    last, best = out_dir / "last.pt", out_dir / "best.pt"
-    if resume and last.is_file():
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    if resumed is not None:
+        ckpt = resumed
         if VAEConfig.from_dict(ckpt["config"]) != cfg:
             raise SystemExit(f"train: {last} was made with another model configuration")
         if list(ckpt.get("teachers", [])) != list(teachers or []):
@@ -369,10 +440,10 @@ def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_ove
                 break
             idx = torch.from_numpy(order[i * tcfg.batch_size:(i + 1) * tcfg.batch_size])
             batch = augment({k: v[idx] for k, v in arrays.items()}, tcfg, gen, len(genres),
-                            cfg.tempo)
+                            cfg.tempo, cfg.removal_groups)
             beta = beta_at(epoch + i / steps_per_epoch, tcfg)
             for group in opt.param_groups:
-                group["lr"] = lr_at(state["step"], total_steps, tcfg)
+                group["lr"] = lr_at(state["step"], total_steps, tcfg) * group.get("scale", 1.0)
             parts = losses(model, batch, pos_weight)
             loss = (parts["hit"] + tcfg.vel_weight * parts["vel"] + tcfg.off_weight * parts["off"]
                     + beta * parts["kl"])
@@ -463,6 +534,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher-cache", metavar="DIR", default=None,
                         help="folder for the teachers' targets, shared by runs with the same "
                              "teachers (default: .teacher-targets beside OUT; '' = no cache)")
+    parser.add_argument("--redistribute", type=float, default=d.redistribute,
+                        help="with --model removal_groups=5: the share of loops trained with voice "
+                             f"groups removed and re-voiced (default {d.redistribute})")
+    parser.add_argument("--new-lr-scale", type=float, default=d.new_lr_scale,
+                        help="with --init: learning-rate factor of the parameters the checkpoint "
+                             f"lacks (new inputs; default {d.new_lr_scale})")
+    parser.add_argument("--pos-weight-max", type=float, default=d.pos_weight_max,
+                        help="cap of the per-voice positive weight of the hit loss (default "
+                             f"{d.pos_weight_max}; the rare voices reach it)")
     parser.add_argument("--select-objective", choices=("balanced", "voice", "micro"),
                         default=d.select_objective,
                         help="threshold objective of the validation F1 that picks best.pt "
@@ -489,7 +569,10 @@ def run(args: argparse.Namespace) -> int:
             ("--distill", args.distill, 0.0 <= args.distill <= 1.0, "0 to 1"),
             ("--ema-decay", args.ema_decay, 0.0 <= args.ema_decay < 1.0, "0 (off) to below 1"),
             ("--genre-dropout", args.genre_dropout, 0.0 <= args.genre_dropout <= 1.0, "0 to 1"),
-            ("--tempo-dropout", args.tempo_dropout, 0.0 <= args.tempo_dropout <= 1.0, "0 to 1")):
+            ("--tempo-dropout", args.tempo_dropout, 0.0 <= args.tempo_dropout <= 1.0, "0 to 1"),
+            ("--redistribute", args.redistribute, 0.0 <= args.redistribute <= 1.0, "0 to 1"),
+            ("--pos-weight-max", args.pos_weight_max, 1.0 <= args.pos_weight_max <= 100.0,
+             "1 to 100")):
         if not ok:
             print(f"train: {name} {value} is out of range (allowed: {allowed})", file=sys.stderr)
             return 2
@@ -498,7 +581,9 @@ def run(args: argparse.Namespace) -> int:
                        genres=not args.no_genres, distill=args.distill,
                        ema_decay=args.ema_decay, genre_dropout=args.genre_dropout,
                        tempo_dropout=args.tempo_dropout,
-                       select_objective=args.select_objective, beta_hold=bool(args.init))
+                       select_objective=args.select_objective, beta_hold=bool(args.init),
+                       redistribute=args.redistribute, pos_weight_max=args.pos_weight_max,
+                       new_lr_scale=args.new_lr_scale)
     from grooverack.training.vae import VAEConfig
 
     try:

@@ -3,8 +3,10 @@
 Encoder: groove [B, 32, 3] -> Linear + ReLU + sinusoidal positions -> transformer stack (full
 attention over the 32 steps) -> flatten -> mu, logvar [B, L].
 Decoder: z [B, L] (+ a learned genre embedding, index 0 = "any"; + a learned tempo term from the
-BPM the module plays at, 0 = unknown) -> Linear to 32 steps -> its own transformer stack -> hit
-logits, velocities (sigmoid), offsets (0.5 * tanh), each [B, 32, 9].
+BPM the module plays at, 0 = unknown; + a learned term per removed voice group, `removed` [B, G]
+0/1 flags in `voices.VOICE_GROUPS` order: the decoder re-voices the groove onto the remaining
+instruments) -> Linear to 32 steps -> its own transformer stack -> hit logits, velocities
+(sigmoid), offsets (0.5 * tanh), each [B, 32, 9].
 
 The attention blocks are written out with plain ops (Linear, matmul, softmax, LayerNorm) instead of
 nn.TransformerEncoderLayer: its fused inference path does not export cleanly, and plain MatMuls are
@@ -24,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from grooverack.voices import NUM_VOICES, STEPS
+from grooverack.voices import NUM_VOICES, STEPS, VOICE_GROUPS
 
 
 @dataclass
@@ -43,6 +45,9 @@ class VAEConfig:
     dropout: float = 0.1
     n_genres: int = 0  # 0 = unconditioned; else genres[0] = "any"
     tempo: bool = False  # decoder conditioned on the tempo (BPM, 0 = unknown)
+    # voice groups the decoder can be told are removed (voice redistribution): 0 = none, else
+    # len(voices.VOICE_GROUPS); their terms start at zero, so a model given them plays as before
+    removal_groups: int = 0
     # steps per token: 2 = the stack runs 16 tokens of two 16ths each (less work per call)
     enc_pair: int = 1
     dec_pair: int = 1
@@ -52,6 +57,9 @@ class VAEConfig:
             value = getattr(self, name)
             if value < 1 or STEPS % value:
                 raise ValueError(f"{name} must divide the {STEPS} steps, got {value}")
+        if self.removal_groups not in (0, len(VOICE_GROUPS)):
+            raise ValueError(f"removal_groups must be 0 or {len(VOICE_GROUPS)} (the voice groups "
+                             f"{', '.join(VOICE_GROUPS)}), got {self.removal_groups}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -187,7 +195,8 @@ def tempo_features(bpm: torch.Tensor) -> torch.Tensor:
 
 
 class DrumDecoder(nn.Module):
-    """z [B, L] (+ genre [B]) (+ tempo [B] BPM) -> hit_logits, velocities, offsets [B, 32, 9]."""
+    """z [B, L] (+ genre [B]) (+ tempo [B] BPM) (+ removed [B, G] flags) -> hit_logits,
+    velocities, offsets [B, 32, 9]."""
 
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
@@ -195,6 +204,10 @@ class DrumDecoder(nn.Module):
         self.genre = nn.Embedding(cfg.n_genres, cfg.latent_size) if cfg.n_genres else None
         self.tempo = (nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, cfg.latent_size))
                       if cfg.tempo else None)
+        self.removed = None
+        if cfg.removal_groups:
+            self.removed = nn.Linear(cfg.removal_groups, cfg.latent_size, bias=False)
+            nn.init.zeros_(self.removed.weight)
         self.squeeze = cfg.squeeze
         self.tokens = STEPS // cfg.dec_pair
         self.expand = nn.Linear(cfg.latent_size, self.tokens * cfg.squeeze)
@@ -204,7 +217,7 @@ class DrumDecoder(nn.Module):
         self.out = nn.Linear(cfg.dec_d, 3 * NUM_VOICES * cfg.dec_pair)
 
     def forward(self, z: torch.Tensor, genre: torch.Tensor | None = None,
-                tempo: torch.Tensor | None = None
+                tempo: torch.Tensor | None = None, removed: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.genre is not None:
             if genre is None:
@@ -214,6 +227,8 @@ class DrumDecoder(nn.Module):
             if tempo is None:
                 tempo = torch.zeros(z.shape[0], dtype=torch.float32, device=z.device)
             z = z + self.tempo(tempo_features(tempo))
+        if self.removed is not None and removed is not None:  # None = nothing removed
+            z = z + self.removed(removed.to(z.dtype))
         x = F.relu(self.expand(z)).reshape(-1, self.tokens, self.squeeze)
         x = self.unsqueeze(x)
         y = self.out(self.stack(x))
@@ -233,13 +248,14 @@ class GrooveVAE(nn.Module):
         self.decoder = DrumDecoder(self.cfg)
 
     def forward(self, groove: torch.Tensor, genre: torch.Tensor | None = None,
-                sample: bool = True, tempo: torch.Tensor | None = None):
+                sample: bool = True, tempo: torch.Tensor | None = None,
+                removed: torch.Tensor | None = None):
         mu, logvar = self.encoder(groove)
         if sample:
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         else:
             z = mu
-        hit_logits, velocities, offsets = self.decoder(z, genre, tempo)
+        hit_logits, velocities, offsets = self.decoder(z, genre, tempo, removed)
         return hit_logits, velocities, offsets, mu, logvar
 
 

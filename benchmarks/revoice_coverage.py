@@ -1,0 +1,101 @@
+"""Voice redistribution, measured (issue 20 item 3): with a voice group removed, do the remaining
+voices still cover the input's onsets?
+
+For every VALIDATION loop (the test split is never read) the groove the module hears is encoded
+and decoded as it plays with follow = 1 (z = mu, genre "any", the loop's tempo, the manifest's
+thresholds, no sampling noise), through the runner (int8 by default). Per group:
+- "present": share of the groove's onsets on which any voice plays (nothing removed);
+- "muted": the same pattern with the group's voices silenced (what muting alone leaves);
+- "revoiced": the decoder told the group is removed, counting the remaining voices only.
+The issue's criterion: revoiced >= present for every group. Also the hits per loop of the
+remaining voices, and how far the revoiced pattern is from the re-voiced real loop
+(`training.revoice`, hit F1 of the remaining voices).
+
+    .venv/bin/python benchmarks/revoice_coverage.py [--manifest M] [--variant int8] [--json F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from grooverack.model.runner import ModelRunner
+from grooverack.voices import VOICE_GROUPS
+
+
+def measure(runner: ModelRunner, loops: Any) -> dict[str, Any]:
+    from grooverack.training.revoice import onset_coverage, removed_voices, revoice
+
+    mu, _ = runner.encode_batch(loops.groove)
+    bpm = loops.bpm if runner.tempo else None
+    th = runner.thresholds
+    logits, _, _ = runner.decode_batch(mu, 0, bpm)
+    base = 1.0 / (1.0 + np.exp(-logits)) > th
+    present = onset_coverage(base, loops.groove)
+    out: dict[str, Any] = {"loops": len(loops), "variant": runner.variant,
+                           "present": present, "groups": {}}
+    for gi, group in enumerate(VOICE_GROUPS):
+        flags = np.eye(len(VOICE_GROUPS), dtype=np.float32)[gi]
+        keep = ~removed_voices(flags)
+        row: dict[str, Any] = {"muted": onset_coverage(base, loops.groove, keep)}
+        truth, _, _ = revoice(loops.hits, loops.velocities, loops.offsets,
+                              np.broadcast_to(flags, (len(loops), len(flags))))
+        if runner.removal_groups:
+            lg, _, _ = runner.decode_batch(mu, 0, bpm, flags)
+            pred = 1.0 / (1.0 + np.exp(-lg)) > th
+            row["revoiced"] = onset_coverage(pred, loops.groove, keep)
+        else:
+            pred = base.copy()
+        pred = pred & keep
+        tp = float((pred & (truth > 0.5)).sum())
+        row["f1_vs_revoiced_loop"] = 2 * tp / max(float(pred.sum() + (truth > 0.5).sum()), 1.0)
+        row["hits_per_loop_remaining"] = float(pred.sum() / len(loops))
+        row["hits_per_loop_present"] = float((base & keep).sum() / len(loops))
+        row["hits_per_loop_real_revoiced"] = float((truth > 0.5).sum() / len(loops))
+        out["groups"][group] = row
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [f"validation, {result['loops']} loops, {result['variant']}: onsets covered with "
+             f"nothing removed {result['present']:.3f}",
+             "| group removed | muted only | revoiced | revoiced >= present | hits/loop left "
+             "(muted, revoiced, real re-voiced) | F1 vs the re-voiced loop |",
+             "|---|---|---|---|---|---|"]
+    for group, row in result["groups"].items():
+        rev = row.get("revoiced")
+        lines.append(
+            f"| {group} | {row['muted']:.3f} | {'-' if rev is None else f'{rev:.3f}'} | "
+            f"{'-' if rev is None else ('yes' if rev >= result['present'] else 'no')} | "
+            f"{row['hits_per_loop_present']:.1f}, {row['hits_per_loop_remaining']:.1f}, "
+            f"{row['hits_per_loop_real_revoiced']:.1f} | {row['f1_vs_revoiced_loop']:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from grooverack.training import data
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--manifest", type=Path, default=None)
+    parser.add_argument("--variant", default="int8", choices=("int8", "fp32"))
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    runner = ModelRunner(args.manifest, variant=args.variant)
+    val = data.load_splits()["validation"]
+    result = measure(runner, val)
+    result["manifest"] = str(runner.manifest_path)
+    print(table(result))
+    if args.json:
+        from grooverack.storage import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
