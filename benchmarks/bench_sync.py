@@ -2,12 +2,13 @@
 that comes in, measured from outside the module's schedule.
 
     .venv/bin/python benchmarks/bench_sync.py [--paths sim,es9,midi] [--ppqn 1,2,4,8,24,48]
-                                              [--bpm 40,97,120,174,300] [--write]
+                                              [--bpm 40,97,120,174,300] [--rt] [--write]
 
 - sim: `grooverack run --board sim --clock` on the wall clock (a subprocess, as a user runs it);
   its trigger rises' *actual* write times (`--timing`) against the virtual patch's clock edges
   (steady, so step k of the grid is at k * 15 / BPM). Also the first downbeat after start on the
-  internal clock.
+  internal clock. `--rt`: the runs get `--rt` (SCHED_FIFO, as the Pi service runs), so that a
+  shared box's other work does not delay their wake-ups (where permitted; else it says so).
 - es9: `benchmarks/sync_es9.measure` (a JACK client plays the clock into the ES-9 back end and
   records its outputs).
 - midi: `benchmarks/sync_midi.measure` (a JACK MIDI client sends Start + 24-PPQN clock and
@@ -43,7 +44,7 @@ def _rises(timing: Path) -> list[float]:
     return [float(r[2]) for r in rows if r[4] == "trigger" and float(r[5]) > 0]
 
 
-def measure_sim(ppqn: int, bpm: float, seconds: float | None = None) -> dict:
+def measure_sim(ppqn: int, bpm: float, seconds: float | None = None, rt: bool = False) -> dict:
     """`run --board sim --clock`: trigger rises (actual write times) vs the patch's step grid."""
     step_s = 15.0 / bpm
     beat_s = 60.0 / bpm
@@ -52,7 +53,7 @@ def measure_sim(ppqn: int, bpm: float, seconds: float | None = None) -> dict:
         timing = Path(tmp) / "timing.csv"
         cmd = [*GROOVERACK, "run", "--board", "sim", "--clock", "--bpm", f"{bpm:g}",
                "--set", f"clock.ppqn={ppqn}", "--duration", f"{seconds:g}", "--timing",
-               str(timing), *SETTINGS]
+               str(timing), *SETTINGS, *(["--rt"] if rt else [])]
         env = {**os.environ, "GROOVERACK_STATE_DIR": tmp}
         subprocess.run(cmd, check=True, capture_output=True, env=env, cwd=REPO)
         rises = np.array([t for t in _rises(timing) if t >= beat_s - 0.25 * step_s])
@@ -60,12 +61,12 @@ def measure_sim(ppqn: int, bpm: float, seconds: float | None = None) -> dict:
     return _figures(offsets)
 
 
-def measure_first_downbeat(bpm: float = 120.0) -> float:
+def measure_first_downbeat(bpm: float = 120.0, rt: bool = False) -> float:
     """ms from patch time 0 (the downbeat) to the first trigger rise written, internal clock."""
     with tempfile.TemporaryDirectory() as tmp:
         timing = Path(tmp) / "timing.csv"
         cmd = [*GROOVERACK, "run", "--board", "sim", "--bpm", f"{bpm:g}", "--duration", "2",
-               "--timing", str(timing), *SETTINGS]
+               "--timing", str(timing), *SETTINGS, *(["--rt"] if rt else [])]
         env = {**os.environ, "GROOVERACK_STATE_DIR": tmp}
         subprocess.run(cmd, check=True, capture_output=True, env=env, cwd=REPO)
         rises = _rises(timing)
@@ -123,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--paths", default="sim,es9,midi")
     p.add_argument("--ppqn", default="1,2,4,8,24,48")
     p.add_argument("--bpm", default="40,97,120,174,300")
+    p.add_argument("--rt", action="store_true",
+                   help="sim: run with --rt (SCHED_FIFO and locked memory, as the Pi service)")
     p.add_argument("--write", action="store_true")
     a = p.parse_args(argv)
     paths = a.paths.split(",")
@@ -133,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     if "sim" in paths:
         for ppqn in ppqns:
             for bpm in bpms:
-                r = measure_sim(ppqn, bpm)
-                rows["sim"].append(f"| run --board sim (wall clock) | {ppqn} | {bpm:g} | {r['count']} | "
+                r = measure_sim(ppqn, bpm, rt=a.rt)
+                label = "run --board sim --rt" if a.rt else "run --board sim"
+                rows["sim"].append(f"| {label} (wall clock) | {ppqn} | {bpm:g} | {r['count']} | "
                              f"{r['median_ms']:+.3f} ms | {r['p99_ms']:.3f} ms (max "
                              f"{r.get('max_ms', float('nan')):.3f}) |")
                 print(rows["sim"][-1], flush=True)
@@ -168,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(rows["midi"][-1], flush=True)
         finally:
             stop_server(server)
-    first = measure_first_downbeat() if "sim" in paths else float("nan")
+    first = measure_first_downbeat(rt=a.rt) if "sim" in paths else float("nan")
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                f"{platform.system()} {platform.release()}, Python {platform.python_version()}; "
                f"load {', '.join(f'{x:.2f}' for x in os.getloadavg())}")

@@ -1,5 +1,8 @@
 """GPIO driver over the emulated header: edges with timestamps, outputs, cleanup."""
 
+import threading
+import time
+
 import pytest
 from grooverack.drivers.gpio import GPIOPins
 from grooverack.emulators import GPIOEmulator, VirtualClock
@@ -35,6 +38,34 @@ def test_timestamp_is_taken_before_the_handler_runs():
     gpio.add_input(27, edge="rising", on_edge=slow_handler)
     emu.drive(27, 1, t=1.0)
     assert stamps == [(1.0, pytest.approx(1.003))]
+
+
+def test_reader_wait_hands_edges_to_the_waiting_thread_at_their_stamps():
+    """The fallback as the Pi loop uses it: the library's callback only stamps the edge; the
+    loop's `wait` wakes on it and runs `on_edge` on its own thread, with the callback's time."""
+    header = GPIOEmulator(time.monotonic)
+    gpio = GPIOPins(header, time.monotonic, reader="wait")
+    got = []
+    gpio.add_input(17, edge="rising",
+                   on_edge=lambda pin, level, t: got.append((pin, level, t,
+                                                             threading.current_thread())))
+    stamps = []
+
+    def drive():
+        time.sleep(0.05)
+        stamps.append(time.monotonic())
+        header.drive(17, 1)
+
+    driver = threading.Thread(target=drive)
+    t0 = time.monotonic()
+    driver.start()
+    assert gpio.wait(5.0) == 1
+    woke = time.monotonic()
+    driver.join()
+    assert woke - t0 < 2.0 and got[0][3] is threading.current_thread()
+    assert got[0][:2] == (17, 1) and stamps[0] <= got[0][2] <= woke
+    assert gpio.wait(0.01) == 0 and gpio.poll() == 0
+    gpio.close()
 
 
 def test_outputs_and_close():

@@ -180,6 +180,47 @@ def test_reader_thread_in_real_time_and_a_clock_of_its_own():
     assert t2 - t1 == pytest.approx(0.01, abs=0.008) and stamp1 < t2 - pins.offset_s
 
 
+def test_the_loop_wakes_on_an_edge_event_and_gets_its_stamp():
+    """`wait(timeout)` blocks on the lines' edge-event descriptors: it returns as the line
+    changes (not at the timeout), runs `on_edge` on the waiting thread, and hands it the time
+    the line changed however late the waiter gets to read it."""
+    header = GPIOEmulator(time.monotonic)               # a header on the real monotonic clock
+    emu = GpiodEmulator(header)
+    got = []
+    pins = GpiodPins(emu, CHIP, time.monotonic, reader="wait")
+    try:
+        pins.add_input(17, edge="both",
+                       on_edge=lambda pin, level, t: got.append((pin, level, t,
+                                                                 threading.current_thread())))
+        pins.add_input(27, edge="both", on_edge=lambda *a: None)
+        assert pins._thread is None                     # no reader thread: the caller waits
+        changed = []
+
+        def drive():
+            time.sleep(0.05)
+            changed.append(time.monotonic())
+            header.drive(17, 1)
+
+        driver = threading.Thread(target=drive)
+        t0 = time.monotonic()
+        driver.start()
+        assert pins.wait(5.0) == 1
+        woke = time.monotonic()
+        driver.join()
+        assert woke - t0 < 2.0                          # woken by the edge, not the timeout
+        (pin, level, t, thread), = got
+        assert (pin, level, thread) == (17, 1, threading.current_thread())
+        assert changed[0] <= t <= woke
+        header.drive(17, 0)                             # the line falls ...
+        fell = time.monotonic()
+        time.sleep(0.02)                                # ... while the loop is busy elsewhere
+        assert pins.wait(0.0) == 1
+        assert got[-1][:2] == (17, 0) and got[-1][2] == pytest.approx(fell, abs=0.005)
+        assert pins.wait(0.01) == 0                     # nothing more: the timeout
+    finally:
+        pins.close()
+
+
 def test_the_header_chip_is_found_by_its_label():
     header = GPIOEmulator()
     pi5 = GpiodEmulator(header, chips={"/dev/gpiochip0": "gpio-brcmstb@107d508500",

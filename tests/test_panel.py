@@ -351,3 +351,14 @@ def test_a_dac_missing_at_start_does_not_stop_the_module():
     assert (1.0, 5, "velocity", 6.0) in rows                         # and plays once it answers
     assert sim.world.chips["dac2"].output[0].vref == 1              # internal reference again
     assert sim.faults()["dac2"]["recoveries"] == 1
+
+
+def test_a_step_on_a_clock_edge_is_written_as_the_edge_comes_in():
+    """The step the engine has on an edge goes out from that edge at once (as the Pi loop
+    writes it), not on the board's next advance; recorded at the edge's time."""
+    sim, engine, recorder = make(events=hit(0.5, 1, 1.0))
+    sim.advance(0.5)
+    sim.apply(0.5, "clock", 5.0)
+    assert engine.of("clock") == [("clock", 0.5)]
+    rises = [r for r in recorder.rows if r.kind == "trigger" and r.volts > 0]
+    assert [(r.time, r.output) for r in rises] == [(0.5, 1)]

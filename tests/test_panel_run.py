@@ -14,6 +14,9 @@ import pytest
 from grooverack.backends.panel import hardware, loop
 from grooverack.boards.board import load_board
 from grooverack.config import Settings
+from grooverack.drivers.gpio import GPIOPins
+from grooverack.drivers.gpiod_pins import GpiodPins
+from grooverack.emulators.base import VirtualClock
 from grooverack.emulators.world import EmulatedWorld
 from grooverack.engine.player import OutputEvent
 
@@ -54,16 +57,39 @@ class LiveEngine:
         self.closed = True
 
 
+class WallClock(VirtualClock):
+    """The emulated world on the loop's clock (time.monotonic): the header stamps edges when a
+    jack really changed, as the kernel does."""
+
+    @property
+    def now(self):
+        return time.monotonic()
+
+    @now.setter
+    def now(self, value):
+        pass
+
+
+def emulated_hardware(monkeypatch, board, world, library="rpigpio"):
+    """`loop.open_hardware` over `world`: RPi.GPIO's API, or libgpiod's (`library="gpiod"`)."""
+
+    def open_hardware(b, clock, wait=False):
+        if library == "gpiod":
+            pins = GpiodPins(world.gpiod, world.gpiod_chip, clock, event_clock=world.clock,
+                             reader="wait" if wait else "thread")
+        else:
+            pins = GPIOPins(world.gpio, clock, reader="wait" if wait else "callback")
+        return hardware.build_hardware(b, spi=world.spi, i2c=world.i2c, pins=pins,
+                                       clock=clock, sleep_for=world.sleep_for)
+
+    monkeypatch.setattr(loop, "open_hardware", open_hardware)
+
+
 @pytest.fixture
 def rig(monkeypatch, tmp_path):
     board = load_board("reference")
     world = EmulatedWorld(board)
-
-    def open_hardware(b, clock):
-        return hardware.build_hardware(b, spi=world.spi, i2c=world.i2c, gpio_module=world.gpio,
-                                    clock=clock, sleep_for=world.sleep_for)
-
-    monkeypatch.setattr(loop, "open_hardware", open_hardware)
+    emulated_hardware(monkeypatch, board, world)
     settings = Settings({"state.dir": str(tmp_path)})
     return board, world, settings
 
@@ -118,7 +144,7 @@ def test_unhandled_error_sets_outputs_to_zero(rig, monkeypatch):
 
 
 def test_missing_hardware_is_a_clear_error(monkeypatch, capsys):
-    def no_hardware(board, clock):
+    def no_hardware(board, clock, wait=False):
         raise OSError("RPi.GPIO is not importable (No module named 'RPi')")
 
     monkeypatch.setattr(loop, "open_hardware", no_hardware)
@@ -127,3 +153,62 @@ def test_missing_hardware_is_a_clear_error(monkeypatch, capsys):
     assert status == 2
     assert "cannot open its hardware: RPi.GPIO is not importable" in err
     assert "grooverack doctor --board reference" in err
+
+
+class ClockedEngine(LiveEngine):
+    """Plays output 1 on every external clock edge, at the edge's time."""
+
+    def __init__(self):
+        super().__init__()
+        self.pulses: list[tuple[float, str]] = []  # (edge time, thread it came in on)
+
+    def start(self, t):
+        self.events = []
+
+    def clock_pulse(self, t):
+        self.pulses.append((t, threading.current_thread().name))
+        self.events += [OutputEvent(t, 1, "velocity", 1.0, 0, 0),
+                        OutputEvent(t, 1, "trigger", 1.0, 0, 0),
+                        OutputEvent(t + 0.005, 1, "trigger", 0.0, 0, 0)]
+
+
+@pytest.mark.parametrize("library", ["gpiod", "rpigpio"])
+def test_the_loop_wakes_on_a_clock_edge_and_writes_its_step_at_once(monkeypatch, tmp_path,
+                                                                    library):
+    """The loop waits on the clock line itself: the edge reaches the engine on the loop's
+    thread with its stamp (the time the jack rose, not the time the loop read it), and the step
+    on it is written from there at once, not handed to the writer's thread."""
+    board = load_board("reference")
+    world = EmulatedWorld(board, WallClock())
+    emulated_hardware(monkeypatch, board, world, library)
+    engine = ClockedEngine()
+    monkeypatch.setattr("grooverack.backends.panel.loop.make_engine", lambda s, threaded: engine)
+    trigger = board.gpio_outputs["trigger_1"].pin
+    rises: list[tuple[float, str]] = []
+    world.gpio.listeners.append(lambda t, pin, level: pin == trigger and level and rises.append(
+        (time.monotonic(), threading.current_thread().name)))
+    edges: list[tuple[float, float]] = []
+
+    def play():
+        wait_for(lambda: engine.calls > 2)  # the loop is up and idle
+        for _ in range(5):
+            before = time.monotonic()
+            world.set_digital("clock", 5.0)
+            edges.append((before, time.monotonic()))
+            time.sleep(0.02)
+            world.set_digital("clock", 0.0)
+            time.sleep(0.03)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    player = threading.Thread(target=play)
+    player.start()
+    status = loop.run_backend(board, Settings({"state.dir": str(tmp_path)}),
+                              SimpleNamespace(duration=30.0))
+    player.join()
+    me = threading.current_thread().name
+    assert status == 0 and len(engine.pulses) == 5 and len(rises) == 5
+    for (before, after), (t, thread), (written, writer) in zip(edges, engine.pulses, rises,
+                                                                strict=True):
+        assert thread == me and writer == me           # no hand-over between threads
+        assert before - 1e-6 <= t <= after + 1e-6     # the edge's stamp
+        assert written - t < 0.05                     # (loose: a shared CI box)

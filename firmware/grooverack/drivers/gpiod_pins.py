@@ -8,9 +8,13 @@ cannot map the SoC ("Cannot determine SOC peripheral base address").
 
 Pins are BCM numbers: on the header's chip (gpiochip0 on a Pi <= 4, "pinctrl-rp1" on a Pi 5)
 line offsets are the BCM numbers. One line request per pin (libgpiod cannot add lines to a
-request). Edges are read either by a reader thread (`reader="thread"`, real time: it waits on the
-requests' descriptors) or by whoever calls `poll()` (`reader="poll"`: the sim board, in virtual
-time, after each change of the emulated world).
+request). Edges are read in one of three ways:
+- `reader="wait"` (the Pi loop): the loop itself blocks in `wait(timeout)` on every edge request's
+  descriptor at once and is woken by the edge; the edge's `on_edge` runs on the loop's thread, so
+  a step on that edge is computed and written with no hand-over between threads;
+- `reader="thread"`: a reader thread of its own waits on the descriptors and calls `on_edge`;
+- `reader="poll"` (the sim board, virtual time): whoever calls `poll()` after each change of the
+  emulated world (`wait(0)`: one look at every descriptor).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 
 PULLS = ("off", "up", "down")
 EDGES = ("rising", "falling", "both")
-READERS = ("thread", "poll")
+READERS = ("thread", "wait", "poll")
 # the header's chip, by label, in order of preference (a Pi 5 also has the SoC's own
 # "pinctrl-bcm2712" chips, which reach no header pin)
 HEADER_LABELS = ("pinctrl-rp1", "pinctrl-bcm2711", "pinctrl-bcm2835")
@@ -102,6 +106,7 @@ class GpiodPins:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake: tuple[int, int] | None = None
+        self._by_fd: dict[int, Any] | None = None  # descriptor -> edge request, listed once
 
     # --- setup
     def _request(self, pin: int, settings: Any) -> Any:
@@ -109,6 +114,7 @@ class GpiodPins:
         if old is not None:  # set up again (as RPi.GPIO allows): the new settings replace it
             with self._lock:
                 self.handlers.pop(pin, None)
+                self._by_fd = None
             old.release()
         try:
             request = self.gpiod.request_lines(self.chip, consumer=self.consumer,
@@ -148,6 +154,7 @@ class GpiodPins:
             return
         with self._lock:
             self.handlers[pin] = on_edge
+            self._by_fd = None
         if self.reader == "thread":
             self._start_reader()
 
@@ -202,13 +209,48 @@ class GpiodPins:
         with self._lock:
             return [self.requests[p] for p in self.handlers if p in self.requests]
 
+    def _descriptors(self) -> dict[int, Any]:
+        """Descriptor -> request of every line with an `on_edge` (listed again after a change)."""
+        with self._lock:
+            by_fd = self._by_fd
+        if by_fd is None:
+            by_fd = {}
+            for request in self._edge_requests():
+                try:
+                    by_fd[request.fd] = request
+                except Exception:  # released meanwhile (RequestReleasedError): gone next time
+                    continue
+            with self._lock:
+                self._by_fd = by_fd
+        return by_fd
+
+    def wait(self, timeout: float) -> int:
+        """Block until an edge comes in on any input (at most `timeout` seconds), then hand every
+        edge waiting to its `on_edge` on this thread, at its stamped time; how many (0: none
+        came). The caller wakes on the edge itself, not on its next look."""
+        by_fd = self._descriptors()
+        if not by_fd:
+            if timeout > 0:
+                time.sleep(timeout)
+            return 0
+        try:
+            ready, _, _ = select.select(list(by_fd), [], [], max(timeout, 0.0))
+        except (OSError, ValueError):  # a descriptor closed under us: list them again
+            with self._lock:
+                self._by_fd = None
+            return 0
+        events: list[Any] = []
+        for fd in ready:
+            try:
+                events += by_fd[fd].read_edge_events()
+            except Exception:  # released meanwhile: list them again next time
+                with self._lock:
+                    self._by_fd = None
+        return self._dispatch(events) if events else 0
+
     def poll(self) -> int:
         """Hand every edge waiting now to its `on_edge`, at its stamped time; how many."""
-        events: list[Any] = []
-        for request in self._edge_requests():
-            if request.wait_edge_events(0):
-                events += request.read_edge_events()
-        return self._dispatch(events)
+        return self.wait(0.0)
 
     def _start_reader(self) -> None:
         if self._thread is None:
@@ -270,6 +312,7 @@ class GpiodPins:
             self.requests.clear()
             with self._lock:
                 self.handlers.clear()
+                self._by_fd = None
 
     def rpi_gpio_view(self) -> PinsAsRPiGPIO:
         """The few RPi.GPIO calls a chip driver makes on a control pin (the MCP4922's LDAC)."""

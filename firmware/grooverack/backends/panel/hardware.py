@@ -212,29 +212,34 @@ def gpio_choice(env: dict[str, str] | None = None, choice: str | None = None) ->
 
 def open_pins(clock: Callable[[], float] = time.monotonic, choice: str | None = None, *,
               gpiod: Callable[[], Any] = open_gpiod, rpi_gpio: Callable[[], Any] = open_rpi_gpio,
-              chips: list[str] | None = None) -> GPIOPins | GpiodPins:
+              chips: list[str] | None = None, wait: bool = False) -> GPIOPins | GpiodPins:
     """A Pi's pins: libgpiod v2 (kernel-stamped edges, every Pi including the 5) when it is
     importable and a header chip answers, else RPi.GPIO / rpi-lgpio. `choice` (default
-    `GROOVERACK_GPIO`) forces one; `gpiod`, `rpi_gpio`, `chips` stand in for the real ones."""
+    `GROOVERACK_GPIO`) forces one; `gpiod`, `rpi_gpio`, `chips` stand in for the real ones.
+    `wait`: edges reach `on_edge` on the thread that calls `pins.wait(timeout)` (the Pi loop),
+    else on a thread of the library's (RPi.GPIO) or of the pins' own (libgpiod)."""
     choice = gpio_choice(choice=choice)
     if choice in ("auto", "gpiod"):
         try:
             module = gpiod()
-            return GpiodPins(module, header_chip(module, chips), clock)
+            return GpiodPins(module, header_chip(module, chips), clock,
+                             reader="wait" if wait else "thread")
         except OSError as exc:
             if choice == "gpiod":
                 raise
             log.info("libgpiod not usable (%s): GPIO through RPi.GPIO", exc)
-    return GPIOPins(rpi_gpio(), clock)
+    return GPIOPins(rpi_gpio(), clock, reader="wait" if wait else "callback")
 
 
 def open_hardware(board: Board, clock: Callable[[], float] = time.monotonic, *,
-                  world: EmulatedWorld | None = None, gpio: str | None = None) -> Hardware:
+                  world: EmulatedWorld | None = None, gpio: str | None = None,
+                  wait: bool = False) -> Hardware:
     """The one place that picks the buses, as gpiozero picks its pin factory: over an emulated
     world (a `sim` board, or `world` given: its chips, its virtual clock) or the real buses of a
     Pi (spidev, smbus2, libgpiod or RPi.GPIO: imported here, on the Pi only). `gpio` (default
     `GROOVERACK_GPIO`): auto, gpiod or rpigpio; an emulated world offers both, gpiod by default
-    (read by `poll()`, which the sim board calls after each change of the world)."""
+    (read by `poll()`, which the sim board calls after each change of the world). `wait` (real
+    buses): the edges are read by whoever calls `hw.gpio.wait(timeout)` (`open_pins`)."""
     if world is not None or board.kind == "sim":
         world = world if world is not None else EmulatedWorld(board)
         if gpio_choice(choice=gpio) == "rpigpio":
@@ -260,5 +265,5 @@ def open_hardware(board: Board, clock: Callable[[], float] = time.monotonic, *,
         from smbus2 import SMBus
         return SMBus(number)
 
-    return build_hardware(board, spi=spi, i2c=i2c, pins=open_pins(clock, gpio), clock=clock,
-                          sleep_for=lambda chip: time.sleep)
+    return build_hardware(board, spi=spi, i2c=i2c, pins=open_pins(clock, gpio, wait=wait),
+                          clock=clock, sleep_for=lambda chip: time.sleep)

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 LOOKAHEAD_S = 0.010   # engine events are taken this far ahead and written by the scheduler
 #                       (what sits on an external clock's next edge waits for that edge)
-IDLE_S = 0.002        # longest idle sleep between passes
+IDLE_S = 0.002        # longest idle wait between passes (a control or an error from another
+#                       thread waits at most this long; an edge wakes the loop at once)
 
 
 def _scanner(panel: PanelBackend, inbox: queue.Queue[tuple[Any, ...]],
@@ -65,31 +66,32 @@ def _scanner(panel: PanelBackend, inbox: queue.Queue[tuple[Any, ...]],
 def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> int:
     """`grooverack run --board NAME` on a Raspberry Pi: real buses, wall clock, until SIGTERM.
 
-    Threads post to one queue consumed by this loop: GPIO callbacks (the library's thread) only
-    timestamp and post edges; the scanner thread posts control moves. The loop applies them,
-    samples onsets, and hands each instant's engine events to the shared `TimedScheduler`,
-    whose thread writes them at their time (DAC transactions, then GPIO pins). The lifecycle is
+    The loop waits on the gate/clock/reset/button lines themselves (`hw.gpio.wait`: libgpiod's
+    edge-event descriptors, or RPi.GPIO's callbacks, which only stamp the edge): an edge wakes it
+    at once and reaches `on_edge` on this thread with its kernel (or callback) stamp, so the
+    engine places it at the time the jack changed, however late the loop woke. The scanner
+    thread posts control moves to a queue that each pass drains. The loop samples onsets and
+    hands each instant's engine events to the shared `TimedScheduler`: what is already due (the
+    step on the edge just in) is written at once from this thread, the rest at its time by the
+    scheduler's (DAC transactions, then GPIO pins). The lifecycle is
     `runtime.serve.Lifecycle`: state restored, READY + watchdog, outputs to 0 V then state saved
     on SIGTERM/SIGINT, at the end of `--duration` and on an unhandled error."""
     clock = time.monotonic
     try:
-        hw = open_hardware(board, clock)
+        hw = open_hardware(board, clock, wait=True)  # edges come in through `hw.gpio.wait`
     except OSError as exc:
         print(f"grooverack run: board {board.name!r} ({board.path}): cannot open its hardware: "
               f"{exc}\n  `grooverack doctor --board {board.name}` checks every part",
               file=sys.stderr)
         return 2
     panel: PanelBackend | None = None
-    # a queue.Queue, not a SimpleQueue: CPython 3.11's SimpleQueue.get(timeout) interrupted by a
-    # signal whose handler outlasts the timeout waits again with a negative timeout, i.e. for
-    # ever (the loop's 2 ms idle wait stuck at SIGTERM until the next item came in)
+    # controls and errors from the scanner and the writer (the loop only drains it: it waits
+    # on the GPIO lines)
     inbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
     try:
         cal = calibration_for(board, settings)
         engine = make_engine(settings, threaded=True)
         panel = PanelBackend(board, settings, engine, hw, cal, clock)
-        direct_edge = panel.on_edge
-        panel.on_edge = lambda pin, level, t: inbox.put(("edge", pin, level, t))  # type: ignore[method-assign]
         life = Lifecycle(settings, engine)
         life.restore()  # presets + last performance, before the first step plays
         panel.start(clock())
@@ -107,8 +109,10 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> i
         except Exception as exc:  # a driver bug: the loop stops and zeroes
             inbox.put(("error", exc))
 
+    # direct: a group already due (the step on an edge just in) is written at once from the
+    # loop's thread, not after a hand-over to the writer's
     writer: TimedScheduler[list[Any]] = TimedScheduler(write, clock=clock,
-                                                        name="grooverack-writer")
+                                                        name="grooverack-writer", direct=True)
     stop = threading.Event()
     started, report_file = time.time(), faults_path(settings, board.name)
 
@@ -128,37 +132,27 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> i
     realtime(writer=writer.thread)
     duration = getattr(args, "duration", None)
     end = clock() + duration if duration else float("inf")
-    woke: tuple[Any, ...] | None = None  # what ended the last idle wait
     try:
         while not life.stopping and clock() < end:
             while True:
-                if woke is not None:
-                    item, woke = woke, None
-                else:
-                    try:
-                        item = inbox.get_nowait()
-                    except queue.Empty:
-                        break
-                if item[0] == "edge":
-                    direct_edge(*item[1:])
-                elif item[0] == "control":
+                try:
+                    item = inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if item[0] == "control":
                     panel.set_control(item[3], item[1], item[2])
                 else:
                     raise item[1]
             now = clock()
             panel.tick(now)
             for group in group_instants(engine.advance(now + LOOKAHEAD_S)):
-                writer.schedule(group[0].time, group)
+                writer.schedule(group[0].time, group)  # already due: written now, from here
             life.beat()
-            # idle: wait for the next edge or control, the next sample/debounce, at most 2 ms
-            # (the writer keeps the time). An edge wakes the loop at once: a step on a clock
-            # edge is written as soon as the edge is in, with its kernel/callback timestamp.
+            # idle: wait on the lines for the next edge, at most to the next sample/debounce or
+            # IDLE_S (the writer keeps the time). An edge ends the wait at once and is applied
+            # here at its stamped time; the next pass fires and writes the step on it.
             idle = min(panel.next_deadline(), clock() + IDLE_S) - clock()
-            if idle > 0:
-                try:
-                    woke = inbox.get(timeout=idle)
-                except queue.Empty:
-                    pass
+            hw.gpio.wait(max(idle, 0.0))
         stop.set()
         scanner.join(1.0)
         return life.shutdown()

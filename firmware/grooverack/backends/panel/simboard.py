@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from grooverack.backends.panel.backend import PanelBackend, calibration_for, group_instants
@@ -118,6 +119,10 @@ class SimPanelBoard:
         # RPi.GPIO: their callbacks already ran); anything due now runs now
         self.hw.gpio.poll()
         self.panel.tick(t, inclusive=True)
+        if target in self.board.gpio_inputs:
+            # a step on this edge fires from it at once (as the Pi loop writes it the moment
+            # the edge is in), not on the next advance
+            self._engine_to(math.nextafter(t, math.inf))
 
     def _shift_press(self, button: str) -> None:
         """SHIFT + `button`: SHIFT down now, the button pressed SHIFT_LEAD_S later, SHIFT up once
