@@ -522,3 +522,29 @@ def test_init_drops_the_blocks_that_change_the_stream_least(tmp_path: Path) -> N
         source_key = key.replace("encoder.stack.blocks.0.", f"encoder.stack.blocks.{best}.")
         assert torch.equal(value, want[source_key]), key
     assert not any(k.startswith("encoder.stack.blocks.1.") for k in got)
+
+
+# --- voice redistribution: a new input learnt alone ---------------------------------------------
+def test_redistribution_learnt_alone_leaves_every_other_weight_bit_for_bit(tmp_path: Path) -> None:
+    """--init from a model without the input, --train-only decoder.removed.: the new term moves
+    (at its own learning rate) and nothing else does, so what the model played stays exactly so;
+    a resumed run keeps the two parameter groups."""
+    src = trained(tmp_path)
+    cfg = config(2)
+    cfg.beta_hold, cfg.train_only, cfg.redistribute = True, ("decoder.removed.",), 0.5
+    kw = dict(model_overrides={**TINY, "removal_groups": 5}, genres=GENRES, data_hash="synthetic",
+              progress=False, threads=1, init=str(src))
+    train.train(SPLITS, tmp_path / "rd", cfg, max_steps=4, **kw)
+    ckpt = torch.load(tmp_path / "rd" / "last.pt", map_location="cpu", weights_only=False)
+    assert ckpt["init"]["added"] == ["decoder.removed.weight"]
+    before, after = weights(src), ckpt["model"]
+    assert set(after) - set(before) == {"decoder.removed.weight"}
+    assert all(torch.equal(after[k], before[k]) for k in before)
+    assert after["decoder.removed.weight"].abs().sum() > 0
+    assert len(ckpt["optimizer"]["param_groups"]) == 2
+    train.train(SPLITS, tmp_path / "rd", cfg, resume=True, **kw)
+    again = torch.load(tmp_path / "rd" / "last.pt", map_location="cpu", weights_only=False)
+    assert again["epoch"] == 2 and all(torch.equal(again["model"][k], before[k]) for k in before)
+    cfg.train_only = ("decoder.nothing.",)
+    with pytest.raises(SystemExit, match="names no parameter"):
+        train.train(SPLITS, tmp_path / "none", cfg, max_steps=1, **kw)

@@ -38,7 +38,8 @@ PRUNABLE = ("enc_ff", "dec_ff", "enc_layers", "dec_layers")
 REGROUPABLE = ("enc_heads", "dec_heads")  # any count that divides the stack's width (Block checks)
 # inputs a checkpoint without them may be given (0 -> N): their parameters keep the model's zero
 # initialisation, so the model plays as its source did until it learns to use them
-ADDABLE = {"removal_groups": "decoder.removed."}
+ADDABLE = {"removal_groups": "decoder.removed.", "removal_tokens": "decoder.removed_tokens.",
+           "removal_out": "decoder.removed_out."}
 STACKS = {"encoder.stack": "enc_layers", "decoder.stack": "dec_layers"}
 IMPORTANCE_LOOPS = 4096  # train loops the unit importance is measured on (about 2 s on one core)
 BATCH = 512

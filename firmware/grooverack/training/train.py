@@ -82,6 +82,10 @@ class TrainConfig:
     # learning-rate factor of the parameters an --init checkpoint did not have (training.prune's
     # ADDABLE inputs, zero at the start): a fine-tune's small lr would leave them near zero
     new_lr_scale: float = 30.0
+    # train only the parameters whose names start with one of these (empty = all): with
+    # ("decoder.removed.",) a model learns voice redistribution while everything it played
+    # before stays bit for bit what it was
+    train_only: tuple[str, ...] = ()
 
 
 # --- metrics (numpy) ---------------------------------------------------------------------------
@@ -332,9 +336,12 @@ class EMA:
 
         d = min(self.decay, (1.0 + step) / (10.0 + step))
         with torch.no_grad():
-            ema = list(self.model.parameters())
+            # frozen parameters (--train-only) are left exactly as they are
+            pairs = [(e, p) for e, p in zip(self.model.parameters(), model.parameters(),
+                                            strict=True) if p.requires_grad]
+            ema = [e for e, _ in pairs]
             torch._foreach_mul_(ema, d)
-            torch._foreach_add_(ema, [p.detach() for p in model.parameters()], alpha=1.0 - d)
+            torch._foreach_add_(ema, [p.detach() for _, p in pairs], alpha=1.0 - d)
 
 
 def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_overrides=None,
@@ -373,7 +380,13 @@ def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_ove
     if resumed is not None:
         init_record = resumed.get("init")
     added = set((init_record or {}).get("added", []))
-    named = list(model.named_parameters())
+    if tcfg.train_only:
+        for key, p in model.named_parameters():
+            p.requires_grad_(key.startswith(tuple(tcfg.train_only)))
+        if not any(p.requires_grad for p in model.parameters()):
+            raise SystemExit(f"train: --train-only {' '.join(tcfg.train_only)} names no "
+                             f"parameter of this model")
+    named = [(k, p) for k, p in model.named_parameters() if p.requires_grad]
     groups = [{"params": [p for k, p in named if k not in added], "scale": 1.0}]
     if added:
         groups.append({"params": [p for k, p in named if k in added],
@@ -540,6 +553,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--new-lr-scale", type=float, default=d.new_lr_scale,
                         help="with --init: learning-rate factor of the parameters the checkpoint "
                              f"lacks (new inputs; default {d.new_lr_scale})")
+    parser.add_argument("--train-only", metavar="PREFIX", action="append", default=[],
+                        help="train only the parameters whose names start with PREFIX "
+                             "(repeatable; e.g. decoder.removed. = voice redistribution alone)")
     parser.add_argument("--pos-weight-max", type=float, default=d.pos_weight_max,
                         help="cap of the per-voice positive weight of the hit loss (default "
                              f"{d.pos_weight_max}; the rare voices reach it)")
@@ -583,7 +599,7 @@ def run(args: argparse.Namespace) -> int:
                        tempo_dropout=args.tempo_dropout,
                        select_objective=args.select_objective, beta_hold=bool(args.init),
                        redistribute=args.redistribute, pos_weight_max=args.pos_weight_max,
-                       new_lr_scale=args.new_lr_scale)
+                       new_lr_scale=args.new_lr_scale, train_only=tuple(args.train_only))
     from grooverack.training.vae import VAEConfig
 
     try:

@@ -48,6 +48,12 @@ class VAEConfig:
     # voice groups the decoder can be told are removed (voice redistribution): 0 = none, else
     # len(voices.VOICE_GROUPS); their terms start at zero, so a model given them plays as before
     removal_groups: int = 0
+    # ... and a learned term per removed group and token added to the decoder's token stream
+    # (before its transformer stack), so that removing a group can change each step differently
+    removal_tokens: bool = False
+    # ... and a learned shift per removed group of each voice's outputs (hit logit, velocity,
+    # offset before their squashing), the same at every step
+    removal_out: bool = False
     # steps per token: 2 = the stack runs 16 tokens of two 16ths each (less work per call)
     enc_pair: int = 1
     dec_pair: int = 1
@@ -198,6 +204,10 @@ class DrumDecoder(nn.Module):
     """z [B, L] (+ genre [B]) (+ tempo [B] BPM) (+ removed [B, G] flags) -> hit_logits,
     velocities, offsets [B, 32, 9]."""
 
+    @staticmethod
+    def tokens_of(cfg: VAEConfig) -> int:
+        return STEPS // cfg.dec_pair
+
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
         self.dec_d = cfg.dec_d
@@ -208,6 +218,15 @@ class DrumDecoder(nn.Module):
         if cfg.removal_groups:
             self.removed = nn.Linear(cfg.removal_groups, cfg.latent_size, bias=False)
             nn.init.zeros_(self.removed.weight)
+        self.removed_tokens = None
+        if cfg.removal_groups and cfg.removal_tokens:
+            self.removed_tokens = nn.Linear(cfg.removal_groups, self.tokens_of(cfg) * cfg.dec_d,
+                                            bias=False)
+            nn.init.zeros_(self.removed_tokens.weight)
+        self.removed_out = None
+        if cfg.removal_groups and cfg.removal_out:
+            self.removed_out = nn.Linear(cfg.removal_groups, 3 * NUM_VOICES, bias=False)
+            nn.init.zeros_(self.removed_out.weight)
         self.squeeze = cfg.squeeze
         self.tokens = STEPS // cfg.dec_pair
         self.expand = nn.Linear(cfg.latent_size, self.tokens * cfg.squeeze)
@@ -231,9 +250,13 @@ class DrumDecoder(nn.Module):
             z = z + self.removed(removed.to(z.dtype))
         x = F.relu(self.expand(z)).reshape(-1, self.tokens, self.squeeze)
         x = self.unsqueeze(x)
+        if self.removed_tokens is not None and removed is not None:
+            x = x + self.removed_tokens(removed.to(x.dtype)).reshape(-1, self.tokens, self.dec_d)
         y = self.out(self.stack(x))
         if self.tokens != STEPS:  # a token's `dec_pair` steps in turn
             y = y.reshape(-1, STEPS, 3 * NUM_VOICES)
+        if self.removed_out is not None and removed is not None:
+            y = y + self.removed_out(removed.to(y.dtype))[:, None, :]
         hit_logits = y[..., :NUM_VOICES]
         velocities = torch.sigmoid(y[..., NUM_VOICES: 2 * NUM_VOICES])
         offsets = 0.5 * torch.tanh(y[..., 2 * NUM_VOICES:])
