@@ -20,13 +20,23 @@ gain 1, offset 0, 10 V per unit, i.e. +-1.0 = +-10 V), from the board's `[es9.ca
 outputs are written through a `calibration.Calibration` (`es9_calibration`: a calibration file's
 measurements, per-volt tables included, over the board's; the safe range kept). Control CVs go
 through `grooverack.controls`, the one door to control values.
+
+When the stream goes away (the JACK server killed or restarted, the device unplugged) the engine
+plays on on its clock (pattern and position kept; nothing drives the outputs), and a keeper thread
+opens the stream again once a second until the device is back; its frames go on from the clock,
+its latency is measured again. Each loss and each return is logged once.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import logging
 import math
+import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -58,6 +68,10 @@ EDGE_JACKS = ("gate", "clock", "reset", "fill")  # fill: a gate, both edges coun
 CONTROL_STEP = 1.0 / 256  # a control CV moves the engine when it moved more (its hysteresis)
 STOP_TIMEOUT = 1.0  # s: a stream stop/close that takes longer is given up (its server is gone)
 SILENT = 0.5  # s without a callback: the stream is taken as dead (no 0 V to wait for at a stop)
+STALLED = 2.0  # s without a callback from a running stream: it went away (a hung device)
+KEEP_POLL = 0.1  # s between the keeper's looks at the stream
+REOPEN_EVERY = 1.0  # s between tries to open a stream that went away
+WATCH_NAME = "grooverack es9 watch"
 
 _abandoned: list[Any] = []  # streams whose stop never returned: never collected (no GC close)
 
@@ -106,31 +120,134 @@ class Schmitt:
         return idx[change & states], idx[change & ~states]
 
 
-def find_device(name: str, kind: str) -> int:
+def find_device(name: str, kind: str, rescan: bool = True) -> int:
     """Index of the first PortAudio device whose name contains `name` and has `kind` channels;
     the device list is read again once when it is not there (hot-plugged, or a JACK client that
-    appeared after PortAudio started)."""
+    appeared after PortAudio started) unless `rescan` is false."""
     import sounddevice as sd
 
     want = name.lower()
-    for attempt in range(2):
+    for attempt in range(2 if rescan else 1):
         for i, dev in enumerate(sd.query_devices()):
             if want in dev["name"].lower() and dev[f"max_{kind}_channels"] > 0:
                 return i
-        if attempt == 0:
+        if attempt == 0 and rescan:
             refresh_devices()
     names = ", ".join(repr(d["name"]) for d in sd.query_devices()) or "none"
     raise ConfigError(f"es9: no audio {kind} device matching {name!r}; devices: {names} "
                       "(see `grooverack ports`)")
 
 
+# --- PortAudio, terminated and started again
+
+_stale = False  # PortAudio's state can't be terminated: next refresh loads a new copy of it
+_library: str | None = None  # the PortAudio library file sounddevice loaded first
+_exit_hook = False
+
+
+def mark_portaudio_stale() -> None:
+    """PortAudio holds a stream or a JACK client of a server that died: its terminate would abort
+    that stream, whose stop waits 10 minutes for a process callback that never comes (pa_jack's
+    `RealStop`), and libjack's deactivate of the dead client fails an assertion (abort). The next
+    `refresh_devices()` gives sounddevice a new copy of the library instead; at exit it is not
+    terminated."""
+    global _stale
+    _stale = True
+
+
+def portaudio_stale() -> bool:
+    return _stale
+
+
+def _library_file() -> str | None:
+    """The file of the PortAudio library this process loaded first (Linux: /proc/self/maps)."""
+    global _library
+    if _library is None:
+        try:
+            with open("/proc/self/maps") as maps:
+                for line in maps:
+                    path = line.split(maxsplit=5)[-1].strip()
+                    name = os.path.basename(path)
+                    if name.startswith("libportaudio") and os.path.isfile(path):
+                        _library = path
+                        break
+        except OSError:
+            return None
+    return _library
+
+
+def _load_new_copy(sd: Any) -> bool:
+    """sounddevice on a copy of the PortAudio library of its own (a copy, not a link: the dynamic
+    loader would hand back the loaded one), its own state, not initialized; the old copy stays
+    loaded and is never called again. False where there is no file to copy."""
+    path = _library_file()
+    if path is None:
+        return False
+    folder = tempfile.mkdtemp(prefix="grooverack-portaudio-")
+    try:
+        copy = os.path.join(folder, os.path.basename(path))
+        shutil.copyfile(path, copy)
+        sd._lib = sd._ffi.dlopen(copy)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    sd._initialized = 0
+    return True
+
+
+def _at_exit() -> None:
+    # runs before sounddevice's own exit handler (registered later): a stale PortAudio is left
+    # alone, its terminate would wait on or abort at the dead server's stream
+    if _stale:
+        import sounddevice as sd
+
+        sd._initialized = 0
+
+
+def _hook_exit() -> None:
+    global _exit_hook
+    if not _exit_hook:
+        import sounddevice  # noqa: F401  (its exit handler first, so that this one runs before)
+
+        _library_file()  # while only the first copy is loaded
+        atexit.register(_at_exit)
+        _exit_hook = True
+
+
 def refresh_devices() -> None:
-    """Make PortAudio read its device list again."""
+    """Make PortAudio read its device list again (and connect to a JACK server started since);
+    a stale one (`mark_portaudio_stale`) is replaced by a new copy rather than terminated."""
+    global _stale
     import sounddevice as sd
 
+    _hook_exit()
+    if _stale:
+        _stale = False  # before: a server that dies while it starts marks the new copy stale
+        if _load_new_copy(sd):
+            sd._initialize()
+            return
+        log.warning("ES-9: no PortAudio library file to load again; terminating the old one")
     if sd._initialized:
         sd._terminate()
     sd._initialize()
+
+
+def _close_stream(stream: Any, lib: Any, timeout: float, what: str) -> bool:
+    """Stop and close `stream` through the PortAudio copy `lib` that opened it, bounded (see
+    `_bounded`); a stop that returns only after it was given up does not close (its server is
+    gone: the close would touch a dead JACK client)."""
+    given_up = threading.Event()
+
+    def close() -> None:
+        lib.Pa_StopStream(stream._ptr)
+        if not given_up.is_set():
+            lib.Pa_CloseStream(stream._ptr)
+
+    if _bounded(close, timeout, what):
+        return True
+    given_up.set()
+    _abandoned.append(stream)
+    mark_portaudio_stale()
+    return False
 
 
 class ES9Backend:
@@ -207,10 +324,32 @@ class ES9Backend:
         self._thread: threading.Thread | None = None
         self.stream: Any = None
         self.last_callback = 0.0  # time.monotonic() of the last callback
+        self._mono_offset = math.inf  # engine time -> time.monotonic() (`to_monotonic`)
+        self._mirror_at = -math.inf
+        # a stream that goes away is opened again by the keeper thread (`_keep`)
+        self._lib: Any = None  # the PortAudio copy that opened `stream`
+        self._jack = False  # the stream runs on JACK: a JackWatch learns when the server dies
+        self._watch: Any = None
+        self._gone = threading.Event()  # set by the watch, on JACK's thread
+        self._closed = threading.Event()  # set by `stop`: the keeper ends
+        self._keeper: threading.Thread | None = None
+        self._gen = 0  # the stream whose callbacks count (one given up may still call back)
+        self._down = False  # no stream: the engine plays on by the clock, no outputs queued
+        self._rebase = False  # set: the next callback is a reopened stream's first
+        self._started_at = 0.0
+        self._lost_at = 0.0
+        self.losses = 0  # times the stream went away
+        self.reopens = 0  # times it was opened again
+        self.gone_s: float | None = None  # how long it was away, the last time
 
     # --- the real-time callback: move data, nothing else
-    def _callback(self, indata, outdata, frames, time_info, status) -> None:
+    def _callback(self, indata, outdata, frames, time_info, status, gen: int = 0) -> None:
         self.last_callback = time.monotonic()
+        if gen != self._gen:  # a stream given up that calls back after all
+            outdata.fill(0.0)
+            return
+        if self._rebase:
+            self._resume(frames)
         if status:
             self.xruns += 1
         adc = time_info.inputBufferAdcTime
@@ -219,7 +358,7 @@ class ES9Backend:
             self.latency_s = lat if 0.0 <= lat < 1.0 else 0.0
             self.latency_frames = int(round(self.latency_s * self.sr)) + \
                 self.board.latency_trim_samples
-            self._t0_adc = adc
+            self._t0_adc = adc - self._frame / self.sr  # the ADC time of frame 0
             self.reaction_frames = 2 * frames
         elif status and self._t0_adc is not None:
             # blocks lost in an xrun: keep the timeline. ADC times jitter within a block, so only
@@ -256,6 +395,17 @@ class ES9Backend:
             levels[col] = value
         self._frame = end
         self._wake.set()
+
+    def _resume(self, frames: int) -> None:
+        """A reopened stream's first callback: its frames go on from the engine's clock (this
+        block ends now), every output from 0 V, what was queued for the old stream dropped."""
+        self._rebase = False
+        if self._mono_offset != math.inf:
+            now = int((self.last_callback - self._mono_offset) * self.sr)
+            self._frame = max(self._frame, now - frames)
+        self._out.clear()
+        self._levels[:] = self.zero_levels
+        self._down = False
 
     # --- engine thread
     def _volts(self, block: np.ndarray, jack: str) -> np.ndarray:
@@ -333,7 +483,7 @@ class ES9Backend:
                 calls.append((f0, 2, lambda j=jack, v=value: eng.set_control(j, v)))
         for _, _, call in sorted(calls, key=lambda c: (c[0], c[1])):
             call()
-        self._processed = f0 + n
+        self._processed = max(self._processed, f0 + n)  # the clock may be a little ahead
 
     def to_sample(self, channel: int, volts: float) -> float:
         """Output volts -> the sample of host channel `channel` (1-based) through the
@@ -364,7 +514,7 @@ class ES9Backend:
                 ch, volts = b.reset_out, b.trigger_volts * ev.value
             else:
                 continue
-            if ch:
+            if ch and not self._down:  # no stream, nothing drives the outputs
                 changes.append((frame, ch - 1, self.to_sample(ch, volts)))
                 self.scheduled.append((frame, ch, volts, ev))
             if self.midi_output is not None:
@@ -400,6 +550,10 @@ class ES9Backend:
                 # monotonic at the end of this block's capture: the least-delayed wake-up wins
                 self._mono_offset = min(self._mono_offset, time.monotonic() - (f0 + n) / self.sr)
                 self.process_block(f0, block)
+            if self._down and self._mono_offset != math.inf:
+                # no stream: time goes on by the clock, the engine keeps its pattern and place
+                clock = int((time.monotonic() - self._mono_offset) * self.sr)
+                self._processed = max(self._processed, clock)
             if self._processed and self.reaction_frames is not None:
                 # events up to one block ahead (half the reaction time): what lies between clock
                 # edges is placed by the tempo estimate this little ahead, what sits on an edge
@@ -410,21 +564,28 @@ class ES9Backend:
                     self.schedule(events)
 
     # --- lifecycle
-    def open(self) -> None:
+    def open(self, rescan: bool = True) -> None:
+        """Open the stream (not started) on the board's devices; `rescan`: see `find_device`."""
         import sounddevice as sd
 
+        _hook_exit()
         b = self.board
-        dev_in = find_device(b.input_device, "input")
-        dev_out = find_device(b.output_device, "output")
+        dev_in = find_device(b.input_device, "input", rescan)
+        dev_out = find_device(b.output_device, "output", rescan)
+        self._gen += 1
         self.stream = sd.Stream(device=(dev_in, dev_out),
                                 channels=(b.input_channels, b.output_channels),
                                 samplerate=b.samplerate, blocksize=b.blocksize, dtype="float32",
-                                latency="low", callback=self._callback)
-        self.device_names = (sd.query_devices(dev_in)["name"], sd.query_devices(dev_out)["name"])
+                                latency="low",
+                                callback=functools.partial(self._callback, gen=self._gen))
+        self._lib = sd._lib
+        out = sd.query_devices(dev_out)
+        self.device_names = (sd.query_devices(dev_in)["name"], out["name"])
+        self._jack = "JACK" in sd.query_hostapis(out["hostapi"])["name"]
 
     def start(self, heartbeat: Callable[[], Any] | None = None) -> None:
         """Open the stream and play; `heartbeat()` is called by the engine thread every pass
-        (the service's watchdog)."""
+        (the service's watchdog). The keeper thread then watches the stream."""
         if self.stream is None:
             self.open()
         short_gil_slices(0.001)
@@ -434,6 +595,121 @@ class ES9Backend:
                                         name="grooverack-es9-engine", daemon=True)
         self._thread.start()
         self.stream.start()
+        self._started_at = time.monotonic()
+        self._closed.clear()
+        self._gone.clear()
+        self._down = False
+        if self._jack and self._watch is None:
+            try:
+                self._watch = midi_io.JackWatch(self._on_server_gone, WATCH_NAME)
+            except OSError as exc:  # no libjack to load: the stream's own state tells
+                log.debug("ES-9: no JACK watch: %s", exc)
+            if self._watch is not None and not self._watch.connect():
+                self._on_server_gone()  # gone between the stream and now
+        self._keeper = threading.Thread(target=self._keep, name="grooverack-es9-keeper",
+                                        daemon=True)
+        self._keeper.start()
+
+    def _on_server_gone(self) -> None:
+        """JACK's thread (or ours): the server went away; PortAudio's client of it is dead."""
+        mark_portaudio_stale()
+        self._gone.set()
+
+    # --- the keeper thread (normal priority, off the real-time path)
+    def _keep(self) -> None:
+        """Notice that the stream went away (the JACK server's shutdown, a stream no longer
+        active, or no callback for STALLED s) and open it again every REOPEN_EVERY s until it
+        is back."""
+        next_try = 0.0
+        while not self._closed.wait(KEEP_POLL):
+            if not self._down:
+                why = self._why_gone()
+                if why is not None:
+                    self._lose(why)
+                    next_try = time.monotonic()
+                continue
+            now = time.monotonic()
+            if now >= next_try:
+                next_try = now + REOPEN_EVERY
+                self._reopen()
+
+    def _why_gone(self) -> str | None:
+        if self._gone.is_set():
+            return "the JACK server went away"
+        stream = self.stream
+        if stream is None:
+            return "no stream"
+        try:
+            if not stream.active:
+                return "the stream stopped"
+        except Exception as exc:  # the device went away
+            return str(exc)
+        silent = time.monotonic() - max(self.last_callback, self._started_at)
+        return f"no callback for {silent:.1f} s" if silent > STALLED else None
+
+    def _lose(self, why: str) -> None:
+        """The stream went away: dropped (a JACK one untouched: its stop would wait for the dead
+        server), the engine on the clock, logged once."""
+        self._down = True
+        self._lost_at = time.monotonic()
+        self.losses += 1
+        self._gone.clear()
+        stream, self.stream = self.stream, None
+        self._gen += 1  # its callbacks, should any come, no longer count
+        log.warning("ES-9: the audio stream went away (%s); the engine plays on by its clock, "
+                    "the outputs undriven; reopening the stream every %.0f s", why, REOPEN_EVERY)
+        self._drop(stream, "closing the stream that went away")
+
+    def _drop(self, stream: Any, what: str) -> None:
+        if stream is None:
+            return
+        if self._jack:
+            _abandoned.append(stream)
+            mark_portaudio_stale()
+        else:
+            _close_stream(stream, self._lib, STOP_TIMEOUT, what)
+
+    def _reopen(self) -> None:
+        """One try: the JACK server there (the watch connects), PortAudio started again (its
+        device list read anew), the stream opened and started, its first block in."""
+        watch = self._watch
+        if watch is not None and not watch.up.is_set():
+            if not watch.connect():
+                return  # the server is still away
+            self._gone.clear()
+        try:
+            refresh_devices()
+            self.open(rescan=False)
+        except Exception as exc:  # the device is not back yet
+            log.debug("ES-9: reopening the stream: %s", exc)
+            self.stream = None
+            return
+        stream = self.stream
+        self.latency_frames = self.latency_s = None  # measured again by the first callback
+        self._rebase = True
+        try:
+            stream.start()
+            self._started_at = time.monotonic()
+            latency = self.wait_latency(STALLED)
+            if self.latency_s is None:
+                raise RuntimeError(f"no callback within {STALLED:.0f} s")
+        except Exception as exc:
+            log.debug("ES-9: starting the reopened stream: %s", exc)
+            self._rebase = False
+            self.stream = None
+            self._gen += 1
+            self._drop(stream, "closing a stream that did not start")
+            return
+        if self._closed.is_set():  # stopped meanwhile, maybe without waiting for this
+            self.stream = None
+            self._gen += 1
+            _close_stream(stream, self._lib, STOP_TIMEOUT, "stopping the reopened stream")
+            return
+        self.gone_s = time.monotonic() - self._lost_at
+        self.reopens += 1
+        log.warning("ES-9: the audio stream is back after %.1f s away (in %r, out %r; stream "
+                    "latency %.2f ms); the outputs play again on the clock", self.gone_s,
+                    self.device_names[0], self.device_names[1], latency * 1e3)
 
     def zero_outputs(self, timeout: float = 1.0) -> bool:
         """Every output channel to its 0 V sample, rendered by the callback through the
@@ -452,28 +728,34 @@ class ES9Backend:
         return True
 
     def stop(self) -> None:
-        """Outputs to 0 V (rendered, see `zero_outputs`), engine thread stopped, stream
-        stopped and closed."""
+        """Keeper ended, outputs to 0 V (rendered, see `zero_outputs`), engine thread stopped,
+        stream stopped and closed; bounded whether the server is there, gone or coming back."""
+        self._closed.set()
+        keeper, self._keeper = self._keeper, None
+        left = False
+        if keeper is not None:
+            keeper.join(STOP_TIMEOUT)
+            left = keeper.is_alive()
+            if left:  # inside PortAudio, opening on a server that is coming back
+                log.warning("ES-9: reopening the stream did not return within %.1f s; left "
+                            "behind", STOP_TIMEOUT)
+                mark_portaudio_stale()
         self._zeroing = True
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        stream, self.stream = self.stream, None
-        if stream is not None:
-            alive = time.monotonic() - self.last_callback < SILENT
-            if alive and stream.active:
-                self.zero_outputs()
-
-            def close() -> None:
-                try:
-                    stream.stop()
-                finally:
-                    stream.close()
-
-            if not _bounded(close, STOP_TIMEOUT, "stopping the stream"):
-                _abandoned.append(stream)
+        if not left:  # (else the keeper owns the stream)
+            stream, self.stream = self.stream, None
+            if stream is not None:
+                alive = time.monotonic() - self.last_callback < SILENT
+                if alive and stream.active:
+                    self.zero_outputs()
+                _close_stream(stream, self._lib, STOP_TIMEOUT, "stopping the stream")
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()
 
     def realtime(self, mirror: MidiMirror | None = None) -> bool:
         """SCHED_FIFO for the engine thread (and a MIDI sender above it, the generator below),
@@ -587,6 +869,8 @@ def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
             outputs_to_zero()
         life.shutdown()
         raise
+    lost = (f", stream lost {backend.losses}x, reopened {backend.reopens}x"
+            if backend.losses else "")
     print(f"grooverack: {len(backend.onsets)} onsets in, {len(backend.scheduled)} output "
-          f"changes, {backend.late_events} late, {backend.xruns} xruns", file=sys.stderr)
+          f"changes, {backend.late_events} late, {backend.xruns} xruns{lost}", file=sys.stderr)
     return status
