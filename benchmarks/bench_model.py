@@ -168,6 +168,15 @@ def bench_onnx(variant: str, manifest: Path, runs: int, warmup: int,
     out = {"encode": timings(lambda: runner.encode(g), runs, warmup),
            "decode": timings(lambda: runner.decode(z, genre, bpm), runs, warmup),
            "full": timings(full, runs, warmup)}
+    if getattr(runner, "removal_groups", ()):  # voice redistribution: a group removed
+        kick = np.eye(len(runner.removal_groups), dtype=np.float32)[0]
+
+        def full_removed():
+            mu, _ = runner.encode(g)
+            sample(*runner.decode(mu, genre, bpm, kick))
+
+        out["removed decode"] = timings(lambda: runner.decode(z, genre, bpm, kick), runs, warmup)
+        out["removed full"] = timings(full_removed, runs, warmup)
     if spaced:
         n, gap = spaced
         out["spaced decode"] = timings(lambda: runner.decode(z, genre, bpm), n, 1, gap)
@@ -288,6 +297,9 @@ def report(results: dict[str, dict[str, np.ndarray]], manifest: Path, runs: int,
     def mp(t: np.ndarray) -> str:
         return f"median {np.median(t):.3f} / p99 {np.percentile(t, 99):.3f} ms"
 
+    if "removed full" in int8:
+        lines += ["", f"int8 with a voice group removed (the kick; voice redistribution): decode "
+                  f"{mp(int8['removed decode'])}, full regeneration {mp(int8['removed full'])}."]
     if pauses is not None:
         lines += ["", f"Host pauses (this thread spinning on the clock, before the model runs): "
                   f"{pauses}"]

@@ -8,7 +8,8 @@
 # second-round students, a third-round student, a fourth-round student that also hears the tempo
 # (each student 35-60 min), two larger tempo-hearing teachers (about 70 min each, side by side),
 # a fifth-round student (about 1 h) and the shipped model, that student with one encoder block
-# fewer, fine-tuned (about 12 min after its teachers' targets, 9 min). A single `grooverack train` (the shipped architecture
+# fewer, fine-tuned (about 12 min after its teachers' targets, 9 min), then its voice-redistribution
+# terms learnt alone (about 12 min). A single `grooverack train` (the shipped architecture
 # without teachers, run "plain" below) takes about 23 min and scores 0.014 lower on validation.
 # Runs of one round are independent of each other: on a bigger machine run them side by side.
 #
@@ -55,7 +56,19 @@ teachers+=(--teacher "$runs/rt11/best.pt")
 "$gr" train --out "$runs/ftE" --init "$runs/rt11/best.pt" --model enc_layers=2 "${teachers[@]}" \
     --threads 1 --epochs 14 --lr 1e-4 --distill 0.35 --tempo
 
-"$gr" export "$runs/ftE/best.pt" --out models
+# voice redistribution (2026-12-04), learnt alone on top of ftE: ftE shipped first and its training
+# runs were not kept, so its weights were recovered from its exported fp32 graphs (identical to 4e-6);
+# only the removal terms train (every other weight stays bit for bit), picked by onset coverage
+"$gr" export "$runs/ftE/best.pt" --out "$runs/ftE-export"
+"${PYTHON:-python3}" -m grooverack.training.recover "$runs/ftE-export/grooverack.json" \
+    --out "$runs/shipped/best.pt"
+"$gr" train --out "$runs/rdM" --init "$runs/shipped/best.pt" --model enc_layers=2 \
+    --model removal_groups=5 --model removal_tokens=1 --model removal_out=1 --model removal_mix=1 \
+    --model removal_adapter=96 --tempo --threads 1 \
+    --epochs 14 --lr 1e-4 --new-lr-scale 50 --train-only decoder.removed --redistribute 1.0 \
+    --select val_coverage_removed_mean --distill 0.35 --teacher "$runs/shipped/best.pt"
+
+"$gr" export "$runs/rdM/best.pt" --out models --keep-encoder "$runs/ftE-export/grooverack.json"
 "$gr" eval --split validation --choose-thresholds
 # the latent bank of random A/B (train loops; after the thresholds: its A/B threshold shift is
 # fitted to them) and what A/B then play at follow 0 (models/README.md, "Random latents A/B")

@@ -122,9 +122,13 @@ def revoice_exported(tmp_path_factory):
     small = {"latent_size": 16, "enc_d": 32, "enc_heads": 2, "enc_ff": 64, "enc_layers": 1,
              "dec_d": 32, "dec_heads": 2, "dec_ff": 64, "dec_layers": 1, "squeeze": 4}
     model, info = export.random_model(seed=7, genres=["any", "funk"], tempo=True,
-                                      removal_groups=len(VOICE_GROUPS), **small)
-    with torch.no_grad():  # as if trained: each removed group moves z
+                                      removal_groups=len(VOICE_GROUPS), removal_tokens=True,
+                                      removal_out=True, removal_mix=True, **small)
+    with torch.no_grad():  # as if trained: each removed group moves z, the tokens, the outputs
         model.decoder.removed.weight.normal_(0.0, 3.0)
+        model.decoder.removed_tokens.weight.normal_(0.0, 0.5)
+        model.decoder.removed_out.weight.normal_(0.0, 0.5)
+        model.decoder.removed_mix.weight.normal_(0.0, 0.2)
     out = tmp_path_factory.mktemp("revoice-models")
     manifest = export.export_model(model, info, out, calibration=64, synthetic=True,
                                    verbose=False)
@@ -175,6 +179,19 @@ def test_the_decoder_takes_removed_groups_through_onnx_and_the_runner(revoice_ex
                             torch.tensor([120.0]), torch.from_numpy(flags("kick")[None]))[0]
     fp32 = ModelRunner(out / MANIFEST_NAME, variant="fp32").decode(z, 0, 120.0, flags("kick"))[0]
     np.testing.assert_allclose(fp32, ref[0].numpy(), atol=1e-4)
+
+
+def test_int8_leaves_the_removal_terms_in_fp32(revoice_exported):
+    import onnx
+    from grooverack.training import export
+
+    _, out, _ = revoice_exported
+    nodes = onnx.load(str(out / export.DECODER_INT8)).graph.node
+    removal = [n for n in nodes if "/removed" in n.name]
+    assert {n.op_type for n in removal} >= {"MatMul"}
+    assert not any("Integer" in n.op_type or "Quant" in n.op_type for n in removal)
+    assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul", "QAttention")
+               for n in nodes)  # the rest is int8
 
 
 def test_a_manifest_naming_other_groups_is_refused(revoice_exported, tmp_path):
@@ -261,3 +278,35 @@ def test_on_mute_is_checked_and_a_model_without_redistribution_only_silences(fak
     eng.press("mute_snare")
     eng.advance(0.5)
     assert not eng.pattern.hits[:, V["snare"]].any()
+
+
+def test_the_shipped_model_revoices_muted_hats_onto_the_remaining_drums():
+    """The shipped model (real onnxruntime) follows off-beat eighths, which it plays on the hats.
+    With the hats group muted, silence leaves most of the input's onsets unplayed (3 of 8 here),
+    revoice plays them on the remaining drums; the hats stay silent either way."""
+    from grooverack.model.runner import ModelRunner
+
+    runner = ModelRunner()
+    if not runner.removal_groups:
+        pytest.skip("the shipped model has no voice redistribution")
+    onsets = (2, 6, 10, 14, 18, 22, 26, 30)
+
+    def played(on_mute: str) -> tuple[np.ndarray, float]:
+        eng = Engine(Settings({"clock.source": "internal", "tempo": 120.0, "uncertainty": 0.0,
+                               "follow": 1.0, "generation.on_mute": on_mute}), runner)
+        eng.start(0.0)
+        eng.press("mute_hats")
+        step = 0.125
+        for s in range(64):  # two loops of the groove, then the pattern that follows it
+            if s % 32 in onsets:
+                eng.onset(s * step + 0.001, velocity=0.9)
+            eng.advance((s + 1) * step)
+        hits = eng.pattern.hits
+        return hits, float(np.mean([hits[s].any() for s in onsets]))
+
+    silenced, silence_cover = played("silence")
+    revoiced, revoice_cover = played("revoice")
+    hats = [V["closed_hat"], V["open_hat"]]
+    assert not silenced[:, hats].any() and not revoiced[:, hats].any()
+    assert silence_cover <= 0.5, silence_cover
+    assert revoice_cover >= 0.75, revoice_cover

@@ -111,7 +111,11 @@ class Engine:
         # only the styles the model offers (enough train loops to have learned them)
         offered = self.offered_styles
         if name not in offered:
-            why = (" (the model knows it but does not offer it: too few train loops)"
+            dropped = (getattr(self.runner, "manifest", {}) or {}).get(
+                "genres_offered_rule", {}).get("dropped", {}).get(name, {})
+            reason = ("not recognisable as the style, even in drummers' loops"
+                      if "reason" in dropped else "too few train loops")
+            why = (f" (the model knows it but does not offer it: {reason})"
                    if name in genres else "")
             raise ConfigError(f"config key 'genre': value {name!r} is not allowed{why}; "
                               f"allowed: {', '.join(offered)}")

@@ -47,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train grooves used to calibrate static int8 (default 512)")
     parser.add_argument("--int8", choices=("auto", "dynamic", "static"), default="auto",
                         help="which int8 method to ship (default: measure both, ship the better)")
+    parser.add_argument("--keep-encoder", metavar="MANIFEST", default=None,
+                        help="ship this model's encoder files instead of exporting the encoder "
+                             "again (a run that trained only the decoder: re-exporting the same "
+                             "weights moves int8 activation scales and so a few hit decisions)")
 
 
 # --- model <-> checkpoint ----------------------------------------------------------------------
@@ -75,11 +79,20 @@ def load_checkpoint(path: str | os.PathLike[str], prog: str = "export"
         "trained": True,
         "epoch": ckpt.get("epoch"),
         "best_epoch": ckpt.get("best_epoch"),
-        "validation_f1": ckpt.get("best_f1"),
+        "validation_f1": _best_f1(ckpt),
         "train_args": ckpt.get("args", {}),
         "seed": ckpt.get("seed"),
     }
     return model, info
+
+
+def _best_f1(ckpt: dict[str, Any]) -> Any:
+    """The validation hit F1 of the checkpoint's best epoch (its "best_f1" is the selection
+    score, which `train --select` may make another figure)."""
+    history, best = ckpt.get("history") or [], ckpt.get("best_epoch")
+    if isinstance(best, int) and 0 < best <= len(history) and "val_f1" in history[best - 1]:
+        return history[best - 1]["val_f1"]
+    return ckpt.get("best_f1")
 
 
 def default_genres() -> list[str]:
@@ -270,10 +283,12 @@ class _QuietQuantizer:
 
 def fp32_nodes(src: Path) -> list[str]:
     """Nodes int8 leaves alone: the tempo term's two small layers (2 -> 32 -> latent, once per
-    tempo). Quantizing them saves nothing and adds about ten quantize/rescale nodes per call."""
+    tempo) and the voice-redistribution terms (5 flags -> latent, tokens, outputs). Quantizing
+    them saves nothing and adds about ten quantize/rescale nodes per call."""
     import onnx
 
-    names = [n.name for n in onnx.load(str(src)).graph.node if "/tempo/" in n.name]
+    names = [n.name for n in onnx.load(str(src)).graph.node
+             if "/tempo/" in n.name or "/removed" in n.name]
     # the integer-ops quantizer first splits each Gemm into "<name>_MatMul" + "<name>_Add"
     return names + [f"{n}_MatMul" for n in names]
 
@@ -559,6 +574,47 @@ def run(args: argparse.Namespace) -> int:
         model, info = random_model(args.seed)
     else:
         model, info = load_checkpoint(args.checkpoint)
-    export_model(model, info, Path(args.out), gmd=args.gmd, calibration=args.calibration,
-                 int8=args.int8)
+    out = Path(args.out)
+    if args.keep_encoder:
+        check_kept_encoder(model, Path(args.keep_encoder))
+    export_model(model, info, out, gmd=args.gmd, calibration=args.calibration, int8=args.int8)
+    if args.keep_encoder:
+        keep_encoder(model, Path(args.keep_encoder), out)
     return 0
+
+
+def check_kept_encoder(model: Any, manifest_path: Path) -> None:
+    """SystemExit unless the other model's fp32 encoder computes what `model`'s encoder does."""
+    from grooverack.model.runner import load_manifest
+
+    try:
+        other = load_manifest(manifest_path)
+    except Exception as exc:  # noqa: BLE001 - ModelError names the file
+        raise SystemExit(f"export: --keep-encoder: {exc}") from None
+    enc = manifest_path.parent / other["variants"]["fp32"]["encoder"]
+    grooves = reference_grooves(None, 64, synthetic=True)[0]
+    mu = _session(enc).run(None, {"groove": grooves})[0]
+    ref = run_torch(model, grooves, None)["mu"]
+    worst = float(np.abs(mu - ref).max())
+    if worst > PARITY_TOLERANCE:
+        raise SystemExit(f"export: --keep-encoder: {enc} is not this model's encoder (mu differs "
+                         f"by {worst:.3g})")
+
+
+def keep_encoder(model: Any, manifest_path: Path, out: Path) -> None:
+    """Replace the exported encoder files by the other model's and update the manifest."""
+    from grooverack.model.runner import load_manifest
+
+    other = load_manifest(manifest_path)
+    manifest = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
+    kept = {}
+    for variant in ("int8", "fp32"):
+        src = manifest_path.parent / other["variants"][variant]["encoder"]
+        dst = out / manifest["variants"][variant]["encoder"]
+        if src.resolve() != dst.resolve():
+            shutil.copyfile(src, dst)
+        manifest["sha256"][dst.name] = sha256_file(dst)
+        kept[variant] = {"file": dst.name, "sha256": manifest["sha256"][dst.name]}
+    manifest["encoder_kept_from"] = {"manifest": str(manifest_path), **kept}
+    write_manifest(out / MANIFEST_NAME, manifest)
+    print(f"kept the encoder of {manifest_path} (int8 and fp32)")

@@ -39,7 +39,8 @@ REGROUPABLE = ("enc_heads", "dec_heads")  # any count that divides the stack's w
 # inputs a checkpoint without them may be given (0 -> N): their parameters keep the model's zero
 # initialisation, so the model plays as its source did until it learns to use them
 ADDABLE = {"removal_groups": "decoder.removed.", "removal_tokens": "decoder.removed_tokens.",
-           "removal_out": "decoder.removed_out."}
+           "removal_out": "decoder.removed_out.", "removal_mix": "decoder.removed_mix.",
+           "removal_adapter": "decoder.removed_adapters."}
 STACKS = {"encoder.stack": "enc_layers", "decoder.stack": "dec_layers"}
 IMPORTANCE_LOOPS = 4096  # train loops the unit importance is measured on (about 2 s on one core)
 BATCH = 512

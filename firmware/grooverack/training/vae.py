@@ -54,6 +54,12 @@ class VAEConfig:
     # ... and a learned shift per removed group of each voice's outputs (hit logit, velocity,
     # offset before their squashing), the same at every step
     removal_out: bool = False
+    # ... and a learned mix per removed group of the decoder's raw outputs into each other
+    # (y + y @ M(removed), M [27, 27]): "play on the high tom where the snare would have played"
+    removal_mix: bool = False
+    # ... and after each decoder block a small adapter (width removal_adapter, 0 = none) that adds
+    # to the stream only while a group is removed: relu(x W1 + removed U) W2 x any(removed)
+    removal_adapter: int = 0
     # steps per token: 2 = the stack runs 16 tokens of two 16ths each (less work per call)
     enc_pair: int = 1
     dec_pair: int = 1
@@ -200,6 +206,38 @@ def tempo_features(bpm: torch.Tensor) -> torch.Tensor:
     return torch.stack([octaves * known, known], dim=-1)
 
 
+class RemovalMix(nn.Module):
+    """y [B, T, C] + y @ M, M [C, C] = the removed groups' flags [B, G] times a learned [C * C, G]
+    (zero at the start). A module of its own so that its graph nodes are named under
+    /removed_mix/ (export keeps them in fp32)."""
+
+    def __init__(self, groups: int, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+        self.weight = nn.Parameter(torch.zeros(channels * channels, groups))
+
+    def forward(self, y: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
+        mix = F.linear(removed, self.weight).reshape(-1, self.channels, self.channels)
+        return y + y @ mix
+
+
+class RemovalAdapter(nn.Module):
+    """x + relu(x W1 + removed U) W2 * any(removed): what a removed group changes in the decoder's
+    stream after one block; W2 starts at zero and nothing is added while no group is removed."""
+
+    def __init__(self, d: int, width: int, groups: int) -> None:
+        super().__init__()
+        self.down = nn.Linear(d, width)
+        self.flags = nn.Linear(groups, width, bias=False)
+        self.up = nn.Linear(width, d, bias=False)
+        nn.init.zeros_(self.up.weight)
+
+    def forward(self, x: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
+        gate = removed.amax(-1, keepdim=True)[:, :, None]  # [B, 1, 1]
+        h = F.relu(self.down(x) + self.flags(removed)[:, None, :])
+        return x + self.up(h) * gate
+
+
 class DrumDecoder(nn.Module):
     """z [B, L] (+ genre [B]) (+ tempo [B] BPM) (+ removed [B, G] flags) -> hit_logits,
     velocities, offsets [B, 32, 9]."""
@@ -227,6 +265,13 @@ class DrumDecoder(nn.Module):
         if cfg.removal_groups and cfg.removal_out:
             self.removed_out = nn.Linear(cfg.removal_groups, 3 * NUM_VOICES, bias=False)
             nn.init.zeros_(self.removed_out.weight)
+        self.removed_mix = (RemovalMix(cfg.removal_groups, 3 * NUM_VOICES)
+                            if cfg.removal_groups and cfg.removal_mix else None)
+        self.removed_adapters = None
+        if cfg.removal_groups and cfg.removal_adapter:
+            self.removed_adapters = nn.ModuleList(
+                RemovalAdapter(cfg.dec_d, cfg.removal_adapter, cfg.removal_groups)
+                for _ in range(cfg.dec_layers))
         self.squeeze = cfg.squeeze
         self.tokens = STEPS // cfg.dec_pair
         self.expand = nn.Linear(cfg.latent_size, self.tokens * cfg.squeeze)
@@ -252,9 +297,18 @@ class DrumDecoder(nn.Module):
         x = self.unsqueeze(x)
         if self.removed_tokens is not None and removed is not None:
             x = x + self.removed_tokens(removed.to(x.dtype)).reshape(-1, self.tokens, self.dec_d)
-        y = self.out(self.stack(x))
+        if self.removed_adapters is not None and removed is not None:
+            stack = self.stack  # Stack.forward, with an adapter after each block
+            x = x + stack.positions
+            for block, adapter in zip(stack.blocks, self.removed_adapters, strict=True):
+                x = adapter(block(x), removed.to(x.dtype))
+            y = self.out(stack.norm(x))
+        else:
+            y = self.out(self.stack(x))
         if self.tokens != STEPS:  # a token's `dec_pair` steps in turn
             y = y.reshape(-1, STEPS, 3 * NUM_VOICES)
+        if self.removed_mix is not None and removed is not None:
+            y = self.removed_mix(y, removed.to(y.dtype))
         if self.removed_out is not None and removed is not None:
             y = y + self.removed_out(removed.to(y.dtype))[:, None, :]
         hit_logits = y[..., :NUM_VOICES]
