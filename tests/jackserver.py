@@ -306,7 +306,9 @@ def _wait_ready(proc: subprocess.Popen, what: str, timeout: float = 60.0) -> Non
     on a wedged server must not hang the test run)."""
     import select
 
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    poller = select.poll()  # not select(): a long test run may hold descriptors above 1023
+    poller.register(proc.stdout, select.POLLIN | select.POLLHUP)
+    ready = poller.poll(timeout * 1000.0)
     line = proc.stdout.readline() if ready else f"(nothing within {timeout:g} s)"
     if line.strip() != "ready":
         proc.kill()

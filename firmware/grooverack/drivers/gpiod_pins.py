@@ -76,6 +76,15 @@ def header_chip(gpiod: Any, paths: list[str] | None = None) -> str:
                   "not a Raspberry Pi, or no read/write access to /dev/gpiochip* (group gpio)")
 
 
+
+def _readable(fds: list[int], timeout: float) -> list[int]:
+    """The descriptors of `fds` readable within `timeout` seconds: poll(2), which, unlike
+    select(2), takes descriptors above 1023 (a long-running process may hold that many)."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+    return [fd for fd, _ in poller.poll(max(timeout, 0.0) * 1000.0)]
+
 class GpiodPins:
     """The board's pins in BCM numbering over `gpiod` (the module, or `emulators.gpiod`).
 
@@ -234,7 +243,7 @@ class GpiodPins:
                 time.sleep(timeout)
             return 0
         try:
-            ready, _, _ = select.select(list(by_fd), [], [], max(timeout, 0.0))
+            ready = _readable(list(by_fd), timeout)
         except (OSError, ValueError):  # a descriptor closed under us: list them again
             with self._lock:
                 self._by_fd = None
@@ -278,7 +287,7 @@ class GpiodPins:
                 except Exception:  # released meanwhile (RequestReleasedError): gone next pass
                     continue
             try:
-                ready, _, _ = select.select([wake, *by_fd], [], [], 1.0)
+                ready = _readable([wake, *by_fd], 1.0)
             except (OSError, ValueError):  # a descriptor closed under us: list them again
                 continue
             if wake in ready:
@@ -298,21 +307,52 @@ class GpiodPins:
         try:
             self.all_low()
         finally:
-            if self._thread is not None:
-                self._stop.set()
-                self._poke()
-                self._thread.join(2.0)
-                self._thread = None
-            if self._wake is not None:
-                for end in self._wake:
-                    os.close(end)
-                self._wake = None
-            for request in self.requests.values():
+            self.release()
+
+    def release_inputs(self) -> None:
+        """The reader stopped and every input line with an edge handler released (their event
+        descriptors closed); outputs stay requested and writable. Safe to call twice."""
+        self._stop_reader()
+        with self._lock:
+            pins = [p for p in self.handlers if p in self.requests]
+        for pin in pins:
+            request = self.requests.pop(pin)
+            if request not in self.requests.values():  # one request may hold several lines
                 request.release()
-            self.requests.clear()
-            with self._lock:
-                self.handlers.clear()
-                self._by_fd = None
+        with self._lock:
+            for pin in pins:
+                self.handlers.pop(pin, None)
+            self._by_fd = None
+
+    def _stop_reader(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._poke()
+            self._thread.join(2.0)
+            self._thread = None
+        if self._wake is not None:
+            for end in self._wake:
+                os.close(end)
+            self._wake = None
+
+    def release(self) -> None:
+        """The reader stopped and every line released (their descriptors closed), outputs left as
+        they are. Safe to call twice."""
+        if self._thread is not None:
+            self._stop.set()
+            self._poke()
+            self._thread.join(2.0)
+            self._thread = None
+        if self._wake is not None:
+            for end in self._wake:
+                os.close(end)
+            self._wake = None
+        for request in self.requests.values():
+            request.release()
+        self.requests.clear()
+        with self._lock:
+            self.handlers.clear()
+            self._by_fd = None
 
     def rpi_gpio_view(self) -> PinsAsRPiGPIO:
         """The few RPi.GPIO calls a chip driver makes on a control pin (the MCP4922's LDAC)."""

@@ -192,6 +192,15 @@ class EmulatedLineRequest:
                     os.close(end)
                 self._pipe = None
 
+    def __del__(self) -> None:  # an unreleased request must not keep its pipe open
+        pipe = getattr(self, "_pipe", None)
+        if pipe is not None:
+            for end in pipe:
+                try:
+                    os.close(end)
+                except OSError:
+                    pass
+
     def __enter__(self) -> EmulatedLineRequest:
         return self
 

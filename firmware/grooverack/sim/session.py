@@ -141,6 +141,9 @@ def render(patch: VirtualPatch, board: Any,
             last_bar = int(t // bar_s)
             progress(t)
     board.finish(patch.duration)
+    release = getattr(board, "release", None)  # the sim board's emulated lines (descriptors)
+    if release is not None:
+        release()
     if progress is not None:
         progress(patch.duration)
 

@@ -182,6 +182,14 @@ class SimPanelBoard:
     def close(self) -> None:
         self.panel.close()
 
+    def release(self) -> None:
+        """After `finish`: the emulated input lines released (their event descriptors closed),
+        nothing written, the outputs still there for `close`: a process that renders many times
+        must not keep every render's descriptors open."""
+        release = getattr(self.panel.hw.gpio, "release_inputs", None)
+        if release is not None:
+            release()
+
     def faults(self) -> dict[str, dict[str, Any]]:
         return self.panel.faults()
 
