@@ -5,6 +5,7 @@
 #   sudo deploy/install.sh --uninstall     remove the service, program and venv; keep config + data
 #   sudo deploy/install.sh --uninstall --purge   also remove config, data and the service user
 #   deploy/install.sh --dry-run            print what would be done, change nothing
+#   sudo deploy/install.sh --wheel FILE.whl --find-links DIR   a built wheel, offline from DIR
 #
 # Layout: program + venv in /opt/grooverack, config in /etc/grooverack/grooverack.toml, state,
 # presets and calibration in /var/lib/grooverack (the writable partition on a read-only root; see
@@ -23,10 +24,14 @@ PURGE=0
 DRY_RUN=0
 START=1
 REBOOT_NEEDED=0
+WHEEL=""
+FIND_LINKS=""
 
 usage() {
-  sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
   echo "options: --uninstall [--purge] | --dry-run | --no-start | --prefix DIR | --data-dir DIR | --user NAME"
+  echo "         --wheel FILE (install this grooverack wheel, not the checkout editable)"
+  echo "         --find-links DIR (pip takes every package from DIR, no index: an offline install)"
 }
 
 while [ $# -gt 0 ]; do
@@ -38,6 +43,8 @@ while [ $# -gt 0 ]; do
     --prefix) PREFIX="${2:?--prefix needs a directory}"; shift ;;
     --data-dir) DATA_DIR="${2:?--data-dir needs a directory}"; shift ;;
     --user) SERVICE_USER="${2:?--user needs a name}"; shift ;;
+    --wheel) WHEEL="${2:?--wheel needs a .whl file}"; shift ;;
+    --find-links) FIND_LINKS="${2:?--find-links needs a directory}"; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -55,6 +62,16 @@ run() {
   else
     "$@"
   fi
+}
+
+# pip of the service's venv; with --find-links every package comes from that folder (no index).
+venv_pip() {
+  local verb="$1" index=()
+  shift
+  if [ -n "$FIND_LINKS" ] && [ "$verb" = install ]; then
+    index=(--no-index --find-links "$FIND_LINKS")
+  fi
+  run "$PREFIX/venv/bin/pip" "$verb" -q "${index[@]}" "$@"
 }
 
 # Write stdin to a file only when the content differs (idempotent, no needless restarts).
@@ -107,6 +124,15 @@ check_platform() {
     warn "made for Raspberry Pi OS Bookworm, this is '${codename:-unknown}': continuing"
   fi
   [ -f "$SRC/pyproject.toml" ] || die "$SRC does not look like the grooverack source (no pyproject.toml)"
+  if [ -n "$WHEEL" ]; then
+    case "$WHEEL" in *.whl) ;; *) die "--wheel $WHEEL: not a .whl file" ;; esac
+    [ -f "$WHEEL" ] || die "--wheel $WHEEL: no such file"
+    WHEEL="$(cd "$(dirname "$WHEEL")" && pwd)/$(basename "$WHEEL")"
+  fi
+  if [ -n "$FIND_LINKS" ]; then
+    [ -d "$FIND_LINKS" ] || die "--find-links $FIND_LINKS: no such directory"
+    FIND_LINKS="$(cd "$FIND_LINKS" && pwd)"
+  fi
   local arch
   arch="$(uname -m)"
   case "$arch" in
@@ -184,6 +210,27 @@ enable_bus() {  # $1 = spi | i2c
   fi
 }
 
+# The MCP4728 DACs need the 400 kHz I2C clock (the Pi's default is 100 kHz; `grooverack doctor`
+# checks it). A clock someone set is left alone.
+i2c_clock() {
+  local cfg line=dtparam=i2c_arm_baudrate=400000
+  cfg="$(boot_config)"
+  if [ -z "$cfg" ]; then
+    warn "no config.txt: set $line by hand"
+  elif grep -qE "^[[:space:]]*dtparam=.*i2c_arm_baudrate=" "$cfg"; then
+    grep -qE "^[[:space:]]*${line}[[:space:]]*$" "$cfg" \
+      || warn "$cfg sets another I2C clock: kept (the MCP4728 DACs need 400000)"
+  else
+    say "I2C clock 400 kHz in $cfg"
+    if [ "$DRY_RUN" -eq 1 ]; then
+      printf '+ append %s to %s\n' "$line" "$cfg"
+    else
+      printf '%s\n' "$line" >>"$cfg"
+    fi
+    REBOOT_NEEDED=1
+  fi
+}
+
 ensure_user() {
   if id "$SERVICE_USER" >/dev/null 2>&1; then
     say "user $SERVICE_USER exists"
@@ -194,14 +241,16 @@ ensure_user() {
   fi
   local g
   for g in gpio spi i2c audio; do
-    if getent group "$g" >/dev/null; then
-      if id -nG "$SERVICE_USER" 2>/dev/null | tr ' ' '\n' | grep -qx "$g"; then
-        continue
-      fi
-      run usermod -a -G "$g" "$SERVICE_USER"
-    else
-      warn "group $g does not exist (not a Raspberry Pi OS image?): skipped"
+    if ! getent group "$g" >/dev/null; then
+      # Raspberry Pi OS has all four, with udev rules giving them /dev/gpiochip*, /dev/spidev*,
+      # /dev/i2c-*; the unit's SupplementaryGroups= fails the start when one is missing
+      warn "group $g does not exist (not Raspberry Pi OS?): creating it; without Raspberry Pi OS's udev rules its devices are not given to it"
+      run groupadd --system "$g"
     fi
+    if id -nG "$SERVICE_USER" 2>/dev/null | tr ' ' '\n' | grep -qx "$g"; then
+      continue
+    fi
+    run usermod -a -G "$g" "$SERVICE_USER"
   done
 }
 
@@ -218,14 +267,19 @@ install_program() {
   if [ ! -x "$PREFIX/venv/bin/python" ]; then
     run python3 -m venv "$PREFIX/venv"
   fi
-  run "$PREFIX/venv/bin/pip" install -q --upgrade pip
-  # editable from the copied checkout (a wheel carries the same files: grooverack.resources). The
-  # buses' packages are named here rather than through the [pi] extra: the GPIO library is chosen
-  # per Pi model below (RPi.GPIO and rpi-lgpio must not be installed together). gpiod (libgpiod
-  # v2, kernel-stamped edges, every Pi) is the one the firmware uses; the RPi.GPIO API is its
-  # fallback.
-  run "$PREFIX/venv/bin/pip" install -q -e "$PREFIX"
-  run "$PREFIX/venv/bin/pip" install -q spidev smbus2 "gpiod>=2.1"
+  venv_pip install --upgrade pip
+  # editable from the copied checkout, or --wheel (it carries the same files: grooverack.resources).
+  # The buses' packages are named here rather than through the [pi] extra: the GPIO library is
+  # chosen per Pi model below (RPi.GPIO and rpi-lgpio must not be installed together). gpiod
+  # (libgpiod v2, kernel-stamped edges, every Pi) is the one the firmware uses; the RPi.GPIO API
+  # is its fallback.
+  local program=(-e "$PREFIX")
+  if [ -n "$WHEEL" ]; then
+    # a rebuilt wheel keeps its version number: replace the package every time
+    venv_pip install --force-reinstall --no-deps "$WHEEL"
+    program=("$WHEEL")
+  fi
+  venv_pip install "${program[@]}" spidev smbus2 "gpiod>=2.1"
   local model gpio
   model="$(pi_model)"
   gpio="$(gpio_package "$model")"
@@ -233,9 +287,9 @@ install_program() {
     say "GPIO library for '$model': $gpio"
     if [ "$gpio" = "rpi-lgpio" ]; then
       # rpi-lgpio provides the RPi.GPIO module; the two must not be installed together
-      run "$PREFIX/venv/bin/pip" uninstall -q -y RPi.GPIO || true
+      venv_pip uninstall -y RPi.GPIO || true
     fi
-    run "$PREFIX/venv/bin/pip" install -q "$gpio"
+    venv_pip install "$gpio"
   else
     warn "not a Raspberry Pi ('$model'): no GPIO library installed"
   fi
@@ -247,8 +301,10 @@ install_config() {
   local example
   example="$(sed "s#/var/lib/grooverack#$DATA_DIR#g" "$SRC/deploy/grooverack.toml")"
   if [ -f "$conf" ]; then
-    # never overwrite a person's configuration: the new example goes next to it
-    if printf '%s\n' "$example" | put_file "$conf.dist" 0644; then
+    # never overwrite a person's configuration: a different example goes next to it
+    if printf '%s\n' "$example" | cmp -s - "$conf"; then
+      say "config $conf (as shipped)"
+    elif printf '%s\n' "$example" | put_file "$conf.dist" 0644; then
       say "kept $conf; the new example is $conf.dist"
     fi
   else
@@ -289,6 +345,7 @@ do_install() {
   install_apt
   enable_bus spi
   enable_bus i2c
+  i2c_clock
   ensure_user
   install_program
   install_config
@@ -296,7 +353,7 @@ do_install() {
   say "done: systemctl status grooverack; journalctl -u grooverack -f"
   say "calibrate: sudo -u $SERVICE_USER $PREFIX/venv/bin/grooverack calibrate --config $CONF_DIR/grooverack.toml"
   if [ "$REBOOT_NEEDED" -eq 1 ]; then
-    say "SPI/I2C were enabled: reboot once (sudo reboot)"
+    say "SPI/I2C were enabled or the I2C clock set: reboot once (sudo reboot)"
   fi
 }
 

@@ -321,6 +321,24 @@ def test_install_dry_run_picks_the_gpio_library_by_model(tmp_path, model, gpio):
     assert "systemctl restart" not in out  # --no-start
 
 
+def test_install_dry_run_from_a_wheel_offline(tmp_path):
+    # deploy/aarch64/install_check.sh installs this way in an arm64 chroot with no network
+    wheel = tmp_path / "grooverack-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    links = tmp_path / "wheels"
+    links.mkdir()
+    proc = subprocess.run(["bash", str(INSTALL), "--dry-run", "--no-start", "--wheel", str(wheel),
+                           "--find-links", str(links)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    offline = f"pip install -q --no-index --find-links {links}"
+    assert f"{offline} --force-reinstall --no-deps {wheel}" in proc.stdout
+    assert f"{offline} {wheel} spidev smbus2 gpiod>=2.1" in proc.stdout
+    assert "-e /opt/grooverack" not in proc.stdout
+    bad = subprocess.run(["bash", str(INSTALL), "--dry-run", "--wheel", str(links)],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "not a .whl file" in bad.stderr
+
+
 def test_install_uninstall_dry_run_keeps_data_unless_purge():
     proc = subprocess.run(["bash", str(INSTALL), "--uninstall", "--dry-run"], capture_output=True,
                           text=True, timeout=60)
