@@ -88,11 +88,13 @@ def test_a_model_that_fails_to_load_plays_rules(models):
     assert "not a loadable ONNX model" in engine.model_problem
 
 
-def test_sim_renders_rules_without_the_model(models, tmp_path, caplog):
+def test_sim_renders_rules_without_the_model(models, tmp_path, caplog, capsys):
     (models / "grooverack.json").unlink()
     out = tmp_path / "render"
     with caplog.at_level(logging.WARNING):
-        assert main(["sim", "--bars", "4", "--seed", "0", "--out", str(out), "-q"]) == 0
+        assert main(["sim", "--bars", "4", "--seed", "0", "--out", str(out)]) == 0
+    summary = capsys.readouterr().out  # the summary says who played
+    assert "played by: rule patterns, no model:" in summary and "grooverack.json" in summary
     with open(out / "outputs.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["kind"] == "trigger" and float(r["volts"]) > 1]
     assert len(rows) > 60

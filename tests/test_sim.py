@@ -96,7 +96,10 @@ def test_summary_and_errors(tmp_path, capsys):
     assert main(["sim", "--input", "euclid:5:16", "--bars", "2", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "2 bars at 120 BPM" in out and "onsets in: 10" in out
-    assert "per voice: kick" in out
+    assert "per voice: kick" in out and "played by: the model (int8)" in out
+    assert main(["sim", "--bars", "1", "--set", "generation.mode=rules", "--out",
+                 str(tmp_path)]) == 0
+    assert "played by: rule patterns (generation.mode = rules)" in capsys.readouterr().out
     assert main(["sim", "--input", str(tmp_path / "nope.mid"), "--out", str(tmp_path)]) == 2
     assert "nope.mid" in capsys.readouterr().err
     assert main(["sim", "--set", "follow=2", "--out", str(tmp_path)]) == 2

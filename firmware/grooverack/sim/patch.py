@@ -214,6 +214,7 @@ class OutputRecorder:
 
     def __init__(self) -> None:
         self.rows: list[OutputRow] = []
+        self.played_by = ""  # who made the patterns (`sim.session.played_by`), for the summary
 
     def write(self, time: float, output: int, kind: str, volts: float,
               voice: int | None = None) -> None:

@@ -184,6 +184,8 @@ def summary(patch: VirtualPatch, recorder: OutputRecorder, settings: Settings, o
              f"({patch.duration / max(seconds, 1e-9):.0f}x real time)",
              f"  onsets in: {len(patch.gate_rises())}   hits out: {len(hits)}"]
     lines.extend(f"  note: {remark}" for remark in patch.remarks)
+    if getattr(recorder, "played_by", ""):
+        lines.append(f"  played by: {recorder.played_by}")
     if per_voice:
         lines.append("  per voice: " + "  ".join(f"{name} {per_voice.get(i, 0)}"
                                                    for i, name in enumerate(VOICE_NAMES)))
@@ -206,7 +208,22 @@ def simulate(args: argparse.Namespace, settings: Settings | None = None
     progress = None if getattr(args, "quiet", False) else Progress(
         patch.duration, patch.step_seconds * 16)
     render(patch, board, progress)
+    recorder.played_by = played_by(engine, settings)
     return patch, recorder, settings, time.perf_counter() - started
+
+
+def played_by(engine: Any, settings: Settings) -> str:
+    """Who made the patterns of a render: the model, or rule patterns and why."""
+    gen = engine.generator
+    if settings["generation.mode"] == "rules":
+        return "rule patterns (generation.mode = rules)"
+    if gen.problem:
+        return f"rule patterns, no model: {gen.problem}"
+    variant = getattr(gen.runner, "variant", "")
+    model = f"the model ({variant})" if variant else "the model"
+    if gen.model_serial:
+        return f"rule patterns until the model loaded, then {model}"
+    return model
 
 
 def write_files(out_dir: Path, patch: VirtualPatch, recorder: OutputRecorder,
