@@ -181,6 +181,34 @@ def test_the_decoder_takes_removed_groups_through_onnx_and_the_runner(revoice_ex
     np.testing.assert_allclose(fp32, ref[0].numpy(), atol=1e-4)
 
 
+def test_nothing_removed_runs_the_plain_decoder_with_the_same_numbers(revoice_exported):
+    from grooverack.model.runner import MANIFEST_NAME, ModelRunner
+    from grooverack.training import export
+
+    _, out, manifest = revoice_exported
+    for variant in ("fp32", "int8"):
+        assert manifest["variants"][variant]["decoder_plain"] in manifest["sha256"]
+        runner = ModelRunner(out / MANIFEST_NAME, variant=variant)
+        assert runner._decoder_plain is not None
+        assert [i.name for i in runner._decoder_plain.get_inputs()] == ["z", "genre", "tempo"]
+        z = np.random.default_rng(4).standard_normal((6, 16)).astype(np.float32)
+        plain = runner.decode_batch(z, 1, 120.0)
+        full = runner._decoder.run(None, export.decoder_feeds(runner._decoder, z, 1, 120.0))
+        for a, b in zip(plain, full, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-5 if variant == "fp32" else 0.05)
+        calls = []
+        real = runner._decoder_plain.run
+        runner._decoder_plain.run = (lambda *a, _c=calls, _r=real, **k:
+                                     _c.append(1) or _r(*a, **k))
+        try:
+            runner.decode(z[0], 0, 120.0)                 # nothing removed: plain
+            runner.decode(z[0], 0, 120.0, np.zeros(5))    # all zero: plain
+            runner.decode(z[0], 0, 120.0, flags("snare"))  # removed: the full decoder
+        finally:
+            del runner._decoder_plain.run
+        assert len(calls) == 2
+
+
 def test_int8_leaves_the_removal_terms_in_fp32(revoice_exported):
     import onnx
     from grooverack.training import export

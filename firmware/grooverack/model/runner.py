@@ -178,6 +178,12 @@ class ModelRunner:
         self.decoder_path = folder / pair["decoder"]
         self._encoder = self._open(self.encoder_path, "encoder", verify_hashes)
         self._decoder = self._open(self.decoder_path, "decoder", verify_hashes)
+        # voice redistribution: the same decoder without the removal terms, run while no group
+        # is removed (the same numbers without their cost); absent: the full one runs always
+        self.decoder_plain_path = folder / pair["decoder_plain"] if pair.get("decoder_plain") \
+            else None
+        self._decoder_plain = (self._open(self.decoder_plain_path, "decoder", verify_hashes)
+                               if self.decoder_plain_path is not None else None)
         self._check_io()
         # Dynamic int8 quantizes activations with one scale per call: a batch would then be
         # computed with other scales than the single items the firmware runs. Run such a model
@@ -276,6 +282,15 @@ class ModelRunner:
         if dec_in != want_in or dec_out != list(DECODER_OUTPUTS):
             raise ModelError(f"{self.decoder_path}: inputs {dec_in} / outputs {dec_out}, expected "
                              f"{want_in} / {list(DECODER_OUTPUTS)}")
+        if self._decoder_plain is not None:
+            plain_in = [i.name for i in self._decoder_plain.get_inputs()]
+            plain_out = [o.name for o in self._decoder_plain.get_outputs()]
+            want_plain = [n for n in want_in if n != "removed"]
+            if not self.removal_groups or plain_in != want_plain or plain_out != list(
+                    DECODER_OUTPUTS):
+                raise ModelError(f"{self.decoder_plain_path}: inputs {plain_in} / outputs "
+                                 f"{plain_out}, expected {want_plain} / {list(DECODER_OUTPUTS)} "
+                                 f"(the decoder without removal terms, beside one with them)")
 
     # --- inference -------------------------------------------------------------------------
     def encode_batch(self, grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -308,12 +323,21 @@ class ModelRunner:
         if zz.ndim != 2 or zz.shape[1] != self.latent_size:
             raise ValueError(f"latent batch must be [B, {self.latent_size}], got {list(zz.shape)}")
         feeds = self._decoder_feeds(zz, genre, bpm, removed)
+        session = self._session_for(feeds)
         if self.per_item and len(zz) > 1:
-            parts = [self._decoder.run(None, {k: v[i:i + 1] for k, v in feeds.items()})
+            parts = [session.run(None, {k: v[i:i + 1] for k, v in feeds.items()})
                      for i in range(len(zz))]
             return tuple(np.concatenate([p[j] for p in parts]) for j in range(3))  # type: ignore[return-value]
-        hit_logits, velocities, offsets = self._decoder.run(None, feeds)
+        hit_logits, velocities, offsets = session.run(None, feeds)
         return hit_logits, velocities, offsets
+
+    def _session_for(self, feeds: dict[str, np.ndarray]) -> Any:
+        """The plain decoder while nothing is removed (its "removed" feed dropped), else the full
+        one."""
+        if self._decoder_plain is not None and not feeds["removed"].any():
+            del feeds["removed"]
+            return self._decoder_plain
+        return self._decoder
 
     def decode(self, z: np.ndarray, genre: int = 0, bpm: float | None = None,
                removed: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -323,7 +347,8 @@ class ModelRunner:
         zz = np.asarray(z, dtype=np.float32)
         if zz.shape != (self.latent_size,):
             raise ValueError(f"latent must be [{self.latent_size}], got {list(zz.shape)}")
-        h, v, o = self._decoder.run(None, self._decoder_feeds(zz[None], genre, bpm, removed))
+        feeds = self._decoder_feeds(zz[None], genre, bpm, removed)
+        h, v, o = self._session_for(feeds).run(None, feeds)
         return h[0], v[0], o[0]
 
     def _decoder_feeds(self, zz: np.ndarray, genre: np.ndarray | int | None,

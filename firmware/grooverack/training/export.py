@@ -31,6 +31,10 @@ ENCODER_FP32 = "grooverack-encoder.fp32.onnx"
 DECODER_FP32 = "grooverack-decoder.fp32.onnx"
 ENCODER_INT8 = "grooverack-encoder.int8.onnx"
 DECODER_INT8 = "grooverack-decoder.int8.onnx"
+# a model with voice redistribution also ships its decoder without the removal terms: what the
+# runner decodes with while no group is removed (the same numbers, without their cost)
+DECODER_PLAIN_FP32 = "grooverack-decoder-plain.fp32.onnx"
+DECODER_PLAIN_INT8 = "grooverack-decoder-plain.int8.onnx"
 OPSET = 17
 DEFAULT_THRESHOLD = 0.5
 PARITY_TOLERANCE = 1e-3
@@ -499,11 +503,23 @@ def export_model(model: Any, info: dict[str, Any], out_dir: Path, *, gmd: str | 
         shutil.copyfile(dec32, out_dir / DECODER_FP32)
         shutil.copyfile(tmp / f"{chosen}-enc.onnx", out_dir / ENCODER_INT8)
         shutil.copyfile(tmp / f"{chosen}-dec.onnx", out_dir / DECODER_INT8)
-    for name, role in ((ENCODER_INT8, "encoder"), (DECODER_INT8, "decoder")):
+        plain = model.cfg.removal_groups > 0
+        if plain:
+            p32, p8 = export_plain_decoder(model, tmp, metadata, chosen,
+                                           [{k: v for k, v in f.items() if k != "removed"}
+                                            for f in dec_feeds])
+            shutil.copyfile(p32, out_dir / DECODER_PLAIN_FP32)
+            shutil.copyfile(p8, out_dir / DECODER_PLAIN_INT8)
+    int8_files = [(ENCODER_INT8, "encoder"), (DECODER_INT8, "decoder")]
+    if plain:
+        int8_files.append((DECODER_PLAIN_INT8, "decoder"))
+    for name, role in int8_files:
         set_metadata(out_dir / name, {**metadata, "role": role, "quantization": chosen})
 
     enc_macs, dec_macs = multiply_adds(model.cfg)
     files = [ENCODER_INT8, DECODER_INT8, ENCODER_FP32, DECODER_FP32]
+    if plain:
+        files += [DECODER_PLAIN_INT8, DECODER_PLAIN_FP32]
     manifest = {
         "format": MANIFEST_FORMAT,
         "trained": bool(info.get("trained", False)),
@@ -517,8 +533,10 @@ def export_model(model: Any, info: dict[str, Any], out_dir: Path, *, gmd: str | 
         # chosen later on validation by `grooverack eval --split validation --choose-thresholds`
         "thresholds": [DEFAULT_THRESHOLD] * NUM_VOICES,
         "variants": {
-            "int8": {"encoder": ENCODER_INT8, "decoder": DECODER_INT8},
-            "fp32": {"encoder": ENCODER_FP32, "decoder": DECODER_FP32},
+            "int8": {"encoder": ENCODER_INT8, "decoder": DECODER_INT8,
+                     **({"decoder_plain": DECODER_PLAIN_INT8} if plain else {})},
+            "fp32": {"encoder": ENCODER_FP32, "decoder": DECODER_FP32,
+                     **({"decoder_plain": DECODER_PLAIN_FP32} if plain else {})},
         },
         "data_hash": info.get("data_hash", ""),
         "sha256": {name: sha256_file(out_dir / name) for name in files},
@@ -537,6 +555,39 @@ def export_model(model: Any, info: dict[str, Any], out_dir: Path, *, gmd: str | 
     say(f"wrote {out_dir / MANIFEST_NAME} and {len(files)} ONNX files "
         f"({sum((out_dir / f).stat().st_size for f in files) / 1e6:.2f} MB)")
     return manifest
+
+
+def export_plain_decoder(model: Any, tmp: Path, metadata: dict[str, str], method: str,
+                         feeds: list[dict[str, np.ndarray]]) -> tuple[Path, Path]:
+    """The decoder of `model` without its voice-redistribution terms (the same weights, the
+    removal paths left out: what it computes while no group is removed), fp32 and int8 by
+    `method`. Checked against the full decoder with nothing removed."""
+    import torch
+
+    from grooverack.training.vae import GrooveVAE, VAEConfig
+
+    fields = {"removal_groups": 0, "removal_tokens": False, "removal_out": False,
+              "removal_mix": False, "removal_adapter": 0}
+    plain = GrooveVAE(VAEConfig.from_dict({**model.cfg.to_dict(), **fields})).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items()
+                           if not k.startswith("decoder.removed")})
+    folder = tmp / "plain"
+    folder.mkdir()
+    _, dec32 = export_fp32(plain, folder, metadata)
+    dec8 = folder / "plain-dec.int8.onnx"
+    if method == "dynamic":
+        quantize_dynamic(dec32, dec8)
+    else:
+        quantize_static(dec32, dec8, feeds)
+    z = torch.randn(4, model.cfg.latent_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        full = model.decoder(z, None, None, torch.zeros(4, model.cfg.removal_groups))
+        base = plain.decoder(z)
+    worst = max(float((a - b).abs().max()) for a, b in zip(full, base, strict=True))
+    if worst > 1e-5:
+        raise SystemExit(f"export: the plain decoder differs from the full one with nothing "
+                         f"removed by {worst:.3g}")
+    return dec32, dec8
 
 
 def choose_int8(results: dict[str, dict]) -> str:
