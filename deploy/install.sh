@@ -194,12 +194,7 @@ enable_bus() {  # $1 = spi | i2c
     say "$bus already enabled in $cfg"
   else
     say "enabling $bus in $cfg"
-    if [ "$DRY_RUN" -eq 1 ]; then
-      printf '+ append %s to %s\n' "$line" "$cfg"
-    else
-      printf '%s\n' "$line" >>"$cfg"
-    fi
-    REBOOT_NEEDED=1
+    append_boot_line "$cfg" "$line"
   fi
   if [ "$bus" = i2c ] && ! grep -qx "i2c-dev" /etc/modules 2>/dev/null; then
     if [ "$DRY_RUN" -eq 1 ]; then
@@ -208,6 +203,16 @@ enable_bus() {  # $1 = spi | i2c
       echo "i2c-dev" >>/etc/modules
     fi
   fi
+}
+
+# Append a line to config.txt (printed only with --dry-run); it takes effect at the next boot.
+append_boot_line() {  # $1 = config.txt, $2 = the line
+  if [ "$DRY_RUN" -eq 1 ]; then
+    printf '+ append %s to %s\n' "$2" "$1"
+  else
+    printf '%s\n' "$2" >>"$1"
+  fi
+  REBOOT_NEEDED=1
 }
 
 # The MCP4728 DACs need the 400 kHz I2C clock (the Pi's default is 100 kHz; `grooverack doctor`
@@ -222,12 +227,7 @@ i2c_clock() {
       || warn "$cfg sets another I2C clock: kept (the MCP4728 DACs need 400000)"
   else
     say "I2C clock 400 kHz in $cfg"
-    if [ "$DRY_RUN" -eq 1 ]; then
-      printf '+ append %s to %s\n' "$line" "$cfg"
-    else
-      printf '%s\n' "$line" >>"$cfg"
-    fi
-    REBOOT_NEEDED=1
+    append_boot_line "$cfg" "$line"
   fi
 }
 

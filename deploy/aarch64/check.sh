@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
+CPUINFO=$REPO/deploy/aarch64/pi4-cpuinfo  # a Raspberry Pi 4's /proc/cpuinfo, bound over the real one
 PY=${PYTHON:-$REPO/.venv/bin/python}
 CACHE=$REPO/.cache/aarch64
 WORK=$CACHE/work
@@ -49,25 +50,9 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$REQS" ]; then
   echo "$REQS" > "$STAMP"
 fi
 
-# a Raspberry Pi 4 (Cortex-A72) as /proc/cpuinfo tells it
-cat > "$CACHE/cpuinfo" <<'CPUINFO'
-processor	: 0
-BogoMIPS	: 108.00
-Features	: fp asimd evtstrm crc32 cpuid
-CPU implementer	: 0x41
-CPU architecture: 8
-CPU variant	: 0x0
-CPU part	: 0xd08
-CPU revision	: 3
-
-Hardware	: BCM2835
-Revision	: c03111
-Model		: Raspberry Pi 4 Model B Rev 1.1
-CPUINFO
-
 arm() {  # run python3.11 of the arm64 userland with the package and the aarch64 wheels
   # shellcheck disable=SC2016  # $0 and $@ belong to the inner shell
-  unshare -m sh -c 'mount --bind "$0" /proc/cpuinfo && exec "$@"' "$CACHE/cpuinfo" \
+  unshare -m sh -c 'mount --bind "$0" /proc/cpuinfo && exec "$@"' "$CPUINFO" \
     env PYTHONPATH="$CACHE/site:$REPO/firmware:$REPO/tests" PYTHONDONTWRITEBYTECODE=1 \
     qemu-aarch64-static -cpu cortex-a72 -L "$ROOT" "$ROOT/usr/bin/python3.11" "$@"
 }

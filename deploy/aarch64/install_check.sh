@@ -26,6 +26,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$PWD
+CPUINFO=$REPO/deploy/aarch64/pi4-cpuinfo  # a Raspberry Pi 4's /proc/cpuinfo, bound over the real one
 PY=${PYTHON:-$REPO/.venv/bin/python}
 CACHE=$REPO/.cache/aarch64
 TAR=$CACHE/install-rootfs.tar
@@ -127,20 +128,6 @@ cp "$DIST/$WHEEL" "$ROOT/tmp/dist/"
 # (onnxruntime reads /proc/cpuinfo at import and crashes on an x86 one)
 printf '%s\0' "$MODEL" >"$ROOT/tmp/device-model"
 printf '# Raspberry Pi OS Bookworm config.txt (stand-in)\n[all]\n' >"$ROOT/boot/firmware/config.txt"
-cat >"$CACHE/cpuinfo" <<'CPUINFO'
-processor	: 0
-BogoMIPS	: 108.00
-Features	: fp asimd evtstrm crc32 cpuid
-CPU implementer	: 0x41
-CPU architecture: 8
-CPU variant	: 0x0
-CPU part	: 0xd08
-CPU revision	: 3
-
-Hardware	: BCM2835
-Revision	: c03111
-Model		: Raspberry Pi 4 Model B Rev 1.1
-CPUINFO
 
 # Run a command in the chroot, in a private mount namespace (nothing leaks out). SYSTEMD_OFFLINE=1:
 # systemctl does what it does in a chroot (enable by links, daemon-reload skipped) even where it
@@ -153,7 +140,7 @@ in_root() {
     mount --rbind /dev "$r/dev" && mount -t sysfs -o ro sysfs "$r/sys" && mount -t tmpfs tmpfs "$r/run"
     exec chroot "$r" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
       HOME=/root LANG=C.UTF-8 GROOVERACK_DEVICE_MODEL=/tmp/device-model SYSTEMD_OFFLINE=1 "$@"' \
-    "$ROOT" "$CACHE/cpuinfo" "$@"
+    "$ROOT" "$CPUINFO" "$@"
 }
 in_root_sh() { in_root sh -c "$1"; }
 

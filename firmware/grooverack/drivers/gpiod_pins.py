@@ -338,15 +338,7 @@ class GpiodPins:
     def release(self) -> None:
         """The reader stopped and every line released (their descriptors closed), outputs left as
         they are. Safe to call twice."""
-        if self._thread is not None:
-            self._stop.set()
-            self._poke()
-            self._thread.join(2.0)
-            self._thread = None
-        if self._wake is not None:
-            for end in self._wake:
-                os.close(end)
-            self._wake = None
+        self._stop_reader()
         for request in self.requests.values():
             request.release()
         self.requests.clear()

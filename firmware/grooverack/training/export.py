@@ -566,8 +566,8 @@ def export_plain_decoder(model: Any, tmp: Path, metadata: dict[str, str], method
 
     from grooverack.training.vae import GrooveVAE, VAEConfig
 
-    fields = {"removal_groups": 0, "removal_tokens": False, "removal_out": False,
-              "removal_mix": False, "removal_adapter": 0}
+    fields = {k: f.default for k, f in VAEConfig.__dataclass_fields__.items()
+              if k.startswith("removal_")}  # every removal term off
     plain = GrooveVAE(VAEConfig.from_dict({**model.cfg.to_dict(), **fields})).eval()
     plain.load_state_dict({k: v for k, v in model.state_dict().items()
                            if not k.startswith("decoder.removed")})

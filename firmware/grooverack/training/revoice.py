@@ -8,9 +8,9 @@ the nearest remaining instrument (`SUBSTITUTES`: kick -> low tom, snare -> high 
 voice already plays stay as they are, so a removed group thins nothing but itself and the groove
 stays covered: the target plays a hit on every step the drummer did.
 
-Numpy (`revoice`, for tests and measurements) and torch (`revoice_torch`, the training batch) give
-the same result; `substitute_table` precomputes the substitute of every voice for each of the
-2^G combinations of removed groups.
+`revoice_torch` does the work (the training batch); `revoice` is it on numpy arrays (tests and
+measurements). `substitute_table` precomputes the substitute of every voice for each of the 2^G
+combinations of removed groups.
 """
 
 from __future__ import annotations
@@ -76,25 +76,14 @@ def substitute_table() -> np.ndarray:
 
 def revoice(hits: np.ndarray, velocities: np.ndarray, offsets: np.ndarray,
             flags: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Loops [N, 32, 9] and group flags [N, G] -> the loops re-voiced without those groups."""
-    h = (np.asarray(hits) > 0.5).astype(np.float32)
-    v, o = np.array(velocities, np.float32), np.array(offsets, np.float32)
-    flags = np.asarray(flags, np.float32)
-    gone = removed_voices(flags)                       # [N, 9]
-    sub = substitute_table()[combo_index(flags)]       # [N, 9]
-    covered = (h * ~gone[:, None, :]).max(-1) > 0      # [N, 32]
-    for voice in range(NUM_VOICES):
-        move = (h[:, :, voice] > 0) & gone[:, voice, None] & ~covered   # [N, 32]
-        n, s = np.nonzero(move)
-        target = sub[n, voice]
-        ok = target >= 0
-        n, s, target = n[ok], s[ok], target[ok]
-        h[n, s, target] = 1.0
-        v[n, s, target] = v[n, s, voice]
-        o[n, s, target] = o[n, s, voice]
-        covered |= move
-    keep = ~gone[:, None, :]
-    return h * keep, v * keep, o * keep
+    """Loops [N, 32, 9] and group flags [N, G] -> the loops re-voiced without those groups
+    (numpy in and out; the work is `revoice_torch`'s, the one the training batch uses)."""
+    import torch
+
+    out = revoice_torch(*(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+                          for a in (hits, velocities, offsets, flags)),
+                        torch.from_numpy(substitute_table()), torch.from_numpy(group_matrix()))
+    return tuple(t.numpy() for t in out)  # type: ignore[return-value]
 
 
 def revoice_torch(hits: Any, velocities: Any, offsets: Any, flags: Any, table: Any,

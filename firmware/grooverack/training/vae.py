@@ -242,10 +242,6 @@ class DrumDecoder(nn.Module):
     """z [B, L] (+ genre [B]) (+ tempo [B] BPM) (+ removed [B, G] flags) -> hit_logits,
     velocities, offsets [B, 32, 9]."""
 
-    @staticmethod
-    def tokens_of(cfg: VAEConfig) -> int:
-        return STEPS // cfg.dec_pair
-
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
         self.dec_d = cfg.dec_d
@@ -258,7 +254,7 @@ class DrumDecoder(nn.Module):
             nn.init.zeros_(self.removed.weight)
         self.removed_tokens = None
         if cfg.removal_groups and cfg.removal_tokens:
-            self.removed_tokens = nn.Linear(cfg.removal_groups, self.tokens_of(cfg) * cfg.dec_d,
+            self.removed_tokens = nn.Linear(cfg.removal_groups, STEPS // cfg.dec_pair * cfg.dec_d,
                                             bias=False)
             nn.init.zeros_(self.removed_tokens.weight)
         self.removed_out = None
