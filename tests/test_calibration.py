@@ -50,8 +50,9 @@ def test_nominal_from_the_board(board):
     cal = Calibration.nominal(board)
     assert cal.board == "reference"
     assert set(cal.inputs) == {"pitch", "morph_cv", "velocity_cv", "follow_cv", "uncertainty_cv",
-                               "density_cv"}
+                               "density_cv", "fill"}
     assert cal.inputs["pitch"].role == "pitch" and cal.inputs["morph_cv"].role == "cv"
+    assert cal.inputs["fill"].role == "fill"  # a gate on the CV stage: its offset is calibrated
     assert len(cal.outputs) == 12  # 8 velocity CVs, 3 accents, reset out (DAC channels)
     assert cal.to_volts("pitch", 0) == 5.0
     assert cal.to_volts("pitch", 2048) == pytest.approx(0.0)

@@ -4,8 +4,9 @@ a denser rule pattern); once it falls the fill goes on to the next bar line and 
 Never on the real-time path: threaded, the pattern after the fill is made while the fill plays.
 
 The real shipped model and onnxruntime; the gate through the engine, the virtual patch (`fill`
-jack, --controls rows), the budget board's FILL jack over the emulated GPIO, and MIDI (a note and
-a CC through the MIDI input handler).
+jack, --controls rows), the budget board's FILL jack over the emulated GPIO, the reference board's
+FILL on MCP3208 #2 (an ADC channel, Schmitt-read at the scan rate), and MIDI (a note and a CC
+through the MIDI input handler).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import shutil
 
 import pytest
 from grooverack.backends.midi import MidiInputHandler
+from grooverack.backends.panel.scanner import SchmittGate
 from grooverack.backends.panel.simboard import SimPanelBoard
 from grooverack.boards.board import load_board
 from grooverack.boards.midi import midi_options
 from grooverack.cli import main
 from grooverack.config import Settings
-from grooverack.errors import ConfigError
+from grooverack.errors import BoardError, ConfigError
 from grooverack.model.runner import default_manifest_path
 from grooverack.runtime.serve import make_engine
 from grooverack.sim.patch import OutputRecorder
@@ -152,7 +154,7 @@ def render(tmp_path, name, *extra):
                 if r["kind"] == "trigger" and float(r["volts"]) > 1]
 
 
-@pytest.mark.parametrize("board", ["sim", "direct", "budget"])
+@pytest.mark.parametrize("board", ["sim", "reference", "direct", "budget"])
 def test_fill_rows_in_a_controls_csv(tmp_path, board):
     moves = tmp_path / "fill.csv"
     moves.write_text("time,key,value\n5,fill,1\n6.5,fill,0\n")
@@ -190,6 +192,152 @@ def test_budget_board_fill_jack_over_emulated_gpio():
     assert engine.filling
     sim.advance(17 * STEP_S)
     assert not engine.filling
+
+
+def mcp3208_frames(sim, chip):
+    """The SPI frames the panel sends to emulated `chip` from now on (a list that fills)."""
+    emulator = sim.world.spis[chip].chip
+    frames: list[bytes] = []
+    real = emulator.transfer
+
+    def logged(data: bytes) -> bytes:
+        frames.append(bytes(data))
+        return real(data)
+
+    emulator.transfer = logged
+    return frames
+
+
+@pytest.mark.parametrize("name", ["reference", "sim"])
+def test_reference_board_fill_jack_over_the_emulated_mcp3208(name):
+    """FILL on MCP3208 #2 channel 3: the jack's volts through the +-5 V stage onto the pin, read
+    by the scan in real MCP3208 frames, Schmitt-triggered in software: the same fill as the
+    budget board's GPIO FILL, to the bar line after the fall."""
+    settings = Settings(BASE)
+    engine = make_engine(settings, threaded=False)
+    sim = SimPanelBoard(load_board(name), settings, OutputRecorder(), engine)
+    item = sim.board.inputs["fill"]
+    assert (item.chip, item.channel, item.role) == ("adc2", 3, "fill")
+    frames = mcp3208_frames(sim, item.chip)
+    sim.start(0.0)
+    sim.advance(2 * STEP_S)
+    sim.apply(2 * STEP_S, "fill", 5.0)
+    # inverting stage: +5 V at the jack is 0 V at the pin
+    assert sim.world.chips["adc2"].pin_volts(3) == pytest.approx(0.0, abs=0.002)
+    sim.advance(4 * STEP_S)
+    assert engine.filling and sim.panel.fill_edges == 1
+    command = bytes([0x06 | (3 >> 2), (3 & 3) << 6])  # start, single-ended, channel 3
+    assert any(f[:2] == command and len(f) == 3 for f in frames)
+    sim.apply(4 * STEP_S, "fill", 0.0)
+    sim.advance(15 * STEP_S)
+    assert engine.filling
+    sim.advance(17 * STEP_S)
+    assert not engine.filling and sim.panel.fill_edges == 2
+
+
+def test_reference_board_fill_is_denser_with_toms_and_ends_on_the_bar_line():
+    """A whole bar of FILL on the emulated reference board (MCP3208 #2) against the same render
+    without it: the same before, more hits with toms or crash during, the same after the bar
+    line that follows the fall."""
+    played = []
+    for fill in (False, True):
+        settings = Settings(BASE)
+        engine = make_engine(settings, threaded=False)
+        recorder = OutputRecorder()
+        sim = SimPanelBoard(load_board("reference"), settings, recorder, engine)
+        sim.start(0.0)
+        if fill:
+            sim.advance(16.2 * STEP_S)
+            sim.apply(16.2 * STEP_S, "fill", 5.0)
+            sim.advance(30.5 * STEP_S)
+            sim.apply(30.5 * STEP_S, "fill", 0.0)
+        sim.advance(48 * STEP_S)
+        sim.close()
+        played.append(sorted((round(h.time / STEP_S), h.voice) for h in recorder.hits(8.0)))
+    plain, filled = played
+
+    def steps(hits, first, last):
+        return [h for h in hits if first <= h[0] < last]
+
+    assert steps(filled, 0, 17) == steps(plain, 0, 17)
+    assert len(steps(filled, 17, 32)) > 1.2 * len(steps(plain, 17, 32))
+    assert {v for _s, v in steps(filled, 17, 32)} & TOMS_AND_CRASH
+    assert steps(filled, 32, 48) == steps(plain, 32, 48)
+
+
+def test_the_adc_fill_gate_has_hysteresis():
+    """Rise at 1.5 V, fall at 1.0 V (the board file's `rise_volts` / `fall_volts`): between them
+    the level holds, so a slow or noisy gate switches once each way."""
+    item = load_board("reference").inputs["fill"]
+    assert (item.rise_volts, item.fall_volts) == (1.5, 1.0)
+    gate = SchmittGate(item.rise_volts, item.fall_volts)
+    seen = [gate.update(v) for v in (0.0, 1.4, 1.5, 1.2, 1.01, 1.3, 1.0, 1.4, -5.0, 1.6)]
+    assert seen == [None, None, True, None, None, None, False, None, None, True]
+
+
+def test_reference_fill_over_the_scan_with_noise_switches_once():
+    settings = Settings(BASE)
+    engine = make_engine(settings, threaded=False)
+    levels = []
+    real = engine.fill
+    engine.fill = lambda t, high: (levels.append(high), real(t, high))
+    sim = SimPanelBoard(load_board("sim"), settings, OutputRecorder(), engine)
+    sim.start(0.0)
+    t = 0.1
+    for volts in (1.3, 1.45, 1.55, 1.2, 1.1, 1.4, 1.05, 0.95, 1.2, 1.45):  # 1.5 up, 1.0 down
+        sim.advance(t)
+        sim.apply(t, "fill", volts)
+        t += 0.02  # five scans each
+    sim.advance(t)
+    assert levels == [True, False] and sim.panel.fill_edges == 2
+
+
+@pytest.mark.parametrize("table, message", [
+    ("rise_volts = 1.0\nfall_volts = 1.5",
+     r"'inputs.fill.fall_volts' = 1.5 must be below 'inputs.fill.rise_volts' = 1"),
+    ("rise_volts = 7.0", r"'inputs.fill.rise_volts' = 7.0; allowed: -4.99756 to 5"),
+    ("rise_volts = 'high'", r"'inputs.fill.rise_volts' = 'high' must be a number"),
+    ("role = 'gate'", r"'inputs.fill.role' = 'gate'; allowed: 'cv', 'pitch', 'fill'"),
+])
+def test_bad_adc_fill_inputs_name_file_key_and_value(tmp_path, table, message):
+    text = load_board("reference").path.read_text(encoding="utf-8")
+    fill = 'role = "fill"\nrise_volts = 1.5\nfall_volts = 1.0\n'
+    assert fill in text
+    bad = tmp_path / "bad.toml"
+    if table.startswith("role"):
+        bad.write_text(text.replace(fill, table + "\n"), encoding="utf-8")
+    else:
+        bad.write_text(text.replace(fill, 'role = "fill"\n' + table + "\n"), encoding="utf-8")
+    with pytest.raises(BoardError, match=message) as err:
+        load_board(bad)
+    assert str(bad) in str(err.value)
+
+
+def test_fill_thresholds_only_on_a_fill_input_and_one_fill_per_board(tmp_path):
+    text = load_board("reference").path.read_text(encoding="utf-8")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace('[inputs.morph_cv]\nchip = "adc"\nchannel = 6\n',
+                                '[inputs.morph_cv]\nchip = "adc"\nchannel = 6\nrise_volts = 2.0\n'),
+                   encoding="utf-8")
+    with pytest.raises(BoardError, match=r"'inputs.morph_cv.rise_volts' only applies to role "
+                                         r"'fill' \(this input's role is 'cv'\)"):
+        load_board(bad)
+    # a second fill input (a GPIO pin besides the ADC channel) is refused, naming both
+    bad.write_text(text.replace("[gpio_inputs.record]", '[gpio_inputs.fill2]\npin = 11\n'
+                                'role = "fill"\n\n[gpio_inputs.record]'), encoding="utf-8")
+    with pytest.raises(BoardError, match=r"more than one fill input: \[gpio_inputs.fill2\], "
+                                         r"\[inputs.fill\]; allowed: one \(a GPIO pin or an ADC"):
+        load_board(bad)
+    bad.write_text(text.replace("[inputs.velocity_cv]", '[inputs.fill2]\nchip = "adc2"\n'
+                                'channel = 4\ngain = -0.00244140625\noffset = 5.0\n'
+                                'role = "fill"\n\n[inputs.velocity_cv]'), encoding="utf-8")
+    with pytest.raises(BoardError, match=r"more than one fill input: \[inputs.fill\], "
+                                         r"\[inputs.fill2\]; allowed: one"):
+        load_board(bad)
+    # the fill gate is not a CV a control can sum
+    bad.write_text(text.replace('cv = "density_cv"', 'cv = "fill"'), encoding="utf-8")
+    with pytest.raises(BoardError, match=r"controls.density.cv' = 'fill'; CV inputs: "):
+        load_board(bad)
 
 
 class FillEngine:

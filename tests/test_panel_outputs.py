@@ -1,6 +1,7 @@
 """Clock, reset and accent outputs of the reference board and trigger vs gate mode per output
 (issue 19 item 3), on the emulated board (MCP4728 read back through the output stage, GPIO
-levels through the buffer), with the real Engine; and the panel drawing (item 8)."""
+levels through the buffer), with the real Engine; the same accents on `--board direct`; and the
+panel drawings (item 8)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from grooverack.backends.panel.simboard import patch_board
 from grooverack.boards.board import load_board
 from grooverack.boards.drawing import panel_svg
 from grooverack.config import Settings
+from grooverack.engine.player import OutputEvent
 from grooverack.errors import BoardError, ConfigError
 from grooverack.runtime.serve import make_engine
+from grooverack.sim.direct import DirectBoard
 from grooverack.sim.patch import OutputRecorder, VirtualPatch
-from grooverack.sim.session import render
+from grooverack.sim.session import make_board, render
 
 BPM = 120.0
 STEP_S = 60.0 / BPM / 4
@@ -22,15 +25,17 @@ BUS_S = 0.0015  # a GPIO or DAC write lands within this of its event (bus time o
 REPO = Path(__file__).resolve().parents[1]
 
 
-def play(bars: float = 2.0, changes=(), **values):
+def play(bars: float = 2.0, changes=(), board_name="sim", **values):
     settings = Settings({"tempo": BPM, "follow": 0.0, "density": 0.7, **values})
     engine = make_engine(settings, threaded=False)
     recorder = OutputRecorder()
-    board = patch_board("sim", settings, recorder, engine)
+    board = (make_board(settings, recorder, engine, "direct") if board_name == "direct"
+             else patch_board(board_name, settings, recorder, engine))
     try:
         render(VirtualPatch(list(changes), bars * 16 * STEP_S, BPM), board)
     finally:
-        board.close()
+        if board_name != "direct":  # (no chips to zero)
+            board.close()
         engine.close()
     return recorder.rows, board
 
@@ -103,6 +108,83 @@ def test_accent_outputs_follow_their_trigger_on_loud_hits():
     assert sum(len(a) for a in accents.values()) == checked  # no accent without its trigger
 
 
+def test_direct_board_plays_the_reference_boards_accents():
+    """`--board direct` has ACC 1..3 like the reference board: the same accents at the same
+    times (the sim board's through MCP4728 #3, within a DAC step of 5 V; direct's exact)."""
+    values = {"outputs.accent_threshold": 0.6, "outputs.mode.2": "gate"}
+    sim_rows, _ = play(bars=2.0, **values)
+    direct_rows, _ = play(bars=2.0, board_name="direct", **values)
+    accents = {}
+    for name, rows in (("sim", sim_rows), ("direct", direct_rows)):
+        accents[name] = {n: pulses(rows, "accent", n) for n in range(1, 9)}
+        assert all(not accents[name][n] for n in range(4, 9))  # three accent jacks
+        assert sum(len(a) for a in accents[name].values()) > 3
+        highs = [r.volts for r in rows if r.kind == "accent" and r.volts > 0.5]
+        assert all(abs(v - 5.0) < 0.01 for v in highs)
+    assert all(r.volts == 5.0 for r in direct_rows if r.kind == "accent" and r.volts > 0.5)
+    for n in (1, 2, 3):
+        assert [(round(a, 6), round(b, 6)) for a, b in accents["direct"][n]] == \
+            [(round(a, 6), round(b, 6)) for a, b in accents["sim"][n]], n
+    # on loud hits only, falling with their trigger (output 2: a gate, half a step)
+    for n in (1, 2, 3):
+        hits = pulses(direct_rows, "trigger", n)
+        for rise, fall in accents["direct"][n]:
+            assert (rise, fall) in hits
+            if n == 2:
+                assert fall - rise == pytest.approx(STEP_S / 2)
+
+
+class ScriptedEngine:
+    """Hands the direct board a fixed list of output events."""
+
+    def __init__(self, events):
+        self.events = list(events)
+
+    def start(self, t):
+        pass
+
+    def advance(self, t_until):
+        out = [e for e in self.events if e.time < t_until]
+        self.events = [e for e in self.events if e.time >= t_until]
+        return out
+
+
+def test_direct_board_accent_follows_the_velocity_of_its_own_hit():
+    """A loud hit and a soft one handed over in one advance: each trigger is judged by the
+    velocity written with it (at the threshold counts), never by a later one; only outputs 1..3
+    have accent jacks."""
+    ev = OutputEvent
+    events = [ev(0.1, 1, "velocity", 0.3, 0, 0), ev(0.1, 1, "trigger", 1.0, 0, 0),
+              ev(0.105, 1, "trigger", 0.0, 0, 0),
+              ev(0.2, 1, "velocity", 0.8, 1, 0), ev(0.2, 1, "trigger", 1.0, 1, 0),
+              ev(0.2, 4, "velocity", 1.0, 1, 3), ev(0.2, 4, "trigger", 1.0, 1, 3),
+              ev(0.205, 1, "trigger", 0.0, 1, 0), ev(0.205, 4, "trigger", 0.0, 1, 3)]
+    recorder = OutputRecorder()
+    board = DirectBoard(ScriptedEngine(events), Settings({"outputs.accent_threshold": 0.8}),
+                        recorder)
+    board.start(0.0)
+    board.finish(1.0)
+    accents = [(r.time, r.output, r.volts) for r in recorder.rows if r.kind == "accent"]
+    assert accents == [(0.2, 1, 5.0), (0.205, 1, 0.0)]
+    times = [r.time for r in recorder.rows]
+    assert times == sorted(times)  # each instant's accents written with it
+
+
+def test_sim_direct_writes_accent_rows_to_outputs_csv(tmp_path):
+    import csv
+
+    from grooverack.cli import main
+
+    out = tmp_path / "render"
+    assert main(["sim", "--board", "direct", "--bars", "2", "--seed", "0", "-q", "--out",
+                 str(out), "--set", "outputs.accent_threshold=0.5"]) == 0
+    with open(out / "outputs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    accents = [r for r in rows if r["kind"] == "accent"]
+    assert accents and {r["output"] for r in accents} <= {"1", "2", "3"}
+    assert {float(r["volts"]) for r in accents} == {0.0, 5.0}
+
+
 def test_outputs_stay_in_the_safe_range_and_go_to_zero_at_stop():
     rows, board = play(bars=1.0, **{"outputs.velocity_volts": 10.0, "outputs.mode.1": "gate"})
     b = board.board
@@ -173,26 +255,34 @@ def test_reference_board_outputs():
 
 # --- the panel drawing (item 8)
 
-def test_panel_drawing_matches_the_committed_file():
-    """docs/panel-reference.svg is generated: `grooverack panel --out docs/panel-reference.svg`
-    after changing hw/boards/reference.toml."""
-    committed = (REPO / "docs" / "panel-reference.svg").read_text(encoding="utf-8")
-    assert panel_svg(load_board("reference")) == committed, (
-        "docs/panel-reference.svg is stale: run `grooverack panel --out "
-        "docs/panel-reference.svg`")
+@pytest.mark.parametrize("name", ["reference", "budget"])
+def test_panel_drawing_matches_the_committed_file(name):
+    """docs/panel-NAME.svg is generated: `grooverack panel --board NAME --out
+    docs/panel-NAME.svg` after changing hw/boards/NAME.toml."""
+    committed = (REPO / "docs" / f"panel-{name}.svg").read_text(encoding="utf-8")
+    assert panel_svg(load_board(name)) == committed, (
+        f"docs/panel-{name}.svg is stale: run `grooverack panel --board {name} --out "
+        f"docs/panel-{name}.svg`")
 
 
 def test_panel_drawing_shows_every_jack_knob_button_and_led():
     b = load_board("reference")
     svg = panel_svg(b)
     for text in ("FOLLOW CV", "UNCERT CV", "DENSITY CV", "MORPH CV", "GATE", "CLOCK", "RESET",
-                 "PITCH", "VEL CV", "TRIG 8", "VEL 8", "ACC 1", "ACC 3", "REC LED", "TEMPO",
-                 "A/B MORPH", "RND B"):
+                 "PITCH", "VEL CV", "FILL", "TRIG 8", "VEL 8", "ACC 1", "ACC 3", "REC LED",
+                 "TEMPO", "A/B MORPH", "RND B"):
         assert f">{text}<" in svg, text
     jacks = len(b.inputs) + len([i for i in b.gpio_inputs.values() if i.role != "button"])
     jacks += len([o for o in [*b.outputs.values(), *b.gpio_outputs.values()] if o.kind != "led"])
     assert svg.count('r="1.2"') == jacks  # one jack hole each
     assert svg == panel_svg(load_board("reference"))  # deterministic
+
+
+def test_budget_panel_drawing_shows_its_shift_layer():
+    svg = panel_svg(load_board("budget"))
+    for text in ("SHIFT", "STYLE", "FILL", "SHIFT: GROUP", "SHIFT: GRP DENS", "SHIFT: GRP VEL",
+                 "MUTE KICK", "MUTE SNARE", "MUTE GRP", "ACC 4", "TRIG 4"):
+        assert f">{text}<" in svg, text
 
 
 def test_panel_command_writes_the_drawing(tmp_path, capsys):

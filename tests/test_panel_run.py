@@ -131,6 +131,45 @@ def test_sigterm_stops_with_outputs_at_zero(rig, monkeypatch, tmp_path):
     assert report["chips"]["adc"]["ok"] > 0 and report["chips"]["adc"]["faults"] == 0
 
 
+class FillingEngine(LiveEngine):
+    """Keeps the fill gate's levels and the thread each came in on."""
+
+    def __init__(self):
+        super().__init__()
+        self.fills: list[tuple[bool, str]] = []
+
+    def fill(self, t, high):
+        self.fills.append((high, threading.current_thread().name))
+
+
+def test_an_adc_fill_gate_reaches_the_engine_on_the_loops_thread(rig, monkeypatch):
+    """The reference board's FILL (MCP3208 #2 channel 3) is read by the scanner thread with the
+    pots; its edges are posted to the loop, which hands them to the engine (one thread calls
+    the engine)."""
+    board, world, settings = rig
+    engine = FillingEngine()
+    monkeypatch.setattr("grooverack.backends.panel.loop.make_engine", lambda s, threaded: engine)
+    loop_thread = threading.current_thread().name
+    seen = []
+
+    def patch_fill():
+        seen.append(wait_for(lambda: engine.calls > 2))
+        world.set_cv("fill", 5.0)
+        seen.append(wait_for(lambda: len(engine.fills) == 1))
+        world.set_cv("fill", 1.2)   # between the thresholds: still high
+        time.sleep(0.05)
+        world.set_cv("fill", 0.0)
+        seen.append(wait_for(lambda: len(engine.fills) == 2))
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    patcher = threading.Thread(target=patch_fill)
+    patcher.start()
+    status = loop.run_backend(board, settings, SimpleNamespace(duration=30.0))
+    patcher.join()
+    assert status == 0 and all(seen)
+    assert engine.fills == [(True, loop_thread), (False, loop_thread)]
+
+
 def test_unhandled_error_sets_outputs_to_zero(rig, monkeypatch):
     board, world, settings = rig
     engine = LiveEngine(fail_after=30)

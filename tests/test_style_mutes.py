@@ -120,11 +120,11 @@ def test_mutes_and_style_persist_in_the_performance_state(runner, tmp_path):
 # --- the panel: buttons, board files, the shift layer ------------------------------------------
 
 
-def panel(runner, **values):
+def panel(runner, board="sim", **values):
     settings = Settings({"clock.source": "internal", "tempo": 120.0, "uncertainty": 0.0,
                          **values})
     eng = Engine(settings, runner)
-    sim = SimPanelBoard(load_board("sim"), settings, OutputRecorder(), eng)
+    sim = SimPanelBoard(load_board(board), settings, OutputRecorder(), eng)
     sim.start(0.0)
     return sim, eng
 
@@ -226,3 +226,119 @@ def test_controls_csv_holds_and_releases_buttons(tmp_path):
     path.write_text("1,hold,shfit\n")
     with pytest.raises(Exception, match="shfit.*allowed"):
         load_controls(path)
+
+
+# --- the budget board: SHIFT and STYLE on free pins, three buttons for five groups -----------
+
+
+def muted_groups(eng):
+    return {g for g, voices in VOICE_GROUPS.items() if all(eng.settings[f"mute.{v}"]
+                                                           for v in voices)}
+
+
+def test_budget_board_has_shift_and_style_on_free_pins_and_reaches_every_group():
+    board = load_board("budget")
+    buttons = {i.action: i.pin for i in board.gpio_inputs.values() if i.role == "button"}
+    assert buttons == {"record": 5, "clear": 6, "shift": 14, "next_style": 15}
+    pins = [i.pin for i in board.gpio_inputs.values()] + [o.pin for o in
+                                                          board.gpio_outputs.values()]
+    assert len(pins) == len(set(pins))  # (load_board refuses a pin used twice, too)
+    assert board.shift_pots == {"follow": "group_select", "density": "group_density",
+                                "morph": "group_velocity"}
+    assert board.shift_buttons == {"record": "mute_kick", "clear": "mute_snare",
+                                   "style": "mute_group"}
+
+
+def test_budget_panel_style_and_mute_buttons(runner):
+    sim, eng = panel(runner, "budget")
+    at(sim, 0.5, "press.next_style", 1.0)
+    at(sim, 0.7)
+    assert eng.settings["genre"] == eng.offered_styles[1]
+    at(sim, 1.0, "press.mute_snare", 1.0)   # SHIFT + CLEAR: the groove is not cleared
+    at(sim, 1.5)
+    assert muted_groups(eng) == {"snare"} and eng.settings["genre"] == eng.offered_styles[1]
+    at(sim, 2.0, "press.record", 1.0)        # REC alone still cycles the record mode
+    at(sim, 2.5)
+    assert eng.settings["record"] == "off" and muted_groups(eng) == {"snare"}
+
+
+@pytest.mark.parametrize("group", list(VOICE_GROUPS))
+def test_budget_mutes_each_group_through_a_press_row_and_follow_stays(runner, group):
+    """`press,mute_<group>` on the budget board: kick and snare have a shifted button; the
+    others are SHIFT + FOLLOW turned to the group + STYLE, FOLLOW turned back (its control picks
+    up where it was: nothing else moves)."""
+    sim, eng = panel(runner, "budget", follow=0.3, density=0.6, morph=0.2)
+    at(sim, 0.5, f"press.mute_{group}", 1.0)
+    at(sim, 1.5)
+    assert muted_groups(eng) == {group}
+    assert (eng.settings["follow"], eng.settings["density"], eng.settings["morph"]) == (0.3, 0.6,
+                                                                                       0.2)
+    assert eng.settings["genre"] == "any"  # STYLE was shifted: no style step
+    assert all(eng.settings[f"density.{v}"] == 0.5 for v in VOICE_NAMES)
+    at(sim, 2.0, f"press.mute_{group}", 1.0)  # and again: unmuted
+    at(sim, 3.0)
+    assert muted_groups(eng) == set()
+    at(sim, 3.5, "follow", 0.7)               # FOLLOW still works as follow
+    at(sim, 4.0)
+    assert eng.settings["follow"] == pytest.approx(0.7, abs=0.01)
+
+
+def test_budget_shift_style_mutes_the_group_follow_points_at(runner):
+    """What a player does: hold SHIFT, turn FOLLOW to a group, press STYLE."""
+    sim, eng = panel(runner, "budget", follow=0.5)
+    at(sim, 0.5, "hold.shift", 1.0)
+    at(sim, 0.6, "follow", 0.7)               # 0.6..0.8 of its travel: toms
+    at(sim, 1.0, "press.next_style", 1.0)     # STYLE, shifted: mute the toms
+    at(sim, 1.4, "follow", 0.95)              # cymbals
+    at(sim, 1.8, "press.next_style", 1.0)
+    at(sim, 2.2, "hold.shift", 0.0)
+    at(sim, 2.5)
+    assert muted_groups(eng) == {"toms", "cymbals"}
+    assert eng.settings["genre"] == "any" and eng.settings["follow"] == 0.5  # waits for pickup
+
+
+def test_budget_shift_layer_sets_a_groups_density_and_velocity_and_picks_up(runner):
+    sim, eng = panel(runner, "budget", density=0.5, morph=0.5)
+    at(sim, 0.5, "hold.shift", 1.0)
+    at(sim, 0.6, "follow", 0.3)       # SHIFT + FOLLOW: the group (snare: 0.2..0.4)
+    at(sim, 0.7, "density", 1.0)      # SHIFT + DENSITY: that group's density (from 0.5: picked up)
+    at(sim, 1.2, "morph", 1.0)        # SHIFT + MORPH: its velocity scale, at 1.0: picked up ...
+    at(sim, 1.5, "morph", 0.4)        # ... then follows
+    at(sim, 2.0, "hold.shift", 0.0)
+    at(sim, 2.5)
+    assert eng.settings["density.snare"] == pytest.approx(1.0)
+    assert all(eng.settings[f"density.{v}"] == 0.5 for v in VOICE_NAMES if v != "snare")
+    snare_out = eng.settings["map.snare"]
+    for n in range(1, 9):
+        want = 0.4 if n == snare_out else 1.0
+        assert eng.settings[f"outputs.scale.{n}"] == pytest.approx(want, abs=0.01), n
+    assert (eng.settings["density"], eng.settings["morph"], eng.settings["follow"]) == (0.5, 0.5,
+                                                                                       0.9)
+    # released: DENSITY waits until its pot comes back to where density is, then follows
+    at(sim, 3.0, "density", 0.8)
+    at(sim, 3.5)
+    assert eng.settings["density"] == 0.5
+    at(sim, 4.0, "density", 0.45)
+    at(sim, 4.5)
+    assert eng.settings["density"] == pytest.approx(0.45, abs=0.01)
+
+
+def test_budget_names_the_buttons_it_has(runner):
+    sim, _ = panel(runner, "budget")
+    with pytest.raises(ValueError, match=r"no 'randomize_a' button; buttons: record, clear, "
+                                         r"shift, next_style, mute_kick, mute_snare, mute_group, "
+                                         r"mute_hats, mute_toms, mute_cymbals"):
+        at(sim, 0.5, "press.randomize_a", 1.0)
+
+
+def test_mute_group_needs_a_group_select_pot(tmp_path):
+    text = load_board("budget").path.read_text()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace('follow = "group_select"\n', ""))
+    with pytest.raises(BoardError, match=r"'shift.buttons.style' = 'mute_group' mutes the group "
+                                         r"a \[shift.pots\] pot with 'group_select' points at"):
+        load_board(bad)
+    bad.write_text(text.replace('style = "mute_group"', 'style = "mute_groop"'))
+    with pytest.raises(BoardError, match=r"shift.buttons.style' = 'mute_groop'; allowed: .*"
+                                         r"'mute_group'"):
+        load_board(bad)

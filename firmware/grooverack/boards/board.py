@@ -29,6 +29,10 @@ CHANNELS = {"mcp3208": 8, "ads1115": 4, "mcp4728": 4, "mcp4922": 2}
 OUTPUT_KINDS = ("trigger", "velocity", "accent", "clock", "reset", "led")
 # "fill": a gate whose both edges count (while high the drums play a fill)
 INPUT_ROLES = ("gate", "clock", "reset", "fill", "button")
+# an ADC input: a CV, the 1 V/oct pitch, or the fill gate read at the scan rate through a
+# software Schmitt trigger (`rise_volts` / `fall_volts` at the jack)
+ANALOG_ROLES = ("cv", "pitch", "fill")
+FILL_RISE_VOLTS, FILL_FALL_VOLTS = 1.5, 1.0  # an ADC fill input's thresholds unless the board says
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,14 @@ class AnalogInput:
     code_max: int
     role: str = "cv"
     integer: bool = True
+    rise_volts: float = 0.0     # role "fill": the gate goes high at or above this (jack volts)...
+    fall_volts: float = 0.0     # ...and low again at or below this
+
+    @property
+    def volts_range(self) -> tuple[float, float]:
+        """The jack volts its code range covers (low, high)."""
+        ends = (self.gain * self.code_min + self.offset, self.gain * self.code_max + self.offset)
+        return min(ends), max(ends)
 
 
 @dataclass(frozen=True)
@@ -144,7 +156,8 @@ class Board:
     trigger_volts: float = 5.0
     emulation: dict[str, Any] = field(default_factory=dict)
     # the shift layer (`[shift]`): while the "shift" button is held, pot name -> what it moves
-    # (a control or a SHIFT_TARGETS name) and button name -> the action it does instead
+    # (a control or a SHIFT_TARGETS name) and button name -> the action it does instead (an
+    # engine button or a SHIFT_ACTIONS name)
     shift_pots: dict[str, str] = field(default_factory=dict)
     shift_buttons: dict[str, str] = field(default_factory=dict)
 
@@ -303,6 +316,9 @@ def _choice(path: Path, where: str, table: dict[str, Any], key: str, choices: tu
 # Shift-layer pot targets besides the controls: the voice group the `group_select` pot points at
 # (voices.VOICE_GROUPS over its travel) and that group's density and velocity scale.
 SHIFT_TARGETS = ("group_select", "group_density", "group_velocity")
+# Shift-layer button actions besides the engine's: mute / unmute the group the `group_select`
+# pot points at (a panel with fewer buttons than voice groups reaches all five through it)
+SHIFT_ACTIONS = ("mute_group",)
 
 TOP_KEYS = {"shift", "name", "kind", "description", "scan_hz", "pot_smoothing_hz", "pot_hysteresis",
             "trigger_volts", "chips", "inputs", "pots", "controls", "gpio_inputs", "outputs",
@@ -350,15 +366,16 @@ def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board
     for name, item in dict(data.get("inputs", {})).items():
         w = f"inputs.{name}"
         _keys(path, w, item, {"chip", "channel", "bits", "code_min", "code_max", "gain", "offset",
-                              "role"}, {"chip", "channel", "gain", "offset"})
+                              "role", "rise_volts", "fall_volts"}, {"chip", "channel", "gain",
+                                                                    "offset"})
         chip, ch = channel_of(w, item, ADC_PARTS)
         lo, hi = code_range(w, item, chip)
         gain = _num(path, w, item, "gain")
         if gain == 0:
             raise BoardError(f"{path}: key '{w}.gain' = 0 cannot map codes to volts")
-        b.inputs[name] = AnalogInput(name, chip, ch, gain, _num(path, w, item, "offset"), lo, hi,
-                                     _choice(path, w, item, "role", ("cv", "pitch"),
-                                             "pitch" if "pitch" in name else "cv"))
+        role = _choice(path, w, item, "role", ANALOG_ROLES, "pitch" if "pitch" in name else "cv")
+        b.inputs[name] = _fill_thresholds(path, w, item, AnalogInput(
+            name, chip, ch, gain, _num(path, w, item, "offset"), lo, hi, role))
     for name, item in dict(data.get("pots", {})).items():
         w = f"pots.{name}"
         _keys(path, w, item, {"chip", "channel", "code_max"}, {"chip", "channel"})
@@ -374,8 +391,9 @@ def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board
         if item["pot"] not in b.pots:
             raise BoardError(f"{path}: key '{w}.pot' = {item['pot']!r}; pots: {', '.join(b.pots)}")
         cv = item.get("cv")
-        if cv is not None and cv not in b.inputs:
-            raise BoardError(f"{path}: key '{w}.cv' = {cv!r}; CV inputs: {', '.join(b.inputs)}")
+        cv_inputs = [n for n, i in b.inputs.items() if i.role != "fill"]
+        if cv is not None and cv not in cv_inputs:
+            raise BoardError(f"{path}: key '{w}.cv' = {cv!r}; CV inputs: {', '.join(cv_inputs)}")
         # the range: the config schema's, which a board may narrow but not widen
         full = ControlRange.for_key(name)
         low, high = _num(path, w, item, "low", full.low), _num(path, w, item, "high", full.high)
@@ -419,6 +437,11 @@ def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board
     for role in set(roles):
         if roles.count(role) > 1:
             raise BoardError(f"{path}: more than one [gpio_inputs] with role {role!r}")
+    fills = [f"gpio_inputs.{n}" for n, i in b.gpio_inputs.items() if i.role == "fill"]
+    fills += [f"inputs.{n}" for n, i in b.inputs.items() if i.role == "fill"]
+    if len(fills) > 1:
+        raise BoardError(f"{path}: more than one fill input: [{'], ['.join(fills)}]; allowed: one "
+                         "(a GPIO pin or an ADC channel)")
 
     outputs_seen: dict[tuple[str, int], str] = {}
 
@@ -468,6 +491,25 @@ def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board
     return b
 
 
+def _fill_thresholds(path: Path, where: str, item: dict[str, Any], inp: AnalogInput
+                     ) -> AnalogInput:
+    """An ADC fill input with its Schmitt thresholds (checked: below one another, inside the
+    volts the channel can read); on any other input `rise_volts` / `fall_volts` are refused."""
+    if inp.role != "fill":
+        for key in ("rise_volts", "fall_volts"):
+            if key in item:
+                raise BoardError(f"{path}: key '{where}.{key}' only applies to role 'fill' "
+                                 f"(this input's role is {inp.role!r})")
+        return inp
+    low, high = inp.volts_range
+    rise = _num(path, where, item, "rise_volts", FILL_RISE_VOLTS, low, high)
+    fall = _num(path, where, item, "fall_volts", FILL_FALL_VOLTS, low, high)
+    if fall >= rise:
+        raise BoardError(f"{path}: key '{where}.fall_volts' = {fall:g} must be below "
+                         f"'{where}.rise_volts' = {rise:g} (the Schmitt trigger's hysteresis)")
+    return AnalogInput(**{**inp.__dict__, "rise_volts": rise, "fall_volts": fall})
+
+
 def _parse_shift(path: Path, table: Any, b: Board) -> None:
     """`[shift.pots]` pot = target and `[shift.buttons]` button = action: the layer that works
     while a button with action "shift" is held."""
@@ -484,7 +526,11 @@ def _parse_shift(path: Path, table: Any, b: Board) -> None:
         b.shift_pots[pot] = _choice(path, "shift.pots", pots, pot, targets)
     for name in buttons:
         b.shift_buttons[name] = _choice(path, "shift.buttons", buttons, name,
-                                        tuple(a for a in BUTTONS if a != "shift"))
+                                        (*(a for a in BUTTONS if a != "shift"), *SHIFT_ACTIONS))
+        if b.shift_buttons[name] == "mute_group" and "group_select" not in b.shift_pots.values():
+            raise BoardError(f"{path}: key 'shift.buttons.{name}' = 'mute_group' mutes the group "
+                             "a [shift.pots] pot with 'group_select' points at; this board has "
+                             "none")
 
 
 def _chip(path: Path, where: str, name: str, item: Any) -> Chip:

@@ -3,7 +3,8 @@
 `panel_svg(board)` lays out what the board file declares (nothing hand-drawn: a jack added to
 the board appears in the drawing), on a 3U panel of the board's width (16 HP unless the parts
 need more height, then the drawing grows). `grooverack panel` writes it (docs/panel-reference.svg
-is generated so; tests/test_panel_outputs.py checks the committed file is what this draws).
+and docs/panel-budget.svg are generated so; tests/test_panel_outputs.py checks the committed
+files are what this draws).
 Deterministic: the same board gives the same bytes.
 """
 
@@ -27,7 +28,7 @@ LABELS = {
     "tempo": "TEMPO", "record": "REC", "clear": "CLEAR", "randomize_a": "RND A",
     "randomize_b": "RND B", "velocity_cv": "VEL CV", "morph_cv": "MORPH CV", "pitch": "PITCH",
     "groove_velocity": "GRV VEL", "groove_offset": "GRV OFS", "group_select": "GROUP",
-    "group_density": "GRP DENS", "group_velocity": "GRP VEL",
+    "group_density": "GRP DENS", "group_velocity": "GRP VEL", "mute_group": "MUTE GRP",
 }
 OUTPUT_LABELS = {"trigger": "TRIG {n}", "velocity": "VEL {n}", "accent": "ACC {n}",
                  "clock": "CLOCK", "reset": "RESET"}

@@ -15,8 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--board", default="reference",
                         help="a board in hw/boards/ or a path to a board file (default: reference)")
     parser.add_argument("--out", default="-",
-                        help="SVG file to write (default: standard output); the committed drawing "
-                             "is docs/panel-reference.svg")
+                        help="SVG file to write (default: standard output); the committed drawings "
+                             "are docs/panel-reference.svg and docs/panel-budget.svg")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -60,6 +60,7 @@ class EmulatedWorld:
         self.front_end: dict[str, tuple[float, float]] = dict(
             getattr(board, "emulation", {}).get("front_end", {}))
         self.jack_volts: dict[str, float] = {}
+        self.pot_positions: dict[str, float] = {}  # pot -> where it was last turned (0..1)
         self.comparator: dict[str, bool] = {}
         self._world: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = 0
@@ -135,6 +136,7 @@ class EmulatedWorld:
         """Pot `name` turned to `position` (0..1 of its travel)."""
         item = self.board.pots[name]
         position = min(max(float(position), 0.0), 1.0)
+        self.pot_positions[name] = position
         self._set_pin(item.chip, item.channel, self._lsb(item.chip) * position * item.code_max)
 
     def set_digital(self, name: str, volts: float, at: float | None = None) -> None:

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from grooverack.backends.panel.outputs import AccentFollower
 from grooverack.config import CONTROLS, CV_JACKS, Settings
 from grooverack.engine.seam import EngineSeam
 from grooverack.sim.patch import (
@@ -18,6 +20,7 @@ SCHMITT_RISE, SCHMITT_FALL = 1.5, 0.5  # volts, like the module's comparator inp
 TRIGGER_VOLTS = GATE_HIGH_VOLTS  # trigger/clock/reset output level without a board definition
 TAIL_S = 0.02  # after the end, still collect the falls of triggers that rose before it
 CV_PER_VOLT = 0.1  # a `cv.<control>` jack: pot + this x volts, as on the reference board
+ACCENT_OUTPUTS = (1, 2, 3)  # accent jacks of trigger outputs 1..3, as the reference board's ACC 1..3
 
 
 class DirectBoard:
@@ -26,14 +29,20 @@ class DirectBoard:
     Gate, clock and reset are read through a Schmitt trigger; on a gate's rising edge the pitch
     (or, in velocity-CV mode, `velocity_cv`) is sampled `input.pitch_settle_ms` later, as the
     panel does, and the onset is given to the engine with the edge's time.
+
+    Accent n (`accents`, default ACC 1..3 like the reference board) goes to `trigger_volts` with
+    trigger n when that hit's velocity reaches `outputs.accent_threshold`, and falls with it
+    (`backends.panel.outputs.AccentFollower`, what the Pi boards' writer uses).
     """
 
     def __init__(self, engine: EngineSeam, settings: Settings, recorder: OutputRecorder, *,
-                 trigger_volts: float = TRIGGER_VOLTS) -> None:
+                 trigger_volts: float = TRIGGER_VOLTS,
+                 accents: Iterable[int] = ACCENT_OUTPUTS) -> None:
         self.engine = engine
         self.settings = settings
         self.recorder = recorder
         self.trigger_volts = trigger_volts
+        self.accents = AccentFollower(accents, float(settings["outputs.accent_threshold"]))
         self.jacks: dict[str, float] = {"gate": 0.0, "pitch": 0.0, "clock": 0.0, "reset": 0.0,
                                         "velocity_cv": 0.0}
         self.high: dict[str, bool] = {"gate": False, "clock": False, "reset": False,
@@ -116,6 +125,6 @@ class DirectBoard:
         return float(event.value) * self.trigger_volts
 
     def _write(self, events: Any) -> None:
-        for e in events:
+        for e in self.accents(events):
             voice = e.voice if e.kind in ("velocity", "trigger") else None
             self.recorder.write(e.time, e.output, e.kind, self.volts(e), voice)

@@ -100,15 +100,16 @@ def make_board(settings: Settings, recorder: OutputRecorder, engine: EngineSeam,
 
 class PotlessControls:
     """A panel board whose front has no pot for some controls (e.g. `quantize`), or no fill
-    jack (the reference board: every GPIO is taken): patch changes of those reach the engine
-    directly, as a MIDI CC or note or the configuration would set them."""
+    jack (a GPIO pin or an ADC channel with role "fill"): patch changes of those reach the
+    engine directly, as a MIDI CC or note or the configuration would set them."""
 
     def __init__(self, board: Any, engine: EngineSeam) -> None:
         self.board, self.engine = board, engine
         panel = getattr(board, "board", None)
         self.pots = set(getattr(panel, "controls", {}) or ())
-        self.fill_jack = any(i.role == "fill" for i in
-                             (getattr(panel, "gpio_inputs", {}) or {}).values())
+        inputs = [*(getattr(panel, "gpio_inputs", {}) or {}).values(),
+                  *(getattr(panel, "inputs", {}) or {}).values()]
+        self.fill_jack = any(i.role == "fill" for i in inputs)
         self.fill_high = False
 
     def apply(self, t: float, jack: str, value: float) -> None:

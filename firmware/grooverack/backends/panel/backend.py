@@ -8,6 +8,9 @@ and over the byte-exact emulators in virtual time (`patch_board`, the `sim` boar
 - Pots and CV inputs are scanned at the board's `scan_hz` (>= 100 Hz), each ADC chip read in
   one burst; pot positions are low-pass filtered and pass a hysteresis band, so a resting pot
   never moves a control (and never causes a regeneration). Controls = pot + CV, scaled.
+- The fill gate is a GPIO pin (both edges, stamped like gate) or an ADC channel read with the
+  scan through a software Schmitt trigger (the reference board's FILL on MCP3208 #2): either way
+  `engine.fill(t, high)`, at the edge's time or the scan's.
 - Buttons are debounced (stable for `debounce_ms`) and become `engine.press(action)`; while the
   button with action "shift" is held, the board's `[shift]` layer applies (`[shift.buttons]`
   actions, `[shift.pots]` targets; `scanner.ControlScanner`).
@@ -74,7 +77,7 @@ class PanelBackend:
         self.by_pin = {i.pin: i for i in board.gpio_inputs.values()}
         self.buttons: dict[int, list[Any]] = {}  # pin -> [accepted active, candidate, since]
         self.last_volts: dict[str, float] = {}
-        self.onsets = self.clock_pulses = self.resets = self.presses = 0
+        self.onsets = self.clock_pulses = self.resets = self.presses = self.fill_edges = 0
         self.controls_set = 0
         self.control_log: list[tuple[float, str, float]] = []  # (time, control, value)
         self.started = False
@@ -138,7 +141,7 @@ class PanelBackend:
         if item.role == "gate":
             self.pending_onsets.append((t + self.settle_s, t))
         elif item.role == "fill":
-            self.engine.fill(t, bool(level) ^ item.active_low)
+            self.fill(t, bool(level) ^ item.active_low)
         elif item.role == "clock":
             self.clock_pulses += 1
             self.engine.clock_pulse(t)
@@ -164,9 +167,16 @@ class PanelBackend:
                 pass  # the last reading stands in
         self.engine.onset(edge_t, pitch_volts=self.last_volts.get(name))
 
+    def fill(self, t: float, high: bool) -> None:
+        """The fill gate's level from `t` (a GPIO edge, or a scan of an ADC fill input)."""
+        self.fill_edges += 1
+        self.engine.fill(t, high)
+
     def _scan(self, t: float) -> None:
         for name, value in self.scanner.scan():
             self.set_control(t, name, value)
+        for high in self.scanner.take_fill_edges():
+            self.fill(t, high)
         self.writer.retry_pending()
 
     def set_control(self, t: float, name: str, value: float) -> None:
@@ -193,9 +203,12 @@ class PanelBackend:
                         self._leds()
 
     def action(self, button: str, action: str | None) -> str | None:
-        """What button `button` does now: its [shift.buttons] action while shift is held."""
+        """What button `button` does now: its [shift.buttons] action while shift is held
+        (`mute_group`: mute_<the group the group_select pot points at>)."""
         if self.scanner.shift:
-            return self.board.shift_buttons.get(button, action)
+            action = self.board.shift_buttons.get(button, action)
+            if action == "mute_group":
+                return f"mute_{self.scanner.selected_group()}"
         return action
 
     def _leds(self, t: float | None = None) -> None:

@@ -37,8 +37,9 @@ IDLE_S = 0.002        # longest idle wait between passes (a control or an error 
 def _scanner(panel: PanelBackend, inbox: queue.Queue[tuple[Any, ...]],
              stop: threading.Event, clock: Callable[[], float],
              report: Callable[[], None] | None = None) -> None:
-    """The I/O thread that scans pots and CVs at the board's rate and posts control moves;
-    every FAULTS_SAVE_S it also rewrites the bus-fault report (file I/O stays off the loop)."""
+    """The I/O thread that scans pots and CVs at the board's rate and posts control moves and
+    the edges of an ADC fill input; every FAULTS_SAVE_S it also rewrites the bus-fault report
+    (file I/O stays off the loop)."""
     period = panel.scanner.period
     next_t = clock()
     next_report = next_t + FAULTS_SAVE_S
@@ -52,6 +53,8 @@ def _scanner(panel: PanelBackend, inbox: queue.Queue[tuple[Any, ...]],
         try:
             for name, value in panel.scanner.scan():
                 inbox.put(("control", name, value, clock()))
+            for high in panel.scanner.take_fill_edges():
+                inbox.put(("fill", high, clock()))
         except Exception as exc:  # a driver bug: hand it to the loop, which stops and zeroes
             inbox.put(("error", exc))
             return
@@ -141,6 +144,8 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> i
                     break
                 if item[0] == "control":
                     panel.set_control(item[3], item[1], item[2])
+                elif item[0] == "fill":
+                    panel.fill(item[2], item[1])
                 else:
                     raise item[1]
             now = clock()

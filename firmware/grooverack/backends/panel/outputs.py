@@ -8,6 +8,7 @@ board's safe range.
 Accent jacks (board outputs of kind "accent", number n): high with trigger n's rise when the
 velocity CV written for that hit reaches `outputs.accent_threshold`, low with its fall (Grids'
 accent outputs: a trigger of its own, so a drum without a velocity input can still accent).
+`AccentFollower` makes those accent events from the engine's; `--board direct` uses it too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from itertools import groupby
 from typing import Any, NamedTuple
 
 from grooverack.backends.panel.hardware import Hardware
@@ -38,6 +40,40 @@ class AccentEvent(NamedTuple):
     voice: int
 
 
+class AccentFollower:
+    """Engine events -> the same events plus the accent rises and falls their triggers bring,
+    for the accent jacks numbered `outputs` (the trigger output each follows)."""
+
+    def __init__(self, outputs: Iterable[int], threshold: float) -> None:
+        self.outputs = set(outputs)
+        self.threshold = threshold
+        self.last_velocity: dict[int, float] = {}  # output -> its velocity CV's value (0..1)
+        self.accented: set[int] = set()            # accent jacks high now
+
+    def __call__(self, events: Iterable[Any]) -> list[Any]:
+        """Events in time order (one instant's in any order) -> each instant's events followed
+        by its accent events."""
+        out: list[Any] = []
+        for _, group in groupby(events, key=lambda e: e.time):
+            instant = list(group)
+            out += instant
+            for e in instant:  # the velocity CV written for a hit comes with it
+                if e.kind == "velocity":
+                    self.last_velocity[e.output] = float(e.value)
+            for e in instant:
+                if e.kind != "trigger" or e.output not in self.outputs:
+                    continue
+                step, voice = getattr(e, "step", 0), getattr(e, "voice", -1)
+                if e.value > 0:
+                    if self.last_velocity.get(e.output, 0.0) >= self.threshold - 1e-9:
+                        self.accented.add(e.output)
+                        out.append(AccentEvent(e.time, e.output, "accent", 1.0, step, voice))
+                elif e.output in self.accented:
+                    self.accented.discard(e.output)
+                    out.append(AccentEvent(e.time, e.output, "accent", 0.0, step, voice))
+        return out
+
+
 class PanelOutputs:
     """Engine events -> DAC codes and GPIO levels, phase by phase (falls, velocities, rises)."""
 
@@ -49,10 +85,8 @@ class PanelOutputs:
         for kind in ("trigger", "velocity", "accent", "clock", "reset"):
             for number, jack in board.output_jacks(kind).items():
                 self.jacks[kind, number] = jack
-        self.accent_threshold = float(settings["outputs.accent_threshold"])
-        self.accent_jacks = set(board.output_jacks("accent"))
-        self.last_velocity: dict[int, float] = {}  # output -> its velocity CV's value (0..1)
-        self.accented: set[int] = set()            # accent jacks high now
+        self.accents = AccentFollower(board.output_jacks("accent"),
+                                      float(settings["outputs.accent_threshold"]))
         self.after_phase = after_phase
         self.voice: dict[str, int] = {}     # jack -> voice of its last write (for recorders)
         self.dropped: dict[tuple[str, int], int] = {}
@@ -73,33 +107,14 @@ class PanelOutputs:
 
     def _write(self, events: Iterable[Any]) -> None:
         phases: dict[str, list[Any]] = {p: [] for p in PHASES}
-        if self.accent_jacks:
-            events = self._with_accents(list(events))
+        if self.accents.outputs:
+            events = self.accents(events)
         for e in events:
             phase = "velocity" if e.kind == "velocity" else ("rise" if e.value > 0 else "fall")
             phases[phase].append(e)
         for phase in PHASES:
             if phases[phase]:
                 self._write_phase(phases[phase])
-
-    def _with_accents(self, events: list[Any]) -> list[Any]:
-        """`events` plus the accent rises and falls their triggers bring."""
-        extra = []
-        for e in events:
-            if e.kind == "velocity":
-                self.last_velocity[e.output] = float(e.value)
-        for e in events:
-            if e.kind != "trigger" or e.output not in self.accent_jacks:
-                continue
-            step, voice = getattr(e, "step", 0), getattr(e, "voice", -1)
-            if e.value > 0:
-                if self.last_velocity.get(e.output, 0.0) >= self.accent_threshold - 1e-9:
-                    self.accented.add(e.output)
-                    extra.append(AccentEvent(e.time, e.output, "accent", 1.0, step, voice))
-            elif e.output in self.accented:
-                self.accented.discard(e.output)
-                extra.append(AccentEvent(e.time, e.output, "accent", 0.0, step, voice))
-        return events + extra
 
     def _write_phase(self, events: list[Any]) -> None:
         dac: dict[str, list[tuple[int, int]]] = {}
@@ -162,4 +177,4 @@ class PanelOutputs:
                 log.error("%s: could not set outputs to 0 V: %s", chip, exc)
         for out in self.board.gpio_outputs.values():
             self.hw.gpio.write(out.pin, 0)
-        self.accented.clear()
+        self.accents.accented.clear()

@@ -8,7 +8,13 @@ PICKUP of it), as on a hardware synth's shifted knobs (a CV summed with a shifte
 with it). `group_select` points at a voice group
 (voices.VOICE_GROUPS over its travel, no pickup: it only chooses); `group_density` moves the
 `density.<voice>` of each voice of that group, `group_velocity` the `outputs.scale.<n>` of the
-outputs they play on (`map.<voice>`).
+outputs they play on (`map.<voice>`); a `mute_group` button mutes the group it points at
+(`selected_group`).
+
+An ADC input with role "fill" (the reference board's FILL jack on MCP3208 #2) is a gate read at
+the scan rate through a software Schmitt trigger (`SchmittGate`, the board's `rise_volts` /
+`fall_volts`): each scan that changes its level queues the new level in `fill_edges`, which the
+back end hands to `engine.fill` (a scan period, 4 ms at 250 Hz, is nothing for a bar-level gate).
 """
 
 from __future__ import annotations
@@ -29,6 +35,22 @@ GROUPS = tuple(VOICE_GROUPS)
 _GROUP_RANGE = {"group_density": "density.kick", "group_velocity": "outputs.scale.1"}
 
 
+class SchmittGate:
+    """A gate read as volts: high at or above `rise`, low again at or below `fall`."""
+
+    def __init__(self, rise: float, fall: float) -> None:
+        self.rise, self.fall = rise, fall
+        self.high = False
+
+    def update(self, volts: float) -> bool | None:
+        """The new level when `volts` changed it, else None."""
+        high = volts > self.fall if self.high else volts >= self.rise
+        if high == self.high:
+            return None
+        self.high = high
+        return high
+
+
 class ControlScanner:
     """cv_reader: ADC codes -> pot positions and CV volts, handed to one `controls.ControlReader`
     per control (summing, smoothing, hysteresis, the range: `grooverack.controls`)."""
@@ -44,6 +66,13 @@ class ControlScanner:
         for name in sorted(cv_names):
             item = board.inputs[name]
             self.plan.setdefault(item.chip, []).append(("cv", name, item.channel))
+        # fill gates on ADC channels: read with the controls, edges queued for the back end
+        self.gates = {i.name: SchmittGate(i.rise_volts, i.fall_volts)
+                      for i in board.inputs.values() if i.role == "fill"}
+        for name in self.gates:
+            item = board.inputs[name]
+            self.plan.setdefault(item.chip, []).append(("gate", name, item.channel))
+        self.fill_edges: list[bool] = []  # levels the gates changed to, oldest first
         for chip in self.plan:
             self.plan[chip].sort(key=lambda p: p[2])
         # one reader per control (the door: summing, smoothing, hysteresis), starting where the
@@ -72,8 +101,14 @@ class ControlScanner:
     def read_chip(self, chip: str) -> list[int]:
         return self.hw.adcs[chip].read_many([p[2] for p in self.plan[chip]])
 
+    def take_fill_edges(self) -> list[bool]:
+        """The fill levels queued by the scans since the last call (each a change)."""
+        edges, self.fill_edges = self.fill_edges, []
+        return edges
+
     def scan(self) -> list[tuple[str, float]]:
-        """One scan; returns the controls that moved, with their new values."""
+        """One scan; returns the controls that moved, with their new values (fill gate edges
+        go to `fill_edges`)."""
         self.scans += 1
         pots: dict[str, float] = {}
         cvs: dict[str, float] = {}
@@ -85,6 +120,10 @@ class ControlScanner:
             for (kind, name, _), code in zip(items, codes, strict=True):
                 if kind == "pot":
                     pots[name] = code / self.board.pots[name].code_max
+                elif kind == "gate":
+                    level = self.gates[name].update(self.cal.to_volts(name, code))
+                    if level is not None:
+                        self.fill_edges.append(level)
                 else:
                     cvs[name] = self.cal.to_volts(name, code)
         if self.shift != self._shifted:
@@ -147,6 +186,16 @@ class ControlScanner:
         reader.first, reader.reported = False, at
         return True
 
+    def selected_group(self) -> str:
+        """The voice group the `group_select` pot points at now (read from its pot, so a
+        `mute_group` press right after SHIFT goes down still gets it), else the last chosen."""
+        for pot, target in self.shift_targets.items():
+            if target == "group_select":
+                p = self.shift_readers[pot].position()
+                if p is not None:
+                    return group_at(p)
+        return self.group
+
     def _group_keys(self, target: str) -> list[str]:
         voices = VOICE_GROUPS[self.group]
         if target == "group_density":
@@ -167,7 +216,7 @@ class ControlScanner:
             p = reader.position()
             if p is None or reader.read() is None:
                 return []
-            group = GROUPS[min(int(p * len(GROUPS)), len(GROUPS) - 1)]
+            group = group_at(p)
             if group != self.group:
                 self.group = group  # the group targets pick up at the new group's values
                 for other, t in self.shift_targets.items():
@@ -183,3 +232,8 @@ class ControlScanner:
         if target in _GROUP_RANGE:
             return [(k, value) for k in self._group_keys(target)]
         return [(target, value)]
+
+
+def group_at(position: float) -> str:
+    """The voice group at a 0..1 position of the `group_select` pot (equal parts of its travel)."""
+    return GROUPS[min(int(position * len(GROUPS)), len(GROUPS) - 1)]

@@ -9,6 +9,7 @@ from typing import Any
 
 from grooverack.backends.panel.backend import PanelBackend, calibration_for, group_instants
 from grooverack.backends.panel.hardware import open_hardware
+from grooverack.backends.panel.scanner import GROUPS
 from grooverack.boards.board import Board, load_board
 from grooverack.calibration import Calibration
 from grooverack.config import CONTROLS, Settings
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 TAIL_S = 0.02               # finish(): trigger falls still collected this long after the end
 SHIFT_LEAD_S = 0.03         # a shift-layer press: SHIFT goes down this long before the button
 #                             (longer than a button's debounce, so SHIFT is held when it counts)
+GROUP_SETTLE_S = 0.25       # a group mute through `mute_group`: the group_select pot is turned
+#                             this long before the button (its smoothing has settled by then)
 
 
 class SimPanelBoard:
@@ -53,6 +56,14 @@ class SimPanelBoard:
         # actions only the shift layer has: press.<action> holds SHIFT around that button
         self.shift_actions = {a: n for n, a in self.board.shift_buttons.items()
                               if a not in self.buttons}
+        # mutes that no button has: SHIFT + the group_select pot turned to the group + the
+        # `mute_group` button (the budget board: three buttons for five groups)
+        self.group_pot = next((p for p, t in self.board.shift_pots.items()
+                               if t == "group_select"), None)
+        self.group_mutes: dict[str, int] = {}
+        if "mute_group" in self.shift_actions and self.group_pot is not None:
+            self.group_mutes = {f"mute_{g}": i for i, g in enumerate(GROUPS)
+                                if f"mute_{g}" not in {*self.buttons, *self.shift_actions}}
         for control in self.board.controls.values():  # pots start where the configuration is
             rng = ControlRange.for_key(control.name, control.low, control.high)
             self.world.set_pot(control.pot, rng.position(settings[control.name]))
@@ -96,9 +107,13 @@ class SimPanelBoard:
             if name is None and action in self.shift_actions:
                 if value >= 0.5:
                     self._shift_press(self.shift_actions[action])
+            elif name is None and action in self.group_mutes:
+                if value >= 0.5:
+                    self._group_press(self.group_mutes[action])
             elif name is None:
+                known = [*self.buttons, *self.shift_actions, *self.group_mutes]
                 raise ValueError(f"board {self.board.name!r} has no {jack[6:]!r} button; "
-                                 f"buttons: {', '.join([*self.buttons, *self.shift_actions]) or 'none'}")
+                                 f"buttons: {', '.join(known) or 'none'}")
             elif value >= 0.5:
                 self.world.press(name)
         elif jack.startswith("hold."):
@@ -134,6 +149,25 @@ class SimPanelBoard:
         if shift not in self.held:
             self.world.at(now + 2 * SHIFT_LEAD_S + BUTTON_HOLD_S,
                           lambda: self.world.set_button(shift, False))
+
+    def _group_press(self, group: int) -> None:
+        """SHIFT down, the group_select pot turned to voice group number `group` (the middle of
+        its part of the travel), the `mute_group` button pressed once the pot has settled, the
+        pot turned back where it was while SHIFT is still down (its control picks up there), and
+        SHIFT up (a SHIFT already held stays held): what a player does to mute a group that has
+        no button of its own."""
+        assert self.group_pot is not None
+        shift, button, pot = self.buttons["shift"], self.shift_actions["mute_group"], self.group_pot
+        back = self.world.pot_positions.get(pot, 0.0)
+        turn = self.clock() + SHIFT_LEAD_S
+        press = turn + GROUP_SETTLE_S
+        turn_back = press + BUTTON_HOLD_S + SHIFT_LEAD_S
+        self.world.set_button(shift, True)
+        self.world.at(turn, lambda: self.world.set_pot(pot, (group + 0.5) / len(GROUPS)))
+        self.world.at(press, lambda: self.world.press(button))
+        self.world.at(turn_back, lambda: self.world.set_pot(pot, back))
+        if shift not in self.held:
+            self.world.at(turn_back + GROUP_SETTLE_S, lambda: self.world.set_button(shift, False))
 
     def _engine_to(self, t: float) -> None:
         for group in group_instants(self.engine.advance(t)):
