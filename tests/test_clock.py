@@ -187,7 +187,7 @@ def test_stop_detection_external_freezes_and_restarts_on_the_next_step():
 
 def test_auto_source_follows_pulses_then_falls_back_to_internal():
     c = make_clock(**{"clock.source": "auto", "clock.ppqn": 4, "tempo": 100.0,
-                      "clock.stop_timeout": 0.5})
+                      "clock.stop_timeout": 0.5, "clock.auto_stop": "internal"})
     c.start(0.0)
     assert c.driver == "internal" and c.position(0.15) == pytest.approx(1.0)
     for k in range(16):                            # 150 BPM external clock takes over
@@ -200,6 +200,39 @@ def test_auto_source_follows_pulses_then_falls_back_to_internal():
     p = c.position(2.5)
     assert p == pytest.approx(18.0) and p >= last  # from the held step, not past it
     assert c.position(2.5 + 0.6) == pytest.approx(p + 4.0)
+
+
+def test_auto_source_waits_for_a_stopped_clock_until_the_tempo_is_turned():
+    """The default (clock.auto_stop = wait): the sequencer stops, the drums stop with it and stay
+    stopped; its clock coming back plays the held step; turning the tempo control instead plays
+    on at the internal tempo from the held step."""
+    c = make_clock(**{"clock.source": "auto", "clock.ppqn": 4, "tempo": 100.0,
+                      "clock.stop_timeout": 0.5})
+    c.start(0.0)
+    for k in range(16):                            # 150 BPM: pulses 0.3 .. 1.8, step 17 at 1.8
+        c.pulse(0.3 + k * 0.1)
+    c.poll(2.5)
+    assert c.stalled and c.driver == "external" and not c.playing
+    held = c.position(2.5)
+    assert held == pytest.approx(18.0)
+    assert c.position(30.0) == held                # still waiting, however long
+    c.poll(30.0)
+    c.pulse(31.0)                                  # the clock comes back: it plays the held step
+    assert c.position(31.0) == pytest.approx(18.0) and c.time_of(18.0) == 31.0
+    c.pulse(31.1)
+    assert c.position(31.1) == pytest.approx(19.0)
+    # stopped again; now the tempo control is turned: the internal tempo plays on from the held step
+    c.poll(32.0)
+    assert c.stalled and c.position(40.0) == pytest.approx(20.0)
+    c.set_tempo(100.0, 40.0)                       # the same tempo is no gesture
+    assert c.position(41.0) == pytest.approx(20.0)
+    c.set_tempo(120.0, 41.0)
+    assert c.driver == "internal" and c.playing
+    assert c.position(41.0) == pytest.approx(20.0)
+    assert c.position(41.5) == pytest.approx(24.0)  # 120 BPM: 8 steps per second
+    for k in range(4):                             # a clock patched again takes over
+        c.pulse(42.0 + k * 0.125)
+    assert c.driver == "external"
 
 
 def test_reset_is_transparent_with_an_external_clock():

@@ -191,6 +191,18 @@ def test_presets_round_trip_and_buttons(fake_runner):
         eng.recall_preset(9)
 
 
+def test_recall_button_on_an_empty_slot_is_logged_not_raised(fake_runner, caplog):
+    """A button cannot be refused: the panel's, the ES-9's and MIDI's presses all reach
+    Engine.press, and an empty preset slot must not stop the loop that pressed it."""
+    eng = engine(fake_runner)
+    eng.preset_slot = 5
+    z_a = eng.generator.z_a.copy()
+    with caplog.at_level("WARNING", logger="grooverack.engine"):
+        assert eng.press("recall_preset") is None
+    assert "preset 5 is empty" in caplog.text
+    assert np.array_equal(eng.generator.z_a, z_a)
+
+
 def test_randomize_changes_an_independent_pattern(fake_runner):
     eng = engine(fake_runner, follow=0.0, uncertainty=0.0, density=0.8)
     eng.start(0.0)

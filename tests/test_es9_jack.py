@@ -7,7 +7,9 @@ so a sample's JACK frame number is one clock for the test, the back end and the 
 Checked: edges found to the sample (Schmitt thresholds, hysteresis, chatter), pitch read a settle
 time after the edge, trigger widths in samples and voltages, velocity CV held and clamped to the
 safe range, and every output change on the JACK frame the player scheduled once the reported
-latency is taken off.
+latency is taken off; button gates pressed (a style change, a mute that silences its trigger
+channel), accent channels with their accented triggers only, clock and reset out by
+outputs.mode.
 """
 
 from __future__ import annotations
@@ -121,21 +123,23 @@ def test_shipped_es9_boards_parse(repo_root):
     assert both.trigger == [] and both.midi["profile"] == "poly2"
 
 
-def capture(server, signal, settings, tmp_path):
-    """One take: the back end runs while the rig plays the signal and records the outputs."""
+def capture(server, signal, settings, tmp_path, b=None, inputs=8, snapshot=None):
+    """One take: the back end runs while the rig plays the signal and records the outputs
+    (`inputs` channels of board `b`); `snapshot(engine)` is kept instead of the groove."""
     import sounddevice as sd
 
     rig = AudioRig(server, signal / VPU, tmp_path, source="es9test-in",
-                   sink="es9test-out", inputs=8, tail=SR)
+                   sink="es9test-out", inputs=inputs, tail=SR)
     engine = make_engine(settings, threaded=True)
     refresh_devices()  # PortAudio reads the JACK clients that exist now
-    backend = ES9Backend(engine, settings, board())
+    backend = ES9Backend(engine, settings, b or board())
     try:
         backend.start()
         assert 0.0 <= backend.wait_latency() < 0.1
         rig.go()
         cap, xruns = rig.result()
-        groove_hits = (int(engine.groove[:, 0].sum()), engine.clock.bpm)
+        groove_hits = (snapshot(engine) if snapshot is not None
+                       else (int(engine.groove[:, 0].sum()), engine.clock.bpm))
     finally:
         backend.stop()
         engine.close()
@@ -272,3 +276,71 @@ def test_es9_in_midi_out_on_the_same_timing(jack_audio_server, tmp_path):  # noq
     offsets = np.array([due - ev.time for due, ev in zip(dues, rises, strict=False)])
     settled = offsets[len(offsets) // 4:]
     assert settled.max() - settled.min() < backend.board.blocksize / SR
+
+
+@pytest.mark.jack
+def test_es9_button_gates_accents_clock_and_reset_out(jack_audio_server, tmp_path):  # noqa: F811
+    """A pulse on a button's input channel presses it (next_style: the style changes; mute_kick:
+    the kick's trigger channel goes silent); accent channels rise with their triggers' accented
+    hits only, on the same samples; clock and reset out in outputs.mode gate / trigger."""
+    style_at, mute_at, reset_at = SR, 2 * SR, 3 * SR  # sent frames of the presses, a reset
+    length = 4 * SR
+    pulses = np.zeros((3, length))
+    pulses[0, style_at:style_at + 480] = 5.0   # next_style on input 3
+    pulses[1, mute_at:mute_at + 480] = 5.0     # mute_kick on input 4
+    pulses[2, reset_at:reset_at + 480] = 5.0   # reset on input 5: the next 16th is step 0
+    signal = np.concatenate([np.zeros((2, length)), pulses])
+    data = {**BOARD, "es9": {
+        **BOARD["es9"],
+        "inputs": {"gate": 1, "pitch": 2, "next_style": 3, "mute_kick": 4, "reset": 5},
+        "outputs": {"trigger": [1, 2, 3, 4], "velocity": [5, 6, 7, 8], "accent": [9, 10],
+                    "clock": 11, "reset": 12}}}
+    settings = load_settings(overrides=[
+        "density=1.0", "uncertainty=0.0", "tempo=120", "clock.source=internal",
+        "outputs.trigger_ms=5.0", "outputs.velocity_volts=4.0", "outputs.accent_threshold=0.6",
+        "outputs.mode.clock=gate", "outputs.mode.reset=trigger"])
+
+    def snapshot(engine):
+        return {"genre": engine.settings["genre"], "mute": engine.settings["mute.kick"],
+                "offered": engine.offered_styles, "genres": engine.runner.genres,
+                "decoded": engine.pattern.info.get("genre")}
+
+    for _ in range(3):  # a take without xruns: the checks are sample-exact
+        cap, xruns, backend, snap = capture(jack_audio_server, signal, settings, tmp_path,
+                                            board(data), inputs=12, snapshot=snapshot)
+        if xruns == 0 and backend.xruns == 0:
+            break
+    else:
+        pytest.fail(f"JACK xruns in 3 takes (last: rig {xruns}, back end {backend.xruns})")
+
+    # the presses: one per pulse, one rig frame apart as sent; the engine took them
+    (style, f_style, new), (mute, f_mute, muted) = backend.presses
+    assert (style, mute, muted) == ("next_style", "mute_kick", True)
+    assert f_mute - f_style == mute_at - style_at
+    assert new == snap["offered"][1] == snap["genre"] and snap["mute"]
+    assert snap["decoded"] == snap["genres"].index(new)  # the model decodes in the new style
+    # capture frame of a back-end input frame f: f + R + L less the rig's offset
+    shift = backend.reaction_frames + backend.latency_frames - (f_mute - mute_at)
+    kicks = [a for a, _ in runs(cap[0], 0.2)]
+    assert [a for a in kicks if a < mute_at], "no kick before the mute"
+    # silent from the steps after the press on (at most a step in flight, 6000 frames, and the
+    # generator's answer)
+    assert not [a for a in kicks if a > mute_at + shift + SR // 2], kicks
+    assert [a for a, _ in runs(cap[1], 0.2) if a > mute_at + shift + SR // 2], "snare stopped"
+    # accents: with exactly the triggers whose velocity CV reached the threshold, same samples
+    threshold = np.float32(0.6 * 4.0 / VPU)
+    for out in (0, 1):
+        trig, accent = runs(cap[out], 0.2), runs(cap[8 + out], 0.2)
+        want = [(a, n) for a, n in trig if cap[4 + out, a] >= threshold]
+        assert accent == want, (out, accent, want)
+        assert set(np.unique(cap[8 + out])) <= {np.float32(0.0), np.float32(0.4)}
+    assert runs(cap[9], 0.2) and len(runs(cap[9], 0.2)) < len(runs(cap[1], 0.2))  # snare: mixed
+    # clock out as a gate: half of each 16th (6000 frames at 120 BPM; a reset keeps the grid);
+    # reset out a 5 ms trigger with the first 16th after the reset input (and after the start,
+    # when the capture began before it)
+    clock = runs(cap[10], 0.2)
+    assert len(clock) > 20 and {n for _, n in clock[1:]} == {3000}  # (the first may be cut)
+    assert np.all(np.diff([a for a, _ in clock[1:]]) == 6000)
+    reset = runs(cap[11], 0.2)
+    after = [a for a, _ in clock if a > reset_at + shift]
+    assert reset[-1] == (after[0], 240) and len(reset) <= 2, (reset, after[:2])

@@ -445,3 +445,47 @@ def test_grooverack_run_board_midi(jack_server, tmp_path):  # noqa: F811
     notes = [d for d in got if d[0] == 0x99]
     assert notes and {d[1] for d in notes} <= set(VOICE_GM_NOTES)
     assert got.count(b"\xf8") >= 40  # a second of clock at 120 BPM: 48 ticks
+
+
+@pytest.mark.jack
+def test_button_style_mute_and_scale_ccs(jack_server, tmp_path):  # noqa: F811
+    """The panel's buttons and levels from a controller through JACK: a press CC (next_style),
+    the style CC, a mute-group CC (the kick's notes stop) and a velocity-scale CC (the snare's
+    notes get softer), on the internal clock."""
+    press_at, style_at, mute_at = int(0.3 * SR), int(0.8 * SR), int(1.5 * SR)
+    frames = 3 * SR
+    events = [(press_at, bytes((0xB0, 40, 127))),          # midi.cc.next_style = 40: a press
+              (press_at + 2400, bytes((0xB0, 40, 0))),     # released
+              (style_at, bytes((0xB0, 28, 0))),            # the style CC: 'any' ...
+              (style_at + 4800, bytes((0xB0, 28, 127))),   # ... then the last offered style
+              (mute_at, bytes((0xB0, 86, 127))),           # mute the kick group (CC 86)
+              (mute_at, bytes((0xB0, 112, 32)))]           # output 2's velocity scale (CC 112)
+    settings = load_settings(overrides=[
+        "midi.api=jack", "clock.source=internal", "tempo=120", "density=1.0",
+        "uncertainty=0.0", "midi.profile=poly2", "midi.cc.next_style=40"])
+    sent = Counter({"press": 1, "style": 2, "mute": 1, "cc": 1})
+
+    def whole(backend) -> bool:
+        return Counter(backend.input.counts) == sent
+
+    backend, result, _ = clean_take(jack_server, settings, events, frames, tmp_path, whole=whole)
+    if not whole(backend):
+        pytest.skip(f"JACK xruns in 4 takes ({result['xruns']} in the last): messages received "
+                    f"{dict(backend.input.counts)} of {dict(sent)}")
+    engine = backend.input.engine
+    offered = engine.offered_styles
+    assert [(a, res) for _, a, res in backend.input.presses] == [("next_style", offered[1])]
+    assert engine.settings["genre"] == offered[-1]
+    assert engine.settings["mute.kick"]
+    assert engine.settings["outputs.scale.2"] == pytest.approx(32 / 127)
+    # the notes out: kick (note 36) before the mute, none from a step after it on; the snare
+    # (37) on, at most velocity 32 from then on
+    start = result["start"]
+    t_mute = start + mute_at / SR
+    ons = [(t, bytes.fromhex(h)) for _, t, h, _ in result["received"]
+           if bytes.fromhex(h)[0] == 0x90]
+    assert [t for t, d in ons if d[1] == 36 and t < t_mute]
+    assert not [t for t, d in ons if d[1] == 36 and t > t_mute + 0.3]
+    snare = [d[2] for t, d in ons if d[1] == 37 and t > t_mute + 0.3]
+    assert snare and max(snare) <= 32
+    assert max(d[2] for t, d in ons if d[1] == 37 and t < t_mute) > 32

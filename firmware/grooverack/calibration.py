@@ -522,7 +522,7 @@ ES9_ANALOG_SKIP = ("gate", "clock", "reset")  # Schmitt-triggered: no scaling to
 
 def es9_channels(board: Any) -> tuple[dict[str, ChannelSpec], dict[str, ChannelSpec]]:
     """Input jacks (pitch, velocity CV, control CVs) and outputs (`trigger_N`, `velocity_N`,
-    `clock`, `reset`) of an ES-9 board, named as the calibration file names them."""
+    `accent_N`, `clock`, `reset`) of an ES-9 board, named as the calibration file names them."""
 
     return _es9_specs(parse_board(board))
 
@@ -539,9 +539,10 @@ def _es9_specs(es9: Any) -> tuple[dict[str, ChannelSpec], dict[str, ChannelSpec]
 
 
 def es9_output_channels(es9: Any) -> dict[str, int]:
-    """Calibration name -> 1-based host channel of an ES9Board's outputs."""
+    """Calibration name -> 1-based host channel of an ES9Board's outputs (`trigger_N`,
+    `velocity_N`, `accent_N`, `clock`, `reset`)."""
     out = {}
-    for kind in ("trigger", "velocity"):
+    for kind in ("trigger", "velocity", "accent"):
         for n, channel in enumerate(getattr(es9, kind), start=1):
             if channel:
                 out[f"{kind}_{n}"] = channel

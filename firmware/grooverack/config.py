@@ -97,6 +97,22 @@ class Key:
 
 OUTPUT_MODES = ("trigger", "gate")  # what a trigger, clock or reset output does per rise
 
+# The panel's buttons: what `Engine.press` does, what a board's button may be wired to, what a
+# `--controls` CSV may press. The one list.
+BUTTONS: tuple[str, ...] = ("record", "clear", "randomize_a", "randomize_b", "save_preset",
+                            "recall_preset", "next_preset", "previous_preset",
+                            # the style the model plays (cycling the offered ones, wrapping)
+                            "next_style", "previous_style",
+                            # mute / unmute a voice group (voices.VOICE_GROUPS)
+                            *(f"mute_{group}" for group in VOICE_GROUPS),
+                            # held, not pressed: the panel's second layer of pots and buttons
+                            # (a board's [shift] table); the engine ignores it
+                            "shift")
+
+# The buttons a MIDI CC or note presses (and an ES-9 gate input): all but the panel's shift
+# (a layer of pots, which neither has). The mute_<group> CCs are levels, not presses.
+PRESS_ACTIONS: tuple[str, ...] = tuple(b for b in BUTTONS if b != "shift")
+
 
 def _keys() -> list[Key]:
     k: list[Key] = [
@@ -123,6 +139,9 @@ def _keys() -> list[Key]:
         Key("clock.smoothing", 8, "intervals", 1, 48, doc="clock intervals averaged for the tempo estimate"),
         Key("clock.slew", 0.5, "", 0.0, 1.0, doc="how fast the tempo estimate moves to the measured intervals (steps on clock edges always play at the edge)"),
         Key("clock.stop_timeout", 2.0, "s", 0.1, 10.0, doc="clock declared stopped after this long without pulses"),
+        Key("clock.auto_stop", "wait", choices=("wait", "internal"),
+            doc="auto, when the external clock stops: wait for it (the drums stop with it; turn "
+                "tempo to play on at the internal tempo) or go on at the internal tempo"),
         # --- input: gate + pitch -> onset velocity
         Key("input.velocity_mode", "auto", choices=("auto", "window", "fixed", "cv"),
             doc="how an onset gets its velocity: pitch spread (auto), pitch window, fixed, or a velocity CV"),
@@ -216,29 +235,43 @@ def _keys() -> list[Key]:
                  doc="MIDI CC that is the fill gate: 64..127 high, 0..63 low (0 = none)"))
     k.append(Key("midi.fill_note", 0, "note", 0, 127,
                  doc="input note that is the fill gate while held, not an onset (0 = none)"))
+    # the panel's buttons over MIDI. A press CC fires on a value 64..127 after one below 64 (a
+    # momentary button's press; the first one counts). These default to none: a knob of another
+    # mapping passing 64 would clear the groove or randomize a latent. Levels (the style, the
+    # mute groups, the velocity scales) sit in free (undefined) CC ranges beside the controls'.
+    for action in PRESS_ACTIONS:
+        if not action.startswith("mute_"):
+            k.append(Key(f"midi.cc.{action}", 0, "CC", 0, 127,
+                         doc=f"MIDI CC that presses {action}: a value 64..127 after one below 64 "
+                             "(0 = none)"))
+    k.append(Key("midi.cc.style", 28, "CC", 0, 127,
+                 doc="MIDI CC that chooses the style: 0..127 spread evenly over the styles the "
+                     "model offers, 'any' first (0 = none)"))
+    for i, group in enumerate(VOICE_GROUPS):
+        voices = ", ".join(VOICE_GROUPS[group])
+        k.append(Key(f"midi.cc.mute_{group}", 86 + i, "CC", 0, 127,
+                     doc=f"MIDI CC that mutes the {group} group ({voices}): 64..127 muted, "
+                         "0..63 playing, as a toggle button sends (0 = none)"))
+    for n in range(1, 17):
+        k.append(Key(f"midi.cc.scale.{n}", 110 + n if n <= 8 else 0, "CC", 0, 127,
+                     doc=f"MIDI CC that moves outputs.scale.{n}, the velocity scale of output {n} "
+                         "(0 = none)"))
+    # ... and as notes: a note-on presses (a mute note toggles its group, as the panel's button
+    # does); that note is then not an onset of the groove
+    for action in PRESS_ACTIONS:
+        k.append(Key(f"midi.button_note.{action}", 0, "note", 0, 127,
+                     doc=f"input note whose note-on presses {action}, not an onset (0 = none)"))
     return k
 
 
 SCHEMA: dict[str, Key] = {key.name: key for key in _keys()}
-
-# Controls a panel, CV, or MIDI CC may move while playing (a subset of the schema).
-# The panel's buttons: what `Engine.press` does, what a board's button may be wired to, what a
-# `--controls` CSV may press. The one list.
-BUTTONS: tuple[str, ...] = ("record", "clear", "randomize_a", "randomize_b", "save_preset",
-                            "recall_preset", "next_preset", "previous_preset",
-                            # the style the model plays (cycling the offered ones, wrapping)
-                            "next_style", "previous_style",
-                            # mute / unmute a voice group (voices.VOICE_GROUPS)
-                            *(f"mute_{group}" for group in VOICE_GROUPS),
-                            # held, not pressed: the panel's second layer of pots and buttons
-                            # (a board's [shift] table); the engine ignores it
-                            "shift")
 
 # The CV jacks of the virtual patch and a --controls CSV (volts): summed with the control's pot
 # as the board file says (`controls.<name>.cv` + `cv_per_volt`).
 CV_JACKS: tuple[str, ...] = ("cv.follow", "cv.morph", "cv.uncertainty", "cv.density")
 CV_VOLTS = 12.0  # a CV jack takes -12..+12 V (the rails)
 
+# Controls a panel, CV, or MIDI CC may move while playing (a subset of the schema).
 CONTROLS: tuple[str, ...] = (
     "follow", "morph", "uncertainty", "density", "quantize", "tempo", "swing",
     "groove_velocity", "groove_offset",

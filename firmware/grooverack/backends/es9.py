@@ -15,6 +15,12 @@ micro-timing and each step on an edge sounds exactly `R + L` after that edge at 
 being the stream's own input-to-output latency (PortAudio's DAC time minus ADC time of the
 callback, plus the board's `latency_trim_samples`). `describe()` reports both.
 
+Button inputs (`[es9.inputs] next_style = 10`): gates through the same Schmitt trigger; a rising
+edge is `Engine.press(action)` on the engine thread at its frame, as the panel's debounced buttons
+are on its loop (never in the callback). Accent outputs (`[es9.outputs] accent`): accent n rises
+with trigger n when that hit's velocity CV reaches `outputs.accent_threshold` and falls with it,
+on the trigger's own samples (`engine.accents`, as the panel's accent jacks).
+
 Volts <-> samples: `volts = gain * sample * volts_per_unit + offset` per channel (nominal:
 gain 1, offset 0, 10 V per unit, i.e. +-1.0 = +-10 V), from the board's `[es9.calibration]`;
 outputs are written through a `calibration.Calibration` (`es9_calibration`: a calibration file's
@@ -57,6 +63,7 @@ from grooverack.calibration import (
 )
 from grooverack.config import CONTROLS, Settings
 from grooverack.controls import ControlRange, ControlReader
+from grooverack.engine.accents import AccentFollower
 from grooverack.errors import ConfigError
 from grooverack.runtime.priority import realtime, short_gil_slices
 from grooverack.runtime.serve import Lifecycle, make_engine
@@ -273,6 +280,14 @@ class ES9Backend:
         self.settle = int(round(settings["input.pitch_settle_ms"] * 1e-3 * self.sr))
         self.schmitt = {jack: Schmitt(settings["es9.threshold"], settings["es9.hysteresis"])
                         for jack in EDGE_JACKS if jack in b.inputs}
+        # button gates: the same Schmitt trigger, a rise is a press
+        self.button_schmitt = {action: Schmitt(settings["es9.threshold"],
+                                               settings["es9.hysteresis"])
+                               for action in b.buttons}
+        self.presses: deque[tuple[str, int, Any]] = deque(maxlen=10_000)  # (action, frame, result)
+        # accent outputs: accent n high with trigger n when its velocity CV reached the threshold
+        self.accents = AccentFollower([n for n, ch in enumerate(b.accent, 1) if ch],
+                                      float(settings["outputs.accent_threshold"]))
         self.cv_volts = settings["es9.cv_volts"]
         self.velocity_volts = settings["outputs.velocity_volts"]
         self.velocity_mode = settings["input.velocity_mode"]
@@ -476,6 +491,16 @@ class ES9Backend:
                     calls.append((frame, 0, lambda t=t: eng.fill(t, True)))
                 else:
                     calls.append((frame, 0, lambda t=t: eng.reset(t)))
+        for action, schmitt in self.button_schmitt.items():
+            ch = b.buttons[action]
+            scale, offset = b.in_scale(ch)
+            rising, falling = schmitt.edges(block[:, ch - 1].astype(np.float64) * scale + offset)
+            for k in falling:
+                self.edges.append((action, "fall", f0 + int(k)))
+            for k in rising:
+                frame = f0 + int(k)
+                self.edges.append((action, "rise", frame))
+                calls.append((frame, 0, lambda a=action, f=frame: self._press(a, f)))
         for jack, reader in self.control_readers.items():
             reader.cv(float(self._volts(block, jack).mean()))
             value = reader.read()
@@ -484,6 +509,11 @@ class ES9Backend:
         for _, _, call in sorted(calls, key=lambda c: (c[0], c[1])):
             call()
         self._processed = max(self._processed, f0 + n)  # the clock may be a little ahead
+
+    def _press(self, action: str, frame: int) -> None:
+        """A button gate's rise: `Engine.press`, as the panel's buttons (a press that cannot act,
+        an empty preset slot, is logged by the engine and returns None)."""
+        self.presses.append((action, frame, self.engine.press(action)))
 
     def to_sample(self, channel: int, volts: float) -> float:
         """Output volts -> the sample of host channel `channel` (1-based) through the
@@ -498,9 +528,16 @@ class ES9Backend:
         b = self.board
         react = self.reaction_frames or 0
         changes = []
-        for ev in events:
-            self.played.append(ev)
+        for ev in self.accents(events):  # + accent rises / falls with their triggers
             frame = int(round(ev.time * self.sr)) + react
+            if ev.kind == "accent":  # on its trigger's samples; not played over MIDI
+                ch = b.accent[ev.output - 1]
+                if not self._down:
+                    volts = b.trigger_volts * ev.value
+                    changes.append((frame, ch - 1, self.to_sample(ch, volts)))
+                    self.scheduled.append((frame, ch, volts, ev))
+                continue
+            self.played.append(ev)
             if ev.kind == "velocity":
                 ch = b.velocity[ev.output - 1] if 0 < ev.output <= len(b.velocity) else 0
                 volts = ev.value * self.velocity_volts
@@ -871,6 +908,8 @@ def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
         raise
     lost = (f", stream lost {backend.losses}x, reopened {backend.reopens}x"
             if backend.losses else "")
-    print(f"grooverack: {len(backend.onsets)} onsets in, {len(backend.scheduled)} output "
-          f"changes, {backend.late_events} late, {backend.xruns} xruns{lost}", file=sys.stderr)
+    presses = f", {len(backend.presses)} button presses" if es9.buttons else ""
+    print(f"grooverack: {len(backend.onsets)} onsets in{presses}, {len(backend.scheduled)} "
+          f"output changes, {backend.late_events} late, {backend.xruns} xruns{lost}",
+          file=sys.stderr)
     return status

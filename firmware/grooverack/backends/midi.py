@@ -39,12 +39,12 @@ from grooverack.backends.midiparse import (
 )
 from grooverack.boards.midi import MidiOptions, midi_options
 from grooverack.config import Settings
-from grooverack.controls import ControlRange, cc_position
+from grooverack.controls import CC_MAX, ControlRange, cc_position
 from grooverack.errors import ConfigError
 from grooverack.runtime.priority import realtime, short_gil_slices
 from grooverack.runtime.scheduler import TimedScheduler
 from grooverack.runtime.serve import Lifecycle, make_engine
-from grooverack.voices import VOICE_GM_NOTES
+from grooverack.voices import VOICE_GM_NOTES, VOICE_GROUPS
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,8 @@ class MidiInputHandler:
         self.parser = MidiParser()
         self.counts: dict[str, int] = {}
         self.ranges: dict[str, ControlRange] = {}  # CC'd controls' ranges (`grooverack.controls`)
+        self._high: dict[int, bool] = {}  # press CC -> its last value was 64..127
+        self.presses: deque[tuple[float, str, Any]] = deque(maxlen=10_000)  # (t, action, result)
         # called with t before a Start / Stop / Continue / Song Position is handed on: the back
         # end drops what the old phase queued past it (`MidiOutput.transport`)
         self.on_transport: Callable[[float], Any] | None = None
@@ -128,6 +130,12 @@ class MidiInputHandler:
             self._count("fill")
             eng.fill(t, event.value >= 64)
             return
+        if isinstance(event, NoteOn | NoteOff) and event.note in opts.press_notes:
+            if isinstance(event, NoteOn):  # (its note-off: nothing, as a button's release)
+                self._press(t, opts.press_notes[event.note])
+            return
+        if isinstance(event, ControlChange) and self._button_cc(t, event):
+            return
         if isinstance(event, NoteOn):
             self._count("note")
             if opts.velocity_source == "pitch":  # note number as 1 V/oct pitch, C4 (60) = 0 V
@@ -142,6 +150,36 @@ class MidiInputHandler:
                 if rng is None:
                     rng = self.ranges[control] = ControlRange.for_key(control)
                 eng.set_control(control, rng.value(cc_position(event.value)))
+
+    def _button_cc(self, t: float, event: ControlChange) -> bool:
+        """A press CC, a mute group's CC or the style CC: acted on, True; else False."""
+        opts, eng, number, high = self.options, self.engine, event.control, event.value >= 64
+        if number in opts.press_cc:
+            was, self._high[number] = self._high.get(number, False), high
+            if high and not was:  # 64..127 after a value below 64 (or the first one)
+                self._press(t, opts.press_cc[number])
+            return True
+        if number in opts.mute_cc:
+            self._count("mute")
+            keys = [f"mute.{v}" for v in VOICE_GROUPS[opts.mute_cc[number]]]
+            if any(eng.settings[k] != high for k in keys):  # a repeated value asks for nothing
+                for key in keys:
+                    eng.set_control(key, high)
+            return True
+        if opts.style_cc and number == opts.style_cc:  # (0 = none: CC 0 is bank select)
+            self._count("style")
+            styles = eng.offered_styles
+            style = styles[min(len(styles) - 1, event.value * len(styles) // (CC_MAX + 1))]
+            if eng.settings["genre"] != style:
+                eng.set_control("genre", style)
+            return True
+        return False
+
+    def _press(self, t: float, action: str) -> None:
+        """A panel button pressed from MIDI: `Engine.press`, as the panel's buttons do (a press
+        that cannot act, an empty preset slot, is logged by the engine and returns None)."""
+        self._count("press")
+        self.presses.append((t, action, self.engine.press(action)))
 
     def _count(self, kind: str) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1

@@ -1,4 +1,9 @@
 """The `[es9]` table of a board file: channels, levels, per-channel calibration.
+
+`[es9.inputs]` maps jacks (gate, pitch, clock, ..., control CVs) and panel buttons (any press
+action: `next_style = 10`, `mute_kick = 11`, a gate whose rising edge is a press) to host input
+channels; `[es9.outputs]` maps triggers, velocity CVs, accents, clock and reset to host output
+channels. No channel serves two jacks.
 """
 
 from __future__ import annotations
@@ -7,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from grooverack.config import CONTROLS, Settings
+from grooverack.config import CONTROLS, PRESS_ACTIONS, Settings
 from grooverack.errors import ConfigError
 
 INPUT_JACKS = ("gate", "pitch", "clock", "reset", "velocity_cv", "fill", *CONTROLS)
@@ -16,7 +21,7 @@ INPUT_JACKS = ("gate", "pitch", "clock", "reset", "velocity_cv", "fill", *CONTRO
 _ES9_KEYS = {"device", "input_device", "output_device", "samplerate", "blocksize",
              "volts_per_unit", "trigger_volts", "safe_min", "safe_max", "latency_trim_samples",
              "velocity_lead_samples", "inputs", "outputs", "calibration"}
-_OUTPUT_KEYS = {"trigger", "velocity", "clock", "reset"}
+_OUTPUT_KEYS = {"trigger", "velocity", "accent", "clock", "reset"}
 
 
 @dataclass
@@ -35,8 +40,10 @@ class ES9Board:
     latency_trim_samples: int = 0
     velocity_lead_samples: int = 2
     inputs: dict[str, int] = field(default_factory=dict)
+    buttons: dict[str, int] = field(default_factory=dict)  # press action -> its gate's channel
     trigger: list[int] = field(default_factory=list)  # per engine output 1..N (index N-1)
     velocity: list[int] = field(default_factory=list)
+    accent: list[int] = field(default_factory=list)  # accent n: high with trigger n's accents
     clock_out: int = 0
     reset_out: int = 0
     in_cal: dict[int, tuple[float, float]] = field(default_factory=dict)  # channel -> gain, offset
@@ -45,11 +52,11 @@ class ES9Board:
 
     @property
     def input_channels(self) -> int:
-        return max(self.inputs.values(), default=1)
+        return max([*self.inputs.values(), *self.buttons.values()], default=1)
 
     @property
     def output_channels(self) -> int:
-        used = [*self.trigger, *self.velocity, self.clock_out, self.reset_out]
+        used = [*self.trigger, *self.velocity, *self.accent, self.clock_out, self.reset_out]
         return max([c for c in used if c] or [1])
 
     def in_scale(self, channel: int) -> tuple[float, float]:
@@ -111,28 +118,47 @@ def parse_board(board: Any, settings: Settings | None = None) -> ES9Board:
     b.latency_trim_samples = number("latency_trim_samples", 0, -48000, 48000, integer=True)
     b.velocity_lead_samples = number("velocity_lead_samples", 2, 0, 480, integer=True)
 
+    def once(used: dict[int, str], key: str, ch: int, what: str = "") -> None:
+        """A channel serves one jack: a second claim is refused naming both."""
+        if ch in used:
+            raise fail(key, ch, f"a channel no other jack uses ({used[ch]} has channel {ch})")
+        used[ch] = f"es9.{key}{what}"
+
     inputs = table.get("inputs", {})
     if not isinstance(inputs, dict):
         raise fail("inputs", inputs, "a table of jack = channel")
+    used_in: dict[int, str] = {}
     for jack, ch in inputs.items():
-        if jack not in INPUT_JACKS:
-            raise fail(f"inputs.{jack}", ch, "inputs " + ", ".join(INPUT_JACKS))
+        if jack not in INPUT_JACKS and jack not in PRESS_ACTIONS:
+            why = " ('shift' is the panel's pot layer: the ES-9 has no pots)" \
+                if jack == "shift" else ""
+            raise fail(f"inputs.{jack}", ch, "jacks " + ", ".join(INPUT_JACKS)
+                       + "; or buttons (a gate, pressed on its rise) "
+                       + ", ".join(PRESS_ACTIONS) + why)
         if channel(f"inputs.{jack}", ch):
-            b.inputs[jack] = ch
+            once(used_in, f"inputs.{jack}", ch)
+            (b.inputs if jack in INPUT_JACKS else b.buttons)[jack] = ch
 
     outputs = table.get("outputs", {})
     if not isinstance(outputs, dict):
-        raise fail("outputs", outputs, "a table with trigger, velocity, clock, reset")
+        raise fail("outputs", outputs, "a table with trigger, velocity, accent, clock, reset")
     for key, value in outputs.items():
         if key not in _OUTPUT_KEYS:
             raise fail(f"outputs.{key}", value, "keys " + ", ".join(sorted(_OUTPUT_KEYS)))
-    for key in ("trigger", "velocity"):
+    used_out: dict[int, str] = {}
+    for key in ("trigger", "velocity", "accent"):
         chans = outputs.get(key, [])
         if not isinstance(chans, list) or len(chans) > 16:
             raise fail(f"outputs.{key}", chans, "a list of host channels, one per output (0 = none)")
         setattr(b, key, [channel(f"outputs.{key}", c) for c in chans])
+        for n, ch in enumerate(getattr(b, key), start=1):
+            if ch:
+                once(used_out, f"outputs.{key}", ch, f" (output {n})")
     b.clock_out = channel("outputs.clock", outputs.get("clock", 0))
     b.reset_out = channel("outputs.reset", outputs.get("reset", 0))
+    for key, ch in (("outputs.clock", b.clock_out), ("outputs.reset", b.reset_out)):
+        if ch:
+            once(used_out, key, ch)
 
     cal = table.get("calibration", {})
     if not isinstance(cal, dict):

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from grooverack.config import CONTROLS, SCHEMA, Settings
+from grooverack.config import CONTROLS, PRESS_ACTIONS, SCHEMA, Settings
 from grooverack.errors import ConfigError
+from grooverack.voices import VOICE_GROUPS
 
 # Board `[midi]` keys: the same names as the config keys `midi.<key>`.
 BOARD_KEYS = ("api", "input_port", "output_port", "input_channel", "velocity_source", "profile",
@@ -32,6 +33,10 @@ class MidiOptions:
     cc: Mapping[int, str] = field(default_factory=dict)  # CC number -> control name
     fill_note: int = 0  # input note that holds the fill gate (0 = none)
     fill_cc: int = 0    # CC that is the fill gate, >= 64 high (0 = none)
+    press_cc: Mapping[int, str] = field(default_factory=dict)  # CC -> button pressed at 64 up
+    mute_cc: Mapping[int, str] = field(default_factory=dict)   # CC -> voice group, >= 64 muted
+    style_cc: int = 0   # CC whose 0..127 spreads over the offered styles (0 = none)
+    press_notes: Mapping[int, str] = field(default_factory=dict)  # note -> button its note-on presses
 
 
 def midi_options(settings: Settings, board: Any = None) -> MidiOptions:
@@ -52,16 +57,42 @@ def midi_options(settings: Settings, board: Any = None) -> MidiOptions:
         values[key] = value
     notes = tuple((settings[f"midi.note_channel.{n}"], settings[f"midi.note.{n}"])
                   for n in range(1, 17))
-    cc: dict[int, str] = {}
-    for control in CONTROLS:
-        number = settings[f"midi.cc.{control}"]
+    # every CC one meaning: the controls (and the velocity scales), the fill gate, the presses,
+    # the mute groups, the style
+    users: dict[int, str] = {}  # CC -> the config key that claims it
+
+    def claim(key: str) -> int:
+        number = settings[key]
+        if number and number in users:
+            raise ConfigError(f"config keys {users[number]} and {key} both use CC {number}; "
+                              "allowed: one control per CC")
         if number:
-            if number in cc:
-                raise ConfigError(f"config keys midi.cc.{cc[number]} and midi.cc.{control} both "
-                                  f"use CC {number}; allowed: one control per CC")
-            cc[number] = control
-    fill_cc = settings["midi.cc.fill"]
-    if fill_cc and fill_cc in cc:
-        raise ConfigError(f"config keys midi.cc.{cc[fill_cc]} and midi.cc.fill both use CC "
-                          f"{fill_cc}; allowed: one control per CC")
-    return MidiOptions(notes=notes, cc=cc, fill_cc=fill_cc, **values)
+            users[number] = key
+        return number
+
+    cc: dict[int, str] = {}
+    for control in (*CONTROLS, *(f"scale.{n}" for n in range(1, 17))):
+        if number := claim(f"midi.cc.{control}"):
+            cc[number] = f"outputs.{control}" if control.startswith("scale.") else control
+    fill_cc = claim("midi.cc.fill")
+    press_cc = {number: action for action in PRESS_ACTIONS if not action.startswith("mute_")
+                if (number := claim(f"midi.cc.{action}"))}
+    mute_cc = {number: group for group in VOICE_GROUPS
+               if (number := claim(f"midi.cc.mute_{group}"))}
+    style_cc = claim("midi.cc.style")
+    # every note one meaning too: the fill gate's, a press's (any other note is an onset)
+    notes_used = {values["fill_note"]: "midi.fill_note"} if values["fill_note"] else {}
+    press_notes: dict[int, str] = {}
+    for action in PRESS_ACTIONS:
+        key = f"midi.button_note.{action}"
+        note = settings[key]
+        if not note:
+            continue
+        if note in notes_used:
+            raise ConfigError(f"config keys {notes_used[note]} and {key} both use note {note}; "
+                              "allowed: one action per note")
+        notes_used[note] = key
+        press_notes[note] = action
+    return MidiOptions(notes=notes, cc=cc, fill_cc=fill_cc, press_cc=press_cc,
+                       mute_cc=mute_cc, style_cc=style_cc, press_notes=press_notes,
+                       **values)

@@ -36,10 +36,13 @@ step 0; with the internal clock the next 16th plays step 0.
 Every jump of the position increments `epoch`, so the player and the capture can re-base.
 
 A clock that stops stops the drums at once: nothing at or after the next expected pulse plays.
-After `clock.stop_timeout` without a pulse it is declared stalled: with `external` / `midi` the
-position stays there, re-armed, and the next pulse plays that step (a step-accurate restart);
-`auto` ("external while pulses arrive, internal otherwise") goes on at the internal tempo from
-that step.
+After `clock.stop_timeout` without a pulse it is declared stalled: the position stays there,
+re-armed, and the next pulse plays that step (a step-accurate restart). `auto` ("external while
+pulses arrive, internal otherwise") does the same by default (`clock.auto_stop = wait`: the
+drums stop with the sequencer that clocked them, as they do on a module whose clock jack is
+still patched); turning the tempo control then goes on at the internal tempo from the held step.
+`clock.auto_stop = internal` goes on at the internal tempo by itself once the clock is stalled.
+Before any clock has arrived, `auto` runs on the internal tempo.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ class Clock:
         self.smoothing: int = int(settings["clock.smoothing"])
         self.slew: float = float(settings["clock.slew"])
         self.stop_timeout: float = float(settings["clock.stop_timeout"])
+        self.auto_stop: str = str(settings["clock.auto_stop"])  # auto after a stall: wait | internal
         self.tempo: float = float(settings["tempo"])   # the internal tempo (BPM)
         self.swing: float = float(settings["swing"]) / 100.0
         self.running = False     # transport: started / continued and not stopped
@@ -243,9 +247,16 @@ class Clock:
     # --- settings --------------------------------------------------------------------------------
     def set_tempo(self, bpm: float, t: float) -> None:
         """Internal tempo; takes effect from time t (the position stays continuous)."""
-        self.tempo = min(max(float(bpm), MIN_BPM), MAX_BPM)
+        tempo = min(max(float(bpm), MIN_BPM), MAX_BPM)
+        moved, self.tempo = abs(tempo - self.tempo) > 1e-6, tempo
         if self.driver == "internal" and not self._frozen:
             self._anchor(t, self._u(t), rate=bpm_to_rate(self.tempo))
+        elif (moved and self.source == "auto" and self.stalled and self.running
+              and self._armed and self.driver == "external"):
+            # auto waiting on a stopped clock (clock.auto_stop = wait): the tempo control was
+            # turned, so play on at the internal tempo from the held step
+            self._armed = False
+            self._run_internal(t, self._u(t))
 
     def set_swing(self, percent: float, t: float) -> None:
         """Swing 50..75 %; the musical position stays continuous at t."""
@@ -472,8 +483,9 @@ class Clock:
 
     def poll(self, t: float) -> None:
         """Stop detection: no pulse for `clock.stop_timeout` -> stalled: the drums stay where they
-        were held (the next expected pulse) and the next pulse plays that step; `auto`: the
-        internal tempo goes on from it (also after a MIDI Start that no clock followed)."""
+        were held (the next expected pulse) and the next pulse plays that step; `auto` with
+        `clock.auto_stop = internal`: the internal tempo goes on from it. A MIDI Start that no
+        clock followed in `auto` goes on at the internal tempo either way."""
         if self.driver != "external":
             return
         if self._last_t is None:
@@ -489,7 +501,7 @@ class Clock:
             return
         self._last_t = None
         self.stalled = True
-        if self.source == "auto":
+        if self.source == "auto" and self.auto_stop == "internal":
             self.driver = "internal"
             if self.running:
                 self._armed = False

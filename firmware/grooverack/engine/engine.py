@@ -411,6 +411,8 @@ class Engine:
             clock.slew = value
         elif name == "clock.stop_timeout":
             clock.stop_timeout = value
+        elif name == "clock.auto_stop":
+            clock.auto_stop = value
         elif name.startswith("map."):
             player.set_map(VOICE_NAMES.index(name[4:]), value)
         elif name.startswith("outputs.scale."):
@@ -433,7 +435,9 @@ class Engine:
         """A panel button: record (cycles record/overdub/off), clear, randomize_a/b,
         save_preset / recall_preset (the current slot), next_preset / previous_preset,
         next_style / previous_style (the offered styles, wrapping; returns the new one),
-        mute_<group> (toggles the voices of `voices.VOICE_GROUPS[group]`; returns the new mute)."""
+        mute_<group> (toggles the voices of `voices.VOICE_GROUPS[group]`; returns the new mute).
+        recall_preset on an empty slot logs a warning and returns None (a press never raises for
+        the state the module is in; an unknown button is a ValueError)."""
         if button == "record":
             mode = self.capture.cycle_mode()
             self.settings.set("record", mode)
@@ -448,7 +452,13 @@ class Engine:
         if button == "save_preset":
             return self.save_preset(self.preset_slot)
         if button == "recall_preset":
-            return self.recall_preset(self.preset_slot)
+            # a button cannot be refused: an empty (or unreadable) slot is said in the log and
+            # the module plays on with what it has
+            try:
+                return self.recall_preset(self.preset_slot)
+            except ValueError as exc:
+                log.warning("recall_preset: %s", exc)
+                return None
         if button in ("next_preset", "previous_preset"):
             step = 1 if button == "next_preset" else -1
             self.preset_slot = (self.preset_slot - 1 + step) % PRESET_SLOTS + 1

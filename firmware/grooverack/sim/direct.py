@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from grooverack.backends.panel.outputs import AccentFollower
 from grooverack.config import CONTROLS, CV_JACKS, Settings
+from grooverack.engine.accents import AccentFollower
 from grooverack.engine.seam import EngineSeam
 from grooverack.sim.patch import (
     GATE_HIGH_VOLTS,
@@ -32,7 +32,7 @@ class DirectBoard:
 
     Accent n (`accents`, default ACC 1..3 like the reference board) goes to `trigger_volts` with
     trigger n when that hit's velocity reaches `outputs.accent_threshold`, and falls with it
-    (`backends.panel.outputs.AccentFollower`, what the Pi boards' writer uses).
+    (`engine.accents.AccentFollower`, what the Pi boards' writer uses).
     """
 
     def __init__(self, engine: EngineSeam, settings: Settings, recorder: OutputRecorder, *,
