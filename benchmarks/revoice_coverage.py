@@ -28,13 +28,14 @@ from grooverack.voices import VOICE_GROUPS
 
 
 def measure(runner: ModelRunner, loops: Any) -> dict[str, Any]:
+    from grooverack.training.evaluate import predict_probs
     from grooverack.training.revoice import onset_coverage, removed_voices, revoice
 
-    mu, _ = runner.encode_batch(loops.groove)
     bpm = loops.bpm if runner.tempo else None
     th = runner.thresholds
-    logits, _, _ = runner.decode_batch(mu, 0, bpm)
-    base = 1.0 / (1.0 + np.exp(-logits)) > th
+    # decoded as the module decodes a followed groove (both bar views pooled where the manifest
+    # says so: evaluate.predict_probs)
+    base = predict_probs(runner, loops.groove, bpm=bpm)[0] > th
     present = onset_coverage(base, loops.groove)
     out: dict[str, Any] = {"loops": len(loops), "variant": runner.variant,
                            "present": present, "groups": {}}
@@ -45,8 +46,7 @@ def measure(runner: ModelRunner, loops: Any) -> dict[str, Any]:
         truth, _, _ = revoice(loops.hits, loops.velocities, loops.offsets,
                               np.broadcast_to(flags, (len(loops), len(flags))))
         if runner.removal_groups:
-            lg, _, _ = runner.decode_batch(mu, 0, bpm, flags)
-            pred = 1.0 / (1.0 + np.exp(-lg)) > th
+            pred = predict_probs(runner, loops.groove, bpm=bpm, removed=flags)[0] > th
             row["revoiced"] = onset_coverage(pred, loops.groove, keep)
         else:
             pred = base.copy()

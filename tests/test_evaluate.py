@@ -180,18 +180,30 @@ def test_predict_probs_shapes_ranges_and_both_paths_agree(shipped_runner):
     hits = (rng.random((5, 32, NUM_VOICES)) < 0.15).astype(np.float32)
     grooves = make_groove(hits, hits * rng.random(hits.shape), hits * (rng.random(hits.shape) - 0.5))
     bpm = np.array([70.0, 95.0, 0.0, 120.0, 170.0], np.float32)  # 0 = unknown
+    # as the module decodes a followed groove: the manifest's two bar views, pooled
+    assert shipped_runner.bar_swap
     probs, vel, off = ev.predict_probs(shipped_runner, grooves, batch=2, bpm=bpm)
     assert probs.shape == vel.shape == off.shape == (5, 32, NUM_VOICES)
     assert probs.min() >= 0 and probs.max() <= 1
     assert vel.min() >= 0 and vel.max() <= 1 and off.min() >= -0.5 and off.max() <= 0.5
+    pooled = shipped_runner.decode_views(shipped_runner.encode_views(grooves[4]), 0, 170.0)
+    np.testing.assert_allclose(probs[4], 1 / (1 + np.exp(-pooled[0])), atol=1e-5)
+    np.testing.assert_allclose(vel[4], pooled[1], atol=1e-6)
+    # decoded once (bar_swap off): the batched calls and the one-loop fallback agree
+    shipped_runner.bar_swap = False
+    try:
+        once = ev.predict_probs(shipped_runner, grooves, batch=2, bpm=bpm)[0]
+    finally:
+        shipped_runner.bar_swap = True
     single = ev.predict_probs(OneLoopRunner(shipped_runner), grooves, bpm=bpm)
-    np.testing.assert_allclose(single[0], probs, atol=1e-5)
+    np.testing.assert_allclose(single[0], once, atol=1e-5)
     mu, _ = shipped_runner.encode(grooves[4])
     expect = 1 / (1 + np.exp(-shipped_runner.decode(mu, 0, 170.0)[0]))
-    np.testing.assert_allclose(probs[4], expect, atol=1e-5)
+    np.testing.assert_allclose(once[4], expect, atol=1e-5)
+    assert not np.allclose(once[4], probs[4], atol=1e-3)  # the second view counts
     if shipped_runner.tempo:  # the tempo reaches the decoder
         other = 1 / (1 + np.exp(-shipped_runner.decode(mu, 0, 70.0)[0]))
-        assert not np.allclose(probs[4], other, atol=1e-5)
+        assert not np.allclose(once[4], other, atol=1e-5)
 
 
 # ------------------------------------------------------------------------------- the command
@@ -318,8 +330,8 @@ def test_style_genres_follow_the_manifest_and_reach_the_decoder(shipped_runner):
     assert [shipped_runner.genres[g] for g in genres] == ["rock", "jazz", STYLES[0]]
     probs = ev.predict_probs(shipped_runner, loops.groove, genre=genres)[0]
     for i, g in enumerate(genres):
-        mu, _ = shipped_runner.encode(loops.groove[i])
-        expect = 1 / (1 + np.exp(-shipped_runner.decode(mu, int(g))[0]))
+        views = shipped_runner.encode_views(loops.groove[i])
+        expect = 1 / (1 + np.exp(-shipped_runner.decode_views(views, int(g))[0]))
         np.testing.assert_allclose(probs[i], expect, atol=1e-5)
 
 

@@ -211,6 +211,14 @@ class FlakyRunner:
             raise RuntimeError("onnxruntime: simulated inference failure")
         return self.runner.decode(z, genre, bpm)
 
+    def decode_views(self, z_pair, genre=0, bpm=None, removed=None, weight=0.5):
+        """A followed groove's two bar views (the shipped manifest's bar_swap): the same faults."""
+        self.gate.wait()
+        if self.fail > 0:
+            self.fail -= 1
+            raise RuntimeError("onnxruntime: simulated inference failure")
+        return self.runner.decode_views(z_pair, genre, bpm, removed, weight)
+
     def __getattr__(self, name):
         return getattr(self.runner, name)
 

@@ -137,3 +137,28 @@ def test_synchronous_failure_is_logged_and_the_last_pattern_stays(tmp_path, capl
     assert g.errors == 1 and "genre" in caplog.text and g.buffer.take() is None
     g.request(request(g, serial=3))
     assert g.buffer.take().serial == 3
+
+
+def test_a_followed_groove_is_decoded_in_both_bar_views_weighted_by_follow():
+    """The shipped model (manifest bar_swap = mean_odds): a followed groove is encoded and
+    decoded as is and bar-swapped in one call of each network, the views pooled with weight
+    follow / 2 for the swapped one; at follow 0 the A/B latents are decoded once."""
+    from grooverack.model import sampling
+
+    runner = ModelRunner()
+    assert runner.bar_swap
+    gen = Generator(runner, seed=1)
+    g = groove_on([0, 3, 6, 8, 12, 16, 19, 22, 24, 27, 30])
+    for follow in (1.0, 0.5):
+        gen.generate(request(gen, groove=g, follow=follow, bpm=120.0))
+        mus = runner.encode_views(g)
+        z = sampling.mix_latents(gen.z_a, gen.z_b, mus[0], 0.0, follow)
+        z1 = sampling.mix_latents(gen.z_a, gen.z_b, mus[1], 0.0, follow)
+        want = runner.decode_views(np.stack([z, z1]), 0, 120.0, weight=follow / 2)
+        np.testing.assert_allclose(gen._decoded[0], want[0], atol=1e-6)
+        once = runner.decode(z, 0, 120.0)
+        assert not np.allclose(gen._decoded[0], once[0], atol=1e-3)
+    encodes = gen.encodes
+    gen.generate(request(gen, groove=g, follow=0.0, bpm=120.0))
+    assert gen.encodes == encodes               # follow 0: no encoder
+    np.testing.assert_allclose(gen._decoded[0], runner.decode(gen.z_a, 0, 120.0)[0], atol=1e-6)

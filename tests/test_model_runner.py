@@ -119,6 +119,7 @@ def test_corrupt_manifest_names_the_file(models_copy: Path) -> None:
     ({"voices": ["kick"] * 9}, "voices"),
     ({"thresholds": [0.5] * 3}, "thresholds"),
     ({"genres": ["rock", "any"]}, "genres"),
+    ({"bar_swap": "mean"}, "bar_swap"),
 ])
 def test_wrong_manifest_format_names_file_and_field(models_copy: Path, changes, words) -> None:
     manifest = models_copy / MANIFEST_NAME
@@ -182,3 +183,63 @@ def test_foreign_onnx_file_is_refused(models_copy: Path) -> None:
                                opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(ModelError, match="grooverack-encoder.int8.onnx.*metadata"):
         ModelRunner(models_copy / MANIFEST_NAME, verify_hashes=False)
+
+
+# --- both bar views (the manifest's bar_swap) -------------------------------------------------------
+def test_shipped_model_decodes_a_followed_groove_in_both_bar_views() -> None:
+    runner = ModelRunner()
+    assert runner.bar_swap  # the shipped thresholds were chosen for it
+    g = groove(3)
+    mus = runner.encode_views(g)
+    assert mus.shape == (2, runner.latent_size)
+    # the second view is the groove with its two bars exchanged, encoded in the same call
+    pair = np.stack([g, np.roll(g, 16, axis=0)])
+    want_mu, _ = runner._encoder.run(None, {"groove": pair})
+    np.testing.assert_array_equal(mus, want_mu)
+    logits, vel, off = runner.decode_views(mus, 0, 120.0)
+    assert logits.shape == vel.shape == off.shape == (STEPS, NUM_VOICES)
+    # pooled by hand: both decoded together, the second rolled back a bar, mean of the odds
+    h, v, o = runner.decode_batch(mus, 0, 120.0) if not runner.per_item else \
+        runner._decoder_plain.run(None, {k: x for k, x in runner._decoder_feeds(mus, 0, 120.0)
+                                         .items() if k != "removed"})
+    h1, v1, o1 = (np.roll(a[1], -16, axis=0) for a in (h, v, o))
+    np.testing.assert_allclose(logits, np.logaddexp(h[0], h1) - np.log(2.0), atol=1e-5)
+    np.testing.assert_allclose(vel, (v[0] + v1) / 2, atol=1e-6)
+    np.testing.assert_allclose(off, (o[0] + o1) / 2, atol=1e-6)
+    # a groove whose bars are the same gives views that agree (up to int8 activation scales)
+    same = np.concatenate([g[:16], g[:16]])
+    m2 = runner.encode_views(same)
+    np.testing.assert_allclose(m2[0], m2[1], atol=1e-6)
+    # weight 0 is the first view alone; a removed group reaches both views
+    first = runner.decode_views(mus, 0, 120.0, weight=0.0)
+    np.testing.assert_allclose(first[0], h[0], atol=1e-6)
+    kick = np.eye(len(runner.removal_groups), dtype=np.float32)[0]
+    removed = runner.decode_views(mus, 0, 120.0, kick)
+    assert not np.allclose(removed[0], logits)
+    with pytest.raises(ValueError, match="pair"):
+        runner.decode_views(mus[:1], 0, 120.0)
+
+
+def test_pool_views_mixes_odds_by_weight() -> None:
+    from grooverack.model.runner import pool_views
+
+    a = (np.full((2, 2), 0.0, np.float32), np.zeros((2, 2), np.float32), np.zeros((2, 2), np.float32))
+    b = (np.full((2, 2), np.log(3.0), np.float32), np.ones((2, 2), np.float32),
+         np.full((2, 2), 0.4, np.float32))
+    h, v, o = pool_views(a, b, 0.5)          # odds 1 and 3 -> 2
+    np.testing.assert_allclose(h, np.log(2.0), atol=1e-6)
+    np.testing.assert_allclose(v, 0.5)
+    np.testing.assert_allclose(o, 0.2)
+    h, v, _ = pool_views(a, b, 0.25)         # 0.75 * 1 + 0.25 * 3 = 1.5
+    np.testing.assert_allclose(h, np.log(1.5), atol=1e-6)
+    np.testing.assert_allclose(v, 0.25)
+    assert pool_views(a, b, 0.0) is a
+    np.testing.assert_array_equal(pool_views(a, b, 1.0)[0], b[0])
+
+
+def test_a_manifest_without_bar_swap_decodes_once(models_copy: Path) -> None:
+    manifest = models_copy / MANIFEST_NAME
+    data = json.loads(manifest.read_text())
+    del data["bar_swap"]
+    manifest.write_text(json.dumps(data))
+    assert not ModelRunner(manifest).bar_swap

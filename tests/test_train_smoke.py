@@ -558,3 +558,17 @@ def test_redistribution_learnt_alone_leaves_every_other_weight_bit_for_bit(tmp_p
     cfg.train_only = ("decoder.nothing.",)
     with pytest.raises(SystemExit, match="names no parameter"):
         train.train(SPLITS, tmp_path / "none", cfg, max_steps=1, **kw)
+
+
+def test_swap_averaged_teacher_targets_pool_both_bar_views(tmp_path: Path) -> None:
+    """--teacher-swap-average: each loop's target is the mean of the teacher on the loop and, rolled
+    back a bar, on its bar-swapped copy; the swapped-input target is that mean rolled."""
+    teacher = trained(tmp_path)
+    plain = train.teacher_targets([str(teacher)], SPLITS["train"], GENRES).astype(np.float32)
+    pooled = train.teacher_targets([str(teacher)], SPLITS["train"], GENRES,
+                                   swap_average=True).astype(np.float32)
+    want = 0.5 * (plain[:, 0] + np.roll(plain[:, 1], -16, axis=2))
+    np.testing.assert_allclose(pooled[:, 0], want, atol=2e-3)  # float16 targets
+    np.testing.assert_allclose(pooled[:, 1], np.roll(pooled[:, 0], 16, axis=2), atol=2e-3)
+    assert train.teacher_cache_key([str(teacher)], SPLITS["train"], GENRES, True) != \
+        train.teacher_cache_key([str(teacher)], SPLITS["train"], GENRES)

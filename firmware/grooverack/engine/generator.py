@@ -101,7 +101,8 @@ class Generator:
         # caches (touched only by whoever runs `generate`: the caller, or the worker)
         self._groove_key: bytes | None = None
         self._z_groove: np.ndarray | None = None
-        self._decode_key: tuple[bytes, int, float, tuple[bool, ...]] | None = None
+        self._z_swapped: np.ndarray | None = None  # its bar-swapped copy's (runner.bar_swap)
+        self._decode_key: tuple[Any, ...] | None = None
         self._decoded: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # worker
         self._cond = threading.Condition()
@@ -201,14 +202,21 @@ class Generator:
         if req.mode == "rules" or self.problem:
             return self._rule_pattern(req)
         groove = np.asarray(req.groove, dtype=np.float32)
+        views = bool(getattr(self.runner, "bar_swap", False))
+        z_swapped = None
         if req.follow > 0.0 and groove[:, 0].any():
             key = groove.tobytes()
             if key != self._groove_key:
-                mu, _logvar = self.runner.encode(groove)
-                self._z_groove = np.asarray(mu, dtype=np.float32)
+                if views:  # the groove and its bar-swapped copy in one encoder call
+                    mus = np.asarray(self.runner.encode_views(groove), dtype=np.float32)
+                    self._z_groove, self._z_swapped = mus[0], mus[1]
+                else:
+                    mu, _logvar = self.runner.encode(groove)
+                    self._z_groove = np.asarray(mu, dtype=np.float32)
                 self._groove_key = key
                 self.encodes += 1
             z_groove = self._z_groove
+            z_swapped = self._z_swapped if views else None
         else:
             # follow 0: the groove cannot matter; an empty groove has nothing to follow (the
             # module plays A/B until the input plays): skip the encoder either way
@@ -216,12 +224,20 @@ class Generator:
         z = sampling.mix_latents(req.z_a, req.z_b, z_groove, req.morph, req.follow)
         bpm = float(req.bpm)  # the engine leaves it 0 (unknown) for a model without tempo
         removed = tuple(req.removed) if self.revoices and any(req.removed) else ()
-        dkey = (z.tobytes(), req.genre, bpm, removed)
+        # the bar-swapped view counts as much as the groove is followed: A/B latents have no
+        # bar-swapped twin, so at follow 0 the pattern is A/B's own, decoded once
+        weight = 0.5 * min(max(float(req.follow), 0.0), 1.0) if z_swapped is not None else 0.0
+        z1 = (sampling.mix_latents(req.z_a, req.z_b, z_swapped, req.morph, req.follow)
+              if weight > 0.0 else None)
+        dkey = (z.tobytes(), None if z1 is None else z1.tobytes(), req.genre, bpm, removed)
         if dkey != self._decode_key or self._decoded is None:
-            args = (z, req.genre, bpm, np.asarray(removed, np.float32)) if removed else (
-                z, req.genre, bpm)
-            self._decoded = tuple(np.asarray(a, dtype=np.float32)
-                                  for a in self.runner.decode(*args))
+            flags = np.asarray(removed, np.float32) if removed else None
+            if z1 is not None:
+                out = self.runner.decode_views(np.stack([z, z1]), req.genre, bpm, flags, weight)
+            else:
+                args = (z, req.genre, bpm, flags) if removed else (z, req.genre, bpm)
+                out = self.runner.decode(*args)
+            self._decoded = tuple(np.asarray(a, dtype=np.float32) for a in out)
             self._decode_key = dkey
             self.decodes += 1
         logits, vel, off = self._decoded

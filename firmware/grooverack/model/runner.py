@@ -26,7 +26,7 @@ import numpy as np
 from grooverack.errors import ModelError
 from grooverack.model.bank import BANK_KEY, DEFAULT_PERTURBATION, LatentBank, load_bank
 from grooverack.resources import shipped_models_dir
-from grooverack.voices import NUM_VOICES, STEPS, VOICE_GROUPS, VOICE_NAMES
+from grooverack.voices import NUM_VOICES, STEPS, STEPS_PER_BAR, VOICE_GROUPS, VOICE_NAMES
 
 MANIFEST_FORMAT = 1
 MANIFEST_NAME = "grooverack.json"
@@ -82,6 +82,31 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+# How a followed groove is decoded (the manifest's "bar_swap"): "none" = once; "mean_odds" = as
+# is and bar-swapped (the two bars exchanged, the model's training symmetry) in one call of each
+# network, the second view rolled back a bar and the two pooled by the mean of their odds
+# (a soft "or": a hit either view is sure of survives). The thresholds are chosen for it.
+BAR_SWAP_POOLS = ("none", "mean_odds")
+
+
+def pool_views(first: tuple[np.ndarray, np.ndarray, np.ndarray],
+               second: tuple[np.ndarray, np.ndarray, np.ndarray], weight: float
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two decodes of one pattern ([32, 9] or [B, 32, 9] hit logits, velocities, offsets; the
+    second already rolled back into the first's bars) -> one: the hit odds are mixed
+    (1 - weight) : weight, velocities and offsets the same way. weight 0 = the first alone."""
+    w = min(max(float(weight), 0.0), 1.0)
+    if w <= 0.0:
+        return first
+    h0, v0, o0 = (np.asarray(a, np.float32) for a in first)
+    h1, v1, o1 = (np.asarray(a, np.float32) for a in second)
+    if w >= 1.0:
+        return h1, v1, o1
+    logits = np.logaddexp(h0 + np.float32(math.log1p(-w)), h1 + np.float32(math.log(w)))
+    return (logits.astype(np.float32), ((1.0 - w) * v0 + w * v1).astype(np.float32),
+            ((1.0 - w) * o0 + w * o1).astype(np.float32))
+
+
 def load_manifest(path: Path) -> dict[str, Any]:
     """Read and validate a manifest; raises ModelError naming the file and the bad field."""
     path = Path(path)
@@ -127,6 +152,9 @@ def load_manifest(path: Path) -> dict[str, Any]:
             or not all(isinstance(t, (int, float)) and 0.0 <= t <= 1.0 for t in thresholds)):
         raise ModelError(f"{path}: thresholds must be {NUM_VOICES} numbers in 0..1, "
                          f"found {thresholds!r}")
+    if data.get("bar_swap", "none") not in BAR_SWAP_POOLS:
+        raise ModelError(f"{path}: bar_swap must be one of {', '.join(BAR_SWAP_POOLS)}, found "
+                         f"{data['bar_swap']!r}")
     if not isinstance(data["variants"], dict) or not data["variants"]:
         raise ModelError(f"{path}: variants must name at least one encoder/decoder pair")
     for name, pair in data["variants"].items():
@@ -169,6 +197,8 @@ class ModelRunner:
         # voice redistribution: the decoder's input "removed" flags these voice groups (in this
         # order) as taken away, and it re-voices the groove onto the remaining instruments
         self.removal_groups: tuple[str, ...] = tuple(self.manifest.get("removal_groups", ()))
+        # a followed groove decoded as is and bar-swapped, pooled (BAR_SWAP_POOLS)
+        self.bar_swap: bool = self.manifest.get("bar_swap", "none") == "mean_odds"
         self.thresholds = np.asarray(self.manifest["thresholds"], dtype=np.float32)
         self.trained: bool = bool(self.manifest.get("trained", True))
         self.data_hash: str = str(self.manifest.get("data_hash", ""))
@@ -311,6 +341,30 @@ class ModelRunner:
             raise ValueError(f"groove must be [{STEPS}, 3], got {list(g.shape)}")
         mu, logvar = self.encode_batch(g[None])
         return mu[0], logvar[0]
+
+    def encode_views(self, groove: np.ndarray) -> np.ndarray:
+        """groove [32, 3] -> mu [2, L] of the groove and of its bar-swapped copy, in one call."""
+        g = np.asarray(groove, dtype=np.float32)
+        if g.shape != (STEPS, 3):
+            raise ValueError(f"groove must be [{STEPS}, 3], got {list(g.shape)}")
+        pair = np.ascontiguousarray(np.stack([g, np.roll(g, STEPS_PER_BAR, axis=0)]))
+        mu, _logvar = self._encoder.run(None, {"groove": pair})
+        return mu
+
+    def decode_views(self, z_pair: np.ndarray, genre: int = 0, bpm: float | None = None,
+                     removed: Any = None, weight: float = 0.5
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """z_pair [2, L]: the latent of the groove as is and of its bar-swapped copy (each mixed
+        with A/B the same way) -> one pattern [32, 9] (hit logits, velocities, offsets): both
+        decoded in one call, the second rolled back a bar, pooled by `pool_views` with `weight`
+        for the second (0.5 = the two views alike, what the thresholds were chosen for)."""
+        zz = np.asarray(z_pair, dtype=np.float32)
+        if zz.shape != (2, self.latent_size):
+            raise ValueError(f"latent pair must be [2, {self.latent_size}], got {list(zz.shape)}")
+        feeds = self._decoder_feeds(zz, genre, bpm, removed)
+        h, v, o = self._session_for(feeds).run(None, feeds)
+        back = tuple(np.roll(a[1], -STEPS_PER_BAR, axis=0) for a in (h, v, o))
+        return pool_views((h[0], v[0], o[0]), back, weight)  # type: ignore[arg-type]
 
     def decode_batch(self, z: np.ndarray, genre: np.ndarray | int | None = None,
                      bpm: np.ndarray | float | None = None, removed: Any = None

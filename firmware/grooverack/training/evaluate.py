@@ -249,9 +249,12 @@ def nearest_neighbours(train_grooves: np.ndarray, query_grooves: np.ndarray,
 
 
 def predict_probs(runner: Any, grooves: np.ndarray, batch: int = 1,
-                  genre: int | np.ndarray = 0, bpm: float | np.ndarray | None = None
+                  genre: int | np.ndarray = 0, bpm: float | np.ndarray | None = None,
+                  removed: np.ndarray | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Hit probabilities, velocities and offsets [N, 32, 9] for grooves [N, 32, 3], with z = mu.
+    """Hit probabilities, velocities and offsets [N, 32, 9] for grooves [N, 32, 3], with z = mu
+    (follow 1), decoded as the module decodes them (both bar views pooled where the manifest says
+    so); `removed`: voice-group flags [G] (voice redistribution; None = nothing removed).
 
     Uses the runner's batched calls when it has them, else its one-loop `encode`/`decode`.
     batch=1 by default: dynamic int8 quantizes activations with one scale per call, so a batch of
@@ -262,14 +265,21 @@ def predict_probs(runner: Any, grooves: np.ndarray, batch: int = 1,
     bpms = np.broadcast_to(np.asarray(0.0 if bpm is None else bpm, np.float32), (len(g),))
     outs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     batched = hasattr(runner, "encode_batch") and hasattr(runner, "decode_batch")
+    views = bool(getattr(runner, "bar_swap", False))
     for start in range(0, len(g), batch):
         part = g[start:start + batch]
-        if batched:
+        if views:  # as the module decodes a followed groove (follow 1): both views, pooled
+            res = [runner.decode_views(runner.encode_views(x), int(k), float(t), removed)
+                   for x, k, t in zip(part, genres[start:start + batch],
+                                      bpms[start:start + batch], strict=True)]
+            logits, vel, off = (np.stack([r[i] for r in res]) for i in range(3))
+        elif batched:
             mu, _ = runner.encode_batch(part)
             logits, vel, off = runner.decode_batch(mu, genres[start:start + batch],
-                                                   bpms[start:start + batch])
+                                                   bpms[start:start + batch], removed)
         else:
-            res = [runner.decode(runner.encode(x)[0], int(k), float(t))
+            extra = () if removed is None else (removed,)
+            res = [runner.decode(runner.encode(x)[0], int(k), float(t), *extra)
                    for x, k, t in zip(part, genres[start:start + batch],
                                       bpms[start:start + batch], strict=True)]
             logits, vel, off = (np.stack([r[i] for r in res]) for i in range(3))
@@ -404,6 +414,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="what the thresholds maximise on validation: balanced (default: the "
                              "micro F1 with every voice within 0.02 of its own best F1), voice "
                              "(each voice's own F1) or micro (the micro F1 alone)")
+    parser.add_argument("--bar-swap", choices=("manifest", "none", "mean_odds"),
+                        default="manifest",
+                        help="how a groove is decoded: as the manifest says (default), once "
+                             "(none), or as is and bar-swapped, pooled (mean_odds); with "
+                             "--choose-thresholds the choice is written into the manifest with "
+                             "the thresholds chosen for it")
     parser.add_argument("--threshold-variant", default="int8",
                         help="variant whose probabilities choose the thresholds (default int8, "
                              "the one the firmware loads)")
@@ -426,6 +442,7 @@ def _choose_and_write(args: argparse.Namespace, loops: Any, manifest_path: Path)
     from grooverack.storage import atomic_write_text
 
     runner = ModelRunner(manifest_path, args.threshold_variant)
+    _set_bar_swap(runner, args)
     genre = style_genres(runner, loops) if args.genre == "style" else 0
     probs, vel, off = predict_probs(runner, loops.groove, genre=genre, bpm=_bpm(args, loops))
     before = metrics(probs > runner.thresholds, vel, off, loops.hits, loops.velocities,
@@ -435,10 +452,11 @@ def _choose_and_write(args: argparse.Namespace, loops: Any, manifest_path: Path)
     # re-read right before writing: the manifest may have been re-exported meanwhile
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest["thresholds"] = [round(float(x), 3) for x in th]
+    manifest["bar_swap"] = "mean_odds" if runner.bar_swap else "none"
     manifest["thresholds_chosen_on"] = {
         "split": args.split, "variant": args.threshold_variant, "loops": len(loops),
         "genre": args.genre, "tempo": args.tempo if runner.tempo else "none",
-        "objective": args.objective,
+        "objective": args.objective, "bar_swap": manifest["bar_swap"],
         **({"slack": BALANCED_SLACK} if args.objective == "balanced" else {}),
         "grid": [float(THRESHOLD_GRID[0]), float(THRESHOLD_GRID[-1]),
                  float(round(THRESHOLD_GRID[1] - THRESHOLD_GRID[0], 3))],
@@ -452,6 +470,13 @@ def _choose_and_write(args: argparse.Namespace, loops: Any, manifest_path: Path)
         print(f"  {name:<12}{old:>6.2f} -> {new:.2f}   F1 {after['per_voice_f1'][name]:.3f}")
     print(f"hit F1 {before['hit_f1']:.4f} -> {after['hit_f1']:.4f}")
     return 0
+
+
+def _set_bar_swap(runner: Any, args: argparse.Namespace) -> None:
+    """`--bar-swap none|mean_odds` overrides how the manifest says a groove is decoded."""
+    choice = getattr(args, "bar_swap", "manifest")
+    if choice != "manifest":
+        runner.bar_swap = choice == "mean_odds"
 
 
 def _bpm(args: argparse.Namespace, loops: Any) -> np.ndarray | None:
@@ -495,6 +520,7 @@ def run(args: argparse.Namespace) -> int:
         models: dict[str, Any] = {}
         for variant in variants:
             runner = ModelRunner(manifest_path, variant)
+            _set_bar_swap(runner, args)
             genre = style_genres(runner, loops) if args.genre == "style" else 0
             models[variant] = evaluate_model(runner, loops, genre=genre, bpm=_bpm(args, loops))
             models[variant]["thresholds"] = [float(x) for x in runner.thresholds]
@@ -504,6 +530,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_baselines:
         models.update(evaluate_baselines(splits["train"], loops))
     report = {"split": args.split, "loops": len(loops), "model": str(manifest_path),
+              "bar_swap": (args.bar_swap if args.bar_swap != "manifest"
+                           else manifest.get("bar_swap", "none")),
               "genre": args.genre, "tempo": args.tempo if manifest.get("tempo") else "none",
               "models": models}
     print(format_table(report))
