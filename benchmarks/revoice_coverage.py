@@ -46,7 +46,10 @@ def measure(runner: ModelRunner, loops: Any) -> dict[str, Any]:
         truth, _, _ = revoice(loops.hits, loops.velocities, loops.offsets,
                               np.broadcast_to(flags, (len(loops), len(flags))))
         if runner.removal_groups:
-            pred = predict_probs(runner, loops.groove, bpm=bpm, removed=flags)[0] > th
+            # the thresholds the module uses with this group removed (the manifest's
+            # removal_thresholds, chosen on validation against the re-voiced loops)
+            pred = (predict_probs(runner, loops.groove, bpm=bpm, removed=flags)[0]
+                    > runner.thresholds_for(flags))
             row["revoiced"] = onset_coverage(pred, loops.groove, keep)
         else:
             pred = base.copy()

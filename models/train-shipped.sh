@@ -70,7 +70,8 @@ teachers+=(--teacher "$runs/rt11/best.pt")
 
 "$gr" export "$runs/rdM/best.pt" --out models --keep-encoder "$runs/ftE-export/grooverack.json"
 # thresholds on validation for the decode the module makes of a followed groove: as is and
-# bar-swapped, pooled by the mean of the odds (2026-12-04; models/README.md, "Weak voices")
+# bar-swapped, pooled by the mean of the odds (2026-12-04; models/README.md, "Weak voices"), and
+# a set per removed voice group against the re-voiced loops ("Voice redistribution")
 "$gr" eval --split validation --choose-thresholds --bar-swap mean_odds
 # the latent bank of random A/B (train loops; after the thresholds: its A/B threshold shift is
 # fitted to them) and what A/B then play at follow 0 (models/README.md, "Random latents A/B")

@@ -286,6 +286,18 @@ def test_eval_end_to_end_on_the_real_split(gmd_zip, gmd_cache_dir, repo_root, tm
     assert len(written["thresholds"]) == NUM_VOICES
     assert all(round(t, 2) in np.round(ev.THRESHOLD_GRID, 2) for t in written["thresholds"])
     assert written["thresholds_chosen_on"]["split"] == "validation"
+    assert written["bar_swap"] == "mean_odds" and written["thresholds_chosen_on"]["bar_swap"] == \
+        "mean_odds"  # the manifest's decode kept, and said with the thresholds chosen for it
+    # voice redistribution: each group's own set, its voices at 1 (muted), F1 no worse than the
+    # shared thresholds' against the re-voiced loops
+    from grooverack.training.revoice import GROUP_VOICES
+
+    assert set(written["removal_thresholds"]) == set(written["removal_groups"])
+    for gi, group in enumerate(written["removal_groups"]):
+        th = written["removal_thresholds"][group]
+        assert all(th[v] == 1.0 for v in GROUP_VOICES[gi])
+        row = written["thresholds_chosen_on"]["removal"][group]
+        assert row["f1"] >= row["f1_shared"] - 1e-9
     # the report on test with those thresholds
     out = tmp_path / "report.json"
     assert cli.main(["eval", "--split", "test", "--json", str(out), *common]) == 0

@@ -162,3 +162,20 @@ def test_a_followed_groove_is_decoded_in_both_bar_views_weighted_by_follow():
     gen.generate(request(gen, groove=g, follow=0.0, bpm=120.0))
     assert gen.encodes == encodes               # follow 0: no encoder
     np.testing.assert_allclose(gen._decoded[0], runner.decode(gen.z_a, 0, 120.0)[0], atol=1e-6)
+
+
+def test_a_removed_group_plays_at_the_thresholds_chosen_for_it():
+    """Voice redistribution: with a group removed the generator samples with the runner's
+    thresholds for that decode (the manifest's removal_thresholds), not the shared ones."""
+    runner = ModelRunner()
+    gen = Generator(runner, seed=1)
+    snare = tuple(i == 1 for i in range(len(runner.removal_groups)))
+    flags = np.asarray(snare, np.float32)
+    np.testing.assert_array_equal(gen._thresholds(0.0, snare), runner.thresholds_for(flags))
+    assert not np.array_equal(gen._thresholds(0.0, snare), gen._thresholds(0.0))
+    # the bank's A/B shift applies on top of that set
+    shifted = gen._thresholds(1.0, snare)
+    if gen._hit_shift is not None:
+        p = np.clip(runner.thresholds_for(flags), 1e-6, 1 - 1e-6)
+        want = 1 / (1 + np.exp(-(np.log(p / (1 - p)) + gen._hit_shift)))
+        np.testing.assert_allclose(shifted, want, atol=1e-9)

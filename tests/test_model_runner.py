@@ -120,6 +120,8 @@ def test_corrupt_manifest_names_the_file(models_copy: Path) -> None:
     ({"thresholds": [0.5] * 3}, "thresholds"),
     ({"genres": ["rock", "any"]}, "genres"),
     ({"bar_swap": "mean"}, "bar_swap"),
+    ({"removal_thresholds": {"bass": [0.5] * 9}}, "removal_thresholds"),
+    ({"removal_thresholds": {"kick": [0.5] * 3}}, "removal_thresholds"),
 ])
 def test_wrong_manifest_format_names_file_and_field(models_copy: Path, changes, words) -> None:
     manifest = models_copy / MANIFEST_NAME
@@ -243,3 +245,16 @@ def test_a_manifest_without_bar_swap_decodes_once(models_copy: Path) -> None:
     del data["bar_swap"]
     manifest.write_text(json.dumps(data))
     assert not ModelRunner(manifest).bar_swap
+
+
+def test_thresholds_for_a_removed_group() -> None:
+    runner = ModelRunner()
+    assert set(runner.removal_thresholds) == set(runner.removal_groups)
+    np.testing.assert_array_equal(runner.thresholds_for(None), runner.thresholds)
+    none = np.zeros(len(runner.removal_groups), np.float32)
+    np.testing.assert_array_equal(runner.thresholds_for(none), runner.thresholds)
+    kick, snare = (np.eye(len(runner.removal_groups), dtype=np.float32)[i] for i in (0, 1))
+    np.testing.assert_array_equal(runner.thresholds_for(kick), runner.removal_thresholds["kick"])
+    both = runner.thresholds_for(kick + snare)  # two removed: the lower of their sets per voice
+    np.testing.assert_array_equal(both, np.minimum(runner.removal_thresholds["kick"],
+                                                   runner.removal_thresholds["snare"]))

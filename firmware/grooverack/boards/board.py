@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -507,7 +507,7 @@ def _fill_thresholds(path: Path, where: str, item: dict[str, Any], inp: AnalogIn
     if fall >= rise:
         raise BoardError(f"{path}: key '{where}.fall_volts' = {fall:g} must be below "
                          f"'{where}.rise_volts' = {rise:g} (the Schmitt trigger's hysteresis)")
-    return AnalogInput(**{**inp.__dict__, "rise_volts": rise, "fall_volts": fall})
+    return replace(inp, rise_volts=rise, fall_volts=fall)
 
 
 def _parse_shift(path: Path, table: Any, b: Board) -> None:

@@ -126,7 +126,7 @@ class Generator:
         self.bank = bank if bank is not None and bank.latent_size == self.latent_size else None
         shift = None if self.bank is None else np.asarray(self.bank.hit_shift, dtype=np.float64)
         self._hit_shift = shift if shift is not None and shift.any() else None
-        self._thr_cache: tuple[float, np.ndarray] | None = None
+        self._thr_cache: tuple[Any, np.ndarray] | None = None
         self.tempo_aware = bool(getattr(runner, "tempo", False))
         self.revoices = bool(getattr(runner, "removal_groups", ()))
 
@@ -185,16 +185,22 @@ class Generator:
         self._own_latents = True
 
     # --- the work ----------------------------------------------------------------------------------------
-    def _thresholds(self, ab_part: float) -> np.ndarray:
-        """The per-voice thresholds with the bank's hit_shift applied to the A/B part of z."""
+    def _thresholds(self, ab_part: float, removed: tuple[bool, ...] = ()) -> np.ndarray:
+        """The per-voice thresholds (the runner's set for the removed groups, if any) with the
+        bank's hit_shift applied to the A/B part of z."""
+        base = self.thresholds
+        if removed and hasattr(self.runner, "thresholds_for"):
+            base = np.asarray(self.runner.thresholds_for(np.asarray(removed, np.float32)),
+                              dtype=np.float64)
         if self._hit_shift is None or ab_part <= 0.0:
-            return self.thresholds
-        if self._thr_cache is not None and self._thr_cache[0] == ab_part:
+            return base
+        key = (ab_part, removed)
+        if self._thr_cache is not None and self._thr_cache[0] == key:
             return self._thr_cache[1]
-        p = np.clip(self.thresholds, 1e-6, 1.0 - 1e-6)
+        p = np.clip(base, 1e-6, 1.0 - 1e-6)
         x = np.log(p / (1.0 - p)) + min(ab_part, 1.0) * self._hit_shift
         thr = 1.0 / (1.0 + np.exp(-x))
-        self._thr_cache = (ab_part, thr)
+        self._thr_cache = (key, thr)
         return thr
 
     def generate(self, req: Request) -> Pattern:
@@ -248,7 +254,7 @@ class Generator:
             density, uncertainty = rules.fill_controls(density, uncertainty)
         hits, vel, off = sampling.sample_pattern(
             logits, vel, off, temperature=sampling.temperature(uncertainty),
-            thresholds=self._thresholds(ab_part), density=np.asarray(density),
+            thresholds=self._thresholds(ab_part, removed), density=np.asarray(density),
             max_counts=req.max_count, rng=rng, mutes=np.asarray(req.mutes, dtype=bool))
         self.generated += 1
         pattern = Pattern(hits, vel, off, req.serial,

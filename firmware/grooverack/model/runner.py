@@ -152,6 +152,15 @@ def load_manifest(path: Path) -> dict[str, Any]:
             or not all(isinstance(t, (int, float)) and 0.0 <= t <= 1.0 for t in thresholds)):
         raise ModelError(f"{path}: thresholds must be {NUM_VOICES} numbers in 0..1, "
                          f"found {thresholds!r}")
+    groups = data.get("removal_groups", [])
+    per_removal = data.get("removal_thresholds", {})
+    if not isinstance(per_removal, dict) or not set(per_removal) <= set(groups) or not all(
+            isinstance(t, list) and len(t) == NUM_VOICES
+            and all(isinstance(x, (int, float)) and 0.0 <= x <= 1.0 for x in t)
+            for t in per_removal.values()):
+        raise ModelError(f"{path}: removal_thresholds must map removal groups "
+                         f"({', '.join(groups) or 'none'}) to {NUM_VOICES} numbers in 0..1, "
+                         f"found {per_removal!r}")
     if data.get("bar_swap", "none") not in BAR_SWAP_POOLS:
         raise ModelError(f"{path}: bar_swap must be one of {', '.join(BAR_SWAP_POOLS)}, found "
                          f"{data['bar_swap']!r}")
@@ -200,6 +209,11 @@ class ModelRunner:
         # a followed groove decoded as is and bar-swapped, pooled (BAR_SWAP_POOLS)
         self.bar_swap: bool = self.manifest.get("bar_swap", "none") == "mean_odds"
         self.thresholds = np.asarray(self.manifest["thresholds"], dtype=np.float32)
+        # thresholds chosen on validation for the decode with one group removed (F1 against the
+        # loop re-voiced without it); a group without its own set uses `thresholds`
+        self.removal_thresholds: dict[str, np.ndarray] = {
+            g: np.asarray(t, dtype=np.float32)
+            for g, t in self.manifest.get("removal_thresholds", {}).items()}
         self.trained: bool = bool(self.manifest.get("trained", True))
         self.data_hash: str = str(self.manifest.get("data_hash", ""))
         pair = self.manifest["variants"][variant]
@@ -321,6 +335,19 @@ class ModelRunner:
                 raise ModelError(f"{self.decoder_plain_path}: inputs {plain_in} / outputs "
                                  f"{plain_out}, expected {want_plain} / {list(DECODER_OUTPUTS)} "
                                  f"(the decoder without removal terms, beside one with them)")
+
+    def thresholds_for(self, removed: Any = None) -> np.ndarray:
+        """Per-voice hit thresholds [9] for a decode with these groups removed ([G] flags in
+        `removal_groups` order; None or none set = `thresholds`): each removed group's own set
+        where the manifest has one, several removed groups the lowest of their sets per voice (a
+        voice that takes over from either group plays at the threshold chosen for that; the
+        removed voices themselves are muted)."""
+        if removed is None or not self.removal_thresholds:
+            return self.thresholds
+        flags = np.asarray(removed, dtype=np.float32).reshape(-1)
+        sets = [self.removal_thresholds.get(g, self.thresholds)
+                for g, on in zip(self.removal_groups, flags, strict=False) if on > 0.5]
+        return np.min(sets, axis=0) if sets else self.thresholds
 
     # --- inference -------------------------------------------------------------------------
     def encode_batch(self, grooves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -449,9 +449,15 @@ def _choose_and_write(args: argparse.Namespace, loops: Any, manifest_path: Path)
                      loops.offsets)
     th = choose_thresholds(probs, loops.hits, objective=args.objective)
     after = metrics(probs > th, vel, off, loops.hits, loops.velocities, loops.offsets)
+    removal, removal_report = _removal_thresholds(runner, loops, genre, _bpm(args, loops),
+                                                  args.objective)
     # re-read right before writing: the manifest may have been re-exported meanwhile
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest["thresholds"] = [round(float(x), 3) for x in th]
+    if removal:
+        manifest["removal_thresholds"] = removal
+    else:
+        manifest.pop("removal_thresholds", None)
     manifest["bar_swap"] = "mean_odds" if runner.bar_swap else "none"
     manifest["thresholds_chosen_on"] = {
         "split": args.split, "variant": args.threshold_variant, "loops": len(loops),
@@ -462,6 +468,7 @@ def _choose_and_write(args: argparse.Namespace, loops: Any, manifest_path: Path)
                  float(round(THRESHOLD_GRID[1] - THRESHOLD_GRID[0], 3))],
         "hit_f1": round(after["hit_f1"], 4),
         "per_voice_f1": {k: round(v, 4) for k, v in after["per_voice_f1"].items()},
+        **({"removal": removal_report} if removal_report else {}),
     }
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
     print(f"thresholds chosen on {args.split} ({len(loops)} loops, variant "
@@ -469,7 +476,37 @@ def _choose_and_write(args: argparse.Namespace, loops: Any, manifest_path: Path)
     for name, old, new in zip(VOICE_NAMES, runner.thresholds, th, strict=True):
         print(f"  {name:<12}{old:>6.2f} -> {new:.2f}   F1 {after['per_voice_f1'][name]:.3f}")
     print(f"hit F1 {before['hit_f1']:.4f} -> {after['hit_f1']:.4f}")
+    for group, row in removal_report.items():
+        print(f"  {group} removed: F1 against the re-voiced loops {row['f1_shared']:.4f} with the "
+              f"thresholds above, {row['f1']:.4f} with its own {removal[group]}")
     return 0
+
+
+def _removal_thresholds(runner: Any, loops: Any, genre: Any, bpm: Any, objective: str
+                        ) -> tuple[dict[str, list[float]], dict[str, dict[str, float]]]:
+    """Voice redistribution: for each group, per-voice thresholds chosen on these (validation)
+    loops for the decode told the group is removed, by the same objective, against the loops
+    re-voiced without it (`training.revoice`, what the decoder was trained towards); the removed
+    voices' own thresholds are 1 (they are muted). ({} for a model without redistribution.)"""
+    groups = tuple(getattr(runner, "removal_groups", ()))
+    if not groups:
+        return {}, {}
+    from grooverack.training.revoice import removed_voices, revoice
+
+    chosen: dict[str, list[float]] = {}
+    report: dict[str, dict[str, float]] = {}
+    for gi, group in enumerate(groups):
+        flags = np.eye(len(groups), dtype=np.float32)[gi]
+        keep = ~removed_voices(flags)
+        probs, _, _ = predict_probs(runner, loops.groove, genre=genre, bpm=bpm, removed=flags)
+        truth, _, _ = revoice(loops.hits, loops.velocities, loops.offsets,
+                              np.broadcast_to(flags, (len(loops.hits), len(groups))))
+        kept = np.where(keep, probs, 0.0)
+        th = np.where(keep, choose_thresholds(kept, truth, objective=objective), 1.0)
+        chosen[group] = [round(float(x), 3) for x in th]
+        report[group] = {"f1": round(micro_f1(kept, truth, th), 4),
+                         "f1_shared": round(micro_f1(kept, truth, runner.thresholds), 4)}
+    return chosen, report
 
 
 def _set_bar_swap(runner: Any, args: argparse.Namespace) -> None:
