@@ -110,11 +110,11 @@ def es9_row(r: dict) -> str:
             f"{'; ' + '; '.join(flags) if flags else ''} |")
 
 
-def measure_midi(server, tmp: Path, bpm: float) -> dict:
+def measure_midi(server, tmp: Path, bpm: float, rt: bool = False) -> dict:
     sys.path.insert(0, str(REPO / "benchmarks"))
     from sync_midi import measure
 
-    r = measure(server, tmp, bpm)
+    r = measure(server, tmp, bpm, rt=rt)
     return {"count": r["count"], "median_ms": r["median_ms"], "p99_ms": r["p99_abs_ms"],
             "max_ms": r["max_abs_ms"], "period_ms": r["period_ms"], "xruns": r["xruns"]}
 
@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ppqn", default="1,2,4,8,24,48")
     p.add_argument("--bpm", default="40,97,120,174,300")
     p.add_argument("--rt", action="store_true",
-                   help="sim: run with --rt (SCHED_FIFO and locked memory, as the Pi service)")
+                   help="sim and midi: SCHED_FIFO and locked memory, as the Pi service runs "
+                        "(`run --rt`)")
     p.add_argument("--write", action="store_true")
     a = p.parse_args(argv)
     paths = a.paths.split(",")
@@ -165,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for bpm in bpms:
                 with tempfile.TemporaryDirectory() as tmp:
-                    r = measure_midi(server, Path(tmp), bpm)
-                rows["midi"].append(f"| MIDI (JACK, 128-frame periods = {r['period_ms']:.2f} ms) | 24 | "
+                    r = measure_midi(server, Path(tmp), bpm, rt=a.rt)
+                rt = " --rt" if a.rt else ""
+                rows["midi"].append(f"| MIDI{rt} (JACK, 128-frame periods = {r['period_ms']:.2f} ms) | 24 | "
                              f"{bpm:g} | {r['count']} | {r['median_ms']:+.3f} ms | "
                              f"{r['p99_ms']:.3f} ms (xruns {r['xruns']}) |")
                 print(rows["midi"][-1], flush=True)

@@ -64,14 +64,14 @@ def clock_script(bpm: float, beats: float, lead: int, *, spp: int | None = None,
     return sorted(ev, key=lambda e: e[0]), ticks, int(f) + SR // 4
 
 
-def _take(server, tmp_path, settings, events, frames, name):
+def _take(server, tmp_path, settings, events, frames, name, rt=False):
     engine = make_engine(settings, threaded=True)
     backend = MidiBackend(engine, settings)
     backend.open_ports()
     rig = MidiRig(server, events, frames, tmp_path, to="grooverack in", from_="grooverack out",
                   name=name)
     try:
-        backend.start()
+        backend.start(rt=rt)  # rt: SCHED_FIFO, as `grooverack run --board midi --rt`
         rig.go()
         result = rig.result()
         pattern = engine.pattern
@@ -85,7 +85,7 @@ def _take(server, tmp_path, settings, events, frames, name):
 def measure(server, tmp_path, bpm: float, seconds: float | None = None, source: str = "auto",
             *, takes: int = 3, seed: int = 7, line: bool = False, spp: int | None = None,
             stop_after: float | None = None, jump_to: float | None = None,
-            jump_after: float | None = None, lead_s: float = 0.3) -> dict:
+            jump_after: float | None = None, lead_s: float = 0.3, rt: bool = False) -> dict:
     """One clean (xrun-free, if any of `takes` is) take; figures in ms. `seconds` default: 20
     beats (16 after 4 beats of lock) at `bpm`."""
     beats = (20.0 if seconds is None else seconds * bpm / 60.0)
@@ -99,7 +99,7 @@ def measure(server, tmp_path, bpm: float, seconds: float | None = None, source: 
     tmp_path.mkdir(parents=True, exist_ok=True)
     for i in range(takes):
         backend, result, pattern = _take(server, tmp_path, settings, events, frames,
-                                         f"syncrig{i}")
+                                         f"syncrig{i}", rt)
         if result["xruns"] == 0:
             break
     rate = result["rate"]

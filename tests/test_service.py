@@ -389,3 +389,23 @@ def test_a_loop_that_does_not_stop_is_stopped_for_it(tmp_path):
             proc.kill()
     assert out.read_text() == "0V"
     assert "did not stop" in proc.stderr.read()
+
+
+def test_ready_freezes_what_start_up_made_out_of_the_garbage_collector(tmp_path, fake_runner):
+    """Every back end's Lifecycle.ready: the model sessions, board and engine made at start-up
+    are moved out of the collector's reach, so no full collection walks them while playing."""
+    import gc
+
+    from grooverack.config import Settings
+    from grooverack.engine.engine import Engine
+    from grooverack.runtime.serve import Lifecycle
+
+    gc.unfreeze()
+    engine = Engine(Settings({"state.dir": str(tmp_path)}), fake_runner)
+    life = Lifecycle(engine.settings, engine, signals=False)
+    try:
+        life.ready("test", outputs_to_zero=lambda: None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        life.shutdown()
+        gc.unfreeze()

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -36,7 +37,10 @@ class Lifecycle:
     1. `restore()`: presets and the last performance state into the engine (before it plays);
     2. `ready(status, outputs_to_zero=...)`: SIGTERM/SIGINT handlers, READY=1, the watchdog (it
        pings while the loop beats, `beat()`, and the generator's heartbeat is fresh), presets
-       saved in the background as the panel stores them;
+       saved in the background as the panel stores them; everything start-up made (the model's
+       sessions, the board, the engine) is frozen out of the garbage collector (`gc.freeze`), so
+       no full collection walks it while the module plays (a pause of several milliseconds in
+       whichever thread holds the GIL: the real-time loop's, the MIDI sender's);
     3. the back end's loop runs until `stopping` (a signal) or its own end;
     4. `shutdown()`: every output to 0 V (the back end's `outputs_to_zero`: DAC codes, audio
        samples, and MIDI Stop + all notes off where MIDI goes out), then the state saved, then
@@ -61,6 +65,8 @@ class Lifecycle:
         for step in after:
             self.service.on_shutdown(step)
         self.keeper.start_background()
+        gc.collect()
+        gc.freeze()
         return self.service
 
     @property

@@ -13,7 +13,6 @@ lifecycle (state restored, READY + watchdog, outputs to 0 V and state saved on S
 from __future__ import annotations
 
 import argparse
-import gc
 import heapq
 import itertools
 import logging
@@ -143,7 +142,6 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
             writer.write(t, output, "velocity", 0.0)
 
     life.ready(f"board sim up ({name}, {bpm:g} BPM)", outputs_to_zero=outputs_to_zero)
-    gc.freeze()  # what start-up made is never collected again: no long collections while playing
     # patch time 0 (the first downbeat) is fixed only now, with the board built and the state
     # restored: the first step is as punctual as every other
     t0 = _clock() + START_DELAY_S
