@@ -119,6 +119,9 @@ class Generator:
     def _use_runner(self, runner: Any) -> None:
         """What the generator takes from its model (at start, and when a model loads later)."""
         self.runner = runner
+        # another model's latents and decodes mean nothing to this one
+        self._groove_key = self._decode_key = None
+        self._z_groove = self._z_swapped = self._decoded = None
         self.problem = str(getattr(runner, "problem", "") or "")  # why no model plays, or ''
         self.latent_size = int(runner.latent_size)
         self.thresholds = np.asarray(runner.thresholds, dtype=np.float64)
