@@ -247,3 +247,16 @@ def test_accent_channels_are_calibration_outputs():
         "accent_1": SimpleNamespace(method="two_point", gain=9.0, offset=0.1)})
     apply_to_es9(cal, b)
     assert b.out_cal[5] == pytest.approx((0.9, 0.1))
+
+
+def test_a_per_voice_control_jack_may_be_written_as_a_plain_dotted_toml_key():
+    """`density.kick = 5` unquoted is a nested table to TOML: it is the jack density.kick."""
+    import tomllib
+
+    data = tomllib.loads('[es9]\ndevice = "none"\n[es9.inputs]\ngate = 1\ndensity.kick = 5\n'
+                         '"density.snare" = 6\n[es9.outputs]\ntrigger = [9]\n')
+    b = parse_board(SimpleNamespace(path="t.toml", name="t", data=data))
+    assert b.inputs == {"gate": 1, "density.kick": 5, "density.snare": 6}
+    data["es9"]["inputs"]["density"]["bass"] = 7
+    with pytest.raises(ConfigError, match=r"es9\.inputs\.density\.bass"):
+        parse_board(SimpleNamespace(path="t.toml", name="t", data=data))

@@ -24,6 +24,18 @@ _ES9_KEYS = {"device", "input_device", "output_device", "samplerate", "blocksize
 _OUTPUT_KEYS = {"trigger", "velocity", "accent", "clock", "reset"}
 
 
+def _dotted(table: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """A table's keys with TOML's dotted keys joined again: `density.kick = 5` written unquoted
+    is the table {density: {kick: 5}} to TOML, and is the jack "density.kick" here."""
+    items: list[tuple[str, object]] = []
+    for key, value in table.items():
+        if isinstance(value, dict):
+            items += _dotted(value, f"{prefix}{key}.")
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
 @dataclass
 class ES9Board:
     """The `[es9]` table of a board file, checked. Channels are 1-based host channel numbers."""
@@ -128,7 +140,7 @@ def parse_board(board: Any, settings: Settings | None = None) -> ES9Board:
     if not isinstance(inputs, dict):
         raise fail("inputs", inputs, "a table of jack = channel")
     used_in: dict[int, str] = {}
-    for jack, ch in inputs.items():
+    for jack, ch in _dotted(inputs):
         if jack not in INPUT_JACKS and jack not in PRESS_ACTIONS:
             why = " ('shift' is the panel's pot layer: the ES-9 has no pots)" \
                 if jack == "shift" else ""
