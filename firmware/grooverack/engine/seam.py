@@ -31,6 +31,10 @@ class EngineSeam(Protocol):
     def press(self, button: str) -> Any: ...
     def fill(self, t: float, high: bool) -> None: ...   # the fill gate's level from t
 
+    # the styles a style control may choose ("any" first; the model's genres_offered)
+    @property
+    def offered_styles(self) -> tuple[str, ...]: ...
+
     # what plays: "model", "rules" or "fallback" (no model loads: `model_problem` says why);
     # the panel shows the fallback on its record LED
     @property
