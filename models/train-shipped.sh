@@ -75,7 +75,7 @@ teachers+=(--teacher "$runs/rt11/best.pt")
 "$gr" eval --split validation --choose-thresholds --bar-swap mean_odds
 # the latent bank of random A/B (train loops; after the thresholds: its A/B threshold shift is
 # fitted to them) and what A/B then play at follow 0 (models/README.md, "Random latents A/B")
-"${PYTHON:-python3}" -m grooverack.training.latent_bank build
+"${PYTHON:-python3}" -m grooverack.training.latent_bank build --typical 0.7
 "${PYTHON:-python3}" benchmarks/latent_bank_follow0.py --seeds 200 \
     --genres any,rock,funk,jazz --ablation --json benchmarks/latent-bank-follow0.json
 "$gr" eval --split test --json benchmarks/eval-test.json

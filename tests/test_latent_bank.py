@@ -235,3 +235,39 @@ def test_manifest_genres_offered_is_checked(tmp_path):
     del data["genres_offered"]  # an older manifest: every genre is offered
     manifest.write_text(json.dumps(data), encoding="utf-8")
     assert ModelRunner(manifest).genres_offered == tuple(data["genres"])
+
+
+def test_typicality_ranks_a_styles_clear_loops_above_its_ambiguous_ones():
+    """The bank's `--typical` rule: p(style | mu) from a linear classifier that never saw the
+    loop's performance. Two styles in a 4-d latent, each performance a cluster; loops near the
+    other style's centre are the least typical of their own."""
+    from grooverack.training.latent_bank import typical_rows, typicality
+
+    rng = np.random.default_rng(3)
+    mu, genre, sources = [], [], []
+    for g, centre in ((1, np.array([2.0, 0, 0, 0])), (2, np.array([-2.0, 0, 0, 0]))):
+        for perf in range(8):
+            for loop in range(20):
+                mu.append(centre + rng.normal(0, 1.0, 4))
+                genre.append(g)
+                sources.append(f"drummer{perf}/take{g}.mid:{loop}")
+    mu, genre = np.array(mu), np.array(genre)
+    score = typicality(mu, genre, sources, n_genres=3, folds=4)
+    assert score.shape == (len(mu),) and np.all((score >= 0) & (score <= 1))
+    # the further a loop lies on its own style's side, the more typical (rank correlation: the
+    # probabilities saturate)
+    own_side = np.where(genre == 1, mu[:, 0], -mu[:, 0])
+    assert np.corrcoef(np.argsort(np.argsort(own_side)), np.argsort(np.argsort(score)))[0, 1] > 0.8
+    assert score[own_side > 2].min() > 0.5 > score[own_side < -0.5].max()
+    rows = np.flatnonzero(genre == 1)
+    kept = typical_rows(rows, score, 0.5)
+    assert len(kept) == len(rows) // 2 and np.all(np.diff(kept) > 0)
+    assert score[kept].min() >= score[np.setdiff1d(rows, kept)].max()
+    assert np.array_equal(typical_rows(rows, score, 1.0), rows)
+
+
+def test_the_shipped_bank_keeps_its_styles_typical_loops():
+    """The shipped bank was built with `--typical` (the manifest says how), and its entries are
+    still real train-loop latents: what the style benchmark maps back to their performances."""
+    built = json.loads(MANIFEST.read_text(encoding="utf-8"))[BANK_KEY]["built"]
+    assert 0.0 < built["typical"] < 1.0 and "--typical" in built["command"]

@@ -3,7 +3,8 @@
 A latent drawn from N(0, I) is not where the encoder puts real drumming: decoded at follow = 0 it
 played about 50 hits per loop (real GMD loops: 38), snare 24 (real: 10) and almost never a tom. The
 bank (`models/latent-bank.npz`, built by `python -m grooverack.training.latent_bank`) holds the
-encoder's mu of a few hundred TRAIN loops per style; a random latent is one of them, of the chosen
+encoder's mu of a few hundred TRAIN loops per style (each style's most typical: the build's
+`--typical`); a random latent is one of them, of the chosen
 style (or of any style, in proportion to its train loops, for "any"), moved by a small Gaussian
 perturbation: `z = mu_i + k * sigma * eps`, `sigma` the encoder's mean posterior standard deviation
 per latent dimension, `k` the manifest's `latent_bank.perturbation` (1 = a sample of q(z | loop)).

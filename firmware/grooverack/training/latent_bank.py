@@ -1,12 +1,15 @@
 """Build the latent bank (random A/B latents where real grooves live) and measure what it plays.
 
     python -m grooverack.training.latent_bank build [--per-genre 256] [--min-loops 80]
+        [--typical 0.7]
     python benchmarks/latent_bank_follow0.py [--seeds 40] [--genres any,rock,funk,jazz]
 
 `build` encodes every TRAIN loop of the Groove MIDI Dataset with the shipped encoder (the int8
 variant the module runs, through `ModelRunner`: onnxruntime, item by item as on the module), keeps
-up to `--per-genre` mus per style (spread over the style's performances: one loop of each file
-before a second of any), and writes `models/latent-bank.npz` (`grooverack.model.bank`) with the
+up to `--per-genre` mus per style, from the `--typical` share of the style's loops most typical of
+it (`typicality`: p(style | mu) of a linear classifier on mu that never saw the loop's
+performance), spread over the style's performances (one loop of each file before a second of
+any), and writes `models/latent-bank.npz` (`grooverack.model.bank`) with the
 encoder's mean posterior standard deviation per latent dimension (the perturbation's scale) and
 the per-voice `hit_shift` (logit) that makes the decoder, fed the train loops' mus (genre "any",
 each loop's tempo, the manifest's thresholds, no sampling noise), play as many hits per voice as
@@ -48,6 +51,7 @@ PER_GENRE = 256
 MIN_LOOPS = 80            # fewer train loops than this: the style's embedding is hardly trained
 MIN_PERFORMANCES = 2      # one performance is one drummer's take of one groove, not a style
 SEED = 20
+TYPICAL = 0.7             # a style's A/B from its 70 % most typical train loops (models/README.md)
 LOOPS_PER_RENDER = 4      # 8 bars
 TOMS = (4, 5, 6)
 PRESENCE = {"toms": TOMS, "open_hat": (3,), "crash": (7,), "ride": (8,)}
@@ -74,6 +78,63 @@ def spread_pick(sources: list[str], rows: np.ndarray, k: int, rng: np.random.Gen
     tie = rng.random(len(rows))
     chosen = order[np.lexsort((tie, rank))][:k]
     return np.sort(chosen)
+
+
+def fit_softmax(x: np.ndarray, y: np.ndarray, n_classes: int, *, l2: float = 1e-3,
+                steps: int = 400, lr: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression (numpy, full-batch gradient descent, class-balanced: each
+    class weighs as much as any other whatever its count, so rock does not swamp the small
+    styles). Returns (W [D, C], b [C]) for logits x @ W + b; x should be standardised."""
+    n, d = x.shape
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    weight = np.where(counts[y] > 0, 1.0 / np.maximum(counts[y], 1.0), 0.0)
+    weight *= 1.0 / max(weight.sum(), 1e-12)
+    onehot = np.eye(n_classes)[y]
+    w = np.zeros((d, n_classes))
+    b = np.zeros(n_classes)
+    for _ in range(steps):
+        z = x @ w + b
+        z -= z.max(1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(1, keepdims=True)
+        g = (p - onehot) * weight[:, None]
+        w -= lr * (x.T @ g + l2 * w)
+        b -= lr * g.sum(0)
+    return w, b
+
+
+def typicality(mu: np.ndarray, genre: np.ndarray, sources: Sequence[str], n_genres: int,
+               folds: int = 4, seed: int = SEED) -> np.ndarray:
+    """How typical of its own style each train loop's latent is: p(its style | mu) from a
+    class-balanced linear classifier on the encoder's mu that never saw the loop's performance
+    (cross-fitted over `folds` folds by performance, `genre_classifier.performance_folds`);
+    [N] in 0..1. A linear model of the latent, not the CNN on patterns that judges the styles
+    (benchmarks/style_recognition.py)."""
+    from grooverack.training.genre_classifier import performance_folds
+
+    x = np.asarray(mu, np.float64)
+    x = (x - x.mean(0)) / np.maximum(x.std(0), 1e-6)
+    y = np.asarray(genre, np.int64)
+    fold = performance_folds(sources, y, folds, seed)
+    out = np.zeros(len(x))
+    for k in range(folds):
+        held = fold == k
+        w, b = fit_softmax(x[~held], y[~held], n_genres)
+        z = x[held] @ w + b
+        z -= z.max(1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(1, keepdims=True)
+        out[held] = p[np.arange(int(held.sum())), y[held]]
+    return out
+
+
+def typical_rows(rows: np.ndarray, score: np.ndarray, fraction: float) -> np.ndarray:
+    """The `fraction` of `rows` (at least one) whose `score` is highest, in row order."""
+    if fraction >= 1.0 or len(rows) == 0:
+        return rows
+    k = max(1, int(round(fraction * len(rows))))
+    best = rows[np.argsort(-score[rows], kind="stable")[:k]]
+    return np.sort(best)
 
 
 def fit_hit_shift(logits: np.ndarray, hits: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
@@ -148,9 +209,14 @@ def build(args: argparse.Namespace) -> int:
     files = [s.rsplit(":", 1)[0] for s in train.source]
     perf = {g: len({f for f, gi in zip(files, genre, strict=True) if gi == i})
             for i, g in enumerate(genres)}
+    typical = getattr(args, "typical", TYPICAL)
+    score = (typicality(mu, genre, train.source, n_genres)
+             if typical < 1.0 and n_genres > 1 else np.ones(len(mu)))
     rng = np.random.default_rng(args.seed)
-    keep = np.concatenate([spread_pick(train.source, np.flatnonzero(genre == g), args.per_genre, rng)
-                           for g in range(n_genres) if loops[g]])
+    keep = np.concatenate([
+        spread_pick(train.source, typical_rows(np.flatnonzero(genre == g), score, typical),
+                    args.per_genre, rng)
+        for g in range(n_genres) if loops[g]])
     folder = manifest_path.parent
     out = folder / BANK_FILE
     per_loop = train.hits.sum(axis=1)
@@ -175,13 +241,19 @@ def build(args: argparse.Namespace) -> int:
                 f"--{k.replace('_', '-')} {v}" for k, v in (
                     ("per_genre", args.per_genre), ("min_loops", args.min_loops),
                     ("min_performances", args.min_performances), ("seed", args.seed),
-                    ("perturbation", args.perturbation), ("variant", args.variant),
+                    ("perturbation", args.perturbation), ("typical", typical),
+                    ("variant", args.variant),
                     ("not_offered", args.not_offered)))
                 + (" --no-hit-shift" if args.no_hit_shift else ""),
             "split": "train",
             "train_loops": int(len(mu)),
             "entries": int(len(keep)),
             "per_genre_max": args.per_genre,
+            "typical": typical,
+            "typical_rule": ("each style's latents with the highest p(style | mu) of a "
+                             "class-balanced linear classifier on mu that never saw the "
+                             "loop's performance (4 folds by performance)"
+                             if typical < 1.0 else "all of the style's train loops"),
             "encoder": runner.encoder_path.name,
             "encoder_sha256": sha256_file(runner.encoder_path),
             "data_hash": data_hash(args.gmd) if args.gmd else runner.data_hash,
@@ -229,6 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--perturbation", type=float, default=DEFAULT_PERTURBATION,
                    help="k in z = mu + k * sigma * eps (1 = a sample of the encoder's posterior)")
     b.add_argument("--seed", type=int, default=SEED)
+    b.add_argument("--typical", type=float, default=TYPICAL,
+                   help="keep, per style, this fraction of its train loops most typical of it "
+                        "(p(style | mu) of a linear classifier on mu cross-fitted by "
+                        f"performance) before spreading over performances (default {TYPICAL}; "
+                        "1: every loop)")
     b.add_argument("--not-offered", default=",".join(NOT_RECOGNISABLE),
                    help="styles not offered although they have the loops (comma-separated; "
                         f"default {','.join(NOT_RECOGNISABLE)}: not recognisable)")
