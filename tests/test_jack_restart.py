@@ -206,6 +206,9 @@ def test_midi_restart_tests_in_a_process(inner):
             if attempt == 0:
                 continue
             raise AssertionError(f"{inner}: no result within {INNER_TIMEOUT_S} s, twice") from None
+        if out.returncode == 0 and "1 skipped" in out.stdout and "jackd is not installed" in \
+                out.stdout:
+            pytest.skip("jackd is not installed (Debian package jackd2, installed by .ci/run)")
         assert out.returncode == 0 and "1 passed" in out.stdout, out.stdout[-3000:]
         return
 

@@ -167,7 +167,9 @@ def test_bus_faults_while_playing(caplog):
     assert played == scheduled                                 # never stopped playing
     assert len(engine.onsets) == len(notes)                    # onsets kept coming, ADC or not
     faults = board.faults()
-    assert faults["dac1"]["faults"] + faults["dac2"]["faults"] >= 40
+    # every NACK of the burst is a fault of whichever DAC on that bus was written (which ones
+    # depends on the pattern played)
+    assert sum(f["faults"] for name, f in faults.items() if name.startswith("dac")) >= 40
     assert faults["dac1"]["recoveries"] >= 2 and faults["adc"]["recoveries"] == 1
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     bursts = sum(f["bursts"] for f in faults.values())

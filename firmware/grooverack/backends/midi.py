@@ -8,7 +8,8 @@ Threads, as the back-end contract wants them:
   calls `engine.advance(now + LOOKAHEAD)` and hands each event to the output, which turns it into
   timed messages; once a second it looks for ports that went away or came back;
 - the sender (one thread, the shared `runtime.scheduler.TimedScheduler`) sleeps, then spins,
-  to each message's time and sends it.
+  to each message's time and sends it; a message already due when the engine loop makes it (a
+  step on a clock tick that just came in) leaves at once from the loop, no thread hand-over.
 Generation runs in the engine's own worker (`Engine(threaded=True)`), never in these threads.
 
 The timeline is `time.monotonic()`. Output messages leave at the time the player scheduled,
@@ -206,13 +207,21 @@ class OutputMap:
 
 class MidiSender:
     """MIDI out on the shared `TimedScheduler` (its thread sleeps, then spins, to each message's
-    time and sends it); records when each really left. Clock: `clock()` (time.monotonic)."""
+    time and sends it); records when each really left. Clock: `clock()` (time.monotonic).
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, log_size: int = 100_000):
+    `direct`: a message already due when it is scheduled (a step on a clock tick that just came
+    in) is sent at once from the scheduling thread, with whatever else is due, in order, instead
+    of after a wake-up of the sender thread and a GIL hand-over to it (`TimedScheduler(direct=
+    True)`, as the Pi loop and the wall-clock sim board do). The MIDI back end's engine loop
+    sends that way; the ES-9's mirror, scheduled from JACK's process callback, does not."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, log_size: int = 100_000,
+                 direct: bool = False):
         self.clock = clock
         self.port: Any = None  # an open rtmidi.MidiOut, or None while the port is away
         self.scheduler: TimedScheduler[bytes] = TimedScheduler(
-            self._emit, clock=clock, t0=0.0, spin=SPIN, name="grooverack-midi-send")
+            self._emit, clock=clock, t0=0.0, spin=SPIN, name="grooverack-midi-send",
+            direct=direct)
         self._send_lock = threading.Lock()  # the scheduler's thread and flush() both send
         self.sent: deque[tuple[float, float, bytes]] = deque(maxlen=log_size)  # (due, sent, msg)
         self.flushed: list[tuple[float, float, bytes]] = []  # sent early by flush() at a stop
@@ -592,7 +601,7 @@ class MidiBackend:
         self._offset = math.inf  # time.monotonic() - MIDI system time (a leaky minimum)
         self._last_poll = 0.0
         self.input = MidiInputHandler(engine, self.options)
-        self.sender = MidiSender(clock)
+        self.sender = MidiSender(clock, direct=True)  # a step on a tick leaves from the loop
         self.output = MidiOutput(self.options, self.sender, settings["outputs.clock_ppqn"])
         self.input.on_transport = self.output.transport
         # internal clock: play from the start; MIDI clock: wait for Start
