@@ -489,3 +489,48 @@ def test_button_style_mute_and_scale_ccs(jack_server, tmp_path):  # noqa: F811
     snare = [d[2] for t, d in ons if d[1] == 37 and t > t_mute + 0.3]
     assert snare and max(snare) <= 32
     assert max(d[2] for t, d in ons if d[1] == 37 and t < t_mute) > 32
+
+
+def test_priority_levels_sit_below_jacks_client_threads():
+    from grooverack.runtime import priority
+
+    assert priority.levels() == (priority.WRITER_PRIORITY, priority.LOOP_PRIORITY,
+                                 priority.GENERATOR_PRIORITY)
+    assert priority.levels(70) == (69, 68, 67)   # jackd -P 75: clients at 70
+    assert priority.levels(5) == (4, 3, 2)       # jackd's default -P 10: clients at 5
+    assert priority.levels(2) == (1, 1, 1)
+    assert priority.levels(0) is None            # JACK without real-time: none above it
+
+
+@pytest.mark.jack
+def test_rt_threads_run_below_the_jack_servers_own(jack_server, tmp_path):  # noqa: F811
+    """`run --board midi --rt` on JACK: the sender, the engine loop and the generator get
+    SCHED_FIFO just below the priority JACK gives its clients' process threads (which carry
+    the notes out), never above: a spinning sender above them kept JACK's cycle off the CPU."""
+    import os
+
+    settings = load_settings(overrides=["midi.api=jack", "tempo=120"])
+    engine = make_engine(settings, threaded=True)
+    backend = MidiBackend(engine, settings)
+    try:
+        backend.start(rt=True)
+        ceiling = backend.watch.client_priority()
+        assert ceiling is not None
+        got = {}
+        for name, thread in (("writer", backend.sender.thread), ("loop", backend._thread)):
+            got[name] = (os.sched_getscheduler(thread.native_id),
+                         os.sched_getparam(thread.native_id).sched_priority)
+        if ceiling == 0:  # a server without real-time: nothing of ours above it
+            assert all(policy != os.SCHED_FIFO for policy, _ in got.values())
+            return
+        if got["writer"][0] != os.SCHED_FIFO:
+            pytest.skip("SCHED_FIFO not permitted here")
+        assert got["writer"] == (os.SCHED_FIFO, max(ceiling - 1, 1))
+        assert got["loop"] == (os.SCHED_FIFO, max(ceiling - 2, 1))
+        jack_threads = [int(t) for t in os.listdir("/proc/self/task")
+                        if os.sched_getscheduler(int(t)) == os.SCHED_FIFO
+                        and os.sched_getparam(int(t)).sched_priority == ceiling]
+        assert jack_threads  # rtmidi's JACK clients' process threads, at the ceiling
+    finally:
+        backend.stop()
+        engine.close()

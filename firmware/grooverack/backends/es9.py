@@ -797,9 +797,12 @@ class ES9Backend:
     def realtime(self, mirror: MidiMirror | None = None) -> bool:
         """SCHED_FIFO for the engine thread (and a MIDI sender above it, the generator below),
         when permitted (`runtime.priority.realtime`); the audio callback is already real-time
-        (JACK / ALSA thread)."""
+        (JACK / ALSA thread). On JACK all of them sit below JACK's client threads, the audio
+        callback's among them (`JackWatch.client_priority`)."""
+        watch = self._watch
+        ceiling = watch.client_priority() if watch is not None else None
         return realtime(writer=mirror.sender.thread if mirror is not None else None,
-                        loop=self._thread)
+                        loop=self._thread, ceiling=ceiling)
 
     def wait_latency(self, timeout: float = 5.0) -> float:
         deadline = time.monotonic() + timeout

@@ -401,6 +401,10 @@ class JackWatch:
         lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _SHUTDOWN, ctypes.c_void_p]
         lib.jack_client_close.argtypes = [ctypes.c_void_p]
         lib.jack_set_error_function.argtypes = [_ERROR]
+        lib.jack_client_real_time_priority.restype = ctypes.c_int
+        lib.jack_client_real_time_priority.argtypes = [ctypes.c_void_p]
+        lib.jack_is_realtime.restype = ctypes.c_int
+        lib.jack_is_realtime.argtypes = [ctypes.c_void_p]
         self._lib = lib
         self.name = name
         self.on_down = on_down
@@ -439,6 +443,17 @@ class JackWatch:
         self._client = client
         self.up.set()
         return True
+
+    def client_priority(self) -> int | None:
+        """The SCHED_FIFO priority JACK gives its clients' process threads (0 when the server
+        runs without real-time; None while not connected): grooverack's own real-time threads
+        go below it (`runtime.priority.levels`)."""
+        client = self._client
+        if client is None or not self.up.is_set():
+            return None
+        if not self._lib.jack_is_realtime(client):
+            return 0
+        return max(int(self._lib.jack_client_real_time_priority(client)), 0)
 
     def close(self) -> None:
         """Close the client while its server is up; one of a dead server is only dropped
@@ -711,8 +726,10 @@ class MidiBackend:
 
     def realtime(self) -> bool:
         """SCHED_FIFO: the sender as the writer, the engine loop below it, the generator below
-        that (`runtime.priority.realtime`); memory locked."""
-        return realtime(writer=self.sender.thread, loop=self._thread)
+        that (`runtime.priority.realtime`); memory locked. On JACK all three sit below JACK's
+        own client threads (`JackWatch.client_priority`), which carry the notes out."""
+        ceiling = self.watch.client_priority() if self.watch is not None else None
+        return realtime(writer=self.sender.thread, loop=self._thread, ceiling=ceiling)
 
     def stop(self) -> None:
         """Stop playing, outputs off: the engine loop stopped, then at once note-offs for what

@@ -61,22 +61,48 @@ def short_gil_slices(seconds: float = SWITCH_S) -> None:
         sys.setswitchinterval(seconds)
 
 
+def levels(ceiling: int | None = None) -> tuple[int, int, int] | None:
+    """(writer, loop, generator) priorities. `ceiling`: the SCHED_FIFO priority of a JACK
+    server's client threads when the back end runs on JACK (`jack_client_real_time_priority`):
+    grooverack's threads then sit just below them (ceiling - 1, - 2, - 3; at least 1), as a
+    JACK client's own helper threads should: a thread above JACK's that spins to a message's
+    time, or a generator running inference, would keep JACK's process cycle off the CPU on a
+    2-core Pi (jackd's default -P 10 gives clients 5: measured here, whole MIDI steps a JACK
+    cycle late). A ceiling <= 0 (JACK runs without real-time) gives None: grooverack's threads
+    stay at normal priority too, never above the audio."""
+    if ceiling is None:
+        return WRITER_PRIORITY, LOOP_PRIORITY, GENERATOR_PRIORITY
+    if ceiling <= 0:
+        return None
+    return max(ceiling - 1, 1), max(ceiling - 2, 1), max(ceiling - 3, 1)
+
+
 def realtime(*, writer: threading.Thread | None = None, loop: threading.Thread | int | None = 0,
-             lock: bool = True) -> bool:
+             lock: bool = True, ceiling: int | None = None) -> bool:
     """SCHED_FIFO for the writer, the loop (a thread, 0 = the calling thread, None = none) and
-    every generator worker, one level below the other; memory locked. True when all got it."""
+    every generator worker, one level below the other (below `ceiling`, JACK's client priority,
+    when given: `levels`); memory locked. True when all got it."""
     if lock:
         lock_memory()
+    chosen = levels(ceiling)
+    if chosen is None:
+        log.warning("the JACK server runs without real-time priority: grooverack's threads stay "
+                    "at normal priority, below it (start jackd with -R -P 70 for both)")
+        return False
+    writer_p, loop_p, generator_p = chosen
+    if ceiling is not None:
+        log.info("JACK's client threads run SCHED_FIFO %d: grooverack's at %d / %d / %d below them",
+                 ceiling, writer_p, loop_p, generator_p)
     ok = True
     if writer is not None and writer.native_id is not None:
-        ok &= set_fifo(WRITER_PRIORITY, f"thread {writer.name}", writer.native_id)
+        ok &= set_fifo(writer_p, f"thread {writer.name}", writer.native_id)
     if loop is not None:
         if isinstance(loop, threading.Thread):
             if loop.native_id is not None:
-                ok &= set_fifo(LOOP_PRIORITY, f"thread {loop.name}", loop.native_id)
+                ok &= set_fifo(loop_p, f"thread {loop.name}", loop.native_id)
         else:
-            ok &= set_fifo(LOOP_PRIORITY, f"thread {threading.current_thread().name}", loop)
+            ok &= set_fifo(loop_p, f"thread {threading.current_thread().name}", loop)
     for thread in threading.enumerate():
         if thread.name == GENERATOR_THREAD and thread.native_id is not None:
-            ok &= set_fifo(GENERATOR_PRIORITY, "generator thread", thread.native_id)
+            ok &= set_fifo(generator_p, "generator thread", thread.native_id)
     return bool(ok)
