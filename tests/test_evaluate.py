@@ -370,3 +370,26 @@ def test_threshold_objectives_trade_rare_voice_false_hits_for_micro_f1():
     assert micro[4] >= balanced[4] >= voice[4]
     with pytest.raises(ValueError, match="objective"):
         ev.choose_thresholds(probs, hits, objective="test")
+
+
+def test_cover_onsets_lowers_the_cheapest_voice_until_the_onsets_are_covered():
+    """Two loops, groove onsets on steps 0 and 4 of each. Voice 0 (kick) is removed (threshold
+    1); voice 1 is sure of step 0 and hesitant (0.32) on step 4, which the truth plays; voice 2 is
+    hesitant (0.32) on step 4 too but the truth never plays it. Lowering voice 1 covers step 4 and
+    gains F1, so it is the one lowered, just far enough; voice 2 stays."""
+    probs = np.zeros((2, 32, NUM_VOICES), np.float32)
+    truth = np.zeros_like(probs)
+    groove = np.zeros((2, 32, 3), np.float32)
+    groove[:, [0, 4], 0] = 1.0
+    probs[:, 0, 1], probs[:, 4, 1], probs[:, 4, 2] = 0.9, 0.32, 0.32
+    truth[:, [0, 4], 1] = 1.0
+    th = np.full(NUM_VOICES, 0.5, np.float32)
+    th[0] = 1.0
+    out = ev.cover_onsets(probs, truth, groove, th, floor=1.0)
+    assert out[0] == 1.0 and out[2] == 0.5
+    assert out[1] == pytest.approx(0.3)   # the nearest grid step below 0.32
+    # already covered: unchanged; a floor that cannot be reached stops at the grid's lowest
+    assert np.array_equal(ev.cover_onsets(probs, truth, groove, out, floor=1.0), out)
+    groove[:, 9, 0] = 1.0  # an onset no voice has any probability on
+    low = ev.cover_onsets(probs, truth, groove, th, floor=1.0)
+    assert low[0] == 1.0 and np.all(low[1:] >= ev.THRESHOLD_GRID[0] - 1e-6)

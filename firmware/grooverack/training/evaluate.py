@@ -484,10 +484,11 @@ def _choose_and_write(args: argparse.Namespace, loops: Any, manifest_path: Path)
 
 def cover_onsets(probs: np.ndarray, truth: np.ndarray, groove: np.ndarray, thresholds: np.ndarray,
                  floor: float, grid: np.ndarray = THRESHOLD_GRID) -> np.ndarray:
-    """Lower per-voice thresholds, one grid step at a time, until the pattern (probs >
-    thresholds) plays on at least `floor` of the groove's onsets (`revoice.onset_coverage`).
-    Each step lowers the voice that buys the most coverage per unit of hit F1 (against `truth`)
-    it costs; voices at threshold 1 (removed) and at the grid's lowest stay as they are.
+    """Lower per-voice thresholds until the pattern (probs > thresholds) plays on at least
+    `floor` of the groove's onsets (`revoice.onset_coverage`). Each move takes one voice down to
+    its nearest grid step that covers more, the voice that buys the most coverage per unit of
+    hit F1 (against `truth`) it costs; voices at threshold 1 (removed) stay as they are, and it
+    stops when no step of any voice covers more.
     Returns the new thresholds [9]; unchanged when the floor is met already."""
     from grooverack.training.revoice import onset_coverage
 
@@ -505,17 +506,17 @@ def cover_onsets(probs: np.ndarray, truth: np.ndarray, groove: np.ndarray, thres
     while cov < floor:
         best: tuple[float, np.ndarray, float, float] | None = None
         for v in range(NUM_VOICES):
-            lower = grid[grid < th[v] - 1e-9]
-            if th[v] >= 1.0 or not len(lower):
+            if th[v] >= 1.0:
                 continue
-            cand = th.copy()
-            cand[v] = lower[-1]
-            c, f = score(cand)
-            if c <= cov:
-                continue
-            value = (c - cov) / max(f1 - f, 1e-6)
-            if best is None or value > best[0]:
-                best = (value, cand, c, f)
+            for step in grid[grid < th[v] - 1e-9][::-1]:  # the nearest step that covers more
+                cand = th.copy()
+                cand[v] = step
+                c, f = score(cand)
+                if c > cov:
+                    value = (c - cov) / max(f1 - f, 1e-6)
+                    if best is None or value > best[0]:
+                        best = (value, cand, c, f)
+                    break
         if best is None:
             break
         _, th, cov, f1 = best
