@@ -344,3 +344,48 @@ def test_es9_button_gates_accents_clock_and_reset_out(jack_audio_server, tmp_pat
     reset = runs(cap[11], 0.2)
     after = [a for a, _ in clock if a > reset_at + shift]
     assert reset[-1] == (after[0], 240) and len(reset) <= 2, (reset, after[:2])
+
+
+def test_es9_rt_threads_run_below_jacks_own(jack_audio_server, tmp_path):  # noqa: F811
+    """`run --board es9 --rt`: the engine thread and the MIDI mirror's sender get SCHED_FIFO
+    just below JACK's client threads (the audio callback's among them), never above."""
+    import os
+
+    import sounddevice as sd
+    from grooverack.backends.es9 import MidiMirror
+
+    data = {**BOARD, "es9": {**BOARD["es9"], "inputs": {"gate": 1, "pitch": 2},
+                             "outputs": {"trigger": [1, 2], "velocity": []}},
+            "midi": {"api": "jack", "profile": "poly2", "channel": 2}}
+    b = board(data)
+    settings = load_settings(overrides=["tempo=120"])
+    gate, pitch, _, _ = build_signal()
+    audio = AudioRig(jack_audio_server, np.stack([gate, pitch]) / VPU, tmp_path,
+                     source="es9test-in", sink="es9test-out", inputs=2, tail=SR)
+    mirror = MidiMirror(b, settings)
+    mirror.start()
+    engine = make_engine(settings, threaded=True)
+    refresh_devices()
+    backend = ES9Backend(engine, settings, b, midi_output=mirror.output)
+    try:
+        backend.start()
+        backend.wait_latency()
+        backend.realtime(mirror)
+        ceiling = backend._watch.client_priority()
+        assert ceiling is not None
+        got = {name: (os.sched_getscheduler(t.native_id),
+                      os.sched_getparam(t.native_id).sched_priority)
+               for name, t in (("writer", mirror.sender.thread), ("loop", backend._thread))}
+        if ceiling == 0:
+            assert all(policy != os.SCHED_FIFO for policy, _ in got.values())
+        elif got["loop"][0] != os.SCHED_FIFO:
+            pytest.skip("SCHED_FIFO not permitted here")
+        else:
+            assert got["writer"] == (os.SCHED_FIFO, max(ceiling - 1, 1))
+            assert got["loop"] == (os.SCHED_FIFO, max(ceiling - 2, 1))
+    finally:
+        backend.stop()
+        mirror.stop()
+        engine.close()
+        sd._terminate()
+        audio.close()
