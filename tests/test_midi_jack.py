@@ -105,16 +105,21 @@ def run_backend(server, settings, events, frames, tmp_path, **rig):
     return backend, result, snapshot
 
 
-def clean_take(server, settings, events, frames, tmp_path, takes: int = 4, whole=None):
+def clean_take(server, settings, events, frames, tmp_path, takes: int = 6, whole=None):
     """run_backend until a take has no xrun (a JACK cycle missed on a busy machine: it can drop or
     repeat MIDI events between any two clients, and skews frame times), or, when `whole(backend)`
-    is given, one whose xruns still let every message through exactly once; the last take if
-    none."""
+    is given, one whose xruns still let every message through exactly once; if none, the take
+    with the fewest xruns (a dummy server on a shared host can miss hundreds of cycles in one
+    take even with nothing of ours running: a bare jackd -d dummy with a one-line client, 119 in
+    30 s here)."""
+    best = None
     for _ in range(takes):
-        backend, result, snap = run_backend(server, settings, events, frames, tmp_path)
-        if result["xruns"] == 0 or (whole is not None and whole(backend)):
-            break
-    return backend, result, snap
+        take = run_backend(server, settings, events, frames, tmp_path)
+        if take[1]["xruns"] == 0 or (whole is not None and whole(take[0])):
+            return take
+        if best is None or take[1]["xruns"] < best[1]["xruns"]:
+            best = take
+    return best
 
 
 def test_profiles_and_options():
