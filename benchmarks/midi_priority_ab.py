@@ -1,7 +1,7 @@
-"""MIDI over JACK, `--rt`: grooverack's real-time threads below JACK's client threads (the
-shipped rule, `runtime.priority.levels(ceiling)`) against the fixed priorities above them
-(writer 80, loop 75, generator 70: what `--rt` did before), in alternating takes of the same
-cell so that a noisy spell of the host hits both alike.
+"""MIDI over JACK, `--rt`: grooverack's real-time threads at the fixed priorities above JACK's
+client threads (writer 80, loop 75, generator 70: the default) against just below them
+(`rt.below_jack`, `runtime.priority.levels(ceiling)`), in alternating takes of the same cell so
+that a noisy spell of the host hits both alike.
 
     .venv/bin/python benchmarks/midi_priority_ab.py [--bpm 40,120] [--rounds 4] [--json F]
 
@@ -30,7 +30,6 @@ TARGET_MS = 1.0 + 128 / 48.0  # 1 ms + one 128-frame period at 48 kHz
 
 def main(argv: list[str] | None = None) -> int:
     import sync_midi
-    from grooverack.runtime import priority
     from jackserver import start_server, stop_server
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,9 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
-    shipped = priority.levels
-    mode = {"m": "below-jack"}
-    priority.levels = lambda ceiling=None: shipped(ceiling if mode["m"] == "below-jack" else None)
     server = start_server(period=128)
     os.environ["JACK_DEFAULT_SERVER"] = server.name
     rows = []
@@ -50,9 +46,10 @@ def main(argv: list[str] | None = None) -> int:
                 for bpm in (float(b) for b in a.bpm.split(",")):
                     order = ("below-jack", "fixed") if r % 2 == 0 else ("fixed", "below-jack")
                     for m in order:
-                        mode["m"] = m
+                        below = "true" if m == "below-jack" else "false"
                         res = sync_midi.measure(server, Path(tmp) / f"{r}-{m}-{bpm}", bpm,
-                                                rt=True, takes=1)
+                                                rt=True, takes=1,
+                                                overrides=(f"rt.below_jack={below}",))
                         row = {"mode": m, "bpm": bpm, "p99_ms": res.get("p99_abs_ms"),
                                "median_ms": res.get("median_ms"), "xruns": res["xruns"],
                                "n": res["count"], "at": time.strftime("%H:%M:%S"),
@@ -61,7 +58,6 @@ def main(argv: list[str] | None = None) -> int:
                         print(json.dumps(row), flush=True)
     finally:
         stop_server(server)
-        priority.levels = shipped
     for m in ("below-jack", "fixed"):
         mine = [x for x in rows if x["mode"] == m]
         within = sum(1 for x in mine if x["p99_ms"] is not None and x["p99_ms"] <= TARGET_MS)

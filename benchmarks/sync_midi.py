@@ -85,13 +85,15 @@ def _take(server, tmp_path, settings, events, frames, name, rt=False):
 def measure(server, tmp_path, bpm: float, seconds: float | None = None, source: str = "auto",
             *, takes: int = 3, seed: int = 7, line: bool = False, spp: int | None = None,
             stop_after: float | None = None, jump_to: float | None = None,
-            jump_after: float | None = None, lead_s: float = 0.3, rt: bool = False) -> dict:
+            jump_after: float | None = None, lead_s: float = 0.3, rt: bool = False,
+            overrides: tuple[str, ...] = ()) -> dict:
     """One clean (xrun-free, if any of `takes` is) take; figures in ms. `seconds` default: 20
     beats (16 after 4 beats of lock) at `bpm`."""
     beats = (20.0 if seconds is None else seconds * bpm / 60.0)
     settings = load_settings(overrides=[
         "midi.api=jack", f"clock.source={source}", "quantize=1.0", "density=1.0", "follow=0",
-        "uncertainty=0", f"generation.seed={seed}", "midi.profile=poly2", "tempo=120"])
+        "uncertainty=0", f"generation.seed={seed}", "midi.profile=poly2", "tempo=120",
+        *overrides])
     lead = int(lead_s * SR)
     events, ticks, frames = clock_script(bpm, beats, lead, spp=spp, stop_after=stop_after,
                                          jump_to=jump_to, jump_after=jump_after, line=line)

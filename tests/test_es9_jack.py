@@ -346,9 +346,9 @@ def test_es9_button_gates_accents_clock_and_reset_out(jack_audio_server, tmp_pat
     assert reset[-1] == (after[0], 240) and len(reset) <= 2, (reset, after[:2])
 
 
-def test_es9_rt_threads_run_below_jacks_own(jack_audio_server, tmp_path):  # noqa: F811
-    """`run --board es9 --rt`: the engine thread and the MIDI mirror's sender get SCHED_FIFO
-    just below JACK's client threads (the audio callback's among them), never above."""
+def test_es9_rt_threads_below_jacks_own(jack_audio_server, tmp_path):  # noqa: F811
+    """`run --board es9 --rt` with `rt.below_jack`: the engine thread and the MIDI mirror's
+    sender get SCHED_FIFO just below JACK's client threads (the audio callback's among them)."""
     import os
 
     import sounddevice as sd
@@ -358,7 +358,7 @@ def test_es9_rt_threads_run_below_jacks_own(jack_audio_server, tmp_path):  # noq
                              "outputs": {"trigger": [1, 2], "velocity": []}},
             "midi": {"api": "jack", "profile": "poly2", "channel": 2}}
     b = board(data)
-    settings = load_settings(overrides=["tempo=120"])
+    settings = load_settings(overrides=["tempo=120", "rt.below_jack=true"])
     gate, pitch, _, _ = build_signal()
     audio = AudioRig(jack_audio_server, np.stack([gate, pitch]) / VPU, tmp_path,
                      source="es9test-in", sink="es9test-out", inputs=2, tail=SR)

@@ -508,13 +508,17 @@ def test_priority_levels_sit_below_jacks_client_threads():
 
 
 @pytest.mark.jack
-def test_rt_threads_run_below_the_jack_servers_own(jack_server, tmp_path):  # noqa: F811
-    """`run --board midi --rt` on JACK: the sender, the engine loop and the generator get
-    SCHED_FIFO just below the priority JACK gives its clients' process threads (which carry
-    the notes out), never above: a spinning sender above them kept JACK's cycle off the CPU."""
+@pytest.mark.parametrize("below", [False, True])
+def test_rt_threads_on_jack_fixed_or_below_the_servers_own(jack_server, tmp_path, below):  # noqa: F811
+    """`run --board midi --rt` on JACK: the sender and the engine loop at SCHED_FIFO 80 / 75
+    (the default), or with `rt.below_jack` just below the priority JACK gives its clients'
+    process threads (which carry the notes out)."""
     import os
 
-    settings = load_settings(overrides=["midi.api=jack", "tempo=120"])
+    from grooverack.runtime import priority
+
+    settings = load_settings(overrides=["midi.api=jack", "tempo=120",
+                                        f"rt.below_jack={'true' if below else 'false'}"])
     engine = make_engine(settings, threaded=True)
     backend = MidiBackend(engine, settings)
     try:
@@ -525,6 +529,12 @@ def test_rt_threads_run_below_the_jack_servers_own(jack_server, tmp_path):  # no
         for name, thread in (("writer", backend.sender.thread), ("loop", backend._thread)):
             got[name] = (os.sched_getscheduler(thread.native_id),
                          os.sched_getparam(thread.native_id).sched_priority)
+        if not below:
+            if got["writer"][0] != os.SCHED_FIFO:
+                pytest.skip("SCHED_FIFO not permitted here")
+            assert got == {"writer": (os.SCHED_FIFO, priority.WRITER_PRIORITY),
+                           "loop": (os.SCHED_FIFO, priority.LOOP_PRIORITY)}
+            return
         if ceiling == 0:  # a server without real-time: nothing of ours above it
             assert all(policy != os.SCHED_FIFO for policy, _ in got.values())
             return

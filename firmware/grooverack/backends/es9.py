@@ -797,10 +797,11 @@ class ES9Backend:
     def realtime(self, mirror: MidiMirror | None = None) -> bool:
         """SCHED_FIFO for the engine thread (and a MIDI sender above it, the generator below),
         when permitted (`runtime.priority.realtime`); the audio callback is already real-time
-        (JACK / ALSA thread). On JACK all of them sit below JACK's client threads, the audio
-        callback's among them (`JackWatch.client_priority`)."""
+        (JACK / ALSA thread). With `rt.below_jack` on JACK all of them sit below JACK's
+        client threads, the audio callback's among them (`JackWatch.client_priority`)."""
         watch = self._watch
-        ceiling = watch.client_priority() if watch is not None else None
+        ceiling = (watch.client_priority()
+                   if watch is not None and self.settings["rt.below_jack"] else None)
         return realtime(writer=mirror.sender.thread if mirror is not None else None,
                         loop=self._thread, ceiling=ceiling)
 

@@ -726,9 +726,10 @@ class MidiBackend:
 
     def realtime(self) -> bool:
         """SCHED_FIFO: the sender as the writer, the engine loop below it, the generator below
-        that (`runtime.priority.realtime`); memory locked. On JACK all three sit below JACK's
-        own client threads (`JackWatch.client_priority`), which carry the notes out."""
-        ceiling = self.watch.client_priority() if self.watch is not None else None
+        that (`runtime.priority.realtime`); memory locked. With `rt.below_jack` on JACK all
+        three sit below JACK's own client threads (`JackWatch.client_priority`) instead."""
+        ceiling = (self.watch.client_priority()
+                   if self.watch is not None and self.settings["rt.below_jack"] else None)
         return realtime(writer=self.sender.thread, loop=self._thread, ceiling=ceiling)
 
     def stop(self) -> None:

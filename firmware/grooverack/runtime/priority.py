@@ -64,12 +64,12 @@ def short_gil_slices(seconds: float = SWITCH_S) -> None:
 def levels(ceiling: int | None = None) -> tuple[int, int, int] | None:
     """(writer, loop, generator) priorities. `ceiling`: the SCHED_FIFO priority of a JACK
     server's client threads when the back end runs on JACK (`jack_client_real_time_priority`):
-    grooverack's threads then sit just below them (ceiling - 1, - 2, - 3; at least 1), as a
-    JACK client's own helper threads should: a thread above JACK's that spins to a message's
-    time, or a generator running inference, would keep JACK's process cycle off the CPU on a
-    2-core Pi (jackd's default -P 10 gives clients 5: measured here, whole MIDI steps a JACK
-    cycle late). A ceiling <= 0 (JACK runs without real-time) gives None: grooverack's threads
-    stay at normal priority too, never above the audio."""
+    grooverack's threads then sit just below them (ceiling - 1, - 2, - 3; at least 1), as
+    JACK's rule for a client's helper threads has it (setting `rt.below_jack`; jackd's default
+    -P 10 gives clients 5). Not the default: measured against the fixed levels above JACK in
+    alternating takes, the MIDI path missed its target more often below JACK (7 of 12 takes
+    within against 11 of 12, benchmarks/README.md). A ceiling <= 0 (JACK runs without
+    real-time) gives None: grooverack's threads stay at normal priority too."""
     if ceiling is None:
         return WRITER_PRIORITY, LOOP_PRIORITY, GENERATOR_PRIORITY
     if ceiling <= 0:
