@@ -210,6 +210,9 @@ def build(args: argparse.Namespace) -> int:
     perf = {g: len({f for f, gi in zip(files, genre, strict=True) if gi == i})
             for i, g in enumerate(genres)}
     typical = getattr(args, "typical", TYPICAL)
+    if not 0.0 < typical <= 1.0:
+        raise SystemExit(f"latent_bank: --typical {typical}; allowed: more than 0, at most 1 "
+                         "(the share of each style's train loops to draw from)")
     score = (typicality(mu, genre, train.source, n_genres)
              if typical < 1.0 and n_genres > 1 else np.ones(len(mu)))
     rng = np.random.default_rng(args.seed)
