@@ -219,6 +219,13 @@ def test_es9_edges_pitch_and_outputs_to_the_sample(jack_audio_server, tmp_path):
 
 
 @pytest.mark.jack
+def mirror_board():
+    """Gate and pitch in on 1 and 2, triggers out on 1 and 2, MIDI out over JACK (poly2, ch 2)."""
+    return board({**BOARD, "es9": {**BOARD["es9"], "inputs": {"gate": 1, "pitch": 2},
+                                   "outputs": {"trigger": [1, 2], "velocity": []}},
+                  "midi": {"api": "jack", "profile": "poly2", "channel": 2}})
+
+
 def test_es9_in_midi_out_on_the_same_timing(jack_audio_server, tmp_path):  # noqa: F811
     """ES-9 in, MIDI out (the es9-poly2 path): every note is the player's event, sent at the
     time the CV outputs play it."""
@@ -227,10 +234,7 @@ def test_es9_in_midi_out_on_the_same_timing(jack_audio_server, tmp_path):  # noq
     from grooverack.backends.midi import OutputMap
     from grooverack.boards.midi import midi_options
 
-    data = {**BOARD, "es9": {**BOARD["es9"], "inputs": {"gate": 1, "pitch": 2},
-                             "outputs": {"trigger": [1, 2], "velocity": []}},
-            "midi": {"api": "jack", "profile": "poly2", "channel": 2}}
-    b = board(data)
+    b = mirror_board()
     settings = load_settings(overrides=["density=1.0", "uncertainty=0.0", "tempo=120"])
     gate, pitch, _, _ = build_signal()
     audio = AudioRig(jack_audio_server, np.stack([gate, pitch]) / VPU, tmp_path,
@@ -354,10 +358,7 @@ def test_es9_rt_threads_below_jacks_own(jack_audio_server, tmp_path):  # noqa: F
     import sounddevice as sd
     from grooverack.backends.es9 import MidiMirror
 
-    data = {**BOARD, "es9": {**BOARD["es9"], "inputs": {"gate": 1, "pitch": 2},
-                             "outputs": {"trigger": [1, 2], "velocity": []}},
-            "midi": {"api": "jack", "profile": "poly2", "channel": 2}}
-    b = board(data)
+    b = mirror_board()
     settings = load_settings(overrides=["tempo=120", "rt.below_jack=true"])
     gate, pitch, _, _ = build_signal()
     audio = AudioRig(jack_audio_server, np.stack([gate, pitch]) / VPU, tmp_path,

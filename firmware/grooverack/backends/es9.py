@@ -799,9 +799,7 @@ class ES9Backend:
         when permitted (`runtime.priority.realtime`); the audio callback is already real-time
         (JACK / ALSA thread). With `rt.below_jack` on JACK all of them sit below JACK's
         client threads, the audio callback's among them (`JackWatch.client_priority`)."""
-        watch = self._watch
-        ceiling = (watch.client_priority()
-                   if watch is not None and self.settings["rt.below_jack"] else None)
+        ceiling = self._watch.rt_ceiling(self.settings) if self._watch is not None else None
         return realtime(writer=mirror.sender.thread if mirror is not None else None,
                         loop=self._thread, ceiling=ceiling)
 

@@ -455,6 +455,12 @@ class JackWatch:
             return 0
         return max(int(self._lib.jack_client_real_time_priority(client)), 0)
 
+    def rt_ceiling(self, settings: Settings) -> int | None:
+        """The `ceiling` for `runtime.priority.realtime`: JACK's client priority when the
+        setting `rt.below_jack` asks for grooverack's threads below it, else None (the fixed
+        levels)."""
+        return self.client_priority() if settings["rt.below_jack"] else None
+
     def close(self) -> None:
         """Close the client while its server is up; one of a dead server is only dropped
         (libjack's close of it, beside other clients' calls, crashed the process here)."""
@@ -728,8 +734,7 @@ class MidiBackend:
         """SCHED_FIFO: the sender as the writer, the engine loop below it, the generator below
         that (`runtime.priority.realtime`); memory locked. With `rt.below_jack` on JACK all
         three sit below JACK's own client threads (`JackWatch.client_priority`) instead."""
-        ceiling = (self.watch.client_priority()
-                   if self.watch is not None and self.settings["rt.below_jack"] else None)
+        ceiling = self.watch.rt_ceiling(self.settings) if self.watch is not None else None
         return realtime(writer=self.sender.thread, loop=self._thread, ceiling=ceiling)
 
     def stop(self) -> None:

@@ -80,12 +80,18 @@ def spread_pick(sources: list[str], rows: np.ndarray, k: int, rng: np.random.Gen
     return np.sort(chosen)
 
 
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(1, keepdims=True)
+
+
 def fit_softmax(x: np.ndarray, y: np.ndarray, n_classes: int, *, l2: float = 1e-3,
                 steps: int = 400, lr: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression (numpy, full-batch gradient descent, class-balanced: each
     class weighs as much as any other whatever its count, so rock does not swamp the small
     styles). Returns (W [D, C], b [C]) for logits x @ W + b; x should be standardised."""
-    n, d = x.shape
+    d = x.shape[1]
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
     weight = np.where(counts[y] > 0, 1.0 / np.maximum(counts[y], 1.0), 0.0)
     weight *= 1.0 / max(weight.sum(), 1e-12)
@@ -93,11 +99,7 @@ def fit_softmax(x: np.ndarray, y: np.ndarray, n_classes: int, *, l2: float = 1e-
     w = np.zeros((d, n_classes))
     b = np.zeros(n_classes)
     for _ in range(steps):
-        z = x @ w + b
-        z -= z.max(1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(1, keepdims=True)
-        g = (p - onehot) * weight[:, None]
+        g = (_softmax(x @ w + b) - onehot) * weight[:, None]
         w -= lr * (x.T @ g + l2 * w)
         b -= lr * g.sum(0)
     return w, b
@@ -120,11 +122,7 @@ def typicality(mu: np.ndarray, genre: np.ndarray, sources: Sequence[str], n_genr
     for k in range(folds):
         held = fold == k
         w, b = fit_softmax(x[~held], y[~held], n_genres)
-        z = x[held] @ w + b
-        z -= z.max(1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(1, keepdims=True)
-        out[held] = p[np.arange(int(held.sum())), y[held]]
+        out[held] = _softmax(x[held] @ w + b)[np.arange(int(held.sum())), y[held]]
     return out
 
 
@@ -181,6 +179,10 @@ def offered_genres(genres: list[str], loops: dict[str, int], performances: dict[
 def build(args: argparse.Namespace) -> int:
     from grooverack.training.data import STYLES, data_hash, load_splits
 
+    typical = getattr(args, "typical", TYPICAL)
+    if not 0.0 < typical <= 1.0:
+        raise SystemExit(f"latent_bank: --typical {typical}; allowed: more than 0, at most 1 "
+                         "(the share of each style's train loops to draw from)")
     manifest_path = Path(args.manifest) if args.manifest else default_manifest_path()
     runner = ModelRunner(manifest_path, args.variant)
     genres = list(runner.genres)
@@ -209,10 +211,6 @@ def build(args: argparse.Namespace) -> int:
     files = [s.rsplit(":", 1)[0] for s in train.source]
     perf = {g: len({f for f, gi in zip(files, genre, strict=True) if gi == i})
             for i, g in enumerate(genres)}
-    typical = getattr(args, "typical", TYPICAL)
-    if not 0.0 < typical <= 1.0:
-        raise SystemExit(f"latent_bank: --typical {typical}; allowed: more than 0, at most 1 "
-                         "(the share of each style's train loops to draw from)")
     score = (typicality(mu, genre, train.source, n_genres)
              if typical < 1.0 and n_genres > 1 else np.ones(len(mu)))
     rng = np.random.default_rng(args.seed)
