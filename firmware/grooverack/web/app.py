@@ -258,10 +258,13 @@ class WebApp:
         action = request.path_params["action"]
         snap = self.snapshot()
         if action == "save":
-            await self.ask("save", slot)
+            data = await self.ask("save", slot)
+            # on disk now (the state keeper would within a second): the list, export and a
+            # backup see it at once
+            await asyncio.to_thread(self.store.save_preset, slot, library.preset_from_engine(data))
             body = await request.body()
             if body:
-                data = json.loads(body)
+                data = await self.body_json(request)
                 if isinstance(data, dict) and "name" in data:
                     await asyncio.to_thread(self.names.set, slot,
                                             library.check_name(data["name"]))

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from grooverack import storage
-from grooverack.errors import GrooverackError, SourceError, StateError
+from grooverack.config import CONTROLS, SCHEMA
+from grooverack.errors import ConfigError, GrooverackError, SourceError, StateError
 from grooverack.state import (
     PERFORMANCE_TAG,
     PRESET_COUNT,
@@ -139,6 +140,18 @@ def import_preset(data: Any, latent_size: int) -> tuple[Preset, str]:
             found = len(value) if isinstance(value, list) else type(value).__name__
             raise Refused(field, f"{field}: {found} values; allowed: a list of {latent_size} "
                                  "numbers (this model's latent size)")
+    panel = data.get("panel", {})
+    if not isinstance(panel, dict):
+        raise Refused("panel", f"panel: a {type(panel).__name__}; allowed: a table of control "
+                               "-> value")
+    for key, value in panel.items():
+        if key not in CONTROLS and key not in SCHEMA:
+            raise Refused(f"panel.{key}", f"panel.{key}: not a control; allowed: "
+                                          + ", ".join(CONTROLS))
+        try:
+            SCHEMA[key].validate(value, "the preset's panel")
+        except ConfigError as exc:
+            raise Refused(f"panel.{key}", str(exc)) from None
     try:
         preset = Preset.from_payload(payload)
     except StateError as exc:

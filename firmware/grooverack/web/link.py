@@ -198,9 +198,8 @@ def _fill(engine: PlayingEngine, now: float, high: bool) -> bool:
     return high
 
 
-def _save(engine: PlayingEngine, now: float, slot: int) -> int:
-    engine.save_preset(slot)
-    return slot
+def _save(engine: PlayingEngine, now: float, slot: int) -> dict[str, Any]:
+    return engine.save_preset(slot)
 
 
 def _recall(engine: PlayingEngine, now: float, slot: int) -> int:
