@@ -17,8 +17,10 @@ import socket
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+from grooverack import storage
 from grooverack.boards.board import load_board
 from grooverack.commands.common import add_common, add_patch_arguments, check_positive
 from grooverack.config import make_settings
@@ -43,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", metavar="TEXT",
                         help="the pairing token to require (default: a new one when listening "
                              "beyond this machine; none on 127.0.0.1)")
+    parser.add_argument("--token-file", metavar="FILE",
+                        help="keep the pairing token in FILE (made, mode 0600, when missing): "
+                             "the same token across restarts (the systemd unit's)")
     parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="stop after this long (default: until Ctrl-C)")
     add_patch_arguments(parser)
@@ -58,6 +63,24 @@ def loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def kept_token(path: str | None) -> str:
+    """A new pairing token, or the one kept in `path` (written atomically, 0600, when missing)."""
+    if not path:
+        return secrets.token_urlsafe(12)
+    file = Path(path)
+    try:
+        token = file.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        token = ""
+    except OSError as exc:
+        raise ConfigError(f"--token-file {file}: cannot read ({exc.strerror})") from None
+    if len(token) < 8 or not token.isprintable() or " " in token:
+        token = secrets.token_urlsafe(12)
+        storage.atomic_write_text(file, token + "\n")
+        file.chmod(0o600)
+    return token
 
 
 def free_port(host: str) -> int:
@@ -86,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
     if board.kind not in ("sim", "pi"):
         raise ConfigError(f"--board {name}: the page serves boards of kind sim and pi; "
                           f"{board.name} is kind {board.kind!r} (run it with grooverack run)")
-    token = args.token or (None if loopback(args.host) else secrets.token_urlsafe(12))
+    token = args.token or (None if loopback(args.host) and not args.token_file
+                           else kept_token(args.token_file))
     port = args.port or free_port(args.host)
     link = EngineLink()
     app = make_app(link, settings, board, token=token)

@@ -14,13 +14,12 @@ import math
 import re
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-
 from grooverack import storage
 from grooverack.config import CONTROLS, SCHEMA
 from grooverack.errors import ConfigError, GrooverackError, SourceError, StateError
@@ -181,6 +180,14 @@ def backup(directory: Path) -> bytes:
     return buffer.getvalue()
 
 
+def _validate_preset(payload: dict[str, Any]) -> None:
+    Preset.from_payload(payload)
+
+
+def _validate_performance(payload: dict[str, Any]) -> None:
+    PerformanceState.from_payload(payload)
+
+
 def _member_path(directory: Path, name: str) -> Path:
     pure = PurePosixPath(name)
     if (name.startswith("/") or "\\" in name or len(pure.parts) > 2
@@ -215,14 +222,15 @@ def check_backup(directory: Path, data: bytes) -> dict[Path, bytes]:
         body = zf.read(member)
         rel = PurePosixPath(member.filename)
         base = rel.name.removesuffix(".bak")
+        validate: Callable[[dict[str, Any]], None] | None = None
         if rel.parts[0] == "presets" and base[:2].isdigit():
-            tag, validate = PRESET_TAG, (lambda p: Preset.from_payload(p))
+            tag, validate = PRESET_TAG, _validate_preset
         elif rel.as_posix().removesuffix(".bak") == "performance.json":
-            tag, validate = PERFORMANCE_TAG, (lambda p: PerformanceState.from_payload(p))
+            tag, validate = PERFORMANCE_TAG, _validate_performance
         elif base == "names.json":
             tag, validate = NAMES_TAG, _validate_names
         else:
-            tag, validate = "", None
+            tag = ""
         if tag:
             try:
                 storage.parse_record(Path(member.filename), body, tag, VERSION, validate)

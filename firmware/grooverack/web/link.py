@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-
 from grooverack.config import CONTROLS
 from grooverack.engine.pattern import Pattern
 from grooverack.engine.seam import EngineSeam

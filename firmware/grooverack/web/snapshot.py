@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-
 from grooverack.engine.pattern import Pattern
 from grooverack.voices import STEPS, VOICE_NAMES
 from grooverack.web.link import Snapshot
