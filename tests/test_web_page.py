@@ -72,6 +72,11 @@ def test_follow_turned_with_the_keyboard_reaches_the_module(page, served):
         assert page.get_by_role("slider", name=name).count() >= 1, name
     for name in ("RND A", "RND B", "CLEAR", "Mute kick", "Mute cymbals", "Fill (hold)"):
         assert page.get_by_role("button", name=name).count() == 1, name
+    # the drums in the browser (Web Audio) start on a press and play without an error
+    sound = page.get_by_role("button", name="Play sound in this browser")
+    sound.click()
+    page.wait_for_function("Drums.running", timeout=3000)
+    page.wait_for_timeout(600)
 
 
 def test_a_preset_saved_and_recalled(page, served):

@@ -22,7 +22,12 @@ from typing import Any
 
 from grooverack import storage
 from grooverack.boards.board import load_board
-from grooverack.commands.common import add_common, add_patch_arguments, check_positive
+from grooverack.commands.common import (
+    add_common,
+    add_patch_arguments,
+    check_output_file,
+    check_positive,
+)
 from grooverack.config import make_settings
 from grooverack.errors import ConfigError, ModelError, SourceError
 
@@ -51,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, metavar="SECONDS",
                         help="stop after this long (default: until Ctrl-C)")
     add_patch_arguments(parser)
+    parser.add_argument("--timing", metavar="FILE",
+                        help="board sim: write scheduled vs actual time of every event (CSV), "
+                             "as `grooverack run --timing` (the web benchmark's clock grid)")
     parser.add_argument("--rt", action="store_true",
                         help="SCHED_FIFO for the module's loop and writer (the web server stays "
                              "at normal priority), when permitted")
@@ -101,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     launched = time.perf_counter()
     check_positive(args.duration, "--duration", MAX_DURATION_S, "seconds")
+    if args.timing:
+        check_output_file(args.timing, "--timing")
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: allowed 0 to 65535")
     settings = make_settings(args)
@@ -127,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"grooverack web: pairing token {token} (asked for by every request from the "
               "network)", file=sys.stderr, flush=True)
     # the run's own arguments, as `grooverack run` has them
-    for key, default in (("direct", False), ("timing", None), ("out", None)):
+    for key, default in (("direct", False), ("out", None)):
         if not hasattr(args, key):
             setattr(args, key, default)
     try:

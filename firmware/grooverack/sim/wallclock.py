@@ -136,7 +136,7 @@ def late_writes(writer: RecordingWriter) -> Callable[[], dict[str, int]]:
         end = len(timing)
         late += sum(1 for due, actual in timing[seen:end] if actual - due > LATE_S)
         seen = end
-        return {"late_writes": late, "writes": end}
+        return {"writes_late_over_1ms": late, "writes": end}
 
     return read
 

@@ -100,8 +100,8 @@ def board_description(board: Board | None) -> dict[str, Any]:
         elif item.role != "button":
             out["inputs"].append(label(item.name))
     out["inputs"] += [label(i.name) for i in board.inputs.values()]
-    out["leds"] = [label(o.name.removesuffix("_led")) for o in board.gpio_outputs.values()
-                   if o.kind == "led"]
+    out["leds"] = [{"name": o.name.removesuffix("_led"), "label": label(o.name.removesuffix("_led"))}
+                   for o in board.gpio_outputs.values() if o.kind == "led"]
     out["outputs"] = ([label(o.name) for o in board.outputs.values()]
                       + [label(o.name) for o in board.gpio_outputs.values() if o.kind != "led"])
     return out

@@ -8,6 +8,10 @@ let board = null, state = null, received = 0;
 const sliders = {};          // control name -> {input, output, touched}
 const buttonsByAction = {};  // press action -> button
 let pending = {}, inFlight = false;
+const movedAt = {};          // control name -> when the page moved it (performance.now())
+// ms from a control moved in the page to the module's answer that its engine applied it (the
+// newest 1000; benchmarks/bench_web.py reads them)
+window.grooverackControlMs = [];
 
 function say(text) { $("message").textContent = text; $("error").textContent = ""; }
 function fail(text) { $("error").textContent = text; }
@@ -69,13 +73,21 @@ function slider(name, labelText, shift) {
 // value it ends on, not every value it passed)
 function send(name, value) {
   pending[name] = value;
+  if (!(name in movedAt)) movedAt[name] = performance.now();
   if (!inFlight) flush();
 }
 async function flush() {
   const body = pending; pending = {};
   if (!Object.keys(body).length) return;
   inFlight = true;
-  try { await api("POST", "/api/controls", body); }
+  const moved = {};
+  for (const name of Object.keys(body)) { moved[name] = movedAt[name]; delete movedAt[name]; }
+  try {
+    await api("POST", "/api/controls", body);
+    const now = performance.now(), out = window.grooverackControlMs;
+    for (const name of Object.keys(moved)) out.push(now - moved[name]);
+    if (out.length > 1000) out.splice(0, out.length - 1000);
+  }
   catch (e) { fail(e.message); }
   inFlight = false;
   if (Object.keys(pending).length) flush();
@@ -113,7 +125,7 @@ function buildPage() {
   }
   for (const led of board.leds) {
     const s = document.createElement("span");
-    s.innerHTML = `<span class="led" id="led-${led}"></span> ${led} LED`;
+    s.innerHTML = `<span class="led" id="led-${led.name}"></span> ${led.label} LED`;
     $("buttons").appendChild(s);
   }
   $("jacks").textContent = board.inputs.length || board.outputs.length ?
@@ -249,14 +261,14 @@ function render(s) {
   $("p-record").textContent = p.record + (p.fill ? ", FILL" : "");
   const name = s.preset.saved.find((x) => x.slot === s.preset.slot);
   $("p-preset").textContent = `slot ${s.preset.slot}` + (name && name.name ? ` “${name.name}”` : "");
-  const faults = Object.entries(p.faults).map(([k, v]) => `${k} ${v}`).join(", ");
+  const faults = Object.entries(p.faults).map(([k, v]) => `${k.replace(/_/g, " ")} ${v}`).join(", ");
   $("p-faults").textContent = faults || "none";
   for (const [group, m] of Object.entries(p.mutes)) {
     const b = buttonsByAction["mute_" + group];
     if (b) b.setAttribute("aria-pressed", String(m));
   }
   for (const input of document.querySelectorAll("input[name=record-mode]")) input.checked = input.value === p.record;
-  const led = document.getElementById("led-RECORD");
+  const led = document.getElementById("led-record");
   if (led) led.classList.toggle("on", p.record !== "off");
   const style = $("style");
   if (style.options.length !== s.styles.length) {
