@@ -2,8 +2,8 @@
 `grooverack run --board sim`) with its page and HTTP API (docs/web.md).
 
 The module's loop runs on the main thread exactly as `run` runs it; the web server (uvicorn) runs
-in a thread of its own at normal priority and reaches the engine only through the
-`web.link.EngineLink` the loop drains between its passes. Listening beyond 127.0.0.1 needs the
+in a process of its own (`web.page`) and reaches the engine only through `web.relay.Relay` and
+the `web.link.EngineLink` the loop drains between its passes. Listening beyond 127.0.0.1 needs the
 pairing token printed at start.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import multiprocessing
 import secrets
 import socket
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -99,14 +99,16 @@ def free_port(host: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        import uvicorn
-
-        from grooverack.web.app import make_app
-        from grooverack.web.link import EngineLink
+        import starlette  # noqa: F401  (the page's process imports it; say so here)
+        import uvicorn  # noqa: F401
     except ImportError as exc:
         print(f"grooverack web: {exc}; install the web extra: pip install -e '.[web]'",
               file=sys.stderr)
         return 2
+    from grooverack.web.link import EngineLink
+    from grooverack.web.page import PageConfig, page_process
+    from grooverack.web.relay import Relay
+
     launched = time.perf_counter()
     check_positive(args.duration, "--duration", MAX_DURATION_S, "seconds")
     if args.timing:
@@ -122,13 +124,18 @@ def run(args: argparse.Namespace) -> int:
     token = args.token or (None if loopback(args.host) and not args.token_file
                            else kept_token(args.token_file))
     port = args.port or free_port(args.host)
+    # the page in a process of its own, started before the engine exists (spawned: it inherits
+    # none of the module's threads); the module's process keeps only the relay thread
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    page = context.Process(target=page_process, name="grooverack-web", daemon=True,
+                           args=(theirs, PageConfig(settings, str(board.path), args.host, port,
+                                                    token)))
+    page.start()
+    theirs.close()
     link = EngineLink()
-    app = make_app(link, settings, board, token=token)
-    config = uvicorn.Config(app, host=args.host, port=port, log_level="warning",
-                            ws="websockets-sansio", lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="grooverack-web", daemon=True)
-    thread.start()
+    relay = Relay(link, ours)
+    relay.start()
     shown = args.host if ":" not in args.host else f"[{args.host}]"
     url = f"http://{shown}:{port}/"
     print(f"grooverack web: the page at {url}" + (f"?token={token}" if token else ""),
@@ -146,8 +153,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"grooverack web: {exc}", file=sys.stderr)
         return 2
     finally:
-        server.should_exit = True
-        thread.join(3.0)
+        relay.stop()
+        ours.close()  # the page's process ends with the pipe
+        page.join(3.0)
+        if page.is_alive():
+            page.terminate()
+            page.join(1.0)
 
 
 def serve(args: argparse.Namespace, settings: Any, board: Any, launched: float, link: Any

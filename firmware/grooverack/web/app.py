@@ -36,7 +36,7 @@ from grooverack.state import StateStore, state_dir
 from grooverack.voices import VOICE_GROUPS, VOICE_NAMES
 from grooverack.web import library
 from grooverack.web.library import Refused
-from grooverack.web.link import Busy, EngineLink, Snapshot
+from grooverack.web.link import Busy, LinkSeam, Snapshot
 from grooverack.web.snapshot import StateJson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -148,7 +148,7 @@ def same_origin(request: Request | WebSocket) -> bool:
 class WebApp:
     """The routes over one link, one board and the state directory."""
 
-    def __init__(self, link: EngineLink, settings: Settings, board: Board | None,
+    def __init__(self, link: LinkSeam, settings: Settings, board: Board | None,
                  token: str | None = None) -> None:
         self.link, self.settings, self.board, self.token = link, settings, board, token
         self.store = StateStore(state_dir(settings))
@@ -165,15 +165,18 @@ class WebApp:
         snap = self.snapshot()
         if snap is None:
             return "{}"
-        faults = self.link.faults() if self.link.faults is not None else {}
-        return self.json.text(snap, names=self.names.names, faults=faults)
+        return self.json.text(snap, names=self.names.names, faults=self.link.fault_counts())
 
     async def ask(self, kind: str, *args: Any) -> Any:
         """A command for the engine's thread; its result once applied."""
-        if self.link.engine is None:
+        if not self.link.ready:
             raise Busy("the module is starting")
         future = self.link.submit(kind, *args)
-        return await asyncio.wait_for(asyncio.wrap_future(future), REPLY_S)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), REPLY_S)
+        except TimeoutError:
+            self.link.forget(future)
+            raise
 
     async def body_json(self, request: Request) -> Any:
         try:
@@ -404,7 +407,7 @@ def errors(handler: Callable[[Request], Awaitable[Response]]
     return wrapped
 
 
-def make_app(link: EngineLink, settings: Settings, board: Board | None = None, *,
+def make_app(link: LinkSeam, settings: Settings, board: Board | None = None, *,
              token: str | None = None) -> Starlette:
     web = WebApp(link, settings, board, token)
     routes: list[Any] = [

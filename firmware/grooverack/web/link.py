@@ -95,6 +95,19 @@ class Command:
     done: Future[Any] = field(default_factory=Future)
 
 
+class LinkSeam(Protocol):
+    """What the web app needs of a link: an `EngineLink` in the module's process, or a
+    `relay.RemoteLink` in the page's."""
+
+    latest: Snapshot | None
+
+    @property
+    def ready(self) -> bool: ...
+    def fault_counts(self) -> Mapping[str, int]: ...
+    def submit(self, kind: str, *args: Any) -> Future[Any]: ...
+    def forget(self, future: Future[Any]) -> None: ...
+
+
 class Busy(Exception):
     """The inbox is full: the engine's thread has not caught up (the page says so, 503)."""
 
@@ -167,6 +180,16 @@ class EngineLink:
         self._published = self.latest.wall
 
     # --- the web side (any other thread) ---------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.engine is not None
+
+    def fault_counts(self) -> Mapping[str, int]:
+        return self.faults() if self.faults is not None else {}
+
+    def forget(self, future: Future[Any]) -> None:
+        """A request that stopped waiting: its command still runs (nothing to undo)."""
+
     def submit(self, kind: str, *args: Any) -> Future[Any]:
         """Queue a command for the engine's thread; Busy when the inbox is full."""
         if kind not in APPLY:
@@ -238,4 +261,5 @@ APPLY: dict[str, Callable[..., Any]] = {
     "store": _store, "delete": _delete, "latent": _latent, "presets": _replace_presets,
 }
 
-__all__ = ["APPLY", "Busy", "Command", "EngineLink", "PlayingEngine", "Snapshot", "VOICE_NAMES"]
+__all__ = ["APPLY", "Busy", "Command", "EngineLink", "LinkSeam", "PlayingEngine", "Snapshot",
+           "VOICE_NAMES"]
