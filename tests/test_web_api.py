@@ -215,16 +215,22 @@ def test_export_import_round_trip_and_a_broken_file_refused(client):
 
 
 def test_backup_and_restore(client):
+    from grooverack.state import StateStore, performance_from_engine
+
+    client.post("/api/controls", json={"morph": 0.6})
     client.post("/api/presets/4/save", json={"name": "keep"})
+    StateStore(client.state_dir).save_performance(performance_from_engine(client.engine))
     assert wait_for(lambda: (client.state_dir / "presets" / "04.json").exists())
     zipped = client.get("/api/backup").content
     names = zipfile.ZipFile(io.BytesIO(zipped)).namelist()
     assert "presets/04.json" in names and "presets/names.json" in names
     client.delete("/api/presets/4")
+    client.post("/api/controls", json={"morph": 0.1})
     r = client.post("/api/restore", content=zipped)
     assert r.status_code == 200, r.text
     assert r.json()["presets"] == [4]
     assert client.get("/api/presets").json()["saved"] == [{"slot": 4, "name": "keep"}]
+    assert client.engine.settings["morph"] == pytest.approx(0.6)  # the performance restored
 
 
 @pytest.mark.parametrize("member", ["../escape.json", "/etc/passwd.json", "a/b/c.json",

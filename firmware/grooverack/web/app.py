@@ -342,6 +342,9 @@ class WebApp:
         await asyncio.to_thread(library.restore, files)
         presets = await asyncio.to_thread(library.engine_presets, self.store)
         await self.ask("presets", presets)
+        if any(path.name == "performance.json" for path in files):
+            performance = await asyncio.to_thread(self.store.load_performance)
+            await self.ask("performance", performance)
         self.names = await asyncio.to_thread(library.PresetNames, self.store)
         return JSONResponse({"restored": len(files), "presets": sorted(presets)})
 

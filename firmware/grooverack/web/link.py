@@ -24,6 +24,7 @@ from grooverack.config import CONTROLS
 from grooverack.engine.pattern import Pattern
 from grooverack.engine.seam import EngineSeam
 from grooverack.runtime.hooks import FaultReader
+from grooverack.state import PerformanceState, restore_performance
 from grooverack.voices import VOICE_GROUPS, VOICE_NAMES
 
 log = logging.getLogger(__name__)
@@ -256,9 +257,16 @@ def _replace_presets(engine: PlayingEngine, now: float, presets: dict[int, dict[
     return len(presets)
 
 
+def _performance(engine: PlayingEngine, now: float, state: PerformanceState) -> bool:
+    """After a restore: play what the restored performance state says (latents, panel, slot),
+    so the module's own save at shutdown keeps it."""
+    return restore_performance(engine, state)
+
+
 APPLY: dict[str, Callable[..., Any]] = {
     "control": _control, "press": _press, "fill": _fill, "save": _save, "recall": _recall,
     "store": _store, "delete": _delete, "latent": _latent, "presets": _replace_presets,
+    "performance": _performance,
 }
 
 __all__ = ["APPLY", "Busy", "Command", "EngineLink", "LinkSeam", "PlayingEngine", "Snapshot",
