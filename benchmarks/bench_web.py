@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--write", action="store_true")
     p.add_argument("--screenshot", metavar="PNG")
     a = p.parse_args(argv)
+    load_before = os.getloadavg()
     with chromium() as browser:
         with tempfile.TemporaryDirectory() as tmp, web_server(Path(tmp)) as url:
             loads = measure_load(url, browser, a.loads)
@@ -193,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                   f" web + page + API p99 {paged[-1]['p99_ms']:.3f} ms (n {paged[-1]['count']},"
                   f" {rate:.0f} calls/s)", flush=True)
     rt = " --rt" if a.rt else ""
+    load_after = os.getloadavg()
     rows = [f"| {i + 1} | {x['p99_ms']:.3f} | {y['p99_ms']:.3f} | {y['p99_ms'] - x['p99_ms']:+.3f} "
             f"| {x['median_ms']:.3f} / {y['median_ms']:.3f} | {r:.0f} |"
             for i, (x, y, r) in enumerate(zip(plain, paged, rates, strict=True))]
@@ -202,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Measured {time.strftime('%Y-%m-%d')} on {cpu_name()} ({os.cpu_count()} cores, "
         f"{platform.system()} {platform.release()}), chromium {chromium_version()}: "
         f"`python benchmarks/bench_web.py --loads {a.loads} --moves {a.moves} --takes {a.takes} "
-        f"--seconds {a.seconds:g}{rt}`.",
+        f"--seconds {a.seconds:g}{rt}`. The box is shared: load average (1 min) "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} cores.",
         "",
         f"- Page load to the first pattern drawn: median {np.median(loads):.0f} ms, max "
         f"{max(loads):.0f} ms over {len(loads)} loads (target <= 1000 ms).",
@@ -217,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         "| take | run p99 | web + page + API p99 | difference | medians run / web | API calls/s |",
         "|---|---|---|---|---|---|",
         *rows,
+        "",
+        f"Median over the takes: run p99 {np.median([x['p99_ms'] for x in plain]):.3f} ms, web + "
+        f"page + API p99 {np.median([y['p99_ms'] for y in paged]):.3f} ms.",
     ])
     print(text)
     if a.write:

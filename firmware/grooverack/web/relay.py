@@ -28,12 +28,14 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from grooverack.runtime.priority import COMPANION_THREADS
 from grooverack.web.library import Refused
 from grooverack.web.link import Busy, EngineLink, Snapshot
 
 log = logging.getLogger(__name__)
 
 PUSH_S = 0.03  # the newest snapshot goes out at most this often
+RELAY_THREAD = COMPANION_THREADS[0]
 
 
 def _error(exc: BaseException) -> tuple[str, str, str]:
@@ -58,7 +60,8 @@ class Relay:
         self._pending: dict[int, Future[Any]] = {}
         self._stop = threading.Event()
         self._presets_key: tuple[tuple[int, int], ...] | None = None
-        self.thread = threading.Thread(target=self._run, name="grooverack-web-relay", daemon=True)
+        # the name `runtime.priority.realtime` knows: SCHED_FIFO below the generator with --rt
+        self.thread = threading.Thread(target=self._run, name=RELAY_THREAD, daemon=True)
 
     def start(self) -> None:
         self.thread.start()

@@ -374,7 +374,14 @@ function connect() {
   ws.onclose = () => { $("connection").textContent = "connection lost: retrying…"; setTimeout(connect, 1000); };
 }
 
-function frame() { draw(); requestAnimationFrame(frame); }
+// 25 frames a second: the playhead moves smoothly enough, and a Pi's browser (or a busy laptop)
+// keeps its CPU for the rest
+const FRAME_MS = 40;
+let lastFrame = 0;
+function frame(now) {
+  if (now - lastFrame >= FRAME_MS) { lastFrame = now; draw(); }
+  requestAnimationFrame(frame);
+}
 
 async function main() {
   try {
