@@ -1,6 +1,6 @@
 """The page's link on a Pi board's loop (`run_backend(..., hook=)`), over emulated hardware: a
-command from the web side is applied on the loop's thread, the snapshot shows what plays, and the
-bus faults per chip reach the page."""
+command from the web side reaches the engine, the snapshot shows what plays, and the bus faults
+per chip reach the page."""
 
 from __future__ import annotations
 
