@@ -12,7 +12,7 @@ reaches the engine, and whether it costs the real-time loop anything.
   time from the page's input event to the answer of `POST /api/controls` (which the server sends
   once the engine's loop thread has applied the value): an upper bound of "reaches the engine".
 - clock grid: `run --board sim --clock` against `web --clock` with the page open in chromium and a
-  client calling the API 100 times a second (9 GET /api/state + 1 POST /api/controls per 0.1 s),
+  client calling the API 100 times a second (GET /api/state; `--writes`: every 10th a POST),
   alternating, `--takes` each; trigger rises' actual write times against the clock's step grid
   (benchmarks/bench_sync.py's measure), p99 of |offset|. `--rt` gives both `--rt`.
 `--write` puts the results into benchmarks/README.md between the bench_web markers.
@@ -103,12 +103,13 @@ def run_plain(seconds: float, rt: bool) -> dict:
         return _figures(grid_offsets(timing))
 
 
-def api_client(url: str, stop: threading.Event, calls: list[float]) -> None:
-    """100 calls a second: 9 GET /api/state and 1 POST /api/controls per 0.1 s."""
+def api_client(url: str, stop: threading.Event, calls: list[float], writes: bool = False) -> None:
+    """100 calls a second: GET /api/state (`writes`: every 10th a POST /api/controls, which makes
+    the generator decode a new pattern as a turned pot does)."""
     n = 0
     next_at = time.monotonic()
     while not stop.is_set():
-        if n % 10 == 9:
+        if writes and n % 10 == 9:
             req = urllib.request.Request(url + "api/controls", method="POST",
                                          data=json.dumps({"uncertainty": 0.0}).encode(),
                                          headers={"content-type": "application/json"})
@@ -128,7 +129,7 @@ def api_client(url: str, stop: threading.Event, calls: list[float]) -> None:
             time.sleep(pause)
 
 
-def run_with_page(browser, seconds: float, rt: bool) -> tuple[dict, float]:
+def run_with_page(browser, seconds: float, rt: bool, writes: bool) -> tuple[dict, float]:
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp)
         timing = state / "timing.csv"
@@ -141,7 +142,8 @@ def run_with_page(browser, seconds: float, rt: bool) -> tuple[dict, float]:
             page = context.new_page()
             page.goto(url)
             stop = threading.Event()
-            client = threading.Thread(target=api_client, args=(url, stop, calls), daemon=True)
+            client = threading.Thread(target=api_client, args=(url, stop, calls, writes),
+                                      daemon=True)
             client.start()
             # until the run's own --duration ends it (the timing file is written at its end)
             while not timing.exists() and time.monotonic() - started < seconds + 20:
@@ -170,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--takes", type=int, default=3)
     p.add_argument("--seconds", type=float, default=12.0)
     p.add_argument("--rt", action="store_true")
+    p.add_argument("--writes", action="store_true",
+                   help="the API client's every 10th call a POST /api/controls")
     p.add_argument("--write", action="store_true")
     p.add_argument("--screenshot", metavar="PNG")
     a = p.parse_args(argv)
@@ -187,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         plain, paged, rates = [], [], []
         for take in range(a.takes):
             plain.append(run_plain(a.seconds, a.rt))
-            figures, rate = run_with_page(browser, a.seconds, a.rt)
+            figures, rate = run_with_page(browser, a.seconds, a.rt, a.writes)
             paged.append(figures)
             rates.append(rate)
             print(f"take {take + 1}: run p99 {plain[-1]['p99_ms']:.3f} ms (n {plain[-1]['count']}),"
@@ -204,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Measured {time.strftime('%Y-%m-%d')} on {cpu_name()} ({os.cpu_count()} cores, "
         f"{platform.system()} {platform.release()}), chromium {chromium_version()}: "
         f"`python benchmarks/bench_web.py --loads {a.loads} --moves {a.moves} --takes {a.takes} "
-        f"--seconds {a.seconds:g}{rt}`. The box is shared: load average (1 min) "
+        f"--seconds {a.seconds:g}{rt}{' --writes' if a.writes else ''}`. The box is shared: load average (1 min) "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} cores.",
         "",
         f"- Page load to the first pattern drawn: median {np.median(loads):.0f} ms, max "
@@ -215,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         "(target p99 <= 20 ms).",
         f"- Clock grid (`--clock`, {BPM:g} BPM, {a.seconds:g} s a take, takes alternating), p99 of "
         f"|trigger rise - clock step| in ms: `run --board sim{rt}` against `web{rt}` with the "
-        "page open in chromium and a client calling the API (target: within +-0.1 ms):",
+        "page open in chromium and a client calling the API"
+        f" ({'GET /api/state, every 10th a POST /api/controls' if a.writes else 'GET /api/state'})"
+        " (target: within +-0.1 ms):",
         "",
         "| take | run p99 | web + page + API p99 | difference | medians run / web | API calls/s |",
         "|---|---|---|---|---|---|",

@@ -1,7 +1,8 @@
 """What a real-time loop lets a companion (the web page's link) do: one typed seam.
 
 A back end that takes a `LoopHook` calls `attach(engine, faults)` once, before it is ready, and
-`between(now)` on its loop thread between two `advance` calls. `between` must never block: it
+`between(now)` on its loop thread between two `advance` calls; a loop that idles in a plain sleep
+(the wall-clock sim) sleeps through `sleep(seconds)`, so a command is picked up at once. `between` must never block: it
 only drains a bounded inbox and swaps a reference (`grooverack.web.link.EngineLink`), so the
 loop keeps its time whatever the companion's thread is doing.
 """
@@ -22,3 +23,8 @@ class LoopHook(Protocol):
     def attach(self, engine: EngineSeam, faults: FaultReader | None = None) -> None: ...
 
     def between(self, now: float) -> None: ...
+
+    def sleep(self, seconds: float) -> None:
+        """The loop's idle wait (instead of `time.sleep`): ends early when the companion has
+        something for the loop, which then makes its next pass at once."""
+        ...

@@ -123,6 +123,7 @@ class RecordingWriter(OutputRecorder):
 
 
 LATE_S = 0.001  # a write this late counts as a fault in what a hook is shown
+HOOK_GUARD_S = 0.002  # a hook runs only in passes with no input change due sooner than this
 
 
 def late_writes(writer: RecordingWriter) -> Callable[[], dict[str, int]]:
@@ -184,8 +185,6 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float,
         while not life.stopping:
             life.beat()
             now = _clock() - t0
-            if hook is not None:
-                hook.between(now)
             if pending is not None and pending[0] <= now:
                 # An input is applied once its time has come and carries that time, as a
                 # kernel edge timestamp would; the engine may already be past it.
@@ -197,6 +196,9 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float,
             board.advance(horizon)
             if horizon >= end:
                 break
+            if hook is not None and (pending is None or pending[0] - now > HOOK_GUARD_S):
+                # after this pass's writes, never just before an input change is due
+                hook.between(now)
             wake = horizon - WAKE_MARGIN_S
             if pending is not None and pending[0] <= wake:
                 # the patch's next change is applied at its time, as a kernel stamps an edge:
@@ -209,7 +211,10 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float,
                 continue
             pause = t0 + wake - _clock()
             if pause > 0:
-                time.sleep(pause)
+                if hook is not None:
+                    hook.sleep(pause)  # ends early when the page has a command for the loop
+                else:
+                    time.sleep(pause)
     except KeyboardInterrupt:
         end = _clock() - t0
     if life.stopping:

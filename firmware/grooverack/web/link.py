@@ -11,8 +11,10 @@ reference swap on the engine side. JSON is made on the web side from the snapsho
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -72,7 +74,7 @@ class Snapshot:
     clock_source: str                # the setting: auto/internal/external/midi
     clock_driver: str                # what drives the position now: internal/external
     pattern: Pattern
-    groove: np.ndarray               # float32 [32, 3], a copy
+    groove: np.ndarray               # float32 [32, 3], read-only
     controls: Mapping[str, Any]
     genre: str
     record: str
@@ -84,6 +86,25 @@ class Snapshot:
     presets: Mapping[int, Mapping[str, Any]]   # slot -> the engine's preset dict (not mutated)
     styles: tuple[str, ...]
     latent_size: int
+
+
+@dataclass(frozen=True)
+class _Published:
+    """What the loop thread swaps in between passes: Snapshot's own fields, nothing computed."""
+
+    serial: int
+    wall: float
+    position: float
+    running: bool
+    bpm: float
+    clock_source: str
+    clock_driver: str
+    pattern: Pattern
+    groove: np.ndarray               # read-only, replaced (never changed) by the capture
+    generation: str
+    model_problem: str
+    filling: bool
+    preset_slot: int
 
 
 @dataclass
@@ -100,7 +121,8 @@ class LinkSeam(Protocol):
     """What the web app needs of a link: an `EngineLink` in the module's process, or a
     `relay.RemoteLink` in the page's."""
 
-    latest: Snapshot | None
+    @property
+    def latest(self) -> Snapshot | None: ...
 
     @property
     def ready(self) -> bool: ...
@@ -120,12 +142,14 @@ class EngineLink:
         self.inbox: queue.Queue[Command] = queue.Queue(maxsize=inbox_size)
         self.engine: PlayingEngine | None = None
         self.faults: FaultReader | None = None
-        self.latest: Snapshot | None = None
+        self._published: _Published | None = None
+        self._snapshot: Snapshot | None = None
         self._serial = 0
-        self._published = -1.0
+        self._published_at = -1.0
         # when each command was applied, on the engine's clock (time.monotonic): for the
         # control-latency benchmark, the last few only
         self.applied: list[tuple[str, float, float]] = []
+        self._nudge = threading.Event()  # set by submit: the loop's idle wait ends
 
     # --- the engine's side (loop thread) ---------------------------------------------------------
     def attach(self, engine: EngineSeam, faults: FaultReader | None = None) -> None:
@@ -143,8 +167,13 @@ class EngineLink:
                 break
             self._apply(command, now)
             changed = True
-        if changed or time.monotonic() - self._published >= PUBLISH_S:
+        if changed or time.monotonic() - self._published_at >= PUBLISH_S:
             self.publish()
+
+    def sleep(self, seconds: float) -> None:
+        """The loop's idle wait: up to `seconds`, less when a command came in."""
+        self._nudge.wait(seconds)
+        self._nudge.clear()
 
     def _apply(self, command: Command, now: float) -> None:
         engine = self.engine
@@ -159,28 +188,45 @@ class EngineLink:
         command.done.set_result(result)
 
     def publish(self) -> None:
+        """Swap in what plays now: references and scalars only (about 10 us); the controls,
+        mutes and presets are read into a `Snapshot` by whoever asks for `latest`."""
         engine = self.engine
         if engine is None:
             return
-        settings = engine.settings
-        self._serial += 1
         clock = engine.clock
-        self.latest = Snapshot(
+        self._serial += 1
+        self._published = _Published(
             serial=self._serial, wall=time.monotonic(), position=float(engine.position),
             running=bool(clock.running), bpm=float(clock.bpm), clock_source=str(clock.source),
-            clock_driver=str(clock.driver), pattern=engine.pattern,
-            groove=np.array(engine.groove, dtype=np.float32),
+            clock_driver=str(clock.driver), pattern=engine.pattern, groove=engine.groove,
+            generation=engine.generation, model_problem=engine.model_problem,
+            filling=bool(engine.filling), preset_slot=int(engine.preset_slot))
+        self._published_at = self._published.wall
+
+    # --- the web side (any other thread) ---------------------------------------------------------
+    @property
+    def latest(self) -> Snapshot | None:
+        """The newest snapshot, made on the caller's thread from what the loop published (each
+        value read once: the settings' values and the preset dicts are replaced, never changed
+        in place, by the loop)."""
+        published, engine = self._published, self.engine
+        if published is None or engine is None:
+            return None
+        cached = self._snapshot
+        if cached is not None and cached.serial == published.serial:
+            return cached
+        settings = engine.settings
+        snap = Snapshot(
+            **{f.name: getattr(published, f.name) for f in dataclasses.fields(_Published)},
             controls={name: settings[name] for name in CONTROLS},
             genre=str(settings["genre"]), record=str(settings["record"]),
             mutes={g: all(settings[f"mute.{v}"] for v in voices)
                    for g, voices in VOICE_GROUPS.items()},
-            generation=engine.generation, model_problem=engine.model_problem,
-            filling=bool(engine.filling), preset_slot=int(engine.preset_slot),
             presets=dict(engine.presets), styles=tuple(engine.offered_styles),
             latent_size=int(engine.generator.latent_size))
-        self._published = self.latest.wall
+        self._snapshot = snap
+        return snap
 
-    # --- the web side (any other thread) ---------------------------------------------------------
     @property
     def ready(self) -> bool:
         return self.engine is not None
@@ -200,6 +246,7 @@ class EngineLink:
             self.inbox.put_nowait(command)
         except queue.Full:
             raise Busy(f"the module has {self.inbox.maxsize} requests waiting; try again") from None
+        self._nudge.set()
         return command.done
 
 

@@ -132,7 +132,7 @@ class RemoteLink:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self.latest: Snapshot | None = None
+        self._latest: Snapshot | None = None
         self._faults: Mapping[str, int] = {}
         self._presets: Mapping[int, Mapping[str, Any]] = {}
         self._futures: dict[int, Future[Any]] = {}
@@ -144,8 +144,12 @@ class RemoteLink:
         self.thread.start()
 
     @property
+    def latest(self) -> Snapshot | None:
+        return self._latest
+
+    @property
     def ready(self) -> bool:
-        return self.latest is not None and not self.closed.is_set()
+        return self._latest is not None and not self.closed.is_set()
 
     def fault_counts(self) -> Mapping[str, int]:
         return self._faults
@@ -176,7 +180,7 @@ class RemoteLink:
                     if presets is not None:
                         self._presets = presets
                     self._faults = faults
-                    self.latest = dataclasses.replace(snap, presets=self._presets)
+                    self._latest = dataclasses.replace(snap, presets=self._presets)
                 elif message[0] == "done":
                     _, number, ok, value = message
                     with self._lock:
