@@ -50,7 +50,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 log = logging.getLogger(__name__)
 
 REPLY_S = 2.0            # the longest a request waits for the engine's thread
-PUSH_S = 0.04            # the websocket looks for a new snapshot this often
+PUSH_S = 0.05            # the websocket looks for a new snapshot this often
 BODY_MAX = library.BACKUP_MAX_BYTES
 TOKEN_COOKIE = "grooverack_token"
 TOKEN_HEADER = "x-grooverack-token"

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 INBOX_SIZE = 64          # commands waiting for the engine's thread; more are refused (503)
 DRAIN_PER_PASS = 8       # commands applied per loop pass
-PUBLISH_S = 0.02         # a snapshot at most this often (and after every command)
+PUBLISH_S = 0.025        # a snapshot at most this often (and after every command)
 
 
 class ClockView(Protocol):

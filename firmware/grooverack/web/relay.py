@@ -34,7 +34,7 @@ from grooverack.web.link import Busy, EngineLink, Snapshot
 
 log = logging.getLogger(__name__)
 
-PUSH_S = 0.03  # the newest snapshot goes out at most this often
+PUSH_S = 0.05  # the newest snapshot goes out at most this often (the page draws at 25 fps)
 RELAY_THREAD = COMPANION_THREADS[0]
 
 
