@@ -179,11 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     load_before = os.getloadavg()
     with chromium() as browser:
-        with tempfile.TemporaryDirectory() as tmp, web_server(Path(tmp)) as url:
+        with (tempfile.TemporaryDirectory() as tmp,
+              web_server(Path(tmp), *(["--rt"] if a.rt else [])) as url):
+            if a.screenshot:  # first: the module as it starts, the controls untouched
+                screenshot(url, browser, Path(a.screenshot))
             loads = measure_load(url, browser, a.loads)
             moves = measure_control(url, browser, a.moves)
-            if a.screenshot:
-                screenshot(url, browser, Path(a.screenshot))
         print(f"load to first pattern: median {np.median(loads):.0f} ms, max {max(loads):.0f} ms "
               f"({len(loads)} loads)")
         print(f"control to engine: median {np.median(moves):.1f} ms, p99 "

@@ -221,9 +221,11 @@ def test_backup_and_restore(client):
     client.post("/api/presets/4/save", json={"name": "keep"})
     StateStore(client.state_dir).save_performance(performance_from_engine(client.engine))
     assert wait_for(lambda: (client.state_dir / "presets" / "04.json").exists())
+    (client.state_dir / "web-token").write_text("secret\n")  # never in a backup
     zipped = client.get("/api/backup").content
     names = zipfile.ZipFile(io.BytesIO(zipped)).namelist()
     assert "presets/04.json" in names and "presets/names.json" in names
+    assert "web-token" not in names
     client.delete("/api/presets/4")
     client.post("/api/controls", json={"morph": 0.1})
     r = client.post("/api/restore", content=zipped)

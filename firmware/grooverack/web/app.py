@@ -227,10 +227,10 @@ class WebApp:
                 checked[name] = SCHEMA[name].validate(value, "the request")
             except ConfigError as exc:
                 return refuse(name, str(exc), SCHEMA[name].allowed())
-        applied = {}
-        for name, value in checked.items():
-            applied[name] = await self.ask("control", name, value)
-        return JSONResponse({"applied": applied})
+        # all in the inbox at once: one loop pass applies them together
+        results = await asyncio.gather(*(self.ask("control", name, value)
+                                         for name, value in checked.items()))
+        return JSONResponse({"applied": dict(zip(checked, results, strict=True))})
 
     async def press(self, request: Request) -> Response:
         body = await self.body_json(request)

@@ -167,16 +167,24 @@ def engine_preset(slot: int, preset: Preset) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # Backup and restore of the whole state directory
 
+def _kept(rel: PurePosixPath) -> bool:
+    """A state file a backup carries (and a restore takes): .json (or its .bak) at most one
+    folder deep; not the pairing token, temporaries or uploads."""
+    name = rel.as_posix()
+    return (len(rel.parts) <= 2 and all(_MEMBER.fullmatch(p) for p in rel.parts)
+            and rel.parts[0] != "uploads"
+            and (name.endswith(".json") or name.endswith(".json.bak")))
+
+
 def backup(directory: Path) -> bytes:
-    """Every file of the state directory (no temporaries, no uploads) in one zip."""
+    """Every state file of the directory (presets, names, performance, calibration, fault
+    reports) in one zip."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(directory.rglob("*")):
-            rel = path.relative_to(directory)
-            if (not path.is_file() or path.is_symlink() or rel.parts[0] == "uploads"
-                    or path.name.startswith(".") or path.suffix == ".tmp"):
-                continue
-            zf.writestr(rel.as_posix(), path.read_bytes())
+            rel = PurePosixPath(path.relative_to(directory).as_posix())
+            if path.is_file() and not path.is_symlink() and _kept(rel):
+                zf.writestr(rel.as_posix(), path.read_bytes())
     return buffer.getvalue()
 
 
@@ -190,9 +198,7 @@ def _validate_performance(payload: dict[str, Any]) -> None:
 
 def _member_path(directory: Path, name: str) -> Path:
     pure = PurePosixPath(name)
-    if (name.startswith("/") or "\\" in name or len(pure.parts) > 2
-            or not all(_MEMBER.fullmatch(p) for p in pure.parts)
-            or not (name.endswith(".json") or name.endswith(".json.bak"))):
+    if name.startswith("/") or "\\" in name or not _kept(pure):
         raise Refused("file", f"backup member {name!r}: allowed a .json file at most one folder "
                               "deep, named with letters, digits, '.', '_' and '-'")
     target = (directory / pure).resolve()
