@@ -44,6 +44,10 @@ def test_commands_and_results_cross(remote):
     first = link.latest.serial
     assert wait_for(lambda: link.latest.serial > first)
     assert wait_for(lambda: link.latest.controls["follow"] == 0.25)
+    # the arrays travel as bytes: the same pattern and groove on the other side
+    assert wait_for(lambda: link.latest.pattern.serial == engine.pattern.serial)
+    assert link.latest.pattern.same_as(engine.pattern)
+    assert (link.latest.groove == engine.groove).all()
 
 
 def test_presets_travel_only_when_they_change(remote):

@@ -6,8 +6,8 @@ costs the real-time loop milliseconds, even with the loop at SCHED_FIFO, wheneve
 thread is preempted while it holds the GIL. So the page's server (uvicorn, Starlette, every JSON
 text, every client) runs in a child process, and the module's process only keeps a small relay
 thread that does bounded work: it forwards commands to the `EngineLink` inbox, their results back,
-and at most every `PUSH_S` the newest `Snapshot` (pickled: a few kB; the presets only when they
-changed). It sleeps on the pipe and on a wake-up pipe the engine's loop pokes (one non-blocking
+and at most every `PUSH_S` the newest `Snapshot` (plain values, the arrays as raw bytes; the
+pattern, groove and presets only when they changed). It sleeps on the pipe and on a wake-up pipe the engine's loop pokes (one non-blocking
 `os.write`) when a command is done, so an answer leaves at once.
 
     module process                                   page process (spawned)
@@ -28,7 +28,10 @@ from concurrent.futures import Future
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+import numpy as np
+from grooverack.engine.pattern import Pattern
 from grooverack.runtime.priority import COMPANION_THREADS
+from grooverack.voices import NUM_VOICES, STEPS
 from grooverack.web.library import Refused
 from grooverack.web.link import Busy, EngineLink, Snapshot
 
@@ -60,6 +63,8 @@ class Relay:
         self._pending: dict[int, Future[Any]] = {}
         self._stop = threading.Event()
         self._presets_key: tuple[tuple[int, int], ...] | None = None
+        self._sent_pattern: Pattern | None = None
+        self._sent_groove: np.ndarray | None = None
         # the name `runtime.priority.realtime` knows: SCHED_FIFO below the generator with --rt
         self.thread = threading.Thread(target=self._run, name=RELAY_THREAD, daemon=True)
 
@@ -119,12 +124,29 @@ class Relay:
                             future.result() if exc is None else _error(exc)))
 
     def _send_snapshot(self, snap: Snapshot) -> None:
+        """The snapshot as plain values: arrays as raw bytes (pickling a numpy array costs ~40x
+        more GIL), the pattern and groove only when they changed, the presets likewise."""
         key = tuple((slot, id(data)) for slot, data in sorted(snap.presets.items()))
         presets = None
         if key != self._presets_key:
             self._presets_key, presets = key, dict(snap.presets)
-        faults = dict(self.link.fault_counts())
-        self.conn.send(("snapshot", dataclasses.replace(snap, presets={}), presets, faults))
+        pattern = None
+        if snap.pattern is not self._sent_pattern:
+            self._sent_pattern = snap.pattern
+            pattern = (snap.pattern.serial, snap.pattern.hits.tobytes(),
+                       snap.pattern.velocities.tobytes(), snap.pattern.offsets.tobytes())
+        groove = None
+        if snap.groove is not self._sent_groove:
+            self._sent_groove = snap.groove
+            groove = np.asarray(snap.groove, dtype=np.float32).tobytes()
+        values = {name: getattr(snap, name) for name in _PLAIN}
+        self.conn.send(("snapshot", values, pattern, groove, presets,
+                        dict(self.link.fault_counts())))
+
+
+# the Snapshot fields that travel as they are (the arrays travel as bytes)
+_PLAIN = tuple(f.name for f in dataclasses.fields(Snapshot)
+               if f.name not in ("pattern", "groove", "presets"))
 
 
 class RemoteLink:
@@ -135,6 +157,8 @@ class RemoteLink:
         self._latest: Snapshot | None = None
         self._faults: Mapping[str, int] = {}
         self._presets: Mapping[int, Mapping[str, Any]] = {}
+        self._pattern = Pattern.empty()
+        self._groove = np.zeros((STEPS, 3), dtype=np.float32)
         self._futures: dict[int, Future[Any]] = {}
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
@@ -171,16 +195,30 @@ class RemoteLink:
                 if f is future:
                     del self._futures[number]
 
+    def _snapshot(self, values: dict[str, Any], pattern: tuple[Any, ...] | None,
+                  groove: bytes | None, presets: Mapping[int, Mapping[str, Any]] | None,
+                  faults: Mapping[str, int]) -> None:
+        if pattern is not None:
+            serial, hits, velocities, offsets = pattern
+            shape = (STEPS, NUM_VOICES)
+            self._pattern = Pattern(np.frombuffer(hits, dtype=bool).reshape(shape),
+                                    np.frombuffer(velocities, dtype=np.float32).reshape(shape),
+                                    np.frombuffer(offsets, dtype=np.float32).reshape(shape),
+                                    serial)
+        if groove is not None:
+            self._groove = np.frombuffer(groove, dtype=np.float32).reshape(STEPS, 3)
+        if presets is not None:
+            self._presets = presets
+        self._faults = faults
+        self._latest = Snapshot(**values, pattern=self._pattern, groove=self._groove,
+                                presets=self._presets)
+
     def _read(self) -> None:
         try:
             while True:
                 message = self.conn.recv()
                 if message[0] == "snapshot":
-                    _, snap, presets, faults = message
-                    if presets is not None:
-                        self._presets = presets
-                    self._faults = faults
-                    self._latest = dataclasses.replace(snap, presets=self._presets)
+                    self._snapshot(*message[1:])
                 elif message[0] == "done":
                     _, number, ok, value = message
                     with self._lock:
