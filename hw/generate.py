@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     wanted = files()
     stale = [p for p, t in wanted.items() if not p.exists() or p.read_text(encoding="utf-8") != t]
-    for name, build in BOARDS.items():   # decks no longer generated
+    for name in BOARDS:   # decks no longer generated
         for p in (HW / "build" / name / "spice").glob("*.cir"):
             if p not in wanted:
                 stale.append(p)

@@ -48,9 +48,9 @@ def erc(c: Circuit) -> list[str]:
     for part in c.sorted_parts():
         t = part.type
         for name in t.supplies:
-            net = part.net(name)
-            if net is None or net not in powered:
-                problems.append(f"{part.ref} ({t.key}) supply pin {name}: on {net}, no supply")
+            supply = part.net(name)
+            if supply is None or supply not in powered:
+                problems.append(f"{part.ref} ({t.key}) supply pin {name}: on {supply}, no supply")
         for name in t.grounds:
             if part.net(name) != GND:
                 problems.append(f"{part.ref} ({t.key}) ground pin {name}: on {part.net(name)}")

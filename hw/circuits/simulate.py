@@ -120,8 +120,8 @@ def _input(spec: DeckSpec, board: Any, out: str, tables: dict[str, Any]) -> list
                     worst / full <= 0.005)]
     cm = [v for col in (minus, plus) for v in col]
     rows = results(out)
-    for r in rows:
-        cm += [float(r[3]), float(r[4])]
+    for row in rows:
+        cm += [float(row[3]), float(row[4])]
     checks.append(Check(spec.name, "MCP6004 inputs inside the common-mode range (-12..+12 V "
                         "at the jack)", f"{min(cm):+.3f}..{max(cm):+.3f} V",
                         f"{MCP6004_CMR[0]:+.1f}..{MCP6004_CMR[1]:+.1f} V",
@@ -268,12 +268,59 @@ def _mc(spec: DeckSpec, board: Any, out: str) -> Spread:
                   (min(offsets), max(offsets), statistics.pstdev(offsets)), accepted)
 
 
+def _signature(c: Circuit, group: str) -> tuple[str, ...]:
+    """What a channel is built of (part types and values): equal for channels placed by the
+    same front-end function with the same values."""
+    return tuple(sorted(f"{p.type.key}:{p.type.value}" for p, _ in c.group_parts(group)
+                        if p.type.key != "PJ398SM"))
+
+
+def _siblings(c: Circuit, board: Any, spec: DeckSpec) -> list[Check]:
+    """The other board items built like the simulated one must carry its scaling: a board file
+    that gives one of them another gain, offset or level disagrees with its circuit."""
+    kind, name = spec.item.split(".", 1)
+    groups = {p.fields["item"]: p.group for p in c.sorted_parts() if "item" in p.fields}
+    same = [i for i, g in groups.items() if i != spec.item and i.startswith(kind + ".")
+            and _signature(c, g) == _signature(c, groups[spec.item])]
+    if not same:
+        return []
+    table = getattr(board, kind)
+    ref = table[name]
+    keys = {"inputs": ("gain", "offset"), "outputs": ("gain", "offset"),
+            "gpio_outputs": ("volts",), "gpio_inputs": ("active_low", "pull"),
+            "pots": ("code_max",)}[kind]
+    differ = [i for i in same
+              if any(getattr(table[i.split(".", 1)[1]], k) != getattr(ref, k) for k in keys)]
+    return [Check(spec.name, f"the same stage in the board file: {', '.join(sorted(same))}",
+                  "differ: " + ", ".join(differ) if differ else "same " + "/".join(keys),
+                  f"as {spec.item}", not differ)]
+
+
+def _fill(spec: DeckSpec, board: Any, tables: dict[str, Any]) -> list[Check]:
+    """An ADC fill gate behind the CV stage: its thresholds as the firmware reads them."""
+    fills = [i for i in board.inputs.values() if i.role == "fill"]
+    if spec.kind != "cv_in" or not fills:
+        return []
+    item = fills[0]
+    sweep, adc, _m, _p, _o, rail = _columns(tables[f"{spec.name}_dc.dat"])
+    read = []
+    for volts in (item.rise_volts, item.fall_volts):
+        k = min(range(len(sweep)), key=lambda i: abs(sweep[i] - volts))
+        read.append(item.gain * adc[k] / (rail[k] / 4096) + item.offset)
+    err = max(abs(r - v) for r, v in zip(read, (item.rise_volts, item.fall_volts), strict=True))
+    return [Check(spec.name, f"inputs.{item.name}: {item.rise_volts:g} / {item.fall_volts:g} V "
+                  "thresholds at the jack as read", f"{read[0]:.3f} / {read[1]:.3f} V",
+                  "within 0.05 V", err <= 0.05)]
+
+
 def evaluate(c: Circuit, board: Any, runs: int | None = None) -> tuple[list[Check], list[Spread]]:
     decks = board_decks(c)
     checks: list[Check] = []
     spreads: list[Spread] = []
     for spec in SPECS[c.name]:
         out, tables = run(decks[f"{spec.name}.cir"], f"{spec.name}.cir")
+        checks += _siblings(c, board, spec)
+        checks += _fill(spec, board, tables) if spec.kind == "cv_in" else []
         if spec.kind in ("cv_in", "vel_in"):
             checks += _input(spec, board, out, tables)
         elif spec.kind == "gate_in":

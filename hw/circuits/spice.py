@@ -9,14 +9,15 @@ judges the numbers against the board file.
 The models are ours, written from the datasheets' figures (no vendor model is shipped: TI's and
 Microchip's model licences do not allow redistributing them in an MIT project):
 
-- OPAMP: a one-pole transconductance stage (open-loop gain AOL, gain-bandwidth GBW, slew rate
-  SR as the stage's current limit), output clamped `HR` volts inside the rails with no load and
+- OPAMP: a one-pole transconductance stage (open-loop gain AOL, gain-bandwidth GBW; linear, so
+  that every DC operating point converges: the slew rate is not modelled, the decks are DC
+  sweeps), output clamped `HR` volts inside the rails with no load and
   falling further by `ROUT` times the load current (the datasheets' swing-versus-load figures),
   quiescent current IQ from rail to rail. The input common-mode range is not modelled: the decks
   report the input pins' voltages and `simulate.py` checks them against the datasheet range.
-  MCP6004: AOL 100 dB, GBW 1 MHz, SR 0.6 V/us, swing 25 mV from the rails into 10 kOhm to
+  MCP6004: AOL 100 dB, GBW 1 MHz, swing 25 mV from the rails into 10 kOhm to
   VDD/2 (HR 1 mV, ROUT 150 Ohm), IQ 100 uA, Vos +-4.5 mV max; CMR VSS-0.3..VDD+0.3 V.
-  TL074: AOL 106 dB, GBW 3 MHz, SR 13 V/us, swing +-13.5 V typ on +-15 V into 10 kOhm and +-12 V
+  TL074: AOL 106 dB, GBW 3 MHz, swing +-13.5 V typ on +-15 V into 10 kOhm and +-12 V
   into 2 kOhm (HR 1.07 V, ROUT 320 Ohm), IQ 1.4 mA per amplifier, Vos +-10 mV max (TL074C);
   CMR V- + 3 V .. V+.
 - LM393: open collector, sinking up to 16 mA when IN- > IN+ (1 mV transition, 1 us response),
@@ -36,9 +37,9 @@ from circuits.netlist import GND, Circuit, Part, Pin
 
 MODELS = """\
 * --- grooverack behavioural models (hw/circuits/spice.py says where each figure comes from) ---
-.subckt OPAMP inp inn vp vn out params: aol=1e5 gbw=1e6 sr=0.6e6 hr=1m rout=150 iq=100u
-.param cc=1n imax={sr*cc} gm={6.2832*gbw*cc} rr={aol/(6.2832*gbw*cc)}
-Bgm x 0 I = -imax*tanh(gm*(V(inp)-V(inn))/imax)
+.subckt OPAMP inp inn vp vn out params: aol=1e5 gbw=1e6 hr=1m rout=150 iq=100u
+.param cc=1n gm={6.2832*gbw*cc} rr={aol/(6.2832*gbw*cc)}
+Ggm 0 x inp inn {gm}
 Rx x 0 {rr}
 Cx x 0 {cc}
 * output clamp: HR inside each rail (stiff, so the stage's full current moves it < 0.1 mV)
@@ -48,10 +49,10 @@ Ro o1 out {rout}
 Iq vp vn {iq}
 .ends OPAMP
 .subckt MCP6004 inp inn vp vn out
-X1 inp inn vp vn out OPAMP aol=1e5 gbw=1e6 sr=0.6e6 hr=1m rout=150 iq=100u
+X1 inp inn vp vn out OPAMP aol=1e5 gbw=1e6 hr=1m rout=150 iq=100u
 .ends MCP6004
 .subckt TL074 inp inn vp vn out
-X1 inp inn vp vn out OPAMP aol=2e5 gbw=3e6 sr=13e6 hr=1.07 rout=320 iq=1.4m
+X1 inp inn vp vn out OPAMP aol=2e5 gbw=3e6 hr=1.07 rout=320 iq=1.4m
 .ends TL074
 .subckt LM393 inp inn vcc gnd out
 Ibp vcc inp 25n
