@@ -230,8 +230,8 @@ def drill_svg(board: Board) -> str:
     for i, row in enumerate(rows):
         out.append(f'<text x="{tx:.2f}" y="{4 + 2.3 * i:.2f}" font-size="1.6" '
                    f'font-family="monospace" xml:space="preserve">{escape(row)}</text>')
-    out.append(f'<text x="{width / 2:.2f}" y="{height - 6:.2f}" font-size="1.4" '
-               f'text-anchor="middle" fill="#666">generated from hw/boards/{board.path.name} by '
+    out.append(f'<text x="{tx:.2f}" y="{4 + 2.3 * (len(rows) + 1):.2f}" font-size="1.4" '
+               f'fill="#666">generated from hw/boards/{board.path.name} by '
                '`grooverack panel --drill`</text>')
     return "\n".join(out) + "\n</svg>\n"
 
