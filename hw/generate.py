@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Generate the build pack from the netlist of record (hw/circuits/):
 
-    hw/build/NAME/NAME.net       KiCad netlist (Pcbnew: File > Import > Netlist)
-    hw/build/NAME/bom.csv        BOM: quantity, references, part numbers, packages, footprints
-    hw/build/NAME/spice/*.cir    one ngspice deck per front end (+ Monte Carlo decks)
+    hw/pack/NAME/NAME.net       KiCad netlist (Pcbnew: File > Import > Netlist)
+    hw/pack/NAME/bom.csv        BOM: quantity, references, part numbers, packages, footprints
+    hw/pack/NAME/spice/*.cir    one ngspice deck per front end (+ Monte Carlo decks)
     docs/drill-NAME.svg          the panel's drilling drawing (`grooverack panel --drill`)
     hw/README.md                 the power table and the simulation table (between markers)
 
@@ -43,7 +43,7 @@ def files() -> dict[Path, str]:
     out: dict[Path, str] = {}
     for name, build in BOARDS.items():
         c = build()
-        base = HW / "build" / name
+        base = HW / "pack" / name
         out[base / f"{name}.net"] = kicad_netlist(c, f"hw/circuits/boards.py:{name}")
         out[base / "bom.csv"] = bom_csv(c)
         for deck, text in board_decks(c).items():
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = files()
     stale = [p for p, t in wanted.items() if not p.exists() or p.read_text(encoding="utf-8") != t]
     for name in BOARDS:   # decks no longer generated
-        for p in (HW / "build" / name / "spice").glob("*.cir"):
+        for p in (HW / "pack" / name / "spice").glob("*.cir"):
             if p not in wanted:
                 stale.append(p)
     readme = README.read_text(encoding="utf-8")

@@ -96,7 +96,7 @@ def test_board_check_catches_swapped_pins_and_channels():
 
 
 def test_generated_files_are_current():
-    """hw/build/*, docs/drill-*.svg and hw/README.md's power table are what hw/generate.py
+    """hw/pack/*, docs/drill-*.svg and hw/README.md's power table are what hw/generate.py
     makes from the description (run `python hw/generate.py` after changing hw/circuits/)."""
     gen = _generate()
     wanted = gen.files()
@@ -108,7 +108,7 @@ def test_generated_files_are_current():
 
 
 def test_kicad_netlist_and_bom_shape():
-    root = REPO / "hw" / "build" / "reference"
+    root = REPO / "hw" / "pack" / "reference"
     net = (root / "reference.net").read_text(encoding="utf-8")
     assert net.startswith('(export (version "D")')
     assert net.count("(comp (ref") == len(reference().parts)
@@ -226,3 +226,11 @@ def test_a_channel_built_like_another_must_carry_its_scaling():
     bad = dataclasses.replace(board, outputs={**board.outputs, "accent_2": acc})
     (check,) = simulate._siblings(reference(), bad, vel)
     assert not check.ok and "outputs.accent_2" in check.value
+
+
+def test_grooverack_panel_drill_writes_the_committed_drawing(tmp_path):
+    from grooverack.cli import main
+    out = tmp_path / "drill.svg"
+    assert main(["panel", "--board", "budget", "--drill", "--out", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == (REPO / "docs" / "drill-budget.svg").read_text(
+        encoding="utf-8")
