@@ -22,6 +22,7 @@ from circuits.library import (
     PI_PIN_BY_GPIO,
     SCHOTTKY_1A,
     SCHOTTKY_3A,
+    SOLDER_JUMPER,
     TSR3_2450,
     capacitor,
     resistor,
@@ -82,8 +83,10 @@ def _mcp3208(c: Circuit, chip: str, ce: int, channels: dict[int, str]) -> None:
 
 
 def _mcp4728(c: Circuit, chip: str, address: int, outs: list[str]) -> None:
+    ldac = f"{chip.upper()}_LDAC"   # to GND through a solder jumper: cut it to re-address
+    c.place(SOLDER_JUMPER, "dac", {"1": ldac, "2": GND})
     c.place(MCP4728, "dac", {"VDD": P5V, "VSS": GND, "SCL": I2C5[1], "SDA": I2C5[0],
-                             "LDAC": GND, "RDY": None,
+                             "LDAC": ldac, "RDY": None,
                              **{f"VOUT{'ABCD'[i]}": outs[i] for i in range(4)}},
             chip=chip, address=f"0x{address:02x}",
             variant={0x60: "MCP4728-E/UN", 0x61: "MCP4728A1-E/UN",

@@ -16,7 +16,6 @@ EXTRAS = {
     "reference": [
         ("Raspberry Pi 4 Model B (or 3B+ / Zero 2 W; a Pi 5 needs 5 A: see hw/README.md)", 1),
         ("knob for 9 mm D-shaft pots (e.g. Davies 1900H clone, 11 mm)", 5),
-        ("button cap for C&K D6R (included with D6R90)", 0),
         ("Eurorack power cable 10-pin to 16-pin, 25 cm", 1),
         ("M2.5 x 11 mm standoffs + screws (Pi to board)", 4),
         ("front panel 3U 16 HP, 2 mm aluminium (docs/drill-reference.svg)", 1),
@@ -90,7 +89,7 @@ def bom_rows(c: Circuit) -> list[dict[str, str]]:
                      "value": t.value, "description": t.description,
                      "manufacturer": t.manufacturer, "mpn": mpn, "package": t.package,
                      "footprint": t.footprint, "note": t.note})
-    order = ["U", "D", "R", "C", "RV", "SW", "J"]
+    order = ["U", "D", "R", "C", "RV", "SW", "J", "JP"]
     rows.sort(key=lambda r: (order.index(r["refs"].split()[0].rstrip("0123456789")),
                              r["description"]))
     for text, qty in EXTRAS.get(c.name, []):

@@ -270,6 +270,13 @@ POT = PartType(
     footprint="Potentiometer_THT:Potentiometer_Alpha_RD901F-40-00D_Single_Vertical",
     pins=_pins(("1", "CCW", PASSIVE), ("2", "W", PASSIVE), ("3", "CW", PASSIVE)), spice="POT")
 
+SOLDER_JUMPER = PartType(
+    key="JP", prefix="JP", value="bridged",
+    description="solder jumper, bridged: cut to free the pin (MCP4728 LDAC for re-addressing)",
+    manufacturer="", mpn="(on the PCB: no part)", package="PCB",
+    footprint="Jumper:SolderJumper-2_P1.3mm_Bridged_RoundedPad1.0x1.5mm",
+    pins=_pins(("1", "1", PASSIVE), ("2", "2", PASSIVE)))
+
 BUTTON = PartType(
     key="D6R", prefix="SW", value="D6R", description="momentary push button, panel, black cap",
     manufacturer="C&K", mpn="D6R90 F1 LFS", package="D6R",

@@ -2,9 +2,10 @@
 published figures. The module draws nothing from the bus's +5 V: its own step-down makes 5 V
 for the Pi and the 5 V parts from +12 V.
 
-Figures (datasheets; the Pi's from the Raspberry Pi documentation's power-supply table:
-"typical bare-board active current" and "recommended PSU current capacity" less the "maximum
-total USB peripheral current", since the module has no USB load of its own):
+Figures: the parts' datasheets (quiescent current per package, typical and maximum), and the
+Pi's from the Raspberry Pi documentation's power-supply table: typical = its "typical
+bare-board active current", peak = its "recommended PSU current capacity" less the "maximum
+total USB peripheral current" (the module has no USB load of its own).
 """
 
 from __future__ import annotations
