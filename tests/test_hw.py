@@ -93,6 +93,11 @@ def test_board_check_catches_swapped_pins_and_channels():
                                        dataclasses.replace(board, chips={**board.chips,
                                                                          "dac2": dac})))
     assert "chips.dac2: I2C address 0x63" in problems
+    c = reference()
+    header = next(p for p in c.sorted_parts() if p.type.key == "PI40")
+    header.nets["27"] = "GPIO0_EXTRA"                              # a pin the board never names
+    problems = "\n".join(against_board(c, load_board("reference")))
+    assert "GPIO 0 (pin 27, net GPIO0_EXTRA): wired on the circuit, named nowhere" in problems
 
 
 def test_generated_files_are_current():

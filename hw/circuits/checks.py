@@ -164,6 +164,18 @@ def against_board(c: Circuit, board: Any) -> list[str]:
             elif trace(c, net) != {key}:
                 problems.append(f"{key}: GPIO {item.pin} (net {net}) reaches "
                                 f"{sorted(trace(c, net)) or 'nothing'}")
+    # the other way round: every header GPIO the circuit wires is one the board file names
+    named = {i.pin for i in board.gpio_inputs.values()} | {o.pin for o in board.gpio_outputs.values()}
+    for chip in board.chips.values():
+        if chip.bus == "spi":
+            named |= {10, 11, CE_GPIO[chip.device]} | ({9} if chip.part == "mcp3208" else set())
+        else:
+            named |= {2, 3}
+    header = next(p for p in c.sorted_parts() if p.type.key == "PI40")
+    for gpio, pin in sorted(PI_PIN_BY_GPIO.items()):
+        if header.nets.get(str(pin)) and gpio not in named:
+            problems.append(f"GPIO {gpio} (pin {pin}, net {header.nets[str(pin)]}): wired on the "
+                            "circuit, named nowhere in the board file")
     declared = ({f"inputs.{n}" for n in board.inputs} | {f"pots.{n}" for n in board.pots}
                 | {f"outputs.{n}" for n in board.outputs}
                 | {f"gpio_inputs.{n}" for n in board.gpio_inputs}
