@@ -1,10 +1,11 @@
 """What a real-time loop lets a companion (the web page's link) do: one typed seam.
 
 A back end that takes a `LoopHook` calls `attach(engine, faults)` once, before it is ready, and
-`between(now)` on its loop thread between two `advance` calls; a loop that idles in a plain sleep
-(the wall-clock sim) sleeps through `sleep(seconds)`, so a command is picked up at once. `between` must never block: it
-only drains a bounded inbox and swaps a reference (`grooverack.web.link.EngineLink`), so the
-loop keeps its time whatever the companion's thread is doing.
+`between(now)` on its loop thread between two `advance` calls; a loop that idles in a plain
+sleep (the wall-clock sim) sleeps through `sleep(seconds)`, so a command is picked up at once.
+`between` must never block: it only drains a bounded inbox and swaps a reference
+(`grooverack.web.link.EngineLink`), so the loop keeps its time whatever the companion's thread
+is doing.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ LOOP_PRIORITY = RT_PRIORITY - 5
 GENERATOR_PRIORITY = RT_PRIORITY - 10
 SWITCH_S = 0.0001  # GIL hand-over interval: a loop waits at most this long behind another thread
 GENERATOR_THREAD = "grooverack-generator"  # the engine's worker thread (engine/generator.py)
-# Threads beside the loop whose work is bounded (web/relay.py: one snapshot every 30 ms, the
+# Threads beside the loop whose work is bounded (web/relay.py: one snapshot every 50 ms, the
 # commands of a bounded inbox): one level below the generator, for the same reason as it (left at
 # normal priority, a busy box preempts them while they hold the GIL: 45 ms stalls of the loop
 # measured with the web page open, benchmarks/README.md)
