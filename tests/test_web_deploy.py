@@ -53,3 +53,16 @@ def test_the_token_is_kept_private_and_across_restarts(tmp_path):
                                          ("0.0.0.0", False), ("192.168.1.20", False)])
 def test_only_loopback_goes_without_a_token(host, local):
     assert loopback(host) is local
+
+
+def test_a_port_in_use_is_refused_before_the_module_starts(capsys):
+    import socket
+
+    from grooverack.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["web", "--port", str(port), "--duration", "1"]) == 2
+    assert f"--port {port}: cannot listen there" in capsys.readouterr().err

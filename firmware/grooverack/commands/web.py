@@ -91,9 +91,15 @@ def kept_token(path: str | None) -> str:
     return token
 
 
-def free_port(host: str) -> int:
+def free_port(host: str, port: int = 0) -> int:
+    """`port` if it can be listened on (0: any free one); else a ConfigError naming it."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
-        s.bind((host, 0))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"--host {host} --port {port}: cannot listen there "
+                              f"({exc.strerror}); allowed: a free port, or 0 for any") from None
         return int(s.getsockname()[1])
 
 
@@ -123,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
                           f"{board.name} is kind {board.kind!r} (run it with grooverack run)")
     token = args.token or (None if loopback(args.host) and not args.token_file
                            else kept_token(args.token_file))
-    port = args.port or free_port(args.host)
+    port = free_port(args.host, args.port)
     # the page in a process of its own, started before the engine exists (spawned: it inherits
     # none of the module's threads); the module's process keeps only the relay thread
     context = multiprocessing.get_context("spawn")
