@@ -1,7 +1,7 @@
 """The module's page in a real browser (Debian's chromium through Playwright) against a real
 `grooverack web` (the sim board on the wall clock): FOLLOW turned with the keyboard reaches the
-module, a preset saved and recalled, a broken preset refused naming the field, no console
-errors."""
+module, the drums start in the browser, a preset saved and recalled, a broken preset refused
+naming the field, a drum loop made latent B, no console errors."""
 
 from __future__ import annotations
 
@@ -116,3 +116,17 @@ def test_a_broken_preset_is_refused_naming_the_field(page, served):
     expected = [e for e in page.console_errors if "status of 422" in e]
     assert len(expected) == 1
     page.console_errors.remove(expected[0])
+
+
+def test_your_own_loop_becomes_latent_b(page, served, tmp_path):
+    from test_web_api import drum_midi
+
+    url = served[0]
+    page.get_by_role("radio", name="latent B", exact=True).check()
+    loop = drum_midi(tmp_path / "beat.mid")
+    page.get_by_label("Loop MIDI file").set_input_files(str(loop))
+    status = page.get_by_role("status").filter(has_text="beat.mid")
+    status.wait_for(timeout=5000)
+    assert "latent B" in status.inner_text()
+    slot = api_state(url)["preset"]["slot"]
+    assert any(p["slot"] == slot for p in api_state(url)["preset"]["saved"])
