@@ -1,0 +1,125 @@
+"""Live sound (`grooverack run --board sim --audio DEVICE`) through a real JACK server.
+
+`jackd -d dummy` runs under a name of its own; a JACK client of its own process (`hearrec`,
+tests/audiorec.py) records what reaches its two input ports, which PortAudio's JACK host API
+offers as an output device. `grooverack run` runs as a program of its own and plays the drum
+voices there. Checked: the hits arrive, each at its output's time plus the one delay the program
+reports (JACK frames mapped onto the monotonic clock both processes share), and the program
+writes the same render files; a missing device is one warning and the module plays on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from audiorec import AudioRecorder
+from jackserver import jack_audio_server  # noqa: F401  (fixture)
+from onsets import energy_onsets, trigger_rises
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def grooverack(*args: str, timeout: float = 90.0) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "firmware"))
+    return subprocess.run([sys.executable, "-m", "grooverack", *args], env=env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def take(server, tmp_path: Path) -> dict:
+    """One run of 4 s with --audio into the recorder: where each hit should sound (the
+    recording's seconds), the onsets heard, and what disturbed the take."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    rec = AudioRecorder(server, 7.0, tmp_path)
+    try:
+        rec.go()
+        out = tmp_path / "render"
+        run = grooverack("run", "--board", "sim", "--duration", "4", "--audio", "hearrec",
+                         "--out", str(out), "--timing", str(tmp_path / "timing.csv"))
+        assert run.returncode == 0, run.stderr
+        capture, start, xruns, rate = rec.result()
+    finally:
+        rec.close()
+    delay = float(re.search(r"the sound ([0-9.]+) ms after the outputs", run.stderr)[1]) / 1e3
+    report = re.search(r"(\d+) late, (\d+) dropped, (\d+) realigned", run.stderr)
+    assert report is not None, run.stderr
+    late, dropped, realigned = map(int, report.groups())
+    header = (tmp_path / "timing.csv").read_text().splitlines()[0]
+    t0 = float(re.search(r"t0_monotonic=([0-9.]+)", header)[1])
+    rises = np.array([t for t, _, _ in trigger_rises(out / "outputs.csv")])
+    assert (out / "drums.wav").exists() and len(rises) > 10
+    expect = t0 + rises + delay - start  # each hit's output time + the delay, in the recording
+    expect = expect[(expect > 0.0) & (expect < capture.shape[1] / rate - 0.05)]
+    onsets = energy_onsets(capture.sum(axis=0).astype(np.float64), rate)
+    return {"expect": expect, "onsets": onsets, "xruns": xruns, "late": late,
+            "dropped": dropped, "realigned": realigned, "stderr": run.stderr}
+
+
+@pytest.mark.jack
+def test_live_sound_arrives_in_time_with_the_outputs(jack_audio_server, tmp_path):  # noqa: F811
+    """Hits arrive in every take; in a take without late events or realignment (an xrun of
+    the stream, or a real-time loop held up on a shared machine under load: up to three
+    takes) every onset heard sits on its
+    output's time plus the reported delay (+-2 ms: the detector's millisecond, the clock
+    mapping's) and most hits are heard (see test_drums for what hides in a mix)."""
+    for attempt in range(3):
+        got = take(jack_audio_server, tmp_path / f"take{attempt}")
+        expect, onsets = got["expect"], got["onsets"]
+        assert len(expect) > 10 and len(onsets) >= 0.3 * len(expect), got
+        assert got["dropped"] == 0
+        if got["late"] == 0 and got["realigned"] == 0:  # (the recorder's xruns: gaps only)
+            break
+    else:
+        pytest.skip(f"no clean take in 3 (last: {got['late']} late, "
+                    f"{got['realigned']} realigned): the machine is too busy to check timing")
+    nearest = np.array([np.min(np.abs(expect - t)) for t in onsets])
+    inside = (onsets > expect[0] - 0.01) & (onsets < expect[-1] + 0.01)
+    assert np.all(nearest[inside] <= 0.002), np.round(nearest[inside] * 1e3, 2)
+    heard = np.array([np.min(np.abs(onsets - e)) <= 0.002 for e in expect])
+    first = np.concatenate(([True], np.diff(expect) > 0.003))
+    assert heard[first].mean() >= 0.5, heard[first].mean()
+
+
+@pytest.mark.jack
+def test_a_missing_device_is_one_warning_and_the_module_plays_on(jack_audio_server,  # noqa: F811
+                                                                  tmp_path):
+    run = grooverack("run", "--board", "sim", "--duration", "1", "--audio", "no-such-card",
+                     "--out", str(tmp_path))
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("WARNING grooverack.backends.speaker") == 1, run.stderr
+    assert "no-such-card" in run.stderr
+    assert (tmp_path / "outputs.csv").exists() and (tmp_path / "drums.wav").exists()
+
+
+@pytest.mark.jack
+def test_a_vanishing_server_is_one_warning_and_the_module_plays_on(jack_audio_server,  # noqa: F811
+                                                                   tmp_path):
+    import time
+
+    from jackserver import stop_server
+
+    rec = AudioRecorder(jack_audio_server, 10.0, tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "firmware"))
+    out = tmp_path / "render"
+    proc = subprocess.Popen([sys.executable, "-m", "grooverack", "run", "--board", "sim",
+                             "--duration", "5", "--audio", "hearrec", "--out", str(out)],
+                            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(3.0)  # playing
+        rec.close()
+        stop_server(jack_audio_server)  # the sound card goes away mid-run
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert err.count("WARNING grooverack.backends.speaker") == 1, err
+    assert "the module plays on" in err
+    rises = [t for t, _, _ in trigger_rises(out / "outputs.csv")]
+    assert rises and max(rises) > 4.0  # played to the end
