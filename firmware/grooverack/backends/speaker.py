@@ -11,8 +11,8 @@ block with `drums.kit.Kit`.
 Latency-compensated: event time `t` is patch time on the back end's clock (`time.perf_counter`,
 CLOCK_MONOTONIC); it sounds at the speaker at `t0 + t + delay`, `delay` being the stream's own
 output latency (PortAudio's DAC time of the block minus the callback's current time), one block
-(an event pushed at its own time is still ahead of the block that plays it) and
-`audio.delay_ms`. The callback places events by the stream's time: the block's first frame is
+(an event pushed at its own time is still ahead of the block that plays it), PUSH_MARGIN_S (one
+pushed a little after its time, a step on a clock edge, too) and `audio.delay_ms`. The callback places events by the stream's time: the block's first frame is
 the kit frame of its DAC time; the kit's frames then run on sample by sample, and are set again
 only when the stream's time and the kit's drift apart by more than REALIGN_S (`realigned`).
 Every hit keeps its micro-timing; what arrives too late for its frame plays at the start of the
@@ -40,6 +40,8 @@ from grooverack.errors import ConfigError
 log = logging.getLogger(__name__)
 
 QUEUE = 8192  # pushed writes not yet taken by the callback (a second of a busy pattern: 200)
+PUSH_MARGIN_S = 0.005  # a write pushed this long after its own time still sounds on time (a
+# step on a clock edge is pushed when the loop has the edge in, a little after it)
 REALIGN_S = 0.005  # the kit's frames are set from the stream's time when they drift this far
 WATCH_S = 0.2  # how often the watch thread looks at the stream
 STALLED_S = 2.0  # a started stream without a callback this long has gone away
@@ -202,7 +204,7 @@ class Speaker:
             dac_at = now + latency
         if self.delay is None:
             self.block = frames
-            self.delay = latency + frames / self.rate + self.extra_delay
+            self.delay = latency + frames / self.rate + PUSH_MARGIN_S + self.extra_delay
         if kit is None or self.t0 is None or self.gone is not None:
             outdata.fill(0.0)
             return
