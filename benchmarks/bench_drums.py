@@ -1,7 +1,7 @@
 """Drum voices (issue 33): what drums.wav costs to render, and whether live sound (`--audio`)
 touches the real-time loop's timing.
 
-    .venv/bin/python benchmarks/bench_drums.py [--takes 3] [--seconds 12] [--write]
+    .venv/bin/python benchmarks/bench_drums.py [--takes 3] [--seconds 12] [--rt] [--write]
 
 - render: the rows of a `grooverack sim` render (8 and 64 bars of the built-in line, shipped
   model) played through `grooverack.drums` into drums.wav's 16-bit bytes (`sim.render.drums_audio`
@@ -75,13 +75,14 @@ def render_cost(bars: int, repeat: int = 3) -> dict:
             "share": best / patch.duration}
 
 
-def grid_take(seconds: float, audio: bool, tmp: Path) -> dict:
+def grid_take(seconds: float, audio: bool, tmp: Path, rt: bool = False) -> dict:
     bpm, ppqn = 120.0, 4
     step_s = 15.0 / bpm
     timing = tmp / "timing.csv"
     cmd = [*GROOVERACK, "run", "--board", "sim", "--clock", "--bpm", f"{bpm:g}",
            "--set", f"clock.ppqn={ppqn}", "--duration", f"{seconds:g}", "--timing",
-           str(timing), *SETTINGS, *(["--audio", "hearrec"] if audio else [])]
+           str(timing), *SETTINGS, *(["--audio", "hearrec"] if audio else []),
+           *(["--rt"] if rt else [])]
     env = {**os.environ, "GROOVERACK_STATE_DIR": str(tmp),
            "PYTHONPATH": str(REPO / "firmware")}
     run = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, cwd=REPO)
@@ -96,7 +97,7 @@ def grid_take(seconds: float, audio: bool, tmp: Path) -> dict:
     return figures
 
 
-def clock_grid(takes: int, seconds: float) -> dict:
+def clock_grid(takes: int, seconds: float, rt: bool = False) -> dict:
     from audiorec import AudioRecorder
     from jackserver import start_server, stop_server
 
@@ -110,7 +111,7 @@ def clock_grid(takes: int, seconds: float) -> dict:
                     rec = AudioRecorder(server, seconds + 30, Path(tmp))
                     try:
                         rec.go()
-                        results[kind].append(grid_take(seconds, kind == "with", Path(tmp)))
+                        results[kind].append(grid_take(seconds, kind == "with", Path(tmp), rt))
                     finally:
                         rec.close()
                     print(kind, results[kind][-1], flush=True)
@@ -123,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--takes", type=int, default=3)
     p.add_argument("--seconds", type=float, default=12.0)
+    p.add_argument("--rt", action="store_true",
+                   help="the runs get --rt (SCHED_FIFO, as the Pi service runs), so that a shared "
+                        "box's other work delays their wake-ups less")
     p.add_argument("--write", action="store_true")
     a = p.parse_args(argv)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -136,15 +140,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"render {c['bars']} bars: {c['cpu_s']:.3f} s CPU for {c['music_s']:.1f} s "
               f"({100 * c['share']:.2f} %)", flush=True)
     os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
-    grid = clock_grid(a.takes, a.seconds)
+    grid = clock_grid(a.takes, a.seconds, a.rt)
+    rt = " --rt" if a.rt else ""
     lines = [f"`.venv/bin/python benchmarks/bench_drums.py --takes {a.takes} --seconds "
-             f"{a.seconds:g} --write` on {started}. Machine: {where}.", "",
+             f"{a.seconds:g}{rt} --write` on {started}. Machine: {where}.", "",
              "| drums.wav of | music | hits | CPU (one core) | share of the music's length |",
              "|---|---|---|---|---|"]
     lines += [f"| `grooverack sim --bars {c['bars']}` (line, seed 0) | {c['music_s']:.1f} s | "
               f"{c['hits']} | {c['cpu_s']:.3f} s | {100 * c['share']:.2f} % (target <= 10 %) |"
               for c in costs]
-    lines += ["", "| `run --board sim --clock` (4 PPQN, 120 BPM) | takes | p99 \\|offset\\| "
+    lines += ["", f"| `run --board sim --clock{rt}` (4 PPQN, 120 BPM) | takes | p99 \\|offset\\| "
               "per take | median of p99s | max | audio callback |", "|---|---|---|---|---|---|"]
     for kind in ("without", "with"):
         r = grid[kind]
