@@ -95,6 +95,16 @@ def test_no_wav_writes_none_and_same_seed_same_bytes(render, tmp_path):
     assert (tmp_path / "b" / "outputs.csv").read_bytes() == (render / "outputs.csv").read_bytes()
 
 
+def test_run_board_sim_writes_drums_wav_unless_no_wav(tmp_path):
+    assert main(["run", "--board", "sim", "--duration", "1", "--out", str(tmp_path / "a")]) == 0
+    data, rate = read_wav(tmp_path / "a" / "drums.wav")
+    assert rate == 48000 and len(data) >= rate and np.abs(data).max() > 1000
+    assert main(["run", "--board", "sim", "--duration", "1", "--no-wav", "--out",
+                 str(tmp_path / "b")]) == 0
+    assert (tmp_path / "b" / "outputs.csv").exists()
+    assert not (tmp_path / "b" / "drums.wav").exists()
+
+
 def test_sample_rate_is_the_config_key(tmp_path, capsys):
     assert main(["sim", "--out", str(tmp_path), "--bars", "1", "--set", "audio.rate=44100"]) == 0
     _, rate = read_wav(tmp_path / "drums.wav")

@@ -45,6 +45,8 @@ def take(server, tmp_path: Path) -> dict:
         capture, start, xruns, rate = rec.result()
     finally:
         rec.close()
+    if "no sound" in run.stderr:  # PortAudio did not reach the server (heavy load): again
+        return {}
     delay = float(re.search(r"the sound ([0-9.]+) ms after the outputs", run.stderr)[1]) / 1e3
     report = re.search(r"(\d+) late, (\d+) dropped, (\d+) realigned", run.stderr)
     assert report is not None, run.stderr
@@ -69,12 +71,15 @@ def test_live_sound_arrives_in_time_with_the_outputs(jack_audio_server, tmp_path
     mapping's) and most hits are heard (see test_drums for what hides in a mix)."""
     for attempt in range(3):
         got = take(jack_audio_server, tmp_path / f"take{attempt}")
+        if not got:
+            continue
         expect, onsets = got["expect"], got["onsets"]
         assert len(expect) > 10 and len(onsets) >= 0.3 * len(expect), got
         assert got["dropped"] == 0
         if got["late"] == 0 and got["realigned"] == 0:  # (the recorder's xruns: gaps only)
             break
     else:
+        assert got, "no take found the recorder's device"
         pytest.skip(f"no clean take in 3 (last: {got['late']} late, "
                     f"{got['realigned']} realigned): the machine is too busy to check timing")
     nearest = np.array([np.min(np.abs(expect - t)) for t in onsets])
@@ -96,6 +101,36 @@ def test_a_missing_device_is_one_warning_and_the_module_plays_on(jack_audio_serv
     assert (tmp_path / "outputs.csv").exists() and (tmp_path / "drums.wav").exists()
 
 
+def start_playing(server, tmp_path: Path, seconds: float) -> tuple[subprocess.Popen, list[str]]:
+    """`grooverack run --board sim --audio hearrec` as a process, once it plays on the JACK
+    server (its stderr lines so far); a run that found no device (PortAudio could not reach
+    a server under heavy load) is tried again, twice at most."""
+    import threading
+    import time
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "firmware"))
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-m", "grooverack", "run", "--board", "sim",
+                                 "--duration", f"{seconds:g}", "--audio", "hearrec", "--out",
+                                 str(tmp_path / "render")],
+                                env=env, text=True, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda p=proc, out=lines: out.extend(p.stderr),
+                                  daemon=True)
+        reader.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any("after the outputs" in line for line in lines):
+                return proc, lines
+            if any("no sound" in line for line in lines):
+                break
+            time.sleep(0.05)
+        proc.kill()
+        proc.wait()
+    raise AssertionError("grooverack run never played on the JACK server: " + "".join(lines))
+
+
 @pytest.mark.jack
 def test_a_vanishing_server_is_one_warning_and_the_module_plays_on(jack_audio_server,  # noqa: F811
                                                                    tmp_path):
@@ -104,22 +139,20 @@ def test_a_vanishing_server_is_one_warning_and_the_module_plays_on(jack_audio_se
     from jackserver import stop_server
 
     rec = AudioRecorder(jack_audio_server, 10.0, tmp_path)
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "firmware"))
-    out = tmp_path / "render"
-    proc = subprocess.Popen([sys.executable, "-m", "grooverack", "run", "--board", "sim",
-                             "--duration", "5", "--audio", "hearrec", "--out", str(out)],
-                            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc, lines = start_playing(jack_audio_server, tmp_path, 5.0)
     try:
-        time.sleep(3.0)  # playing
+        time.sleep(2.0)  # playing
         rec.close()
         stop_server(jack_audio_server)  # the sound card goes away mid-run
-        _, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    time.sleep(0.2)  # the reader has the last lines
+    err = "".join(lines)
     assert proc.returncode == 0, err
     assert err.count("WARNING grooverack.backends.speaker") == 1, err
-    assert "the module plays on" in err
-    rises = [t for t, _, _ in trigger_rises(out / "outputs.csv")]
+    assert "the sound stopped" in err and "the module plays on" in err, err
+    rises = [t for t, _, _ in trigger_rises(tmp_path / "render" / "outputs.csv")]
     assert rises and max(rises) > 4.0  # played to the end

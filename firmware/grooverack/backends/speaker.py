@@ -102,7 +102,8 @@ class Speaker:
         try:
             self._open()
         except Exception as exc:  # no PortAudio, no such device, a rate it refuses ...
-            self._give_up(f"no sound: {exc} (the output devices: `grooverack ports`)")
+            self._give_up(f"no sound, the module plays on without it: {exc} (see `grooverack "
+                          "ports`)")
             return False
         self._thread = threading.Thread(target=self._watch_loop, name="grooverack-speaker-watch",
                                         daemon=True)
@@ -135,10 +136,15 @@ class Speaker:
         from grooverack.backends import es9
 
         es9._hook_exit()  # a stream left on a dead JACK server is never terminated at exit
+        index: int | None = None
         if self.device:
-            index: int | None = es9.find_device(self.device, "output")
-        else:
-            index = None
+            try:
+                index = es9.find_device(self.device, "output")
+            except ConfigError:
+                names = [d["name"] for d in sd.query_devices() if d["max_output_channels"] > 0]
+                raise ConfigError(
+                    f"audio device {self.device!r}: no output device has that in its name; "
+                    f"output devices: {', '.join(map(repr, names)) or 'none'}") from None
         info = sd.query_devices(index, "output")
         self.device_name = str(info["name"])
         self._jack = "JACK" in sd.query_hostapis(info["hostapi"])["name"]
