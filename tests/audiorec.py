@@ -3,9 +3,9 @@ never waits for the GIL of the program under test): `hearrec` with two input por
 PortAudio's JACK host API as an output device of that name.
 
 `AudioRecorder(server, seconds, tmp_path)` starts it; `go()` arms it (it records from the next
-JACK cycle for `seconds`); `result()` gives (capture float32 [2, frames], the time.monotonic()
-of the capture's first frame, xruns). JACK frame times are mapped onto time.monotonic() as the
-MIDI rig of jackserver.py does it.
+JACK cycle for `seconds`); `result()` gives a `Capture`: the audio, which frames were
+recorded, and each JACK cycle's time on time.monotonic() (mapped as the MIDI rig of
+jackserver.py does it).
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def _main(argv: list[str]) -> int:
     ports = [client.inports.register(f"in_{i}") for i in (1, 2)]
     frames_total = int(a.seconds * client.samplerate)
     cap = np.zeros((2, frames_total), dtype=np.float32)
+    written = np.zeros(frames_total, dtype=bool)  # frames of cycles this client ran (xruns: not)
     state = {"start": None, "armed": False, "xruns": 0}
+    cycles: list[tuple[int, int]] = []  # (capture index, JACK usec of that cycle's first frame)
     done = threading.Event()
     lib = ctypes.CDLL("libjack.so.0")
     lib.jack_frames_to_time.restype = ctypes.c_uint64
@@ -56,6 +58,8 @@ def _main(argv: list[str]) -> int:
         n = min(frames, frames_total - i)
         for ch, port in enumerate(ports):
             cap[ch, i:i + n] = port.get_array()[:n]
+        written[i:i + n] = True
+        cycles.append((i, lib.jack_frames_to_time(ptr, f0 & 0xFFFFFFFF)))
         if i + frames >= frames_total:
             done.set()
 
@@ -77,13 +81,31 @@ def _main(argv: list[str]) -> int:
         m1 = time.monotonic()
         offsets.append((m1 - m0, j * 1e-6 - (m0 + m1) / 2))
     offset = min(offsets)[1]
-    start = lib.jack_frames_to_time(ptr, state["start"] & 0xFFFFFFFF) * 1e-6 - offset
     np.save(a.out, cap)
+    np.save(a.out + ".cycles.npy", np.array([(i, us * 1e-6 - offset) for i, us in cycles]))
+    np.save(a.out + ".written.npy", written)
     with open(a.out + ".json", "w") as f:
-        json.dump({"complete": ok, "xruns": state["xruns"], "rate": client.samplerate,
-                   "start": start}, f)
+        json.dump({"complete": ok, "xruns": state["xruns"], "rate": client.samplerate}, f)
     client.close()
     return 0
+
+
+class Capture:
+    """What the recorder got: `audio` float32 [2, frames], `written` bool [frames] (the cycles
+    an xrun cost are not), each cycle's first capture index and its time on time.monotonic()
+    (JACK's own frame times: an xrun's lost time is in them), xruns, sample rate."""
+
+    def __init__(self, audio, written, cycles, xruns: int, rate: int) -> None:
+        self.audio, self.written, self.cycles = audio, written, cycles
+        self.xruns, self.rate = xruns, rate
+
+    def monotonic(self, seconds):
+        """Capture positions (s from its first frame) -> time.monotonic()."""
+        import numpy as np
+
+        index = np.asarray(seconds) * self.rate
+        k = np.clip(np.searchsorted(self.cycles[:, 0], index, side="right") - 1, 0, None)
+        return self.cycles[k, 1] + (index - self.cycles[k, 0]) / self.rate
 
 
 class AudioRecorder:
@@ -109,7 +131,8 @@ class AudioRecorder:
             info = json.load(f)
         if not info["complete"]:
             raise AssertionError("audio recorder: capture did not complete")
-        return np.load(self.out), info["start"], info["xruns"], info["rate"]
+        return Capture(np.load(self.out), np.load(self.out + ".written.npy"),
+                       np.load(self.out + ".cycles.npy"), info["xruns"], info["rate"])
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -13,7 +13,8 @@ CLOCK_MONOTONIC); it sounds at the speaker at `t0 + t + delay`, `delay` being th
 output latency (PortAudio's DAC time of the block minus the callback's current time), one block
 (an event pushed at its own time is still ahead of the block that plays it), PUSH_MARGIN_S (one
 pushed a little after its time, a step on a clock edge, too) and `audio.delay_ms`. The callback places events by the stream's time: the block's first frame is
-the kit frame of its DAC time; the kit's frames then run on sample by sample, and are set again
+the kit frame of its DAC time (the stream's time moved onto the clock by the smallest offset of
+the last OFFSET_WINDOW callbacks: a late wake-up only ever adds to it); the kit's frames then run on sample by sample, and are set again
 only when the stream's time and the kit's drift apart by more than REALIGN_S (`realigned`).
 Every hit keeps its micro-timing; what arrives too late for its frame plays at the start of the
 block being made (`late`).
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 QUEUE = 8192  # pushed writes not yet taken by the callback (a second of a busy pattern: 200)
 PUSH_MARGIN_S = 0.005  # a write pushed this long after its own time still sounds on time (a
 # step on a clock edge is pushed when the loop has the edge in, a little after it)
+OFFSET_WINDOW = 24  # callbacks whose clock offsets the smallest is taken from (0.5 s of 1024)
 REALIGN_S = 0.005  # the kit's frames are set from the stream's time when they drift this far
 WATCH_S = 0.2  # how often the watch thread looks at the stream
 STALLED_S = 2.0  # a started stream without a callback this long has gone away
@@ -75,7 +77,8 @@ class Speaker:
         self.gone: str | None = None  # why the sound stopped, once it has
         self._heap: list[tuple[int, int, int, str, float]] = []
         self._order = 0
-        self._offset: float | None = None  # clock - stream time, smallest seen
+        self._offset: float | None = None  # clock - stream time (smallest of the recent ones)
+        self._offsets: deque[float] = deque(maxlen=OFFSET_WINDOW)
         self._aligned = False  # the kit's frames set from the stream's time
         self._jack = False
         self._lost: str | None = None  # set by the JACK watch's thread
@@ -201,8 +204,11 @@ class Speaker:
         self.callbacks += 1
         current, dac = float(time_info.currentTime), float(time_info.outputBufferDacTime)
         if current > 0.0 and dac >= current:
-            offset = now - current  # a late wake-up makes it larger: keep the smallest
-            self._offset = offset if self._offset is None else min(self._offset, offset)
+            # clock - stream time: a late wake-up makes it larger, so the smallest of the last
+            # OFFSET_WINDOW callbacks (an xrun moves the stream's time: within a window, the
+            # new offset is taken)
+            self._offsets.append(now - current)
+            self._offset = min(self._offsets)
             dac_at = dac + self._offset
             latency = dac - current
         else:  # a host without stream times: the stream's reported latency from now
