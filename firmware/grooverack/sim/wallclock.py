@@ -5,7 +5,9 @@ comes and asks the engine for the outputs of the next 20 ms (`advance`); the sha
 `runtime.scheduler.TimedScheduler` thread only moves data: it sleeps to just before each queued
 output, spins to its time, records it and its scheduled and actual times (`--timing FILE`); the
 engine generates in its own worker thread (`Engine(threaded=True)`). `--rt` gives the three
-threads SCHED_FIFO (writer > loop > worker) and locks memory, as the Pi service does. The
+threads SCHED_FIFO (writer > loop > worker) and locks memory, as the Pi service does.
+`--audio [DEVICE]` plays the drum voices through a sound card (`backends.speaker`): the loop
+thread only appends each write to the speaker's bounded queue, its audio callback renders. The
 lifecycle (state restored, READY + watchdog, outputs to 0 V and state saved on SIGTERM/SIGINT) is
 `runtime.serve.Lifecycle`, as on every board.
 """
