@@ -6,8 +6,9 @@ comes and asks the engine for the outputs of the next 20 ms (`advance`); the sha
 output, spins to its time, records it and its scheduled and actual times (`--timing FILE`); the
 engine generates in its own worker thread (`Engine(threaded=True)`). `--rt` gives the three
 threads SCHED_FIFO (writer > loop > worker) and locks memory, as the Pi service does.
-`--audio [DEVICE]` plays the drum voices through a sound card (`backends.speaker`): the loop
-thread only appends each write to the speaker's bounded queue, its audio callback renders. The
+`--audio [DEVICE]` plays the drum voices through a sound card (`backends.speaker`, a process of
+its own): the loop thread only writes each output write into its pipe (non-blocking), the sound
+process's audio callback renders. The
 lifecycle (state restored, READY + watchdog, outputs to 0 V and state saved on SIGTERM/SIGINT) is
 `runtime.serve.Lifecycle`, as on every board.
 """
@@ -239,9 +240,9 @@ def open_speaker(args: argparse.Namespace, settings: Settings) -> Any:
     device = getattr(args, "audio", None)
     if device is None:
         return None
-    from grooverack.backends.speaker import Speaker
+    from grooverack.backends.speaker import SpeakerProcess
 
-    speaker = Speaker(drum_voices(settings), rate=int(settings["audio.rate"]),
+    speaker = SpeakerProcess(drum_voices(settings), rate=int(settings["audio.rate"]),
                       velocity_volts=float(settings["outputs.velocity_volts"]),
                       device=device or settings["audio.device"],
                       delay_ms=float(settings["audio.delay_ms"]), clock=_clock)
