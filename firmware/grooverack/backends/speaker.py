@@ -2,11 +2,13 @@
 PortAudio over JACK or ALSA), driven by the same output writes as the outputs.
 
 The real-time path only moves data: whoever writes an output (the wall-clock sim's loop thread,
-at the moment it hands the write to its scheduler) calls `push(time, output, kind, volts)`,
-which appends a tuple to a bounded `collections.deque` (atomic in CPython, no lock, never
-blocks; when full, the write is dropped and counted). The audio callback renders: it moves what
-was pushed into a heap of its own, strikes each voice at its event's frame and renders the
-block with `drums.kit.Kit`.
+at the moment it hands the write to its scheduler) calls `push(time, output, kind, volts)`.
+`SpeakerProcess` (what `run --board sim --audio` uses) runs the sound in a process of its own,
+so that no lock, the GIL included, is shared with the loop: `push` is one non-blocking write of
+a 24-byte record into its pipe (atomic; a full pipe drops the write and counts it). There,
+`Speaker.push` appends it to a bounded `collections.deque` (no lock, never blocks), and the
+audio callback renders: it moves what was pushed into a heap of its own, strikes each voice at
+its event's frame and renders the block with `drums.kit.Kit`.
 
 Latency-compensated: event time `t` is patch time on the back end's clock (`time.perf_counter`,
 CLOCK_MONOTONIC); it sounds at the speaker at `t0 + t + delay`, `delay` being the stream's own
@@ -320,7 +322,7 @@ class Speaker:
 
 RECORD = struct.Struct("<dIBxxxd")  # time, output, kind code, volts: 24 bytes, one write each
 KINDS = ("velocity", "trigger", "accent", "clock", "reset")
-BEGIN, STOP = 254, 255  # control records: t0 (in the time field), stop
+BEGIN, STOP = 254, 255  # control records: t0 (in the time field), stop (as EOF does)
 
 
 class SpeakerProcess:
@@ -370,11 +372,12 @@ class SpeakerProcess:
 
     def begin(self, t0: float) -> None:
         self.t0 = t0
-        self._send(RECORD.pack(t0, 0, BEGIN, 0.0))
+        if self.gone is None and self.proc is not None:
+            self._send(RECORD.pack(t0, 0, BEGIN, 0.0))
 
     def push(self, t: float, output: int, kind: str, volts: float) -> None:
         """An output write at patch time `t` (called from the real-time loop): never blocks."""
-        if self.gone is None:
+        if self.gone is None and self.proc is not None:
             self._send(RECORD.pack(t, output, KINDS.index(kind) if kind in KINDS else 0xFD,
                                    volts))
 
@@ -401,19 +404,17 @@ class SpeakerProcess:
         time.sleep(min(max(left, 0.0), timeout))
 
     def stop(self, timeout: float = 5.0) -> None:
+        """The sound process plays what it was sent, then ends (its stdin closed: EOF) and
+        reports; bounded."""
         if self.proc is None:
             return
-        if self.gone is None:
-            import os
-
-            os.set_blocking(self.fd, True)
-            self._send(RECORD.pack(0.0, 0, STOP, 0.0))
         self._end(timeout)
 
     def _end(self, timeout: float = 5.0) -> None:
         import subprocess
 
         proc, self.proc = self.proc, None
+        self.fd = -1  # closed below: its number may be another file's soon
         try:
             proc.stdin.close()
         except OSError:
