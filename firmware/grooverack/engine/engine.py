@@ -55,7 +55,8 @@ PRESET_KEYS = (*CONTROLS, "genre", "record", "memory", *(f"mute.{v}" for v in VO
 # Keys that need a restart (the model, the board, where files live).
 FIXED_KEYS = ("model.path", "model.variant", "board", "state.dir", "log.level")
 _GENERATION_KEYS = ("follow", "morph", "uncertainty", "density", "genre", "generation.seed",
-                    "generation.max_count", "generation.mode", "generation.on_mute")
+                    "generation.max_count", "generation.mode", "generation.on_mute",
+                    "generation.kit_cap", "generation.anchor")
 
 
 class Engine:
@@ -168,6 +169,7 @@ class Engine:
             max_count=int(s["generation.max_count"]), genre=self._genre,
             seed=int(s["generation.seed"]), variation=self._variation, serial=self._serial,
             bpm=self._model_bpm, mode=str(s["generation.mode"]),
+            kit_cap=float(s["generation.kit_cap"]), anchor=bool(s["generation.anchor"]),
             fill=self.player.fill if fill is None else fill)
 
     def _before_commit(self, step: int) -> None:

@@ -1,0 +1,88 @@
+"""What a drummer keeps whatever the input plays: the style's kit budget and beat one.
+
+The model follows the input's onsets; with a sequencer line (its main input, never seen in
+training as such) it can hand a voice far more hits than any drummer plays (an acid line: 12 high
+toms a loop) or leave out the kick on the one. Two rules, applied to the sampled hits:
+
+- **Budget.** No voice plays more than `cap` times the style's real per-loop count (the latent
+  bank's `real_hits`: mean hits per voice of the style's train loops; row 0 = all styles),
+  scaled by the voice's density (0.5 = the real count; 1 = twice it; 0 = silent). Where a voice
+  is over, its highest-scoring cells stay (the same ranking the `max_count` top-k uses), so the
+  model's own order decides what goes. A cap of 0 turns the budget off.
+- **Beat one.** Each bar's first step has a kick (the low end a drummer keeps on the one).
+  With the kick's group removed (voice redistribution), the lowest voice that plays takes it
+  (low tom, then mid tom, then high tom: a removed kick keeps the low end on the downbeats); a
+  kick only silenced (`generation.on_mute = silence`) leaves the one to the others. Off with `anchor = False`, or when
+  no low voice may play.
+
+numpy only; pure functions of their inputs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from grooverack.voices import NUM_VOICES, STEPS, STEPS_PER_BAR, VOICE_NAMES
+
+KICK = VOICE_NAMES.index("kick")
+# who takes the one when the kick cannot: the low voices, lowest first
+ONSET_RANK = 4.0  # logits: a trimmed voice's hit on an input onset outranks one 4 logits surer
+LOW_END = tuple(VOICE_NAMES.index(v) for v in ("kick", "low_tom", "mid_tom", "high_tom"))
+
+
+@dataclass(frozen=True, eq=False)
+class KitRules:
+    """The rules `keep_time` applies: the style's real counts (None: no budget), the cap, beat one."""
+
+    real: np.ndarray | None
+    cap: float = 1.5
+    anchor: bool = True
+    onsets: np.ndarray | None = None  # bool [32]: the steps the input played
+    follow: float = 0.0
+    kick_removed: bool = False  # the kick's group is removed (re-voiced), not only silenced
+
+
+def budgets(real: np.ndarray, density: np.ndarray, cap: float) -> np.ndarray:
+    """Per voice, the most hits a loop may hold: ceil(cap * real * 2 * density) (int64 [9]);
+    a voice with a real count > 0 and density > 0 may always play at least one."""
+    real = np.asarray(real, dtype=np.float64).reshape(NUM_VOICES)
+    dens = np.clip(np.asarray(density, dtype=np.float64).reshape(NUM_VOICES), 0.0, 1.0)
+    raw = cap * real * 2.0 * dens
+    out = np.array([math.ceil(x - 1e-9) for x in raw], dtype=np.int64)
+    out[(dens > 0.0) & (real > 0.0)] = np.maximum(out[(dens > 0.0) & (real > 0.0)], 1)
+    return out
+
+
+def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
+              density: np.ndarray, mutes: np.ndarray, cap: float, anchor: bool,
+              onsets: np.ndarray | None = None, follow: float = 0.0,
+              kick_removed: bool = False) -> np.ndarray:
+    """Sampled hits [32, 9] -> hits within the style's budget, with beat one (a new array).
+
+    `score` [32, 9]: each cell's margin over its threshold (higher = the model wants it more);
+    `real`: the style's real per-loop counts [9] (None: no budget); `density` the effective
+    density per voice; `mutes` bool [9] (a muted voice never plays, here either)."""
+    out = np.array(hits, dtype=bool)
+    score = np.asarray(score, dtype=np.float64)
+    dens = np.asarray(density, dtype=np.float64).reshape(NUM_VOICES)
+    silent = np.asarray(mutes, dtype=bool).reshape(NUM_VOICES) | ~(dens > 0.0)
+    if real is not None and cap > 0.0:
+        most = budgets(real, dens, cap)
+        rank = score
+        if onsets is not None and follow > 0.0:
+            on = np.asarray(onsets, dtype=bool).reshape(STEPS, 1)
+            rank = score + ONSET_RANK * min(max(float(follow), 0.0), 1.0) * on
+        for voice in np.flatnonzero(out.sum(0) > most):
+            ranked = np.argsort(-np.where(out[:, voice], rank[:, voice], -np.inf), kind="stable")
+            out[ranked[int(most[voice]):], voice] = False
+    if anchor:
+        low = KICK if not silent[KICK] else None
+        if low is None and kick_removed:
+            low = next((v for v in LOW_END if not silent[v]), None)
+        if low is not None:
+            for one in range(0, STEPS, STEPS_PER_BAR):
+                out[one, low] = True
+    return out
