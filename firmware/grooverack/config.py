@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from grooverack.errors import ConfigError
+from grooverack.storage import read_text_bounded
 from grooverack.voices import VOICE_GROUPS, VOICE_NAMES
 
 
@@ -397,17 +398,10 @@ def load_settings(path: str | Path | None = None, overrides: Iterable[str] = ())
     settings = Settings()
     if path is not None:
         path = Path(path)
+        text = read_text_bounded(path, "config file", ConfigError)  # BOM and CRLF accepted
         try:
-            table = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except IsADirectoryError:
-            raise ConfigError(f"config file {path} is a folder; allowed: a TOML file "
-                              "(grooverack.toml)") from None
-        except OSError as exc:
-            raise ConfigError(f"config file {path} cannot be read "
-                              f"({exc.strerror or type(exc).__name__})") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            table = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
         for name, value in _flatten(table):
             settings.set(name, value, str(path))

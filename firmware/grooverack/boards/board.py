@@ -20,6 +20,7 @@ from grooverack.config import BUTTONS, CONTROLS
 from grooverack.controls import ControlRange
 from grooverack.errors import BoardError, ConfigError
 from grooverack.resources import board_dirs
+from grooverack.storage import read_text_bounded
 
 PARTS = ("mcp3208", "ads1115", "mcp4728", "mcp4922")
 ADC_PARTS = ("mcp3208", "ads1115")
@@ -193,12 +194,13 @@ def available_boards() -> list[str]:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         known = ", ".join(available_boards()) or "none"
-        raise BoardError(f"board file {path} does not exist; boards in {', '.join(map(str, board_dirs()))}: {known}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BoardError(f"board file {path} does not exist; boards in {', '.join(map(str, board_dirs()))}: {known}")
+    text = read_text_bounded(path, "board file", BoardError)  # BOM and CRLF accepted
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise BoardError(f"board file {path} is not valid TOML: {exc}") from None
 
 
@@ -335,8 +337,20 @@ def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board
     b.pot_hysteresis = _num(path, "", data, "pot_hysteresis", 0.004, 0.0, 0.1)
     b.trigger_volts = _num(path, "", data, "trigger_volts", 5.0, 1.0, 10.0)
 
-    for name, item in dict(data["chips"]).items():
-        b.chips[name] = _chip(path, f"chips.{name}", name, item)
+    if not isinstance(data["chips"], dict):
+        raise BoardError(f"{path}: key 'chips' must be a table of chips, found {data['chips']!r}")
+    at_address: dict[tuple[int, int], str] = {}
+    for name, item in data["chips"].items():
+        chip = b.chips[name] = _chip(path, f"chips.{name}", name, item)
+        if chip.bus != "i2c":
+            continue
+        other = at_address.setdefault((chip.bus_number, chip.device), name)
+        if other != name:  # the bus would answer for both: every read and write garbled
+            raise BoardError(f"{path}: chips {other!r} ({b.chips[other].part}) and {name!r} "
+                             f"({chip.part}) are both at I2C address 0x{chip.device:02x} on bus "
+                             f"i2c-{chip.bus_number} (key 'chips.{name}.address'); allowed: one chip "
+                             "per address (an MCP4728's address is programmed into the chip, an "
+                             "ADS1115's set by its ADDR pin)")
     used_channels: dict[tuple[str, int], str] = {}
 
     def channel_of(where: str, item: dict[str, Any], parts: tuple[str, ...]) -> tuple[str, int]:

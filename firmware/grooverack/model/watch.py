@@ -25,6 +25,7 @@ import numpy as np
 
 from grooverack.errors import ModelError
 from grooverack.model.runner import ModelRunner, default_manifest_path
+from grooverack.storage import read_text_bounded
 from grooverack.voices import NUM_VOICES, VOICE_NAMES
 
 RECHECK_S = 2.0          # how often an absent model's files are looked at again
@@ -66,8 +67,8 @@ class NoModel:
 def _manifest_latent_size(path: Path) -> int:
     """The latent size a readable manifest names (presets keep their latents), else 128."""
     try:
-        size = json.loads(Path(path).read_text(encoding="utf-8")).get("latent_size")
-    except (OSError, ValueError, AttributeError):
+        size = json.loads(read_text_bounded(path, "model manifest", ModelError)).get("latent_size")
+    except (ModelError, ValueError, AttributeError):
         return DEFAULT_LATENT_SIZE
     return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 \
         else DEFAULT_LATENT_SIZE
@@ -77,9 +78,10 @@ def model_files(manifest_path: Path, variant: str) -> list[Path]:
     """The manifest and the encoder/decoder files it names for `variant` (as far as readable)."""
     files = [manifest_path]
     try:
-        pair = json.loads(manifest_path.read_text(encoding="utf-8"))["variants"][variant]
+        text = read_text_bounded(manifest_path, "model manifest", ModelError)
+        pair = json.loads(text)["variants"][variant]
         files += [manifest_path.parent / str(pair[role]) for role in ("encoder", "decoder")]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ModelError, ValueError, KeyError, TypeError):
         pass
     return files
 

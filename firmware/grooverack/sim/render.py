@@ -15,6 +15,7 @@ import numpy as np
 
 from grooverack.sim.patch import Hit, OutputRow, PatchNote
 from grooverack.sim.png import png_bytes
+from grooverack.storage import write_files
 from grooverack.voices import NOTE_TO_VOICE, VOICE_GM_NOTES, VOICE_NAMES
 
 TICKS_PER_BEAT = 960  # ~0.5 ms at 120 BPM: keeps the model's micro-timing
@@ -329,13 +330,14 @@ def write_render(out_dir: str | Path, *, rows: Sequence[OutputRow], hits: Sequen
                  ) -> dict[str, Path]:
     """Write the four render files into `out_dir`; returns their paths by name."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in ("outputs.csv", "drums.mid", "input.mid", "roll.png")}
-    paths["outputs.csv"].write_text(outputs_csv(rows), encoding="utf-8")
-    paths["drums.mid"].write_bytes(drums_midi(hits, bpm, output_note))
-    paths["input.mid"].write_bytes(input_midi(notes, bpm))
     clock_rows = [r for r in rows if r.kind in ("clock", "reset")]
     img = piano_roll(notes, hits, bpm=bpm, duration=duration, lanes=lanes, title=title,
                      clock_rows=clock_rows)
-    paths["roll.png"].write_bytes(png_bytes(img))
+    # every file made in memory first, then each written atomically: a full disk leaves each
+    # file either its earlier render or the new one, and the message says which
+    write_files({paths["outputs.csv"]: outputs_csv(rows).encode("utf-8"),
+                 paths["drums.mid"]: drums_midi(hits, bpm, output_note),
+                 paths["input.mid"]: input_midi(notes, bpm),
+                 paths["roll.png"]: png_bytes(img)})
     return paths

@@ -223,7 +223,9 @@ def set_metadata(path: Path, metadata: dict[str, str]) -> None:
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, str(value)
     proto.producer_name = "grooverack"
-    onnx.save(proto, str(path))
+    from grooverack.storage import atomic_write_bytes
+
+    atomic_write_bytes(path, proto.SerializeToString())
 
 
 def _session(path: Path):
