@@ -343,12 +343,18 @@ class Settings(Mapping[str, Any]):
 
     def __init__(self, values: Mapping[str, Any] | None = None, source: str = "") -> None:
         self._values: dict[str, Any] = {name: key.default for name, key in SCHEMA.items()}
+        # keys given on the command line (`--set`): they win over the saved performance state
+        self.pinned: set[str] = set()
+        # `run --fresh`: play from the defaults, neither restore nor overwrite the saved state
+        self.fresh = False
         for name, value in (values or {}).items():
             self.set(name, value, source)
 
     def set(self, name: str, value: Any, source: str = "") -> Any:
         key = _lookup(name, source)
         self._values[key.name] = key.validate(value, source)
+        if source == "--set":
+            self.pinned.add(key.name)
         return self._values[key.name]
 
     def __getitem__(self, name: str) -> Any:
@@ -368,6 +374,7 @@ class Settings(Mapping[str, Any]):
     def copy(self) -> Settings:
         new = Settings()
         new._values = dict(self._values)
+        new.pinned, new.fresh = set(self.pinned), self.fresh
         return new
 
     def to_toml(self) -> str:
@@ -422,4 +429,5 @@ def make_settings(args: Any) -> Settings:
     settings = load_settings(args.config, args.overrides)
     if getattr(args, "seed", None) is not None:
         settings.set("generation.seed", args.seed, "--seed")
+    settings.fresh = bool(getattr(args, "fresh", False))
     return settings
