@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from grooverack import storage
 from grooverack.boards.board import load_board
 from grooverack.cli import main
 from grooverack.config import load_settings
 from grooverack.errors import BoardError, ConfigError, PathError, SourceError
 from grooverack.sim.sources import load_controls
-from grooverack import storage
 
 REPO = Path(__file__).resolve().parents[1]
 BOARDS = REPO / "hw" / "boards"

@@ -332,6 +332,8 @@ def claim_state_dir(directory: Path) -> None:
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     _held[key] = fd
+    for folder in (directory, directory / "presets"):  # what a killed writer left, now ours
+        storage.remove_stale_temps(folder)
 
 
 class StateKeeper:

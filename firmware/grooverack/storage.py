@@ -41,6 +41,27 @@ def _remove_stale_temps(path: Path) -> None:
             pass  # alive, another user's
 
 
+def remove_stale_temps(folder: str | Path) -> int:
+    """Every temporary file in `folder` left by a writer that died before its rename (a clean
+    start after a SIGKILL or power cut); returns how many went."""
+    gone = 0
+    for tmp in Path(folder).glob(".*.tmp"):
+        parts = tmp.name[1:-len(".tmp")].rsplit(".", 2)
+        if len(parts) != 3 or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            try:
+                tmp.unlink()
+                gone += 1
+            except FileNotFoundError:
+                pass
+        except PermissionError:
+            pass  # alive, another user's
+    return gone
+
+
 def _keep_access(fd: int, path: Path) -> None:
     """The new file gets the old one's mode and owner (a new one: 0644, owned like its folder
     when root writes it), so `sudo grooverack calibrate` never leaves a file the service user
