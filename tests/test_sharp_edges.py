@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -313,3 +314,60 @@ def test_an_unreadable_bank_keeps_the_model() -> None:
         assert "latent-bank.npz" in proc.stderr and "not readable" in proc.stderr
     finally:
         shutil.rmtree(folder)
+
+
+# ------------------------------------------------------------------------------------------
+# a model that appears while playing: loaded on the worker, the runtime prepared at start
+
+
+def test_an_absent_model_prepares_the_runtime_before_the_loop_runs(tmp_path: Path) -> None:
+    """The import of onnxruntime's C++ module and its first session held the GIL for ~95 ms
+    when the model appeared mid-run (`run --board sim --timing`: outputs 94.8 ms late); made at
+    start instead, while nothing plays (the same run: 9.9 ms at most)."""
+    code = ("import sys; from grooverack.model.watch import ModelWatch; "
+            f"w = ModelWatch({str(tmp_path / 'grooverack.json')!r}); "
+            "print('absent', bool(w.problem), 'runtime', 'onnxruntime' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": str(REPO / "firmware")})
+    assert proc.returncode == 0, proc.stderr
+    assert "absent True runtime True" in proc.stdout
+
+
+def test_a_model_that_appears_is_taken_over_by_the_worker(tmp_path: Path) -> None:
+    """Loaded off the real-time thread (the generator's worker), taken over whole: the engine
+    plays the model from then on, the thread that advances it never opened a file."""
+    import threading
+
+    from grooverack.config import Settings
+    from grooverack.engine.engine import Engine
+    from grooverack.model.watch import ModelWatch
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    watch = ModelWatch(folder / "grooverack.json", period=0.05)
+    loaded_on: list[str] = []
+    original = watch._try
+
+    def noting() -> object:
+        runner = original()
+        loaded_on.append(threading.current_thread().name)
+        return runner
+
+    watch._try = noting  # type: ignore[method-assign]
+    engine = Engine(Settings(), watch.runner, threaded=True, watch=watch)
+    try:
+        engine.start(0.0)
+        assert engine.generation == "fallback"
+        for p in MODELS.iterdir():
+            if p.suffix in (".json", ".onnx", ".npz"):
+                shutil.copy(p, folder / p.name)
+        t = 0.0
+        deadline = time.monotonic() + 30
+        while engine.generation != "model" and time.monotonic() < deadline:
+            t += 0.05
+            engine.advance(t)
+            time.sleep(0.05)
+        assert engine.generation == "model"
+        assert loaded_on and set(loaded_on) == {"grooverack-generator"}
+    finally:
+        engine.close()

@@ -74,6 +74,29 @@ def _manifest_latent_size(path: Path) -> int:
         else DEFAULT_LATENT_SIZE
 
 
+# The smallest ONNX graph (y = Identity(x), opset 17): one session made from it at start
+# leaves nothing for a later load to initialise (see `prepare_runtime`).
+_WARM_MODEL = (b'\x08\x08::\n\x10\n\x01x\x12\x01y"\x08Identity\x12\x04warmZ\x0f\n\x01x\x12\n\n'
+               b'\x08\x08\x01\x12\x04\n\x02\x08\x01b\x0f\n\x01y\x12\n\n\x08\x08\x01\x12\x04\n\x02'
+               b'\x08\x01B\x04\n\x00\x10\x11')
+
+
+def prepare_runtime() -> bool:
+    """Import onnxruntime and make one session, at start, while nothing plays. A model that
+    loads later (on the generator's worker) then costs the real-time loop nothing: the import
+    of the runtime's C++ module and its first session hold the GIL for 100-200 ms (measured on
+    x86; more on a Pi), which a loop waiting for the GIL would feel as late outputs."""
+    try:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        ort.InferenceSession(_WARM_MODEL, options, providers=["CPUExecutionProvider"])
+    except Exception:  # onnxruntime missing or broken: the load will say so
+        return False
+    return True
+
+
 def model_files(manifest_path: Path, variant: str) -> list[Path]:
     """The manifest and the encoder/decoder files it names for `variant` (as far as readable)."""
     files = [manifest_path]
@@ -112,6 +135,7 @@ class ModelWatch:
         self._signature: tuple[Any, ...] | None = None
         self.runner: ModelRunner | NoModel = self._try()
         if isinstance(self.runner, NoModel):
+            prepare_runtime()  # before the loop runs: a later load must not stall it
             if quiet:  # generation.mode = rules: the model is not needed to play
                 log.info("%s; generation.mode = rules plays rule patterns", self.problem)
             else:
