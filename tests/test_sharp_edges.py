@@ -371,3 +371,44 @@ def test_a_model_that_appears_is_taken_over_by_the_worker(tmp_path: Path) -> Non
         assert loaded_on and set(loaded_on) == {"grooverack-generator"}
     finally:
         engine.close()
+
+
+# ------------------------------------------------------------------------------------------
+# hints that fit a pip install as well as a checkout (item 6)
+
+
+def test_the_model_fix_says_what_to_do_in_a_wheel_and_a_checkout() -> None:
+    from grooverack.errors import ModelError
+
+    fix = ModelError.FIX
+    assert "pip install --force-reinstall grooverack" in fix and "git checkout models/" in fix
+
+
+def test_the_extra_hint_fits_a_wheel_and_a_checkout() -> None:
+    code = ("import sys, builtins; real = builtins.__import__\n"
+            "def imp(name, *a, **k):\n"
+            "    if name.split('.')[0] == 'rtmidi':\n"
+            "        raise ModuleNotFoundError(\"No module named 'rtmidi'\", name='rtmidi')\n"
+            "    return real(name, *a, **k)\n"
+            "builtins.__import__ = imp\n"
+            "from grooverack.cli import main; sys.exit(main(['ports']))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "PYTHONPATH": str(REPO / "firmware")})
+    assert proc.returncode == 2, proc.stderr
+    assert "pip install 'grooverack[desktop]'" in proc.stderr
+    assert "in a checkout: pip install -e '.[desktop]'" in proc.stderr
+
+
+def test_the_dataset_path_outside_a_checkout(tmp_path: Path, monkeypatch) -> None:
+    from grooverack.training import data
+
+    monkeypatch.setattr(data, "_REPO", tmp_path / "site-packages")  # no checkout around it
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv("GROOVERACK_GMD", raising=False)
+    assert data._default_gmd_zip() == tmp_path / "data" / "grooverack" / data.GMD_NAME
+    monkeypatch.setenv("GROOVERACK_GMD", str(tmp_path / "gmd.zip"))
+    assert data._default_gmd_zip() == tmp_path / "gmd.zip"
+    from grooverack.errors import DataError
+
+    with pytest.raises(DataError, match=r"fix: download groove-v1\.0\.0-midionly\.zip from "):
+        data.load_splits(tmp_path / "nope.zip", cache_dir=tmp_path / "cache")
