@@ -134,3 +134,37 @@ def test_a_damaged_performance_file_is_a_message_at_start_and_at_stop(tmp_path: 
     if damage != "device":  # a rename over a symlink to /dev/zero replaces the link: saved
         kept = proc.stderr.split("this performance was kept in ")[1].split()[0]
         assert json.loads(Path(kept).read_text())["tag"] == "grooverack-performance"
+
+
+def test_a_disk_that_fills_while_playing_keeps_the_performance_elsewhere(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"mounting a tmpfs is not permitted here ({done.stderr.strip()})")
+    try:
+        env = {**os.environ, "PYTHONPATH": str(REPO / "firmware"),
+               "GROOVERACK_STATE_DIR": str(disk / "state")}
+        proc = subprocess.Popen([sys.executable, "-m", "grooverack", "run", "--board", "sim",
+                                 "--duration", "3"], stderr=subprocess.PIPE, text=True, env=env)
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "ready in" in line:
+                break
+        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
+        try:  # the stage's disk fills up while the module plays
+            while os.write(fd, b"\0" * 1024):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        rest = proc.stderr.read()
+        assert proc.wait(60) == 0
+        assert "Traceback" not in rest, rest
+        assert f"{disk}/state/performance.json: not written (No space left on device)" in rest
+        kept = Path(rest.split("this performance was kept in ")[1].split()[0])
+        assert json.loads(kept.read_text())["tag"] == "grooverack-performance"
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
