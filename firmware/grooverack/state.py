@@ -311,7 +311,7 @@ def claim_state_dir(directory: Path) -> None:
     if key in _held:
         return
     fix = (f"fix: make it writable, or give this module another one (config key state.dir, or "
-           f"${ENV_STATE_DIR}), or play without saving anything with --fresh")
+           f"${ENV_STATE_DIR})")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=directory):
