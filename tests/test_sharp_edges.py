@@ -54,8 +54,8 @@ def mount_tmpfs(where: Path, options: str) -> Path:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 256 kB tmpfs: room for one short render, not for much more."""
-    where = mount_tmpfs(tmp_path / "disk", "size=256k")
+    """A 2 MB tmpfs: room for one short render (drums.wav included), not for much more."""
+    where = mount_tmpfs(tmp_path / "disk", "size=2m")
     yield where
     subprocess.run(["umount", "-l", str(where)], check=False)
 

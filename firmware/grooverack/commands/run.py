@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fresh", action="store_true",
                         help="play from the defaults: the saved performance state (mutes, style, "
                              "preset slot, panel) is neither restored nor overwritten")
+    parser.add_argument("--no-wav", dest="wav", action="store_false",
+                        help="board sim with --out: skip drums.wav")
+    parser.add_argument("--audio", nargs="?", const="", default=None, metavar="DEVICE",
+                        help="board sim: play the drum voices through the sound card "
+                             "(sounddevice; DEVICE: part of an output device's name, default "
+                             "config audio.device, else the system's default output)")
 
 
 def run(args: argparse.Namespace) -> int:
