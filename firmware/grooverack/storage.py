@@ -143,7 +143,7 @@ def _write_renamed(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def write_files(files: dict[Path, bytes]) -> list[Path]:
+def atomic_write_files(files: dict[Path, bytes]) -> list[Path]:
     """Write several files, each atomically, all or as many as fit: a failure stops at that
     file and raises `PathError` naming it, what was written before it and that every file not
     written keeps its earlier version. Returns the paths written."""

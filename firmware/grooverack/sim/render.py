@@ -20,7 +20,7 @@ import numpy as np
 from grooverack.drums.kit import Kit, render_events, to_pcm16
 from grooverack.sim.patch import Hit, OutputRow, PatchNote
 from grooverack.sim.png import png_bytes
-from grooverack.storage import write_files
+from grooverack.storage import atomic_write_files
 from grooverack.voices import NOTE_TO_VOICE, VOICE_GM_NOTES, VOICE_NAMES
 
 TICKS_PER_BEAT = 960  # ~0.5 ms at 120 BPM: keeps the model's micro-timing
@@ -374,5 +374,5 @@ def write_render(out_dir: str | Path, *, rows: Sequence[OutputRow], hits: Sequen
         files[paths["drums.wav"]] = wav_bytes(audio, rate)
     # every file made in memory first, then each written atomically: a full disk leaves each
     # file either its earlier render or the new one, and the message says which
-    write_files(files)
+    atomic_write_files(files)
     return paths
