@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from grooverack.errors import ConfigError
+from grooverack.storage import read_text_bounded
 from grooverack.voices import VOICE_GROUPS, VOICE_NAMES
 
 
@@ -358,12 +359,18 @@ class Settings(Mapping[str, Any]):
 
     def __init__(self, values: Mapping[str, Any] | None = None, source: str = "") -> None:
         self._values: dict[str, Any] = {name: key.default for name, key in SCHEMA.items()}
+        # keys given on the command line (`--set`): they win over the saved performance state
+        self.pinned: set[str] = set()
+        # `run --fresh`: play from the defaults, neither restore nor overwrite the saved state
+        self.fresh = False
         for name, value in (values or {}).items():
             self.set(name, value, source)
 
     def set(self, name: str, value: Any, source: str = "") -> Any:
         key = _lookup(name, source)
         self._values[key.name] = key.validate(value, source)
+        if source == "--set":
+            self.pinned.add(key.name)
         return self._values[key.name]
 
     def __getitem__(self, name: str) -> Any:
@@ -383,6 +390,7 @@ class Settings(Mapping[str, Any]):
     def copy(self) -> Settings:
         new = Settings()
         new._values = dict(self._values)
+        new.pinned, new.fresh = set(self.pinned), self.fresh
         return new
 
     def to_toml(self) -> str:
@@ -413,17 +421,10 @@ def load_settings(path: str | Path | None = None, overrides: Iterable[str] = ())
     settings = Settings()
     if path is not None:
         path = Path(path)
+        text = read_text_bounded(path, "config file", ConfigError)  # BOM and CRLF accepted
         try:
-            table = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except IsADirectoryError:
-            raise ConfigError(f"config file {path} is a folder; allowed: a TOML file "
-                              "(grooverack.toml)") from None
-        except OSError as exc:
-            raise ConfigError(f"config file {path} cannot be read "
-                              f"({exc.strerror or type(exc).__name__})") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            table = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
         for name, value in _flatten(table):
             settings.set(name, value, str(path))
@@ -444,4 +445,5 @@ def make_settings(args: Any) -> Settings:
     settings = load_settings(args.config, args.overrides)
     if getattr(args, "seed", None) is not None:
         settings.set("generation.seed", args.seed, "--seed")
+    settings.fresh = bool(getattr(args, "fresh", False))
     return settings

@@ -197,7 +197,9 @@ class Engine:
                 self._groove_version = self.capture.version
                 self._partial = True
                 want = True
-        if self.generator.tempo_aware:
+        # the engine's own view of the model (taken at its commit): a model the worker is taking
+        # over meanwhile is not this loop's until `_model_commit` sees it, whole
+        if self._model_bpm > 0.0:
             bpm = self.clock.bpm
             if abs(math.log(bpm / self._model_bpm)) >= math.log1p(TEMPO_STEP):
                 self._model_bpm = round(bpm, 1)

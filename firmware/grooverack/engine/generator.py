@@ -109,6 +109,9 @@ class Generator:
         self._decoded: dict[str, tuple[Any, tuple[np.ndarray, ...]]] = {}
         # worker
         self._cond = threading.Condition()
+        # a model that loads later is taken over whole: what a press reads (latent size, bank,
+        # A/B) never mixes the old model's and the new one's (the load itself is outside it)
+        self._swap = threading.RLock()
         self._pending: Request | None = None
         self._submitted = -1   # serial of the newest request handed over
         self._finished = -1    # serial of the newest request served
@@ -143,16 +146,17 @@ class Generator:
         a start with it unless they were randomized or set. True when one was taken over."""
         if not self.problem or self.watch is None:
             return False
-        runner = self.watch.poll(force=force)
+        runner = self.watch.poll(force=force)  # the slow part: files, sessions (no lock held)
         if runner is None:
             return False
-        size = self.latent_size
-        self._groove_key = None
-        self._use_runner(runner)
-        if self.latent_size != size:
-            self._own_latents = False  # the kept ones do not fit this model
-        self.start_latents()
-        self.model_serial += 1
+        with self._swap:  # the take-over: assignments and two latent draws, microseconds
+            size = self.latent_size
+            self._groove_key = None
+            self._use_runner(runner)
+            if self.latent_size != size:
+                self._own_latents = False  # the kept ones do not fit this model
+            self.start_latents()
+            self.model_serial += 1
         return True
 
     def start_latents(self, genre: int = 0) -> None:
@@ -173,11 +177,16 @@ class Generator:
     def randomize(self, which: str, genre: int = 0) -> np.ndarray:
         """New random latent for "a" or "b": from the latent bank (a stored latent of `genre`,
         0 = any, perturbed), else N(0, I); seeded: the n-th randomisation is reproducible."""
-        z = self._random_latent(genre)
-        self.set_latent(which, z)
+        with self._swap:
+            z = self._random_latent(genre)
+            self.set_latent(which, z)
         return z
 
     def set_latent(self, which: str, z: Any) -> None:
+        with self._swap:
+            self._set_latent(which, z)
+
+    def _set_latent(self, which: str, z: Any) -> None:
         z = np.asarray(z, dtype=np.float32).reshape(-1)
         if z.shape != (self.latent_size,):
             raise ValueError(f"latent {which!r} must have {self.latent_size} values, got {z.size}")
