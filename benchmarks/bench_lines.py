@@ -30,7 +30,7 @@ import platform
 import sys
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,11 @@ BARS = 16
 SEEDS = 2
 MUTE_FOLLOWS = (0.9,)
 FLOOR_LOOPS = (1, 2, 4)
+CHECKPOINT = 1000  # renders between saves of --renders
 FLOOR_MIN_LOOPS = 20
 QUICK_STYLES = ("any", "rock")
+DETAIL_STYLES = ("any", "rock")  # every follow, the 0.1 sweep and the removals
+STYLE_FOLLOWS = (0.0, 0.5, 0.9)  # the other styles: the follows the targets name
 QUICK_PER_KIND = 2
 
 # targets (issue 29 items 3 and 4); the last three are this benchmark's reading of the issue's
@@ -210,9 +213,11 @@ def _run(task: Task) -> tuple[Task, np.ndarray, np.ndarray]:
     return task, grid, onsets
 
 
-def run_tasks(tasks: list[Task], cfg: RenderConfig, jobs: int,
-              progress: bool = True) -> dict[tuple[str, str, float, int, str], tuple[Any, Any]]:
-    """Every task rendered (in `jobs` processes): {(line, style, follow, seed, mute): grids}."""
+def run_tasks(tasks: list[Task], cfg: RenderConfig, jobs: int, progress: bool = True,
+              checkpoint: Callable[[dict[Any, Any]], None] | None = None
+              ) -> dict[tuple[str, str, float, int, str], tuple[Any, Any]]:
+    """Every task rendered (in `jobs` processes): {(line, style, follow, seed, mute): grids};
+    `checkpoint` is given what is done every CHECKPOINT renders."""
     out: dict[tuple[str, str, float, int, str], tuple[Any, Any]] = {}
     started = time.perf_counter()
 
@@ -220,6 +225,8 @@ def run_tasks(tasks: list[Task], cfg: RenderConfig, jobs: int,
         if progress and (i % 200 == 0 or i == len(tasks)):
             el = time.perf_counter() - started
             print(f"  {i}/{len(tasks)} renders, {el:.0f} s", file=sys.stderr, flush=True)
+        if checkpoint is not None and i % CHECKPOINT == 0 and i < len(tasks):
+            checkpoint(out)
 
     if jobs <= 1:
         _init_worker(cfg)
@@ -237,16 +244,47 @@ def run_tasks(tasks: list[Task], cfg: RenderConfig, jobs: int,
     return out
 
 
+def _key(task: Task) -> tuple[str, str, float, int, str]:
+    return (task.line.id, task.style, task.follow, task.seed, task.mute)
+
+
+def save_renders(path: str, cfg: RenderConfig, renders: dict[Any, Any]) -> None:
+    """Every render's grids (bit-packed) with what made them, to measure again without playing."""
+    keys = sorted(renders, key=repr)
+    grids = np.packbits(np.stack([renders[k][0] for k in keys]), axis=-1)
+    onsets = np.packbits(np.stack([renders[k][1] for k in keys]), axis=-1)
+    meta = json.dumps({"config": [cfg.manifest, list(cfg.overrides), cfg.bars, cfg.board],
+                       "keys": [list(k) for k in keys]})
+    tmp = Path(str(path) + ".tmp.npz")
+    np.savez_compressed(tmp, grids=grids, onsets=onsets, meta=np.array(meta))
+    os.replace(tmp, path)
+
+
+def load_renders(path: str, cfg: RenderConfig) -> dict[Any, Any]:
+    """The renders of `save_renders` when they were made with `cfg` (else none)."""
+    if not Path(path).is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as npz:
+        meta = json.loads(str(npz["meta"]))
+        if meta["config"] != [cfg.manifest, list(cfg.overrides), cfg.bars, cfg.board]:
+            print(f"  {path}: made with another model, overrides, length or board; not used",
+                  file=sys.stderr)
+            return {}
+        grids = np.unpackbits(npz["grids"], axis=-1, count=len(VOICE_NAMES)).astype(bool)
+        onsets = np.unpackbits(npz["onsets"], axis=-1, count=32).astype(bool)
+    return {(k[0], k[1], float(k[2]), int(k[3]), k[4]): (grids[i], onsets[i])
+            for i, k in enumerate(meta["keys"])}
+
+
 # ----------------------------------------------------------------------------------- measuring
 
-def plan(lines: Sequence[Line], styles: Sequence[str], follows: Sequence[float],
-         sweep_styles: Sequence[str], mute_styles: Sequence[str], mute_follows: Sequence[float],
-         seeds: dict[str, list[int]]) -> list[Task]:
+def plan(lines: Sequence[Line], follows_of: dict[str, list[float]], mute_styles: Sequence[str],
+         mute_follows: Sequence[float], seeds: dict[str, list[int]]) -> list[Task]:
+    """The renders: each line at each style's follows, and with each group removed."""
     tasks: list[Task] = []
     for line in lines:
-        for style in styles:
-            fs = sorted(set(follows) | (set(SWEEP) if style in sweep_styles else set()))
-            for f in fs:
+        for style, follows in follows_of.items():
+            for f in follows:
                 tasks += [Task(line, style, f, s) for s in seeds[line.id]]
         for style in mute_styles:
             for f in mute_follows:
@@ -498,6 +536,24 @@ def markdown(res: dict[str, Any]) -> str:
         real_row = r["real_hits_per_loop"]
     if real_row is not None:
         out.append("| real | " + " | ".join(f"{x:.1f}" for x in real_row) + " |")
+    kinds = sorted({i.rsplit("-", 1)[0] for i in res["lines"]})
+    fols = [f for f in ("0.5", "0.9") if f in by["follow"]]
+    if fols and len(kinds) > 1:
+        out.append("")
+        out.append(f"By kind of line, style `{any_style}` (means over the kind's lines):")
+        out.append("")
+        out.append("| kind | lines | " + " | ".join(
+            f"distance {f} | kick on 1 at {f} | backbeat {f} | covered {f}" for f in fols) + " |")
+        out.append("|---|---|" + "---|---|---|---|" * len(fols))
+        for kind in kinds:
+            ids = [i for i in res["lines"] if i.rsplit("-", 1)[0] == kind]
+            cells_k = []
+            for f in fols:
+                rows = [by["follow"][f]["lines"][i] for i in ids]
+                for key in ("distance", "kick_on_one", "backbeat", "covered"):
+                    vals = [r[key] for r in rows if r[key] is not None]
+                    cells_k.append(f"{np.mean(vals):.2f}" if vals else "-")
+            out.append(f"| {kind} | {len(ids)} | " + " | ".join(cells_k) + " |")
     if "cells" in by:
         out.append("")
         out.append(f"Cells (of 288) changed per 0.1 of follow, style `{any_style}`, mean over "
@@ -603,20 +659,40 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"--styles: {', '.join(bad)} not offered by the model; allowed: "
                          f"{', '.join(offered)}")
     follows = ([float(x) for x in args.follow.split(",")] if args.follow else list(FOLLOWS))
-    sweep_styles = [] if args.no_sweep else styles
-    mute_styles = [] if args.no_mutes else (styles if not args.quick else styles[:1])
+    if args.detail_styles == "all":
+        detail = list(styles)
+    else:
+        detail = [s.strip() for s in (args.detail_styles or ",".join(DETAIL_STYLES)).split(",")
+                  if s.strip() in styles]
     mute_follows = ([float(x) for x in args.mute_follow.split(",")] if args.mute_follow
                     else list(MUTE_FOLLOWS))
-    follows_all = sorted(set(follows) | set(mute_follows))
+    follows_of: dict[str, list[float]] = {}
+    for style in styles:
+        fs = set(follows) if style in detail else set(STYLE_FOLLOWS)
+        if style in detail and not args.no_sweep:
+            fs |= set(SWEEP)
+        if style in detail and not args.no_mutes:
+            fs |= set(mute_follows)
+        follows_of[style] = sorted(fs)
+    sweep_styles = [] if args.no_sweep else detail
+    mute_styles = [] if args.no_mutes else (detail[:1] if args.quick else detail)
     seeds = {ln.id: line_seeds(ln.id, args.seeds, args.first_seed, args.same_seeds)
              for ln in lines}
     cfg = RenderConfig(args.manifest, tuple(args.set or ()), args.bars, args.board,
                        args.fresh_model)
-    tasks = plan(lines, styles, follows_all, sweep_styles, mute_styles, mute_follows, seeds)
+    tasks = plan(lines, follows_of, mute_styles, mute_follows, seeds)
     print(f"bench_lines: {len(lines)} lines ({args.split}), styles {', '.join(styles)}, "
           f"{len(tasks)} renders, {args.jobs} job(s)", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    renders = run_tasks(tasks, cfg, args.jobs)
+    stored = load_renders(args.renders, cfg) if args.renders else {}
+    todo = [t for t in tasks if _key(t) not in stored]
+    if stored:
+        print(f"  {len(tasks) - len(todo)} renders from {args.renders}", file=sys.stderr)
+    renders = {**stored, **run_tasks(
+        todo, cfg, args.jobs, checkpoint=None if not args.renders else
+        (lambda done: save_renders(args.renders, cfg, {**stored, **done})))}
+    if args.renders and todo:
+        save_renders(args.renders, cfg, renders)
     seconds = time.perf_counter() - started
     res: dict[str, Any] = {
         "command": "python benchmarks/bench_lines.py " + " ".join(args.argv),
@@ -626,11 +702,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "split": args.split, "quick": args.quick, "bars": args.bars, "seeds": seeds,
         "board": args.board, "renders": len(tasks), "seconds": round(seconds, 1),
         "lines": [ln.id for ln in lines], "voices": list(VOICE_NAMES),
-        "real": {s: real[s] for s in styles}, "styles": {}}
+        "detail_styles": detail, "real": {s: real[s] for s in styles}, "styles": {}}
     for style in styles:
         sb: dict[str, Any] = {"follow": {}}
-        for f in follows_all:
-            if f in follows or f in mute_follows:
+        shown = set(follows) | set(mute_follows) if style in detail else set(STYLE_FOLLOWS)
+        for f in follows_of[style]:
+            if f in shown:
                 sb["follow"][_fmt_follow(f)] = measure_follow(renders, lines, style, f, seeds,
                                                               real)
         if style in sweep_styles:
@@ -656,6 +733,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"{','.join(map(_fmt_follow, FOLLOWS))}; the 0.1 sweep is added)")
     parser.add_argument("--styles", help="styles, comma-separated (default: every style the "
                         "model offers; --quick: any,rock)")
+    parser.add_argument("--detail-styles", help="styles measured at every follow, with the 0.1 "
+                        f"sweep and the removals (default {','.join(DETAIL_STYLES)}; 'all'); "
+                        f"the others at follow {', '.join(map(_fmt_follow, STYLE_FOLLOWS))}")
     parser.add_argument("--lines", help="only these line ids or kinds, comma-separated")
     parser.add_argument("--manifest", help="model manifest (default: the shipped one)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -676,8 +756,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-mutes", action="store_true", help="skip the removal measures")
     parser.add_argument("--jobs", type=int, default=1, help="processes (default 1)")
     parser.add_argument("--json", help="write every figure to this file")
+    parser.add_argument("--renders", help="an .npz of raw renders: those already in it (made "
+                        "with the same model, overrides, bars and board) are not played again, "
+                        "the new ones are added")
     parser.add_argument("--write-readme", action="store_true",
                         help="put the table into benchmarks/README.md")
+    parser.add_argument("--table", metavar="JSON",
+                        help="print (and with --write-readme, write) the table of a --json "
+                        "result, playing nothing")
     parser.add_argument("--build-corpus", action="store_true",
                         help="rebuild lines-corpus.json from music21's corpus, then stop")
     parser.add_argument("--build-real", action="store_true",
@@ -695,6 +781,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.build_real:
         build_real(args.gmd, args.cache)
         print(f"wrote {REAL_PATH}")
+        return 0
+    if args.table:
+        res = json.loads(Path(args.table).read_text(encoding="utf-8"))
+        table = markdown(res)
+        print(table)
+        if args.write_readme:
+            write_readme(res, table)
         return 0
     if args.bars < 4 or args.bars % 2:
         raise SystemExit(f"--bars {args.bars}: allowed: an even number of bars, at least 4")

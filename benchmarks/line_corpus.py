@@ -123,7 +123,7 @@ def _binary_bars(part: Any) -> list[float]:
 def _window(notes: list[tuple[float, float, int]], start: float
             ) -> tuple[tuple[float, float, int, float], ...] | None:
     """The notes of 8 quarters from `start` quantised to 16ths: (step, length, note, velocity),
-    or None when the window has fewer than 4 onsets or less than 6 distinct steps... of music."""
+    or None when the window has fewer than 4 onsets."""
     out: dict[int, tuple[float, float, int, float]] = {}
     end = start + WINDOW_STEPS / 4
     for offset, length, pitch in notes:
