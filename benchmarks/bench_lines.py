@@ -159,14 +159,8 @@ def cached_engine(settings: Any) -> Any:
     return Engine(settings, watch.runner, threaded=False, watch=watch)
 
 
-def render(task: Task, cfg: RenderConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The module playing `task.line` -> (hits [loops, 32, 9] bool, line onsets [loops, 32])."""
-    from grooverack.cli import build_parser
-    from grooverack.config import CONTROLS, make_settings
-    from grooverack.sim.patch import OutputRecorder, build_patch
-    from grooverack.sim.session import make_board
-    from grooverack.sim.session import render as play
-
+def sim_argv(task: Task, cfg: RenderConfig) -> list[str]:
+    """The `grooverack sim` command line of a render (its settings: what `--set` gives)."""
     argv = ["sim", "--board", cfg.board, "-q", "--seed", str(task.seed), "--bars", str(cfg.bars),
             "--bpm", f"{task.line.bpm:g}", "--set", "outputs.count=9", "--set", "map.ride=9"]
     for text in cfg.overrides:
@@ -176,8 +170,37 @@ def render(task: Task, cfg: RenderConfig) -> tuple[np.ndarray, np.ndarray]:
         argv += ["--set", f"model.path={cfg.manifest}"]
     for voice in VOICE_GROUPS.get(task.mute, ()):
         argv += ["--set", f"mute.{voice}=true"]
-    args = build_parser("sim").parse_args(argv)
-    settings = make_settings(args)
+    return argv
+
+
+def check_config(task: Task, cfg: RenderConfig) -> None:
+    """Refuse bad overrides, a bad board or manifest before any work, naming what is wrong."""
+    from grooverack.cli import build_parser
+    from grooverack.config import make_settings
+    from grooverack.errors import GrooverackError
+    from grooverack.model.runner import ModelRunner
+
+    try:
+        make_settings(build_parser("sim").parse_args(sim_argv(task, cfg)))
+        if cfg.board != "direct":
+            from grooverack.boards.board import load_board
+
+            load_board(cfg.board)
+        if cfg.manifest:
+            ModelRunner(cfg.manifest, variant="int8")
+    except GrooverackError as exc:
+        raise SystemExit(f"bench_lines: {exc}") from None
+
+
+def render(task: Task, cfg: RenderConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The module playing `task.line` -> (hits [loops, 32, 9] bool, line onsets [loops, 32])."""
+    from grooverack.cli import build_parser
+    from grooverack.config import CONTROLS, make_settings
+    from grooverack.sim.patch import OutputRecorder, build_patch
+    from grooverack.sim.session import make_board
+    from grooverack.sim.session import render as play
+
+    settings = make_settings(build_parser("sim").parse_args(sim_argv(task, cfg)))
     settings.set("tempo", task.line.bpm)
     patch = build_patch(task.line.source(), bpm=task.line.bpm, bars=cfg.bars,
                         controls={k: settings[k] for k in CONTROLS},
@@ -637,10 +660,14 @@ def machine() -> str:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from grooverack.errors import GrooverackError
     from grooverack.model.runner import ModelRunner
 
     real = load_real()
-    runner = ModelRunner(args.manifest, variant="int8")
+    try:
+        runner = ModelRunner(args.manifest, variant="int8")
+    except GrooverackError as exc:
+        raise SystemExit(f"bench_lines: --manifest: {exc}") from None
     offered = tuple(getattr(runner, "genres_offered", None) or runner.genres or ("any",))
     lines = load_corpus(CORPUS_PATH, args.split)
     if args.quick:
@@ -681,6 +708,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     cfg = RenderConfig(args.manifest, tuple(args.set or ()), args.bars, args.board,
                        args.fresh_model)
     tasks = plan(lines, follows_of, mute_styles, mute_follows, seeds)
+    check_config(tasks[0], cfg)
     print(f"bench_lines: {len(lines)} lines ({args.split}), styles {', '.join(styles)}, "
           f"{len(tasks)} renders, {args.jobs} job(s)", file=sys.stderr, flush=True)
     started = time.perf_counter()
@@ -739,7 +767,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", help="only these line ids or kinds, comma-separated")
     parser.add_argument("--manifest", help="model manifest (default: the shipped one)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="a config override for every render, as `grooverack sim --set`")
+                        help="a config override for every render, as `grooverack sim --set` "
+                        "(follow, genre and mute.* are the benchmark's own)")
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--same-seeds", action="store_true",

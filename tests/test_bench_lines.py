@@ -106,3 +106,21 @@ def test_real_floor_is_zero_for_identical_loops_and_shrinks_with_more_loops() ->
     varied = rng.random((200, STEPS, NUM_VOICES)) < 0.1
     ref = lm.hits_per_loop(varied)
     assert lm.real_floor(varied, ref, 4) < lm.real_floor(varied, ref, 1)
+
+
+def test_generated_lines_are_what_the_corpus_says() -> None:
+    """The corpus' generators (not the corpus): an acid line is one 16-step pattern played twice,
+    a slide holds the gate into the next step (no onset there); a stage line fills 2 bars."""
+    import random
+
+    from line_corpus import acid_line, stage_line
+
+    for seed in range(20):
+        acid = acid_line(random.Random(seed))
+        first = [(s, ln, n, v) for s, ln, n, v in acid if s < 16]
+        assert [(s + 16, ln, n, v) for s, ln, n, v in first] == [a for a in acid if a[0] >= 16]
+        for (s, ln, _, _), nxt in zip(acid, acid[1:], strict=False):
+            assert s == int(s) and s + ln <= nxt[0]  # a slid-over step starts no gate
+        stage = stage_line(random.Random(seed))
+        assert all(0 <= s < 32 and 0 < ln <= 32 for s, ln, _, _ in stage)
+        assert all(a[0] < b[0] for a, b in zip(stage, stage[1:], strict=False))
