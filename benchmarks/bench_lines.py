@@ -333,6 +333,7 @@ def measure_follow(renders: dict[Any, Any], lines: Sequence[Line], style: str, f
     per_line: dict[str, Any] = {}
     k_hit = k_bars = b_hit = c_hit = c_on = 0
     voices = []
+    churn: list[float] = []  # cells changed from one loop to the next, nothing moved
     for line in lines:
         grids = np.concatenate([_counted(renders[(line.id, style, follow, s, "")][0])
                                 for s in seeds[line.id]])
@@ -340,6 +341,9 @@ def measure_follow(renders: dict[Any, Any], lines: Sequence[Line], style: str, f
                                  for s in seeds[line.id]])
         hpl = lm.hits_per_loop(grids)
         voices.append(hpl)
+        churn.append(float(np.mean([lm.cells_changed(g[:-1], g[1:]) for g in
+                              (_counted(renders[(line.id, style, follow, s, "")][0])
+                               for s in seeds[line.id])])))
         k, bars = lm.kick_on_one(grids)
         b, _ = lm.backbeat(grids)
         c, on = lm.onsets_covered(grids, onsets)
@@ -367,6 +371,7 @@ def measure_follow(renders: dict[Any, Any], lines: Sequence[Line], style: str, f
             "real_kick_on_one": real[style]["kick_on_one"],
             "covered": round(float(np.mean(cov)), 4), "covered_pooled": round(c_hit / c_on, 4),
             "covered_worst": per_line[cov_worst]["covered"], "covered_worst_line": cov_worst,
+            "loop_to_loop_cells": round(float(np.mean(churn)), 2),
             "lines": per_line}
 
 
@@ -534,12 +539,12 @@ def markdown(res: dict[str, Any]) -> str:
                    "train means), for a line's mean over k independent loops: "
                    + ", ".join(f"k = {k}: {v:.2f}" for k, v in floor.items())
                    + ". A line here gets about k = 2 (two seeds; the loops of one render "
-                   "repeat one pattern).")
+                   "vary around one pattern).")
     out.append("")
     out.append("| follow | realism distance per line: mean / worst (line) | of the mean | "
                "kick on beat 1 (worst line) | backbeat (real) | onsets covered (worst line) "
-               "| hits/loop (real) |")
-    out.append("|---|---|---|---|---|---|---|")
+               "| hits/loop (real) | cells changed loop to loop |")
+    out.append("|---|---|---|---|---|---|---|---|")
     for fv, r in sorted(by["follow"].items(), key=lambda kv: float(kv[0])):
         out.append(f"| {fv} | {r['distance_mean']:.2f} / {r['distance_worst']:.2f} "
                    f"({r['distance_worst_line']}) | {r['distance_of_mean']:.2f} | "
@@ -547,7 +552,8 @@ def markdown(res: dict[str, Any]) -> str:
                    f"({r['kick_on_one_worst']:.2f} {r['kick_on_one_worst_line']}) | "
                    f"{r['backbeat']:.2f} ({r['real_backbeat']:.2f}) | {r['covered']:.2f} "
                    f"({r['covered_worst']:.2f} {r['covered_worst_line']}) | "
-                   f"{sum(r['hits_per_loop']):.1f} ({sum(r['real_hits_per_loop']):.1f}) |")
+                   f"{sum(r['hits_per_loop']):.1f} ({sum(r['real_hits_per_loop']):.1f}) | "
+                   f"{r.get('loop_to_loop_cells', float('nan')):.1f} |")
     out.append("")
     out.append("Hits per loop per voice, style `" + any_style + "` (real GMD train loops last):")
     out.append("")
