@@ -799,6 +799,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", metavar="JSON",
                         help="print (and with --write-readme, write) the table of a --json "
                         "result, playing nothing")
+    parser.add_argument("--export", metavar="DIR",
+                        help="write each line of the split as a MIDI file (--bars long) for "
+                        "`grooverack sim --input FILE`, playing nothing")
     parser.add_argument("--build-corpus", action="store_true",
                         help="rebuild lines-corpus.json from music21's corpus, then stop")
     parser.add_argument("--build-real", action="store_true",
@@ -816,6 +819,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.build_real:
         build_real(args.gmd, args.cache)
         print(f"wrote {REAL_PATH}")
+        return 0
+    if args.export:
+        export(Path(args.export), args.split, args.bars)
         return 0
     if args.table:
         res = json.loads(Path(args.table).read_text(encoding="utf-8"))
@@ -838,6 +844,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_readme:
         write_readme(res, table)
     return 0
+
+
+def export(folder: Path, split: str, bars: int) -> None:
+    """Each line of `split` as the MIDI file `grooverack sim --input FILE` plays the same way
+    (`bars` bars at the line's tempo: `grooverack sim --input FILE --board direct`)."""
+    from grooverack.sim.patch import build_patch
+    from grooverack.sim.render import input_midi
+    from grooverack.storage import atomic_write_bytes
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = load_corpus(CORPUS_PATH, split)
+    for line in lines:
+        patch = build_patch(line.source(), bpm=line.bpm, bars=bars)
+        atomic_write_bytes(folder / f"{line.id}.mid", input_midi(patch.onsets, line.bpm))
+    print(f"wrote {len(lines)} MIDI files ({split}) to {folder}")
 
 
 def write_readme(res: dict[str, Any], table: str) -> None:
