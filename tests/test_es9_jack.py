@@ -149,13 +149,15 @@ def capture(server, signal, settings, tmp_path, b=None, inputs=8, snapshot=None)
 
 
 @pytest.mark.jack
-def test_es9_edges_pitch_and_outputs_to_the_sample(jack_audio_server, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("transport", ["jack", "portaudio"])
+def test_es9_edges_pitch_and_outputs_to_the_sample(jack_audio_server, tmp_path,  # noqa: F811
+                                                   transport):
     gate, pitch, sent_edges, sent_pitches = build_signal()
     clock, clock_edges = build_clock()
     settings = load_settings(overrides=[
         "density=1.0", "uncertainty=0.0", "tempo=120", "clock.source=auto", "clock.ppqn=4", "outputs.trigger_ms=5.0",
         "outputs.velocity_volts=10.0", "input.pitch_settle_ms=1.0", "input.velocity_mode=auto",
-        "es9.threshold=1.0", "es9.hysteresis=0.5"])
+        "es9.threshold=1.0", "es9.hysteresis=0.5", f"es9.transport={transport}"])
     # an xrun (a JACK cycle missed on this shared 2-core machine) loses samples on every client:
     # sample-exact checks need a take without one
     for _ in range(3):
@@ -183,9 +185,13 @@ def test_es9_edges_pitch_and_outputs_to_the_sample(jack_audio_server, tmp_path):
     assert np.allclose(got, sent_pitches, atol=1e-5)
 
     lat = backend.latency_frames
-    assert lat == backend.board.blocksize  # PortAudio's JACK buffering: one block
+    assert backend.transport == transport
+    # PortAudio's JACK buffering: one block; a JACK client of its own: none (a sample read at
+    # JACK frame f and one written at f + R are R frames apart)
+    assert lat == (backend.board.blocksize if transport == "portaudio" else 0)
     react = backend.reaction_frames
     assert react == 2 * backend.board.blocksize  # R: an input frame is answered 2 blocks on
+    # (the JACK period is the block here)
     # every output change lands on the JACK frame the player scheduled: t * SR in the engine's
     # timeline (input frames), answered R frames later, heard L (the stream's latency) after
     # that, less the offset of that timeline to the test's frames: a step on an edge sent at

@@ -192,6 +192,8 @@ def _keys() -> list[Key]:
         Key("midi.poly2_note", 36, "note", 0, 120, doc="poly2 profile: note of output 1 (a C: Notes mode ignores the octave)"),
         Key("midi.clock_out", False, doc="send MIDI clock (24 PPQN) and start/stop on the output port"),
         Key("es9.device", "", doc="ES-9: substring of the audio device name (empty = the board's)"),
+        Key("es9.transport", "auto", choices=("auto", "jack", "portaudio"),
+            doc="ES-9 audio: 'jack' = a JACK client of its own, every sample at its JACK frame; 'portaudio' = through PortAudio (ALSA, CoreAudio, or JACK); 'auto' = jack when a JACK server runs, else portaudio"),
         Key("es9.threshold", 1.0, "V", 0.1, 10.0, doc="gate/clock input: Schmitt trigger centre"),
         Key("es9.hysteresis", 0.5, "V", 0.0, 5.0, doc="gate/clock input: rises above threshold + h/2, falls below threshold - h/2"),
         Key("es9.cv_volts", 5.0, "V", 0.5, 10.0, doc="control CV inputs: this many volts = control at full"),

@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from grooverack.backends import jackaudio
 from grooverack.backends import midi as midi_io
 from grooverack.boards.es9 import ES9Board, parse_board
 from grooverack.boards.midi import midi_options
@@ -356,6 +357,12 @@ class ES9Backend:
         self.losses = 0  # times the stream went away
         self.reopens = 0  # times it was opened again
         self.gone_s: float | None = None  # how long it was away, the last time
+        # "jack": the back end is a JACK client itself (`jackaudio.JackAudioStream`), every
+        # sample at its JACK frame; "portaudio": through sounddevice (`es9.transport`)
+        self.transport = "portaudio"
+        self._jack_origin: int | None = None  # JACK frame - our frame (native transport)
+        self._jack_latency = 0  # capture + playback latency of the connected JACK ports
+        self._warned: set[str] = set()  # server formats already named in a warning
 
     # --- the real-time callback: move data, nothing else
     def _callback(self, indata, outdata, frames, time_info, status, gen: int = 0) -> None:
@@ -382,7 +389,38 @@ class ES9Backend:
             if gap > 0:
                 self._frame += gap
                 self.dropped_frames += gap
-        f0 = self._frame
+        self._move(self._frame, indata, outdata, frames, adc)
+
+    def _jack_callback(self, f0_jack: int, indata: np.ndarray, outdata: np.ndarray,
+                       frames: int, gen: int = 0) -> None:
+        """The native transport's process callback (`jackaudio.JackAudioStream`): frames are
+        JACK's, so a skipped cycle (an xrun) leaves its frames out, never shifts the rest."""
+        self.last_callback = time.monotonic()
+        if gen != self._gen:
+            outdata.fill(0.0)
+            return
+        if self._rebase:
+            self._resume(frames)
+            self._jack_origin = None
+        if self._jack_origin is None:  # a new stream: our frames go on from where they were
+            self._jack_origin = f0_jack - self._frame
+        f0 = f0_jack - self._jack_origin
+        if f0 > self._frame and self.latency_frames is not None:
+            self.dropped_frames += f0 - self._frame
+            self.xruns += 1
+        if self.latency_frames is None:
+            # in JACK's frames a sample read at f and one written at f + R are R apart: the
+            # transport adds nothing (the device's own latency, `_jack_latency`, is the same
+            # for every path through the graph and is only reported)
+            self.latency_frames = self.board.latency_trim_samples
+            self.latency_s = max(self.latency_frames, 0) / self.sr
+            self.reaction_frames = 2 * frames  # the engine thread answers within one period
+        self._move(f0, indata, outdata, frames, 0.0)
+
+    def _move(self, f0: int, indata: np.ndarray, outdata: np.ndarray, frames: int,
+              adc: float) -> None:
+        """Both transports: the input block posted, the output block rendered from the queued
+        level changes, each at its own frame."""
         if self._zeroing:  # stopping: every output at 0 V, nothing queued plays any more
             levels = self._levels
             levels[:] = self.zero_levels
@@ -603,10 +641,16 @@ class ES9Backend:
     # --- lifecycle
     def open(self, rescan: bool = True) -> None:
         """Open the stream (not started) on the board's devices; `rescan`: see `find_device`."""
+        b = self.board
+        fmt = self._server_format()
+        if self.settings["es9.transport"] == "jack" or (
+                self.settings["es9.transport"] == "auto" and fmt is not None
+                and jackaudio.device_found(b.input_device, b.output_device)):
+            self._open_jack()
+            return
         import sounddevice as sd
 
         _hook_exit()
-        b = self.board
         dev_in = find_device(b.input_device, "input", rescan)
         dev_out = find_device(b.output_device, "output", rescan)
         self._gen += 1
@@ -619,12 +663,59 @@ class ES9Backend:
         out = sd.query_devices(dev_out)
         self.device_names = (sd.query_devices(dev_in)["name"], out["name"])
         self._jack = "JACK" in sd.query_hostapis(out["hostapi"])["name"]
+        self.transport = "portaudio"
+
+    def _open_jack(self) -> None:
+        """The native transport: a JACK client of its own (not started)."""
+        b = self.board
+        self._gen += 1
+        stream = jackaudio.JackAudioStream(
+            b.input_device, b.output_device, b.input_channels, b.output_channels,
+            functools.partial(self._jack_callback, gen=self._gen), self._on_server_gone,
+            b.samplerate)
+        self.stream = stream
+        self._jack_latency = stream.latency()
+        self.device_names = (stream.capture[0].split(":", 1)[0],
+                             stream.playback[0].split(":", 1)[0])
+        self._jack = True
+        self.transport = "jack"
+        self._jack_origin = None
+
+    def _server_format(self) -> tuple[int, int] | None:
+        """The JACK server's (rate, period), None where none runs; a rate other than the
+        board's, or a period longer than its block, named in one warning each."""
+        fmt = jackaudio.server_format()
+        if fmt is None:
+            return None
+        rate, period = fmt
+        b = self.board
+        if rate != b.samplerate and f"rate {rate}" not in self._warned:
+            self._warned.add(f"rate {rate}")
+            log.warning("ES-9: the JACK server runs at %d Hz, the board at %d Hz (%s): no "
+                        "stream until the server runs at %d Hz (restart jackd with -r %d)",
+                        rate, b.samplerate, getattr(self, "board_path", "es9.samplerate"),
+                        b.samplerate, b.samplerate)
+        elif b.blocksize and period > b.blocksize and f"period {period}" not in self._warned:
+            self._warned.add(f"period {period}")
+            if self.settings["es9.transport"] == "portaudio":
+                why = ("PortAudio hands over whole periods: output changes come late")
+            else:
+                why = (f"a step on a clock edge sounds {2 * period} samples after it "
+                       f"({2 * period / rate * 1e3:.1f} ms), not {2 * b.blocksize}")
+            log.warning("ES-9: the JACK period (%d frames) is larger than the board's block "
+                        "(es9.blocksize = %d): %s; run jackd with -p %d", period, b.blocksize,
+                        why, b.blocksize)
+        return fmt
 
     def start(self, heartbeat: Callable[[], Any] | None = None) -> None:
         """Open the stream and play; `heartbeat()` is called by the engine thread every pass
         (the service's watchdog). The keeper thread then watches the stream."""
         if self.stream is None:
-            self.open()
+            try:
+                self.open()
+            except jackaudio.RateMismatch as exc:
+                raise ConfigError(f"es9.samplerate = {exc.board}: {exc}; allowed: the server's "
+                                  f"rate, or restart jackd with -r {exc.board}") from None
         short_gil_slices(0.001)
         self._stop.clear()
         self._zeroing, self._zero_from, self.zero_frames = False, None, 0
@@ -648,7 +739,8 @@ class ES9Backend:
         self._keeper.start()
 
     def _on_server_gone(self) -> None:
-        """JACK's thread (or ours): the server went away; PortAudio's client of it is dead."""
+        """JACK's thread (or ours): the server went away; PortAudio's client of it (whether
+        it carried the stream or only listed devices) is dead."""
         mark_portaudio_stale()
         self._gone.set()
 
@@ -700,7 +792,9 @@ class ES9Backend:
     def _drop(self, stream: Any, what: str) -> None:
         if stream is None:
             return
-        if self._jack:
+        if self.transport == "jack":
+            stream.close()  # (one of a server that went away is dropped untouched)
+        elif self._jack:
             _abandoned.append(stream)
             mark_portaudio_stale()
         else:
@@ -715,9 +809,12 @@ class ES9Backend:
                 return  # the server is still away
             self._gone.clear()
         try:
-            refresh_devices()
+            if self.settings["es9.transport"] != "jack":
+                refresh_devices()
             self.open(rescan=False)
         except Exception as exc:  # the device is not back yet
+            if isinstance(exc, jackaudio.RateMismatch):
+                pass  # named in one warning (`_server_format`)
             log.debug("ES-9: reopening the stream: %s", exc)
             self.stream = None
             return
@@ -740,13 +837,19 @@ class ES9Backend:
         if self._closed.is_set():  # stopped meanwhile, maybe without waiting for this
             self.stream = None
             self._gen += 1
-            _close_stream(stream, self._lib, STOP_TIMEOUT, "stopping the reopened stream")
+            self._close(stream, "stopping the reopened stream")
             return
         self.gone_s = time.monotonic() - self._lost_at
         self.reopens += 1
         log.warning("ES-9: the audio stream is back after %.1f s away (in %r, out %r; stream "
                     "latency %.2f ms); the outputs play again on the clock", self.gone_s,
                     self.device_names[0], self.device_names[1], latency * 1e3)
+
+    def _close(self, stream: Any, what: str) -> None:
+        if self.transport == "jack":
+            stream.close()
+        else:
+            _close_stream(stream, self._lib, STOP_TIMEOUT, what)
 
     def zero_outputs(self, timeout: float = 1.0) -> bool:
         """Every output channel to its 0 V sample, rendered by the callback through the
@@ -789,7 +892,7 @@ class ES9Backend:
                 alive = time.monotonic() - self.last_callback < SILENT
                 if alive and stream.active:
                     self.zero_outputs()
-                _close_stream(stream, self._lib, STOP_TIMEOUT, "stopping the stream")
+                self._close(stream, "stopping the stream")
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.close()
@@ -816,8 +919,14 @@ class ES9Backend:
         else:
             shown = (f"{lat + react} samples ({(lat + react) / self.sr * 1e3:.2f} ms: reaction "
                      f"{react}, stream {lat})")
+            if self.transport == "jack":
+                shown += (f" + the devices' own {self._jack_latency} (JACK's capture + "
+                          "playback latency)")
+        block = (f"JACK client, period {self.stream.blocksize}"
+                 if self.transport == "jack" and self.stream is not None
+                 else f"block {self.board.blocksize or 'host'}")
         return (f"ES-9: in {self.device_names[0]!r}, out {self.device_names[1]!r}, "
-                f"{self.sr} Hz, block {self.board.blocksize or 'host'}; clock edge to step "
+                f"{self.sr} Hz, {block}; clock edge to step "
                 f"{shown}")
 
 

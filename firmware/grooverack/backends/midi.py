@@ -101,6 +101,8 @@ class MidiInputHandler:
         eng, opts = self.engine, self.options
         if isinstance(event, Realtime):
             self._count(event.kind)
+            if event.kind in ("active_sensing", "reset"):  # (their time still counted)
+                return
             if event.kind != "clock" and self.on_transport is not None:
                 self.on_transport(t)
             if event.kind == "clock":
@@ -523,7 +525,10 @@ class PortKeeper:
     def _new(self) -> Any:
         port = self._client(CLIENT_NAME)
         if self.direction == "input":
-            port.ignore_types(sysex=True, timing=False, active_sense=True)  # keep MIDI clock
+            # nothing ignored in rtmidi: an ignored message's time delta is lost with it (Active
+            # Sensing every 300 ms put the clock 33 ms/s behind), and its JACK input goes deaf
+            # after a SysEx without F7; the parser and `MidiInputHandler.handle` drop them
+            port.ignore_types(sysex=False, timing=False, active_sense=False)
         return port
 
     def open(self) -> None:
