@@ -942,16 +942,63 @@ class MidiMirror:
         self.keeper = midi_io.PortKeeper("output", options.api, options.output_port,
                                          lambda port: setattr(self.sender, "port", port),
                                          lambda: setattr(self.sender, "port", None))
+        # MIDI over JACK: whether the server is there, as the MIDI back end has it (rtmidi's
+        # clients never notice a dead server; `midi.JackWatch`)
+        self.watch: midi_io.JackWatch | None = None
+        self._server_lost = False
+        self.server_returns = 0
 
     def start(self) -> None:
         self.keeper.open()
+        if self.keeper.api == "jack":
+            self.watch = midi_io.JackWatch(self._on_server_gone, f"{WATCH_NAME} midi")
+            if not self.watch.connect():
+                self._on_server_gone()
         self.sender.start()
+
+    def _on_server_gone(self) -> None:
+        """JACK's thread: the server went away; nothing goes to its clients any more."""
+        self.sender.paused = True
+
+    def check(self) -> bool:
+        """About once a second (the main thread): the port looked for (a named one that went
+        away or came back); on JACK, a server that went away logged once and its clients
+        dropped, and once it is back the port registered again, as the MIDI back end does
+        (`MidiBackend.check_server`). True while the port is there."""
+        watch = self.watch
+        if watch is not None and (self._server_lost or not watch.up.is_set()):
+            if not self._server_lost:
+                self._server_lost = True
+                self.sender.paused = True
+                log.warning("ES-9: the JACK server went away under the MIDI mirror; MIDI out "
+                            "dropped until it is back, then its port registered again")
+                self.keeper.abandon()
+            if not watch.connect():
+                return False
+            try:
+                self.keeper.reconnect()
+            except Exception as exc:  # it went away again, or is still starting
+                log.debug("ES-9: re-registering the MIDI mirror's port: %s", exc)
+                self.keeper.abandon()
+                return False
+            self._server_lost = False
+            self.sender.paused = False
+            self.server_returns += 1
+            log.warning("ES-9: the JACK server is back; the MIDI mirror's port registered again "
+                        "(%d messages dropped while it was away)", self.sender.dropped)
+        return self.keeper.check()
 
     def stop(self) -> None:
         self.output.stop(time.monotonic())
         self.sender.flush()
         self.sender.stop()
-        self.keeper.close()
+        watch, self.watch = self.watch, None
+        if watch is not None and (self._server_lost or not watch.up.is_set()):
+            self.keeper.abandon()  # a dead client's close would hold the GIL for a second
+        else:
+            self.keeper.close()
+        if watch is not None:
+            watch.close()
 
 
 def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
@@ -998,7 +1045,7 @@ def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
             raise RuntimeError("the ES-9 engine thread stopped")
         if mirror is not None:
             try:
-                mirror.keeper.check()
+                mirror.check()
             except Exception as exc:  # listing can fail while a device unplugs
                 log.debug("MIDI port check: %s", exc)
 

@@ -46,7 +46,7 @@ class RateMismatch(RuntimeError):
 def server_format() -> tuple[int, int] | None:
     """(sample rate, period in frames) of the JACK server that answers, None when none does."""
     try:
-        import jack
+        import jack  # type: ignore[import-untyped]
     except (ImportError, OSError):
         return None
     jack.set_error_function(lambda _msg: None)
@@ -89,7 +89,7 @@ class JackAudioStream:
     def __init__(self, input_device: str, output_device: str, inputs: int, outputs: int,
                  callback: Callable[[int, np.ndarray, np.ndarray, int], None],
                  on_gone: Callable[[], None], samplerate: int) -> None:
-        import jack
+        import jack  # type: ignore[import-untyped]
 
         self.callback = callback
         self.on_gone = on_gone
@@ -223,7 +223,7 @@ def port_latency(port: Any, capture: bool) -> int:
     """The maximum of a port's capture or playback latency range (libjack's
     jack_port_get_latency_range; JACK-Client does not wrap it)."""
     global _libjack
-    import jack
+    import jack  # type: ignore[import-untyped]
 
     if _libjack is None:
         lib = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
@@ -240,7 +240,7 @@ def port_latency(port: Any, capture: bool) -> int:
 def device_found(input_device: str, output_device: str) -> bool:
     """True when the JACK server has clients named like both devices (their audio ports)."""
     try:
-        import jack
+        import jack  # type: ignore[import-untyped]
     except (ImportError, OSError):
         return False
     jack.set_error_function(lambda _msg: None)
