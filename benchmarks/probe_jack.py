@@ -46,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ppqn", type=int, nargs="+", default=[4, 24])
     p.add_argument("--takes", type=int, default=2)
     p.add_argument("--only", choices=("es9", "midi"))
+    p.add_argument("--rt", action="store_true",
+                   help="the back end's threads real-time, as `grooverack run --rt`")
     p.add_argument("--json")
     p.add_argument("--set", dest="extra", action="append", default=[])
     a = p.parse_args(argv)
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                         if a.only != "midi":
                             for ppqn in a.ppqn:
                                 f = jackprobe.es9_take(server.name, Path(tmp), ppqn, bpm,
-                                                       extra=tuple(a.extra))
+                                                       rt=a.rt, extra=tuple(a.extra))
                                 row = {"path": "es9", "period": period, "bpm": bpm,
                                        "ppqn": ppqn, "take": take, **f}
                                 rows.append(row)
@@ -73,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                                       f"({f['transport']})", flush=True)
                         if a.only != "es9":
                             f = jackprobe.midi_take(server.name, Path(tmp), bpm,
-                                                    extra=tuple(a.extra),
+                                                    rt=a.rt, extra=tuple(a.extra),
                                                     name=f"midiprobe{take}")
                             rows.append({"path": "midi", "period": period, "bpm": bpm,
                                          "take": take, **f})

@@ -345,9 +345,10 @@ COMMON = ("quantize=1.0", "density=1.0", "uncertainty=0.0", "follow=0.0", "swing
 
 
 def es9_take(server: str, tmp: Path, ppqn: int, bpm: float, *, beats: float = 7.0,
-             lead_s: float = 0.5, blocksize: int = 64,
+             lead_s: float = 0.5, blocksize: int = 64, rt: bool = False,
              extra: tuple[str, ...] = ()) -> dict[str, Any]:
-    """One take of the ES-9 back end on a CV clock: figures (`es9_figures`) + xruns."""
+    """One take of the ES-9 back end on a CV clock: figures (`es9_figures`) + xruns; `rt`:
+    its threads real-time, as `grooverack run --rt` has them."""
     from types import SimpleNamespace
 
     from grooverack.backends.es9 import ES9Backend, refresh_devices
@@ -368,6 +369,8 @@ def es9_take(server: str, tmp: Path, ppqn: int, bpm: float, *, beats: float = 7.
         refresh_devices()
         backend = ES9Backend(engine, settings, board)
         backend.start()
+        if rt:
+            backend.realtime()
         backend.wait_latency()
         probe.go()
         cap, xruns = probe.result()
@@ -392,7 +395,8 @@ def _portaudio_done() -> None:
 
 
 def midi_take(server: str, tmp: Path, bpm: float, *, beats: float = 12.0, lead_s: float = 0.3,
-              extra: tuple[str, ...] = (), name: str = "midiprobe") -> dict[str, Any]:
+              rt: bool = False, extra: tuple[str, ...] = (),
+              name: str = "midiprobe") -> dict[str, Any]:
     """One take of the MIDI back end (`midi.api=jack`) on MIDI clock + Start: figures
     (`midi_figures`) + xruns."""
     from grooverack.backends.midi import MidiBackend
@@ -412,7 +416,7 @@ def midi_take(server: str, tmp: Path, bpm: float, *, beats: float = 12.0, lead_s
         backend.open_ports()
         probe = MidiProbe(server, events, frames, tmp, to="grooverack in",
                           from_="grooverack out", name=name)
-        backend.start()
+        backend.start(rt=rt)
         probe.go()
         received, xruns = probe.result()
     finally:

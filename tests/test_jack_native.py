@@ -27,6 +27,17 @@ def jack128(tmp_path, monkeypatch):
     yield from serve(tmp_path, monkeypatch, period=128)
 
 
+def clean_take(take, tries: int = 3) -> dict:
+    """A take without xruns (a cycle missed on a loaded machine drops the probe's clock pulses
+    in it, and the engine counts pulses): up to `tries`, else skipped as not measurable."""
+    for _ in range(tries):
+        f = take()
+        if f["xruns"] == 0 and f["backend_xruns"] == 0:
+            return f
+    pytest.skip(f"JACK xruns in {tries} takes (last: probe {f['xruns']}, back end "
+                f"{f['backend_xruns']}): the machine is too loaded to time")
+
+
 def check_es9(f: dict, period: int) -> None:
     assert f["transport"] == "jack"
     assert f["rises"] > 20
@@ -42,12 +53,12 @@ def check_es9(f: dict, period: int) -> None:
 
 @pytest.mark.jack
 def test_es9_native_steps_at_edge_plus_two_periods_p64(jack64, tmp_path):
-    check_es9(es9_take(jack64.name, tmp_path, 4, 150.0, beats=5.0), 64)
+    check_es9(clean_take(lambda: es9_take(jack64.name, tmp_path, 4, 150.0, beats=5.0)), 64)
 
 
 @pytest.mark.jack
 def test_es9_native_steps_at_edge_plus_two_periods_p128_24ppqn(jack128, tmp_path):
-    check_es9(es9_take(jack128.name, tmp_path, 24, 200.0, beats=6.0), 128)
+    check_es9(clean_take(lambda: es9_take(jack128.name, tmp_path, 24, 200.0, beats=6.0)), 128)
 
 
 @pytest.mark.jack
@@ -85,13 +96,15 @@ def test_midi_input_keeps_time_through_active_sensing_and_sysex(jack128, tmp_pat
                           to="grooverack in", from_="grooverack out")
         backend.start()
         probe.go()
-        probe.result()
+        _, xruns = probe.result()
     finally:
         backend.stop()
         engine.close()
         if probe is not None:
             probe.close()
-    assert len(stamps) == len(ticks)
+    assert len(stamps) == len(ticks)  # none lost
+    if xruns:  # JACK's frames fell behind the wall clock: stamps not comparable
+        pytest.skip(f"{xruns} JACK xruns in the take: the machine is too loaded to time")
     sent = (ticks - ticks[0]) / SR
     got = np.asarray(stamps) - stamps[0]
     # one JACK period of jitter at most (rtmidi stamps a cycle's events at its start)

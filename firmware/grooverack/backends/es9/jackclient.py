@@ -255,3 +255,29 @@ def device_found(input_device: str, output_device: str) -> bool:
                     and device_ports(client, output_device, output=False))
     finally:
         client.close()
+
+
+def check_format(board: Any, transport: str, warned: set[str]) -> tuple[int, int] | None:
+    """The JACK server's (rate, period), None where none runs; a rate other than the board's,
+    or a period longer than its block, named in one warning each (`warned` keeps which)."""
+    fmt = server_format()
+    if fmt is None:
+        return None
+    rate, period = fmt
+    if rate != board.samplerate:
+        if f"rate {rate}" not in warned:
+            warned.add(f"rate {rate}")
+            log.warning("ES-9: the JACK server runs at %d Hz, the board (%s) at %d Hz: no "
+                        "stream until the server runs at %d Hz (jackd -r %d)", rate,
+                        board.path, board.samplerate, board.samplerate, board.samplerate)
+    elif board.blocksize and period > board.blocksize and f"period {period}" not in warned:
+        warned.add(f"period {period}")
+        if transport == "portaudio":
+            why = "PortAudio hands blocks over a period at a time: output changes come late"
+        else:
+            why = (f"a step on a clock edge sounds {2 * period} samples after it "
+                   f"({2 * period / rate * 1e3:.1f} ms), not {2 * board.blocksize}")
+        log.warning("ES-9: the JACK period (%d frames) is larger than the board's block "
+                    "(es9.blocksize = %d in %s): %s; run jackd with -p %d", period,
+                    board.blocksize, board.path, why, board.blocksize)
+    return fmt
