@@ -121,6 +121,7 @@ def _midi_main(a: Any) -> int:
     inp = client.midi_inports.register("in")
     state: dict[str, Any] = {"start": None, "armed": False, "next": 0, "xruns": 0}
     received: list[tuple[int, str]] = []
+    sent: list[tuple[int, str]] = []  # the frames they were really written at (an xrun shifts)
     done = threading.Event()
 
     @client.set_process_callback
@@ -135,6 +136,7 @@ def _midi_main(a: Any) -> int:
         while state["next"] < len(events) and events[state["next"]][0] < rel + frames:
             frame, data = events[state["next"]]
             out.write_midi_event(max(0, frame - rel), data)
+            sent.append((rel + max(0, frame - rel), data.hex()))
             state["next"] += 1
         for offset, data in inp.incoming_midi_events():
             received.append((rel + offset, bytes(data).hex()))
@@ -169,7 +171,7 @@ def _midi_main(a: Any) -> int:
     ok = done.wait(timeout=a.frames / SR + 60)
     client.deactivate()
     Path(a.out).write_text(json.dumps({"complete": ok, "xruns": state["xruns"],
-                                       "received": received}))
+                                       "received": received, "sent": sent}))
     client.close()
     return 0
 
@@ -260,11 +262,13 @@ class MidiProbe(_Child):
                           "--play", str(play), "--name", name, "--to", to, "--from", from_])
 
     def result(self) -> tuple[list[tuple[int, bytes]], int]:
-        """([(frame, message)] received, xruns)."""
+        """([(frame, message)] received, xruns); `sent`: [(frame, message)] as written (a
+        cycle an xrun skipped moves its events to the next one's first frame)."""
         self.wait(self.frames / SR + 90)
         info = json.loads(Path(self.out).read_text())
         if not info["complete"]:
             raise AssertionError("MIDI probe: the recording did not complete")
+        self.sent = [(int(f), bytes.fromhex(h)) for f, h in info["sent"]]
         return [(int(f), bytes.fromhex(h)) for f, h in info["received"]], int(info["xruns"])
 
 

@@ -6,7 +6,7 @@ ES-9: on `jackd -d dummy` every JACK frame is exact, so the checks are on frames
 clock edge is written at edge + R, R = two periods, in every take; a level change that reached
 the process callback after its frame (`late_events`: the engine thread missed its period on a
 loaded machine) lands later, never elsewhere. MIDI input (rtmidi over JACK): Active Sensing and
-SysEx cost the clock none of its time.
+SysEx (terminated or not) cost the clock none of its time.
 """
 
 from __future__ import annotations
@@ -62,12 +62,12 @@ def test_es9_native_steps_at_edge_plus_two_periods_p128_24ppqn(jack128, tmp_path
 
 
 @pytest.mark.jack
+@pytest.mark.timing
 def test_midi_input_keeps_time_through_active_sensing_and_sysex(jack128, tmp_path):
-    """A keyboard's Active Sensing (every 300 ms) and SysEx between 24-PPQN clock ticks: every
-    tick arrives, stamped on the sender's frame clock (rtmidi's deltas summed: an ignored
-    message's delta used to be lost with it, 33 ms a second). (A SysEx without F7: rtmidi's
-    JACK input joins what follows into it until an F7 comes; the parser takes the clock bytes
-    out of it, but at the SysEx's one time stamp.)"""
+    """A keyboard's Active Sensing (every 300 ms) and SysEx (one without F7) between 24-PPQN
+    clock ticks (`midi.api=jack`: the back end's own JACK client): every tick arrives, stamped
+    on its frame (rtmidi lost an ignored message's time delta with it, 33 ms a second, and
+    joined what followed a SysEx without F7 into it)."""
     from grooverack.backends.midi import MidiBackend
     from grooverack.config import load_settings
     from grooverack.runtime.serve import make_engine
@@ -76,6 +76,7 @@ def test_midi_input_keeps_time_through_active_sensing_and_sysex(jack128, tmp_pat
     noise = [(f, b"\xfe") for f in range(SR // 5, int(ticks[-1]), int(0.3 * SR))]
     noise += [(f + 7, bytes((0xF0, 0x7D, 1, 2, 3, 0xF7)))
               for f in range(SR // 4, int(ticks[-1]), SR // 2)]
+    noise.append((int(ticks[40]) + 5, bytes((0xF0, 0x7D, 9, 9))))  # no F7
     events = sorted(clock + noise, key=lambda e: e[0])
     settings = load_settings(overrides=["midi.api=jack", "clock.source=midi", "tempo=120"])
     engine = make_engine(settings, threaded=True)
@@ -96,16 +97,17 @@ def test_midi_input_keeps_time_through_active_sensing_and_sysex(jack128, tmp_pat
                           to="grooverack in", from_="grooverack out")
         backend.start()
         probe.go()
-        _, xruns = probe.result()
+        probe.result()
     finally:
         backend.stop()
         engine.close()
         if probe is not None:
             probe.close()
-    assert len(stamps) == len(ticks)  # none lost
-    if xruns:  # JACK's frames fell behind the wall clock: stamps not comparable
-        pytest.skip(f"{xruns} JACK xruns in the take: the machine is too loaded to time")
-    sent = (ticks - ticks[0]) / SR
+    assert len(stamps) >= len(ticks)  # none lost
+    written = np.array([f for f, d in probe.sent if d == b"\xf8"])  # (an xrun moves some)
+    sent = (written - written[0]) / SR
     got = np.asarray(stamps) - stamps[0]
-    # one JACK period of jitter at most (rtmidi stamps a cycle's events at its start)
-    assert np.abs(got - sent).max() < 2 * jack128.period / SR
+    # on their frames, through the loop's frame -> time.monotonic() offset (a least-delay
+    # estimate that settles within the first ticks): no drift (rtmidi's was 33 ms a second)
+    n = min(len(got), len(sent))
+    assert np.abs(got[:n] - sent[:n]).max() < 0.005

@@ -179,7 +179,7 @@ def _keys() -> list[Key]:
         Key("outputs.accent_threshold", 0.8, "", 0.0, 1.0, doc="velocity that counts as an accent"),
         Key("outputs.clock_ppqn", 4, "PPQN", choices=(1, 2, 4, 8, 24, 48), doc="clock output resolution"),
         # --- desktop paths: MIDI (python-rtmidi) and ES-9 (sounddevice); a board file gives defaults
-        Key("midi.api", "default", choices=("default", "alsa", "jack"), doc="MIDI system of python-rtmidi"),
+        Key("midi.api", "default", choices=("default", "alsa", "jack"), doc="MIDI system: default or alsa through python-rtmidi; jack = JACK clients of its own, every event at its JACK frame"),
         Key("rt.below_jack", False, doc="with --rt on JACK (MIDI, ES-9): grooverack's real-time threads just below JACK's client threads, as JACK's rule for helper threads has it, instead of SCHED_FIFO 80/75/70 above them (the default: closer to the clock on a 2-core box, benchmarks/README.md)"),
         Key("midi.input_port", "", doc="MIDI input: substring of a port name (empty = the board's, else a virtual port 'grooverack in')"),
         Key("midi.output_port", "", doc="MIDI output: substring of a port name (empty = the board's, else a virtual port 'grooverack out')"),
