@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"runtime"},
     {"backends"},
     {"sim"},
+    {"web"},
     {"commands"},
     {"cli", "__main__", "__init__"},
 ]
@@ -123,4 +124,26 @@ def test_engine_and_model_stay_pure(room_name):
     allowed = {"voices", "errors", "storage", "resources", "config", "engine", "model"}
     bad = [f"{m} -> {t}" for m, ts in imports().items() if room(m) == room_name
            for t in ts if room(t) not in allowed]
+    assert not bad, bad
+
+
+WEB_STACK = ("starlette", "uvicorn", "websockets", "httpx")
+
+
+def test_only_the_web_room_imports_the_web_stack():
+    """Starlette and uvicorn (the `web` extra) stay out of the runtime core: only `web/` imports
+    them at the top, `commands/web.py` inside its `run`."""
+    bad = []
+    for path in sorted(PKG.rglob("*.py")):
+        name = module_name(path)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            found = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if not any(f.split(".")[0] in WEB_STACK for f in found):
+                continue
+            top_level = node in tree.body
+            if room(name) == "web" or (name == "grooverack.commands.web" and not top_level):
+                continue
+            bad.append(f"{name}: {', '.join(found)}")
     assert not bad, bad

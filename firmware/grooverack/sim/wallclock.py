@@ -19,12 +19,13 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from grooverack.config import CONTROLS, SCHEMA, Settings
+from grooverack.runtime.hooks import LoopHook
 from grooverack.runtime.priority import WRITER_PRIORITY, realtime, short_gil_slices
 from grooverack.runtime.scheduler import RT_SPIN_S, SPIN_S, TimedScheduler
 from grooverack.runtime.serve import Lifecycle, make_engine
@@ -121,7 +122,30 @@ class RecordingWriter(OutputRecorder):
         self.scheduler.close()
 
 
-def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> int:
+LATE_S = 0.001  # a write this late counts as a fault in what a hook is shown
+HOOK_GUARD_S = 0.002  # a hook runs only in passes with no input change due sooner than this
+
+
+def late_writes(writer: RecordingWriter) -> Callable[[], dict[str, int]]:
+    """A fault reader for a hook's thread: writes that left more than `LATE_S` late, counted
+    over the entries added since its last call (the loop's thread never runs it)."""
+    seen, late = 0, 0
+
+    def read() -> dict[str, int]:
+        nonlocal seen, late
+        timing = writer.timing
+        end = len(timing)
+        late += sum(1 for due, actual in timing[seen:end] if actual - due > LATE_S)
+        seen = end
+        return {"writes_late_over_1ms": late, "writes": end}
+
+    return read
+
+
+def run_sim(args: argparse.Namespace, settings: Settings, launched: float,
+            hook: LoopHook | None = None) -> int:
+    """The patch on the wall clock until its end or a signal; `hook` (the web page's link) is
+    attached before the loop is ready and called between its passes."""
     duration = args.duration
     changes, bpm, name = timeline(args, settings, duration)
     engine = make_engine(settings, threaded=True)
@@ -132,6 +156,8 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
              else make_board(settings, writer, engine, args.board or "sim"))
     life = Lifecycle(settings, engine)
     life.restore()  # presets and the last performance from the state dir
+    if hook is not None:
+        hook.attach(engine, late_writes(writer))
     stopped_at: list[float] = []
     t0 = _clock() + START_DELAY_S  # fixed again once ready (below)
 
@@ -170,6 +196,9 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
             board.advance(horizon)
             if horizon >= end:
                 break
+            if hook is not None and (pending is None or pending[0] - now > HOOK_GUARD_S):
+                # after this pass's writes, never just before an input change is due
+                hook.between(now)
             wake = horizon - WAKE_MARGIN_S
             if pending is not None and pending[0] <= wake:
                 # the patch's next change is applied at its time, as a kernel stamps an edge:
@@ -182,7 +211,10 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
                 continue
             pause = t0 + wake - _clock()
             if pause > 0:
-                time.sleep(pause)
+                if hook is not None:
+                    hook.sleep(pause)  # ends early when the page has a command for the loop
+                else:
+                    time.sleep(pause)
     except KeyboardInterrupt:
         end = _clock() - t0
     if life.stopping:
