@@ -277,8 +277,8 @@ def test_es9_in_midi_out_on_the_same_timing(jack_audio_server, tmp_path):  # noq
             assert channel == 1
             want.append(bytes((0x91, note, velocity[ev.output])) if ev.value > 0.5
                         else bytes((0x81, note, 0)))
-    first = want.index(got[0])
-    assert got == want[first:first + len(got)]
+    # (the recording starts anywhere in the stream: where the whole of it matches)
+    assert any(want[i:i + len(got)] == got for i in range(len(want))), (got[:8], want[:8])
     # each note was due when its trigger plays at the CV outputs: one constant offset between
     # the audio timeline and time.monotonic() (estimated by the back end within a block)
     rises = [ev for ev in backend.played if ev.kind == "trigger" and ev.value > 0.5]
@@ -349,6 +349,7 @@ def test_es9_button_gates_accents_clock_and_reset_out(jack_audio_server, tmp_pat
     # reset out a 5 ms trigger with the first 16th after the reset input (and after the start,
     # when the capture began before it)
     clock = runs(cap[10], 0.2)
+    print("DBG", clock, runs(cap[11], 0.2), shift, reset_at)
     assert len(clock) > 20 and {n for _, n in clock[1:]} == {3000}  # (the first may be cut)
     assert np.all(np.diff([a for a, _ in clock[1:]]) == 6000)
     reset = runs(cap[11], 0.2)
