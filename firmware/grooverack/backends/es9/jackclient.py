@@ -10,7 +10,9 @@ block and the output block to fill, `f0` being the cycle's first frame on JACK's
 (`last_frame_time`, unwrapped past 2**32), so an edge read at frame `f` and a level written at
 frame `f + R` are `R` samples apart at the jacks, whatever the period.
 
-A server that goes away calls `on_gone` (JACK's shutdown callback); its dead client is never
+`JackTransport` is `ES9Stream`'s side of it: the client opened, the callback mapped onto the
+stream's frames (they go on across a reopened client). A server that goes away calls `on_gone`
+(JACK's shutdown callback); its dead client is never
 closed or collected (libjack's close of a dead client has crashed the process, see
 `JackWatch.close`); the back end opens a new stream when the server is back.
 """
@@ -19,8 +21,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -281,3 +285,73 @@ def check_format(board: Any, transport: str, warned: set[str]) -> tuple[int, int
                     "(es9.blocksize = %d in %s): %s; run jackd with -p %d", period,
                     board.blocksize, board.path, why, board.blocksize)
     return fmt
+
+
+class JackTransport:
+    """`ES9Stream`'s native side: its JACK client opened, its process callback on JACK's
+    frames (the stream's own state: declared here, set by `ES9Stream`)."""
+
+    board: Any
+    sr: int
+    frame: int
+    stream: Any
+    device_names: tuple[str, str]
+    last_callback: float
+    latency_frames: int | None
+    latency_s: float | None
+    reaction_frames: int | None
+    xruns: int
+    dropped_frames: int
+    device_latency: int
+    transport: str
+    _gen: int
+    _rebase: bool
+    _jack: bool
+    _jack_origin: int | None
+
+    def _resume(self, frames: int) -> None: ...  # (ES9Stream's)
+
+    def _move(self, f0: int, indata: Any, outdata: Any, frames: int, adc: float) -> None: ...
+
+    def _on_server_gone(self) -> None: ...
+
+    def jack_callback(self, f0_jack: int, indata: np.ndarray, outdata: np.ndarray,
+                      frames: int, gen: int = 0) -> None:
+        """The native transport's process callback: frames are JACK's, so an xrun's skipped
+        cycles leave their frames out and never shift the rest."""
+        self.last_callback = time.monotonic()
+        if gen != self._gen:
+            outdata.fill(0.0)
+            return
+        if self._rebase:
+            self._resume(frames)
+            self._jack_origin = None
+        if self._jack_origin is None:  # a new stream: our frames go on from where they were
+            self._jack_origin = f0_jack - self.frame
+        f0 = f0_jack - self._jack_origin
+        if f0 > self.frame and self.latency_frames is not None:
+            self.dropped_frames += f0 - self.frame
+            self.xruns += 1
+        if self.latency_frames is None:
+            # in JACK's frames a sample read at f and one written at f + R are R apart: the
+            # transport adds nothing (the devices' own latency is the same on every path
+            # through the graph, `device_latency`, and only reported)
+            self.latency_frames = self.board.latency_trim_samples
+            self.latency_s = max(self.latency_frames, 0) / self.sr
+            self.reaction_frames = 2 * frames  # the engine thread answers within a period
+        self._move(f0, indata, outdata, frames, 0.0)
+
+    def _open_jack(self) -> None:
+        b = self.board
+        self._gen += 1
+        stream = JackAudioStream(
+            b.input_device, b.output_device, b.input_channels, b.output_channels,
+            functools.partial(self.jack_callback, gen=self._gen), self._on_server_gone,
+            b.samplerate)
+        self.stream = stream
+        self.device_latency = stream.latency()
+        self.device_names = (stream.capture[0].split(":", 1)[0],
+                             stream.playback[0].split(":", 1)[0])
+        self._jack = True
+        self.transport = "jack"
+        self._jack_origin = None

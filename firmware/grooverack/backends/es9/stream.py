@@ -1,4 +1,5 @@
-"""The ES-9's duplex PortAudio stream: its callback, and a keeper that opens it again.
+"""The ES-9's duplex stream (PortAudio's, or on JACK a JACK client of its own: `jackclient`,
+`es9.transport`): its callback, and a keeper that opens it again.
 
 The callback only moves data: it stamps each input block with its frame number and posts it
 (`blocks`, `wake`), and renders the output block from the level changes queued earlier
@@ -48,7 +49,7 @@ REOPEN_EVERY = 1.0  # s between tries to open a stream that went away
 WATCH_NAME = "grooverack es9 watch"
 
 
-class ES9Stream:
+class ES9Stream(jackclient.JackTransport):
     """The stream on the board's devices, its timeline (input frames) and its keeper."""
 
     def __init__(self, board: ES9Board, levels: LevelQueue, transport: str = "portaudio") -> None:
@@ -123,32 +124,6 @@ class ES9Stream:
                 self.dropped_frames += gap
         self._move(self.frame, indata, outdata, frames, adc)
 
-    def jack_callback(self, f0_jack: int, indata: np.ndarray, outdata: np.ndarray,
-                      frames: int, gen: int = 0) -> None:
-        """The native transport's process callback: frames are JACK's, so an xrun's skipped
-        cycles leave their frames out and never shift the rest."""
-        self.last_callback = time.monotonic()
-        if gen != self._gen:
-            outdata.fill(0.0)
-            return
-        if self._rebase:
-            self._resume(frames)
-            self._jack_origin = None
-        if self._jack_origin is None:  # a new stream: our frames go on from where they were
-            self._jack_origin = f0_jack - self.frame
-        f0 = f0_jack - self._jack_origin
-        if f0 > self.frame and self.latency_frames is not None:
-            self.dropped_frames += f0 - self.frame
-            self.xruns += 1
-        if self.latency_frames is None:
-            # in JACK's frames a sample read at f and one written at f + R are R apart: the
-            # transport adds nothing (the devices' own latency is the same on every path
-            # through the graph, `device_latency`, and only reported)
-            self.latency_frames = self.board.latency_trim_samples
-            self.latency_s = max(self.latency_frames, 0) / self.sr
-            self.reaction_frames = 2 * frames  # the engine thread answers within a period
-        self._move(f0, indata, outdata, frames, 0.0)
-
     def _move(self, f0: int, indata: Any, outdata: Any, frames: int, adc: float) -> None:
         """Both transports: the input block posted, the output block rendered."""
         if self.zeroing:  # stopping: every output at 0 V, nothing queued plays any more
@@ -200,21 +175,6 @@ class ES9Stream:
         self.device_names = (sd.query_devices(dev_in)["name"], out["name"])
         self._jack = "JACK" in sd.query_hostapis(out["hostapi"])["name"]
         self.transport = "portaudio"
-
-    def _open_jack(self) -> None:
-        b = self.board
-        self._gen += 1
-        stream = jackclient.JackAudioStream(
-            b.input_device, b.output_device, b.input_channels, b.output_channels,
-            functools.partial(self.jack_callback, gen=self._gen), self._on_server_gone,
-            b.samplerate)
-        self.stream = stream
-        self.device_latency = stream.latency()
-        self.device_names = (stream.capture[0].split(":", 1)[0],
-                             stream.playback[0].split(":", 1)[0])
-        self._jack = True
-        self.transport = "jack"
-        self._jack_origin = None
 
     def start(self) -> None:
         """Start the open stream (from 0 V), then the keeper that watches it."""
