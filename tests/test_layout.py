@@ -17,7 +17,8 @@ PKG = Path(__file__).resolve().parents[1] / "firmware" / "grooverack"
 LAYERS: list[set[str]] = [
     {"voices", "errors", "storage", "resources"},
     {"config"},
-    {"boards", "drivers", "emulators", "engine", "model", "calibration", "state", "controls"},
+    {"boards", "drivers", "emulators", "engine", "model", "calibration", "state", "controls",
+     "drums"},
     {"runtime"},
     {"backends"},
     {"sim"},
@@ -147,3 +148,18 @@ def test_only_the_web_room_imports_the_web_stack():
                 continue
             bad.append(f"{name}: {', '.join(found)}")
     assert not bad, bad
+
+
+def test_drums_stay_pure():
+    """The drum voices are numpy and the voice names only: no I/O, no other room of ours."""
+    bad = [f"{m} -> {t}" for m, ts in imports().items() if room(m) == "drums"
+           for t in ts if room(t) not in {"voices", "drums"}]
+    assert not bad, bad
+    for path in (PKG / "drums").glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                 for a in n.names}
+        names |= {n.module.split(".")[0] for n in ast.walk(tree)
+                  if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
+        assert names <= {"__future__", "collections", "dataclasses", "math", "numpy",
+                         "grooverack"}, f"{path.name}: {sorted(names)}"
