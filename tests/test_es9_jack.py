@@ -205,7 +205,7 @@ def test_es9_edges_pitch_and_outputs_to_the_sample(jack_audio_server, tmp_path):
     # a late change lands later, never elsewhere
     assert landed >= total - backend.late_events, (landed, total, backend.late_events)
     # late ones only while the engine locks to the external clock (its first pulses)
-    assert all(frame - react - offset < 2 * SR for frame, _ in backend.late), list(backend.late)
+    assert all(frame - react - offset < 2 * SR for frame, _ in backend.levels.late), list(backend.levels.late)
     # triggers: 5 ms = 240 samples at 4 V; velocity CV held between, never above safe_max (4.5 V)
     widths = [n for ch in range(4) for a, n in runs(cap[ch], 0.2) if a < DURATION]
     assert len(widths) > 20 and widths.count(240) >= len(widths) - backend.late_events
@@ -372,7 +372,7 @@ def test_es9_rt_threads_below_jacks_own(jack_audio_server, tmp_path):  # noqa: F
         backend.start()
         backend.wait_latency()
         backend.realtime(mirror)
-        ceiling = backend._watch.client_priority()
+        ceiling = backend.stream.watch.client_priority()
         assert ceiling is not None
         got = {name: (os.sched_getscheduler(t.native_id),
                       os.sched_getparam(t.native_id).sched_priority)

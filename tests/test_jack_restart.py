@@ -282,10 +282,10 @@ def let_portaudio_go():
     """PortAudio terminated while its server is up (libjack's deactivate of a client whose server
     is gone fails an assertion); one stale from a dead server is left alone."""
     import sounddevice as sd
-    from grooverack.backends import es9
+    from grooverack.backends.es9.portaudio import bounded, portaudio_stale
 
-    if not es9.portaudio_stale():
-        es9._bounded(sd._terminate, 2.0, "PortAudio terminate")
+    if not portaudio_stale():
+        bounded(sd._terminate, 2.0, "PortAudio terminate")
 
 
 @pytest.mark.jack
@@ -318,7 +318,7 @@ def test_es9_killed_inner(jack_audio_killable, tmp_path, monkeypatch):
         let_portaudio_go()
     assert "killed" in marks
     assert t_end - marks["up"] < duration + 2.0, t_end - marks["up"]
-    assert backends[0].losses == 1 and backends[0].reopens == 0
+    assert backends[0].stream.losses == 1 and backends[0].stream.reopens == 0
 
 
 @pytest.mark.jack
@@ -353,7 +353,7 @@ def test_es9_restart_inner(jack_audio_killable, tmp_path, monkeypatch):
         kill(server)
         marks["killed"] = time.monotonic()
         rig.close()
-        wait_for(lambda: backend.losses == 1, timeout=2, what="the loss noticed")
+        wait_for(lambda: backend.stream.losses == 1, timeout=2, what="the loss noticed")
         played = len(backend.played)
         time.sleep(1.0)
         got["played_while_away"] = len(backend.played) - played
@@ -381,16 +381,16 @@ def test_es9_restart_inner(jack_audio_killable, tmp_path, monkeypatch):
         let_portaudio_go()
     assert t_end - marks["up"] < duration + 2.0, t_end - marks["up"]
     backend = backends[0]
-    assert backend.losses == 1 and backend.reopens == 1, (backend.losses, backend.reopens)
+    assert backend.stream.losses == 1 and backend.stream.reopens == 1, (backend.stream.losses, backend.stream.reopens)
     assert got["played_while_away"] > 0  # the engine played on by its clock
     away = [t for t, msg in logged if "went away" in msg]
     back = [t for t, msg in logged if "is back after" in msg]
     assert len(away) == 1 and len(back) == 1, logged
     assert away[0] - marks["killed"] < 1.0
     reopen_s = back[0] - marks["devices"]
-    print(f"stream back {reopen_s:.2f} s after the devices, away {backend.gone_s:.2f} s")
+    print(f"stream back {reopen_s:.2f} s after the devices, away {backend.stream.gone_s:.2f} s")
     assert reopen_s < 3.0, reopen_s
-    assert backend.latency_s is not None
+    assert backend.stream.latency_s is not None
     # the triggers (host outputs 1-4 at 4 V = 0.4) reach the rig's inputs again
     capture = got["capture"]
     assert np.abs(capture[:4]).max() > 0.3, np.abs(capture).max(axis=1)
