@@ -371,7 +371,7 @@ def test_es9_restart_inner(jack_audio_killable, tmp_path, monkeypatch):
         got["notes"] = notes
         try:
             listener = listen(server, notes, "listener-back")
-            wait_for(lambda: any(d[0] == 0x91 for d in notes), timeout=5, what="mirrored notes")
+            wait_for(lambda: any(d[0] == 0x91 for d in notes), timeout=8, what="mirrored notes")
             done(listener)
         except (AssertionError, jack.JackError):
             pass  # checked below
