@@ -285,8 +285,8 @@ def measure(server, tmp_path, ppqn: int, bpm: float, seconds: float | None = Non
     t0 = time.monotonic()
     for n in range(1, takes + 1):  # noqa: B007 (the count of takes is reported)
         cap, rig_xruns, backend = take(server, tmp_path, signal, settings)
-        history.append((rig_xruns, backend.xruns, backend.dropped_frames))
-        if rig_xruns == 0 and backend.xruns == 0 and backend.dropped_frames == 0:
+        history.append((rig_xruns, backend.xruns, backend.stream.dropped_frames))
+        if rig_xruns == 0 and backend.xruns == 0 and backend.stream.dropped_frames == 0:
             break
     result = analyse(cap, edges, ppqn, backend, lock_beats=lock_beats, period=period)
     rig_xruns, be_xruns, dropped = history[-1]

@@ -521,7 +521,8 @@ def test_calibrate_an_es9_through_jack_with_a_loopback_cable(tmp_path, monkeypat
     from types import SimpleNamespace
 
     from grooverack.backends.es9 import refresh_devices
-    from grooverack.commands.calibrate import AudioRig, Session
+    from grooverack.backends.es9.rig import AudioRig
+    from grooverack.commands.calibrate import Session
     from grooverack.config import Settings
     from jackserver import serve
 

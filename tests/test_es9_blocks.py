@@ -39,10 +39,10 @@ def run_blocks(backend, signal: np.ndarray) -> np.ndarray:
     for a in range(0, len(signal), N):
         block = (signal[a:a + N] * scale).astype(np.float32)
         outdata = np.zeros((N, backend.board.output_channels), dtype=np.float32)
-        backend._callback(block, outdata, N, times(N / SR, a / SR), None)
+        backend.stream.callback(block, outdata, N, times(N / SR, a / SR), None)
         out.append(outdata.copy())
-        while backend._in:
-            f0, blk, _ = backend._in.popleft()
+        while backend.stream.blocks:
+            f0, blk, _ = backend.stream.blocks.popleft()
             backend.process_block(f0, blk)
     return np.concatenate(out)
 
@@ -69,7 +69,7 @@ def test_velocity_cv_mode_calibration_and_control_cv(engine):
     assert t == 300 / SR and pitch is None and vcv == pytest.approx(3.0, abs=1e-6)
     assert engine.settings["follow"] == pytest.approx(0.5, abs=1e-6)
     # input calibration applies: volts = 1.01 * sample * 10 - 0.02 on channel 2
-    assert backend._volts(np.full((1, 4), 0.1, np.float32), "pitch")[0] == pytest.approx(0.99)
+    assert backend.inputs.volts(np.full((1, 4), 0.1, np.float32), "pitch")[0] == pytest.approx(0.99)
 
 
 def test_outputs_rendered_to_the_sample_after_the_reaction_time(engine):
@@ -141,10 +141,10 @@ def test_output_samples_go_through_the_calibration(engine):
     assert backend.to_sample(2, 12.0) == pytest.approx(0.78)  # clamped to safe_max first
     assert backend.to_sample(1, 5.0) == b.to_sample(1, 5.0)  # trigger_1: the board's scaling
     assert backend.zero_levels[1] == np.float32(0.0)
-    backend.latency_frames = 0
+    backend.stream.latency_frames = 0
     velocity = 6.0 / load_settings()["outputs.velocity_volts"]  # gives 6 V
     backend.schedule([OutputEvent(0.0, 1, "velocity", velocity, 0, 0)])
-    assert backend._out[-1][2] == pytest.approx(0.59)
+    assert backend.levels.queue[-1][2] == pytest.approx(0.59)
 
 
 @pytest.mark.parametrize("ppqn", [4, 24])

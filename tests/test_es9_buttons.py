@@ -40,17 +40,17 @@ def run(backend, signal: np.ndarray, engine=None) -> np.ndarray:
     """[frames, channels] volts through the callback and the engine thread's work (with
     `engine`: its events scheduled as the engine loop does); returns the output samples."""
     out = []
-    start = backend._frame
+    start = backend.stream.frame
     for a in range(0, len(signal), N):
         block = (signal[a:a + N] / VPU).astype(np.float32)
         outdata = np.zeros((N, backend.board.output_channels), dtype=np.float32)
-        backend._callback(block, outdata, N, times((start + a) / SR), None)
+        backend.stream.callback(block, outdata, N, times((start + a) / SR), None)
         out.append(outdata.copy())
-        while backend._in:
-            f0, blk, _ = backend._in.popleft()
+        while backend.stream.blocks:
+            f0, blk, _ = backend.stream.blocks.popleft()
             backend.process_block(f0, blk)
         if engine is not None:
-            now = backend._processed / SR
+            now = backend.inputs.processed / SR
             backend.schedule(engine.advance(now + backend.reaction_frames / 2 / SR))
     return np.concatenate(out)
 

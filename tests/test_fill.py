@@ -408,11 +408,11 @@ def test_es9_fill_input():
     for a in range(0, len(signal), n):
         block = (signal[a:a + n] / 10.0).astype(np.float32)
         out = np.zeros((n, board.output_channels), dtype=np.float32)
-        backend._callback(block, out, n, SimpleNamespace(
+        backend.stream.callback(block, out, n, SimpleNamespace(
             inputBufferAdcTime=a / sr, outputBufferDacTime=(a + n) / sr, currentTime=a / sr),
             None)
-        while backend._in:
-            f0, blk, _ = backend._in.popleft()
+        while backend.stream.blocks:
+            f0, blk, _ = backend.stream.blocks.popleft()
             backend.process_block(f0, blk)
         engine.advance((a + n) / sr)
         seen.append(((a + n) / sr, engine.filling))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import mido
-from grooverack.backends.midiparse import (
+from grooverack.backends.midi.parse import (
     ControlChange,
     MidiParser,
     NoteOff,

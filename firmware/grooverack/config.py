@@ -187,7 +187,7 @@ def _keys() -> list[Key]:
         Key("outputs.accent_threshold", 0.8, "", 0.0, 1.0, doc="velocity that counts as an accent"),
         Key("outputs.clock_ppqn", 4, "PPQN", choices=(1, 2, 4, 8, 24, 48), doc="clock output resolution"),
         # --- desktop paths: MIDI (python-rtmidi) and ES-9 (sounddevice); a board file gives defaults
-        Key("midi.api", "default", choices=("default", "alsa", "jack"), doc="MIDI system of python-rtmidi"),
+        Key("midi.api", "default", choices=("default", "alsa", "jack"), doc="MIDI system: default or alsa through python-rtmidi; jack = JACK clients of its own, every event at its JACK frame"),
         Key("rt.below_jack", False, doc="with --rt on JACK (MIDI, ES-9): grooverack's real-time threads just below JACK's client threads, as JACK's rule for helper threads has it, instead of SCHED_FIFO 80/75/70 above them (the default: closer to the clock on a 2-core box, benchmarks/README.md)"),
         Key("midi.input_port", "", doc="MIDI input: substring of a port name (empty = the board's, else a virtual port 'grooverack in')"),
         Key("midi.output_port", "", doc="MIDI output: substring of a port name (empty = the board's, else a virtual port 'grooverack out')"),
@@ -200,6 +200,8 @@ def _keys() -> list[Key]:
         Key("midi.poly2_note", 36, "note", 0, 120, doc="poly2 profile: note of output 1 (a C: Notes mode ignores the octave)"),
         Key("midi.clock_out", False, doc="send MIDI clock (24 PPQN) and start/stop on the output port"),
         Key("es9.device", "", doc="ES-9: substring of the audio device name (empty = the board's)"),
+        Key("es9.transport", "auto", choices=("auto", "jack", "portaudio"),
+            doc="ES-9 audio: 'jack' = a JACK client of its own, every sample at its JACK frame; 'portaudio' = through PortAudio (ALSA, CoreAudio, or JACK); 'auto' = jack when a JACK server runs, else portaudio"),
         Key("es9.threshold", 1.0, "V", 0.1, 10.0, doc="gate/clock input: Schmitt trigger centre"),
         Key("es9.hysteresis", 0.5, "V", 0.0, 5.0, doc="gate/clock input: rises above threshold + h/2, falls below threshold - h/2"),
         Key("es9.cv_volts", 5.0, "V", 0.5, 10.0, doc="control CV inputs: this many volts = control at full"),
