@@ -11,7 +11,8 @@ toms a loop) or leave out the kick on the one. Two rules, applied to the sampled
   model's own order decides what goes. A cap of 0 turns the budget off.
 - **Beat one.** Each bar's first step has a kick (the low end a drummer keeps on the one).
   With the kick's group removed (voice redistribution), the lowest voice that plays takes it
-  (low tom, then mid tom, then high tom: a removed kick keeps the low end on the downbeats); a
+  on beats 1 and 3 (low tom, then mid tom, then high tom: a removed kick keeps the low end on
+  the downbeats); a
   kick only silenced (`generation.on_mute = silence`) leaves the one to the others. Off with `anchor = False`, or when
   no low voice may play.
 
@@ -83,6 +84,8 @@ def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
         if low is None and kick_removed:
             low = next((v for v in LOW_END if not silent[v]), None)
         if low is not None:
-            for one in range(0, STEPS, STEPS_PER_BAR):
-                out[one, low] = True
+            # the kick: each bar's one; a voice standing in for a removed kick: beats 1 and 3
+            beat = STEPS_PER_BAR if low == KICK else STEPS_PER_BAR // 2
+            for step in range(0, STEPS, beat):
+                out[step, low] = True
     return out

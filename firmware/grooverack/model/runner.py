@@ -261,7 +261,13 @@ class ModelRunner:
                                      f"file)")
             built = entry.get("built") if isinstance(entry.get("built"), dict) else {}
             encoder, built_sha = built.get("encoder"), built.get("encoder_sha256")
-            if encoder and built_sha and self.manifest["sha256"].get(encoder) != built_sha:
+            # an encoder-only fine-tune (training.swap_encoder) leaves the decoders, and so the
+            # latent space the bank's latents are played in, as they were: the bank built with
+            # the encoder it started from stays valid
+            tuned = self.manifest.get("encoder_fine_tune")
+            started = tuned.get("from", {}) if isinstance(tuned, dict) else {}
+            if (encoder and built_sha and self.manifest["sha256"].get(encoder) != built_sha
+                    and (not isinstance(started, dict) or started.get(encoder) != built_sha)):
                 raise ModelError(f"{path}: latent bank built with another {encoder} than this "
                                  f"manifest's (rebuild it: python -m "
                                  f"grooverack.training.latent_bank build)")
