@@ -410,9 +410,9 @@ def report(results: dict[str, dict[str, np.ndarray]], manifest: Path, runs: int,
         n = len(turned["reference"])
         parts = []
         for part in ("full", "decode"):
-            r = turn_ratios(turned, part)
-            parts.append(f"{part} {np.median(r):.3f} (quartiles {np.percentile(r, 25):.3f}-"
-                         f"{np.percentile(r, 75):.3f})")
+            ratio = turn_ratios(turned, part)
+            parts.append(f"{part} {np.median(ratio):.3f} (quartiles "
+                         f"{np.percentile(ratio, 25):.3f}-{np.percentile(ratio, 75):.3f})")
         lines += ["", f"In turns ({n} turns of {TURN_CALLS} calls each: int8 full regeneration, "
                   f"int8 decode, reference): medians full {np.median(turned['full']):.3f}, decode "
                   f"{np.median(turned['decode']):.3f}, reference "
@@ -471,8 +471,8 @@ def report(results: dict[str, dict[str, np.ndarray]], manifest: Path, runs: int,
             if role not in pair:
                 continue
             lines.append(f"| {pair[role]} ({variant}) | {(folder / pair[role]).stat().st_size:,} |")
-    lines += ["", f"Peak RSS of a runtime-only process (numpy + onnxruntime, int8 pair loaded and "
-              f"run once, no torch): {rss:.1f} MB."]
+    lines += ["", f"Peak RSS of a runtime-only process (numpy + onnxruntime, the int8 graphs loaded and "
+              f"run once, no torch): {rss:.1f} MiB."]
     macs = data.get("model", {}).get("multiply_adds")
     if macs:
         lines.append(f"Multiply-adds per call: encoder {macs['encoder'] / 1e6:.2f} M, decoder "
