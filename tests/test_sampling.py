@@ -184,8 +184,11 @@ def test_kit_budget_keeps_the_best_scoring_hits_and_scales_with_density():
     hits[:, 6] = True                                 # a high tom on every step: an acid line
     score = np.tile(np.linspace(0.0, 2.0, 32)[:, None], (1, 9))
     out = keep_time(hits, score, real=real, density=np.full(9, 0.5), mutes=np.zeros(9, bool),
-                    cap=1.5, anchor=False)
+                    cap=1.5, anchor=False, follow=1.0)
     assert np.flatnonzero(out[:, 6]).tolist() == [30, 31]          # its two best
+    out = keep_time(hits, score, real=real, density=np.full(9, 0.5), mutes=np.zeros(9, bool),
+                    cap=1.5, anchor=False, follow=0.0)
+    assert np.flatnonzero(out[:, 6]).tolist() == [29, 30, 31]      # A/B: 1.5 x more room
     onsets = np.zeros(32, bool)
     onsets[[3, 7]] = True
     out = keep_time(hits, score, real=real, density=np.full(9, 0.5), mutes=np.zeros(9, bool),
@@ -209,6 +212,12 @@ def test_kit_keeps_beat_one_with_the_kick_or_the_lowest_voice_left():
     assert not keep_time(hits, score, mutes=no_kick, **args).any()   # silenced: silent
     out = keep_time(hits, score, mutes=no_kick, kick_removed=True, **args)
     assert not out[:, 0].any() and np.flatnonzero(out[:, 4]).tolist() == [0, 8, 16, 24]
+    no_snare = np.zeros(9, bool)
+    no_snare[1] = True
+    score[[4, 12, 20, 28], 7] = 3.0                                  # the crash is no stand-in
+    score[[4, 12, 20, 28], 6] = 1.0                                  # the high tom likes it most
+    out = keep_time(hits, score, mutes=no_snare, snare_removed=True, **args)
+    assert np.flatnonzero(out[:, 6]).tolist() == [4, 12, 20, 28] and not out[:, 1].any()
     everything = np.ones(9, bool)
     assert not keep_time(hits, score, mutes=everything, **args).any()
 

@@ -168,10 +168,10 @@ def _keys() -> list[Key]:
                 "revoice = the model re-voices the groove onto the remaining instruments (voice "
                 "redistribution; a model without it only silences); silence = its hits are "
                 "simply not played"),
-        Key("generation.kit_cap", 1.5, "x", 0.0, 4.0,
-            doc="no voice plays more than this many times its style's real hits per loop (at "
-                "density 0.5; scaled with density; 0 = no budget): a line cannot hand one drum "
-                "a drummer's whole part"),
+        Key("generation.kit_cap", 1.0, "x", 0.0, 4.0,
+            doc="no voice plays more than this many times its style's real hits per loop at "
+                "follow 1 (1.5 times at follow 0; at density 0.5, scaled with density; 0 = no "
+                "budget): a line cannot hand one drum a drummer's whole part"),
         Key("generation.anchor", True,
             doc="a kick on each bar's one (the lowest voice that may play, when the kick is "
                 "muted)"),

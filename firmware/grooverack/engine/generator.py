@@ -73,7 +73,7 @@ class Request:
     # voice groups muted whole with generation.on_mute = revoice (voices.VOICE_GROUPS order): a
     # model with voice redistribution re-voices the groove onto the remaining instruments
     removed: tuple[bool, ...] = ()
-    kit_cap: float = 1.5        # generation.kit_cap: no voice over this many times its style's count
+    kit_cap: float = 1.0        # generation.kit_cap: no voice over this many times its style's count
     anchor: bool = True         # generation.anchor: a kick (or the lowest voice) on each bar's one
 
 
@@ -267,7 +267,8 @@ class Generator:
             density, uncertainty = rules.fill_controls(density, uncertainty)
         kit = KitRules(self._real_hits(req.genre), req.kit_cap, req.anchor,
                        onsets=groove[:, 0] > 0, follow=follow if z_groove is not None else 0.0,
-                       kick_removed=bool(removed) and bool(removed[0]))
+                       kick_removed=bool(removed) and bool(removed[0]),
+                       snare_removed=len(removed) > 1 and bool(removed[1]))
         hits, vel, off = sampling.sample_pattern(
             logits, vel, off, temperature=sampling.temperature(uncertainty),
             thresholds=thresholds, density=np.asarray(density),
