@@ -298,7 +298,7 @@ def test_es9_button_gates_accents_clock_and_reset_out(jack_audio_server, tmp_pat
     pulses = np.zeros((3, length))
     pulses[0, style_at:style_at + 480] = 5.0   # next_style on input 3
     pulses[1, mute_at:mute_at + 480] = 5.0     # mute_kick on input 4
-    pulses[2, reset_at:reset_at + 480] = 5.0   # reset on input 5: the next 16th is step 0
+    pulses[2, reset_at:reset_at + 480] = 5.0   # reset on input 5: step 0 (see below)
     signal = np.concatenate([np.zeros((2, length)), pulses])
     data = {**BOARD, "es9": {
         **BOARD["es9"],
@@ -345,16 +345,23 @@ def test_es9_button_gates_accents_clock_and_reset_out(jack_audio_server, tmp_pat
         assert accent == want, (out, accent, want)
         assert set(np.unique(cap[8 + out])) <= {np.float32(0.0), np.float32(0.4)}
     assert runs(cap[9], 0.2) and len(runs(cap[9], 0.2)) < len(runs(cap[1], 0.2))  # snare: mixed
-    # clock out as a gate: half of each 16th (6000 frames at 120 BPM; a reset keeps the grid);
-    # reset out a 5 ms trigger with the first 16th after the reset input (and after the start,
-    # when the capture began before it)
+    # clock out as a gate: half of each 16th (6000 frames at 120 BPM). The reset came in the
+    # first half of a 16th (internal clock): step 0 plays at once, so the grid moves there and
+    # the gate in flight is cut short; reset out is a 5 ms trigger with that step 0 (and with
+    # the start, when the capture began before it)
     clock = runs(cap[10], 0.2)
-    print("DBG", clock, runs(cap[11], 0.2), shift, reset_at)
-    assert len(clock) > 20 and {n for _, n in clock[1:]} == {3000}  # (the first may be cut)
-    assert np.all(np.diff([a for a, _ in clock[1:]]) == 6000)
     reset = runs(cap[11], 0.2)
-    after = [a for a, _ in clock if a > reset_at + shift]
-    assert reset[-1] == (after[0], 240) and len(reset) <= 2, (reset, after[:2])
+    zero = reset[-1][0]
+    assert reset[-1][1] == 240 and len(reset) <= 2, reset
+    # with the reset's 16th (it landed on a grid line here) or the next: within one step
+    assert 0 <= zero - (reset_at + shift) <= 6000 + 64, (zero, reset_at + shift)
+    moved = reset_at + shift   # where the grid may move to (step 0 at once)
+    before = [(a, n) for a, n in clock[1:] if a < moved]
+    after = [(a, n) for a, n in clock if a >= moved]
+    assert len(clock) > 20 and zero in {a for a, _ in clock}   # reset out with a clock step
+    assert {n for _, n in before[:-1]} == {3000} and {n for _, n in after[:-1]} == {3000}
+    assert np.all(np.diff([a for a, _ in before]) == 6000)
+    assert np.all(np.diff([a for a, _ in after]) == 6000)
 
 
 def test_es9_rt_threads_below_jacks_own(jack_audio_server, tmp_path):  # noqa: F811
