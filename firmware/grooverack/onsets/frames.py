@@ -1,7 +1,7 @@
 """Framing: a stream of blocks of any size -> overlapping frames, sized in ms (any sample rate).
 
-Frame k ends at sample `(k + 1) * hop` (exclusive) and spans the `size` samples before it (zeros
-before the stream's start), so a frame only holds samples already heard. The framer also keeps a
+Frame k ends at sample `(k + 1) * hop` (exclusive) and spans the `size` samples before it (the
+first sample's value before the stream's start), so a frame only holds samples already heard. The framer also keeps a
 short history of raw samples for `refine.py` (the onset's own sample inside a frame).
 """
 
@@ -31,7 +31,10 @@ class Framer:
 
     def feed(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Append `block` (1-D); returns (frames [n, size], end sample of each frame [n])."""
-        self._buf = np.concatenate((self._buf, np.asarray(block, dtype=np.float64)))
+        block = np.asarray(block, dtype=np.float64)
+        if self.samples_in == 0 and len(block):  # before the stream: its first value (a DC
+            self._buf[:] = block[0]              # offset is not a step at the start)
+        self._buf = np.concatenate((self._buf, block))
         total = self.samples_in
         first = self.frames_out
         last = total // self.hop  # frames 0..last-1 end at or before `total`

@@ -31,7 +31,7 @@ from grooverack.runtime.serve import Lifecycle, make_engine
 from grooverack.sim.direct import TAIL_S, DirectBoard
 from grooverack.sim.patch import OutputRecorder, OutputRow, build_patch, jack_value, pot_position
 from grooverack.sim.session import choose_bpm, make_board, write_files
-from grooverack.sim.sources import load_controls, load_source
+from grooverack.sim.sources import load_controls, load_source, source_at
 
 LOOKAHEAD_S = 0.020  # the loop asks the engine for events this far ahead
 WAKE_MARGIN_S = 0.008  # and wakes (plain sleep, no spin) this long before the end of that
@@ -48,8 +48,9 @@ def timeline(args: argparse.Namespace, settings: Settings, duration: float | Non
     Returns (changes sorted by time, bpm, source name). One cycle of the source is built once
     and replayed, so an unbounded run needs no more memory than one cycle.
     """
-    source = load_source(args.input)
-    bpm = choose_bpm(args.bpm, source, settings)
+    loaded = load_source(args.input, settings)
+    bpm = choose_bpm(args.bpm, loaded, settings)
+    source = source_at(loaded, bpm)
     settings.set("tempo", bpm)
     if source.drum and settings["input.velocity_mode"] == SCHEMA["input.velocity_mode"].default:
         settings.set("input.velocity_mode", "cv")
@@ -208,7 +209,7 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
                      process_cpu_s=process_cpu, loop_cpu_s=loop_cpu, writer_cpu_s=writer.cpu_s,
                      patterns=patterns)
     if args.out:
-        patch = build_patch(load_source(args.input), bpm=bpm, bars=max(wall, 0.001) / (240 / bpm),
+        patch = build_patch(source_at(load_source(args.input, settings), bpm), bpm=bpm, bars=max(wall, 0.001) / (240 / bpm),
                             clock_ppqn=settings["clock.ppqn"] if args.clock else None)
         write_files(Path(args.out), patch, writer, settings, settings["generation.seed"])
     return 0
