@@ -103,3 +103,28 @@ def test_a_vanished_jack_port_keeps_playing_and_is_taken_back(jack_audio_server,
     finally:
         listener.stop()
         rig.close()
+
+
+def test_ports_lists_jack_sources_and_doctor_opens_the_chosen_one(jack_audio_server):  # noqa: F811
+    from grooverack.commands import doctor, ports
+
+    client = jack_audio_server.client("drum machine")
+    client.outports.register("out_1")
+    client.activate()
+    try:
+        text = ports.report(["jack"])
+        good = load_settings(overrides=["input.source=audio",
+                                        "input.audio_device=jack:drum machine:out_1"])
+        ok = doctor.audio_input_check(good)
+        bad = doctor.audio_input_check(load_settings(overrides=[
+            "input.source=audio", "input.audio_device=jack:no such port"]))
+    finally:
+        import sounddevice as sd
+
+        sd._terminate()  # PortAudio's JACK host API lets go before the server goes away
+        client.deactivate()
+        client.close()
+    assert "jack:drum machine:out_1" in text.split("JACK audio sources")[1]
+    assert ok is not None and ok.status == doctor.OK and "48000 Hz" in ok.detail, ok
+    assert bad is not None and bad.status == doctor.FAIL and "no such port" in bad.detail
+    assert doctor.audio_input_check(load_settings()) is None  # input.source = gate
