@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from grooverack import storage
-from grooverack.backends.midiparse import MidiParser, decode
+from grooverack.backends.midi.parse import MidiParser, decode
 from grooverack.calibration import TAG, VERSION, Calibration
 from grooverack.config import SCHEMA, Settings, load_settings
 from grooverack.errors import CalibrationError, ConfigError, StateError

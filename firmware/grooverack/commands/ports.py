@@ -8,7 +8,7 @@ import argparse
 import sys
 from typing import Any
 
-from grooverack.backends.midi import api_id, load_rtmidi
+from grooverack.backends.midi.ports import api_id, load_rtmidi
 
 API_NAMES = {"alsa": "ALSA", "jack": "JACK", "default": "default"}
 

@@ -4,7 +4,7 @@ Accent jack n goes high with trigger n's rise when the velocity CV written for t
 `outputs.accent_threshold`, and low with the trigger's fall (Grids' accent outputs: a trigger of
 its own, so a drum without a velocity input can still accent). Each hit is judged by its own
 velocity, even when several hits come in one batch. The Pi boards' writer
-(`backends.panel.outputs`), `--board direct` (`sim.direct`) and the ES-9 (`backends.es9`) use it.
+(`backends.panel.outputs`), `--board direct` (`sim.direct`) and the ES-9 (`backends.es9.outputs`) use it.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from typing import Any
 from grooverack.backends.panel.simboard import patch_board
 from grooverack.boards.board import load_board
 from grooverack.config import CONTROLS, SCHEMA, Settings, make_settings
+from grooverack.engine.engine import Engine
 from grooverack.engine.seam import EngineSeam
 from grooverack.errors import SourceError
 from grooverack.runtime.serve import make_engine
@@ -220,7 +221,7 @@ def simulate(args: argparse.Namespace, settings: Settings | None = None
     return patch, recorder, settings, time.perf_counter() - started
 
 
-def played_by(engine: Any, settings: Settings) -> str:
+def played_by(engine: Engine, settings: Settings) -> str:
     """Who made the patterns of a render: the model, or rule patterns and why."""
     gen = engine.generator
     if settings["generation.mode"] == "rules":

@@ -1,0 +1,287 @@
+"""The ES-9 back end: the stream, the inputs and the outputs around one engine thread.
+
+The engine thread wakes on each input block, hands it to `ES9Inputs` (engine calls at their
+frames), advances the engine half the reaction time ahead and hands the events to `ES9Outputs`
+(level changes for the callback, and the MIDI mirror's messages). While the stream is away it
+goes on by `time.monotonic()`, so the engine keeps its pattern and place.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from grooverack.backends.es9.inputs import ES9Inputs
+from grooverack.backends.es9.mirror import MidiMirror
+from grooverack.backends.es9.outputs import ES9Outputs, LevelQueue
+from grooverack.backends.es9.stream import ES9Stream
+from grooverack.backends.midi.output import MidiOutput
+from grooverack.boards.es9 import ES9Board, parse_board
+from grooverack.calibration import Calibration, apply_to_es9, default_path
+from grooverack.config import Settings
+from grooverack.engine.player import OutputEvent
+from grooverack.engine.seam import EngineSeam
+from grooverack.runtime.priority import realtime, short_gil_slices
+from grooverack.runtime.serve import Lifecycle, make_engine
+from grooverack.state import state_dir
+
+log = logging.getLogger(__name__)
+
+
+class ES9Backend:
+    """Drives an Engine from CV inputs and renders its events into the output channels."""
+
+    def __init__(self, engine: EngineSeam, settings: Settings, board: Any, *,
+                 midi_output: MidiOutput | None = None, autostart: bool | None = None,
+                 calibration: Calibration | None = None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.board = parse_board(board, settings) if not isinstance(board, ES9Board) else board
+        self.sr = self.board.samplerate
+        self.midi_output = midi_output  # a MidiOutput to mirror the events on, or None
+        # play from the first block, as the panel does: on the internal clock at once, on an
+        # external clock from its next pulse (a Eurorack clock has no Start message); only MIDI
+        # clock waits for MIDI Start
+        if autostart is None:
+            autostart = settings["clock.source"] != "midi"
+        self.inputs = ES9Inputs(engine, settings, self.board, autostart=autostart)
+        self.outputs = ES9Outputs(settings, self.board, calibration)
+        self.levels = LevelQueue(self.outputs.zero_levels)
+        self.stream = ES9Stream(self.board, self.levels)
+        self._mirror_at = -math.inf  # due time of the last event mirrored as MIDI
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # what happened, for `run` output, tests and benchmarks
+    @property
+    def edges(self) -> deque[tuple[str, str, int]]:
+        return self.inputs.edges
+
+    @property
+    def onsets(self) -> deque[tuple[float, float | None, float | None]]:
+        return self.inputs.onsets
+
+    @property
+    def presses(self) -> deque[tuple[str, int, Any]]:
+        return self.inputs.presses
+
+    @property
+    def played(self) -> deque[OutputEvent]:
+        return self.outputs.played
+
+    @property
+    def scheduled(self) -> deque[tuple[int, int, float, Any]]:
+        return self.outputs.scheduled
+
+    @property
+    def late_events(self) -> int:
+        return self.levels.late_events
+
+    @property
+    def xruns(self) -> int:
+        return self.stream.xruns
+
+    @property
+    def reaction_frames(self) -> int | None:
+        return self.stream.reaction_frames
+
+    @property
+    def latency_frames(self) -> int | None:
+        return self.stream.latency_frames
+
+    @property
+    def zero_levels(self) -> np.ndarray:
+        return self.outputs.zero_levels
+
+    def to_sample(self, channel: int, volts: float) -> float:
+        return self.outputs.to_sample(channel, volts)
+
+    def process_block(self, f0: int, block: np.ndarray) -> None:
+        self.inputs.process_block(f0, block)
+
+    def schedule(self, events: list[OutputEvent]) -> None:
+        """Engine events -> level changes at output frames (velocity a little before its rise),
+        and MIDI beside them when the mirror is on."""
+        changes, played = self.outputs.changes(events, self.stream.reaction_frames or 0,
+                                               driven=not self.stream.down)
+        if self.midi_output is not None:
+            for ev in played:
+                # the offset estimate only falls (it improves while the stream starts): never let
+                # a later event fall due before an earlier one, so MIDI keeps the player's order
+                self._mirror_at = max(self._mirror_at, self.to_monotonic(ev.time + self.delay_s))
+                self.midi_output.play(ev, at=self._mirror_at)
+        self.levels.extend(changes)
+
+    @property
+    def delay_s(self) -> float:
+        """Seconds from an edge at the input jacks to the step it fires at the output jacks
+        (reaction R plus the stream's latency L)."""
+        s = self.stream
+        return ((s.reaction_frames or 0) + (s.latency_frames or 0)) / self.sr
+
+    def to_monotonic(self, t: float) -> float:
+        """Engine time -> time.monotonic() (for MIDI out beside the CV outputs)."""
+        return t + self.stream.mono_offset
+
+    # --- the engine thread
+    def _engine_loop(self, heartbeat: Callable[[], Any] | None = None) -> None:
+        eng, stream, inputs = self.engine, self.stream, self.inputs
+        stream.mono_offset = math.inf
+        self._mirror_at = -math.inf
+        while not self._stop.is_set():
+            stream.wake.wait(0.05)
+            stream.wake.clear()
+            if heartbeat is not None:
+                heartbeat()
+            while stream.blocks:
+                f0, block, _adc = stream.blocks.popleft()
+                n = len(block)
+                # monotonic at the end of this block's capture: the least-delayed wake-up wins
+                stream.mono_offset = min(stream.mono_offset,
+                                         time.monotonic() - (f0 + n) / self.sr)
+                inputs.process_block(f0, block)
+            if stream.down and stream.mono_offset != math.inf:
+                # no stream: time goes on by the clock, the engine keeps its pattern and place
+                clock = int((time.monotonic() - stream.mono_offset) * self.sr)
+                inputs.processed = max(inputs.processed, clock)
+            if inputs.processed and stream.reaction_frames is not None:
+                # events up to one block ahead (half the reaction time): what lies between clock
+                # edges is placed by the tempo estimate this little ahead, what sits on an edge
+                # waits for it (`Clock.hold`)
+                now = inputs.processed / self.sr
+                events = eng.advance(now + stream.reaction_frames / 2 / self.sr)
+                if events:
+                    self.schedule(events)
+
+    # --- lifecycle
+    def start(self, heartbeat: Callable[[], Any] | None = None) -> None:
+        """Open the stream and play; `heartbeat()` is called by the engine thread every pass
+        (the service's watchdog). The keeper thread then watches the stream."""
+        if self.stream.stream is None:
+            self.stream.open()
+        short_gil_slices(0.001)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._engine_loop, args=(heartbeat,),
+                                        name="grooverack-es9-engine", daemon=True)
+        self._thread.start()
+        self.stream.start()
+
+    def stop(self) -> None:
+        """Keeper ended, outputs to 0 V (rendered, see `ES9Stream.zero_outputs`), engine thread
+        stopped, stream stopped and closed; bounded whether the server is there, gone or coming
+        back."""
+        left = self.stream.stop_keeper()
+        self.stream.zeroing = True
+        self._stop.set()
+        self.stream.wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self.stream.close(keeper_left=left)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def realtime(self, mirror: MidiMirror | None = None) -> bool:
+        """SCHED_FIFO for the engine thread (and a MIDI sender above it, the generator below),
+        when permitted (`runtime.priority.realtime`); the audio callback is already real-time
+        (JACK / ALSA thread). With `rt.below_jack` on JACK all of them sit below JACK's
+        client threads, the audio callback's among them (`JackWatch.client_priority`)."""
+        watch = self.stream.watch
+        ceiling = watch.rt_ceiling(self.settings) if watch is not None else None
+        return realtime(writer=mirror.sender.thread if mirror is not None else None,
+                        loop=self._thread, ceiling=ceiling)
+
+    def wait_latency(self, timeout: float = 5.0) -> float:
+        return self.stream.wait_latency(timeout)
+
+    def describe(self) -> str:
+        lat, react = self.stream.latency_frames, self.stream.reaction_frames
+        if lat is None or react is None:
+            shown = "unknown"
+        else:
+            shown = (f"{lat + react} samples ({(lat + react) / self.sr * 1e3:.2f} ms: reaction "
+                     f"{react}, stream {lat})")
+        names = self.stream.device_names
+        return (f"ES-9: in {names[0]!r}, out {names[1]!r}, {self.sr} Hz, block "
+                f"{self.board.blocksize or 'host'}; clock edge to step {shown}")
+
+
+def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
+    """`grooverack run --board es9` (any board of kind "es9"; a [midi] table adds MIDI out).
+
+    The lifecycle is `runtime.serve.Lifecycle`: state restored before it plays, READY + the
+    watchdog (the engine thread beats), and on SIGTERM/SIGINT or at the end of `--duration`:
+    every output channel at its 0 V sample (rendered before the stream stops), the MIDI mirror's
+    notes off, then the state saved; exit status 0."""
+
+    es9 = parse_board(board, settings)
+    # a calibration file written by `grooverack calibrate --board es9` overrides [es9.calibration]
+    measured = Calibration.load(default_path(state_dir(settings), board.name), board)
+    apply_to_es9(measured, es9)  # the inputs' scaling (block volts, vectorised)
+    engine = make_engine(settings, threaded=True)
+    mirror: MidiMirror | None = None
+    backend: ES9Backend | None = None
+    try:
+        life = Lifecycle(settings, engine)
+        life.restore()  # presets + last performance, before the first step plays
+        mirror = MidiMirror(board, settings) if es9.midi is not None else None
+        if mirror is not None:
+            mirror.start()
+        backend = ES9Backend(engine, settings, es9, calibration=measured,
+                             midi_output=mirror.output if mirror is not None else None)
+        backend.start(heartbeat=life.beat)
+    except BaseException:
+        if backend is not None:
+            backend.stop()
+        if mirror is not None:
+            mirror.stop()
+        engine.close()
+        raise
+    es9_backend = backend
+
+    def outputs_to_zero() -> None:
+        es9_backend.stop()  # every channel's 0 V sample rendered, then the stream stopped
+        if mirror is not None:
+            mirror.stop()  # note-offs, all notes off, MIDI Stop
+
+    def every() -> None:  # the main thread, about once a second
+        if not es9_backend.running:
+            raise RuntimeError("the ES-9 engine thread stopped")
+        if mirror is not None:
+            try:
+                mirror.keeper.check()
+            except Exception as exc:  # listing can fail while a device unplugs
+                log.debug("MIDI port check: %s", exc)
+
+    try:
+        if getattr(args, "rt", False):
+            backend.realtime(mirror)
+        backend.wait_latency()
+        life.ready(f"board {board.name} up ({backend.describe()})",
+                   outputs_to_zero=outputs_to_zero)
+        print(f"grooverack: {backend.describe()}; Ctrl-C to stop", file=sys.stderr)
+        life.wait(getattr(args, "duration", None), every=every)
+        status = life.shutdown()  # outputs to 0 V, state saved, engine stopped
+    except BaseException:
+        log.exception("ES-9 back end stopped by an error: outputs to 0 V")
+        if life.service is None:
+            outputs_to_zero()
+        life.shutdown()
+        raise
+    s = backend.stream
+    lost = f", stream lost {s.losses}x, reopened {s.reopens}x" if s.losses else ""
+    presses = f", {len(backend.presses)} button presses" if es9.buttons else ""
+    print(f"grooverack: {len(backend.onsets)} onsets in{presses}, {len(backend.scheduled)} "
+          f"output changes, {backend.late_events} late, {s.xruns} xruns{lost}",
+          file=sys.stderr)
+    return status
