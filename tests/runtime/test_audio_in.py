@@ -45,13 +45,16 @@ def test_jack_loop_into_the_audio_input_becomes_the_groove(
         listener = backend.listener
         assert listener is not None
         rig.go()
-        _, xruns = rig.result()
+        _, rig_xruns = rig.result()
         wait_for(lambda: len(listener.recent) >= 0.9 * len(truth), 5.0, "the onsets")
         time.sleep(0.2)
         heard = sorted(t for t, _ in listener.recent)
         groove = np.array(engine.groove)
         position = engine.clock.position
         played = list(backend.played)
+        # a missed JACK cycle (of the player or of our input, on a loaded host) drops or repeats
+        # a block: a click the detector rightly hears; each may cost an onset
+        xruns = rig_xruns + listener.xruns
     finally:
         backend.stop()
         engine.close()
@@ -66,7 +69,8 @@ def test_jack_loop_into_the_audio_input_becomes_the_groove(
     # the groove is the loop's: the steps the MIDI truth lands on at the same time base
     expected = {int(np.floor(position(t + delta) + 0.5)) % 32 for t in truth}
     got = set(np.flatnonzero(groove[:, 0] > 0))
-    assert len(got & expected) >= 0.9 * len(got | expected), (sorted(got), sorted(expected))
+    assert len(got & expected) >= (0.9 - 0.03 * xruns) * len(got | expected), (
+        sorted(got), sorted(expected), xruns)
     # and the drums play: triggers after the first onset was heard
     assert any(e.kind == "trigger" and e.value > 0 and e.time > heard[0] for e in played)
     # handed to the engine within a loop pass of being reported (1 ms polls; reported here)

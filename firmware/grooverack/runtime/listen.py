@@ -115,12 +115,14 @@ class AudioListener:
         self.block = int(settings["input.audio_block"])
         self.params = OnsetParams.from_settings(settings)
         self.open_device = open_device
-        self._blocks: queue.Queue[tuple[np.ndarray, float, int]] = queue.Queue()
+        # (block, arrival, stream generation, the block's first frame on the stream's counter)
+        self._blocks: queue.Queue[tuple[np.ndarray, float, int, int]] = queue.Queue()
         self._onsets: deque[tuple[float, float, float]] = deque()  # (t, velocity, reported)
         self.handoff_s: deque[float] = deque(maxlen=10_000)  # report -> drained, per onset
         self.recent: deque[tuple[float, float]] = deque(maxlen=10_000)  # (t, velocity) drained
         self.heard = 0
         self.lost = 0  # times the device vanished
+        self.xruns = 0  # JACK cycles missed while we listened (each may click: a false onset)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stream: Any = None
@@ -135,10 +137,10 @@ class AudioListener:
         """One block of the chosen channel (1-D), `arrival` = when its last sample was in (the
         back end's clock; default now). From any thread; the detector thread does the work."""
         self._blocks.put((np.array(block, dtype=np.float32),
-                          self.clock() if arrival is None else arrival, self._generation))
+                          self.clock() if arrival is None else arrival, self._generation, -1))
 
     def _sd_callback(self, indata: np.ndarray, frames: int, _time: Any, status: Any) -> None:
-        self._blocks.put((indata[:, self.channel].copy(), self.clock(), self._generation))
+        self._blocks.put((indata[:, self.channel].copy(), self.clock(), self._generation, -1))
 
     # --- opening and reopening ----------------------------------------------------------------
     def _open(self) -> None:
@@ -170,9 +172,15 @@ class AudioListener:
 
         @client.set_process_callback
         def process(frames: int) -> None:  # JACK's thread: copy the block, stamp it
-            put((np.array(inport.get_array(), dtype=np.float32), clock(), generation))
+            put((np.array(inport.get_array(), dtype=np.float32), clock(), generation,
+                 client.last_frame_time))
 
         client.set_shutdown_callback(lambda status, reason: self._gone.set())
+
+        @client.set_xrun_callback
+        def xrun(_delay: float) -> None:  # a missed cycle: a gap or a repeat in the audio
+            self.xruns += 1
+
         client.activate()
         try:
             found = client.get_ports(port, is_output=True, is_audio=True)
@@ -225,11 +233,12 @@ class AudioListener:
         detector: OnsetDetector | None = None
         start = math.inf  # the stream's sample 0 on our clock
         samples = 0
+        next_frame = 0
         self._last_block = self.clock()
         next_try = 0.0
         while not self._stop.is_set():
             try:
-                block, arrival, gen = self._blocks.get(timeout=0.1)
+                block, arrival, gen, frame = self._blocks.get(timeout=0.1)
             except queue.Empty:
                 block = None
             now = self.clock()
@@ -261,9 +270,22 @@ class AudioListener:
             if block is None:
                 continue
             self._last_block = now
+            end_frame = frame + len(block)
+            if frame >= 0 and detector is not None and gen == generation:
+                gap = frame - next_frame  # JACK's frame counter: a missed cycle is a gap
+                if 0 < gap < self.rate:  # silence where it was missed: later samples keep time
+                    block = np.concatenate((np.zeros(gap, dtype=np.float32), block))
+                elif gap < 0:  # (part of) a block seen before: only what is new
+                    block = block[min(-gap, len(block)):]
+                elif gap:
+                    detector = None  # lost for a second or more: a new time base
             if gen != generation or detector is None:  # a new stream: a new time base
                 generation, samples, start = gen, 0, math.inf
                 detector = OnsetDetector(self.rate, self.params)
+            if frame >= 0:
+                next_frame = max(next_frame, end_frame) if samples else end_frame
+            if not len(block):
+                continue
             samples += len(block)
             if start != math.inf:
                 start += DRIFT * len(block) / self.rate
