@@ -133,11 +133,12 @@ class AudioListener:
         self._next_look = 0.0
 
     # --- the capture side: only moves data -----------------------------------------------------
-    def feed(self, block: np.ndarray, arrival: float | None = None) -> None:
+    def feed(self, block: np.ndarray, arrival: float | None = None, frame: int = -1) -> None:
         """One block of the chosen channel (1-D), `arrival` = when its last sample was in (the
-        back end's clock; default now). From any thread; the detector thread does the work."""
+        back end's clock; default now), `frame` its first frame on the stream's counter when
+        known (a gap is a missed block). From any thread; the detector thread does the work."""
         self._blocks.put((np.array(block, dtype=np.float32),
-                          self.clock() if arrival is None else arrival, self._generation, -1))
+                          self.clock() if arrival is None else arrival, self._generation, frame))
 
     def _sd_callback(self, indata: np.ndarray, frames: int, _time: Any, status: Any) -> None:
         self._blocks.put((indata[:, self.channel].copy(), self.clock(), self._generation, -1))
@@ -294,10 +295,10 @@ class AudioListener:
                 self.heard += 1
                 self._onsets.append((start + onset.time, onset.velocity, self.clock()))
 
-    def feed_stamped(self, block: np.ndarray, t_first: float) -> None:
-        """A back end that knows each sample's time (the ES-9: input frames / rate) hands the
-        block with the time of its first sample."""
-        self.feed(block, t_first + len(block) / self.rate)
+    def feed_frames(self, block: np.ndarray, f0: int) -> None:
+        """A back end whose timeline is the stream's frames (the ES-9: t = frame / rate) hands
+        each block with its first frame: every onset then lands at its own frame / rate."""
+        self.feed(block, (f0 + len(block)) / self.rate, f0)
 
     def drain(self) -> list[tuple[float, float]]:
         """The onsets heard since the last call: (time on the back end's clock, velocity)."""

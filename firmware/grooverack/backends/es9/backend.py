@@ -168,6 +168,8 @@ class ES9Backend:
         if self.stream.stream is None:
             self.stream.open()
         short_gil_slices(0.001)
+        if self.inputs.listener is not None:  # [es9.inputs] audio: the detector's thread
+            self.inputs.listener.start()
         self._stop.clear()
         self._thread = threading.Thread(target=self._engine_loop, args=(heartbeat,),
                                         name="grooverack-es9-engine", daemon=True)
@@ -185,6 +187,8 @@ class ES9Backend:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self.inputs.listener is not None:
+            self.inputs.listener.stop()
         self.stream.close(keeper_left=left)
 
     @property
