@@ -12,7 +12,7 @@ from grooverack.errors import ConfigError
 from grooverack.sim import fluid
 
 from tests.backends.test_es9_jack import BOARD, SR, VPU, board, capture
-from tests.onsets.test_onsets import drum_groove
+from tests.onset_detector.test_onsets import drum_groove
 from tests.rig.jackserver import jack_audio_server  # noqa: F401  (fixture)
 
 BPM = 100.0

@@ -18,7 +18,7 @@ from grooverack.runtime.listen import AudioListener
 from grooverack.runtime.serve import make_engine
 from grooverack.sim import fluid
 
-from tests.onsets.test_onsets import drum_groove
+from tests.onset_detector.test_onsets import drum_groove
 from tests.rig.jackserver import AudioRig, jack_audio_server, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.skipif(fluid.available() is not None, reason=str(fluid.available()))

@@ -5,7 +5,10 @@ comes and asks the engine for the outputs of the next 20 ms (`advance`); the sha
 `runtime.scheduler.TimedScheduler` thread only moves data: it sleeps to just before each queued
 output, spins to its time, records it and its scheduled and actual times (`--timing FILE`); the
 engine generates in its own worker thread (`Engine(threaded=True)`). `--rt` gives the three
-threads SCHED_FIFO (writer > loop > worker) and locks memory, as the Pi service does. The
+threads SCHED_FIFO (writer > loop > worker) and locks memory, as the Pi service does.
+`--audio [DEVICE]` plays the drum voices through a sound card (`backends.speaker`, a process of
+its own): the loop thread only writes each output write into its pipe (non-blocking), the sound
+process's audio callback renders. The
 lifecycle (state restored, READY + watchdog, outputs to 0 V and state saved on SIGTERM/SIGINT) is
 `runtime.serve.Lifecycle`, as on every board.
 """
@@ -19,18 +22,20 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from grooverack.config import CONTROLS, SCHEMA, Settings
+from grooverack.runtime.hooks import LoopHook
 from grooverack.runtime.priority import WRITER_PRIORITY, realtime, short_gil_slices
 from grooverack.runtime.scheduler import RT_SPIN_S, SPIN_S, TimedScheduler
 from grooverack.runtime.serve import Lifecycle, make_engine
 from grooverack.sim.direct import TAIL_S, DirectBoard
 from grooverack.sim.patch import OutputRecorder, OutputRow, build_patch, jack_value, pot_position
-from grooverack.sim.session import choose_bpm, make_board, write_files
+from grooverack.sim.session import choose_bpm, drum_voices, make_board, write_files
 from grooverack.sim.sources import load_controls, load_source, source_at
 
 LOOKAHEAD_S = 0.020  # the loop asks the engine for events this far ahead
@@ -87,9 +92,13 @@ class RecordingWriter(OutputRecorder):
     its scheduled and actual patch times in `timing`."""
 
     def __init__(self, t0: float | None = None, spin: float = SPIN_S,
-                 priority: int | None = None) -> None:
+                 priority: int | None = None,
+                 listener: Callable[[float, int, str, float], None] | None = None) -> None:
         super().__init__()
         self.timing: list[tuple[float, float]] = []
+        # `--audio`: each write is also pushed, when it is handed to the scheduler (up to
+        # LOOKAHEAD_S early), to the speaker's queue (`backends.speaker.Speaker.push`)
+        self.listener = listener
         # direct: the writes of a step due at an edge that just came in leave at once from the
         # loop's thread, without waiting for this thread to get the GIL (a real board's bus
         # write happens the moment the loop makes it)
@@ -108,6 +117,8 @@ class RecordingWriter(OutputRecorder):
               voice: int | None = None) -> None:
         row = OutputRow(float(time), int(output), str(kind), float(volts), voice)
         self.scheduler.schedule(row.time, row)
+        if self.listener is not None:
+            self.listener(row.time, row.output, row.kind, row.volts)
 
     def _emit(self, row: OutputRow, due: float, actual: float) -> None:
         self.rows.append(row)
@@ -122,17 +133,44 @@ class RecordingWriter(OutputRecorder):
         self.scheduler.close()
 
 
-def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> int:
+LATE_S = 0.001  # a write this late counts as a fault in what a hook is shown
+HOOK_GUARD_S = 0.002  # a hook runs only in passes with no input change due sooner than this
+
+
+def late_writes(writer: RecordingWriter) -> Callable[[], dict[str, int]]:
+    """A fault reader for a hook's thread: writes that left more than `LATE_S` late, counted
+    over the entries added since its last call (the loop's thread never runs it)."""
+    seen, late = 0, 0
+
+    def read() -> dict[str, int]:
+        nonlocal seen, late
+        timing = writer.timing
+        end = len(timing)
+        late += sum(1 for due, actual in timing[seen:end] if actual - due > LATE_S)
+        seen = end
+        return {"writes_late_over_1ms": late, "writes": end}
+
+    return read
+
+
+def run_sim(args: argparse.Namespace, settings: Settings, launched: float,
+            hook: LoopHook | None = None) -> int:
+    """The patch on the wall clock until its end or a signal; `hook` (the web page's link) is
+    attached before the loop is ready and called between its passes."""
     duration = args.duration
     changes, bpm, name = timeline(args, settings, duration)
     engine = make_engine(settings, threaded=True)
     short_gil_slices()  # the loop must not wait behind the generator thread's Python work
     fifo = realtime() if args.rt else False
-    writer = RecordingWriter(None, RT_SPIN_S if fifo else SPIN_S, WRITER_PRIORITY if fifo else None)
+    speaker = open_speaker(args, settings)
+    writer = RecordingWriter(None, RT_SPIN_S if fifo else SPIN_S, WRITER_PRIORITY if fifo else None,
+                             listener=speaker.push if speaker is not None else None)
     board = (DirectBoard(engine, settings, writer) if args.direct
              else make_board(settings, writer, engine, args.board or "sim"))
     life = Lifecycle(settings, engine)
     life.restore()  # presets and the last performance from the state dir
+    if hook is not None:
+        hook.attach(engine, late_writes(writer))
     stopped_at: list[float] = []
     t0 = _clock() + START_DELAY_S  # fixed again once ready (below)
 
@@ -147,6 +185,8 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
     # restored: the first step is as punctual as every other
     t0 = _clock() + START_DELAY_S
     writer.begin(t0)
+    if speaker is not None:
+        speaker.begin(t0)
     ready_s = _clock() - launched
     print(f"grooverack run: ready in {ready_s:.3f} s (board sim, {name}, {bpm:g} BPM"
           f"{f', {duration:g} s' if duration else ', Ctrl-C to stop'})", file=sys.stderr,
@@ -171,6 +211,9 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
             board.advance(horizon)
             if horizon >= end:
                 break
+            if hook is not None and (pending is None or pending[0] - now > HOOK_GUARD_S):
+                # after this pass's writes, never just before an input change is due
+                hook.between(now)
             wake = horizon - WAKE_MARGIN_S
             if pending is not None and pending[0] <= wake:
                 # the patch's next change is applied at its time, as a kernel stamps an edge:
@@ -183,7 +226,10 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
                 continue
             pause = t0 + wake - _clock()
             if pause > 0:
-                time.sleep(pause)
+                if hook is not None:
+                    hook.sleep(pause)  # ends early when the page has a command for the loop
+                else:
+                    time.sleep(pause)
     except KeyboardInterrupt:
         end = _clock() - t0
     if life.stopping:
@@ -193,6 +239,9 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
     life.shutdown()  # outputs to 0 V (queued after the last falls), state saved, engine stopped
     writer.close()
     wall = _clock() - t0
+    if speaker is not None:
+        speaker.drain(end)  # the last hits reach the speaker
+        speaker.stop()
     cpu1, loop_cpu = os.times(), time.thread_time() - loop_cpu0
     process_cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     patterns = float(engine.pattern.serial)
@@ -204,15 +253,37 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
           f"{100 * process_cpu / wall:.1f} % of a core (loop thread {100 * loop_cpu / wall:.1f} %, "
           f"writer thread {100 * writer.cpu_s / wall:.1f} %)",
           file=sys.stderr)
+    if speaker is not None:
+        print(f"grooverack run: {speaker.report()}", file=sys.stderr)
     if args.timing:
         write_timing(Path(args.timing), writer, applied, ready_s=ready_s, wall_s=wall,
                      process_cpu_s=process_cpu, loop_cpu_s=loop_cpu, writer_cpu_s=writer.cpu_s,
-                     patterns=patterns)
+                     patterns=patterns, t0_monotonic=t0)
     if args.out:
-        patch = build_patch(source_at(load_source(args.input, settings), bpm), bpm=bpm, bars=max(wall, 0.001) / (240 / bpm),
+        patch = build_patch(source_at(load_source(args.input, settings), bpm), bpm=bpm,
+                            bars=max(wall, 0.001) / (240 / bpm),
                             clock_ppqn=settings["clock.ppqn"] if args.clock else None)
-        write_files(Path(args.out), patch, writer, settings, settings["generation.seed"])
+        write_files(Path(args.out), patch, writer, settings, settings["generation.seed"],
+                    wav=getattr(args, "wav", True))
     return 0
+
+
+def open_speaker(args: argparse.Namespace, settings: Settings) -> Any:
+    """`--audio [DEVICE]`: the drum voices through the sound card (`backends.speaker`), open
+    and playing silence; None without `--audio`. A device that is missing is one warning."""
+    device = getattr(args, "audio", None)
+    if device is None:
+        return None
+    from grooverack.backends.speaker import SpeakerProcess
+
+    speaker = SpeakerProcess(drum_voices(settings), rate=int(settings["audio.rate"]),
+                      velocity_volts=float(settings["outputs.velocity_volts"]),
+                      device=device or settings["audio.device"],
+                      delay_ms=float(settings["audio.delay_ms"]), clock=_clock)
+    if speaker.start():
+        speaker.wait_delay()
+        print(f"grooverack run: {speaker.describe()}", file=sys.stderr, flush=True)
+    return speaker
 
 
 def timing_report(timing: list[tuple[float, float]]) -> dict[str, float]:

@@ -21,6 +21,7 @@ from grooverack.backends.panel.hardware import (
 )
 from grooverack.boards.board import Board
 from grooverack.config import Settings
+from grooverack.runtime.hooks import LoopHook
 from grooverack.runtime.listen import AudioListener
 from grooverack.runtime.priority import realtime, short_gil_slices
 from grooverack.runtime.scheduler import TimedScheduler
@@ -67,7 +68,15 @@ def _scanner(panel: PanelBackend, inbox: queue.Queue[tuple[Any, ...]],
             stop.wait(delay)
 
 
-def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> int:
+def bus_faults(panel: PanelBackend | None) -> dict[str, int]:
+    """Failed bus operations per chip, for a hook's thread."""
+    if panel is None:
+        return {}
+    return {name: int(counts.get("faults", 0)) for name, counts in panel.faults().items()}
+
+
+def run_backend(board: Board, settings: Settings, args: argparse.Namespace,
+                hook: LoopHook | None = None) -> int:
     """`grooverack run --board NAME` on a Raspberry Pi: real buses, wall clock, until SIGTERM.
 
     The loop waits on the gate/clock/reset/button lines themselves (`hw.gpio.wait`: libgpiod's
@@ -99,6 +108,8 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> i
         panel = PanelBackend(board, settings, engine, hw, cal, clock)
         life = Lifecycle(settings, engine)
         life.restore()  # presets + last performance, before the first step plays
+        if hook is not None:  # the web page's link: bus faults counted per chip
+            hook.attach(engine, lambda: bus_faults(panel))
         panel.start(clock())
         panel.scan_thread = True
         if listener is not None:  # input.source = audio: the detector's own thread
@@ -160,6 +171,8 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> i
             for group in group_instants(engine.advance(now + LOOKAHEAD_S)):
                 writer.schedule(group[0].time, group)  # already due: written now, from here
             life.beat()
+            if hook is not None:
+                hook.between(now)
             # idle: wait on the lines for the next edge, at most to the next sample/debounce or
             # IDLE_S (the writer keeps the time). An edge ends the wait at once and is applied
             # here at its stamped time; the next pass fires and writes the step on it.
