@@ -172,7 +172,7 @@ def _keys() -> list[Key]:
             doc="onset detector: length of the moving average (adaptive threshold)"),
         Key("onsets.combine_ms", 30.0, "ms", 5.0, 200.0,
             doc="onset detector: onsets closer than this are one (a flam, kick + hat together)"),
-        Key("onsets.range_db", 60.0, "dB", 20.0, 100.0,
+        Key("onsets.range_db", 80.0, "dB", 20.0, 100.0,
             doc="onset detector: what the spectrum keeps under the recent peak (quieter is noise)"),
         Key("onsets.velocity_ms", 10.0, "ms", 1.0, 50.0,
             doc="onset velocity: the peak level over this long after the onset"),

@@ -49,7 +49,7 @@ class OnsetParams:
     threshold: float = 0.5       # dB of mean band rise above the moving average
     average_ms: float = 100.0    # the moving average's length (adaptive threshold)
     combine_ms: float = 30.0     # onsets closer than this are one
-    range_db: float = 60.0       # what the spectrum keeps under the recent peak
+    range_db: float = 80.0       # what the spectrum keeps under the recent peak
     velocity_ms: float = 10.0    # the onset's level: peak over this long after it
     velocity_curve: float = 2.0  # amplitude = velocity ** curve (velocity.py)
     velocity_min: float = 0.1    # the softest onset's velocity
