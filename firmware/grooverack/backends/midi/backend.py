@@ -73,6 +73,11 @@ class MidiBackend:
         self.listener = (AudioListener(settings, clock) if settings["input.source"] == "audio"
                          else None)
 
+    @property
+    def transport(self) -> str:
+        """"jack" (`midi.api = jack`: JACK clients of its own, `jackport`) or "rtmidi"."""
+        return "jack" if self.options.api == "jack" else "rtmidi"
+
     def _attach_input(self, port: Any) -> None:
         self._jt, self._offset = 0.0, math.inf  # a new port: a new time base
 
