@@ -2,7 +2,7 @@
 player scheduled it, measured where a receiver gets it.
 
 A JACK dummy server (`jackd -d dummy`, its own name) hosts grooverack's MIDI back end (virtual
-ports, python-rtmidi's JACK API) and a test client in another process (tests/jackserver.py
+ports, python-rtmidi's JACK API) and a test client in another process (tests/rig/jackserver.py
 `MidiRig`). The client plays a note on every 16th with changing velocity (the groove changes at
 every step: re-encoded at every step, `generation.reencode=step`) and a morph CC on every 16th
 (a decode at every step), and records what `grooverack out` sends. Lateness = the JACK time of
@@ -10,7 +10,7 @@ the frame a message arrives on (mapped onto time.monotonic()) - its scheduled ti
 what it is given at frame 0 of the next JACK cycle, so a cycle (period / rate) bounds the spread.
 Also reported: send-side lateness (when `send_message` returned - scheduled).
 
-    .venv/bin/python benchmarks/bench_midi.py --seconds 20 --period 32 [--rt] [--json FILE]
+    .venv/bin/python -m benchmarks.bench_midi --seconds 20 --period 32 [--rt] [--json FILE]
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
 
-import jackserver  # noqa: E402  (the JACK server and MIDI test client of the tests)
 from grooverack.backends.midi import MidiBackend  # noqa: E402
 from grooverack.config import load_settings  # noqa: E402
 from grooverack.runtime.serve import make_engine  # noqa: E402
+
+from tests.rig import jackserver  # noqa: E402  (the JACK server and MIDI test client)
 
 SR = 48000
 

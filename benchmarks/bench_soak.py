@@ -408,8 +408,8 @@ on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {platform.processor() o
 {os.cpu_count()} cores shared with the other engineers and a training run, Python
 {platform.python_version()}. The engine with the shipped model (synchronous generation) behind the
 sim board's jack layer (`sim.direct.DirectBoard`), in virtual time. The CI variant
-(`tests/test_soak.py`) runs 2 x 30 min of musical time; the full run is `pytest -m slow
-tests/test_soak.py` or this script.
+(`tests/sim/test_soak.py`) runs 2 x 30 min of musical time; the full run is `pytest -m slow
+tests/sim/test_soak.py` or this script.
 
 | measure | result |
 |---|---|
@@ -430,7 +430,7 @@ Each with random gates, contact-bounce and open-jack noise, control changes (eve
 swing, quantize, trigger width, gate mode, record mode) and button presses.
 
 The same scenarios run through the emulated chips and the panel code with `--board sim`
-(`tests/test_soak.py` runs 5 min of it, ~50x real time): no exception, no stuck output, every
+(`tests/sim/test_soak.py` runs 5 min of it, ~50x real time): no exception, no stuck output, every
 clock pulse counted; its memory grows (~40 MB per musical hour) because the emulators keep every
 bus transfer and GPIO edge in `history`/`edges` lists (emulator-only: the Pi has no emulators;
 reported to the hardware owner)."""

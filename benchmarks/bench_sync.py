@@ -1,7 +1,7 @@
 """In time with the sequencer (issue 17): where each real-time path's steps land against the clock
 that comes in, measured from outside the module's schedule.
 
-    .venv/bin/python benchmarks/bench_sync.py [--paths sim,es9,midi] [--ppqn 1,2,4,8,24,48]
+    .venv/bin/python -m benchmarks.bench_sync [--paths sim,es9,midi] [--ppqn 1,2,4,8,24,48]
                                               [--bpm 40,97,120,174,300] [--rt] [--write]
 
 - sim: `grooverack run --board sim --clock` on the wall clock (a subprocess, as a user runs it);
@@ -82,8 +82,7 @@ def _figures(offsets_ms: np.ndarray) -> dict:
 
 
 def measure_es9(server, tmp: Path, ppqn: int, bpm: float) -> dict:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from sync_es9 import measure
+    from tests.rig.sync_es9 import measure
 
     return measure(server, tmp, ppqn, bpm)
 
@@ -111,8 +110,7 @@ def es9_row(r: dict) -> str:
 
 
 def measure_midi(server, tmp: Path, bpm: float, rt: bool = False) -> dict:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from sync_midi import measure
+    from tests.rig.sync_midi import measure
 
     r = measure(server, tmp, bpm, rt=rt)
     return {"count": r["count"], "median_ms": r["median_ms"], "p99_ms": r["p99_abs_ms"],
@@ -145,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(rows["sim"][-1], flush=True)
     server = None
     if "es9" in paths or "midi" in paths:
-        sys.path.insert(0, str(REPO / "tests"))
-        from jackserver import start_server, stop_server
+        from tests.rig.jackserver import start_server, stop_server
 
     if "es9" in paths:
         server = start_server(period=1024)
@@ -178,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                f"{platform.system()} {platform.release()}, Python {platform.python_version()}; "
                f"load {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    command = f"`.venv/bin/python benchmarks/bench_sync.py {' '.join(argv or sys.argv[1:])}`"
+    command = f"`.venv/bin/python -m benchmarks.bench_sync {' '.join(argv or sys.argv[1:])}`"
     blocks = {path: block(path, rows[path], f"{command} on {started}. Machine: {machine}.",
                           first if path == "sim" else None) for path in paths}
     for text in blocks.values():

@@ -5,7 +5,7 @@ that a noisy spell of the host hits both alike. `--compare direct`: the MIDI sen
 send (a note already due leaves from the engine loop, the default) against handing every note to
 the sender thread.
 
-    .venv/bin/python benchmarks/midi_priority_ab.py [--compare priority|direct] [--bpm 40,120]
+    .venv/bin/python -m benchmarks.midi_priority_ab [--compare priority|direct] [--bpm 40,120]
         [--rounds 4] [--json F]
 
 Each take is `sync_midi.measure(..., rt=True, takes=1)` (one take, xruns and all) on one
@@ -19,21 +19,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
 
 TARGET_MS = 1.0 + 128 / 48.0  # 1 ms + one 128-frame period at 48 kHz
 
 
 def main(argv: list[str] | None = None) -> int:
-    import sync_midi
-    from jackserver import start_server, stop_server
+    from tests.rig import sync_midi
+    from tests.rig.jackserver import start_server, stop_server
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--compare", choices=("priority", "direct"), default="priority")

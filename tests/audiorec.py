@@ -14,8 +14,11 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
-from jackserver import JackServer, _wait_ready
+if __package__ in (None, ""):  # run as the recorder's own process: the repository on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.rig.jackserver import JackServer, _wait_ready  # noqa: E402
 
 NAME = "hearrec"
 

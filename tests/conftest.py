@@ -30,8 +30,8 @@ def gmd_cache_dir(gmd_zip, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def fake_manifest(tmp_path_factory) -> Path:
-    """A small random-weight model pair with the contract's names and manifest (tests/fakemodel.py)."""
-    from fakemodel import build_fake_model
+    """A small random-weight model pair with the contract's names and manifest (tests/rig/fakemodel.py)."""
+    from tests.rig.fakemodel import build_fake_model
 
     return build_fake_model(tmp_path_factory.mktemp("fakemodel"))
 
@@ -70,3 +70,14 @@ def _no_forced_exit():
         message = "; ".join(_FORCED)
         _FORCED.clear()
         pytest.fail(message)
+
+
+JACK_FIXTURES = {"jack_server", "jack_audio_server", "jack_killable", "jack_audio_killable"}
+
+
+def pytest_collection_modifyitems(items):
+    """A test that starts a JACK server (a fixture of `tests.rig.jackserver`) is a `jack` test
+    whether or not it says so: `-m "not jack"` (the fast inner loop, README) leaves it out."""
+    for item in items:
+        if JACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.jack)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from jackserver import jack_audio_server  # noqa: F401  (fixture)
+from tests.rig.jackserver import jack_audio_server  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 

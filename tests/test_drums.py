@@ -18,7 +18,8 @@ from grooverack.drums.kit import CEILING, Kit, output_voices, render_events
 from grooverack.drums.voices import VOICES
 from grooverack.errors import ConfigError
 from grooverack.voices import VOICE_NAMES
-from onsets import energy_onsets, trigger_rises
+
+from tests.onsets import energy_onsets, trigger_rises
 
 
 def read_wav(path) -> tuple[np.ndarray, int]:

@@ -342,7 +342,7 @@ def test_model_missing_or_corrupt_at_start(tmp_path, models_copy, damage):
         decoder.write_bytes(bytes(data))
         named = decoder
     # issue 19: the module still plays (rule patterns, the fallback) with one warning naming
-    # the file, the reason and the fix; tests/test_fallback.py has the rest
+    # the file, the reason and the fix; tests/engine/test_fallback.py has the rest
     for command in (["sim", "--out", str(tmp_path / "out")],
                     ["run", "--board", "sim", "--duration", "1"]):
         proc = grooverack(*command, "--set", f"model.path={manifest}")

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from jackprobe import SR, MidiProbe, es9_take, midi_clock
-from jackserver import serve
+
+from tests.jackprobe import SR, MidiProbe, es9_take, midi_clock
+from tests.rig.jackserver import serve
 
 
 @pytest.fixture

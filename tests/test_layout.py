@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"voices", "errors", "storage", "resources"},
     {"config"},
     {"boards", "drivers", "emulators", "engine", "model", "calibration", "state", "controls",
-     "drums"},
+     "drums", "onsets"},
     {"runtime"},
     {"backends"},
     {"sim"},
@@ -119,10 +119,11 @@ def test_no_import_circles():
     assert not cycles, "import circles:\n  " + "\n  ".join(" -> ".join(c) for c in cycles)
 
 
-@pytest.mark.parametrize("room_name", ["engine", "model"])
+@pytest.mark.parametrize("room_name", ["engine", "model", "onsets"])
 def test_engine_and_model_stay_pure(room_name):
-    """The engine and the model runner import no back end, board, driver or sim code."""
-    allowed = {"voices", "errors", "storage", "resources", "config", "engine", "model"}
+    """The engine, the model runner and the onset detector import no back end, board, driver or
+    sim code."""
+    allowed = {"voices", "errors", "storage", "resources", "config", "engine", "model", "onsets"}
     bad = [f"{m} -> {t}" for m, ts in imports().items() if room(m) == room_name
            for t in ts if room(t) not in allowed]
     assert not bad, bad

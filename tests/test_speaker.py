@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from audiorec import AudioRecorder
-from jackserver import jack_audio_server  # noqa: F401  (fixture)
-from onsets import energy_onsets, trigger_rises
+
+from tests.audiorec import AudioRecorder
+from tests.onsets import energy_onsets, trigger_rises
+from tests.rig.jackserver import jack_audio_server  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,7 +144,7 @@ def test_a_vanishing_server_is_one_warning_and_the_module_plays_on(jack_audio_se
                                                                    tmp_path):
     import time
 
-    from jackserver import stop_server
+    from tests.rig.jackserver import stop_server
 
     rec = AudioRecorder(jack_audio_server, 10.0, tmp_path)
     proc, lines = start_playing(jack_audio_server, tmp_path, 5.0)

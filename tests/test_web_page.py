@@ -17,7 +17,7 @@ pytest.importorskip("playwright")
 if not os.path.exists("/usr/bin/chromium"):
     pytest.skip("Debian's chromium (/usr/bin/chromium) is not installed", allow_module_level=True)
 
-from webserver import chromium, web_server  # noqa: E402
+from tests.webserver import chromium, web_server  # noqa: E402
 
 
 def api_state(url: str) -> dict:

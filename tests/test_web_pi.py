@@ -11,7 +11,8 @@ from types import SimpleNamespace
 
 from grooverack.backends.panel import loop
 from grooverack.web.link import EngineLink
-from test_panel_run import rig, wait_for  # noqa: F401  (the emulated reference board)
+
+from tests.backends.test_panel_run import rig, wait_for  # noqa: F401  (the emulated reference board)
 
 
 def test_a_pi_loop_serves_the_link(rig):  # noqa: F811

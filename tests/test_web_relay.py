@@ -14,7 +14,8 @@ from grooverack.web.app import make_app
 from grooverack.web.link import Busy, EngineLink
 from grooverack.web.relay import Relay, RemoteLink
 from starlette.testclient import TestClient
-from test_web_api import ORIGIN, Loop, wait_for
+
+from tests.test_web_api import ORIGIN, Loop, wait_for
 
 
 @pytest.fixture

@@ -53,7 +53,7 @@ fi
 arm() {  # run python3.11 of the arm64 userland with the package and the aarch64 wheels
   # shellcheck disable=SC2016  # $0 and $@ belong to the inner shell
   unshare -m sh -c 'mount --bind "$0" /proc/cpuinfo && exec "$@"' "$CPUINFO" \
-    env PYTHONPATH="$CACHE/site:$REPO/firmware:$REPO/tests" PYTHONDONTWRITEBYTECODE=1 \
+    env PYTHONPATH="$CACHE/site:$REPO/firmware:$REPO" PYTHONDONTWRITEBYTECODE=1 \
     qemu-aarch64-static -cpu cortex-a72 -L "$ROOT" "$ROOT/usr/bin/python3.11" "$@"
 }
 
@@ -87,12 +87,12 @@ done
 
 echo "== (c) hardware-free tests on aarch64"
 arm -m pytest -q -p no:cacheprovider -o addopts="" \
-  tests/test_engine.py tests/test_clock.py tests/test_groove.py tests/test_pattern.py \
-  tests/test_player.py tests/test_generator.py tests/test_sampling.py tests/test_model_runner.py \
-  tests/test_drivers_ads1115.py tests/test_drivers_gpio.py tests/test_drivers_mcp3208.py \
-  tests/test_drivers_mcp4728.py tests/test_drivers_mcp4922.py tests/test_emulators.py \
-  tests/test_config.py tests/test_board.py tests/test_state.py tests/test_layout.py \
-  tests/test_patch.py tests/test_panel.py || status=1
+  tests/engine/test_engine.py tests/engine/test_clock.py tests/engine/test_groove.py \
+  tests/engine/test_pattern.py tests/engine/test_player.py tests/engine/test_generator.py \
+  tests/model/test_sampling.py tests/model/test_model_runner.py tests/drivers/test_drivers_*.py \
+  tests/emulators \
+  tests/config/test_config.py tests/boards tests/state/test_state.py tests/test_layout.py \
+  tests/sim/test_patch.py tests/backends/test_panel.py || status=1
 
 [ "$status" -eq 0 ] && echo "aarch64 check: passed" || echo "aarch64 check: FAILED"
 exit "$status"

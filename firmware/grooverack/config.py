@@ -154,6 +154,33 @@ def _keys() -> list[Key]:
         Key("input.fixed_velocity", 0.8, "", 0.0, 1.0, doc="fixed mode: every onset's velocity"),
         Key("input.auto_notes", 16, "notes", 2, 256, doc="auto mode: recent notes whose pitch range is spread"),
         Key("input.velocity_cv_volts", 5.0, "V", 0.1, 10.0, doc="cv mode: velocity CV that means full velocity"),
+        # --- input: audio -> onsets (grooverack.onsets; docs/onsets.md)
+        Key("input.source", "gate", choices=("gate", "audio"),
+            doc="where onsets come from: gate = the gate + pitch CV jacks (MIDI notes on a MIDI "
+                "board); audio = the onsets heard on input.audio_device (a drum machine, a guitar)"),
+        Key("input.audio_device", "", doc="audio source: substring of a capture device's name "
+            "(`grooverack ports` lists them; empty = the system default), or jack:PORT for a "
+            "JACK output port (e.g. jack:system:capture_1)"),
+        Key("input.audio_channel", 1, "channel", 1, 64, doc="the input channel heard (1 = first)"),
+        Key("input.audio_rate", 48000, "Hz", 16000, 96000, doc="capture sample rate"),
+        Key("input.audio_block", 256, "frames", 16, 4096, doc="capture block size"),
+        Key("onsets.frame_ms", 23.0, "ms", 10.0, 100.0, doc="onset detector: analysis window"),
+        Key("onsets.hop_ms", 5.0, "ms", 1.0, 20.0, doc="onset detector: one analysis frame every hop"),
+        Key("onsets.threshold", 0.5, "dB", 0.1, 20.0,
+            doc="onset detector: mean rise of the spectrum's bands over its moving average that "
+                "makes an onset (lower = more sensitive)"),
+        Key("onsets.average_ms", 100.0, "ms", 10.0, 1000.0,
+            doc="onset detector: length of the moving average (adaptive threshold)"),
+        Key("onsets.combine_ms", 30.0, "ms", 5.0, 200.0,
+            doc="onset detector: onsets closer than this are one (a flam, kick + hat together)"),
+        Key("onsets.range_db", 80.0, "dB", 20.0, 100.0,
+            doc="onset detector: what the spectrum keeps under the recent peak (quieter is noise)"),
+        Key("onsets.velocity_ms", 10.0, "ms", 1.0, 50.0,
+            doc="onset velocity: the peak level over this long after the onset"),
+        Key("onsets.velocity_curve", 2.0, "", 0.5, 4.0,
+            doc="onset velocity: level relative to the loudest recent onset = velocity ** curve "
+                "(2 = amplitude as velocity squared, the GM habit; 1 = linear)"),
+        Key("onsets.velocity_min", 0.1, "", 0.0, 1.0, doc="onset velocity of the softest onset"),
         # --- generation
         Key("generation.reencode", "step", choices=("step", "bar", "loop"),
             doc="when a changed groove is re-encoded"),

@@ -3,7 +3,7 @@
 `panel_svg(board)` lays out what the board file declares (nothing hand-drawn: a jack added to
 the board appears in the drawing), on a 3U panel of the board's width (16 HP unless the parts
 need more height, then the drawing grows). `grooverack panel` writes it (docs/panel-reference.svg
-and docs/panel-budget.svg are generated so; tests/test_panel_outputs.py checks the committed
+and docs/panel-budget.svg are generated so; tests/backends/test_panel_outputs.py checks the committed
 files are what this draws).
 Deterministic: the same board gives the same bytes.
 """

@@ -15,7 +15,8 @@ from typing import Any
 from grooverack.config import CONTROLS, PRESS_ACTIONS, Settings
 from grooverack.errors import ConfigError
 
-INPUT_JACKS = ("gate", "pitch", "clock", "reset", "velocity_cv", "fill", *CONTROLS)
+# audio: an audio input whose onsets are the groove (input.audio_channel ignored: this channel)
+INPUT_JACKS = ("gate", "pitch", "clock", "reset", "velocity_cv", "fill", "audio", *CONTROLS)
 
 
 _ES9_KEYS = {"device", "input_device", "output_device", "samplerate", "blocksize",
@@ -150,6 +151,11 @@ def parse_board(board: Any, settings: Settings | None = None) -> ES9Board:
         if channel(f"inputs.{jack}", ch):
             once(used_in, f"inputs.{jack}", ch)
             (b.inputs if jack in INPUT_JACKS else b.buttons)[jack] = ch
+
+    if "audio" in b.inputs and "gate" in b.inputs:
+        raise fail("inputs.audio", b.inputs["audio"], "one groove source: inputs.audio (the "
+                   f"onsets heard on a channel) or inputs.gate (channel {b.inputs['gate']}), "
+                   "not both")
 
     outputs = table.get("outputs", {})
     if not isinstance(outputs, dict):

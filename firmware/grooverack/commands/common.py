@@ -81,7 +81,8 @@ def add_patch_arguments(parser: argparse.ArgumentParser) -> None:
     """The patch options shared by `sim` and `run --board sim`."""
     parser.add_argument("--input", metavar="SOURCE", default="line",
                         help="line (built-in Metropolix-like line), euclid:HITS:STEPS[:ROTATE], "
-                             "or a MIDI file (default: line)")
+                             "a MIDI file, or an audio file (WAV, FLAC, OGG: the onsets heard "
+                             "in it, input.audio_channel) (default: line)")
     parser.add_argument("--bpm", type=float, help="tempo (default: the file's, else config tempo)")
     parser.add_argument("--seed", type=int, help="generation seed (config generation.seed)")
     parser.add_argument("--controls", metavar="FILE",

@@ -521,6 +521,20 @@ def model_check(settings: Settings) -> Check:
     return Check("model", OK, f"{where} loads: the model plays")
 
 
+def audio_input_check(settings: Settings) -> Check | None:
+    """input.source = audio: the chosen capture device opens at the configured rate (None when
+    the groove comes from the gate jacks)."""
+    if settings["input.source"] != "audio":
+        return None
+    from grooverack.runtime.listen import check_capture
+
+    try:
+        return Check("audio input", OK, f"{check_capture(settings)} opens (input.source = audio)")
+    except Exception as exc:  # SourceError, PortAudio or JACK saying why
+        hint = "" if "grooverack ports" in str(exc) else "; `grooverack ports` lists them"
+        return Check("audio input", FAIL, f"{exc}{hint}")
+
+
 def last_run_checks(path: Path) -> list[Check]:
     """The bus-fault counters the last `grooverack run` of this board left behind."""
     import json
@@ -561,6 +575,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         checks = diagnose(board, dev=Path(args.dev), scans=max(0, args.scans))
     checks.append(model_check(settings))
+    audio = audio_input_check(settings)
+    if audio is not None:
+        checks.append(audio)
     if board.is_panel:
         checks += last_run_checks(faults_path(settings, board.name))
     for check in checks:

@@ -1,5 +1,6 @@
 """`grooverack ports`: the MIDI ports and audio devices this machine has, by the names that
-`midi.input_port`, `midi.output_port` and `es9.device` match (a substring is enough)."""
+`midi.input_port`, `midi.output_port`, `es9.device` and `input.audio_device` match (a substring
+is enough; `jack:PORT` for a JACK audio port)."""
 
 from __future__ import annotations
 
@@ -63,7 +64,36 @@ def report(apis: list[str]) -> str:
         lines.append("audio devices (es9.device):")
         lines += [f"  {d['index']:>3}  {d['name']}  [{d['hostapi']}]  {d['inputs']} in / "
                   f"{d['outputs']} out, {d['samplerate']:g} Hz" for d in devices] or ["  (none)"]
+        lines.append("capture devices (input.audio_device, with input.source = audio):")
+        lines += [f"  {d['index']:>3}  {d['name']}  [{d['hostapi']}]  {d['inputs']} in, "
+                  f"{d['samplerate']:g} Hz" for d in devices if d["inputs"] > 0] or ["  (none)"]
+    jack_ports = jack_capture_ports()
+    if jack_ports is not None:
+        lines.append("JACK audio sources (input.audio_device = \"jack:PORT\"):")
+        lines += [f"  jack:{name}" for name in jack_ports] or ["  (none)"]
     return "\n".join(lines)
+
+
+def jack_capture_ports() -> list[str] | None:
+    """The JACK audio output ports (what a JACK input of ours can hear), None without a server."""
+    try:
+        import jack
+
+        jack.set_error_function(lambda _msg: None)
+        jack.set_info_function(lambda _msg: None)
+        client = jack.Client("grooverack-ports", no_start_server=True)
+    except Exception:  # no libjack, no server
+        return None
+    finally:
+        try:
+            jack.set_error_function()
+            jack.set_info_function()
+        except Exception:
+            pass
+    try:
+        return [p.name for p in client.get_ports(is_audio=True, is_output=True)]
+    finally:
+        client.close()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

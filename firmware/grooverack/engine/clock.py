@@ -32,8 +32,9 @@ Transport (MIDI semantics): `start` = reset + run; `stop` freezes the position; 
 from it; `song_position` jumps. With `midi=True` (the message came over MIDI) they wait for the
 next MIDI clock in `auto` too: Start puts step 0 on the first clock after it, always. `reset`
 with an external clock is transparent: it re-arms step 0 and never fires, the next pulse plays
-step 0; with the internal clock the reset's own time is step 0 (the sequencer's first step is
-now, and its line is captured on its own steps).
+step 0; with the internal clock a reset in the first half of a 16th plays step 0 at once, one in
+the second half makes the next 16th step 0 (a reset on a grid line makes that line step 0, and a
+sequencer's line is captured on its own steps).
 Every jump of the position increments `epoch`, so the player and the capture can re-base.
 
 A clock that stops stops the drums at once: nothing at or after the next expected pulse plays.
@@ -357,7 +358,7 @@ class Clock:
         return self._last_t
 
     def reset(self, t: float, *, at_last_pulse: bool = False) -> None:
-        """Reset: re-arm step 0; the next external pulse plays it (internal clock: step 0 is t).
+        """Reset: re-arm step 0; the next external pulse plays it (internal clock: the nearest 16th).
 
         `at_last_pulse`: the reset belongs to the external pulse just before it (both edges came
         together, the clock's first): that pulse becomes step 0 (the caller checks that nothing
@@ -371,10 +372,14 @@ class Clock:
             self._next_u = sp
             return
         if self.driver == "internal" and self.running and not self._frozen:
-            # the reset's own time is step 0: the internal tempo takes its phase from the
-            # sequencer that sent it (a "next 16th" rule would capture its line up to a step
-            # early, on whatever phase the internal grid happened to have)
-            self._anchor(t, 0.0, rate=bpm_to_rate(self.tempo), jump=True)
+            # a reset in the first half of a 16th is that 16th's: step 0 plays now (the grid
+            # moves by less than half a step); in the second half the next 16th becomes step 0
+            # (the grid keeps its phase). A reset on a grid line is that line, as the sequencer
+            # that sent it means: a "next 16th" rule captured its line a step early
+            u = self._u(t)
+            frac = u - math.floor(u)
+            start = 0.0 if frac < 0.5 else u - math.ceil(u)
+            self._anchor(t, start, rate=bpm_to_rate(self.tempo), jump=True)
         else:
             self._anchor(t, 0.0, frozen=True, jump=True)
             self._armed = True

@@ -235,8 +235,9 @@ class Engine:
 
     def reset(self, t: float) -> None:
         """Reset: with an external clock it re-arms step 0 and never fires (the next clock plays
-        step 0); with the internal clock step 0 is the reset's own time (the sequencer's first
-        step is now: the drums take their phase from it, so its line lands on its own steps).
+        step 0); with the internal clock a reset in the first half of a 16th plays step 0 now, one
+        in the second half makes the next 16th step 0 (a reset on a grid line makes that line
+        step 0, so a sequencer's line lands on its steps).
 
         A reset arriving just after an external clock edge (within RESET_GRACE_S or a quarter of
         the pulse period) belongs to that edge when it started a step that has not sounded yet:

@@ -43,7 +43,7 @@ from grooverack.sim.patch import (
     pot_value,
 )
 from grooverack.sim.render import lane_labels, output_notes, write_render
-from grooverack.sim.sources import Source, load_controls, load_source
+from grooverack.sim.sources import HeardAudio, Source, load_controls, load_source
 from grooverack.voices import VOICE_NAMES
 
 DEFAULT_BARS = 8
@@ -58,7 +58,7 @@ def check_bars(bars: float, what: str = "--bars") -> float:
     return bars
 
 
-def choose_bpm(bpm: float | None, source: Source, settings: Settings) -> float:
+def choose_bpm(bpm: float | None, source: Source | HeardAudio, settings: Settings) -> float:
     """The patch tempo: `--bpm`, else the source's own (a MIDI file's), else config `tempo`;
     refused, naming the schema's range, when it is outside it (`--bpm 0` included)."""
     key = SCHEMA["tempo"]
@@ -75,8 +75,15 @@ def choose_bpm(bpm: float | None, source: Source, settings: Settings) -> float:
 def make_patch(args: argparse.Namespace, settings: Settings, *, bars: float | None = None
                ) -> VirtualPatch:
     """The patch of `--input/--bars/--bpm/--controls/--clock`; sets `tempo` to the patch's BPM."""
-    source = load_source(args.input)
-    bpm = choose_bpm(args.bpm, source, settings)
+    loaded = load_source(args.input, settings)
+    if isinstance(loaded, HeardAudio):  # onsets in seconds: steps once the tempo is known
+        bpm = choose_bpm(args.bpm, loaded, settings)
+        source = loaded.at(bpm)
+        if bars is None:
+            bars = args.bars or loaded.bars(bpm)
+    else:
+        source = loaded
+        bpm = choose_bpm(args.bpm, source, settings)
     settings.set("tempo", bpm)
     if bars is None:
         bars = args.bars or (source.bars if source.bpm is not None else DEFAULT_BARS)

@@ -9,7 +9,10 @@ virtual time. Sources:
   transposing odd stages on the second pass (a 4-bar cycle);
 - `euclid:K:N[:R]`: K onsets spread over N 16ths, rotated by R, the first onset accented an octave up;
 - a MIDI file: a monophonic track (the busiest non-drum track) becomes gate + pitch CV; a drum
-  track (channel 10, or a polyphonic track of GM drum notes) becomes a groove with velocities.
+  track (channel 10, or a polyphonic track of GM drum notes) becomes a groove with velocities;
+- an audio file (WAV, FLAC, OGG through soundfile): the onsets the detector (grooverack.onsets)
+  hears in it, each a trigger with its velocity, at the time of its own sample (`HeardAudio`;
+  its steps depend on the tempo, so `HeardAudio.at(bpm)` makes the Source).
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from grooverack.config import BUTTONS, CONTROLS, CV_JACKS, CV_VOLTS, SCHEMA
 from grooverack.errors import ConfigError, SourceError
+from grooverack.onsets import OnsetParams, check_rate, detect
 from grooverack.storage import read_text_bounded
 from grooverack.voices import NOTE_TO_VOICE, STEPS_PER_BAR
 
@@ -31,6 +37,8 @@ DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
 DEFAULT_TEMPO_US = 500_000  # a MIDI file's tempo before its first tempo event: 120 BPM
 log = logging.getLogger(__name__)
 BUILTIN = ("line",)
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff")
+HEARD_NOTE = 38  # input.mid: each onset heard in audio is this GM drum note (channel 10)
 
 
 @dataclass(frozen=True)
@@ -310,19 +318,118 @@ def _monophonic(notes: list[tuple[int, int, int, int]], tmap: TempoMap) -> list[
     return out
 
 
-def load_source(spec: str | None) -> Source:
-    """`line` (or None), `euclid:K:N[:R]`, or a path to a MIDI file."""
+# ---------------------------------------------------------------------------------------------
+# Audio files: the onsets heard
+
+@dataclass(frozen=True)
+class HeardAudio:
+    """The onsets the detector heard in an audio file, in seconds (the tempo is not known yet)."""
+
+    name: str
+    onsets: tuple[tuple[float, float], ...]  # (seconds, velocity 0..1), in time order
+    seconds: float  # the file's length
+    remarks: tuple[str, ...] = ()
+    bpm: float | None = None
+    drum: bool = True
+
+    def at(self, bpm: float) -> Source:
+        """The onsets as a drum Source at `bpm` (one cycle = the file's length in whole bars)."""
+        per_step = bpm * 4 / 60.0
+        notes = tuple(InputNote(t * per_step, 0.25, HEARD_NOTE, v, True) for t, v in self.onsets)
+        steps = self.seconds * per_step
+        cycle = max(1, math.ceil(steps / STEPS_PER_BAR - 1e-6)) * STEPS_PER_BAR
+        return Source(self.name, notes, float(cycle), drum=True, remarks=self.remarks)
+
+    def bars(self, bpm: float) -> float:
+        return max(self.seconds * bpm * 4 / 60.0 / STEPS_PER_BAR, 1.0 / STEPS_PER_BAR)
+
+
+def _sniff(path: Path) -> str:
+    """What a file that is not readable audio seems to be, for the error message."""
+    try:
+        head = path.read_bytes()[:12]
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror or exc})"
+    known = {b"MThd": "a MIDI file", b"ID3": "an MP3 file", b"\xff\xfb": "an MP3 file",
+             b"fLaC": "a FLAC file", b"OggS": "an Ogg file", b"RIFF": "a RIFF file",
+             b"FORM": "an AIFF file", b"PK": "a zip archive", b"%PDF": "a PDF"}
+    for magic, what in known.items():
+        if head.startswith(magic):
+            return what
+    if not head:
+        return "an empty file"
+    return f"a file starting {head[:8]!r}"
+
+
+def read_audio(path: str | Path, channel: int = 1) -> tuple[np.ndarray, int, str]:
+    """(samples of channel `channel` (1-based) as float64, sample rate, a description) of an
+    audio file; SourceError naming the file and what was found when it cannot be used."""
+    import soundfile
+
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{path}: audio file not found")
+    try:
+        info = soundfile.info(str(path))
+        data, rate = soundfile.read(str(path), dtype="float64", always_2d=True)
+    except (RuntimeError, soundfile.LibsndfileError, TypeError, ValueError) as exc:
+        raise SourceError(f"{path}: not a readable audio file ({_why(exc)}); found: "
+                          f"{_sniff(path)}; allowed: WAV, FLAC or OGG audio, or a MIDI file") from None
+    check_rate(rate, str(path))
+    channels = data.shape[1]
+    if not 1 <= channel <= channels:
+        raise SourceError(f"{path}: input.audio_channel = {channel} but the file has {channels} "
+                          f"channel(s); allowed: 1 to {channels}")
+    what = (f"{info.format} {info.subtype}, {rate} Hz, {channels} channel(s), "
+            f"{len(data) / rate:.2f} s")
+    return data[:, channel - 1], int(rate), what
+
+
+def audio_source(path: str | Path, params: OnsetParams | None = None, channel: int = 1
+                 ) -> HeardAudio:
+    """The onsets heard in an audio file, streamed through the detector as a device would be."""
+    path = Path(path)
+    samples, rate, what = read_audio(path, channel)
+    onsets = detect(samples, rate, params)
+    remarks = [f"{path.name}: {what}; heard {len(onsets)} onset(s) on channel {channel}"]
+    peak = float(np.abs(samples).max()) if len(samples) else 0.0
+    if peak >= 0.999:
+        clipped = float(np.mean(np.abs(samples) >= 0.999))
+        remarks.append(f"{path.name}: clipped ({clipped:.2%} of the samples at full scale); "
+                       "onsets are still found, velocities of the loudest hits are flattened")
+    if not onsets:
+        level = f"peak {20 * np.log10(peak):.1f} dBFS" if peak > 0 else "digital silence"
+        log.warning("%s: no onsets heard (%s): the groove stays empty and the module plays "
+                    "its latents A/B", path, level)
+    return HeardAudio(path.name, tuple((o.time, o.velocity) for o in onsets),
+                      len(samples) / rate, tuple(remarks))
+
+
+def source_at(loaded: Source | HeardAudio, bpm: float) -> Source:
+    """A loaded source as the Source to tile at `bpm` (audio onsets become steps)."""
+    return loaded.at(bpm) if isinstance(loaded, HeardAudio) else loaded
+
+
+def load_source(spec: str | None, settings: object | None = None) -> Source | HeardAudio:
+    """`line` (or None), `euclid:K:N[:R]`, a path to a MIDI file, or to an audio file (heard
+    with the onset detector's settings and `input.audio_channel` of `settings`)."""
     if spec is None or spec == "line":
         return builtin_line()
     if spec.startswith("euclid:"):
         return euclid_source(spec)
     path = Path(spec)
-    if path.suffix.lower() in (".mid", ".midi") or path.exists():
+    suffix = path.suffix.lower()
+    if suffix in AUDIO_SUFFIXES or (path.is_file() and suffix not in (".mid", ".midi")
+                                    and _sniff(path) != "a MIDI file"):
+        params = OnsetParams.from_settings(settings) if settings is not None else None
+        channel = int(settings["input.audio_channel"]) if settings is not None else 1  # type: ignore[index]
+        return audio_source(path, params, channel)
+    if suffix in (".mid", ".midi") or path.exists():
         if not path.is_file():
             raise SourceError(f"{path}: MIDI file not found")
         return midi_source(path)
     raise SourceError(f"unknown source {spec!r}; allowed: line, euclid:HITS:STEPS[:ROTATE], "
-                      f"or a .mid file")
+                      f"a .mid file, or an audio file ({', '.join(AUDIO_SUFFIXES)})")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from grooverack.runtime.serve import Lifecycle, make_engine
 from grooverack.sim.direct import TAIL_S, DirectBoard
 from grooverack.sim.patch import OutputRecorder, OutputRow, build_patch, jack_value, pot_position
 from grooverack.sim.session import choose_bpm, drum_voices, make_board, write_files
-from grooverack.sim.sources import load_controls, load_source
+from grooverack.sim.sources import load_controls, load_source, source_at
 from grooverack.storage import atomic_write_text
 
 LOOKAHEAD_S = 0.020  # the loop asks the engine for events this far ahead
@@ -56,8 +56,9 @@ def timeline(args: argparse.Namespace, settings: Settings, duration: float | Non
     Returns (changes sorted by time, bpm, source name). One cycle of the source is built once
     and replayed, so an unbounded run needs no more memory than one cycle.
     """
-    source = load_source(args.input)
-    bpm = choose_bpm(args.bpm, source, settings)
+    loaded = load_source(args.input, settings)
+    bpm = choose_bpm(args.bpm, loaded, settings)
+    source = source_at(loaded, bpm)
     settings.set("tempo", bpm)
     if source.drum and settings["input.velocity_mode"] == SCHEMA["input.velocity_mode"].default:
         settings.set("input.velocity_mode", "cv")
@@ -272,7 +273,8 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float,
         except PathError as exc:
             failed.append(f"--timing {exc}")
     if args.out:
-        patch = build_patch(load_source(args.input), bpm=bpm, bars=max(wall, 0.001) / (240 / bpm),
+        patch = build_patch(source_at(load_source(args.input, settings), bpm), bpm=bpm,
+                            bars=max(wall, 0.001) / (240 / bpm),
                             clock_ppqn=settings["clock.ppqn"] if args.clock else None)
         try:
             write_files(Path(args.out), patch, writer, settings, settings["generation.seed"],

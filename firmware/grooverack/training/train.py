@@ -94,6 +94,12 @@ class TrainConfig:
     # what picks best.pt: the validation hit F1, or (voice redistribution learnt alone, when the
     # F1 cannot move) the mean onset coverage with one group removed
     select_metric: str = "val_f1"
+    # the share of loops whose input groove is made to look like a sequencer line (`line_groove`:
+    # the onsets of a few of the loop's voices, some dropped and some added, velocities as a
+    # pitch CV gives them, on the grid) while the target stays the whole loop: the module's main
+    # input is a line, and an encoder that only ever heard drum grooves places a line's latent
+    # where the decoder plays no kit a drummer would (issue 29)
+    line_inputs: float = 0.0
 
 
 # --- metrics (numpy) ---------------------------------------------------------------------------
@@ -157,6 +163,11 @@ def augment(batch: dict[str, Any], cfg: TrainConfig, gen: Any, n_genres: int,
     g[..., 1] = torch.where(vel_drop[:, None], g[..., 0] * const[:, None], g[..., 1])
     off_drop = torch.rand(b, generator=gen) < cfg.off_dropout
     g[..., 2] = torch.where(off_drop[:, None], torch.zeros_like(g[..., 2]), g[..., 2])
+    if cfg.line_inputs > 0.0:
+        as_line = torch.rand(b, generator=gen) < cfg.line_inputs
+        if as_line.any():
+            lines = line_groove(out["hits"][as_line], gen)
+            g[as_line] = lines
     out["groove"] = g
     keep = torch.zeros(b, dtype=torch.bool)
     if n_genres:
@@ -192,6 +203,38 @@ def augment(batch: dict[str, Any], cfg: TrainConfig, gen: Any, n_genres: int,
             # it would stay under the rare voices' high thresholds (low tom 0.85, ride 0.8)
             out["hits"] = torch.where(moved, torch.ones_like(out["hits"]), out["hits"])
     return out
+
+
+def line_groove(hits: Any, gen: Any) -> Any:
+    """Drum loops [N, 32, 9] -> grooves [N, 32, 3] that look like a sequencer line played with
+    them: the onsets of a random subset of the loop's voices (each voice kept with a probability
+    drawn per loop from 0.15..0.7; none kept -> all), each onset dropped with a probability up to
+    0.3 and empty steps filled with one up to 0.1; velocities as a pitch CV gives them (a random
+    note each onset, a melodic random walk, or one value for a gate alone), uncorrelated with the
+    drums' accents; offsets 0 (a sequencer plays on the grid)."""
+    import torch
+
+    n, steps, voices = hits.shape
+    played = hits > 0.5
+    keep_p = 0.15 + 0.55 * torch.rand(n, 1, generator=gen)
+    chosen = torch.rand(n, voices, generator=gen) < keep_p
+    chosen = torch.where(chosen.any(1, keepdim=True), chosen, torch.ones_like(chosen))
+    onset = (played & chosen[:, None, :]).any(-1)
+    empty = ~onset.any(1, keepdim=True)
+    onset = torch.where(empty, played.any(-1), onset)   # the subset played nothing: all of it
+    drop = torch.rand(n, 1, generator=gen) * 0.3
+    add = torch.rand(n, 1, generator=gen) * 0.1
+    noise = torch.rand(n, steps, generator=gen)
+    onset = torch.where(onset, noise >= drop, noise < add)
+    kind = torch.rand(n, 1, generator=gen)
+    note = 0.2 + 0.8 * torch.rand(n, steps, generator=gen)            # a note per onset
+    walk = torch.cumsum(0.25 * (torch.rand(n, steps, generator=gen) - 0.5), 1)
+    walk = walk - walk.amin(1, keepdim=True)
+    walk = 0.2 + 0.8 * walk / walk.amax(1, keepdim=True).clamp_min(1e-6)  # a melody's contour
+    flat = (0.4 + 0.5 * torch.rand(n, 1, generator=gen)).expand(n, steps)  # a gate alone
+    vel = torch.where(kind < 0.45, note, torch.where(kind < 0.8, walk, flat)).clamp(0.0, 1.0)
+    hit = onset.to(hits.dtype)
+    return torch.stack([hit, hit * vel, torch.zeros_like(hit)], -1)
 
 
 def teacher_cache_key(paths: list[str], train_set: Any, genres: list[str],
@@ -600,6 +643,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pos-weight-max", type=float, default=d.pos_weight_max,
                         help="cap of the per-voice positive weight of the hit loss (default "
                              f"{d.pos_weight_max}; the rare voices reach it)")
+    parser.add_argument("--line-inputs", type=float, default=d.line_inputs,
+                        help="share of loops whose input groove is made to look like a sequencer "
+                             "line (the target stays the whole loop; default 0)")
     parser.add_argument("--select-objective", choices=("balanced", "voice", "micro"),
                         default=d.select_objective,
                         help="threshold objective of the validation F1 that picks best.pt "
@@ -628,6 +674,7 @@ def run(args: argparse.Namespace) -> int:
             ("--genre-dropout", args.genre_dropout, 0.0 <= args.genre_dropout <= 1.0, "0 to 1"),
             ("--tempo-dropout", args.tempo_dropout, 0.0 <= args.tempo_dropout <= 1.0, "0 to 1"),
             ("--redistribute", args.redistribute, 0.0 <= args.redistribute <= 1.0, "0 to 1"),
+            ("--line-inputs", args.line_inputs, 0.0 <= args.line_inputs <= 1.0, "0 to 1"),
             ("--pos-weight-max", args.pos_weight_max, 1.0 <= args.pos_weight_max <= 100.0,
              "1 to 100")):
         if not ok:
@@ -642,7 +689,8 @@ def run(args: argparse.Namespace) -> int:
                        redistribute=args.redistribute, pos_weight_max=args.pos_weight_max,
                        new_lr_scale=args.new_lr_scale, train_only=tuple(args.train_only),
                        select_metric=args.select,
-                       teacher_swap_average=args.teacher_swap_average)
+                       teacher_swap_average=args.teacher_swap_average,
+                       line_inputs=args.line_inputs)
     if args.teacher_swap_average and not args.teacher:
         print("train: --teacher-swap-average needs at least one --teacher", file=sys.stderr)
         return 2

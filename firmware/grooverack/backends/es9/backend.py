@@ -174,6 +174,8 @@ class ES9Backend:
                 raise ConfigError(f"{self.board.path}: es9.samplerate = {exc.board}: {exc}; "
                                   f"allowed: the server's rate, or jackd -r {exc.board}") from None
         short_gil_slices(0.001)
+        if self.inputs.listener is not None:  # [es9.inputs] audio: the detector's thread
+            self.inputs.listener.start()
         self._stop.clear()
         self._thread = threading.Thread(target=self._engine_loop, args=(heartbeat,),
                                         name="grooverack-es9-engine", daemon=True)
@@ -191,6 +193,8 @@ class ES9Backend:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self.inputs.listener is not None:
+            self.inputs.listener.stop()
         self.stream.close(keeper_left=left)
 
     @property

@@ -18,6 +18,7 @@ from grooverack.boards.es9 import ES9Board
 from grooverack.config import CONTROLS, Settings
 from grooverack.controls import ControlRange, ControlReader
 from grooverack.engine.seam import EngineSeam
+from grooverack.runtime.listen import AudioListener
 
 EDGE_JACKS = ("gate", "clock", "reset", "fill")  # fill: a gate, both edges count
 CONTROL_STEP = 1.0 / 256  # a control CV moves the engine when it moved more (its hysteresis)
@@ -83,6 +84,10 @@ class ES9Inputs:
             for jack, reader in self.control_readers.items():
                 reader.pot(reader.range.position(settings[jack]))
         self.processed = 0  # frames taken in
+        # [es9.inputs] audio = N: channel N is heard by the onset detector (its own thread,
+        # runtime.listen) instead of a gate + pitch; onsets land at their own frame / rate
+        self.listener = (AudioListener(settings, open_device=False, rate=self.sr)
+                         if "audio" in board.inputs else None)
 
     def volts(self, block: np.ndarray, jack: str) -> np.ndarray:
         ch = self.board.inputs[jack]
@@ -162,6 +167,12 @@ class ES9Inputs:
                 frame = f0 + int(k)
                 self.edges.append((action, "rise", frame))
                 calls.append((frame, 0, lambda a=action, f=frame: self._press(a, f)))
+        if self.listener is not None:
+            self.listener.feed_frames(block[:, b.inputs["audio"] - 1], f0)
+            for t, velocity in self.listener.drain():  # heard in earlier blocks, at their time
+                frame = int(round(t * self.sr))
+                self.onsets.append((t, velocity, None))
+                calls.append((frame, 1, lambda t=t, v=velocity: eng.onset(t, velocity=v)))
         for jack, reader in self.control_readers.items():
             reader.cv(float(self.volts(block, jack).mean()))
             value = reader.read()

@@ -31,6 +31,7 @@ from grooverack.boards.midi import midi_options
 from grooverack.config import Settings
 from grooverack.engine.player import OutputEvent
 from grooverack.engine.seam import EngineSeam
+from grooverack.runtime.listen import AudioListener
 from grooverack.runtime.priority import realtime, short_gil_slices
 from grooverack.runtime.serve import Lifecycle, make_engine
 
@@ -68,6 +69,9 @@ class MidiBackend:
         self.watch: JackWatch | None = None  # midi.api = "jack": whether the server is there
         self._server_lost = False
         self.server_returns = 0  # times the ports were re-registered on a restarted server
+        # input.source = audio: the onsets heard on input.audio_device (its own thread)
+        self.listener = (AudioListener(settings, clock) if settings["input.source"] == "audio"
+                         else None)
 
     @property
     def transport(self) -> str:
@@ -160,6 +164,8 @@ class MidiBackend:
             self.open_ports()
         short_gil_slices(0.0005)  # the sender must not wait 5 ms behind other threads' Python
         self.sender.start()
+        if self.listener is not None:
+            self.listener.start()
         if self.autostart:
             self.engine.start(self.clock())
         self._stop.clear()
@@ -184,6 +190,8 @@ class MidiBackend:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self.listener is not None:
+            self.listener.stop()
         now = self.clock()
         self.output.stop(now)
         self.sender.flush()
@@ -206,6 +214,9 @@ class MidiBackend:
             if heartbeat is not None:
                 heartbeat()
             self.poll_input()
+            if self.listener is not None:  # onsets heard in audio, at their own sample's time
+                for t, velocity in self.listener.drain():
+                    eng.onset(t, velocity=velocity)
             now = clock()
             for event in eng.advance(now + LOOKAHEAD):
                 self.played.append(event)

@@ -22,6 +22,7 @@ from grooverack.backends.panel.hardware import (
 from grooverack.boards.board import Board
 from grooverack.config import Settings
 from grooverack.runtime.hooks import LoopHook
+from grooverack.runtime.listen import AudioListener
 from grooverack.runtime.priority import realtime, short_gil_slices
 from grooverack.runtime.scheduler import TimedScheduler
 from grooverack.runtime.serve import Lifecycle, make_engine
@@ -97,6 +98,7 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace,
               file=sys.stderr)
         return 2
     panel: PanelBackend | None = None
+    listener = AudioListener(settings, clock) if settings["input.source"] == "audio" else None
     # controls and errors from the scanner and the writer (the loop only drains it: it waits
     # on the GPIO lines)
     inbox: queue.Queue[tuple[Any, ...]] = queue.Queue()
@@ -110,6 +112,8 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace,
             hook.attach(engine, lambda: bus_faults(panel))
         panel.start(clock())
         panel.scan_thread = True
+        if listener is not None:  # input.source = audio: the detector's own thread
+            listener.start()
     except BaseException:
         if panel is not None:
             panel.close()
@@ -159,6 +163,9 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace,
                     panel.fill(item[2], item[1])
                 else:
                     raise item[1]
+            if listener is not None:  # onsets heard in audio, at their own sample's time
+                for t, velocity in listener.drain():
+                    engine.onset(t, velocity=velocity)
             now = clock()
             panel.tick(now)
             for group in group_instants(engine.advance(now + LOOKAHEAD_S)):
@@ -173,10 +180,14 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace,
             hw.gpio.wait(max(idle, 0.0))
         stop.set()
         scanner.join(1.0)
+        if listener is not None:
+            listener.stop()
         return life.shutdown()
     except BaseException:
         log.exception("panel loop stopped by an error: outputs to 0 V")
         stop.set()
         scanner.join(1.0)
+        if listener is not None:
+            listener.stop()
         life.shutdown()
         raise

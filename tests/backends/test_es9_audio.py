@@ -1,0 +1,66 @@
+"""The ES-9's audio input (`[es9.inputs] audio = N`): a JACK client plays a rendered drum loop
+into input channel N of the ES-9 back end on `jackd -d dummy`; the onset detector hears it on
+its own thread and the drums follow it, each onset at its own frame / rate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from grooverack.boards.es9 import parse_board
+from grooverack.config import load_settings
+from grooverack.errors import ConfigError
+from grooverack.sim import fluid
+
+from tests.backends.test_es9_jack import BOARD, SR, VPU, board, capture
+from tests.onset_detector.test_onsets import drum_groove
+from tests.rig.jackserver import jack_audio_server  # noqa: F401  (fixture)
+
+BPM = 100.0
+
+
+def audio_board() -> dict:
+    es9 = dict(BOARD["es9"], inputs={"audio": 1})
+    return dict(BOARD, es9=es9)
+
+
+def test_audio_and_gate_together_are_refused():
+    both = dict(BOARD, es9=dict(BOARD["es9"], inputs={"audio": 3, "gate": 1}))
+    with pytest.raises(ConfigError, match="inputs.audio.*one groove source"):
+        parse_board(board(both), load_settings())
+
+
+@pytest.mark.jack
+@pytest.mark.skipif(fluid.available() is not None, reason=str(fluid.available()))
+def test_es9_audio_input_becomes_the_groove(jack_audio_server, tmp_path,  # noqa: F811
+                                            fake_manifest):
+    midi = drum_groove(tmp_path / "loop.mid", bpm=BPM, bars=2)
+    audio = fluid.at_level(fluid.render(midi, SR)[:, 0], -6.0)
+    truth = [t for t, _ in fluid.note_ons(midi)]
+    settings = load_settings(overrides=[
+        "clock.source=internal", f"tempo={BPM}", "record=overdub", "memory=0", "follow=1.0",
+        f"model.path={fake_manifest}"])
+    for _ in range(3):  # a take without a missed JACK cycle (a dropped block loses hits)
+        _, xruns, backend, (groove, position) = capture(
+            jack_audio_server, audio[None, :] * VPU, settings, tmp_path, b=board(audio_board()),
+            snapshot=lambda eng: (np.array(eng.groove), eng.clock.position))
+        xruns += backend.xruns
+        if xruns == 0:
+            break
+    heard = sorted(t for t, _, _ in backend.onsets)
+    assert heard, "no onsets heard"
+    coarse = heard[0] - truth[0]  # the loop opens on a loud kick
+    near = [min((h - coarse - t for t in truth), key=abs) for h in heard]
+    delta = coarse + float(np.median([d for d in near if abs(d) < 0.025]))
+    score = fluid.score([h - delta for h in heard], truth)
+    # every hit heard; a few soft extras allowed: on a loaded host PortAudio / JACK can drop or
+    # repeat a block without flagging it, and the click is (rightly) an onset
+    assert score["recall"] >= 0.95 - 0.05 * xruns, (score, xruns)
+    assert score["f1"] >= 0.85 - 0.05 * xruns, (score, xruns)
+    assert score["p90_spread_ms"] <= 5.0 + 5.0 * xruns, (score, xruns)
+    expected = {int(np.floor(position(t + delta) + 0.5)) % 32 for t in truth}
+    got = set(np.flatnonzero(groove[:, 0] > 0))
+    assert len(got & expected) >= (0.9 - 0.05 * xruns) * len(expected), (
+        sorted(got), sorted(expected), xruns)
+    assert len(got - expected) <= 0.25 * len(expected) + xruns, (sorted(got), sorted(expected))
+    # and the drums play on the outputs
+    assert any(ev.kind == "trigger" and ev.value > 0 for ev in backend.played)

@@ -1,0 +1,289 @@
+"""The onset detector (grooverack.onsets): its stages, and what it hears in FluidSynth renders.
+
+Renders are made at test time from MIDI written here (FluidSynth + FluidR3 GM, Debian's
+`fluidsynth` and `fluid-soundfont-gm`); no audio is shipped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mido
+import numpy as np
+import pytest
+from grooverack.errors import SourceError
+from grooverack.onsets import OnsetDetector, OnsetParams, check_rate, detect
+from grooverack.onsets.frames import Framer
+from grooverack.onsets.peaks import PeakPicker
+from grooverack.onsets.spectrum import filterbank
+from grooverack.onsets.velocity import VelocityCurve
+from grooverack.sim import fluid
+
+needs_fluidsynth = pytest.mark.skipif(fluid.available() is not None,
+                                      reason=str(fluid.available()))
+
+
+def clicks(rate: int, times: list[float], seconds: float = 2.0, seed: int = 0) -> np.ndarray:
+    """Noise bursts (30 ms decay) starting exactly at `times`."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros(int(seconds * rate))
+    n = int(0.2 * rate)
+    for t in times:
+        i = int(round(t * rate))
+        m = min(n, len(x) - i)
+        x[i:i + m] += rng.normal(0, 0.3, m) * np.exp(-np.arange(m) / rate / 0.03)
+    return x
+
+
+TIMES = [0.1, 0.35, 0.62, 1.0, 1.25, 1.5]
+
+
+# --- the stages -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rate", [16000, 44100, 96000])
+def test_frames_are_sized_in_ms_and_the_same_for_any_block_size(rate):
+    x = np.random.default_rng(1).normal(size=rate // 2)
+    whole = Framer(rate, 23.0, 5.0, 50.0)
+    frames, ends = whole.feed(x)
+    assert whole.size == round(0.023 * rate) and whole.hop == round(0.005 * rate)
+    assert list(ends) == [(k + 1) * whole.hop for k in range(len(x) // whole.hop)]
+    pieces = Framer(rate, 23.0, 5.0, 50.0)
+    got = [pieces.feed(x[i:i + 37])[0] for i in range(0, len(x), 37)]
+    assert np.array_equal(np.concatenate(got), frames)
+    # a frame holds only samples already heard: the last sample of frame k is sample end - 1
+    assert frames[3][-1] == x[ends[3] - 1]
+
+
+def test_filterbank_bands_have_unit_area_and_rise():
+    for rate in (16000, 48000, 96000):
+        nfft = 1024 if rate < 30000 else 4096
+        bank = filterbank(rate, nfft, 12)
+        assert np.allclose(bank.sum(axis=0), 1.0)
+        centres = bank.argmax(axis=0)
+        assert np.all(np.diff(centres) > 0)
+        assert centres[-1] * rate / nfft <= 16000 * 1.06
+
+
+def test_peak_picker_fires_once_per_spike_and_never_on_a_flat_line():
+    picker = PeakPicker(threshold=1.0, avg=20, before=6, combine=6)
+    flat = [picker(0.3) for _ in range(100)]
+    assert not any(flat)
+    spike = [picker(v) for v in [0.3, 4.0, 8.0, 6.0, 2.0, 0.3, 0.3, 0.3, 0.3]]
+    assert spike.count(True) == 1 and spike.index(True) == 1  # the first frame over the bar
+
+
+def test_velocity_curve_is_relative_to_the_loudest_recent_onset():
+    curve = VelocityCurve(curve=2.0, minimum=0.1)
+    assert curve(0.0, 0.5) == 1.0
+    assert curve(0.1, 0.125) == pytest.approx(0.5, abs=0.01)  # 12 dB under: 0.5 at curve 2
+    assert curve(0.2, 1e-6) == 0.1
+    assert VelocityCurve(1.0)(0.0, 0.2) == 1.0
+
+
+@pytest.mark.parametrize("rate", [16000, 8000, 96000, 192000])
+def test_sample_rate_range(rate):
+    if 16000 <= rate <= 96000:
+        assert check_rate(rate) == rate
+        return
+    with pytest.raises(SourceError, match=rf"{rate:,}|{rate}.*16,000 to 96,000 Hz"):
+        OnsetDetector(rate)
+
+
+# --- the detector on synthetic bursts ---------------------------------------------------------
+
+@pytest.mark.parametrize("rate", [16000, 48000, 96000])
+def test_bursts_are_found_at_their_own_sample(rate):
+    onsets = detect(clicks(rate, TIMES), rate)
+    assert [round(o.time, 3) for o in onsets] == pytest.approx(TIMES, abs=0.002)
+    for o in onsets:  # reported after it sounded, within a frame + the velocity window
+        assert 0 < (o.reported - o.sample) / rate * 1000 <= OnsetDetector(rate).delay_ms + 1
+
+
+def test_any_block_size_gives_the_same_onsets():
+    x = clicks(44100, TIMES)
+    ref = detect(x, 44100, block=4096)
+    for block in (1, 63, 256, 100000):
+        got = detect(x, 44100, block=block) if block > 1 else None
+        if block == 1:  # one sample at a time (slow path, a short stretch)
+            det = OnsetDetector(44100)
+            got = [o for s in x[:int(0.5 * 44100)] for o in det.feed(np.array([s]))]
+            assert [o.sample for o in got] == [o.sample for o in ref if o.time < 0.45]
+            continue
+        assert [(o.sample, o.velocity) for o in got] == [(o.sample, o.velocity) for o in ref]
+
+
+def test_level_independent_over_40_db_and_silence_is_empty():
+    x = clicks(48000, TIMES)
+    loud = detect(x, 48000)
+    for gain_db in (-20, -40, -50):
+        quiet = detect(x * 10 ** (gain_db / 20), 48000)
+        assert [o.sample for o in quiet] == [o.sample for o in loud]
+        assert [o.velocity for o in quiet] == pytest.approx([o.velocity for o in loud], abs=0.02)
+    assert detect(np.zeros(48000), 48000) == []
+
+
+def test_dc_offset_clipping_and_a_chosen_channel():
+    x = clicks(48000, TIMES)
+    ref = [o.sample for o in detect(x, 48000)]
+    assert [o.sample for o in detect(x + 0.4, 48000)] == ref  # DC offset
+    clipped = np.clip(x * 8, -1, 1)
+    assert [round(o.time, 2) for o in detect(clipped, 48000)] == pytest.approx(TIMES, abs=0.01)
+    stereo = np.stack([np.zeros_like(x), x], axis=1)
+    assert [o.sample for o in detect(stereo, 48000, channel=1)] == ref
+    assert detect(stereo, 48000, channel=0) == []
+    with pytest.raises(SourceError, match="channel 3 is not there.*2 channel"):
+        detect(stereo, 48000, channel=2)
+
+
+def test_a_ringing_note_is_one_onset():
+    rate = 48000
+    t = np.arange(2 * rate) / rate
+    x = np.zeros_like(t)
+    start = int(0.2 * rate)
+    ring = t[:len(t) - start]
+    # a plucked tone with beating partials and a slow vibrato: one event
+    x[start:] = np.exp(-ring / 0.8) * (np.sin(2 * np.pi * 110 * ring + 0.3 * np.sin(2 * np.pi * 5 * ring))
+                                       + 0.5 * np.sin(2 * np.pi * 221.5 * ring)
+                                       + 0.3 * np.sin(2 * np.pi * 330 * ring))
+    onsets = detect(x * 0.5, rate)
+    assert len(onsets) == 1 and onsets[0].time == pytest.approx(0.2, abs=0.003)
+
+
+def test_params_come_from_the_config_keys():
+    from grooverack.config import SCHEMA, Settings
+
+    settings = Settings({"onsets.threshold": 2.0, "onsets.hop_ms": 4.0})
+    params = OnsetParams.from_settings(settings)
+    assert params.threshold == 2.0 and params.hop_ms == 4.0
+    defaults = OnsetParams()
+    for name in ("frame_ms", "range_db", "velocity_curve", "combine_ms"):
+        assert SCHEMA[f"onsets.{name}"].default == getattr(defaults, name)
+
+
+# --- FluidSynth renders -----------------------------------------------------------------------
+
+def drum_groove(path: Path, bpm: float = 100.0, bars: int = 4) -> Path:
+    """A 2-bar funk groove with ghost notes, an open hat and micro-timing, repeated."""
+    rng = np.random.default_rng(7)
+    ppq = 480
+    step = ppq // 4
+    mid = mido.MidiFile(ticks_per_beat=ppq)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0))
+    bar = {36: [(0, 110), (6, 90), (10, 100), (16, 112), (22, 95), (27, 85)],
+           38: [(4, 115), (12, 118), (20, 116), (28, 120), (7, 35), (15, 40), (25, 38)],
+           42: [(s, 60 + 30 * (s % 4 == 0)) for s in range(0, 32, 2) if s not in (14, 30)],
+           46: [(14, 90), (30, 95)]}
+    events = []
+    for rep in range(bars // 2):
+        for note, hits in bar.items():
+            for s, vel in hits:
+                tick = (rep * 32 + s + 1) * step + int(rng.integers(-12, 13))
+                events += [(tick, 1, note, vel), (tick + step // 2, 0, note, 0)]
+    events.sort(key=lambda e: (e[0], e[1]))
+    last = 0
+    for tick, on, note, vel in events:
+        track.append(mido.Message("note_on" if on else "note_off", channel=9, note=note,
+                                  velocity=vel, time=tick - last))
+        last = tick
+    mid.save(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def renders(tmp_path_factory):
+    if fluid.available():
+        pytest.skip(fluid.available())
+    tmp = tmp_path_factory.mktemp("renders")
+    out = {}
+    drums = drum_groove(tmp / "drums.mid")
+    out["drums"] = (drums, fluid.render(drums, 44100)[:, 0])
+    line = fluid.write_line(tmp / "guitar.mid", "guitar", seed=3, bars=4)
+    out["guitar"] = (line, fluid.render(line, 48000)[:, 0])
+    return out
+
+
+@needs_fluidsynth
+@pytest.mark.parametrize("name,rate", [("drums", 44100), ("guitar", 48000)])
+def test_render_f1_and_offsets(renders, name, rate):
+    midi, audio = renders[name]
+    heard = detect(fluid.at_level(audio, -6.0), rate)
+    score = fluid.score([o.time for o in heard], [t for t, _ in fluid.note_ons(midi)])
+    assert score["f1"] >= 0.9, score
+    assert abs(score["median_ms"]) <= 10.0, score
+    assert score["p90_spread_ms"] <= 5.0, score
+
+
+@needs_fluidsynth
+def test_render_level_independence(renders):
+    midi, audio = renders["drums"]
+    loud = detect(fluid.at_level(audio, 0.0), 44100)
+    quiet = detect(fluid.at_level(audio, -30.0), 44100)
+    assert [o.sample for o in quiet] == [o.sample for o in loud]
+    assert np.allclose([o.velocity for o in quiet], [o.velocity for o in loud], atol=0.02)
+    # the velocities follow the played ones: accents louder than ghost notes
+    truth = fluid.note_ons(midi)
+    pairs = [(v, o.velocity) for t, v in truth for o in loud if abs(o.time - t) < 0.025]
+    played, heard = np.array(pairs).T
+    assert np.corrcoef(played, heard)[0, 1] > 0.5
+
+
+# --- grooverack sim --input AUDIO -------------------------------------------------------------
+
+def _input_notes(path: Path) -> list[tuple[float, int]]:
+    t, out = 0.0, []
+    for msg in mido.MidiFile(str(path)):
+        t += msg.time
+        if msg.type == "note_on" and msg.velocity:
+            out.append((t, msg.velocity))
+    return out
+
+
+def test_sim_hears_an_audio_file_on_the_default_board(tmp_path, fake_manifest, caplog):
+    import soundfile
+    from grooverack.cli import main
+
+    rate = 32000
+    x = clicks(rate, [0.2, 0.8, 1.4, 1.7, 2.3], seconds=2.6)
+    stereo = np.stack([x * 0.1, np.zeros_like(x)], axis=1)
+    wav = tmp_path / "loop.wav"
+    soundfile.write(str(wav), stereo, rate, subtype="FLOAT")
+    out = tmp_path / "out"
+    rc = main(["sim", "--input", str(wav), "--bpm", "100", "--out", str(out), "-q",
+               "--set", f"model.path={fake_manifest}"])
+    assert rc == 0
+    heard = _input_notes(out / "input.mid")
+    assert [round(t, 3) for t, _ in heard] == pytest.approx([0.2, 0.8, 1.4, 1.7, 2.3], abs=0.002)
+    assert all(1 <= v <= 127 for _, v in heard)
+    # the second channel is silent: one warning, an empty groove, the module still renders
+    out2 = tmp_path / "out2"
+    rc = main(["sim", "--input", str(wav), "--bpm", "100", "--out", str(out2),
+               "--set", "input.audio_channel=2", "--set", f"model.path={fake_manifest}"])
+    assert rc == 0
+    assert _input_notes(out2 / "input.mid") == []
+    warned = [r for r in caplog.records if "no onsets heard" in r.getMessage()]
+    assert len(warned) == 1 and "loop.wav" in warned[0].getMessage()
+    assert (out2 / "drums.mid").exists()
+
+
+def test_sim_refuses_bad_audio_naming_the_file_and_what_was_found(tmp_path, capsys):
+    import soundfile
+    from grooverack.cli import main
+
+    mp3 = tmp_path / "song.wav"
+    mp3.write_bytes(b"ID3\x03\x00\x00\x00" + bytes(200))
+    assert main(["sim", "--input", str(mp3), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "song.wav" in err and "an MP3 file" in err and "WAV, FLAC or OGG" in err
+    low = tmp_path / "phone.wav"
+    soundfile.write(str(low), np.zeros(8000), 8000)
+    assert main(["sim", "--input", str(low), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "phone.wav" in err and "8000 Hz" in err and "16,000 to 96,000 Hz" in err
+    mono = tmp_path / "mono.flac"
+    soundfile.write(str(mono), np.zeros(16000), 16000)
+    assert main(["sim", "--input", str(mono), "--set", "input.audio_channel=3",
+                 "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "mono.flac" in err and "1 channel" in err
