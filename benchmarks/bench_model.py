@@ -27,6 +27,14 @@ Two more int8 measures help read the p99 on a shared host:
 - host control: a fixed onnxruntime graph (a chain of fp32 MatMul + Tanh, 32 x 128, one weight),
   sized to take as long as the int8 full regeneration, timed in the same tight loop. Its work never
   varies, so its p99 - median is what the host adds to a call of that length.
+- reference: a fixed graph (REFERENCE_LAYERS x fp32 MatMul 32x128x128 + Tanh, the firmware's
+  session settings, never resized), timed right after the int8 rows and after every round. The
+  ratio int8 latency / reference latency (medians) compares machines: the same figure on a Pi or
+  another x86-64 says whether the model or the machine changed. --json FILE writes the figures.
+- in turns (--turns N): int8 full regeneration, int8 decode and the reference, TURN_CALLS calls
+  each in turn, N times; the ratio is the median over the turns of (model median / reference
+  median) within a turn, so a busy spell of a shared host falls on both alike. On a loaded
+  machine this is the ratio to quote.
 """
 
 from __future__ import annotations
@@ -82,6 +90,62 @@ def control_session(layers: int):
                               [weight])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
     return open_session(model.SerializeToString())  # the firmware's session settings
+
+
+REFERENCE_LAYERS = 64  # the fixed reference graph's length; never change it (ratios compare runs)
+
+
+def reference_timings(runs: int, warmup: int) -> np.ndarray:
+    """Tight-loop timings (ms) of the fixed reference graph, REFERENCE_LAYERS long."""
+    feed = {"x": np.random.default_rng(1).standard_normal((1, 32, 128)).astype(np.float32)}
+    session = control_session(REFERENCE_LAYERS)
+    return timings(lambda: session.run(None, feed), runs, warmup)
+
+
+TURN_CALLS = 20  # calls per back end per turn in --turns
+
+
+def in_turns(manifest: Path, turns: int, warmup: int) -> dict[str, np.ndarray]:
+    """int8 full regeneration, int8 decode and the reference, TURN_CALLS calls each in turn, `turns`
+    times: {name: [turns, TURN_CALLS] ms}. Same calls as bench_onnx (nothing removed)."""
+    from grooverack.model.runner import ModelRunner
+
+    runner = ModelRunner(manifest, "int8")
+    g = example_groove()
+    genre = 1 if runner.genres else 0
+    bpm = BPM if runner.tempo else None
+    sample = sampler(runner.thresholds)
+    views = bool(getattr(runner, "bar_swap", False))
+    zpair = runner.encode_views(g) if views else None
+    z, _ = runner.encode(g)
+
+    def decode():
+        if views:
+            return runner.decode_views(zpair, genre, bpm)
+        return runner.decode(z, genre, bpm)
+
+    def full():
+        if views:
+            sample(*runner.decode_views(runner.encode_views(g), genre, bpm))
+            return
+        mu, _ = runner.encode(g)
+        sample(*runner.decode(mu, genre, bpm))
+
+    feed = {"x": np.random.default_rng(1).standard_normal((1, 32, 128)).astype(np.float32)}
+    session = control_session(REFERENCE_LAYERS)
+    fns = {"full": full, "decode": decode, "reference": lambda: session.run(None, feed)}
+    for fn in fns.values():
+        timings(fn, 1, warmup)
+    out = {name: np.empty((turns, TURN_CALLS)) for name in fns}
+    for t in range(turns):
+        for name, fn in fns.items():
+            out[name][t] = timings(fn, TURN_CALLS, 0)
+    return out
+
+
+def turn_ratios(turned: dict[str, np.ndarray], part: str) -> np.ndarray:
+    """Per turn: median of `part` / median of the reference."""
+    return np.median(turned[part], axis=1) / np.median(turned["reference"], axis=1)
 
 
 def host_control(target_ms: float, runs: int, warmup: int) -> tuple[np.ndarray, int]:
@@ -303,7 +367,9 @@ def report(results: dict[str, dict[str, np.ndarray]], manifest: Path, runs: int,
            torch_what: str, rss: float, load: str,
            control: tuple[np.ndarray, int] | None = None,
            spaced: tuple[int, float] | None = None, pauses: str | None = None,
-           rounds: list[dict[str, np.ndarray]] | None = None) -> str:
+           rounds: list[dict[str, np.ndarray]] | None = None,
+           reference: list[np.ndarray] | None = None,
+           turned: dict[str, np.ndarray] | None = None) -> str:
     data = json.loads(manifest.read_text())
     lines = [f"Machine: {machine()}.",
              f"Load during the run: {load} (a shared machine: p99 includes other processes).",
@@ -332,6 +398,26 @@ def report(results: dict[str, dict[str, np.ndarray]], manifest: Path, runs: int,
     if "removed full" in int8:
         lines += ["", f"int8 with a voice group removed (the kick; voice redistribution): decode "
                   f"{mp(int8['removed decode'])}, full regeneration {mp(int8['removed full'])}."]
+    if reference:
+        first = reference[0]
+        lines += ["", f"Reference (a fixed graph, {REFERENCE_LAYERS} x fp32 MatMul 32x128x128 + Tanh, "
+                  f"the firmware's session settings, timed right after the int8 rows): "
+                  f"{mp(first)}. int8 / reference (medians): full regeneration "
+                  f"{np.median(int8['full']) / np.median(first):.3f}, decode "
+                  f"{np.median(int8['decode']) / np.median(first):.3f}, encode "
+                  f"{np.median(int8['encode']) / np.median(first):.3f}."]
+    if turned is not None:
+        n = len(turned["reference"])
+        parts = []
+        for part in ("full", "decode"):
+            ratio = turn_ratios(turned, part)
+            parts.append(f"{part} {np.median(ratio):.3f} (quartiles "
+                         f"{np.percentile(ratio, 25):.3f}-{np.percentile(ratio, 75):.3f})")
+        lines += ["", f"In turns ({n} turns of {TURN_CALLS} calls each: int8 full regeneration, "
+                  f"int8 decode, reference): medians full {np.median(turned['full']):.3f}, decode "
+                  f"{np.median(turned['decode']):.3f}, reference "
+                  f"{np.median(turned['reference']):.3f} ms. **int8 / reference, median over the "
+                  f"turns: " + ", ".join(parts) + "** (the figure to compare across machines)."]
     if pauses is not None:
         lines += ["", f"Host pauses (this thread spinning on the clock, before the model runs): "
                   f"{pauses}"]
@@ -351,7 +437,8 @@ def report(results: dict[str, dict[str, np.ndarray]], manifest: Path, runs: int,
     if rounds:
         lines += ["", f"Rounds ({len(rounds)} more int8 runs in this process, a fresh runner "
                   "each, same calls; ms):", "",
-                  "| round | decode median / p99 | full median / p99 |", "|---|---|---|"]
+                  "| round | decode median / p99 | full median / p99 | reference median | "
+                  "full / reference |", "|---|---|---|---|---|"]
         met = {part: 0 for part in TARGETS_P99_MS}
         for i, r in enumerate(rounds, 1):
             cells = []
@@ -359,6 +446,11 @@ def report(results: dict[str, dict[str, np.ndarray]], manifest: Path, runs: int,
                 p99 = np.percentile(r[part], 99)
                 met[part] += bool(p99 <= target)
                 cells.append(f"{np.median(r[part]):.3f} / {p99:.3f}")
+            if reference and len(reference) > i:
+                ref = float(np.median(reference[i]))
+                cells += [f"{ref:.3f}", f"{np.median(r['full']) / ref:.3f}"]
+            else:
+                cells += ["-", "-"]
             lines.append(f"| {i} | " + " | ".join(cells) + " |")
         budget = sum(bool(np.percentile(r["full"], 99) <= FULL_BUDGET_P99_MS) for r in rounds)
         pooled = {part: np.concatenate([r[part] for r in rounds]) for part in TARGETS_P99_MS}
@@ -368,18 +460,67 @@ def report(results: dict[str, dict[str, np.ndarray]], manifest: Path, runs: int,
             + f" (issue 2); full <= {FULL_BUDGET_P99_MS} ms in {budget} of {len(rounds)} (issue 20)."
             + " All rounds' calls together: "
             + ", ".join(f"{part} {mp(t)} ({len(t):,} calls)" for part, t in pooled.items()) + "."]
+        ratios = ratios_per_round(rounds, reference)
+        if ratios:
+            lines += ["", f"Full regeneration / reference over the {len(ratios)} rounds: median "
+                      f"{np.median(ratios):.3f} (range {min(ratios):.3f}-{max(ratios):.3f})."]
     folder = manifest.parent
     lines += ["", "| file | bytes |", "|---|---|"]
     for variant, pair in data["variants"].items():
-        for role in ("encoder", "decoder"):
+        for role in ("encoder", "decoder", "decoder_plain"):
+            if role not in pair:
+                continue
             lines.append(f"| {pair[role]} ({variant}) | {(folder / pair[role]).stat().st_size:,} |")
-    lines += ["", f"Peak RSS of a runtime-only process (numpy + onnxruntime, int8 pair loaded and "
-              f"run once, no torch): {rss:.1f} MB."]
+    lines += ["", f"Peak RSS of a runtime-only process (numpy + onnxruntime, the int8 graphs loaded and "
+              f"run once, no torch): {rss:.1f} MiB."]
     macs = data.get("model", {}).get("multiply_adds")
     if macs:
         lines.append(f"Multiply-adds per call: encoder {macs['encoder'] / 1e6:.2f} M, decoder "
                      f"{macs['decoder'] / 1e6:.2f} M.")
     return "\n".join(lines)
+
+
+def ratios_per_round(rounds: list[dict[str, np.ndarray]] | None,
+                     reference: list[np.ndarray] | None) -> list[float]:
+    """int8 full regeneration / reference (medians) for each round timed with its reference."""
+    if not rounds or not reference:
+        return []
+    return [float(np.median(r["full"]) / np.median(ref))
+            for r, ref in zip(rounds, reference[1:], strict=True)]
+
+
+def figures(results: dict[str, dict[str, np.ndarray]], rounds: list[dict[str, np.ndarray]],
+            reference: list[np.ndarray], rss: float, load: str, cmd: str,
+            turned: dict[str, np.ndarray] | None = None) -> dict:
+    """The run's figures for --json (ms; medians and p99s)."""
+    def mp(t: np.ndarray) -> dict[str, float]:
+        return {"median": round(float(np.median(t)), 4),
+                "p99": round(float(np.percentile(t, 99)), 4), "calls": len(t)}
+
+    out: dict = {"command": cmd, "machine": machine(), "load": load,
+                 "time_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+                 "reference_graph": f"{REFERENCE_LAYERS} x fp32 MatMul 32x128x128 + Tanh",
+                 "backends": {name: {part: mp(t) for part, t in r.items()}
+                              for name, r in results.items()},
+                 "rounds": [{part: mp(r[part]) for part in ("decode", "full")} for r in rounds],
+                 "reference": [mp(t) for t in reference],
+                 "peak_rss_mb": round(rss, 1)}
+    int8 = results.get("onnx int8")
+    if int8 and reference:
+        out["int8_full_over_reference"] = round(
+            float(np.median(int8["full"]) / np.median(reference[0])), 4)
+    if turned is not None:
+        out["turns"] = {"turns": len(turned["reference"]), "calls_per_turn": TURN_CALLS,
+                        **{f"{name}_median": round(float(np.median(t)), 4)
+                           for name, t in turned.items()},
+                        "full_over_reference": round(float(np.median(turn_ratios(turned, "full"))), 4),
+                        "decode_over_reference": round(float(np.median(turn_ratios(turned,
+                                                                                   "decode"))), 4)}
+    ratios = ratios_per_round(rounds, reference)
+    if ratios:
+        out["rounds_full_over_reference"] = [round(x, 4) for x in ratios]
+        out["rounds_full_over_reference_median"] = round(float(np.median(ratios)), 4)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -400,6 +541,10 @@ def main(argv: list[str] | None = None) -> int:
                              "p99 targets")
     parser.add_argument("--pauses", type=float, default=3.0,
                         help="seconds of spinning to measure the host's pauses (0: skip)")
+    parser.add_argument("--no-reference", action="store_true", help="skip the fixed reference")
+    parser.add_argument("--turns", type=int, default=100,
+                        help="turns of int8 full, int8 decode and the reference (0: skip)")
+    parser.add_argument("--json", default=None, help="write the figures to this JSON file")
     parser.add_argument("--write", action="store_true", help="write into benchmarks/README.md")
     args = parser.parse_args(argv)
     if args.runs < 1000:
@@ -410,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
     pauses = (pauses_text(*host_pauses(args.pauses), args.pauses) if args.pauses > 0 else None)
     spaced = (args.spaced, args.gap / 1e3) if args.spaced > 0 else None
     results["onnx int8"] = bench_onnx("int8", manifest, args.runs, args.warmup, spaced)
+    reference: list[np.ndarray] = []
+    if not args.no_reference:
+        reference.append(reference_timings(args.runs, args.warmup))
     control = (None if args.no_control else
                host_control(float(np.median(results["onnx int8"]["full"])), args.runs,
                             args.warmup))
@@ -418,15 +566,26 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_torch:
         results["torch eager"], torch_what = bench_torch(manifest, args.checkpoint, args.runs,
                                                          args.warmup)
-    rounds = [bench_onnx("int8", manifest, args.runs, args.warmup) for _ in range(args.rounds)]
+    turned = (in_turns(manifest, args.turns, args.warmup)
+              if args.turns > 0 and not args.no_reference else None)
+    rounds = []
+    for _ in range(args.rounds):
+        rounds.append(bench_onnx("int8", manifest, args.runs, args.warmup))
+        if not args.no_reference:
+            reference.append(reference_timings(args.runs, args.warmup))
     load += f", {os.getloadavg()[0]:.2f} at end"
     rss = peak_rss_mb(manifest)
     section = report(results, manifest, args.runs, args.warmup, torch_what, rss, load, control,
-                     spaced, pauses, rounds)
+                     spaced, pauses, rounds, reference, turned)
     print(section)
+    cmd = "python benchmarks/bench_model.py " + " ".join(argv if argv is not None
+                                                            else sys.argv[1:])
+    if args.json:
+        from grooverack.storage import atomic_write_text
+
+        atomic_write_text(Path(args.json), json.dumps(
+            figures(results, rounds, reference, rss, load, cmd.strip(), turned), indent=1) + "\n")
     if args.write:
-        cmd = "python benchmarks/bench_model.py " + " ".join(argv if argv is not None
-                                                                else sys.argv[1:])
         write_marked_section(README, 'bench_model', '## Model latency (`bench_model.py`)\n\n'
                              f'Command: `{cmd.strip()}`\n\n{section}')
         print(f"\nwrote {README}")
