@@ -35,8 +35,10 @@ KICK = VOICE_NAMES.index("kick")
 # the budget is looser for A/B (the bank's patterns are real drummers' already) than for a
 # followed line: cap * (1 + AB_SLACK * (1 - follow))
 AB_SLACK = 0.5
+# a removed snare's backbeat goes to a voice that can carry an accent on its own (a hat or ride
+# already playing there would move nothing)
 BACKBEAT_STAND_INS = tuple(VOICE_NAMES.index(v) for v in ("high_tom", "mid_tom", "low_tom",
-                                                           "open_hat", "closed_hat", "ride"))
+                                                           "open_hat"))
 ONSET_RANK = 4.0  # logits: a trimmed voice's hit on an input onset outranks one 4 logits surer
 LOW_END = tuple(VOICE_NAMES.index(v) for v in ("kick", "low_tom", "mid_tom", "high_tom"))
 
