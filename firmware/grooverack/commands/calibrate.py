@@ -18,7 +18,6 @@ nominal.
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import statistics
 import sys
@@ -36,6 +35,7 @@ from grooverack.calibration import (
     two_point,
     zero_offset,
 )
+from grooverack.commands.backends import backend_for, kinds_with
 from grooverack.commands.common import add_common
 from grooverack.config import load_settings
 from grooverack.errors import CalibrationError
@@ -59,20 +59,14 @@ class Rig(Protocol):
     def close(self) -> None: ...
 
 
-RIG_MODULES = {"pi": "grooverack.backends.panel.rig", "sim": "grooverack.backends.panel.rig",
-               "es9": "grooverack.backends.es9.rig"}
-
-
 def open_rig(board: Any, settings: Any) -> Rig:
-    module_name = RIG_MODULES.get(board.kind)
-    if module_name is None:
+    """The rig of the board's back end (`commands.backends` registry)."""
+    entry = backend_for(board)
+    if entry.rig is None:
         raise CalibrationError(f"board {board.name!r} (kind {board.kind!r}) has no converters to "
-                               f"calibrate; kinds with converters: {', '.join(RIG_MODULES)}")
-    module = importlib.import_module(module_name)
-    opener = getattr(module, "open_calibration_rig", None)
-    if opener is None:
-        raise CalibrationError(f"{module_name} has no open_calibration_rig()")
-    return opener(board, settings)
+                               f"calibrate; kinds with converters: {', '.join(kinds_with('rig'))}")
+    rig: Rig = entry.load("rig")(board, settings)
+    return rig
 
 
 class Aborted(Exception):

@@ -23,6 +23,7 @@ from grooverack.backends.panel.hardware import faults_path, gpio_choice, open_ha
 from grooverack.backends.panel.scanner import ControlScanner
 from grooverack.boards.board import load_board
 from grooverack.calibration import Calibration
+from grooverack.commands.backends import backend_for, kinds_with
 from grooverack.commands.common import add_common
 from grooverack.config import Settings, load_settings
 from grooverack.drivers.ads1115 import ADS1115
@@ -410,7 +411,13 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, args.overrides)
     board = load_board(args.board or settings["board"])
     print(f"grooverack doctor: board {board.name!r} ({board.path}), kind {board.kind}")
-    checks = diagnose(board, dev=Path(args.dev), scans=max(0, args.scans))
+    entry = backend_for(board)  # (the one registry of back ends: which kinds doctor checks)
+    if entry.doctor is None:
+        checks = [Check(board.name, FAIL, f"kind {board.kind!r}: doctor checks boards of kind "
+                        f"{', '.join(kinds_with('doctor'))}; ES-9 and MIDI boards: "
+                        "`grooverack ports`")]
+    else:
+        checks = entry.load("doctor")(board, dev=Path(args.dev), scans=max(0, args.scans))
     checks.append(model_check(settings))
     if board.is_panel:
         checks += last_run_checks(faults_path(settings, board.name))

@@ -30,7 +30,7 @@ from grooverack.config import Settings
 from grooverack.engine.player import OutputEvent
 from grooverack.engine.seam import EngineSeam
 from grooverack.runtime.priority import realtime, short_gil_slices
-from grooverack.runtime.serve import Lifecycle, make_engine
+from grooverack.runtime.serve import Lifecycle, serve
 from grooverack.state import state_dir
 
 log = logging.getLogger(__name__)
@@ -216,72 +216,78 @@ class ES9Backend:
                 f"{self.board.blocksize or 'host'}; clock edge to step {shown}")
 
 
-def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
-    """`grooverack run --board es9` (any board of kind "es9"; a [midi] table adds MIDI out).
+class ServedES9:
+    """The ES-9 back end (and its MIDI mirror) as `runtime.serve.Backend`: the stream and the
+    engine thread play, the main thread waits (`Lifecycle.wait`) and looks after them."""
 
-    The lifecycle is `runtime.serve.Lifecycle`: state restored before it plays, READY + the
-    watchdog (the engine thread beats), and on SIGTERM/SIGINT or at the end of `--duration`:
-    every output channel at its 0 V sample (rendered before the stream stops), the MIDI mirror's
-    notes off, then the state saved; exit status 0."""
+    def __init__(self, engine: EngineSeam, settings: Settings, board: Any, args: Any) -> None:
+        es9 = self.es9 = parse_board(board, settings)
+        # a calibration file written by `grooverack calibrate --board es9` overrides the board's
+        # [es9.calibration]
+        measured = Calibration.load(default_path(state_dir(settings), board.name), board)
+        apply_to_es9(measured, es9)  # the inputs' scaling (block volts, vectorised)
+        self.board_name = board.name
+        self.args = args
+        self.mirror: MidiMirror | None = None
+        self.backend: ES9Backend | None = None
+        self.done: ES9Backend | None = None  # the back end once stopped (its figures)
+        try:
+            self.mirror = MidiMirror(board, settings) if es9.midi is not None else None
+            if self.mirror is not None:
+                self.mirror.start()
+            self.backend = ES9Backend(engine, settings, es9, calibration=measured,
+                                      midi_output=self.mirror.output if self.mirror else None)
+        except BaseException:
+            self.outputs_to_zero()
+            raise
 
-    es9 = parse_board(board, settings)
-    # a calibration file written by `grooverack calibrate --board es9` overrides [es9.calibration]
-    measured = Calibration.load(default_path(state_dir(settings), board.name), board)
-    apply_to_es9(measured, es9)  # the inputs' scaling (block volts, vectorised)
-    engine = make_engine(settings, threaded=True)
-    mirror: MidiMirror | None = None
-    backend: ES9Backend | None = None
-    try:
-        life = Lifecycle(settings, engine)
-        life.restore()  # presets + last performance, before the first step plays
-        mirror = MidiMirror(board, settings) if es9.midi is not None else None
-        if mirror is not None:
-            mirror.start()
-        backend = ES9Backend(engine, settings, es9, calibration=measured,
-                             midi_output=mirror.output if mirror is not None else None)
-        backend.start(heartbeat=life.beat)
-    except BaseException:
-        if backend is not None:
-            backend.stop()
-        if mirror is not None:
-            mirror.stop()
-        engine.close()
-        raise
-    es9_backend = backend
+    def start(self, beat: Callable[[], None]) -> str:
+        backend = self.backend
+        assert backend is not None
+        backend.start(heartbeat=beat)
+        if getattr(self.args, "rt", False):
+            backend.realtime(self.mirror)
+        backend.wait_latency()
+        print(f"grooverack: {backend.describe()}; Ctrl-C to stop", file=sys.stderr)
+        return f"board {self.board_name} up ({backend.describe()})"
 
-    def outputs_to_zero() -> None:
-        es9_backend.stop()  # every channel's 0 V sample rendered, then the stream stopped
-        if mirror is not None:
-            mirror.stop()  # note-offs, all notes off, MIDI Stop
+    def run(self, life: Lifecycle) -> None:
+        life.wait(getattr(self.args, "duration", None), every=self._every)
 
-    def every() -> None:  # the main thread, about once a second
-        if not es9_backend.running:
+    def _every(self) -> None:  # the main thread, about once a second
+        if self.backend is None or not self.backend.running:
             raise RuntimeError("the ES-9 engine thread stopped")
-        if mirror is not None:
+        if self.mirror is not None:
             try:
-                mirror.keeper.check()
+                self.mirror.keeper.check()
             except Exception as exc:  # listing can fail while a device unplugs
                 log.debug("MIDI port check: %s", exc)
 
-    try:
-        if getattr(args, "rt", False):
-            backend.realtime(mirror)
-        backend.wait_latency()
-        life.ready(f"board {board.name} up ({backend.describe()})",
-                   outputs_to_zero=outputs_to_zero)
-        print(f"grooverack: {backend.describe()}; Ctrl-C to stop", file=sys.stderr)
-        life.wait(getattr(args, "duration", None), every=every)
-        status = life.shutdown()  # outputs to 0 V, state saved, engine stopped
-    except BaseException:
-        log.exception("ES-9 back end stopped by an error: outputs to 0 V")
-        if life.service is None:
-            outputs_to_zero()
-        life.shutdown()
-        raise
-    s = backend.stream
-    lost = f", stream lost {s.losses}x, reopened {s.reopens}x" if s.losses else ""
-    presses = f", {len(backend.presses)} button presses" if es9.buttons else ""
-    print(f"grooverack: {len(backend.onsets)} onsets in{presses}, {len(backend.scheduled)} "
-          f"output changes, {backend.late_events} late, {s.xruns} xruns{lost}",
-          file=sys.stderr)
-    return status
+    def outputs_to_zero(self) -> None:
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            backend.stop()  # every channel's 0 V sample rendered, then the stream stopped
+            self.done = backend
+        mirror, self.mirror = self.mirror, None
+        if mirror is not None:
+            mirror.stop()  # note-offs, all notes off, MIDI Stop
+
+    def close(self) -> None:
+        backend = self.done
+        if backend is None:
+            return
+        s = backend.stream
+        lost = f", stream lost {s.losses}x, reopened {s.reopens}x" if s.losses else ""
+        presses = f", {len(backend.presses)} button presses" if self.es9.buttons else ""
+        print(f"grooverack: {len(backend.onsets)} onsets in{presses}, {len(backend.scheduled)} "
+              f"output changes, {backend.late_events} late, {s.xruns} xruns{lost}",
+              file=sys.stderr)
+
+
+def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
+    """`grooverack run --board es9` (any board of kind "es9"; a [midi] table adds MIDI out) in
+    `runtime.serve.serve`: state restored before it plays, READY + the watchdog (the engine
+    thread beats), and on a stop signal, an error or the end of `--duration`: every output
+    channel at its 0 V sample (rendered before the stream stops), the MIDI mirror's notes off
+    and MIDI Stop, then the state saved; exit status 0."""
+    return serve(settings, lambda engine: ServedES9(engine, settings, board, args))
