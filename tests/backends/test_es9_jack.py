@@ -18,9 +18,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from grooverack.backends.es9 import ES9Backend, Schmitt, refresh_devices
+from grooverack.backends.es9 import ES9Backend, refresh_devices
 from grooverack.boards.es9 import parse_board
 from grooverack.config import load_settings
+from grooverack.controls import SchmittGate
 from grooverack.errors import ConfigError
 from grooverack.runtime.serve import make_engine
 
@@ -95,11 +96,15 @@ def runs(x: np.ndarray, level: float):
 
 
 def test_schmitt_hysteresis_unit():
-    s = Schmitt(1.0, 0.5)  # rises above 1.25, falls below 0.75
+    s = SchmittGate.centred(1.0, 0.5)  # rises at 1.25 or above, falls at 0.75 or below
     rise, fall = s.edges(np.array([0.0, 1.2, 0.8, 1.3, 1.0, 0.8, 0.7, 2.0]))
     assert rise.tolist() == [3, 7] and fall.tolist() == [6]
     rise, fall = s.edges(np.array([1.0, 0.74]))  # state carries over between blocks
     assert rise.tolist() == [] and fall.tolist() == [1]
+    rise, fall = s.edges(np.array([1.25, 1.0, 0.75]))  # at a threshold: as the panel's gate
+    assert rise.tolist() == [0] and fall.tolist() == [2]
+    gate = SchmittGate(1.25, 0.75)  # the scalar reading of the same trigger agrees
+    assert [gate.update(v) for v in (1.25, 1.0, 0.75, 0.76)] == [True, None, False, None]
 
 
 def test_board_refuses_unknown_keys():

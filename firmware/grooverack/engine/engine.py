@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -383,53 +384,30 @@ class Engine:
         if name == "genre":
             self._genre = self._genre_index(str(value))
         value = self.settings.set(name, value)
-        t = self._t()
-        clock, player, capture, pitch = self.clock, self.player, self.capture, self.pitch
-        if name in _GENERATION_KEYS or name.startswith(("density.", "mute.")):
-            self._controls_dirty = True
-        elif name == "quantize":
-            player.quantize = value
-        elif name == "tempo":
-            clock.set_tempo(value, t)
-        elif name == "swing":
-            clock.set_swing(value, t)
-        elif name == "groove_velocity":
-            capture.set_amounts(velocity=value)
-        elif name == "groove_offset":
-            capture.set_amounts(offset=value)
-        elif name == "record":
-            capture.set_mode(value)
-        elif name == "memory":
-            capture.set_memory(value)
-        elif name == "clock.source":
-            clock.set_source(value, t)
-        elif name == "clock.ppqn":
-            clock.set_ppqn(value, t)
-        elif name == "clock.smoothing":
-            clock.set_smoothing(value)
-        elif name == "clock.slew":
-            clock.slew = value
-        elif name == "clock.stop_timeout":
-            clock.stop_timeout = value
-        elif name == "clock.auto_stop":
-            clock.auto_stop = value
-        elif name.startswith("map."):
-            player.set_map(VOICE_NAMES.index(name[4:]), value)
-        elif name.startswith("outputs.scale."):
-            player.scale[int(name.rsplit(".", 1)[1]) - 1] = value
-        elif name.startswith("outputs."):
-            player.outputs = int(self.settings["outputs.count"])
-            player.trigger_s = float(self.settings["outputs.trigger_ms"]) / 1000.0
-            player.gate_mode = bool(self.settings["outputs.gate_mode"])
-            player.accent = bool(self.settings["outputs.accent"])
-            player.accent_threshold = float(self.settings["outputs.accent_threshold"])
-            player.clock_ppqn = int(self.settings["outputs.clock_ppqn"])
-            player.read_modes(self.settings)
-        elif name.startswith("input."):
-            history = pitch._recent
-            self.pitch = PitchToVelocity(self.settings)
-            self.pitch._recent.extend(history)
+        setter = _SETTERS.get(name)
+        if setter is None:
+            setter = next((f for prefix, f in _PREFIX_SETTERS if name.startswith(prefix)), None)
+        if setter is not None:
+            setter(self, name, value, self._t())
         return value
+
+    def _generation_changed(self, name: str, value: Any, t: float) -> None:
+        self._controls_dirty = True  # the next step boundary asks for a new decode
+
+    def _outputs_changed(self, name: str, value: Any, t: float) -> None:
+        player, settings = self.player, self.settings
+        player.outputs = int(settings["outputs.count"])
+        player.trigger_s = float(settings["outputs.trigger_ms"]) / 1000.0
+        player.gate_mode = bool(settings["outputs.gate_mode"])
+        player.accent = bool(settings["outputs.accent"])
+        player.accent_threshold = float(settings["outputs.accent_threshold"])
+        player.clock_ppqn = int(settings["outputs.clock_ppqn"])
+        player.read_modes(settings)
+
+    def _input_changed(self, name: str, value: Any, t: float) -> None:
+        history = self.pitch._recent
+        self.pitch = PitchToVelocity(self.settings)
+        self.pitch._recent.extend(history)
 
     def press(self, button: str) -> Any:
         """A panel button: record (cycles record/overdub/off), clear, randomize_a/b,
@@ -558,3 +536,33 @@ class Engine:
         self.close()
 
 
+
+
+# What a control change does while playing (`Engine.set_control`): one entry per key, then the
+# key families by prefix (the longer prefix first). A key in neither only changes its setting.
+Setter = Callable[[Engine, str, Any, float], None]
+_SETTERS: dict[str, Setter] = {
+    **{key: Engine._generation_changed for key in _GENERATION_KEYS},
+    "quantize": lambda e, _, v, t: setattr(e.player, "quantize", v),
+    "tempo": lambda e, _, v, t: e.clock.set_tempo(v, t),
+    "swing": lambda e, _, v, t: e.clock.set_swing(v, t),
+    "groove_velocity": lambda e, _, v, t: e.capture.set_amounts(velocity=v),
+    "groove_offset": lambda e, _, v, t: e.capture.set_amounts(offset=v),
+    "record": lambda e, _, v, t: e.capture.set_mode(v),
+    "memory": lambda e, _, v, t: e.capture.set_memory(v),
+    "clock.source": lambda e, _, v, t: e.clock.set_source(v, t),
+    "clock.ppqn": lambda e, _, v, t: e.clock.set_ppqn(v, t),
+    "clock.smoothing": lambda e, _, v, t: e.clock.set_smoothing(v),
+    "clock.slew": lambda e, _, v, t: setattr(e.clock, "slew", v),
+    "clock.stop_timeout": lambda e, _, v, t: setattr(e.clock, "stop_timeout", v),
+    "clock.auto_stop": lambda e, _, v, t: setattr(e.clock, "auto_stop", v),
+}
+_PREFIX_SETTERS: tuple[tuple[str, Setter], ...] = (
+    ("density.", Engine._generation_changed),
+    ("mute.", Engine._generation_changed),
+    ("map.", lambda e, name, v, t: e.player.set_map(VOICE_NAMES.index(name[4:]), v)),
+    ("outputs.scale.", lambda e, name, v, t: e.player.scale.__setitem__(
+        int(name.rsplit(".", 1)[1]) - 1, v)),
+    ("outputs.", Engine._outputs_changed),
+    ("input.", Engine._input_changed),
+)

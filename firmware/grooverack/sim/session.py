@@ -26,6 +26,7 @@ from typing import Any
 from grooverack.backends.panel.simboard import patch_board
 from grooverack.boards.board import load_board
 from grooverack.config import CONTROLS, SCHEMA, Settings, make_settings
+from grooverack.controls import SchmittGate
 from grooverack.engine.engine import Engine
 from grooverack.engine.seam import EngineSeam
 from grooverack.errors import SourceError
@@ -111,7 +112,7 @@ class PotlessControls:
         inputs = [*(getattr(panel, "gpio_inputs", {}) or {}).values(),
                   *(getattr(panel, "inputs", {}) or {}).values()]
         self.fill_jack = any(i.role == "fill" for i in inputs)
-        self.fill_high = False
+        self.fill_gate = SchmittGate(SCHMITT_RISE, SCHMITT_FALL)
 
     def apply(self, t: float, jack: str, value: float) -> None:
         if jack in CONTROLS and jack not in self.pots:
@@ -119,9 +120,8 @@ class PotlessControls:
             self.engine.set_control(jack, pot_value(jack, value))
         elif jack == FILL_JACK and not self.fill_jack:
             self.board.advance(t)
-            high = value > SCHMITT_FALL if self.fill_high else value >= SCHMITT_RISE
-            if high != self.fill_high:
-                self.fill_high = high
+            high = self.fill_gate.update(value)
+            if high is not None:
                 self.engine.fill(t, high)
         else:
             self.board.apply(t, jack, value)

@@ -16,32 +16,11 @@ import numpy as np
 
 from grooverack.boards.es9 import ES9Board
 from grooverack.config import CONTROLS, Settings
-from grooverack.controls import ControlRange, ControlReader
+from grooverack.controls import ControlRange, ControlReader, SchmittGate
 from grooverack.engine.seam import EngineSeam
 
 EDGE_JACKS = ("gate", "clock", "reset", "fill")  # fill: a gate, both edges count
 CONTROL_STEP = 1.0 / 256  # a control CV moves the engine when it moved more (its hysteresis)
-
-
-class Schmitt:
-    """Schmitt trigger over sample blocks: rising above `high`, falling below `low`."""
-
-    def __init__(self, threshold: float, hysteresis: float) -> None:
-        self.high = threshold + hysteresis / 2
-        self.low = threshold - hysteresis / 2
-        self.state = False
-
-    def edges(self, volts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(rising, falling) sample indices within this block."""
-        above, below = volts > self.high, volts < self.low
-        idx = np.flatnonzero(above | below)
-        if idx.size == 0:
-            return idx, idx
-        states = above[idx]
-        prev = np.concatenate(([self.state], states[:-1]))
-        change = states != prev
-        self.state = bool(states[-1])
-        return idx[change & states], idx[change & ~states]
 
 
 class ES9Inputs:
@@ -57,10 +36,11 @@ class ES9Inputs:
         self.settle = int(round(settings["input.pitch_settle_ms"] * 1e-3 * self.sr))
         self.velocity_mode = settings["input.velocity_mode"]
         threshold, hysteresis = settings["es9.threshold"], settings["es9.hysteresis"]
-        self.schmitt = {jack: Schmitt(threshold, hysteresis)
+        self.schmitt = {jack: SchmittGate.centred(threshold, hysteresis)
                         for jack in EDGE_JACKS if jack in board.inputs}
         # button gates: the same Schmitt trigger, a rise is a press
-        self.button_schmitt = {action: Schmitt(threshold, hysteresis) for action in board.buttons}
+        self.button_schmitt = {action: SchmittGate.centred(threshold, hysteresis)
+                               for action in board.buttons}
         # what happened, for `run` output, tests and benchmarks
         self.presses: deque[tuple[str, int, Any]] = deque(maxlen=10_000)  # (action, frame, result)
         self.edges: deque[tuple[str, str, int]] = deque(maxlen=100_000)  # (jack, rise/fall, frame)
