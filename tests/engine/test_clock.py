@@ -60,15 +60,15 @@ def test_stop_freezes_and_continue_runs_on():
     assert c.position(10.125) == pytest.approx(5.0)
 
 
-def test_internal_reset_makes_the_next_sixteenth_step_zero():
+def test_internal_reset_makes_its_own_time_step_zero():
     c = make_clock(**{"clock.source": "internal", "tempo": 120.0})
     c.start(0.0)
     epoch = c.epoch
-    c.reset(0.3)                       # at step 2.4: the 16th at step 3 (t = 0.375) becomes 0
+    c.reset(0.3)                       # at step 2.4: the reset's time becomes step 0
     assert c.epoch == epoch + 1
-    assert c.position(0.3) == pytest.approx(-0.6)
-    assert c.time_of(0.0) == pytest.approx(0.375)
-    assert c.position(0.5) == pytest.approx(1.0)
+    assert c.position(0.3) == pytest.approx(0.0)
+    assert c.time_of(0.0) == pytest.approx(0.3)
+    assert c.position(0.3 + 0.125) == pytest.approx(1.0)   # the tempo runs on
 
 
 # --- external -----------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ class _Svg:
     def __init__(self, width: float) -> None:
         self.width = width
         self.parts: list[str] = []
+        self.holes: list[tuple[str, str, float, float]] = []   # (kind, label, x, y) in mm
 
     def text(self, x: float, y: float, s: str, size: float = FONT, colour: str = "#222") -> None:
         self.parts.append(f'<text x="{x:.2f}" y="{y:.2f}" font-size="{size:g}" fill="{colour}" '
@@ -78,6 +79,7 @@ def _jack_rows(svg: _Svg, y: float, rows: list[list[tuple[str, bool]]], cols: in
             if output:  # outputs: a dark ring, as panels mark them
                 svg.rect(x - JACK_R - 0.8, y + FONT + 0.8, 2 * JACK_R + 1.6, 2 * JACK_R + 1.6,
                          "#333", rx=1.0)
+            svg.holes.append(("jack", text, x, y + FONT + 0.8 + JACK_R + 0.8))
             svg.circle(x, y + FONT + 0.8 + JACK_R + 0.8, JACK_R, "#ddd")
             svg.circle(x, y + FONT + 0.8 + JACK_R + 0.8, 1.2, "#111")
         y += FONT + 2 * JACK_R + 3.0
@@ -86,6 +88,20 @@ def _jack_rows(svg: _Svg, y: float, rows: list[list[tuple[str, bool]]], cols: in
 
 def panel_svg(board: Board) -> str:
     """The board's panel as an SVG document (millimetres)."""
+    svg, height = _layout(board)
+    width = svg.width
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.2f}mm" height="{height:.2f}mm"'
+            f' viewBox="0 0 {width:.2f} {height:.2f}" font-family="sans-serif">\n'
+            f'<rect x="0" y="0" width="{width:.2f}" height="{height:.2f}" fill="#f4f4f0" '
+            f'stroke="#888" stroke-width="0.4"/>\n')
+    holes = "".join(f'<circle cx="{x:.2f}" cy="{yy:.2f}" r="1.6" fill="#fff" stroke="#888" '
+                    'stroke-width="0.3"/>\n'
+                    for x in (7.5, width - 7.5) for yy in (3.0, height - 3.0))
+    return head + holes + "\n".join(svg.parts) + "\n</svg>\n"
+
+
+def _layout(board: Board) -> tuple[_Svg, float]:
+    """The panel's parts laid out (drawn into an `_Svg`, holes recorded) and its height."""
     width = PANEL_HP * HP_MM
     svg = _Svg(width)
     y = 8.5
@@ -100,6 +116,7 @@ def panel_svg(board: Board) -> str:
     for row in _chunks(pots, cols):
         for x, pot in zip(svg.columns(cols), row, strict=False):
             control = pot_control.get(pot.name)
+            svg.holes.append(("pot", label(control.name if control else pot.name), x, y + KNOB_R))
             svg.circle(x, y + KNOB_R, KNOB_R, "#eee")
             svg.parts.append(f'<line x1="{x:.2f}" y1="{y + KNOB_R:.2f}" x2="{x:.2f}" '
                              f'y2="{y + 1.0:.2f}" stroke="#222" stroke-width="0.6"/>')
@@ -122,12 +139,15 @@ def panel_svg(board: Board) -> str:
         for x, (kind, item) in zip(svg.columns(cols), row, strict=False):
             name = item.name  # type: ignore[attr-defined]
             if kind == "button":
+                svg.holes.append(("button", label(name), x, y + BUTTON_W / 2))
                 svg.rect(x - BUTTON_W / 2, y, BUTTON_W, BUTTON_W, "#bbb")
                 svg.text(x, y + BUTTON_W + 2.6, label(name))
                 shifted = board.shift_buttons.get(name)
                 if shifted:
                     svg.text(x, y + BUTTON_W + 4.6, label(shifted), size=1.5, colour="#666")
             else:
+                svg.holes.append(("led", label(name.removesuffix("_led")) + " LED", x,
+                                  y + BUTTON_W / 2))
                 svg.circle(x, y + BUTTON_W / 2, LED_R, "#e33")
                 svg.text(x, y + BUTTON_W + 2.6, label(name.removesuffix("_led")) + " LED")
         y += BUTTON_W + 6.0
@@ -161,14 +181,59 @@ def panel_svg(board: Board) -> str:
     height = max(PANEL_H_MM, y + 4.5)
     svg.text(width / 2, height - 3.0, f"generated from hw/boards/{board.path.name} by "
              "`grooverack panel`", size=1.4, colour="#999")
-    head = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.2f}mm" height="{height:.2f}mm"'
-            f' viewBox="0 0 {width:.2f} {height:.2f}" font-family="sans-serif">\n'
-            f'<rect x="0" y="0" width="{width:.2f}" height="{height:.2f}" fill="#f4f4f0" '
-            f'stroke="#888" stroke-width="0.4"/>\n')
-    holes = "".join(f'<circle cx="{x:.2f}" cy="{yy:.2f}" r="1.6" fill="#fff" stroke="#888" '
-                    'stroke-width="0.3"/>\n'
-                    for x in (7.5, width - 7.5) for yy in (3.0, height - 3.0))
-    return head + holes + "\n".join(svg.parts) + "\n</svg>\n"
+    return svg, height
 
 
-__all__ = ["panel_svg", "label"]
+# Drill sizes (mm): Thonkiconn PJ398SM bushing 6 mm; Alpha 9 mm pot bushing 7 mm; C&K D6R
+# 6.5 mm (its cap is 5.5 mm: check the datasheet drawing); 3 mm LED 3.2 mm; rail screws M3.
+HOLE_MM = {"jack": 6.0, "pot": 7.0, "button": 6.5, "led": 3.2, "rail": 3.2}
+# what must not touch behind the panel (body widths, mm): jacks 9, pots 9.5, D6R 9.8, LED 3
+BODY_MM = {"jack": 9.0, "pot": 9.5, "button": 9.8, "led": 3.0}
+PANEL_GAP_MM = 0.3   # a panel is its HP width less this (Doepfer: 16 HP = 80.9..81.0 mm)
+
+
+def drill_holes(board: Board) -> tuple[float, float, list[tuple[str, str, float, float, float]]]:
+    """Panel width and height and every hole: (kind, label, x, y, diameter), x from the left
+    edge and y from the top edge in mm, as the panel drawing places the parts. The rail holes
+    follow Doepfer's A-100 drawing: 7.5 mm from the left edge, the second (HP - 3) x 5.08 mm to
+    its right, 3 mm from the top and bottom edges."""
+    svg, height = _layout(board)
+    width = PANEL_HP * HP_MM - PANEL_GAP_MM
+    holes = [(kind, text, x, y, HOLE_MM[kind]) for kind, text, x, y in svg.holes]
+    for x in (7.5, 7.5 + (PANEL_HP - 3) * HP_MM):
+        for y in (3.0, height - 3.0):
+            holes.append(("rail", "M3", x, y, HOLE_MM["rail"]))
+    return width, height, holes
+
+
+def drill_svg(board: Board) -> str:
+    """The panel's drilling drawing (SVG, mm, 1:1): outline, every hole with its diameter
+    and a table of centres; `grooverack panel --drill` writes it."""
+    width, height, holes = drill_holes(board)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width + 70:.2f}mm" '
+           f'height="{height:.2f}mm" viewBox="0 0 {width + 70:.2f} {height:.2f}" '
+           'font-family="sans-serif">',
+           f'<rect x="0" y="0" width="{width:.2f}" height="{height:.2f}" fill="none" '
+           'stroke="#000" stroke-width="0.25"/>']
+    for kind, _text, x, y, d in holes:
+        out.append(f'<circle cx="{x:.2f}" cy="{y:.2f}" r="{d / 2:g}" fill="none" stroke="#000" '
+                   'stroke-width="0.2"/>')
+        out.append(f'<path d="M{x - 1:.2f} {y:.2f}h2M{x:.2f} {y - 1:.2f}v2" stroke="#c00" '
+                   'stroke-width="0.1"/>')
+        if kind != "rail":
+            out.append(f'<text x="{x:.2f}" y="{y + d / 2 + 1.8:.2f}" font-size="1.3" '
+                       f'text-anchor="middle">{escape(_text)}</text>')
+    tx = width + 4
+    rows = [f"{board.name}: {PANEL_HP} HP ({width:.2f} mm) x {height:.1f} mm, 2 mm aluminium",
+            "x, y from the top left corner (mm), hole diameter (mm)"]
+    rows += [f"{kind:6} {x:6.2f} {y:6.2f}  d{d:g}  {text}" for kind, text, x, y, d in holes]
+    for i, row in enumerate(rows):
+        out.append(f'<text x="{tx:.2f}" y="{4 + 2.3 * i:.2f}" font-size="1.6" '
+                   f'font-family="monospace" xml:space="preserve">{escape(row)}</text>')
+    out.append(f'<text x="{tx:.2f}" y="{4 + 2.3 * (len(rows) + 1):.2f}" font-size="1.4" '
+               f'fill="#666">generated from hw/boards/{board.path.name} by '
+               '`grooverack panel --drill`</text>')
+    return "\n".join(out) + "\n</svg>\n"
+
+
+__all__ = ["panel_svg", "drill_svg", "drill_holes", "label"]

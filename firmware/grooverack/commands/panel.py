@@ -1,4 +1,5 @@
-"""`grooverack panel`: draw a board's panel (jacks, knobs, buttons, LEDs) from its board file."""
+"""`grooverack panel`: draw a board's panel (jacks, knobs, buttons, LEDs) from its board file,
+or with `--drill` the panel's drilling drawing (hole centres and diameters)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 from pathlib import Path
 
 from grooverack.boards.board import load_board
-from grooverack.boards.drawing import panel_svg
+from grooverack.boards.drawing import drill_svg, panel_svg
 from grooverack.errors import BoardError, PathError
 
 
@@ -17,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="-",
                         help="SVG file to write (default: standard output); the committed drawings "
                              "are docs/panel-reference.svg and docs/panel-budget.svg")
+    parser.add_argument("--drill", action="store_true",
+                        help="the drilling drawing instead: every hole's centre and diameter "
+                             "(docs/drill-reference.svg, docs/drill-budget.svg)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     if not board.is_panel:
         raise BoardError(f"board {board.name!r} is kind {board.kind!r}: only 'pi' and 'sim' "
                          "boards have a panel to draw")
-    text = panel_svg(board)
+    text = drill_svg(board) if args.drill else panel_svg(board)
     if args.out == "-":
         sys.stdout.write(text)
         return 0

@@ -30,9 +30,10 @@ own rate (a tempo jump is heard from its first interval; a single stray pulse co
 
 Transport (MIDI semantics): `start` = reset + run; `stop` freezes the position; `continue_` runs on
 from it; `song_position` jumps. With `midi=True` (the message came over MIDI) they wait for the
-next MIDI clock in `auto` too: Start puts step 0 on the first clock after it, always. `reset` is
-transparent: it re-arms step 0 and never fires; with an external clock the next pulse plays
-step 0; with the internal clock the next 16th plays step 0.
+next MIDI clock in `auto` too: Start puts step 0 on the first clock after it, always. `reset`
+with an external clock is transparent: it re-arms step 0 and never fires, the next pulse plays
+step 0; with the internal clock the reset's own time is step 0 (the sequencer's first step is
+now, and its line is captured on its own steps).
 Every jump of the position increments `epoch`, so the player and the capture can re-base.
 
 A clock that stops stops the drums at once: nothing at or after the next expected pulse plays.
@@ -356,7 +357,7 @@ class Clock:
         return self._last_t
 
     def reset(self, t: float, *, at_last_pulse: bool = False) -> None:
-        """Transparent reset: re-arm step 0; the next clock (pulse or internal 16th) plays it.
+        """Reset: re-arm step 0; the next external pulse plays it (internal clock: step 0 is t).
 
         `at_last_pulse`: the reset belongs to the external pulse just before it (both edges came
         together, the clock's first): that pulse becomes step 0 (the caller checks that nothing
@@ -370,9 +371,10 @@ class Clock:
             self._next_u = sp
             return
         if self.driver == "internal" and self.running and not self._frozen:
-            u = self._u(t)
-            upcoming = math.floor(u) + 1.0   # the next 16th of the running grid becomes step 0
-            self._anchor(t, u - upcoming, rate=bpm_to_rate(self.tempo), jump=True)
+            # the reset's own time is step 0: the internal tempo takes its phase from the
+            # sequencer that sent it (a "next 16th" rule would capture its line up to a step
+            # early, on whatever phase the internal grid happened to have)
+            self._anchor(t, 0.0, rate=bpm_to_rate(self.tempo), jump=True)
         else:
             self._anchor(t, 0.0, frozen=True, jump=True)
             self._armed = True

@@ -231,7 +231,9 @@ class Engine:
         self._after_clock(t)
 
     def reset(self, t: float) -> None:
-        """Transparent reset: re-arms step 0, never fires; the next clock plays step 0.
+        """Reset: with an external clock it re-arms step 0 and never fires (the next clock plays
+        step 0); with the internal clock step 0 is the reset's own time (the sequencer's first
+        step is now: the drums take their phase from it, so its line lands on its own steps).
 
         A reset arriving just after an external clock edge (within RESET_GRACE_S or a quarter of
         the pulse period) belongs to that edge when it started a step that has not sounded yet:
@@ -241,10 +243,17 @@ class Engine:
         self._touch(t)
         clock = self.clock
         pulse_t = clock.last_pulse_time
+        if clock.driver == "internal" and clock.playing and abs(clock.position(t)) < 1e-9:
+            return   # step 0 is now already (a start at the same time): nothing to re-arm
         if (clock.driver == "external" and clock.playing and pulse_t is not None
                 and 0.0 <= t - pulse_t <= min(RESET_GRACE_S, 0.25 * clock.period)):
             p = clock.position(pulse_t)
             step = round(p)
+            if abs(p - step) < 1e-6 and step == 0:
+                # that edge is step 0 already (auto: the first edge took over from the internal
+                # tempo on step 0, which sounded then): the reset asks for nothing more; arming
+                # it again would move step 0 to the next edge and the groove a pulse early
+                return
             if abs(p - step) < 1e-6 and self.player.sounded < step:
                 clock.reset(t, at_last_pulse=True)
                 self._after_clock(pulse_t)
