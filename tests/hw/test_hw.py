@@ -19,7 +19,7 @@ import pytest
 from grooverack.boards.board import load_board
 from grooverack.boards.drawing import BODY_MM, HOLE_MM, drill_holes
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "hw"))
 
 from circuits import power, simulate  # noqa: E402
