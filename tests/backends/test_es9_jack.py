@@ -57,11 +57,11 @@ def build_signal():
                                         (54000, 0.25), (66000, 3.0), (78000, 1.0)]):
         pitch[start + 20:] = volts
         pitches.append(volts)
-        if i == 1:  # a slow ramp: the edge is where it passes threshold + hysteresis / 2
-            ramp = np.linspace(0.0, 5.0, 201)
-            gate[start:start + 201] = ramp
+        if i == 1:  # a slow ramp: the edge is where it reaches threshold + hysteresis / 2 (one
+            ramp = np.linspace(0.0, 5.0, 201)  # sample lands on 1.25 exactly: it rises there,
+            gate[start:start + 201] = ramp     # as every SchmittGate does)
             gate[start + 201:start + 480] = 5.0
-            edges.append(start + int(np.flatnonzero(ramp > 1.25)[0]))
+            edges.append(start + int(np.flatnonzero(ramp >= 1.25)[0]))
         elif i == 2:  # chatter inside the hysteresis band first: one edge, when it leaves the band
             gate[start - 300:start] = np.where(np.arange(300) % 7 < 3, 1.2, 0.8)
             gate[start:start + 480] = 5.0

@@ -25,7 +25,7 @@ from grooverack.backends.es9.outputs import ES9Outputs, LevelQueue
 from grooverack.backends.es9.stream import ES9Stream
 from grooverack.backends.midi.output import MidiOutput
 from grooverack.boards.es9 import ES9Board, parse_board
-from grooverack.calibration import Calibration, apply_to_es9, default_path
+from grooverack.calibration import Calibration, default_path, es9_calibration
 from grooverack.config import Settings
 from grooverack.engine.player import OutputEvent
 from grooverack.engine.seam import EngineSeam
@@ -52,8 +52,12 @@ class ES9Backend:
         # clock waits for MIDI Start
         if autostart is None:
             autostart = settings["clock.source"] != "midi"
-        self.inputs = ES9Inputs(engine, settings, self.board, autostart=autostart)
-        self.outputs = ES9Outputs(settings, self.board, calibration)
+        # one Calibration for both directions: the board's [es9.calibration], a calibration
+        # file's measurements over it (`calibration`, per-volt tables included)
+        self.cal = es9_calibration(self.board, calibration)
+        self.inputs = ES9Inputs(engine, settings, self.board, autostart=autostart,
+                                calibration=self.cal)
+        self.outputs = ES9Outputs(settings, self.board, self.cal)
         self.levels = LevelQueue(self.outputs.zero_levels)
         self.stream = ES9Stream(self.board, self.levels)
         self._mirror_at = -math.inf  # due time of the last event mirrored as MIDI
@@ -225,7 +229,6 @@ class ServedES9:
         # a calibration file written by `grooverack calibrate --board es9` overrides the board's
         # [es9.calibration]
         measured = Calibration.load(default_path(state_dir(settings), board.name), board)
-        apply_to_es9(measured, es9)  # the inputs' scaling (block volts, vectorised)
         self.board_name = board.name
         self.args = args
         self.mirror: MidiMirror | None = None

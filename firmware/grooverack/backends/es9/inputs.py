@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from grooverack.boards.es9 import ES9Board
+from grooverack.calibration import Calibration, es9_calibration
 from grooverack.config import CONTROLS, Settings
 from grooverack.controls import ControlRange, ControlReader, SchmittGate
 from grooverack.engine.seam import EngineSeam
@@ -27,9 +28,18 @@ class ES9Inputs:
     """The input channels of one ES-9 board, read into one engine."""
 
     def __init__(self, engine: EngineSeam, settings: Settings, board: ES9Board, *,
-                 autostart: bool) -> None:
+                 autostart: bool, calibration: Calibration | None = None) -> None:
         self.engine = engine
         self.board = board
+        # samples -> volts through the Calibration (`es9_calibration`: a calibration file's
+        # measurements over the board's [es9.calibration]); the Schmitt-read jacks and buttons,
+        # which have nothing to calibrate, by the board's scaling
+        cal = calibration if calibration is not None else es9_calibration(board)
+        self.scale: dict[str, tuple[int, float, float]] = {}  # name -> (column, gain, offset)
+        for name, ch in (*board.inputs.items(), *board.buttons.items()):
+            c = cal.input_cal.get(name) if name in board.inputs else None
+            gain, offset = (c.gain, c.offset) if c is not None else board.in_scale(ch)
+            self.scale[name] = (ch - 1, gain, offset)
         self.sr = board.samplerate
         self.autostart = autostart
         self.started = False
@@ -65,9 +75,9 @@ class ES9Inputs:
         self.processed = 0  # frames taken in
 
     def volts(self, block: np.ndarray, jack: str) -> np.ndarray:
-        ch = self.board.inputs[jack]
-        scale, offset = self.board.in_scale(ch)
-        return block[:, ch - 1].astype(np.float64) * scale + offset
+        """The volts of input (or button) `jack` over a block of samples."""
+        column, gain, offset = self.scale[jack]
+        return block[:, column].astype(np.float64) * gain + offset
 
     def _read_at(self, jack: str, frame: int) -> float | None:
         """The volts of `jack` at `frame` (None when not patched or no longer kept)."""
@@ -133,9 +143,7 @@ class ES9Inputs:
                 else:
                     calls.append((frame, 0, lambda t=t: eng.reset(t)))
         for action, schmitt in self.button_schmitt.items():
-            ch = b.buttons[action]
-            scale, offset = b.in_scale(ch)
-            rising, falling = schmitt.edges(block[:, ch - 1].astype(np.float64) * scale + offset)
+            rising, falling = schmitt.edges(self.volts(block, action))
             for k in falling:
                 self.edges.append((action, "fall", f0 + int(k)))
             for k in rising:
