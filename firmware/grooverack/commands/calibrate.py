@@ -22,6 +22,7 @@ import math
 import statistics
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -135,6 +136,9 @@ class Session:
                 f"(more than {MAX_NOISE_VOLTS * 1000:.0f} mV): a loose cable or a noisy source?")
         return statistics.fmean(codes)
 
+    def _read_volts(self, channel: str) -> float:
+        return self.cal.to_volts(channel, self.read(channel))
+
     def meter_volts(self, output: str) -> float:
         if self.typed:
             while True:
@@ -245,7 +249,7 @@ class Session:
                 self.ask(f"Unpatch {name.upper()}, press Enter")
                 self.rig.patch(name, None)
                 target, tol = 0.0, TOLERANCE_CV
-            ok &= self._residual(name, target, lambda n=name: self.cal.to_volts(n, self.read(n)), tol)
+            ok &= self._residual(name, target, partial(self._read_volts, name), tol)
         for name in outputs:
             spec = self.cal.outputs[name]
             points = self.output_points(spec)
@@ -254,7 +258,7 @@ class Session:
             self._connect(name)
             for target in (points[1], points[-2]) if len(points) > 3 else (points[0], points[-1]):
                 self.rig.write_code(name, self.cal.to_code(name, target))
-                ok &= self._residual(name, target, lambda n=name: self.meter_volts(n),
+                ok &= self._residual(name, target, partial(self.meter_volts, name),
                                      TOLERANCE_PITCH if not self.typed else TOLERANCE_CV)
             self.rig.write_code(name, self._zero_code(spec))
         return ok
@@ -371,9 +375,9 @@ def describe(cal: Calibration) -> str:
         s = cal.inputs[name]
         lines.append(f"  in  {name:<12} gain {c.gain:+.6g} ({c.gain / s.gain * 100:6.2f} %)  "
                      f"offset {c.offset:+.4f} V  [{c.method}]")
-    for name, c in cal.output_cal.items():
-        s = cal.outputs[name]
-        lines.append(f"  out {name:<12} gain {c.gain:+.6g} ({c.gain / s.gain * 100:6.2f} %)  "
-                     f"offset {c.offset:+.4f} V  [{c.method}"
-                     + (f", {len(c.table)}-point table" if c.table else "") + "]")
+    for name, o in cal.output_cal.items():
+        spec = cal.outputs[name]
+        lines.append(f"  out {name:<12} gain {o.gain:+.6g} ({o.gain / spec.gain * 100:6.2f} %)  "
+                     f"offset {o.offset:+.4f} V  [{o.method}"
+                     + (f", {len(o.table)}-point table" if o.table else "") + "]")
     return "\n".join(lines)

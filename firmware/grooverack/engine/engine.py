@@ -180,7 +180,8 @@ class Engine:
             groove = self.capture.groove
             if not groove[:, 0].any():
                 self._listening_since = None
-            heard = STEPS if self._listening_since is None else step - self._listening_since
+            since = self._listening_since
+            heard = STEPS if since is None else step - since
             # A first groove is followed from the first bar line after its first onset: a
             # half-captured loop would encode as a half-empty groove (the drums falling silent
             # where the line has not been heard yet), so until a whole loop has been heard the
@@ -192,7 +193,8 @@ class Engine:
                 self._partial = False
                 want = True
             elif heard > 0 and step % STEPS_PER_BAR == 0:
-                self._groove = bar_filled(groove, self._listening_since, step)
+                assert since is not None  # heard < STEPS: a first onset was heard
+                self._groove = bar_filled(groove, since, step)
                 self._groove_version = self.capture.version
                 self._partial = True
                 want = True

@@ -163,8 +163,9 @@ class Generator:
         rng = np.random.default_rng([self.seed, self._randomized])
         self._randomized += 1
         if self.bank is not None:
-            return self.bank.draw(rng, int(genre))
-        return rng.standard_normal(self.latent_size).astype(np.float32)
+            drawn: np.ndarray = self.bank.draw(rng, int(genre))
+            return drawn
+        return np.asarray(rng.standard_normal(self.latent_size), dtype=np.float32)
 
     def randomize(self, which: str, genre: int = 0) -> np.ndarray:
         """New random latent for "a" or "b": from the latent bank (a stored latent of `genre`,
@@ -246,9 +247,11 @@ class Generator:
             else:
                 args = (z, req.genre, bpm, flags) if removed else (z, req.genre, bpm)
                 out = self.runner.decode(*args)
-            self._decoded = tuple(np.asarray(a, dtype=np.float32) for a in out)
+            h, v, o = (np.asarray(a, dtype=np.float32) for a in out)
+            self._decoded = (h, v, o)
             self._decode_key = dkey
             self.decodes += 1
+        assert self._decoded is not None
         logits, vel, off = self._decoded
         rng = np.random.default_rng([req.seed, req.variation])
         ab_part = 1.0 if z_groove is None else 1.0 - min(max(float(req.follow), 0.0), 1.0)

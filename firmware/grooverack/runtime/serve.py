@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from grooverack.config import Settings
 from grooverack.engine.engine import Engine
 from grooverack.model.watch import ModelWatch
-from grooverack.runtime.service import STOP_SIGNALS, Service, supervise
+from grooverack.runtime.service import SIGNALLED, STOP_SIGNALS, Service, supervise
 from grooverack.state import StateKeeper
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,8 @@ def process_signals() -> Iterator[None]:
     """For a whole `grooverack run` process, around `serve()`: a SIGHUP/SIGTERM/SIGINT before
     serve's own handlers are in (start-up: model, hardware) ends the start-up cleanly (exit
     status 0 through every cleanup); one after serve handed them back (the shutdown done: the
-    summary and files being written) is logged and ignored, so the process still exits 0."""
+    summary and files being written, the interpreter ending) is logged and ignored, so the
+    process still exits 0 (after a stop signal the stop signals are ignored until it ends)."""
     _READY.clear()
     asked = threading.Event()
 
@@ -210,13 +211,17 @@ def process_signals() -> Iterator[None]:
         log.info("%s during start-up: stopping", name)
         raise SystemExit(0)
 
+    SIGNALLED.clear()
     previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield
     finally:
         asked.set()  # from here a signal is only logged
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            # a run stopped by a signal is ending: another one, between here and the exit, is
+            # ignored (the interpreter's finalization puts Python handlers back to the default,
+            # which would end the process with status 143; an ignored signal it leaves alone)
+            signal.signal(sig, signal.SIG_IGN if SIGNALLED.is_set() else old)
 
 
 _READY = threading.Event()  # set by serve() once the back end plays (see process_signals)

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 DEFAULT_STALE_S = 2.0      # a part that has not beaten for this long is stuck
 SEND_TIMEOUT_S = 0.05     # an sd_notify datagram that cannot leave this soon is dropped
 STOP_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
+SIGNALLED = threading.Event()  # a stop signal reached a Service of this process
 STOP_GRACE_S = 5.0         # a loop that has not stopped this long after SIGTERM is stopped for it
                            # (outputs 0 V, state saved, exit 0) before systemd's TimeoutStopSec=10
 
@@ -235,6 +236,7 @@ class Service:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
+        SIGNALLED.set()
         if not self.stop_event.is_set():
             log.info("%s: stopping", name)
             self.stop_event.set()

@@ -76,7 +76,8 @@ def timeline(args: argparse.Namespace, settings: Settings, duration: float | Non
                         else "", change.key, change.when, duration, bpm)
         controls.append((change.time(bpm), change.key, value))
     controls.sort(key=lambda c: c[0])
-    merged = heapq.merge(controls, resets, replay(), key=lambda c: c[0])
+    merged: Iterator[tuple[float, str, float]] = heapq.merge(controls, resets, replay(),
+                                                              key=lambda c: c[0])
     if duration is not None:
         merged = itertools.takewhile(lambda c: c[0] < duration, merged)
     return merged, bpm, source.name

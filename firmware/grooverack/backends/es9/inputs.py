@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -104,15 +105,15 @@ class ES9Inputs:
         b, eng = self.board, self.engine
         n = len(block)
         calls: list[tuple[int, int, Callable[[], Any]]] = []  # (frame, order, call)
-        cvs = {jack: self.volts(block, jack) for jack in ("pitch", "velocity_cv")
-               if jack in b.inputs}
+        cvs: dict[str, np.ndarray] = {jack: self.volts(block, jack)
+                                      for jack in ("pitch", "velocity_cv") if jack in b.inputs}
         if cvs:
             self._history.append((f0, cvs))
         still = []
         for edge, read in self._pending:
             if read < f0 + n:
                 p, v = self._read_at("pitch", read), self._read_at("velocity_cv", read)
-                calls.append((edge, 1, lambda e=edge, p=p, v=v: self._onset(e, p, v)))
+                calls.append((edge, 1, partial(self._onset, edge, p, v)))
             else:
                 still.append((edge, read))
         self._pending = still
@@ -124,7 +125,7 @@ class ES9Inputs:
                 self.edges.append((jack, "fall", f0 + int(k)))
                 if jack == "fill":
                     frame = f0 + int(k)
-                    calls.append((frame, 0, lambda t=frame / self.sr: eng.fill(t, False)))
+                    calls.append((frame, 0, partial(eng.fill, frame / self.sr, False)))
             for k in rising:
                 frame = f0 + int(k)
                 self.edges.append((jack, "rise", frame))
@@ -133,15 +134,15 @@ class ES9Inputs:
                     read = frame + self.settle
                     if not cvs or read < f0 + n:
                         p, v = self._read_at("pitch", read), self._read_at("velocity_cv", read)
-                        calls.append((frame, 1, lambda e=frame, p=p, v=v: self._onset(e, p, v)))
+                        calls.append((frame, 1, partial(self._onset, frame, p, v)))
                     else:
                         self._pending.append((frame, read))
                 elif jack == "clock":
-                    calls.append((frame, 0, lambda t=t: eng.clock_pulse(t)))
+                    calls.append((frame, 0, partial(eng.clock_pulse, t)))
                 elif jack == "fill":
-                    calls.append((frame, 0, lambda t=t: eng.fill(t, True)))
+                    calls.append((frame, 0, partial(eng.fill, t, True)))
                 else:
-                    calls.append((frame, 0, lambda t=t: eng.reset(t)))
+                    calls.append((frame, 0, partial(eng.reset, t)))
         for action, schmitt in self.button_schmitt.items():
             rising, falling = schmitt.edges(self.volts(block, action))
             for k in falling:
@@ -149,12 +150,12 @@ class ES9Inputs:
             for k in rising:
                 frame = f0 + int(k)
                 self.edges.append((action, "rise", frame))
-                calls.append((frame, 0, lambda a=action, f=frame: self._press(a, f)))
+                calls.append((frame, 0, partial(self._press, action, frame)))
         for jack, reader in self.control_readers.items():
             reader.cv(float(self.volts(block, jack).mean()))
             value = reader.read()
             if value is not None:
-                calls.append((f0, 2, lambda j=jack, v=value: eng.set_control(j, v)))
+                calls.append((f0, 2, partial(eng.set_control, jack, value)))
         for _, _, call in sorted(calls, key=lambda c: (c[0], c[1])):
             call()
         self.processed = max(self.processed, f0 + n)  # the clock may be a little ahead
