@@ -36,6 +36,7 @@ from grooverack.engine.generator import Generator, Request
 from grooverack.engine.groove import GrooveCapture, PitchToVelocity, bar_filled
 from grooverack.engine.pattern import Pattern
 from grooverack.engine.player import OutputEvent, Player
+from grooverack.engine.seam import RunnerSeam
 from grooverack.errors import ConfigError
 from grooverack.voices import STEPS, STEPS_PER_BAR, VOICE_GROUPS, VOICE_NAMES
 
@@ -62,7 +63,7 @@ _GENERATION_KEYS = ("follow", "morph", "uncertainty", "density", "genre", "gener
 class Engine:
     """Clock + groove capture + generator + player, driven by explicit times."""
 
-    def __init__(self, settings: Settings | None, runner: Any, *, threaded: bool = False,
+    def __init__(self, settings: Settings | None, runner: RunnerSeam, *, threaded: bool = False,
                  watch: Any = None) -> None:
         self.settings = settings.copy() if settings is not None else Settings()
         s = self.settings
@@ -101,9 +102,9 @@ class Engine:
 
     # --- helpers ---------------------------------------------------------------------------------------
     def _genre_index(self, name: str) -> int:
-        if getattr(self.runner, "problem", ""):
+        if self.runner.problem:
             return 0  # no model to check the style with: it is checked once one loads
-        genres = tuple(getattr(self.runner, "genres", ()) or ())
+        genres = tuple(self.runner.genres)
         if not genres:
             if name != "any":
                 raise ConfigError(f"config key 'genre': value {name!r} is not allowed; "
@@ -112,7 +113,7 @@ class Engine:
         # only the styles the model offers (enough train loops to have learned them)
         offered = self.offered_styles
         if name not in offered:
-            dropped = (getattr(self.runner, "manifest", {}) or {}).get(
+            dropped = (self.runner.manifest or {}).get(
                 "genres_offered_rule", {}).get("dropped", {}).get(name, {})
             reason = ("not recognisable as the style, even in drummers' loops"
                       if "reason" in dropped else "too few train loops")
@@ -127,8 +128,8 @@ class Engine:
         """The styles a player may choose ('any' first): the model's genres that had enough
         train loops to be learned (`ModelRunner.genres_offered`; "gospel" has none). The one
         list the `genre` key, the style buttons and the panel offer."""
-        genres = tuple(getattr(self.runner, "genres", ()) or ())
-        return tuple(getattr(self.runner, "genres_offered", genres) or genres) or ("any",)
+        genres = tuple(self.runner.genres)
+        return tuple(self.runner.genres_offered or genres) or ("any",)
 
     def _touch(self, t: float) -> None:
         self._now = max(self._now, t)

@@ -42,6 +42,7 @@ import numpy as np
 
 from grooverack.engine import rules
 from grooverack.engine.pattern import Pattern, PatternBuffer
+from grooverack.engine.seam import RunnerSeam
 from grooverack.model import sampling
 
 log = logging.getLogger("grooverack.generator")
@@ -77,7 +78,7 @@ class Request:
 class Generator:
     """Latents A/B and the model -> patterns, synchronously or on a worker thread."""
 
-    def __init__(self, runner: Any, *, seed: int = 0, threaded: bool = False,
+    def __init__(self, runner: RunnerSeam, *, seed: int = 0, threaded: bool = False,
                  genre: int = 0, watch: Any = None) -> None:
         self.buffer = PatternBuffer()
         self.seed = int(seed)
@@ -116,22 +117,22 @@ class Generator:
                                              daemon=True)
             self._thread.start()
 
-    def _use_runner(self, runner: Any) -> None:
+    def _use_runner(self, runner: RunnerSeam) -> None:
         """What the generator takes from its model (at start, and when a model loads later)."""
         self.runner = runner
         # another model's latents and decodes mean nothing to this one
         self._groove_key = self._decode_key = None
         self._z_groove = self._z_swapped = self._decoded = None
-        self.problem = str(getattr(runner, "problem", "") or "")  # why no model plays, or ''
+        self.problem = str(runner.problem or "")  # why no model plays, or ''
         self.latent_size = int(runner.latent_size)
         self.thresholds = np.asarray(runner.thresholds, dtype=np.float64)
-        bank = getattr(runner, "latent_bank", None)
+        bank = runner.latent_bank
         self.bank = bank if bank is not None and bank.latent_size == self.latent_size else None
         shift = None if self.bank is None else np.asarray(self.bank.hit_shift, dtype=np.float64)
         self._hit_shift = shift if shift is not None and shift.any() else None
         self._thr_cache: tuple[Any, np.ndarray] | None = None
-        self.tempo_aware = bool(getattr(runner, "tempo", False))
-        self.revoices = bool(getattr(runner, "removal_groups", ()))
+        self.tempo_aware = bool(runner.tempo)
+        self.revoices = bool(runner.removal_groups)
 
     def poll_model(self, *, force: bool = False) -> bool:
         """No model yet: ask the watch (off the real-time path: the worker's loop, or a loop
@@ -212,7 +213,7 @@ class Generator:
         if req.mode == "rules" or self.problem:
             return self._rule_pattern(req)
         groove = np.asarray(req.groove, dtype=np.float32)
-        views = bool(getattr(self.runner, "bar_swap", False))
+        views = bool(self.runner.bar_swap)
         z_swapped = None
         if req.follow > 0.0 and groove[:, 0].any():
             key = groove.tobytes()

@@ -184,6 +184,8 @@ class ModelRunner:
     a predictable latency on a Pi matters more than throughput.
     """
 
+    problem = ""  # the model plays (`model.watch.NoModel` says why it does not)
+
     def __init__(self, manifest_path: str | os.PathLike[str] | None = None,
                  variant: str = "int8", *, verify_hashes: bool = True) -> None:
         self.manifest_path = Path(manifest_path) if manifest_path else default_manifest_path()

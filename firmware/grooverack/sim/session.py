@@ -221,7 +221,7 @@ def played_by(engine: Engine, settings: Settings) -> str:
         return "rule patterns (generation.mode = rules)"
     if gen.problem:
         return f"rule patterns, no model: {gen.problem}"
-    variant = getattr(gen.runner, "variant", "")
+    variant = gen.runner.variant
     model = f"the model ({variant})" if variant else "the model"
     if gen.model_serial:
         return f"rule patterns until the model loaded, then {model}"
