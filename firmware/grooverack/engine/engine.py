@@ -32,6 +32,7 @@ import numpy as np
 
 from grooverack.config import BUTTONS, CONTROLS, Settings
 from grooverack.engine.clock import Clock
+from grooverack.engine.fill import FillGate
 from grooverack.engine.generator import Generator, Request
 from grooverack.engine.groove import GrooveCapture, PitchToVelocity, bar_filled
 from grooverack.engine.pattern import Pattern
@@ -75,11 +76,7 @@ class Engine:
         self.generator = Generator(runner, seed=int(s["generation.seed"]), threaded=threaded,
                                    genre=genre, watch=watch)
         self._model_serial = self.generator.model_serial
-        self._fill_gate = False         # the fill input's level
-        self._fills = 0                 # fills begun (each one's number marks its patterns)
-        self._fill_ends: int | None = None  # the bar line (step) the fill ends on, once the gate fell
-        self._fill_fell = 0.0           # where (position) the gate fell
-        self._fill_rose = False         # a rise not yet seen by a step commit
+        self._fill = FillGate()         # the fill gate and the fill it plays (engine/fill.py)
         self.player = Player(s, self.generator.buffer)
         self.threaded = threaded
         self.presets: dict[int, dict[str, Any]] = {}
@@ -144,8 +141,7 @@ class Engine:
             self._epoch = self.clock.epoch
             position = self.clock.position(t)
             self.player.rebase(position)
-            if not self._fill_gate:  # a start or reset ends a fill whose gate is low
-                self.player.fill, self._fill_ends = 0, None
+            self._fill.rebased(self.player)  # a start or reset ends a fill whose gate is low
             self.capture.rebase(position)
 
     def effective_density(self) -> np.ndarray:
@@ -321,14 +317,7 @@ class Engine:
         busier pattern, toms and crash allowed; in rules a denser rule pattern). Low: the fill
         goes on to the next bar line (16 steps; the loop end is one) and ends there."""
         self._touch(t)
-        high = bool(high)
-        if high == self._fill_gate:
-            return
-        self._fill_gate = high
-        if high:
-            self._fill_rose = True  # even a trigger shorter than a step starts a fill
-        else:
-            self._fill_fell = self.clock.position(t) if self.clock.running else -math.inf
+        self._fill.set(bool(high), self.clock.position(t) if self.clock.running else -math.inf)
 
     @property
     def filling(self) -> bool:
@@ -336,40 +325,9 @@ class Engine:
         return bool(self.player.fill)
 
     def _fill_commit(self, step: int) -> bool:
-        """At the commit of `step`: start, hold or end the fill. True: a new pattern is needed."""
-        player = self.player
-        ahead = True
-        if self._fill_gate or self._fill_rose:
-            self._fill_rose = False
-            self._fill_ends = None  # (a gate that rose again before the bar line: on it goes)
-            if not player.fill:
-                self._fills += 1
-                player.fill = self._fills
-                if self._fill_gate:
-                    return True
-                # a trigger: the fill now, its end placed below (one request: the worker
-                # keeps only the newest, and the pattern after it is made at the bar line)
-                self.generator.request(self._make_request())
-                ahead = False
-                self._fill_fell = max(self._fill_fell, step + 0.5)  # at least this step
-            elif self._fill_gate:
-                return False
-        if not player.fill:
-            return False
-        if self._fill_ends is None:
-            # the first bar line at or after where the gate fell; the pattern after the fill is
-            # asked for now, so that the worker has it ready when the bar line comes
-            fell = self._fill_fell if math.isfinite(self._fill_fell) else float(step)
-            self._fill_ends = math.ceil(fell / STEPS_PER_BAR - 1e-9) * STEPS_PER_BAR
-            if step < self._fill_ends:
-                if ahead:
-                    self.generator.request(self._make_request(fill=0))
-                return False
-        if step >= self._fill_ends:
-            player.fill = 0
-            self._fill_ends = None
-            return True
-        return False
+        """At the commit of `step`: start, hold or end the fill (`engine.fill.FillGate`)."""
+        return self._fill.commit(
+            step, self.player, lambda fill: self.generator.request(self._make_request(fill=fill)))
 
     # --- input --------------------------------------------------------------------------------------------
     def onset(self, t: float, velocity: float | None = None,
