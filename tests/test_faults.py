@@ -201,9 +201,6 @@ class FlakyRunner:
         self.latent_size = runner.latent_size
         self.voices, self.genres, self.thresholds = runner.voices, runner.genres, runner.thresholds
 
-    def __getattr__(self, name):  # the rest of `engine.seam.RunnerSeam`: the real runner's
-        return getattr(self.runner, name)
-
     def encode(self, groove):
         return self.runner.encode(groove)
 

@@ -17,10 +17,12 @@ PKG = Path(__file__).resolve().parents[1] / "firmware" / "grooverack"
 LAYERS: list[set[str]] = [
     {"voices", "errors", "storage", "resources"},
     {"config"},
-    {"boards", "drivers", "emulators", "engine", "model", "calibration", "state", "controls"},
+    {"boards", "drivers", "emulators", "engine", "model", "calibration", "state", "controls",
+     "drums"},
     {"runtime"},
     {"backends"},
     {"sim"},
+    {"web"},
     {"commands"},
     {"cli", "__main__", "__init__"},
 ]
@@ -124,3 +126,40 @@ def test_engine_and_model_stay_pure(room_name):
     bad = [f"{m} -> {t}" for m, ts in imports().items() if room(m) == room_name
            for t in ts if room(t) not in allowed]
     assert not bad, bad
+
+
+WEB_STACK = ("starlette", "uvicorn", "websockets", "httpx")
+
+
+def test_only_the_web_room_imports_the_web_stack():
+    """Starlette and uvicorn (the `web` extra) stay out of the runtime core: only `web/` imports
+    them at the top, `commands/web.py` inside its `run`."""
+    bad = []
+    for path in sorted(PKG.rglob("*.py")):
+        name = module_name(path)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            found = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if not any(f.split(".")[0] in WEB_STACK for f in found):
+                continue
+            top_level = node in tree.body
+            if room(name) == "web" or (name == "grooverack.commands.web" and not top_level):
+                continue
+            bad.append(f"{name}: {', '.join(found)}")
+    assert not bad, bad
+
+
+def test_drums_stay_pure():
+    """The drum voices are numpy and the voice names only: no I/O, no other room of ours."""
+    bad = [f"{m} -> {t}" for m, ts in imports().items() if room(m) == "drums"
+           for t in ts if room(t) not in {"voices", "drums"}]
+    assert not bad, bad
+    for path in (PKG / "drums").glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                 for a in n.names}
+        names |= {n.module.split(".")[0] for n in ast.walk(tree)
+                  if isinstance(n, ast.ImportFrom) and n.module and n.level == 0}
+        assert names <= {"__future__", "collections", "dataclasses", "math", "numpy",
+                         "grooverack"}, f"{path.name}: {sorted(names)}"

@@ -55,6 +55,11 @@ def test_wheel_carries_the_runtime_files(installed):
     defaults = {Path(n).name for n in names if n.startswith("grooverack/data/calibration/")}
     assert defaults == {p.name for p in (REPO / "calibration" / "defaults").glob("*.json")}
     assert any(n.endswith("licenses/LICENSE") for n in names)
+    # the page of `grooverack web`: every file it loads, no CDN
+    static = {Path(n).name for n in names if n.startswith("grooverack/web/static/")}
+    shipped = REPO / "firmware" / "grooverack" / "web" / "static"
+    assert static == {p.name for p in shipped.iterdir()} >= {"index.html", "app.js", "drums.js",
+                                                               "style.css"}
 
 
 def test_installed_sim_renders_outside_the_checkout(installed, tmp_path):

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("grooverack.commands.doctor", "check buses, permissions and chips of a board"),
     "calibrate": ("grooverack.commands.calibrate", "guided calibration of inputs and outputs"),
     "config": ("grooverack.commands.config", "show every configuration key, or a config file's values"),
+    "web": ("grooverack.commands.web", "run the module with its page and HTTP API in a browser"),
+    "preset": ("grooverack.commands.preset", "presets offline: make a drum MIDI loop latent A or B"),
     "panel": ("grooverack.commands.panel", "draw a board's panel (jacks, knobs, buttons, LEDs) as SVG"),
     "train": ("grooverack.training.train", "train the GrooveTransformer VAE on the Groove MIDI Dataset"),
     "export": ("grooverack.training.export", "export a checkpoint to ONNX (fp32 + int8)"),
@@ -34,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 EXTRAS: dict[str, str] = {
     "rtmidi": "desktop", "sounddevice": "desktop", "jack": "dev",
     "torch": "train", "onnx": "train", "tqdm": "train",
+    "starlette": "web", "uvicorn": "web",
     "spidev": "pi", "RPi": "pi", "lgpio": "pi",
 }
 

@@ -201,6 +201,15 @@ def _keys() -> list[Key]:
         Key("board", "sim", doc="board definition: a name in hw/boards/ or a path to a TOML file"),
         Key("state.dir", "", doc="state, presets and calibration directory (empty = per-user default)"),
         Key("log.level", "info", choices=("debug", "info", "warning", "error")),
+        # --- the drum voices of drums.wav and of `run --board sim --audio` (grooverack.drums)
+        Key("audio.rate", 48000, "Hz", choices=(44100, 48000),
+            doc="sample rate of drums.wav and of the live sound (--audio); the live stream "
+                "takes the device's own rate when it refuses this one"),
+        Key("audio.device", "", doc="--audio without a device: substring of the output device's "
+                                     "name (empty = the system's default output)"),
+        Key("audio.delay_ms", 0.0, "ms", 0.0, 500.0,
+            doc="--audio: extra delay of the sound after the outputs, on top of the stream's "
+                "own latency and one block (raise it where hits come late)"),
     ]
     default_map = {  # 9 voices onto 8 outputs: crash and ride share output 8 (the louder wins)
         "kick": 1, "snare": 2, "closed_hat": 3, "open_hat": 4,

@@ -43,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timing", metavar="FILE",
                         help="board sim: write scheduled vs actual time of every event (CSV)")
     parser.add_argument("--out", metavar="DIR", help="board sim: also write the render files")
+    parser.add_argument("--no-wav", dest="wav", action="store_false",
+                        help="board sim with --out: skip drums.wav")
+    parser.add_argument("--audio", nargs="?", const="", default=None, metavar="DEVICE",
+                        help="board sim: play the drum voices through the sound card "
+                             "(sounddevice; DEVICE: part of an output device's name, default "
+                             "config audio.device, else the system's default output)")
 
 
 def run(args: argparse.Namespace) -> int:

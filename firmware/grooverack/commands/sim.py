@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sim (the reference board over emulated chips: drivers, panel code "
                              "and calibration as on a Pi), another kind = \"sim\" board, or "
                              "direct (the engine straight from the patch) (default: sim)")
+    parser.add_argument("--no-wav", dest="wav", action="store_false",
+                        help="skip drums.wav (the drum voices of grooverack.drums played by the "
+                             "outputs; sample rate: config audio.rate)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
 
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"grooverack sim: {exc}", file=sys.stderr)
         return 2
     out_dir = Path(args.out)
-    write_files(out_dir, patch, recorder, settings, settings["generation.seed"])
+    paths = write_files(out_dir, patch, recorder, settings, settings["generation.seed"],
+                        wav=args.wav)
     if not args.quiet:
-        print(summary(patch, recorder, settings, out_dir, seconds))
+        print(summary(patch, recorder, settings, out_dir, seconds, paths.values()))
     return 0

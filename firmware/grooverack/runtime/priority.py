@@ -25,6 +25,11 @@ LOOP_PRIORITY = RT_PRIORITY - 5
 GENERATOR_PRIORITY = RT_PRIORITY - 10
 SWITCH_S = 0.0001  # GIL hand-over interval: a loop waits at most this long behind another thread
 GENERATOR_THREAD = "grooverack-generator"  # the engine's worker thread (engine/generator.py)
+# Threads beside the loop whose work is bounded (web/relay.py: one snapshot every 50 ms, the
+# commands of a bounded inbox): one level below the generator, for the same reason as it (left at
+# normal priority, a busy box preempts them while they hold the GIL: 45 ms stalls of the loop
+# measured with the web page open, benchmarks/README.md)
+COMPANION_THREADS = ("grooverack-web-relay",)
 
 
 def set_fifo(priority: int, what: str, native_id: int = 0) -> bool:
@@ -105,4 +110,6 @@ def realtime(*, writer: threading.Thread | None = None, loop: threading.Thread |
     for thread in threading.enumerate():
         if thread.name == GENERATOR_THREAD and thread.native_id is not None:
             ok &= set_fifo(generator_p, "generator thread", thread.native_id)
+        elif thread.name in COMPANION_THREADS and thread.native_id is not None:
+            ok &= set_fifo(max(generator_p - 5, 1), f"thread {thread.name}", thread.native_id)
     return bool(ok)

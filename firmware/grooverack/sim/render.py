@@ -1,20 +1,26 @@
-"""Render files of a simulated performance: outputs.csv, drums.mid, input.mid and roll.png.
+"""Render files of a simulated performance: outputs.csv, drums.mid, input.mid, roll.png and
+drums.wav.
 
 Everything here is a pure function of its arguments (no clock, no randomness), so a render is
 byte-for-byte repeatable. mido writes the MIDI files; the piano roll is drawn with numpy and
-written by `grooverack.sim.png`.
+written by `grooverack.sim.png`; drums.wav is the drum voices of `grooverack.drums` played by
+the rows of outputs.csv, written by the standard library's `wave` (16-bit PCM, stereo). Every
+file is written atomically (`grooverack.storage`).
 """
 
 from __future__ import annotations
 
 import io
+import wave
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from grooverack.drums.kit import Kit, render_events, to_pcm16
 from grooverack.sim.patch import Hit, OutputRow, PatchNote
 from grooverack.sim.png import png_bytes
+from grooverack.storage import atomic_write_bytes, atomic_write_text
 from grooverack.voices import NOTE_TO_VOICE, VOICE_GM_NOTES, VOICE_NAMES
 
 TICKS_PER_BEAT = 960  # ~0.5 ms at 120 BPM: keeps the model's micro-timing
@@ -323,19 +329,48 @@ def lane_labels(settings: Mapping[str, object], outputs: int) -> dict[int, str]:
     return {out: f"{out} {'/'.join(v)}" for out, v in sorted(names.items())}
 
 
+# ---------------------------------------------------------------------------------------------
+# drums.wav
+
+def drums_audio(rows: Sequence[OutputRow], *, rate: int, voices: Mapping[int, str],
+                velocity_volts: float, duration: float) -> np.ndarray:
+    """The drum voices patched to the outputs, played by `rows` (outputs.csv's writes):
+    float32 [frames, 2], `duration` and the last hits' ring (`drums.kit.render_events`)."""
+    kit = Kit(rate, voices, velocity_volts=velocity_volts)
+    return render_events(kit, ((r.time, r.output, r.kind, r.volts) for r in rows), duration)
+
+
+def wav_bytes(audio: np.ndarray, rate: int) -> bytes:
+    """float [frames, channels] in -1..1 -> a 16-bit PCM WAV file's bytes."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(audio.shape[1])
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(to_pcm16(audio).tobytes())
+    return buffer.getvalue()
+
+
 def write_render(out_dir: str | Path, *, rows: Sequence[OutputRow], hits: Sequence[Hit],
                  notes: Sequence[PatchNote], bpm: float, duration: float,
-                 lanes: Mapping[int, str], output_note: Mapping[int, int], title: str
-                 ) -> dict[str, Path]:
-    """Write the four render files into `out_dir`; returns their paths by name."""
+                 lanes: Mapping[int, str], output_note: Mapping[int, int], title: str,
+                 wav: tuple[int, Mapping[int, str], float] | None = None) -> dict[str, Path]:
+    """Write the render files into `out_dir`; returns their paths by name. `wav` = (sample
+    rate, output -> voice, velocity volts of full level) adds drums.wav."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / name for name in ("outputs.csv", "drums.mid", "input.mid", "roll.png")}
-    paths["outputs.csv"].write_text(outputs_csv(rows), encoding="utf-8")
-    paths["drums.mid"].write_bytes(drums_midi(hits, bpm, output_note))
-    paths["input.mid"].write_bytes(input_midi(notes, bpm))
+    names = ["outputs.csv", "drums.mid", "input.mid", "roll.png"] + (["drums.wav"] if wav else [])
+    paths = {name: out / name for name in names}
+    atomic_write_text(paths["outputs.csv"], outputs_csv(rows))
+    atomic_write_bytes(paths["drums.mid"], drums_midi(hits, bpm, output_note))
+    atomic_write_bytes(paths["input.mid"], input_midi(notes, bpm))
     clock_rows = [r for r in rows if r.kind in ("clock", "reset")]
     img = piano_roll(notes, hits, bpm=bpm, duration=duration, lanes=lanes, title=title,
                      clock_rows=clock_rows)
-    paths["roll.png"].write_bytes(png_bytes(img))
+    atomic_write_bytes(paths["roll.png"], png_bytes(img))
+    if wav is not None:
+        rate, voices, velocity_volts = wav
+        audio = drums_audio(rows, rate=rate, voices=voices, velocity_volts=velocity_volts,
+                            duration=duration)
+        atomic_write_bytes(paths["drums.wav"], wav_bytes(audio, rate))
     return paths

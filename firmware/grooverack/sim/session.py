@@ -18,15 +18,19 @@ import argparse
 import math
 import sys
 import time
+import wave
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from grooverack.backends.panel.simboard import patch_board
 from grooverack.boards.board import load_board
 from grooverack.config import CONTROLS, SCHEMA, Settings, make_settings
 from grooverack.controls import SchmittGate
+from grooverack.drums.kit import output_voices
 from grooverack.engine.engine import Engine
 from grooverack.engine.seam import EngineSeam
 from grooverack.errors import SourceError
@@ -177,7 +181,10 @@ class Progress:
         self.shown = True
 
 
-def summary(patch: VirtualPatch, recorder: OutputRecorder, settings: Settings, out_dir: Path | None, seconds: float) -> str:
+def summary(patch: VirtualPatch, recorder: OutputRecorder, settings: Settings,
+            out_dir: Path | None, seconds: float, written: Iterable[Path] | None = None) -> str:
+    """What a render played and wrote; `written`: the files (default: the four without
+    drums.wav)."""
     hits = recorder.hits(settings["outputs.velocity_volts"])
     per_voice = Counter(h.voice for h in hits if h.voice is not None)
     per_output = Counter(h.output for h in hits)
@@ -194,7 +201,10 @@ def summary(patch: VirtualPatch, recorder: OutputRecorder, settings: Settings, o
     else:
         lines.append("  per output: " + "  ".join(f"{o} {n}" for o, n in sorted(per_output.items())))
     if out_dir is not None:
-        lines.append(f"  wrote {out_dir}/outputs.csv, drums.mid, input.mid, roll.png")
+        files = list(written) if written is not None else [
+            out_dir / name for name in ("outputs.csv", "drums.mid", "input.mid", "roll.png")]
+        lines.append(f"  wrote {out_dir}/{', '.join(p.name for p in files)}")
+        lines.extend(f"  {wav_summary(p)}" for p in files if p.suffix == ".wav" and p.exists())
     return "\n".join(lines)
 
 
@@ -228,14 +238,33 @@ def played_by(engine: Engine, settings: Settings) -> str:
     return model
 
 
-def write_files(out_dir: Path, patch: VirtualPatch, recorder: OutputRecorder,
-                settings: Settings, seed: int) -> dict[str, Path]:
+def drum_voices(settings: Settings) -> dict[int, str]:
+    """Output -> the drum voice patched to it, from the voice map (`drums.kit.output_voices`)."""
+    return output_voices({name: settings[f"map.{name}"] for name in VOICE_NAMES},
+                         int(settings["outputs.count"]))
 
+
+def write_files(out_dir: Path, patch: VirtualPatch, recorder: OutputRecorder,
+                settings: Settings, seed: int, *, wav: bool = True) -> dict[str, Path]:
+    """The render files of a performance (drums.wav too unless `wav` is False)."""
     outputs = settings["outputs.count"]
     title = (f"grooverack  {patch.source}  {patch.bpm:g} BPM  seed {seed}  "
              f"follow {settings['follow']:.2f}")
+    drums = ((int(settings["audio.rate"]), drum_voices(settings),
+              float(settings["outputs.velocity_volts"])) if wav else None)
     return write_render(out_dir, rows=recorder.rows,
                         hits=recorder.hits(settings["outputs.velocity_volts"]),
                         notes=patch.onsets, bpm=patch.bpm, duration=patch.duration,
                         lanes=lane_labels(settings, outputs),
-                        output_note=output_notes(settings, outputs), title=title)
+                        output_note=output_notes(settings, outputs), title=title, wav=drums)
+
+
+def wav_summary(path: Path) -> str:
+    """`drums.wav: 48000 Hz 16-bit stereo, 19.0 s, peak -6.1 dBFS` of a written file."""
+    with wave.open(str(path), "rb") as w:
+        rate, channels, frames = w.getframerate(), w.getnchannels(), w.getnframes()
+        samples = np.frombuffer(w.readframes(frames), dtype="<i2")
+    peak = int(np.max(np.abs(samples.astype(np.int32)))) if samples.size else 0
+    level = f"peak {20 * math.log10(peak / 32768):.1f} dBFS" if peak else "silent"
+    layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels} channels")
+    return f"{path.name}: {rate} Hz 16-bit {layout}, {frames / rate:.1f} s, {level}"

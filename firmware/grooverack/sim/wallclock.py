@@ -5,7 +5,10 @@ comes and asks the engine for the outputs of the next 20 ms (`advance`); the sha
 `runtime.scheduler.TimedScheduler` thread only moves data: it sleeps to just before each queued
 output, spins to its time, records it and its scheduled and actual times (`--timing FILE`); the
 engine generates in its own worker thread (`Engine(threaded=True)`). `--rt` gives the three
-threads SCHED_FIFO (writer > loop > worker) and locks memory, as the Pi service does. The
+threads SCHED_FIFO (writer > loop > worker) and locks memory, as the Pi service does.
+`--audio [DEVICE]` plays the drum voices through a sound card (`backends.speaker`, a process of
+its own): the loop thread only writes each output write into its pipe (non-blocking), the sound
+process's audio callback renders. The
 skeleton (state restored, READY + watchdog, outputs to 0 V and state saved on SIGHUP/SIGTERM/
 SIGINT or an error in the loop) is `runtime.serve.serve`, as on every board.
 """
@@ -27,12 +30,13 @@ import numpy as np
 
 from grooverack.config import CONTROLS, SCHEMA, Settings
 from grooverack.engine.engine import Engine
+from grooverack.runtime.hooks import LoopHook
 from grooverack.runtime.priority import WRITER_PRIORITY, realtime, short_gil_slices
 from grooverack.runtime.scheduler import RT_SPIN_S, SPIN_S, TimedScheduler
 from grooverack.runtime.serve import Lifecycle, serve
 from grooverack.sim.direct import TAIL_S, DirectBoard
 from grooverack.sim.patch import OutputRecorder, OutputRow, build_patch, jack_value, pot_position
-from grooverack.sim.session import choose_bpm, make_board, write_files
+from grooverack.sim.session import choose_bpm, drum_voices, make_board, write_files
 from grooverack.sim.sources import load_controls, load_source
 
 LOOKAHEAD_S = 0.020  # the loop asks the engine for events this far ahead
@@ -89,9 +93,13 @@ class RecordingWriter(OutputRecorder):
     its scheduled and actual patch times in `timing`."""
 
     def __init__(self, t0: float | None = None, spin: float = SPIN_S,
-                 priority: int | None = None) -> None:
+                 priority: int | None = None,
+                 listener: Callable[[float, int, str, float], None] | None = None) -> None:
         super().__init__()
         self.timing: list[tuple[float, float]] = []
+        # `--audio`: each write is also pushed, when it is handed to the scheduler (up to
+        # LOOKAHEAD_S early), to the speaker's queue (`backends.speaker.Speaker.push`)
+        self.listener = listener
         # direct: the writes of a step due at an edge that just came in leave at once from the
         # loop's thread, without waiting for this thread to get the GIL (a real board's bus
         # write happens the moment the loop makes it)
@@ -110,6 +118,8 @@ class RecordingWriter(OutputRecorder):
               voice: int | None = None) -> None:
         row = OutputRow(float(time), int(output), str(kind), float(volts), voice)
         self.scheduler.schedule(row.time, row)
+        if self.listener is not None:
+            self.listener(row.time, row.output, row.kind, row.volts)
 
     def _emit(self, row: OutputRow, due: float, actual: float) -> None:
         self.rows.append(row)
@@ -124,38 +134,67 @@ class RecordingWriter(OutputRecorder):
         self.scheduler.close()
 
 
+LATE_S = 0.001  # a write this late counts as a fault in what a hook is shown
+HOOK_GUARD_S = 0.002  # a hook runs only in passes with no input change due sooner than this
+
+
+def late_writes(writer: RecordingWriter) -> Callable[[], dict[str, int]]:
+    """A fault reader for a hook's thread: writes that left more than `LATE_S` late, counted
+    over the entries added since its last call (the loop's thread never runs it)."""
+    seen, late = 0, 0
+
+    def read() -> dict[str, int]:
+        nonlocal seen, late
+        timing = writer.timing
+        end = len(timing)
+        late += sum(1 for due, actual in timing[seen:end] if actual - due > LATE_S)
+        seen = end
+        return {"writes_late_over_1ms": late, "writes": end}
+
+    return read
+
+
 class WallClockSim:
     """The virtual patch on the wall clock as a `runtime.serve.Backend`: the loop thread applies
     each input change at its time and asks for the next LOOKAHEAD_S of outputs; the writer
-    records them at theirs."""
+    records them at theirs (and hands them to `--audio`'s speaker); `hook` (the web page's link)
+    is called between the loop's passes."""
 
     def __init__(self, args: argparse.Namespace, settings: Settings, engine: Engine,
                  changes: Iterator[tuple[float, str, float]], bpm: float, name: str,
-                 launched: float) -> None:
-        self.args, self.settings, self.engine = args, settings, engine
+                 launched: float, hook: LoopHook | None = None) -> None:
+        self.args, self.settings, self.engine, self.hook = args, settings, engine, hook
         self.changes, self.bpm, self.name, self.launched = changes, bpm, name, launched
         self.duration: float | None = args.duration
         short_gil_slices()  # the loop must not wait behind the generator thread's Python work
         fifo = realtime() if args.rt else False
+        self.speaker = open_speaker(args, settings)
+        speaker = self.speaker
         self.writer = RecordingWriter(None, RT_SPIN_S if fifo else SPIN_S,
-                                      WRITER_PRIORITY if fifo else None)
+                                      WRITER_PRIORITY if fifo else None,
+                                      listener=speaker.push if speaker is not None else None)
         self.board = (DirectBoard(engine, settings, self.writer) if args.direct
                       else make_board(settings, self.writer, engine, args.board or "sim"))
         self.stopped_at: float | None = None
         self.t0 = _clock() + START_DELAY_S  # fixed again once ready (`run`)
         self.ready_s = 0.0
+        self.wall = 0.0
         self.applied: list[tuple[float, float]] = []
         self.cpu0, self.loop_cpu0 = os.times(), 0.0
 
     def start(self, beat: Callable[[], None]) -> str:
+        if self.hook is not None:  # (the state is restored by now)
+            self.hook.attach(self.engine, late_writes(self.writer))
         return f"board sim up ({self.name}, {self.bpm:g} BPM)"
 
     def run(self, life: Lifecycle) -> None:
         # patch time 0 (the first downbeat) is fixed only now, with the board built, the state
         # restored and READY sent: the first step is as punctual as every other
-        board, writer, changes = self.board, self.writer, self.changes
+        board, writer, changes, hook = self.board, self.writer, self.changes, self.hook
         t0 = self.t0 = _clock() + START_DELAY_S
         writer.begin(t0)
+        if self.speaker is not None:
+            self.speaker.begin(t0)
         self.ready_s = _clock() - self.launched
         duration = self.duration
         print(f"grooverack run: ready in {self.ready_s:.3f} s (board sim, {self.name}, "
@@ -180,6 +219,9 @@ class WallClockSim:
             board.advance(horizon)
             if horizon >= end:
                 break
+            if hook is not None and (pending is None or pending[0] - now > HOOK_GUARD_S):
+                # after this pass's writes, never just before an input change is due
+                hook.between(now)
             wake = horizon - WAKE_MARGIN_S
             if pending is not None and pending[0] <= wake:
                 # the patch's next change is applied at its time, as a kernel stamps an edge:
@@ -192,7 +234,10 @@ class WallClockSim:
                 continue
             pause = t0 + wake - _clock()
             if pause > 0:
-                time.sleep(pause)
+                if hook is not None:
+                    hook.sleep(pause)  # ends early when the page has a command for the loop
+                else:
+                    time.sleep(pause)
         if life.stopping:
             end = min(end, _clock() - t0)
         board.finish(end)
@@ -208,11 +253,16 @@ class WallClockSim:
 
     def close(self) -> None:
         self.writer.close()  # everything queued written, at its time
+        self.wall = _clock() - self.t0
+        if self.speaker is not None:
+            stopped = self.stopped_at
+            self.speaker.drain(stopped if stopped is not None else self.wall)  # the last hits
+            self.speaker.stop()
 
     def report(self) -> None:
         """The summary line, and `--timing` / `--out` files."""
         args, writer, settings = self.args, self.writer, self.settings
-        wall = _clock() - self.t0
+        wall = self.wall
         cpu1, loop_cpu = os.times(), time.thread_time() - self.loop_cpu0
         process_cpu = (cpu1.user - self.cpu0.user) + (cpu1.system - self.cpu0.system)
         patterns = float(self.engine.pattern.serial)
@@ -224,25 +274,31 @@ class WallClockSim:
               f"{100 * process_cpu / wall:.1f} % of a core (loop thread "
               f"{100 * loop_cpu / wall:.1f} %, writer thread {100 * writer.cpu_s / wall:.1f} %)",
               file=sys.stderr)
+        if self.speaker is not None:
+            print(f"grooverack run: {self.speaker.report()}", file=sys.stderr)
         if args.timing:
             write_timing(Path(args.timing), writer, self.applied, ready_s=self.ready_s,
                          wall_s=wall, process_cpu_s=process_cpu, loop_cpu_s=loop_cpu,
-                         writer_cpu_s=writer.cpu_s, patterns=patterns)
+                         writer_cpu_s=writer.cpu_s, patterns=patterns, t0_monotonic=self.t0)
         if args.out:
             bpm = self.bpm
             patch = build_patch(load_source(args.input), bpm=bpm,
                                 bars=max(wall, 0.001) / (240 / bpm),
                                 clock_ppqn=settings["clock.ppqn"] if args.clock else None)
-            write_files(Path(args.out), patch, writer, settings, settings["generation.seed"])
+            write_files(Path(args.out), patch, writer, settings, settings["generation.seed"],
+                        wav=getattr(args, "wav", True))
 
 
-def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> int:
-    """`grooverack run --board sim`: the patch on the wall clock in `runtime.serve.serve`."""
+def run_sim(args: argparse.Namespace, settings: Settings, launched: float,
+            hook: LoopHook | None = None) -> int:
+    """`grooverack run --board sim`: the patch on the wall clock in `runtime.serve.serve`
+    until its end, a signal or an error; `hook` (the web page's link) is attached before the
+    loop is ready and called between its passes."""
     changes, bpm, name = timeline(args, settings, args.duration)
     built: list[WallClockSim] = []
 
     def build(engine: Engine) -> WallClockSim:
-        built.append(WallClockSim(args, settings, engine, changes, bpm, name, launched))
+        built.append(WallClockSim(args, settings, engine, changes, bpm, name, launched, hook))
         return built[0]
 
     status = serve(settings, build)
@@ -253,6 +309,24 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float) -> in
 def run_board(board: Any, settings: Settings, args: argparse.Namespace) -> int:
     """A board file of kind "sim" (`commands.backends` registry): as `--board sim`."""
     return run_sim(args, settings, getattr(args, "launched", time.perf_counter()))
+
+
+def open_speaker(args: argparse.Namespace, settings: Settings) -> Any:
+    """`--audio [DEVICE]`: the drum voices through the sound card (`backends.speaker`), open
+    and playing silence; None without `--audio`. A device that is missing is one warning."""
+    device = getattr(args, "audio", None)
+    if device is None:
+        return None
+    from grooverack.backends.speaker import SpeakerProcess
+
+    speaker = SpeakerProcess(drum_voices(settings), rate=int(settings["audio.rate"]),
+                      velocity_volts=float(settings["outputs.velocity_volts"]),
+                      device=device or settings["audio.device"],
+                      delay_ms=float(settings["audio.delay_ms"]), clock=_clock)
+    if speaker.start():
+        speaker.wait_delay()
+        print(f"grooverack run: {speaker.describe()}", file=sys.stderr, flush=True)
+    return speaker
 
 
 def timing_report(timing: list[tuple[float, float]]) -> dict[str, float]:

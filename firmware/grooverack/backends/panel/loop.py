@@ -22,6 +22,7 @@ from grooverack.backends.panel.hardware import (
 from grooverack.boards.board import Board
 from grooverack.config import Settings
 from grooverack.engine.engine import Engine
+from grooverack.runtime.hooks import LoopHook
 from grooverack.runtime.priority import realtime, short_gil_slices
 from grooverack.runtime.scheduler import TimedScheduler
 from grooverack.runtime.serve import Lifecycle, make_engine, serve
@@ -67,13 +68,21 @@ def _scanner(panel: PanelBackend, inbox: queue.Queue[tuple[Any, ...]],
             stop.wait(delay)
 
 
+def bus_faults(panel: PanelBackend | None) -> dict[str, int]:
+    """Failed bus operations per chip, for a hook's thread."""
+    if panel is None:
+        return {}
+    return {name: int(counts.get("faults", 0)) for name, counts in panel.faults().items()}
+
+
 class PanelRun:
     """The Pi's panel in real time as `runtime.serve.Backend`: the loop on the main thread, the
     scanner and the writer in threads of their own."""
 
     def __init__(self, board: Board, settings: Settings, engine: Engine, hw: Any,
-                 args: argparse.Namespace) -> None:
+                 args: argparse.Namespace, hook: LoopHook | None = None) -> None:
         self.board, self.settings, self.engine, self.hw = board, settings, engine, hw
+        self.hook = hook  # the web page's link: called between the loop's passes
         self.clock = clock = time.monotonic
         self.duration: float | None = getattr(args, "duration", None)
         try:
@@ -105,12 +114,15 @@ class PanelRun:
         save_faults(self.report_file, self.board.name, self.panel.faults(), self.started)
 
     def start(self, beat: Callable[[], None]) -> str:
+        if self.hook is not None:  # the web page's link: bus faults counted per chip
+            self.hook.attach(self.engine, lambda: bus_faults(self.panel))
         self.panel.start(self.clock())
         self.panel.scan_thread = True
         return f"board {self.board.name} up"
 
     def run(self, life: Lifecycle) -> None:
         panel, writer, inbox, clock, hw = self.panel, self.writer, self.inbox, self.clock, self.hw
+        hook = self.hook
         short_gil_slices()  # the loop and the writer never wait long behind the scanner or
         writer.start()      # the generator
         self.scanner.start()
@@ -134,6 +146,8 @@ class PanelRun:
                 for group in group_instants(self.engine.advance(now + LOOKAHEAD_S)):
                     writer.schedule(group[0].time, group)  # already due: written now, from here
                 life.beat()
+                if hook is not None:
+                    hook.between(now)
                 # idle: wait on the lines for the next edge, at most to the next sample/debounce
                 # or IDLE_S (the writer keeps the time). An edge ends the wait at once and is
                 # applied here at its stamped time; the next pass fires and writes the step on it.
@@ -156,7 +170,8 @@ class PanelRun:
             log.warning("bus-fault report not written: %s", exc)
 
 
-def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> int:
+def run_backend(board: Board, settings: Settings, args: argparse.Namespace,
+                hook: LoopHook | None = None) -> int:
     """`grooverack run --board NAME` on a Raspberry Pi: real buses, wall clock, until a stop
     signal, the end of `--duration` or an error, in `runtime.serve.serve`.
 
@@ -180,4 +195,4 @@ def run_backend(board: Board, settings: Settings, args: argparse.Namespace) -> i
     except BaseException:
         hw.close()
         raise
-    return serve(settings, lambda e: PanelRun(board, settings, e, hw, args), engine=engine)
+    return serve(settings, lambda e: PanelRun(board, settings, e, hw, args, hook), engine=engine)

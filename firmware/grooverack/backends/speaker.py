@@ -1,0 +1,495 @@
+"""Live sound: the drum voices of `grooverack.drums` played through a sound card (sounddevice;
+PortAudio over JACK or ALSA), driven by the same output writes as the outputs.
+
+The real-time path only moves data: whoever writes an output (the wall-clock sim's loop thread,
+at the moment it hands the write to its scheduler) calls `push(time, output, kind, volts)`.
+`SpeakerProcess` (what `run --board sim --audio` uses) runs the sound in a process of its own,
+so that no lock, the GIL included, is shared with the loop: `push` is one non-blocking write of
+a 24-byte record into its pipe (atomic; a full pipe drops the write and counts it). There,
+`Speaker.push` appends it to a bounded `collections.deque` (no lock, never blocks), and the
+audio callback renders: it moves what was pushed into a heap of its own, strikes each voice at
+its event's frame and renders the block with `drums.kit.Kit`.
+
+Latency-compensated: event time `t` is patch time on the back end's clock (`time.perf_counter`,
+CLOCK_MONOTONIC); it sounds at the speaker at `t0 + t + delay`, `delay` being the stream's own
+output latency (PortAudio's DAC time of the block minus the callback's current time), one block
+(an event pushed at its own time is still ahead of the block that plays it), PUSH_MARGIN_S (one
+pushed a little after its time, a step on a clock edge, too) and `audio.delay_ms`. The callback places events by the stream's time: the block's first frame is
+the kit frame of its DAC time (the stream's time moved onto the clock by the smallest offset of
+the last OFFSET_WINDOW callbacks: a late wake-up only ever adds to it); the kit's frames then run on sample by sample, and are set again
+only when the stream's time and the kit's drift apart by more than REALIGN_S (`realigned`).
+Every hit keeps its micro-timing; what arrives too late for its frame plays at the start of the
+block being made (`late`).
+
+A missing device, or one that goes away (the JACK server stops, the card is unplugged) is one
+warning; the module plays on, silently. Nothing here is ever waited for by the caller.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from grooverack.drums.kit import RATES, Kit
+from grooverack.errors import ConfigError
+
+log = logging.getLogger("grooverack.backends.speaker")  # the same name in the sound process
+
+QUEUE = 8192  # pushed writes not yet taken by the callback (a second of a busy pattern: 200)
+PUSH_MARGIN_S = 0.005  # a write pushed this long after its own time still sounds on time (a
+# step on a clock edge is pushed when the loop has the edge in, a little after it)
+OFFSET_WINDOW = 24  # callbacks whose clock offsets the smallest is taken from (0.5 s of 1024)
+REALIGN_S = 0.005  # the kit's frames are set from the stream's time when they drift this far
+WATCH_S = 0.2  # how often the watch thread looks at the stream
+STALLED_S = 2.0  # a started stream without a callback this long has gone away
+STOP_S = 1.0  # a stop/close that takes longer is left behind (its server is gone)
+
+
+class Speaker:
+    def __init__(self, voices: Mapping[int, str], *, rate: int = 48000,
+                 velocity_volts: float = 8.0, device: str = "", delay_ms: float = 0.0,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.voices = dict(voices)
+        self.rate = int(rate)
+        self.velocity_volts = float(velocity_volts)
+        self.device = device
+        self.extra_delay = float(delay_ms) / 1000.0
+        self.clock = clock
+        self.queue: deque[tuple[float, int, str, float]] = deque()
+        self.t0: float | None = None  # patch time 0 on `clock`
+        self.kit: Kit | None = None
+        self.stream: Any = None
+        self.device_name = ""
+        self.delay: float | None = None  # s from an output's time to its sound; first callback
+        self.block = 0
+        self.dropped = 0  # pushes refused while the queue was full
+        self.late = 0
+        self.realigned = 0
+        self.callbacks = 0
+        self.rendered = 0  # frames
+        self.render_s = 0.0  # time spent rendering (CPU of the callback, roughly)
+        self.last_callback = 0.0
+        self.gone: str | None = None  # why the sound stopped, once it has
+        self._heap: list[tuple[int, int, int, str, float]] = []
+        self._order = 0
+        self._offset: float | None = None  # clock - stream time (smallest of the recent ones)
+        self._offsets: deque[float] = deque(maxlen=OFFSET_WINDOW)
+        self._aligned = False  # the kit's frames set from the stream's time
+        self._jack = False
+        self._lost: str | None = None  # set by the JACK watch's thread
+        self._lib: Any = None
+        self._watch: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = 0.0
+
+    # --- the real-time side: never blocks
+    def push(self, t: float, output: int, kind: str, volts: float) -> None:
+        """An output write at patch time `t` (called from the real-time loop)."""
+        if self.gone is not None:
+            return
+        if len(self.queue) >= QUEUE:
+            self.dropped += 1
+            return
+        self.queue.append((t, output, kind, volts))
+
+    # --- lifecycle (the main thread)
+    def start(self) -> bool:
+        """Open the device and play silence until `begin`; False (one warning) when there is no
+        device to play on: the module plays on without sound."""
+        try:
+            self._open()
+        except Exception as exc:  # no PortAudio, no such device, a rate it refuses ...
+            self._give_up(f"no sound, the module plays on without it: {exc} (see `grooverack "
+                          "ports`)")
+            return False
+        self._thread = threading.Thread(target=self._watch_loop, name="grooverack-speaker-watch",
+                                        daemon=True)
+        self._thread.start()
+        return True
+
+    def begin(self, t0: float) -> None:
+        """Patch time 0 is `t0` on the clock: pushed writes sound from now on."""
+        self.t0 = t0
+
+    def wait_delay(self, timeout: float = 2.0) -> float | None:
+        """The delay, once the first callback has measured it (None: no callback in time)."""
+        deadline = time.monotonic() + timeout
+        while self.delay is None and self.gone is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return self.delay
+
+    def drain(self, until: float, timeout: float = 2.0) -> None:
+        """Wait (bounded) until the sound has played to patch time `until`."""
+        deadline = time.monotonic() + timeout
+        while self.stream is not None and self.gone is None and time.monotonic() < deadline:
+            kit = self.kit
+            if kit is not None and self.t0 is not None and kit.frame >= until * self.rate:
+                return
+            time.sleep(0.01)
+
+    def _open(self) -> None:
+        import sounddevice as sd  # type: ignore[import-untyped]
+
+        from grooverack.backends.es9 import portaudio
+
+        portaudio.hook_exit()  # a stream left on a dead JACK server is never terminated at exit
+        index: int | None = None
+        if self.device:
+            try:
+                index = portaudio.find_device(self.device, "output")
+            except ConfigError:
+                names = [d["name"] for d in sd.query_devices() if d["max_output_channels"] > 0]
+                raise ConfigError(
+                    f"audio device {self.device!r}: no output device has that in its name; "
+                    f"output devices: {', '.join(map(repr, names)) or 'none'}") from None
+        info = sd.query_devices(index, "output")
+        self.device_name = str(info["name"])
+        self._jack = "JACK" in sd.query_hostapis(info["hostapi"])["name"]
+        rate = self.rate
+        try:
+            sd.check_output_settings(index, channels=2, dtype="float32", samplerate=rate)
+        except Exception:
+            own = int(round(info["default_samplerate"]))
+            if own not in RATES:
+                raise ConfigError(f"audio.rate: {self.device_name!r} refuses {rate} Hz and runs "
+                                  f"at {own} Hz; allowed: {', '.join(map(str, RATES))}") from None
+            log.warning("audio: %r refuses %d Hz; playing at its own %d Hz", self.device_name,
+                        rate, own)
+            rate = own
+        self.rate = rate
+        self.kit = Kit(rate, self.voices, velocity_volts=self.velocity_volts)
+        self.stream = sd.OutputStream(device=index, samplerate=rate, channels=2,
+                                      dtype="float32", callback=self._callback)
+        self._lib = portaudio.current_library()
+        if self._jack:
+            from grooverack.backends.jack import JackWatch
+
+            try:
+                self._watch = JackWatch(self._server_gone, "grooverack speaker watch")
+                self._watch.connect()
+            except OSError as exc:  # no libjack: the stream's own state tells
+                log.debug("audio: no JACK watch: %s", exc)
+                self._watch = None
+        self._started = time.monotonic()
+        self.stream.start()
+
+    def _server_gone(self) -> None:  # JACK's thread
+        from grooverack.backends.es9.portaudio import mark_portaudio_stale
+
+        mark_portaudio_stale()
+        self._lost = "the JACK server went away"
+
+    # --- the audio callback (PortAudio's thread): renders
+    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        try:
+            began = time.perf_counter()
+            self._render(outdata, frames, time_info)
+            self.render_s += time.perf_counter() - began
+        except Exception:  # never let the stream die of a bug here; say it once
+            outdata.fill(0.0)
+            if self.gone is None:
+                log.exception("audio: the callback failed; silence from here")
+                self.gone = "callback failed"
+
+    def _render(self, outdata: np.ndarray, frames: int, time_info: Any) -> None:
+        kit = self.kit
+        now = self.clock()
+        self.last_callback = time.monotonic()
+        self.callbacks += 1
+        current, dac = float(time_info.currentTime), float(time_info.outputBufferDacTime)
+        if current > 0.0 and dac >= current:
+            # clock - stream time: a late wake-up makes it larger, so the smallest of the last
+            # OFFSET_WINDOW callbacks (an xrun moves the stream's time: within a window, the
+            # new offset is taken)
+            self._offsets.append(now - current)
+            self._offset = min(self._offsets)
+            dac_at = dac + self._offset
+            latency = dac - current
+        else:  # a host without stream times: the stream's reported latency from now
+            latency = float(getattr(self.stream, "latency", 0.0) or 0.0)
+            dac_at = now + latency
+        if self.delay is None:
+            self.block = frames
+            self.delay = latency + frames / self.rate + PUSH_MARGIN_S + self.extra_delay
+        if kit is None or self.t0 is None or self.gone is not None:
+            outdata.fill(0.0)
+            return
+        # the kit frame this block's first sample plays at
+        want = int(round((dac_at - self.t0 - self.delay) * self.rate))
+        if not self._aligned or abs(want - kit.frame) > REALIGN_S * self.rate:
+            self.realigned += self._aligned
+            self._aligned = True
+            kit.frame = want
+        heap, queue = self._heap, self.queue
+        while queue:
+            t, output, kind, volts = queue.popleft()
+            self._order += 1
+            heapq.heappush(heap, (int(round(t * self.rate)), self._order, output, kind, volts))
+        stop = kit.frame + frames
+        while heap and heap[0][0] < stop:
+            frame, _, output, kind, volts = heapq.heappop(heap)
+            kit.cv(frame, output, kind, volts)
+        outdata[:] = kit.render(frames)
+        self.late = kit.late
+        self.rendered += frames
+
+    # --- the watch thread: one warning when the stream goes away
+    def _watch_loop(self) -> None:
+        while not self._stop.wait(WATCH_S):
+            why = self._why_gone()
+            if why is not None:
+                self._give_up(f"the sound stopped ({why}); the module plays on without it")
+                self._drop()
+                return
+
+    def _why_gone(self) -> str | None:
+        if self.gone is not None:
+            return self.gone
+        if self._lost is not None:
+            return self._lost
+        stream = self.stream
+        try:
+            if stream is None or not stream.active:
+                return "the stream stopped"
+        except Exception as exc:  # the device went away
+            return str(exc)
+        silent = time.monotonic() - max(self.last_callback, self._started)
+        return f"no callback for {silent:.1f} s" if silent > STALLED_S else None
+
+    def _give_up(self, message: str) -> None:
+        if self.gone is None or self.gone == "callback failed":
+            log.warning("audio: %s", message)
+        self.gone = self.gone or message
+
+    def _drop(self) -> None:
+        """Let go of a stream that went away: one on JACK untouched (its stop waits for the
+        dead server), another closed in a bounded helper thread."""
+        from grooverack.backends.es9 import portaudio
+
+        stream, self.stream = self.stream, None
+        if stream is None:
+            return
+        if self._jack:
+            portaudio.abandon(stream)
+        else:
+            portaudio.close_stream(stream, self._lib, STOP_S, "closing the sound card stream")
+
+    def stop(self) -> None:
+        """Stop playing (bounded whether the device is there or gone)."""
+        from grooverack.backends.es9 import portaudio
+
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(STOP_S + WATCH_S)
+            self._thread = None
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            if self._lost is not None or (self._jack and portaudio.portaudio_stale()):
+                portaudio.keep(stream)
+            else:
+                portaudio.close_stream(stream, self._lib, STOP_S, "stopping the sound card stream")
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()
+
+    def describe(self) -> str:
+        if self.gone is not None and self.delay is None:
+            return f"audio: {self.gone}"
+        delay = f"{self.delay * 1e3:.1f} ms" if self.delay is not None else "not measured yet"
+        return (f"audio: {self.device_name!r}, {self.rate} Hz, block {self.block or 'host'}; "
+                f"the sound {delay} after the outputs")
+
+    def report(self) -> str:
+        seconds = self.rendered / self.rate if self.rate else 0.0
+        cpu = 100.0 * self.render_s / seconds if seconds else 0.0
+        return (f"audio: {self.kit.hits if self.kit else 0} hits, {seconds:.1f} s rendered "
+                f"({cpu:.1f} % of it in the callback), {self.late} late, {self.dropped} "
+                f"dropped, {self.realigned} realigned"
+                + (f"; {self.gone}" if self.gone else ""))
+
+
+# --- the speaker in a process of its own: no GIL shared with the real-time loop
+
+RECORD = struct.Struct("<dIBxxxd")  # time, output, kind code, volts: 24 bytes, one write each
+KINDS = ("velocity", "trigger", "accent", "clock", "reset")
+BEGIN, STOP = 254, 255  # control records: t0 (in the time field), stop (as EOF does)
+
+
+class SpeakerProcess:
+    """`Speaker` run in a child process (`python -m grooverack.backends.speaker`): the real-time
+    loop's `push` is one non-blocking write of a 24-byte record into a pipe (atomic, never
+    waits; a full pipe drops the write and counts it), and the child's audio callback renders,
+    holding no lock the loop could wait for. The same methods as `Speaker`."""
+
+    def __init__(self, voices: Mapping[int, str], *, rate: int = 48000,
+                 velocity_volts: float = 8.0, device: str = "", delay_ms: float = 0.0,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.args = {"voices": {str(k): v for k, v in voices.items()}, "rate": int(rate),
+                     "velocity_volts": float(velocity_volts), "device": device,
+                     "delay_ms": float(delay_ms)}
+        self.clock = clock
+        self.proc: Any = None
+        self.fd = -1
+        self.t0: float | None = None
+        self.delay: float | None = None
+        self.described = ""
+        self.reported = ""
+        self.dropped = 0
+        self.gone: str | None = None
+
+    def start(self, timeout: float = 20.0) -> bool:
+        import json
+        import os
+        import select
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "grooverack.backends.speaker", json.dumps(self.args)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=False)
+        self.fd = self.proc.stdin.fileno()
+        os.set_blocking(self.fd, False)
+        poller = select.poll()
+        poller.register(self.proc.stdout, select.POLLIN | select.POLLHUP)
+        line = self.proc.stdout.readline().decode() if poller.poll(timeout * 1000) else ""
+        if line.startswith("ready "):
+            _, delay_ms, self.described = line.rstrip("\n").split(" ", 2)
+            self.delay = float(delay_ms) / 1e3
+            return True
+        self.gone = line.strip() or "the sound process did not start"
+        self._end()
+        return False
+
+    def begin(self, t0: float) -> None:
+        self.t0 = t0
+        if self.gone is None and self.proc is not None:
+            self._send(RECORD.pack(t0, 0, BEGIN, 0.0))
+
+    def push(self, t: float, output: int, kind: str, volts: float) -> None:
+        """An output write at patch time `t` (called from the real-time loop): never blocks."""
+        if self.gone is None and self.proc is not None:
+            self._send(RECORD.pack(t, output, KINDS.index(kind) if kind in KINDS else 0xFD,
+                                   volts))
+
+    def _send(self, record: bytes) -> None:
+        import os
+
+        try:
+            os.write(self.fd, record)
+        except BlockingIOError:
+            self.dropped += 1
+        except OSError as exc:  # the sound process is gone (EPIPE)
+            if self.gone is None:
+                self.gone = f"the sound process went away ({exc.strerror})"
+                log.warning("audio: %s; the module plays on without it", self.gone)
+
+    def wait_delay(self, timeout: float = 2.0) -> float | None:
+        return self.delay
+
+    def drain(self, until: float, timeout: float = 2.0) -> None:
+        """Wait (bounded) until the sound has played to patch time `until`."""
+        if self.t0 is None or self.delay is None or self.gone is not None:
+            return
+        left = self.t0 + until + self.delay + 0.05 - self.clock()
+        time.sleep(min(max(left, 0.0), timeout))
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """The sound process plays what it was sent, then ends (its stdin closed: EOF) and
+        reports; bounded."""
+        if self.proc is None:
+            return
+        self._end(timeout)
+
+    def _end(self, timeout: float = 5.0) -> None:
+        import subprocess
+
+        proc, self.proc = self.proc, None
+        self.fd = -1  # closed below: its number may be another file's soon
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:  # stuck on a dead server's stream: left behind
+            log.warning("audio: the sound process did not end within %.0f s; killed", timeout)
+            proc.kill()
+            proc.wait()
+        out = proc.stdout.read()
+        proc.stdout.close()
+        for line in out.decode(errors="replace").splitlines():
+            if line.startswith("report "):
+                self.reported = line[len("report "):]
+
+    def describe(self) -> str:
+        return self.described if self.gone is None else f"audio: {self.gone}"
+
+    def report(self) -> str:
+        text = self.reported or f"audio: {self.gone or 'no report from the sound process'}"
+        if self.dropped:
+            text += f"; {self.dropped} writes dropped by the pipe"
+        return text
+
+
+def _child(argv: list[str]) -> int:
+    """The sound process: reads records from stdin, plays them through a `Speaker`."""
+    import json
+    import sys
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    a = json.loads(argv[0])
+    speaker = Speaker({int(k): v for k, v in a["voices"].items()}, rate=a["rate"],
+                      velocity_volts=a["velocity_volts"], device=a["device"],
+                      delay_ms=a["delay_ms"])
+    out = sys.stdout
+    if not speaker.start():
+        out.write(f"{speaker.gone}\n")
+        out.flush()
+        return 0
+    delay = speaker.wait_delay()
+    if delay is None:
+        out.write("no callback from the sound card\n")
+        out.flush()
+        speaker.stop()
+        return 0
+    out.write(f"ready {delay * 1e3:.3f} {speaker.describe()}\n")
+    out.flush()
+    import os
+
+    buffered = b""
+    while True:
+        chunk = os.read(0, 65536)
+        if not chunk:
+            break
+        buffered += chunk
+        whole = len(buffered) - len(buffered) % RECORD.size
+        stop = False
+        for t, output, code, volts in RECORD.iter_unpack(buffered[:whole]):
+            if code == BEGIN:
+                speaker.begin(t)
+            elif code == STOP:
+                stop = True
+            elif code < len(KINDS):
+                speaker.push(t, output, KINDS[code], volts)
+        buffered = buffered[whole:]
+        if stop:
+            break
+    speaker.stop()
+    out.write(f"report {speaker.report()}\n")
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(_child(sys.argv[1:]))

@@ -1,0 +1,132 @@
+"""The module's page in a real browser (Debian's chromium through Playwright) against a real
+`grooverack web` (the sim board on the wall clock): FOLLOW turned with the keyboard reaches the
+module, the drums start in the browser, a preset saved and recalled, a broken preset refused
+naming the field, a drum loop made latent B, no console errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("playwright")
+if not os.path.exists("/usr/bin/chromium"):
+    pytest.skip("Debian's chromium (/usr/bin/chromium) is not installed", allow_module_level=True)
+
+from tests.rig.webserver import chromium, web_server  # noqa: E402
+
+
+def api_state(url: str) -> dict:
+    with urllib.request.urlopen(url + "api/state", timeout=2) as r:
+        return json.loads(r.read())
+
+
+def until(predicate, timeout: float = 3.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    state = tmp_path_factory.mktemp("web-page-state")
+    with web_server(state) as url, chromium() as browser:
+        yield url, browser, state
+
+
+@pytest.fixture
+def page(served):
+    url, browser, _ = served
+    context = browser.new_context()
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    page.wait_for_function("window.grooverackFirstPattern !== undefined", timeout=5000)
+    page.console_errors = errors  # type: ignore[attr-defined]
+    yield page
+    context.close()
+    assert errors == [], errors
+
+
+def test_follow_turned_with_the_keyboard_reaches_the_module(page, served):
+    url = served[0]
+    follow = page.get_by_role("slider", name="FOLLOW")
+    follow.focus()
+    page.keyboard.press("Home")
+    assert until(lambda: api_state(url)["controls"]["follow"] == 0.0)
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    assert until(lambda: api_state(url)["controls"]["follow"] == pytest.approx(0.05))
+    # every panel control has its labelled slider; the buttons are reachable by name
+    for name in ("A/B MORPH", "UNCERT", "DENSITY", "TEMPO", "SWING", "QUANTIZE", "GRV VEL",
+                 "GRV OFS", "DENSITY KICK"):
+        assert page.get_by_role("slider", name=name).count() >= 1, name
+    for name in ("RND A", "RND B", "CLEAR", "Mute kick", "Mute cymbals", "Fill (hold)"):
+        assert page.get_by_role("button", name=name).count() == 1, name
+    # the drums in the browser (Web Audio) start on a press and play without an error
+    sound = page.get_by_role("button", name="Play sound in this browser")
+    sound.click()
+    page.wait_for_function("Drums.running", timeout=3000)
+    page.wait_for_timeout(600)
+
+
+def test_a_preset_saved_and_recalled(page, served):
+    url = served[0]
+    follow = page.get_by_role("slider", name="FOLLOW")
+    follow.focus()
+    page.keyboard.press("End")
+    assert until(lambda: api_state(url)["controls"]["follow"] == 1.0)
+    page.get_by_label("Preset slot", exact=True).fill("7")
+    page.get_by_label("Preset name", exact=True).fill("verse")
+    page.get_by_role("button", name="Save preset").click()
+    page.get_by_role("listitem").filter(has_text="7 verse").wait_for(timeout=3000)
+    follow.focus()
+    page.keyboard.press("Home")
+    assert until(lambda: api_state(url)["controls"]["follow"] == 0.0)
+    page.get_by_role("button", name="Recall preset").click()
+    assert until(lambda: api_state(url)["controls"]["follow"] == 1.0)
+    assert until(lambda: follow.input_value() == "1")
+
+
+def test_a_broken_preset_is_refused_naming_the_field(page, served):
+    state_dir: Path = served[2]
+    before = sorted(p.name for p in (state_dir / "presets").glob("*")) \
+        if (state_dir / "presets").exists() else []
+    broken = {"format": "grooverack-preset-export", "version": 1, "name": "bad",
+              "latent_a": [0.0] * 5, "latent_b": [0.0] * 128, "panel": {}}
+    page.get_by_label("Import preset").set_input_files(
+        {"name": "bad.json", "mimeType": "application/json",
+         "buffer": json.dumps(broken).encode()})
+    alert = page.get_by_role("alert")
+    alert.filter(has_text="refused").wait_for(timeout=3000)
+    assert "latent_a" in alert.inner_text() and "128" in alert.inner_text()
+    after = sorted(p.name for p in (state_dir / "presets").glob("*")) \
+        if (state_dir / "presets").exists() else []
+    assert after == before
+    # the browser logs the refusal's 422 itself; nothing else may be in the console
+    expected = [e for e in page.console_errors if "status of 422" in e]
+    assert len(expected) == 1
+    page.console_errors.remove(expected[0])
+
+
+def test_your_own_loop_becomes_latent_b(page, served, tmp_path):
+    from tests.web.test_web_api import drum_midi
+
+    url = served[0]
+    page.get_by_role("radio", name="latent B", exact=True).check()
+    loop = drum_midi(tmp_path / "beat.mid")
+    page.get_by_label("Loop MIDI file").set_input_files(str(loop))
+    status = page.get_by_role("status").filter(has_text="beat.mid")
+    status.wait_for(timeout=5000)
+    assert "latent B" in status.inner_text()
+    slot = api_state(url)["preset"]["slot"]
+    assert any(p["slot"] == slot for p in api_state(url)["preset"]["saved"])
