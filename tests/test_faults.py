@@ -349,7 +349,7 @@ def test_model_missing_or_corrupt_at_start(tmp_path, models_copy, damage):
         assert proc.returncode == 0, (command, proc.returncode, proc.stderr[-2000:])
         assert str(named) in proc.stderr, proc.stderr
         assert "playing rule patterns instead" in proc.stderr
-        assert "fix: restore the shipped models/ folder" in proc.stderr
+        assert "fix: restore the shipped model" in proc.stderr and "git checkout models/" in proc.stderr
         assert "model.path" in proc.stderr and "Traceback" not in proc.stderr
 
 

@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         if top not in EXTRAS:
             raise
         print(f"grooverack {args.command}: needs the Python module {top!r}, which comes with the "
-              f"'{EXTRAS[top]}' extra: pip install -e \".[{EXTRAS[top]}]\"", file=sys.stderr)
+              f"'{EXTRAS[top]}' extra: pip install 'grooverack[{EXTRAS[top]}]' (in a checkout: "
+              f"pip install -e '.[{EXTRAS[top]}]')", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from grooverack.errors import ConfigError
+from grooverack.storage import read_text_bounded
 from grooverack.voices import VOICE_GROUPS, VOICE_NAMES
 
 
@@ -166,6 +167,13 @@ def _keys() -> list[Key]:
                 "revoice = the model re-voices the groove onto the remaining instruments (voice "
                 "redistribution; a model without it only silences); silence = its hits are "
                 "simply not played"),
+        Key("generation.kit_cap", 1.0, "x", 0.0, 4.0,
+            doc="no voice plays more than this many times its style's real hits per loop at "
+                "follow 1 (1.5 times at follow 0; at density 0.5, scaled with density; 0 = no "
+                "budget): a line cannot hand one drum a drummer's whole part"),
+        Key("generation.anchor", True,
+            doc="a kick on each bar's one (the lowest voice that may play, when the kick is "
+                "muted)"),
         # --- model
         Key("model.path", "", doc="model manifest (JSON); empty = the shipped models/grooverack.json"),
         Key("model.variant", "int8", choices=("int8", "fp32"), doc="which exported pair to run"),
@@ -178,7 +186,7 @@ def _keys() -> list[Key]:
         Key("outputs.accent_threshold", 0.8, "", 0.0, 1.0, doc="velocity that counts as an accent"),
         Key("outputs.clock_ppqn", 4, "PPQN", choices=(1, 2, 4, 8, 24, 48), doc="clock output resolution"),
         # --- desktop paths: MIDI (python-rtmidi) and ES-9 (sounddevice); a board file gives defaults
-        Key("midi.api", "default", choices=("default", "alsa", "jack"), doc="MIDI system of python-rtmidi"),
+        Key("midi.api", "default", choices=("default", "alsa", "jack"), doc="MIDI system: default or alsa through python-rtmidi; jack = JACK clients of its own, every event at its JACK frame"),
         Key("rt.below_jack", False, doc="with --rt on JACK (MIDI, ES-9): grooverack's real-time threads just below JACK's client threads, as JACK's rule for helper threads has it, instead of SCHED_FIFO 80/75/70 above them (the default: closer to the clock on a 2-core box, benchmarks/README.md)"),
         Key("midi.input_port", "", doc="MIDI input: substring of a port name (empty = the board's, else a virtual port 'grooverack in')"),
         Key("midi.output_port", "", doc="MIDI output: substring of a port name (empty = the board's, else a virtual port 'grooverack out')"),
@@ -191,6 +199,8 @@ def _keys() -> list[Key]:
         Key("midi.poly2_note", 36, "note", 0, 120, doc="poly2 profile: note of output 1 (a C: Notes mode ignores the octave)"),
         Key("midi.clock_out", False, doc="send MIDI clock (24 PPQN) and start/stop on the output port"),
         Key("es9.device", "", doc="ES-9: substring of the audio device name (empty = the board's)"),
+        Key("es9.transport", "auto", choices=("auto", "jack", "portaudio"),
+            doc="ES-9 audio: 'jack' = a JACK client of its own, every sample at its JACK frame; 'portaudio' = through PortAudio (ALSA, CoreAudio, or JACK); 'auto' = jack when a JACK server runs, else portaudio"),
         Key("es9.threshold", 1.0, "V", 0.1, 10.0, doc="gate/clock input: Schmitt trigger centre"),
         Key("es9.hysteresis", 0.5, "V", 0.0, 5.0, doc="gate/clock input: rises above threshold + h/2, falls below threshold - h/2"),
         Key("es9.cv_volts", 5.0, "V", 0.5, 10.0, doc="control CV inputs: this many volts = control at full"),
@@ -350,12 +360,18 @@ class Settings(Mapping[str, Any]):
 
     def __init__(self, values: Mapping[str, Any] | None = None, source: str = "") -> None:
         self._values: dict[str, Any] = {name: key.default for name, key in SCHEMA.items()}
+        # keys given on the command line (`--set`): they win over the saved performance state
+        self.pinned: set[str] = set()
+        # `run --fresh`: play from the defaults, neither restore nor overwrite the saved state
+        self.fresh = False
         for name, value in (values or {}).items():
             self.set(name, value, source)
 
     def set(self, name: str, value: Any, source: str = "") -> Any:
         key = _lookup(name, source)
         self._values[key.name] = key.validate(value, source)
+        if source == "--set":
+            self.pinned.add(key.name)
         return self._values[key.name]
 
     def __getitem__(self, name: str) -> Any:
@@ -375,6 +391,7 @@ class Settings(Mapping[str, Any]):
     def copy(self) -> Settings:
         new = Settings()
         new._values = dict(self._values)
+        new.pinned, new.fresh = set(self.pinned), self.fresh
         return new
 
     def to_toml(self) -> str:
@@ -405,17 +422,10 @@ def load_settings(path: str | Path | None = None, overrides: Iterable[str] = ())
     settings = Settings()
     if path is not None:
         path = Path(path)
+        text = read_text_bounded(path, "config file", ConfigError)  # BOM and CRLF accepted
         try:
-            table = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except IsADirectoryError:
-            raise ConfigError(f"config file {path} is a folder; allowed: a TOML file "
-                              "(grooverack.toml)") from None
-        except OSError as exc:
-            raise ConfigError(f"config file {path} cannot be read "
-                              f"({exc.strerror or type(exc).__name__})") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            table = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
         for name, value in _flatten(table):
             settings.set(name, value, str(path))
@@ -436,4 +446,5 @@ def make_settings(args: Any) -> Settings:
     settings = load_settings(args.config, args.overrides)
     if getattr(args, "seed", None) is not None:
         settings.set("generation.seed", args.seed, "--seed")
+    settings.fresh = bool(getattr(args, "fresh", False))
     return settings

@@ -25,9 +25,11 @@ class ModelError(GrooverackError, RuntimeError):
     """A model file is missing, damaged or not what the firmware expects; the message names it
     and says how to fix it."""
 
-    FIX = ("fix: restore the shipped models/ folder (git checkout models/, or run "
-           "deploy/install.sh again), or point config key model.path (or $GROOVERACK_MODELS) at a "
-           "good manifest; `grooverack export` writes one from a trained checkpoint")
+    FIX = ("fix: restore the shipped model: in an installed package, pip install "
+           "--force-reinstall grooverack (it ships in grooverack/data/models); in a checkout, git "
+           "checkout models/; on the Pi, run deploy/install.sh again. Or point config key "
+           "model.path (or $GROOVERACK_MODELS) at a good manifest; `grooverack export` writes one "
+           "from a trained checkpoint")
 
     def __str__(self) -> str:
         return f"{super().__str__()}\n  {self.FIX}"

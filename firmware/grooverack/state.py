@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,8 @@ from typing import Any
 from grooverack import storage
 from grooverack.config import CONTROLS, SCHEMA
 from grooverack.engine.seam import EngineSeam
-from grooverack.errors import ConfigError, StateError
-from grooverack.voices import STEPS
+from grooverack.errors import ConfigError, RecordError, StateError
+from grooverack.voices import STEPS, VOICE_GROUPS, VOICE_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -231,9 +231,14 @@ def performance_from_engine(engine: EngineSeam) -> PerformanceState:
                             slot if 0 <= slot <= PRESET_COUNT else 0)
 
 
-def restore_performance(engine: EngineSeam, state: PerformanceState) -> bool:
+def restore_performance(engine: EngineSeam, state: PerformanceState,
+                        pinned: Collection[str] = (),
+                        overridden: dict[str, Any] | None = None) -> bool:
     """Give the engine the saved latents and panel (the groove is re-captured from what plays).
-    False when there is nothing to restore or the latents do not fit the model."""
+    False when there is nothing to restore or the latents do not fit the model.
+
+    Keys in `pinned` (given with `--set` on this command line) keep their value: what a person
+    typed just now wins over what was saved; each saved value not used goes into `overridden`."""
     if not state.latent_a or not state.latent_b:
         return False
     if len(state.latent_a) != engine.generator.latent_size:
@@ -242,6 +247,10 @@ def restore_performance(engine: EngineSeam, state: PerformanceState) -> bool:
     engine.generator.set_latent("a", state.latent_a)
     engine.generator.set_latent("b", state.latent_b)
     for key, value in state.panel.items():
+        if key in pinned:
+            if overridden is not None and value != engine.settings[key]:
+                overridden[key] = value
+            continue
         try:
             engine.set_control(key, value)
         except ValueError as exc:  # a key that cannot change while running: keep the config's
@@ -263,6 +272,70 @@ def performance_saver(settings: Mapping[str, Any], engine: EngineSeam) -> Any:
     return save
 
 
+def describe_state(engine: EngineSeam) -> str:
+    """Preset slot, style and mutes as the engine has them: the start-up line's words."""
+    muted = [v for v in VOICE_NAMES if engine.settings[f"mute.{v}"]]
+    groups = [g for g, voices in VOICE_GROUPS.items() if voices and all(v in muted for v in voices)]
+    loose = [v for v in muted if not any(v in VOICE_GROUPS[g] for g in groups)]
+    mutes = ", ".join([*groups, *loose]) or "none"
+    return (f"preset slot {int(engine.preset_slot)}, style {engine.settings['genre']!r}, "
+            f"muted: {mutes}")
+
+
+# One state directory, one instance: two modules writing one performance.json would each
+# silently undo the other. The lock is an flock on `<state dir>/lock` (released by the kernel
+# when the process ends, however it ends); the file names the holder's pid.
+LOCK_NAME = "lock"
+_held: dict[str, int] = {}  # state dir -> the lock's fd, for every keeper of this process
+
+
+def _holder(path: Path) -> str:
+    try:
+        pid = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return "another process"
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except (OSError, UnicodeDecodeError):
+        cmd = ""
+    return f"process {pid}" + (f" ({cmd})" if cmd else "")
+
+
+def claim_state_dir(directory: Path) -> None:
+    """Check that `directory` can be written and hold its lock, before any work; StateError
+    names the folder and the fix (or the other process that holds it)."""
+    import fcntl
+    import tempfile
+
+    key = str(directory.resolve())
+    if key in _held:
+        return
+    fix = (f"fix: make it writable, or give this module another one (config key state.dir, or "
+           f"${ENV_STATE_DIR})")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StateError(f"state directory {directory}: cannot write in it "
+                         f"({exc.strerror or type(exc).__name__}); the performance state and "
+                         f"presets would be lost at the end\n  {fix}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StateError(f"state directory {directory} is in use by "
+                         f"{_holder(directory / LOCK_NAME)}: one module per state directory; "
+                         f"stop that one, or give this one its own state directory (config key "
+                         f"state.dir, or ${ENV_STATE_DIR})") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _held[key] = fd
+    for folder in (directory, directory / "presets"):  # what a killed writer left, now ours
+        storage.remove_stale_temps(folder)
+
+
 class StateKeeper:
     """Keeps the engine's presets and performance state on disk for a running module.
 
@@ -276,7 +349,15 @@ class StateKeeper:
         self.engine = engine
         self._saved: dict[int, Any] = {}
 
+    @property
+    def fresh(self) -> bool:
+        return bool(getattr(self.engine.settings, "fresh", False))
+
     def restore(self) -> bool:
+        """The state directory claimed (writable, this process's alone), the presets into the
+        engine's slots, then the last performance state (not with `--fresh`); one line says what
+        was restored and which `--set` values won over saved ones."""
+        claim_state_dir(self.store.dir)
         presets = self.engine.presets
         for number in self.store.presets():
             preset = self.store.load_preset(number)
@@ -284,11 +365,27 @@ class StateKeeper:
                 data = preset_to_engine(number, preset)
                 presets[number] = data
                 self._saved[number] = data
-        try:
-            return restore_performance(self.engine, self.store.load_performance())
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("%s: not restored (%s)", self.store.performance_path, exc)
+        path = self.store.performance_path
+        if self.fresh:
+            log.info("state: --fresh: playing the defaults (%s); the saved state in %s is kept, "
+                     "neither restored nor overwritten", describe_state(self.engine), path)
             return False
+        overridden: dict[str, Any] = {}
+        try:
+            restored = restore_performance(self.engine, self.store.load_performance(),
+                                           getattr(self.engine.settings, "pinned", ()),
+                                           overridden)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: not restored (%s)", path, exc)
+            restored = False
+        wins = "; ".join(f"--set {k}={self.engine.settings[k]!r} wins over the saved {v!r}"
+                         for k, v in overridden.items())
+        if restored:
+            log.info("state: restored from %s: %s%s (--fresh plays the defaults)", path,
+                     describe_state(self.engine), f"; {wins}" if wins else "")
+        else:
+            log.info("state: nothing to restore from %s: %s", path, describe_state(self.engine))
+        return restored
 
     def sync(self) -> int:
         written = 0
@@ -326,4 +423,18 @@ class StateKeeper:
             stop.set()
             self._thread.join(5.0)
         self.sync()
-        self.store.save_performance(performance_from_engine(self.engine))
+        if self.fresh:
+            return
+        state = performance_from_engine(self.engine)
+        try:
+            self.store.save_performance(state)
+        except (OSError, RecordError) as exc:  # a full disk at the stop: keep it somewhere
+            import tempfile
+
+            spare = StateStore(Path(tempfile.gettempdir()) / f"grooverack-state-{os.getpid()}")
+            try:
+                spare.save_performance(state)
+                kept = f"this performance was kept in {spare.performance_path}"
+            except (OSError, RecordError):
+                kept = "this performance could not be kept anywhere"
+            log.error("state: %s; %s", exc, kept)

@@ -12,12 +12,13 @@ import glob
 import json
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from grooverack.errors import RecordError
+from grooverack.errors import GrooverackError, PathError, RecordError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,27 @@ def _remove_stale_temps(path: Path) -> None:
             pass  # alive, another user's
 
 
+def remove_stale_temps(folder: str | Path) -> int:
+    """Every temporary file in `folder` left by a writer that died before its rename (a clean
+    start after a SIGKILL or power cut); returns how many went."""
+    gone = 0
+    for tmp in Path(folder).glob(".*.tmp"):
+        parts = tmp.name[1:-len(".tmp")].rsplit(".", 2)
+        if len(parts) != 3 or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            try:
+                tmp.unlink()
+                gone += 1
+            except FileNotFoundError:
+                pass
+        except PermissionError:
+            pass  # alive, another user's
+    return gone
+
+
 def _keep_access(fd: int, path: Path) -> None:
     """The new file gets the old one's mode and owner (a new one: 0644, owned like its folder
     when root writes it), so `sudo grooverack calibrate` never leaves a file the service user
@@ -57,8 +79,46 @@ def _keep_access(fd: int, path: Path) -> None:
             pass  # a file system without owners (FAT boot partition): nothing to keep
 
 
+def _kept(path: Path, existed: bool) -> str:
+    return (f"the earlier {path.name} is kept unchanged" if existed
+            else f"no {path.name} was written")
+
+
+def _special(path: Path) -> bool:
+    """A device, pipe or socket (`/dev/full`, `/dev/stdout`, a FIFO): written in place, since a
+    rename over it would replace the device node with a plain file."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` so that it holds either its old or its new bytes, never a mix:
+    a temporary file in the same folder, fsync'ed, renamed over `path`, the folder fsync'ed.
+
+    A failure (disk full, read-only file system, no permission) raises `PathError` naming the
+    file, the reason and what was kept; the temporary file is removed."""
     path = Path(path)
+    existed, special = path.exists(), _special(path)
+    try:
+        if special:
+            if path.is_dir():
+                raise IsADirectoryError(21, "Is a directory")
+            with open(path, "wb") as f:
+                f.write(data)
+                f.flush()
+            return
+        _write_renamed(path, data)
+    except OSError as exc:
+        if isinstance(exc, GrooverackError):
+            raise
+        kept = "" if special else f"; {_kept(path, existed)}"
+        raise PathError(f"{path}: not written ({exc.strerror or type(exc).__name__}){kept}"
+                        ) from exc
+
+
+def _write_renamed(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
@@ -83,6 +143,62 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+def atomic_write_files(files: dict[Path, bytes]) -> list[Path]:
+    """Write several files, each atomically, all or as many as fit: a failure stops at that
+    file and raises `PathError` naming it, what was written before it and that every file not
+    written keeps its earlier version. Returns the paths written."""
+    done: list[Path] = []
+    for path, data in files.items():
+        try:
+            atomic_write_bytes(path, data)
+        except PathError as exc:
+            rest = [p.name for p in files if p not in done and p != path]
+            written = f"; written: {', '.join(p.name for p in done)}" if done else ""
+            untouched = f"; not written, earlier versions kept: {', '.join(rest)}" if rest else ""
+            raise PathError(f"{exc}{written}{untouched}") from exc
+        done.append(path)
+    return done
+
+
+# Inputs a person hands the program are read with a bound: /dev/zero or a 2 GB file given as a
+# config, manifest or controls CSV is refused with a message, not read until memory runs out.
+MAX_TEXT_BYTES = 4 * 1024 * 1024
+
+
+def read_bounded(path: str | Path, what: str, error: type[GrooverackError],
+                 limit: int = MAX_TEXT_BYTES) -> bytes:
+    """The bytes of `path`, at most `limit` of them; a folder, a missing or unreadable file, a
+    symlink loop or a bigger input (a device that never ends) raises `error` naming the file."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise error(f"{what} {path} is a folder; allowed: a file") from None
+    except OSError as exc:
+        raise error(f"{what} {path} cannot be read ({exc.strerror or type(exc).__name__})"
+                    ) from None
+    if len(data) > limit:
+        raise error(f"{what} {path} is larger than {limit:,} bytes (or never ends); allowed: a "
+                    f"file of at most {limit:,} bytes")
+    return data
+
+
+def read_text_bounded(path: str | Path, what: str, error: type[GrooverackError],
+                      limit: int = MAX_TEXT_BYTES) -> str:
+    """`read_bounded` as UTF-8 text: a byte-order mark (Excel's "CSV UTF-8", Notepad) is
+    dropped and CRLF line ends become LF; other bytes raise `error` naming the offset."""
+    data = read_bounded(path, what, error, limit)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                    f"{exc.start})") from None
+    return text.replace("\r\n", "\n")
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
@@ -104,9 +220,9 @@ def save_record(path: str | Path, tag: str, version: int, payload: dict[str, Any
     bak = path.with_name(path.name + ".bak")
     _remove_stale_temps(bak)
     try:
-        current = path.read_bytes()
-    except FileNotFoundError:
-        current = None
+        current: bytes | None = read_bounded(path, tag, RecordError)
+    except RecordError:
+        current = None  # missing, unreadable or a folder: nothing to keep as the good copy
     if current is not None and current != data:
         try:
             parse_record(path, current, tag, version, validate)
@@ -169,12 +285,12 @@ def read_record(path: str | Path, tag: str, version: int,
     path = Path(path)
     errors: list[str] = []
     for candidate in (path, path.with_name(path.name + ".bak")):
-        try:
-            data = candidate.read_bytes()
-        except FileNotFoundError:
+        if not os.path.lexists(candidate):
             continue
-        except OSError as exc:
-            errors.append(f"{candidate}: cannot read ({exc.strerror})")
+        try:
+            data = read_bounded(candidate, tag, RecordError)
+        except RecordError as exc:
+            errors.append(str(exc))
             continue
         try:
             return parse_record(candidate, data, tag, version, validate), candidate, errors

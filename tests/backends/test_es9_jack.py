@@ -155,13 +155,15 @@ def capture(server, signal, settings, tmp_path, b=None, inputs=8, snapshot=None)
 
 
 @pytest.mark.jack
-def test_es9_edges_pitch_and_outputs_to_the_sample(jack_audio_server, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("transport", ["jack", "portaudio"])
+def test_es9_edges_pitch_and_outputs_to_the_sample(jack_audio_server, tmp_path,  # noqa: F811
+                                                   transport):
     gate, pitch, sent_edges, sent_pitches = build_signal()
     clock, clock_edges = build_clock()
     settings = load_settings(overrides=[
         "density=1.0", "uncertainty=0.0", "tempo=120", "clock.source=auto", "clock.ppqn=4", "outputs.trigger_ms=5.0",
         "outputs.velocity_volts=10.0", "input.pitch_settle_ms=1.0", "input.velocity_mode=auto",
-        "es9.threshold=1.0", "es9.hysteresis=0.5"])
+        "es9.threshold=1.0", "es9.hysteresis=0.5", f"es9.transport={transport}"])
     # an xrun (a JACK cycle missed on this shared 2-core machine) loses samples on every client:
     # sample-exact checks need a take without one
     for _ in range(3):
@@ -189,9 +191,13 @@ def test_es9_edges_pitch_and_outputs_to_the_sample(jack_audio_server, tmp_path):
     assert np.allclose(got, sent_pitches, atol=1e-5)
 
     lat = backend.latency_frames
-    assert lat == backend.board.blocksize  # PortAudio's JACK buffering: one block
+    assert backend.transport == transport
+    # PortAudio's JACK buffering: one block; a JACK client of its own: none (a sample read at
+    # JACK frame f and one written at f + R are R frames apart)
+    assert lat == (backend.board.blocksize if transport == "portaudio" else 0)
     react = backend.reaction_frames
     assert react == 2 * backend.board.blocksize  # R: an input frame is answered 2 blocks on
+    # (the JACK period is the block here)
     # every output change lands on the JACK frame the player scheduled: t * SR in the engine's
     # timeline (input frames), answered R frames later, heard L (the stream's latency) after
     # that, less the offset of that timeline to the test's frames: a step on an edge sent at
@@ -277,8 +283,8 @@ def test_es9_in_midi_out_on_the_same_timing(jack_audio_server, tmp_path):  # noq
             assert channel == 1
             want.append(bytes((0x91, note, velocity[ev.output])) if ev.value > 0.5
                         else bytes((0x81, note, 0)))
-    first = want.index(got[0])
-    assert got == want[first:first + len(got)]
+    # (the recording starts anywhere in the stream: where the whole of it matches)
+    assert any(want[i:i + len(got)] == got for i in range(len(want))), (got[:8], want[:8])
     # each note was due when its trigger plays at the CV outputs: one constant offset between
     # the audio timeline and time.monotonic() (estimated by the back end within a block)
     rises = [ev for ev in backend.played if ev.kind == "trigger" and ev.value > 0.5]
@@ -349,6 +355,7 @@ def test_es9_button_gates_accents_clock_and_reset_out(jack_audio_server, tmp_pat
     # reset out a 5 ms trigger with the first 16th after the reset input (and after the start,
     # when the capture began before it)
     clock = runs(cap[10], 0.2)
+    print("DBG", clock, runs(cap[11], 0.2), shift, reset_at)
     assert len(clock) > 20 and {n for _, n in clock[1:]} == {3000}  # (the first may be cut)
     assert np.all(np.diff([a for a, _ in clock[1:]]) == 6000)
     reset = runs(cap[11], 0.2)

@@ -252,7 +252,7 @@ def test_es9_stream_reopened_after_a_jack_restart():
     run_es9_inner("test_es9_restart_inner")
 
 
-def es9_run(server, tmp_path, monkeypatch):
+def es9_run(server, tmp_path, monkeypatch, data=None):
     """Settings, board, the rig playing the ES-9's JACK clients, and `marks["up"]` stamped just
     before `run_backend`'s wait begins (the first latency read); `backends` gets the back end."""
     import numpy as np
@@ -260,7 +260,8 @@ def es9_run(server, tmp_path, monkeypatch):
 
     settings = load_settings(overrides=["tempo=120", "density=1.0",
                                         f"state.dir={tmp_path / 'state'}"])
-    board = SimpleNamespace(name="es9 test", kind="es9", path="es9-test.toml", data=ES9_BOARD)
+    board = SimpleNamespace(name="es9 test", kind="es9", path="es9-test.toml",
+                            data=data or ES9_BOARD)
     rig = AudioRig(server, np.zeros((2, 30 * SR)), tmp_path, source="es9test-in",
                    sink="es9test-out", inputs=8, tail=SR)
     es9.refresh_devices()
@@ -332,14 +333,17 @@ def test_es9_restart_inner(jack_audio_killable, tmp_path, monkeypatch):
     """jackd killed mid-run and started again under its name, the ES-9's clients (the rig) with
     it: the back end plays on by its clock meanwhile, opens its stream again within a few
     seconds of the devices' return (logged, with how long it was away), its triggers reach the
-    rig again, and `--duration` still ends the run on time."""
+    rig again, and `--duration` still ends the run on time. Its MIDI mirror (over JACK) comes
+    back too: the port registered again, notes out of it."""
     import logging
 
+    import jack
     import numpy as np
     from grooverack.backends import es9
 
     server = jack_audio_killable
-    settings, board, rig, marks, backends = es9_run(server, tmp_path, monkeypatch)
+    mirrored = {**ES9_BOARD, "midi": {"api": "jack", "profile": "poly2", "channel": 2}}
+    settings, board, rig, marks, backends = es9_run(server, tmp_path, monkeypatch, mirrored)
     logged: list[tuple[float, str]] = []
 
     class Stamp(logging.Handler):
@@ -367,6 +371,14 @@ def test_es9_restart_inner(jack_audio_killable, tmp_path, monkeypatch):
                          sink="es9test-out", inputs=8, tail=SR)
         marks["devices"] = time.monotonic()  # the ES-9's clients are there again
         again.go()
+        notes: list[bytes] = []
+        got["notes"] = notes
+        try:
+            listener = listen(server, notes, "listener-back")
+            wait_for(lambda: any(d[0] == 0x91 for d in notes), timeout=8, what="mirrored notes")
+            done(listener)
+        except (AssertionError, jack.JackError):
+            pass  # checked below
         try:
             got["capture"] = again.result(timeout=30)[0]
         finally:
@@ -387,7 +399,7 @@ def test_es9_restart_inner(jack_audio_killable, tmp_path, monkeypatch):
     backend = backends[0]
     assert backend.stream.losses == 1 and backend.stream.reopens == 1, (backend.stream.losses, backend.stream.reopens)
     assert got["played_while_away"] > 0  # the engine played on by its clock
-    away = [t for t, msg in logged if "went away" in msg]
+    away = [t for t, msg in logged if "went away" in msg and "MIDI" not in msg]
     back = [t for t, msg in logged if "is back after" in msg]
     assert len(away) == 1 and len(back) == 1, logged
     assert away[0] - marks["killed"] < 1.0
@@ -398,3 +410,7 @@ def test_es9_restart_inner(jack_audio_killable, tmp_path, monkeypatch):
     # the triggers (host outputs 1-4 at 4 V = 0.4) reach the rig's inputs again
     capture = got["capture"]
     assert np.abs(capture[:4]).max() > 0.3, np.abs(capture).max(axis=1)
+    # the MIDI mirror: logged away and back once, notes on channel 2 after the restart
+    assert sum("went away under the MIDI mirror" in msg for _, msg in logged) == 1, logged
+    assert sum("MIDI mirror's port registered again" in msg for _, msg in logged) == 1, logged
+    assert any(d[0] == 0x91 for d in got["notes"]), got["notes"][:5]

@@ -39,16 +39,30 @@ def test_sync_generation_is_deterministic(fake_runner):
     assert taken is not None and taken.serial == 9
 
 
-def test_encoder_runs_only_for_a_new_groove_decoder_only_for_a_new_latent(fake_runner):
+def test_encoder_runs_only_for_a_new_groove_decoders_only_for_new_latents(fake_runner):
+    """Two decodes, each cached: A/B's and the groove's; follow crossfades them (no decode)."""
     g = Generator(fake_runner)
     g.generate(request(g, version=1))
-    assert (g.encodes, g.decodes) == (1, 1)
+    assert (g.encodes, g.decodes) == (1, 2)
     g.generate(request(g, version=1, density=(0.8,) * 9))   # sampling only
-    assert (g.encodes, g.decodes) == (1, 1)
-    g.generate(request(g, version=1, follow=0.5))           # new z: decode only
+    assert (g.encodes, g.decodes) == (1, 2)
+    g.generate(request(g, version=1, follow=0.5))           # follow moved: a crossfade only
     assert (g.encodes, g.decodes) == (1, 2)
     g.generate(request(g, version=2, groove=groove_on([1, 5]), follow=0.5))
-    assert (g.encodes, g.decodes) == (2, 3)
+    assert (g.encodes, g.decodes) == (2, 3)                 # the groove's decode alone
+    g.generate(request(g, version=2, groove=groove_on([1, 5]), follow=0.5, morph=0.5))
+    assert (g.encodes, g.decodes) == (2, 4)                 # A/B's decode alone
+
+
+def test_follow_changes_each_cell_at_most_once_over_the_knob(fake_runner):
+    """The crossfade is monotone per cell: sweeping follow 0 -> 1 flips a cell once at most."""
+    g = Generator(fake_runner)
+    groove = groove_on([0, 3, 6, 10, 12, 19, 22, 27])
+    pats = [g.generate(request(g, version=1, groove=groove, follow=f / 20,
+                               anchor=False, kit_cap=0.0)).hits for f in range(21)]
+    flips = sum((a != b).astype(int) for a, b in zip(pats, pats[1:], strict=False))
+    assert flips.max() <= 1
+    assert (pats[0] != pats[-1]).any()
 
 
 def test_follow_one_tracks_the_groove_follow_zero_ignores_it(fake_runner):
@@ -91,7 +105,7 @@ def test_genre_changes_the_decoder_input(tmp_path):
     runner = ModelRunner(build_fake_model(tmp_path, genres=("any", "rock", "funk"), seed=2))
     g = Generator(runner)
     outs = [g.generate(request(g, genre=i, density=(0.9,) * 9)) for i in range(3)]
-    assert g.decodes == 3
+    assert g.decodes == 6   # A/B and the groove, for each genre
     assert not (outs[0].same_as(outs[1]) and outs[1].same_as(outs[2]))
 
 
@@ -140,10 +154,11 @@ def test_synchronous_failure_is_logged_and_the_last_pattern_stays(tmp_path, capl
     assert g.buffer.take().serial == 3
 
 
-def test_a_followed_groove_is_decoded_in_both_bar_views_weighted_by_follow():
+def test_a_followed_groove_is_decoded_in_both_bar_views_and_crossfaded_with_ab():
     """The shipped model (manifest bar_swap = mean_odds): a followed groove is encoded and
-    decoded as is and bar-swapped in one call of each network, the views pooled with weight
-    follow / 2 for the swapped one; at follow 0 the A/B latents are decoded once."""
+    decoded as is and bar-swapped in one call of each network, the two views pooled alike; A/B
+    are decoded once, on their own; follow crossfades the two decodes; at follow 0 the encoder
+    does not run."""
     from grooverack.model import sampling
 
     runner = ModelRunner()
@@ -153,16 +168,18 @@ def test_a_followed_groove_is_decoded_in_both_bar_views_weighted_by_follow():
     for follow in (1.0, 0.5):
         gen.generate(request(gen, groove=g, follow=follow, bpm=120.0))
         mus = runner.encode_views(g)
-        z = sampling.mix_latents(gen.z_a, gen.z_b, mus[0], 0.0, follow)
-        z1 = sampling.mix_latents(gen.z_a, gen.z_b, mus[1], 0.0, follow)
-        want = runner.decode_views(np.stack([z, z1]), 0, 120.0, weight=follow / 2)
-        np.testing.assert_allclose(gen._decoded[0], want[0], atol=1e-6)
-        once = runner.decode(z, 0, 120.0)
-        assert not np.allclose(gen._decoded[0], once[0], atol=1e-3)
+        want = runner.decode_views(np.stack([mus[0], mus[1]]), 0, 120.0, weight=0.5)
+        np.testing.assert_allclose(gen._decoded["groove"][1][0], want[0], atol=1e-6)
+        once = runner.decode(mus[0], 0, 120.0)
+        assert not np.allclose(gen._decoded["groove"][1][0], once[0], atol=1e-3)
+        ab = sampling.mix_latents(gen.z_a, gen.z_b, None, 0.0, 0.0)
+        np.testing.assert_allclose(gen._decoded["ab"][1][0], runner.decode(ab, 0, 120.0)[0],
+                                   atol=1e-6)
     encodes = gen.encodes
     gen.generate(request(gen, groove=g, follow=0.0, bpm=120.0))
     assert gen.encodes == encodes               # follow 0: no encoder
-    np.testing.assert_allclose(gen._decoded[0], runner.decode(gen.z_a, 0, 120.0)[0], atol=1e-6)
+    np.testing.assert_allclose(gen._decoded["ab"][1][0], runner.decode(gen.z_a, 0, 120.0)[0],
+                               atol=1e-6)
 
 
 def test_a_removed_group_plays_at_the_thresholds_chosen_for_it():

@@ -170,3 +170,69 @@ def test_density_logits_are_kept_per_setting_and_follow_every_change() -> None:
     assert c[7] < a[7] and np.array_equal(np.delete(c, 7), np.delete(a, 7))
     nan = sampling.density_logits(THR, np.r_[np.nan, dens[1:]])
     assert nan[0] == np.inf and sampling.density_logits(THR, np.r_[np.nan, dens[1:]])[0] == np.inf
+
+
+# --- the kit: the style's budget and beat one (model.kit) --------------------------------------
+def test_kit_budget_keeps_the_best_scoring_hits_and_scales_with_density():
+    from grooverack.model.kit import budgets, keep_time
+
+    real = np.array([8.0, 10.0, 10.0, 1.0, 1.0, 0.5, 1.0, 0.5, 5.0])
+    assert budgets(real, np.full(9, 0.5), 1.5).tolist() == [12, 15, 15, 2, 2, 1, 2, 1, 8]
+    assert budgets(real, np.full(9, 1.0), 1.0).tolist()[:2] == [16, 20]
+    assert budgets(real, np.zeros(9), 1.5).tolist() == [0] * 9
+    hits = np.zeros((32, 9), bool)
+    hits[:, 6] = True                                 # a high tom on every step: an acid line
+    score = np.tile(np.linspace(0.0, 2.0, 32)[:, None], (1, 9))
+    out = keep_time(hits, score, real=real, density=np.full(9, 0.5), mutes=np.zeros(9, bool),
+                    cap=1.5, anchor=False, follow=1.0)
+    assert np.flatnonzero(out[:, 6]).tolist() == [30, 31]          # its two best
+    out = keep_time(hits, score, real=real, density=np.full(9, 0.5), mutes=np.zeros(9, bool),
+                    cap=1.5, anchor=False, follow=0.0)
+    assert np.flatnonzero(out[:, 6]).tolist() == [29, 30, 31]      # A/B: 1.5 x more room
+    onsets = np.zeros(32, bool)
+    onsets[[3, 7]] = True
+    out = keep_time(hits, score, real=real, density=np.full(9, 0.5), mutes=np.zeros(9, bool),
+                    cap=1.5, anchor=False, onsets=onsets, follow=1.0)
+    assert np.flatnonzero(out[:, 6]).tolist() == [3, 7]            # the line's own steps first
+    same = keep_time(hits, score, real=real, density=np.full(9, 0.5), mutes=np.zeros(9, bool),
+                     cap=0.0, anchor=False)
+    assert same.sum() == 32                                        # cap 0: no budget
+
+
+def test_kit_keeps_beat_one_with_the_kick_or_the_lowest_voice_left():
+    from grooverack.model.kit import keep_time
+
+    hits = np.zeros((32, 9), bool)
+    score = np.zeros((32, 9))
+    args = dict(real=None, density=np.full(9, 0.5), cap=1.5, anchor=True)
+    out = keep_time(hits, score, mutes=np.zeros(9, bool), **args)
+    assert np.flatnonzero(out[:, 0]).tolist() == [0, 16] and out.sum() == 2
+    no_kick = np.zeros(9, bool)
+    no_kick[0] = True
+    assert not keep_time(hits, score, mutes=no_kick, **args).any()   # silenced: silent
+    out = keep_time(hits, score, mutes=no_kick, kick_removed=True, **args)
+    assert not out[:, 0].any() and np.flatnonzero(out[:, 4]).tolist() == [0, 8, 16, 24]
+    no_snare = np.zeros(9, bool)
+    no_snare[1] = True
+    score[[4, 12, 20, 28], 7] = 3.0                                  # the crash is no stand-in
+    score[[4, 12, 20, 28], 6] = 1.0                                  # the high tom likes it most
+    out = keep_time(hits, score, mutes=no_snare, snare_removed=True, **args)
+    assert np.flatnonzero(out[:, 6]).tolist() == [4, 12, 20, 28] and not out[:, 1].any()
+    everything = np.ones(9, bool)
+    assert not keep_time(hits, score, mutes=everything, **args).any()
+
+
+def test_blend_follow_moves_from_ab_to_the_groove():
+    from grooverack.model.sampling import blend_follow
+
+    rng = np.random.default_rng(1)
+    ab = (rng.normal(0, 3, (32, 9)), rng.random((32, 9)), rng.uniform(-0.5, 0.5, (32, 9)))
+    gr = (rng.normal(0, 3, (32, 9)), rng.random((32, 9)), rng.uniform(-0.5, 0.5, (32, 9)))
+    thr = np.full(9, 0.5)
+    thr_ab = np.full(9, 0.6)
+    x0, v0, _ = blend_follow(ab, gr, 0.0, thr_ab, thr)
+    x1, v1, _ = blend_follow(ab, gr, 1.0, thr_ab, thr)
+    sig = 1 / (1 + np.exp(-ab[0]))
+    assert np.array_equal(x0 > 0, sig > 0.6 + 1e-6) or np.mean((x0 > 0) == (sig > 0.6)) > 0.99
+    assert np.mean((x1 > 0) == (gr[0] > 0)) > 0.99
+    assert np.allclose(v0, ab[1], atol=1e-6) and np.allclose(v1, gr[1], atol=1e-6)

@@ -20,6 +20,7 @@ from grooverack.config import BUTTONS, CONTROLS
 from grooverack.controls import ControlRange
 from grooverack.errors import BoardError, ConfigError
 from grooverack.resources import board_dirs
+from grooverack.storage import read_text_bounded
 
 PARTS = ("mcp3208", "ads1115", "mcp4728", "mcp4922")
 ADC_PARTS = ("mcp3208", "ads1115")
@@ -193,12 +194,13 @@ def available_boards() -> list[str]:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         known = ", ".join(available_boards()) or "none"
-        raise BoardError(f"board file {path} does not exist; boards in {', '.join(map(str, board_dirs()))}: {known}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BoardError(f"board file {path} does not exist; boards in {', '.join(map(str, board_dirs()))}: {known}")
+    text = read_text_bounded(path, "board file", BoardError)  # BOM and CRLF accepted
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise BoardError(f"board file {path} is not valid TOML: {exc}") from None
 
 
@@ -236,27 +238,30 @@ def _parse_sim(path: Path, data: dict[str, Any]) -> Board:
     board.path, board.kind, board.name = path, "sim", data["name"]
     board.base = base_name
     board.description = str(data.get("description", board.description))
-    board.emulation = _parse_emulation(path, data.get("emulation", {}), board)
+    board.emulation = _parse_emulation(path, data.get("emulation", {}), board, base_path)
     return board
 
 
-def _parse_emulation(path: Path, table: Any, board: Board) -> dict[str, Any]:
+def _parse_emulation(path: Path, table: Any, board: Board, base: Path) -> dict[str, Any]:
+    """The sim file's [emulation] table, checked against its base board (a mismatch may be
+    either file's fault: the message names both)."""
     where = "emulation"
     if not isinstance(table, dict):
         raise BoardError(f"{path}: key {where!r} must be a table")
     _keys(path, where, table, {"jacks", "front_end"}, set())
-    jacks = dict(table.get("jacks", {}))
+    jacks = table_of(path, "emulation.jacks", table.get("jacks", {}))
     known = {*board.inputs, *board.gpio_inputs}
     for jack, target in jacks.items():
-        if target not in known:
-            raise BoardError(f"{path}: key 'emulation.jacks.{jack}' = {target!r}; the board's "
-                             f"inputs: {', '.join(sorted(known))}")
+        if not isinstance(target, str) or target not in known:
+            raise BoardError(f"{path}: key 'emulation.jacks.{jack}' = {target!r}; the inputs "
+                             f"of its base board {base}: {', '.join(sorted(known))}")
     front = {}
-    for name, item in dict(table.get("front_end", {})).items():
+    for name, item in table_of(path, "emulation.front_end", table.get("front_end", {})).items():
         w = f"emulation.front_end.{name}"
         if name not in board.inputs and name not in board.outputs:
-            raise BoardError(f"{path}: key {w!r}: no CV input or DAC output {name!r}; "
-                             f"channels: {', '.join([*board.inputs, *board.outputs])}")
+            raise BoardError(f"{path}: key {w!r}: no CV input or DAC output {name!r} on its "
+                             f"base board {base}; channels: "
+                             f"{', '.join([*board.inputs, *board.outputs])}")
         _keys(path, w, item, {"gain_error", "offset_volts"}, set())
         front[name] = (_num(path, w, item, "gain_error", 1.0, 0.5, 1.5),
                        _num(path, w, item, "offset_volts", 0.0, -1.0, 1.0))
@@ -265,6 +270,13 @@ def _parse_emulation(path: Path, table: Any, board: Board) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------
 # the "pi" kind
+
+
+def table_of(path: Path, where: str, value: Any) -> dict[str, Any]:
+    """`value` as the table key `where` must be, or BoardError naming the file and the key."""
+    if not isinstance(value, dict):
+        raise BoardError(f"{path}: key {where!r} must be a table, found {value!r}")
+    return value
 
 
 def _keys(path: Path, where: str, table: Any, allowed: set[str], required: set[str]) -> None:
@@ -335,13 +347,25 @@ def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board
     b.pot_hysteresis = _num(path, "", data, "pot_hysteresis", 0.004, 0.0, 0.1)
     b.trigger_volts = _num(path, "", data, "trigger_volts", 5.0, 1.0, 10.0)
 
-    for name, item in dict(data["chips"]).items():
-        b.chips[name] = _chip(path, f"chips.{name}", name, item)
+    if not isinstance(data["chips"], dict):
+        raise BoardError(f"{path}: key 'chips' must be a table of chips, found {data['chips']!r}")
+    at_address: dict[tuple[int, int], str] = {}
+    for name, item in data["chips"].items():
+        made = b.chips[name] = _chip(path, f"chips.{name}", name, item)
+        if made.bus != "i2c":
+            continue
+        other = at_address.setdefault((made.bus_number, made.device), name)
+        if other != name:  # the bus would answer for both: every read and write garbled
+            raise BoardError(f"{path}: chips {other!r} ({b.chips[other].part}) and {name!r} "
+                             f"({made.part}) are both at I2C address 0x{made.device:02x} on bus "
+                             f"i2c-{made.bus_number} (key 'chips.{name}.address'); allowed: one chip "
+                             "per address (an MCP4728's address is programmed into the chip, an "
+                             "ADS1115's set by its ADDR pin)")
     used_channels: dict[tuple[str, int], str] = {}
 
     def channel_of(where: str, item: dict[str, Any], parts: tuple[str, ...]) -> tuple[str, int]:
         chip = item.get("chip")
-        if chip not in b.chips:
+        if not isinstance(chip, str) or chip not in b.chips:
             raise BoardError(f"{path}: key '{where}.chip' = {chip!r}; chips: {', '.join(b.chips)}")
         part = b.chips[chip].part
         if part not in parts:
@@ -363,7 +387,7 @@ def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board
         return (_int(path, where, item, "code_min", full[0], -32768, 32767),
                 _int(path, where, item, "code_max", full[1], -32768, 32767))
 
-    for name, item in dict(data.get("inputs", {})).items():
+    for name, item in table_of(path, "inputs", data.get("inputs", {})).items():
         w = f"inputs.{name}"
         _keys(path, w, item, {"chip", "channel", "bits", "code_min", "code_max", "gain", "offset",
                               "role", "rise_volts", "fall_volts"}, {"chip", "channel", "gain",
@@ -376,13 +400,13 @@ def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board
         role = _choice(path, w, item, "role", ANALOG_ROLES, "pitch" if "pitch" in name else "cv")
         b.inputs[name] = _fill_thresholds(path, w, item, AnalogInput(
             name, chip, ch, gain, _num(path, w, item, "offset"), lo, hi, role))
-    for name, item in dict(data.get("pots", {})).items():
+    for name, item in table_of(path, "pots", data.get("pots", {})).items():
         w = f"pots.{name}"
         _keys(path, w, item, {"chip", "channel", "code_max"}, {"chip", "channel"})
         chip, ch = channel_of(w, item, ADC_PARTS)
         default_max = 4095 if b.chips[chip].part == "mcp3208" else 32767
         b.pots[name] = Pot(name, chip, ch, _int(path, w, item, "code_max", default_max, 1, 32767))
-    for name, item in dict(data.get("controls", {})).items():
+    for name, item in table_of(path, "controls", data.get("controls", {})).items():
         w = f"controls.{name}"
         if name not in CONTROLS:
             raise BoardError(f"{path}: [{w}]: {name!r} is not a panel control; controls: "
@@ -416,7 +440,7 @@ def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board
     for chip in b.chips.values():
         if chip.ldac_pin is not None:
             pins[chip.ldac_pin] = f"chips.{chip.name}.ldac_pin"
-    for name, item in dict(data.get("gpio_inputs", {})).items():
+    for name, item in table_of(path, "gpio_inputs", data.get("gpio_inputs", {})).items():
         w = f"gpio_inputs.{name}"
         _keys(path, w, item, {"pin", "role", "pull", "active_low", "action", "debounce_ms"},
               {"pin", "role"})
@@ -457,7 +481,7 @@ def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board
             outputs_seen[kind, number] = where
         return kind, number
 
-    for name, item in dict(data.get("outputs", {})).items():
+    for name, item in table_of(path, "outputs", data.get("outputs", {})).items():
         w = f"outputs.{name}"
         _keys(path, w, item, {"kind", "output", "chip", "channel", "bits", "code_min", "code_max",
                               "gain", "offset", "safe_min", "safe_max"},
@@ -471,7 +495,7 @@ def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board
             raise BoardError(f"{path}: [{w}] safe_min {safe_min:g} must be below safe_max {safe_max:g}")
         b.outputs[name] = AnalogOutput(name, kind, number, chip, ch, _num(path, w, item, "gain"),
                                        _num(path, w, item, "offset"), lo, hi, safe_min, safe_max)
-    for name, item in dict(data.get("gpio_outputs", {})).items():
+    for name, item in table_of(path, "gpio_outputs", data.get("gpio_outputs", {})).items():
         w = f"gpio_outputs.{name}"
         _keys(path, w, item, {"kind", "output", "pin", "volts"}, {"kind", "output", "pin"})
         kind, number = output_of(w, item)

@@ -42,8 +42,10 @@ class MidiOptions:
 def midi_options(settings: Settings, board: Any = None) -> MidiOptions:
     """The effective MIDI options: a config key set away from its default wins over the board's
     `[midi]` table, which wins over the default. Unknown board keys are refused."""
-    table = dict(board.data.get("midi", {})) if board is not None else {}
+    table = board.data.get("midi", {}) if board is not None else {}
     where = str(getattr(board, "path", None) or getattr(board, "name", "board"))
+    if not isinstance(table, dict):
+        raise ConfigError(f"board {where}: key 'midi' must be a table, found {table!r}")
     for key in table:
         if key not in BOARD_KEYS:
             raise ConfigError(f"board {where}: unknown key 'midi.{key}'; allowed: "

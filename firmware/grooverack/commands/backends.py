@@ -17,7 +17,7 @@ from grooverack.errors import BoardError
 class BackendEntry:
     """One kind of board: `run` ("module:function", `(board, settings, args) -> int`, the
     real-time run in `runtime.serve.serve`), `rig` (`(board, settings) -> Rig` for `calibrate`,
-    or None: nothing to calibrate), `doctor` (`(board) -> list[Check]`-like checks, or None)."""
+    or None: nothing to calibrate), `doctor` (`(board, settings, args) -> list[Check]`, or None)."""
 
     kind: str
     run: str
@@ -38,16 +38,18 @@ class BackendEntry:
 BACKENDS: dict[str, BackendEntry] = {
     "pi": BackendEntry("pi", "grooverack.backends.panel.loop:run_backend",
                        rig="grooverack.backends.panel.rig:open_calibration_rig",
-                       doctor="grooverack.commands.doctor:diagnose",
+                       doctor="grooverack.commands.doctor:panel_doctor",
                        what="a Raspberry Pi panel (real buses)"),
     "sim": BackendEntry("sim", "grooverack.sim.wallclock:run_board",
                         rig="grooverack.backends.panel.rig:open_calibration_rig",
-                        doctor="grooverack.commands.doctor:diagnose",
+                        doctor="grooverack.commands.doctor:panel_doctor",
                         what="the virtual patch on the wall clock (emulated chips)"),
     "es9": BackendEntry("es9", "grooverack.backends.es9:run_backend",
                         rig="grooverack.backends.es9.rig:open_calibration_rig",
+                        doctor="grooverack.commands.doctor:es9_doctor",
                         what="an Expert Sleepers ES-9 (audio interface: JACK, ALSA, CoreAudio)"),
     "midi": BackendEntry("midi", "grooverack.backends.midi:run_backend",
+                         doctor="grooverack.commands.doctor:midi_doctor",
                          what="MIDI in and out (ALSA, JACK, CoreMIDI)"),
 }
 

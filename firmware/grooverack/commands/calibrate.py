@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
+import tempfile
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -37,9 +39,9 @@ from grooverack.calibration import (
     zero_offset,
 )
 from grooverack.commands.backends import backend_for, kinds_with
-from grooverack.commands.common import add_common
+from grooverack.commands.common import add_common, check_output_file
 from grooverack.config import load_settings
-from grooverack.errors import CalibrationError
+from grooverack.errors import CalibrationError, PathError
 from grooverack.state import state_dir
 
 SAMPLES = 32              # codes averaged per reading
@@ -318,6 +320,8 @@ def run(args: argparse.Namespace) -> int:
     if args.show:
         print(describe(cal))
         return 0
+    # the file is checked before any work: a guided procedure never ends in a file it cannot write
+    check_output_file(path, "--file" if args.file else "calibration file")
     if args.nominal:
         cal = Calibration.nominal(board)
         cal.save(path)
@@ -355,7 +359,7 @@ def run(args: argparse.Namespace) -> int:
             if answer.lower() in ("n", "no"):
                 print("Not saved.")
                 return 1
-        cal.save(path)
+        save_or_keep(cal, path)
         print(f"Saved {path}")
         return 0 if ok else 1
     except Aborted as exc:
@@ -381,3 +385,18 @@ def describe(cal: Calibration) -> str:
                      f"offset {o.offset:+.4f} V  [{o.method}"
                      + (f", {len(o.table)}-point table" if o.table else "") + "]")
     return "\n".join(lines)
+
+
+def save_or_keep(cal: Calibration, path: Path) -> None:
+    """Save the calibration; when `path` cannot be written after all (the disk filled during the
+    procedure), keep it in the temporary folder and say where, so the work is not lost."""
+    try:
+        cal.save(path)
+    except PathError as exc:
+        spare = Path(tempfile.gettempdir()) / f"grooverack-calibration-{os.getpid()}.json"
+        try:
+            cal.save(spare)
+        except PathError:
+            raise PathError(f"{exc}; the calibration could not be kept anywhere") from exc
+        raise PathError(f"{exc}; the calibration was kept in {spare}: copy it to {path} "
+                        "(or pass it with --file)") from exc

@@ -7,30 +7,43 @@ import io
 import os
 import sys
 
-from grooverack import config
-from grooverack.commands.common import add_common
+from grooverack import config, storage
+from grooverack.commands.common import add_common, check_output_file
+from grooverack.errors import PathError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
     parser.add_argument("--example", action="store_true",
                         help="print a complete commented grooverack.toml")
+    parser.add_argument("--out", metavar="FILE",
+                        help="write what would be printed to FILE instead (atomically)")
 
 
 def run(args: argparse.Namespace) -> int:
     settings = config.load_settings(args.config, args.overrides)
+    if args.out:
+        check_output_file(args.out, "--out")
+        storage.atomic_write_text(args.out, _text(args, settings))
+        return 0
     try:
-        if args.example:
-            print(settings.to_toml(), end="")
-        elif args.config or args.overrides:
-            for name in settings:
-                print(f"{name} = {settings[name]!r}")
-        else:
-            print(config.describe())
+        print(_text(args, settings), end="")
         sys.stdout.flush()
     except BrokenPipeError:  # `grooverack config | head`: the reader has what it wanted
         _silence_stdout()
+    except OSError as exc:  # `> /dev/full`, a full disk under the redirected file
+        _silence_stdout()
+        raise PathError(f"standard output: not written ({exc.strerror or exc}); write to a "
+                        "place with room, or use --out FILE") from None
     return 0
+
+
+def _text(args: argparse.Namespace, settings: config.Settings) -> str:
+    if args.example:
+        return settings.to_toml()
+    if args.config or args.overrides:
+        return "".join(f"{name} = {settings[name]!r}\n" for name in settings)
+    return config.describe() + "\n"
 
 
 def _silence_stdout() -> None:

@@ -3,7 +3,9 @@ Python bus modules, then a probe of every chip of the board (I2C addresses answe
 read sane values, DAC registers read back), the GPIO inputs at rest, and a short scan burst
 through the panel's fault guard. One verdict per part; exit status 1 when a part fails.
 
-`--board sim` probes the emulated chips of the sim board (no device nodes to check).
+`--board sim` probes the emulated chips of the sim board (no device nodes to check). An ES-9
+board: a JACK server at the board's rate, the audio device and its channels; a MIDI board: the
+MIDI system (and JACK for midi.api = "jack") and the input and output ports.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from grooverack.backends.panel.hardware import faults_path, gpio_choice, open_ha
 from grooverack.backends.panel.scanner import ControlScanner
 from grooverack.boards.board import load_board
 from grooverack.calibration import Calibration
-from grooverack.commands.backends import backend_for, kinds_with
+from grooverack.commands.backends import backend_for
 from grooverack.commands.common import add_common
 from grooverack.config import Settings, load_settings
 from grooverack.drivers.ads1115 import ADS1115
@@ -34,6 +36,8 @@ from grooverack.errors import BusDown
 from grooverack.model.watch import ModelWatch
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
+DESKTOP_HINT = ("install the desktop extra: pip install 'grooverack[desktop]' (in a checkout: "
+                "pip install -e '.[desktop]')")
 ENABLE = {
     "spi": "enable SPI: `sudo raspi-config nonint do_spi 0` (or dtparam=spi=on in "
            "/boot/firmware/config.txt) and reboot",
@@ -331,8 +335,7 @@ def diagnose(board: Any, *, dev: Path = Path("/dev"), scans: int = 25,
     """Every check of `board`; `hardware` (tests) replaces opening the real buses."""
 
     if not board.is_panel:
-        return [Check(board.name, FAIL, f"kind {board.kind!r}: doctor checks Pi boards ('pi' "
-                      "and 'sim'); ES-9 and MIDI boards: `grooverack ports`")]
+        return [Check(board.name, FAIL, f"kind {board.kind!r}: no checks for this kind")]
     checks: list[Check] = []
     if hardware is None and board.kind == "sim":
         hardware = open_hardware(board)  # over the board's emulated chips
@@ -360,6 +363,147 @@ def diagnose(board: Any, *, dev: Path = Path("/dev"), scans: int = 25,
         finally:
             hardware.close()
     return checks
+
+
+# --------------------------------------------------------------------------------------------
+# ES-9 and MIDI boards: what each needs (a JACK server, the ES-9's audio device, MIDI ports)
+# and whether it is there
+
+
+def jack_check(need: str, rate: int | None = None, block: int | None = None) -> Check:
+    """A JACK server this process can reach (`$JACK_DEFAULT_SERVER` or the default one), at the
+    rate the board runs at; a period longer than the board's block is a warning."""
+    try:
+        import jack
+    except (ImportError, OSError) as exc:
+        return Check("JACK server", FAIL, f"{need}; the JACK-Client module is missing ({exc}): "
+                     f"{DESKTOP_HINT}")
+    jack.set_error_function(lambda _msg: None)  # "cannot connect" is the answer, not noise
+    try:
+        client = jack.Client("grooverack-doctor", no_start_server=True)
+    except jack.JackError:
+        server = os.environ.get("JACK_DEFAULT_SERVER", "default")
+        return Check("JACK server", FAIL, f"{need}; no JACK server {server!r} running: start "
+                     "one (qjackctl, or `jackd -d alsa -d hw:ES9 -r 48000 -p 64` for an ES-9)")
+    finally:
+        jack.set_error_function()
+    try:
+        sr, period = int(client.samplerate), int(client.blocksize)
+    finally:
+        client.close()
+    detail = f"running at {sr} Hz, {period}-frame periods ({1000 * period / sr:.1f} ms)"
+    if rate is not None and sr != rate:
+        return Check("JACK server", FAIL, f"{detail}; the board runs at {rate} Hz: restart the "
+                     f"server at -r {rate} (or set the board's es9.samplerate)")
+    if block is not None and period > block:
+        return Check("JACK server", WARN, f"{detail}; longer than the board's {block}-frame "
+                     f"block: outputs change only once per period (start it with -p {block})")
+    return Check("JACK server", OK, detail)
+
+
+def midi_port_checks(options: Any, need_input: bool = True) -> list[Check]:
+    """python-rtmidi, its MIDI system, and the configured input and output ports."""
+    try:
+        from grooverack.backends.midi import api_id, find_port, load_rtmidi
+
+        rtmidi = load_rtmidi()
+    except ImportError as exc:
+        return [Check("MIDI", FAIL, f"python-rtmidi is missing ({exc}): {DESKTOP_HINT}")]
+    checks = []
+    if options.api == "jack":
+        checks.append(jack_check("midi.api = \"jack\" needs a JACK server"))
+        if checks[-1].status == FAIL:
+            return checks
+    try:
+        midi_in = rtmidi.MidiIn(api_id(options.api), name="grooverack doctor")
+        midi_out = rtmidi.MidiOut(api_id(options.api), name="grooverack doctor")
+    except Exception as exc:  # the MIDI system is not there (no ALSA sequencer, no server)
+        hint = ("; with a JACK server running, midi.api = \"jack\" needs no ALSA sequencer"
+                if options.api != "jack" else "")
+        return [*checks, Check("MIDI", FAIL, f"midi.api = {options.api!r} does not open: {exc} "
+                               f"(ALSA: is /dev/snd/seq there? `sudo modprobe snd-seq`){hint}")]
+    try:
+        ins, outs = midi_in.get_ports(), midi_out.get_ports()
+    finally:
+        midi_in.delete()
+        midi_out.delete()
+    for kind, wanted, names, key, virtual in (
+            ("input", options.input_port, ins, "midi.input_port", "grooverack in"),
+            ("output", options.output_port, outs, "midi.output_port", "grooverack out")):
+        if kind == "input" and not need_input:
+            continue
+        part = f"MIDI {kind}"
+        if not wanted:
+            checks.append(Check(part, OK, f"no {key} set: a virtual port {virtual!r} is made "
+                                f"({options.api}); connect your device or DAW to it"))
+        elif find_port(names, wanted) is None:
+            checks.append(Check(part, FAIL, f"{key} = {wanted!r} matches none of the "
+                                f"{options.api} ports: {', '.join(names) or 'none'}"))
+        else:
+            checks.append(Check(part, OK, f"{key} = {wanted!r}: "
+                                f"{names[find_port(names, wanted) or 0]!r}"))
+    return checks
+
+
+def es9_checks(board: Any, settings: Settings) -> list[Check]:
+    """An ES-9 board: the [es9] table, PortAudio, a JACK server at the board's rate, the audio
+    device with the channels the board uses (and the MIDI mirror's output port)."""
+    from grooverack.boards.es9 import parse_board
+
+    try:
+        es9 = parse_board(board, settings)
+    except Exception as exc:  # ConfigError names the file and key
+        return [Check("board", FAIL, str(exc))]
+    checks = [Check("board", OK, f"[es9] table: {es9.samplerate} Hz, {es9.blocksize}-frame "
+                    f"blocks, {es9.input_channels} inputs / {es9.output_channels} outputs used")]
+    try:
+        import sounddevice as sd
+    except (ImportError, OSError) as exc:
+        return [*checks, Check("PortAudio", FAIL, f"sounddevice/PortAudio missing ({exc}): "
+                               f"{DESKTOP_HINT}")]
+    checks.append(jack_check("the ES-9 plays through a JACK server", es9.samplerate,
+                             es9.blocksize))
+    if checks[-1].status == FAIL:
+        return checks
+    from grooverack.backends.es9 import refresh_devices
+
+    refresh_devices()  # PortAudio reads the JACK clients that exist now
+    devices = sd.query_devices()
+    for kind, name, used in (("input", es9.input_device, es9.input_channels),
+                             ("output", es9.output_device, es9.output_channels)):
+        match = [d for d in devices if name.lower() in d["name"].lower()
+                 and d[f"max_{kind}_channels"] > 0]
+        part = f"audio {kind}"
+        if not match:
+            names = ", ".join(repr(d["name"]) for d in devices) or "none"
+            checks.append(Check(part, FAIL, f"no device matching {name!r} with {kind}s (is the "
+                                "ES-9 plugged in and the JACK server running on it? es9.device "
+                                f"picks another); devices: {names}"))
+        elif match[0][f"max_{kind}_channels"] < used:
+            checks.append(Check(part, FAIL, f"{match[0]['name']!r} has "
+                                f"{match[0][f'max_{kind}_channels']} {kind} channels; the "
+                                f"board uses channel {used}"))
+        else:
+            checks.append(Check(part, OK, f"{match[0]['name']!r}: "
+                                f"{match[0][f'max_{kind}_channels']} {kind} channels, the board "
+                                f"uses up to {used}"))
+    if es9.midi is not None:
+        from grooverack.boards.midi import midi_options
+
+        checks += midi_port_checks(midi_options(settings, board), need_input=False)
+    return checks
+
+
+def midi_checks(board: Any, settings: Settings) -> list[Check]:
+    from grooverack.boards.midi import midi_options
+
+    try:
+        options = midi_options(settings, board)
+    except Exception as exc:  # ConfigError names the file and key
+        return [Check("board", FAIL, str(exc))]
+    return [Check("board", OK, f"[midi] profile {options.profile!r}, midi.api = "
+                  f"{options.api!r}, clock.source = {settings['clock.source']!r}"),
+            *midi_port_checks(options)]
 
 
 def model_check(settings: Settings) -> Check:
@@ -406,18 +550,28 @@ def last_run_checks(path: Path) -> list[Check]:
     return checks
 
 
+def panel_doctor(board: Any, settings: Settings, args: argparse.Namespace) -> list[Check]:
+    """`doctor` of a Pi or sim board (`commands.backends` registry)."""
+    return diagnose(board, dev=Path(args.dev), scans=max(0, args.scans))
+
+
+def es9_doctor(board: Any, settings: Settings, args: argparse.Namespace) -> list[Check]:
+    """`doctor` of an ES-9 board (`commands.backends` registry)."""
+    return es9_checks(board, settings)
+
+
+def midi_doctor(board: Any, settings: Settings, args: argparse.Namespace) -> list[Check]:
+    """`doctor` of a MIDI board (`commands.backends` registry)."""
+    return midi_checks(board, settings)
+
+
 def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config, args.overrides)
     board = load_board(args.board or settings["board"])
     print(f"grooverack doctor: board {board.name!r} ({board.path}), kind {board.kind}")
-    entry = backend_for(board)  # (the one registry of back ends: which kinds doctor checks)
-    if entry.doctor is None:
-        checks = [Check(board.name, FAIL, f"kind {board.kind!r}: doctor checks boards of kind "
-                        f"{', '.join(kinds_with('doctor'))}; ES-9 and MIDI boards: "
-                        "`grooverack ports`")]
-    else:
-        checks = entry.load("doctor")(board, dev=Path(args.dev), scans=max(0, args.scans))
+    # the one registry of back ends says which checks a board's kind has
+    checks = backend_for(board).load("doctor")(board, settings, args)
     checks.append(model_check(settings))
     if board.is_panel:
         checks += last_run_checks(faults_path(settings, board.name))

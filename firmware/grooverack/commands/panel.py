@@ -10,6 +10,7 @@ from pathlib import Path
 from grooverack.boards.board import load_board
 from grooverack.boards.drawing import drill_svg, panel_svg
 from grooverack.errors import BoardError, PathError
+from grooverack.storage import atomic_write_text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,10 +35,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = Path(args.out)
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise PathError(f"--out {out}: cannot write it ({exc.strerror or exc}); allowed: a path "
-                        "inside a writable folder") from None
+        atomic_write_text(out, text)
+    except PathError as exc:
+        raise PathError(f"--out {exc}") from None
     print(f"wrote {out}")
     return 0

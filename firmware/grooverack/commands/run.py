@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timing", metavar="FILE",
                         help="board sim: write scheduled vs actual time of every event (CSV)")
     parser.add_argument("--out", metavar="DIR", help="board sim: also write the render files")
+    parser.add_argument("--fresh", action="store_true",
+                        help="play from the defaults: the saved performance state (mutes, style, "
+                             "preset slot, panel) is neither restored nor overwritten")
     parser.add_argument("--no-wav", dest="wav", action="store_false",
                         help="board sim with --out: skip drums.wav")
     parser.add_argument("--audio", nargs="?", const="", default=None, metavar="DEVICE",

@@ -58,7 +58,8 @@ PRESET_KEYS = (*CONTROLS, "genre", "record", "memory", *(f"mute.{v}" for v in VO
 # Keys that need a restart (the model, the board, where files live).
 FIXED_KEYS = ("model.path", "model.variant", "board", "state.dir", "log.level")
 _GENERATION_KEYS = ("follow", "morph", "uncertainty", "density", "genre", "generation.seed",
-                    "generation.max_count", "generation.mode", "generation.on_mute")
+                    "generation.max_count", "generation.mode", "generation.on_mute",
+                    "generation.kit_cap", "generation.anchor")
 
 
 class Engine:
@@ -166,6 +167,7 @@ class Engine:
             max_count=int(s["generation.max_count"]), genre=self._genre,
             seed=int(s["generation.seed"]), variation=self._variation, serial=self._serial,
             bpm=self._model_bpm, mode=str(s["generation.mode"]),
+            kit_cap=float(s["generation.kit_cap"]), anchor=bool(s["generation.anchor"]),
             fill=self.player.fill if fill is None else fill)
 
     def _before_commit(self, step: int) -> None:
@@ -195,7 +197,9 @@ class Engine:
                 self._groove_version = self.capture.version
                 self._partial = True
                 want = True
-        if self.generator.tempo_aware:
+        # the engine's own view of the model (taken at its commit): a model the worker is taking
+        # over meanwhile is not this loop's until `_model_commit` sees it, whole
+        if self._model_bpm > 0.0:
             bpm = self.clock.bpm
             if abs(math.log(bpm / self._model_bpm)) >= math.log1p(TEMPO_STEP):
                 self._model_bpm = round(bpm, 1)

@@ -44,6 +44,7 @@ from grooverack.engine import rules
 from grooverack.engine.pattern import Pattern, PatternBuffer
 from grooverack.engine.seam import RunnerSeam
 from grooverack.model import sampling
+from grooverack.model.kit import KitRules
 
 log = logging.getLogger("grooverack.generator")
 HEARTBEAT_S = 0.25
@@ -73,6 +74,8 @@ class Request:
     # voice groups muted whole with generation.on_mute = revoice (voices.VOICE_GROUPS order): a
     # model with voice redistribution re-voices the groove onto the remaining instruments
     removed: tuple[bool, ...] = ()
+    kit_cap: float = 1.0        # generation.kit_cap: no voice over this many times its style's count
+    anchor: bool = True         # generation.anchor: a kick (or the lowest voice) on each bar's one
 
 
 class Generator:
@@ -103,10 +106,13 @@ class Generator:
         self._groove_key: bytes | None = None
         self._z_groove: np.ndarray | None = None
         self._z_swapped: np.ndarray | None = None  # its bar-swapped copy's (runner.bar_swap)
-        self._decode_key: tuple[Any, ...] | None = None
-        self._decoded: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # per decode ("ab", "groove"): (its inputs, its outputs)
+        self._decoded: dict[str, tuple[Any, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
         # worker
         self._cond = threading.Condition()
+        # a model that loads later is taken over whole: what a press reads (latent size, bank,
+        # A/B) never mixes the old model's and the new one's (the load itself is outside it)
+        self._swap = threading.RLock()
         self._pending: Request | None = None
         self._submitted = -1   # serial of the newest request handed over
         self._finished = -1    # serial of the newest request served
@@ -121,8 +127,9 @@ class Generator:
         """What the generator takes from its model (at start, and when a model loads later)."""
         self.runner = runner
         # another model's latents and decodes mean nothing to this one
-        self._groove_key = self._decode_key = None
-        self._z_groove = self._z_swapped = self._decoded = None
+        self._groove_key = None
+        self._z_groove = self._z_swapped = None
+        self._decoded = {}
         self.problem = str(runner.problem or "")  # why no model plays, or ''
         self.latent_size = int(runner.latent_size)
         self.thresholds = np.asarray(runner.thresholds, dtype=np.float64)
@@ -140,16 +147,17 @@ class Generator:
         a start with it unless they were randomized or set. True when one was taken over."""
         if not self.problem or self.watch is None:
             return False
-        runner = self.watch.poll(force=force)
+        runner = self.watch.poll(force=force)  # the slow part: files, sessions (no lock held)
         if runner is None:
             return False
-        size = self.latent_size
-        self._groove_key = self._decode_key = None
-        self._use_runner(runner)
-        if self.latent_size != size:
-            self._own_latents = False  # the kept ones do not fit this model
-        self.start_latents()
-        self.model_serial += 1
+        with self._swap:  # the take-over: assignments and two latent draws, microseconds
+            size = self.latent_size
+            self._groove_key = None
+            self._use_runner(runner)
+            if self.latent_size != size:
+                self._own_latents = False  # the kept ones do not fit this model
+            self.start_latents()
+            self.model_serial += 1
         return True
 
     def start_latents(self, genre: int = 0) -> None:
@@ -171,11 +179,16 @@ class Generator:
     def randomize(self, which: str, genre: int = 0) -> np.ndarray:
         """New random latent for "a" or "b": from the latent bank (a stored latent of `genre`,
         0 = any, perturbed), else N(0, I); seeded: the n-th randomisation is reproducible."""
-        z = self._random_latent(genre)
-        self.set_latent(which, z)
+        with self._swap:
+            z = self._random_latent(genre)
+            self.set_latent(which, z)
         return z
 
     def set_latent(self, which: str, z: Any) -> None:
+        with self._swap:
+            self._set_latent(which, z)
+
+    def _set_latent(self, which: str, z: Any) -> None:
         z = np.asarray(z, dtype=np.float32).reshape(-1)
         if z.shape != (self.latent_size,):
             raise ValueError(f"latent {which!r} must have {self.latent_size} values, got {z.size}")
@@ -213,12 +226,12 @@ class Generator:
         if req.mode == "rules" or self.problem:
             return self._rule_pattern(req)
         groove = np.asarray(req.groove, dtype=np.float32)
-        views = bool(self.runner.bar_swap)
+        two_views = bool(self.runner.bar_swap)
         z_swapped = None
         if req.follow > 0.0 and groove[:, 0].any():
             key = groove.tobytes()
             if key != self._groove_key:
-                if views:  # the groove and its bar-swapped copy in one encoder call
+                if two_views:  # the groove and its bar-swapped copy in one encoder call
                     mus = np.asarray(self.runner.encode_views(groove), dtype=np.float32)
                     self._z_groove, self._z_swapped = mus[0], mus[1]
                 else:
@@ -227,42 +240,41 @@ class Generator:
                 self._groove_key = key
                 self.encodes += 1
             z_groove = self._z_groove
-            z_swapped = self._z_swapped if views else None
+            z_swapped = self._z_swapped if two_views else None
         else:
             # follow 0: the groove cannot matter; an empty groove has nothing to follow (the
             # module plays A/B until the input plays): skip the encoder either way
             z_groove = None
-        z = sampling.mix_latents(req.z_a, req.z_b, z_groove, req.morph, req.follow)
         bpm = float(req.bpm)  # the engine leaves it 0 (unknown) for a model without tempo
         removed = tuple(req.removed) if self.revoices and any(req.removed) else ()
-        # the bar-swapped view counts as much as the groove is followed: A/B latents have no
-        # bar-swapped twin, so at follow 0 the pattern is A/B's own, decoded once
-        weight = 0.5 * min(max(float(req.follow), 0.0), 1.0) if z_swapped is not None else 0.0
-        z1 = (sampling.mix_latents(req.z_a, req.z_b, z_swapped, req.morph, req.follow)
-              if weight > 0.0 else None)
-        dkey = (z.tobytes(), None if z1 is None else z1.tobytes(), req.genre, bpm, removed)
-        if dkey != self._decode_key or self._decoded is None:
-            flags = np.asarray(removed, np.float32) if removed else None
-            if z1 is not None:
-                out = self.runner.decode_views(np.stack([z, z1]), req.genre, bpm, flags, weight)
-            else:
-                args = (z, req.genre, bpm, flags) if removed else (z, req.genre, bpm)
-                out = self.runner.decode(*args)
-            h, v, o = (np.asarray(a, dtype=np.float32) for a in out)
-            self._decoded = (h, v, o)
-            self._decode_key = dkey
-            self.decodes += 1
-        assert self._decoded is not None
-        logits, vel, off = self._decoded
+        flags = np.asarray(removed, np.float32) if removed else None
+        follow = min(max(float(req.follow), 0.0), 1.0)
+        z_ab = sampling.mix_latents(req.z_a, req.z_b, None, req.morph, 0.0)
+        ab = self._decode("ab", (z_ab,), req.genre, bpm, flags)
+        if z_groove is None:
+            # A/B alone: the bank's hit_shift makes them play as many hits as real loops
+            logits, vel, off = ab
+            thresholds = self._thresholds(1.0, removed)
+        else:
+            # the groove decoded alone (as is and bar-swapped, the two views alike: what the
+            # thresholds were chosen for), crossfaded with A/B by follow
+            views = (z_groove,) if z_swapped is None else (z_groove, z_swapped)
+            followed = self._decode("groove", views, req.genre, bpm, flags)
+            thresholds = self._thresholds(0.0, removed)
+            logits, vel, off = sampling.blend_follow(
+                ab, followed, follow, self._thresholds(1.0, removed), thresholds)
         rng = np.random.default_rng([req.seed, req.variation])
-        ab_part = 1.0 if z_groove is None else 1.0 - min(max(float(req.follow), 0.0), 1.0)
         density, uncertainty = req.density, req.uncertainty
         if req.fill:  # the model's own busier pattern: the same decode, sampled busier
             density, uncertainty = rules.fill_controls(density, uncertainty)
+        kit = KitRules(self._real_hits(req.genre), req.kit_cap, req.anchor,
+                       onsets=groove[:, 0] > 0, follow=follow if z_groove is not None else 0.0,
+                       kick_removed=bool(removed) and bool(removed[0]),
+                       snare_removed=len(removed) > 1 and bool(removed[1]))
         hits, vel, off = sampling.sample_pattern(
             logits, vel, off, temperature=sampling.temperature(uncertainty),
-            thresholds=self._thresholds(ab_part, removed), density=np.asarray(density),
-            max_counts=req.max_count, rng=rng, mutes=np.asarray(req.mutes, dtype=bool))
+            thresholds=thresholds, density=np.asarray(density),
+            max_counts=req.max_count, rng=rng, mutes=np.asarray(req.mutes, dtype=bool), kit=kit)
         self.generated += 1
         pattern = Pattern(hits, vel, off, req.serial,
                           {"follow": req.follow, "morph": req.morph, "variation": req.variation,
@@ -271,6 +283,35 @@ class Generator:
                            "revoiced": removed})
         self.last_pattern = pattern
         return pattern
+
+    def _decode(self, which: str, views: tuple[np.ndarray, ...], genre: int, bpm: float,
+                flags: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Decode A/B ("ab": one latent) or the groove ("groove": the groove's latent, and its
+        bar-swapped copy's pooled at weight 0.5), each kept until its inputs change: moving
+        follow decodes nothing."""
+        key = (tuple(z.tobytes() for z in views), genre, bpm,
+               None if flags is None else flags.tobytes())
+        cached = self._decoded.get(which)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        if len(views) == 2:
+            out = self.runner.decode_views(np.stack(views), genre, bpm, flags, 0.5)
+        else:
+            args = (views[0], genre, bpm, flags) if flags is not None else (views[0], genre, bpm)
+            out = self.runner.decode(*args)
+        h, v, o = (np.asarray(a, dtype=np.float32) for a in out)
+        result = (h, v, o)
+        self._decoded[which] = (key, result)
+        self.decodes += 1
+        return result
+
+    def _real_hits(self, genre: int) -> np.ndarray | None:
+        """The style's real hits per voice per loop (the bank's `real_hits`; None: no budget)."""
+        real = None if self.bank is None else getattr(self.bank, "real_hits", None)
+        if real is None:
+            return None
+        row = np.asarray(real[genre] if 0 <= genre < len(real) else real[0], dtype=np.float64)
+        return row if row.any() else np.asarray(real[0], dtype=np.float64)
 
     def _rule_pattern(self, req: Request) -> Pattern:
         """The request played by rules (`engine.rules`): no model, or generation.mode = rules."""

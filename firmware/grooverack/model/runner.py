@@ -26,6 +26,7 @@ import numpy as np
 from grooverack.errors import ModelError
 from grooverack.model.bank import BANK_KEY, DEFAULT_PERTURBATION, LatentBank, load_bank
 from grooverack.resources import shipped_models_dir
+from grooverack.storage import read_text_bounded
 from grooverack.voices import NUM_VOICES, STEPS, STEPS_PER_BAR, VOICE_GROUPS, VOICE_NAMES
 
 MANIFEST_FORMAT = 1
@@ -110,11 +111,12 @@ def pool_views(first: tuple[np.ndarray, np.ndarray, np.ndarray],
 def load_manifest(path: Path) -> dict[str, Any]:
     """Read and validate a manifest; raises ModelError naming the file and the bad field."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ModelError(f"{path}: model manifest not found")
+    text = read_text_bounded(path, "model manifest", ModelError)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
         raise ModelError(f"{path}: not a readable JSON model manifest ({exc})") from None
     if not isinstance(data, dict):
         raise ModelError(f"{path}: manifest must be a JSON object, found {type(data).__name__}")
@@ -262,7 +264,13 @@ class ModelRunner:
             found = entry.get("built")
             built: dict[str, Any] = found if isinstance(found, dict) else {}
             encoder, built_sha = built.get("encoder"), built.get("encoder_sha256")
-            if encoder and built_sha and self.manifest["sha256"].get(encoder) != built_sha:
+            # an encoder-only fine-tune (training.swap_encoder) leaves the decoders, and so the
+            # latent space the bank's latents are played in, as they were: the bank built with
+            # the encoder it started from stays valid
+            tuned = self.manifest.get("encoder_fine_tune")
+            started = tuned.get("from", {}) if isinstance(tuned, dict) else {}
+            if (encoder and built_sha and self.manifest["sha256"].get(encoder) != built_sha
+                    and (not isinstance(started, dict) or started.get(encoder) != built_sha)):
                 raise ModelError(f"{path}: latent bank built with another {encoder} than this "
                                  f"manifest's (rebuild it: python -m "
                                  f"grooverack.training.latent_bank build)")
@@ -273,6 +281,12 @@ class ModelRunner:
             bank = load_bank(path, self.latent_size, self.genres, float(perturbation))
         except ModelError as exc:
             log.warning("%s; random latents A/B are drawn from N(0, I) instead", exc)
+            return None
+        except Exception as exc:  # unreadable (permissions, a folder, I/O error): only the bank
+            where = entry.get("file") if isinstance(entry, dict) else entry
+            log.warning("%s: latent bank %r not readable (%s: %s); the model plays, random "
+                        "latents A/B are drawn from N(0, I) instead", self.manifest_path, where,
+                        type(exc).__name__, exc)
             return None
         fitted = built.get("thresholds")
         if bank.hit_shift.any() and fitted is not None and not np.allclose(

@@ -27,6 +27,7 @@ import math
 
 import numpy as np
 
+from grooverack.model.kit import KitRules, keep_time
 from grooverack.voices import NUM_VOICES, STEPS
 
 THRESHOLD_BUSY = 0.02   # density 1
@@ -42,6 +43,38 @@ def temperature(uncertainty: float) -> float:
     """Panel uncertainty 0..1 -> sampling temperature (see the module text)."""
     u = min(max(float(uncertainty), 0.0), 1.0)
     return MAX_TEMPERATURE * u * u
+
+
+def blend_follow(ab: tuple[np.ndarray, np.ndarray, np.ndarray],
+                 groove: tuple[np.ndarray, np.ndarray, np.ndarray], follow: float,
+                 ab_thresholds: np.ndarray, thresholds: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Follow as a crossfade of two decodes: A/B's (hit logits, velocities, offsets) [32, 9]
+    judged by `ab_thresholds`, the groove's by `thresholds`. Each cell's margin over its
+    threshold, in probability, moves linearly from A/B's to the groove's:
+
+        p = thr + (1 - follow) * (sigmoid(x_ab) - thr_ab) + follow * (sigmoid(x_groove) - thr)
+
+    returned as a hit logit to be judged by `thresholds` (velocities and offsets move linearly).
+    So every cell changes at most once over the knob's travel, where its two margins balance: the
+    knob moves smoothly (a latent mixed half way can decode to a third pattern, 12-20 cells
+    changing per tenth of travel). Margins in probability, not logits: a decode's confident
+    silences (logits of -8) would otherwise outvote the other's likely hits long before the
+    knob's end."""
+    f = min(max(float(follow), 0.0), 1.0)
+    x_ab, v_ab, o_ab = (np.asarray(a, dtype=np.float64) for a in ab)
+    x_g, v_g, o_g = (np.asarray(a, dtype=np.float64) for a in groove)
+    thr = np.clip(np.asarray(thresholds, dtype=np.float64), 1e-6, 1.0 - 1e-6)
+    thr_ab = np.asarray(ab_thresholds, dtype=np.float64)
+    p = thr + (1.0 - f) * (_sigmoid(x_ab) - thr_ab) + f * (_sigmoid(x_g) - thr)
+    p = np.clip(p, 1e-6, 1.0 - 1e-6)
+    logits = np.log(p / (1.0 - p))
+    return (logits.astype(np.float32), ((1.0 - f) * v_ab + f * v_g).astype(np.float32),
+            ((1.0 - f) * o_ab + f * o_g).astype(np.float32))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def mix_latents(z_a: np.ndarray, z_b: np.ndarray, z_groove: np.ndarray | None,
@@ -106,12 +139,13 @@ def _density_logits(thr: tuple[float, ...], dens: tuple[float, ...]) -> np.ndarr
 def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.ndarray, *,
                    temperature: float, thresholds: np.ndarray, density: np.ndarray | float,
                    max_counts: np.ndarray | int, rng: np.random.Generator,
-                   mutes: np.ndarray | None = None
+                   mutes: np.ndarray | None = None, kit: KitRules | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decoder outputs [32, 9] -> (hits bool, velocities 0..1, offsets -0.5..0.5) [32, 9].
 
     density: per voice (or one value) 0..1; max_counts: per voice (or one value) top-k limit;
-    mutes: bool [9], a muted voice never hits. Velocities/offsets are zero where there is no hit.
+    mutes: bool [9], a muted voice never hits; kit: the style's budget and beat one
+    (`model.kit.keep_time`, on the same scores). Velocities/offsets are zero where there is no hit.
     Always draws the same amount of noise from `rng`, so a seed gives the same noise whatever
     the controls are (moving density adds or removes hits, it does not reshuffle them).
     """
@@ -124,16 +158,22 @@ def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.n
     hits = score > 0.0
     if mutes is not None:
         hits[:, np.asarray(mutes, dtype=bool)] = False
-    if isinstance(max_counts, (int, np.integer)) and max_counts >= STEPS:
-        return _velocities_offsets(hits, velocities, offsets)  # no voice can be over: no ranking
-    counts = np.asarray(max_counts, dtype=np.int64)
-    over = hits.sum(0) > counts
-    if over.any():  # rank only the voices over their max count
-        counts = counts * np.ones(NUM_VOICES, dtype=np.int64)
-        for voice in np.flatnonzero(over):
-            k = int(counts[voice])
-            ranked = np.argsort(-np.where(hits[:, voice], score[:, voice], -np.inf), kind="stable")
-            hits[ranked[k:], voice] = False
+    if not (isinstance(max_counts, (int, np.integer)) and max_counts >= STEPS):
+        counts = np.asarray(max_counts, dtype=np.int64)
+        over = hits.sum(0) > counts
+        if over.any():  # rank only the voices over their max count
+            counts = counts * np.ones(NUM_VOICES, dtype=np.int64)
+            for voice in np.flatnonzero(over):
+                k = int(counts[voice])
+                ranked = np.argsort(-np.where(hits[:, voice], score[:, voice], -np.inf),
+                                    kind="stable")
+                hits[ranked[k:], voice] = False
+    if kit is not None:
+        muted = np.zeros(NUM_VOICES, bool) if mutes is None else np.asarray(mutes, dtype=bool)
+        hits = keep_time(hits, score, real=kit.real, density=np.asarray(_per_voice(density, "density")),
+                         mutes=muted, cap=kit.cap, anchor=kit.anchor, onsets=kit.onsets,
+                         follow=kit.follow, kick_removed=kit.kick_removed,
+                         snare_removed=kit.snare_removed)
     return _velocities_offsets(hits, velocities, offsets)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from grooverack.errors import ModelError
 from grooverack.model.runner import ModelRunner, default_manifest_path
+from grooverack.storage import read_text_bounded
 from grooverack.voices import NUM_VOICES, VOICE_NAMES
 
 RECHECK_S = 2.0          # how often an absent model's files are looked at again
@@ -81,20 +82,44 @@ class NoModel:
 def _manifest_latent_size(path: Path) -> int:
     """The latent size a readable manifest names (presets keep their latents), else 128."""
     try:
-        size = json.loads(Path(path).read_text(encoding="utf-8")).get("latent_size")
-    except (OSError, ValueError, AttributeError):
+        size = json.loads(read_text_bounded(path, "model manifest", ModelError)).get("latent_size")
+    except (ModelError, ValueError, AttributeError):
         return DEFAULT_LATENT_SIZE
     return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 \
         else DEFAULT_LATENT_SIZE
+
+
+# The smallest ONNX graph (y = Identity(x), opset 17): one session made from it at start
+# leaves nothing for a later load to initialise (see `prepare_runtime`).
+_WARM_MODEL = (b'\x08\x08::\n\x10\n\x01x\x12\x01y"\x08Identity\x12\x04warmZ\x0f\n\x01x\x12\n\n'
+               b'\x08\x08\x01\x12\x04\n\x02\x08\x01b\x0f\n\x01y\x12\n\n\x08\x08\x01\x12\x04\n\x02'
+               b'\x08\x01B\x04\n\x00\x10\x11')
+
+
+def prepare_runtime() -> bool:
+    """Import onnxruntime and make one session, at start, while nothing plays. A model that
+    loads later (on the generator's worker) then costs the real-time loop nothing: the import
+    of the runtime's C++ module and its first session hold the GIL for 100-200 ms (measured on
+    x86; more on a Pi), which a loop waiting for the GIL would feel as late outputs."""
+    try:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        ort.InferenceSession(_WARM_MODEL, options, providers=["CPUExecutionProvider"])
+    except Exception:  # onnxruntime missing or broken: the load will say so
+        return False
+    return True
 
 
 def model_files(manifest_path: Path, variant: str) -> list[Path]:
     """The manifest and the encoder/decoder files it names for `variant` (as far as readable)."""
     files = [manifest_path]
     try:
-        pair = json.loads(manifest_path.read_text(encoding="utf-8"))["variants"][variant]
+        text = read_text_bounded(manifest_path, "model manifest", ModelError)
+        pair = json.loads(text)["variants"][variant]
         files += [manifest_path.parent / str(pair[role]) for role in ("encoder", "decoder")]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ModelError, ValueError, KeyError, TypeError):
         pass
     return files
 
@@ -125,6 +150,7 @@ class ModelWatch:
         self._signature: tuple[Any, ...] | None = None
         self.runner: ModelRunner | NoModel = self._try()
         if isinstance(self.runner, NoModel):
+            prepare_runtime()  # before the loop runs: a later load must not stall it
             if quiet:  # generation.mode = rules: the model is not needed to play
                 log.info("%s; generation.mode = rules plays rule patterns", self.problem)
             else:

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from grooverack.config import Settings
 from grooverack.engine.engine import Engine
+from grooverack.errors import GrooverackError
 from grooverack.model.watch import ModelWatch
 from grooverack.runtime.service import SIGNALLED, STOP_SIGNALS, Service, supervise
 from grooverack.state import StateKeeper
@@ -167,7 +168,9 @@ def serve(settings: Settings, build: Callable[[Engine], Backend], *,
         _READY.set()  # serve's handlers are in: process_signals' own only log from now on
         backend.run(life)
     except BaseException as exc:
-        if isinstance(exc, Exception):
+        if isinstance(exc, GrooverackError):  # a message for a person (cli prints it once)
+            log.error("stopped: %s; outputs to 0 V", exc)
+        elif isinstance(exc, Exception):
             log.exception("the back end stopped by an error: outputs to 0 V, state saved")
         _end(life, backend)
         if isinstance(exc, KeyboardInterrupt):  # Ctrl-C before the handlers were in

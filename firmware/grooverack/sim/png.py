@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from grooverack.storage import atomic_write_bytes
+
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -43,7 +45,7 @@ def png_bytes(pixels: np.ndarray) -> bytes:
 
 def write_png(path: str | Path, pixels: np.ndarray) -> Path:
     path = Path(path)
-    path.write_bytes(png_bytes(pixels))
+    atomic_write_bytes(path, png_bytes(pixels))
     return path
 
 

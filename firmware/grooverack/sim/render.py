@@ -20,7 +20,7 @@ import numpy as np
 from grooverack.drums.kit import Kit, render_events, to_pcm16
 from grooverack.sim.patch import Hit, OutputRow, PatchNote
 from grooverack.sim.png import png_bytes
-from grooverack.storage import atomic_write_bytes, atomic_write_text
+from grooverack.storage import atomic_write_files
 from grooverack.voices import NOTE_TO_VOICE, VOICE_GM_NOTES, VOICE_NAMES
 
 TICKS_PER_BEAT = 960  # ~0.5 ms at 120 BPM: keeps the model's micro-timing
@@ -358,19 +358,21 @@ def write_render(out_dir: str | Path, *, rows: Sequence[OutputRow], hits: Sequen
     """Write the render files into `out_dir`; returns their paths by name. `wav` = (sample
     rate, output -> voice, velocity volts of full level) adds drums.wav."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     names = ["outputs.csv", "drums.mid", "input.mid", "roll.png"] + (["drums.wav"] if wav else [])
     paths = {name: out / name for name in names}
-    atomic_write_text(paths["outputs.csv"], outputs_csv(rows))
-    atomic_write_bytes(paths["drums.mid"], drums_midi(hits, bpm, output_note))
-    atomic_write_bytes(paths["input.mid"], input_midi(notes, bpm))
     clock_rows = [r for r in rows if r.kind in ("clock", "reset")]
     img = piano_roll(notes, hits, bpm=bpm, duration=duration, lanes=lanes, title=title,
                      clock_rows=clock_rows)
-    atomic_write_bytes(paths["roll.png"], png_bytes(img))
+    files = {paths["outputs.csv"]: outputs_csv(rows).encode("utf-8"),
+             paths["drums.mid"]: drums_midi(hits, bpm, output_note),
+             paths["input.mid"]: input_midi(notes, bpm),
+             paths["roll.png"]: png_bytes(img)}
     if wav is not None:
         rate, voices, velocity_volts = wav
         audio = drums_audio(rows, rate=rate, voices=voices, velocity_volts=velocity_volts,
                             duration=duration)
-        atomic_write_bytes(paths["drums.wav"], wav_bytes(audio, rate))
+        files[paths["drums.wav"]] = wav_bytes(audio, rate)
+    # every file made in memory first, then each written atomically: a full disk leaves each
+    # file either its earlier render or the new one, and the message says which
+    atomic_write_files(files)
     return paths

@@ -105,9 +105,10 @@ def make_board(settings: Settings, recorder: OutputRecorder, engine: EngineSeam,
 
 
 class PotlessControls:
-    """A panel board whose front has no pot for some controls (e.g. `quantize`), or no fill
-    jack (a GPIO pin or an ADC channel with role "fill"): patch changes of those reach the
-    engine directly, as a MIDI CC or note or the configuration would set them."""
+    """A panel board whose front has no pot for some controls (e.g. `quantize`), no fill
+    jack (a GPIO pin or an ADC channel with role "fill"), or no button for an action (e.g.
+    `save_preset` on a six-button panel): patch changes of those reach the engine directly, as
+    a MIDI CC or note, the web page or the configuration would set them."""
 
     def __init__(self, board: Any, engine: EngineSeam) -> None:
         self.board, self.engine = board, engine
@@ -117,6 +118,11 @@ class PotlessControls:
                   *(getattr(panel, "inputs", {}) or {}).values()]
         self.fill_jack = any(i.role == "fill" for i in inputs)
         self.fill_gate = SchmittGate(SCHMITT_RISE, SCHMITT_FALL)
+        # every action the panel itself can press: a button, SHIFT + a button, a group mute
+        self.panel_actions = {*(getattr(board, "buttons", {}) or {}),
+                              *(getattr(board, "shift_actions", {}) or {}),
+                              *(getattr(board, "group_mutes", {}) or {})}
+        self.panel_holds = set(getattr(board, "buttons", {}) or {})
 
     def apply(self, t: float, jack: str, value: float) -> None:
         if jack in CONTROLS and jack not in self.pots:
@@ -127,6 +133,11 @@ class PotlessControls:
             high = self.fill_gate.update(value)
             if high is not None:
                 self.engine.fill(t, high)
+        elif ((jack.startswith("press.") and jack[6:] not in self.panel_actions)
+              or (jack.startswith("hold.") and jack[5:] not in self.panel_holds)):
+            if value >= 0.5:  # a button this panel lacks: pressed as the engine knows it
+                self.board.advance(t)
+                self.engine.press(jack.split(".", 1)[1])
         else:
             self.board.apply(t, jack, value)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from grooverack.config import BUTTONS, CONTROLS, CV_JACKS, CV_VOLTS, SCHEMA
 from grooverack.errors import ConfigError, SourceError
+from grooverack.storage import read_text_bounded
 from grooverack.voices import NOTE_TO_VOICE, STEPS_PER_BAR
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
@@ -349,6 +350,10 @@ class ControlChange:
 
 
 
+MAX_CONTROLS_BYTES = 4 * 1024 * 1024
+MAX_CONTROL_ROWS = 100_000  # a change every 10 ms for 16 minutes: more is a mistake
+
+
 def load_controls(path: str | Path) -> list[ControlChange]:
     """A CSV of `time_or_bar,key,value` rows: `2.5s,follow,0.3` (seconds) or `5,morph,1` (bar 5,
     counted from 1; `5.5` is half-way through bar 5). `press,BUTTON` rows press a panel button;
@@ -358,16 +363,14 @@ def load_controls(path: str | Path) -> list[ControlChange]:
     ends on the next bar line).
     Blank lines, `#` comments and a `time,key,value` header are skipped."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SourceError(f"{path}: cannot read the controls file ({exc.strerror or exc})") from None
-    except UnicodeDecodeError as exc:
-        raise SourceError(f"{path}: the controls file is not UTF-8 text (byte "
-                          f"0x{exc.object[exc.start]:02x} at offset {exc.start}); allowed: a UTF-8 "
-                          "CSV of time_or_bar,key,value rows") from None
+    # bounded (not /dev/zero for ever); Excel's "CSV UTF-8" (a BOM, CRLF line ends) accepted
+    text = read_text_bounded(path, "controls file", SourceError, MAX_CONTROLS_BYTES)
+    lines = text.splitlines()
+    if len(lines) > MAX_CONTROL_ROWS:
+        raise SourceError(f"controls file {path}: {len(lines):,} lines; allowed: at most "
+                          f"{MAX_CONTROL_ROWS:,} rows of time_or_bar,key,value")
     changes = []
-    for lineno, row in enumerate(csv.reader(text.splitlines()), 1):
+    for lineno, row in enumerate(csv.reader(lines), 1):
         row = [cell.strip() for cell in row]
         if not row or not row[0] or row[0].startswith("#"):
             continue

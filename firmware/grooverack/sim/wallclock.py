@@ -21,6 +21,7 @@ import itertools
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ import numpy as np
 
 from grooverack.config import CONTROLS, SCHEMA, Settings
 from grooverack.engine.engine import Engine
+from grooverack.errors import PathError
 from grooverack.runtime.hooks import LoopHook
 from grooverack.runtime.priority import WRITER_PRIORITY, realtime, short_gil_slices
 from grooverack.runtime.scheduler import RT_SPIN_S, SPIN_S, TimedScheduler
@@ -38,6 +40,7 @@ from grooverack.sim.direct import TAIL_S, DirectBoard
 from grooverack.sim.patch import OutputRecorder, OutputRow, build_patch, jack_value, pot_position
 from grooverack.sim.session import choose_bpm, drum_voices, make_board, write_files
 from grooverack.sim.sources import load_controls, load_source
+from grooverack.storage import atomic_write_text
 
 LOOKAHEAD_S = 0.020  # the loop asks the engine for events this far ahead
 WAKE_MARGIN_S = 0.008  # and wakes (plain sleep, no spin) this long before the end of that
@@ -72,13 +75,19 @@ def timeline(args: argparse.Namespace, settings: Settings, duration: float | Non
                 yield t + k * period, jack, value
 
     controls = [(0.0, key, pot_position(key, settings[key])) for key in CONTROLS]
+    late = []  # one warning that counts them, not one per row
     for change in (load_controls(args.controls) if args.controls else []):
         value = jack_value(change.key, change.value)
         if duration is not None and change.time(bpm) >= duration:
-            log.warning("%scontrol change %s at %s is at or after the end of the run (--duration "
-                        "%g s at %g BPM); it is ignored", f"{change.where}: " if change.where
-                        else "", change.key, change.when, duration, bpm)
+            late.append(change)
         controls.append((change.time(bpm), change.key, value))
+    if late:
+        first = late[0]
+        log.warning("%s control change%s at or after the end of the run (--duration %g s at %g "
+                    "BPM) %s ignored; the first: %s%s at %s", f"{len(late):,}",
+                    "s" if len(late) > 1 else "", duration, bpm,
+                    "are" if len(late) > 1 else "is",
+                    f"{first.where}: " if first.where else "", first.key, first.when)
     controls.sort(key=lambda c: c[0])
     merged: Iterator[tuple[float, str, float]] = heapq.merge(controls, resets, replay(),
                                                               key=lambda c: c[0])
@@ -276,17 +285,27 @@ class WallClockSim:
               file=sys.stderr)
         if self.speaker is not None:
             print(f"grooverack run: {self.speaker.report()}", file=sys.stderr)
+        failed: list[str] = []  # a full disk under one file does not cost the other's
         if args.timing:
-            write_timing(Path(args.timing), writer, self.applied, ready_s=self.ready_s,
-                         wall_s=wall, process_cpu_s=process_cpu, loop_cpu_s=loop_cpu,
-                         writer_cpu_s=writer.cpu_s, patterns=patterns, t0_monotonic=self.t0)
+            try:
+                write_timing(Path(args.timing), writer, self.applied, ready_s=self.ready_s,
+                             wall_s=wall, process_cpu_s=process_cpu, loop_cpu_s=loop_cpu,
+                             writer_cpu_s=writer.cpu_s, patterns=patterns,
+                             t0_monotonic=self.t0)
+            except PathError as exc:
+                failed.append(f"--timing {exc}")
         if args.out:
             bpm = self.bpm
             patch = build_patch(load_source(args.input), bpm=bpm,
                                 bars=max(wall, 0.001) / (240 / bpm),
                                 clock_ppqn=settings["clock.ppqn"] if args.clock else None)
-            write_files(Path(args.out), patch, writer, settings, settings["generation.seed"],
-                        wav=getattr(args, "wav", True))
+            try:
+                write_files(Path(args.out), patch, writer, settings, settings["generation.seed"],
+                            wav=getattr(args, "wav", True))
+            except PathError as exc:
+                failed.append(f"--out {exc}")
+        if failed:
+            raise PathError("\n  ".join(failed))
 
 
 def run_sim(args: argparse.Namespace, settings: Settings, launched: float,
@@ -347,5 +366,14 @@ def write_timing(path: Path, recorder: RecordingWriter, applied: list[tuple[floa
         lines.append(f"output,{sched:.6f},{actual:.6f},{row.output},{row.kind},{row.volts:.4f}")
     for sched, actual in applied:
         lines.append(f"input,{sched:.6f},{actual:.6f},,,")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text = "\n".join(lines) + "\n"
+    try:
+        atomic_write_text(path, text)
+    except PathError as exc:  # the run cannot be repeated: keep its timing somewhere
+        spare = Path(tempfile.gettempdir()) / f"grooverack-timing-{os.getpid()}.csv"
+        try:
+            atomic_write_text(spare, text)
+        except PathError:
+            raise PathError(f"{exc}; the timing could not be kept anywhere (the summary "
+                            "above has its figures)") from exc
+        raise PathError(f"{exc}; the timing was kept in {spare}") from exc

@@ -27,6 +27,7 @@ import csv
 import hashlib
 import io
 import logging
+import os
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -51,8 +52,30 @@ STYLES: tuple[str, ...] = (
 )
 
 _REPO = Path(__file__).resolve().parents[3]
-DEFAULT_GMD_ZIP = _REPO.parent / "shared" / "datasets" / "gmd" / "groove-v1.0.0-midionly.zip"
-DEFAULT_CACHE_DIR = _REPO / ".cache" / "gmd"
+GMD_NAME = "groove-v1.0.0-midionly.zip"
+GMD_URL = "https://magenta.tensorflow.org/datasets/groove"
+ENV_GMD = "GROOVERACK_GMD"
+
+
+def _in_checkout() -> bool:
+    return (_REPO / "pyproject.toml").is_file() and (_REPO / "firmware").is_dir()
+
+
+def _default_gmd_zip() -> Path:
+    """`$GROOVERACK_GMD`, else next to a checkout (`../shared/datasets/gmd/`), else in the
+    user's data folder (an installed package has no checkout around it)."""
+    env = os.environ.get(ENV_GMD, "").strip()
+    if env:
+        return Path(env).expanduser()
+    if _in_checkout():
+        return _REPO.parent / "shared" / "datasets" / "gmd" / GMD_NAME
+    xdg = os.environ.get("XDG_DATA_HOME", "").strip()
+    return (Path(xdg) if xdg else Path.home() / ".local" / "share") / "grooverack" / GMD_NAME
+
+
+DEFAULT_GMD_ZIP = _default_gmd_zip()
+DEFAULT_CACHE_DIR = (_REPO / ".cache" / "gmd" if _in_checkout()
+                     else Path.home() / ".cache" / "grooverack" / "gmd")
 
 # Published shares of hits per voice in GMD (reference, for the summary printout).
 REFERENCE_HIT_SHARE = {
@@ -316,7 +339,9 @@ def load_splits(gmd_zip: str | Path | None = None,
     the pipeline version, else parsed from the zip and cached."""
     gmd_zip = Path(gmd_zip) if gmd_zip is not None else DEFAULT_GMD_ZIP
     if not gmd_zip.is_file():
-        raise DataError(f"{gmd_zip}: Groove MIDI Dataset zip not found (give it with --gmd PATH)")
+        raise DataError(f"{gmd_zip}: Groove MIDI Dataset zip not found\n  fix: download "
+                        f"{GMD_NAME} from {GMD_URL} and give it with --gmd PATH, or put it "
+                        f"there, or set ${ENV_GMD} to its path")
     cache_dir = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
     path = cache_dir / f"gmd-{data_hash(gmd_zip)[:16]}-v{PIPELINE_VERSION}c{CACHE_FORMAT}.npz"
     if path.is_file():

@@ -394,7 +394,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", metavar="MANIFEST", default=None,
                         help="models/grooverack.json (default: the firmware's model)")
     parser.add_argument("--gmd", metavar="PATH", default=None,
-                        help="groove-v1.0.0-midionly.zip (default ../shared/datasets/gmd/...)")
+                        help="groove-v1.0.0-midionly.zip (default: $GROOVERACK_GMD, else ../shared/datasets/gmd/ "
+                        "next to a checkout, else ~/.local/share/grooverack/)")
     parser.add_argument("--cache-dir", metavar="DIR", default=None,
                         help="loop cache folder (default <repo>/.cache/gmd)")
     parser.add_argument("--json", metavar="FILE", default=None, help="write the report as JSON")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -214,6 +213,14 @@ def export_fp32(model: Any, out_dir: Path, metadata: dict[str, str]) -> tuple[Pa
     return enc_path, dec_path
 
 
+def _copy_atomic(src: Path, dst: Path) -> None:
+    """A model file into the models folder through the one atomic writer: a full disk leaves the
+    old file, never half a graph next to a manifest that names it."""
+    from grooverack.storage import atomic_write_bytes
+
+    atomic_write_bytes(dst, Path(src).read_bytes())
+
+
 def set_metadata(path: Path, metadata: dict[str, str]) -> None:
     import onnx
 
@@ -223,7 +230,9 @@ def set_metadata(path: Path, metadata: dict[str, str]) -> None:
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, str(value)
     proto.producer_name = "grooverack"
-    onnx.save(proto, str(path))
+    from grooverack.storage import atomic_write_bytes
+
+    atomic_write_bytes(path, proto.SerializeToString())
 
 
 def _session(path: Path):
@@ -499,17 +508,17 @@ def export_model(model: Any, info: dict[str, Any], out_dir: Path, *, gmd: str | 
         chosen = choose_int8(results)
         say(f"shipping int8 = {chosen} (calibration/check data: {source})")
 
-        shutil.copyfile(enc32, out_dir / ENCODER_FP32)
-        shutil.copyfile(dec32, out_dir / DECODER_FP32)
-        shutil.copyfile(tmp / f"{chosen}-enc.onnx", out_dir / ENCODER_INT8)
-        shutil.copyfile(tmp / f"{chosen}-dec.onnx", out_dir / DECODER_INT8)
+        _copy_atomic(enc32, out_dir / ENCODER_FP32)
+        _copy_atomic(dec32, out_dir / DECODER_FP32)
+        _copy_atomic(tmp / f"{chosen}-enc.onnx", out_dir / ENCODER_INT8)
+        _copy_atomic(tmp / f"{chosen}-dec.onnx", out_dir / DECODER_INT8)
         plain = model.cfg.removal_groups > 0
         if plain:
             p32, p8 = export_plain_decoder(model, tmp, metadata, chosen,
                                            [{k: v for k, v in f.items() if k != "removed"}
                                             for f in dec_feeds])
-            shutil.copyfile(p32, out_dir / DECODER_PLAIN_FP32)
-            shutil.copyfile(p8, out_dir / DECODER_PLAIN_INT8)
+            _copy_atomic(p32, out_dir / DECODER_PLAIN_FP32)
+            _copy_atomic(p8, out_dir / DECODER_PLAIN_INT8)
     int8_files = [(ENCODER_INT8, "encoder"), (DECODER_INT8, "decoder")]
     if plain:
         int8_files.append((DECODER_PLAIN_INT8, "decoder"))
@@ -663,7 +672,7 @@ def keep_encoder(model: Any, manifest_path: Path, out: Path) -> None:
         src = manifest_path.parent / other["variants"][variant]["encoder"]
         dst = out / manifest["variants"][variant]["encoder"]
         if src.resolve() != dst.resolve():
-            shutil.copyfile(src, dst)
+            _copy_atomic(src, dst)
         manifest["sha256"][dst.name] = sha256_file(dst)
         kept[variant] = {"file": dst.name, "sha256": manifest["sha256"][dst.name]}
     manifest["encoder_kept_from"] = {"manifest": str(manifest_path), **kept}

@@ -25,6 +25,7 @@ imports torch.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import time
@@ -243,11 +244,13 @@ def train_classifier(x: np.ndarray, y: np.ndarray, x_val: np.ndarray, y_val: np.
 
 def save_checkpoint(path: str | Path, model: GenreCNN, classes: Sequence[str],
                     merges: dict[str, str], meta: dict[str, Any]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from grooverack.storage import atomic_write_bytes
+
+    buf = io.BytesIO()
     torch.save({"format": CHECKPOINT_FORMAT, "state": model.state_dict(),
                 "classes": list(classes), "merges": dict(merges),
-                "width": int(model.body[0][0].out_channels), "meta": meta}, path)
+                "width": int(model.body[0][0].out_channels), "meta": meta}, buf)
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def load_checkpoint(path: str | Path) -> tuple[GenreCNN, dict[str, Any]]:

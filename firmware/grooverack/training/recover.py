@@ -20,8 +20,8 @@ The checkpoint has the layout `train.py` writes ("config", "model", "genres", ..
 from __future__ import annotations
 
 import argparse
+import io
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -158,15 +158,16 @@ def recover(manifest_path: Path, out: Path) -> dict[str, Any]:
     training = manifest.get("training", {})
     record = {"manifest": str(manifest_path), "encoder": sha256_file(encoder),
               "decoder": sha256_file(decoder), "parity_max_abs": worst}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+    from grooverack.storage import atomic_write_bytes
+
+    tmp = io.BytesIO()
     torch.save({"config": cfg.to_dict(), "model": model.state_dict(),
                 "raw": model.state_dict(), "genres": list(manifest.get("genres", [])),
                 "data_hash": manifest.get("data_hash", ""), "teachers": [],
                 "args": training.get("args", {}), "seed": training.get("seed"),
                 "epoch": training.get("epoch"), "best_epoch": training.get("best_epoch"),
                 "best_f1": training.get("validation_f1"), "recovered_from": record}, tmp)
-    os.replace(tmp, out)
+    atomic_write_bytes(out, tmp.getvalue())
     return record
 
 

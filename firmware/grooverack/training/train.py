@@ -26,6 +26,7 @@ the EMA weights (what export and evaluation load), "raw" the optimizer's weights
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -454,7 +455,9 @@ def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_ove
           f" {steps_per_epoch} steps/epoch", file=sys.stderr)
 
     def save(path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
+        from grooverack.storage import atomic_write_bytes
+
+        tmp = io.BytesIO()
         torch.save({"config": cfg.to_dict(),
                     "model": (ema.model if ema is not None else model).state_dict(),
                     "raw": model.state_dict(), "teachers": list(teachers or []),
@@ -462,7 +465,7 @@ def train(splits: dict[str, Any], out_dir: Path, tcfg: TrainConfig, *, model_ove
                     "optimizer": opt.state_dict(), "genres": genres, "data_hash": data_hash,
                     "train_config": tcfg.__dict__, "args": args_record or {}, "seed": tcfg.seed,
                     **state}, tmp)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, tmp.getvalue())
 
     stopped = False
     for epoch in range(state["epoch"], tcfg.epochs):

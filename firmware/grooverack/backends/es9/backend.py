@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from grooverack.backends.es9 import jackclient
 from grooverack.backends.es9.inputs import ES9Inputs
 from grooverack.backends.es9.mirror import MidiMirror
 from grooverack.backends.es9.outputs import ES9Outputs, LevelQueue
@@ -29,6 +30,7 @@ from grooverack.calibration import Calibration, default_path, es9_calibration
 from grooverack.config import Settings
 from grooverack.engine.player import OutputEvent
 from grooverack.engine.seam import EngineSeam
+from grooverack.errors import ConfigError
 from grooverack.runtime.priority import realtime, short_gil_slices
 from grooverack.runtime.serve import Lifecycle, serve
 from grooverack.state import state_dir
@@ -59,7 +61,7 @@ class ES9Backend:
                                 calibration=self.cal)
         self.outputs = ES9Outputs(settings, self.board, self.cal)
         self.levels = LevelQueue(self.outputs.zero_levels)
-        self.stream = ES9Stream(self.board, self.levels)
+        self.stream = ES9Stream(self.board, self.levels, settings["es9.transport"])
         self._mirror_at = -math.inf  # due time of the last event mirrored as MIDI
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -170,7 +172,11 @@ class ES9Backend:
         """Open the stream and play; `heartbeat()` is called by the engine thread every pass
         (the service's watchdog). The keeper thread then watches the stream."""
         if self.stream.stream is None:
-            self.stream.open()
+            try:
+                self.stream.open()
+            except jackclient.RateMismatch as exc:
+                raise ConfigError(f"{self.board.path}: es9.samplerate = {exc.board}: {exc}; "
+                                  f"allowed: the server's rate, or jackd -r {exc.board}") from None
         short_gil_slices(0.001)
         self._stop.clear()
         self._thread = threading.Thread(target=self._engine_loop, args=(heartbeat,),
@@ -215,9 +221,20 @@ class ES9Backend:
         else:
             shown = (f"{lat + react} samples ({(lat + react) / self.sr * 1e3:.2f} ms: reaction "
                      f"{react}, stream {lat})")
-        names = self.stream.device_names
-        return (f"ES-9: in {names[0]!r}, out {names[1]!r}, {self.sr} Hz, block "
-                f"{self.board.blocksize or 'host'}; clock edge to step {shown}")
+        names, stream = self.stream.device_names, self.stream
+        if stream.transport == "jack" and stream.stream is not None:
+            block = f"a JACK client, period {stream.stream.blocksize}"
+            if lat is not None and react is not None:
+                shown += f" + the devices' own {stream.device_latency} (JACK's latencies)"
+        else:
+            block = f"block {self.board.blocksize or 'host'}"
+        return (f"ES-9: in {names[0]!r}, out {names[1]!r}, {self.sr} Hz, {block}; clock edge "
+                f"to step {shown}")
+
+    @property
+    def transport(self) -> str:
+        """"jack" (a JACK client of its own) or "portaudio"."""
+        return self.stream.transport
 
 
 class ServedES9:
@@ -262,7 +279,7 @@ class ServedES9:
             raise RuntimeError("the ES-9 engine thread stopped")
         if self.mirror is not None:
             try:
-                self.mirror.keeper.check()
+                self.mirror.check()
             except Exception as exc:  # listing can fail while a device unplugs
                 log.debug("MIDI port check: %s", exc)
 

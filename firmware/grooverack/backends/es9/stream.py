@@ -1,4 +1,5 @@
-"""The ES-9's duplex PortAudio stream: its callback, and a keeper that opens it again.
+"""The ES-9's duplex stream (PortAudio's, or on JACK a JACK client of its own: `jackclient`,
+`es9.transport`): its callback, and a keeper that opens it again.
 
 The callback only moves data: it stamps each input block with its frame number and posts it
 (`blocks`, `wake`), and renders the output block from the level changes queued earlier
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from grooverack.backends.es9 import jackclient
 from grooverack.backends.es9.outputs import LevelQueue
 from grooverack.backends.es9.portaudio import (
     abandon,
@@ -47,11 +49,19 @@ REOPEN_EVERY = 1.0  # s between tries to open a stream that went away
 WATCH_NAME = "grooverack es9 watch"
 
 
-class ES9Stream:
+class ES9Stream(jackclient.JackTransport):
     """The stream on the board's devices, its timeline (input frames) and its keeper."""
 
-    def __init__(self, board: ES9Board, levels: LevelQueue) -> None:
+    def __init__(self, board: ES9Board, levels: LevelQueue, transport: str = "portaudio") -> None:
         self.board = board
+        # `es9.transport`: "jack" = a JACK client of its own (`jackclient.JackAudioStream`),
+        # "portaudio", or "auto" (jack when a JACK server has the board's devices); `transport`
+        # is the one the open stream uses
+        self.wanted = transport
+        self.transport = "portaudio"
+        self._jack_origin: int | None = None  # JACK frame - our frame (native transport)
+        self.device_latency = 0  # JACK's capture + playback latency of the connected ports
+        self._warned: set[str] = set()  # server formats already named in a warning
         self.sr = board.samplerate
         self.levels = levels
         # callback -> engine thread: (first frame, block, ADC time); append/popleft are atomic
@@ -112,7 +122,10 @@ class ES9Stream:
             if gap > 0:
                 self.frame += gap
                 self.dropped_frames += gap
-        f0 = self.frame
+        self._move(self.frame, indata, outdata, frames, adc)
+
+    def _move(self, f0: int, indata: Any, outdata: Any, frames: int, adc: float) -> None:
+        """Both transports: the input block posted, the output block rendered."""
         if self.zeroing:  # stopping: every output at 0 V, nothing queued plays any more
             self.levels.render_zero(outdata)
             if self._zero_from is None:
@@ -138,11 +151,17 @@ class ES9Stream:
 
     # --- opening, starting, stopping
     def open(self, rescan: bool = True) -> None:
-        """Open the stream (not started) on the board's devices; `rescan`: see `find_device`."""
+        """Open the stream (not started) on the board's devices; `rescan`: see `find_device`.
+        On JACK (`es9.transport`) a JACK client of its own, else PortAudio's stream."""
+        b = self.board
+        fmt = jackclient.check_format(b, self.wanted, self._warned)
+        if self.wanted == "jack" or (self.wanted == "auto" and fmt is not None and
+                                     jackclient.device_found(b.input_device, b.output_device)):
+            self._open_jack()
+            return
         import sounddevice as sd
 
         hook_exit()
-        b = self.board
         dev_in = find_device(b.input_device, "input", rescan)
         dev_out = find_device(b.output_device, "output", rescan)
         self._gen += 1
@@ -155,6 +174,7 @@ class ES9Stream:
         out = sd.query_devices(dev_out)
         self.device_names = (sd.query_devices(dev_in)["name"], out["name"])
         self._jack = "JACK" in sd.query_hostapis(out["hostapi"])["name"]
+        self.transport = "portaudio"
 
     def start(self) -> None:
         """Start the open stream (from 0 V), then the keeper that watches it."""
@@ -176,7 +196,8 @@ class ES9Stream:
         self._keeper.start()
 
     def _on_server_gone(self) -> None:
-        """JACK's thread (or ours): the server went away; PortAudio's client of it is dead."""
+        """JACK's thread (or ours): the server went away; PortAudio's client of it (carrying
+        the stream, or only listing devices) is dead."""
         mark_portaudio_stale()
         self._gone.set()
 
@@ -220,7 +241,7 @@ class ES9Stream:
                 alive = time.monotonic() - self.last_callback < SILENT
                 if alive and stream.active:
                     self.zero_outputs()
-                close_stream(stream, self._lib, STOP_TIMEOUT, "stopping the stream")
+                self._close(stream, "stopping the stream")
         watch, self.watch = self.watch, None
         if watch is not None:
             watch.close()
@@ -275,10 +296,18 @@ class ES9Stream:
                     "the outputs undriven; reopening the stream every %.0f s", why, REOPEN_EVERY)
         self._drop(stream, "closing the stream that went away")
 
+    def _close(self, stream: Any, what: str) -> None:
+        if self.transport == "jack":
+            stream.close()
+        else:
+            close_stream(stream, self._lib, STOP_TIMEOUT, what)
+
     def _drop(self, stream: Any, what: str) -> None:
         if stream is None:
             return
-        if self._jack:
+        if self.transport == "jack":
+            stream.close()  # (one of a server that went away is dropped untouched)
+        elif self._jack:
             abandon(stream)
         else:
             close_stream(stream, self._lib, STOP_TIMEOUT, what)
@@ -292,7 +321,8 @@ class ES9Stream:
                 return  # the server is still away
             self._gone.clear()
         try:
-            refresh_devices()
+            if self.wanted != "jack":
+                refresh_devices()
             self.open(rescan=False)
         except Exception as exc:  # the device is not back yet
             log.debug("ES-9: reopening the stream: %s", exc)
@@ -317,7 +347,7 @@ class ES9Stream:
         if self._closed.is_set():  # stopped meanwhile, maybe without waiting for this
             self.stream = None
             self._gen += 1
-            close_stream(stream, self._lib, STOP_TIMEOUT, "stopping the reopened stream")
+            self._close(stream, "stopping the reopened stream")
             return
         self.gone_s = time.monotonic() - self._lost_at
         self.reopens += 1

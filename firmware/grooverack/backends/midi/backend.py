@@ -69,6 +69,11 @@ class MidiBackend:
         self._server_lost = False
         self.server_returns = 0  # times the ports were re-registered on a restarted server
 
+    @property
+    def transport(self) -> str:
+        """"jack" (`midi.api = jack`: JACK clients of its own, `jackport`) or "rtmidi"."""
+        return "jack" if self.options.api == "jack" else "rtmidi"
+
     def _attach_input(self, port: Any) -> None:
         self._jt, self._offset = 0.0, math.inf  # a new port: a new time base
 

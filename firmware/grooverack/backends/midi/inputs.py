@@ -45,6 +45,8 @@ class MidiInputHandler:
         eng, opts = self.engine, self.options
         if isinstance(event, Realtime):
             self._count(event.kind)
+            if event.kind in ("active_sensing", "reset"):  # (their time still counted)
+                return
             if event.kind != "clock" and self.on_transport is not None:
                 self.on_transport(t)
             if event.kind == "clock":

@@ -52,7 +52,7 @@ class MidiSender:
         self.clock = clock
         self.port: Any = None  # an open rtmidi.MidiOut, or None while the port is away
         self.scheduler: TimedScheduler[bytes] = TimedScheduler(
-            self._emit, clock=clock, t0=0.0, spin=SPIN, name="grooverack-midi-send",
+            self._emit, clock=self._ahead, t0=0.0, spin=SPIN, name="grooverack-midi-send",
             direct=direct)
         self._send_lock = threading.Lock()  # the scheduler's thread and flush() both send
         self.sent: deque[tuple[float, float, bytes]] = deque(maxlen=log_size)  # (due, sent, msg)
@@ -61,6 +61,11 @@ class MidiSender:
         # a dead rtmidi client, whose send spins forever once its ring buffer is full (`JackWatch`)
         self.paused = False
         self.dropped = 0
+
+    def _ahead(self) -> float:
+        """The scheduler's clock: a port that sends its messages a fixed time after it is
+        handed them (`jackport.JackMidiOut.lead`, one JACK period) is handed them that early."""
+        return self.clock() + getattr(self.port, "lead", 0.0)
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -102,7 +107,10 @@ class MidiSender:
                 self.dropped += 1
             elif port is not None:
                 try:
-                    port.send_message(data)
+                    if hasattr(port, "lead"):  # a JACK port of its own: late by how much
+                        port.send_message(data, late=max(0.0, self._ahead() - due))
+                    else:
+                        port.send_message(data)
                 except Exception as exc:  # a port that vanished mid-send: keep playing
                     log.debug("MIDI send failed: %s", exc)
             log_to.append((due, self.clock(), data))

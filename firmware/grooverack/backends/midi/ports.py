@@ -1,5 +1,6 @@
-"""MIDI ports (python-rtmidi): by name substring, virtual when none is named, reopened when they
-come back; dead JACK clients kept for good."""
+"""MIDI ports (python-rtmidi; on JACK, `jackport`'s clients of the module's own): by name
+substring, virtual when none is named, reopened when they come back; dead JACK clients kept for
+good."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from grooverack.backends.jack import CLIENT_NAME
+from grooverack.backends.midi.jackport import JackMidiIn, JackMidiOut
 from grooverack.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -65,14 +67,20 @@ class PortKeeper:
         self.port: Any = None
         self.port_name = ""
         self.opened = 0  # how many times a port was opened (reopens count)
-        rtmidi = load_rtmidi()
-        kind = rtmidi.MidiIn if direction == "input" else rtmidi.MidiOut
+        kind: Any
+        if api == "jack":  # JACK clients of its own, every event at its frame (`jackport`)
+            kind = JackMidiIn if direction == "input" else JackMidiOut
+        else:
+            rtmidi = load_rtmidi()
+            kind = rtmidi.MidiIn if direction == "input" else rtmidi.MidiOut
         self._kind = kind
         # listing goes through a client of its own, never the one carrying the data
         self._probe = self._client(f"{CLIENT_NAME} probe") if wanted else None
 
     def _client(self, name: str) -> Any:
         try:
+            if self.api == "jack":
+                return self._kind(0, name=name)
             return self._kind(api_id(self.api), name=name)
         except Exception as exc:  # no ALSA sequencer, no JACK server, ...
             raise ConfigError(f"config key 'midi.api' = {self.api!r}: the MIDI system cannot be "
@@ -82,7 +90,10 @@ class PortKeeper:
     def _new(self) -> Any:
         port = self._client(CLIENT_NAME)
         if self.direction == "input":
-            port.ignore_types(sysex=True, timing=False, active_sense=True)  # keep MIDI clock
+            # nothing ignored in rtmidi: an ignored message's time delta is lost with it (Active
+            # Sensing every 300 ms put the clock 33 ms/s behind); the parser and
+            # `MidiInputHandler.handle` drop what grooverack does not use
+            port.ignore_types(sysex=False, timing=False, active_sense=False)
         return port
 
     def open(self) -> None:

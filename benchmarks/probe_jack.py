@@ -1,0 +1,95 @@
+"""Independent JACK timing probe (issue 34 item 4): the ES-9 and MIDI back ends against a clock
+played by a JACK client of the probe's own (tests/rig/jackprobe.py), timed from the sent clock and
+the recorded outputs only.
+
+    python -m benchmarks.probe_jack [--periods 64 128] [--bpm 40 120 300] [--takes 2]
+        [--only es9|midi] [--json out.json] [--set key=value ...]
+
+Per JACK period (`jackd -d dummy -r 48000 -p P`, a server of its own) and tempo: the ES-9 at
+4 and 24 PPQN (CV clock pulses into input 1; step k on edge k * ppqn / 4; every trigger rise
+after the first beat against its step's edge: the latency in frames, how many rises lie within
++-1 sample of it, the spread) and MIDI (Start + 24 PPQN clock; every note-on after the first beat
+against its step's tick: median, p99, max in ms). Targets: ES-9 steps at edge + a fixed latency
++-1 sample, the same in every take; MIDI p99 <= 1 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.rig import jackprobe  # noqa: E402
+from tests.rig.jackserver import start_server, stop_server  # noqa: E402
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--periods", type=int, nargs="+", default=[64, 128])
+    p.add_argument("--bpm", type=float, nargs="+", default=[40.0, 120.0, 300.0])
+    p.add_argument("--ppqn", type=int, nargs="+", default=[4, 24])
+    p.add_argument("--takes", type=int, default=2)
+    p.add_argument("--only", choices=("es9", "midi"))
+    p.add_argument("--rt", action="store_true",
+                   help="the back end's threads real-time, as `grooverack run --rt`")
+    p.add_argument("--json")
+    p.add_argument("--set", dest="extra", action="append", default=[])
+    a = p.parse_args(argv)
+    os.environ.setdefault("JACK_NO_START_SERVER", "1")
+    rows = []
+    for period in a.periods:
+        server = start_server(period=period)
+        os.environ["JACK_DEFAULT_SERVER"] = server.name
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                for bpm in a.bpm:
+                    for take in range(a.takes):
+                        if a.only != "midi":
+                            for ppqn in a.ppqn:
+                                f = jackprobe.es9_take(server.name, Path(tmp), ppqn, bpm,
+                                                       rt=a.rt, extra=tuple(a.extra))
+                                row = {"path": "es9", "period": period, "bpm": bpm,
+                                       "ppqn": ppqn, "take": take, **f}
+                                rows.append(row)
+                                print(f"es9  p{period} {bpm:5.0f} BPM {ppqn:2d} PPQN take {take}: "
+                                      f"latency {f['latency']} within+-1 {f['within']}/"
+                                      f"{f['rises']} spread p99 {f['spread']['p99_ms']} ms "
+                                      f"offsets {f.get('min')}..{f.get('max')} "
+                                      f"xruns {f['xruns']}/{f['backend_xruns']} "
+                                      f"({f['transport']})", flush=True)
+                        if a.only != "es9":
+                            f = jackprobe.midi_take(server.name, Path(tmp), bpm,
+                                                    rt=a.rt, extra=tuple(a.extra),
+                                                    name=f"midiprobe{take}")
+                            rows.append({"path": "midi", "period": period, "bpm": bpm,
+                                         "take": take, **f})
+                            print(f"midi p{period} {bpm:5.0f} BPM take {take}: {f['notes']} "
+                                  f"notes, median {f['median_signed_ms']} ms, p99 "
+                                  f"{f['abs']['p99_ms']} ms, max {f['abs']['max_ms']} ms, "
+                                  f"xruns {f['xruns']} ({f['transport']})", flush=True)
+        finally:
+            stop_server(server)
+    info = {"machine": platform.node(), "cpu": _cpu(), "cores": os.cpu_count(),
+            "command": " ".join(["python", "benchmarks/probe_jack.py", *(argv or sys.argv[1:])]),
+            "rows": rows}
+    if a.json:
+        Path(a.json).write_text(json.dumps(info, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

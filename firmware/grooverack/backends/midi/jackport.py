@@ -1,0 +1,179 @@
+"""MIDI on JACK as JACK clients of the module's own (JACK-Client): every event at its frame.
+
+python-rtmidi's JACK input stamps a cycle's events by the wall clock of its process callback and
+its output writes each message at the start of the next cycle; between them and JACK's frame
+clock sit a period of jitter each way. `JackMidiIn` / `JackMidiOut` have the shape of rtmidi's
+`MidiIn` / `MidiOut` that `PortKeeper` and the back end use (`get_ports`, `open_virtual_port`,
+`open_port`, `get_message`, `send_message`, `close_port`, `delete`), so the ports, the restarts
+and the engine loop stay as they are; underneath:
+
+- input: the process callback only appends (frame, bytes) of each event; `get_message()` hands
+  it on with the time since the previous one from their frames (exact: nothing is ignored or
+  merged, a SysEx without F7 is one event like any other);
+- output: `send_message()` places the message `lead` frames on from JACK's current frame
+  estimate (`frame_time`), one period: always within the next cycle, so every message leaves
+  exactly one period after it was sent, without jitter (the sender hands it over that much
+  early, `MidiSender._ahead`); one sent late by `late` seconds goes that much earlier, never
+  before the next cycle; the process callback writes what falls into its cycle at its frame.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+from grooverack.backends.jack import CLIENT_NAME
+
+WRAP = 1 << 32  # jack_nframes_t
+
+
+class _JackMidi:
+    """One JACK client carrying one MIDI port (as rtmidi does: a client per port)."""
+
+    is_input = False
+
+    def __init__(self, _api: int = 0, name: str = CLIENT_NAME) -> None:
+        import jack  # type: ignore[import-untyped]
+
+        self.client = jack.Client(name, no_start_server=True)
+        self.samplerate = int(self.client.samplerate)
+        self.blocksize = int(self.client.blocksize)  # kept: a dead client is never called
+        self.dead = False  # the server went away: nothing touches the client any more
+        self.client.set_shutdown_callback(self._shutdown)
+        self.client.set_blocksize_callback(self._blocksize)
+        self.port: Any = None
+        self._lock = threading.Lock()  # open/close vs the process callback
+
+    def _shutdown(self, _status: Any, _reason: str) -> None:
+        self.dead = True
+
+    def _blocksize(self, frames: int) -> None:
+        self.blocksize = int(frames)
+
+    def ignore_types(self, **_kinds: bool) -> None:
+        """Nothing is ignored on JACK (the parser and the handler drop what is not used)."""
+
+    def get_ports(self) -> list[str]:
+        """The other clients' MIDI ports this one can connect to, by full name."""
+        ports = self.client.get_ports(is_midi=True, is_output=self.is_input,
+                                      is_input=not self.is_input)
+        own = self.client.name + ":"
+        return [p.name for p in ports if not p.name.startswith(own)]
+
+    def _register(self, name: str) -> Any:
+        ports = self.client.midi_inports if self.is_input else self.client.midi_outports
+        port = ports.register(name)
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+        self.port = port
+        return port
+
+    def open_virtual_port(self, name: str) -> None:
+        self._register(name)
+
+    def open_port(self, index: int) -> None:
+        target = self.get_ports()[index]
+        port = self._register("in" if self.is_input else "out")
+        if self.is_input:
+            self.client.connect(target, port)
+        else:
+            self.client.connect(port, target)
+
+    def close_port(self) -> None:
+        with self._lock:
+            port, self.port = self.port, None
+        if port is not None and not self.dead:
+            self.client.deactivate()
+
+    def delete(self) -> None:
+        if not self.dead:
+            self.client.close()
+
+    def _process(self, frames: int) -> None:
+        raise NotImplementedError
+
+
+class JackMidiIn(_JackMidi):
+    """rtmidi's `MidiIn` on JACK: events with their frame-exact time deltas."""
+
+    is_input = True
+
+    def __init__(self, _api: int = 0, name: str = CLIENT_NAME) -> None:
+        super().__init__(_api, name)
+        self._events: deque[tuple[int, bytes]] = deque(maxlen=65536)
+        self._base = 0
+        self._raw: int | None = None
+        self._prev: int | None = None  # frame of the last event handed on
+
+    def _process(self, frames: int) -> None:
+        port = self.port
+        if port is None:
+            return
+        raw = self.client.last_frame_time
+        if self._raw is not None and raw < self._raw:
+            self._base += WRAP
+        self._raw = raw
+        f0 = self._base + raw
+        for offset, data in port.incoming_midi_events():
+            self._events.append((f0 + offset, bytes(data)))
+
+    def get_message(self) -> tuple[list[int], float] | None:
+        """(message bytes, seconds since the previous message), or None when none waits."""
+        try:
+            frame, data = self._events.popleft()
+        except IndexError:
+            return None
+        delta = 0.0 if self._prev is None else (frame - self._prev) / self.samplerate
+        self._prev = frame
+        return list(data), delta
+
+
+class JackMidiOut(_JackMidi):
+    """rtmidi's `MidiOut` on JACK: each message one period after it is sent, at its frame."""
+
+    def __init__(self, _api: int = 0, name: str = CLIENT_NAME) -> None:
+        super().__init__(_api, name)
+        self._queue: deque[tuple[int, bytes]] = deque(maxlen=65536)
+        self._last = 0  # the frame the last message was placed at (JACK wants them in order)
+        self._moved: dict[tuple[int, int], int] = {}  # (channel, note) -> frames placed late
+
+    @property
+    def lead(self) -> float:
+        """Seconds from `send_message` to the message's frame (one period)."""
+        return self.blocksize / self.samplerate
+
+    def send_message(self, data: Any, late: float = 0.0) -> None:
+        """Place `data` one period from now, less `late` seconds (a message sent after its time:
+        at its frame if that is still to come, else at the first frame that is)."""
+        if self.dead:
+            return
+        c = self.client
+        n = self.blocksize
+        data = bytes(data)
+        want = int(c.frame_time) + n - int(round(late * self.samplerate))
+        frame = max(want, int(c.last_frame_time) + n, self._last)
+        kind = data[0] & 0xF0 if data else 0
+        if kind in (0x80, 0x90) and len(data) > 2:
+            key = (data[0] & 0x0F, data[1])
+            if kind == 0x90 and data[2]:
+                self._moved[key] = frame - want  # a late note-on: its note keeps its length
+            else:
+                frame = max(frame, want + self._moved.pop(key, 0))
+        self._last = frame
+        self._queue.append((frame, data))
+
+    def _process(self, frames: int) -> None:
+        port = self.port
+        if port is None:
+            return
+        port.clear_buffer()
+        f0 = self.client.last_frame_time
+        q = self._queue
+        while q:
+            frame, data = q[0]
+            rel = (frame - f0) % WRAP  # frame_time wraps with last_frame_time
+            if rel >= frames and rel < WRAP // 2:
+                break  # a later cycle's
+            q.popleft()
+            port.write_midi_event(rel if rel < frames else 0, data)
