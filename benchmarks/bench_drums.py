@@ -1,14 +1,14 @@
 """Drum voices (issue 33): what drums.wav costs to render, and whether live sound (`--audio`)
 touches the real-time loop's timing.
 
-    .venv/bin/python benchmarks/bench_drums.py [--takes 3] [--seconds 12] [--rt] [--write]
+    .venv/bin/python -m benchmarks.bench_drums [--takes 3] [--seconds 12] [--rt] [--write]
 
 - render: the rows of a `grooverack sim` render (8 and 64 bars of the built-in line, shipped
   model) played through `grooverack.drums` into drums.wav's 16-bit bytes (`sim.render.drums_audio`
   + `wav_bytes`), this process pinned to one core: seconds of CPU per second of music (target
   <= 10 %).
 - clock grid: `grooverack run --board sim --clock` (4 PPQN, 120 BPM, as bench_sync.py) as a
-  subprocess, with and without `--audio hearrec` (a JACK client of tests/audiorec.py on a
+  subprocess, with and without `--audio hearrec` (a JACK client of tests/rig/audiorec.py on a
   `jackd -d dummy`, 48 kHz, 1024-frame periods: the sound card), takes alternating; each take's
   trigger rises (actual write times from `--timing`) against the patch's clock grid: p99 |offset|.
   Both kinds of take run beside the same JACK server and recorder, so only `--audio` differs.
@@ -31,11 +31,10 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_sync import SETTINGS, _figures, _rises  # noqa: E402
 from grooverack.storage import write_marked_section  # noqa: E402
+
+from benchmarks.bench_sync import SETTINGS, _figures, _rises  # noqa: E402
 
 GROOVERACK = [sys.executable, "-m", "grooverack"]
 
@@ -98,8 +97,8 @@ def grid_take(seconds: float, audio: bool, tmp: Path, rt: bool = False) -> dict:
 
 
 def clock_grid(takes: int, seconds: float, rt: bool = False) -> dict:
-    from audiorec import AudioRecorder
-    from jackserver import start_server, stop_server
+    from tests.rig.audiorec import AudioRecorder
+    from tests.rig.jackserver import start_server, stop_server
 
     server = start_server(period=1024)
     os.environ["JACK_DEFAULT_SERVER"] = server.name
@@ -142,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     grid = clock_grid(a.takes, a.seconds, a.rt)
     rt = " --rt" if a.rt else ""
-    lines = [f"`.venv/bin/python benchmarks/bench_drums.py --takes {a.takes} --seconds "
+    lines = [f"`.venv/bin/python -m benchmarks.bench_drums --takes {a.takes} --seconds "
              f"{a.seconds:g}{rt} --write` on {started}. Machine: {where}.", "",
              "| drums.wav of | music | hits | CPU (one core) | share of the music's length |",
              "|---|---|---|---|---|"]

@@ -1,7 +1,7 @@
 """The module's page (issue 33): how fast it shows the pattern, how fast a control moved in it
 reaches the engine, and whether it costs the real-time loop anything.
 
-    .venv/bin/python benchmarks/bench_web.py [--loads 10] [--moves 200] [--takes 3]
+    .venv/bin/python -m benchmarks.bench_web [--loads 10] [--moves 200] [--takes 3]
                                              [--seconds 12] [--rt] [--write]
                                              [--screenshot docs/web-page.png]
 
@@ -35,11 +35,11 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the web server + chromium rig the page tests use
 
-from bench_sync import SETTINGS, _figures, _rises  # noqa: E402
 from grooverack.storage import write_marked_section  # noqa: E402
-from webserver import chromium, web_server  # noqa: E402
+
+from benchmarks.bench_sync import SETTINGS, _figures, _rises  # noqa: E402
+from tests.rig.webserver import chromium, web_server  # noqa: E402
 
 BPM = 120.0
 
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Measured {time.strftime('%Y-%m-%d')} on {cpu_name()} ({os.cpu_count()} cores, "
         f"{platform.system()} {platform.release()}), chromium {chromium_version()}: "
-        f"`python benchmarks/bench_web.py --loads {a.loads} --moves {a.moves} --takes {a.takes} "
+        f"`python -m benchmarks.bench_web --loads {a.loads} --moves {a.moves} --takes {a.takes} "
         f"--seconds {a.seconds:g}{rt}{' --writes' if a.writes else ''}`. The box is shared: load average (1 min) "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} cores.",
         "",

@@ -1,8 +1,8 @@
 """Independent JACK timing probe (issue 34 item 4): the ES-9 and MIDI back ends against a clock
-played by a JACK client of the probe's own (tests/jackprobe.py), timed from the sent clock and
+played by a JACK client of the probe's own (tests/rig/jackprobe.py), timed from the sent clock and
 the recorded outputs only.
 
-    python benchmarks/probe_jack.py [--periods 64 128] [--bpm 40 120 300] [--takes 2]
+    python -m benchmarks.probe_jack [--periods 64 128] [--bpm 40 120 300] [--takes 2]
         [--only es9|midi] [--json out.json] [--set key=value ...]
 
 Per JACK period (`jackd -d dummy -r 48000 -p P`, a server of its own) and tempo: the ES-9 at
@@ -23,10 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-import jackprobe  # noqa: E402
-from jackserver import start_server, stop_server  # noqa: E402
+from tests.rig import jackprobe  # noqa: E402
+from tests.rig.jackserver import start_server, stop_server  # noqa: E402
 
 
 def _cpu() -> str:

@@ -4,15 +4,11 @@ read here (it is kept apart from the tests)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import line_metrics as lm  # noqa: E402
+from benchmarks import line_metrics as lm  # noqa: E402
 
 KICK, SNARE, HAT = 0, 1, 2
 LOW_TOM, HIGH_TOM = VOICE_NAMES.index("low_tom"), VOICE_NAMES.index("high_tom")
@@ -113,7 +109,7 @@ def test_generated_lines_are_what_the_corpus_says() -> None:
     a slide holds the gate into the next step (no onset there); a stage line fills 2 bars."""
     import random
 
-    from line_corpus import acid_line, stage_line
+    from benchmarks.line_corpus import acid_line, stage_line
 
     for seed in range(20):
         acid = acid_line(random.Random(seed))

@@ -552,21 +552,6 @@ def es9_output_channels(es9: Any) -> dict[str, int]:
     return out
 
 
-def apply_to_es9(cal: Calibration, es9: Any) -> None:
-    """Give an ES9Board (`boards.es9.parse_board`) the calibrated gain/offset of every channel in its
-    own terms (volts = gain * sample * volts_per_unit + offset, per host channel). A per-volt
-    table is used through its least-squares gain/offset."""
-    vpu = es9.volts_per_unit
-    for jack, channel in es9.inputs.items():
-        c = cal.input_cal.get(jack)
-        if c is not None and c.method != "nominal":
-            es9.in_cal[channel] = (c.gain / vpu, c.offset)
-    for name, channel in es9_output_channels(es9).items():
-        c = cal.output_cal.get(name)
-        if c is not None and c.method != "nominal":
-            es9.out_cal[channel] = (c.gain / vpu, c.offset)
-
-
 def es9_calibration(es9: Any, measured: Calibration | None = None) -> Calibration:
     """An ES9Board's channels as a Calibration, the one door from volts to samples the back end
     writes through (`to_code`: the safe range, then +-1.0): each channel's board scaling (its

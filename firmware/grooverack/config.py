@@ -84,9 +84,8 @@ class Key:
             if not isinstance(value, int | float) or not math.isfinite(value):
                 raise fail()
             value = float(value)
-        elif kind is str:
-            if not isinstance(value, str):
-                raise fail()
+        elif kind is str and not isinstance(value, str):
+            raise fail()
         if self.choices is not None and value not in self.choices:
             raise fail()
         if self.low is not None and value < self.low:

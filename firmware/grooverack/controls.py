@@ -14,7 +14,12 @@ pot) and lets this module do the rest:
         .read() -> value or None            a hysteresis band that snaps to the ends; `read`
                                             returns the new value when the control moved
 
-Smoothing and hysteresis live here and nowhere else. Pure: no I/O, no clock, no globals written.
+    SchmittGate(rise, fall)                 a gate, clock, reset, fill or button read as volts:
+        .update(volts) -> level or None     high at or above `rise`, low at or below `fall`
+        .edges(block) -> (rising, falling)  the same over a block of samples (the ES-9)
+
+Smoothing, hysteresis and Schmitt triggers live here and nowhere else. Pure: no I/O, no clock, no
+globals written.
 """
 
 from __future__ import annotations
@@ -23,10 +28,48 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from grooverack.config import SCHEMA
 from grooverack.errors import ConfigError
 
 CC_MAX = 127  # a MIDI CC value over this is a 0..1 position
+
+
+class SchmittGate:
+    """A gate read as volts, the one Schmitt trigger of every input that is a level (the panel's
+    ADC fill input, the ES-9's sample blocks, the virtual patch, the emulated comparators): high
+    at or above `rise`, low again at or below `fall`."""
+
+    def __init__(self, rise: float, fall: float) -> None:
+        self.rise, self.fall = rise, fall
+        self.high = False
+
+    @classmethod
+    def centred(cls, threshold: float, hysteresis: float) -> SchmittGate:
+        """A threshold with a hysteresis band around it (the ES-9's `es9.threshold` /
+        `es9.hysteresis`)."""
+        return cls(threshold + hysteresis / 2, threshold - hysteresis / 2)
+
+    def update(self, volts: float) -> bool | None:
+        """The new level when `volts` changed it, else None."""
+        high = volts > self.fall if self.high else volts >= self.rise
+        if high == self.high:
+            return None
+        self.high = high
+        return high
+
+    def edges(self, volts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rising, falling) sample indices of a block, in order; the level carries over."""
+        above, below = volts >= self.rise, volts <= self.fall
+        idx = np.flatnonzero(above | below)
+        if idx.size == 0:
+            return idx, idx
+        states = above[idx]
+        prev = np.concatenate(([self.high], states[:-1]))
+        change = states != prev
+        self.high = bool(states[-1])
+        return idx[change & states], idx[change & ~states]
 
 
 def smoothing_alpha(cutoff_hz: float, period_s: float) -> float:

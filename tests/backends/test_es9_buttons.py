@@ -235,7 +235,13 @@ def test_clock_and_reset_out_follow_outputs_mode(engine, mode):
 def test_accent_channels_are_calibration_outputs():
     """An accent jack is written through the calibration like the triggers (`accent_N`), so
     `grooverack calibrate` offers it and a measured gain/offset reaches its samples."""
-    from grooverack.calibration import apply_to_es9, es9_channels, es9_output_channels
+    from grooverack.calibration import (
+        Calibration,
+        OutputCal,
+        es9_calibration,
+        es9_channels,
+        es9_output_channels,
+    )
 
     b = board()
     names = es9_output_channels(b)
@@ -243,10 +249,10 @@ def test_accent_channels_are_calibration_outputs():
     _, outputs = es9_channels(SimpleNamespace(path="t.toml", name="t", data={"es9": {
         "device": "none", "inputs": {"gate": 1}, "outputs": {"trigger": [1], "accent": [2]}}}))
     assert "accent_1" in outputs
-    cal = SimpleNamespace(input_cal={}, output_cal={
-        "accent_1": SimpleNamespace(method="two_point", gain=9.0, offset=0.1)})
-    apply_to_es9(cal, b)
-    assert b.out_cal[5] == pytest.approx((0.9, 0.1))
+    measured = Calibration("t", {}, {})
+    measured.output_cal["accent_1"] = OutputCal(9.0, 0.1, "fit")
+    cal = es9_calibration(b, measured)
+    assert cal.to_code("accent_1", 4.6) == pytest.approx(0.5)  # (4.6 - 0.1) / 9
 
 
 def test_a_per_voice_control_jack_may_be_written_as_a_plain_dotted_toml_key():

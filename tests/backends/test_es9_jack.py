@@ -18,9 +18,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from grooverack.backends.es9 import ES9Backend, Schmitt, refresh_devices
+from grooverack.backends.es9 import ES9Backend, refresh_devices
 from grooverack.boards.es9 import parse_board
 from grooverack.config import load_settings
+from grooverack.controls import SchmittGate
 from grooverack.errors import ConfigError
 from grooverack.runtime.serve import make_engine
 
@@ -56,11 +57,11 @@ def build_signal():
                                         (54000, 0.25), (66000, 3.0), (78000, 1.0)]):
         pitch[start + 20:] = volts
         pitches.append(volts)
-        if i == 1:  # a slow ramp: the edge is where it passes threshold + hysteresis / 2
-            ramp = np.linspace(0.0, 5.0, 201)
-            gate[start:start + 201] = ramp
+        if i == 1:  # a slow ramp: the edge is where it reaches threshold + hysteresis / 2 (one
+            ramp = np.linspace(0.0, 5.0, 201)  # sample lands on 1.25 exactly: it rises there,
+            gate[start:start + 201] = ramp     # as every SchmittGate does)
             gate[start + 201:start + 480] = 5.0
-            edges.append(start + int(np.flatnonzero(ramp > 1.25)[0]))
+            edges.append(start + int(np.flatnonzero(ramp >= 1.25)[0]))
         elif i == 2:  # chatter inside the hysteresis band first: one edge, when it leaves the band
             gate[start - 300:start] = np.where(np.arange(300) % 7 < 3, 1.2, 0.8)
             gate[start:start + 480] = 5.0
@@ -95,11 +96,15 @@ def runs(x: np.ndarray, level: float):
 
 
 def test_schmitt_hysteresis_unit():
-    s = Schmitt(1.0, 0.5)  # rises above 1.25, falls below 0.75
+    s = SchmittGate.centred(1.0, 0.5)  # rises at 1.25 or above, falls at 0.75 or below
     rise, fall = s.edges(np.array([0.0, 1.2, 0.8, 1.3, 1.0, 0.8, 0.7, 2.0]))
     assert rise.tolist() == [3, 7] and fall.tolist() == [6]
     rise, fall = s.edges(np.array([1.0, 0.74]))  # state carries over between blocks
     assert rise.tolist() == [] and fall.tolist() == [1]
+    rise, fall = s.edges(np.array([1.25, 1.0, 0.75]))  # at a threshold: as the panel's gate
+    assert rise.tolist() == [0] and fall.tolist() == [2]
+    gate = SchmittGate(1.25, 0.75)  # the scalar reading of the same trigger agrees
+    assert [gate.update(v) for v in (1.25, 1.0, 0.75, 0.76)] == [True, None, False, None]
 
 
 def test_board_refuses_unknown_keys():

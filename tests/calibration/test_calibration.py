@@ -421,9 +421,14 @@ def test_outputs_with_typed_meter_readings_and_a_table(tmp_path):
 
 
 def test_es9_channels_and_the_es9_back_end_uses_the_file(tmp_path):
+    from types import SimpleNamespace
+
+    import numpy as np
+    from grooverack.backends.es9.inputs import ES9Inputs
     from grooverack.boards.board import load_board
     from grooverack.boards.es9 import parse_board
-    from grooverack.calibration import apply_to_es9, es9_output_channels
+    from grooverack.calibration import es9_calibration
+    from grooverack.config import Settings
 
     board = load_board("es9")
     cal = Calibration.nominal(board)
@@ -441,13 +446,14 @@ def test_es9_channels_and_the_es9_back_end_uses_the_file(tmp_path):
     cal.save(path)
 
     es9 = parse_board(board)
-    apply_to_es9(Calibration.load_strict(path, board), es9)
-    channel = es9_output_channels(es9)["velocity_2"]
-    sample = es9.to_sample(channel, 4.0)
+    through = es9_calibration(es9, Calibration.load_strict(path, board))  # the back end's
+    sample = through.to_code("velocity_2", 4.0)
     assert 0.99 * 10 * sample - 0.01 == pytest.approx(4.0)   # the jack gives 4 V
-    gain, offset = es9.in_scale(es9.inputs["pitch"])
-    assert gain * ((2.0 - true_offset) / true_gain) + offset == pytest.approx(2.0)
-    assert es9_output_channels(es9)["velocity_1"] not in es9.out_cal   # nominal: untouched
+    inputs = ES9Inputs(SimpleNamespace(), Settings(), es9, autostart=False, calibration=through)
+    block = np.zeros((1, es9.input_channels), dtype=np.float32)
+    block[0, es9.inputs["pitch"] - 1] = (2.0 - true_offset) / true_gain
+    assert inputs.volts(block, "pitch")[0] == pytest.approx(2.0, abs=1e-6)  # read through it
+    assert through.output_cal["velocity_1"].method == "nominal"   # nominal: the board's
 
 
 # --- the same procedure on an ES-9 (audio interface), through a real JACK server -------------

@@ -63,6 +63,7 @@ def test_an_edge_read_late_is_applied_at_its_stamped_time():
 def test_the_panel_hands_the_engine_the_edges_stamped_time():
     from grooverack.backends.panel.simboard import SimPanelBoard
     from grooverack.sim.patch import OutputRecorder
+
     from tests.backends.test_panel import ScriptedEngine
 
     engine = ScriptedEngine()
@@ -301,6 +302,7 @@ def render_sequencer(monkeypatch, library):
     from grooverack.runtime.serve import make_engine
     from grooverack.sim.patch import OutputRecorder
     from grooverack.sim.session import render
+
     from tests.sim.test_panel_sim import Recording, sequencer
 
     monkeypatch.setenv("GROOVERACK_GPIO", library)

@@ -16,12 +16,12 @@ import shutil
 
 import pytest
 from grooverack.backends.midi import MidiInputHandler
-from grooverack.backends.panel.scanner import SchmittGate
 from grooverack.backends.panel.simboard import SimPanelBoard
 from grooverack.boards.board import load_board
 from grooverack.boards.midi import midi_options
 from grooverack.cli import main
 from grooverack.config import Settings
+from grooverack.controls import SchmittGate
 from grooverack.errors import BoardError, ConfigError
 from grooverack.model.runner import default_manifest_path
 from grooverack.runtime.serve import make_engine

@@ -108,6 +108,21 @@ def test_notify_to_a_vanished_socket_is_logged_once(tmp_path, caplog):
     assert caplog.text.count("sd_notify") == 1
 
 
+def test_notify_to_a_listener_that_stopped_reading_never_blocks(tmp_path, caplog):
+    """A notify socket whose reader stopped (its datagram queue full, a hung systemd, a test
+    that read what it wanted) drops what cannot leave: a send never holds up the loop or the
+    shutdown (it once hung a stop for good behind a full queue)."""
+    path = str(tmp_path / "notify")
+    sock = bound_socket(path)  # bound, never read
+    try:
+        n = Notifier(path)
+        sent = [n.send(WATCHDOG=1) for _ in range(40)]  # past the kernel queue (10 datagrams)
+        assert sent[0] and not all(sent)  # it filled up, and did not wait
+        assert "sd_notify" in caplog.text
+    finally:
+        sock.close()
+
+
 def test_watchdog_interval_from_environment(monkeypatch):
     monkeypatch.setenv("WATCHDOG_USEC", "5000000")
     monkeypatch.delenv("WATCHDOG_PID", raising=False)

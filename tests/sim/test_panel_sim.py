@@ -108,7 +108,7 @@ def test_velocity_volts_out_of_the_dacs_match_the_engine(rendered):
     for e in engine.events:
         if e.kind == "velocity":
             level[e.output] = e.value
-        elif e.kind == "trigger" and 0 < e.value and e.time < patch.duration:
+        elif e.kind == "trigger" and e.value > 0 and e.time < patch.duration:
             expected.append((e.time, e.output, level[e.output] * full))
     for h in recorder.hits(full):
         got.append((h.time, h.output, h.velocity * full))

@@ -162,7 +162,7 @@ def test_training_with_a_teacher(tmp_path: Path) -> None:
         teacher = tmp_path / "teacher" / "last.pt"
     targets = train.teacher_targets([str(teacher)], SPLITS["train"], GENRES)
     assert targets.shape == (32, 2, 2, STEPS, NUM_VOICES)
-    assert 0.0 <= float(targets.min()) and float(targets.max()) <= 1.0
+    assert float(targets.min()) >= 0.0 and float(targets.max()) <= 1.0
     # the swapped-input probabilities are the teacher on the rolled groove, not a rolled copy
     assert not np.array_equal(targets[:, 0], targets[:, 1])
     run(tmp_path / "student", epochs=1, max_steps=2, teachers=[str(teacher)])

@@ -139,13 +139,13 @@ class Speaker:
     def _open(self) -> None:
         import sounddevice as sd  # type: ignore[import-untyped]
 
-        from grooverack.backends import es9
+        from grooverack.backends.es9 import portaudio
 
-        es9._hook_exit()  # a stream left on a dead JACK server is never terminated at exit
+        portaudio.hook_exit()  # a stream left on a dead JACK server is never terminated at exit
         index: int | None = None
         if self.device:
             try:
-                index = es9.find_device(self.device, "output")
+                index = portaudio.find_device(self.device, "output")
             except ConfigError:
                 names = [d["name"] for d in sd.query_devices() if d["max_output_channels"] > 0]
                 raise ConfigError(
@@ -169,9 +169,9 @@ class Speaker:
         self.kit = Kit(rate, self.voices, velocity_volts=self.velocity_volts)
         self.stream = sd.OutputStream(device=index, samplerate=rate, channels=2,
                                       dtype="float32", callback=self._callback)
-        self._lib = sd._lib
+        self._lib = portaudio.current_library()
         if self._jack:
-            from grooverack.backends.midi import JackWatch
+            from grooverack.backends.jack import JackWatch
 
             try:
                 self._watch = JackWatch(self._server_gone, "grooverack speaker watch")
@@ -183,9 +183,9 @@ class Speaker:
         self.stream.start()
 
     def _server_gone(self) -> None:  # JACK's thread
-        from grooverack.backends import es9
+        from grooverack.backends.es9.portaudio import mark_portaudio_stale
 
-        es9.mark_portaudio_stale()
+        mark_portaudio_stale()
         self._lost = "the JACK server went away"
 
     # --- the audio callback (PortAudio's thread): renders
@@ -273,20 +273,19 @@ class Speaker:
     def _drop(self) -> None:
         """Let go of a stream that went away: one on JACK untouched (its stop waits for the
         dead server), another closed in a bounded helper thread."""
-        from grooverack.backends import es9
+        from grooverack.backends.es9 import portaudio
 
         stream, self.stream = self.stream, None
         if stream is None:
             return
         if self._jack:
-            es9._abandoned.append(stream)
-            es9.mark_portaudio_stale()
+            portaudio.abandon(stream)
         else:
-            es9._close_stream(stream, self._lib, STOP_S, "closing the sound card stream")
+            portaudio.close_stream(stream, self._lib, STOP_S, "closing the sound card stream")
 
     def stop(self) -> None:
         """Stop playing (bounded whether the device is there or gone)."""
-        from grooverack.backends import es9
+        from grooverack.backends.es9 import portaudio
 
         self._stop.set()
         if self._thread is not None:
@@ -294,10 +293,10 @@ class Speaker:
             self._thread = None
         stream, self.stream = self.stream, None
         if stream is not None:
-            if self._lost is not None or (self._jack and es9.portaudio_stale()):
-                es9._abandoned.append(stream)
+            if self._lost is not None or (self._jack and portaudio.portaudio_stale()):
+                portaudio.keep(stream)
             else:
-                es9._close_stream(stream, self._lib, STOP_S, "stopping the sound card stream")
+                portaudio.close_stream(stream, self._lib, STOP_S, "stopping the sound card stream")
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.close()

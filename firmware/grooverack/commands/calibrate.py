@@ -18,13 +18,13 @@ nominal.
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import os
 import statistics
 import sys
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -38,6 +38,7 @@ from grooverack.calibration import (
     two_point,
     zero_offset,
 )
+from grooverack.commands.backends import backend_for, kinds_with
 from grooverack.commands.common import add_common, check_output_file
 from grooverack.config import load_settings
 from grooverack.errors import CalibrationError, PathError
@@ -61,20 +62,14 @@ class Rig(Protocol):
     def close(self) -> None: ...
 
 
-RIG_MODULES = {"pi": "grooverack.backends.panel.rig", "sim": "grooverack.backends.panel.rig",
-               "es9": "grooverack.backends.es9.rig"}
-
-
 def open_rig(board: Any, settings: Any) -> Rig:
-    module_name = RIG_MODULES.get(board.kind)
-    if module_name is None:
+    """The rig of the board's back end (`commands.backends` registry)."""
+    entry = backend_for(board)
+    if entry.rig is None:
         raise CalibrationError(f"board {board.name!r} (kind {board.kind!r}) has no converters to "
-                               f"calibrate; kinds with converters: {', '.join(RIG_MODULES)}")
-    module = importlib.import_module(module_name)
-    opener = getattr(module, "open_calibration_rig", None)
-    if opener is None:
-        raise CalibrationError(f"{module_name} has no open_calibration_rig()")
-    return opener(board, settings)
+                               f"calibrate; kinds with converters: {', '.join(kinds_with('rig'))}")
+    rig: Rig = entry.load("rig")(board, settings)
+    return rig
 
 
 class Aborted(Exception):
@@ -142,6 +137,9 @@ class Session:
                 f"{channel}: the reading moves by {spread * 1000:.0f} mV over {len(codes)} samples "
                 f"(more than {MAX_NOISE_VOLTS * 1000:.0f} mV): a loose cable or a noisy source?")
         return statistics.fmean(codes)
+
+    def _read_volts(self, channel: str) -> float:
+        return self.cal.to_volts(channel, self.read(channel))
 
     def meter_volts(self, output: str) -> float:
         if self.typed:
@@ -253,7 +251,7 @@ class Session:
                 self.ask(f"Unpatch {name.upper()}, press Enter")
                 self.rig.patch(name, None)
                 target, tol = 0.0, TOLERANCE_CV
-            ok &= self._residual(name, target, lambda n=name: self.cal.to_volts(n, self.read(n)), tol)
+            ok &= self._residual(name, target, partial(self._read_volts, name), tol)
         for name in outputs:
             spec = self.cal.outputs[name]
             points = self.output_points(spec)
@@ -262,7 +260,7 @@ class Session:
             self._connect(name)
             for target in (points[1], points[-2]) if len(points) > 3 else (points[0], points[-1]):
                 self.rig.write_code(name, self.cal.to_code(name, target))
-                ok &= self._residual(name, target, lambda n=name: self.meter_volts(n),
+                ok &= self._residual(name, target, partial(self.meter_volts, name),
                                      TOLERANCE_PITCH if not self.typed else TOLERANCE_CV)
             self.rig.write_code(name, self._zero_code(spec))
         return ok
@@ -381,11 +379,11 @@ def describe(cal: Calibration) -> str:
         s = cal.inputs[name]
         lines.append(f"  in  {name:<12} gain {c.gain:+.6g} ({c.gain / s.gain * 100:6.2f} %)  "
                      f"offset {c.offset:+.4f} V  [{c.method}]")
-    for name, c in cal.output_cal.items():
-        s = cal.outputs[name]
-        lines.append(f"  out {name:<12} gain {c.gain:+.6g} ({c.gain / s.gain * 100:6.2f} %)  "
-                     f"offset {c.offset:+.4f} V  [{c.method}"
-                     + (f", {len(c.table)}-point table" if c.table else "") + "]")
+    for name, o in cal.output_cal.items():
+        spec = cal.outputs[name]
+        lines.append(f"  out {name:<12} gain {o.gain:+.6g} ({o.gain / spec.gain * 100:6.2f} %)  "
+                     f"offset {o.offset:+.4f} V  [{o.method}"
+                     + (f", {len(o.table)}-point table" if o.table else "") + "]")
     return "\n".join(lines)
 
 

@@ -25,6 +25,7 @@ from grooverack.backends.panel.hardware import faults_path, gpio_choice, open_ha
 from grooverack.backends.panel.scanner import ControlScanner
 from grooverack.boards.board import load_board
 from grooverack.calibration import Calibration
+from grooverack.commands.backends import backend_for
 from grooverack.commands.common import add_common
 from grooverack.config import Settings, load_settings
 from grooverack.drivers.ads1115 import ADS1115
@@ -563,17 +564,28 @@ def last_run_checks(path: Path) -> list[Check]:
     return checks
 
 
+def panel_doctor(board: Any, settings: Settings, args: argparse.Namespace) -> list[Check]:
+    """`doctor` of a Pi or sim board (`commands.backends` registry)."""
+    return diagnose(board, dev=Path(args.dev), scans=max(0, args.scans))
+
+
+def es9_doctor(board: Any, settings: Settings, args: argparse.Namespace) -> list[Check]:
+    """`doctor` of an ES-9 board (`commands.backends` registry)."""
+    return es9_checks(board, settings)
+
+
+def midi_doctor(board: Any, settings: Settings, args: argparse.Namespace) -> list[Check]:
+    """`doctor` of a MIDI board (`commands.backends` registry)."""
+    return midi_checks(board, settings)
+
+
 def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config, args.overrides)
     board = load_board(args.board or settings["board"])
     print(f"grooverack doctor: board {board.name!r} ({board.path}), kind {board.kind}")
-    if board.kind == "es9":
-        checks = es9_checks(board, settings)
-    elif board.kind == "midi":
-        checks = midi_checks(board, settings)
-    else:
-        checks = diagnose(board, dev=Path(args.dev), scans=max(0, args.scans))
+    # the one registry of back ends says which checks a board's kind has
+    checks = backend_for(board).load("doctor")(board, settings, args)
     checks.append(model_check(settings))
     audio = audio_input_check(settings)
     if audio is not None:

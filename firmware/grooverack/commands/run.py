@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 from typing import Any
 
 from grooverack.boards.board import load_board
+from grooverack.commands.backends import backend_for
 from grooverack.commands.common import (
     add_common,
     add_patch_arguments,
@@ -19,10 +19,9 @@ from grooverack.commands.common import (
 )
 from grooverack.config import make_settings
 from grooverack.errors import ModelError, SourceError
+from grooverack.runtime.serve import process_signals
 from grooverack.sim.wallclock import run_sim
 
-BACKENDS = {"pi": "grooverack.backends.panel.loop", "es9": "grooverack.backends.es9",
-            "midi": "grooverack.backends.midi"}
 MAX_DURATION_S = 86_400.0  # a day: the sim board keeps every output write in memory
 
 
@@ -65,25 +64,20 @@ def run(args: argparse.Namespace) -> int:
         check_output_dir(args.out)
     settings = make_settings(args)
     name = args.board or settings["board"]
-    if name == "sim":
+    with process_signals():  # a stop signal during start-up ends it cleanly, exit 0
+        if name == "sim":
+            try:
+                return run_sim(args, settings, launched)
+            except (SourceError, ModelError) as exc:
+                print(f"grooverack run: {exc}", file=sys.stderr)
+                return 2
+        board: Any = load_board(name)
+        entry = backend_for(board)
         try:
-            return run_sim(args, settings, launched)
-        except (SourceError, ModelError) as exc:
-            print(f"grooverack run: {exc}", file=sys.stderr)
+            run_board = entry.load("run")
+        except ImportError as exc:
+            print(f"grooverack run: board {board.name} ({board.kind}): back end {entry.run} not "
+                  f"available ({exc})", file=sys.stderr)
             return 2
-
-    board: Any = load_board(name)
-    if board.kind == "sim":
-        return run_sim(args, settings, launched)
-    module_name = BACKENDS.get(board.kind)
-    try:
-        module = importlib.import_module(module_name) if module_name else None
-    except ImportError as exc:
-        print(f"grooverack run: board {board.name} ({board.kind}): back end {module_name} not "
-              f"available ({exc})", file=sys.stderr)
-        return 2
-    if module is None or not hasattr(module, "run_backend"):
-        print(f"grooverack run: board {board.name}: no back end runs kind {board.kind!r}",
-              file=sys.stderr)
-        return 2
-    return int(module.run_backend(board, settings, args) or 0)
+        args.launched = launched  # (the sim board's "ready in" line)
+        return int(run_board(board, settings, args) or 0)

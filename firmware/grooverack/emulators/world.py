@@ -15,6 +15,7 @@ import heapq
 from collections.abc import Callable
 from typing import Any
 
+from grooverack.controls import SchmittGate
 from grooverack.emulators.ads1115 import ADS1115Emulator
 from grooverack.emulators.base import VirtualClock
 from grooverack.emulators.gpio import GPIOEmulator
@@ -61,7 +62,7 @@ class EmulatedWorld:
             getattr(board, "emulation", {}).get("front_end", {}))
         self.jack_volts: dict[str, float] = {}
         self.pot_positions: dict[str, float] = {}  # pot -> where it was last turned (0..1)
-        self.comparator: dict[str, bool] = {}
+        self.comparator: dict[str, SchmittGate] = {}
         self._world: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = 0
         self._seen: dict[str, int] = {name: 0 for name in self.chips}
@@ -72,7 +73,7 @@ class EmulatedWorld:
         for name in board.inputs:  # nothing patched: the jack's switch grounds the input
             self.set_cv(name, 0.0)
         for name, item in board.gpio_inputs.items():  # nothing patched: comparators low
-            self.comparator[name] = False
+            self.comparator[name] = SchmittGate(SCHMITT_RISE, SCHMITT_FALL)
             self.gpio.external[item.pin] = int(item.active_low)
             if item.role == "button":
                 self.gpio.external[item.pin] = None  # released: the pull-up decides
@@ -144,10 +145,8 @@ class EmulatedWorld:
         (`at`: when it changed, if before the clock's now; see `GPIOEmulator.drive`)."""
         item = self.board.gpio_inputs[name]
         self.jack_volts[name] = float(volts)
-        was = self.comparator[name]
-        high = volts > SCHMITT_FALL if was else volts >= SCHMITT_RISE
-        self.comparator[name] = high
-        if high != was:
+        high = self.comparator[name].update(float(volts))
+        if high is not None:
             self.gpio.drive(item.pin, int(high) ^ int(item.active_low), at=at)
 
     def set_button(self, name: str, pressed: bool) -> None:

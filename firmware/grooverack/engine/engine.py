@@ -25,16 +25,19 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from grooverack.config import BUTTONS, CONTROLS, Settings
 from grooverack.engine.clock import Clock
+from grooverack.engine.fill import FillGate
 from grooverack.engine.generator import Generator, Request
 from grooverack.engine.groove import GrooveCapture, PitchToVelocity, bar_filled
 from grooverack.engine.pattern import Pattern
 from grooverack.engine.player import OutputEvent, Player
+from grooverack.engine.seam import RunnerSeam
 from grooverack.errors import ConfigError
 from grooverack.voices import STEPS, STEPS_PER_BAR, VOICE_GROUPS, VOICE_NAMES
 
@@ -62,7 +65,7 @@ _GENERATION_KEYS = ("follow", "morph", "uncertainty", "density", "genre", "gener
 class Engine:
     """Clock + groove capture + generator + player, driven by explicit times."""
 
-    def __init__(self, settings: Settings | None, runner: Any, *, threaded: bool = False,
+    def __init__(self, settings: Settings | None, runner: RunnerSeam, *, threaded: bool = False,
                  watch: Any = None) -> None:
         self.settings = settings.copy() if settings is not None else Settings()
         s = self.settings
@@ -74,11 +77,7 @@ class Engine:
         self.generator = Generator(runner, seed=int(s["generation.seed"]), threaded=threaded,
                                    genre=genre, watch=watch)
         self._model_serial = self.generator.model_serial
-        self._fill_gate = False         # the fill input's level
-        self._fills = 0                 # fills begun (each one's number marks its patterns)
-        self._fill_ends: int | None = None  # the bar line (step) the fill ends on, once the gate fell
-        self._fill_fell = 0.0           # where (position) the gate fell
-        self._fill_rose = False         # a rise not yet seen by a step commit
+        self._fill = FillGate()         # the fill gate and the fill it plays (engine/fill.py)
         self.player = Player(s, self.generator.buffer)
         self.threaded = threaded
         self.presets: dict[int, dict[str, Any]] = {}
@@ -101,9 +100,9 @@ class Engine:
 
     # --- helpers ---------------------------------------------------------------------------------------
     def _genre_index(self, name: str) -> int:
-        if getattr(self.runner, "problem", ""):
+        if self.runner.problem:
             return 0  # no model to check the style with: it is checked once one loads
-        genres = tuple(getattr(self.runner, "genres", ()) or ())
+        genres = tuple(self.runner.genres)
         if not genres:
             if name != "any":
                 raise ConfigError(f"config key 'genre': value {name!r} is not allowed; "
@@ -112,7 +111,7 @@ class Engine:
         # only the styles the model offers (enough train loops to have learned them)
         offered = self.offered_styles
         if name not in offered:
-            dropped = (getattr(self.runner, "manifest", {}) or {}).get(
+            dropped = (self.runner.manifest or {}).get(
                 "genres_offered_rule", {}).get("dropped", {}).get(name, {})
             reason = ("not recognisable as the style, even in drummers' loops"
                       if "reason" in dropped else "too few train loops")
@@ -127,8 +126,8 @@ class Engine:
         """The styles a player may choose ('any' first): the model's genres that had enough
         train loops to be learned (`ModelRunner.genres_offered`; "gospel" has none). The one
         list the `genre` key, the style buttons and the panel offer."""
-        genres = tuple(getattr(self.runner, "genres", ()) or ())
-        return tuple(getattr(self.runner, "genres_offered", genres) or genres) or ("any",)
+        genres = tuple(self.runner.genres)
+        return tuple(self.runner.genres_offered or genres) or ("any",)
 
     def _touch(self, t: float) -> None:
         self._now = max(self._now, t)
@@ -143,8 +142,7 @@ class Engine:
             self._epoch = self.clock.epoch
             position = self.clock.position(t)
             self.player.rebase(position)
-            if not self._fill_gate:  # a start or reset ends a fill whose gate is low
-                self.player.fill, self._fill_ends = 0, None
+            self._fill.rebased(self.player)  # a start or reset ends a fill whose gate is low
             self.capture.rebase(position)
 
     def effective_density(self) -> np.ndarray:
@@ -181,7 +179,8 @@ class Engine:
             groove = self.capture.groove
             if not groove[:, 0].any():
                 self._listening_since = None
-            heard = STEPS if self._listening_since is None else step - self._listening_since
+            since = self._listening_since
+            heard = STEPS if since is None else step - since
             # A first groove is followed from the first bar line after its first onset: a
             # half-captured loop would encode as a half-empty groove (the drums falling silent
             # where the line has not been heard yet), so until a whole loop has been heard the
@@ -193,7 +192,8 @@ class Engine:
                 self._partial = False
                 want = True
             elif heard > 0 and step % STEPS_PER_BAR == 0:
-                self._groove = bar_filled(groove, self._listening_since, step)
+                assert since is not None  # heard < STEPS: a first onset was heard
+                self._groove = bar_filled(groove, since, step)
                 self._groove_version = self.capture.version
                 self._partial = True
                 want = True
@@ -322,14 +322,7 @@ class Engine:
         busier pattern, toms and crash allowed; in rules a denser rule pattern). Low: the fill
         goes on to the next bar line (16 steps; the loop end is one) and ends there."""
         self._touch(t)
-        high = bool(high)
-        if high == self._fill_gate:
-            return
-        self._fill_gate = high
-        if high:
-            self._fill_rose = True  # even a trigger shorter than a step starts a fill
-        else:
-            self._fill_fell = self.clock.position(t) if self.clock.running else -math.inf
+        self._fill.set(bool(high), self.clock.position(t) if self.clock.running else -math.inf)
 
     @property
     def filling(self) -> bool:
@@ -337,40 +330,9 @@ class Engine:
         return bool(self.player.fill)
 
     def _fill_commit(self, step: int) -> bool:
-        """At the commit of `step`: start, hold or end the fill. True: a new pattern is needed."""
-        player = self.player
-        ahead = True
-        if self._fill_gate or self._fill_rose:
-            self._fill_rose = False
-            self._fill_ends = None  # (a gate that rose again before the bar line: on it goes)
-            if not player.fill:
-                self._fills += 1
-                player.fill = self._fills
-                if self._fill_gate:
-                    return True
-                # a trigger: the fill now, its end placed below (one request: the worker
-                # keeps only the newest, and the pattern after it is made at the bar line)
-                self.generator.request(self._make_request())
-                ahead = False
-                self._fill_fell = max(self._fill_fell, step + 0.5)  # at least this step
-            elif self._fill_gate:
-                return False
-        if not player.fill:
-            return False
-        if self._fill_ends is None:
-            # the first bar line at or after where the gate fell; the pattern after the fill is
-            # asked for now, so that the worker has it ready when the bar line comes
-            fell = self._fill_fell if math.isfinite(self._fill_fell) else float(step)
-            self._fill_ends = math.ceil(fell / STEPS_PER_BAR - 1e-9) * STEPS_PER_BAR
-            if step < self._fill_ends:
-                if ahead:
-                    self.generator.request(self._make_request(fill=0))
-                return False
-        if step >= self._fill_ends:
-            player.fill = 0
-            self._fill_ends = None
-            return True
-        return False
+        """At the commit of `step`: start, hold or end the fill (`engine.fill.FillGate`)."""
+        return self._fill.commit(
+            step, self.player, lambda fill: self.generator.request(self._make_request(fill=fill)))
 
     # --- input --------------------------------------------------------------------------------------------
     def onset(self, t: float, velocity: float | None = None,
@@ -397,53 +359,30 @@ class Engine:
         if name == "genre":
             self._genre = self._genre_index(str(value))
         value = self.settings.set(name, value)
-        t = self._t()
-        clock, player, capture, pitch = self.clock, self.player, self.capture, self.pitch
-        if name in _GENERATION_KEYS or name.startswith(("density.", "mute.")):
-            self._controls_dirty = True
-        elif name == "quantize":
-            player.quantize = value
-        elif name == "tempo":
-            clock.set_tempo(value, t)
-        elif name == "swing":
-            clock.set_swing(value, t)
-        elif name == "groove_velocity":
-            capture.set_amounts(velocity=value)
-        elif name == "groove_offset":
-            capture.set_amounts(offset=value)
-        elif name == "record":
-            capture.set_mode(value)
-        elif name == "memory":
-            capture.set_memory(value)
-        elif name == "clock.source":
-            clock.set_source(value, t)
-        elif name == "clock.ppqn":
-            clock.set_ppqn(value, t)
-        elif name == "clock.smoothing":
-            clock.set_smoothing(value)
-        elif name == "clock.slew":
-            clock.slew = value
-        elif name == "clock.stop_timeout":
-            clock.stop_timeout = value
-        elif name == "clock.auto_stop":
-            clock.auto_stop = value
-        elif name.startswith("map."):
-            player.set_map(VOICE_NAMES.index(name[4:]), value)
-        elif name.startswith("outputs.scale."):
-            player.scale[int(name.rsplit(".", 1)[1]) - 1] = value
-        elif name.startswith("outputs."):
-            player.outputs = int(self.settings["outputs.count"])
-            player.trigger_s = float(self.settings["outputs.trigger_ms"]) / 1000.0
-            player.gate_mode = bool(self.settings["outputs.gate_mode"])
-            player.accent = bool(self.settings["outputs.accent"])
-            player.accent_threshold = float(self.settings["outputs.accent_threshold"])
-            player.clock_ppqn = int(self.settings["outputs.clock_ppqn"])
-            player.read_modes(self.settings)
-        elif name.startswith("input."):
-            history = pitch._recent
-            self.pitch = PitchToVelocity(self.settings)
-            self.pitch._recent.extend(history)
+        setter = _SETTERS.get(name)
+        if setter is None:
+            setter = next((f for prefix, f in _PREFIX_SETTERS if name.startswith(prefix)), None)
+        if setter is not None:
+            setter(self, name, value, self._t())
         return value
+
+    def _generation_changed(self, name: str, value: Any, t: float) -> None:
+        self._controls_dirty = True  # the next step boundary asks for a new decode
+
+    def _outputs_changed(self, name: str, value: Any, t: float) -> None:
+        player, settings = self.player, self.settings
+        player.outputs = int(settings["outputs.count"])
+        player.trigger_s = float(settings["outputs.trigger_ms"]) / 1000.0
+        player.gate_mode = bool(settings["outputs.gate_mode"])
+        player.accent = bool(settings["outputs.accent"])
+        player.accent_threshold = float(settings["outputs.accent_threshold"])
+        player.clock_ppqn = int(settings["outputs.clock_ppqn"])
+        player.read_modes(settings)
+
+    def _input_changed(self, name: str, value: Any, t: float) -> None:
+        history = self.pitch._recent
+        self.pitch = PitchToVelocity(self.settings)
+        self.pitch._recent.extend(history)
 
     def press(self, button: str) -> Any:
         """A panel button: record (cycles record/overdub/off), clear, randomize_a/b,
@@ -572,3 +511,33 @@ class Engine:
         self.close()
 
 
+
+
+# What a control change does while playing (`Engine.set_control`): one entry per key, then the
+# key families by prefix (the longer prefix first). A key in neither only changes its setting.
+Setter = Callable[[Engine, str, Any, float], None]
+_SETTERS: dict[str, Setter] = {
+    **{key: Engine._generation_changed for key in _GENERATION_KEYS},
+    "quantize": lambda e, _, v, t: setattr(e.player, "quantize", v),
+    "tempo": lambda e, _, v, t: e.clock.set_tempo(v, t),
+    "swing": lambda e, _, v, t: e.clock.set_swing(v, t),
+    "groove_velocity": lambda e, _, v, t: e.capture.set_amounts(velocity=v),
+    "groove_offset": lambda e, _, v, t: e.capture.set_amounts(offset=v),
+    "record": lambda e, _, v, t: e.capture.set_mode(v),
+    "memory": lambda e, _, v, t: e.capture.set_memory(v),
+    "clock.source": lambda e, _, v, t: e.clock.set_source(v, t),
+    "clock.ppqn": lambda e, _, v, t: e.clock.set_ppqn(v, t),
+    "clock.smoothing": lambda e, _, v, t: e.clock.set_smoothing(v),
+    "clock.slew": lambda e, _, v, t: setattr(e.clock, "slew", v),
+    "clock.stop_timeout": lambda e, _, v, t: setattr(e.clock, "stop_timeout", v),
+    "clock.auto_stop": lambda e, _, v, t: setattr(e.clock, "auto_stop", v),
+}
+_PREFIX_SETTERS: tuple[tuple[str, Setter], ...] = (
+    ("density.", Engine._generation_changed),
+    ("mute.", Engine._generation_changed),
+    ("map.", lambda e, name, v, t: e.player.set_map(VOICE_NAMES.index(name[4:]), v)),
+    ("outputs.scale.", lambda e, name, v, t: e.player.scale.__setitem__(
+        int(name.rsplit(".", 1)[1]) - 1, v)),
+    ("outputs.", Engine._outputs_changed),
+    ("input.", Engine._input_changed),
+)

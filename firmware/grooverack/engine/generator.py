@@ -42,6 +42,7 @@ import numpy as np
 
 from grooverack.engine import rules
 from grooverack.engine.pattern import Pattern, PatternBuffer
+from grooverack.engine.seam import RunnerSeam
 from grooverack.model import sampling
 from grooverack.model.kit import KitRules
 
@@ -80,7 +81,7 @@ class Request:
 class Generator:
     """Latents A/B and the model -> patterns, synchronously or on a worker thread."""
 
-    def __init__(self, runner: Any, *, seed: int = 0, threaded: bool = False,
+    def __init__(self, runner: RunnerSeam, *, seed: int = 0, threaded: bool = False,
                  genre: int = 0, watch: Any = None) -> None:
         self.buffer = PatternBuffer()
         self.seed = int(seed)
@@ -106,7 +107,7 @@ class Generator:
         self._z_groove: np.ndarray | None = None
         self._z_swapped: np.ndarray | None = None  # its bar-swapped copy's (runner.bar_swap)
         # per decode ("ab", "groove"): (its inputs, its outputs)
-        self._decoded: dict[str, tuple[Any, tuple[np.ndarray, ...]]] = {}
+        self._decoded: dict[str, tuple[Any, tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
         # worker
         self._cond = threading.Condition()
         # a model that loads later is taken over whole: what a press reads (latent size, bank,
@@ -122,23 +123,23 @@ class Generator:
                                              daemon=True)
             self._thread.start()
 
-    def _use_runner(self, runner: Any) -> None:
+    def _use_runner(self, runner: RunnerSeam) -> None:
         """What the generator takes from its model (at start, and when a model loads later)."""
         self.runner = runner
         # another model's latents and decodes mean nothing to this one
         self._groove_key = None
         self._z_groove = self._z_swapped = None
         self._decoded = {}
-        self.problem = str(getattr(runner, "problem", "") or "")  # why no model plays, or ''
+        self.problem = str(runner.problem or "")  # why no model plays, or ''
         self.latent_size = int(runner.latent_size)
         self.thresholds = np.asarray(runner.thresholds, dtype=np.float64)
-        bank = getattr(runner, "latent_bank", None)
+        bank = runner.latent_bank
         self.bank = bank if bank is not None and bank.latent_size == self.latent_size else None
         shift = None if self.bank is None else np.asarray(self.bank.hit_shift, dtype=np.float64)
         self._hit_shift = shift if shift is not None and shift.any() else None
         self._thr_cache: tuple[Any, np.ndarray] | None = None
-        self.tempo_aware = bool(getattr(runner, "tempo", False))
-        self.revoices = bool(getattr(runner, "removal_groups", ()))
+        self.tempo_aware = bool(runner.tempo)
+        self.revoices = bool(runner.removal_groups)
 
     def poll_model(self, *, force: bool = False) -> bool:
         """No model yet: ask the watch (off the real-time path: the worker's loop, or a loop
@@ -171,8 +172,9 @@ class Generator:
         rng = np.random.default_rng([self.seed, self._randomized])
         self._randomized += 1
         if self.bank is not None:
-            return self.bank.draw(rng, int(genre))
-        return rng.standard_normal(self.latent_size).astype(np.float32)
+            drawn: np.ndarray = self.bank.draw(rng, int(genre))
+            return drawn
+        return np.asarray(rng.standard_normal(self.latent_size), dtype=np.float32)
 
     def randomize(self, which: str, genre: int = 0) -> np.ndarray:
         """New random latent for "a" or "b": from the latent bank (a stored latent of `genre`,
@@ -224,7 +226,7 @@ class Generator:
         if req.mode == "rules" or self.problem:
             return self._rule_pattern(req)
         groove = np.asarray(req.groove, dtype=np.float32)
-        two_views = bool(getattr(self.runner, "bar_swap", False))
+        two_views = bool(self.runner.bar_swap)
         z_swapped = None
         if req.follow > 0.0 and groove[:, 0].any():
             key = groove.tobytes()
@@ -297,10 +299,11 @@ class Generator:
         else:
             args = (views[0], genre, bpm, flags) if flags is not None else (views[0], genre, bpm)
             out = self.runner.decode(*args)
-        result = tuple(np.asarray(a, dtype=np.float32) for a in out)
-        self._decoded[which] = (key, result)  # type: ignore[assignment]
+        h, v, o = (np.asarray(a, dtype=np.float32) for a in out)
+        result = (h, v, o)
+        self._decoded[which] = (key, result)
         self.decodes += 1
-        return result  # type: ignore[return-value]
+        return result
 
     def _real_hits(self, genre: int) -> np.ndarray | None:
         """The style's real hits per voice per loop (the bank's `real_hits`; None: no budget)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from grooverack.voices import NUM_VOICES, STEPS
 
 
 def _frozen(array: np.ndarray, dtype: type) -> np.ndarray:
-    out = np.array(array, dtype=dtype, copy=True)
+    out: np.ndarray = np.array(array, dtype=dtype, copy=True)
     if out.shape != (STEPS, NUM_VOICES):
         raise ValueError(f"pattern arrays must be [{STEPS}, {NUM_VOICES}], got {list(out.shape)}")
     out.setflags(write=False)
@@ -34,7 +35,7 @@ class Pattern:
     velocities: np.ndarray
     offsets: np.ndarray
     serial: int = 0
-    info: dict = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         hits = _frozen(self.hits, bool)
@@ -51,7 +52,8 @@ class Pattern:
 
     def hit_count(self) -> np.ndarray:
         """Hits per voice, int [9]."""
-        return self.hits.sum(axis=0)
+        counts: np.ndarray = self.hits.sum(axis=0)
+        return counts
 
     def same_as(self, other: Pattern) -> bool:
         return (np.array_equal(self.hits, other.hits)

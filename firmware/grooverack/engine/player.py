@@ -70,7 +70,7 @@ class _Due:
 
     position: float
     seq: int
-    kind: str        # "trigger", "clock", "reset"
+    kind: EventKind  # "trigger", "clock", "reset"
     output: int
     value: float     # velocity for triggers
     step: int
@@ -104,7 +104,7 @@ class Player:
         self.scale: list[float] = [float(settings[f"outputs.scale.{n}"]) for n in range(1, 17)]
         self.next_step = 0            # the next step (counted since start/reset) to commit
         self._due: list[_Due] = []
-        self._falls: dict[tuple[str, int], tuple[float, float, int, int]] = {}  # key -> fall, rise, step, voice
+        self._falls: dict[tuple[EventKind, int], tuple[float, float, int, int]] = {}  # key -> fall, rise, step, voice
         self._last_time = -math.inf   # no event earlier than one already returned
         self._seq = 0
         self._reset_out = True        # the next step 0 fires reset out
@@ -168,7 +168,7 @@ class Player:
             self._falls[key] = (max(t, rise), rise, step, voice)
 
     # --- committing steps ----------------------------------------------------------------------------
-    def _push(self, position: float, kind: str, output: int, value: float, step: int,
+    def _push(self, position: float, kind: EventKind, output: int, value: float, step: int,
               voice: int) -> None:
         self._seq += 1
         heapq.heappush(self._due, _Due(position, self._seq, kind, output, value, step, voice,
@@ -239,7 +239,8 @@ class Player:
             rise_t = math.inf
             if self._due and self._due[0].position <= horizon and self._due[0].position < hold:
                 rise_t = max(clock.time_of(self._due[0].position), self._last_time)
-            fall_key, fall_t = None, math.inf
+            fall_key: tuple[EventKind, int] | None = None
+            fall_t = math.inf
             for key, (when, *_rest) in self._falls.items():
                 if when < fall_t:
                     fall_key, fall_t = key, when
@@ -247,6 +248,7 @@ class Player:
             if min(rise_t, fall_t) >= t_until:
                 break
             if fall_t <= rise_t:
+                assert fall_key is not None  # fall_t is finite: some fall is pending
                 kind, output = fall_key
                 _when, _rise, step, voice = self._falls.pop(fall_key)
                 out.append(OutputEvent(fall_t, output, kind, 0.0, step, voice))

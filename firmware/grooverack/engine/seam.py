@@ -1,6 +1,7 @@
-"""The typed seam between the engine and every back end: what a back end may call.
+"""The typed seams of the engine: what a back end may call (`EngineSeam`) and what the engine
+uses of its model runner (`RunnerSeam`).
 
-`Engine` implements it; tests may drive a back end with any object that has these members
+`Engine` implements the first; tests may drive a back end with any object that has these members
 (a Protocol: structural, nothing to inherit). Back ends hold `engine: EngineSeam`, never probe it
 with `getattr`.
 """
@@ -60,3 +61,30 @@ class EngineSeam(Protocol):
     @property
     def heartbeat(self) -> float: ...
     def close(self) -> None: ...
+
+
+class RunnerSeam(Protocol):
+    """What the engine and its generator use of a model runner: `model.runner.ModelRunner`, or
+    `model.watch.NoModel` while no model loads (then `problem` says why, and nothing is
+    inferred). Test fakes implement the same members; nothing probes a runner with `getattr`."""
+
+    problem: str                       # '' when the model plays
+    variant: str                       # "int8" / "fp32"
+    latent_size: int
+    voices: tuple[str, ...]
+    genres: tuple[str, ...]            # () = no genre conditioning
+    genres_offered: tuple[str, ...]    # the styles a player may choose
+    manifest: dict[str, Any]
+    tempo: bool                        # the decoder hears the tempo
+    removal_groups: tuple[str, ...]    # the decoder's "removed" flags (re-voicing)
+    bar_swap: bool                     # a followed groove is decoded in both bar views
+    thresholds: Any                    # [9] hit thresholds chosen on validation
+    latent_bank: Any                   # model.bank.LatentBank or None
+
+    def thresholds_for(self, removed: Any = None) -> Any: ...
+    def encode(self, groove: Any) -> tuple[Any, Any]: ...
+    def encode_views(self, groove: Any) -> Any: ...
+    def decode(self, z: Any, genre: int = 0, bpm: float | None = None,
+               removed: Any = None) -> tuple[Any, Any, Any]: ...
+    def decode_views(self, z_pair: Any, genre: int = 0, bpm: float | None = None,
+                     removed: Any = None, weight: float = 0.5) -> tuple[Any, Any, Any]: ...

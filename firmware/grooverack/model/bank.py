@@ -86,8 +86,9 @@ class LatentBank:
             genre = int(self._any_genres[min(pick, len(self._any_genres) - 1)])
         rows = self._by_genre[genre]
         i = rows[int(rng.integers(len(rows)))]
-        eps = rng.standard_normal(self.latent_size).astype(np.float32)
-        return (self.mu[i] + np.float32(self.perturbation) * self.sigma * eps).astype(np.float32)
+        eps = np.asarray(rng.standard_normal(self.latent_size), dtype=np.float32)
+        z: np.ndarray = self.mu[i] + np.float32(self.perturbation) * self.sigma * eps
+        return z.astype(np.float32)
 
 
 def load_bank(path: str | Path, latent_size: int, genres: Sequence[str],

@@ -186,6 +186,8 @@ class ModelRunner:
     a predictable latency on a Pi matters more than throughput.
     """
 
+    problem = ""  # the model plays (`model.watch.NoModel` says why it does not)
+
     def __init__(self, manifest_path: str | os.PathLike[str] | None = None,
                  variant: str = "int8", *, verify_hashes: bool = True) -> None:
         self.manifest_path = Path(manifest_path) if manifest_path else default_manifest_path()
@@ -259,7 +261,8 @@ class ModelRunner:
                     raise ModelError(f"{path}: sha256 {actual[:12]}... does not match the "
                                      f"manifest's {str(expected)[:12]}... (damaged or replaced "
                                      f"file)")
-            built = entry.get("built") if isinstance(entry.get("built"), dict) else {}
+            found = entry.get("built")
+            built: dict[str, Any] = found if isinstance(found, dict) else {}
             encoder, built_sha = built.get("encoder"), built.get("encoder_sha256")
             # an encoder-only fine-tune (training.swap_encoder) leaves the decoders, and so the
             # latent space the bank's latents are played in, as they were: the bank built with
@@ -390,7 +393,7 @@ class ModelRunner:
             raise ValueError(f"groove must be [{STEPS}, 3], got {list(g.shape)}")
         pair = np.ascontiguousarray(np.stack([g, np.roll(g, STEPS_PER_BAR, axis=0)]))
         mu, _logvar = self._encoder.run(None, {"groove": pair})
-        return mu
+        return np.asarray(mu)
 
     def decode_views(self, z_pair: np.ndarray, genre: int = 0, bpm: float | None = None,
                      removed: Any = None, weight: float = 0.5
@@ -404,8 +407,9 @@ class ModelRunner:
             raise ValueError(f"latent pair must be [2, {self.latent_size}], got {list(zz.shape)}")
         feeds = self._decoder_feeds(zz, genre, bpm, removed)
         h, v, o = self._session_for(feeds).run(None, feeds)
-        back = tuple(np.roll(a[1], -STEPS_PER_BAR, axis=0) for a in (h, v, o))
-        return pool_views((h[0], v[0], o[0]), back, weight)  # type: ignore[arg-type]
+        back = (np.roll(h[1], -STEPS_PER_BAR, axis=0), np.roll(v[1], -STEPS_PER_BAR, axis=0),
+                np.roll(o[1], -STEPS_PER_BAR, axis=0))
+        return pool_views((h[0], v[0], o[0]), back, weight)
 
     def decode_batch(self, z: np.ndarray, genre: np.ndarray | int | None = None,
                      bpm: np.ndarray | float | None = None, removed: Any = None
@@ -478,15 +482,15 @@ class ModelRunner:
                     raise ValueError(f"tempo must be a finite BPM >= 0 (0 = unknown): {t.tolist()}")
                 feeds["tempo"] = np.ascontiguousarray(t)
         if self.removal_groups:
-            g = len(self.removal_groups)
+            k = len(self.removal_groups)
             if removed is None:
-                feeds["removed"] = np.zeros((n, g), np.float32)
+                feeds["removed"] = np.zeros((n, k), np.float32)
             else:
                 r = np.asarray(removed, dtype=np.float32)
-                if r.shape not in ((g,), (n, g)):
-                    raise ValueError(f"removed must be [{g}] or [{n}, {g}] flags (groups "
+                if r.shape not in ((k,), (n, k)):
+                    raise ValueError(f"removed must be [{k}] or [{n}, {k}] flags (groups "
                                      f"{', '.join(self.removal_groups)}), got {list(r.shape)}")
-                feeds["removed"] = np.ascontiguousarray(np.broadcast_to(r, (n, g)))
+                feeds["removed"] = np.ascontiguousarray(np.broadcast_to(r, (n, k)))
         return feeds
 
     def genre_index(self, name: str) -> int:

@@ -43,6 +43,8 @@ class NoModel:
     tempo = False
     latent_bank = None
     data_hash = ""
+    removal_groups: tuple[str, ...] = ()
+    bar_swap = False
 
     def __init__(self, manifest_path: Path, variant: str, problem: str) -> None:
         self.manifest_path = manifest_path
@@ -53,11 +55,24 @@ class NoModel:
         self.genres: tuple[str, ...] = ()
         self.genres_offered: tuple[str, ...] = ()
         self.thresholds = np.full(NUM_VOICES, 0.5, dtype=np.float32)
+        self.manifest: dict[str, Any] = {}
 
-    def encode(self, groove: Any) -> Any:  # never called: the engine plays rules meanwhile
+    # never called: the engine plays rules meanwhile
+    def thresholds_for(self, removed: Any = None) -> Any:
+        return self.thresholds
+
+    def encode(self, groove: Any) -> Any:
         raise ModelError(self.problem)
 
-    def decode(self, z: Any, genre: int = 0, bpm: float | None = None) -> Any:
+    def encode_views(self, groove: Any) -> Any:
+        raise ModelError(self.problem)
+
+    def decode(self, z: Any, genre: int = 0, bpm: float | None = None,
+               removed: Any = None) -> Any:
+        raise ModelError(self.problem)
+
+    def decode_views(self, z_pair: Any, genre: int = 0, bpm: float | None = None,
+                     removed: Any = None, weight: float = 0.5) -> Any:
         raise ModelError(self.problem)
 
     def __repr__(self) -> str:
@@ -146,7 +161,7 @@ class ModelWatch:
     @property
     def problem(self) -> str:
         """Why no model plays ('' when it loaded)."""
-        return getattr(self.runner, "problem", "")
+        return self.runner.problem
 
     def _try(self) -> ModelRunner | NoModel:
         self.tries += 1

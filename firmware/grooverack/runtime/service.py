@@ -8,9 +8,11 @@
   service (`WatchdogSec=`, `Restart=always`).
 - SCHED_FIFO for the real-time thread when the limits allow it (`LimitRTPRIO=`), said in the log
   either way; memory locked when `LimitMEMLOCK=` allows it.
-- SIGTERM / SIGINT: the first asks the loop to stop (`service.stopping`), the loop then calls
-  `shutdown()`: outputs to 0 V, state saved, STOPPING=1, exit status 0. A second signal while the
-  loop does not react runs the shutdown from the handler.
+- SIGHUP (the terminal or ssh session closed), SIGTERM and SIGINT: the first asks the loop to stop
+  (`service.stopping`), the loop then calls `shutdown()`: outputs to 0 V, state saved,
+  STOPPING=1, exit status 0. Another signal after that is logged and changes nothing: nothing
+  interrupts the shutdown. A loop that has not started the shutdown `stop_grace` seconds after
+  the first signal is stopped for it (the shutdown run from the signal's timer, then exit 0).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from grooverack.runtime.priority import RT_PRIORITY, lock_memory, set_fifo
 log = logging.getLogger(__name__)
 
 DEFAULT_STALE_S = 2.0      # a part that has not beaten for this long is stuck
+SEND_TIMEOUT_S = 0.05     # an sd_notify datagram that cannot leave this soon is dropped
+STOP_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
+SIGNALLED = threading.Event()  # a stop signal reached a Service of this process
 STOP_GRACE_S = 5.0         # a loop that has not stopped this long after SIGTERM is stopped for it
                            # (outputs 0 V, state saved, exit 0) before systemd's TimeoutStopSec=10
 
@@ -81,6 +86,9 @@ class Notifier:
             try:
                 if self._sock is None:
                     self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                    # a listener that stopped reading (its queue full) must never hold up the
+                    # loop or the shutdown: a datagram that cannot leave soon is dropped
+                    self._sock.settimeout(SEND_TIMEOUT_S)
                 self._sock.sendto(text.encode("utf-8"), self.address)
             except OSError as exc:
                 if not self._failed:  # log once per burst of failures
@@ -116,7 +124,8 @@ class Service:
         self._last_ping = -1e300
         self._callbacks: list[Callable[[], Any]] = []
         self.stop_event = threading.Event()
-        self._shutdown_done = False
+        self._shutdown_done = False  # set when the shutdown starts: it runs once
+        self._shutdown_lock = threading.RLock()  # a second caller waits for the first to finish
         self._thread: threading.Thread | None = None
         self._previous: dict[int, Any] = {}
         self.stop_grace = STOP_GRACE_S
@@ -220,13 +229,14 @@ class Service:
     _exit = staticmethod(os._exit)
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM/SIGINT set `stopping`; a second one while the loop has not reacted shuts down
-        from the handler. Call from the main thread."""
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        """SIGHUP/SIGTERM/SIGINT set `stopping`; later ones are only logged. Call from the main
+        thread."""
+        for sig in STOP_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
+        SIGNALLED.set()
         if not self.stop_event.is_set():
             log.info("%s: stopping", name)
             self.stop_event.set()
@@ -235,9 +245,9 @@ class Service:
             timer.daemon = True
             timer.start()
             return
-        log.warning("%s again: shutting down now", name)
-        self.shutdown()
-        raise SystemExit(0)
+        # never raise here: the handler runs between two bytecodes of whatever the main thread
+        # does, the shutdown's own steps included (outputs to 0 V, state being written)
+        log.warning("%s again: already stopping (outputs to 0 V, state saved, then exit)", name)
 
     def _force_stop(self) -> None:
         if self._shutdown_done:
@@ -249,18 +259,20 @@ class Service:
 
     def shutdown(self) -> int:
         """Run the shutdown callbacks once (each one's failure logged, the rest still run);
-        returns the exit status 0."""
-        if self._shutdown_done:
-            return 0
-        self._shutdown_done = True
-        self.stop_event.set()
-        self.notifier.send(STOPPING=1)
-        for callback in self._callbacks:
-            try:
-                callback()
-            except Exception:
-                log.exception("shutdown step %s failed", getattr(callback, "__name__", callback))
-        self.notifier.close()
+        returns the exit status 0. A second caller (another thread) waits until they ran."""
+        with self._shutdown_lock:
+            if self._shutdown_done:
+                return 0
+            self._shutdown_done = True
+            self.stop_event.set()
+            self.notifier.send(STOPPING=1)
+            for callback in self._callbacks:
+                try:
+                    callback()
+                except Exception:
+                    log.exception("shutdown step %s failed",
+                                  getattr(callback, "__name__", callback))
+            self.notifier.close()
         try:  # a caller that goes on (tests, an in-process run) gets its own handlers back
             self.restore_signal_handlers()
         except ValueError:
@@ -293,7 +305,8 @@ def engine_probe(engine: EngineSeam, stale_after: float = GENERATOR_STALE_S) -> 
 def supervise(engine: EngineSeam, *, status: str, outputs_to_zero: Callable[[], Any],
               save_state: Callable[[], Any] | None = None, signals: bool = True) -> Service:
     """For `grooverack run`, after the hardware is up: watch the loop ("loop" beats) and the
-    generator, shut down by outputs to 0 V then state saved, SIGTERM/SIGINT handlers, READY=1.
+    generator, shut down by outputs to 0 V then state saved, SIGHUP/SIGTERM/SIGINT handlers,
+    READY=1.
 
     The loop then calls `svc.beat("loop")` every pass, stops when `svc.stopping`, and returns
     `svc.shutdown()` (0) as the exit status."""

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from grooverack.config import CONTROLS, CV_JACKS, Settings
+from grooverack.controls import SchmittGate
 from grooverack.engine.accents import AccentFollower
 from grooverack.engine.seam import EngineSeam
 from grooverack.sim.patch import (
@@ -45,8 +46,8 @@ class DirectBoard:
         self.accents = AccentFollower(accents, float(settings["outputs.accent_threshold"]))
         self.jacks: dict[str, float] = {"gate": 0.0, "pitch": 0.0, "clock": 0.0, "reset": 0.0,
                                         "velocity_cv": 0.0}
-        self.high: dict[str, bool] = {"gate": False, "clock": False, "reset": False,
-                                      "fill": False}
+        self.gates = {jack: SchmittGate(SCHMITT_RISE, SCHMITT_FALL)
+                      for jack in ("gate", "clock", "reset", "fill")}
         self.pending: list[tuple[float, float]] = []  # (sample time, edge time) of onsets
         self.settle_s = settings["input.pitch_settle_ms"] / 1000.0
         self.onsets = 0
@@ -59,11 +60,11 @@ class DirectBoard:
     def apply(self, t: float, jack: str, value: float) -> None:
         """The input `jack` changes to `value` at `t` (call `advance(t)` first)."""
         self._take_pending(t, inclusive=True)
-        if jack in self.high:
-            was = self.high[jack]
-            rising = self._schmitt(jack, value)
-            if jack == "fill" and self.high[jack] != was:  # a gate: both edges matter
-                self.engine.fill(t, self.high[jack])
+        if jack in self.gates:
+            level = self.gates[jack].update(value)
+            rising = level is True
+            if jack == "fill" and level is not None:  # a gate: both edges matter
+                self.engine.fill(t, level)
             elif rising and jack == "gate":
                 self.pending.append((t + self.settle_s, t))
             elif rising and jack == "clock":
@@ -92,12 +93,6 @@ class DirectBoard:
             pass  # no panel, no layers: a shift-layer control is set by its own name here
         else:
             raise ValueError(f"unknown jack {jack!r}")
-
-    def _schmitt(self, jack: str, volts: float) -> bool:
-        was = self.high[jack]
-        now = volts >= SCHMITT_RISE if not was else volts > SCHMITT_FALL
-        self.high[jack] = now
-        return now and not was
 
     def _take_pending(self, t: float, inclusive: bool) -> None:
         while self.pending and (self.pending[0][0] < t or (inclusive and self.pending[0][0] == t)):

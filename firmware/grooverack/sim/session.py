@@ -29,6 +29,7 @@ import numpy as np
 from grooverack.backends.panel.simboard import patch_board
 from grooverack.boards.board import load_board
 from grooverack.config import CONTROLS, SCHEMA, Settings, make_settings
+from grooverack.controls import SchmittGate
 from grooverack.drums.kit import output_voices
 from grooverack.engine.engine import Engine
 from grooverack.engine.seam import EngineSeam
@@ -123,7 +124,7 @@ class PotlessControls:
         inputs = [*(getattr(panel, "gpio_inputs", {}) or {}).values(),
                   *(getattr(panel, "inputs", {}) or {}).values()]
         self.fill_jack = any(i.role == "fill" for i in inputs)
-        self.fill_high = False
+        self.fill_gate = SchmittGate(SCHMITT_RISE, SCHMITT_FALL)
         # every action the panel itself can press: a button, SHIFT + a button, a group mute
         self.panel_actions = {*(getattr(board, "buttons", {}) or {}),
                               *(getattr(board, "shift_actions", {}) or {}),
@@ -136,9 +137,8 @@ class PotlessControls:
             self.engine.set_control(jack, pot_value(jack, value))
         elif jack == FILL_JACK and not self.fill_jack:
             self.board.advance(t)
-            high = value > SCHMITT_FALL if self.fill_high else value >= SCHMITT_RISE
-            if high != self.fill_high:
-                self.fill_high = high
+            high = self.fill_gate.update(value)
+            if high is not None:
                 self.engine.fill(t, high)
         elif ((jack.startswith("press.") and jack[6:] not in self.panel_actions)
               or (jack.startswith("hold.") and jack[5:] not in self.panel_holds)):
@@ -249,7 +249,7 @@ def played_by(engine: Engine, settings: Settings) -> str:
         return "rule patterns (generation.mode = rules)"
     if gen.problem:
         return f"rule patterns, no model: {gen.problem}"
-    variant = getattr(gen.runner, "variant", "")
+    variant = gen.runner.variant
     model = f"the model ({variant})" if variant else "the model"
     if gen.model_serial:
         return f"rule patterns until the model loaded, then {model}"

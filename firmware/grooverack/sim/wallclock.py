@@ -9,8 +9,8 @@ threads SCHED_FIFO (writer > loop > worker) and locks memory, as the Pi service 
 `--audio [DEVICE]` plays the drum voices through a sound card (`backends.speaker`, a process of
 its own): the loop thread only writes each output write into its pipe (non-blocking), the sound
 process's audio callback renders. The
-lifecycle (state restored, READY + watchdog, outputs to 0 V and state saved on SIGTERM/SIGINT) is
-`runtime.serve.Lifecycle`, as on every board.
+skeleton (state restored, READY + watchdog, outputs to 0 V and state saved on SIGHUP/SIGTERM/
+SIGINT or an error in the loop) is `runtime.serve.serve`, as on every board.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ from typing import Any
 import numpy as np
 
 from grooverack.config import CONTROLS, SCHEMA, Settings
+from grooverack.engine.engine import Engine
 from grooverack.errors import PathError
 from grooverack.runtime.hooks import LoopHook
 from grooverack.runtime.priority import WRITER_PRIORITY, realtime, short_gil_slices
 from grooverack.runtime.scheduler import RT_SPIN_S, SPIN_S, TimedScheduler
-from grooverack.runtime.serve import Lifecycle, make_engine
+from grooverack.runtime.serve import Lifecycle, serve
 from grooverack.sim.direct import TAIL_S, DirectBoard
 from grooverack.sim.patch import OutputRecorder, OutputRow, build_patch, jack_value, pot_position
 from grooverack.sim.session import choose_bpm, drum_voices, make_board, write_files
@@ -89,7 +90,8 @@ def timeline(args: argparse.Namespace, settings: Settings, duration: float | Non
                     "are" if len(late) > 1 else "is",
                     f"{first.where}: " if first.where else "", first.key, first.when)
     controls.sort(key=lambda c: c[0])
-    merged = heapq.merge(controls, resets, replay(), key=lambda c: c[0])
+    merged: Iterator[tuple[float, str, float]] = heapq.merge(controls, resets, replay(),
+                                                              key=lambda c: c[0])
     if duration is not None:
         merged = itertools.takewhile(lambda c: c[0] < duration, merged)
     return merged, bpm, source.name
@@ -162,50 +164,57 @@ def late_writes(writer: RecordingWriter) -> Callable[[], dict[str, int]]:
     return read
 
 
-def run_sim(args: argparse.Namespace, settings: Settings, launched: float,
-            hook: LoopHook | None = None) -> int:
-    """The patch on the wall clock until its end or a signal; `hook` (the web page's link) is
-    attached before the loop is ready and called between its passes."""
-    duration = args.duration
-    changes, bpm, name = timeline(args, settings, duration)
-    engine = make_engine(settings, threaded=True)
-    short_gil_slices()  # the loop must not wait behind the generator thread's Python work
-    fifo = realtime() if args.rt else False
-    speaker = open_speaker(args, settings)
-    writer = RecordingWriter(None, RT_SPIN_S if fifo else SPIN_S, WRITER_PRIORITY if fifo else None,
-                             listener=speaker.push if speaker is not None else None)
-    board = (DirectBoard(engine, settings, writer) if args.direct
-             else make_board(settings, writer, engine, args.board or "sim"))
-    life = Lifecycle(settings, engine)
-    life.restore()  # presets and the last performance from the state dir
-    if hook is not None:
-        hook.attach(engine, late_writes(writer))
-    stopped_at: list[float] = []
-    t0 = _clock() + START_DELAY_S  # fixed again once ready (below)
+class WallClockSim:
+    """The virtual patch on the wall clock as a `runtime.serve.Backend`: the loop thread applies
+    each input change at its time and asks for the next LOOKAHEAD_S of outputs; the writer
+    records them at theirs (and hands them to `--audio`'s speaker); `hook` (the web page's link)
+    is called between the loop's passes."""
 
-    def outputs_to_zero() -> None:  # queued after the last falls
-        t = (stopped_at[0] if stopped_at else max(_clock() - t0, 0.0)) + TAIL_S
-        for output in range(1, int(settings["outputs.count"]) + 1):
-            writer.write(t, output, "trigger", 0.0)
-            writer.write(t, output, "velocity", 0.0)
+    def __init__(self, args: argparse.Namespace, settings: Settings, engine: Engine,
+                 changes: Iterator[tuple[float, str, float]], bpm: float, name: str,
+                 launched: float, hook: LoopHook | None = None) -> None:
+        self.args, self.settings, self.engine, self.hook = args, settings, engine, hook
+        self.changes, self.bpm, self.name, self.launched = changes, bpm, name, launched
+        self.duration: float | None = args.duration
+        short_gil_slices()  # the loop must not wait behind the generator thread's Python work
+        fifo = realtime() if args.rt else False
+        self.speaker = open_speaker(args, settings)
+        speaker = self.speaker
+        self.writer = RecordingWriter(None, RT_SPIN_S if fifo else SPIN_S,
+                                      WRITER_PRIORITY if fifo else None,
+                                      listener=speaker.push if speaker is not None else None)
+        self.board = (DirectBoard(engine, settings, self.writer) if args.direct
+                      else make_board(settings, self.writer, engine, args.board or "sim"))
+        self.stopped_at: float | None = None
+        self.t0 = _clock() + START_DELAY_S  # fixed again once ready (`run`)
+        self.ready_s = 0.0
+        self.wall = 0.0
+        self.applied: list[tuple[float, float]] = []
+        self.cpu0, self.loop_cpu0 = os.times(), 0.0
 
-    life.ready(f"board sim up ({name}, {bpm:g} BPM)", outputs_to_zero=outputs_to_zero)
-    # patch time 0 (the first downbeat) is fixed only now, with the board built and the state
-    # restored: the first step is as punctual as every other
-    t0 = _clock() + START_DELAY_S
-    writer.begin(t0)
-    if speaker is not None:
-        speaker.begin(t0)
-    ready_s = _clock() - launched
-    print(f"grooverack run: ready in {ready_s:.3f} s (board sim, {name}, {bpm:g} BPM"
-          f"{f', {duration:g} s' if duration else ', Ctrl-C to stop'})", file=sys.stderr,
-          flush=True)
-    cpu0, loop_cpu0 = os.times(), time.thread_time()
-    applied: list[tuple[float, float]] = []
-    board.start(0.0)
-    pending = next(changes, None)
-    end = duration if duration is not None else float("inf")
-    try:
+    def start(self, beat: Callable[[], None]) -> str:
+        if self.hook is not None:  # (the state is restored by now)
+            self.hook.attach(self.engine, late_writes(self.writer))
+        return f"board sim up ({self.name}, {self.bpm:g} BPM)"
+
+    def run(self, life: Lifecycle) -> None:
+        # patch time 0 (the first downbeat) is fixed only now, with the board built, the state
+        # restored and READY sent: the first step is as punctual as every other
+        board, writer, changes, hook = self.board, self.writer, self.changes, self.hook
+        t0 = self.t0 = _clock() + START_DELAY_S
+        writer.begin(t0)
+        if self.speaker is not None:
+            self.speaker.begin(t0)
+        self.ready_s = _clock() - self.launched
+        duration = self.duration
+        print(f"grooverack run: ready in {self.ready_s:.3f} s (board sim, {self.name}, "
+              f"{self.bpm:g} BPM{f', {duration:g} s' if duration else ', Ctrl-C to stop'})",
+              file=sys.stderr, flush=True)
+        self.cpu0, self.loop_cpu0 = os.times(), time.thread_time()
+        applied = self.applied
+        board.start(0.0)
+        pending = next(changes, None)
+        end = duration if duration is not None else float("inf")
         while not life.stopping:
             life.beat()
             now = _clock() - t0
@@ -239,51 +248,87 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float,
                     hook.sleep(pause)  # ends early when the page has a command for the loop
                 else:
                     time.sleep(pause)
-    except KeyboardInterrupt:
-        end = _clock() - t0
-    if life.stopping:
-        end = min(end, _clock() - t0)
-    board.finish(end)
-    stopped_at.append(end)
-    life.shutdown()  # outputs to 0 V (queued after the last falls), state saved, engine stopped
-    writer.close()
-    wall = _clock() - t0
-    if speaker is not None:
-        speaker.drain(end)  # the last hits reach the speaker
-        speaker.stop()
-    cpu1, loop_cpu = os.times(), time.thread_time() - loop_cpu0
-    process_cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
-    patterns = float(engine.pattern.serial)
-    report = timing_report(writer.timing)
-    print(f"grooverack run: {wall:.1f} s, {len(writer.timing)} output writes, "
-          f"{len(applied)} input changes, {patterns:.0f} patterns; lateness median "
-          f"{report['median_ms']:.3f} ms, "
-          f"p99 {report['p99_ms']:.3f} ms, max {report['max_ms']:.3f} ms; CPU "
-          f"{100 * process_cpu / wall:.1f} % of a core (loop thread {100 * loop_cpu / wall:.1f} %, "
-          f"writer thread {100 * writer.cpu_s / wall:.1f} %)",
-          file=sys.stderr)
-    if speaker is not None:
-        print(f"grooverack run: {speaker.report()}", file=sys.stderr)
-    failed: list[str] = []  # a full disk under one file does not cost the other's
-    if args.timing:
-        try:
-            write_timing(Path(args.timing), writer, applied, ready_s=ready_s, wall_s=wall,
-                         process_cpu_s=process_cpu, loop_cpu_s=loop_cpu,
-                         writer_cpu_s=writer.cpu_s, patterns=patterns, t0_monotonic=t0)
-        except PathError as exc:
-            failed.append(f"--timing {exc}")
-    if args.out:
-        patch = build_patch(source_at(load_source(args.input, settings), bpm), bpm=bpm,
-                            bars=max(wall, 0.001) / (240 / bpm),
-                            clock_ppqn=settings["clock.ppqn"] if args.clock else None)
-        try:
-            write_files(Path(args.out), patch, writer, settings, settings["generation.seed"],
-                        wav=getattr(args, "wav", True))
-        except PathError as exc:
-            failed.append(f"--out {exc}")
-    if failed:
-        raise PathError("\n  ".join(failed))
-    return 0
+        if life.stopping:
+            end = min(end, _clock() - t0)
+        board.finish(end)
+        self.stopped_at = end
+
+    def outputs_to_zero(self) -> None:
+        """Every output to 0 V, queued after the last falls."""
+        stopped = self.stopped_at
+        t = (stopped if stopped is not None else max(_clock() - self.t0, 0.0)) + TAIL_S
+        for output in range(1, int(self.settings["outputs.count"]) + 1):
+            self.writer.write(t, output, "trigger", 0.0)
+            self.writer.write(t, output, "velocity", 0.0)
+
+    def close(self) -> None:
+        self.writer.close()  # everything queued written, at its time
+        self.wall = _clock() - self.t0
+        if self.speaker is not None:
+            stopped = self.stopped_at
+            self.speaker.drain(stopped if stopped is not None else self.wall)  # the last hits
+            self.speaker.stop()
+
+    def report(self) -> None:
+        """The summary line, and `--timing` / `--out` files."""
+        args, writer, settings = self.args, self.writer, self.settings
+        wall = self.wall
+        cpu1, loop_cpu = os.times(), time.thread_time() - self.loop_cpu0
+        process_cpu = (cpu1.user - self.cpu0.user) + (cpu1.system - self.cpu0.system)
+        patterns = float(self.engine.pattern.serial)
+        report = timing_report(writer.timing)
+        print(f"grooverack run: {wall:.1f} s, {len(writer.timing)} output writes, "
+              f"{len(self.applied)} input changes, {patterns:.0f} patterns; lateness median "
+              f"{report['median_ms']:.3f} ms, "
+              f"p99 {report['p99_ms']:.3f} ms, max {report['max_ms']:.3f} ms; CPU "
+              f"{100 * process_cpu / wall:.1f} % of a core (loop thread "
+              f"{100 * loop_cpu / wall:.1f} %, writer thread {100 * writer.cpu_s / wall:.1f} %)",
+              file=sys.stderr)
+        if self.speaker is not None:
+            print(f"grooverack run: {self.speaker.report()}", file=sys.stderr)
+        failed: list[str] = []  # a full disk under one file does not cost the other's
+        if args.timing:
+            try:
+                write_timing(Path(args.timing), writer, self.applied, ready_s=self.ready_s,
+                             wall_s=wall, process_cpu_s=process_cpu, loop_cpu_s=loop_cpu,
+                             writer_cpu_s=writer.cpu_s, patterns=patterns,
+                             t0_monotonic=self.t0)
+            except PathError as exc:
+                failed.append(f"--timing {exc}")
+        if args.out:
+            bpm = self.bpm
+            patch = build_patch(source_at(load_source(args.input, settings), bpm), bpm=bpm,
+                                bars=max(wall, 0.001) / (240 / bpm),
+                                clock_ppqn=settings["clock.ppqn"] if args.clock else None)
+            try:
+                write_files(Path(args.out), patch, writer, settings, settings["generation.seed"],
+                            wav=getattr(args, "wav", True))
+            except PathError as exc:
+                failed.append(f"--out {exc}")
+        if failed:
+            raise PathError("\n  ".join(failed))
+
+
+def run_sim(args: argparse.Namespace, settings: Settings, launched: float,
+            hook: LoopHook | None = None) -> int:
+    """`grooverack run --board sim`: the patch on the wall clock in `runtime.serve.serve`
+    until its end, a signal or an error; `hook` (the web page's link) is attached before the
+    loop is ready and called between its passes."""
+    changes, bpm, name = timeline(args, settings, args.duration)
+    built: list[WallClockSim] = []
+
+    def build(engine: Engine) -> WallClockSim:
+        built.append(WallClockSim(args, settings, engine, changes, bpm, name, launched, hook))
+        return built[0]
+
+    status = serve(settings, build)
+    built[0].report()
+    return status
+
+
+def run_board(board: Any, settings: Settings, args: argparse.Namespace) -> int:
+    """A board file of kind "sim" (`commands.backends` registry): as `--board sim`."""
+    return run_sim(args, settings, getattr(args, "launched", time.perf_counter()))
 
 
 def open_speaker(args: argparse.Namespace, settings: Settings) -> Any:

@@ -324,10 +324,7 @@ class GrooveVAE(nn.Module):
                 sample: bool = True, tempo: torch.Tensor | None = None,
                 removed: torch.Tensor | None = None):
         mu, logvar = self.encoder(groove)
-        if sample:
-            z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        else:
-            z = mu
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if sample else mu
         hit_logits, velocities, offsets = self.decoder(z, genre, tempo, removed)
         return hit_logits, velocities, offsets, mu, logvar
 

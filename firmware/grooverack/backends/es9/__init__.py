@@ -36,7 +36,6 @@ its latency is measured again. Each loss and each return is logged once.
 """
 
 from grooverack.backends.es9.backend import ES9Backend, run_backend
-from grooverack.backends.es9.inputs import Schmitt
 from grooverack.backends.es9.mirror import MidiMirror
 from grooverack.backends.es9.portaudio import (
     find_device,
@@ -46,5 +45,5 @@ from grooverack.backends.es9.portaudio import (
 )
 from grooverack.backends.es9.rig import open_calibration_rig
 
-__all__ = ["ES9Backend", "MidiMirror", "Schmitt", "find_device", "mark_portaudio_stale",
+__all__ = ["ES9Backend", "MidiMirror", "find_device", "mark_portaudio_stale",
            "open_calibration_rig", "portaudio_stale", "refresh_devices", "run_backend"]

@@ -26,13 +26,13 @@ from grooverack.backends.es9.outputs import ES9Outputs, LevelQueue
 from grooverack.backends.es9.stream import ES9Stream
 from grooverack.backends.midi.output import MidiOutput
 from grooverack.boards.es9 import ES9Board, parse_board
-from grooverack.calibration import Calibration, apply_to_es9, default_path
+from grooverack.calibration import Calibration, default_path, es9_calibration
 from grooverack.config import Settings
 from grooverack.engine.player import OutputEvent
 from grooverack.engine.seam import EngineSeam
 from grooverack.errors import ConfigError
 from grooverack.runtime.priority import realtime, short_gil_slices
-from grooverack.runtime.serve import Lifecycle, make_engine
+from grooverack.runtime.serve import Lifecycle, serve
 from grooverack.state import state_dir
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,12 @@ class ES9Backend:
         # clock waits for MIDI Start
         if autostart is None:
             autostart = settings["clock.source"] != "midi"
-        self.inputs = ES9Inputs(engine, settings, self.board, autostart=autostart)
-        self.outputs = ES9Outputs(settings, self.board, calibration)
+        # one Calibration for both directions: the board's [es9.calibration], a calibration
+        # file's measurements over it (`calibration`, per-volt tables included)
+        self.cal = es9_calibration(self.board, calibration)
+        self.inputs = ES9Inputs(engine, settings, self.board, autostart=autostart,
+                                calibration=self.cal)
+        self.outputs = ES9Outputs(settings, self.board, self.cal)
         self.levels = LevelQueue(self.outputs.zero_levels)
         self.stream = ES9Stream(self.board, self.levels, settings["es9.transport"])
         self._mirror_at = -math.inf  # due time of the last event mirrored as MIDI
@@ -237,72 +241,77 @@ class ES9Backend:
         return self.stream.transport
 
 
-def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
-    """`grooverack run --board es9` (any board of kind "es9"; a [midi] table adds MIDI out).
+class ServedES9:
+    """The ES-9 back end (and its MIDI mirror) as `runtime.serve.Backend`: the stream and the
+    engine thread play, the main thread waits (`Lifecycle.wait`) and looks after them."""
 
-    The lifecycle is `runtime.serve.Lifecycle`: state restored before it plays, READY + the
-    watchdog (the engine thread beats), and on SIGTERM/SIGINT or at the end of `--duration`:
-    every output channel at its 0 V sample (rendered before the stream stops), the MIDI mirror's
-    notes off, then the state saved; exit status 0."""
+    def __init__(self, engine: EngineSeam, settings: Settings, board: Any, args: Any) -> None:
+        es9 = self.es9 = parse_board(board, settings)
+        # a calibration file written by `grooverack calibrate --board es9` overrides the board's
+        # [es9.calibration]
+        measured = Calibration.load(default_path(state_dir(settings), board.name), board)
+        self.board_name = board.name
+        self.args = args
+        self.mirror: MidiMirror | None = None
+        self.backend: ES9Backend | None = None
+        self.done: ES9Backend | None = None  # the back end once stopped (its figures)
+        try:
+            self.mirror = MidiMirror(board, settings) if es9.midi is not None else None
+            if self.mirror is not None:
+                self.mirror.start()
+            self.backend = ES9Backend(engine, settings, es9, calibration=measured,
+                                      midi_output=self.mirror.output if self.mirror else None)
+        except BaseException:
+            self.outputs_to_zero()
+            raise
 
-    es9 = parse_board(board, settings)
-    # a calibration file written by `grooverack calibrate --board es9` overrides [es9.calibration]
-    measured = Calibration.load(default_path(state_dir(settings), board.name), board)
-    apply_to_es9(measured, es9)  # the inputs' scaling (block volts, vectorised)
-    engine = make_engine(settings, threaded=True)
-    mirror: MidiMirror | None = None
-    backend: ES9Backend | None = None
-    try:
-        life = Lifecycle(settings, engine)
-        life.restore()  # presets + last performance, before the first step plays
-        mirror = MidiMirror(board, settings) if es9.midi is not None else None
-        if mirror is not None:
-            mirror.start()
-        backend = ES9Backend(engine, settings, es9, calibration=measured,
-                             midi_output=mirror.output if mirror is not None else None)
-        backend.start(heartbeat=life.beat)
-    except BaseException:
-        if backend is not None:
-            backend.stop()
-        if mirror is not None:
-            mirror.stop()
-        engine.close()
-        raise
-    es9_backend = backend
+    def start(self, beat: Callable[[], None]) -> str:
+        backend = self.backend
+        assert backend is not None
+        backend.start(heartbeat=beat)
+        if getattr(self.args, "rt", False):
+            backend.realtime(self.mirror)
+        backend.wait_latency()
+        print(f"grooverack: {backend.describe()}; Ctrl-C to stop", file=sys.stderr)
+        return f"board {self.board_name} up ({backend.describe()})"
 
-    def outputs_to_zero() -> None:
-        es9_backend.stop()  # every channel's 0 V sample rendered, then the stream stopped
-        if mirror is not None:
-            mirror.stop()  # note-offs, all notes off, MIDI Stop
+    def run(self, life: Lifecycle) -> None:
+        life.wait(getattr(self.args, "duration", None), every=self._every)
 
-    def every() -> None:  # the main thread, about once a second
-        if not es9_backend.running:
+    def _every(self) -> None:  # the main thread, about once a second
+        if self.backend is None or not self.backend.running:
             raise RuntimeError("the ES-9 engine thread stopped")
-        if mirror is not None:
+        if self.mirror is not None:
             try:
-                mirror.check()
+                self.mirror.check()
             except Exception as exc:  # listing can fail while a device unplugs
                 log.debug("MIDI port check: %s", exc)
 
-    try:
-        if getattr(args, "rt", False):
-            backend.realtime(mirror)
-        backend.wait_latency()
-        life.ready(f"board {board.name} up ({backend.describe()})",
-                   outputs_to_zero=outputs_to_zero)
-        print(f"grooverack: {backend.describe()}; Ctrl-C to stop", file=sys.stderr)
-        life.wait(getattr(args, "duration", None), every=every)
-        status = life.shutdown()  # outputs to 0 V, state saved, engine stopped
-    except BaseException:
-        log.exception("ES-9 back end stopped by an error: outputs to 0 V")
-        if life.service is None:
-            outputs_to_zero()
-        life.shutdown()
-        raise
-    s = backend.stream
-    lost = f", stream lost {s.losses}x, reopened {s.reopens}x" if s.losses else ""
-    presses = f", {len(backend.presses)} button presses" if es9.buttons else ""
-    print(f"grooverack: {len(backend.onsets)} onsets in{presses}, {len(backend.scheduled)} "
-          f"output changes, {backend.late_events} late, {s.xruns} xruns{lost}",
-          file=sys.stderr)
-    return status
+    def outputs_to_zero(self) -> None:
+        backend, self.backend = self.backend, None
+        if backend is not None:
+            backend.stop()  # every channel's 0 V sample rendered, then the stream stopped
+            self.done = backend
+        mirror, self.mirror = self.mirror, None
+        if mirror is not None:
+            mirror.stop()  # note-offs, all notes off, MIDI Stop
+
+    def close(self) -> None:
+        backend = self.done
+        if backend is None:
+            return
+        s = backend.stream
+        lost = f", stream lost {s.losses}x, reopened {s.reopens}x" if s.losses else ""
+        presses = f", {len(backend.presses)} button presses" if self.es9.buttons else ""
+        print(f"grooverack: {len(backend.onsets)} onsets in{presses}, {len(backend.scheduled)} "
+              f"output changes, {backend.late_events} late, {s.xruns} xruns{lost}",
+              file=sys.stderr)
+
+
+def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
+    """`grooverack run --board es9` (any board of kind "es9"; a [midi] table adds MIDI out) in
+    `runtime.serve.serve`: state restored before it plays, READY + the watchdog (the engine
+    thread beats), and on a stop signal, an error or the end of `--duration`: every output
+    channel at its 0 V sample (rendered before the stream stops), the MIDI mirror's notes off
+    and MIDI Stop, then the state saved; exit status 0."""
+    return serve(settings, lambda engine: ServedES9(engine, settings, board, args))

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from grooverack.boards.es9 import ES9Board
+from grooverack.calibration import Calibration, es9_calibration
 from grooverack.config import CONTROLS, Settings
-from grooverack.controls import ControlRange, ControlReader
+from grooverack.controls import ControlRange, ControlReader, SchmittGate
 from grooverack.engine.seam import EngineSeam
 from grooverack.runtime.listen import AudioListener
 
@@ -24,44 +26,33 @@ EDGE_JACKS = ("gate", "clock", "reset", "fill")  # fill: a gate, both edges coun
 CONTROL_STEP = 1.0 / 256  # a control CV moves the engine when it moved more (its hysteresis)
 
 
-class Schmitt:
-    """Schmitt trigger over sample blocks: rising above `high`, falling below `low`."""
-
-    def __init__(self, threshold: float, hysteresis: float) -> None:
-        self.high = threshold + hysteresis / 2
-        self.low = threshold - hysteresis / 2
-        self.state = False
-
-    def edges(self, volts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(rising, falling) sample indices within this block."""
-        above, below = volts > self.high, volts < self.low
-        idx = np.flatnonzero(above | below)
-        if idx.size == 0:
-            return idx, idx
-        states = above[idx]
-        prev = np.concatenate(([self.state], states[:-1]))
-        change = states != prev
-        self.state = bool(states[-1])
-        return idx[change & states], idx[change & ~states]
-
-
 class ES9Inputs:
     """The input channels of one ES-9 board, read into one engine."""
 
     def __init__(self, engine: EngineSeam, settings: Settings, board: ES9Board, *,
-                 autostart: bool) -> None:
+                 autostart: bool, calibration: Calibration | None = None) -> None:
         self.engine = engine
         self.board = board
+        # samples -> volts through the Calibration (`es9_calibration`: a calibration file's
+        # measurements over the board's [es9.calibration]); the Schmitt-read jacks and buttons,
+        # which have nothing to calibrate, by the board's scaling
+        cal = calibration if calibration is not None else es9_calibration(board)
+        self.scale: dict[str, tuple[int, float, float]] = {}  # name -> (column, gain, offset)
+        for name, ch in (*board.inputs.items(), *board.buttons.items()):
+            c = cal.input_cal.get(name) if name in board.inputs else None
+            gain, offset = (c.gain, c.offset) if c is not None else board.in_scale(ch)
+            self.scale[name] = (ch - 1, gain, offset)
         self.sr = board.samplerate
         self.autostart = autostart
         self.started = False
         self.settle = int(round(settings["input.pitch_settle_ms"] * 1e-3 * self.sr))
         self.velocity_mode = settings["input.velocity_mode"]
         threshold, hysteresis = settings["es9.threshold"], settings["es9.hysteresis"]
-        self.schmitt = {jack: Schmitt(threshold, hysteresis)
+        self.schmitt = {jack: SchmittGate.centred(threshold, hysteresis)
                         for jack in EDGE_JACKS if jack in board.inputs}
         # button gates: the same Schmitt trigger, a rise is a press
-        self.button_schmitt = {action: Schmitt(threshold, hysteresis) for action in board.buttons}
+        self.button_schmitt = {action: SchmittGate.centred(threshold, hysteresis)
+                               for action in board.buttons}
         # what happened, for `run` output, tests and benchmarks
         self.presses: deque[tuple[str, int, Any]] = deque(maxlen=10_000)  # (action, frame, result)
         self.edges: deque[tuple[str, str, int]] = deque(maxlen=100_000)  # (jack, rise/fall, frame)
@@ -90,9 +81,9 @@ class ES9Inputs:
                          if "audio" in board.inputs else None)
 
     def volts(self, block: np.ndarray, jack: str) -> np.ndarray:
-        ch = self.board.inputs[jack]
-        scale, offset = self.board.in_scale(ch)
-        return block[:, ch - 1].astype(np.float64) * scale + offset
+        """The volts of input (or button) `jack` over a block of samples."""
+        column, gain, offset = self.scale[jack]
+        return block[:, column].astype(np.float64) * gain + offset
 
     def _read_at(self, jack: str, frame: int) -> float | None:
         """The volts of `jack` at `frame` (None when not patched or no longer kept)."""
@@ -119,15 +110,15 @@ class ES9Inputs:
         b, eng = self.board, self.engine
         n = len(block)
         calls: list[tuple[int, int, Callable[[], Any]]] = []  # (frame, order, call)
-        cvs = {jack: self.volts(block, jack) for jack in ("pitch", "velocity_cv")
-               if jack in b.inputs}
+        cvs: dict[str, np.ndarray] = {jack: self.volts(block, jack)
+                                      for jack in ("pitch", "velocity_cv") if jack in b.inputs}
         if cvs:
             self._history.append((f0, cvs))
         still = []
         for edge, read in self._pending:
             if read < f0 + n:
                 p, v = self._read_at("pitch", read), self._read_at("velocity_cv", read)
-                calls.append((edge, 1, lambda e=edge, p=p, v=v: self._onset(e, p, v)))
+                calls.append((edge, 1, partial(self._onset, edge, p, v)))
             else:
                 still.append((edge, read))
         self._pending = still
@@ -139,7 +130,7 @@ class ES9Inputs:
                 self.edges.append((jack, "fall", f0 + int(k)))
                 if jack == "fill":
                     frame = f0 + int(k)
-                    calls.append((frame, 0, lambda t=frame / self.sr: eng.fill(t, False)))
+                    calls.append((frame, 0, partial(eng.fill, frame / self.sr, False)))
             for k in rising:
                 frame = f0 + int(k)
                 self.edges.append((jack, "rise", frame))
@@ -148,25 +139,23 @@ class ES9Inputs:
                     read = frame + self.settle
                     if not cvs or read < f0 + n:
                         p, v = self._read_at("pitch", read), self._read_at("velocity_cv", read)
-                        calls.append((frame, 1, lambda e=frame, p=p, v=v: self._onset(e, p, v)))
+                        calls.append((frame, 1, partial(self._onset, frame, p, v)))
                     else:
                         self._pending.append((frame, read))
                 elif jack == "clock":
-                    calls.append((frame, 0, lambda t=t: eng.clock_pulse(t)))
+                    calls.append((frame, 0, partial(eng.clock_pulse, t)))
                 elif jack == "fill":
-                    calls.append((frame, 0, lambda t=t: eng.fill(t, True)))
+                    calls.append((frame, 0, partial(eng.fill, t, True)))
                 else:
-                    calls.append((frame, 0, lambda t=t: eng.reset(t)))
+                    calls.append((frame, 0, partial(eng.reset, t)))
         for action, schmitt in self.button_schmitt.items():
-            ch = b.buttons[action]
-            scale, offset = b.in_scale(ch)
-            rising, falling = schmitt.edges(block[:, ch - 1].astype(np.float64) * scale + offset)
+            rising, falling = schmitt.edges(self.volts(block, action))
             for k in falling:
                 self.edges.append((action, "fall", f0 + int(k)))
             for k in rising:
                 frame = f0 + int(k)
                 self.edges.append((action, "rise", frame))
-                calls.append((frame, 0, lambda a=action, f=frame: self._press(a, f)))
+                calls.append((frame, 0, partial(self._press, action, frame)))
         if self.listener is not None:
             self.listener.feed_frames(block[:, b.inputs["audio"] - 1], f0)
             for t, velocity in self.listener.drain():  # heard in earlier blocks, at their time
@@ -177,7 +166,7 @@ class ES9Inputs:
             reader.cv(float(self.volts(block, jack).mean()))
             value = reader.read()
             if value is not None:
-                calls.append((f0, 2, lambda j=jack, v=value: eng.set_control(j, v)))
+                calls.append((f0, 2, partial(eng.set_control, jack, value)))
         for _, _, call in sorted(calls, key=lambda c: (c[0], c[1])):
             call()
         self.processed = max(self.processed, f0 + n)  # the clock may be a little ahead

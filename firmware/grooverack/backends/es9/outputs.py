@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from grooverack.boards.es9 import ES9Board
-from grooverack.calibration import Calibration, es9_calibration, es9_output_channels
+from grooverack.calibration import Calibration, es9_output_channels
 from grooverack.config import Settings
 from grooverack.engine.accents import AccentFollower
 from grooverack.engine.player import OutputEvent
@@ -65,13 +65,12 @@ class LevelQueue:
 class ES9Outputs:
     """The output channels of one ES-9 board: events -> samples through the calibration."""
 
-    def __init__(self, settings: Settings, board: ES9Board,
-                 calibration: Calibration | None = None) -> None:
+    def __init__(self, settings: Settings, board: ES9Board, cal: Calibration) -> None:
         self.board = board
         self.sr = board.samplerate
-        # volts -> samples through a Calibration, as on the Pi: the board's [es9.calibration],
-        # a calibration file's measurements over it (`calibration`), the safe range kept
-        self.cal = es9_calibration(board, calibration)
+        # volts -> samples through the Calibration (`es9_calibration`), as on the Pi: the safe
+        # range kept
+        self.cal = cal
         self.output_names = {ch: name for name, ch in es9_output_channels(board).items()}
         self.velocity_volts = settings["outputs.velocity_volts"]
         # accent outputs: accent n high with trigger n when its velocity CV reached the threshold

@@ -197,5 +197,10 @@ def close_stream(stream: Any, lib: Any, timeout: float, what: str) -> bool:
 def abandon(stream: Any) -> None:
     """A stream of a server that went away: kept for good (never stopped, closed or collected),
     PortAudio marked stale."""
-    _abandoned.append(stream)
+    keep(stream)
     mark_portaudio_stale()
+
+
+def keep(stream: Any) -> None:
+    """A stream never stopped, closed or collected (its stop would wait on a dead server)."""
+    _abandoned.append(stream)

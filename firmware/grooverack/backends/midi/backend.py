@@ -33,7 +33,7 @@ from grooverack.engine.player import OutputEvent
 from grooverack.engine.seam import EngineSeam
 from grooverack.runtime.listen import AudioListener
 from grooverack.runtime.priority import realtime, short_gil_slices
-from grooverack.runtime.serve import Lifecycle, make_engine
+from grooverack.runtime.serve import Lifecycle, serve
 
 log = logging.getLogger(__name__)
 
@@ -248,39 +248,43 @@ class MidiBackend:
             self.stop()
 
 
-def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
-    """`grooverack run --board midi` (or any board of kind "midi").
+class ServedMidi:
+    """The MIDI back end as `runtime.serve.Backend`: its loop runs in its own thread, the main
+    thread waits (`Lifecycle.wait`) and checks that loop once a second."""
 
-    The lifecycle is `runtime.serve.Lifecycle`: state restored before it plays, READY + the
-    watchdog (the engine loop beats), and on SIGTERM/SIGINT or at the end of `--duration`:
-    note-offs, all notes off and MIDI Stop (clock out) sent, then the state saved; exit 0."""
-    engine = make_engine(settings, threaded=True)
-    try:
-        backend = MidiBackend(engine, settings, board)
-        life = Lifecycle(settings, engine)
-        life.restore()  # presets + last performance, before the first step plays
-        backend.open_ports()
-    except BaseException:
-        engine.close()
-        raise
-    duration = getattr(args, "duration", None)
-    print(f"grooverack: MIDI in {backend.in_port.port_name or backend.options.input_port!r}, "
-          f"out {backend.out_port.port_name or backend.options.output_port!r}, "
-          f"profile {backend.options.profile}; Ctrl-C to stop", file=sys.stderr)
+    def __init__(self, engine: EngineSeam, settings: Settings, board: Any, args: Any) -> None:
+        self.backend = MidiBackend(engine, settings, board)
+        self.backend.open_ports()
+        self.board_name = getattr(board, "name", "midi")
+        self.rt = bool(getattr(args, "rt", False))
+        self.duration = getattr(args, "duration", None)
 
-    def loop_alive() -> None:
-        if backend._thread is None or not backend._thread.is_alive():
+    def start(self, beat: Callable[[], None]) -> str:
+        b = self.backend
+        print(f"grooverack: MIDI in {b.in_port.port_name or b.options.input_port!r}, "
+              f"out {b.out_port.port_name or b.options.output_port!r}, "
+              f"profile {b.options.profile}; Ctrl-C to stop", file=sys.stderr)
+        b.start(rt=self.rt, heartbeat=beat)
+        return f"board {self.board_name} up (MIDI, profile {b.options.profile})"
+
+    def run(self, life: Lifecycle) -> None:
+        life.wait(self.duration, every=self._alive)
+
+    def _alive(self) -> None:
+        thread = self.backend._thread
+        if thread is None or not thread.is_alive():
             raise RuntimeError("the MIDI engine loop stopped")
 
-    try:
-        backend.start(rt=bool(getattr(args, "rt", False)), heartbeat=life.beat)
-        life.ready(f"board {getattr(board, 'name', 'midi')} up (MIDI, profile "
-                   f"{backend.options.profile})", outputs_to_zero=backend.stop)
-        life.wait(duration, every=loop_alive)
-        return life.shutdown()  # outputs off, state saved, engine stopped
-    except BaseException:
-        log.exception("MIDI back end stopped by an error: outputs off")
-        if life.service is None:
-            backend.stop()
-        life.shutdown()
-        raise
+    def outputs_to_zero(self) -> None:
+        self.backend.stop()  # note-offs, all notes off, MIDI Stop (clock out); ports closed
+
+    def close(self) -> None:
+        pass
+
+
+def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
+    """`grooverack run --board midi` (or any board of kind "midi") in `runtime.serve.serve`:
+    state restored before it plays, READY + the watchdog (the engine loop beats), and on a stop
+    signal, an error or the end of `--duration`: note-offs, all notes off and MIDI Stop (clock
+    out) sent, then the state saved; exit 0."""
+    return serve(settings, lambda engine: ServedMidi(engine, settings, board, args))

@@ -189,18 +189,18 @@ class PanelBackend:
         for pin, state in self.buttons.items():
             accepted, candidate, since = state
             item = self.by_pin[pin]
-            if candidate != accepted and t >= since + item.debounce_ms / 1000.0:
-                # (compared as next_deadline computes it, so the deadline always clears)
-                # stable long enough: a real level change (bounces re-arm `since`)
-                if bool(self.hw.gpio.read(pin)) ^ item.active_low == candidate:
-                    state[0] = candidate
-                    if item.action == "shift":  # held: the scanner's layer, both edges
-                        self.presses += int(candidate)
-                        self.scanner.shift = candidate
-                    elif candidate:
-                        self.presses += 1
-                        self.engine.press(self.action(item.name, item.action))
-                        self._leds()
+            # stable long enough (compared as next_deadline computes it, so the deadline always
+            # clears): a real level change (bounces re-arm `since`)
+            if candidate != accepted and t >= since + item.debounce_ms / 1000.0 \
+                    and bool(self.hw.gpio.read(pin)) ^ item.active_low == candidate:
+                state[0] = candidate
+                if item.action == "shift":  # held: the scanner's layer, both edges
+                    self.presses += int(candidate)
+                    self.scanner.shift = candidate
+                elif candidate:
+                    self.presses += 1
+                    self.engine.press(self.action(item.name, item.action))
+                    self._leds()
 
     def action(self, button: str, action: str | None) -> str | None:
         """What button `button` does now: its [shift.buttons] action while shift is held

@@ -132,6 +132,6 @@ class PanelOutputs:
                 dac.write_many(writes)
             except OSError as exc:
                 log.error("%s: could not set outputs to 0 V: %s", chip, exc)
-        for out in self.board.gpio_outputs.values():
-            self.hw.gpio.write(out.pin, 0)
+        for pin_out in self.board.gpio_outputs.values():
+            self.hw.gpio.write(pin_out.pin, 0)
         self.accents.accented.clear()

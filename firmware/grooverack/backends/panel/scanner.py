@@ -25,7 +25,7 @@ from typing import Any
 from grooverack.backends.panel.hardware import Hardware
 from grooverack.boards.board import Board
 from grooverack.config import Settings
-from grooverack.controls import ControlRange, ControlReader, smoothing_alpha
+from grooverack.controls import ControlRange, ControlReader, SchmittGate, smoothing_alpha
 from grooverack.errors import BusDown
 from grooverack.voices import VOICE_GROUPS
 
@@ -33,22 +33,6 @@ PICKUP = 0.02   # a waiting control picks up when its pot comes this close to it
 GROUPS = tuple(VOICE_GROUPS)
 # the schema key whose range a group target reads over (every voice's is the same)
 _GROUP_RANGE = {"group_density": "density.kick", "group_velocity": "outputs.scale.1"}
-
-
-class SchmittGate:
-    """A gate read as volts: high at or above `rise`, low again at or below `fall`."""
-
-    def __init__(self, rise: float, fall: float) -> None:
-        self.rise, self.fall = rise, fall
-        self.high = False
-
-    def update(self, volts: float) -> bool | None:
-        """The new level when `volts` changed it, else None."""
-        high = volts > self.fall if self.high else volts >= self.rise
-        if high == self.high:
-            return None
-        self.high = high
-        return high
 
 
 class ControlScanner:

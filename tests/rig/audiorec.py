@@ -10,17 +10,17 @@ jackserver.py does it).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as the recorder's own process: the repository on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.rig.jackserver import JackServer, _wait_ready  # noqa: E402
+from tests.rig.jackserver import JackServer, _wait_ready
 
 NAME = "hearrec"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _main(argv: list[str]) -> int:
@@ -114,9 +114,13 @@ class Capture:
 class AudioRecorder:
     def __init__(self, server: JackServer, seconds: float, tmp_path) -> None:
         self.out = str(tmp_path / "hearrec.npy")
+        # (run as a script: the repository root on its path for `tests.rig`)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(REPO), str(REPO / "firmware"), os.environ.get("PYTHONPATH", "")]))
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--server", server.name, "--seconds", str(seconds),
-             "--out", self.out], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             "--out", self.out], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env=env)
         _wait_ready(self.proc, "audio recorder")
 
     def go(self) -> float:

@@ -19,7 +19,7 @@ import pytest
 from grooverack.boards.board import load_board
 from grooverack.boards.drawing import BODY_MM, HOLE_MM, drill_holes
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "hw"))
 
 from circuits import power, simulate  # noqa: E402
@@ -158,7 +158,7 @@ def test_drill_drawing_has_every_part_inside_the_panel(name):
     assert all(d == HOLE_MM[k] for k, _, _, _, d in holes)
     parts = [h for h in holes if h[0] != "rail"]
     for _kind, label, x, y, d in parts:   # inside the panel, clear of the rail screws' strip
-        assert d / 2 < x < width - d / 2 and 10.0 < y - d / 2 and y + d / 2 < height - 6.0, label
+        assert d / 2 < x < width - d / 2 and y - d / 2 > 10.0 and y + d / 2 < height - 6.0, label
     for i, a in enumerate(parts):        # no two bodies behind the panel overlap
         for b in parts[i + 1:]:
             gap = ((a[2] - b[2]) ** 2 + (a[3] - b[3]) ** 2) ** 0.5

@@ -1,5 +1,5 @@
 """On JACK, speak JACK (issue 34 item 4): the back ends as JACK clients of their own, timed by
-the independent probe of tests/jackprobe.py (a JACK client in a child process plays the clock
+the independent probe of tests/rig/jackprobe.py (a JACK client in a child process plays the clock
 and records the answer; nothing is asked of the back end under test but its own late count).
 
 ES-9: on `jackd -d dummy` every JACK frame is exact, so the checks are on frames: the step on a
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.jackprobe import SR, MidiProbe, es9_take, midi_clock
+from tests.rig.jackprobe import SR, MidiProbe, es9_take, midi_clock
 from tests.rig.jackserver import serve
 
 

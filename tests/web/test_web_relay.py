@@ -15,7 +15,7 @@ from grooverack.web.link import Busy, EngineLink
 from grooverack.web.relay import Relay, RemoteLink
 from starlette.testclient import TestClient
 
-from tests.test_web_api import ORIGIN, Loop, wait_for
+from tests.web.test_web_api import ORIGIN, Loop, wait_for
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Live sound (`grooverack run --board sim --audio DEVICE`) through a real JACK server.
 
 `jackd -d dummy` runs under a name of its own; a JACK client of its own process (`hearrec`,
-tests/audiorec.py) records what reaches its two input ports, which PortAudio's JACK host API
+tests/rig/audiorec.py) records what reaches its two input ports, which PortAudio's JACK host API
 offers as an output device. `grooverack run` runs as a program of its own and plays the drum
 voices there. Checked: the hits arrive, each at its output's time plus the one delay the program
 reports (JACK frames mapped onto the monotonic clock both processes share), and the program
@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.audiorec import AudioRecorder
-from tests.onsets import energy_onsets, trigger_rises
+from tests.rig.audiorec import AudioRecorder
 from tests.rig.jackserver import jack_audio_server  # noqa: F401  (fixture)
+from tests.rig.onsets import energy_onsets, trigger_rises
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def grooverack(*args: str, timeout: float = 90.0) -> subprocess.CompletedProcess:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.rig.jackserver import jack_audio_server  # noqa: F401  (fixture)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def doctor(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

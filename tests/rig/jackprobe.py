@@ -14,7 +14,7 @@ clock and the recorded samples or MIDI events only.
   matching `to`, and records what the port matching `from_` sends, each event at its frame.
   `midi_figures` gives each note-on's offset from its step's tick (step k on tick 6k).
 
-`python tests/jackprobe.py cv|midi ...` is the child; `benchmarks/probe_jack.py` the benchmark.
+`python tests/rig/jackprobe.py cv|midi ...` is the child; `benchmarks/probe_jack.py` the benchmark.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """drums.wav: the drum voices of grooverack.drums played by the outputs of a render.
 
 Checked on real renders (`grooverack sim` with the shipped model): onsets found in the audio by
-an energy method (tests/onsets.py) sit on outputs.csv's trigger rises (+-1 ms), a louder
+an energy method (tests/rig/onsets.py) sit on outputs.csv's trigger rises (+-1 ms), a louder
 velocity CV is a louder hit on every voice, `--no-wav` writes none, the same seed gives the same
 bytes, the mix never clips, the sample rate is the config's, and a voice renders the same
 samples however the timeline is cut into blocks.
@@ -19,7 +19,7 @@ from grooverack.drums.voices import VOICES
 from grooverack.errors import ConfigError
 from grooverack.voices import VOICE_NAMES
 
-from tests.onsets import energy_onsets, trigger_rises
+from tests.rig.onsets import energy_onsets, trigger_rises
 
 
 def read_wav(path) -> tuple[np.ndarray, int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def run(state: Path, *args: str, duration: float = 0.4) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from grooverack.commands.web import kept_token, loopback
 
-UNIT = Path(__file__).resolve().parents[1] / "deploy" / "grooverack-web.service"
+UNIT = Path(__file__).resolve().parents[2] / "deploy" / "grooverack-web.service"
 
 
 def test_unit_verifies_cleanly(tmp_path):

@@ -10,7 +10,7 @@ from grooverack.model.runner import ModelRunner
 from grooverack.state import StateStore
 from grooverack.web.library import Refused, midi_loop_file
 
-from tests.test_web_api import drum_midi
+from tests.web.test_web_api import drum_midi
 
 
 def test_a_two_bar_loop_reads_as_its_groove(tmp_path):

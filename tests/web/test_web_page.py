@@ -17,7 +17,7 @@ pytest.importorskip("playwright")
 if not os.path.exists("/usr/bin/chromium"):
     pytest.skip("Debian's chromium (/usr/bin/chromium) is not installed", allow_module_level=True)
 
-from tests.webserver import chromium, web_server  # noqa: E402
+from tests.rig.webserver import chromium, web_server  # noqa: E402
 
 
 def api_state(url: str) -> dict:
@@ -119,7 +119,7 @@ def test_a_broken_preset_is_refused_naming_the_field(page, served):
 
 
 def test_your_own_loop_becomes_latent_b(page, served, tmp_path):
-    from test_web_api import drum_midi
+    from tests.web.test_web_api import drum_midi
 
     url = served[0]
     page.get_by_role("radio", name="latent B", exact=True).check()
