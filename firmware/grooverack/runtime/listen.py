@@ -171,16 +171,18 @@ class AudioListener:
         generation = self._generation
         put, clock = self._blocks.put, self.clock
 
-        @client.set_process_callback
         def process(frames: int) -> None:  # JACK's thread: copy the block, stamp it
             put((np.array(inport.get_array(), dtype=np.float32), clock(), generation,
                  client.last_frame_time))
 
+        client.set_process_callback(process)
+
         client.set_shutdown_callback(lambda status, reason: self._gone.set())
 
-        @client.set_xrun_callback
         def xrun(_delay: float) -> None:  # a missed cycle: a gap or a repeat in the audio
             self.xruns += 1
+
+        client.set_xrun_callback(xrun)
 
         client.activate()
         try:

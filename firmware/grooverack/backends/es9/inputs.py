@@ -161,7 +161,7 @@ class ES9Inputs:
             for t, velocity in self.listener.drain():  # heard in earlier blocks, at their time
                 frame = int(round(t * self.sr))
                 self.onsets.append((t, velocity, None))
-                calls.append((frame, 1, lambda t=t, v=velocity: eng.onset(t, velocity=v)))
+                calls.append((frame, 1, partial(eng.onset, t, velocity=velocity)))
         for jack, reader in self.control_readers.items():
             reader.cv(float(self.volts(block, jack).mean()))
             value = reader.read()
