@@ -85,22 +85,8 @@ teachers+=(--teacher "$runs/rt11/best.pt")
 # sequencer lines (issue 29, 2026-12-07): the encoder alone, fine-tuned with half of the input
 # grooves made to look like a sequencer line (train --line-inputs); the decoders, thresholds and
 # latent bank stay. Its start: the shipped model recovered from the plain decoder's fp32 graph
-# (a configuration without the removal terms: the encoder never sees them).
-"${PYTHON:-python3}" - <<'PY'
-import json, os
-m = json.load(open("models/grooverack.json"))
-c = m["model"]["config"]
-for k in [k for k in c if k.startswith("removal")]:
-    c[k] = 0
-m["variants"]["fp32"]["decoder"] = m["variants"]["fp32"]["decoder_plain"]
-os.makedirs("runs/plain-manifest", exist_ok=True)
-for f in ("grooverack-encoder.fp32.onnx", "grooverack-decoder-plain.fp32.onnx"):
-    if not os.path.exists("runs/plain-manifest/" + f):
-        os.symlink(os.path.abspath("models/" + f), "runs/plain-manifest/" + f)
-json.dump(m, open("runs/plain-manifest/grooverack.json", "w"))
-PY
-"${PYTHON:-python3}" -m grooverack.training.recover runs/plain-manifest/grooverack.json \
-    --out "$runs/plain/best.pt"
+# (without the removal terms: the encoder never sees them).
+"${PYTHON:-python3}" -m grooverack.training.recover --plain --out "$runs/plain/best.pt"
 "$gr" train --init "$runs/plain/best.pt" --train-only encoder. --line-inputs 0.5 --epochs 6 \
     --lr 3e-4 --tempo --model enc_layers=2 --out "$runs/line50" --threads 2
 "${PYTHON:-python3}" -m grooverack.training.swap_encoder "$runs/line50/best.pt"

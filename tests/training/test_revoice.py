@@ -306,8 +306,9 @@ def test_on_mute_is_checked_and_a_model_without_redistribution_only_silences(fak
 
 def test_the_shipped_model_revoices_muted_hats_onto_the_remaining_drums():
     """The shipped model (real onnxruntime) follows off-beat eighths, which it plays on the hats.
-    With the hats group muted, silence leaves most of the input's onsets unplayed (3 of 8 here),
-    revoice plays them on the remaining drums; the hats stay silent either way."""
+    With the hats group muted, revoice plays the input's onsets on the remaining drums, at least
+    as many as silence leaves played (the encoder fine-tuned on lines, issue 29, plays 6 of 8 on
+    other drums already; the one before it 3 of 8); the hats stay silent either way."""
     from grooverack.model.runner import ModelRunner
 
     runner = ModelRunner()
@@ -332,5 +333,5 @@ def test_the_shipped_model_revoices_muted_hats_onto_the_remaining_drums():
     revoiced, revoice_cover = played("revoice")
     hats = [V["closed_hat"], V["open_hat"]]
     assert not silenced[:, hats].any() and not revoiced[:, hats].any()
-    assert silence_cover <= 0.5, silence_cover
-    assert revoice_cover >= 0.75, revoice_cover
+    assert revoice_cover >= 0.75 and revoice_cover >= silence_cover, (revoice_cover,
+                                                                      silence_cover)

@@ -130,7 +130,7 @@ def parity(model: Any, encoder: Path, decoder: Path, genres: int, tempo: bool,
     return worst
 
 
-def recover(manifest_path: Path, out: Path) -> dict[str, Any]:
+def recover(manifest_path: Path, out: Path, plain: bool = False) -> dict[str, Any]:
     import torch
 
     from grooverack.model.runner import sha256_file
@@ -138,8 +138,12 @@ def recover(manifest_path: Path, out: Path) -> dict[str, Any]:
 
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        cfg = VAEConfig.from_dict(manifest["model"]["config"])
-        files = manifest["variants"]["fp32"]
+        config = dict(manifest["model"]["config"])
+        files = dict(manifest["variants"]["fp32"])
+        if plain:  # the model without its voice-redistribution terms: from the plain decoder
+            config.update({k: 0 for k in config if k.startswith("removal")})
+            files["decoder"] = files.get("decoder_plain", files["decoder"])
+        cfg = VAEConfig.from_dict(config)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SystemExit(f"recover: {manifest_path} is not a model manifest with an fp32 "
                          f"variant and its configuration ({exc})") from None
@@ -179,9 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("manifest", nargs="?", type=Path, default=None,
                         help="model manifest (default: the shipped models/grooverack.json)")
     parser.add_argument("--out", type=Path, default=Path("runs/shipped/best.pt"))
+    parser.add_argument("--plain", action="store_true",
+                        help="the model without its voice-redistribution terms (from the plain "
+                             "decoder): the start of an encoder-only fine-tune")
     args = parser.parse_args(argv)
     manifest = args.manifest or Path(default_manifest_path())
-    record = recover(manifest, args.out)
+    record = recover(manifest, args.out, plain=args.plain)
     print(f"recovered {manifest} -> {args.out} (torch vs onnxruntime max |diff| "
           f"{record['parity_max_abs']:.1e})", file=sys.stderr)
     return 0
