@@ -75,7 +75,12 @@ def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
 
     `score` [32, 9]: each cell's margin over its threshold (higher = the model wants it more);
     `real`: the style's real per-loop counts [9] (None: no budget); `density` the effective
-    density per voice; `mutes` bool [9] (a muted voice never plays, here either)."""
+    density per voice; `mutes` bool [9] (a muted voice never plays, here either); `cap` the
+    budget at follow 1 (times 1 + AB_SLACK * (1 - follow)); `onsets` bool [32], the steps the
+    input played: a voice over budget keeps its hits on them first (by ONSET_RANK * follow);
+    `kick_removed` / `snare_removed`: that group is removed (voice redistribution), so the
+    lowest voice left takes beats 1 and 3 / a stand-in takes the backbeat (a group only
+    silenced leaves its beats to the others)."""
     out = np.array(hits, dtype=bool)
     score = np.asarray(score, dtype=np.float64)
     f = min(max(float(follow), 0.0), 1.0)
