@@ -89,23 +89,6 @@ def hear(audio: np.ndarray, rate: int) -> tuple[list[float], list[float], float]
             cpu)
 
 
-def matched_offsets(heard: list[float], truth: list[float], window: float = 0.025
-                    ) -> list[float]:
-    i = j = 0
-    out = []
-    while i < len(heard) and j < len(truth):
-        d = heard[i] - truth[j]
-        if abs(d) <= window:
-            out.append(d)
-            i += 1
-            j += 1
-        elif d < 0:
-            i += 1
-        else:
-            j += 1
-    return out
-
-
 def groove_steps(times: list[float], bpm: float) -> set[int]:
     return {int(np.floor(t * bpm / 15.0 + 0.5)) for t in times}
 
@@ -140,7 +123,7 @@ def run(args: argparse.Namespace) -> dict:
                         heard, delay, cpu = hear(x, rate)
                         cpu_s[rate] += cpu
                         audio_s[rate] += len(x) / rate
-                        off = matched_offsets(sorted(heard), truth)
+                        off = fluid.matched_offsets(heard, truth)
                         tp += len(off)
                         heard_n += len(heard)
                         truth_n += len(truth)

@@ -91,10 +91,10 @@ def room_noise(frames: int, rate: int, level_db: float, seed: int = 0) -> np.nda
     return noise * (10 ** (level_db / 20) / np.sqrt(np.mean(noise ** 2)))
 
 
-def score(heard: list[float], truth: list[float], window: float = 0.025
-          ) -> dict[str, float]:
+def matched_offsets(heard: list[float], truth: list[float], window: float = 0.025
+                    ) -> list[float]:
     """Heard onsets vs true ones, matched one to one in time order within `window` seconds:
-    precision, recall, F1, and the offsets (heard - true) of the matched pairs."""
+    the offsets (heard - true) of the matched pairs."""
     heard, truth = sorted(heard), sorted(truth)
     i = j = 0
     offsets: list[float] = []
@@ -108,6 +108,13 @@ def score(heard: list[float], truth: list[float], window: float = 0.025
             i += 1
         else:
             j += 1
+    return offsets
+
+
+def score(heard: list[float], truth: list[float], window: float = 0.025
+          ) -> dict[str, float]:
+    """`matched_offsets` summed up: precision, recall, F1, the offsets' median and spread."""
+    offsets = matched_offsets(heard, truth, window)
     tp = len(offsets)
     precision = tp / len(heard) if heard else 1.0
     recall = tp / len(truth) if truth else 1.0

@@ -47,19 +47,27 @@ class RateMismatch(RuntimeError):
         self.server, self.board = server, board
 
 
-def server_format() -> tuple[int, int] | None:
-    """(sample rate, period in frames) of the JACK server that answers, None when none does."""
+def _probe_client() -> Any:
+    """A short-lived client of the JACK server that answers (never starting one), quietly; None
+    where JACK-Client or a server is missing. The caller closes it."""
     try:
         import jack  # type: ignore[import-untyped]
     except (ImportError, OSError):
         return None
     jack.set_error_function(lambda _msg: None)
     try:
-        client = jack.Client("grooverack probe", no_start_server=True)
+        return jack.Client("grooverack probe", no_start_server=True)
     except jack.JackError:
         return None
     finally:
         jack.set_error_function()
+
+
+def server_format() -> tuple[int, int] | None:
+    """(sample rate, period in frames) of the JACK server that answers, None when none does."""
+    client = _probe_client()
+    if client is None:
+        return None
     try:
         return int(client.samplerate), int(client.blocksize)
     finally:
@@ -243,17 +251,9 @@ def port_latency(port: Any, capture: bool) -> int:
 
 def device_found(input_device: str, output_device: str) -> bool:
     """True when the JACK server has clients named like both devices (their audio ports)."""
-    try:
-        import jack  # type: ignore[import-untyped]
-    except (ImportError, OSError):
+    client = _probe_client()
+    if client is None:
         return False
-    jack.set_error_function(lambda _msg: None)
-    try:
-        client = jack.Client("grooverack probe", no_start_server=True)
-    except jack.JackError:
-        return False
-    finally:
-        jack.set_error_function()
     try:
         return bool(device_ports(client, input_device, output=True)
                     and device_ports(client, output_device, output=False))
