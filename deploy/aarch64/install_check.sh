@@ -35,7 +35,7 @@ ROOT=$CACHE/install-root
 # install.sh's apt packages (all present, so it installs none: no network in the chroot), systemd
 # for systemd-analyze and the unit's targets, passwd/adduser for the user, libgomp1 for onnxruntime
 PACKAGES=python3,python3-venv,python3-dev,python3-pip,build-essential,rsync,i2c-tools,systemd,adduser,passwd,ca-certificates,libgomp1
-REQS="pip setuptools>=77 wheel numpy onnxruntime>=1.17,!=1.21.* mido smbus2 gpiod>=2.1"
+REQS="pip setuptools>=77 wheel numpy onnxruntime>=1.17,!=1.21.* mido smbus2 soundfile>=0.12 gpiod>=2.1"
 SDISTS="spidev RPi.GPIO"
 MODEL="Raspberry Pi 4 Model B Rev 1.5"
 
