@@ -9,8 +9,9 @@ Per JACK period (`jackd -d dummy -r 48000 -p P`, a server of its own) and tempo:
 4 and 24 PPQN (CV clock pulses into input 1; step k on edge k * ppqn / 4; every trigger rise
 after the first beat against its step's edge: the latency in frames, how many rises lie within
 +-1 sample of it, the spread) and MIDI (Start + 24 PPQN clock; every note-on after the first beat
-against its step's tick: median, p99, max in ms). Targets: ES-9 steps at edge + a fixed latency
-+-1 sample, the same in every take; MIDI p99 <= 1 ms.
+against its step's tick as the probe wrote it: median, p99, max in ms, the spread about the
+median; how many notes the step table placed). Targets: ES-9 steps at edge + a fixed latency
++-1 sample, the same in every take; MIDI p99 <= 1 ms (docs/midi-jack.md: the fixed part).
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
                             print(f"midi p{period} {bpm:5.0f} BPM take {take}: {f['notes']} "
                                   f"notes, median {f['median_signed_ms']} ms, p99 "
                                   f"{f['abs']['p99_ms']} ms, max {f['abs']['max_ms']} ms, "
-                                  f"xruns {f['xruns']} ({f['transport']})", flush=True)
+                                  f"spread p99 {f['spread']['p99_ms']} ms, "
+                                  f"xruns {f['xruns']} ({f['transport']}, "
+                                  f"{f['placed']} from the step table)", flush=True)
         finally:
             stop_server(server)
     info = {"machine": platform.node(), "cpu": _cpu(), "cores": os.cpu_count(),

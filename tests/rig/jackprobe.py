@@ -317,7 +317,8 @@ def es9_figures(cap: np.ndarray, edges: np.ndarray, ppqn: int, *,
 def midi_figures(received: list[tuple[int, bytes]], ticks: np.ndarray, *,
                  lock_beats: float = 1.0) -> dict[str, Any]:
     """Note-ons after the lock against the nearest step tick (step k on tick 6k): signed
-    offsets, and their |median| / p99 / max in ms."""
+    offsets, and their |median| / p99 / max in ms; `spread`: each offset less their median
+    (a fixed latency taken out)."""
     steps = ticks[::6]
     lock = ticks[min(len(ticks) - 1, int(round(lock_beats * 24)))]
     offsets = []
@@ -327,7 +328,9 @@ def midi_figures(received: list[tuple[int, bytes]], ticks: np.ndarray, *,
             offsets.append(int(frame - steps[k]))
     off = np.asarray(offsets, dtype=np.int64)
     signed = (float(np.median(off)) / SR * 1e3) if off.size else None
+    spread = off - int(np.median(off)) if off.size else off
     return {"notes": int(off.size), "median_signed_ms": signed, "abs": _ms(off),
+            "spread": _ms(spread),
             "min_ms": float(off.min()) / SR * 1e3 if off.size else None,
             "max_ms": float(off.max()) / SR * 1e3 if off.size else None}
 
@@ -428,6 +431,9 @@ def midi_take(server: str, tmp: Path, bpm: float, *, beats: float = 12.0, lead_s
         engine.close()
         if probe is not None:
             probe.close()
-    figures = midi_figures(received, ticks)
-    figures.update(xruns=xruns, transport=getattr(backend, "transport", "rtmidi"))
+    # the grid is the clock as the probe wrote it (a cycle it missed moves its ticks)
+    written = np.array([f for f, d in probe.sent if d == b"\xf8"], dtype=np.int64)
+    figures = midi_figures(received, written if len(written) == len(ticks) else ticks)
+    figures.update(xruns=xruns, transport=getattr(backend, "transport", "rtmidi"),
+                   placed=len(getattr(backend.output, "placed", ())))
     return figures

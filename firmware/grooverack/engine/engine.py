@@ -477,6 +477,11 @@ class Engine:
         self._horizon = max(self._horizon, t_until)
         return events
 
+    def on_next_pulse(self) -> list[OutputEvent]:
+        """The step table of an external clock: what its next pulse releases at its own time
+        (`Player.on_next_pulse`), for a back end that writes it from its real-time path."""
+        return self.player.on_next_pulse(self.clock)
+
     @property
     def pattern(self) -> Pattern:
         """The Pattern now playing."""

@@ -43,6 +43,8 @@ class EngineSeam(Protocol):
 
     # output: every event with time < t_until not yet returned, sorted
     def advance(self, t_until: float) -> list[OutputEvent]: ...
+    # what the next external clock pulse releases at its time (the step table; [] if nothing)
+    def on_next_pulse(self) -> list[OutputEvent]: ...
 
     # presets and the performance (state keeper)
     presets: dict[int, Any]

@@ -8,7 +8,10 @@ Threads, as the back-end contract wants them:
   `engine.advance(now + LOOKAHEAD)` and hands each event to the output, which turns it into
   timed messages; once a second it looks for ports that went away or came back;
 - the sender (one thread, `output.MidiSender`) sleeps, then spins, to each message's time and
-  sends it; a message already due when the engine loop makes it leaves at once from the loop.
+  sends it; a message already due when the engine loop makes it leaves at once from the loop;
+- on JACK (`midi.api = jack`) a step that waits for a MIDI clock tick is not sent from here: the
+  engine loop hands the input's process callback the step table (`hand_over_step_table`) and
+  that callback writes the step's notes at the tick's frame + one period (`jackport`).
 Generation runs in the engine's own worker (`Engine(threaded=True)`), never in these threads.
 """
 
@@ -25,6 +28,7 @@ from typing import Any
 
 from grooverack.backends.jack import JackWatch
 from grooverack.backends.midi.inputs import MidiInputHandler
+from grooverack.backends.midi.jackport import JackMidiIn, JackMidiOut, StepTable
 from grooverack.backends.midi.output import MidiOutput, MidiSender
 from grooverack.backends.midi.ports import PortKeeper
 from grooverack.boards.midi import midi_options
@@ -97,9 +101,37 @@ class MidiBackend:
             self._jt += delta
             self._offset = min(self._offset, now - self._jt)
             batch.append((self._jt, bytes(data)))
+        # what the step table wrote on the ticks just taken (the callback records it first)
+        fired = getattr(port, "fired", None)
+        while fired:
+            table, frame = fired.popleft()
+            self.output.wrote(table.tick, frame, table.notes)
         for jt, data in batch:
             self.input.feed(self._offset + jt, data)
         return len(batch)
+
+    def hand_over_step_table(self) -> StepTable | None:
+        """On JACK (`jackport`): what the next MIDI clock tick releases (`Engine.on_next_pulse`)
+        handed to the input's process callback, which writes it at that tick's frame + one
+        period (`StepTable`); tables that fired on ticks now taken in but were not played are
+        forgotten. Returns the table handed over (None: nothing waits for a tick)."""
+        inp = self.in_port.port if self._ports else None
+        out = self.out_port.port if self._ports else None
+        if not isinstance(inp, JackMidiIn):
+            return None
+        self.output.forget_written(inp.taken[0])
+        table = None
+        if isinstance(out, JackMidiOut) and not self.sender.paused:
+            notes = self.output.step_table(self.engine.on_next_pulse())
+            if notes:
+                tick, transport = inp.taken[0] + 1, inp.taken[1]
+                old = inp.table
+                if (old is not None and old.out is out and old.tick == tick
+                        and old.transport == transport and old.notes == notes):
+                    return old
+                table = StepTable(tick, transport, notes, out)
+        inp.table = table
+        return table
 
     def _attach_output(self, port: Any) -> None:
         self.sender.port = port
@@ -221,6 +253,7 @@ class MidiBackend:
             for event in eng.advance(now + LOOKAHEAD):
                 self.played.append(event)
                 self.output.play(event)
+            self.hand_over_step_table()
             if now >= next_check:
                 next_check = now + PORT_CHECK
                 try:

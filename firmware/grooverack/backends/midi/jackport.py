@@ -15,17 +15,47 @@ and the engine loop stay as they are; underneath:
   exactly one period after it was sent, without jitter (the sender hands it over that much
   early, `MidiSender._ahead`); one sent late by `late` seconds goes that much earlier, never
   before the next cycle; the process callback writes what falls into its cycle at its frame.
+- the step table (`StepTable`): a step that waits for a MIDI clock tick is written by the input's
+  process callback itself, the moment that tick is read: at the tick's frame + one period
+  (`JackMidiOut.write_later`), the next cycle of the output's client whatever order JACK runs
+  the two clients in. The engine loop hands the table over (one reference, swapped whole: the
+  callback only compares two counts and moves bytes) and learns from `fired` what was written.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from grooverack.backends.jack import CLIENT_NAME
 
 WRAP = 1 << 32  # jack_nframes_t
+TICK = b"\xf8"
+TRANSPORT = (0xFA, 0xFB, 0xFC, 0xF2)  # Start, Continue, Stop, Song Position
+
+
+def count_clock(msg: bytes, counts: list[int]) -> None:
+    """counts[0] += 1 for a MIDI clock tick, counts[1] += 1 for a transport message: the same
+    rule on both sides of the step table (the process callback, the engine loop)."""
+    if msg == TICK:
+        counts[0] += 1
+    elif msg and msg[0] in TRANSPORT:
+        counts[1] += 1
+
+
+@dataclass(frozen=True, eq=False)
+class StepTable:
+    """What the output writes when the input's clock tick number `tick` arrives (counted since
+    the input port opened), if `transport` transport messages came before it (a Start, Stop,
+    Continue or Song Position in between: the engine's phase moved, the table is void). `notes`:
+    (step row, output, message) in sending order."""
+
+    tick: int
+    transport: int
+    notes: tuple[tuple[int, int, bytes], ...]
+    out: JackMidiOut
 
 
 class _JackMidi:
@@ -105,6 +135,10 @@ class JackMidiIn(_JackMidi):
         self._base = 0
         self._raw: int | None = None
         self._prev: int | None = None  # frame of the last event handed on
+        self.heard = [0, 0]  # (clock ticks, transport messages) the process callback read
+        self.taken = [0, 0]  # the same, of what `get_message` handed on
+        self.table: StepTable | None = None  # set by the engine loop, read by the callback
+        self.fired: deque[tuple[StepTable, int]] = deque(maxlen=1024)  # (table, out frame)
 
     def _process(self, frames: int) -> None:
         port = self.port
@@ -115,8 +149,17 @@ class JackMidiIn(_JackMidi):
             self._base += WRAP
         self._raw = raw
         f0 = self._base + raw
+        heard = self.heard
         for offset, data in port.incoming_midi_events():
-            self._events.append((f0 + offset, bytes(data)))
+            msg = bytes(data)
+            count_clock(msg, heard)
+            table = self.table
+            if (msg == TICK and table is not None and table.tick == heard[0]
+                    and table.transport == heard[1]):
+                frame = table.out.write_later(raw + offset, table.notes)
+                if frame is not None:
+                    self.fired.append((table, frame))  # before the tick is handed on
+            self._events.append((f0 + offset, msg))
 
     def get_message(self) -> tuple[list[int], float] | None:
         """(message bytes, seconds since the previous message), or None when none waits."""
@@ -124,6 +167,7 @@ class JackMidiIn(_JackMidi):
             frame, data = self._events.popleft()
         except IndexError:
             return None
+        count_clock(data, self.taken)
         delta = 0.0 if self._prev is None else (frame - self._prev) / self.samplerate
         self._prev = frame
         return list(data), delta
@@ -137,6 +181,7 @@ class JackMidiOut(_JackMidi):
         self._queue: deque[tuple[int, bytes]] = deque(maxlen=65536)
         self._last = 0  # the frame the last message was placed at (JACK wants them in order)
         self._moved: dict[tuple[int, int], int] = {}  # (channel, note) -> frames placed late
+        self._now: deque[tuple[int, bytes]] = deque(maxlen=4096)  # the step table's, by frame
 
     @property
     def lead(self) -> float:
@@ -163,17 +208,40 @@ class JackMidiOut(_JackMidi):
         self._last = frame
         self._queue.append((frame, data))
 
+    def write_later(self, frame: int, notes: tuple[tuple[int, int, bytes], ...]) -> int | None:
+        """The input's process callback: `notes` written at JACK frame `frame` + one period (the
+        output client's next cycle, whichever of the two JACK runs first). Returns that frame;
+        None when this client is gone."""
+        if self.dead or self.port is None:
+            return None
+        at = (frame + self.blocksize) % WRAP
+        for _, _, data in notes:
+            self._now.append((at, data))
+        return at
+
+    def placed(self, data: bytes, frame: int, late: float = 0.0) -> None:
+        """The engine loop: `data`, due `late` s ago, was written at `frame` already
+        (`write_later`): its note-off keeps the note's length from there."""
+        if not self.dead and len(data) > 2 and data[0] & 0xF0 == 0x90 and data[2]:
+            c = self.client
+            want = int(c.frame_time) + self.blocksize - int(round(late * self.samplerate))
+            self._moved[(data[0] & 0x0F, data[1])] = (frame - want + WRAP // 2) % WRAP - WRAP // 2
+
     def _process(self, frames: int) -> None:
         port = self.port
         if port is None:
             return
         port.clear_buffer()
         f0 = self.client.last_frame_time
-        q = self._queue
-        while q:
-            frame, data = q[0]
-            rel = (frame - f0) % WRAP  # frame_time wraps with last_frame_time
-            if rel >= frames and rel < WRAP // 2:
-                break  # a later cycle's
-            q.popleft()
-            port.write_midi_event(rel if rel < frames else 0, data)
+        due: list[tuple[int, bytes]] = []
+        for q in (self._queue, self._now):  # (at one frame, the loop's messages first)
+            while q:
+                frame, data = q[0]
+                rel = (frame - f0) % WRAP  # frame_time wraps with last_frame_time
+                if rel >= frames and rel < WRAP // 2:
+                    break  # a later cycle's
+                q.popleft()
+                due.append((rel if rel < frames else 0, data))
+        due.sort(key=lambda e: e[0])  # JACK takes a cycle's events in frame order
+        for rel, data in due:
+            port.write_midi_event(rel, data)

@@ -61,6 +61,7 @@ class MidiSender:
         # a dead rtmidi client, whose send spins forever once its ring buffer is full (`JackWatch`)
         self.paused = False
         self.dropped = 0
+        self.placed_count = 0  # messages the port's real-time path wrote (`placed`)
 
     def _ahead(self) -> float:
         """The scheduler's clock: a port that sends its messages a fixed time after it is
@@ -97,6 +98,16 @@ class MidiSender:
         for t, data in self.scheduler.flush():
             self._send(t, data, self.flushed)
 
+    def placed(self, t: float, data: bytes, frame: int) -> None:
+        """`data`, due at `t`, was written at JACK frame `frame` by the port's real-time path
+        (the step table): logged as sent, and the port told (its note-off keeps the length)."""
+        with self._send_lock:
+            port = self.port
+            if port is not None and not self.paused and hasattr(port, "placed"):
+                port.placed(data, frame, late=max(0.0, self._ahead() - t))
+            self.placed_count += 1
+            self.sent.append((t, self.clock(), data))
+
     def _emit(self, data: bytes, due: float, actual: float) -> None:
         self._send(due, data, self.sent)
 
@@ -130,6 +141,38 @@ class MidiOutput:
         self._last_clock: float | None = None
         self._clock_count = 0
         self.started = False
+        # (step row, output) -> (clock tick, JACK frame, note-on) written by the port's real-time
+        # path from the step table, not yet played here (`written`, `play`)
+        self.written: dict[tuple[int, int], tuple[int, int, bytes]] = {}
+        # (clock tick, JACK frame, step row, note-on) of each note played from the step table
+        self.placed: deque[tuple[int, int, int, bytes]] = deque(maxlen=100_000)
+
+    def step_table(self, events: list[OutputEvent]) -> tuple[tuple[int, int, bytes], ...]:
+        """The note-ons `play` would send for `events` (`Engine.on_next_pulse`: velocity events
+        and rises), as (step row, output, message); nothing changes."""
+        velocity = dict(self._velocity)
+        notes = []
+        for event in events:
+            if event.kind == "velocity":
+                velocity[event.output] = max(1, min(127, round(event.value * 127)))
+            elif event.kind == "trigger" and event.value > 0.5 \
+                    and event.output not in self._sounding:
+                channel, note = self.map.note(event.output, event.voice)
+                notes.append((event.step, event.output,
+                              bytes((0x90 | channel, note, velocity.get(event.output, 100)))))
+        return tuple(notes)
+
+    def wrote(self, tick: int, frame: int, notes: tuple[tuple[int, int, bytes], ...]) -> None:
+        """The port's real-time path wrote `notes` (a step table) at `frame` on clock tick
+        `tick`: `play` sends them no more."""
+        for step, output, data in notes:
+            self.written[(step, output)] = (tick, frame, data)
+
+    def forget_written(self, tick: int) -> None:
+        """Tables that fired on clock ticks up to `tick` whose rises the engine did not play (a
+        tick it ignored as noise): forgotten."""
+        if self.written:
+            self.written = {k: v for k, v in self.written.items() if v[0] > tick}
 
     def play(self, event: OutputEvent, at: float | None = None) -> None:
         """Schedule what an engine OutputEvent means at `at` (default: its own time)."""
@@ -143,7 +186,13 @@ class MidiOutput:
                     self._note_off(t, event.output)
                 channel, note = self.map.note(event.output, event.voice)
                 velocity = self._velocity.get(event.output, 100)
-                self.sender.schedule(t, bytes((0x90 | channel, note, velocity)))
+                data = bytes((0x90 | channel, note, velocity))
+                written = self.written.pop((event.step, event.output), None)
+                if written is not None and written[2] == data:
+                    self.sender.placed(t, data, written[1])
+                    self.placed.append((written[0], written[1], event.step, data))
+                else:
+                    self.sender.schedule(t, data)
                 self._sounding[event.output] = (channel, note)
                 self.channels.add(channel)
             elif event.output in self._sounding:

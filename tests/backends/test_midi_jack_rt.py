@@ -1,0 +1,142 @@
+"""MIDI over JACK, the step table's real-time path (issue 34 item 4), timed by the independent
+probe of tests/rig/jackprobe.py (a JACK client in a child process plays Start + 24-PPQN clock
+and records what `grooverack out` sends, each event at its frame).
+
+A step that waits for a clock tick is written by the input's process callback when that tick is
+read: at the tick's frame + one period, exactly. The checks without `timing` are on frames and
+steps (logic: which notes, on which step, at which frame); how many of the steps the loop hands
+over in time is a matter of a loaded machine, checked under `timing`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from tests.rig.jackprobe import SR, MidiProbe, midi_clock
+from tests.rig.jackserver import serve
+
+
+@pytest.fixture
+def jack64(tmp_path, monkeypatch):
+    yield from serve(tmp_path, monkeypatch, period=64)
+
+
+@pytest.fixture
+def jack128(tmp_path, monkeypatch):
+    yield from serve(tmp_path, monkeypatch, period=128)
+
+
+def take(server, tmp_path, bpm: float, beats: float, name: str = "rtprobe") -> dict:
+    """One take of the MIDI back end (`midi.api=jack`, `clock.source=midi`) on the probe's clock:
+    what the probe sent and received (frames from its start), what the back end played and
+    which notes its step table placed."""
+    from grooverack.backends.midi import MidiBackend
+    from grooverack.config import load_settings
+    from grooverack.runtime.serve import make_engine
+
+    lead = int(0.3 * SR)
+    events, ticks = midi_clock(bpm, beats, lead)
+    settings = load_settings(overrides=[
+        "midi.api=jack", "clock.source=midi", "midi.profile=poly2", f"tempo={bpm}",
+        "quantize=1.0", "density=1.0", "uncertainty=0.0", "follow=0.0", "generation.seed=1"])
+    engine = make_engine(settings, threaded=True)
+    backend = MidiBackend(engine, settings)
+    probe = None
+    try:
+        backend.open_ports()
+        probe = MidiProbe(server.name, events, int(ticks[-1]) + SR // 4, tmp_path,
+                          to="grooverack in", from_="grooverack out", name=name)
+        backend.start()
+        probe.go()
+        received, xruns = probe.result()
+    finally:
+        backend.stop()
+        engine.close()
+        if probe is not None:
+            probe.close()
+    sent_ticks = np.array([f for f, d in probe.sent if d == b"\xf8"])
+    return {"received": received, "xruns": xruns, "ticks": ticks, "sent_ticks": sent_ticks,
+            "placed": list(backend.output.placed), "played": list(backend.played),
+            "period": server.period, "pattern_rows": set(
+                int(r) for r in np.flatnonzero(engine.pattern.hits.any(axis=1)))}
+
+
+def check_frames(r: dict) -> int:
+    """Every note the step table placed went out at its tick's frame + one period, on its step;
+    every note-on the probe received is on a step of the pattern, once. Returns how many notes
+    the table placed. An xrun (a missed cycle) may move a message: one per xrun is allowed."""
+    period, sent_ticks = r["period"], r["sent_ticks"]
+    got = Counter((f, d) for f, d in r["received"])
+    wrong = set()  # the ticks whose notes went elsewhere (a missed cycle moves a whole step)
+    for tick, _frame, step, data in r["placed"]:
+        assert (tick - 1) % 6 == 0 and (tick - 1) // 6 % 32 == step, (tick, step)
+        if tick - 1 < len(sent_ticks):
+            want = (int(sent_ticks[tick - 1]) + period, data)
+            if got[want]:
+                got[want] -= 1
+            else:
+                wrong.add(tick)
+    assert len(wrong) <= r["xruns"], (sorted(wrong), r["xruns"])
+    ons = [(f, d) for f, d in r["received"] if d[0] & 0xF0 == 0x90 and d[2]]
+    steps = r["ticks"][::6]
+    seen = Counter()
+    for f, d in ons:
+        k = int(np.argmin(np.abs(steps - f)))
+        seen[(k, d[1])] += 1
+        assert k % 32 in r["pattern_rows"], (k, sorted(r["pattern_rows"]))
+    doubles = sum(n - 1 for n in seen.values())
+    assert doubles <= r["xruns"], doubles
+    return len(r["placed"])
+
+
+@pytest.mark.jack
+def test_step_table_notes_at_tick_plus_one_period_p64(jack64, tmp_path):
+    r = take(jack64, tmp_path, 300.0, 8.0)
+    assert check_frames(r) > 0 or r["xruns"]
+
+
+@pytest.mark.jack
+def test_step_table_notes_at_tick_plus_one_period_p128(jack128, tmp_path):
+    r = take(jack128, tmp_path, 120.0, 6.0)
+    assert check_frames(r) > 0 or r["xruns"]
+
+
+def offsets_ms(r: dict) -> np.ndarray:
+    """Each note-on after the first beat against the nearest step tick, ms (the probe's
+    frames only: `jackprobe.midi_figures`)."""
+    steps = r["ticks"][::6]
+    lock = r["ticks"][24]
+    out = [f - steps[int(np.argmin(np.abs(steps - f)))] for f, d in r["received"]
+           if d[0] & 0xF0 == 0x90 and d[2] and f >= lock]
+    return np.asarray(out, dtype=float) / SR * 1e3
+
+
+@pytest.mark.jack
+@pytest.mark.timing
+@pytest.mark.parametrize("period,bpm", ((64, 300.0), (128, 40.0)))
+def test_notes_a_fixed_period_after_the_clock(tmp_path, monkeypatch, period, bpm):
+    """The target (issue 34): note-ons at the incoming clock's step ticks + a fixed latency
+    (one period) with p99 of the spread within 1 ms. Robust for a loaded shared box: on a take
+    without xruns nine notes in ten exactly one period late, none as late as a clock tick; a
+    take with xruns is retried, then skipped as not measurable."""
+    for attempt in range(3):
+        (tmp_path / str(attempt)).mkdir()
+        gen = serve(tmp_path / str(attempt), monkeypatch, period=period)
+        server = next(gen)
+        try:
+            r = take(server, tmp_path / str(attempt), bpm, 6.0 if bpm < 100 else 10.0)
+        finally:
+            gen.close()
+        if r["xruns"] == 0:
+            break
+    else:
+        pytest.skip(f"JACK xruns in 3 takes ({r['xruns']} in the last): too loaded to time")
+    off = offsets_ms(r)
+    assert off.size > 8
+    latency = period / SR * 1e3
+    spread = np.abs(off - latency)
+    assert np.mean(spread < 1e-6) >= 0.9, sorted(Counter(np.round(off, 3)).items())
+    assert np.abs(off).max() < 60_000.0 / bpm / 24, off
