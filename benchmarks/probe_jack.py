@@ -11,7 +11,7 @@ after the first beat against its step's edge: the latency in frames, how many ri
 +-1 sample of it, the spread) and MIDI (Start + 24 PPQN clock; every note-on after the first beat
 against its step's tick as the probe wrote it: median, p99, max in ms, the spread about the
 median; how many notes the step table placed). Targets: ES-9 steps at edge + a fixed latency
-+-1 sample, the same in every take; MIDI p99 <= 1 ms (docs/midi-jack.md: the fixed part).
++-1 sample, the same in every take; MIDI p99 <= 1 ms (`--chain`; docs/jack.md).
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", choices=("es9", "midi"))
     p.add_argument("--rt", action="store_true",
                    help="the back end's threads real-time, as `grooverack run --rt`")
+    p.add_argument("--chain", action="store_true",
+                   help="MIDI: the answer recorded by a second client of the probe (a chain: "
+                        "clock client -> back end -> recorder), not the clock's own (a loop)")
     p.add_argument("--json")
     p.add_argument("--set", dest="extra", action="append", default=[])
     a = p.parse_args(argv)
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                         if a.only != "es9":
                             f = jackprobe.midi_take(server.name, Path(tmp), bpm,
                                                     rt=a.rt, extra=tuple(a.extra),
-                                                    name=f"midiprobe{take}")
+                                                    name=f"midiprobe{take}", chain=a.chain)
                             rows.append({"path": "midi", "period": period, "bpm": bpm,
                                          "take": take, **f})
                             print(f"midi p{period} {bpm:5.0f} BPM take {take}: {f['notes']} "

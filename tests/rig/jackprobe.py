@@ -118,7 +118,12 @@ def _midi_main(a: Any) -> int:
     events = [(int(f), bytes.fromhex(h)) for f, h in json.loads(Path(a.play).read_text())]
     client = jack.Client(a.name, servername=a.server, no_start_server=True)
     out = client.midi_outports.register("out")
-    inp = client.midi_inports.register("in")
+    # --chain: the answer recorded by a second client, run after the one under test (a chain,
+    # as a MIDI interface's capture and playback are), not the clock's (a loop: JACK runs one
+    # of its clients before the other, so the answer arrives a period later)
+    rec = jack.Client(a.name + "-rec", servername=a.server, no_start_server=True) \
+        if a.chain else client
+    inp = rec.midi_inports.register("in")
     state: dict[str, Any] = {"start": None, "armed": False, "next": 0, "xruns": 0}
     received: list[tuple[int, str]] = []
     sent: list[tuple[int, str]] = []  # the frames they were really written at (an xrun shifts)
@@ -138,10 +143,21 @@ def _midi_main(a: Any) -> int:
             out.write_midi_event(max(0, frame - rel), data)
             sent.append((rel + max(0, frame - rel), data.hex()))
             state["next"] += 1
+        if not a.chain:
+            record(frames)
+
+    def record(frames: int) -> None:
+        if state["start"] is None:
+            return
+        rel = rec.last_frame_time - state["start"]
         for offset, data in inp.incoming_midi_events():
             received.append((rel + offset, bytes(data).hex()))
         if rel + frames >= a.frames:
             done.set()
+
+    if a.chain:
+        rec.set_process_callback(record)
+        rec.activate()
 
     @client.set_xrun_callback
     def xrun(_delay: float) -> None:
@@ -157,7 +173,7 @@ def _midi_main(a: Any) -> int:
             if a.from_:
                 client.connect([p.name for p in client.get_ports(
                     a.from_, is_midi=True, is_output=True)
-                    if not p.name.startswith(a.name + ":")][0], inp)
+                    if not p.name.startswith(a.name)][0], inp)
             break
         except IndexError:
             if time.monotonic() > deadline:
@@ -170,9 +186,13 @@ def _midi_main(a: Any) -> int:
     state["armed"] = True
     ok = done.wait(timeout=a.frames / SR + 60)
     client.deactivate()
+    if a.chain:
+        rec.deactivate()
     Path(a.out).write_text(json.dumps({"complete": ok, "xruns": state["xruns"],
                                        "received": received, "sent": sent}))
     client.close()
+    if a.chain:
+        rec.close()
     return 0
 
 
@@ -193,6 +213,7 @@ def _main(argv: list[str]) -> int:
     p.add_argument("--name", default="midiprobe")
     p.add_argument("--to", default="")
     p.add_argument("--from", dest="from_", default="")
+    p.add_argument("--chain", action="store_true")
     a = p.parse_args(argv)
     return _cv_main(a) if a.mode == "cv" else _midi_main(a)
 
@@ -250,16 +271,18 @@ class CvProbe(_Child):
 
 class MidiProbe(_Child):
     """Plays `events` [(frame, bytes)] into the MIDI input port matching `to` and records what
-    the port matching `from_` sends, for `frames` frames from `go()`."""
+    the port matching `from_` sends, for `frames` frames from `go()`; `chain`: recorded by a
+    client of its own (`NAME-rec`), after the one under test in the cycle."""
 
     def __init__(self, server: str, events: list[tuple[int, bytes]], frames: int, tmp: Path, *,
-                 to: str, from_: str, name: str = "midiprobe") -> None:
+                 to: str, from_: str, name: str = "midiprobe", chain: bool = False) -> None:
         play = Path(tmp) / f"{name}-play.json"
         play.write_text(json.dumps([[int(f), bytes(d).hex()] for f, d in events]))
         self.out = str(Path(tmp) / f"{name}-received.json")
         self.frames = frames
         super().__init__(["midi", "--server", server, "--frames", str(frames), "--out", self.out,
-                          "--play", str(play), "--name", name, "--to", to, "--from", from_])
+                          "--play", str(play), "--name", name, "--to", to, "--from", from_,
+                          *(["--chain"] if chain else [])])
 
     def result(self) -> tuple[list[tuple[int, bytes]], int]:
         """([(frame, message)] received, xruns); `sent`: [(frame, message)] as written (a
@@ -403,9 +426,9 @@ def _portaudio_done() -> None:
 
 def midi_take(server: str, tmp: Path, bpm: float, *, beats: float = 12.0, lead_s: float = 0.3,
               rt: bool = False, extra: tuple[str, ...] = (),
-              name: str = "midiprobe") -> dict[str, Any]:
+              name: str = "midiprobe", chain: bool = False) -> dict[str, Any]:
     """One take of the MIDI back end (`midi.api=jack`) on MIDI clock + Start: figures
-    (`midi_figures`) + xruns."""
+    (`midi_figures`) + xruns; `chain`: see `MidiProbe`."""
     from grooverack.backends.midi import MidiBackend
     from grooverack.config import load_settings
     from grooverack.runtime.serve import make_engine
@@ -422,7 +445,7 @@ def midi_take(server: str, tmp: Path, bpm: float, *, beats: float = 12.0, lead_s
     try:
         backend.open_ports()
         probe = MidiProbe(server, events, frames, tmp, to="grooverack in",
-                          from_="grooverack out", name=name)
+                          from_="grooverack out", name=name, chain=chain)
         backend.start(rt=rt)
         probe.go()
         received, xruns = probe.result()

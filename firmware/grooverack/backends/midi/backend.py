@@ -11,7 +11,7 @@ Threads, as the back-end contract wants them:
   sends it; a message already due when the engine loop makes it leaves at once from the loop;
 - on JACK (`midi.api = jack`) a step that waits for a MIDI clock tick is not sent from here: the
   engine loop hands the input's process callback the step table (`hand_over_step_table`) and
-  that callback writes the step's notes at the tick's frame + one period (`jackport`).
+  that callback writes the step's notes at the tick's own frame (`jackport`).
 Generation runs in the engine's own worker (`Engine(threaded=True)`), never in these threads.
 """
 
@@ -84,6 +84,19 @@ class MidiBackend:
 
     def _attach_input(self, port: Any) -> None:
         self._jt, self._offset = 0.0, math.inf  # a new port: a new time base
+        self._order()
+
+    def _order(self) -> None:
+        """On JACK: the output's client runs after the input's in every cycle (`order_after`),
+        so a step table is written in its tick's own cycle."""
+        inp = self.in_port.port if self._ports else None
+        out = self.out_port.port if self._ports else None
+        if isinstance(inp, JackMidiIn) and isinstance(out, JackMidiOut) and out.after is not inp:
+            try:
+                out.order_after(inp)
+            except Exception as exc:  # then one period later (`write_later`)
+                log.warning("MIDI: the JACK clients could not be put in order (%s): notes on "
+                            "a clock tick leave one period after it", exc)
 
     def poll_input(self) -> int:
         """Take every queued input message into the engine, at the time the MIDI system stamped
@@ -112,8 +125,8 @@ class MidiBackend:
 
     def hand_over_step_table(self) -> StepTable | None:
         """On JACK (`jackport`): what the next MIDI clock tick releases (`Engine.on_next_pulse`)
-        handed to the input's process callback, which writes it at that tick's frame + one
-        period (`StepTable`); tables that fired on ticks now taken in but were not played are
+        handed to the input's process callback, which writes it at that tick's own frame
+        (`StepTable`); tables that fired on ticks now taken in but were not played are
         forgotten. Returns the table handed over (None: nothing waits for a tick)."""
         inp = self.in_port.port if self._ports else None
         out = self.out_port.port if self._ports else None
@@ -135,6 +148,7 @@ class MidiBackend:
 
     def _attach_output(self, port: Any) -> None:
         self.sender.port = port
+        self._order()
 
     def _detach_output(self) -> None:
         self.sender.port = None

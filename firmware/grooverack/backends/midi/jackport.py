@@ -16,10 +16,12 @@ and the engine loop stay as they are; underneath:
   early, `MidiSender._ahead`); one sent late by `late` seconds goes that much earlier, never
   before the next cycle; the process callback writes what falls into its cycle at its frame.
 - the step table (`StepTable`): a step that waits for a MIDI clock tick is written by the input's
-  process callback itself, the moment that tick is read: at the tick's frame + one period
-  (`JackMidiOut.write_later`), the next cycle of the output's client whatever order JACK runs
-  the two clients in. The engine loop hands the table over (one reference, swapped whole: the
-  callback only compares two counts and moves bytes) and learns from `fired` what was written.
+  process callback itself, the moment that tick is read: at the tick's own frame, the output's
+  client running later in the same cycle (an `order` port connects the input's client to the
+  output's: JACK runs them in that order); should that connection be missing, at the tick's
+  frame + one period (`JackMidiOut.write_later`). The engine loop hands the table over (one
+  reference, swapped whole: the callback only compares two counts and moves bytes) and learns
+  from `fired` what was written.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from grooverack.backends.jack import CLIENT_NAME
 
 WRAP = 1 << 32  # jack_nframes_t
 TICK = b"\xf8"
+ORDER_PORT = "order"  # each client's port of the input -> output connection (`order_after`)
 TRANSPORT = (0xFA, 0xFB, 0xFC, 0xF2)  # Start, Continue, Stop, Song Position
 
 
@@ -73,6 +76,7 @@ class _JackMidi:
         self.client.set_shutdown_callback(self._shutdown)
         self.client.set_blocksize_callback(self._blocksize)
         self.port: Any = None
+        self.order_port: Any = None
         self._lock = threading.Lock()  # open/close vs the process callback
 
     def _shutdown(self, _status: Any, _reason: str) -> None:
@@ -94,6 +98,10 @@ class _JackMidi:
     def _register(self, name: str) -> Any:
         ports = self.client.midi_inports if self.is_input else self.client.midi_outports
         port = ports.register(name)
+        # the order port: input -> output, so that JACK runs the output's client after the
+        # input's in every cycle (`order_after`); it carries nothing
+        order = self.client.midi_outports if self.is_input else self.client.midi_inports
+        self.order_port = order.register(ORDER_PORT)
         self.client.set_process_callback(self._process)
         self.client.activate()
         self.port = port
@@ -149,6 +157,7 @@ class JackMidiIn(_JackMidi):
             self._base += WRAP
         self._raw = raw
         f0 = self._base + raw
+        self.order_port.clear_buffer()  # (an output port's buffer is written every cycle)
         heard = self.heard
         for offset, data in port.incoming_midi_events():
             msg = bytes(data)
@@ -156,7 +165,7 @@ class JackMidiIn(_JackMidi):
             table = self.table
             if (msg == TICK and table is not None and table.tick == heard[0]
                     and table.transport == heard[1]):
-                frame = table.out.write_later(raw + offset, table.notes)
+                frame = table.out.write_later(raw + offset, table.notes, self)
                 if frame is not None:
                     self.fired.append((table, frame))  # before the tick is handed on
             self._events.append((f0 + offset, msg))
@@ -182,6 +191,7 @@ class JackMidiOut(_JackMidi):
         self._last = 0  # the frame the last message was placed at (JACK wants them in order)
         self._moved: dict[tuple[int, int], int] = {}  # (channel, note) -> frames placed late
         self._now: deque[tuple[int, bytes]] = deque(maxlen=4096)  # the step table's, by frame
+        self.after: JackMidiIn | None = None  # the input JACK runs this client after, each cycle
 
     @property
     def lead(self) -> float:
@@ -208,13 +218,23 @@ class JackMidiOut(_JackMidi):
         self._last = frame
         self._queue.append((frame, data))
 
-    def write_later(self, frame: int, notes: tuple[tuple[int, int, bytes], ...]) -> int | None:
-        """The input's process callback: `notes` written at JACK frame `frame` + one period (the
-        output client's next cycle, whichever of the two JACK runs first). Returns that frame;
-        None when this client is gone."""
+    def order_after(self, inp: JackMidiIn) -> None:
+        """Connect `inp`'s order port to this client's: JACK then runs this client after `inp`'s
+        in every cycle, and a step table `inp` fires is written in the tick's own cycle."""
+        self.after = None
+        self.client.connect(inp.order_port, self.order_port)
+        self.after = inp
+
+    def write_later(self, frame: int, notes: tuple[tuple[int, int, bytes], ...],
+                    source: JackMidiIn | None = None) -> int | None:
+        """The input's process callback: `notes` written at JACK frame `frame` itself when this
+        client runs after `source` (`order_after`: later in the tick's own cycle), else at
+        `frame` + one period (the next cycle, whichever of the two JACK runs first): a fixed
+        latency either way. Returns the frame; None when this client is gone."""
         if self.dead or self.port is None:
             return None
-        at = (frame + self.blocksize) % WRAP
+        at = frame if source is not None and source is self.after else \
+            (frame + self.blocksize) % WRAP
         for _, _, data in notes:
             self._now.append((at, data))
         return at
