@@ -126,3 +126,40 @@ def test_clock_counts_and_a_table_void_after_transport():
     assert counts == [3, 4]
     table = StepTable(4, 4, ((0, 1, bytes((0x90, 36, 100))),), out=None)  # type: ignore[arg-type]
     assert (table.tick, table.transport) == (4, 4)
+
+
+def test_a_tick_the_engine_takes_as_noise_sends_no_note_twice():
+    """After an xrun a late tick and the next one come close together: the engine takes the
+    second as noise and plays its step a tick later, while the port's callback already wrote it
+    on that second tick. The step leaves once (the written notes wait WRITTEN_TICKS ticks)."""
+    from grooverack.backends.midi.backend import WRITTEN_TICKS
+
+    s = settings(120.0)
+    engine = make_engine(s, threaded=False)
+    sender = MidiSender(direct=True)
+    out = MidiOutput(midi_options(s), sender)
+    tick = 60.0 / 120.0 / 24
+    try:
+        engine.start(0.0, midi=True)
+        late = 6 * 8 - 1  # the tick before step 8's is 2 ms before step 8's
+        fired = None
+        for k in range(6 * 12):
+            t = 0.001 + k * tick + (0.0185 if k == late else 0.0)
+            notes = out.step_table(engine.on_next_pulse())
+            if k == late + 1:
+                assert notes and all(step == 8 for step, _, _ in notes)
+                fired = notes
+                out.wrote(k + 1, 4800 * k, notes)  # the callback on that tick
+            engine.midi_clock(t)
+            for event in engine.advance(t + 0.02):
+                out.play(event)
+            out.forget_written(k + 1 - WRITTEN_TICKS)
+        assert fired
+        ons = [(due, d) for due, _, d in sender.sent if d[0] & 0xF0 == 0x90]
+        ons += [(due, d) for due, d in sender.queued() if d[0] & 0xF0 == 0x90]
+        step8 = 0.001 + 6 * 8 * tick
+        near = [d for due, d in ons if step8 - 0.001 <= due < step8 + tick + 0.001]
+        assert sorted(near) == sorted(d for _, _, d in fired)  # once each, none twice
+        assert sender.placed_count == len(fired)
+    finally:
+        engine.close()

@@ -46,6 +46,8 @@ POLL = 0.001  # s: the engine loop looks at its input and the player at least th
 #              step on a MIDI clock tick goes out within this of the tick's arrival)
 DRIFT = 0.0005  # s/s: how fast the MIDI system's clock may drift from time.monotonic()
 PORT_CHECK = 1.0  # s between looks for ports that went away or came back (or the JACK server)
+WRITTEN_TICKS = 5  # clock ticks a step the step table wrote waits for the engine to play it (a
+#                    tick the engine took as noise, as in a bunch after an xrun, delays it)
 
 
 class MidiBackend:
@@ -126,13 +128,13 @@ class MidiBackend:
     def hand_over_step_table(self) -> StepTable | None:
         """On JACK (`jackport`): what the next MIDI clock tick releases (`Engine.on_next_pulse`)
         handed to the input's process callback, which writes it at that tick's own frame
-        (`StepTable`); tables that fired on ticks now taken in but were not played are
-        forgotten. Returns the table handed over (None: nothing waits for a tick)."""
+        (`StepTable`); notes a table wrote that the engine has not played WRITTEN_TICKS ticks
+        later are forgotten. Returns the table handed over (None: nothing waits for a tick)."""
         inp = self.in_port.port if self._ports else None
         out = self.out_port.port if self._ports else None
         if not isinstance(inp, JackMidiIn):
             return None
-        self.output.forget_written(inp.taken[0])
+        self.output.forget_written(inp.taken[0] - WRITTEN_TICKS)
         table = None
         if isinstance(out, JackMidiOut) and not self.sender.paused:
             notes = self.output.step_table(self.engine.on_next_pulse())
