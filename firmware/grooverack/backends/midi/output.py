@@ -149,14 +149,17 @@ class MidiOutput:
 
     def step_table(self, events: list[OutputEvent]) -> tuple[tuple[int, int, bytes], ...]:
         """The note-ons `play` would send for `events` (`Engine.on_next_pulse`: velocity events
-        and rises), as (step row, output, message); nothing changes."""
+        and rises), as (step row, output, message), less those a table already wrote that the
+        engine has not played yet (a tick it took as noise: its step waits for the next one);
+        nothing changes."""
         velocity = dict(self._velocity)
         notes = []
         for event in events:
             if event.kind == "velocity":
                 velocity[event.output] = max(1, min(127, round(event.value * 127)))
             elif event.kind == "trigger" and event.value > 0.5 \
-                    and event.output not in self._sounding:
+                    and event.output not in self._sounding \
+                    and (event.step, event.output) not in self.written:
                 channel, note = self.map.note(event.output, event.voice)
                 notes.append((event.step, event.output,
                               bytes((0x90 | channel, note, velocity.get(event.output, 100)))))
