@@ -238,7 +238,10 @@ class WallClockSim:
                 # sleep to just before it, then spin (a plain sleep overshoots ~0.1-0.5 ms)
                 pause = t0 + pending[0] - SPIN_S - _clock()
                 if pause > 0:
-                    time.sleep(pause)
+                    if hook is None:
+                        time.sleep(pause)
+                    elif hook.sleep(pause):
+                        continue  # a command came in: the next pass applies it
                 while _clock() - t0 < pending[0]:
                     pass
                 continue
@@ -326,9 +329,10 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float,
     return status
 
 
-def run_board(board: Any, settings: Settings, args: argparse.Namespace) -> int:
+def run_board(board: Any, settings: Settings, args: argparse.Namespace,
+              hook: LoopHook | None = None) -> int:
     """A board file of kind "sim" (`commands.backends` registry): as `--board sim`."""
-    return run_sim(args, settings, getattr(args, "launched", time.perf_counter()))
+    return run_sim(args, settings, getattr(args, "launched", time.perf_counter()), hook=hook)
 
 
 def open_speaker(args: argparse.Namespace, settings: Settings) -> Any:
