@@ -70,7 +70,24 @@ function slider(name, labelText, shift) {
 }
 
 // controls: the newest value of each, one request in flight (a slider dragged fast sends the
-// value it ends on, not every value it passed)
+// value it ends on, not every value it passed); over the open websocket (no HTTP request per
+// move), else POST /api/controls
+let socket = null, sent = 0;
+const acks = {};             // message id -> resolve(answer)
+function viaSocket(body) {
+  return new Promise((resolve, reject) => {
+    const id = ++sent;
+    const timer = setTimeout(() => { delete acks[id]; reject(new Error("module: no answer")); }, 3000);
+    acks[id] = (answer) => {
+      clearTimeout(timer);
+      if (answer.error) {
+        const allowed = answer.allowed ? ` (allowed: ${answer.allowed})` : "";
+        reject(new Error(`${answer.field}: ${answer.error}${allowed}`));
+      } else resolve(answer);
+    };
+    socket.send(JSON.stringify({ id, controls: body }));
+  });
+}
 function send(name, value) {
   pending[name] = value;
   if (!(name in movedAt)) movedAt[name] = performance.now();
@@ -83,7 +100,8 @@ async function flush() {
   const moved = {};
   for (const name of Object.keys(body)) { moved[name] = movedAt[name]; delete movedAt[name]; }
   try {
-    await api("POST", "/api/controls", body);
+    if (socket && socket.readyState === WebSocket.OPEN) await viaSocket(body);
+    else await api("POST", "/api/controls", body);
     const now = performance.now(), out = window.grooverackControlMs;
     for (const name of Object.keys(moved)) out.push(now - moved[name]);
     if (out.length > 1000) out.splice(0, out.length - 1000);
@@ -369,9 +387,16 @@ async function toggleSound() {
 
 function connect() {
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/ws`);
-  ws.onopen = () => { $("connection").textContent = "connected"; };
-  ws.onmessage = (e) => render(JSON.parse(e.data));
-  ws.onclose = () => { $("connection").textContent = "connection lost: retrying…"; setTimeout(connect, 1000); };
+  ws.onopen = () => { socket = ws; $("connection").textContent = "connected"; };
+  ws.onmessage = (e) => {
+    const data = JSON.parse(e.data);
+    if ("ack" in data) { const done = acks[data.ack]; delete acks[data.ack]; if (done) done(data); }
+    else render(data);
+  };
+  ws.onclose = () => {
+    if (socket === ws) socket = null;
+    $("connection").textContent = "connection lost: retrying…"; setTimeout(connect, 1000);
+  };
 }
 
 // 25 frames a second: the playhead moves smoothly enough, and a Pi's browser (or a busy laptop)
