@@ -21,8 +21,12 @@ only when the stream's time and the kit's drift apart by more than REALIGN_S (`r
 Every hit keeps its micro-timing; what arrives too late for its frame plays at the start of the
 block being made (`late`).
 
-A missing device, or one that goes away (the JACK server stops, the card is unplugged) is one
-warning; the module plays on, silently. Nothing here is ever waited for by the caller.
+A missing device at start is one warning; the module plays on, silently. A device that goes
+away while it plays (the JACK server stops, the card is unplugged) is one warning too; the
+module plays on, and the watch thread opens the device again once a second (PortAudio's device
+list read again, a new copy of it after a dead JACK server's) until it is back: one line says so
+and the sound goes on in time with the outputs (the stream's delay measured again; what was
+pushed while it was away is dropped). Nothing here is ever waited for by the caller.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ REALIGN_S = 0.005  # the kit's frames are set from the stream's time when they d
 WATCH_S = 0.2  # how often the watch thread looks at the stream
 STALLED_S = 2.0  # a started stream without a callback this long has gone away
 STOP_S = 1.0  # a stop/close that takes longer is left behind (its server is gone)
+REOPEN_S = 1.0  # a device that went away is looked for this often
 
 
 class Speaker:
@@ -90,6 +95,8 @@ class Speaker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = 0.0
+        self.losses = 0  # times the device went away while playing
+        self.reopens = 0  # times it came back
 
     # --- the real-time side: never blocks
     def push(self, t: float, output: int, kind: str, volts: float) -> None:
@@ -242,14 +249,48 @@ class Speaker:
         self.late = kit.late
         self.rendered += frames
 
-    # --- the watch thread: one warning when the stream goes away
+    # --- the watch thread: one warning when the stream goes away, the device opened again
     def _watch_loop(self) -> None:
         while not self._stop.wait(WATCH_S):
             why = self._why_gone()
-            if why is not None:
-                self._give_up(f"the sound stopped ({why}); the module plays on without it")
-                self._drop()
+            if why is None:
+                continue
+            self._give_up(f"the sound stopped ({why}); the module plays on without it, and "
+                          "the sound comes back with the device")
+            self._drop()
+            if why == "callback failed":  # a bug here, not the device: it would fail again
                 return
+            self.losses += 1
+            while not self._stop.wait(REOPEN_S):
+                if self._reopen():
+                    break
+
+    def _reopen(self) -> bool:
+        """The device opened again (the watch thread, once a second while it is away)."""
+        from grooverack.backends.es9 import portaudio
+
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()  # (a dead server's client is only dropped)
+        try:
+            portaudio.refresh_devices()  # the devices now there (a new PortAudio after JACK's)
+            self._lost = None
+            self._open()
+        except Exception as exc:  # not back yet
+            log.debug("audio: the device is not back yet: %s", exc)
+            stream, self.stream = self.stream, None
+            if stream is not None:
+                portaudio.abandon(stream)
+            return False
+        # what was pushed while it was away is not played late, all at once
+        self.queue.clear()
+        self._heap.clear()
+        self._offsets.clear()
+        self._aligned, self.delay = False, None  # the new stream's delay, measured again
+        self.reopens += 1
+        self.gone = None
+        log.warning("audio: the sound is back (%r)", self.device_name)
+        return True
 
     def _why_gone(self) -> str | None:
         if self.gone is not None:
@@ -314,6 +355,7 @@ class Speaker:
         return (f"audio: {self.kit.hits if self.kit else 0} hits, {seconds:.1f} s rendered "
                 f"({cpu:.1f} % of it in the callback), {self.late} late, {self.dropped} "
                 f"dropped, {self.realigned} realigned"
+                + (f", device lost {self.losses}x, back {self.reopens}x" if self.losses else "")
                 + (f"; {self.gone}" if self.gone else ""))
 
 
