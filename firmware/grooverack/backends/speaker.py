@@ -37,7 +37,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -59,7 +59,7 @@ REOPEN_S = 1.0  # a device that went away is looked for this often
 
 
 class Speaker:
-    def __init__(self, voices: Mapping[int, str], *, rate: int = 48000,
+    def __init__(self, voices: Mapping[int, str | Sequence[str]], *, rate: int = 48000,
                  velocity_volts: float = 8.0, device: str = "", delay_ms: float = 0.0,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.voices = dict(voices)
@@ -68,7 +68,7 @@ class Speaker:
         self.device = device
         self.extra_delay = float(delay_ms) / 1000.0
         self.clock = clock
-        self.queue: deque[tuple[float, int, str, float]] = deque()
+        self.queue: deque[tuple[float, int, str, float, int | None]] = deque()
         self.t0: float | None = None  # patch time 0 on `clock`
         self.kit: Kit | None = None
         self.stream: Any = None
@@ -83,7 +83,7 @@ class Speaker:
         self.render_s = 0.0  # time spent rendering (CPU of the callback, roughly)
         self.last_callback = 0.0
         self.gone: str | None = None  # why the sound stopped, once it has
-        self._heap: list[tuple[int, int, int, str, float]] = []
+        self._heap: list[tuple[int, int, int, str, float, int | None]] = []
         self._order = 0
         self._offset: float | None = None  # clock - stream time (smallest of the recent ones)
         self._offsets: deque[float] = deque(maxlen=OFFSET_WINDOW)
@@ -99,14 +99,16 @@ class Speaker:
         self.reopens = 0  # times it came back
 
     # --- the real-time side: never blocks
-    def push(self, t: float, output: int, kind: str, volts: float) -> None:
-        """An output write at patch time `t` (called from the real-time loop)."""
+    def push(self, t: float, output: int, kind: str, volts: float,
+             voice: int | None = None) -> None:
+        """An output write at patch time `t` (called from the real-time loop); `voice`: the
+        model voice behind it (which voice a jack of several strikes)."""
         if self.gone is not None:
             return
         if len(self.queue) >= QUEUE:
             self.dropped += 1
             return
-        self.queue.append((t, output, kind, volts))
+        self.queue.append((t, output, kind, volts, voice))
 
     # --- lifecycle (the main thread)
     def start(self) -> bool:
@@ -238,13 +240,14 @@ class Speaker:
             kit.frame = want
         heap, queue = self._heap, self.queue
         while queue:
-            t, output, kind, volts = queue.popleft()
+            t, output, kind, volts, voice = queue.popleft()
             self._order += 1
-            heapq.heappush(heap, (int(round(t * self.rate)), self._order, output, kind, volts))
+            heapq.heappush(heap, (int(round(t * self.rate)), self._order, output, kind, volts,
+                                  voice))
         stop = kit.frame + frames
         while heap and heap[0][0] < stop:
-            frame, _, output, kind, volts = heapq.heappop(heap)
-            kit.cv(frame, output, kind, volts)
+            frame, _, output, kind, volts, voice = heapq.heappop(heap)
+            kit.cv(frame, output, kind, volts, voice)
         outdata[:] = kit.render(frames)
         self.late = kit.late
         self.rendered += frames
@@ -361,7 +364,7 @@ class Speaker:
 
 # --- the speaker in a process of its own: no GIL shared with the real-time loop
 
-RECORD = struct.Struct("<dIBxxxd")  # time, output, kind code, volts: 24 bytes, one write each
+RECORD = struct.Struct("<dIBbxxd")  # time, output, kind code, voice (-1: none), volts: 24 bytes
 KINDS = ("velocity", "trigger", "accent", "clock", "reset")
 BEGIN, STOP = 254, 255  # control records: t0 (in the time field), stop (as EOF does)
 
@@ -372,10 +375,11 @@ class SpeakerProcess:
     waits; a full pipe drops the write and counts it), and the child's audio callback renders,
     holding no lock the loop could wait for. The same methods as `Speaker`."""
 
-    def __init__(self, voices: Mapping[int, str], *, rate: int = 48000,
+    def __init__(self, voices: Mapping[int, str | Sequence[str]], *, rate: int = 48000,
                  velocity_volts: float = 8.0, device: str = "", delay_ms: float = 0.0,
                  clock: Callable[[], float] = time.perf_counter) -> None:
-        self.args = {"voices": {str(k): v for k, v in voices.items()}, "rate": int(rate),
+        self.args = {"voices": {str(k): v if isinstance(v, str) else list(v)
+                                for k, v in voices.items()}, "rate": int(rate),
                      "velocity_volts": float(velocity_volts), "device": device,
                      "delay_ms": float(delay_ms)}
         self.clock = clock
@@ -414,12 +418,14 @@ class SpeakerProcess:
     def begin(self, t0: float) -> None:
         self.t0 = t0
         if self.gone is None and self.proc is not None:
-            self._send(RECORD.pack(t0, 0, BEGIN, 0.0))
+            self._send(RECORD.pack(t0, 0, BEGIN, -1, 0.0))
 
-    def push(self, t: float, output: int, kind: str, volts: float) -> None:
+    def push(self, t: float, output: int, kind: str, volts: float,
+             voice: int | None = None) -> None:
         """An output write at patch time `t` (called from the real-time loop): never blocks."""
         if self.gone is None and self.proc is not None:
             self._send(RECORD.pack(t, output, KINDS.index(kind) if kind in KINDS else 0xFD,
+                                   voice if voice is not None and 0 <= voice < 128 else -1,
                                    volts))
 
     def _send(self, record: bytes) -> None:
@@ -515,13 +521,13 @@ def _child(argv: list[str]) -> int:
         buffered += chunk
         whole = len(buffered) - len(buffered) % RECORD.size
         stop = False
-        for t, output, code, volts in RECORD.iter_unpack(buffered[:whole]):
+        for t, output, code, voice, volts in RECORD.iter_unpack(buffered[:whole]):
             if code == BEGIN:
                 speaker.begin(t)
             elif code == STOP:
                 stop = True
             elif code < len(KINDS):
-                speaker.push(t, output, KINDS[code], volts)
+                speaker.push(t, output, KINDS[code], volts, voice if voice >= 0 else None)
         buffered = buffered[whole:]
         if stop:
             break

@@ -104,7 +104,8 @@ class RecordingWriter(OutputRecorder):
 
     def __init__(self, t0: float | None = None, spin: float = SPIN_S,
                  priority: int | None = None,
-                 listener: Callable[[float, int, str, float], None] | None = None) -> None:
+                 listener: Callable[[float, int, str, float, int | None], None] | None = None
+                 ) -> None:
         super().__init__()
         self.timing: list[tuple[float, float]] = []
         # `--audio`: each write is also pushed, when it is handed to the scheduler (up to
@@ -129,7 +130,7 @@ class RecordingWriter(OutputRecorder):
         row = OutputRow(float(time), int(output), str(kind), float(volts), voice)
         self.scheduler.schedule(row.time, row)
         if self.listener is not None:
-            self.listener(row.time, row.output, row.kind, row.volts)
+            self.listener(row.time, row.output, row.kind, row.volts, row.voice)
 
     def _emit(self, row: OutputRow, due: float, actual: float) -> None:
         self.rows.append(row)
