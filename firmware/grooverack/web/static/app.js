@@ -410,9 +410,11 @@ function frame(now) {
 
 async function main() {
   try {
-    board = await api("GET", "/api/board");
+    // both at once: the first pattern is drawn one round trip after the page's script runs
+    const [b, first] = await Promise.all([api("GET", "/api/board"), api("GET", "/api/state")]);
+    board = b;
     buildPage();
-    render(await api("GET", "/api/state"));
+    render(first);
   } catch (e) { fail(e.message); return; }
   connect();
   requestAnimationFrame(frame);
