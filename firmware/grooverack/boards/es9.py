@@ -112,12 +112,13 @@ def parse_board(board: Any, settings: Settings | None = None) -> ES9Board:
 
     b = ES9Board(path=path)
     device = table.get("device", "ES-9")
+    devices: dict[str, str] = {}
     for key in ("device", "input_device", "output_device"):
         value = table.get(key, device)
         if not isinstance(value, str) or not value:
             raise fail(key, value, "a non-empty substring of an audio device name")
-    b.input_device = table.get("input_device", device)
-    b.output_device = table.get("output_device", device)
+        devices[key] = value
+    b.input_device, b.output_device = devices["input_device"], devices["output_device"]
     if settings is not None and settings["es9.device"]:
         b.input_device = b.output_device = settings["es9.device"]
     b.samplerate = number("samplerate", 48000, 8000, 192000, integer=True)
@@ -148,9 +149,9 @@ def parse_board(board: Any, settings: Settings | None = None) -> ES9Board:
             raise fail(f"inputs.{jack}", ch, "jacks " + ", ".join(INPUT_JACKS)
                        + "; or buttons (a gate, pressed on its rise) "
                        + ", ".join(PRESS_ACTIONS) + why)
-        if channel(f"inputs.{jack}", ch):
-            once(used_in, f"inputs.{jack}", ch)
-            (b.inputs if jack in INPUT_JACKS else b.buttons)[jack] = ch
+        if host := channel(f"inputs.{jack}", ch):
+            once(used_in, f"inputs.{jack}", host)
+            (b.inputs if jack in INPUT_JACKS else b.buttons)[jack] = host
 
     if "audio" in b.inputs and "gate" in b.inputs:
         raise fail("inputs.audio", b.inputs["audio"], "one groove source: inputs.audio (the "

@@ -42,11 +42,13 @@ class ADS1115:
 
     @staticmethod
     def mux_for(channel: int | tuple[int, int]) -> int:
-        table = DIFF_MUX if isinstance(channel, tuple) else SINGLE_ENDED_MUX
-        try:
-            return table[channel]  # type: ignore[index]
-        except KeyError:
-            raise ValueError(f"ADS1115 input {channel!r} not one of {sorted(table)}") from None
+        if isinstance(channel, tuple):
+            mux, allowed = DIFF_MUX.get(channel), str(sorted(DIFF_MUX))
+        else:
+            mux, allowed = SINGLE_ENDED_MUX.get(channel), str(sorted(SINGLE_ENDED_MUX))
+        if mux is None:
+            raise ValueError(f"ADS1115 input {channel!r} not one of {allowed}")
+        return mux
 
     def write_register(self, pointer: int, value: int) -> None:
         self.bus.i2c_rdwr(i2c_msg.write(self.address, [pointer, value >> 8, value & 0xFF]))
@@ -54,7 +56,7 @@ class ADS1115:
     def read_register(self, pointer: int) -> int:
         w, r = i2c_msg.write(self.address, [pointer]), i2c_msg.read(self.address, 2)
         self.bus.i2c_rdwr(w, r)
-        hi, lo = list(r)
+        hi, lo = bytes(r)
         return hi << 8 | lo
 
     @staticmethod

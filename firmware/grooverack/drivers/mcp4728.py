@@ -83,7 +83,7 @@ class MCP4728:
         """The four input registers (what the outputs hold unless an update is pending)."""
         msg = i2c_msg.read(self.address, 24)
         self.bus.i2c_rdwr(msg)
-        raw = list(msg)
+        raw = list(bytes(msg))
         states = []
         for ch in range(4):
             b0, b1, b2 = raw[6 * ch: 6 * ch + 3]

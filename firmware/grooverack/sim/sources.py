@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grooverack.config import BUTTONS, CONTROLS, CV_JACKS, CV_VOLTS, SCHEMA
+from grooverack.config import BUTTONS, CONTROLS, CV_JACKS, CV_VOLTS, SCHEMA, Settings
 from grooverack.errors import ConfigError, SourceError
 from grooverack.onsets import OnsetParams, check_rate, detect
 from grooverack.storage import read_text_bounded
@@ -410,7 +410,7 @@ def source_at(loaded: Source | HeardAudio, bpm: float) -> Source:
     return loaded.at(bpm) if isinstance(loaded, HeardAudio) else loaded
 
 
-def load_source(spec: str | None, settings: object | None = None) -> Source | HeardAudio:
+def load_source(spec: str | None, settings: Settings | None = None) -> Source | HeardAudio:
     """`line` (or None), `euclid:K:N[:R]`, a path to a MIDI file, or to an audio file (heard
     with the onset detector's settings and `input.audio_channel` of `settings`)."""
     if spec is None or spec == "line":
@@ -422,7 +422,7 @@ def load_source(spec: str | None, settings: object | None = None) -> Source | He
     if suffix in AUDIO_SUFFIXES or (path.is_file() and suffix not in (".mid", ".midi")
                                     and _sniff(path) != "a MIDI file"):
         params = OnsetParams.from_settings(settings) if settings is not None else None
-        channel = int(settings["input.audio_channel"]) if settings is not None else 1  # type: ignore[index]
+        channel = int(settings["input.audio_channel"]) if settings is not None else 1
         return audio_source(path, params, channel)
     if suffix in (".mid", ".midi") or path.exists():
         if not path.is_file():
@@ -452,7 +452,9 @@ class ControlChange:
     def time(self, bpm: float) -> float:
         if self.seconds is not None:
             return self.seconds
-        return (self.bar - 1.0) * 4 * 60.0 / bpm
+        if self.bar is not None:
+            return (self.bar - 1.0) * 4 * 60.0 / bpm
+        raise ValueError(f"{self.where}: a control change needs seconds or a bar")
 
 
 
@@ -487,13 +489,15 @@ def load_controls(path: str | Path) -> list[ControlChange]:
         if len(row) != 3:
             raise SourceError(f"{where}: expected time_or_bar,key,value, found {','.join(row)!r}")
         when, key, raw = row
+        in_seconds = when.endswith("s")
         try:
-            seconds, bar = (float(when[:-1]), None) if when.endswith("s") else (None, float(when))
+            moment = float(when[:-1] if in_seconds else when)
         except ValueError:
             raise SourceError(f"{where}: time {when!r} is neither seconds (2.5s) nor a bar (3)") from None
-        if not math.isfinite(seconds if seconds is not None else bar):
+        if not math.isfinite(moment):
             raise SourceError(f"{where}: time {when!r} is not a finite number; allowed: seconds "
                               "(2.5s) from 0, or a bar (3) from 1")
+        seconds, bar = (moment, None) if in_seconds else (None, moment)
         if (seconds is not None and seconds < 0) or (bar is not None and bar < 1):
             raise SourceError(f"{where}: time {when!r} is before the start (bars count from 1)")
         if key in ("press", "hold", "release"):

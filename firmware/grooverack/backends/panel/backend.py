@@ -199,7 +199,9 @@ class PanelBackend:
                     self.scanner.shift = candidate
                 elif candidate:
                     self.presses += 1
-                    self.engine.press(self.action(item.name, item.action))
+                    pressed = self.action(item.name, item.action)
+                    if pressed is not None:  # always: the board file gives a button an action
+                        self.engine.press(pressed)
                     self._leds()
 
     def action(self, button: str, action: str | None) -> str | None:
