@@ -19,7 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -508,10 +508,6 @@ def _parse_table(where: str, spec: ChannelSpec, rows: Any) -> tuple[tuple[float,
 def default_path(state_dir: str | Path, board_name: str) -> Path:
     """Where a board's calibration lives: `<state dir>/calibration/<board>.json`."""
     return Path(state_dir) / "calibration" / f"{board_name}.json"
-
-
-def with_method(cal: InputCal | OutputCal, method: str) -> InputCal | OutputCal:
-    return replace(cal, method=method)
 
 
 # --------------------------------------------------------------------------------------------

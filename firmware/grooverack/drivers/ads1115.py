@@ -22,9 +22,6 @@ COMP_DISABLED = 0b11
 
 
 class ADS1115:
-    CHANNELS = 4
-    BITS = 16
-
     def __init__(self, bus: Any, address: int = 0x48, *, fsr: float = 4.096, data_rate: int = 860,
                  sleep: Callable[[float], None] = time.sleep, max_polls: int = 20) -> None:
         if address not in (0x48, 0x49, 0x4A, 0x4B):

@@ -13,8 +13,6 @@ from typing import Any
 
 from smbus2 import i2c_msg
 
-VREF_INTERNAL = 2.048
-
 
 @dataclass(frozen=True)
 class ChannelState:
@@ -28,9 +26,6 @@ class ChannelState:
 
 
 class MCP4728:
-    CHANNELS = 4
-    BITS = 12
-
     def __init__(self, bus: Any, address: int = 0x60, *, internal_vref: bool = True,
                  gain2: bool = True) -> None:
         if not 0x60 <= address <= 0x67:

@@ -36,7 +36,6 @@ from grooverack.voices import NOTE_TO_VOICE, STEPS_PER_BAR
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
 DEFAULT_TEMPO_US = 500_000  # a MIDI file's tempo before its first tempo event: 120 BPM
 log = logging.getLogger(__name__)
-BUILTIN = ("line",)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff")
 HEARD_NOTE = 38  # input.mid: each onset heard in audio is this GM drum note (channel 10)
 
