@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Protocol
 
 from smbus2 import i2c_msg
 
@@ -21,8 +21,14 @@ DIFF_MUX = {(0, 1): 0b000, (0, 3): 0b001, (1, 3): 0b010, (2, 3): 0b011}
 COMP_DISABLED = 0b11
 
 
+class I2CLike(Protocol):
+    """What the I2C drivers use of an `smbus2.SMBus` (or the emulated bus)."""
+
+    def i2c_rdwr(self, *msgs: i2c_msg) -> None: ...
+
+
 class ADS1115:
-    def __init__(self, bus: Any, address: int = 0x48, *, fsr: float = 4.096, data_rate: int = 860,
+    def __init__(self, bus: I2CLike, address: int = 0x48, *, fsr: float = 4.096, data_rate: int = 860,
                  sleep: Callable[[float], None] = time.sleep, max_polls: int = 20) -> None:
         if address not in (0x48, 0x49, 0x4A, 0x4B):
             raise ValueError(f"ADS1115 address 0x{address:02x} outside 0x48..0x4b")

@@ -9,9 +9,10 @@ channel's output changes at the ACK of its own last byte. `fast_write` writes al
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from smbus2 import i2c_msg
+
+from grooverack.drivers.ads1115 import I2CLike
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class ChannelState:
 
 
 class MCP4728:
-    def __init__(self, bus: Any, address: int = 0x60, *, internal_vref: bool = True,
+    def __init__(self, bus: I2CLike, address: int = 0x60, *, internal_vref: bool = True,
                  gain2: bool = True) -> None:
         if not 0x60 <= address <= 0x67:
             raise ValueError(f"MCP4728 address 0x{address:02x} outside 0x60..0x67")

@@ -24,6 +24,7 @@ import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +33,9 @@ from grooverack.errors import ConfigError, SourceError
 from grooverack.onsets import OnsetParams, check_rate, detect
 from grooverack.storage import read_text_bounded
 from grooverack.voices import NOTE_TO_VOICE, STEPS_PER_BAR
+
+if TYPE_CHECKING:
+    import mido
 
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
 DEFAULT_TEMPO_US = 500_000  # a MIDI file's tempo before its first tempo event: 120 BPM
@@ -141,7 +145,7 @@ def euclid_source(spec: str) -> Source:
 # ---------------------------------------------------------------------------------------------
 # MIDI files
 
-def _file_notes(midi) -> tuple[dict[tuple[int, int], list[tuple[int, int, int, int]]],
+def _file_notes(midi: mido.MidiFile) -> tuple[dict[tuple[int, int], list[tuple[int, int, int, int]]],
                               list[tuple[int, int]], list[tuple[int, int, int]]]:
     """{(track, channel): [(start_tick, end_tick, note, velocity)]}, the tempo events
     [(tick, microseconds per beat)] and the time signatures [(tick, numerator, denominator)],
