@@ -59,7 +59,7 @@ PRESET_KEYS = (*CONTROLS, "genre", "record", "memory", *(f"mute.{v}" for v in VO
 FIXED_KEYS = ("model.path", "model.variant", "board", "state.dir", "log.level")
 _GENERATION_KEYS = ("follow", "morph", "uncertainty", "density", "genre", "generation.seed",
                     "generation.max_count", "generation.mode", "generation.on_mute",
-                    "generation.kit_cap", "generation.anchor")
+                    "generation.kit_cap", "generation.anchor", "generation.colour_follow")
 
 
 class Engine:
@@ -168,6 +168,7 @@ class Engine:
             seed=int(s["generation.seed"]), variation=self._variation, serial=self._serial,
             bpm=self._model_bpm, mode=str(s["generation.mode"]),
             kit_cap=float(s["generation.kit_cap"]), anchor=bool(s["generation.anchor"]),
+            colour_follow=float(s["generation.colour_follow"]),
             fill=self.player.fill if fill is None else fill)
 
     def _before_commit(self, step: int) -> None:

@@ -76,6 +76,7 @@ class Request:
     removed: tuple[bool, ...] = ()
     kit_cap: float = 1.0        # generation.kit_cap: no voice over this many times its style's count
     anchor: bool = True         # generation.anchor: a kick (or the lowest voice) on each bar's one
+    colour_follow: float = 0.0  # generation.colour_follow: the colour voices follow by follow x this
 
 
 class Generator:
@@ -262,7 +263,8 @@ class Generator:
             followed = self._decode("groove", views, req.genre, bpm, flags)
             thresholds = self._thresholds(0.0, removed)
             logits, vel, off = sampling.blend_follow(
-                ab, followed, follow, self._thresholds(1.0, removed), thresholds)
+                ab, followed, sampling.voice_follow(follow, req.colour_follow),
+                self._thresholds(1.0, removed), thresholds)
         rng = np.random.default_rng([req.seed, req.variation])
         density, uncertainty = req.density, req.uncertainty
         if req.fill:  # the model's own busier pattern: the same decode, sampled busier
