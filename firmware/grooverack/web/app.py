@@ -159,6 +159,11 @@ class WebApp:
         self.names = library.PresetNames(self.store)
         self.json = StateJson()
         self.board_json = board_description(board)
+        # the output each voice plays on (0: none), as the player maps them: the page's sound
+        # plays what the jacks play (one voice per output and step, the louder; none unpatched)
+        count = int(settings["outputs.count"])
+        self.board_json["voice_outputs"] = [
+            out if 0 < (out := int(settings[f"map.{v}"])) <= count else 0 for v in VOICE_NAMES]
         self._runner: Any = None
 
     # --- helpers -------------------------------------------------------------------------------------

@@ -368,8 +368,16 @@ function schedule() {
   if (nextStep === null || nextStep < pos - 1 || nextStep > pos + 4) nextStep = Math.ceil(pos);
   while ((nextStep - pos) * perStep < AHEAD_S) {
     const step = ((nextStep % STEPS) + STEPS) % STEPS;
+    // as the player plays the jacks: one voice per output and step (the louder; crash and ride
+    // share jack 8 with 8 outputs), nothing for a voice patched nowhere
+    const loudest = {};
     for (let v = 0; v < 9; v++) {
-      if (!state.pattern.hits[v][step]) continue;
+      const out = board.voice_outputs ? board.voice_outputs[v] : v + 1;
+      if (!out || !state.pattern.hits[v][step]) continue;
+      const vel = state.pattern.velocities[v][step];
+      if (!(out in loudest) || vel > state.pattern.velocities[loudest[out]][step]) loudest[out] = v;
+    }
+    for (const v of Object.values(loudest)) {
       const t = audioNow + (nextStep + state.pattern.offsets[v][step] - pos) * perStep;
       Drums.play(v, Math.max(audioNow, t), state.pattern.velocities[v][step]);
     }
