@@ -130,3 +130,36 @@ def test_web_plays_the_midi_board_on_jack(jack_server, tmp_path):  # noqa: F811
     assert (kicks < MUTE_AT_S - 0.1).sum() >= 2, f"kick notes {kicks}"
     assert (kicks > muted + SETTLE_S).sum() == 0, f"kick after the mute at {muted:.2f}: {kicks}"
     assert sum(1 for t, note in on if note != 36 and t > muted + SETTLE_S) >= 2
+
+
+@pytest.mark.jack
+def test_web_on_the_sim_board_plays_through_the_sound_card(jack_audio_server, tmp_path):  # noqa: F811
+    """`grooverack web --audio DEVICE`: the page and the drum voices through a sound card (a
+    JACK client recording what reaches it), as `run --audio`; muting everything from the page
+    silences it."""
+    from tests.rig.audiorec import AudioRecorder
+    from tests.rig.onsets import energy_onsets
+
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    rec = AudioRecorder(jack_audio_server, 5.0, tmp_path)
+    try:
+        with web_server(state_dir, "--audio", "hearrec", *SETTINGS, timeout=90.0) as url:
+            rec.go()
+            went = time.monotonic()
+            time.sleep(2.5)
+            for group in ("kick", "snare", "hats", "toms", "cymbals"):
+                call(url, "api/press", {"button": f"mute_{group}"})
+            deadline = time.monotonic() + 10.0
+            while any(any(row) for row in call(url, "api/state")["pattern"]["hits"]):
+                assert time.monotonic() < deadline, "the pattern kept its hits"
+                time.sleep(0.01)
+            silent = time.monotonic() - went
+            cap = rec.result()
+    finally:
+        rec.close()
+    log = (state_dir / "web.log").read_text()
+    assert "after the outputs" in log, log  # the sound card's line, as `run --audio` prints
+    heard = energy_onsets(cap.audio.sum(axis=0).astype(np.float64), cap.rate)
+    assert (heard < 2.4).sum() >= 5, heard
+    assert (heard > silent + 0.5).sum() == 0, (silent, heard)

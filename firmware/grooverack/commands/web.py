@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rt", action="store_true",
                         help="SCHED_FIFO for the module's loop and writer (the web server stays "
                              "at normal priority), when permitted")
+    parser.add_argument("--audio", nargs="?", const="", default=None, metavar="DEVICE",
+                        help="board sim: also play the drum voices through the sound card, as "
+                             "`grooverack run --audio` (DEVICE: part of an output device's name)")
     parser.add_argument("--fresh", action="store_true",
                         help="play from the defaults: the saved performance state is neither "
                              "restored nor overwritten")
