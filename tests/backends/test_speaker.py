@@ -175,7 +175,7 @@ def test_the_sound_comes_back_with_a_restarted_server(jack_audio_server, tmp_pat
 
     from tests.rig.jackserver import start_server, stop_server
 
-    seconds = 14.0
+    seconds = 11.0
     (tmp_path / "first").mkdir()
     first = AudioRecorder(jack_audio_server, 10.0, tmp_path / "first")
     proc, lines = start_playing(jack_audio_server, tmp_path, seconds)
@@ -189,7 +189,7 @@ def test_the_sound_comes_back_with_a_restarted_server(jack_audio_server, tmp_pat
         again = start_server(period=jack_audio_server.period, log_dir=tmp_path,
                              name=jack_audio_server.name)
         (tmp_path / "second").mkdir()
-        rec = AudioRecorder(again, 6.0, tmp_path / "second")
+        rec = AudioRecorder(again, 4.0, tmp_path / "second")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not any("sound is back" in x for x in lines):
             time.sleep(0.1)
