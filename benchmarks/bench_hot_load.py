@@ -13,7 +13,8 @@ The measure is the lateness of every output write (actual minus scheduled write 
 maximum and 99th percentile. Each take is paired with a run where nothing is copied (the
 baseline of the machine at that moment, the same window).
 
-`--write` puts the table into benchmarks/README.md between the bench_hot_load markers.
+`--write` puts the table into benchmarks/README.md between the bench_hot_load_appear (or
+bench_hot_load_replace) markers, below the before/after summary (bench_hot_load).
 """
 
 from __future__ import annotations
@@ -136,9 +137,10 @@ def main() -> int:
         sys.path.insert(0, str(REPO / "firmware"))
         from grooverack.storage import write_marked_section
 
-        name = "bench_hot_load_replace" if args.replace else "bench_hot_load"
-        title = ("## A model replaced while playing (bench_hot_load --replace)" if args.replace
-                 else "## A model loaded while playing (bench_hot_load)")
+        # the last run's table, below the before/after summary (section bench_hot_load)
+        name = "bench_hot_load_replace" if args.replace else "bench_hot_load_appear"
+        title = ("### The last run: a model replaced while playing (--replace)" if args.replace
+                 else "### The last run: a model appearing while rule patterns play")
         write_marked_section(REPO / "benchmarks" / "README.md", name, f"{title}\n\n{text}")
     return 0
 
