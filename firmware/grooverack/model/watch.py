@@ -165,6 +165,7 @@ class ModelWatch:
         self._next = -float("inf")
         self._signature: tuple[Any, ...] | None = None
         self.rejected = ""  # why the files last tried while a model plays did not replace it
+        self._named: tuple[Any, list[Path]] = ((), [])  # the manifest's stat, the files it names
         self.runner: ModelRunner | NoModel = self._try()
         if isinstance(self.runner, NoModel):
             prepare_runtime()  # before the loop runs: a later load must not stall it
@@ -174,6 +175,14 @@ class ModelWatch:
                 log.warning("%s; playing rule patterns instead (the fallback) until the model "
                             "loads: its files are looked at again every %g s\n  %s",
                             self.problem, self.period, ModelError.FIX)
+
+    def _files_signature(self) -> tuple[Any, ...]:
+        """Size and mtime of the manifest and the files it names; the manifest is read again
+        only when its own stat changed (a poll while a model plays: a few stats)."""
+        head = _signature([self.manifest_path])
+        if head != self._named[0]:
+            self._named = (head, model_files(self.manifest_path, self.variant)[1:])
+        return head + _signature(self._named[1])
 
     @property
     def problem(self) -> str:
@@ -185,7 +194,7 @@ class ModelWatch:
         are tried again). `replacing` (a model plays): its latent bank must load too, or the
         model that plays goes on whole (a copy may still be under way)."""
         self.tries += 1
-        self._signature = _signature(model_files(self.manifest_path, self.variant))
+        self._signature = self._files_signature()
         try:
             return ModelRunner(self.manifest_path, self.variant, require_bank=replacing)
         except ModelError as exc:  # its message without the fix (the warning adds that once)
@@ -205,8 +214,7 @@ class ModelWatch:
         if not force and now < self._next:
             return None
         self._next = now + self.period
-        if not force and _signature(model_files(self.manifest_path, self.variant)) \
-                == self._signature:
+        if not force and self._files_signature() == self._signature:
             return None
         playing = not self.problem
         before = self.rejected if playing else self.problem
