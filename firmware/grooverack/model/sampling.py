@@ -40,8 +40,9 @@ _LOGIT_SPARSE = math.log(THRESHOLD_SPARSE / (1.0 - THRESHOLD_SPARSE))
 
 
 def temperature(uncertainty: float) -> float:
-    """Panel uncertainty 0..1 -> sampling temperature (see the module text)."""
-    u = min(max(float(uncertainty), 0.0), 1.0)
+    """Panel uncertainty 0..1 -> sampling temperature (see the module text). The controls are
+    checked once, where they enter (`controls.GenerationControls`): not clamped here."""
+    u = float(uncertainty)
     return MAX_TEMPERATURE * u * u
 
 
@@ -60,8 +61,8 @@ def blend_follow(ab: tuple[np.ndarray, np.ndarray, np.ndarray],
     knob moves smoothly (a latent mixed half way can decode to a third pattern, 12-20 cells
     changing per tenth of travel). Margins in probability, not logits: a decode's confident
     silences (logits of -8) would otherwise outvote the other's likely hits long before the
-    knob's end."""
-    f = min(max(float(follow), 0.0), 1.0)
+    knob's end. `follow` 0..1, checked where it entered (`controls.GenerationControls`)."""
+    f = float(follow)
     x_ab, v_ab, o_ab = (np.asarray(a, dtype=np.float64) for a in ab)
     x_g, v_g, o_g = (np.asarray(a, dtype=np.float64) for a in groove)
     thr = np.clip(np.asarray(thresholds, dtype=np.float64), 1e-6, 1.0 - 1e-6)
@@ -82,9 +83,10 @@ def mix_latents(z_a: np.ndarray, z_b: np.ndarray, z_groove: np.ndarray | None,
     """z_AB = (1 - morph) z_A + morph z_B;  z = (1 - follow) z_AB + follow z_groove.
 
     With no groove latent (nothing encoded yet) follow has nothing to follow: z = z_AB.
+    `morph` and `follow` 0..1, checked where they entered (`controls.GenerationControls`).
     """
-    morph = min(max(float(morph), 0.0), 1.0)
-    follow = min(max(float(follow), 0.0), 1.0)
+    morph = float(morph)
+    follow = float(follow)
     z_a = np.asarray(z_a, dtype=np.float32)
     z_b = np.asarray(z_b, dtype=np.float32)
     z_ab = (1.0 - morph) * z_a + morph * z_b
