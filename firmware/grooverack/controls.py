@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from grooverack.config import SCHEMA, canonical_key
+from grooverack.config import SCHEMA, Key, canonical_key
 from grooverack.errors import ConfigError
 from grooverack.voices import NUM_VOICES, VOICE_GROUPS, VOICE_NAMES
 
@@ -242,6 +242,36 @@ def _default(key: str) -> Any:
     return SCHEMA[key].default
 
 
+class _Check:
+    """One config key's range as the quick test of `GenerationControls.__post_init__` reads it:
+    a value already of the key's type and in its range passes at the cost of two comparisons (a
+    pot that moves makes a new GenerationControls, on the loop that reads the pot); any other
+    goes through the schema's `Key.validate` (coerced to the key's type, or a ConfigError naming
+    the key, the value and what is allowed)."""
+
+    __slots__ = ("key", "kind", "low", "high", "choices", "ranged")
+
+    def __init__(self, key: Key) -> None:
+        self.key, self.kind, self.choices = key, key.kind, key.choices
+        self.low = -math.inf if key.low is None else float(key.low)
+        self.high = math.inf if key.high is None else float(key.high)
+        self.ranged = key.kind is int or key.kind is float
+
+    def same_range(self, other: _Check) -> bool:
+        return (self.kind, self.low, self.high, self.choices) == (
+            other.kind, other.low, other.high, other.choices)
+
+
+# (field, its check) of the scalar controls
+_SCALAR_CHECKS: tuple[tuple[str, _Check], ...] = tuple(
+    (name, _Check(SCHEMA[key])) for key, name in _SCALARS.items())
+# per-voice field -> its keys' checks, voice by voice (one range for the whole family)
+_VOICE_CHECKS: dict[str, tuple[_Check, ...]] = {
+    name: tuple(_Check(SCHEMA[prefix + voice]) for voice in VOICE_NAMES)
+    for prefix, name in _PER_VOICE.items()}
+assert all(c.same_range(checks[0]) for checks in _VOICE_CHECKS.values() for c in checks)
+
+
 @dataclass(frozen=True)
 class GenerationControls:
     """What generation reads, as one frozen value checked when it is made.
@@ -269,19 +299,29 @@ class GenerationControls:
     anchor: bool = _default("generation.anchor")
 
     def __post_init__(self) -> None:
-        # the one range check of what generation reads (the schema's, as every entry has it)
-        for key, name in _SCALARS.items():
-            object.__setattr__(self, name, SCHEMA[key].validate(getattr(self, name)))
+        # the one range check of what generation reads (the schema's, as every entry has it);
+        # a field is set again only when the schema's check changed its type (1 -> 1.0)
+        for name, c in _SCALAR_CHECKS:
+            v = getattr(self, name)
+            cls: type = v.__class__  # exactly the key's type: a bool is no int here
+            if (cls is not c.kind or (c.choices is not None and v not in c.choices)
+                    or (c.ranged and not c.low <= v <= c.high)):   # NaN is in no range
+                object.__setattr__(self, name, c.key.validate(v))
         for prefix, name in _PER_VOICE.items():
             values = getattr(self, name)
+            c = _VOICE_CHECKS[name][0]
+            if (values.__class__ is tuple and len(values) == NUM_VOICES
+                    and all(v.__class__ is c.kind for v in values)
+                    and (not c.ranged or all(c.low <= v <= c.high for v in values))):
+                continue
             if not isinstance(values, tuple | list) or len(values) != NUM_VOICES:
                 raise ConfigError(
                     f"control {name!r}: value {values!r} is not allowed; allowed: {NUM_VOICES} "
                     f"values, one per voice ({', '.join(VOICE_NAMES)}), each as "
                     f"{prefix}<voice> allows: {SCHEMA[prefix + VOICE_NAMES[0]].allowed()}")
             object.__setattr__(self, name, tuple(
-                SCHEMA[prefix + voice].validate(x) for voice, x in zip(VOICE_NAMES, values,
-                                                                       strict=True)))
+                check.key.validate(x) for check, x in zip(_VOICE_CHECKS[name], values,
+                                                          strict=True)))
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> GenerationControls:
