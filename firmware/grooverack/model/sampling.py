@@ -126,12 +126,12 @@ def density_logits(thresholds: np.ndarray, density: np.ndarray | float) -> np.nd
 def _density_logits(thr: tuple[float, ...], dens: tuple[float, ...]) -> np.ndarray:
     out = []
     for p, d in zip(thr, dens, strict=True):
-        if not d > 0.0:  # density 0 (or NaN): the voice is silent
+        if not d > 0.0:  # density 0: the voice is silent
             out.append(math.inf)
             continue
         p = min(max(p, 1e-6), 1.0 - 1e-6)
         base = math.log(p / (1.0 - p))
-        w = 2.0 * min(d, 1.0) - 1.0  # -1 (density 0) .. 0 (the validation threshold) .. 1 (busy)
+        w = 2.0 * d - 1.0  # -1 (density 0) .. 0 (the validation threshold) .. 1 (busy)
         out.append(base + abs(w) * ((_LOGIT_SPARSE if w <= 0.0 else _LOGIT_BUSY) - base))
     logits = np.array(out, dtype=np.float64)
     logits.flags.writeable = False
@@ -145,7 +145,8 @@ def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.n
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decoder outputs [32, 9] -> (hits bool, velocities 0..1, offsets -0.5..0.5) [32, 9].
 
-    density: per voice (or one value) 0..1; max_counts: per voice (or one value) top-k limit;
+    density: per voice (or one value) 0..1 and temperature >= 0 (from the controls, checked where
+    they entered: `controls.GenerationControls`; not clamped here); max_counts: per voice (or one value) top-k limit;
     mutes: bool [9], a muted voice never hits; kit: the style's budget and beat one
     (`model.kit.keep_time`, on the same scores). Velocities/offsets are zero where there is no hit.
     Always draws the same amount of noise from `rng`, so a seed gives the same noise whatever
@@ -154,7 +155,7 @@ def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.n
     x = np.asarray(hit_logits, dtype=np.float64)
     if x.shape != (STEPS, NUM_VOICES):
         raise ValueError(f"hit_logits must be [{STEPS}, {NUM_VOICES}], got {list(x.shape)}")
-    t = max(float(temperature), 0.0)
+    t = float(temperature)
     noise = rng.logistic(size=x.shape)
     score = x - density_logits(thresholds, density) + t * noise  # -inf where density is 0
     hits = score > 0.0
