@@ -255,7 +255,8 @@ class Generator:
             followed = self._decode("groove", views, req.genre, bpm, flags)
             thresholds = self._thresholds(0.0, removed)
             logits, vel, off = sampling.blend_follow(
-                ab, followed, follow, self._thresholds(1.0, removed), thresholds)
+                ab, followed, sampling.voice_follow(follow, c.colour_follow),
+                self._thresholds(1.0, removed), thresholds)
         rng = np.random.default_rng([c.seed, req.variation])
         density, uncertainty = c.effective_density(), c.uncertainty
         if req.fill:  # the model's own busier pattern: the same decode, sampled busier

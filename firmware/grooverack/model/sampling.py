@@ -28,7 +28,12 @@ import math
 import numpy as np
 
 from grooverack.model.kit import KitRules, keep_time
-from grooverack.voices import NUM_VOICES, STEPS
+from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
+
+# The kit's colour: the voices a sequencer line says nothing about (which drum colours a hit,
+# not where it goes). Follow reaches them by follow x generation.colour_follow.
+COLOUR_VOICES = ("open_hat", "low_tom", "mid_tom", "high_tom", "crash", "ride")
+_COLOUR = np.array([v in COLOUR_VOICES for v in VOICE_NAMES])
 
 THRESHOLD_BUSY = 0.02   # density 1
 THRESHOLD_SPARSE = 0.995  # density just above 0
@@ -46,8 +51,19 @@ def temperature(uncertainty: float) -> float:
     return MAX_TEMPERATURE * u * u
 
 
+def voice_follow(follow: float, colour_follow: float) -> np.ndarray:
+    """Follow per voice [9]: `follow` for the time keepers (kick, snare, closed hat), `follow *
+    colour_follow` for the kit's colour (COLOUR_VOICES). A line's groove decodes to kick, snare
+    and hats only; followed all the way it takes the ride, toms, crash and open hat the stored
+    drummer plays away from every pattern past follow 0.25. Both 0..1, checked where they
+    entered (`controls.GenerationControls`): not clamped here."""
+    f = float(follow)
+    c = float(colour_follow)
+    return np.where(_COLOUR, f * c, f)
+
+
 def blend_follow(ab: tuple[np.ndarray, np.ndarray, np.ndarray],
-                 groove: tuple[np.ndarray, np.ndarray, np.ndarray], follow: float,
+                 groove: tuple[np.ndarray, np.ndarray, np.ndarray], follow: float | np.ndarray,
                  ab_thresholds: np.ndarray, thresholds: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Follow as a crossfade of two decodes: A/B's (hit logits, velocities, offsets) [32, 9]
@@ -61,8 +77,9 @@ def blend_follow(ab: tuple[np.ndarray, np.ndarray, np.ndarray],
     knob moves smoothly (a latent mixed half way can decode to a third pattern, 12-20 cells
     changing per tenth of travel). Margins in probability, not logits: a decode's confident
     silences (logits of -8) would otherwise outvote the other's likely hits long before the
-    knob's end. `follow` 0..1, checked where it entered (`controls.GenerationControls`)."""
-    f = float(follow)
+    knob's end. `follow` 0..1, one value or one per voice [9] (`voice_follow`), checked where it
+    entered (`controls.GenerationControls`): not clamped here."""
+    f = np.asarray(follow, dtype=np.float64)
     x_ab, v_ab, o_ab = (np.asarray(a, dtype=np.float64) for a in ab)
     x_g, v_g, o_g = (np.asarray(a, dtype=np.float64) for a in groove)
     thr = np.clip(np.asarray(thresholds, dtype=np.float64), 1e-6, 1.0 - 1e-6)
