@@ -90,3 +90,13 @@ def test_effective_density_and_removed_groups():
     assert not any(dataclasses.replace(hats, on_mute="silence").removed_groups())
     half = hats.with_value("mute.open_hat", False)   # a group muted in part is not removed
     assert not any(half.removed_groups())
+
+
+def test_every_generation_key_is_a_typed_control():
+    """A new `generation.*` key (or a per-voice one) that generation reads must be a field here:
+    the generator has no other way to it. `generation.reencode` is the engine's (when to encode),
+    not the generator's."""
+    engine_only = {"generation.reencode"}
+    wanted = {k for k in SCHEMA if k.startswith(("generation.", "density.", "mute."))}
+    assert wanted - engine_only <= set(GENERATION_KEYS)
+    assert {"follow", "morph", "uncertainty", "density", "genre"} <= set(GENERATION_KEYS)
