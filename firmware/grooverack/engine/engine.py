@@ -58,6 +58,7 @@ PRESET_KEYS = (*CONTROLS, "genre", "record", "memory", *(f"mute.{v}" for v in VO
                *(f"outputs.scale.{n}" for n in range(1, 17)))
 # Keys that need a restart (the model, the board, where files live).
 FIXED_KEYS = ("model.path", "model.variant", "board", "state.dir", "log.level")
+_TYPED = frozenset(GENERATION_KEYS)  # the keys set_control moves in `Engine.controls`
 
 
 class Engine:
@@ -346,7 +347,7 @@ class Engine:
         if name in FIXED_KEYS:
             raise ConfigError(f"config key {name!r} cannot change while running; restart with it")
         name = canonical_key(name)
-        if name in GENERATION_KEYS:
+        if name in _TYPED:
             controls = self.controls.with_value(name, value)
             if name == "genre":  # the model's own check: a style it offers
                 self._genre = self._genre_index(controls.genre)
