@@ -27,8 +27,9 @@ takes the newest request (requests coalesce: one pending slot, a newer one repla
 the complete pattern, logs exceptions and keeps going (the player keeps the last good pattern).
 `alive` and `heartbeat` (time.monotonic() of the worker's last loop) are for the watchdog.
 
-Each request carries its own copy of everything it needs (latents, groove, controls), so the
-worker never reads state the real-time thread is changing.
+Each request carries its own copy of everything it needs (latents, groove, and the frozen
+`controls.GenerationControls` it was made with), so the worker never reads state the real-time
+thread is changing. The controls were checked when made: nothing here clamps or checks them.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from grooverack.controls import GenerationControls
 from grooverack.engine import rules
 from grooverack.engine.pattern import Pattern, PatternBuffer
 from grooverack.engine.seam import RunnerSeam
@@ -55,28 +57,16 @@ HEARTBEAT_S = 0.25
 class Request:
     """Everything one generation needs (a snapshot, safe to hand to the worker)."""
 
+    controls: GenerationControls  # follow, morph, uncertainty, densities, mutes, seed, mode, ...
     z_a: np.ndarray
     z_b: np.ndarray
     groove: np.ndarray          # [32, 3]
     groove_version: int
-    follow: float
-    morph: float
-    uncertainty: float
-    density: tuple[float, ...]  # effective per voice, 0..1
-    mutes: tuple[bool, ...]
-    max_count: int
-    genre: int
-    seed: int
+    genre: int                  # the index of `controls.genre` in the model's genres
     variation: int              # selects the sampling noise: same variation -> same noise
     serial: int
     bpm: float = 0.0            # the tempo given to a tempo-conditioned model (0 = unknown)
-    mode: str = "model"         # generation.mode: "model", or "rules" (engine.rules)
     fill: int = 0               # the fill (its number, counted from 1) this pattern plays, 0 = none
-    # voice groups muted whole with generation.on_mute = revoice (voices.VOICE_GROUPS order): a
-    # model with voice redistribution re-voices the groove onto the remaining instruments
-    removed: tuple[bool, ...] = ()
-    kit_cap: float = 1.0        # generation.kit_cap: no voice over this many times its style's count
-    anchor: bool = True         # generation.anchor: a kick (or the lowest voice) on each bar's one
 
 
 class Generator:
@@ -232,12 +222,14 @@ class Generator:
 
     def generate(self, req: Request) -> Pattern:
         """One request -> Pattern (encode / decode only when their inputs changed)."""
-        if req.mode == "rules" or self.problem:
+        c = req.controls
+        if c.mode == "rules" or self.problem:
             return self._rule_pattern(req)
         groove = np.asarray(req.groove, dtype=np.float32)
         two_views = bool(self.runner.bar_swap)
         z_swapped = None
-        if req.follow > 0.0 and groove[:, 0].any():
+        follow = c.follow
+        if follow > 0.0 and groove[:, 0].any():
             key = groove.tobytes()
             if key != self._groove_key:
                 if two_views:  # the groove and its bar-swapped copy in one encoder call
@@ -255,10 +247,11 @@ class Generator:
             # module plays A/B until the input plays): skip the encoder either way
             z_groove = None
         bpm = float(req.bpm)  # the engine leaves it 0 (unknown) for a model without tempo
-        removed = tuple(req.removed) if self.revoices and any(req.removed) else ()
+        # voice groups muted whole with generation.on_mute = revoice, for a model that re-voices
+        removed = c.removed_groups() if self.revoices else ()
+        removed = removed if any(removed) else ()
         flags = np.asarray(removed, np.float32) if removed else None
-        follow = min(max(float(req.follow), 0.0), 1.0)
-        z_ab = sampling.mix_latents(req.z_a, req.z_b, None, req.morph, 0.0)
+        z_ab = sampling.mix_latents(req.z_a, req.z_b, None, c.morph, 0.0)
         ab = self._decode("ab", (z_ab,), req.genre, bpm, flags)
         if z_groove is None:
             # A/B alone: the bank's hit_shift makes them play as many hits as real loops
@@ -271,22 +264,23 @@ class Generator:
             followed = self._decode("groove", views, req.genre, bpm, flags)
             thresholds = self._thresholds(0.0, removed)
             logits, vel, off = sampling.blend_follow(
-                ab, followed, follow, self._thresholds(1.0, removed), thresholds)
-        rng = np.random.default_rng([req.seed, req.variation])
-        density, uncertainty = req.density, req.uncertainty
+                ab, followed, sampling.voice_follow(follow, c.colour_follow),
+                self._thresholds(1.0, removed), thresholds)
+        rng = np.random.default_rng([c.seed, req.variation])
+        density, uncertainty = c.effective_density(), c.uncertainty
         if req.fill:  # the model's own busier pattern: the same decode, sampled busier
             density, uncertainty = rules.fill_controls(density, uncertainty)
-        kit = KitRules(self._real_hits(req.genre), req.kit_cap, req.anchor,
+        kit = KitRules(self._real_hits(req.genre), c.kit_cap, c.anchor,
                        onsets=groove[:, 0] > 0, follow=follow if z_groove is not None else 0.0,
                        kick_removed=bool(removed) and bool(removed[0]),
                        snare_removed=len(removed) > 1 and bool(removed[1]))
         hits, vel, off = sampling.sample_pattern(
             logits, vel, off, temperature=sampling.temperature(uncertainty),
             thresholds=thresholds, density=np.asarray(density),
-            max_counts=req.max_count, rng=rng, mutes=np.asarray(req.mutes, dtype=bool), kit=kit)
+            max_counts=c.max_count, rng=rng, mutes=np.asarray(c.mutes, dtype=bool), kit=kit)
         self.generated += 1
         pattern = Pattern(hits, vel, off, req.serial,
-                          {"follow": req.follow, "morph": req.morph, "variation": req.variation,
+                          {"follow": follow, "morph": c.morph, "variation": req.variation,
                            "groove_version": req.groove_version, "genre": req.genre,
                            "bpm": bpm, "mode": "model", "fill": req.fill,
                            "revoiced": removed})
@@ -324,16 +318,17 @@ class Generator:
 
     def _rule_pattern(self, req: Request) -> Pattern:
         """The request played by rules (`engine.rules`): no model, or generation.mode = rules."""
-        density, uncertainty = req.density, req.uncertainty
+        c = req.controls
+        density, uncertainty = c.effective_density(), c.uncertainty
         if req.fill:
             density, uncertainty = rules.fill_controls(density, uncertainty)
         hits, vel, off = rules.rule_pattern(
             density, uncertainty=uncertainty, temperature=sampling.temperature(uncertainty),
-            mutes=req.mutes, max_count=req.max_count,
-            rng=np.random.default_rng([req.seed, req.variation]))
+            mutes=c.mutes, max_count=c.max_count,
+            rng=np.random.default_rng([c.seed, req.variation]))
         self.generated += 1
         pattern = Pattern(hits, vel, off, req.serial,
-                          {"follow": req.follow, "morph": req.morph, "variation": req.variation,
+                          {"follow": c.follow, "morph": c.morph, "variation": req.variation,
                            "groove_version": req.groove_version, "genre": req.genre,
                            "bpm": float(req.bpm), "mode": "rules", "fill": req.fill})
         self.last_pattern = pattern

@@ -26,7 +26,7 @@ from grooverack.config import load_settings
 from grooverack.errors import BoardError, ConfigError, PathError, SourceError
 from grooverack.sim.sources import load_controls
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BOARDS = REPO / "hw" / "boards"
 MODELS = REPO / "models"
 
