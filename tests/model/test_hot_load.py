@@ -196,6 +196,27 @@ def test_the_worker_takes_over_a_replacement_and_closes_the_old_model(tmp_path: 
         engine.close()
 
 
+def test_virtual_time_takes_a_replacement_at_a_loop_boundary(tmp_path: Path) -> None:
+    """Synchronous (sim renders): the engine asks at loop boundaries, with a model playing too;
+    the render says the model was replaced."""
+    from grooverack.sim.session import played_by
+
+    manifest = copy_model(tmp_path / "model")
+    watch = watch_of(manifest)
+    old = watch.runner
+    settings = Settings()
+    engine = Engine(settings, old, threaded=False, watch=watch)
+    engine.start(0.0)
+    engine.advance(1.0)
+    assert engine.runner is old and played_by(engine, settings) == "the model (int8)"
+    edit_manifest(manifest, thresholds=[0.41] * 9)
+    engine.advance(1.0 + 2 * 32 * 15 / 120)  # two loops at 120 BPM: a boundary passed
+    assert engine.runner is not old and engine.generation == "model"
+    assert engine.runner.thresholds.tolist() == pytest.approx([0.41] * 9)
+    assert played_by(engine, settings) == ("the model (int8), replaced while playing by the "
+                                           "files copied over it")
+
+
 def test_a_bounded_read_allocates_what_the_file_holds_not_the_bound(tmp_path: Path) -> None:
     """Under mlockall (`--rt`, the Pi service) every byte allocated is mapped in at once, while
     every other thread waits: the watch reads the manifest every 2 s, the runner each model

@@ -83,9 +83,11 @@ class Generator:
         self._own_latents = False  # randomized or set: kept when a model loads later
         self.threaded = threaded
         # no model (model.watch.NoModel: missing, damaged): rule patterns play, and `watch`
-        # (a model.watch.ModelWatch) is polled off the real-time path until the model loads
+        # (a model.watch.ModelWatch) is polled off the real-time path until the model loads,
+        # and then for files copied over it
         self.watch = watch
         self.model_serial = 0      # counts models taken over while playing (`poll_model`)
+        self.started_with_model = not self.problem  # (else rules played until one loaded)
         self.generated = 0
         self.encodes = 0
         self.decodes = 0
