@@ -347,15 +347,16 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, 
             yield full, value
 
 
-def _canonical(name: str) -> str:
-    # TOML cannot hold both `density = x` and `density.kick = y`: a file writes `density.all`.
+def canonical_key(name: str) -> str:
+    """A key as the schema names it: TOML cannot hold both `density = x` and `density.kick = y`,
+    so a file writes `density.all`, which is `density`."""
     if name.endswith(".all") and name[:-4] in SCHEMA:
         return name[:-4]
     return name
 
 
 def _lookup(name: str, source: str = "") -> Key:
-    name = _canonical(name)
+    name = canonical_key(name)
     try:
         return SCHEMA[name]
     except KeyError:
