@@ -100,3 +100,23 @@ def test_nothing_removed_leaves_the_budget_as_it_was():
                          cap=1.0, anchor=True, follow=0.9, revoiced=True)
     assert revoiced[:, V["mid_tom"]].sum() == 0          # any group removed: within 1.5 x real
     assert (revoiced.sum(axis=0) <= plain.sum(axis=0)).all()
+
+
+def test_an_onset_the_trim_leaves_bare_moves_to_a_timekeeper_with_room():
+    hits = np.zeros((STEPS, NUM_VOICES), bool)
+    hits[::2, V["high_tom"]] = True       # the re-voiced snare on the tom, on the line's eighths
+    onsets = np.zeros(STEPS, bool)
+    onsets[::2] = True
+    score = np.zeros((STEPS, NUM_VOICES))
+    score[:, V["ride"]] = 0.5             # the model likes the ride there over the hat
+    out = keep_time(hits, score, real=ROCK, density=HALF, mutes=muted("snare"), cap=1.0,
+                    anchor=True, onsets=onsets, follow=0.9, snare_removed=True)
+    assert out[onsets].any(axis=1).all()                # every onset keeps a drum
+    assert (out.sum(axis=0) <= np.floor(1.5 * ROCK) + (np.arange(NUM_VOICES) == V["kick"]) * 2
+            + (np.arange(NUM_VOICES) == V["low_tom"])).all()
+    # the ride (room 6 at follow 0.9) first, the closed hat the rest; the backbeat as before
+    assert out[:, V["ride"]].sum() == 6 and out[:, V["closed_hat"]].sum() == 4
+    assert steps(out, "high_tom") == [12, 28] and steps(out, "open_hat") == [4, 20]
+    plain = keep_time(hits, score, real=ROCK, density=HALF, mutes=muted("snare"), cap=1.0,
+                      anchor=True, onsets=onsets, follow=0.0, snare_removed=True)
+    assert not plain[:, V["ride"]].any()                # follow 0: no line to keep

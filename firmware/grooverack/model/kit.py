@@ -25,6 +25,8 @@ toms a loop) or leave out the kick on the one. Three rules, applied to the sampl
   (beat 4 of each bar, then beat 2) goes to the stand-in (high, mid, low tom, open hat) with
   room for that beat in most bars (the model's score between equals), so each bar sounds alike;
   a beat none has room for is dropped, and the re-voiced ghost notes go before the moved beats.
+  An input onset (follow > 0) that this trimming leaves without any hit goes to the closed hat
+  or the ride, where one has room: the line keeps its drum, on a timekeeper.
 
 numpy only; pure functions of their inputs.
 """
@@ -53,6 +55,8 @@ LOW_END = tuple(VOICE_NAMES.index(v) for v in ("kick", "low_tom", "mid_tom", "hi
 BEAT_THREE_STAND_INS = LOW_END[1:3]
 # with a group removed, no voice left over this many times the style's real per-loop count
 REVOICE_OVER = 1.5
+# an input onset a removed group's trim left without a hit is kept by one of these, with room
+TIMEKEEPERS = tuple(VOICE_NAMES.index(v) for v in ("closed_hat", "ride"))
 # a removed snare's backbeat, in the order it moves: beat 4 of each bar, then beat 2 (steps in
 # the bar)
 BACKBEAT_BEATS = (3 * STEPS_PER_BAR // 4, STEPS_PER_BAR // 4)
@@ -121,6 +125,7 @@ def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
     with room (a group only silenced leaves its beats to the others); `revoiced` (implied by
     either): some group is removed, every voice left within `revoice_budgets`."""
     out = np.array(hits, dtype=bool)
+    played = out.any(axis=1)  # the steps the model played before any trimming
     score = np.asarray(score, dtype=np.float64)
     f = float(follow)  # 0..1: checked where it entered (controls.GenerationControls)
     cap = cap * (1.0 + AB_SLACK * (1.0 - f))
@@ -176,4 +181,13 @@ def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
     for v in range(NUM_VOICES):
         if out[:, v].sum() > room[v]:
             _trim(out, rank, v, int(room[v]), keep=moved[:, v] | pinned[:, v])
+    if onsets is not None and f > 0.0:
+        # an input onset the model played that the trims left bare goes to a timekeeper with
+        # room (the one the model scores highest there): the line keeps its drum, not piled on
+        # a stand-in
+        bare = np.asarray(onsets, dtype=bool).reshape(STEPS) & played & ~out.any(axis=1)
+        for step in np.flatnonzero(bare).tolist():
+            fill = [v for v in TIMEKEEPERS if not silent[v] and out[:, v].sum() < room[v]]
+            if fill:
+                out[step, max(fill, key=lambda v: float(score[step, v]))] = True
     return out
