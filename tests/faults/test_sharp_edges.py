@@ -348,8 +348,8 @@ def test_a_model_that_appears_is_taken_over_by_the_worker(tmp_path: Path) -> Non
     loaded_on: list[str] = []
     original = watch._try
 
-    def noting() -> object:
-        runner = original()
+    def noting(*args: object, **kwargs: bool) -> object:
+        runner = original(*args, **kwargs)  # type: ignore[arg-type]
         loaded_on.append(threading.current_thread().name)
         return runner
 

@@ -285,9 +285,9 @@ class Engine:
         return self.generator.problem
 
     def _model_commit(self, step: int) -> bool:
-        """A model that loaded while rules played (the worker took it over, or here at a loop
-        boundary in virtual time): play it from now on."""
-        if not self.generator.threaded and self.generator.problem and step % STEPS == 0:
+        """A model that loaded while rules played, or replaced the one that played (the worker
+        took it over, or here at a loop boundary in virtual time): play it from now on."""
+        if not self.generator.threaded and step % STEPS == 0:
             self.generator.poll_model()
         if self.generator.model_serial == self._model_serial:
             return False

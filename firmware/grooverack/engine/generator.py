@@ -17,7 +17,8 @@ remaining instruments; the muted voices stay silent either way (`sampling.sample
 A fill (`Request.fill`) is the same decode sampled busier (`rules.fill_controls`): no extra
 inference. Rule patterns (`engine.rules`) play for `generation.mode = "rules"` and while the
 runner is a `model.watch.NoModel` (`problem` says why); `poll_model` asks the watch for the model
-(the worker's idle loop, or the engine at loop boundaries in synchronous mode) and takes it over.
+(the worker's idle loop, or the engine at loop boundaries in synchronous mode) and takes it over,
+also a model copied over the one that plays (whole: the old one is closed on the same thread).
 
 Synchronous mode (sim, tests): `request` computes at once and offers the pattern to `buffer`;
 the player swaps it in at its next step commit: deterministic. In both modes a failing generation
@@ -82,9 +83,11 @@ class Generator:
         self._own_latents = False  # randomized or set: kept when a model loads later
         self.threaded = threaded
         # no model (model.watch.NoModel: missing, damaged): rule patterns play, and `watch`
-        # (a model.watch.ModelWatch) is polled off the real-time path until the model loads
+        # (a model.watch.ModelWatch) is polled off the real-time path until the model loads,
+        # and then for files copied over it
         self.watch = watch
         self.model_serial = 0      # counts models taken over while playing (`poll_model`)
+        self.started_with_model = not self.problem  # (else rules played until one loaded)
         self.generated = 0
         self.encodes = 0
         self.decodes = 0
@@ -132,14 +135,19 @@ class Generator:
         self.revoices = bool(runner.removal_groups)
 
     def poll_model(self, *, force: bool = False) -> bool:
-        """No model yet: ask the watch (off the real-time path: the worker's loop, or a loop
-        boundary in virtual time); a model that loads is taken over, with the latents A/B of
-        a start with it unless they were randomized or set. True when one was taken over."""
-        if not self.problem or self.watch is None:
+        """Ask the watch for a model that loaded or replaced the one that plays (off the
+        real-time path: the worker's loop, or a loop boundary in virtual time); it is taken over
+        whole, with the latents A/B of a start with it unless they were randomized or set, and
+        the model it replaced is closed here (`ModelRunner.close`: its sessions let go one by
+        one, never by the real-time loop). True when one was taken over."""
+        if self.watch is None:
             return False
         runner = self.watch.poll(force=force)  # the slow part: files, sessions (no lock held)
         if runner is None:
+            if self.problem and self.watch.problem:
+                self.problem = self.watch.problem  # the newest reason no model plays
             return False
+        replaced = self.runner
         with self._swap:  # the take-over: assignments and two latent draws, microseconds
             size = self.latent_size
             self._groove_key = None
@@ -148,6 +156,9 @@ class Generator:
                 self._own_latents = False  # the kept ones do not fit this model
             self.start_latents()
             self.model_serial += 1
+        close = getattr(replaced, "close", None)  # a ModelRunner; a NoModel holds nothing
+        if close is not None:
+            close()
         return True
 
     def start_latents(self, genre: int = 0) -> None:
@@ -345,9 +356,8 @@ class Generator:
                 if self._closing:
                     return
                 req, self._pending = self._pending, None
-            if req is None:
-                if self.problem:  # no model: look for it here, off the real-time path
-                    self.poll_model()
+            if req is None:  # idle: look for a model (new or replaced) here, off the real-time path
+                self.poll_model()
                 continue
             self._serve(req)
             with self._cond:
