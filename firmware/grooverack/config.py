@@ -156,7 +156,8 @@ def _keys() -> list[Key]:
         # --- input: audio -> onsets (grooverack.onsets; docs/onsets.md)
         Key("input.source", "gate", choices=("gate", "audio"),
             doc="where onsets come from: gate = the gate + pitch CV jacks (MIDI notes on a MIDI "
-                "board); audio = the onsets heard on input.audio_device (a drum machine, a guitar)"),
+                "board); audio = the onsets heard on input.audio_device (a drum machine, a guitar), "
+                "and only those: gate edges and MIDI notes then play nothing"),
         Key("input.audio_device", "", doc="audio source: substring of a capture device's name "
             "(`grooverack ports` lists them; empty = the system default), or jack:PORT for a "
             "JACK output port (e.g. jack:system:capture_1)"),
