@@ -23,13 +23,12 @@ from grooverack.errors import SourceError
 from grooverack.onsets.flux import SpectralFlux
 from grooverack.onsets.frames import Framer, ms_to_samples
 from grooverack.onsets.peaks import PeakPicker
-from grooverack.onsets.refine import attack, onset_level
+from grooverack.onsets.refine import onset_level, refine_onset
 from grooverack.onsets.spectrum import LogSpectrum
 from grooverack.onsets.velocity import VelocityCurve
 
 MIN_RATE = 16000
 MAX_RATE = 96000
-MIN_RISE_DB = -1e9
 CHUNK = 4096  # samples the stages take at a time (a longer block is cut up)
 
 
@@ -45,7 +44,7 @@ def check_rate(rate: float, where: str = "audio") -> int:
 class OnsetParams:
     """The detector's settings; each field is config key `onsets.<field>` (config.py)."""
 
-    frame_ms: float = 23.0       # analysis window
+    frame_ms: float = 30.0       # analysis window
     hop_ms: float = 5.0          # one frame every hop: the detection function's rate
     threshold: float = 0.5       # dB of mean band rise above the moving average
     average_ms: float = 100.0    # the moving average's length (adaptive threshold)
@@ -88,7 +87,6 @@ class OnsetDetector:
                                  frames(p.combine_ms))
         self.curve = VelocityCurve(p.velocity_curve, p.velocity_min)
         self.combine_samples = ms_to_samples(p.combine_ms, rate)
-        self.min_rise_db = MIN_RISE_DB
         self._last: int | None = None  # sample of the last onset
         self._pending: list[tuple[int, float]] = []  # (sample, strength) waiting for their level
         self.peak_level = 0.0  # the loudest sample heard (for the silence check)
@@ -132,10 +130,7 @@ class OnsetDetector:
             return
         begin = lo - self.pre_samples
         samples = fr.history(begin, end)
-        at, rise = attack(samples, self.rate, lo - begin, end - begin)
-        if rise < self.min_rise_db:
-            return
-        sample = begin + at
+        sample = begin + refine_onset(samples, self.rate, lo - begin, end - begin)
         self._last = sample
         self._pending.append((sample, strength))
 

@@ -20,10 +20,8 @@ import numpy as np
 
 
 class PeakPicker:
-    def __init__(self, threshold: float, avg: int, before: int, combine: int,
-                 rearm: float = 0.5) -> None:
+    def __init__(self, threshold: float, avg: int, before: int, combine: int) -> None:
         self.threshold = threshold
-        self.rearm = rearm
         self.combine = max(1, combine)
         self._avg: deque[float] = deque(maxlen=max(1, avg))
         self._before: deque[float] = deque(maxlen=max(1, before))
@@ -37,7 +35,7 @@ class PeakPicker:
         self._since += 1
         if not self._armed:
             self._event_peak = max(self._event_peak, value)
-            if value < self.rearm * self._event_peak:
+            if value < 0.5 * self._event_peak:
                 self._armed = True
         onset = (self._armed and self._since >= self.combine
                  and value >= base + self.threshold and value >= peak)

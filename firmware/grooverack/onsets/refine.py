@@ -20,32 +20,26 @@ POST_MS = 4.0
 def refine_onset(samples: np.ndarray, rate: int, lo: int, hi: int) -> int:
     """Index into `samples` of the onset: the start of the 1 ms block in [lo, hi) whose energy
     rise is largest. `samples` holds enough before `lo` for the `pre` window where it can."""
-    return attack(samples, rate, lo, hi)[0]
-
-
-def attack(samples: np.ndarray, rate: int, lo: int, hi: int) -> tuple[int, float]:
-    """(`refine_onset`'s index, the energy rise there in dB)."""
     block = max(1, int(round(rate * BLOCK_MS / 1000)))
     pre = max(1, int(round(PRE_MS / BLOCK_MS)))
     post = max(1, int(round(POST_MS / BLOCK_MS)))
     x = np.diff(samples, prepend=samples[0])  # attacks are broadband; tails mostly low
     n = len(x) // block
     if n < 2:
-        return lo, 0.0
+        return lo
     energy = (x[:n * block].reshape(n, block) ** 2).mean(axis=1)
     eps = energy.max() * 1e-6 + 1e-20
     csum = np.concatenate(([0.0], np.cumsum(energy)))
     first = max(1, lo // block)
     last = min(n - 1, max(first, (hi - 1) // block))
-    if first > last:
-        return lo, 0.0
+    if first > last:  # (the window lies past the samples held)
+        return lo
     k = np.arange(first, last + 1)
     before = (csum[k] - csum[np.maximum(k - pre, 0)]) / np.minimum(k, pre)
     top = np.minimum(k + post, n)
     after = (csum[top] - csum[k]) / (top - k)
     jump = np.log10((after + eps) / (before + eps))
-    best = int(np.argmax(jump))
-    return int(k[best] * block), float(10.0 * jump[best])
+    return int(k[int(np.argmax(jump))] * block)
 
 
 def onset_level(samples: np.ndarray) -> float:
