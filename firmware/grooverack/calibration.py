@@ -19,12 +19,12 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from grooverack import storage
-from grooverack.boards.es9 import parse_board
+from grooverack.boards.es9 import ES9Board, parse_board
 from grooverack.errors import CalibrationError
 
 log = logging.getLogger(__name__)
@@ -510,10 +510,6 @@ def default_path(state_dir: str | Path, board_name: str) -> Path:
     return Path(state_dir) / "calibration" / f"{board_name}.json"
 
 
-def with_method(cal: InputCal | OutputCal, method: str) -> InputCal | OutputCal:
-    return replace(cal, method=method)
-
-
 # --------------------------------------------------------------------------------------------
 # The ES-9: channels are audio samples (-1.0..1.0), volts = volts_per_unit * sample nominally
 
@@ -527,7 +523,7 @@ def es9_channels(board: Any) -> tuple[dict[str, ChannelSpec], dict[str, ChannelS
     return _es9_specs(parse_board(board))
 
 
-def _es9_specs(es9: Any) -> tuple[dict[str, ChannelSpec], dict[str, ChannelSpec]]:
+def _es9_specs(es9: ES9Board) -> tuple[dict[str, ChannelSpec], dict[str, ChannelSpec]]:
     vpu = es9.volts_per_unit
     inputs = {jack: ChannelSpec(jack, "input", vpu, 0.0, -1.0, 1.0, False, -12.0, 12.0,
                                 "pitch" if jack == "pitch" else "cv")
@@ -538,12 +534,13 @@ def _es9_specs(es9: Any) -> tuple[dict[str, ChannelSpec], dict[str, ChannelSpec]
     return inputs, outputs
 
 
-def es9_output_channels(es9: Any) -> dict[str, int]:
+def es9_output_channels(es9: ES9Board) -> dict[str, int]:
     """Calibration name -> 1-based host channel of an ES9Board's outputs (`trigger_N`,
     `velocity_N`, `accent_N`, `clock`, `reset`)."""
-    out = {}
-    for kind in ("trigger", "velocity", "accent"):
-        for n, channel in enumerate(getattr(es9, kind), start=1):
+    out: dict[str, int] = {}
+    for kind, channels in (("trigger", es9.trigger), ("velocity", es9.velocity),
+                           ("accent", es9.accent)):
+        for n, channel in enumerate(channels, start=1):
             if channel:
                 out[f"{kind}_{n}"] = channel
     for kind, channel in (("clock", es9.clock_out), ("reset", es9.reset_out)):
@@ -552,7 +549,7 @@ def es9_output_channels(es9: Any) -> dict[str, int]:
     return out
 
 
-def es9_calibration(es9: Any, measured: Calibration | None = None) -> Calibration:
+def es9_calibration(es9: ES9Board, measured: Calibration | None = None) -> Calibration:
     """An ES9Board's channels as a Calibration, the one door from volts to samples the back end
     writes through (`to_code`: the safe range, then +-1.0): each channel's board scaling (its
     `[es9.calibration]`), replaced by `measured` (a calibration file) where that has one, a
@@ -562,13 +559,17 @@ def es9_calibration(es9: Any, measured: Calibration | None = None) -> Calibratio
     cal = Calibration(measured.board if measured is not None else "es9", inputs, outputs)
     for name in inputs:
         m = measured.input_cal.get(name) if measured is not None else None
-        gain, offset = es9.in_cal.get(es9.inputs[name], (1.0, 0.0))
-        use = m is not None and m.method != "nominal"
-        cal.input_cal[name] = m if use else InputCal(gain * vpu, offset)
+        if m is not None and m.method != "nominal":
+            cal.input_cal[name] = m
+        else:
+            gain, offset = es9.in_cal.get(es9.inputs[name], (1.0, 0.0))
+            cal.input_cal[name] = InputCal(gain * vpu, offset)
     for name, channel in es9_output_channels(es9).items():
         o = measured.output_cal.get(name) if measured is not None else None
-        gain, offset = es9.out_cal.get(channel, (1.0, 0.0))
-        use = o is not None and o.method != "nominal"
-        cal.output_cal[name] = o if use else OutputCal(gain * vpu, offset)
+        if o is not None and o.method != "nominal":
+            cal.output_cal[name] = o
+        else:
+            gain, offset = es9.out_cal.get(channel, (1.0, 0.0))
+            cal.output_cal[name] = OutputCal(gain * vpu, offset)
     cal.source = measured.source if measured is not None else "nominal"
     return cal

@@ -199,6 +199,11 @@ def _keys() -> list[Key]:
             doc="no voice plays more than this many times its style's real hits per loop at "
                 "follow 1 (1.5 times at follow 0; at density 0.5, scaled with density; 0 = no "
                 "budget): a line cannot hand one drum a drummer's whole part"),
+        Key("generation.colour_follow", 0.0, "x", 0.0, 1.0,
+            doc="how far follow reaches the kit's colour (open hat, toms, crash, ride): those "
+                "voices follow the input by follow x this, kick, snare and closed hat by follow. "
+                "The input is one lane (a line, or any loop flattened): it says where the hits "
+                "go, not which drums colour them, so at 0 (default) the colour is A/B's"),
         Key("generation.anchor", True,
             doc="a kick on each bar's one (the lowest voice that may play, when the kick is "
                 "muted)"),
@@ -343,15 +348,16 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, 
             yield full, value
 
 
-def _canonical(name: str) -> str:
-    # TOML cannot hold both `density = x` and `density.kick = y`: a file writes `density.all`.
+def canonical_key(name: str) -> str:
+    """A key as the schema names it: TOML cannot hold both `density = x` and `density.kick = y`,
+    so a file writes `density.all`, which is `density`."""
     if name.endswith(".all") and name[:-4] in SCHEMA:
         return name[:-4]
     return name
 
 
 def _lookup(name: str, source: str = "") -> Key:
-    name = _canonical(name)
+    name = canonical_key(name)
     try:
         return SCHEMA[name]
     except KeyError:

@@ -18,20 +18,30 @@ pot) and lets this module do the rest:
         .update(volts) -> level or None     high at or above `rise`, low at or below `fall`
         .edges(block) -> (rising, falling)  the same over a block of samples (the ES-9)
 
+    GenerationControls                      what generation reads (follow, morph, uncertainty,
+        .from_settings(settings)            densities, mutes, style, generation.*), one frozen
+        .with_value(key, value)             value checked against the schema when made: a
+        .value(key)                         control that moves makes a new one
+                                            (`dataclasses.replace`); the engine hands it whole
+                                            to its generator with each request
+
 Smoothing, hysteresis and Schmitt triggers live here and nowhere else. Pure: no I/O, no clock, no
 globals written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from grooverack.config import SCHEMA
+from grooverack.config import SCHEMA, Key, canonical_key
 from grooverack.errors import ConfigError
+from grooverack.voices import NUM_VOICES, VOICE_GROUPS, VOICE_NAMES
 
 CC_MAX = 127  # a MIDI CC value over this is a 0..1 position
 
@@ -207,4 +217,164 @@ class ControlReader:
         return None
 
 
-__all__ = ["CC_MAX", "ControlRange", "ControlReader", "cc_position", "smoothing_alpha"]
+# --- what generation reads ------------------------------------------------------------------------
+
+# config key -> GenerationControls field (the scalar controls)
+_SCALARS: dict[str, str] = {
+    "follow": "follow", "morph": "morph", "uncertainty": "uncertainty", "density": "density",
+    "genre": "genre", "generation.seed": "seed", "generation.max_count": "max_count",
+    "generation.mode": "mode", "generation.on_mute": "on_mute",
+    "generation.kit_cap": "kit_cap", "generation.anchor": "anchor",
+    "generation.colour_follow": "colour_follow",
+}
+# key families, one key per voice: prefix -> field (a tuple in voices.VOICE_NAMES order)
+_PER_VOICE: dict[str, str] = {"density.": "voice_density", "mute.": "mutes"}
+# config key -> (field, index in a per-voice tuple or None)
+_PLACES: dict[str, tuple[str, int | None]] = {
+    **{key: (name, None) for key, name in _SCALARS.items()},
+    **{f"{prefix}{voice}": (name, i) for prefix, name in _PER_VOICE.items()
+       for i, voice in enumerate(VOICE_NAMES)},
+}
+# Every config key generation reads: a change of one asks the generator for a new pattern.
+GENERATION_KEYS: tuple[str, ...] = tuple(_PLACES)
+
+
+def _default(key: str) -> Any:
+    return SCHEMA[key].default
+
+
+class _Check:
+    """One config key's range as the quick test of `GenerationControls.__post_init__` reads it:
+    a value already of the key's type and in its range passes at the cost of two comparisons (a
+    pot that moves makes a new GenerationControls, on the loop that reads the pot); any other
+    goes through the schema's `Key.validate` (coerced to the key's type, or a ConfigError naming
+    the key, the value and what is allowed)."""
+
+    __slots__ = ("key", "kind", "low", "high", "choices", "ranged")
+
+    def __init__(self, key: Key) -> None:
+        self.key, self.kind, self.choices = key, key.kind, key.choices
+        self.low = -math.inf if key.low is None else float(key.low)
+        self.high = math.inf if key.high is None else float(key.high)
+        self.ranged = key.kind is int or key.kind is float
+
+    def same_range(self, other: _Check) -> bool:
+        return (self.kind, self.low, self.high, self.choices) == (
+            other.kind, other.low, other.high, other.choices)
+
+
+# (field, its check) of the scalar controls
+_SCALAR_CHECKS: tuple[tuple[str, _Check], ...] = tuple(
+    (name, _Check(SCHEMA[key])) for key, name in _SCALARS.items())
+# per-voice field -> its keys' checks, voice by voice (one range for the whole family)
+_VOICE_CHECKS: dict[str, tuple[_Check, ...]] = {
+    name: tuple(_Check(SCHEMA[prefix + voice]) for voice in VOICE_NAMES)
+    for prefix, name in _PER_VOICE.items()}
+assert all(c.same_range(checks[0]) for checks in _VOICE_CHECKS.values() for c in checks)
+
+
+@dataclass(frozen=True)
+class GenerationControls:
+    """What generation reads, as one frozen value checked when it is made.
+
+    Each field is a config key's value (`GENERATION_KEYS`; the per-voice ones as tuples in
+    `voices.VOICE_NAMES` order), checked against the schema in `__post_init__`: a value out of
+    range is a ConfigError naming the key, the value and what is allowed, and the generator,
+    the sampler and the rules never clamp or check it again. A control that moves makes a new
+    value (`with_value`, `dataclasses.replace`); a request to the generator holds the one it was
+    made with, so the worker never reads what the real-time thread changes.
+    """
+
+    follow: float = _default("follow")
+    morph: float = _default("morph")
+    uncertainty: float = _default("uncertainty")
+    density: float = _default("density")
+    voice_density: tuple[float, ...] = tuple(_default(f"density.{v}") for v in VOICE_NAMES)
+    mutes: tuple[bool, ...] = tuple(_default(f"mute.{v}") for v in VOICE_NAMES)
+    genre: str = _default("genre")      # the style's name; the engine checks it with the model
+    seed: int = _default("generation.seed")
+    max_count: int = _default("generation.max_count")
+    mode: str = _default("generation.mode")
+    on_mute: str = _default("generation.on_mute")
+    kit_cap: float = _default("generation.kit_cap")
+    anchor: bool = _default("generation.anchor")
+    colour_follow: float = _default("generation.colour_follow")
+
+    def __post_init__(self) -> None:
+        # the one range check of what generation reads (the schema's, as every entry has it);
+        # a field is set again only when the schema's check changed its type (1 -> 1.0)
+        for name, c in _SCALAR_CHECKS:
+            v = getattr(self, name)
+            cls: type = v.__class__  # exactly the key's type: a bool is no int here
+            if (cls is not c.kind or (c.choices is not None and v not in c.choices)
+                    or (c.ranged and not c.low <= v <= c.high)):   # NaN is in no range
+                object.__setattr__(self, name, c.key.validate(v))
+        for prefix, name in _PER_VOICE.items():
+            values = getattr(self, name)
+            c = _VOICE_CHECKS[name][0]
+            if (values.__class__ is tuple and len(values) == NUM_VOICES
+                    and all(v.__class__ is c.kind for v in values)
+                    and (not c.ranged or all(c.low <= v <= c.high for v in values))):
+                continue
+            if not isinstance(values, tuple | list) or len(values) != NUM_VOICES:
+                raise ConfigError(
+                    f"control {name!r}: value {values!r} is not allowed; allowed: {NUM_VOICES} "
+                    f"values, one per voice ({', '.join(VOICE_NAMES)}), each as "
+                    f"{prefix}<voice> allows: {SCHEMA[prefix + VOICE_NAMES[0]].allowed()}")
+            object.__setattr__(self, name, tuple(
+                check.key.validate(x) for check, x in zip(_VOICE_CHECKS[name], values,
+                                                          strict=True)))
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> GenerationControls:
+        """The controls of a configuration (`config.Settings`, or any key -> value mapping)."""
+        fields: dict[str, Any] = {name: settings[key] for key, name in _SCALARS.items()}
+        for prefix, name in _PER_VOICE.items():
+            fields[name] = tuple(settings[prefix + voice] for voice in VOICE_NAMES)
+        return cls(**fields)
+
+    def with_value(self, key: str, value: Any) -> GenerationControls:
+        """A new value with config key `key` (e.g. "follow", "density.kick", "mute.ride",
+        "generation.seed") at `value`, every other control kept; checked as the schema says."""
+        name, index = _place(key)
+        if index is not None:  # one voice of a per-voice tuple
+            values = list(getattr(self, name))
+            values[index] = value
+            value = tuple(values)
+        changed: dict[str, Any] = {name: value}
+        return dataclasses.replace(self, **changed)
+
+    def value(self, key: str) -> Any:
+        """The value of config key `key`."""
+        name, index = _place(key)
+        field = getattr(self, name)
+        return field if index is None else field[index]
+
+    def as_settings(self) -> dict[str, Any]:
+        """Every generation key -> its value (what `from_settings` reads back)."""
+        return {key: self.value(key) for key in GENERATION_KEYS}
+
+    def effective_density(self) -> tuple[float, ...]:
+        """Per voice: min(1, 2 * density * density.<voice>) (0.5 and 0.5 -> 0.5; 0 -> silent)."""
+        twice = 2.0 * self.density
+        return tuple(min(1.0, twice * d) for d in self.voice_density)
+
+    def removed_groups(self) -> tuple[bool, ...]:
+        """Per voice group (voices.VOICE_GROUPS order): muted whole with on_mute = revoice, so a
+        model with voice redistribution re-voices the groove onto the remaining instruments."""
+        revoice = self.on_mute == "revoice"
+        return tuple(revoice and all(self.mutes[VOICE_NAMES.index(v)] for v in voices)
+                     for voices in VOICE_GROUPS.values())
+
+
+def _place(key: str) -> tuple[str, int | None]:
+    """Where config key `key` sits in GenerationControls: (field, index or None)."""
+    place = _PLACES.get(canonical_key(key))
+    if place is None:
+        raise ConfigError(f"control {key!r} is not read by generation; allowed: "
+                          f"{', '.join(_SCALARS)}, density.<voice>, mute.<voice>")
+    return place
+
+
+__all__ = ["CC_MAX", "GENERATION_KEYS", "ControlRange", "ControlReader", "GenerationControls",
+           "cc_position", "smoothing_alpha"]

@@ -30,10 +30,6 @@ def shipped_boards_dir() -> Path:
     return data_dir() / "boards"
 
 
-def calibration_defaults_dir() -> Path:
-    return data_dir() / "calibration"
-
-
 def board_dirs() -> list[Path]:
     """Folders searched for `NAME.toml`, in order: `$GROOVERACK_BOARDS`, then the shipped ones."""
     dirs = []

@@ -260,18 +260,6 @@ def restore_performance(engine: EngineSeam, state: PerformanceState,
     return True
 
 
-def performance_saver(settings: Mapping[str, Any], engine: EngineSeam) -> Any:
-    """A callable that saves what the engine plays to `<state dir>/performance.json` (for the
-    shutdown path); a failure is raised to the caller, which logs it and goes on."""
-    store = StateStore(state_dir(settings))
-
-    def save() -> None:
-        store.save_performance(performance_from_engine(engine))
-
-    save.__name__ = "save_performance_state"
-    return save
-
-
 def describe_state(engine: EngineSeam) -> str:
     """Preset slot, style and mutes as the engine has them: the start-up line's words."""
     muted = [v for v in VOICE_NAMES if engine.settings[f"mute.{v}"]]

@@ -43,16 +43,6 @@ NOTE_TO_VOICE: dict[int, int] = {
 }
 
 
-def voice_index(name: str) -> int:
-    """Index of a voice by name; raises ValueError naming the allowed names."""
-    try:
-        return VOICE_NAMES.index(name)
-    except ValueError:
-        raise ValueError(
-            f"unknown voice {name!r}; allowed: {', '.join(VOICE_NAMES)}"
-        ) from None
-
-
 # The voice groups a panel mutes together (the GrooveTransformer plugin's mute groups), in panel
 # order: group name -> the voices in it.
 VOICE_GROUPS: dict[str, tuple[str, ...]] = {

@@ -321,12 +321,20 @@ def test_es9_button_gates_accents_clock_and_reset_out(jack_audio_server, tmp_pat
                 "offered": engine.offered_styles, "genres": engine.runner.genres,
                 "decoded": engine.pattern.info.get("genre")}
 
-    for _ in range(3):  # a take without xruns: the checks are sample-exact
+    # a take without xruns and without late changes (the engine starved of CPU hands a change
+    # to the JACK callback after its frame: the clock gates below are checked to the sample)
+    late = 0
+    for _ in range(3):
         cap, xruns, backend, snap = capture(jack_audio_server, signal, settings, tmp_path,
                                             board(data), inputs=12, snapshot=snapshot)
         if xruns == 0 and backend.xruns == 0:
-            break
+            if backend.late_events == 0:
+                break
+            late += 1
     else:
+        if late:
+            pytest.skip(f"{late} of 3 takes had changes handed over late (last: "
+                        f"{backend.late_events}): the machine is too loaded to check the sample")
         pytest.fail(f"JACK xruns in 3 takes (last: rig {xruns}, back end {backend.xruns})")
 
     # the presses: one per pulse, one rig frame apart as sent; the engine took them

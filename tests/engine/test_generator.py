@@ -7,6 +7,7 @@ import logging
 
 import numpy as np
 import pytest
+from grooverack.controls import GenerationControls
 from grooverack.engine.generator import Generator, Request
 from grooverack.model.runner import ModelRunner
 
@@ -20,13 +21,19 @@ def groove_on(steps, velocity=0.9):
     return g
 
 
+REQUEST_FIELDS = ("genre", "variation", "bpm", "fill")
+
+
 def request(gen: Generator, serial=1, groove=None, version=0, **kw) -> Request:
-    values = dict(follow=1.0, morph=0.0, uncertainty=0.0, density=(0.5,) * 9,
-                  mutes=(False,) * 9, max_count=32, genre=0, seed=0, variation=0)
+    """A request; `density` the effective density per voice (the knob at 0.5, so the per-voice
+    values are the effective ones exactly), the other keywords GenerationControls' fields or
+    Request's own (genre index, variation, bpm, fill)."""
+    own = {k: kw.pop(k) for k in REQUEST_FIELDS if k in kw}
+    values = dict(follow=1.0, morph=0.0, uncertainty=0.0, voice_density=kw.pop("density", (0.5,) * 9))
     values.update(kw)
-    return Request(z_a=gen.z_a.copy(), z_b=gen.z_b.copy(),
+    return Request(controls=GenerationControls(**values), z_a=gen.z_a.copy(), z_b=gen.z_b.copy(),
                    groove=groove if groove is not None else groove_on(range(0, 32, 4)),
-                   groove_version=version, serial=serial, **values)
+                   groove_version=version, serial=serial, **{"genre": 0, "variation": 0, **own})
 
 
 def test_sync_generation_is_deterministic(fake_runner):

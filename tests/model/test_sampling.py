@@ -236,3 +236,27 @@ def test_blend_follow_moves_from_ab_to_the_groove():
     assert np.array_equal(x0 > 0, sig > 0.6 + 1e-6) or np.mean((x0 > 0) == (sig > 0.6)) > 0.99
     assert np.mean((x1 > 0) == (gr[0] > 0)) > 0.99
     assert np.allclose(v0, ab[1], atol=1e-6) and np.allclose(v1, gr[1], atol=1e-6)
+
+
+def test_the_kits_colour_follows_by_colour_follow():
+    """generation.colour_follow: open hat, toms, crash and ride stay A/B's at 0 whatever follow
+    is; kick, snare and closed hat follow all the way; at 1 every voice follows alike."""
+    from grooverack.model.sampling import COLOUR_VOICES, blend_follow, voice_follow
+    from grooverack.voices import VOICE_NAMES
+
+    colour = np.array([v in COLOUR_VOICES for v in VOICE_NAMES])
+    assert list(np.flatnonzero(~colour)) == [0, 1, 2]  # kick, snare, closed hat keep time
+    assert np.array_equal(voice_follow(0.8, 1.0), np.full(9, 0.8))
+    assert np.array_equal(voice_follow(0.8, 0.0), np.where(colour, 0.0, 0.8))
+    assert np.allclose(voice_follow(0.8, 0.5), np.where(colour, 0.4, 0.8))
+
+    rng = np.random.default_rng(2)
+    ab = (rng.normal(0, 3, (32, 9)), rng.random((32, 9)), rng.uniform(-0.5, 0.5, (32, 9)))
+    gr = (rng.normal(0, 3, (32, 9)), rng.random((32, 9)), rng.uniform(-0.5, 0.5, (32, 9)))
+    thr = np.full(9, 0.5)
+    x_ab, v_ab, _ = blend_follow(ab, gr, 0.0, thr, thr)
+    x_gr, v_gr, _ = blend_follow(ab, gr, 1.0, thr, thr)
+    x, v, _ = blend_follow(ab, gr, voice_follow(1.0, 0.0), thr, thr)
+    assert np.array_equal(x[:, colour] > 0, x_ab[:, colour] > 0)
+    assert np.array_equal(x[:, ~colour] > 0, x_gr[:, ~colour] > 0)
+    assert np.allclose(v[:, colour], v_ab[:, colour]) and np.allclose(v[:, ~colour], v_gr[:, ~colour])

@@ -59,7 +59,9 @@ def test_sigkill_during_saves_leaves_old_or_new(tmp_path):
     kills = 0
     reads = 0
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    while kills < 150:
+    # 150 kills, and on a loaded machine (a writer slow to get going) more until 50 saves were
+    # made and killed around
+    while kills < 150 or (last < 50 and kills < 400):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE,
                                 env=env)
         assert proc.stdout.readline() == b"started\n"
@@ -78,7 +80,7 @@ def test_sigkill_during_saves_leaves_old_or_new(tmp_path):
         last = n
         if bak.exists():
             assert check_record(bak) <= n
-    assert last > kills, f"only {last} saves in {kills} runs: the writer never got going"
+    assert last >= 50, f"only {last} saves in {kills} runs: the writer never got going"
     assert reads > 0
     print(f"{kills} SIGKILLs, {last} saves, {reads} concurrent reads: every file old or new")
     # temp files of killed writers are removed by the next writer: at most the last one's remain

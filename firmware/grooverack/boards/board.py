@@ -169,7 +169,9 @@ class Board:
     def output_jacks(self, kind: str) -> dict[int, AnalogOutput | DigitalOutput]:
         """Engine output number -> the jack of that kind (DAC channel or GPIO pin)."""
         jacks: dict[int, AnalogOutput | DigitalOutput] = {}
-        for jack in [*self.outputs.values(), *self.gpio_outputs.values()]:
+        every: list[AnalogOutput | DigitalOutput] = [*self.outputs.values(),
+                                                     *self.gpio_outputs.values()]
+        for jack in every:
             if jack.kind == kind:
                 jacks[jack.output] = jack
         return jacks
@@ -437,9 +439,9 @@ def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board
         pins[pin] = where
         return pin
 
-    for chip in b.chips.values():
-        if chip.ldac_pin is not None:
-            pins[chip.ldac_pin] = f"chips.{chip.name}.ldac_pin"
+    for made in b.chips.values():
+        if made.ldac_pin is not None:
+            pins[made.ldac_pin] = f"chips.{made.name}.ldac_pin"
     for name, item in table_of(path, "gpio_inputs", data.get("gpio_inputs", {})).items():
         w = f"gpio_inputs.{name}"
         _keys(path, w, item, {"pin", "role", "pull", "active_low", "action", "debounce_ms"},

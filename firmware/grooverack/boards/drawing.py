@@ -10,10 +10,13 @@ Deterministic: the same board gives the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
+from typing import TypeVar
 from xml.sax.saxutils import escape
 
-from grooverack.boards.board import Board
+from grooverack.boards.board import AnalogOutput, Board, DigitalOutput
+
+T = TypeVar("T")
 
 HP_MM = 5.08
 PANEL_HP = 16
@@ -42,7 +45,7 @@ def label(name: str) -> str:
     return name.upper().replace("_", " ")
 
 
-def _chunks(items: list, n: int) -> Iterable[list]:
+def _chunks(items: list[T], n: int) -> Iterator[list[T]]:
     for i in range(0, len(items), n):
         yield items[i:i + n]
 
@@ -133,11 +136,10 @@ def _layout(board: Board) -> tuple[_Svg, float]:
     # buttons and LEDs
     buttons = [i for i in board.gpio_inputs.values() if i.role == "button"]
     leds = [o for o in board.gpio_outputs.values() if o.kind == "led"]
-    parts: list[tuple[str, object]] = [("button", b) for b in buttons] + [("led", o) for o in leds]
+    parts = [("button", b.name) for b in buttons] + [("led", o.name) for o in leds]
     cols = max(1, min(7, len(parts)))
-    for row in _chunks(parts, cols):
-        for x, (kind, item) in zip(svg.columns(cols), row, strict=False):
-            name = item.name  # type: ignore[attr-defined]
+    for part_row in _chunks(parts, cols):
+        for x, (kind, name) in zip(svg.columns(cols), part_row, strict=False):
             if kind == "button":
                 svg.holes.append(("button", label(name), x, y + BUTTON_W / 2))
                 svg.rect(x - BUTTON_W / 2, y, BUTTON_W, BUTTON_W, "#bbb")
@@ -163,7 +165,8 @@ def _layout(board: Board) -> tuple[_Svg, float]:
 
     # output jacks: one row per kind for triggers and velocities (VEL n below TRIG n), then
     # accents, clock and reset
-    outs = [*board.outputs.values(), *board.gpio_outputs.values()]
+    outs: list[AnalogOutput | DigitalOutput] = [*board.outputs.values(),
+                                                *board.gpio_outputs.values()]
     by_kind = {k: sorted((o for o in outs if o.kind == k), key=lambda o: o.output)
                for k in OUTPUT_LABELS}
     rows: list[list[tuple[str, bool]]] = []

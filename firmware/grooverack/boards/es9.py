@@ -97,13 +97,16 @@ def parse_board(board: Any, settings: Settings | None = None) -> ES9Board:
         if key not in _ES9_KEYS:
             raise fail(key, table[key], "keys " + ", ".join(sorted(_ES9_KEYS)))
 
-    def number(key: str, default: float, low: float, high: float, integer: bool = False):
+    def number(key: str, default: float, low: float, high: float, integer: bool = False) -> float:
         value = table.get(key, default)
         ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         if not ok or not low <= value <= high or (integer and value != int(value)):
             kind = "an integer" if integer else "a number"
             raise fail(key, value, f"{kind} from {low:g} to {high:g}")
-        return int(value) if integer else float(value)
+        return float(value)
+
+    def whole(key: str, default: int, low: int, high: int) -> int:
+        return int(number(key, default, low, high, integer=True))
 
     def channel(key: str, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 64:
@@ -112,24 +115,25 @@ def parse_board(board: Any, settings: Settings | None = None) -> ES9Board:
 
     b = ES9Board(path=path)
     device = table.get("device", "ES-9")
+    devices: dict[str, str] = {}
     for key in ("device", "input_device", "output_device"):
         value = table.get(key, device)
         if not isinstance(value, str) or not value:
             raise fail(key, value, "a non-empty substring of an audio device name")
-    b.input_device = table.get("input_device", device)
-    b.output_device = table.get("output_device", device)
+        devices[key] = value
+    b.input_device, b.output_device = devices["input_device"], devices["output_device"]
     if settings is not None and settings["es9.device"]:
         b.input_device = b.output_device = settings["es9.device"]
-    b.samplerate = number("samplerate", 48000, 8000, 192000, integer=True)
-    b.blocksize = number("blocksize", 64, 0, 4096, integer=True)
+    b.samplerate = whole("samplerate", 48000, 8000, 192000)
+    b.blocksize = whole("blocksize", 64, 0, 4096)
     b.volts_per_unit = number("volts_per_unit", 10.0, 0.1, 100.0)
     b.trigger_volts = number("trigger_volts", 5.0, 0.0, 12.0)
     b.safe_min = number("safe_min", -10.0, -12.0, 12.0)
     b.safe_max = number("safe_max", 10.0, -12.0, 12.0)
     if b.safe_min >= b.safe_max:
         raise fail("safe_min", b.safe_min, f"below safe_max ({b.safe_max:g})")
-    b.latency_trim_samples = number("latency_trim_samples", 0, -48000, 48000, integer=True)
-    b.velocity_lead_samples = number("velocity_lead_samples", 2, 0, 480, integer=True)
+    b.latency_trim_samples = whole("latency_trim_samples", 0, -48000, 48000)
+    b.velocity_lead_samples = whole("velocity_lead_samples", 2, 0, 480)
 
     def once(used: dict[int, str], key: str, ch: int, what: str = "") -> None:
         """A channel serves one jack: a second claim is refused naming both."""
@@ -148,9 +152,9 @@ def parse_board(board: Any, settings: Settings | None = None) -> ES9Board:
             raise fail(f"inputs.{jack}", ch, "jacks " + ", ".join(INPUT_JACKS)
                        + "; or buttons (a gate, pressed on its rise) "
                        + ", ".join(PRESS_ACTIONS) + why)
-        if channel(f"inputs.{jack}", ch):
-            once(used_in, f"inputs.{jack}", ch)
-            (b.inputs if jack in INPUT_JACKS else b.buttons)[jack] = ch
+        if host := channel(f"inputs.{jack}", ch):
+            once(used_in, f"inputs.{jack}", host)
+            (b.inputs if jack in INPUT_JACKS else b.buttons)[jack] = host
 
     if "audio" in b.inputs and "gate" in b.inputs:
         raise fail("inputs.audio", b.inputs["audio"], "one groove source: inputs.audio (the "

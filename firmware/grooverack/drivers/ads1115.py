@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Protocol
 
 from smbus2 import i2c_msg
 
@@ -21,11 +21,14 @@ DIFF_MUX = {(0, 1): 0b000, (0, 3): 0b001, (1, 3): 0b010, (2, 3): 0b011}
 COMP_DISABLED = 0b11
 
 
-class ADS1115:
-    CHANNELS = 4
-    BITS = 16
+class I2CLike(Protocol):
+    """What the I2C drivers use of an `smbus2.SMBus` (or the emulated bus)."""
 
-    def __init__(self, bus: Any, address: int = 0x48, *, fsr: float = 4.096, data_rate: int = 860,
+    def i2c_rdwr(self, *msgs: i2c_msg) -> None: ...
+
+
+class ADS1115:
+    def __init__(self, bus: I2CLike, address: int = 0x48, *, fsr: float = 4.096, data_rate: int = 860,
                  sleep: Callable[[float], None] = time.sleep, max_polls: int = 20) -> None:
         if address not in (0x48, 0x49, 0x4A, 0x4B):
             raise ValueError(f"ADS1115 address 0x{address:02x} outside 0x48..0x4b")
@@ -42,11 +45,13 @@ class ADS1115:
 
     @staticmethod
     def mux_for(channel: int | tuple[int, int]) -> int:
-        table = DIFF_MUX if isinstance(channel, tuple) else SINGLE_ENDED_MUX
-        try:
-            return table[channel]  # type: ignore[index]
-        except KeyError:
-            raise ValueError(f"ADS1115 input {channel!r} not one of {sorted(table)}") from None
+        if isinstance(channel, tuple):
+            mux, allowed = DIFF_MUX.get(channel), str(sorted(DIFF_MUX))
+        else:
+            mux, allowed = SINGLE_ENDED_MUX.get(channel), str(sorted(SINGLE_ENDED_MUX))
+        if mux is None:
+            raise ValueError(f"ADS1115 input {channel!r} not one of {allowed}")
+        return mux
 
     def write_register(self, pointer: int, value: int) -> None:
         self.bus.i2c_rdwr(i2c_msg.write(self.address, [pointer, value >> 8, value & 0xFF]))
@@ -54,7 +59,7 @@ class ADS1115:
     def read_register(self, pointer: int) -> int:
         w, r = i2c_msg.write(self.address, [pointer]), i2c_msg.read(self.address, 2)
         self.bus.i2c_rdwr(w, r)
-        hi, lo = list(r)
+        hi, lo = bytes(r)
         return hi << 8 | lo
 
     @staticmethod

@@ -110,7 +110,6 @@ class GpiodPins:
         self.handlers: dict[int, Callable[[int, int, float], None]] = {}
         self.inputs: list[int] = []
         self.outputs: dict[int, int] = {}
-        self.edges_read = 0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -211,7 +210,6 @@ class GpiodPins:
             if handler is not None:
                 handler(event.line_offset, int(event.event_type == self._rising),
                         self.stamp(event.timestamp_ns))
-        self.edges_read += len(events)
         return len(events)
 
     def _edge_requests(self) -> list[Any]:

@@ -19,9 +19,6 @@ class SpiLike(Protocol):
 
 
 class MCP3208:
-    CHANNELS = 8
-    BITS = 12
-
     def __init__(self, spi: SpiLike, max_speed_hz: int = 1_000_000) -> None:
         self.spi = spi
         spi.mode = 0

@@ -9,11 +9,10 @@ channel's output changes at the ACK of its own last byte. `fast_write` writes al
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from smbus2 import i2c_msg
 
-VREF_INTERNAL = 2.048
+from grooverack.drivers.ads1115 import I2CLike
 
 
 @dataclass(frozen=True)
@@ -28,10 +27,7 @@ class ChannelState:
 
 
 class MCP4728:
-    CHANNELS = 4
-    BITS = 12
-
-    def __init__(self, bus: Any, address: int = 0x60, *, internal_vref: bool = True,
+    def __init__(self, bus: I2CLike, address: int = 0x60, *, internal_vref: bool = True,
                  gain2: bool = True) -> None:
         if not 0x60 <= address <= 0x67:
             raise ValueError(f"MCP4728 address 0x{address:02x} outside 0x60..0x67")
@@ -83,7 +79,7 @@ class MCP4728:
         """The four input registers (what the outputs hold unless an update is pending)."""
         msg = i2c_msg.read(self.address, 24)
         self.bus.i2c_rdwr(msg)
-        raw = list(msg)
+        raw = list(bytes(msg))
         states = []
         for ch in range(4):
             b0, b1, b2 = raw[6 * ch: 6 * ch + 3]

@@ -13,9 +13,6 @@ from grooverack.drivers.mcp3208 import SpiLike
 
 
 class MCP4922:
-    CHANNELS = 2
-    BITS = 12
-
     def __init__(self, spi: SpiLike, *, gain: int = 1, buffered: bool = False,
                  max_speed_hz: int = 10_000_000, gpio: Any = None, ldac_pin: int | None = None) -> None:
         if gain not in (1, 2):

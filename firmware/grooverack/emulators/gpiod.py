@@ -127,18 +127,11 @@ class EmulatedLineRequest:
         self._check(offset)
         return Value.ACTIVE if self.emu.header.level(offset) else Value.INACTIVE
 
-    def get_values(self, offsets: list[int] | None = None) -> list[Any]:
-        return [self.get_value(o) for o in (offsets or self.offsets)]
-
     def set_value(self, offset: int, value: Any) -> None:
         self._check(offset)
         if self.settings[offset].direction != Direction.OUTPUT:
             raise PermissionError(errno.EPERM, f"line {offset} is an input")
         self.emu.header._set_output(offset, int(value == Value.ACTIVE))
-
-    def set_values(self, values: dict[int, Any]) -> None:
-        for offset, value in values.items():
-            self.set_value(offset, value)
 
     @property
     def fd(self) -> int:
@@ -172,13 +165,6 @@ class EmulatedLineRequest:
                 except BlockingIOError:
                     pass
             return out
-
-    def reconfigure_lines(self, config: dict[int, Any]) -> None:
-        self._check()
-        for offset, settings in config.items():
-            self._check(offset)
-            self.settings[offset] = settings
-            self.emu._configure(offset, settings)
 
     def release(self) -> None:
         if self.released:
@@ -263,7 +249,6 @@ class GpiodEmulator:
     line = line
     LineSettings, EdgeEvent, ChipInfo = LineSettings, EdgeEvent, ChipInfo
     RequestReleasedError = RequestReleasedError
-    api_version = "emulated"
 
     def __init__(self, header: rpi.GPIOEmulator, *, chips: dict[str, str] | None = None,
                  header_chip: str = HEADER_CHIP) -> None:
@@ -278,9 +263,6 @@ class GpiodEmulator:
     @property
     def paths(self) -> list[str]:
         return sorted(self.chips)
-
-    def is_gpiochip_device(self, path: str) -> bool:
-        return path in self.chips
 
     def Chip(self, path: str) -> EmulatedChip:  # noqa: N802 (gpiod's name)
         return EmulatedChip(self, path)

@@ -114,7 +114,7 @@ class I2CBusEmulator:
                             force: bool | None = None) -> list[int]:
         w, r = i2c_msg.write(i2c_addr, [register]), i2c_msg.read(i2c_addr, length)
         self.i2c_rdwr(w, r)
-        return list(r)
+        return list(bytes(r))
 
     def write_byte(self, i2c_addr: int, value: int, force: bool | None = None) -> None:
         self.i2c_rdwr(i2c_msg.write(i2c_addr, [value]))
@@ -122,7 +122,7 @@ class I2CBusEmulator:
     def read_byte(self, i2c_addr: int, force: bool | None = None) -> int:
         r = i2c_msg.read(i2c_addr, 1)
         self.i2c_rdwr(r)
-        return list(r)[0]
+        return bytes(r)[0]
 
     def close(self) -> None:
         self.closed = True

@@ -81,6 +81,3 @@ class SpiDeviceEmulator:
 
     def writebytes(self, data: list[int]) -> None:
         self.xfer2(list(data))
-
-    def writebytes2(self, data: list[int]) -> None:
-        self.xfer2(list(data))

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from grooverack.config import BUTTONS, CONTROLS, Settings
+from grooverack.config import BUTTONS, CONTROLS, Settings, canonical_key
+from grooverack.controls import GENERATION_KEYS, GenerationControls
 from grooverack.engine.clock import Clock
 from grooverack.engine.fill import FillGate
 from grooverack.engine.generator import Generator, Request
@@ -57,9 +58,7 @@ PRESET_KEYS = (*CONTROLS, "genre", "record", "memory", *(f"mute.{v}" for v in VO
                *(f"outputs.scale.{n}" for n in range(1, 17)))
 # Keys that need a restart (the model, the board, where files live).
 FIXED_KEYS = ("model.path", "model.variant", "board", "state.dir", "log.level")
-_GENERATION_KEYS = ("follow", "morph", "uncertainty", "density", "genre", "generation.seed",
-                    "generation.max_count", "generation.mode", "generation.on_mute",
-                    "generation.kit_cap", "generation.anchor")
+_TYPED = frozenset(GENERATION_KEYS)  # the keys set_control moves in `Engine.controls`
 
 
 class Engine:
@@ -69,12 +68,15 @@ class Engine:
                  watch: Any = None) -> None:
         self.settings = settings.copy() if settings is not None else Settings()
         s = self.settings
+        # what generation reads, typed and checked once; `set_control` replaces it whole and
+        # keeps `settings` (the record presets, state and the page read) in step
+        self.controls = GenerationControls.from_settings(s)
         self.runner = runner
         self.clock = Clock(s)
         self.capture = GrooveCapture(s)
         self.pitch = PitchToVelocity(s)
-        genre = self._genre_index(s["genre"])
-        self.generator = Generator(runner, seed=int(s["generation.seed"]), threaded=threaded,
+        genre = self._genre_index(self.controls.genre)
+        self.generator = Generator(runner, seed=self.controls.seed, threaded=threaded,
                                    genre=genre, watch=watch)
         self._model_serial = self.generator.model_serial
         self._fill = FillGate()         # the fill gate and the fill it plays (engine/fill.py)
@@ -145,29 +147,13 @@ class Engine:
             self._fill.rebased(self.player)  # a start or reset ends a fill whose gate is low
             self.capture.rebase(position)
 
-    def effective_density(self) -> np.ndarray:
-        """Per voice: min(1, 2 * density * density.<voice>) (0.5 and 0.5 -> 0.5; 0 -> silent)."""
-        s = self.settings
-        d = np.array([s[f"density.{v}"] for v in VOICE_NAMES], dtype=np.float64)
-        return np.minimum(1.0, 2.0 * float(s["density"]) * d)
-
     def _make_request(self, fill: int | None = None) -> Request:
-        s = self.settings
         self._serial += 1
         return Request(
+            controls=self.controls,
             z_a=self.generator.z_a.copy(), z_b=self.generator.z_b.copy(),
-            groove=self._groove, groove_version=self._groove_version,
-            follow=float(s["follow"]), morph=float(s["morph"]),
-            uncertainty=float(s["uncertainty"]),
-            density=tuple(float(x) for x in self.effective_density()),
-            mutes=tuple(bool(s[f"mute.{v}"]) for v in VOICE_NAMES),
-            removed=tuple(s["generation.on_mute"] == "revoice"
-                          and all(s[f"mute.{v}"] for v in voices)
-                          for voices in VOICE_GROUPS.values()),
-            max_count=int(s["generation.max_count"]), genre=self._genre,
-            seed=int(s["generation.seed"]), variation=self._variation, serial=self._serial,
-            bpm=self._model_bpm, mode=str(s["generation.mode"]),
-            kit_cap=float(s["generation.kit_cap"]), anchor=bool(s["generation.anchor"]),
+            groove=self._groove, groove_version=self._groove_version, genre=self._genre,
+            variation=self._variation, serial=self._serial, bpm=self._model_bpm,
             fill=self.player.fill if fill is None else fill)
 
     def _before_commit(self, step: int) -> None:
@@ -207,7 +193,7 @@ class Engine:
         loop = max(step, 0) // STEPS
         if step % STEPS == 0 and loop != self._variation:
             self._variation = loop
-            want = want or float(self.settings["uncertainty"]) > 0.0
+            want = want or self.controls.uncertainty > 0.0
         if want:
             self._controls_dirty = False
             self.generator.request(self._make_request())
@@ -289,7 +275,7 @@ class Engine:
         """What plays: "model", "rules" (generation.mode = rules, chosen: the model need not
         load) or "fallback" (rule patterns because the model is missing or failed to load:
         `model_problem` says why)."""
-        if self.settings["generation.mode"] == "rules":
+        if self.controls.mode == "rules":
             return "rules"
         return "fallback" if self.generator.problem else "model"
 
@@ -299,9 +285,9 @@ class Engine:
         return self.generator.problem
 
     def _model_commit(self, step: int) -> bool:
-        """A model that loaded while rules played (the worker took it over, or here at a loop
-        boundary in virtual time): play it from now on."""
-        if not self.generator.threaded and self.generator.problem and step % STEPS == 0:
+        """A model that loaded while rules played, or replaced the one that played (the worker
+        took it over, or here at a loop boundary in virtual time): play it from now on."""
+        if not self.generator.threaded and step % STEPS == 0:
             self.generator.poll_model()
         if self.generator.model_serial == self._model_serial:
             return False
@@ -309,7 +295,7 @@ class Engine:
         self.runner = self.generator.runner
         self._model_bpm = round(self.clock.bpm, 1) if self.generator.tempo_aware else 0.0
         try:
-            self._genre = self._genre_index(self.settings["genre"])
+            self._genre = self._genre_index(self.controls.genre)
         except ConfigError as exc:
             log.warning("%s; the model plays 'any'", exc)
             self._genre = 0
@@ -353,11 +339,20 @@ class Engine:
 
     # --- controls ---------------------------------------------------------------------------------------
     def set_control(self, name: str, value: Any) -> Any:
-        """Change a setting while playing (validated by the schema; ConfigError names the key)."""
+        """Change a setting while playing (validated by the schema; ConfigError names the key).
+
+        A key generation reads (`controls.GENERATION_KEYS`) makes a new `self.controls`, checked
+        when made; `settings` records every key (presets, the saved state and the page read it).
+        Then the dispatch table below says what else the change does."""
         if name in FIXED_KEYS:
             raise ConfigError(f"config key {name!r} cannot change while running; restart with it")
-        if name == "genre":
-            self._genre = self._genre_index(str(value))
+        name = canonical_key(name)
+        if name in _TYPED:
+            controls = self.controls.with_value(name, value)
+            if name == "genre":  # the model's own check: a style it offers
+                self._genre = self._genre_index(controls.genre)
+            self.controls = controls
+            value = controls.value(name)
         value = self.settings.set(name, value)
         setter = _SETTERS.get(name)
         if setter is None:
@@ -418,14 +413,14 @@ class Engine:
             return self.preset_slot
         if button in ("next_style", "previous_style"):
             styles = self.offered_styles
-            now = self.settings["genre"]
+            now = self.controls.genre
             at = styles.index(now) if now in styles else 0
             step = 1 if button == "next_style" else -1
             return self.set_control("genre", styles[(at + step) % len(styles)])
         if button.startswith("mute_") and button[5:] in VOICE_GROUPS:
             # a group that is all muted unmutes; any other state mutes the whole group
             keys = [f"mute.{v}" for v in VOICE_GROUPS[button[5:]]]
-            mute = not all(self.settings[k] for k in keys)
+            mute = not all(self.controls.value(k) for k in keys)
             for key in keys:
                 self.set_control(key, mute)
             return mute
@@ -517,7 +512,7 @@ class Engine:
 # key families by prefix (the longer prefix first). A key in neither only changes its setting.
 Setter = Callable[[Engine, str, Any, float], None]
 _SETTERS: dict[str, Setter] = {
-    **{key: Engine._generation_changed for key in _GENERATION_KEYS},
+    **{key: Engine._generation_changed for key in GENERATION_KEYS},
     "quantize": lambda e, _, v, t: setattr(e.player, "quantize", v),
     "tempo": lambda e, _, v, t: e.clock.set_tempo(v, t),
     "swing": lambda e, _, v, t: e.clock.set_swing(v, t),
@@ -533,8 +528,6 @@ _SETTERS: dict[str, Setter] = {
     "clock.auto_stop": lambda e, _, v, t: setattr(e.clock, "auto_stop", v),
 }
 _PREFIX_SETTERS: tuple[tuple[str, Setter], ...] = (
-    ("density.", Engine._generation_changed),
-    ("mute.", Engine._generation_changed),
     ("map.", lambda e, name, v, t: e.player.set_map(VOICE_NAMES.index(name[4:]), v)),
     ("outputs.scale.", lambda e, name, v, t: e.player.scale.__setitem__(
         int(name.rsplit(".", 1)[1]) - 1, v)),

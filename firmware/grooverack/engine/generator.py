@@ -17,7 +17,8 @@ remaining instruments; the muted voices stay silent either way (`sampling.sample
 A fill (`Request.fill`) is the same decode sampled busier (`rules.fill_controls`): no extra
 inference. Rule patterns (`engine.rules`) play for `generation.mode = "rules"` and while the
 runner is a `model.watch.NoModel` (`problem` says why); `poll_model` asks the watch for the model
-(the worker's idle loop, or the engine at loop boundaries in synchronous mode) and takes it over.
+(the worker's idle loop, or the engine at loop boundaries in synchronous mode) and takes it over,
+also a model copied over the one that plays (whole: the old one is closed on the same thread).
 
 Synchronous mode (sim, tests): `request` computes at once and offers the pattern to `buffer`;
 the player swaps it in at its next step commit: deterministic. In both modes a failing generation
@@ -26,8 +27,9 @@ takes the newest request (requests coalesce: one pending slot, a newer one repla
 the complete pattern, logs exceptions and keeps going (the player keeps the last good pattern).
 `alive` and `heartbeat` (time.monotonic() of the worker's last loop) are for the watchdog.
 
-Each request carries its own copy of everything it needs (latents, groove, controls), so the
-worker never reads state the real-time thread is changing.
+Each request carries its own copy of everything it needs (latents, groove, and the frozen
+`controls.GenerationControls` it was made with), so the worker never reads state the real-time
+thread is changing. The controls were checked when made: nothing here clamps or checks them.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from grooverack.controls import GenerationControls
 from grooverack.engine import rules
 from grooverack.engine.pattern import Pattern, PatternBuffer
 from grooverack.engine.seam import RunnerSeam
@@ -54,28 +57,16 @@ HEARTBEAT_S = 0.25
 class Request:
     """Everything one generation needs (a snapshot, safe to hand to the worker)."""
 
+    controls: GenerationControls  # follow, morph, uncertainty, densities, mutes, seed, mode, ...
     z_a: np.ndarray
     z_b: np.ndarray
     groove: np.ndarray          # [32, 3]
     groove_version: int
-    follow: float
-    morph: float
-    uncertainty: float
-    density: tuple[float, ...]  # effective per voice, 0..1
-    mutes: tuple[bool, ...]
-    max_count: int
-    genre: int
-    seed: int
+    genre: int                  # the index of `controls.genre` in the model's genres
     variation: int              # selects the sampling noise: same variation -> same noise
     serial: int
     bpm: float = 0.0            # the tempo given to a tempo-conditioned model (0 = unknown)
-    mode: str = "model"         # generation.mode: "model", or "rules" (engine.rules)
     fill: int = 0               # the fill (its number, counted from 1) this pattern plays, 0 = none
-    # voice groups muted whole with generation.on_mute = revoice (voices.VOICE_GROUPS order): a
-    # model with voice redistribution re-voices the groove onto the remaining instruments
-    removed: tuple[bool, ...] = ()
-    kit_cap: float = 1.0        # generation.kit_cap: no voice over this many times its style's count
-    anchor: bool = True         # generation.anchor: a kick (or the lowest voice) on each bar's one
 
 
 class Generator:
@@ -92,9 +83,11 @@ class Generator:
         self._own_latents = False  # randomized or set: kept when a model loads later
         self.threaded = threaded
         # no model (model.watch.NoModel: missing, damaged): rule patterns play, and `watch`
-        # (a model.watch.ModelWatch) is polled off the real-time path until the model loads
+        # (a model.watch.ModelWatch) is polled off the real-time path until the model loads,
+        # and then for files copied over it
         self.watch = watch
         self.model_serial = 0      # counts models taken over while playing (`poll_model`)
+        self.started_with_model = not self.problem  # (else rules played until one loaded)
         self.generated = 0
         self.encodes = 0
         self.decodes = 0
@@ -142,14 +135,19 @@ class Generator:
         self.revoices = bool(runner.removal_groups)
 
     def poll_model(self, *, force: bool = False) -> bool:
-        """No model yet: ask the watch (off the real-time path: the worker's loop, or a loop
-        boundary in virtual time); a model that loads is taken over, with the latents A/B of
-        a start with it unless they were randomized or set. True when one was taken over."""
-        if not self.problem or self.watch is None:
+        """Ask the watch for a model that loaded or replaced the one that plays (off the
+        real-time path: the worker's loop, or a loop boundary in virtual time); it is taken over
+        whole, with the latents A/B of a start with it unless they were randomized or set, and
+        the model it replaced is closed here (`ModelRunner.close`: its sessions let go one by
+        one, never by the real-time loop). True when one was taken over."""
+        if self.watch is None:
             return False
         runner = self.watch.poll(force=force)  # the slow part: files, sessions (no lock held)
         if runner is None:
+            if self.problem and self.watch.problem:
+                self.problem = self.watch.problem  # the newest reason no model plays
             return False
+        replaced = self.runner
         with self._swap:  # the take-over: assignments and two latent draws, microseconds
             size = self.latent_size
             self._groove_key = None
@@ -158,6 +156,9 @@ class Generator:
                 self._own_latents = False  # the kept ones do not fit this model
             self.start_latents()
             self.model_serial += 1
+        close = getattr(replaced, "close", None)  # a ModelRunner; a NoModel holds nothing
+        if close is not None:
+            close()
         return True
 
     def start_latents(self, genre: int = 0) -> None:
@@ -223,12 +224,14 @@ class Generator:
 
     def generate(self, req: Request) -> Pattern:
         """One request -> Pattern (encode / decode only when their inputs changed)."""
-        if req.mode == "rules" or self.problem:
+        c = req.controls
+        if c.mode == "rules" or self.problem:
             return self._rule_pattern(req)
         groove = np.asarray(req.groove, dtype=np.float32)
         two_views = bool(self.runner.bar_swap)
         z_swapped = None
-        if req.follow > 0.0 and groove[:, 0].any():
+        follow = c.follow
+        if follow > 0.0 and groove[:, 0].any():
             key = groove.tobytes()
             if key != self._groove_key:
                 if two_views:  # the groove and its bar-swapped copy in one encoder call
@@ -246,10 +249,11 @@ class Generator:
             # module plays A/B until the input plays): skip the encoder either way
             z_groove = None
         bpm = float(req.bpm)  # the engine leaves it 0 (unknown) for a model without tempo
-        removed = tuple(req.removed) if self.revoices and any(req.removed) else ()
+        # voice groups muted whole with generation.on_mute = revoice, for a model that re-voices
+        removed = c.removed_groups() if self.revoices else ()
+        removed = removed if any(removed) else ()
         flags = np.asarray(removed, np.float32) if removed else None
-        follow = min(max(float(req.follow), 0.0), 1.0)
-        z_ab = sampling.mix_latents(req.z_a, req.z_b, None, req.morph, 0.0)
+        z_ab = sampling.mix_latents(req.z_a, req.z_b, None, c.morph, 0.0)
         ab = self._decode("ab", (z_ab,), req.genre, bpm, flags)
         if z_groove is None:
             # A/B alone: the bank's hit_shift makes them play as many hits as real loops
@@ -262,22 +266,23 @@ class Generator:
             followed = self._decode("groove", views, req.genre, bpm, flags)
             thresholds = self._thresholds(0.0, removed)
             logits, vel, off = sampling.blend_follow(
-                ab, followed, follow, self._thresholds(1.0, removed), thresholds)
-        rng = np.random.default_rng([req.seed, req.variation])
-        density, uncertainty = req.density, req.uncertainty
+                ab, followed, sampling.voice_follow(follow, c.colour_follow),
+                self._thresholds(1.0, removed), thresholds)
+        rng = np.random.default_rng([c.seed, req.variation])
+        density, uncertainty = c.effective_density(), c.uncertainty
         if req.fill:  # the model's own busier pattern: the same decode, sampled busier
             density, uncertainty = rules.fill_controls(density, uncertainty)
-        kit = KitRules(self._real_hits(req.genre), req.kit_cap, req.anchor,
+        kit = KitRules(self._real_hits(req.genre), c.kit_cap, c.anchor,
                        onsets=groove[:, 0] > 0, follow=follow if z_groove is not None else 0.0,
                        kick_removed=bool(removed) and bool(removed[0]),
                        snare_removed=len(removed) > 1 and bool(removed[1]))
         hits, vel, off = sampling.sample_pattern(
             logits, vel, off, temperature=sampling.temperature(uncertainty),
             thresholds=thresholds, density=np.asarray(density),
-            max_counts=req.max_count, rng=rng, mutes=np.asarray(req.mutes, dtype=bool), kit=kit)
+            max_counts=c.max_count, rng=rng, mutes=np.asarray(c.mutes, dtype=bool), kit=kit)
         self.generated += 1
         pattern = Pattern(hits, vel, off, req.serial,
-                          {"follow": req.follow, "morph": req.morph, "variation": req.variation,
+                          {"follow": follow, "morph": c.morph, "variation": req.variation,
                            "groove_version": req.groove_version, "genre": req.genre,
                            "bpm": bpm, "mode": "model", "fill": req.fill,
                            "revoiced": removed})
@@ -315,16 +320,17 @@ class Generator:
 
     def _rule_pattern(self, req: Request) -> Pattern:
         """The request played by rules (`engine.rules`): no model, or generation.mode = rules."""
-        density, uncertainty = req.density, req.uncertainty
+        c = req.controls
+        density, uncertainty = c.effective_density(), c.uncertainty
         if req.fill:
             density, uncertainty = rules.fill_controls(density, uncertainty)
         hits, vel, off = rules.rule_pattern(
             density, uncertainty=uncertainty, temperature=sampling.temperature(uncertainty),
-            mutes=req.mutes, max_count=req.max_count,
-            rng=np.random.default_rng([req.seed, req.variation]))
+            mutes=c.mutes, max_count=c.max_count,
+            rng=np.random.default_rng([c.seed, req.variation]))
         self.generated += 1
         pattern = Pattern(hits, vel, off, req.serial,
-                          {"follow": req.follow, "morph": req.morph, "variation": req.variation,
+                          {"follow": c.follow, "morph": c.morph, "variation": req.variation,
                            "groove_version": req.groove_version, "genre": req.genre,
                            "bpm": float(req.bpm), "mode": "rules", "fill": req.fill})
         self.last_pattern = pattern
@@ -349,9 +355,8 @@ class Generator:
                 if self._closing:
                     return
                 req, self._pending = self._pending, None
-            if req is None:
-                if self.problem:  # no model: look for it here, off the real-time path
-                    self.poll_model()
+            if req is None:  # idle: look for a model (new or replaced) here, off the real-time path
+                self.poll_model()
                 continue
             self._serve(req)
             with self._cond:

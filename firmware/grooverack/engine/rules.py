@@ -54,9 +54,10 @@ def fill_controls(density: tuple[float, ...] | np.ndarray, uncertainty: float
 
 
 def hits_per_bar(voice: int, density: float) -> int:
-    """How many hits voice `voice` plays per bar at effective density 0..1."""
+    """How many hits voice `voice` plays per bar at effective density 0..1 (in range: the
+    controls are checked where they enter, `controls.GenerationControls`)."""
     usual, busiest, _rotation = RULES[VOICE_NAMES[voice]]
-    d = min(max(float(density), 0.0), 1.0)
+    d = float(density)
     if d <= 0.0:
         return 0
     if d <= 0.5:

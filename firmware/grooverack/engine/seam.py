@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from grooverack.controls import GenerationControls
 from grooverack.engine.player import OutputEvent
 
 
 class EngineSeam(Protocol):
     settings: Any
+    # what generation reads, typed (frozen: read it whole, move it with set_control)
+    controls: GenerationControls
 
     # transport and clock (MIDI Start/Stop/Continue semantics; external and MIDI clock edges)
     def start(self, t: float, *, midi: bool = False) -> None: ...

@@ -92,13 +92,15 @@ class LatentBank:
 
 
 def load_bank(path: str | Path, latent_size: int, genres: Sequence[str],
-              perturbation: float = DEFAULT_PERTURBATION) -> LatentBank:
-    """Read and check a bank file; ModelError names the file and what is wrong."""
+              perturbation: float = DEFAULT_PERTURBATION, *, data: bytes | None = None
+              ) -> LatentBank:
+    """Read and check a bank file (or `data`, its bytes already read: the model runner hashes
+    and loads the same bytes); ModelError names the file and what is wrong."""
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise ModelError(f"{path}: latent bank file not found")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with np.load(io.BytesIO(data) if data is not None else path, allow_pickle=False) as npz:
             missing = [k for k in _ARRAYS if k not in npz.files]
             if missing:
                 raise ModelError(f"{path}: latent bank lacks the arrays {', '.join(missing)}")

@@ -58,9 +58,10 @@ class KitRules:
 
 def budgets(real: np.ndarray, density: np.ndarray, cap: float) -> np.ndarray:
     """Per voice, the most hits a loop may hold: ceil(cap * real * 2 * density) (int64 [9]);
-    a voice with a real count > 0 and density > 0 may always play at least one."""
+    a voice with a real count > 0 and density > 0 may always play at least one. `density` 0..1
+    per voice (the controls are checked where they enter: `controls.GenerationControls`)."""
     real = np.asarray(real, dtype=np.float64).reshape(NUM_VOICES)
-    dens = np.clip(np.asarray(density, dtype=np.float64).reshape(NUM_VOICES), 0.0, 1.0)
+    dens = np.asarray(density, dtype=np.float64).reshape(NUM_VOICES)
     raw = cap * real * 2.0 * dens
     out = np.array([math.ceil(x - 1e-9) for x in raw], dtype=np.int64)
     out[(dens > 0.0) & (real > 0.0)] = np.maximum(out[(dens > 0.0) & (real > 0.0)], 1)
@@ -83,7 +84,7 @@ def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
     silenced leaves its beats to the others)."""
     out = np.array(hits, dtype=bool)
     score = np.asarray(score, dtype=np.float64)
-    f = min(max(float(follow), 0.0), 1.0)
+    f = float(follow)  # 0..1: checked where it entered (controls.GenerationControls)
     cap = cap * (1.0 + AB_SLACK * (1.0 - f))
     dens = np.asarray(density, dtype=np.float64).reshape(NUM_VOICES)
     silent = np.asarray(mutes, dtype=bool).reshape(NUM_VOICES) | ~(dens > 0.0)

@@ -28,7 +28,12 @@ import math
 import numpy as np
 
 from grooverack.model.kit import KitRules, keep_time
-from grooverack.voices import NUM_VOICES, STEPS
+from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
+
+# The kit's colour: the voices a sequencer line says nothing about (which drum colours a hit,
+# not where it goes). Follow reaches them by follow x generation.colour_follow.
+COLOUR_VOICES = ("open_hat", "low_tom", "mid_tom", "high_tom", "crash", "ride")
+_COLOUR = np.array([v in COLOUR_VOICES for v in VOICE_NAMES])
 
 THRESHOLD_BUSY = 0.02   # density 1
 THRESHOLD_SPARSE = 0.995  # density just above 0
@@ -40,13 +45,25 @@ _LOGIT_SPARSE = math.log(THRESHOLD_SPARSE / (1.0 - THRESHOLD_SPARSE))
 
 
 def temperature(uncertainty: float) -> float:
-    """Panel uncertainty 0..1 -> sampling temperature (see the module text)."""
-    u = min(max(float(uncertainty), 0.0), 1.0)
+    """Panel uncertainty 0..1 -> sampling temperature (see the module text). The controls are
+    checked once, where they enter (`controls.GenerationControls`): not clamped here."""
+    u = float(uncertainty)
     return MAX_TEMPERATURE * u * u
 
 
+def voice_follow(follow: float, colour_follow: float) -> np.ndarray:
+    """Follow per voice [9]: `follow` for the time keepers (kick, snare, closed hat), `follow *
+    colour_follow` for the kit's colour (COLOUR_VOICES). A line's groove decodes to kick, snare
+    and hats only; followed all the way it takes the ride, toms, crash and open hat the stored
+    drummer plays away from every pattern past follow 0.25. Both 0..1, checked where they
+    entered (`controls.GenerationControls`): not clamped here."""
+    f = float(follow)
+    c = float(colour_follow)
+    return np.where(_COLOUR, f * c, f)
+
+
 def blend_follow(ab: tuple[np.ndarray, np.ndarray, np.ndarray],
-                 groove: tuple[np.ndarray, np.ndarray, np.ndarray], follow: float,
+                 groove: tuple[np.ndarray, np.ndarray, np.ndarray], follow: float | np.ndarray,
                  ab_thresholds: np.ndarray, thresholds: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Follow as a crossfade of two decodes: A/B's (hit logits, velocities, offsets) [32, 9]
@@ -60,8 +77,9 @@ def blend_follow(ab: tuple[np.ndarray, np.ndarray, np.ndarray],
     knob moves smoothly (a latent mixed half way can decode to a third pattern, 12-20 cells
     changing per tenth of travel). Margins in probability, not logits: a decode's confident
     silences (logits of -8) would otherwise outvote the other's likely hits long before the
-    knob's end."""
-    f = min(max(float(follow), 0.0), 1.0)
+    knob's end. `follow` 0..1, one value or one per voice [9] (`voice_follow`), checked where it
+    entered (`controls.GenerationControls`): not clamped here."""
+    f = np.asarray(follow, dtype=np.float64)
     x_ab, v_ab, o_ab = (np.asarray(a, dtype=np.float64) for a in ab)
     x_g, v_g, o_g = (np.asarray(a, dtype=np.float64) for a in groove)
     thr = np.clip(np.asarray(thresholds, dtype=np.float64), 1e-6, 1.0 - 1e-6)
@@ -82,9 +100,10 @@ def mix_latents(z_a: np.ndarray, z_b: np.ndarray, z_groove: np.ndarray | None,
     """z_AB = (1 - morph) z_A + morph z_B;  z = (1 - follow) z_AB + follow z_groove.
 
     With no groove latent (nothing encoded yet) follow has nothing to follow: z = z_AB.
+    `morph` and `follow` 0..1, checked where they entered (`controls.GenerationControls`).
     """
-    morph = min(max(float(morph), 0.0), 1.0)
-    follow = min(max(float(follow), 0.0), 1.0)
+    morph = float(morph)
+    follow = float(follow)
     z_a = np.asarray(z_a, dtype=np.float32)
     z_b = np.asarray(z_b, dtype=np.float32)
     z_ab = (1.0 - morph) * z_a + morph * z_b
@@ -124,12 +143,12 @@ def density_logits(thresholds: np.ndarray, density: np.ndarray | float) -> np.nd
 def _density_logits(thr: tuple[float, ...], dens: tuple[float, ...]) -> np.ndarray:
     out = []
     for p, d in zip(thr, dens, strict=True):
-        if not d > 0.0:  # density 0 (or NaN): the voice is silent
+        if not d > 0.0:  # density 0: the voice is silent
             out.append(math.inf)
             continue
         p = min(max(p, 1e-6), 1.0 - 1e-6)
         base = math.log(p / (1.0 - p))
-        w = 2.0 * min(d, 1.0) - 1.0  # -1 (density 0) .. 0 (the validation threshold) .. 1 (busy)
+        w = 2.0 * d - 1.0  # -1 (density 0) .. 0 (the validation threshold) .. 1 (busy)
         out.append(base + abs(w) * ((_LOGIT_SPARSE if w <= 0.0 else _LOGIT_BUSY) - base))
     logits = np.array(out, dtype=np.float64)
     logits.flags.writeable = False
@@ -143,7 +162,8 @@ def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.n
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decoder outputs [32, 9] -> (hits bool, velocities 0..1, offsets -0.5..0.5) [32, 9].
 
-    density: per voice (or one value) 0..1; max_counts: per voice (or one value) top-k limit;
+    density: per voice (or one value) 0..1 and temperature >= 0 (from the controls, checked where
+    they entered: `controls.GenerationControls`; not clamped here); max_counts: per voice (or one value) top-k limit;
     mutes: bool [9], a muted voice never hits; kit: the style's budget and beat one
     (`model.kit.keep_time`, on the same scores). Velocities/offsets are zero where there is no hit.
     Always draws the same amount of noise from `rng`, so a seed gives the same noise whatever
@@ -152,7 +172,7 @@ def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.n
     x = np.asarray(hit_logits, dtype=np.float64)
     if x.shape != (STEPS, NUM_VOICES):
         raise ValueError(f"hit_logits must be [{STEPS}, {NUM_VOICES}], got {list(x.shape)}")
-    t = max(float(temperature), 0.0)
+    t = float(temperature)
     noise = rng.logistic(size=x.shape)
     score = x - density_logits(thresholds, density) + t * noise  # -inf where density is 0
     hits = score > 0.0

@@ -5,8 +5,17 @@ configured manifest once at start; when that fails it logs one warning naming th
 reason, hands out a `NoModel` (the runner's attributes, no inference: the engine then plays rule
 patterns, `engine.rules`) and, from `poll()`, looks again at most every `period` seconds: when the
 manifest or the files it names have appeared or changed (size, mtime), it tries to open them and
-returns the new `ModelRunner` once. `poll` runs on the generator's worker (real time) or at loop
-boundaries (virtual time), never on the real-time path.
+returns the new `ModelRunner` once. The same holds while a model plays: files copied over it are
+opened beside it and the new model is returned whole; files that do not load (a copy under way, a
+damaged file, a bank that does not read) leave the model that plays as it is, with one warning
+naming the file, and are tried again when they change. `poll` runs on the generator's worker (real
+time) or at loop boundaries (virtual time), never on the real-time path; the generator closes the
+model it replaced there too (`ModelRunner.close`).
+
+What a load costs the real-time loop (onnxruntime 1.32, x86, measured with a probe thread under
+SCHED_FIFO): a session's creation releases the GIL but for the parse of the file (~0.6 ms for
+the decoder), the bank ~0.8 ms, a whole runner dropped at once 2.4 ms (hence `close`);
+benchmarks/README.md ("A model loaded while playing") has the loop's lateness.
 
 A command that needs the model itself (export, eval) opens `ModelRunner` directly, which raises
 the `ModelError` naming the file.
@@ -24,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from grooverack.errors import ModelError
+from grooverack.model.bank import BANK_KEY
 from grooverack.model.runner import ModelRunner, default_manifest_path
 from grooverack.storage import read_text_bounded
 from grooverack.voices import NUM_VOICES, VOICE_NAMES
@@ -113,13 +123,18 @@ def prepare_runtime() -> bool:
 
 
 def model_files(manifest_path: Path, variant: str) -> list[Path]:
-    """The manifest and the encoder/decoder files it names for `variant` (as far as readable)."""
+    """The manifest and the files it names for `variant` (encoder, decoders) and its latent
+    bank, as far as readable."""
     files = [manifest_path]
     try:
-        text = read_text_bounded(manifest_path, "model manifest", ModelError)
-        pair = json.loads(text)["variants"][variant]
-        files += [manifest_path.parent / str(pair[role]) for role in ("encoder", "decoder")]
-    except (ModelError, ValueError, KeyError, TypeError):
+        manifest = json.loads(read_text_bounded(manifest_path, "model manifest", ModelError))
+        pair = manifest["variants"][variant]
+        files += [manifest_path.parent / str(pair[role])
+                  for role in ("encoder", "decoder", "decoder_plain") if role in pair]
+        bank = manifest.get(BANK_KEY)
+        if isinstance(bank, dict) and isinstance(bank.get("file"), str):
+            files.append(manifest_path.parent / bank["file"])
+    except (ModelError, ValueError, KeyError, TypeError, AttributeError):
         pass
     return files
 
@@ -136,7 +151,8 @@ def _signature(files: list[Path]) -> tuple[tuple[str, int, int] | tuple[str], ..
 
 
 class ModelWatch:
-    """The configured model, opened at start and, while absent, looked for again (`poll`)."""
+    """The configured model, opened at start and looked at again (`poll`): while absent, until
+    it loads; while it plays, for files copied over it."""
 
     def __init__(self, manifest_path: str | os.PathLike[str] | None = None,
                  variant: str = "int8", *, period: float = RECHECK_S, quiet: bool = False,
@@ -148,6 +164,8 @@ class ModelWatch:
         self.tries = 0
         self._next = -float("inf")
         self._signature: tuple[Any, ...] | None = None
+        self.rejected = ""  # why the files last tried while a model plays did not replace it
+        self._named: tuple[Any, list[Path]] = ((), [])  # the manifest's stat, the files it names
         self.runner: ModelRunner | NoModel = self._try()
         if isinstance(self.runner, NoModel):
             prepare_runtime()  # before the loop runs: a later load must not stall it
@@ -158,16 +176,27 @@ class ModelWatch:
                             "loads: its files are looked at again every %g s\n  %s",
                             self.problem, self.period, ModelError.FIX)
 
+    def _files_signature(self) -> tuple[Any, ...]:
+        """Size and mtime of the manifest and the files it names; the manifest is read again
+        only when its own stat changed (a poll while a model plays: a few stats)."""
+        head = _signature([self.manifest_path])
+        if head != self._named[0]:
+            self._named = (head, model_files(self.manifest_path, self.variant)[1:])
+        return head + _signature(self._named[1])
+
     @property
     def problem(self) -> str:
         """Why no model plays ('' when it loaded)."""
         return self.runner.problem
 
-    def _try(self) -> ModelRunner | NoModel:
+    def _try(self, replacing: bool = False) -> ModelRunner | NoModel:
+        """Open the model's files (the signature taken first: files that change while they load
+        are tried again). `replacing` (a model plays): its latent bank must load too, or the
+        model that plays goes on whole (a copy may still be under way)."""
         self.tries += 1
-        self._signature = _signature(model_files(self.manifest_path, self.variant))
+        self._signature = self._files_signature()
         try:
-            return ModelRunner(self.manifest_path, self.variant)
+            return ModelRunner(self.manifest_path, self.variant, require_bank=replacing)
         except ModelError as exc:  # its message without the fix (the warning adds that once)
             return NoModel(self.manifest_path, self.variant,
                            str(exc.args[0]) if exc.args else repr(exc))
@@ -177,24 +206,32 @@ class ModelWatch:
                            f"({type(exc).__name__}: {exc})")
 
     def poll(self, *, force: bool = False) -> ModelRunner | None:
-        """While no model plays: at most every `period` s, when the files changed since the last
-        try (or `force`), try again. Returns the new ModelRunner once, else None."""
-        if not self.problem:
-            return None
+        """At most every `period` s, when the files changed since the last try (or `force`), try
+        them. Returns the new ModelRunner once (the caller takes it over whole and closes the one
+        it replaces), else None: nothing changed, or the files did not load (then the model that
+        plays, or the rule patterns, go on; one warning per reason names the file)."""
         now = self.clock()
         if not force and now < self._next:
             return None
         self._next = now + self.period
-        if not force and _signature(model_files(self.manifest_path, self.variant)) \
-                == self._signature:
+        if not force and self._files_signature() == self._signature:
             return None
-        before = self.problem
-        runner = self._try()
-        self.runner = runner
+        playing = not self.problem
+        before = self.rejected if playing else self.problem
+        runner = self._try(replacing=playing)
         if isinstance(runner, NoModel):
             if runner.problem != before:
-                log.warning("%s; still playing rule patterns", runner.problem)
+                log.warning("%s; %s", runner.problem,
+                            "the model loaded before plays on" if playing
+                            else "still playing rule patterns")
+            if playing:
+                self.rejected = runner.problem
+            else:
+                self.runner = runner
             return None
-        log.warning("%s: the model loaded; it plays again (rule patterns end)",
-                    self.manifest_path)
+        self.rejected = ""
+        self.runner = runner
+        log.warning("%s: the model %s", self.manifest_path,
+                    "replaced: the new one plays from the next step" if playing
+                    else "loaded; it plays again (rule patterns end)")
         return runner

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
-
-from grooverack.storage import atomic_write_bytes
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -41,12 +38,6 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     return (SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw, 9))
             + _chunk(b"IEND", b""))
-
-
-def write_png(path: str | Path, pixels: np.ndarray) -> Path:
-    path = Path(path)
-    atomic_write_bytes(path, png_bytes(pixels))
-    return path
 
 
 def read_png_size(data: bytes) -> tuple[int, int]:

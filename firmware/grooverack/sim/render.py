@@ -14,9 +14,11 @@ import io
 import wave
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
+from grooverack.config import Settings
 from grooverack.drums.kit import Kit, render_events, to_pcm16
 from grooverack.sim.patch import Hit, OutputRow, PatchNote
 from grooverack.sim.png import png_bytes
@@ -39,7 +41,13 @@ def outputs_csv(rows: Sequence[OutputRow]) -> str:
 # ---------------------------------------------------------------------------------------------
 # MIDI files
 
-def _midi_bytes(events: list[tuple[float, int, object]], bpm: float, name: str) -> bytes:
+class MidiMessage(Protocol):
+    """What `_midi_bytes` needs of a mido.Message (mido ships no types)."""
+
+    def copy(self, **overrides: int) -> MidiMessage: ...
+
+
+def _midi_bytes(events: list[tuple[float, int, MidiMessage]], bpm: float, name: str) -> bytes:
     """events: (seconds, order, mido.Message) -> a type-0 MIDI file's bytes at `bpm`."""
     import mido
 
@@ -65,7 +73,7 @@ def _velocity7(velocity: float) -> int:
     return int(min(127, max(1, round(velocity * 127))))
 
 
-def output_notes(settings: Mapping[str, object], outputs: int) -> dict[int, int]:
+def output_notes(settings: Settings, outputs: int) -> dict[int, int]:
     """Output -> the GM drum note it plays as: its first mapped voice (louder wins on shared ones)."""
     notes = {}
     for voice, name in enumerate(VOICE_NAMES):
@@ -80,7 +88,7 @@ def drums_midi(hits: Sequence[Hit], bpm: float, output_note: Mapping[int, int],
     """The generated performance as a GM drum track (channel 10) with velocities and timing."""
     import mido
 
-    events: list[tuple[float, int, object]] = []
+    events: list[tuple[float, int, MidiMessage]] = []
     for h in hits:
         if h.voice is not None:
             note = VOICE_GM_NOTES[h.voice]
@@ -100,7 +108,7 @@ def input_midi(notes: Sequence[PatchNote], bpm: float) -> bytes:
     """The input as the sequencer played it: melodic notes on channel 1, drum notes on 10."""
     import mido
 
-    events: list[tuple[float, int, object]] = []
+    events: list[tuple[float, int, MidiMessage]] = []
     for n in notes:
         channel = DRUM_CHANNEL if n.drum else 0
         events.append((n.time, 1, mido.Message("note_on", channel=channel, note=n.note,
@@ -266,10 +274,10 @@ def _roll_row(notes: Sequence[PatchNote], hits: Sequence[Hit], clock_rows: Seque
             draw_text(img, 64, y_input + voice * row_px + 1, _short(name), (150, 150, 165), 1)
     for n in notes:
         if n.drum:
-            voice = NOTE_TO_VOICE.get(n.note)
-            if voice is None:
+            drum_voice = NOTE_TO_VOICE.get(n.note)
+            if drum_voice is None:
                 continue
-            y0 = y_input + voice * row_px
+            y0 = y_input + drum_voice * row_px
         else:
             y0 = y_input + (hi - n.note) * row_px
         cols = span(n.time, n.time + max(n.duration if not n.drum else step_s * 0.6,
@@ -319,7 +327,7 @@ def _note_name(note: int) -> str:
     return f"{_NAMES[note % 12]}{note // 12 - 1}"
 
 
-def lane_labels(settings: Mapping[str, object], outputs: int) -> dict[int, str]:
+def lane_labels(settings: Settings, outputs: int) -> dict[int, str]:
     """Output number -> "N VOICE[/VOICE]" from the voice map (outputs with no voice are left out)."""
     names: dict[int, list[str]] = {}
     for name in VOICE_NAMES:

@@ -251,8 +251,10 @@ def played_by(engine: Engine, settings: Settings) -> str:
         return f"rule patterns, no model: {gen.problem}"
     variant = gen.runner.variant
     model = f"the model ({variant})" if variant else "the model"
-    if gen.model_serial:
+    if gen.model_serial and not gen.started_with_model:
         return f"rule patterns until the model loaded, then {model}"
+    if gen.model_serial:
+        return f"{model}, replaced while playing by the files copied over it"
     return model
 
 

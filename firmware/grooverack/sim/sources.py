@@ -24,19 +24,22 @@ import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from grooverack.config import BUTTONS, CONTROLS, CV_JACKS, CV_VOLTS, SCHEMA
+from grooverack.config import BUTTONS, CONTROLS, CV_JACKS, CV_VOLTS, SCHEMA, Settings
 from grooverack.errors import ConfigError, SourceError
 from grooverack.onsets import OnsetParams, check_rate, detect
 from grooverack.storage import read_text_bounded
 from grooverack.voices import NOTE_TO_VOICE, STEPS_PER_BAR
 
+if TYPE_CHECKING:
+    import mido
+
 DRUM_CHANNEL = 9  # MIDI channel 10, counted from 0
 DEFAULT_TEMPO_US = 500_000  # a MIDI file's tempo before its first tempo event: 120 BPM
 log = logging.getLogger(__name__)
-BUILTIN = ("line",)
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff")
 HEARD_NOTE = 38  # input.mid: each onset heard in audio is this GM drum note (channel 10)
 
@@ -142,7 +145,7 @@ def euclid_source(spec: str) -> Source:
 # ---------------------------------------------------------------------------------------------
 # MIDI files
 
-def _file_notes(midi) -> tuple[dict[tuple[int, int], list[tuple[int, int, int, int]]],
+def _file_notes(midi: mido.MidiFile) -> tuple[dict[tuple[int, int], list[tuple[int, int, int, int]]],
                               list[tuple[int, int]], list[tuple[int, int, int]]]:
     """{(track, channel): [(start_tick, end_tick, note, velocity)]}, the tempo events
     [(tick, microseconds per beat)] and the time signatures [(tick, numerator, denominator)],
@@ -410,7 +413,7 @@ def source_at(loaded: Source | HeardAudio, bpm: float) -> Source:
     return loaded.at(bpm) if isinstance(loaded, HeardAudio) else loaded
 
 
-def load_source(spec: str | None, settings: object | None = None) -> Source | HeardAudio:
+def load_source(spec: str | None, settings: Settings | None = None) -> Source | HeardAudio:
     """`line` (or None), `euclid:K:N[:R]`, a path to a MIDI file, or to an audio file (heard
     with the onset detector's settings and `input.audio_channel` of `settings`)."""
     if spec is None or spec == "line":
@@ -422,7 +425,7 @@ def load_source(spec: str | None, settings: object | None = None) -> Source | He
     if suffix in AUDIO_SUFFIXES or (path.is_file() and suffix not in (".mid", ".midi")
                                     and _sniff(path) != "a MIDI file"):
         params = OnsetParams.from_settings(settings) if settings is not None else None
-        channel = int(settings["input.audio_channel"]) if settings is not None else 1  # type: ignore[index]
+        channel = int(settings["input.audio_channel"]) if settings is not None else 1
         return audio_source(path, params, channel)
     if suffix in (".mid", ".midi") or path.exists():
         if not path.is_file():
@@ -452,7 +455,9 @@ class ControlChange:
     def time(self, bpm: float) -> float:
         if self.seconds is not None:
             return self.seconds
-        return (self.bar - 1.0) * 4 * 60.0 / bpm
+        if self.bar is not None:
+            return (self.bar - 1.0) * 4 * 60.0 / bpm
+        raise ValueError(f"{self.where}: a control change needs seconds or a bar")
 
 
 
@@ -487,13 +492,15 @@ def load_controls(path: str | Path) -> list[ControlChange]:
         if len(row) != 3:
             raise SourceError(f"{where}: expected time_or_bar,key,value, found {','.join(row)!r}")
         when, key, raw = row
+        in_seconds = when.endswith("s")
         try:
-            seconds, bar = (float(when[:-1]), None) if when.endswith("s") else (None, float(when))
+            moment = float(when[:-1] if in_seconds else when)
         except ValueError:
             raise SourceError(f"{where}: time {when!r} is neither seconds (2.5s) nor a bar (3)") from None
-        if not math.isfinite(seconds if seconds is not None else bar):
+        if not math.isfinite(moment):
             raise SourceError(f"{where}: time {when!r} is not a finite number; allowed: seconds "
                               "(2.5s) from 0, or a bar (3) from 1")
+        seconds, bar = (moment, None) if in_seconds else (None, moment)
         if (seconds is not None and seconds < 0) or (bar is not None and bar < 1):
             raise SourceError(f"{where}: time {when!r} is before the start (bars count from 1)")
         if key in ("press", "hold", "release"):

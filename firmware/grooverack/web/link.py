@@ -215,12 +215,12 @@ class EngineLink:
         cached = self._snapshot
         if cached is not None and cached.serial == published.serial:
             return cached
-        settings = engine.settings
+        settings, typed = engine.settings, engine.controls  # typed: one frozen value, read once
         snap = Snapshot(
             **{f.name: getattr(published, f.name) for f in dataclasses.fields(_Published)},
             controls={name: settings[name] for name in CONTROLS},
-            genre=str(settings["genre"]), record=str(settings["record"]),
-            mutes={g: all(settings[f"mute.{v}"] for v in voices)
+            genre=typed.genre, record=str(settings["record"]),
+            mutes={g: all(typed.value(f"mute.{v}") for v in voices)
                    for g, voices in VOICE_GROUPS.items()},
             presets=dict(engine.presets), styles=tuple(engine.offered_styles),
             latent_size=int(engine.generator.latent_size))
@@ -291,7 +291,7 @@ def _delete(engine: PlayingEngine, now: float, slot: int) -> int:
 def _latent(engine: PlayingEngine, now: float, side: str, z: list[float], keep: bool) -> int:
     """A latent (an encoded loop) as A or B; kept in the current preset slot when `keep`."""
     engine.generator.set_latent(side, z)
-    engine.set_control("morph", engine.settings["morph"])  # asks for a new pattern
+    engine.set_control("morph", engine.controls.morph)  # asks for a new pattern
     if keep:
         engine.save_preset(engine.preset_slot)
     return int(engine.preset_slot)

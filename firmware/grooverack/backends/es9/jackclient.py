@@ -74,12 +74,6 @@ def server_format() -> tuple[int, int] | None:
         client.close()
 
 
-def jack_server_running() -> bool:
-    """True when a JACK server answers (JACK_DEFAULT_SERVER or the default one); never starts
-    one. False where libjack or JACK-Client is missing."""
-    return server_format() is not None
-
-
 def device_ports(client: Any, name: str, output: bool) -> list[str]:
     """The audio ports of the first JACK client whose name contains `name` (case-insensitive):
     its output ports (`output`: an input device's capture channels) or its input ports."""

@@ -82,7 +82,6 @@ class PanelBackend:
         self.buttons: dict[int, list[Any]] = {}  # pin -> [accepted active, candidate, since]
         self.last_volts: dict[str, float] = {}
         self.onsets = self.clock_pulses = self.resets = self.presses = self.fill_edges = 0
-        self.controls_set = 0
         self.control_log: list[tuple[float, str, float]] = []  # (time, control, value)
         self.started = False
         self.scan_thread = False  # True: a thread scans and posts controls (real time)
@@ -187,7 +186,6 @@ class PanelBackend:
         self.writer.retry_pending()
 
     def set_control(self, t: float, name: str, value: float) -> None:
-        self.controls_set += 1
         if len(self.control_log) < 10_000:
             self.control_log.append((t, name, value))
         self.engine.set_control(name, value)
@@ -206,7 +204,9 @@ class PanelBackend:
                     self.scanner.shift = candidate
                 elif candidate:
                     self.presses += 1
-                    self.engine.press(self.action(item.name, item.action))
+                    pressed = self.action(item.name, item.action)
+                    if pressed is not None:  # always: the board file gives a button an action
+                        self.engine.press(pressed)
                     self._leds()
 
     def action(self, button: str, action: str | None) -> str | None:

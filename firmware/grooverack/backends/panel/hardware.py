@@ -20,6 +20,7 @@ from typing import Any
 
 from grooverack.boards.board import Board
 from grooverack.config import Settings
+from grooverack.drivers import ADC, DAC
 from grooverack.drivers.ads1115 import ADS1115
 from grooverack.drivers.gpio import GPIOPins, open_rpi_gpio
 from grooverack.drivers.gpiod_pins import GpiodPins, header_chip, open_gpiod
@@ -145,8 +146,8 @@ class ChipGuard:
 @dataclass
 class Hardware:
     board: Board
-    adcs: dict[str, Any]
-    dacs: dict[str, Any]
+    adcs: dict[str, ADC]
+    dacs: dict[str, DAC]
     gpio: GPIOPins | GpiodPins
     guards: dict[str, ChipGuard]
     closers: list[Callable[[], None]] = field(default_factory=list)
@@ -170,8 +171,8 @@ def build_hardware(board: Board, *, spi: Callable[[Any], Any], i2c: Callable[[in
         pins = GPIOPins(gpio_module, clock)
     # the MCP4922's LDAC pin: RPi.GPIO calls, on the module or through the gpiod pins
     ldac_gpio = pins.gpio if isinstance(pins, GPIOPins) else pins.rpi_gpio_view()
-    adcs: dict[str, Any] = {}
-    dacs: dict[str, Any] = {}
+    adcs: dict[str, ADC] = {}
+    dacs: dict[str, DAC] = {}
     guards: dict[str, ChipGuard] = {}
     buses: dict[int, Any] = {}
     closers: list[Callable[[], None]] = []

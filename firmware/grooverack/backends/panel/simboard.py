@@ -51,7 +51,9 @@ class SimPanelBoard:
                                   after_phase=self._capture)
         jacks = dict(self.board.emulation.get("jacks", {}))
         self.jacks = jacks or {n: n for n in [*self.board.inputs, *self.board.gpio_inputs]}
-        self.buttons = {i.action: n for n, i in self.board.gpio_inputs.items() if i.role == "button"}
+        # action -> button (the board file gives every button an action)
+        self.buttons = {i.action: n for n, i in self.board.gpio_inputs.items()
+                        if i.role == "button" and i.action is not None}
         self.held: set[str] = set()  # buttons a `hold.<action>` jack holds down
         # actions only the shift layer has: press.<action> holds SHIFT around that button
         self.shift_actions = {a: n for n, a in self.board.shift_buttons.items()

@@ -19,7 +19,7 @@ from grooverack.state import PerformanceState, StateStore
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BOARD = tomllib.loads((REPO / "hw" / "boards" / "reference.toml").read_text())
 FUZZ = settings(max_examples=300, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])

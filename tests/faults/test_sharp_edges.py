@@ -26,7 +26,7 @@ from grooverack.config import load_settings
 from grooverack.errors import BoardError, ConfigError, PathError, SourceError
 from grooverack.sim.sources import load_controls
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BOARDS = REPO / "hw" / "boards"
 MODELS = REPO / "models"
 
@@ -348,8 +348,8 @@ def test_a_model_that_appears_is_taken_over_by_the_worker(tmp_path: Path) -> Non
     loaded_on: list[str] = []
     original = watch._try
 
-    def noting() -> object:
-        runner = original()
+    def noting(*args: object, **kwargs: bool) -> object:
+        runner = original(*args, **kwargs)  # type: ignore[arg-type]
         loaded_on.append(threading.current_thread().name)
         return runner
 

@@ -33,7 +33,7 @@ from grooverack.state import PerformanceState, StateStore
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BOARDS = REPO / "hw" / "boards"
 FUZZ = settings(max_examples=int(os.environ.get("GROOVERACK_FUZZ_EXAMPLES", "60")), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,

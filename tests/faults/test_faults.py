@@ -28,7 +28,7 @@ from grooverack.model.runner import ModelRunner
 from grooverack.runtime.service import Notifier, Service, engine_probe
 from grooverack.sim.direct import DirectBoard
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def load_bench():
