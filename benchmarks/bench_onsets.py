@@ -2,7 +2,12 @@
 levels, with and without room noise; the GrooveTransformer plugin's design beside ours.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_onsets.py [--drums 12] [--seeds 3]
-        [--seconds 40] [--json out.json] [--write]
+        [--seconds 40] [--split test|validation] [--set FIELD=VALUE ...] [--json out.json]
+        [--write]
+
+Tune on `--split validation` (GMD's validation beats, line seeds 1000 on), with `--set` for a
+detector setting other than its default (`--set frame_ms=40`); report on `--split test` (the
+default: GMD's test beats, line seeds 0 on), run once after the choice.
 
 Drums: held-out GMD performances (the test split of the zip's info.csv, beats only, every k-th
 by id so styles and drummers mix), the first --seconds of each. Lines: guitar, bass, piano and
