@@ -9,8 +9,9 @@ reaches the engine, and whether it costs the real-time loop anything.
   executable_path) opens the page `--loads` times, each in a fresh context; the figure is
   navigation start -> the first pattern drawn (`window.grooverackFirstPattern`, performance.now()).
 - control: FOLLOW focused and moved with the arrow keys `--moves` times, 30 ms apart; each move's
-  time from the page's input event to the answer of `POST /api/controls` (which the server sends
-  once the engine's loop thread has applied the value): an upper bound of "reaches the engine".
+  time from the page's input event to the answer the page gets on its websocket (its `ack`, which
+  the server sends once the engine's loop thread has applied the value and published the state
+  that shows it): an upper bound of "reaches the engine".
 - clock grid: `run --board sim --clock` against `web --clock` with the page open in chromium and a
   client calling the API 100 times a second (GET /api/state; `--writes`: every 10th a POST),
   alternating, `--takes` each; trigger rises' actual write times against the clock's step grid

@@ -164,3 +164,53 @@ def test_a_vanishing_server_is_one_warning_and_the_module_plays_on(jack_audio_se
     assert "the sound stopped" in err and "the module plays on" in err, err
     rises = [t for t, _, _ in trigger_rises(tmp_path / "render" / "outputs.csv")]
     assert rises and max(rises) > 4.0  # played to the end
+
+
+@pytest.mark.jack
+def test_the_sound_comes_back_with_a_restarted_server(jack_audio_server, tmp_path):  # noqa: F811
+    """The JACK server stops mid-run and starts again (the same name, a new recorder on it):
+    the module plays on throughout, the speaker says once that the sound stopped and once that
+    it is back, and the restarted server hears the drums again."""
+    import time
+
+    from tests.rig.jackserver import start_server, stop_server
+
+    seconds = 11.0
+    (tmp_path / "first").mkdir()
+    first = AudioRecorder(jack_audio_server, 10.0, tmp_path / "first")
+    proc, lines = start_playing(jack_audio_server, tmp_path, seconds)
+    again = None
+    rec = None
+    try:
+        time.sleep(1.5)  # playing
+        first.close()
+        stop_server(jack_audio_server)  # the sound card goes away mid-run
+        time.sleep(2.0)
+        again = start_server(period=jack_audio_server.period, log_dir=tmp_path,
+                             name=jack_audio_server.name)
+        (tmp_path / "second").mkdir()
+        rec = AudioRecorder(again, 4.0, tmp_path / "second")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any("sound is back" in x for x in lines):
+            time.sleep(0.1)
+        assert any("sound is back" in x for x in lines), "".join(lines)
+        rec.go()
+        cap = rec.result()
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if rec is not None:
+            rec.close()
+        if again is not None:
+            stop_server(again)
+    time.sleep(0.2)  # the reader has the last lines
+    err = "".join(lines)
+    assert proc.returncode == 0, err
+    assert err.count("the sound stopped") == 1 and err.count("the sound is back") == 1, err
+    assert "device lost 1x, back 1x" in err, err
+    rises = [t for t, _, _ in trigger_rises(tmp_path / "render" / "outputs.csv")]
+    assert rises and max(rises) > seconds - 1.0  # played to the end
+    heard = energy_onsets(cap.audio.sum(axis=0).astype(np.float64), cap.rate)
+    assert len(heard) >= 10, f"{len(heard)} onsets heard on the restarted server"

@@ -132,9 +132,9 @@ def test_bad_out_is_refused_first(tmp_path, capsys, monkeypatch):
 
 
 def test_bad_timing_is_refused_first(tmp_path, capsys, monkeypatch):
-    import grooverack.commands.run as run_command
+    import grooverack.sim.wallclock as wallclock  # the sim board's entry in the registry
 
-    monkeypatch.setattr(run_command, "run_sim", lambda *a: pytest.fail("ran first"))
+    monkeypatch.setattr(wallclock, "run_board", lambda *a, **k: pytest.fail("ran first"))
     refused(capsys, ["run", "--board", "sim", "--duration", "1", "--timing", str(tmp_path)],
             "--timing", "is a folder")
     blocker = tmp_path / "file"

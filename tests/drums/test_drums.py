@@ -14,7 +14,7 @@ import wave
 import numpy as np
 import pytest
 from grooverack.cli import main
-from grooverack.drums.kit import CEILING, Kit, output_voices, render_events
+from grooverack.drums.kit import CEILING, Kit, output_voice_sets, output_voices, render_events
 from grooverack.drums.voices import VOICES
 from grooverack.errors import ConfigError
 from grooverack.voices import VOICE_NAMES
@@ -142,6 +142,62 @@ def test_a_voice_renders_the_same_in_any_blocks():
         assert np.abs(whole).max() > 0.05, name
 
 
-def test_shared_output_plays_its_first_voice():
+def test_shared_output_is_named_by_its_first_voice():
     voices = output_voices({"kick": 1, "crash": 8, "ride": 8, "snare": 0}, 8)
     assert voices == {1: "kick", 8: "crash"}
+    sets = output_voice_sets({"kick": 1, "crash": 8, "ride": 8, "snare": 0}, 8)
+    assert sets == {1: ("kick",), 8: ("crash", "ride")}
+
+
+def test_a_shared_output_strikes_the_voice_behind_each_trigger():
+    """Crash and ride on jack 8 (the sim board's 8 outputs): a ride hit sounds as the ride,
+    a crash hit as the crash (as MIDI sends their notes and the page plays them); a write that
+    does not say which plays the first."""
+    kit = Kit(48000, {8: ("crash", "ride")}, velocity_volts=8.0)
+    ride, crash = VOICE_NAMES.index("ride"), VOICE_NAMES.index("crash")
+    events = [(0.0, 8, "trigger", 5.0, ride), (0.005, 8, "trigger", 0.0, ride),
+              (0.1, 8, "trigger", 5.0, crash), (0.105, 8, "trigger", 0.0, crash),
+              (0.2, 8, "trigger", 5.0, None), (0.205, 8, "trigger", 0.0, None)]
+    render_events(kit, events, 0.5)
+    assert kit.struck == {"crash": 2, "ride": 1}
+
+
+def test_every_voice_of_a_render_sounds_as_itself():
+    """The sim board's render, dense enough for every voice: each trigger rise strikes exactly
+    the voice the module played there, on every output (crash and ride share jack 8 with 8
+    outputs): the kit's counts per voice are the rows' counts."""
+    import argparse
+
+    from grooverack.sim.render import drums_audio
+    from grooverack.sim.session import drum_voices, simulate
+
+    args = argparse.Namespace(config=None, overrides=["density=1.0", "uncertainty=1.0"],
+                              input="line", bars=8.0, bpm=None, seed=3, controls=None,
+                              clock=False, board="sim", quiet=True)
+    patch, recorder, settings, _ = simulate(args)
+    want = dict.fromkeys(VOICE_NAMES, 0)
+    high: dict[int, bool] = {}
+    for r in recorder.rows:
+        if r.kind == "trigger":
+            if r.volts > 1.0 and not high.get(r.output):
+                want[VOICE_NAMES[r.voice]] += 1
+            high[r.output] = r.volts > 1.0
+    assert want["crash"] > 0 and want["ride"] > 0 and min(want.values()) > 0, want
+    voices = drum_voices(settings)
+    assert voices[8] == ("crash", "ride") and all(len(v) == 1 for o, v in voices.items() if o < 8)
+    kits: list[Kit] = []
+
+    class Kept(Kit):
+        def __init__(self, *a, **k) -> None:
+            super().__init__(*a, **k)
+            kits.append(self)
+
+    import grooverack.sim.render as render_module
+
+    original, render_module.Kit = render_module.Kit, Kept  # the kit drums_audio makes
+    try:
+        drums_audio(recorder.rows, rate=48000, voices=voices, velocity_volts=8.0,
+                    duration=patch.duration)
+    finally:
+        render_module.Kit = original
+    assert kits[0].struck == want

@@ -173,6 +173,30 @@ def test_websocket_pushes_the_same_shape(client):
     assert second["serial"] > first["serial"]
 
 
+def test_controls_over_the_websocket_are_acked_once_applied(client):
+    """The page's path for its sliders: the ack comes once the engine's thread applied the
+    value, and the state published with it already shows it; a bad value is refused naming the
+    field and the range, the engine untouched."""
+    with client.websocket_connect("/api/ws") as ws:
+        ws.send_text(json.dumps({"id": 7, "controls": {"follow": 0.35, "density.snare": 0.6}}))
+        while "ack" not in (answer := json.loads(ws.receive_text())):
+            pass
+        assert answer == {"ack": 7, "applied": {"follow": 0.35, "density.snare": 0.6}}
+        assert client.engine.settings["follow"] == pytest.approx(0.35)
+        assert client.get("/api/state").json()["controls"]["follow"] == 0.35
+        before = dict(client.engine.settings)
+        ws.send_text(json.dumps({"id": 8, "controls": {"uncertainty": 3}}))
+        while "ack" not in (answer := json.loads(ws.receive_text())):
+            pass
+        assert answer["ack"] == 8 and answer["field"] == "uncertainty"
+        assert "0 to 1" in answer["allowed"]
+        ws.send_text("not json")
+        while "ack" not in (answer := json.loads(ws.receive_text())):
+            pass
+        assert answer["ack"] is None and answer["field"] == "message"
+    assert dict(client.engine.settings) == before
+
+
 def test_writes_from_another_origin_are_refused(client):
     r = client.post("/api/controls", json={"follow": 0.1}, headers={"origin": "http://evil.example"})
     assert r.status_code == 403 and r.json()["field"] == "origin"

@@ -79,6 +79,53 @@ def test_follow_turned_with_the_keyboard_reaches_the_module(page, served):
     page.wait_for_timeout(600)
 
 
+def test_the_browser_plays_what_the_jacks_play(page, served):
+    """Web Audio on the sim board: one voice per output and step, the louder where voices share
+    a jack (crash and ride on jack 8, as the player writes it), every voice as itself."""
+    url = served[0]
+    board = json.loads(urllib.request.urlopen(url + "api/board", timeout=2).read())
+    outputs = board["voice_outputs"]
+    assert outputs == [1, 2, 3, 4, 5, 6, 7, 8, 8]  # the default map, 8 outputs
+    dense = {"density": 1.0, "uncertainty": 1.0}
+    before = {k: api_state(url)["controls"][k] for k in dense}
+    post = urllib.request.Request(url + "api/controls", data=json.dumps(dense).encode(),
+                                  headers={"content-type": "application/json"}, method="POST")
+    urllib.request.urlopen(post, timeout=5).read()
+    try:
+        page.get_by_role("button", name="Play sound in this browser").click()
+        page.wait_for_function("Drums.running", timeout=3000)
+        page.evaluate("""() => {
+            window.played = [];
+            const play = Drums.play;
+            Drums.play = (v, t, vel) => {
+              const step = ((nextStep % 32) + 32) % 32;
+              window.played.push({v, step, at: nextStep,
+                                  hits: state.pattern.hits.map((r) => r[step]),
+                                  vel: state.pattern.velocities.map((r) => r[step])});
+              play(v, t, vel);
+            };
+        }""")
+        page.wait_for_timeout(3000)
+        played = page.evaluate("window.played")
+    finally:
+        back = urllib.request.Request(url + "api/controls", data=json.dumps(before).encode(),
+                                      headers={"content-type": "application/json"},
+                                      method="POST")
+        urllib.request.urlopen(back, timeout=5).read()
+    assert len(played) > 20
+    steps: dict[int, list[dict]] = {}
+    for call in played:
+        steps.setdefault(call["at"], []).append(call)
+    for calls in steps.values():
+        voices = [c["v"] for c in calls]
+        assert len({outputs[v] for v in voices}) == len(voices), calls  # one per output
+        hits, vel = calls[0]["hits"], calls[0]["vel"]
+        for v in voices:
+            rivals = [w for w in range(9) if hits[w] and outputs[w] == outputs[v]]
+            assert vel[v] == max(vel[w] for w in rivals), calls  # the louder, as the player
+    assert {c["v"] for c in played} >= {0, 1, 2}  # kick, snare, closed hat at least
+
+
 def test_a_preset_saved_and_recalled(page, served):
     url = served[0]
     follow = page.get_by_role("slider", name="FOLLOW")

@@ -51,6 +51,19 @@ def test_commands_and_results_cross(remote):
     assert (link.latest.groove == engine.groove).all()
 
 
+def test_the_state_after_an_answer_shows_the_command(remote):
+    """Each answer crosses after the snapshot that shows its command (the link publishes before
+    it answers, the relay sends that snapshot first): whoever reads the state once a request
+    is answered sees it, however fast the commands come."""
+    engine, _, link, _ = remote
+    for i in range(20):
+        value = round(0.1 + 0.04 * i, 2)
+        assert link.submit("control", "follow", value).result(2.0) == value
+        assert link.latest.controls["follow"] == value
+        assert link.submit("press", "mute_kick").result(2.0) is (i % 2 == 0)
+        assert link.latest.mutes["kick"] is (i % 2 == 0)
+
+
 def test_presets_travel_only_when_they_change(remote):
     engine, _, link, _ = remote
     link.submit("save", 4).result(2.0)

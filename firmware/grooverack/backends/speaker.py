@@ -21,8 +21,12 @@ only when the stream's time and the kit's drift apart by more than REALIGN_S (`r
 Every hit keeps its micro-timing; what arrives too late for its frame plays at the start of the
 block being made (`late`).
 
-A missing device, or one that goes away (the JACK server stops, the card is unplugged) is one
-warning; the module plays on, silently. Nothing here is ever waited for by the caller.
+A missing device at start is one warning; the module plays on, silently. A device that goes
+away while it plays (the JACK server stops, the card is unplugged) is one warning too; the
+module plays on, and the watch thread opens the device again once a second (PortAudio's device
+list read again, a new copy of it after a dead JACK server's) until it is back: one line says so
+and the sound goes on in time with the outputs (the stream's delay measured again; what was
+pushed while it was away is dropped). Nothing here is ever waited for by the caller.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,10 +55,11 @@ REALIGN_S = 0.005  # the kit's frames are set from the stream's time when they d
 WATCH_S = 0.2  # how often the watch thread looks at the stream
 STALLED_S = 2.0  # a started stream without a callback this long has gone away
 STOP_S = 1.0  # a stop/close that takes longer is left behind (its server is gone)
+REOPEN_S = 1.0  # a device that went away is looked for this often
 
 
 class Speaker:
-    def __init__(self, voices: Mapping[int, str], *, rate: int = 48000,
+    def __init__(self, voices: Mapping[int, str | Sequence[str]], *, rate: int = 48000,
                  velocity_volts: float = 8.0, device: str = "", delay_ms: float = 0.0,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.voices = dict(voices)
@@ -63,7 +68,7 @@ class Speaker:
         self.device = device
         self.extra_delay = float(delay_ms) / 1000.0
         self.clock = clock
-        self.queue: deque[tuple[float, int, str, float]] = deque()
+        self.queue: deque[tuple[float, int, str, float, int | None]] = deque()
         self.t0: float | None = None  # patch time 0 on `clock`
         self.kit: Kit | None = None
         self.stream: Any = None
@@ -78,7 +83,7 @@ class Speaker:
         self.render_s = 0.0  # time spent rendering (CPU of the callback, roughly)
         self.last_callback = 0.0
         self.gone: str | None = None  # why the sound stopped, once it has
-        self._heap: list[tuple[int, int, int, str, float]] = []
+        self._heap: list[tuple[int, int, int, str, float, int | None]] = []
         self._order = 0
         self._offset: float | None = None  # clock - stream time (smallest of the recent ones)
         self._offsets: deque[float] = deque(maxlen=OFFSET_WINDOW)
@@ -90,16 +95,20 @@ class Speaker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._started = 0.0
+        self.losses = 0  # times the device went away while playing
+        self.reopens = 0  # times it came back
 
     # --- the real-time side: never blocks
-    def push(self, t: float, output: int, kind: str, volts: float) -> None:
-        """An output write at patch time `t` (called from the real-time loop)."""
+    def push(self, t: float, output: int, kind: str, volts: float,
+             voice: int | None = None) -> None:
+        """An output write at patch time `t` (called from the real-time loop); `voice`: the
+        model voice behind it (which voice a jack of several strikes)."""
         if self.gone is not None:
             return
         if len(self.queue) >= QUEUE:
             self.dropped += 1
             return
-        self.queue.append((t, output, kind, volts))
+        self.queue.append((t, output, kind, volts, voice))
 
     # --- lifecycle (the main thread)
     def start(self) -> bool:
@@ -231,25 +240,60 @@ class Speaker:
             kit.frame = want
         heap, queue = self._heap, self.queue
         while queue:
-            t, output, kind, volts = queue.popleft()
+            t, output, kind, volts, voice = queue.popleft()
             self._order += 1
-            heapq.heappush(heap, (int(round(t * self.rate)), self._order, output, kind, volts))
+            heapq.heappush(heap, (int(round(t * self.rate)), self._order, output, kind, volts,
+                                  voice))
         stop = kit.frame + frames
         while heap and heap[0][0] < stop:
-            frame, _, output, kind, volts = heapq.heappop(heap)
-            kit.cv(frame, output, kind, volts)
+            frame, _, output, kind, volts, voice = heapq.heappop(heap)
+            kit.cv(frame, output, kind, volts, voice)
         outdata[:] = kit.render(frames)
         self.late = kit.late
         self.rendered += frames
 
-    # --- the watch thread: one warning when the stream goes away
+    # --- the watch thread: one warning when the stream goes away, the device opened again
     def _watch_loop(self) -> None:
         while not self._stop.wait(WATCH_S):
             why = self._why_gone()
-            if why is not None:
-                self._give_up(f"the sound stopped ({why}); the module plays on without it")
-                self._drop()
+            if why is None:
+                continue
+            self._give_up(f"the sound stopped ({why}); the module plays on without it, and "
+                          "the sound comes back with the device")
+            self._drop()
+            if why == "callback failed":  # a bug here, not the device: it would fail again
                 return
+            self.losses += 1
+            while not self._stop.wait(REOPEN_S):
+                if self._reopen():
+                    break
+
+    def _reopen(self) -> bool:
+        """The device opened again (the watch thread, once a second while it is away)."""
+        from grooverack.backends.es9 import portaudio
+
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()  # (a dead server's client is only dropped)
+        try:
+            portaudio.refresh_devices()  # the devices now there (a new PortAudio after JACK's)
+            self._lost = None
+            self._open()
+        except Exception as exc:  # not back yet
+            log.debug("audio: the device is not back yet: %s", exc)
+            stream, self.stream = self.stream, None
+            if stream is not None:
+                portaudio.abandon(stream)
+            return False
+        # what was pushed while it was away is not played late, all at once
+        self.queue.clear()
+        self._heap.clear()
+        self._offsets.clear()
+        self._aligned, self.delay = False, None  # the new stream's delay, measured again
+        self.reopens += 1
+        self.gone = None
+        log.warning("audio: the sound is back (%r)", self.device_name)
+        return True
 
     def _why_gone(self) -> str | None:
         if self.gone is not None:
@@ -314,12 +358,13 @@ class Speaker:
         return (f"audio: {self.kit.hits if self.kit else 0} hits, {seconds:.1f} s rendered "
                 f"({cpu:.1f} % of it in the callback), {self.late} late, {self.dropped} "
                 f"dropped, {self.realigned} realigned"
+                + (f", device lost {self.losses}x, back {self.reopens}x" if self.losses else "")
                 + (f"; {self.gone}" if self.gone else ""))
 
 
 # --- the speaker in a process of its own: no GIL shared with the real-time loop
 
-RECORD = struct.Struct("<dIBxxxd")  # time, output, kind code, volts: 24 bytes, one write each
+RECORD = struct.Struct("<dIBbxxd")  # time, output, kind code, voice (-1: none), volts: 24 bytes
 KINDS = ("velocity", "trigger", "accent", "clock", "reset")
 BEGIN, STOP = 254, 255  # control records: t0 (in the time field), stop (as EOF does)
 
@@ -330,10 +375,11 @@ class SpeakerProcess:
     waits; a full pipe drops the write and counts it), and the child's audio callback renders,
     holding no lock the loop could wait for. The same methods as `Speaker`."""
 
-    def __init__(self, voices: Mapping[int, str], *, rate: int = 48000,
+    def __init__(self, voices: Mapping[int, str | Sequence[str]], *, rate: int = 48000,
                  velocity_volts: float = 8.0, device: str = "", delay_ms: float = 0.0,
                  clock: Callable[[], float] = time.perf_counter) -> None:
-        self.args = {"voices": {str(k): v for k, v in voices.items()}, "rate": int(rate),
+        self.args = {"voices": {str(k): v if isinstance(v, str) else list(v)
+                                for k, v in voices.items()}, "rate": int(rate),
                      "velocity_volts": float(velocity_volts), "device": device,
                      "delay_ms": float(delay_ms)}
         self.clock = clock
@@ -372,12 +418,14 @@ class SpeakerProcess:
     def begin(self, t0: float) -> None:
         self.t0 = t0
         if self.gone is None and self.proc is not None:
-            self._send(RECORD.pack(t0, 0, BEGIN, 0.0))
+            self._send(RECORD.pack(t0, 0, BEGIN, -1, 0.0))
 
-    def push(self, t: float, output: int, kind: str, volts: float) -> None:
+    def push(self, t: float, output: int, kind: str, volts: float,
+             voice: int | None = None) -> None:
         """An output write at patch time `t` (called from the real-time loop): never blocks."""
         if self.gone is None and self.proc is not None:
             self._send(RECORD.pack(t, output, KINDS.index(kind) if kind in KINDS else 0xFD,
+                                   voice if voice is not None and 0 <= voice < 128 else -1,
                                    volts))
 
     def _send(self, record: bytes) -> None:
@@ -473,13 +521,13 @@ def _child(argv: list[str]) -> int:
         buffered += chunk
         whole = len(buffered) - len(buffered) % RECORD.size
         stop = False
-        for t, output, code, volts in RECORD.iter_unpack(buffered[:whole]):
+        for t, output, code, voice, volts in RECORD.iter_unpack(buffered[:whole]):
             if code == BEGIN:
                 speaker.begin(t)
             elif code == STOP:
                 stop = True
             elif code < len(KINDS):
-                speaker.push(t, output, KINDS[code], volts)
+                speaker.push(t, output, KINDS[code], volts, voice if voice >= 0 else None)
         buffered = buffered[whole:]
         if stop:
             break

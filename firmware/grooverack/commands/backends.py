@@ -1,5 +1,5 @@
-"""The one registry of back ends, by board kind: what `run`, `calibrate` and `doctor` (and any
-command that plays a board) call for a board. Modules are named, not imported: a command loads
+"""The one registry of back ends, by board kind: what `run`, `web`, `calibrate` and `doctor` (and
+any command that plays a board) call for a board. Modules are named, not imported: a command loads
 only the back end of the board it was given, so a missing extra stops only that board.
 """
 
@@ -15,8 +15,9 @@ from grooverack.errors import BoardError
 
 @dataclass(frozen=True)
 class BackendEntry:
-    """One kind of board: `run` ("module:function", `(board, settings, args) -> int`, the
-    real-time run in `runtime.serve.serve`), `rig` (`(board, settings) -> Rig` for `calibrate`,
+    """One kind of board: `run` ("module:function", `(board, settings, args, hook=None) -> int`,
+    the real-time run in `runtime.serve.serve`; `hook`, a `runtime.hooks.LoopHook` such as
+    `grooverack web`'s link to its page, is called between the loop's passes), `rig` (`(board, settings) -> Rig` for `calibrate`,
     or None: nothing to calibrate), `doctor` (`(board, settings, args) -> list[Check]`, or None)."""
 
     kind: str

@@ -20,7 +20,6 @@ from grooverack.commands.common import (
 from grooverack.config import make_settings
 from grooverack.errors import ModelError, SourceError
 from grooverack.runtime.serve import process_signals
-from grooverack.sim.wallclock import run_sim
 
 MAX_DURATION_S = 86_400.0  # a day: the sim board keeps every output write in memory
 
@@ -65,19 +64,18 @@ def run(args: argparse.Namespace) -> int:
     settings = make_settings(args)
     name = args.board or settings["board"]
     with process_signals():  # a stop signal during start-up ends it cleanly, exit 0
-        if name == "sim":
-            try:
-                return run_sim(args, settings, launched)
-            except (SourceError, ModelError) as exc:
-                print(f"grooverack run: {exc}", file=sys.stderr)
-                return 2
         board: Any = load_board(name)
-        entry = backend_for(board)
+        entry = backend_for(board)  # the one registry: sim, Pi, ES-9, MIDI (as `web` runs them)
         try:
             run_board = entry.load("run")
         except ImportError as exc:
             print(f"grooverack run: board {board.name} ({board.kind}): back end {entry.run} not "
                   f"available ({exc})", file=sys.stderr)
             return 2
+        args.board = name  # the board given, or the configured one (a sim board by its file)
         args.launched = launched  # (the sim board's "ready in" line)
-        return int(run_board(board, settings, args) or 0)
+        try:
+            return int(run_board(board, settings, args) or 0)
+        except (SourceError, ModelError) as exc:
+            print(f"grooverack run: {exc}", file=sys.stderr)
+            return 2

@@ -1,9 +1,10 @@
-"""`grooverack web`: the module on a board (default: the virtual patch on the wall clock, as
-`grooverack run --board sim`) with its page and HTTP API (docs/web.md).
+"""`grooverack web`: the module on any board (default: the virtual patch on the wall clock, as
+`grooverack run --board sim`; a Pi panel, an ES-9, MIDI) with its page and HTTP API (docs/web.md).
 
-The module's loop runs on the main thread exactly as `run` runs it; the web server (uvicorn) runs
-in a process of its own (`web.page`) and reaches the engine only through `web.relay.Relay` and
-the `web.link.EngineLink` the loop drains between its passes. Listening beyond 127.0.0.1 needs the
+The module runs exactly as `run` runs it, through the same back-end registry
+(`commands.backends`); the web server (uvicorn) runs in a process of its own (`web.page`) and
+reaches the engine only through `web.relay.Relay` and the `web.link.EngineLink` the back end's
+loop thread drains between its passes (a bounded inbox; a command wakes that thread). Listening beyond 127.0.0.1 needs the
 pairing token printed at start.
 """
 
@@ -18,10 +19,10 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from grooverack import storage
 from grooverack.boards.board import load_board
+from grooverack.commands.backends import backend_for
 from grooverack.commands.common import (
     add_common,
     add_patch_arguments,
@@ -40,8 +41,8 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser)
     parser.add_argument("--board", metavar="NAME",
-                        help="sim (the virtual patch on the wall clock, the default), a Pi board "
-                             "in hw/boards/ or a TOML path")
+                        help="sim (the virtual patch on the wall clock, the default), any board "
+                             "in hw/boards/ (Pi, es9, midi) or a TOML path")
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help=f"address to listen on (default {DEFAULT_HOST}: this machine only; "
                              "0.0.0.0 = the local network, with a pairing token)")
@@ -62,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rt", action="store_true",
                         help="SCHED_FIFO for the module's loop and writer (the web server stays "
                              "at normal priority), when permitted")
+    parser.add_argument("--audio", nargs="?", const="", default=None, metavar="DEVICE",
+                        help="board sim: also play the drum voices through the sound card, as "
+                             "`grooverack run --audio` (DEVICE: part of an output device's name)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="play from the defaults: the saved performance state is neither "
+                             "restored nor overwritten")
 
 
 def loopback(host: str) -> bool:
@@ -124,9 +131,13 @@ def run(args: argparse.Namespace) -> int:
     settings = make_settings(args)
     name = args.board or settings["board"]
     board = load_board(name)
-    if board.kind not in ("sim", "pi"):
-        raise ConfigError(f"--board {name}: the page serves boards of kind sim and pi; "
-                          f"{board.name} is kind {board.kind!r} (run it with grooverack run)")
+    entry = backend_for(board)  # an unknown kind is refused before anything starts
+    try:
+        run_board = entry.load("run")
+    except ImportError as exc:
+        print(f"grooverack web: board {board.name} ({board.kind}): back end {entry.run} not "
+              f"available ({exc})", file=sys.stderr)
+        return 2
     token = args.token or (None if loopback(args.host) and not args.token_file
                            else kept_token(args.token_file))
     port = free_port(args.host, args.port)
@@ -150,11 +161,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"grooverack web: pairing token {token} (asked for by every request from the "
               "network)", file=sys.stderr, flush=True)
     # the run's own arguments, as `grooverack run` has them
-    for key, default in (("direct", False), ("out", None)):
+    for key, default in (("direct", False), ("out", None), ("audio", None)):
         if not hasattr(args, key):
             setattr(args, key, default)
+    args.board = args.board or board.name
+    args.launched = launched  # (the sim board's "ready in" line)
     try:
-        return serve(args, settings, board, launched, link)
+        return int(run_board(board, settings, args, hook=link) or 0)
     except (SourceError, ModelError) as exc:
         print(f"grooverack web: {exc}", file=sys.stderr)
         return 2
@@ -166,14 +179,3 @@ def run(args: argparse.Namespace) -> int:
             page.terminate()
             page.join(1.0)
 
-
-def serve(args: argparse.Namespace, settings: Any, board: Any, launched: float, link: Any
-          ) -> int:
-    if board.kind == "sim":
-        from grooverack.sim.wallclock import run_sim
-
-        args.board = board.name
-        return run_sim(args, settings, launched, hook=link)
-    from grooverack.backends.panel.loop import run_backend
-
-    return int(run_backend(board, settings, args, hook=link) or 0)

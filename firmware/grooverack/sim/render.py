@@ -340,12 +340,15 @@ def lane_labels(settings: Settings, outputs: int) -> dict[int, str]:
 # ---------------------------------------------------------------------------------------------
 # drums.wav
 
-def drums_audio(rows: Sequence[OutputRow], *, rate: int, voices: Mapping[int, str],
-                velocity_volts: float, duration: float) -> np.ndarray:
-    """The drum voices patched to the outputs, played by `rows` (outputs.csv's writes):
-    float32 [frames, 2], `duration` and the last hits' ring (`drums.kit.render_events`)."""
+def drums_audio(rows: Sequence[OutputRow], *, rate: int,
+                voices: Mapping[int, str | Sequence[str]], velocity_volts: float,
+                duration: float) -> np.ndarray:
+    """The drum voices patched to the outputs, played by `rows` (outputs.csv's writes, each
+    with the voice behind it: a jack of several voices strikes that one): float32
+    [frames, 2], `duration` and the last hits' ring (`drums.kit.render_events`)."""
     kit = Kit(rate, voices, velocity_volts=velocity_volts)
-    return render_events(kit, ((r.time, r.output, r.kind, r.volts) for r in rows), duration)
+    return render_events(kit, ((r.time, r.output, r.kind, r.volts, r.voice) for r in rows),
+                         duration)
 
 
 def wav_bytes(audio: np.ndarray, rate: int) -> bytes:
@@ -362,7 +365,8 @@ def wav_bytes(audio: np.ndarray, rate: int) -> bytes:
 def write_render(out_dir: str | Path, *, rows: Sequence[OutputRow], hits: Sequence[Hit],
                  notes: Sequence[PatchNote], bpm: float, duration: float,
                  lanes: Mapping[int, str], output_note: Mapping[int, int], title: str,
-                 wav: tuple[int, Mapping[int, str], float] | None = None) -> dict[str, Path]:
+                 wav: tuple[int, Mapping[int, str | Sequence[str]], float] | None = None
+                 ) -> dict[str, Path]:
     """Write the render files into `out_dir`; returns their paths by name. `wav` = (sample
     rate, output -> voice, velocity volts of full level) adds drums.wav."""
     out = Path(out_dir)

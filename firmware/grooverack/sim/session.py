@@ -30,7 +30,7 @@ from grooverack.backends.panel.simboard import patch_board
 from grooverack.boards.board import load_board
 from grooverack.config import CONTROLS, SCHEMA, Settings, make_settings
 from grooverack.controls import SchmittGate
-from grooverack.drums.kit import output_voices
+from grooverack.drums.kit import output_voice_sets
 from grooverack.engine.engine import Engine
 from grooverack.engine.seam import EngineSeam
 from grooverack.errors import SourceError
@@ -258,10 +258,11 @@ def played_by(engine: Engine, settings: Settings) -> str:
     return model
 
 
-def drum_voices(settings: Settings) -> dict[int, str]:
-    """Output -> the drum voice patched to it, from the voice map (`drums.kit.output_voices`)."""
-    return output_voices({name: settings[f"map.{name}"] for name in VOICE_NAMES},
-                         int(settings["outputs.count"]))
+def drum_voices(settings: Settings) -> dict[int, tuple[str, ...]]:
+    """Output -> the drum voices patched to it, from the voice map
+    (`drums.kit.output_voice_sets`: crash and ride share jack 8 with 8 outputs)."""
+    return output_voice_sets({name: settings[f"map.{name}"] for name in VOICE_NAMES},
+                             int(settings["outputs.count"]))
 
 
 def write_files(out_dir: Path, patch: VirtualPatch, recorder: OutputRecorder,

@@ -112,7 +112,8 @@ class RecordingWriter(OutputRecorder):
 
     def __init__(self, t0: float | None = None, spin: float = SPIN_S,
                  priority: int | None = None,
-                 listener: Callable[[float, int, str, float], None] | None = None) -> None:
+                 listener: Callable[[float, int, str, float, int | None], None] | None = None
+                 ) -> None:
         super().__init__()
         self.timing: list[tuple[float, float]] = []
         # `--audio`: each write is also pushed, when it is handed to the scheduler (up to
@@ -137,7 +138,7 @@ class RecordingWriter(OutputRecorder):
         row = OutputRow(float(time), int(output), str(kind), float(volts), voice)
         self.scheduler.schedule(row.time, row)
         if self.listener is not None:
-            self.listener(row.time, row.output, row.kind, row.volts)
+            self.listener(row.time, row.output, row.kind, row.volts, row.voice)
 
     def _emit(self, row: OutputRow, due: float, actual: float) -> None:
         self.rows.append(row)
@@ -256,7 +257,10 @@ class WallClockSim:
                 # sleep to just before it, then spin (a plain sleep overshoots ~0.1-0.5 ms)
                 pause = t0 + pending[0] - SPIN_S - _clock()
                 if pause > 0:
-                    time.sleep(pause)
+                    if hook is None:
+                        time.sleep(pause)
+                    elif hook.sleep(pause):
+                        continue  # a command came in: the next pass applies it
                 while _clock() - t0 < pending[0]:
                     pass
                 continue
@@ -358,9 +362,10 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float,
     return status
 
 
-def run_board(board: Any, settings: Settings, args: argparse.Namespace) -> int:
+def run_board(board: Any, settings: Settings, args: argparse.Namespace,
+              hook: LoopHook | None = None) -> int:
     """A board file of kind "sim" (`commands.backends` registry): as `--board sim`."""
-    return run_sim(args, settings, getattr(args, "launched", time.perf_counter()))
+    return run_sim(args, settings, getattr(args, "launched", time.perf_counter()), hook=hook)
 
 
 def open_speaker(args: argparse.Namespace, settings: Settings) -> Any:

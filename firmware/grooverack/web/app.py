@@ -3,7 +3,10 @@
 Routes (docs/web.md has the full reference):
 - `GET /` the page, `GET /static/...` its files (shipped in the package, no CDN);
 - `GET /api/state` the state (`web.snapshot`), `GET /api/board` the panel and the control ranges,
-  `WS /api/ws` the state pushed as it changes;
+  `WS /api/ws` the state pushed as it changes; the page also sends its controls there
+  (`{"id": n, "controls": {...}}`, answered `{"ack": n, "applied": {...}}` or `{"ack": n,
+  "error": ..., "field": ...}`), the same checks as `POST /api/controls` without an HTTP
+  request per move;
 - `POST /api/controls` `{"follow": 0.3, ...}`, `POST /api/press` `{"button": "randomize_a"}`,
   `POST /api/fill` `{"high": true}`;
 - presets: `GET /api/presets`, `POST /api/presets/{slot}/save|recall|rename`,
@@ -50,7 +53,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 log = logging.getLogger(__name__)
 
 REPLY_S = 2.0            # the longest a request waits for the engine's thread
-PUSH_S = 0.05            # the websocket looks for a new snapshot this often
+PUSH_S = 0.01            # the websocket looks for a new snapshot this often (the relay sends
+#                          one at most every relay.PUSH_S, and at once after a command)
 BODY_MAX = library.BACKUP_MAX_BYTES
 TOKEN_COOKIE = "grooverack_token"
 TOKEN_HEADER = "x-grooverack-token"
@@ -155,6 +159,11 @@ class WebApp:
         self.names = library.PresetNames(self.store)
         self.json = StateJson()
         self.board_json = board_description(board)
+        # the output each voice plays on (0: none), as the player maps them: the page's sound
+        # plays what the jacks play (one voice per output and step, the louder; none unpatched)
+        count = int(settings["outputs.count"])
+        self.board_json["voice_outputs"] = [
+            out if 0 < (out := int(settings[f"map.{v}"])) <= count else 0 for v in VOICE_NAMES]
         self._runner: Any = None
 
     # --- helpers -------------------------------------------------------------------------------------
@@ -211,26 +220,34 @@ class WebApp:
 
     async def controls(self, request: Request) -> Response:
         body = await self.body_json(request)
+        try:
+            applied = await self.set_controls(body)
+        except ControlRefused as exc:
+            return refuse(exc.field, str(exc), exc.allowed)
+        return JSONResponse({"applied": applied})
+
+    async def set_controls(self, body: Any) -> dict[str, Any]:
+        """Control -> value, each checked (`ControlRefused` naming the first bad one), then all
+        in the inbox at once (one loop pass applies them together); the values applied."""
         if not isinstance(body, dict) or not body:
-            raise Refused("body", "expected a JSON object of control -> value, e.g. "
-                                  '{"follow": 0.3}')
+            raise ControlRefused("body", "expected a JSON object of control -> value, e.g. "
+                                         '{"follow": 0.3}')
         checked: dict[str, Any] = {}
         snap = self.snapshot()
         for name, value in body.items():
             if name not in SETTABLE:
-                return refuse(str(name), f"unknown control {name!r}",
-                              "one of " + ", ".join(SETTABLE))
+                raise ControlRefused(str(name), f"unknown control {name!r}",
+                                     "one of " + ", ".join(SETTABLE))
             if name == "genre" and snap is not None and value not in snap.styles:
-                return refuse(name, f"style {value!r} is not offered by this model",
-                              "one of " + ", ".join(snap.styles))
+                raise ControlRefused(name, f"style {value!r} is not offered by this model",
+                                     "one of " + ", ".join(snap.styles))
             try:
                 checked[name] = SCHEMA[name].validate(value, "the request")
             except ConfigError as exc:
-                return refuse(name, str(exc), SCHEMA[name].allowed())
-        # all in the inbox at once: one loop pass applies them together
+                raise ControlRefused(name, str(exc), SCHEMA[name].allowed()) from None
         results = await asyncio.gather(*(self.ask("control", name, value)
                                          for name, value in checked.items()))
-        return JSONResponse({"applied": dict(zip(checked, results, strict=True))})
+        return dict(zip(checked, results, strict=True))
 
     async def press(self, request: Request) -> Response:
         body = await self.body_json(request)
@@ -374,21 +391,76 @@ class WebApp:
             await websocket.close(code=1008)
             return
         await websocket.accept()
+        lock = asyncio.Lock()  # one message at a time on the socket
+        receiver = asyncio.create_task(self._receive(websocket, lock))
         seen = -1
         try:
-            while True:
+            while not receiver.done():
                 snap = self.snapshot()
                 if snap is not None and snap.serial != seen:
                     seen = snap.serial
-                    await websocket.send_text(self.state_text())
+                    text = self.state_text()
+                    async with lock:
+                        await websocket.send_text(text)
                 await asyncio.sleep(PUSH_S)
         except (WebSocketDisconnect, RuntimeError):
             return
+        finally:
+            receiver.cancel()
+
+    async def _receive(self, websocket: WebSocket, lock: asyncio.Lock) -> None:
+        """The page's controls over the socket: each message answered with its `ack`."""
+        tasks: set[asyncio.Task[None]] = set()  # kept until done (the loop holds them weakly)
+        try:
+            while True:
+                message = await websocket.receive_text()
+                task = asyncio.create_task(self._ws_controls(websocket, lock, message))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        except (WebSocketDisconnect, RuntimeError):
+            return
+
+    async def _ws_controls(self, websocket: WebSocket, lock: asyncio.Lock, text: str) -> None:
+        answer: dict[str, Any]
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError as exc:
+            message, answer = {}, {"error": f"not JSON ({exc})", "field": "message"}
+        else:
+            answer = {}
+        ident = message.get("id") if isinstance(message, dict) else None
+        if not answer:
+            try:
+                if not isinstance(message, dict) or "controls" not in message:
+                    raise ControlRefused("message", "expected {\"id\": n, \"controls\": "
+                                                    "{\"follow\": 0.3}}")
+                answer = {"applied": await self.set_controls(message["controls"])}
+            except ControlRefused as exc:
+                answer = {"error": str(exc), "field": exc.field, "allowed": exc.allowed}
+            except Busy as exc:
+                answer = {"error": str(exc), "field": "module"}
+            except TimeoutError:
+                answer = {"error": "the module did not answer in time", "field": "module"}
+            except (ValueError, ConfigError) as exc:
+                answer = {"error": str(exc), "field": "request"}
+        try:
+            async with lock:
+                await websocket.send_text(json.dumps({"ack": ident, **answer}))
+        except (WebSocketDisconnect, RuntimeError):
+            pass
 
     def _ws_paired(self, websocket: WebSocket) -> bool:
         assert self.token is not None
         given = websocket.cookies.get(TOKEN_COOKIE) or websocket.query_params.get("token") or ""
         return hmac.compare_digest(given, self.token)
+
+
+class ControlRefused(Refused):
+    """A control the request may not set (or a value out of its range), with what is allowed."""
+
+    def __init__(self, field: str, message: str, allowed: str = "") -> None:
+        super().__init__(field, message)
+        self.allowed = allowed
 
 
 def errors(handler: Callable[[Request], Awaitable[Response]]

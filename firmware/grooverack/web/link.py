@@ -150,42 +150,52 @@ class EngineLink:
         # control-latency benchmark, the last few only
         self.applied: list[tuple[str, float, float]] = []
         self._nudge = threading.Event()  # set by submit: the loop's idle wait ends
+        self._wake: Callable[[], None] | None = None  # the loop's own wake-up, when it has one
 
     # --- the engine's side (loop thread) ---------------------------------------------------------
-    def attach(self, engine: EngineSeam, faults: FaultReader | None = None) -> None:
+    def attach(self, engine: EngineSeam, faults: FaultReader | None = None,
+               wake: Callable[[], None] | None = None) -> None:
         self.engine = engine  # type: ignore[assignment]  # an Engine: PlayingEngine's members
         self.faults = faults
+        self._wake = wake
         self.publish()
 
     def between(self, now: float) -> None:
-        """Apply waiting commands, publish a snapshot now and then. Never blocks."""
-        changed = False
+        """Apply waiting commands, publish a snapshot now and then (at once after a command).
+        Never blocks. A command's answer is given only after the snapshot that shows it is
+        published, so whoever reads the state after the answer sees the command's effect."""
+        done: list[tuple[Command, Any, BaseException | None]] = []
         for _ in range(DRAIN_PER_PASS):
             try:
                 command = self.inbox.get_nowait()
             except queue.Empty:
                 break
-            self._apply(command, now)
-            changed = True
-        if changed or time.monotonic() - self._published_at >= PUBLISH_S:
+            done.append(self._apply(command, now))
+        if done or time.monotonic() - self._published_at >= PUBLISH_S:
             self.publish()
+        for command, result, exc in done:
+            if exc is not None:
+                command.done.set_exception(exc)
+            else:
+                command.done.set_result(result)
 
-    def sleep(self, seconds: float) -> None:
-        """The loop's idle wait: up to `seconds`, less when a command came in."""
-        self._nudge.wait(seconds)
+    def sleep(self, seconds: float) -> bool:
+        """The loop's idle wait: up to `seconds`, less when a command came in (True)."""
+        woken = self._nudge.wait(seconds)
         self._nudge.clear()
+        return woken
 
-    def _apply(self, command: Command, now: float) -> None:
+    def _apply(self, command: Command, now: float
+               ) -> tuple[Command, Any, BaseException | None]:
         engine = self.engine
         assert engine is not None
         try:
             result = APPLY[command.kind](engine, now, *command.args)
         except Exception as exc:  # said to the web side, never raised into the loop
-            command.done.set_exception(exc)
-            return
+            return command, None, exc
         applied = time.monotonic()
         self.applied = [*self.applied[-255:], (command.kind, command.made, applied)]
-        command.done.set_result(result)
+        return command, result, None
 
     def publish(self) -> None:
         """Swap in what plays now: references and scalars only (about 10 us); the controls,
@@ -247,6 +257,9 @@ class EngineLink:
         except queue.Full:
             raise Busy(f"the module has {self.inbox.maxsize} requests waiting; try again") from None
         self._nudge.set()
+        wake = self._wake
+        if wake is not None:
+            wake()
         return command.done
 
 

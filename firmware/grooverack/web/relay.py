@@ -95,12 +95,16 @@ class Relay:
                 if self.conn in ready:
                     while self.conn.poll():
                         self._command(self.conn.recv())
-                self._answer()
+                answered = [n for n, f in self._pending.items() if f.done()]
                 snap = self.link.latest
                 now = time.monotonic()
-                if snap is not None and snap.serial != seen and now - sent_at >= PUSH_S:
+                # a command done: the snapshot that shows it goes first (the link published it
+                # before answering), so the page's state is never older than an answer it gave
+                if snap is not None and snap.serial != seen and (answered
+                                                                 or now - sent_at >= PUSH_S):
                     seen, sent_at = snap.serial, now
                     self._send_snapshot(snap)
+                self._answer(answered)
         except (EOFError, OSError):  # the page's process ended: the module plays on
             log.info("web page process ended")
 
@@ -114,11 +118,9 @@ class Relay:
         self._pending[number] = future
         future.add_done_callback(self._wake)
 
-    def _answer(self) -> None:
-        for number, future in list(self._pending.items()):
-            if not future.done():
-                continue
-            del self._pending[number]
+    def _answer(self, numbers: list[int]) -> None:
+        for number in numbers:
+            future = self._pending.pop(number)
             exc = future.exception()
             self.conn.send(("done", number, exc is None,
                             future.result() if exc is None else _error(exc)))

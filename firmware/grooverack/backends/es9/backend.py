@@ -31,6 +31,7 @@ from grooverack.config import Settings
 from grooverack.engine.player import OutputEvent
 from grooverack.engine.seam import EngineSeam
 from grooverack.errors import ConfigError
+from grooverack.runtime.hooks import LoopHook
 from grooverack.runtime.priority import realtime, short_gil_slices
 from grooverack.runtime.serve import Lifecycle, serve
 from grooverack.state import state_dir
@@ -66,6 +67,9 @@ class ES9Backend:
         self._mirror_at = -math.inf  # due time of the last event mirrored as MIDI
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # a companion (the web page's link) called between the engine thread's passes; a
+        # command it queues wakes the thread at once (`stream.wake`), not at the next block
+        self.hook: LoopHook | None = None
 
     # what happened, for `run` output, tests and benchmarks
     @property
@@ -140,7 +144,7 @@ class ES9Backend:
 
     # --- the engine thread
     def _engine_loop(self, heartbeat: Callable[[], Any] | None = None) -> None:
-        eng, stream, inputs = self.engine, self.stream, self.inputs
+        eng, stream, inputs, hook = self.engine, self.stream, self.inputs, self.hook
         stream.mono_offset = math.inf
         self._mirror_at = -math.inf
         while not self._stop.is_set():
@@ -167,6 +171,14 @@ class ES9Backend:
                 events = eng.advance(now + stream.reaction_frames / 2 / self.sr)
                 if events:
                     self.schedule(events)
+            if hook is not None:  # after this pass's levels are queued: never delays them
+                hook.between(inputs.processed / self.sr)
+
+    def faults(self) -> dict[str, int]:
+        """What the page shows of the stream's health (read from the companion's thread)."""
+        s = self.stream
+        return {"xruns": s.xruns, "late_events": self.levels.late_events,
+                "stream_losses": s.losses, "stream_reopens": s.reopens}
 
     # --- lifecycle
     def start(self, heartbeat: Callable[[], Any] | None = None) -> None:
@@ -246,7 +258,8 @@ class ServedES9:
     """The ES-9 back end (and its MIDI mirror) as `runtime.serve.Backend`: the stream and the
     engine thread play, the main thread waits (`Lifecycle.wait`) and looks after them."""
 
-    def __init__(self, engine: EngineSeam, settings: Settings, board: Any, args: Any) -> None:
+    def __init__(self, engine: EngineSeam, settings: Settings, board: Any, args: Any,
+                 hook: LoopHook | None = None) -> None:
         es9 = self.es9 = parse_board(board, settings)
         # a calibration file written by `grooverack calibrate --board es9` overrides the board's
         # [es9.calibration]
@@ -262,6 +275,7 @@ class ServedES9:
                 self.mirror.start()
             self.backend = ES9Backend(engine, settings, es9, calibration=measured,
                                       midi_output=self.mirror.output if self.mirror else None)
+            self.backend.hook = hook
         except BaseException:
             self.outputs_to_zero()
             raise
@@ -269,6 +283,8 @@ class ServedES9:
     def start(self, beat: Callable[[], None]) -> str:
         backend = self.backend
         assert backend is not None
+        if backend.hook is not None:  # (the state is restored by now)
+            backend.hook.attach(backend.engine, backend.faults, wake=backend.stream.wake.set)
         backend.start(heartbeat=beat)
         if getattr(self.args, "rt", False):
             backend.realtime(self.mirror)
@@ -309,10 +325,12 @@ class ServedES9:
               file=sys.stderr)
 
 
-def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
+def run_backend(board: Any, settings: Settings, args: Any = None,
+                hook: LoopHook | None = None) -> int:
     """`grooverack run --board es9` (any board of kind "es9"; a [midi] table adds MIDI out) in
     `runtime.serve.serve`: state restored before it plays, READY + the watchdog (the engine
     thread beats), and on a stop signal, an error or the end of `--duration`: every output
     channel at its 0 V sample (rendered before the stream stops), the MIDI mirror's notes off
-    and MIDI Stop, then the state saved; exit status 0."""
-    return serve(settings, lambda engine: ServedES9(engine, settings, board, args))
+    and MIDI Stop, then the state saved; exit status 0. `hook` (`grooverack web`'s link) is
+    called on the engine thread between its passes."""
+    return serve(settings, lambda engine: ServedES9(engine, settings, board, args, hook))

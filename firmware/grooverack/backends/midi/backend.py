@@ -31,6 +31,7 @@ from grooverack.boards.midi import midi_options
 from grooverack.config import Settings
 from grooverack.engine.player import OutputEvent
 from grooverack.engine.seam import EngineSeam
+from grooverack.runtime.hooks import LoopHook
 from grooverack.runtime.listen import AudioListener
 from grooverack.runtime.priority import realtime, short_gil_slices
 from grooverack.runtime.serve import Lifecycle, serve
@@ -73,6 +74,8 @@ class MidiBackend:
         self.listener = (AudioListener(settings, clock) if settings["input.source"] == "audio"
                          else None)
         self.input.notes_are_onsets = self.listener is None  # one source: never both
+        # a companion (the web page's link) called between the engine loop's passes (every POLL)
+        self.hook: LoopHook | None = None
 
     @property
     def transport(self) -> str:
@@ -210,7 +213,7 @@ class MidiBackend:
 
     def _loop(self, heartbeat: Callable[[], Any] | None = None) -> None:
         next_check = self.clock() + PORT_CHECK
-        eng, clock = self.engine, self.clock
+        eng, clock, hook = self.engine, self.clock, self.hook
         while not self._stop.wait(POLL):
             if heartbeat is not None:
                 heartbeat()
@@ -222,6 +225,8 @@ class MidiBackend:
             for event in eng.advance(now + LOOKAHEAD):
                 self.played.append(event)
                 self.output.play(event)
+            if hook is not None:  # after this pass's messages are queued
+                hook.between(now)
             if now >= next_check:
                 next_check = now + PORT_CHECK
                 try:
@@ -253,8 +258,10 @@ class ServedMidi:
     """The MIDI back end as `runtime.serve.Backend`: its loop runs in its own thread, the main
     thread waits (`Lifecycle.wait`) and checks that loop once a second."""
 
-    def __init__(self, engine: EngineSeam, settings: Settings, board: Any, args: Any) -> None:
+    def __init__(self, engine: EngineSeam, settings: Settings, board: Any, args: Any,
+                 hook: LoopHook | None = None) -> None:
         self.backend = MidiBackend(engine, settings, board)
+        self.backend.hook = hook
         self.backend.open_ports()
         self.board_name = getattr(board, "name", "midi")
         self.rt = bool(getattr(args, "rt", False))
@@ -265,11 +272,18 @@ class ServedMidi:
         print(f"grooverack: MIDI in {b.in_port.port_name or b.options.input_port!r}, "
               f"out {b.out_port.port_name or b.options.output_port!r}, "
               f"profile {b.options.profile}; Ctrl-C to stop", file=sys.stderr)
+        if b.hook is not None:  # (the state is restored by now)
+            b.hook.attach(b.engine, self.faults)
         b.start(rt=self.rt, heartbeat=beat)
         return f"board {self.board_name} up (MIDI, profile {b.options.profile})"
 
     def run(self, life: Lifecycle) -> None:
         life.wait(self.duration, every=self._alive)
+
+    def faults(self) -> dict[str, int]:
+        """What the page shows of MIDI's health (read from the companion's thread)."""
+        b = self.backend
+        return {"midi_dropped": b.sender.dropped, "jack_returns": b.server_returns}
 
     def _alive(self) -> None:
         thread = self.backend._thread
@@ -283,9 +297,11 @@ class ServedMidi:
         pass
 
 
-def run_backend(board: Any, settings: Settings, args: Any = None) -> int:
+def run_backend(board: Any, settings: Settings, args: Any = None,
+                hook: LoopHook | None = None) -> int:
     """`grooverack run --board midi` (or any board of kind "midi") in `runtime.serve.serve`:
     state restored before it plays, READY + the watchdog (the engine loop beats), and on a stop
     signal, an error or the end of `--duration`: note-offs, all notes off and MIDI Stop (clock
-    out) sent, then the state saved; exit 0."""
-    return serve(settings, lambda engine: ServedMidi(engine, settings, board, args))
+    out) sent, then the state saved; exit 0. `hook` (`grooverack web`'s link) is called on the
+    engine loop's thread between its passes."""
+    return serve(settings, lambda engine: ServedMidi(engine, settings, board, args, hook))

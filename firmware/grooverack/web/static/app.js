@@ -70,7 +70,24 @@ function slider(name, labelText, shift) {
 }
 
 // controls: the newest value of each, one request in flight (a slider dragged fast sends the
-// value it ends on, not every value it passed)
+// value it ends on, not every value it passed); over the open websocket (no HTTP request per
+// move), else POST /api/controls
+let socket = null, sent = 0;
+const acks = {};             // message id -> resolve(answer)
+function viaSocket(body) {
+  return new Promise((resolve, reject) => {
+    const id = ++sent;
+    const timer = setTimeout(() => { delete acks[id]; reject(new Error("module: no answer")); }, 3000);
+    acks[id] = (answer) => {
+      clearTimeout(timer);
+      if (answer.error) {
+        const allowed = answer.allowed ? ` (allowed: ${answer.allowed})` : "";
+        reject(new Error(`${answer.field}: ${answer.error}${allowed}`));
+      } else resolve(answer);
+    };
+    socket.send(JSON.stringify({ id, controls: body }));
+  });
+}
 function send(name, value) {
   pending[name] = value;
   if (!(name in movedAt)) movedAt[name] = performance.now();
@@ -83,7 +100,8 @@ async function flush() {
   const moved = {};
   for (const name of Object.keys(body)) { moved[name] = movedAt[name]; delete movedAt[name]; }
   try {
-    await api("POST", "/api/controls", body);
+    if (socket && socket.readyState === WebSocket.OPEN) await viaSocket(body);
+    else await api("POST", "/api/controls", body);
     const now = performance.now(), out = window.grooverackControlMs;
     for (const name of Object.keys(moved)) out.push(now - moved[name]);
     if (out.length > 1000) out.splice(0, out.length - 1000);
@@ -350,8 +368,16 @@ function schedule() {
   if (nextStep === null || nextStep < pos - 1 || nextStep > pos + 4) nextStep = Math.ceil(pos);
   while ((nextStep - pos) * perStep < AHEAD_S) {
     const step = ((nextStep % STEPS) + STEPS) % STEPS;
+    // as the player plays the jacks: one voice per output and step (the louder; crash and ride
+    // share jack 8 with 8 outputs), nothing for a voice patched nowhere
+    const loudest = {};
     for (let v = 0; v < 9; v++) {
-      if (!state.pattern.hits[v][step]) continue;
+      const out = board.voice_outputs ? board.voice_outputs[v] : v + 1;
+      if (!out || !state.pattern.hits[v][step]) continue;
+      const vel = state.pattern.velocities[v][step];
+      if (!(out in loudest) || vel > state.pattern.velocities[loudest[out]][step]) loudest[out] = v;
+    }
+    for (const v of Object.values(loudest)) {
       const t = audioNow + (nextStep + state.pattern.offsets[v][step] - pos) * perStep;
       Drums.play(v, Math.max(audioNow, t), state.pattern.velocities[v][step]);
     }
@@ -369,9 +395,16 @@ async function toggleSound() {
 
 function connect() {
   const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/api/ws`);
-  ws.onopen = () => { $("connection").textContent = "connected"; };
-  ws.onmessage = (e) => render(JSON.parse(e.data));
-  ws.onclose = () => { $("connection").textContent = "connection lost: retrying…"; setTimeout(connect, 1000); };
+  ws.onopen = () => { socket = ws; $("connection").textContent = "connected"; };
+  ws.onmessage = (e) => {
+    const data = JSON.parse(e.data);
+    if ("ack" in data) { const done = acks[data.ack]; delete acks[data.ack]; if (done) done(data); }
+    else render(data);
+  };
+  ws.onclose = () => {
+    if (socket === ws) socket = null;
+    $("connection").textContent = "connection lost: retrying…"; setTimeout(connect, 1000);
+  };
 }
 
 // 25 frames a second: the playhead moves smoothly enough, and a Pi's browser (or a busy laptop)
@@ -385,9 +418,11 @@ function frame(now) {
 
 async function main() {
   try {
-    board = await api("GET", "/api/board");
+    // both at once: the first pattern is drawn one round trip after the page's script runs
+    const [b, first] = await Promise.all([api("GET", "/api/board"), api("GET", "/api/state")]);
+    board = b;
     buildPage();
-    render(await api("GET", "/api/state"));
+    render(first);
   } catch (e) { fail(e.message); return; }
   connect();
   requestAnimationFrame(frame);
