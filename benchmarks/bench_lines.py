@@ -410,11 +410,17 @@ def measure_mutes(renders: dict[Any, Any], lines: Sequence[Line], style: str, fo
         low = [0, 0]
         back = [0, 0]
         ghost = [0, 0]
+        cover = [0, 0, 0]  # line onsets with a hit: nothing removed, the group removed; onsets
         for line in lines:
             before = np.concatenate([_counted(renders[(line.id, style, follow, s, "")][0])
                                      for s in seeds[line.id]])
             after = np.concatenate([_counted(renders[(line.id, style, follow, s, group)][0])
                                     for s in seeds[line.id]])
+            onsets = np.concatenate([_counted(renders[(line.id, style, follow, s, group)][1])
+                                     for s in seeds[line.id]])
+            c0, _ = lm.onsets_covered(before, onsets)
+            c1, on = lm.onsets_covered(after, onsets)
+            cover = [cover[0] + c0, cover[1] + c1, cover[2] + on]
             hpl = lm.hits_per_loop(after)
             voices.append(hpl)
             ratios.append((lm.over_real(hpl, ref, removed), line.id))
@@ -432,7 +438,10 @@ def measure_mutes(renders: dict[Any, Any], lines: Sequence[Line], style: str, fo
         row: dict[str, Any] = {"hits_per_loop": [round(float(x), 2) for x in mean_voices],
                                "over_real": round(ratio, 3), "over_real_voice": VOICE_NAMES[voice],
                                "over_real_worst_line": {"ratio": round(wr, 3),
-                                                        "voice": VOICE_NAMES[wv], "line": wline}}
+                                                        "voice": VOICE_NAMES[wv], "line": wline},
+                               "covered": round(cover[1] / cover[2], 4) if cover[2] else None,
+                               "covered_nothing_removed": (round(cover[0] / cover[2], 4)
+                                                           if cover[2] else None)}
         if group == "kick":
             row["low_end_kept"] = round(low[0] / low[1], 4) if low[1] else None
             row["kick_downbeats"] = low[1]

@@ -156,14 +156,15 @@ def _keys() -> list[Key]:
         # --- input: audio -> onsets (grooverack.onsets; docs/onsets.md)
         Key("input.source", "gate", choices=("gate", "audio"),
             doc="where onsets come from: gate = the gate + pitch CV jacks (MIDI notes on a MIDI "
-                "board); audio = the onsets heard on input.audio_device (a drum machine, a guitar)"),
+                "board); audio = the onsets heard on input.audio_device (a drum machine, a guitar), "
+                "and only those: gate edges and MIDI notes then play nothing"),
         Key("input.audio_device", "", doc="audio source: substring of a capture device's name "
             "(`grooverack ports` lists them; empty = the system default), or jack:PORT for a "
             "JACK output port (e.g. jack:system:capture_1)"),
         Key("input.audio_channel", 1, "channel", 1, 64, doc="the input channel heard (1 = first)"),
         Key("input.audio_rate", 48000, "Hz", 16000, 96000, doc="capture sample rate"),
         Key("input.audio_block", 256, "frames", 16, 4096, doc="capture block size"),
-        Key("onsets.frame_ms", 23.0, "ms", 10.0, 100.0, doc="onset detector: analysis window"),
+        Key("onsets.frame_ms", 30.0, "ms", 10.0, 100.0, doc="onset detector: analysis window"),
         Key("onsets.hop_ms", 5.0, "ms", 1.0, 20.0, doc="onset detector: one analysis frame every hop"),
         Key("onsets.threshold", 0.5, "dB", 0.1, 20.0,
             doc="onset detector: mean rise of the spectrum's bands over its moving average that "

@@ -64,3 +64,75 @@ def test_es9_audio_input_becomes_the_groove(jack_audio_server, tmp_path,  # noqa
     assert len(got - expected) <= 0.25 * len(expected) + xruns, (sorted(got), sorted(expected))
     # and the drums play on the outputs
     assert any(ev.kind == "trigger" and ev.value > 0 for ev in backend.played)
+
+
+@pytest.mark.jack
+@pytest.mark.skipif(fluid.available() is not None, reason=str(fluid.available()))
+def test_es9_board_hears_a_capture_device_of_its_own(jack_audio_server, tmp_path,  # noqa: F811
+                                                      fake_manifest):
+    """`input.source = audio` with `input.audio_device` on the ES-9 board: a capture device
+    that is not the ES-9 (a JACK client playing a rendered loop) is heard on the detector's
+    thread, its onsets land on the ES-9's timeline, and the ES-9's own gate jack (pulsing on
+    every 8th, off the loop's kicks) plays nothing: one source of onsets."""
+    import sounddevice as sd
+    from grooverack.backends.es9 import ES9Backend, refresh_devices
+    from grooverack.runtime.serve import make_engine
+
+    from tests.rig.jackserver import AudioRig
+
+    server = jack_audio_server
+    midi = drum_groove(tmp_path / "loop.mid", bpm=BPM, bars=2)
+    audio = fluid.at_level(fluid.render(midi, SR)[:, 0], -6.0).astype(np.float32)
+    truth = [t for t, _ in fluid.note_ons(midi)]
+    gate = np.zeros(len(audio))
+    for start in range(int(0.1 * SR), len(audio) - SR // 10, int(SR * 30 / BPM)):
+        gate[start:start + 480] = 5.0
+    settings = load_settings(overrides=[
+        "clock.source=internal", f"tempo={BPM}", "record=overdub", "memory=0", "follow=1.0",
+        "input.source=audio", "input.audio_device=jack:drumloop:cv_01",
+        f"model.path={fake_manifest}"])
+    b = board(dict(BOARD, es9=dict(BOARD["es9"], inputs={"gate": 1})))
+    for _ in range(3):  # a take without a missed JACK cycle
+        (tmp_path / "loop").mkdir(exist_ok=True)
+        loop = AudioRig(server, audio[None, :], tmp_path / "loop", source="drumloop",
+                        sink="drumsink", inputs=1, tail=SR // 2)
+        es9 = AudioRig(server, gate[None, :] / VPU, tmp_path, source="es9test-in",
+                       sink="es9test-out", inputs=8, tail=SR // 2)
+        engine = make_engine(settings, threaded=True)
+        refresh_devices()
+        backend = ES9Backend(engine, settings, b)
+        try:
+            backend.start()
+            assert backend.inputs.listener is not None and backend.inputs.from_device
+            assert 0.0 <= backend.wait_latency() < 0.1
+            es9.go()
+            loop.go()
+            _, xruns_loop = loop.result()
+            _, xruns_es9 = es9.result()
+            groove, position = np.array(engine.groove), engine.clock.position
+        finally:
+            backend.stop()
+            engine.close()
+            sd._terminate()
+            es9.close()
+            loop.close()
+        xruns = xruns_loop + xruns_es9 + backend.xruns + backend.inputs.listener.xruns
+        if xruns == 0:
+            break
+    inputs = backend.inputs
+    assert inputs.gates_ignored >= 8, inputs.gates_ignored  # the gate jack was read ...
+    heard = sorted(t for t, _, _ in inputs.onsets)  # ... and only the loop's onsets played
+    assert heard, "no onsets heard"
+    coarse = heard[0] - truth[0]  # the loop opens on a loud kick
+    near = [min((h - coarse - t for t in truth), key=abs) for h in heard]
+    delta = coarse + float(np.median([d for d in near if abs(d) < 0.025]))
+    score = fluid.score([h - delta for h in heard], truth)
+    assert score["recall"] >= 0.95 - 0.05 * xruns, (score, xruns)
+    assert score["f1"] >= 0.85 - 0.05 * xruns, (score, xruns)
+    # its own clock, mapped onto the ES-9's frames: one constant apart, a little jitter
+    assert score["p90_spread_ms"] <= 8.0 + 5.0 * xruns, (score, xruns)
+    expected = {int(np.floor(position(t + delta) + 0.5)) % 32 for t in truth}
+    got = set(np.flatnonzero(groove[:, 0] > 0))
+    assert len(got & expected) >= (0.9 - 0.05 * xruns) * len(expected), (
+        sorted(got), sorted(expected), xruns)
+    assert len(got - expected) <= 0.25 * len(expected) + xruns, (sorted(got), sorted(expected))

@@ -147,3 +147,92 @@ def test_ports_lists_jack_sources_and_doctor_opens_the_chosen_one(jack_audio_ser
     assert ok is not None and ok.status == doctor.OK and "48000 Hz" in ok.detail, ok
     assert bad is not None and bad.status == doctor.FAIL and "no such port" in bad.detail
     assert doctor.audio_input_check(load_settings()) is None  # input.source = gate
+
+
+@pytest.mark.parametrize("source", ["gate", "audio"])
+def test_on_the_midi_board_one_source_of_onsets(source, fake_manifest):
+    """input.source = audio: the audio's onsets are the only ones; a MIDI note-on is counted
+    and plays nothing (the fill note and the MIDI clock still act). gate: notes are onsets."""
+    from grooverack.backends.midi.parse import NoteOn  # noqa: F401  (the bytes below are one)
+
+    settings = load_settings(overrides=[
+        "clock.source=internal", f"tempo={BPM}", "record=overdub", "memory=0",
+        f"input.source={source}", "input.audio_device=jack:not needed:out",
+        f"model.path={fake_manifest}"])
+    engine = make_engine(settings, threaded=False)
+    try:
+        backend = MidiBackend(engine, settings)  # (its listener is not started: no device)
+        engine.start(0.0)
+        for k in range(4):
+            backend.input.handle(0.1 + 0.3 * k, bytes([0x90, 36, 100]))
+        heard = len(engine.capture.onsets)
+        counts = dict(backend.input.counts)
+    finally:
+        engine.close()
+    if source == "audio":
+        assert backend.listener is not None
+        assert heard == 0 and counts == {"note_ignored": 4}, (heard, counts)
+    else:
+        assert backend.listener is None
+        assert heard == 4 and counts == {"note": 4}, (heard, counts)
+
+
+def test_run_board_sim_hears_a_jack_capture_device(jack_audio_server, tmp_path,  # noqa: F811
+                                                   fake_manifest):
+    """`grooverack run --board sim` (the wall clock) with input.source = audio: a JACK client
+    plays a rendered loop into input.audio_device; the detector (its own thread) hears it and
+    the groove takes it; the patch's own gate changes play nothing."""
+    import os
+    import subprocess
+    import sys
+
+    server = jack_audio_server
+    midi = drum_groove(tmp_path / "loop.mid", bpm=BPM, bars=2)
+    audio = fluid.at_level(fluid.render(midi, server.rate)[:, 0], -6.0)
+    truth = fluid.note_ons(midi)
+    rig = AudioRig(server, audio[None, :], tmp_path, source="simloop", sink="simsink",
+                   inputs=1, tail=server.rate // 2)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "grooverack", "run", "--board", "sim", "--duration", "9",
+         "--fresh", "--no-wav", "--out", str(tmp_path / "out"), "--bpm", f"{BPM:g}",
+         "--set", "input.source=audio", "--set", "input.audio_device=jack:simloop:cv_01",
+         "--set", "record=overdub", "--set", "memory=0", "--set", "follow=1.0",
+         "--set", f"model.path={fake_manifest}", "--set", f"state.dir={tmp_path / 'state'}"],
+        env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        lines = []
+        for line in proc.stderr:  # played once the run is ready (its patch time 0 fixed)
+            lines.append(line)
+            if "ready in" in line:
+                break
+        rig.go()
+        rest, _ = proc.communicate(timeout=120)[1], None
+        _, rig_xruns = rig.result()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        rig.close()
+    stderr = "".join(lines) + (rest or "")
+    assert proc.returncode == 0, stderr[-3000:]
+    import re
+
+    found = re.search(r"audio in \(jack:simloop:cv_01\): (\d+) onsets heard, (\d+) hit steps"
+                      r".*, (\d+) missed JACK cycle", stderr)
+    assert found, stderr[-3000:]
+    assert int(found[1]) >= 0.9 * len(truth), stderr[-3000:]
+    # input.mid holds the onsets heard, on the run's time: the loop's, one constant apart
+    heard = [t for t, _ in fluid.note_ons(tmp_path / "out" / "input.mid", merge_s=0.0)]
+    times = [t for t, _ in truth]
+    # the run's time base vs the loop's: the shift that matches most onsets (a click heard
+    # before the loop's first kick does not decide it), then the median offset
+    coarse = max((h - t for h in heard[:6] for t in times[:3]),
+                 key=lambda d: len(fluid.matched_offsets([h - d for h in heard], times)))
+    near = [min((h - coarse - t for t in times), key=abs) for h in heard]
+    delta = coarse + float(np.median([d for d in near if abs(d) < 0.025]))
+    score = fluid.score([h - delta for h in heard], times)
+    xruns = int(found[3]) + rig_xruns
+    # a loaded host's JACK / PortAudio may drop or repeat a block (a click: an onset)
+    assert score["recall"] >= 0.9 - 0.05 * xruns, (score, xruns, heard)
+    assert score["f1"] >= 0.8 - 0.05 * xruns, (score, xruns, heard)
+    assert score["p90_spread_ms"] <= 10.0, score

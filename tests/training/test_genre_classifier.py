@@ -200,3 +200,13 @@ def test_the_shipped_manifest_gives_the_offered_styles_as_classes():
     manifest = json.loads(MANIFEST.read_text(encoding="utf-8"))
     classes = gc.offered_classes(manifest)
     assert "any" not in classes and classes == manifest["genres_offered"][1:]
+
+
+def test_realism_distance_of_a_style_is_zero_for_the_same_counts_and_grows_with_a_gap():
+    real = np.zeros((4, 32, 9), np.float32)
+    real[:, ::4, 0] = 1.0                          # 8 kicks a loop
+    real[:, 4::8, 1] = 1.0                         # 4 snares a loop
+    assert sr.realism_distance(real, real) == 0.0
+    doubled = real.copy()
+    doubled[:, 2::4, 0] = 1.0                      # 16 kicks: 8 too many of 12 real hits
+    assert abs(sr.realism_distance(doubled, real) - 8 / 12) < 1e-9

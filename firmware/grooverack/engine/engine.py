@@ -115,8 +115,8 @@ class Engine:
         if name not in offered:
             dropped = (self.runner.manifest or {}).get(
                 "genres_offered_rule", {}).get("dropped", {}).get(name, {})
-            reason = ("not recognisable as the style, even in drummers' loops"
-                      if "reason" in dropped else "too few train loops")
+            reason = ("not recognisable as the style (a genre classifier of its own, "
+                      "models/README.md)" if "reason" in dropped else "too few train loops")
             why = (f" (the model knows it but does not offer it: {reason})"
                    if name in genres else "")
             raise ConfigError(f"config key 'genre': value {name!r} is not allowed{why}; "

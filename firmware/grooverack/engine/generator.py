@@ -275,7 +275,8 @@ class Generator:
         kit = KitRules(self._real_hits(req.genre), c.kit_cap, c.anchor,
                        onsets=groove[:, 0] > 0, follow=follow if z_groove is not None else 0.0,
                        kick_removed=bool(removed) and bool(removed[0]),
-                       snare_removed=len(removed) > 1 and bool(removed[1]))
+                       snare_removed=len(removed) > 1 and bool(removed[1]),
+                       revoiced=bool(removed))
         hits, vel, off = sampling.sample_pattern(
             logits, vel, off, temperature=sampling.temperature(uncertainty),
             thresholds=thresholds, density=np.asarray(density),

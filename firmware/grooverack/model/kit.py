@@ -2,7 +2,7 @@
 
 The model follows the input's onsets; with a sequencer line (its main input, never seen in
 training as such) it can hand a voice far more hits than any drummer plays (an acid line: 12 high
-toms a loop) or leave out the kick on the one. Two rules, applied to the sampled hits:
+toms a loop) or leave out the kick on the one. Three rules, applied to the sampled hits:
 
 - **Budget.** No voice plays more than `cap` times the style's real per-loop count (the latent
   bank's `real_hits`: mean hits per voice of the style's train loops; row 0 = all styles),
@@ -11,12 +11,22 @@ toms a loop) or leave out the kick on the one. Two rules, applied to the sampled
   is over, its highest-scoring cells stay (the same ranking the `max_count` top-k uses), so the
   model's own order decides what goes. A cap of 0 turns the budget off.
 - **Beat one.** Each bar's first step has a kick (the low end a drummer keeps on the one).
-  With the kick's group removed (voice redistribution), the lowest voice that plays takes it
-  on beats 1 and 3 (low tom, then mid tom, then high tom: a removed kick keeps the low end on
-  the downbeats); a
-  kick only silenced (`generation.on_mute = silence`) leaves the one to the others. A removed
-  snare's backbeat (beats 2 and 4) moves to the stand-in the model scores highest there. Off with `anchor = False`, or when
-  no low voice may play.
+  A kick only silenced (`generation.on_mute = silence`) leaves the one to the others. Off with
+  `anchor = False`, or when no low voice may play.
+- **A removed group** (voice redistribution, `generation.on_mute = revoice`): its part is not
+  piled on one voice. Every voice left plays at most floor(REVOICE_OVER (1.5) x the style's
+  real per-loop count) (density-scaled; a voice the style plays under 2/3 of a hit a loop is
+  left out while a group is removed), the moved beats counted first and the model's own hits
+  (the re-voiced ghost notes among them) trimmed by score behind them. A removed kick: the
+  lowest voice left (low tom, then mid tom, then high tom) takes each bar's one as the kick
+  would (the anchor: the one thing allowed over that budget, so a style with under 1.33 low
+  toms a loop goes over 1.5 x there); beat 3 of each bar goes to the low or mid tom with room
+  left, else it is dropped, as is the rest of the kick's part. A removed snare: the backbeat
+  (beat 4 of each bar, then beat 2) goes to the stand-in (high, mid, low tom, open hat) with
+  room for that beat in most bars (the model's score between equals), so each bar sounds alike;
+  a beat none has room for is dropped, and the re-voiced ghost notes go before the moved beats.
+  An input onset (follow > 0) that this trimming leaves without any hit goes to the closed hat
+  or the ride, where one has room: the line keeps its drum, on a timekeeper.
 
 numpy only; pure functions of their inputs.
 """
@@ -41,6 +51,15 @@ BACKBEAT_STAND_INS = tuple(VOICE_NAMES.index(v) for v in ("high_tom", "mid_tom",
                                                            "open_hat"))
 ONSET_RANK = 4.0  # logits: a trimmed voice's hit on an input onset outranks one 4 logits surer
 LOW_END = tuple(VOICE_NAMES.index(v) for v in ("kick", "low_tom", "mid_tom", "high_tom"))
+# beat 3 of a removed kick: only a low voice keeps the low end (a high tom there is no kick)
+BEAT_THREE_STAND_INS = LOW_END[1:3]
+# with a group removed, no voice left over this many times the style's real per-loop count
+REVOICE_OVER = 1.5
+# an input onset a removed group's trim left without a hit is kept by one of these, with room
+TIMEKEEPERS = tuple(VOICE_NAMES.index(v) for v in ("closed_hat", "ride"))
+# a removed snare's backbeat, in the order it moves: beat 4 of each bar, then beat 2 (steps in
+# the bar)
+BACKBEAT_BEATS = (3 * STEPS_PER_BAR // 4, STEPS_PER_BAR // 4)
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,6 +73,7 @@ class KitRules:
     follow: float = 0.0
     kick_removed: bool = False  # the kick's group is removed (re-voiced), not only silenced
     snare_removed: bool = False  # likewise the snare's: its backbeat moves to another voice
+    revoiced: bool = False  # some group is removed: every voice left within REVOICE_OVER x real
 
 
 def budgets(real: np.ndarray, density: np.ndarray, cap: float) -> np.ndarray:
@@ -68,10 +88,31 @@ def budgets(real: np.ndarray, density: np.ndarray, cap: float) -> np.ndarray:
     return out
 
 
+def revoice_budgets(real: np.ndarray, density: np.ndarray) -> np.ndarray:
+    """Per voice, the most hits a loop may hold with a group removed: floor(REVOICE_OVER * real
+    * 2 * density) (int64 [9]): never over 1.5 x the style's real count at the default density,
+    so a voice the style plays under 2/3 of a hit a loop gets none."""
+    real = np.asarray(real, dtype=np.float64).reshape(NUM_VOICES)
+    dens = np.clip(np.asarray(density, dtype=np.float64).reshape(NUM_VOICES), 0.0, 1.0)
+    return np.floor(REVOICE_OVER * real * 2.0 * dens + 1e-9).astype(np.int64)
+
+
+def _trim(out: np.ndarray, rank: np.ndarray, voice: int, most: int,
+          keep: np.ndarray | None = None) -> None:
+    """Keep at most `most` hits of `voice` in `out` (in place): the `keep` steps first, then the
+    highest-ranked."""
+    pinned = np.zeros(STEPS, bool) if keep is None else np.asarray(keep, bool)
+    order = np.where(out[:, voice], rank[:, voice], -np.inf) + np.where(pinned, np.inf, 0.0)
+    order = np.nan_to_num(order, nan=-np.inf, posinf=1e300)
+    ranked = np.argsort(-order, kind="stable")
+    out[ranked[max(int(most), int(pinned.sum())):], voice] = False
+
+
 def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
               density: np.ndarray, mutes: np.ndarray, cap: float, anchor: bool,
               onsets: np.ndarray | None = None, follow: float = 0.0,
-              kick_removed: bool = False, snare_removed: bool = False) -> np.ndarray:
+              kick_removed: bool = False, snare_removed: bool = False,
+              revoiced: bool = False) -> np.ndarray:
     """Sampled hits [32, 9] -> hits within the style's budget, with beat one (a new array).
 
     `score` [32, 9]: each cell's margin over its threshold (higher = the model wants it more);
@@ -80,38 +121,73 @@ def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
     budget at follow 1 (times 1 + AB_SLACK * (1 - follow)); `onsets` bool [32], the steps the
     input played: a voice over budget keeps its hits on them first (by ONSET_RANK * follow);
     `kick_removed` / `snare_removed`: that group is removed (voice redistribution), so the
-    lowest voice left takes beats 1 and 3 / a stand-in takes the backbeat (a group only
-    silenced leaves its beats to the others)."""
+    lowest voice left takes each bar's one and beat 3 / the backbeat moves to the stand-ins
+    with room (a group only silenced leaves its beats to the others); `revoiced` (implied by
+    either): some group is removed, every voice left within `revoice_budgets`."""
     out = np.array(hits, dtype=bool)
+    played = out.any(axis=1)  # the steps the model played before any trimming
     score = np.asarray(score, dtype=np.float64)
     f = float(follow)  # 0..1: checked where it entered (controls.GenerationControls)
     cap = cap * (1.0 + AB_SLACK * (1.0 - f))
     dens = np.asarray(density, dtype=np.float64).reshape(NUM_VOICES)
     silent = np.asarray(mutes, dtype=bool).reshape(NUM_VOICES) | ~(dens > 0.0)
+    rank = score
+    if onsets is not None and follow > 0.0:
+        on = np.asarray(onsets, dtype=bool).reshape(STEPS, 1)
+        rank = score + ONSET_RANK * f * on
+    most = None
     if real is not None and cap > 0.0:
         most = budgets(real, dens, cap)
-        rank = score
-        if onsets is not None and follow > 0.0:
-            on = np.asarray(onsets, dtype=bool).reshape(STEPS, 1)
-            rank = score + ONSET_RANK * f * on
         for voice in np.flatnonzero(out.sum(0) > most):
-            ranked = np.argsort(-np.where(out[:, voice], rank[:, voice], -np.inf), kind="stable")
-            out[ranked[int(most[voice]):], voice] = False
-    if anchor:
-        low = KICK if not silent[KICK] else None
-        if low is None and kick_removed:
-            low = next((v for v in LOW_END if not silent[v]), None)
+            _trim(out, rank, int(voice), int(most[voice]))
+    if anchor and not silent[KICK]:
+        out[::STEPS_PER_BAR, KICK] = True  # each bar's one
+    revoiced = revoiced or kick_removed or snare_removed
+    if not revoiced:
+        return out
+    # a group removed: the beats it carried move within each voice's room, the rest is dropped
+    room = (revoice_budgets(real, dens) if real is not None
+            else np.full(NUM_VOICES, STEPS, dtype=np.int64))
+    if most is not None:
+        room = np.minimum(room, np.maximum(most, 1))
+    moved = np.zeros((STEPS, NUM_VOICES), bool)
+    pinned = np.zeros((STEPS, NUM_VOICES), bool)
+    if anchor and not silent[KICK]:
+        pinned[::STEPS_PER_BAR, KICK] = True
+    if anchor and kick_removed and silent[KICK]:
+        low = next((v for v in LOW_END[1:] if not silent[v]), None)
         if low is not None:
-            # the kick: each bar's one; a voice standing in for a removed kick: beats 1 and 3
-            beat = STEPS_PER_BAR if low == KICK else STEPS_PER_BAR // 2
-            for step in range(0, STEPS, beat):
-                out[step, low] = True
+            moved[::STEPS_PER_BAR, low] = True  # the anchor: each bar's one, as the kick's
+            for step in range(STEPS_PER_BAR // 2, STEPS, STEPS_PER_BAR):  # beat 3 of each bar
+                free = [v for v in BEAT_THREE_STAND_INS
+                        if not silent[v] and room[v] - moved[:, v].sum() > 0]
+                if free:
+                    moved[step, free[0]] = True
     if anchor and snare_removed:
-        # the backbeat moves to the voice the model likes best there (not every ghost note:
-        # those stay within that voice's budget above)
-        backbeat = np.arange(STEPS_PER_BAR // 4, STEPS, STEPS_PER_BAR // 2)
         able = [v for v in BACKBEAT_STAND_INS if not silent[v]]
-        if able:
-            best = max(able, key=lambda v: float(score[backbeat, v].sum()))
-            out[backbeat, best] = True
+
+        def left(v: int) -> int:
+            return int(room[v] - moved[:, v].sum())
+
+        for beat in BACKBEAT_BEATS:  # beat 4 of every bar, then beat 2: one voice each if it can
+            todo = [bar + beat for bar in range(0, STEPS, STEPS_PER_BAR)]
+            while todo and (free := [v for v in able if left(v) > 0]):
+                # the stand-in with room for most of this beat's bars, the model's score between
+                pick = max(free, key=lambda v: (min(left(v), len(todo)),
+                                                float(score[todo, v].sum())))
+                take, todo = todo[:left(pick)], todo[left(pick):]
+                moved[take, pick] = True
+    out |= moved
+    for v in range(NUM_VOICES):
+        if out[:, v].sum() > room[v]:
+            _trim(out, rank, v, int(room[v]), keep=moved[:, v] | pinned[:, v])
+    if onsets is not None and f > 0.0:
+        # an input onset the model played that the trims left bare goes to a timekeeper with
+        # room (the one the model scores highest there): the line keeps its drum, not piled on
+        # a stand-in
+        bare = np.asarray(onsets, dtype=bool).reshape(STEPS) & played & ~out.any(axis=1)
+        for step in np.flatnonzero(bare).tolist():
+            fill = [v for v in TIMEKEEPERS if not silent[v] and out[:, v].sum() < room[v]]
+            if fill:
+                out[step, max(fill, key=lambda v: float(score[step, v]))] = True
     return out

@@ -193,7 +193,7 @@ def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.n
         hits = keep_time(hits, score, real=kit.real, density=np.asarray(_per_voice(density, "density")),
                          mutes=muted, cap=kit.cap, anchor=kit.anchor, onsets=kit.onsets,
                          follow=kit.follow, kick_removed=kit.kick_removed,
-                         snare_removed=kit.snare_removed)
+                         snare_removed=kit.snare_removed, revoiced=kit.revoiced)
     return _velocities_offsets(hits, velocities, offsets)
 
 

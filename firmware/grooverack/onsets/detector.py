@@ -44,7 +44,7 @@ def check_rate(rate: float, where: str = "audio") -> int:
 class OnsetParams:
     """The detector's settings; each field is config key `onsets.<field>` (config.py)."""
 
-    frame_ms: float = 23.0       # analysis window
+    frame_ms: float = 30.0       # analysis window
     hop_ms: float = 5.0          # one frame every hop: the detection function's rate
     threshold: float = 0.5       # dB of mean band rise above the moving average
     average_ms: float = 100.0    # the moving average's length (adaptive threshold)

@@ -19,19 +19,26 @@ class SpectralFlux:
         self.width = max(1, width)
         self._past = np.zeros((self.lag, bands))  # the last `lag` frames, max-filtered, oldest first
 
-    def _max_filter(self, row: np.ndarray) -> np.ndarray:
-        if self.width == 1:
-            return row
+    def _max_filter(self, rows: np.ndarray) -> np.ndarray:
+        """[n, bands] -> each band the largest of its `width` neighbours (edges repeated)."""
         half = self.width // 2
-        padded = np.pad(row, half, mode="edge")
-        return np.lib.stride_tricks.sliding_window_view(padded, self.width).max(axis=1)
+        if not half:
+            return rows
+        out = rows.copy()
+        for k in range(1, half + 1):  # (a few whole-array maxima: cheap for a block's frames)
+            np.maximum(out[:, k:], rows[:, :-k], out=out[:, k:])
+            np.maximum(out[:, :-k], rows[:, k:], out=out[:, :-k])
+        return out
 
     def __call__(self, compressed: np.ndarray) -> np.ndarray:
         """[n, bands] compressed frames, in order -> [n] detection function."""
-        out = np.empty(len(compressed))
-        for i, row in enumerate(compressed):
-            rise = row - self._past.max(axis=0)
-            out[i] = float(np.maximum(rise, 0.0).mean())
-            self._past = np.roll(self._past, -1, axis=0)
-            self._past[-1] = self._max_filter(row)
+        n = len(compressed)
+        if not n:
+            return np.empty(0)
+        filtered = np.concatenate((self._past, self._max_filter(compressed)))
+        ref = filtered[:n].copy()  # frame i's reference: the largest of the `lag` filtered
+        for k in range(1, self.lag):  # frames before it
+            np.maximum(ref, filtered[k:k + n], out=ref)
+        out = np.maximum(compressed - ref, 0.0).mean(axis=1)
+        self._past = filtered[-self.lag:].copy()
         return out

@@ -32,6 +32,8 @@ def refine_onset(samples: np.ndarray, rate: int, lo: int, hi: int) -> int:
     csum = np.concatenate(([0.0], np.cumsum(energy)))
     first = max(1, lo // block)
     last = min(n - 1, max(first, (hi - 1) // block))
+    if first > last:  # (the window lies past the samples held)
+        return lo
     k = np.arange(first, last + 1)
     before = (csum[k] - csum[np.maximum(k - pre, 0)]) / np.minimum(k, pre)
     top = np.minimum(k + post, n)

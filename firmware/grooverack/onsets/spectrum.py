@@ -64,13 +64,24 @@ class LogSpectrum:
         return spec @ self.bank
 
     def compress(self, bands: np.ndarray) -> np.ndarray:
-        """[n, bands] linear -> dB above the floor `range_db` under the running peak (in order)."""
-        out = np.empty_like(bands)
-        for i, row in enumerate(bands):
-            self.peak = max(self.peak * self.decay, float(row.max()))
-            floor = max(self.peak * self.range, ABSOLUTE_FLOOR)
-            out[i] = 20.0 * np.log10(1.0 + row / floor)
-        return out
+        """[n, bands] linear -> dB above the floor `range_db` under the running peak (in order).
+
+        The peak follower `peak[i] = max(peak[i - 1] * decay, max(bands[i]))` in closed form:
+        in logs, `peak[i] = max_j<=i (max(bands[j]) * decay ** (i - j))`, a running maximum of
+        `log max(bands[j]) - j log decay` plus `i log decay` (one pass of numpy, no loop)."""
+        n = len(bands)
+        if not n:
+            return np.empty_like(bands)
+        tiny = 1e-300
+        log_decay = np.log(self.decay)
+        i = np.arange(n)
+        start = np.log(max(self.peak, tiny)) + log_decay  # the peak carried in, one frame on
+        rowmax = np.log(np.maximum(bands.max(axis=1), tiny))
+        run = np.maximum.accumulate(np.maximum(rowmax - i * log_decay, start))
+        peak = np.exp(run + i * log_decay)
+        self.peak = float(peak[-1])
+        floor = np.maximum(peak * self.range, ABSOLUTE_FLOOR)
+        return 20.0 * np.log10(1.0 + bands / floor[:, None])
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         return self.compress(self.magnitudes(frames))

@@ -33,13 +33,21 @@ from grooverack.config import CONTROLS, SCHEMA, Settings
 from grooverack.engine.engine import Engine
 from grooverack.errors import PathError
 from grooverack.runtime.hooks import LoopHook
+from grooverack.runtime.listen import AudioListener
 from grooverack.runtime.priority import WRITER_PRIORITY, realtime, short_gil_slices
 from grooverack.runtime.scheduler import RT_SPIN_S, SPIN_S, TimedScheduler
 from grooverack.runtime.serve import Lifecycle, serve
 from grooverack.sim.direct import TAIL_S, DirectBoard
-from grooverack.sim.patch import OutputRecorder, OutputRow, build_patch, jack_value, pot_position
+from grooverack.sim.patch import (
+    OutputRecorder,
+    OutputRow,
+    PatchNote,
+    build_patch,
+    jack_value,
+    pot_position,
+)
 from grooverack.sim.session import choose_bpm, drum_voices, make_board, write_files
-from grooverack.sim.sources import load_controls, load_source, source_at
+from grooverack.sim.sources import HEARD_NOTE, load_controls, load_source, source_at
 from grooverack.storage import atomic_write_text
 
 LOOKAHEAD_S = 0.020  # the loop asks the engine for events this far ahead
@@ -192,10 +200,16 @@ class WallClockSim:
         self.wall = 0.0
         self.applied: list[tuple[float, float]] = []
         self.cpu0, self.loop_cpu0 = os.times(), 0.0
+        # input.source = audio: the onsets heard on input.audio_device (the detector's own
+        # thread), on the patch's time; the patch's gate changes play nothing (`run_sim`)
+        self.listener = (AudioListener(settings, lambda: _clock() - self.t0)
+                         if settings["input.source"] == "audio" else None)
 
     def start(self, beat: Callable[[], None]) -> str:
         if self.hook is not None:  # (the state is restored by now)
             self.hook.attach(self.engine, late_writes(self.writer))
+        if self.listener is not None:  # a wrong input.audio_device is an error before the
+            self.listener.start()      # patch starts (a later t0 only lowers the time base)
         return f"board sim up ({self.name}, {self.bpm:g} BPM)"
 
     def run(self, life: Lifecycle) -> None:
@@ -214,6 +228,7 @@ class WallClockSim:
         self.cpu0, self.loop_cpu0 = os.times(), time.thread_time()
         applied = self.applied
         board.start(0.0)
+        listener, engine = self.listener, self.engine
         pending = next(changes, None)
         end = duration if duration is not None else float("inf")
         while not life.stopping:
@@ -226,6 +241,9 @@ class WallClockSim:
                 applied.append((pending[0], now))
                 pending = next(changes, None)
                 continue
+            if listener is not None:  # heard in audio, at their own sample's time
+                for t, velocity in listener.drain():
+                    engine.onset(t, velocity=velocity)
             horizon = min(now + LOOKAHEAD_S, end)
             board.advance(horizon)
             if horizon >= end:
@@ -266,6 +284,8 @@ class WallClockSim:
             self.writer.write(t, output, "velocity", 0.0)
 
     def close(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
         self.writer.close()  # everything queued written, at its time
         self.wall = _clock() - self.t0
         if self.speaker is not None:
@@ -290,6 +310,13 @@ class WallClockSim:
               file=sys.stderr)
         if self.speaker is not None:
             print(f"grooverack run: {self.speaker.report()}", file=sys.stderr)
+        listener = self.listener
+        if listener is not None:
+            print(f"grooverack run: audio in ({listener.device or 'the default input'}): "
+                  f"{listener.heard} onsets heard, "
+                  f"{int((np.asarray(self.engine.groove)[:, 0] > 0).sum())} hit steps in the "
+                  f"groove; the device went away {listener.lost} time(s), {listener.xruns} "
+                  "missed JACK cycle(s)", file=sys.stderr)
         failed: list[str] = []  # a full disk under one file does not cost the other's
         if args.timing:
             try:
@@ -304,6 +331,9 @@ class WallClockSim:
             patch = build_patch(source_at(load_source(args.input, settings), bpm), bpm=bpm,
                                 bars=max(wall, 0.001) / (240 / bpm),
                                 clock_ppqn=settings["clock.ppqn"] if args.clock else None)
+            if listener is not None:  # input.mid: the onsets heard, not the patch's gates
+                patch.onsets = [PatchNote(t, 0.05, HEARD_NOTE, v, True)
+                                for t, v in listener.recent]
             try:
                 write_files(Path(args.out), patch, writer, settings, settings["generation.seed"],
                             wav=getattr(args, "wav", True))
@@ -319,6 +349,8 @@ def run_sim(args: argparse.Namespace, settings: Settings, launched: float,
     until its end, a signal or an error; `hook` (the web page's link) is attached before the
     loop is ready and called between its passes."""
     changes, bpm, name = timeline(args, settings, args.duration)
+    if settings["input.source"] == "audio":  # one source of onsets: the audio's
+        changes = (c for c in changes if c[1] != "gate")
     built: list[WallClockSim] = []
 
     def build(engine: Engine) -> WallClockSim:

@@ -156,8 +156,10 @@ def fit_hit_shift(logits: np.ndarray, hits: np.ndarray, thresholds: np.ndarray) 
 # Styles not offered although they have the loops: a classifier trained on other performances does
 # not recognise them even in the drummers' own loops (benchmarks/style_recognition.py, models/
 # README.md "Styles that are recognisable"): country 0 % out of fold (2 performances), punk 10 %
-# (fast straight beats, taken for rock and hiphop; a punk groove is offered as rock)
-NOT_RECOGNISABLE = ("country", "punk")
+# (fast straight beats, taken for rock and hiphop; a punk groove is offered as rock); blues and
+# reggae at chance at follow 0, hiphop and pop under 2 x chance with a sequencer line at the
+# default follow (issue 29, models/README.md "Sequencer lines")
+NOT_RECOGNISABLE = ("blues", "country", "hiphop", "pop", "punk", "reggae")
 
 
 def offered_genres(genres: list[str], loops: dict[str, int], performances: dict[str, int],

@@ -63,6 +63,7 @@ class ES9Backend:
         self.outputs = ES9Outputs(settings, self.board, self.cal)
         self.levels = LevelQueue(self.outputs.zero_levels)
         self.stream = ES9Stream(self.board, self.levels, settings["es9.transport"])
+        self.inputs.mono_offset = lambda: self.stream.mono_offset  # (set before each block)
         self._mirror_at = -math.inf  # due time of the last event mirrored as MIDI
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -190,7 +191,7 @@ class ES9Backend:
                 raise ConfigError(f"{self.board.path}: es9.samplerate = {exc.board}: {exc}; "
                                   f"allowed: the server's rate, or jackd -r {exc.board}") from None
         short_gil_slices(0.001)
-        if self.inputs.listener is not None:  # [es9.inputs] audio: the detector's thread
+        if self.inputs.listener is not None:  # audio in: the detector's thread (and its device)
             self.inputs.listener.start()
         self._stop.clear()
         self._thread = threading.Thread(target=self._engine_loop, args=(heartbeat,),

@@ -77,8 +77,19 @@ class ES9Inputs:
         self.processed = 0  # frames taken in
         # [es9.inputs] audio = N: channel N is heard by the onset detector (its own thread,
         # runtime.listen) instead of a gate + pitch; onsets land at their own frame / rate
-        self.listener = (AudioListener(settings, open_device=False, rate=self.sr)
-                         if "audio" in board.inputs else None)
+        # input.source = audio without that input: a capture device of its own
+        # (`input.audio_device`, opened by the listener); its onsets come stamped on
+        # time.monotonic() and land at that time - `mono_offset()` (the stream's engine time ->
+        # monotonic offset, set by the back end). Either way the gate jack plays nothing.
+        self.listener: AudioListener | None = None
+        self.mono_offset: Callable[[], float] = lambda: 0.0
+        if "audio" in board.inputs:
+            self.listener = AudioListener(settings, open_device=False, rate=self.sr)
+        elif settings["input.source"] == "audio":
+            self.listener = AudioListener(settings)
+        self.from_device = self.listener is not None and "audio" not in board.inputs
+        self.gate_onsets = self.listener is None
+        self.gates_ignored = 0
 
     def volts(self, block: np.ndarray, jack: str) -> np.ndarray:
         """The volts of input (or button) `jack` over a block of samples."""
@@ -135,7 +146,9 @@ class ES9Inputs:
                 frame = f0 + int(k)
                 self.edges.append((jack, "rise", frame))
                 t = frame / self.sr
-                if jack == "gate":  # pitch (or velocity) CV read a settle time after the edge
+                if jack == "gate" and not self.gate_onsets:
+                    self.gates_ignored += 1  # input.source = audio: the audio's onsets only
+                elif jack == "gate":  # pitch (or velocity) CV read a settle time after the edge
                     read = frame + self.settle
                     if not cvs or read < f0 + n:
                         p, v = self._read_at("pitch", read), self._read_at("velocity_cv", read)
@@ -157,8 +170,11 @@ class ES9Inputs:
                 self.edges.append((action, "rise", frame))
                 calls.append((frame, 0, partial(self._press, action, frame)))
         if self.listener is not None:
-            self.listener.feed_frames(block[:, b.inputs["audio"] - 1], f0)
-            for t, velocity in self.listener.drain():  # heard in earlier blocks, at their time
+            if not self.from_device:
+                self.listener.feed_frames(block[:, b.inputs["audio"] - 1], f0)
+            shift = self.mono_offset() if self.from_device else 0.0
+            for heard, velocity in self.listener.drain():  # heard earlier, at their own time
+                t = heard - shift
                 frame = int(round(t * self.sr))
                 self.onsets.append((t, velocity, None))
                 calls.append((frame, 1, partial(eng.onset, t, velocity=velocity)))

@@ -79,6 +79,7 @@ class MidiBackend:
         # input.source = audio: the onsets heard on input.audio_device (its own thread)
         self.listener = (AudioListener(settings, clock) if settings["input.source"] == "audio"
                          else None)
+        self.input.notes_are_onsets = self.listener is None  # one source: never both
         # a companion (the web page's link) called between the engine loop's passes (every POLL)
         self.hook: LoopHook | None = None
 

@@ -35,6 +35,9 @@ class MidiInputHandler:
         # called with t before a Start / Stop / Continue / Song Position is handed on: the back
         # end drops what the old phase queued past it (`MidiOutput.transport`)
         self.on_transport: Callable[[float], Any] | None = None
+        # input.source = audio: the onsets are the ones heard in audio only; a note-on is
+        # counted ("note_ignored") and plays nothing (fill, press notes, CCs, clock still act)
+        self.notes_are_onsets = True
 
     def feed(self, t: float, data: bytes) -> None:
         for msg in self.parser.iter_feed(data):
@@ -83,7 +86,9 @@ class MidiInputHandler:
             return
         if isinstance(event, ControlChange) and self._button_cc(t, event):
             return
-        if isinstance(event, NoteOn):
+        if isinstance(event, NoteOn) and not self.notes_are_onsets:
+            self._count("note_ignored")
+        elif isinstance(event, NoteOn):
             self._count("note")
             if opts.velocity_source == "pitch":  # note number as 1 V/oct pitch, C4 (60) = 0 V
                 eng.onset(t, pitch_volts=(event.note - 60) / 12.0)

@@ -72,6 +72,10 @@ class PanelBackend:
         self.writer = PanelOutputs(board, hw, cal, settings, after_phase)
         self.settle_s = float(settings["input.pitch_settle_ms"]) / 1000.0
         self.velocity_cv = settings["input.velocity_mode"] == "cv"
+        # input.source = audio: the onsets heard in audio are the only ones (the gate jack's
+        # edges are counted in `gates_ignored` and play nothing)
+        self.gate_onsets = settings["input.source"] != "audio"
+        self.gates_ignored = 0
         self.pending_onsets: list[tuple[float, float]] = []  # (sample time, edge time)
         self.next_scan = 0.0
         self.by_pin = {i.pin: i for i in board.gpio_inputs.values()}
@@ -157,6 +161,9 @@ class PanelBackend:
     def _sample_onset(self, edge_t: float) -> None:
         """The onset of a gate edge, with the pitch (or, in velocity-CV mode, the velocity CV)
         read now, a settle time after the edge; the engine turns volts into velocity."""
+        if not self.gate_onsets:
+            self.gates_ignored += 1
+            return
         self.onsets += 1
         name = "velocity_cv" if self.velocity_cv else "pitch"
         if name in self.board.inputs:

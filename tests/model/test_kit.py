@@ -1,0 +1,122 @@
+"""model.kit with a voice group removed (issue 29 item 4): no voice left over 1.5 x the style's
+real count, a removed kick's low end on each bar's one, a removed snare's backbeat moved and
+its ghost notes not."""
+
+from __future__ import annotations
+
+import numpy as np
+from grooverack.model.kit import BACKBEAT_BEATS, keep_time, revoice_budgets
+from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
+
+V = {name: i for i, name in enumerate(VOICE_NAMES)}
+# rock's real hits per loop (the shipped bank's `real_hits` row, rounded)
+ROCK = np.array([7.0, 8.04, 9.13, 1.54, 0.74, 0.35, 1.86, 1.06, 5.35])
+HALF = np.full(NUM_VOICES, 0.5)  # the default density: the real count
+
+
+def muted(*names: str) -> np.ndarray:
+    out = np.zeros(NUM_VOICES, bool)
+    out[[V[n] for n in names]] = True
+    return out
+
+
+def steps(out: np.ndarray, name: str) -> list[int]:
+    return np.flatnonzero(out[:, V[name]]).tolist()
+
+
+def test_revoice_budget_is_never_over_one_and_a_half_times_real():
+    most = revoice_budgets(ROCK, HALF)
+    assert most.tolist() == [10, 12, 13, 2, 1, 0, 2, 1, 8]
+    assert (most <= 1.5 * ROCK + 1e-9).all()
+    assert revoice_budgets(ROCK, np.full(NUM_VOICES, 1.0)).tolist()[:2] == [21, 24]
+    assert not revoice_budgets(ROCK, np.zeros(NUM_VOICES)).any()
+
+
+def test_a_removed_kick_keeps_the_one_on_the_low_tom_and_drops_the_rest():
+    rng = np.random.default_rng(0)
+    hits = np.zeros((STEPS, NUM_VOICES), bool)
+    hits[::2, V["low_tom"]] = True       # the re-voiced kick piled on the low tom: 16 a loop
+    hits[1::4, V["mid_tom"]] = True
+    hits[:, V["ride"]] = True            # and the ride on every step
+    score = rng.normal(size=(STEPS, NUM_VOICES))
+    out = keep_time(hits, score, real=ROCK, density=HALF, mutes=muted("kick"), cap=1.0,
+                    anchor=True, follow=0.9, kick_removed=True)
+    assert steps(out, "low_tom") == [0, 16]             # each bar's one: the anchor, nothing more
+    assert not out[:, V["kick"]].any() and not out[:, V["mid_tom"]].any()  # rock: 0.35 a loop
+    counts = out.sum(axis=0)
+    over = counts > 1.5 * ROCK
+    assert np.flatnonzero(over).tolist() == [V["low_tom"]]  # the anchor's conflict, only there
+    assert 0 < counts[V["ride"]] <= 8
+
+
+def test_a_removed_kick_gives_beat_three_to_a_low_voice_with_room():
+    toms = ROCK.copy()
+    toms[V["low_tom"]], toms[V["mid_tom"]] = 2.0, 1.4    # a style that plays its toms
+    hits = np.zeros((STEPS, NUM_VOICES), bool)
+    out = keep_time(hits, np.zeros((STEPS, NUM_VOICES)), real=toms, density=HALF,
+                    mutes=muted("kick"), cap=1.0, anchor=True, follow=0.9, kick_removed=True)
+    # the low tom (room 3) holds both ones and bar 1's beat 3; the mid tom (room 2) bar 2's
+    assert steps(out, "low_tom") == [0, 8, 16] and steps(out, "mid_tom") == [24]
+    silenced = keep_time(hits, np.zeros((STEPS, NUM_VOICES)), real=toms, density=HALF,
+                         mutes=muted("kick"), cap=1.0, anchor=True, follow=0.9)
+    assert not silenced.any()                            # only silenced: nothing moves
+
+
+def test_a_removed_snare_moves_the_backbeat_not_its_ghost_notes():
+    hits = np.zeros((STEPS, NUM_VOICES), bool)
+    hits[:, V["high_tom"]] = True         # the re-voiced snare, ghost notes and all, on the tom
+    score = np.zeros((STEPS, NUM_VOICES))
+    score[:, V["high_tom"]] = 1.0
+    out = keep_time(hits, score, real=ROCK, density=HALF, mutes=muted("snare"), cap=1.0,
+                    anchor=True, follow=0.9, snare_removed=True)
+    backbeat = {bar + beat for beat in BACKBEAT_BEATS for bar in (0, 16)}
+    stand_ins = ("high_tom", "mid_tom", "low_tom", "open_hat")
+    moved = {s for name in stand_ins for s in steps(out, name)}
+    assert moved == backbeat                             # all four beats moved (rock has room)
+    assert steps(out, "high_tom") == [12, 28]            # the model's choice: beat 4, each bar
+    assert steps(out, "open_hat") == [4, 20]             # the next with room: beat 2, each bar
+    assert (out.sum(axis=0) <= np.floor(1.5 * ROCK) + (np.arange(NUM_VOICES) == V["kick"])).all()
+    ghosts = [s for s in range(STEPS) if s not in backbeat]
+    assert not out[ghosts][:, [V[n] for n in stand_ins]].any()  # no ghost note re-voiced there
+
+
+def test_a_backbeat_no_stand_in_has_room_for_is_dropped():
+    funk = np.array([8.22, 11.97, 14.74, 1.68, 0.24, 0.2, 0.33, 0.43, 2.83])
+    out = keep_time(np.zeros((STEPS, NUM_VOICES), bool), np.zeros((STEPS, NUM_VOICES)),
+                    real=funk, density=HALF, mutes=muted("snare"), cap=1.0, anchor=True,
+                    follow=0.9, snare_removed=True)
+    # funk's toms play under 2/3 of a hit a loop: the open hat (room 2) takes beat 4 of each bar
+    assert steps(out, "open_hat") == [12, 28]
+    assert not out[:, [V["high_tom"], V["mid_tom"], V["low_tom"], V["snare"]]].any()
+
+
+def test_nothing_removed_leaves_the_budget_as_it_was():
+    hits = np.ones((STEPS, NUM_VOICES), bool)
+    score = np.tile(np.linspace(0.0, 1.0, STEPS)[:, None], (1, NUM_VOICES))
+    plain = keep_time(hits, score, real=ROCK, density=HALF, mutes=muted(), cap=1.0,
+                      anchor=True, follow=0.9)
+    assert plain[:, V["low_tom"]].sum() == 1 and plain[:, V["mid_tom"]].sum() == 1
+    revoiced = keep_time(hits, score, real=ROCK, density=HALF, mutes=muted("crash"),
+                         cap=1.0, anchor=True, follow=0.9, revoiced=True)
+    assert revoiced[:, V["mid_tom"]].sum() == 0          # any group removed: within 1.5 x real
+    assert (revoiced.sum(axis=0) <= plain.sum(axis=0)).all()
+
+
+def test_an_onset_the_trim_leaves_bare_moves_to_a_timekeeper_with_room():
+    hits = np.zeros((STEPS, NUM_VOICES), bool)
+    hits[::2, V["high_tom"]] = True       # the re-voiced snare on the tom, on the line's eighths
+    onsets = np.zeros(STEPS, bool)
+    onsets[::2] = True
+    score = np.zeros((STEPS, NUM_VOICES))
+    score[:, V["ride"]] = 0.5             # the model likes the ride there over the hat
+    out = keep_time(hits, score, real=ROCK, density=HALF, mutes=muted("snare"), cap=1.0,
+                    anchor=True, onsets=onsets, follow=0.9, snare_removed=True)
+    assert out[onsets].any(axis=1).all()                # every onset keeps a drum
+    assert (out.sum(axis=0) <= np.floor(1.5 * ROCK) + (np.arange(NUM_VOICES) == V["kick"]) * 2
+            + (np.arange(NUM_VOICES) == V["low_tom"])).all()
+    # the ride (room 6 at follow 0.9) first, the closed hat the rest; the backbeat as before
+    assert out[:, V["ride"]].sum() == 6 and out[:, V["closed_hat"]].sum() == 4
+    assert steps(out, "high_tom") == [12, 28] and steps(out, "open_hat") == [4, 20]
+    plain = keep_time(hits, score, real=ROCK, density=HALF, mutes=muted("snare"), cap=1.0,
+                      anchor=True, onsets=onsets, follow=0.0, snare_removed=True)
+    assert not plain[:, V["ride"]].any()                # follow 0: no line to keep
