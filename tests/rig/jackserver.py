@@ -43,9 +43,65 @@ class JackServer:
         return self._log_path.read_text(errors="replace") if hasattr(self, "_log_path") else ""
 
 
+REGISTRY = "/dev/shm/jack-shm-registry"
+_ENTRY = 264      # JACK2's jack_shm_server_t: a pid_t, then the name (256 bytes, padded)
+_FIRST = 24       # the registry header before the first entry
+_MAX_SERVERS = 8
+
+
+def stale_servers() -> list[str]:
+    """Names of test servers (`grtest...`) that JACK's shared registry still holds for a process
+    that is gone: a jackd killed (SIGKILL, a timeout) keeps its slot of the 8 until a server of
+    the same name starts and stops cleanly. Best effort: [] where the registry cannot be read."""
+    try:
+        data = open(REGISTRY, "rb").read()  # noqa: SIM115
+    except OSError:
+        return []
+    names = []
+    for i in range(_MAX_SERVERS):
+        at = _FIRST + i * _ENTRY
+        entry = data[at:at + _ENTRY]
+        if len(entry) < _ENTRY:
+            break
+        pid = int.from_bytes(entry[:4], sys.byteorder)
+        full = entry[4:].split(b"\0", 1)[0].decode(errors="replace")  # "jack-UID:NAME:"
+        parts = full.split(":")
+        if pid <= 0 or len(parts) < 2 or not parts[1].startswith("grtest"):
+            continue
+        if not os.path.exists(f"/proc/{pid}"):
+            names.append(parts[1])
+    return names
+
+
+def reclaim_stale_servers() -> int:
+    """Free the slots of `stale_servers()` the way JACK does: start a server of that name (it
+    takes the dead entry over) and stop it cleanly. Returns how many were freed."""
+    freed = 0
+    for name in stale_servers():
+        try:
+            server = start_server(name=name, reclaim=False)
+        except RuntimeError:
+            continue
+        stop_server(server)
+        freed += 1
+    return freed
+
+
 def start_server(rate: int = 48000, period: int = 64, log_dir=None,
-                 name: str | None = None) -> JackServer:
-    """A `jackd -d dummy`; `name`: that of one killed before (a restart), else a new one."""
+                 name: str | None = None, reclaim: bool = True) -> JackServer:
+    """A `jackd -d dummy`; `name`: that of one killed before (a restart), else a new one. When
+    JACK's registry is full of test servers killed earlier (in this run or another), their
+    slots are reclaimed and the start is tried once more."""
+    try:
+        return _start_server(rate, period, log_dir, name)
+    except RuntimeError as exc:
+        # ("Too many servers already active": jackd exits 255 and says so only in its log)
+        if not reclaim or "exited with 255" not in str(exc) or not reclaim_stale_servers():
+            raise
+        return _start_server(rate, period, log_dir, name)
+
+
+def _start_server(rate: int, period: int, log_dir, name: str | None) -> JackServer:
     jackd = shutil.which("jackd")
     if jackd is None:
         pytest.skip("jackd is not installed (Debian package jackd2, installed by .ci/run)")
