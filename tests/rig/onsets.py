@@ -83,3 +83,31 @@ def trigger_rises(csv_path: Path) -> list[tuple[float, int, float]]:
                     rises.append((float(row["time_s"]), out, level.get(out, 8.0)))
                 high[out] = volts > 1.0
     return rises
+
+
+def check_heard_loop(heard: list[float], truth: list[float], groove: np.ndarray, position,
+                     xruns: int, spread_ms: float = 5.0) -> float:
+    """The checks of a rendered loop played into an audio input: the onsets `heard` (their own
+    sample's time, a timeline one constant apart from the MIDI `truth`) scored against it
+    (`sim.fluid.score`, every bound eased by each missed JACK cycle), and the engine's `groove`
+    [32, 3] holding the steps the truth lands on (`position(t)`: the clock's step at time t).
+    Returns the constant found (truth time + it = heard time)."""
+    from grooverack.sim import fluid
+
+    assert heard, "no onsets heard"
+    coarse = heard[0] - truth[0]  # the loop opens on a loud kick
+    near = [min((h - coarse - t for t in truth), key=abs) for h in heard]
+    delta = coarse + float(np.median([d for d in near if abs(d) < 0.025]))
+    score = fluid.score([h - delta for h in heard], truth)
+    # every hit heard; a few soft extras allowed: on a loaded host PortAudio / JACK can drop or
+    # repeat a block without flagging it, and the click is (rightly) an onset
+    assert score["recall"] >= 0.95 - 0.05 * xruns, (score, xruns)
+    assert score["f1"] >= 0.85 - 0.05 * xruns, (score, xruns)
+    assert score["p90_spread_ms"] <= spread_ms + 5.0 * xruns, (score, xruns)
+    # the groove is the loop's: the steps the MIDI truth lands on at the same time base
+    expected = {int(np.floor(position(t + delta) + 0.5)) % 32 for t in truth}
+    got = set(np.flatnonzero(groove[:, 0] > 0))
+    assert len(got & expected) >= (0.9 - 0.05 * xruns) * len(expected), (
+        sorted(got), sorted(expected), xruns)
+    assert len(got - expected) <= 0.25 * len(expected) + xruns, (sorted(got), sorted(expected))
+    return delta
