@@ -199,6 +199,12 @@ def _keys() -> list[Key]:
             doc="no voice plays more than this many times its style's real hits per loop at "
                 "follow 1 (1.5 times at follow 0; at density 0.5, scaled with density; 0 = no "
                 "budget): a line cannot hand one drum a drummer's whole part"),
+        Key("generation.kit_floor", 0.75, "x", 0.0, 1.0,
+            doc="kick, snare, hats, crash and ride each play at least this many times their "
+                "style's real hits per loop (rounded; at density 0.5, scaled with density; never "
+                "over max_count or the kit_cap budget; the toms, fills, are left out), the cells "
+                "the model scores highest added: a line leaves the kit thin (no ride, few hats, "
+                "a kick short at mid follow). 0 = no floor"),
         Key("generation.colour_follow", 0.0, "x", 0.0, 1.0,
             doc="how far follow reaches the kit's colour (open hat, toms, crash, ride): those "
                 "voices follow the input by follow x this, kick, snare and closed hat by follow. "

@@ -35,6 +35,8 @@ from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
 COLOUR_VOICES = ("open_hat", "low_tom", "mid_tom", "high_tom", "crash", "ride")
 _COLOUR = np.array([v in COLOUR_VOICES for v in VOICE_NAMES])
 
+_P_EDGE = 1e-6  # blend_follow: probabilities clipped here ...
+_EDGE_SLOPE = 1.0 / (_P_EDGE * (1.0 - _P_EDGE))  # ... and past it the logit goes on at its slope there
 THRESHOLD_BUSY = 0.02   # density 1
 THRESHOLD_SPARSE = 0.995  # density just above 0
 MAX_TEMPERATURE = 2.0
@@ -78,15 +80,19 @@ def blend_follow(ab: tuple[np.ndarray, np.ndarray, np.ndarray],
     changing per tenth of travel). Margins in probability, not logits: a decode's confident
     silences (logits of -8) would otherwise outvote the other's likely hits long before the
     knob's end. `follow` 0..1, one value or one per voice [9] (`voice_follow`), checked where it
-    entered (`controls.GenerationControls`): not clamped here."""
+    entered (`controls.GenerationControls`): not clamped here. Where the margins leave no
+    probability (p under 1e-6, or over 1 - 1e-6) the logit goes on linearly in p, so cells
+    keep their order (what the kit's floor ranks by) and never tie."""
     f = np.asarray(follow, dtype=np.float64)
     x_ab, v_ab, o_ab = (np.asarray(a, dtype=np.float64) for a in ab)
     x_g, v_g, o_g = (np.asarray(a, dtype=np.float64) for a in groove)
     thr = np.clip(np.asarray(thresholds, dtype=np.float64), 1e-6, 1.0 - 1e-6)
     thr_ab = np.asarray(ab_thresholds, dtype=np.float64)
     p = thr + (1.0 - f) * (_sigmoid(x_ab) - thr_ab) + f * (_sigmoid(x_g) - thr)
-    p = np.clip(p, 1e-6, 1.0 - 1e-6)
-    logits = np.log(p / (1.0 - p))
+    inside = np.clip(p, _P_EDGE, 1.0 - _P_EDGE)
+    # past the edges the logit goes on linearly in p: cells no decode wants keep their order
+    # (clipped, they would tie, and a voice's floor would pick them by step index)
+    logits = np.log(inside / (1.0 - inside)) + _EDGE_SLOPE * (p - inside)
     return (logits.astype(np.float32), ((1.0 - f) * v_ab + f * v_g).astype(np.float32),
             ((1.0 - f) * o_ab + f * o_g).astype(np.float32))
 
@@ -193,7 +199,9 @@ def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.n
         hits = keep_time(hits, score, real=kit.real, density=np.asarray(_per_voice(density, "density")),
                          mutes=muted, cap=kit.cap, anchor=kit.anchor, onsets=kit.onsets,
                          follow=kit.follow, kick_removed=kit.kick_removed,
-                         snare_removed=kit.snare_removed, revoiced=kit.revoiced)
+                         snare_removed=kit.snare_removed, revoiced=kit.revoiced,
+                         floor=kit.floor, max_counts=max_counts,
+                         voice_follow=kit.voice_follow)
     return _velocities_offsets(hits, velocities, offsets)
 
 
