@@ -260,3 +260,17 @@ def test_the_kits_colour_follows_by_colour_follow():
     assert np.array_equal(x[:, colour] > 0, x_ab[:, colour] > 0)
     assert np.array_equal(x[:, ~colour] > 0, x_gr[:, ~colour] > 0)
     assert np.allclose(v[:, colour], v_ab[:, colour]) and np.allclose(v[:, ~colour], v_gr[:, ~colour])
+
+
+def test_blend_follow_keeps_the_order_of_cells_no_decode_wants():
+    """Past p = 1e-6 the logit goes on in p: the kit's floor ranks those cells, and tied at the
+    clip it picked them by step index (the ride's floor moving as follow left 0)."""
+    from grooverack.model.sampling import blend_follow
+
+    x_ab = np.tile(np.linspace(-12.0, -6.0, 32)[:, None], (1, 9))  # A/B's surest last
+    gr = (np.full((32, 9), -9.0), np.zeros((32, 9)), np.zeros((32, 9)))
+    ab = (x_ab, np.zeros((32, 9)), np.zeros((32, 9)))
+    x, _, _ = blend_follow(ab, gr, 0.1, np.full(9, 0.7), np.full(9, 0.3))  # A/B's threshold higher
+    assert np.isfinite(x).all()
+    assert (np.diff(x[:, 0]) > 0).all()          # the order of A/B's logits, no ties
+    assert (x < np.log(1e-6 / (1 - 1e-6)) + 1e-3).all()  # all of them past the clip
