@@ -131,12 +131,16 @@ def _trim(out: np.ndarray, rank: np.ndarray, voice: int, most: int,
     out[ranked[max(int(most), int(pinned.sum())):], voice] = False
 
 
-def _fill(out: np.ndarray, rank: np.ndarray, voice: int, least: int) -> None:
-    """Give `voice` in `out` at least `least` hits (in place): its highest-ranked cells first."""
-    order = np.where(out[:, voice], -np.inf, rank[:, voice])
-    order = np.nan_to_num(order, nan=-np.inf, neginf=-1e300, posinf=1e300)
-    need = least - int(out[:, voice].sum())
-    out[np.argsort(-order, kind="stable")[:need], voice] = True
+def _fill(out: np.ndarray, rank: np.ndarray, least: np.ndarray) -> None:
+    """Give each voice in `out` at least `least` [9] hits (in place): its highest-ranked cells
+    first (one sort for every voice: this runs at each regeneration)."""
+    under = np.flatnonzero(out.sum(0) < least)
+    if not under.size:
+        return
+    ranked = np.argsort(np.where(out, np.inf, -rank), axis=0, kind="stable")
+    for voice in under.tolist():
+        need = int(least[voice]) - int(out[:, voice].sum())
+        out[ranked[:need, voice], voice] = True
 
 
 def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
@@ -185,8 +189,7 @@ def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
             least = np.minimum(least, most)
         least[silent] = 0
         least[_NOT_FLOORED] = 0
-        for voice in np.flatnonzero(out.sum(0) < least):
-            _fill(out, rank, int(voice), int(least[voice]))
+        _fill(out, rank, least)
     if anchor and not silent[KICK]:
         out[::STEPS_PER_BAR, KICK] = True  # each bar's one
     revoiced = revoiced or kick_removed or snare_removed
