@@ -203,7 +203,7 @@ def _keys() -> list[Key]:
             doc="kick, snare, hats, crash and ride each play at least this many times their "
                 "style's real hits per loop (rounded; at density 0.5, scaled with density; never "
                 "over max_count or the kit_cap budget; the toms, fills, are left out), the cells "
-                "the model scores highest added: a line leaves the kit thin (no ride, few hats, "
+                "the model scores highest added at the voice's own mean velocity: a line leaves the kit thin (no ride, few hats, "
                 "a kick short at mid follow). 0 = no floor"),
         Key("generation.colour_follow", 0.0, "x", 0.0, 1.0,
             doc="how far follow reaches the kit's colour (open hat, toms, crash, ride): those "

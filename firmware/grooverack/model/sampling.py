@@ -37,6 +37,8 @@ _COLOUR = np.array([v in COLOUR_VOICES for v in VOICE_NAMES])
 
 _P_EDGE = 1e-6  # blend_follow: probabilities clipped here ...
 _EDGE_SLOPE = 1.0 / (_P_EDGE * (1.0 - _P_EDGE))  # ... and past it the logit goes on at its slope there
+# a hit the kit rules add to a pattern with no hit of the model's own plays at this velocity
+ADDED_VELOCITY = 0.6
 THRESHOLD_BUSY = 0.02   # density 1
 THRESHOLD_SPARSE = 0.995  # density just above 0
 MAX_TEMPERATURE = 2.0
@@ -196,13 +198,34 @@ def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.n
                 hits[ranked[k:], voice] = False
     if kit is not None:
         muted = np.zeros(NUM_VOICES, bool) if mutes is None else np.asarray(mutes, dtype=bool)
+        sampled = hits
         hits = keep_time(hits, score, real=kit.real, density=np.asarray(_per_voice(density, "density")),
                          mutes=muted, cap=kit.cap, anchor=kit.anchor, onsets=kit.onsets,
                          follow=kit.follow, kick_removed=kit.kick_removed,
                          snare_removed=kit.snare_removed, revoiced=kit.revoiced,
                          floor=kit.floor, max_counts=max_counts,
                          voice_follow=kit.voice_follow)
+        velocities = added_velocities(hits, sampled, velocities)
     return _velocities_offsets(hits, velocities, offsets)
+
+
+def added_velocities(hits: np.ndarray, sampled: np.ndarray, velocities: np.ndarray) -> np.ndarray:
+    """Velocities [32, 9] where a hit the kit rules added (in `hits`, not in `sampled`: the
+    floor's, the kick on the one, a timekeeper's) plays at least as loud as the model's own hits
+    of that voice do on average (of every voice, where it has none). The decoder's velocity
+    where it wanted no hit is near 0: such a hit would be counted and never heard."""
+    vel = np.asarray(velocities, dtype=np.float32)
+    added = hits & ~sampled
+    if not added.any():
+        return vel
+    own = hits & sampled
+    if not own.any():
+        return np.where(added, np.maximum(vel, np.float32(ADDED_VELOCITY)), vel)
+    clipped = np.clip(vel, 0.0, 1.0)
+    count = own.sum(0)
+    overall = float(clipped[own].mean())
+    mean = np.where(count > 0, (clipped * own).sum(0) / np.maximum(count, 1), overall)
+    return np.where(added, np.maximum(vel, mean.astype(np.float32)), vel)
 
 
 def _velocities_offsets(hits: np.ndarray, velocities: np.ndarray, offsets: np.ndarray
