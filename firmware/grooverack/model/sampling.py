@@ -37,8 +37,9 @@ _COLOUR = np.array([v in COLOUR_VOICES for v in VOICE_NAMES])
 
 _P_EDGE = 1e-6  # blend_follow: probabilities clipped here ...
 _EDGE_SLOPE = 1.0 / (_P_EDGE * (1.0 - _P_EDGE))  # ... and past it the logit goes on at its slope there
-# a hit the kit rules add to a pattern with no hit of the model's own plays at this velocity
-ADDED_VELOCITY = 0.6
+# a hit the kit rules add to a voice with no hit of the model's own plays at this velocity (a
+# voice's alone, so muting another voice never changes it)
+ADDED_VELOCITY = 0.5
 THRESHOLD_BUSY = 0.02   # density 1
 THRESHOLD_SPARSE = 0.995  # density just above 0
 MAX_TEMPERATURE = 2.0
@@ -212,19 +213,16 @@ def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.n
 def added_velocities(hits: np.ndarray, sampled: np.ndarray, velocities: np.ndarray) -> np.ndarray:
     """Velocities [32, 9] where a hit the kit rules added (in `hits`, not in `sampled`: the
     floor's, the kick on the one, a timekeeper's) plays at least as loud as the model's own hits
-    of that voice do on average (of every voice, where it has none). The decoder's velocity
+    of that voice do on average (ADDED_VELOCITY where it has none). The decoder's velocity
     where it wanted no hit is near 0: such a hit would be counted and never heard."""
     vel = np.asarray(velocities, dtype=np.float32)
     added = hits & ~sampled
     if not added.any():
         return vel
     own = hits & sampled
-    if not own.any():
-        return np.where(added, np.maximum(vel, np.float32(ADDED_VELOCITY)), vel)
-    clipped = np.clip(vel, 0.0, 1.0)
     count = own.sum(0)
-    overall = float(clipped[own].mean())
-    mean = np.where(count > 0, (clipped * own).sum(0) / np.maximum(count, 1), overall)
+    mean = np.where(count > 0, (np.clip(vel, 0.0, 1.0) * own).sum(0) / np.maximum(count, 1),
+                    ADDED_VELOCITY)
     return np.where(added, np.maximum(vel, mean.astype(np.float32)), vel)
 
 
