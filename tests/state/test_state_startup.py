@@ -136,6 +136,7 @@ def test_a_damaged_performance_file_is_a_message_at_start_and_at_stop(tmp_path: 
         assert json.loads(Path(kept).read_text())["tag"] == "grooverack-performance"
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_while_playing_keeps_the_performance_elsewhere(tmp_path: Path) -> None:
     disk = tmp_path / "disk"
     disk.mkdir()
