@@ -4,6 +4,8 @@ its own thread and the drums follow it, each onset at its own frame / rate."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from grooverack.boards.es9 import parse_board
@@ -17,6 +19,9 @@ from tests.rig.jackserver import jack_audio_server  # noqa: F401  (fixture)
 from tests.rig.onsets import check_heard_loop
 
 BPM = 100.0
+# a rig's go -> its first sample on the ES-9's timeline, about (measured on jackd -d dummy; off
+# by up to 0.06 s the loop's hits are still mid-step at 100 BPM)
+GO_LATENCY_S = 0.15
 
 
 def audio_board() -> dict:
@@ -153,6 +158,11 @@ def test_a_capture_device_of_its_own_feeds_the_groove_while_the_es9_stream_is_do
             backend.stream._lose("a test: the ES-9 stream went away")
             assert backend.stream.down
             before = len(backend.inputs.onsets)
+            # start the loop so that its hits sit mid-step on the engine's clock: a hit on a
+            # step's edge goes either way with a ms of jitter, in the groove and in the check
+            now = time.monotonic() - backend.stream.mono_offset  # engine time (by the clock)
+            edge = engine.clock.position(now + GO_LATENCY_S + truth[0])
+            time.sleep((-edge % 1.0) * 15.0 / BPM)
             loop.go()
             _, xruns_loop = loop.result()
             assert backend.stream.down and backend.stream.reopens == 0  # down all along
