@@ -89,6 +89,11 @@ def test_minimal_board(tmp_path):
     ("[gpio_inputs.gate]\npin = 99\nrole = 'gate'", "'gpio_inputs.gate.pin' = 99"),
     ("[gpio_inputs.gate]\npin = 17\nrole = 'strobe'", "'gpio_inputs.gate.role' = 'strobe'"),
     ("scan_hz = 50", "'.scan_hz' = 50; allowed: 100 to 2000"),
+    # a list or a number where a name belongs (found by the board-file fuzz): named, no TypeError
+    ("[pots.tempo]\nchip = 'adc'\nchannel = 1\n[controls.tempo]\npot = []",
+     "'controls.tempo.pot' = []"),
+    ("[pots.tempo]\nchip = 'adc'\nchannel = 1\n[controls.tempo]\npot = 'tempo'\ncv = 3",
+     "'controls.tempo.cv' = 3"),
 ])
 def test_bad_boards_name_file_key_and_value(tmp_path, extra, message):
     top, _, rest = MINIMAL.partition("[chips.adc]")

@@ -414,11 +414,11 @@ def _parse_pi(path: Path, data: dict[str, Any], merged: dict[str, Any]) -> Board
             raise BoardError(f"{path}: [{w}]: {name!r} is not a panel control; controls: "
                              f"{', '.join(CONTROLS)}")
         _keys(path, w, item, {"pot", "cv", "cv_per_volt", "low", "high"}, {"pot"})
-        if item["pot"] not in b.pots:
+        if not isinstance(item["pot"], str) or item["pot"] not in b.pots:
             raise BoardError(f"{path}: key '{w}.pot' = {item['pot']!r}; pots: {', '.join(b.pots)}")
         cv = item.get("cv")
         cv_inputs = [n for n, i in b.inputs.items() if i.role != "fill"]
-        if cv is not None and cv not in cv_inputs:
+        if cv is not None and (not isinstance(cv, str) or cv not in cv_inputs):
             raise BoardError(f"{path}: key '{w}.cv' = {cv!r}; CV inputs: {', '.join(cv_inputs)}")
         # the range: the config schema's, which a board may narrow but not widen
         full = ControlRange.for_key(name)
