@@ -295,6 +295,11 @@ class Player:
         out.sort(key=lambda e: e.order)  # (one time: velocities, then rises, as `advance`)
         return out
 
+    def trigger_seconds(self, clock: Clock, output: int) -> float:
+        """How long a trigger rising now on `output` stays high, unless something ends it
+        sooner (a retrigger, a stop): `outputs.trigger_ms`, or half a step in gate mode."""
+        return self._width("trigger", clock, output)
+
     @property
     def high(self) -> set[tuple[str, int]]:
         """(kind, output) pairs now high (risen, fall not yet returned)."""

@@ -63,7 +63,8 @@ class MidiBackend:
         self._last_poll = 0.0
         self.input = MidiInputHandler(engine, self.options)
         self.sender = MidiSender(clock, direct=True)  # a step on a tick leaves from the loop
-        self.output = MidiOutput(self.options, self.sender, settings["outputs.clock_ppqn"])
+        self.output = MidiOutput(self.options, self.sender, settings["outputs.clock_ppqn"],
+                                 length=engine.trigger_seconds)
         self.input.on_transport = self.output.transport
         # internal clock: play from the start; MIDI clock: wait for Start
         self.autostart = (settings["clock.source"] != "midi") if autostart is None else autostart
@@ -122,7 +123,9 @@ class MidiBackend:
         fired = getattr(port, "fired", None)
         while fired:
             table, frame = fired.popleft()
-            self.output.wrote(table.tick, frame, table.notes)
+            sr = table.out.samplerate
+            self.output.wrote(table.tick, frame, table.notes,
+                              tuple(length / sr for length, _ in table.offs))
         for jt, data in batch:
             self.input.feed(self._offset + jt, data)
         return len(batch)
@@ -142,11 +145,15 @@ class MidiBackend:
             notes = self.output.step_table(self.engine.on_next_pulse())
             if notes:
                 tick, transport = inp.taken[0] + 1, inp.taken[1]
+                sr = out.samplerate  # each note's length in frames: its note-off's offset
+                offs = self.output.note_offs(
+                    notes, lambda o: round(self.engine.trigger_seconds(o) * sr))
                 old = inp.table
                 if (old is not None and old.out is out and old.tick == tick
-                        and old.transport == transport and old.notes == notes):
+                        and old.transport == transport and old.notes == notes
+                        and old.offs == offs):
                     return old
-                table = StepTable(tick, transport, notes, out)
+                table = StepTable(tick, transport, notes, out, offs)
         inp.table = table
         return table
 

@@ -37,6 +37,8 @@ WRAP = 1 << 32  # jack_nframes_t
 TICK = b"\xf8"
 ORDER_PORT = "order"  # each client's port of the input -> output connection (`order_after`)
 TRANSPORT = (0xFA, 0xFB, 0xFC, 0xF2)  # Start, Continue, Stop, Song Position
+ENDS_EARLY = 0.002  # s: a note-off the engine loop sends this much before the one written with
+#                     its note-on (a retrigger, a stop) goes out too (the second is harmless)
 
 
 def count_clock(msg: bytes, counts: list[int]) -> None:
@@ -53,12 +55,21 @@ class StepTable:
     """What the output writes when the input's clock tick number `tick` arrives (counted since
     the input port opened), if `transport` transport messages came before it (a Start, Stop,
     Continue or Song Position in between: the engine's phase moved, the table is void). `notes`:
-    (step row, output, message) in sending order."""
+    (step row, output, message) in sending order; `offs`: each note's note-off as (frames after
+    the tick's frame, message), in the same order (the note's gate length in frames)."""
 
     tick: int
     transport: int
     notes: tuple[tuple[int, int, bytes], ...]
     out: JackMidiOut
+    offs: tuple[tuple[int, bytes], ...] = ()
+
+
+def note_key(data: bytes) -> tuple[int, int, bool] | None:
+    """(channel, note, is a note-on) of a note message (a note-on of velocity 0 is an off)."""
+    if len(data) < 3 or data[0] & 0xE0 != 0x80:
+        return None
+    return data[0] & 0x0F, data[1], data[0] & 0xF0 == 0x90 and data[2] > 0
 
 
 class _JackMidi:
@@ -165,7 +176,7 @@ class JackMidiIn(_JackMidi):
             table = self.table
             if (msg == TICK and table is not None and table.tick == heard[0]
                     and table.transport == heard[1]):
-                frame = table.out.write_later(raw + offset, table.notes, self)
+                frame = table.out.write_later(raw + offset, table.notes, self, table.offs)
                 if frame is not None:
                     self.fired.append((table, frame))  # before the tick is handed on
             self._events.append((f0 + offset, msg))
@@ -183,14 +194,23 @@ class JackMidiIn(_JackMidi):
 
 
 class JackMidiOut(_JackMidi):
-    """rtmidi's `MidiOut` on JACK: each message one period after it is sent, at its frame."""
+    """rtmidi's `MidiOut` on JACK: each message one period after it is sent, at its frame; a
+    note-off at its note-on's frame + the note's length in frames."""
 
     def __init__(self, _api: int = 0, name: str = CLIENT_NAME) -> None:
         super().__init__(_api, name)
-        self._queue: deque[tuple[int, bytes]] = deque(maxlen=65536)
+        # handed to the process callback (deques: appended by other threads, drained by it)
+        self._queue: deque[tuple[int, bytes]] = deque(maxlen=65536)  # the engine loop's
+        self._now: deque[tuple[int, bytes]] = deque(maxlen=4096)  # the step table's notes
+        # the step table's note-offs: (frame, message, the frame of their note-on)
+        self._offs: deque[tuple[int, bytes, int]] = deque(maxlen=4096)
+        # the process callback's own: (frame, message, for a step table's note-off the frame of
+        # its note-on, else -1) to write
+        self._pending: list[tuple[int, bytes, int]] = []
         self._last = 0  # the frame the last message was placed at (JACK wants them in order)
-        self._moved: dict[tuple[int, int], int] = {}  # (channel, note) -> frames placed late
-        self._now: deque[tuple[int, bytes]] = deque(maxlen=4096)  # the step table's, by frame
+        # (channel, note) -> (frame, due time, length in s or None) of the last note-on placed:
+        # its note-off goes at that frame + the note's length (due times' difference) in frames
+        self._on: dict[tuple[int, int], tuple[int, float, float | None]] = {}
         self.after: JackMidiIn | None = None  # the input JACK runs this client after, each cycle
 
     @property
@@ -198,24 +218,39 @@ class JackMidiOut(_JackMidi):
         """Seconds from `send_message` to the message's frame (one period)."""
         return self.blocksize / self.samplerate
 
-    def send_message(self, data: Any, late: float = 0.0) -> None:
+    def send_message(self, data: Any, late: float = 0.0, due: float | None = None,
+                     length: float | None = None) -> None:
         """Place `data` one period from now, less `late` seconds (a message sent after its time:
-        at its frame if that is still to come, else at the first frame that is)."""
+        at its frame if that is still to come, else at the first frame that is). A note-on with
+        its note's `length` (s): its note-off is written here too, that many frames after it.
+        A note-off with its `due` time goes at its note-on's frame + (due - the note-on's due)
+        in frames, whatever the frame estimate says (never before the next cycle); one due when
+        the note-off written here is, is that one (dropped)."""
         if self.dead:
             return
         c = self.client
         n = self.blocksize
         data = bytes(data)
         want = int(c.frame_time) + n - int(round(late * self.samplerate))
-        frame = max(want, int(c.last_frame_time) + n, self._last)
-        kind = data[0] & 0xF0 if data else 0
-        if kind in (0x80, 0x90) and len(data) > 2:
-            key = (data[0] & 0x0F, data[1])
-            if kind == 0x90 and data[2]:
-                self._moved[key] = frame - want  # a late note-on: its note keeps its length
+        first = int(c.last_frame_time) + n
+        frame = max(want, first, self._last)
+        key = note_key(data)
+        if key is not None:
+            note = key[:2]
+            if key[2]:
+                if due is not None:
+                    self._on[note] = (frame, due, length)
+                if length is not None:
+                    off = bytes((0x80 | note[0], note[1], 0))
+                    self._offs.append(((frame + round(length * self.samplerate)) % WRAP, off,
+                                       frame))
             else:
-                frame = max(frame, want + self._moved.pop(key, 0))
-        self._last = frame
+                on = self._on.pop(note, None)
+                if on is not None and due is not None:
+                    if on[2] is not None and due >= on[1] + on[2] - ENDS_EARLY:
+                        return  # its note-off is written already (`_offs`)
+                    frame = max(first, on[0] + int(round((due - on[1]) * self.samplerate)))
+        self._last = max(self._last, frame)
         self._queue.append((frame, data))
 
     def order_after(self, inp: JackMidiIn) -> None:
@@ -226,26 +261,30 @@ class JackMidiOut(_JackMidi):
         self.after = inp
 
     def write_later(self, frame: int, notes: tuple[tuple[int, int, bytes], ...],
-                    source: JackMidiIn | None = None) -> int | None:
+                    source: JackMidiIn | None = None,
+                    offs: tuple[tuple[int, bytes], ...] = ()) -> int | None:
         """The input's process callback: `notes` written at JACK frame `frame` itself when this
         client runs after `source` (`order_after`: later in the tick's own cycle), else at
         `frame` + one period (the next cycle, whichever of the two JACK runs first): a fixed
-        latency either way. Returns the frame; None when this client is gone."""
+        latency either way; each of `offs` (frames after the note, note-off) that many frames
+        after it. Returns the frame; None when this client is gone."""
         if self.dead or self.port is None:
             return None
         at = frame if source is not None and source is self.after else \
             (frame + self.blocksize) % WRAP
         for _, _, data in notes:
             self._now.append((at, data))
+        for length, data in offs:
+            self._offs.append(((at + length) % WRAP, data, at))
         return at
 
-    def placed(self, data: bytes, frame: int, late: float = 0.0) -> None:
-        """The engine loop: `data`, due `late` s ago, was written at `frame` already
-        (`write_later`): its note-off keeps the note's length from there."""
-        if not self.dead and len(data) > 2 and data[0] & 0xF0 == 0x90 and data[2]:
-            c = self.client
-            want = int(c.frame_time) + self.blocksize - int(round(late * self.samplerate))
-            self._moved[(data[0] & 0x0F, data[1])] = (frame - want + WRAP // 2) % WRAP - WRAP // 2
+    def placed(self, data: bytes, frame: int, due: float, length: float | None = None) -> None:
+        """The engine loop: `data`, due at `due`, was written at `frame` already (`write_later`,
+        with its note-off `length` s later): a note-off the loop sends for it goes the note's
+        length from there (at `length`: it is the one written, dropped)."""
+        key = note_key(data)
+        if not self.dead and key is not None and key[2]:
+            self._on[key[:2]] = (frame, due, length)
 
     def _process(self, frames: int) -> None:
         port = self.port
@@ -253,15 +292,36 @@ class JackMidiOut(_JackMidi):
             return
         port.clear_buffer()
         f0 = self.client.last_frame_time
-        due: list[tuple[int, bytes]] = []
-        for q in (self._queue, self._now):  # (at one frame, the loop's messages first)
+        pending = self._pending
+        for q in (self._queue, self._now):
             while q:
-                frame, data = q[0]
-                rel = (frame - f0) % WRAP  # frame_time wraps with last_frame_time
-                if rel >= frames and rel < WRAP // 2:
-                    break  # a later cycle's
-                q.popleft()
-                due.append((rel if rel < frames else 0, data))
-        due.sort(key=lambda e: e[0])  # JACK takes a cycle's events in frame order
-        for rel, data in due:
+                frame, data = q.popleft()
+                pending.append((frame, data, -1))
+        offs = self._offs
+        while offs:
+            pending.append(offs.popleft())
+        due: list[tuple[int, int, bytes]] = []  # (frame in the cycle, 1 for a note-on, message)
+        starts: dict[tuple[int, int, bool], int] = {}  # note -> the frame it starts again at
+        keep: list[tuple[int, bytes, int]] = []
+        for p in pending:
+            rel = (p[0] - f0) % WRAP  # frame_time wraps with last_frame_time
+            if rel >= frames and rel < WRAP // 2:
+                keep.append(p)  # a later cycle's
+                continue
+            rel = rel if rel < frames else 0  # late: the cycle's first frame
+            key = note_key(p[1])
+            if key is not None and key[2]:
+                starts.setdefault((key[0], key[1], False), rel)  # (the cycle's first)
+            due.append((rel, 1 if key is not None and key[2] else 0, p[1]))
+        if starts:  # a step table's note-off still to come of a note that starts again now:
+            #        written just before the new note-on (a retrigger ends the old note only)
+            for p in list(keep):
+                key = note_key(p[1])
+                rel = -1 if key is None else starts.get(key, -1)
+                if p[2] >= 0 and rel >= 0 and 0 < (f0 + rel - p[2]) % WRAP < WRAP // 2:
+                    keep.remove(p)
+                    due.append((rel, 0, p[1]))
+        self._pending = keep
+        due.sort(key=lambda e: (e[0], e[1]))  # in frame order; at one frame note-offs first
+        for rel, _, data in due:
             port.write_midi_event(rel, data)
