@@ -33,7 +33,7 @@ def jack128(tmp_path, monkeypatch):
 
 
 def take(server, tmp_path, bpm: float, beats: float, name: str = "rtprobe",
-         chain: bool = False) -> dict:
+         chain: bool = False, extra: tuple[str, ...] = ()) -> dict:
     """One take of the MIDI back end (`midi.api=jack`, `clock.source=midi`) on the probe's clock:
     what the probe sent and received (frames from its start), what the back end played and
     which notes its step table placed."""
@@ -45,7 +45,8 @@ def take(server, tmp_path, bpm: float, beats: float, name: str = "rtprobe",
     events, ticks = midi_clock(bpm, beats, lead)
     settings = load_settings(overrides=[
         "midi.api=jack", "clock.source=midi", "midi.profile=poly2", f"tempo={bpm}",
-        "quantize=1.0", "density=1.0", "uncertainty=0.0", "follow=0.0", "generation.seed=1"])
+        "quantize=1.0", "density=1.0", "uncertainty=0.0", "follow=0.0", "generation.seed=1",
+        *extra])
     engine = make_engine(settings, threaded=True)
     backend = MidiBackend(engine, settings)
     probe = None
@@ -109,6 +110,51 @@ def test_step_table_notes_at_the_ticks_frame_p64_chain(jack64, tmp_path):
 def test_step_table_notes_a_period_later_in_a_loop_p128(jack128, tmp_path):
     r = take(jack128, tmp_path, 120.0, 6.0)
     assert check_frames(r) > 0 or r["xruns"]
+
+
+def note_lengths(received: list[tuple[int, bytes]]) -> tuple[list[int], int]:
+    """Each note's length in frames as the probe recorded it (note-on to the next note-off of
+    its channel and key), and how many note-ons got no note-off."""
+    on: dict[tuple[int, int], int] = {}
+    lengths = []
+    for f, d in received:
+        if len(d) > 2 and d[0] & 0xE0 == 0x80:
+            key = (d[0] & 0x0F, d[1])
+            if d[0] & 0xF0 == 0x90 and d[2]:
+                on[key] = f
+            elif key in on:
+                lengths.append(f - on.pop(key))
+    return lengths, len(on)
+
+
+@pytest.mark.jack
+@pytest.mark.parametrize("period,bpm,chain", ((64, 300.0, True), (128, 120.0, False)))
+def test_note_offs_at_the_note_ons_frame_plus_the_length(tmp_path, monkeypatch, period, bpm,
+                                                         chain):
+    """Each note-off (issue 34 item 4) leaves at its note-on's frame + the trigger's length in
+    frames (7 ms: 336 frames, not a whole number of periods), as the probe recorded them: the
+    step table's notes (the note-off written by the process callback with the note-on) and the
+    engine loop's (the first step after Start: its length handed over with the note-on). Before,
+    the engine loop sent each note-off on its own, placed from JACK's frame estimate at the
+    sender's wake-up (lengths off by up to a period). Frames only, no wall-clock bound: a cycle an
+    xrun skipped moves what was in it to the next cycle's first frame (one note per xrun)."""
+    for attempt in range(3):  # a take without xruns, where one can be had
+        (tmp_path / str(attempt)).mkdir()
+        gen = serve(tmp_path / str(attempt), monkeypatch, period=period)
+        server = next(gen)
+        try:
+            r = take(server, tmp_path / str(attempt), bpm, 4.0, chain=chain,
+                     extra=("outputs.trigger_ms=7.0",))
+        finally:
+            gen.close()
+        if r["xruns"] == 0:
+            break
+    lengths, hanging = note_lengths(r["received"])
+    assert len(lengths) >= 8, r["received"][:20]
+    assert hanging == 0
+    exact = float(np.mean(np.asarray(lengths) == 336))
+    assert exact >= (1.0 if r["xruns"] == 0 else 0.5), \
+        (sorted(Counter(lengths).items()), r["xruns"])
 
 
 def offsets_ms(r: dict) -> np.ndarray:
