@@ -278,20 +278,25 @@ class Player:
         """What the next external pulse will release at its own time, as `advance` will return
         it then (the velocity events, then the rises): the committed hits sitting on the pulse
         (`Clock.hold`), each on an output that is low (a retrigger, whose fall comes first, is
-        left to `advance`); [] when nothing waits for a pulse. Nothing changes here. `time` is
+        left to `advance`), and the clock-out pulse on it; after a start (reset, song position,
+        continue) the same of the step its first pulse plays; [] when nothing waits for a
+        pulse. Nothing changes here. `time` is
         the pulse's predicted time: a back end may write these at the pulse's frame as the
         pulse arrives, `advance` still returns them once it is in."""
-        hold = clock.hold
+        hold = clock.next_pulse  # (after a start: the step its first pulse plays)
         if not math.isfinite(hold):
             return []
         t = clock.time_of(hold)
         out: list[OutputEvent] = []
         for d in sorted(self._due):
-            if (d.kind == "trigger" and abs(d.position - hold) <= HOLD_EPS
-                    and (d.kind, d.output) not in self._falls):
+            if abs(d.position - hold) > HOLD_EPS:
+                continue
+            if d.kind == "trigger" and (d.kind, d.output) not in self._falls:
                 out.append(OutputEvent(t, d.output, "velocity",
                                        self._velocity_value(d.output, d.value), d.step, d.voice))
                 out.append(OutputEvent(t, d.output, "trigger", 1.0, d.step, d.voice))
+            elif d.kind == "clock":  # (a clock pulse still high falls first: it plays too)
+                out.append(OutputEvent(t, 0, "clock", 1.0, d.step, -1))
         out.sort(key=lambda e: e.order)  # (one time: velocities, then rises, as `advance`)
         return out
 

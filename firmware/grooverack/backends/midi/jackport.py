@@ -37,6 +37,7 @@ WRAP = 1 << 32  # jack_nframes_t
 TICK = b"\xf8"
 ORDER_PORT = "order"  # each client's port of the input -> output connection (`order_after`)
 TRANSPORT = (0xFA, 0xFB, 0xFC, 0xF2)  # Start, Continue, Stop, Song Position
+MAP_DRIFT = 0.0001  # s/s: how fast `JackMidiOut._map` follows a JACK clock faster than ours
 ENDS_EARLY = 0.002  # s: a note-off the engine loop sends this much before the one written with
 #                     its note-on (a retrigger, a stop) goes out too (the second is harmless)
 
@@ -212,14 +213,30 @@ class JackMidiOut(_JackMidi):
         # its note-off goes at that frame + the note's length (due times' difference) in frames
         self._on: dict[tuple[int, int], tuple[int, float, float | None]] = {}
         self.after: JackMidiIn | None = None  # the input JACK runs this client after, each cycle
+        self._offset: tuple[float | None, float] = (None, 0.0)  # `_map`: (frames, at time)
 
     @property
     def lead(self) -> float:
         """Seconds from `send_message` to the message's frame (one period)."""
         return self.blocksize / self.samplerate
 
+    def _map(self, now: float) -> float:
+        """JACK frame - seconds x rate at time `now` (`time.monotonic`), the map from a due time
+        to its frame: the frame estimate less the time, read together; a thread preempted
+        between the two reads only makes that larger, so the map is their leaky minimum
+        (rising MAP_DRIFT a second for a device clock that runs fast, at once down to a lower
+        one, as when the server missed cycles; a restarted server is a new client)."""
+        raw = float(self.client.frame_time) - now * self.samplerate
+        off, since = self._offset
+        if off is None or raw < off:
+            off = raw
+        else:
+            off = min(raw, off + MAP_DRIFT * self.samplerate * max(0.0, now - since))
+        self._offset = (off, now)
+        return off
+
     def send_message(self, data: Any, late: float = 0.0, due: float | None = None,
-                     length: float | None = None) -> None:
+                     length: float | None = None, now: float | None = None) -> None:
         """Place `data` one period from now, less `late` seconds (a message sent after its time:
         at its frame if that is still to come, else at the first frame that is). A note-on with
         its note's `length` (s): its note-off is written here too, that many frames after it.
@@ -231,7 +248,10 @@ class JackMidiOut(_JackMidi):
         c = self.client
         n = self.blocksize
         data = bytes(data)
-        want = int(c.frame_time) + n - int(round(late * self.samplerate))
+        if due is not None and now is not None:  # its frame from its time, on a steady map
+            want = int(round(due * self.samplerate + self._map(now))) + n
+        else:
+            want = int(c.frame_time) + n - int(round(late * self.samplerate))
         first = int(c.last_frame_time) + n
         frame = max(want, first, self._last)
         key = note_key(data)
@@ -275,7 +295,8 @@ class JackMidiOut(_JackMidi):
         for _, _, data in notes:
             self._now.append((at, data))
         for length, data in offs:
-            self._offs.append(((at + length) % WRAP, data, at))
+            if data:
+                self._offs.append(((at + length) % WRAP, data, at))
         return at
 
     def placed(self, data: bytes, frame: int, due: float, length: float | None = None) -> None:

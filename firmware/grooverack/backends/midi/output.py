@@ -133,8 +133,9 @@ class MidiSender:
             elif port is not None:
                 try:
                     if hasattr(port, "lead"):  # a JACK port of its own: late by how much
-                        port.send_message(data, late=max(0.0, self._ahead() - due), due=due,
-                                          length=length)
+                        now = self.clock()
+                        port.send_message(data, late=max(0.0, now + port.lead - due), due=due,
+                                          length=length, now=now)
                     else:
                         port.send_message(data)
                 except Exception as exc:  # a port that vanished mid-send: keep playing
@@ -163,17 +164,29 @@ class MidiOutput:
         # (step row, output) -> (clock tick, JACK frame, note-on, its length in s) written by the
         # port's real-time path from the step table, not yet played here (`written`, `play`)
         self.written: dict[tuple[int, int], tuple[int, int, bytes, float | None]] = {}
+        # (clock tick, JACK frame) of each MIDI clock the step table forwarded, in order, not yet
+        # played here (`_clock_tick` takes the oldest)
+        self.written_clock: deque[tuple[int, int]] = deque()
         # (clock tick, JACK frame, step row, note-on) of each note played from the step table
         self.placed: deque[tuple[int, int, int, bytes]] = deque(maxlen=100_000)
 
     def step_table(self, events: list[OutputEvent]) -> tuple[tuple[int, int, bytes], ...]:
         """The note-ons `play` would send for `events` (`Engine.on_next_pulse`: velocity events
         and rises), as (step row, output, message), less those a table already wrote that the
-        engine has not played yet (a tick it took as noise: its step waits for the next one);
-        nothing changes."""
+        engine has not played yet (a tick it took as noise: its step waits for the next one),
+        and the MIDI clock it forwards (step row, 0, 0xF8); nothing changes."""
         velocity = dict(self._velocity)
         notes = []
+        # MIDI clock forwarded (24 PPQN and more out, once started): each clock-out pulse the
+        # tick releases, as `_clock_tick` counts them (none while one written waits to be played)
+        count = self._clock_count if self.clock_out and self.started and self.clock_ppqn >= 24 \
+            and not self.written_clock else None
         for event in events:
+            if event.kind == "clock" and count is not None and event.value > 0.5:
+                count += 1
+                if count % (self.clock_ppqn // 24) == 0:
+                    notes.append((event.step, 0, b"\xf8"))
+                continue
             if event.kind == "velocity":
                 velocity[event.output] = max(1, min(127, round(event.value * 127)))
             elif event.kind == "trigger" and event.value > 0.5 \
@@ -187,9 +200,9 @@ class MidiOutput:
     def note_offs(self, notes: tuple[tuple[int, int, bytes], ...],
                   frames: Callable[[int], int]) -> tuple[tuple[int, bytes], ...]:
         """Each of `notes`' note-off as (its length in frames, `frames(output)`, message): what
-        the port writes after the note-on when a step table fires."""
+        the port writes after the note-on when a step table fires ((0, b"") for a clock)."""
         return tuple((frames(output), bytes((0x80 | data[0] & 0x0F, data[1], 0)))
-                     for _, output, data in notes)
+                     if data[0] & 0xF0 == 0x90 else (0, b"") for _, output, data in notes)
 
     def wrote(self, tick: int, frame: int, notes: tuple[tuple[int, int, bytes], ...],
               lengths: tuple[float, ...] = ()) -> None:
@@ -197,6 +210,9 @@ class MidiOutput:
         `tick`, each with its note-off `lengths` s later (none: the note-off is `play`'s):
         `play` sends them no more."""
         for i, (step, output, data) in enumerate(notes):
+            if data == b"\xf8":
+                self.written_clock.append((tick, frame))
+                continue
             length = lengths[i] if i < len(lengths) else None
             self.written[(step, output)] = (tick, frame, data, length)
 
@@ -205,6 +221,8 @@ class MidiOutput:
         tick it ignored as noise): forgotten."""
         if self.written:
             self.written = {k: v for k, v in self.written.items() if v[0] > tick}
+        while self.written_clock and self.written_clock[0][0] <= tick:
+            self.written_clock.popleft()
 
     def play(self, event: OutputEvent, at: float | None = None) -> None:
         """Schedule what an engine OutputEvent means at `at` (default: its own time)."""
@@ -245,7 +263,10 @@ class MidiOutput:
         if self.clock_ppqn >= 24:
             self._clock_count += 1
             if self._clock_count % (self.clock_ppqn // 24) == 0:
-                self.sender.schedule(t, b"\xf8")
+                if self.written_clock:  # forwarded by the step table at its tick's frame
+                    self.sender.placed(t, b"\xf8", self.written_clock.popleft()[1])
+                else:
+                    self.sender.schedule(t, b"\xf8")
             self._last_clock = t
             return
         ticks = 24 // self.clock_ppqn
