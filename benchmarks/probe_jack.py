@@ -53,7 +53,8 @@ def _midi_line(f: dict) -> str:
                      f"{f['interval_exact']:.0%} within 1 frame")
     elif "offset" in f:
         parts.append(f"clock out {f['clock_out']}: median {f['median_frames']} frames, p99 "
-                     f"{f['offset']['p99_ms']} ms, spread p99 {f['spread_clock']['p99_ms']} ms")
+                     f"{f['offset']['p99_ms']} ms, spread p99 {f['spread_clock']['p99_ms']} ms, "
+                     f"{f['at_median']:.0%} at the median")
     return "; ".join(parts) + f"; xruns {f['xruns']} ({f['transport']}, {f['placed']} placed)"
 
 

@@ -129,22 +129,24 @@ def note_lengths(received: list[tuple[int, bytes]]) -> tuple[list[int], int]:
 
 @pytest.mark.jack
 @pytest.mark.parametrize("period,bpm,chain", ((64, 300.0, True), (128, 120.0, False)))
-def test_note_offs_at_the_note_ons_frame_plus_the_length(tmp_path, monkeypatch, period, bpm,
-                                                         chain):
+def test_note_offs_and_forwarded_clock_at_their_frames(tmp_path, monkeypatch, period, bpm,
+                                                       chain):
     """Each note-off (issue 34 item 4) leaves at its note-on's frame + the trigger's length in
     frames (7 ms: 336 frames, not a whole number of periods), as the probe recorded them: the
     step table's notes (the note-off written by the process callback with the note-on) and the
     engine loop's (the first step after Start: its length handed over with the note-on). Before,
     the engine loop sent each note-off on its own, placed from JACK's frame estimate at the
     sender's wake-up (lengths off by up to a period). Frames only, no wall-clock bound: a cycle an
-    xrun skipped moves what was in it to the next cycle's first frame (one note per xrun)."""
+    xrun skipped moves what was in it to the next cycle's first frame (one note per xrun).
+    Also MIDI clock forwarded at 24 PPQN: each at its incoming tick's frame (the step table)."""
     for attempt in range(3):  # a take without xruns, where one can be had
         (tmp_path / str(attempt)).mkdir()
         gen = serve(tmp_path / str(attempt), monkeypatch, period=period)
         server = next(gen)
         try:
             r = take(server, tmp_path / str(attempt), bpm, 4.0, chain=chain,
-                     extra=("outputs.trigger_ms=7.0",))
+                     extra=("outputs.trigger_ms=7.0", "midi.clock_out=true",
+                            "outputs.clock_ppqn=24"))
         finally:
             gen.close()
         if r["xruns"] == 0:
@@ -155,6 +157,14 @@ def test_note_offs_at_the_note_ons_frame_plus_the_length(tmp_path, monkeypatch, 
     exact = float(np.mean(np.asarray(lengths) == 336))
     assert exact >= (1.0 if r["xruns"] == 0 else 0.5), \
         (sorted(Counter(lengths).items()), r["xruns"])
+    # MIDI clock forwarded (24 PPQN out): written by the step table at the incoming tick's frame
+    # (+ the topology's latency); the first goes with the Start the loop sends. Before: each one
+    # from the loop, a period or more late (none on a tick's frame). How many tables the loop
+    # hands over in time is the load's (`timing`): here at least half
+    out = [f for f, d in r["received"] if d == b"\xf8"][1:]
+    on_tick = np.isin(np.asarray(out) - r["latency"], r["sent_ticks"])
+    assert len(out) >= 24 * 3, len(out)
+    assert np.mean(on_tick) >= 0.5, (np.asarray(out)[~on_tick][:10], r["xruns"])
 
 
 def offsets_ms(r: dict) -> np.ndarray:

@@ -397,6 +397,7 @@ def clock_out_figures(received: list[tuple[int, bytes]], ticks: np.ndarray | Non
         off = out[idx >= 0] - ticks[idx[idx >= 0]]
         return {"clock_out": int(out.size), "offset": _ms(off),
                 "median_frames": float(np.median(off)),
+                "at_median": float(np.mean(off == np.median(off))),
                 "spread_clock": _ms(off - np.median(off))}
     every = SR * 60.0 / float(bpm or 120.0) / 24
     out = out[24:]  # after the first beat (its first ticks: no interval to divide yet)

@@ -10,18 +10,19 @@ and the engine loop stay as they are; underneath:
 - input: the process callback only appends (frame, bytes) of each event; `get_message()` hands
   it on with the time since the previous one from their frames (exact: nothing is ignored or
   merged, a SysEx without F7 is one event like any other);
-- output: `send_message()` places the message `lead` frames on from JACK's current frame
-  estimate (`frame_time`), one period: always within the next cycle, so every message leaves
-  exactly one period after it was sent, without jitter (the sender hands it over that much
-  early, `MidiSender._ahead`); one sent late by `late` seconds goes that much earlier, never
-  before the next cycle; the process callback writes what falls into its cycle at its frame.
+- output: `send_message()` places the message at the frame of its due time one period on
+  (`lead`; `_map`, a steady map of `time.monotonic()` to JACK's frames; without a due time, one
+  period on from JACK's current frame estimate), never before the next cycle (the sender hands
+  it over that much early, `MidiSender._ahead`); the process callback writes what falls into
+  its cycle at its frame. A note-off goes at its note-on's frame + the note's length: written
+  by the callback itself when the length came with the note-on (`_offs`).
 - the step table (`StepTable`): a step that waits for a MIDI clock tick is written by the input's
   process callback itself, the moment that tick is read: at the tick's own frame, the output's
   client running later in the same cycle (an `order` port connects the input's client to the
   output's: JACK runs them in that order); should that connection be missing, at the tick's
-  frame + one period (`JackMidiOut.write_later`). The engine loop hands the table over (one
-  reference, swapped whole: the callback only compares two counts and moves bytes) and learns
-  from `fired` what was written.
+  frame + one period (`JackMidiOut.write_later`), each note's note-off its length later. The
+  engine loop hands the table over (one reference, swapped whole: the callback only compares two
+  counts and moves bytes) and learns from `fired` what was written.
 """
 
 from __future__ import annotations
