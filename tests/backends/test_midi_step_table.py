@@ -68,6 +68,22 @@ def test_the_table_is_what_the_tick_releases(bpm):
     assert steps_played > 20  # the seeded pattern at density 1 plays most steps
 
 
+@pytest.mark.parametrize("bpm", (40.0, 120.0, 300.0))
+def test_the_table_holds_every_clock_out_pulse_at_24_ppqn(bpm):
+    """Clock out at 24 PPQN on a MIDI clock (forwarded): every tick releases one pulse, and the
+    table before it says so, the one on the position that commits the next step (half a step
+    before it, pushed by that commit when the tick comes) included."""
+    engine = make_engine(settings(bpm, "outputs.clock_ppqn=24"), threaded=False)
+    try:
+        takes = ticks_through(engine, bpm, 6.0)
+    finally:
+        engine.close()
+    for k, (_t, table, at_tick) in enumerate(takes[1:], start=1):
+        played = [e for e in at_tick if e.kind == "clock" and e.value > 0.5]
+        assert len(played) == 1, k
+        assert [e.kind for e in table if e.kind == "clock"] == ["clock"], k
+
+
 @pytest.mark.parametrize("bpm", (40.0, 300.0))
 def test_the_first_step_after_a_start_is_in_the_table(bpm):
     """After a MIDI Start the engine waits for the first clock, which plays step 0: once the

@@ -297,8 +297,24 @@ class Player:
                 out.append(OutputEvent(t, d.output, "trigger", 1.0, d.step, d.voice))
             elif d.kind == "clock":  # (a clock pulse still high falls first: it plays too)
                 out.append(OutputEvent(t, 0, "clock", 1.0, d.step, -1))
+        if self._pulse_committed_by(hold) and not any(e.kind == "clock" for e in out):
+            # a clock-out pulse on the very position that commits the next step (half a step
+            # before it): pushed by that commit, when the pulse arrives; it plays then too
+            out.append(OutputEvent(t, 0, "clock", 1.0, self.next_step % STEPS, -1))
         out.sort(key=lambda e: e.order)  # (one time: velocities, then rises, as `advance`)
         return out
+
+    def _pulse_committed_by(self, position: float) -> bool:
+        """Whether the commit of `next_step`, which `position` reaches, pushes a clock-out pulse
+        at `position` itself (`_commit`'s grid: multiples of the spacing from the floor)."""
+        step = self.next_step
+        if not step - 0.5 <= position + HOLD_EPS < step + 0.5:
+            return False
+        spacing = STEPS_PER_BEAT / self.clock_ppqn
+        j = round(position / spacing)
+        return (abs(position - j * spacing) <= HOLD_EPS
+                and j >= math.ceil(max(step - 0.5, self._floor_position) / spacing - 1e-9)
+                and j * spacing < step + 0.5 - 1e-9)
 
     def trigger_seconds(self, clock: Clock, output: int) -> float:
         """How long a trigger rising now on `output` stays high, unless something ends it
