@@ -331,11 +331,24 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 held[per == k] = gc.predict(m, x[per == k])
         return gc.predict(model, x), held, g[0]
 
+    def heard(row: dict[str, Any], key: str, grids: list[tuple[np.ndarray, ...]], src: list[int],
+              ref: np.ndarray, c: int, *, predicted_held_out: bool = False) -> None:
+        """Classify the rendered grids: recognition (all folds' model and held out), pattern
+        count, hits per loop, realism distance against `ref` and what they were heard as."""
+        full, held, hits = classify(grids, src)
+        row[key] = recognition(full, c)
+        row[f"{key}_held_out"] = recognition(held, c)
+        row[f"{key}_patterns"] = int(len(full))
+        row[f"{key}_hits_per_loop"] = round(float(hits.sum() / max(len(full), 1)), 1)
+        row[f"distance_{key}"] = realism_distance(hits, ref)
+        shown = held if predicted_held_out else full
+        row[f"{key}_predicted"] = {classes[k]: int(v) for k, v in
+                                   enumerate(np.bincount(shown, minlength=n)) if v}
+
     lines: list[Any] = []
     line_follow = default_follow()
     if args.lines:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from line_corpus import load_corpus
+        from benchmarks.line_corpus import load_corpus
 
         lines = load_corpus(split="validation")[:args.lines]
         out["lines"] = {"split": "validation", "count": len(lines), "follow": line_follow,
@@ -364,14 +377,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 src.append(source_fold(engine))
             row["follow0"] = row["follow0_held_out"] = float("nan")
             if grids:
-                full, held, hits = classify(grids, src)
-                row["follow0"] = recognition(full, c)
-                row["follow0_held_out"] = recognition(held, c)
-                row["follow0_patterns"] = int(len(full))
-                row["follow0_hits_per_loop"] = round(float(hits.sum() / max(len(full), 1)), 1)
-                row["distance_follow0"] = realism_distance(hits, ref)
-                row["follow0_predicted"] = {classes[k]: int(v) for k, v in
-                                            enumerate(np.bincount(full, minlength=n)) if v}
+                heard(row, "follow0", grids, src, ref, c)
             rows_c = np.flatnonzero(y_val == c) if args.follow_seeds else np.zeros(0, np.int64)
             grids, src, skipped, groove_err = [], [], 0, []
             for i, r in enumerate(rows_c):
@@ -388,13 +394,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     src.append(source_fold(engine))
             row["follow05"] = row["follow05_held_out"] = float("nan")
             if grids:
-                full, held, hits = classify(grids, src)
-                row["distance_follow05"] = realism_distance(hits, ref)
-                row["follow05"] = recognition(full, c)
-                row["follow05_held_out"] = recognition(held, c)
-                row["follow05_patterns"] = int(len(full))
-                row["follow05_predicted"] = {classes[k]: int(v) for k, v in
-                                             enumerate(np.bincount(full, minlength=n)) if v}
+                heard(row, "follow05", grids, src, ref, c)
                 row["follow05_skipped_one_bar_grooves"] = skipped
                 row["follow05_groove_onsets_differing"] = round(float(np.mean(groove_err)), 3)
             row["lines"] = row["lines_held_out"] = float("nan")
@@ -405,14 +405,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                                                manifest_path)
                     grids.append(tuple(a[list(FOLLOW_LOOPS)] for a in grid))
                     src.append(source_fold(engine))
-                full, held, hits = classify(grids, src)
-                row["lines"] = recognition(full, c)
-                row["lines_held_out"] = recognition(held, c)
-                row["lines_patterns"] = int(len(full))
-                row["lines_hits_per_loop"] = round(float(hits.sum() / max(len(full), 1)), 1)
-                row["distance_lines"] = realism_distance(hits, ref)
-                row["lines_predicted"] = {classes[k]: int(v) for k, v in
-                                          enumerate(np.bincount(held, minlength=n)) if v}
+                heard(row, "lines", grids, src, ref, c, predicted_held_out=True)
             row["chance"] = round(1.0 / n, 4)
             row["held_out_over_chance"] = {
                 k: (round(row[k] * n, 2) if np.isfinite(row[k]) else None)

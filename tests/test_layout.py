@@ -7,6 +7,7 @@ no import circles between modules, and no room imports a room above it.
 from __future__ import annotations
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -49,13 +50,21 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports() -> dict[str, set[str]]:
+@cache
+def trees() -> tuple[tuple[Path, ast.Module], ...]:
+    """Every source file of the package, parsed once for all the tests here."""
+    return tuple((path, ast.parse(path.read_text(encoding="utf-8")))
+                 for path in sorted(PKG.rglob("*.py")))
+
+
+@cache
+def imports() -> dict[str, frozenset[str]]:
     """module -> grooverack modules it imports (anywhere in the file, TYPE_CHECKING included)."""
-    out: dict[str, set[str]] = {}
-    for path in sorted(PKG.rglob("*.py")):
+    out: dict[str, frozenset[str]] = {}
+    for path, tree in trees():
         name = module_name(path)
         found: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 if node.module == "grooverack":
                     found |= {f"grooverack.{a.name}" if (PKG / f"{a.name}.py").exists()
@@ -64,7 +73,7 @@ def imports() -> dict[str, set[str]]:
                     found.add(node.module)
             elif isinstance(node, ast.Import):
                 found |= {a.name for a in node.names if a.name.startswith("grooverack.")}
-        out[name] = {m for m in found if m != name}
+        out[name] = frozenset(m for m in found if m != name)
     return out
 
 
@@ -138,9 +147,8 @@ def test_only_the_web_room_imports_the_web_stack():
     """Starlette and uvicorn (the `web` extra) stay out of the runtime core: only `web/` imports
     them at the top, `commands/web.py` inside its `run`."""
     bad = []
-    for path in sorted(PKG.rglob("*.py")):
+    for path, tree in trees():
         name = module_name(path)
-        tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             found = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])

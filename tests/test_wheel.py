@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# building and installing a wheel takes seconds: out of the inner loop, in CI
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -29,6 +29,11 @@ def _pins(*spec: tuple[str, str, str]) -> tuple[Pin, ...]:
     return tuple(Pin(n, name, kind) for n, name, kind in spec)
 
 
+# two-pin parts: either way round (resistors, jumpers, switches), and diodes (pin 1 the cathode)
+_TWO_PINS = _pins(("1", "1", PASSIVE), ("2", "2", PASSIVE))
+_DIODE_PINS = _pins(("1", "K", PASSIVE), ("2", "A", PASSIVE))
+
+
 # --- passives (1 % thick film 0805, X7R 0805) ---------------------------------------------------
 
 # Yageo RC0805FR-07 series: the value part of the order code
@@ -47,7 +52,7 @@ def resistor(value: str) -> PartType:
             description=f"resistor {value}Ω 1 % {size}" + (" 0.25 W" if size == "1206" else " 0.125 W"),
             manufacturer="Yageo", mpn=f"RC{size}FR-07{_R_CODES[value]}", package=size,
             footprint=f"Resistor_SMD:R_{size}_{'3216' if size == '1206' else '2012'}Metric",
-            pins=_pins(("1", "1", PASSIVE), ("2", "2", PASSIVE)), spice="R")
+            pins=_TWO_PINS, spice="R")
     return _RESISTORS[value]
 
 
@@ -71,7 +76,7 @@ def capacitor(value: str) -> PartType:
         _CAP_TYPES[value] = PartType(
             key=f"C_{value}", prefix="C", value=value, description=desc, manufacturer=man, mpn=mpn,
             package=pkg, footprint=fp,
-            pins=_pins(("1", "+" if polar else "1", PASSIVE), ("2", "-" if polar else "2", PASSIVE)),
+            pins=_pins(("1", "+", PASSIVE), ("2", "-", PASSIVE)) if polar else _TWO_PINS,
             spice="C")
     return _CAP_TYPES[value]
 
@@ -192,17 +197,17 @@ BAT54S = PartType(
 SCHOTTKY_3A = PartType(
     key="B340A", prefix="D", value="B340A", description="Schottky 3 A 40 V: +12 V reverse protection",
     manufacturer="Diodes Inc.", mpn="B340A-13-F", package="SMA",
-    footprint="Diode_SMD:D_SMA", pins=_pins(("1", "K", PASSIVE), ("2", "A", PASSIVE)))
+    footprint="Diode_SMD:D_SMA", pins=_DIODE_PINS)
 
 SCHOTTKY_1A = PartType(
     key="B140", prefix="D", value="B140", description="Schottky 1 A 40 V: -12 V reverse protection",
     manufacturer="Diodes Inc.", mpn="B140-13-F", package="SMA",
-    footprint="Diode_SMD:D_SMA", pins=_pins(("1", "K", PASSIVE), ("2", "A", PASSIVE)))
+    footprint="Diode_SMD:D_SMA", pins=_DIODE_PINS)
 
 LED_RED = PartType(
     key="LED3", prefix="D", value="red", description="LED 3 mm red, through the panel",
     manufacturer="Kingbright", mpn="WP710A10ID", package="THT 3 mm",
-    footprint="LED_THT:LED_D3.0mm", pins=_pins(("1", "K", PASSIVE), ("2", "A", PASSIVE)))
+    footprint="LED_THT:LED_D3.0mm", pins=_DIODE_PINS)
 
 # --- regulators and connectors ---------------------------------------------------------------
 
@@ -275,9 +280,9 @@ SOLDER_JUMPER = PartType(
     description="solder jumper, bridged: cut to free the pin (MCP4728 LDAC for re-addressing)",
     manufacturer="", mpn="(on the PCB: no part)", package="PCB",
     footprint="Jumper:SolderJumper-2_P1.3mm_Bridged_RoundedPad1.0x1.5mm",
-    pins=_pins(("1", "1", PASSIVE), ("2", "2", PASSIVE)))
+    pins=_TWO_PINS)
 
 BUTTON = PartType(
     key="D6R", prefix="SW", value="D6R", description="momentary push button, panel, black cap",
     manufacturer="C&K", mpn="D6R90 F1 LFS", package="D6R",
-    footprint="grooverack:SW_CK_D6R", pins=_pins(("1", "1", PASSIVE), ("2", "2", PASSIVE)))
+    footprint="grooverack:SW_CK_D6R", pins=_TWO_PINS)

@@ -125,3 +125,23 @@ def test_sim_board_over_another_base(tmp_path):
                           "[emulation.jacks]\ngate = 'gate'\n", "bad.toml")
     with pytest.raises(BoardError, match="'emulation.jacks.gate' = 'gate'"):
         load_board(bad)
+
+
+# a pot to steer a control with: its range comes from the config schema unless the board narrows it
+TEMPO_POT = MINIMAL + """[pots.tempo]
+chip = "adc"
+channel = 1
+"""
+
+
+def test_board_control_range_defaults_to_the_schema_and_cannot_widen(tmp_path):
+    path = tmp_path / "b.toml"
+    path.write_text(TEMPO_POT + "[controls.tempo]\npot = 'tempo'\n")
+    tempo = load_board(path).controls["tempo"]
+    assert (tempo.low, tempo.high) == (20.0, 300.0)  # not 0..1: tempo is in BPM
+    path.write_text(TEMPO_POT + "[controls.tempo]\npot = 'tempo'\nlow = 60.0\nhigh = 180.0\n")
+    assert load_board(path).controls["tempo"].high == 180.0
+    path.write_text(TEMPO_POT + "[controls.tempo]\npot = 'tempo'\nlow = 10.0\n")
+    with pytest.raises(BoardError) as info:
+        load_board(path)
+    assert str(path) in str(info.value) and "low = 10" in str(info.value)

@@ -6,11 +6,10 @@ import random
 
 import pytest
 from grooverack.backends.midi import MidiInputHandler
-from grooverack.boards.board import load_board
 from grooverack.boards.midi import midi_options
 from grooverack.config import CONTROLS, SCHEMA, load_settings
 from grooverack.controls import ControlRange, ControlReader, cc_position, smoothing_alpha
-from grooverack.errors import BoardError, ConfigError
+from grooverack.errors import ConfigError
 
 
 def test_every_panel_control_takes_its_range_from_the_schema():
@@ -137,35 +136,3 @@ def test_midi_cc_moves_a_control_over_its_schema_range():
     handler.handle(0.0, bytes((0xB0, 20, 127)))  # follow
     assert calls == [("tempo", 300.0), ("tempo", 20.0), ("follow", 1.0)]
 
-
-BOARD = """
-name = "t"
-kind = "pi"
-[chips.adc]
-part = "mcp3208"
-spi_bus = 0
-spi_device = 0
-vref = 3.3
-[inputs.pitch]
-chip = "adc"
-channel = 0
-bits = 12
-gain = -0.0024
-offset = 5.0
-[pots.tempo]
-chip = "adc"
-channel = 1
-"""
-
-
-def test_board_control_range_defaults_to_the_schema_and_cannot_widen(tmp_path):
-    path = tmp_path / "b.toml"
-    path.write_text(BOARD + "[controls.tempo]\npot = 'tempo'\n")
-    tempo = load_board(path).controls["tempo"]
-    assert (tempo.low, tempo.high) == (20.0, 300.0)  # not 0..1: tempo is in BPM
-    path.write_text(BOARD + "[controls.tempo]\npot = 'tempo'\nlow = 60.0\nhigh = 180.0\n")
-    assert load_board(path).controls["tempo"].high == 180.0
-    path.write_text(BOARD + "[controls.tempo]\npot = 'tempo'\nlow = 10.0\n")
-    with pytest.raises(BoardError) as info:
-        load_board(path)
-    assert str(path) in str(info.value) and "low = 10" in str(info.value)

@@ -33,6 +33,8 @@ from grooverack.state import PerformanceState, StateStore
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.rig.disks import tmpfs
+
 REPO = Path(__file__).resolve().parents[2]
 BOARDS = REPO / "hw" / "boards"
 FUZZ = settings(max_examples=int(os.environ.get("GROOVERACK_FUZZ_EXAMPLES", "60")), deadline=None,
@@ -218,27 +220,16 @@ def test_midi_byte_streams_into_the_back_end_never_raise(midi_engine, chunks, bo
 
 # --- writes onto a full tmpfs and a read-only mount ------------------------------------------
 
-def _mount(where: Path, options: str) -> Path:
-    where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here ({done.stderr.strip()})")
-    return where
-
-
 @pytest.fixture
 def full_disk(tmp_path: Path) -> Iterator[Path]:
-    where = _mount(tmp_path / "full", "size=64k")
-    yield where
-    subprocess.run(["umount", "-l", str(where)], check=False)
+    with tmpfs(tmp_path / "full", "size=64k") as where:
+        yield where
 
 
 @pytest.fixture
 def ro_disk(tmp_path: Path) -> Iterator[Path]:
-    where = _mount(tmp_path / "ro", "ro,size=64k")
-    yield where
-    subprocess.run(["umount", "-l", str(where)], check=False)
+    with tmpfs(tmp_path / "ro", "ro,size=64k") as where:
+        yield where
 
 
 def _state(n: int) -> PerformanceState:

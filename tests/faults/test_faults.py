@@ -322,7 +322,9 @@ def models_copy(tmp_path):
     return dest
 
 
-@pytest.mark.parametrize("damage", ["missing manifest", "corrupt manifest", "missing decoder",
+@pytest.mark.parametrize("damage", ["missing manifest",
+                                    pytest.param("corrupt manifest", marks=pytest.mark.slow),
+                                    pytest.param("missing decoder", marks=pytest.mark.slow),
                                     "damaged decoder"])
 def test_model_missing_or_corrupt_at_start(tmp_path, models_copy, damage):
     manifest = models_copy / "grooverack.json"

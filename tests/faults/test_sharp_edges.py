@@ -26,6 +26,8 @@ from grooverack.config import load_settings
 from grooverack.errors import BoardError, ConfigError, PathError, SourceError
 from grooverack.sim.sources import load_controls
 
+from tests.rig.disks import fill, tmpfs
+
 REPO = Path(__file__).resolve().parents[2]
 BOARDS = REPO / "hw" / "boards"
 MODELS = REPO / "models"
@@ -43,28 +45,17 @@ def no_traceback(proc: subprocess.CompletedProcess[str]) -> None:
     assert "Traceback" not in proc.stderr, proc.stderr
 
 
-def mount_tmpfs(where: Path, options: str) -> Path:
-    where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here ({done.stderr.strip()})")
-    return where
-
-
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MB tmpfs: room for one short render (drums.wav included), not for much more."""
-    where = mount_tmpfs(tmp_path / "disk", "size=2m")
-    yield where
-    subprocess.run(["umount", "-l", str(where)], check=False)
+    with tmpfs(tmp_path / "disk", "size=2m") as where:
+        yield where
 
 
 @pytest.fixture
 def read_only(tmp_path: Path) -> Iterator[Path]:
-    where = mount_tmpfs(tmp_path / "ro", "ro,size=64k")
-    yield where
-    subprocess.run(["umount", "-l", str(where)], check=False)
+    with tmpfs(tmp_path / "ro", "ro,size=64k") as where:
+        yield where
 
 
 # ------------------------------------------------------------------------------------------
@@ -204,15 +195,7 @@ def test_a_full_disk_keeps_the_earlier_render(small_disk: Path) -> None:
     out = small_disk / "render"
     assert main(["sim", "--bars", "2", "--out", str(out), "-q"]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    filler = small_disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:  # the rest of the disk
-        while os.write(fd, b"\0" * 4096):
-            pass
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fill(small_disk)  # the rest of the disk
     proc = cli("sim", "--bars", "8", "--seed", "9", "--out", str(out), "-q")
     assert proc.returncode == 2
     no_traceback(proc)

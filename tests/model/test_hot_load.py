@@ -246,6 +246,7 @@ def test_a_bounded_read_allocates_what_the_file_holds_not_the_bound(tmp_path: Pa
 
 
 @pytest.mark.timing  # a wall-clock bound: `pytest -m timing`
+@pytest.mark.slow
 def test_a_replacement_while_playing_keeps_the_outputs_on_time(tmp_path: Path) -> None:
     """`run --board sim --rt` at 300 BPM with the clock output at 48 PPQN (a write every ~2 ms);
     the shipped model's files copied over the playing one after 1.5 s. No write in the 3 s that

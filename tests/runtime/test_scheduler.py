@@ -43,6 +43,13 @@ def recorder():
     return got, emit, wait_for
 
 
+def on_the_wall_clock(emit, name: str, direct: bool = False) -> TimedScheduler:
+    """A started scheduler on perf_counter whose time 0 is now (items are due in seconds)."""
+    sched = TimedScheduler(emit, clock=time.perf_counter, name=name, direct=direct)
+    sched.t0 = time.perf_counter()
+    return sched.start()
+
+
 def test_items_leave_in_time_order_ties_in_the_order_scheduled_never_early():
     got, emit, wait_for = recorder()
     sched = TimedScheduler(emit, clock=StepClock(), name="t-order").start()
@@ -61,9 +68,7 @@ def test_items_leave_in_time_order_ties_in_the_order_scheduled_never_early():
 
 def test_a_sooner_item_scheduled_while_the_thread_waits_leaves_first():
     got, emit, wait_for = recorder()
-    sched = TimedScheduler(emit, clock=time.perf_counter, name="t-sooner")
-    sched.t0 = time.perf_counter()
-    sched.start()
+    sched = on_the_wall_clock(emit, "t-sooner")
     try:
         sched.schedule(0.3, "later")
         time.sleep(0.02)  # the thread now sleeps towards "later"
@@ -76,9 +81,7 @@ def test_a_sooner_item_scheduled_while_the_thread_waits_leaves_first():
 
 def test_cancel_drops_what_matches_and_a_cancelled_item_never_leaves():
     got, emit, wait_for = recorder()
-    sched = TimedScheduler(emit, clock=time.perf_counter, name="t-cancel")
-    sched.t0 = time.perf_counter()
-    sched.start()
+    sched = on_the_wall_clock(emit, "t-cancel")
     try:
         for t, item in [(0.15, "keep1"), (0.1, "drop1"), (0.2, "drop2"), (0.25, "keep2")]:
             sched.schedule(t, item)
@@ -114,9 +117,7 @@ def test_close_emits_what_is_queued_at_its_time_then_stops():
 
 def test_stop_returns_what_was_left_and_emits_none_of_it():
     got, emit, wait_for = recorder()
-    sched = TimedScheduler(emit, clock=time.perf_counter, name="t-stop")
-    sched.t0 = time.perf_counter()
-    sched.start()
+    sched = on_the_wall_clock(emit, "t-stop")
     sched.schedule(0.0, "now")
     wait_for(1)
     sched.schedule(60.0, "much later")
@@ -127,9 +128,7 @@ def test_stop_returns_what_was_left_and_emits_none_of_it():
 
 def test_direct_emits_what_is_due_on_the_callers_thread_in_order():
     got, emit, wait_for = recorder()
-    sched = TimedScheduler(emit, clock=time.perf_counter, name="t-direct", direct=True)
-    sched.t0 = time.perf_counter()
-    sched.start()
+    sched = on_the_wall_clock(emit, "t-direct", direct=True)
     try:
         sched.schedule(60.0, "later")  # not due: queued for the thread
         sched.schedule(-0.002, "due1")
@@ -145,9 +144,7 @@ def test_direct_emits_what_is_due_on_the_callers_thread_in_order():
 
 def test_without_direct_a_due_item_goes_through_the_thread():
     got, emit, wait_for = recorder()
-    sched = TimedScheduler(emit, clock=time.perf_counter, name="t-indirect")
-    sched.t0 = time.perf_counter()
-    sched.start()
+    sched = on_the_wall_clock(emit, "t-indirect")
     try:
         sched.schedule(-0.001, "due")
         wait_for(1)
@@ -162,9 +159,7 @@ def test_items_leave_within_a_millisecond_of_their_time():
     within 1 ms (a preemption now and then is the machine's, not the spin's). A wall-clock
     bound: run on its own (`pytest -m timing`, .ci/run)."""
     got, emit, wait_for = recorder()
-    sched = TimedScheduler(emit, clock=time.perf_counter, name="t-timing")
-    sched.t0 = time.perf_counter()
-    sched.start()
+    sched = on_the_wall_clock(emit, "t-timing")
     try:
         for k in range(50):
             sched.schedule(0.05 + k * 0.005, k)

@@ -37,7 +37,7 @@ def check(report, musical_s: float, rss_growth_mb: float) -> None:
     assert report.rss_mb[-1] - report.rss_mb[1] < rss_growth_mb, report.rss_mb
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_soak_half_an_hour_of_musical_time(seed):
     bench = load_bench()
     report = bench.Soak(seed).run(30 * 60, rss_every_s=300)
@@ -45,6 +45,7 @@ def test_soak_half_an_hour_of_musical_time(seed):
     check(report, 30 * 60, rss_growth_mb=8.0)
 
 
+@pytest.mark.slow
 def test_soak_through_the_emulated_sim_board():
     # the same scenarios through the emulated chips, drivers and panel code (~60x real time).
     # Memory is not checked here: the emulators keep their bus/edge histories (ARCHITECTURE.md).

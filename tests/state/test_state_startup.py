@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.rig.disks import fill, tmpfs
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -95,14 +97,8 @@ def test_a_second_instance_on_one_state_directory_is_refused_naming_the_first(
 
 @pytest.fixture
 def read_only(tmp_path: Path) -> Iterator[Path]:
-    where = tmp_path / "ro"
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(where)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here ({done.stderr.strip()})")
-    yield where
-    subprocess.run(["umount", "-l", str(where)], check=False)
+    with tmpfs(tmp_path / "ro", "ro,size=64k") as where:
+        yield where
 
 
 def test_an_unwritable_state_directory_is_found_before_playing(read_only: Path) -> None:
@@ -136,14 +132,9 @@ def test_a_damaged_performance_file_is_a_message_at_start_and_at_stop(tmp_path: 
         assert json.loads(Path(kept).read_text())["tag"] == "grooverack-performance"
 
 
+@pytest.mark.slow
 def test_a_disk_that_fills_while_playing_keeps_the_performance_elsewhere(tmp_path: Path) -> None:
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here ({done.stderr.strip()})")
-    try:
+    with tmpfs(tmp_path / "disk", "size=64k") as disk:
         env = {**os.environ, "PYTHONPATH": str(REPO / "firmware"),
                "GROOVERACK_STATE_DIR": str(disk / "state")}
         proc = subprocess.Popen([sys.executable, "-m", "grooverack", "run", "--board", "sim",
@@ -152,19 +143,10 @@ def test_a_disk_that_fills_while_playing_keeps_the_performance_elsewhere(tmp_pat
         for line in proc.stderr:
             if "ready in" in line:
                 break
-        fd = os.open(disk / "filler", os.O_WRONLY | os.O_CREAT)
-        try:  # the stage's disk fills up while the module plays
-            while os.write(fd, b"\0" * 1024):
-                pass
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+        fill(disk, chunk=1024)  # the stage's disk fills up while the module plays
         rest = proc.stderr.read()
         assert proc.wait(60) == 0
         assert "Traceback" not in rest, rest
         assert f"{disk}/state/performance.json: not written (No space left on device)" in rest
         kept = Path(rest.split("this performance was kept in ")[1].split()[0])
         assert json.loads(kept.read_text())["tag"] == "grooverack-performance"
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -48,6 +48,7 @@ def check_record(path: Path) -> int:
     return n
 
 
+@pytest.mark.slow
 def test_sigkill_during_saves_leaves_old_or_new(tmp_path):
     rng = random.Random(1234)
     path = tmp_path / "record.json"

@@ -298,6 +298,7 @@ def gmd_splits(gmd_zip, gmd_cache_dir):
 
 
 @pytest.mark.gmd
+@pytest.mark.slow
 def test_real_zip_counts_match_the_literature(gmd_splits):
     for split, published in data.PUBLISHED_COUNTS.items():
         n = len(gmd_splits[split])
@@ -305,6 +306,7 @@ def test_real_zip_counts_match_the_literature(gmd_splits):
 
 
 @pytest.mark.gmd
+@pytest.mark.slow
 def test_real_zip_arrays_are_valid(gmd_splits):
     for split, loops in gmd_splits.items():
         n = len(loops)

@@ -273,6 +273,7 @@ def test_eval_session_is_reported_apart_from_the_rest():
 
 
 @pytest.mark.gmd
+@pytest.mark.slow
 def test_eval_end_to_end_on_the_real_split(gmd_zip, gmd_cache_dir, repo_root, tmp_path, capsys):
     if not (repo_root / "models" / "grooverack.json").exists():
         pytest.skip("no shipped model in models/")

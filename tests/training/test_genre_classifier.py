@@ -183,6 +183,7 @@ def test_a_follow0_render_reads_back_the_pattern_the_engine_played():
 
 
 @pytest.mark.gmd
+@pytest.mark.slow  # reads the whole GMD zip (~25 s)
 def test_a_followed_validation_groove_is_heard_as_make_groove(gmd_zip, gmd_cache_dir, tmp_path):
     from grooverack.training.data import load_splits
 

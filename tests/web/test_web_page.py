@@ -86,6 +86,7 @@ def test_follow_turned_with_the_keyboard_reaches_the_module(page, served):
     page.wait_for_timeout(600)
 
 
+@pytest.mark.slow
 def test_the_browser_plays_what_the_jacks_play(page, served):
     """Web Audio on the sim board: one voice per output and step, the louder where voices share
     a jack (crash and ride on jack 8, as the player writes it), every voice as itself."""
