@@ -230,3 +230,46 @@ def test_clock_out_as_master_keeps_its_spacing(tmp_path, monkeypatch):
         pytest.skip(f"JACK xruns in 3 takes ({f['xruns']} in the last): too loaded to time")
     assert f["clock_out"] > 24 * 6, f
     assert f["interval_exact"] >= 0.9, f
+
+
+@pytest.mark.jack
+def test_a_retrigger_ends_the_old_note_never_the_new_one(jack64):
+    """`JackMidiOut` on a real server, recorded by a client of the test's own: notes written as a
+    step table writes them (each with its note-off `length` frames on). A note-off still to come
+    of a note that starts again is written just before the new note-on (the old note ends, the
+    new one keeps its length); the others at their note-on's frame + length. Frames only."""
+    import time
+
+    from grooverack.backends.midi.jackport import JackMidiOut
+
+    out = JackMidiOut(name="retrig")
+    out.open_virtual_port("out")
+    rec = jack64.client("retrig-rec")
+    port = rec.midi_inports.register("in")
+    got: list[tuple[int, bytes]] = []
+
+    @rec.set_process_callback
+    def _record(frames: int) -> None:
+        for offset, data in port.incoming_midi_events():
+            got.append((rec.last_frame_time + offset, bytes(data)))
+
+    rec.activate()
+    try:
+        rec.connect("retrig:out", "retrig-rec:in")
+        on, off = b"\x90\x24\x64", b"\x80\x24\x00"
+        other_on, other_off = b"\x90\x26\x64", b"\x80\x26\x00"
+        f = out.client.frame_time + 4800
+        out.write_later(f, ((0, 1, on), (0, 2, other_on)), None, ((1000, off), (700, other_off)))
+        out.write_later(f + 990, ((1, 1, on),), None, ((1000, off),))  # 10 frames before the end
+        out.write_later(f + 3000, ((2, 1, on),), None, ((240, off),))
+        time.sleep(0.2)
+    finally:
+        rec.deactivate()
+        rec.close()
+        out.close_port()
+        out.delete()
+    n = jack64.period  # (write_later without an order: one period on)
+    rel = [(fr - f - n, d) for fr, d in got]
+    assert sorted(rel) == [(0, on), (0, other_on), (700, other_off), (990, off), (990, on),
+                           (1990, off), (3000, on), (3240, off)], rel
+    assert rel.index((990, off)) < rel.index((990, on))  # at one frame: the old note ends first

@@ -202,13 +202,11 @@ class JackMidiOut(_JackMidi):
     def __init__(self, _api: int = 0, name: str = CLIENT_NAME) -> None:
         super().__init__(_api, name)
         # handed to the process callback (deques: appended by other threads, drained by it)
-        self._queue: deque[tuple[int, bytes]] = deque(maxlen=65536)  # the engine loop's
-        self._now: deque[tuple[int, bytes]] = deque(maxlen=4096)  # the step table's notes
-        # the step table's note-offs: (frame, message, the frame of their note-on)
-        self._offs: deque[tuple[int, bytes, int]] = deque(maxlen=4096)
-        # the process callback's own: (frame, message, for a step table's note-off the frame of
-        # its note-on, else -1) to write
-        self._pending: list[tuple[int, bytes, int]] = []
+        # (frame, message, for a note-off written with its note-on the frame of that, else -1)
+        self._queue: deque[tuple[int, bytes, int]] = deque(maxlen=65536)  # the engine loop's
+        self._now: deque[tuple[int, bytes, int]] = deque(maxlen=4096)  # the step table's notes
+        self._offs: deque[tuple[int, bytes, int]] = deque(maxlen=4096)  # the note-offs
+        self._pending: list[tuple[int, bytes, int]] = []  # the process callback's own, to write
         self._last = 0  # the frame the last message was placed at (JACK wants them in order)
         # (channel, note) -> (frame, due time, length in s or None) of the last note-on placed:
         # its note-off goes at that frame + the note's length (due times' difference) in frames
@@ -272,7 +270,7 @@ class JackMidiOut(_JackMidi):
                         return  # its note-off is written already (`_offs`)
                     frame = max(first, on[0] + int(round((due - on[1]) * self.samplerate)))
         self._last = max(self._last, frame)
-        self._queue.append((frame, data))
+        self._queue.append((frame, data, -1))
 
     def order_after(self, inp: JackMidiIn) -> None:
         """Connect `inp`'s order port to this client's: JACK then runs this client after `inp`'s
@@ -294,7 +292,7 @@ class JackMidiOut(_JackMidi):
         at = frame if source is not None and source is self.after else \
             (frame + self.blocksize) % WRAP
         for _, _, data in notes:
-            self._now.append((at, data))
+            self._now.append((at, data, -1))
         for length, data in offs:
             if data:
                 self._offs.append(((at + length) % WRAP, data, at))
@@ -315,15 +313,13 @@ class JackMidiOut(_JackMidi):
         port.clear_buffer()
         f0 = self.client.last_frame_time
         pending = self._pending
-        for q in (self._queue, self._now):
+        for q in (self._queue, self._now, self._offs):
             while q:
-                frame, data = q.popleft()
-                pending.append((frame, data, -1))
-        offs = self._offs
-        while offs:
-            pending.append(offs.popleft())
-        due: list[tuple[int, int, bytes]] = []  # (frame in the cycle, 1 for a note-on, message)
-        starts: dict[tuple[int, int, bool], int] = {}  # note -> the frame it starts again at
+                pending.append(q.popleft())
+        # (frame in the cycle, 1 for a note-on, message, the frame of its note-on for a note-off
+        # written with it, else -1)
+        due: list[tuple[int, int, bytes, int]] = []
+        starts: dict[tuple[int, int, bool] | None, int] = {}  # note -> frame it starts again at
         keep: list[tuple[int, bytes, int]] = []
         for p in pending:
             rel = (p[0] - f0) % WRAP  # frame_time wraps with last_frame_time
@@ -333,17 +329,20 @@ class JackMidiOut(_JackMidi):
             rel = rel if rel < frames else 0  # late: the cycle's first frame
             key = note_key(p[1])
             if key is not None and key[2]:
-                starts.setdefault((key[0], key[1], False), rel)  # (the cycle's first)
-            due.append((rel, 1 if key is not None and key[2] else 0, p[1]))
-        if starts:  # a step table's note-off still to come of a note that starts again now:
-            #        written just before the new note-on (a retrigger ends the old note only)
-            for p in list(keep):
-                key = note_key(p[1])
-                rel = -1 if key is None else starts.get(key, -1)
-                if p[2] >= 0 and rel >= 0 and 0 < (f0 + rel - p[2]) % WRAP < WRAP // 2:
-                    keep.remove(p)
-                    due.append((rel, 0, p[1]))
+                starts.setdefault((key[0], key[1], False), rel)
+            due.append((rel, int(key is not None and key[2]), p[1], p[2]))
+        if starts:  # a note-off written with its note-on, still to come when that note starts
+            #        again: just before the new note-on (a retrigger ends the old note only)
+            def earlier(data: bytes, at: int, rel: int) -> int:
+                start = starts.get(note_key(data), -1)
+                old = at >= 0 and 0 < (f0 + start - at) % WRAP < WRAP // 2
+                return start if old and 0 <= start < rel else rel
+
+            due = [(earlier(data, at, rel), kind, data, at) for rel, kind, data, at in due]
+            moved = [(earlier(p[1], p[2], WRAP), p) for p in keep]
+            due += [(rel, 0, p[1], p[2]) for rel, p in moved if rel != WRAP]
+            keep = [p for rel, p in moved if rel == WRAP]
         self._pending = keep
         due.sort(key=lambda e: (e[0], e[1]))  # in frame order; at one frame note-offs first
-        for rel, _, data in due:
+        for rel, _, data, _ in due:
             port.write_midi_event(rel, data)
