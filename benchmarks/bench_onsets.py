@@ -109,7 +109,8 @@ def run(args: argparse.Namespace) -> dict:
             "lines": line_pieces(args.seeds, work, args.split)}
     params = OnsetParams(**{k: float(v) for k, v in (kv.split("=", 1) for kv in args.set)})
     results: dict = {"conditions": [], "cpu": {}, "pieces": {k: [p[0] for p in v]
-                                                            for k, v in sets.items()}}
+                                                            for k, v in sets.items()},
+                      "machine": machine()}  # (its load average: at the start)
     cpu_s = {r: 0.0 for r in RATES}
     audio_s = {r: 0.0 for r in RATES}
     for kind, pieces in sets.items():
@@ -162,7 +163,6 @@ def run(args: argparse.Namespace) -> dict:
                           f"{row['median_ms']:+.1f} ms p90 spread {row['p90_spread_ms']:.1f} ms "
                           f"groove {row['groove_agreement']:.3f}", flush=True)
     results["cpu"] = {str(r): cpu_s[r] / audio_s[r] * 100 for r in RATES if audio_s[r]}
-    results["machine"] = machine()
     return results
 
 

@@ -166,11 +166,11 @@ def _keys() -> list[Key]:
         Key("input.audio_block", 256, "frames", 16, 4096, doc="capture block size"),
         Key("onsets.frame_ms", 30.0, "ms", 10.0, 100.0, doc="onset detector: analysis window"),
         Key("onsets.hop_ms", 5.0, "ms", 1.0, 20.0, doc="onset detector: one analysis frame every hop"),
-        Key("onsets.threshold", 0.5, "dB", 0.1, 20.0,
-            doc="onset detector: mean rise of the spectrum's bands over its moving average that "
-                "makes an onset (lower = more sensitive)"),
+        Key("onsets.threshold", 0.4, "dB", 0.1, 20.0,
+            doc="onset detector: mean rise of the spectrum's bands over its moving median that "
+                "makes an onset (+ spread x MAD; lower = more sensitive)"),
         Key("onsets.average_ms", 100.0, "ms", 10.0, 1000.0,
-            doc="onset detector: length of the moving average (adaptive threshold)"),
+            doc="onset detector: length of the moving median and MAD (adaptive threshold)"),
         Key("onsets.combine_ms", 30.0, "ms", 5.0, 200.0,
             doc="onset detector: onsets closer than this are one (a flam, kick + hat together)"),
         Key("onsets.range_db", 80.0, "dB", 20.0, 100.0,
@@ -181,6 +181,13 @@ def _keys() -> list[Key]:
             doc="onset velocity: level relative to the loudest recent onset = velocity ** curve "
                 "(2 = amplitude as velocity squared, the GM habit; 1 = linear)"),
         Key("onsets.velocity_min", 0.1, "", 0.0, 1.0, doc="onset velocity of the softest onset"),
+        Key("onsets.spread", 2.0, "", 0.0, 10.0,
+            doc="onset detector: the threshold also rises by this times the median absolute "
+                "deviation of the detection function over the moving median's window (room "
+                "noise or a busy passage raises the bar; 0 = off)"),
+        Key("onsets.rearm", 0.5, "", 0.1, 1.0,
+            doc="onset detector: after an onset the next waits until the detection function "
+                "fell under this fraction of that event's peak (one onset per event)"),
         # --- generation
         Key("generation.reencode", "step", choices=("step", "bar", "loop"),
             doc="when a changed groove is re-encoded"),
@@ -199,6 +206,12 @@ def _keys() -> list[Key]:
             doc="no voice plays more than this many times its style's real hits per loop at "
                 "follow 1 (1.5 times at follow 0; at density 0.5, scaled with density; 0 = no "
                 "budget): a line cannot hand one drum a drummer's whole part"),
+        Key("generation.kit_floor", 0.75, "x", 0.0, 1.0,
+            doc="kick, snare, hats, crash and ride each play at least this many times their "
+                "style's real hits per loop (rounded; at density 0.5, scaled with density; never "
+                "over max_count or the kit_cap budget; the toms, fills, are left out), the cells "
+                "the model scores highest added at the voice's own mean velocity: a line leaves the kit thin (no ride, few hats, "
+                "a kick short at mid follow). 0 = no floor"),
         Key("generation.colour_follow", 0.0, "x", 0.0, 1.0,
             doc="how far follow reaches the kit's colour (open hat, toms, crash, ride): those "
                 "voices follow the input by follow x this, kick, snare and closed hat by follow. "

@@ -225,7 +225,7 @@ _SCALARS: dict[str, str] = {
     "genre": "genre", "generation.seed": "seed", "generation.max_count": "max_count",
     "generation.mode": "mode", "generation.on_mute": "on_mute",
     "generation.kit_cap": "kit_cap", "generation.anchor": "anchor",
-    "generation.colour_follow": "colour_follow",
+    "generation.colour_follow": "colour_follow", "generation.kit_floor": "kit_floor",
 }
 # key families, one key per voice: prefix -> field (a tuple in voices.VOICE_NAMES order)
 _PER_VOICE: dict[str, str] = {"density.": "voice_density", "mute.": "mutes"}
@@ -299,6 +299,7 @@ class GenerationControls:
     kit_cap: float = _default("generation.kit_cap")
     anchor: bool = _default("generation.anchor")
     colour_follow: float = _default("generation.colour_follow")
+    kit_floor: float = _default("generation.kit_floor")
 
     def __post_init__(self) -> None:
         # the one range check of what generation reads (the schema's, as every entry has it);

@@ -28,6 +28,7 @@ def test_defaults_are_the_schemas():
     ("generation.max_count", 33, "an integer from 0 to 32"),
     ("generation.mode", "dice", "one of 'model', 'rules'"),
     ("generation.kit_cap", 9.0, "a number from 0 to 4"),
+    ("generation.kit_floor", 1.5, "a number from 0 to 1"),
     ("mute.ride", "maybe", "true or false"),
 ])
 def test_a_value_out_of_range_names_the_control_the_value_and_the_range(key, value, allowed):

@@ -50,12 +50,19 @@ def test_onsets_in_the_wav_sit_on_the_trigger_rises(render):
     # hit's ringing, can hide in the mix (as they would from an ear)
     heard = np.array([np.min(np.abs(onsets - t)) <= 0.001 for t in rises])
     first = np.concatenate(([True], np.diff(rises) > 0.003))  # hits within 3 ms: one onset
-    assert heard[first].mean() >= 0.6, heard[first].mean()
-    print(f"onsets {len(onsets)}, rises {len(rises)}, heard {heard[first].mean():.2f}, "
+    # a ride tap between the hats and snares is a wash under their ringing, not an onset of its
+    # own (as to an ear; a ride alone is heard: below): output 8 is left out of the share
+    outputs = np.array([o for _, o, _ in trigger_rises(render / "outputs.csv")])
+    share = heard[first & (outputs != 8)].mean()
+    assert share >= 0.6, share
+    print(f"onsets {len(onsets)}, rises {len(rises)}, heard {share:.2f}, "
           f"worst {nearest.max() * 1e3:.2f} ms")
     # a hit far from any other (150 ms before, 30 ms after: no tail to hide in) is heard
+    # (an open hat or a cymbal rings longer: 250 ms before)
+    rings = np.isin(outputs, (4, 8))
     alone = [i for i, t in enumerate(rises)
              if not np.any((rises < t) & (rises > t - 0.15))
+             and not np.any(rings & (rises < t) & (rises > t - 0.25))
              and not np.any((rises > t) & (rises < t + 0.03))]
     assert len(alone) >= 5 and all(heard[i] for i in alone), [rises[i] for i in alone
                                                               if not heard[i]]

@@ -5,7 +5,7 @@ its ghost notes not."""
 from __future__ import annotations
 
 import numpy as np
-from grooverack.model.kit import BACKBEAT_BEATS, keep_time, revoice_budgets
+from grooverack.model.kit import BACKBEAT_BEATS, FLOOR_VOICES, floors, keep_time, revoice_budgets
 from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
 
 V = {name: i for i, name in enumerate(VOICE_NAMES)}
@@ -120,3 +120,53 @@ def test_an_onset_the_trim_leaves_bare_moves_to_a_timekeeper_with_room():
     plain = keep_time(hits, score, real=ROCK, density=HALF, mutes=muted("snare"), cap=1.0,
                       anchor=True, onsets=onsets, follow=0.0, snare_removed=True)
     assert not plain[:, V["ride"]].any()                # follow 0: no line to keep
+
+
+def test_the_floor_is_three_quarters_of_real_on_the_timekeepers_not_the_toms():
+    least = floors(ROCK, HALF, 0.75)
+    assert least.tolist() == [5, 6, 7, 1, 1, 0, 1, 1, 4]  # round(0.75 x real), halves up
+    assert floors(ROCK, np.full(NUM_VOICES, 1.0), 0.75).tolist()[:3] == [11, 12, 14]
+    assert not floors(ROCK, np.zeros(NUM_VOICES), 0.75).any()  # density 0: silent
+    assert not floors(ROCK, HALF, 0.0).any()
+    assert [VOICE_NAMES[v] for v in FLOOR_VOICES] == ["kick", "snare", "closed_hat", "open_hat",
+                                                     "crash", "ride"]
+
+
+def test_a_voice_under_its_floor_takes_its_surest_cells_and_the_toms_are_left_alone():
+    rng = np.random.default_rng(3)
+    score = rng.normal(-3.0, 1.0, (STEPS, NUM_VOICES))   # the model wants nothing
+    score[::4, V["ride"]] = -0.5                          # ... the ride on the beats nearly
+    hits = np.zeros((STEPS, NUM_VOICES), bool)
+    hits[[0, 8, 16, 24], V["snare"]] = True               # 4 snares of the 6 the floor asks
+    args = dict(real=ROCK, density=HALF, mutes=muted("closed_hat"), cap=1.0, anchor=False)
+    before = keep_time(hits, score, floor=0.0, **args)
+    assert np.array_equal(before, hits)                   # no floor: nothing added
+    out = keep_time(hits, score, floor=0.75, **args)
+    counts = out.sum(0)
+    assert counts[V["kick"]] == 5 and counts[V["snare"]] == 6 and counts[V["ride"]] == 4
+    assert counts[V["closed_hat"]] == 0                   # muted: stays silent
+    assert counts[V["low_tom"]] == counts[V["mid_tom"]] == counts[V["high_tom"]] == 0
+    assert set(steps(out, "ride")) <= set(range(0, STEPS, 4))  # the cells it scored highest
+    assert set(steps(hits, "snare")) <= set(steps(out, "snare"))  # the model's hits stay
+    snare_added = [s for s in steps(out, "snare") if s not in (0, 8, 16, 24)]
+    best = np.argsort(-np.where(hits[:, V["snare"]], -np.inf, score[:, V["snare"]]))[:2]
+    assert sorted(snare_added) == sorted(best.tolist())
+    # never over the top-k limit, nor over a density that silences a voice
+    capped = keep_time(hits, score, floor=0.75, max_counts=3, **args)
+    assert capped.sum(0).max() <= 4 and capped.sum(0)[V["snare"]] == 4  # its own 4 are kept
+    dens = HALF.copy()
+    dens[V["ride"]] = 0.0
+    assert not keep_time(hits, score, floor=0.75, **{**args, "density": dens})[:, V["ride"]].any()
+
+
+def test_the_floor_takes_the_line_s_onsets_first_only_for_voices_that_follow():
+    score = np.full((STEPS, NUM_VOICES), -2.0)
+    score[0::8, :] = -1.0                    # the model's choice: the beats
+    onsets = np.zeros(STEPS, bool)
+    onsets[[3, 11, 19, 27]] = True           # the line plays elsewhere
+    hits = np.zeros((STEPS, NUM_VOICES), bool)
+    follow = np.where([v in ("kick", "snare", "closed_hat") for v in VOICE_NAMES], 0.9, 0.0)
+    out = keep_time(hits, score, real=ROCK, density=HALF, mutes=muted(), cap=1.0, anchor=False,
+                    onsets=onsets, follow=0.9, floor=0.75, voice_follow=follow)
+    assert set(steps(onsets[:, None] & out, "closed_hat")) == {3, 11, 19, 27}
+    assert set(steps(out, "ride")) == {0, 8, 16, 24}  # the colour stays where A/B wants it

@@ -260,3 +260,40 @@ def test_the_kits_colour_follows_by_colour_follow():
     assert np.array_equal(x[:, colour] > 0, x_ab[:, colour] > 0)
     assert np.array_equal(x[:, ~colour] > 0, x_gr[:, ~colour] > 0)
     assert np.allclose(v[:, colour], v_ab[:, colour]) and np.allclose(v[:, ~colour], v_gr[:, ~colour])
+
+
+def test_blend_follow_keeps_the_order_of_cells_no_decode_wants():
+    """Past p = 1e-6 the logit goes on in p: the kit's floor ranks those cells, and tied at the
+    clip it picked them by step index (the ride's floor moving as follow left 0)."""
+    from grooverack.model.sampling import blend_follow
+
+    x_ab = np.tile(np.linspace(-12.0, -6.0, 32)[:, None], (1, 9))  # A/B's surest last
+    gr = (np.full((32, 9), -9.0), np.zeros((32, 9)), np.zeros((32, 9)))
+    ab = (x_ab, np.zeros((32, 9)), np.zeros((32, 9)))
+    x, _, _ = blend_follow(ab, gr, 0.1, np.full(9, 0.7), np.full(9, 0.3))  # A/B's threshold higher
+    assert np.isfinite(x).all()
+    assert (np.diff(x[:, 0]) > 0).all()          # the order of A/B's logits, no ties
+    assert (x < np.log(1e-6 / (1 - 1e-6)) + 1e-3).all()  # all of them past the clip
+
+
+def test_a_hit_the_kit_adds_plays_as_loud_as_the_voice_s_own():
+    """The decoder's velocity where it wanted no hit is near 0: a floor's or the one's added hit
+    would be counted and never heard. It plays at the voice's own mean (ADDED_VELOCITY where the
+    voice has none of its own: never another voice's, which a mute would change); the model's
+    own hits keep theirs."""
+    from grooverack.model.sampling import ADDED_VELOCITY, added_velocities
+
+    vel = np.full((32, 9), 0.02, np.float32)
+    sampled = np.zeros((32, 9), bool)
+    sampled[[0, 8], 1] = True
+    vel[[0, 8], 1] = (0.9, 0.5)            # the snare's own: mean 0.7
+    sampled[4, 2], vel[4, 2] = True, 0.4   # the hat's own
+    hits = sampled.copy()
+    hits[[12, 20], 1] = True               # added snares
+    hits[[3, 7], 8] = True                 # added ride: the voice has none of its own
+    hits[6, 2], vel[6, 2] = True, 0.8      # added, louder than the hat's mean already
+    out = added_velocities(hits, sampled, vel)
+    assert np.allclose(out[[12, 20], 1], 0.7) and np.allclose(out[[3, 7], 8], ADDED_VELOCITY)
+    assert np.isclose(out[6, 2], 0.8) and np.allclose(out[[0, 8], 1], (0.9, 0.5))
+    assert np.array_equal(out[~hits], vel[~hits])
+    assert np.array_equal(added_velocities(sampled, sampled, vel), vel)  # nothing added

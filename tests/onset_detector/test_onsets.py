@@ -72,6 +72,21 @@ def test_peak_picker_fires_once_per_spike_and_never_on_a_flat_line():
     assert spike.count(True) == 1 and spike.index(True) == 1  # the first frame over the bar
 
 
+def test_peak_picker_spread_raises_the_bar_over_a_noisy_function():
+    """Room noise makes the detection function jitter around its median: the spread term (the
+    median absolute deviation over the moving window) raises the bar over the jitter, and a real
+    spike still passes it."""
+    rng = np.random.default_rng(1)
+    jitter = 0.3 + np.abs(rng.normal(0.0, 0.25, 400))
+    fired = {}
+    for spread in (0.0, OnsetParams().spread):
+        picker = PeakPicker(threshold=0.4, avg=20, before=6, combine=6, spread=spread)
+        fired[spread] = sum(picker(float(v)) for v in jitter)
+        spike = [picker(v) for v in [0.3, 3.0, 2.0, 0.3, 0.3]]
+        assert spike == [False, True, False, False, False], spread
+    assert fired[OnsetParams().spread] * 3 <= fired[0.0], fired
+
+
 def test_velocity_curve_is_relative_to_the_loudest_recent_onset():
     curve = VelocityCurve(curve=2.0, minimum=0.1)
     assert curve(0.0, 0.5) == 1.0
@@ -156,7 +171,8 @@ def test_params_come_from_the_config_keys():
     params = OnsetParams.from_settings(settings)
     assert params.threshold == 2.0 and params.hop_ms == 4.0
     defaults = OnsetParams()
-    for name in ("frame_ms", "range_db", "velocity_curve", "combine_ms"):
+    for name in ("frame_ms", "range_db", "velocity_curve", "combine_ms", "threshold", "spread",
+                 "rearm"):
         assert SCHEMA[f"onsets.{name}"].default == getattr(defaults, name)
 
 

@@ -104,10 +104,18 @@ def check_heard_loop(heard: list[float], truth: list[float], groove: np.ndarray,
     assert score["recall"] >= 0.95 - 0.05 * xruns, (score, xruns)
     assert score["f1"] >= 0.85 - 0.05 * xruns, (score, xruns)
     assert score["p90_spread_ms"] <= spread_ms + 5.0 * xruns, (score, xruns)
-    # the groove is the loop's: the steps the MIDI truth lands on at the same time base
-    expected = {int(np.floor(position(t + delta) + 0.5)) % 32 for t in truth}
+    # the groove is the loop's: the steps the MIDI truth lands on at the same time base; a hit
+    # within the heard spread of a step's edge may go to either step (both are right)
+    edge_s = spread_ms / 1000.0
+    expected: set[frozenset[int]] = set()
+    for t in truth:
+        lo, hi = position(t + delta - edge_s) + 0.5, position(t + delta + edge_s) + 0.5
+        expected.add(frozenset({int(np.floor(lo)) % 32, int(np.floor(hi)) % 32}))
+    allowed = set().union(*expected)
     got = set(np.flatnonzero(groove[:, 0] > 0))
-    assert len(got & expected) >= (0.9 - 0.05 * xruns) * len(expected), (
-        sorted(got), sorted(expected), xruns)
-    assert len(got - expected) <= 0.25 * len(expected) + xruns, (sorted(got), sorted(expected))
+    found = sum(1 for steps in expected if steps & got)
+    assert found >= (0.9 - 0.05 * xruns) * len(expected), (
+        sorted(got), sorted(map(sorted, expected)), xruns)
+    assert len(got - allowed) <= 0.25 * len(expected) + xruns, (
+        sorted(got), sorted(map(sorted, expected)))
     return delta

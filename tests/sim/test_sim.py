@@ -218,7 +218,7 @@ def test_direct_board_samples_pitch_after_the_settle_time():
                      ("onset", 0.2, None, 2.0), ("clock", 0.3), ("reset", 0.4)]
 
 
-@pytest.mark.parametrize("extra", [[], ["--direct"]])
+@pytest.mark.parametrize("extra", [[], pytest.param(["--direct"], marks=pytest.mark.slow)])
 def test_run_board_sim_real_time_writes_timing(tmp_path, capsys, extra):
     timing = tmp_path / "timing.csv"
     rc = main(["run", "--board", "sim", "--duration", "1.5", "--timing", str(timing),

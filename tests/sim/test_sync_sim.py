@@ -26,9 +26,8 @@ def rises(timing: Path, kind: str = "trigger") -> list[tuple[int, float]]:
     return [(int(r[3]), float(r[2])) for r in rows if r[4] == kind and float(r[5]) > 0]
 
 
-@pytest.mark.parametrize("ppqn,bpm", (pytest.param(4, 120.0, marks=pytest.mark.slow),
-                                      pytest.param(24, 97.0, marks=pytest.mark.slow),
-                                      (1, 174.0)))
+@pytest.mark.slow  # seconds each; the inner loop keeps test_first_downbeat_is_on_patch_time_zero
+@pytest.mark.parametrize("ppqn,bpm", ((4, 120.0), (24, 97.0), (1, 174.0)))
 def test_trigger_rises_land_on_the_patched_clock(tmp_path, ppqn, bpm):
     step_s, beat_s = 15.0 / bpm, 60.0 / bpm
     timing = tmp_path / "timing.csv"

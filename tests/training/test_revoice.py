@@ -316,9 +316,12 @@ def test_the_shipped_model_revoices_muted_hats_onto_the_remaining_drums():
         pytest.skip("the shipped model has no voice redistribution")
     onsets = (2, 6, 10, 14, 18, 22, 26, 30)
 
-    def played(on_mute: str) -> tuple[np.ndarray, float]:
+    def played(on_mute: str, floor: float = 0.0) -> tuple[np.ndarray, float]:
+        # the decoder's own re-voicing against silence: no kit floor (it would fill the
+        # silenced hats' part on the ride too); with the shipped floor: below
         eng = Engine(Settings({"clock.source": "internal", "tempo": 120.0, "uncertainty": 0.0,
-                               "follow": 1.0, "generation.on_mute": on_mute}), runner)
+                               "follow": 1.0, "generation.on_mute": on_mute,
+                               "generation.kit_floor": floor}), runner)
         eng.start(0.0)
         eng.press("mute_hats")
         step = 0.125
@@ -335,3 +338,5 @@ def test_the_shipped_model_revoices_muted_hats_onto_the_remaining_drums():
     assert not silenced[:, hats].any() and not revoiced[:, hats].any()
     assert revoice_cover >= 0.75 and revoice_cover >= silence_cover, (revoice_cover,
                                                                       silence_cover)
+    floored, floored_cover = played("revoice", 0.75)
+    assert not floored[:, hats].any() and floored_cover >= 0.75, floored_cover

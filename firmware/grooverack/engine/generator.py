@@ -259,14 +259,16 @@ class Generator:
             # A/B alone: the bank's hit_shift makes them play as many hits as real loops
             logits, vel, off = ab
             thresholds = self._thresholds(1.0, removed)
+            per_voice = None
         else:
             # the groove decoded alone (as is and bar-swapped, the two views alike: what the
             # thresholds were chosen for), crossfaded with A/B by follow
             views = (z_groove,) if z_swapped is None else (z_groove, z_swapped)
             followed = self._decode("groove", views, req.genre, bpm, flags)
             thresholds = self._thresholds(0.0, removed)
+            per_voice = sampling.voice_follow(follow, c.colour_follow)
             logits, vel, off = sampling.blend_follow(
-                ab, followed, sampling.voice_follow(follow, c.colour_follow),
+                ab, followed, per_voice,
                 self._thresholds(1.0, removed), thresholds)
         rng = np.random.default_rng([c.seed, req.variation])
         density, uncertainty = c.effective_density(), c.uncertainty
@@ -276,7 +278,7 @@ class Generator:
                        onsets=groove[:, 0] > 0, follow=follow if z_groove is not None else 0.0,
                        kick_removed=bool(removed) and bool(removed[0]),
                        snare_removed=len(removed) > 1 and bool(removed[1]),
-                       revoiced=bool(removed))
+                       revoiced=bool(removed), floor=c.kit_floor, voice_follow=per_voice)
         hits, vel, off = sampling.sample_pattern(
             logits, vel, off, temperature=sampling.temperature(uncertainty),
             thresholds=thresholds, density=np.asarray(density),

@@ -10,6 +10,12 @@ toms a loop) or leave out the kick on the one. Three rules, applied to the sampl
   1 + AB_SLACK * (1 - follow) (A/B's own patterns get more room than a followed line). Where a voice
   is over, its highest-scoring cells stay (the same ranking the `max_count` top-k uses), so the
   model's own order decides what goes. A cap of 0 turns the budget off.
+- **Floor.** No voice plays fewer than round(`floor` x the style's real count) (scaled by
+  density like the budget, never over the voice's max count): a voice under it takes its
+  highest-ranked cells the model left out (the same ranking, so a followed line's onsets come
+  first). A line the model never saw in training leaves the kit thin (a ride or hats missing
+  from the pattern, a kick short at mid follow); a drummer keeps time on every part of the kit
+  they play. A floor of 0 turns it off.
 - **Beat one.** Each bar's first step has a kick (the low end a drummer keeps on the one).
   A kick only silenced (`generation.on_mute = silence`) leaves the one to the others. Off with
   `anchor = False`, or when no low voice may play.
@@ -55,6 +61,12 @@ LOW_END = tuple(VOICE_NAMES.index(v) for v in ("kick", "low_tom", "mid_tom", "hi
 BEAT_THREE_STAND_INS = LOW_END[1:3]
 # with a group removed, no voice left over this many times the style's real per-loop count
 REVOICE_OVER = 1.5
+# the voices the floor keeps playing: the time a drummer keeps and the cymbal accents that come
+# back every loop or two (the toms are fills, played now and then: a floor would put a tom on
+# the same step of every loop)
+FLOOR_VOICES = tuple(VOICE_NAMES.index(v) for v in ("kick", "snare", "closed_hat", "open_hat",
+                                                    "crash", "ride"))
+_NOT_FLOORED = np.array([v not in FLOOR_VOICES for v in range(NUM_VOICES)])
 # an input onset a removed group's trim left without a hit is kept by one of these, with room
 TIMEKEEPERS = tuple(VOICE_NAMES.index(v) for v in ("closed_hat", "ride"))
 # a removed snare's backbeat, in the order it moves: beat 4 of each bar, then beat 2 (steps in
@@ -74,6 +86,8 @@ class KitRules:
     kick_removed: bool = False  # the kick's group is removed (re-voiced), not only silenced
     snare_removed: bool = False  # likewise the snare's: its backbeat moves to another voice
     revoiced: bool = False  # some group is removed: every voice left within REVOICE_OVER x real
+    floor: float = 0.0  # each voice plays at least round(floor x real) (density-scaled)
+    voice_follow: np.ndarray | None = None  # [9] follow per voice for the onsets' rank (None: follow)
 
 
 def budgets(real: np.ndarray, density: np.ndarray, cap: float) -> np.ndarray:
@@ -86,6 +100,15 @@ def budgets(real: np.ndarray, density: np.ndarray, cap: float) -> np.ndarray:
     out = np.array([math.ceil(x - 1e-9) for x in raw], dtype=np.int64)
     out[(dens > 0.0) & (real > 0.0)] = np.maximum(out[(dens > 0.0) & (real > 0.0)], 1)
     return out
+
+
+def floors(real: np.ndarray, density: np.ndarray, floor: float) -> np.ndarray:
+    """Per voice, the fewest hits a loop holds: round(floor * real * 2 * density), halves up
+    (int64 [9]); 0 where the density is 0 (a silent voice stays silent)."""
+    real = np.asarray(real, dtype=np.float64).reshape(NUM_VOICES)
+    dens = np.asarray(density, dtype=np.float64).reshape(NUM_VOICES)
+    raw = float(floor) * real * 2.0 * np.maximum(dens, 0.0)
+    return np.floor(raw + 0.5 + 1e-9).astype(np.int64)
 
 
 def revoice_budgets(real: np.ndarray, density: np.ndarray) -> np.ndarray:
@@ -108,11 +131,25 @@ def _trim(out: np.ndarray, rank: np.ndarray, voice: int, most: int,
     out[ranked[max(int(most), int(pinned.sum())):], voice] = False
 
 
+def _fill(out: np.ndarray, rank: np.ndarray, least: np.ndarray) -> None:
+    """Give each voice in `out` at least `least` [9] hits (in place): its highest-ranked cells
+    first (one sort for every voice: this runs at each regeneration)."""
+    under = np.flatnonzero(out.sum(0) < least)
+    if not under.size:
+        return
+    ranked = np.argsort(np.where(out, np.inf, -rank), axis=0, kind="stable")
+    for voice in under.tolist():
+        need = int(least[voice]) - int(out[:, voice].sum())
+        out[ranked[:need, voice], voice] = True
+
+
 def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
               density: np.ndarray, mutes: np.ndarray, cap: float, anchor: bool,
               onsets: np.ndarray | None = None, follow: float = 0.0,
               kick_removed: bool = False, snare_removed: bool = False,
-              revoiced: bool = False) -> np.ndarray:
+              revoiced: bool = False, floor: float = 0.0,
+              max_counts: np.ndarray | int = STEPS,
+              voice_follow: np.ndarray | None = None) -> np.ndarray:
     """Sampled hits [32, 9] -> hits within the style's budget, with beat one (a new array).
 
     `score` [32, 9]: each cell's margin over its threshold (higher = the model wants it more);
@@ -123,7 +160,12 @@ def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
     `kick_removed` / `snare_removed`: that group is removed (voice redistribution), so the
     lowest voice left takes each bar's one and beat 3 / the backbeat moves to the stand-ins
     with room (a group only silenced leaves its beats to the others); `revoiced` (implied by
-    either): some group is removed, every voice left within `revoice_budgets`."""
+    either): some group is removed, every voice left within `revoice_budgets`; `floor`: each
+    voice not silent plays at least `floors` hits (within `max_counts`, the top-k limit per
+    voice, and the budget), its highest-ranked cells added; `voice_follow` [9]: how far each
+    voice follows (`sampling.voice_follow`), the weight of the onsets in its rank (default
+    `follow` for all: the kit's colour, following less, would otherwise move onto the line's
+    onsets as soon as follow leaves 0)."""
     out = np.array(hits, dtype=bool)
     played = out.any(axis=1)  # the steps the model played before any trimming
     score = np.asarray(score, dtype=np.float64)
@@ -134,12 +176,20 @@ def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
     rank = score
     if onsets is not None and follow > 0.0:
         on = np.asarray(onsets, dtype=bool).reshape(STEPS, 1)
-        rank = score + ONSET_RANK * f * on
+        weight = f if voice_follow is None else np.asarray(voice_follow, np.float64).reshape(1, -1)
+        rank = score + ONSET_RANK * weight * on
     most = None
     if real is not None and cap > 0.0:
         most = budgets(real, dens, cap)
         for voice in np.flatnonzero(out.sum(0) > most):
             _trim(out, rank, int(voice), int(most[voice]))
+    if real is not None and floor > 0.0:
+        least = np.minimum(floors(real, dens, floor), np.asarray(max_counts, dtype=np.int64))
+        if most is not None:
+            least = np.minimum(least, most)
+        least[silent] = 0
+        least[_NOT_FLOORED] = 0
+        _fill(out, rank, least)
     if anchor and not silent[KICK]:
         out[::STEPS_PER_BAR, KICK] = True  # each bar's one
     revoiced = revoiced or kick_removed or snare_removed

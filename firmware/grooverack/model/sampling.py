@@ -35,6 +35,11 @@ from grooverack.voices import NUM_VOICES, STEPS, VOICE_NAMES
 COLOUR_VOICES = ("open_hat", "low_tom", "mid_tom", "high_tom", "crash", "ride")
 _COLOUR = np.array([v in COLOUR_VOICES for v in VOICE_NAMES])
 
+_P_EDGE = 1e-6  # blend_follow: probabilities clipped here ...
+_EDGE_SLOPE = 1.0 / (_P_EDGE * (1.0 - _P_EDGE))  # ... and past it the logit goes on at its slope there
+# a hit the kit rules add to a voice with no hit of the model's own plays at this velocity (a
+# voice's alone, so muting another voice never changes it)
+ADDED_VELOCITY = 0.5
 THRESHOLD_BUSY = 0.02   # density 1
 THRESHOLD_SPARSE = 0.995  # density just above 0
 MAX_TEMPERATURE = 2.0
@@ -78,15 +83,19 @@ def blend_follow(ab: tuple[np.ndarray, np.ndarray, np.ndarray],
     changing per tenth of travel). Margins in probability, not logits: a decode's confident
     silences (logits of -8) would otherwise outvote the other's likely hits long before the
     knob's end. `follow` 0..1, one value or one per voice [9] (`voice_follow`), checked where it
-    entered (`controls.GenerationControls`): not clamped here."""
+    entered (`controls.GenerationControls`): not clamped here. Where the margins leave no
+    probability (p under 1e-6, or over 1 - 1e-6) the logit goes on linearly in p, so cells
+    keep their order (what the kit's floor ranks by) and never tie."""
     f = np.asarray(follow, dtype=np.float64)
     x_ab, v_ab, o_ab = (np.asarray(a, dtype=np.float64) for a in ab)
     x_g, v_g, o_g = (np.asarray(a, dtype=np.float64) for a in groove)
     thr = np.clip(np.asarray(thresholds, dtype=np.float64), 1e-6, 1.0 - 1e-6)
     thr_ab = np.asarray(ab_thresholds, dtype=np.float64)
     p = thr + (1.0 - f) * (_sigmoid(x_ab) - thr_ab) + f * (_sigmoid(x_g) - thr)
-    p = np.clip(p, 1e-6, 1.0 - 1e-6)
-    logits = np.log(p / (1.0 - p))
+    inside = np.clip(p, _P_EDGE, 1.0 - _P_EDGE)
+    # past the edges the logit goes on linearly in p: cells no decode wants keep their order
+    # (clipped, they would tie, and a voice's floor would pick them by step index)
+    logits = np.log(inside / (1.0 - inside)) + _EDGE_SLOPE * (p - inside)
     return (logits.astype(np.float32), ((1.0 - f) * v_ab + f * v_g).astype(np.float32),
             ((1.0 - f) * o_ab + f * o_g).astype(np.float32))
 
@@ -190,11 +199,31 @@ def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.n
                 hits[ranked[k:], voice] = False
     if kit is not None:
         muted = np.zeros(NUM_VOICES, bool) if mutes is None else np.asarray(mutes, dtype=bool)
+        sampled = hits
         hits = keep_time(hits, score, real=kit.real, density=np.asarray(_per_voice(density, "density")),
                          mutes=muted, cap=kit.cap, anchor=kit.anchor, onsets=kit.onsets,
                          follow=kit.follow, kick_removed=kit.kick_removed,
-                         snare_removed=kit.snare_removed, revoiced=kit.revoiced)
+                         snare_removed=kit.snare_removed, revoiced=kit.revoiced,
+                         floor=kit.floor, max_counts=max_counts,
+                         voice_follow=kit.voice_follow)
+        velocities = added_velocities(hits, sampled, velocities)
     return _velocities_offsets(hits, velocities, offsets)
+
+
+def added_velocities(hits: np.ndarray, sampled: np.ndarray, velocities: np.ndarray) -> np.ndarray:
+    """Velocities [32, 9] where a hit the kit rules added (in `hits`, not in `sampled`: the
+    floor's, the kick on the one, a timekeeper's) plays at least as loud as the model's own hits
+    of that voice do on average (ADDED_VELOCITY where it has none). The decoder's velocity
+    where it wanted no hit is near 0: such a hit would be counted and never heard."""
+    vel = np.asarray(velocities, dtype=np.float32)
+    added = hits & ~sampled
+    if not added.any():
+        return vel
+    own = hits & sampled
+    count = own.sum(0)
+    mean = np.where(count > 0, (np.clip(vel, 0.0, 1.0) * own).sum(0) / np.maximum(count, 1),
+                    ADDED_VELOCITY)
+    return np.where(added, np.maximum(vel, mean.astype(np.float32)), vel)
 
 
 def _velocities_offsets(hits: np.ndarray, velocities: np.ndarray, offsets: np.ndarray

@@ -46,13 +46,15 @@ class OnsetParams:
 
     frame_ms: float = 30.0       # analysis window
     hop_ms: float = 5.0          # one frame every hop: the detection function's rate
-    threshold: float = 0.5       # dB of mean band rise above the moving average
+    threshold: float = 0.4       # dB of mean band rise above the moving median (+ spread)
     average_ms: float = 100.0    # the moving average's length (adaptive threshold)
     combine_ms: float = 30.0     # onsets closer than this are one
     range_db: float = 80.0       # what the spectrum keeps under the recent peak
     velocity_ms: float = 10.0    # the onset's level: peak over this long after it
     velocity_curve: float = 2.0  # amplitude = velocity ** curve (velocity.py)
     velocity_min: float = 0.1    # the softest onset's velocity
+    spread: float = 2.0          # + this x the median absolute deviation over that window
+    rearm: float = 0.5           # re-armed once the function fell under this x the event's peak
 
     @classmethod
     def from_settings(cls, settings: Any) -> OnsetParams:
@@ -84,7 +86,7 @@ class OnsetDetector:
         self.flux = SpectralFlux(self.spectrum.bands, lag=self.lag)
         frames = lambda ms: max(1, int(round(ms / p.hop_ms)))  # noqa: E731
         self.picker = PeakPicker(p.threshold, frames(p.average_ms), frames(p.combine_ms),
-                                 frames(p.combine_ms))
+                                 frames(p.combine_ms), p.spread, p.rearm)
         self.curve = VelocityCurve(p.velocity_curve, p.velocity_min)
         self.combine_samples = ms_to_samples(p.combine_ms, rate)
         self._last: int | None = None  # sample of the last onset

@@ -1,13 +1,14 @@
 """Adaptive threshold and peak picking that looks only backwards (decides on the frame just heard).
 
 A frame n is an onset when all hold:
-1. `D(n) >= median(D(n - avg .. n - 1)) + threshold` (the moving median follows the background:
-   a dense passage raises the bar, a quiet one lowers it; a median, so the spike of the last hit
-   does not hide the next one);
+1. `D(n) >= median + threshold + spread * MAD` over `D(n - avg .. n - 1)` (the moving median
+   follows the background: a dense passage raises the bar, a quiet one lowers it; the median
+   absolute deviation MAD measures its jitter: room noise raises the bar over it; both medians,
+   so the spike of the last hit does not hide the next one);
 2. `D(n) >= max(D(n - before .. n - 1))` (a local maximum, as far as the past can tell: on a
    rising slope the first frame over the bar wins);
 3. the picker is armed: after an onset it waits until the detection function has fallen below
-   half of that event's peak (the rest of one attack is not a second onset), and at least
+   `rearm` (half) of that event's peak (the rest of one attack is not a second onset), and at least
    `combine` frames.
 The detector adds its own rule: an onset's sample is at least `combine_ms` after the last one.
 """
@@ -20,8 +21,11 @@ import numpy as np
 
 
 class PeakPicker:
-    def __init__(self, threshold: float, avg: int, before: int, combine: int) -> None:
+    def __init__(self, threshold: float, avg: int, before: int, combine: int,
+                 spread: float = 0.0, rearm: float = 0.5) -> None:
         self.threshold = threshold
+        self.spread = spread
+        self.rearm = rearm
         self.combine = max(1, combine)
         self._avg: deque[float] = deque(maxlen=max(1, avg))
         self._before: deque[float] = deque(maxlen=max(1, before))
@@ -30,12 +34,18 @@ class PeakPicker:
         self._event_peak = 0.0
 
     def __call__(self, value: float) -> bool:
-        base = float(np.median(self._avg)) if self._avg else 0.0
+        if self._avg:
+            past = np.fromiter(self._avg, float, len(self._avg))
+            base = float(np.median(past))
+            if self.spread:
+                base += self.spread * float(np.median(np.abs(past - base)))
+        else:
+            base = 0.0
         peak = max(self._before) if self._before else 0.0
         self._since += 1
         if not self._armed:
             self._event_peak = max(self._event_peak, value)
-            if value < 0.5 * self._event_peak:
+            if value < self.rearm * self._event_peak:
                 self._armed = True
         onset = (self._armed and self._since >= self.combine
                  and value >= base + self.threshold and value >= peak)

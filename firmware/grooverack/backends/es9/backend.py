@@ -3,7 +3,8 @@
 The engine thread wakes on each input block, hands it to `ES9Inputs` (engine calls at their
 frames), advances the engine half the reaction time ahead and hands the events to `ES9Outputs`
 (level changes for the callback, and the MIDI mirror's messages). While the stream is away it
-goes on by `time.monotonic()`, so the engine keeps its pattern and place.
+goes on by `time.monotonic()`, so the engine keeps its pattern and place, and a capture device
+of its own (`input.source = audio`, `input.audio_device`) still feeds the groove.
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ class ES9Backend:
                 # no stream: time goes on by the clock, the engine keeps its pattern and place
                 clock = int((time.monotonic() - stream.mono_offset) * self.sr)
                 inputs.processed = max(inputs.processed, clock)
+                inputs.drain_device()  # a capture device of its own still feeds the groove
             if inputs.processed and stream.reaction_frames is not None:
                 # events up to one block ahead (half the reaction time): what lies between clock
                 # edges is placed by the tempo estimate this little ahead, what sits on an edge

@@ -8,6 +8,7 @@ time order within a block (a pitch read may wait for the next block).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from functools import partial
@@ -186,6 +187,26 @@ class ES9Inputs:
         for _, _, call in sorted(calls, key=lambda c: (c[0], c[1])):
             call()
         self.processed = max(self.processed, f0 + n)  # the clock may be a little ahead
+
+    def drain_device(self) -> int:
+        """While the ES-9 stream is down (the engine thread goes on by the clock): the onsets of a
+        capture device of its own (`input.source = audio` with `input.audio_device`) still go to
+        the engine, each at its own time on the ES-9's timeline (the last frame -> monotonic
+        offset). The capture has its own thread and stream, so it keeps feeding the groove
+        whatever the ES-9 does. Returns how many were taken (0 where there is no such device or
+        no timeline yet)."""
+        if self.listener is None or not self.from_device:
+            return 0
+        shift = self.mono_offset()
+        if not math.isfinite(shift):  # the stream never ran: no timeline to place them on
+            return 0
+        taken = 0
+        for heard, velocity in self.listener.drain():
+            t = heard - shift
+            self.onsets.append((t, velocity, None))
+            self.engine.onset(t, velocity=velocity)
+            taken += 1
+        return taken
 
     def _press(self, action: str, frame: int) -> None:
         """A button gate's rise: `Engine.press`, as the panel's buttons (a press that cannot act,
