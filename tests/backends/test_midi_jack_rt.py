@@ -210,26 +210,30 @@ def test_notes_on_the_clock_grid(tmp_path, monkeypatch, period, bpm):
 def test_clock_out_as_master_keeps_its_spacing(tmp_path, monkeypatch):
     """The module as the clock master (internal clock, `midi.clock_out`): each MIDI clock goes at
     the frame of its due time on a steady map of time to JACK's frames (`JackMidiOut._map`), so
-    the probe records them evenly spaced: nine intervals in ten within a frame of the tempo's
-    (before, from one reading of JACK's frame estimate at each send: about four in ten). A take
-    with xruns (the dummy server's frames fall behind the wall clock) is retried, then skipped."""
+    the probe records them evenly spaced: 98 % of the intervals within a frame of the tempo's
+    (before, from one reading of JACK's frame estimate at each send: 91-94 % with 5-8 xruns,
+    69-85 % with 18-27; after 99-100 % with 20-30).
+    Each xrun (the dummy server's frames fall behind the wall clock) moves an interval or two: of
+    three takes the one with the fewest is checked, skipped above 20 (too loaded to time)."""
     from tests.rig.jackprobe import midi_take
 
+    takes = []
     for attempt in range(3):
         (tmp_path / str(attempt)).mkdir()
         gen = serve(tmp_path / str(attempt), monkeypatch, period=64)
         server = next(gen)
         try:
-            f = midi_take(server.name, tmp_path / str(attempt), 300.0, beats=10.0, chain=True,
-                          master=True, extra=("midi.clock_out=true",))
+            takes.append(midi_take(server.name, tmp_path / str(attempt), 300.0, beats=10.0,
+                                   chain=True, master=True, extra=("midi.clock_out=true",)))
         finally:
             gen.close()
-        if f["xruns"] == 0:
+        if takes[-1]["xruns"] == 0:
             break
-    else:
-        pytest.skip(f"JACK xruns in 3 takes ({f['xruns']} in the last): too loaded to time")
+    f = min(takes, key=lambda t: t["xruns"])
+    if f["xruns"] > 20:
+        pytest.skip(f"JACK xruns in 3 takes ({f['xruns']} in the best): too loaded to time")
     assert f["clock_out"] > 24 * 6, f
-    assert f["interval_exact"] >= 0.9, f
+    assert f["interval_exact"] >= 0.98, f
 
 
 @pytest.mark.jack
