@@ -38,6 +38,26 @@ def _cpu() -> str:
     return platform.processor()
 
 
+def _midi_line(f: dict) -> str:
+    """One take's MIDI figures on a line."""
+    parts = []
+    if "notes" in f:
+        parts.append(f"{f['notes']} notes, median {f['median_signed_ms']} ms, p99 "
+                     f"{f['abs']['p99_ms']} ms, max {f['abs']['max_ms']} ms, spread p99 "
+                     f"{f['spread']['p99_ms']} ms; first step {f.get('first_frames')} frames")
+    parts.append(f"note-offs {f['exact']}/{f['offs']} exact, p99 {f['abs_offs']['p99_ms']} ms, "
+                 f"max {f['abs_offs']['max_ms']} ms, hanging {f['hanging']}")
+    if "grid" in f:
+        parts.append(f"clock out {f['clock_out']}: grid p99 {f['grid']['p99_ms']} ms max "
+                     f"{f['grid']['max_ms']} ms, interval p99 {f['interval']['p99_ms']} ms, "
+                     f"{f['interval_exact']:.0%} within 1 frame")
+    elif "offset" in f:
+        parts.append(f"clock out {f['clock_out']}: median {f['median_frames']} frames, p99 "
+                     f"{f['offset']['p99_ms']} ms, spread p99 {f['spread_clock']['p99_ms']} ms, "
+                     f"{f['at_median']:.0%} at the median")
+    return "; ".join(parts) + f"; xruns {f['xruns']} ({f['transport']}, {f['placed']} placed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--periods", type=int, nargs="+", default=[64, 128])
@@ -50,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chain", action="store_true",
                    help="MIDI: the answer recorded by a second client of the probe (a chain: "
                         "clock client -> back end -> recorder), not the clock's own (a loop)")
+    p.add_argument("--master", action="store_true",
+                   help="MIDI: the module the clock master (internal clock, MIDI clock out); "
+                        "its clock out timed against its own grid")
+    p.add_argument("--start-gap", type=int, default=1,
+                   help="MIDI: frames from the probe's Start to its first tick (default 1)")
     p.add_argument("--json")
     p.add_argument("--set", dest="extra", action="append", default=[])
     a = p.parse_args(argv)
@@ -78,15 +103,12 @@ def main(argv: list[str] | None = None) -> int:
                         if a.only != "es9":
                             f = jackprobe.midi_take(server.name, Path(tmp), bpm,
                                                     rt=a.rt, extra=tuple(a.extra),
-                                                    name=f"midiprobe{take}", chain=a.chain)
+                                                    name=f"midiprobe{take}", chain=a.chain,
+                                                    master=a.master, start_gap=a.start_gap)
                             rows.append({"path": "midi", "period": period, "bpm": bpm,
                                          "take": take, **f})
-                            print(f"midi p{period} {bpm:5.0f} BPM take {take}: {f['notes']} "
-                                  f"notes, median {f['median_signed_ms']} ms, p99 "
-                                  f"{f['abs']['p99_ms']} ms, max {f['abs']['max_ms']} ms, "
-                                  f"spread p99 {f['spread']['p99_ms']} ms, "
-                                  f"xruns {f['xruns']} ({f['transport']}, "
-                                  f"{f['placed']} from the step table)", flush=True)
+                            print(f"midi p{period} {bpm:5.0f} BPM take {take}: "
+                                  + _midi_line(f), flush=True)
         finally:
             stop_server(server)
     info = {"machine": platform.node(), "cpu": _cpu(), "cores": os.cpu_count(),

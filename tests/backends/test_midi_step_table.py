@@ -52,6 +52,10 @@ def test_the_table_is_what_the_tick_releases(bpm):
                  (e.kind == "velocity" or e.value > 0.5)]
         if k == 0:
             continue  # Start's first tick: step 0 committed by it, nothing was held yet
+        clocks = [e for e in table if e.kind == "clock"]  # the clock-out pulses (4 PPQN)
+        assert [e.step for e in clocks] == [
+            e.step for e in at_tick if e.kind == "clock" and e.value > 0.5], k
+        table = [e for e in table if e.kind != "clock"]
         assert [(e.kind, e.output, e.step, e.voice) for e in table] == \
                [(e.kind, e.output, e.step, e.voice) for e in rises], k
         for held, played in zip(table, rises, strict=True):
@@ -62,6 +66,48 @@ def test_the_table_is_what_the_tick_releases(bpm):
             assert all(e.step == (k // 6) % 32 for e in table)
             steps_played += bool(table)
     assert steps_played > 20  # the seeded pattern at density 1 plays most steps
+
+
+@pytest.mark.parametrize("bpm", (40.0, 120.0, 300.0))
+def test_the_table_holds_every_clock_out_pulse_at_24_ppqn(bpm):
+    """Clock out at 24 PPQN on a MIDI clock (forwarded): every tick releases one pulse, and the
+    table before it says so, the one on the position that commits the next step (half a step
+    before it, pushed by that commit when the tick comes) included."""
+    engine = make_engine(settings(bpm, "outputs.clock_ppqn=24"), threaded=False)
+    try:
+        takes = ticks_through(engine, bpm, 6.0)
+    finally:
+        engine.close()
+    for k, (_t, table, at_tick) in enumerate(takes[1:], start=1):
+        played = [e for e in at_tick if e.kind == "clock" and e.value > 0.5]
+        assert len(played) == 1, k
+        assert [e.kind for e in table if e.kind == "clock"] == ["clock"], k
+
+
+@pytest.mark.parametrize("bpm", (40.0, 300.0))
+def test_the_first_step_after_a_start_is_in_the_table(bpm):
+    """After a MIDI Start the engine waits for the first clock, which plays step 0: once the
+    loop has taken the Start (and committed step 0), the table is step 0's, and the first tick
+    releases exactly that at its own time."""
+    engine = make_engine(settings(bpm), threaded=False)
+    try:
+        for t0 in (1.0, 9.0):  # a Start while stopped, and one while playing (a restart)
+            engine.start(t0, midi=True)
+            engine.advance(t0 + 0.02)  # the loop's pass after it: step 0 committed
+            table = engine.on_next_pulse()
+            tick = t0 + 0.005
+            engine.midi_clock(tick)
+            released = [e for e in engine.advance(tick + 0.02) if e.time == tick
+                        and e.kind != "reset" and (e.kind == "velocity" or e.value > 0.5)]
+            assert any(e.kind == "trigger" for e in table)
+            assert [(e.kind, e.output, e.step, e.value) for e in table] == \
+                   [(e.kind, e.output, e.step, e.value) for e in released]
+            assert all(e.step == 0 for e in table)
+            for k in range(1, 24 * 4):  # play on for four beats
+                engine.midi_clock(tick + k * 60.0 / bpm / 24)
+                engine.advance(tick + k * 60.0 / bpm / 24 + 0.02)
+    finally:
+        engine.close()
 
 
 @pytest.mark.parametrize("timing", (("swing=62",), ("quantize=0.0", "follow=1.0")))
@@ -81,6 +127,7 @@ def test_offsets_and_swing_stay_with_the_loop(timing):
     tabled = {(e.step, e.output) for _, table, _ in takes for e in table}
     assert len(tabled) > 5 or "quantize=0.0" in timing  # (the model's offsets: few on a tick)
     for t, table, at_tick in takes[1:]:
+        table = [e for e in table if e.kind != "clock"]
         for e in table:
             assert e.time == pytest.approx(t, abs=0.05)  # (a prediction of this tick)
             assert e.step % 2 == 0  # swung odd steps sit between ticks

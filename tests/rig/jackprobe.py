@@ -42,11 +42,12 @@ def clock_edges(ppqn: int, bpm: float, frames: int, lead: int) -> np.ndarray:
     return np.round(lead + np.arange(n) * every).astype(np.int64)
 
 
-def midi_clock(bpm: float, beats: float, lead: int) -> tuple[list[tuple[int, bytes]], np.ndarray]:
-    """(events [(frame, bytes)]: Start at `lead`, the first tick one frame later, then 24 PPQN;
-    the tick frames)."""
+def midi_clock(bpm: float, beats: float, lead: int,
+               gap: int = 1) -> tuple[list[tuple[int, bytes]], np.ndarray]:
+    """(events [(frame, bytes)]: Start at `lead`, the first tick `gap` frames later, then 24
+    PPQN; the tick frames)."""
     tick = SR * 60.0 / bpm / 24
-    ticks = np.round(lead + 1 + np.arange(int(round(beats * 24))) * tick).astype(np.int64)
+    ticks = np.round(lead + gap + np.arange(int(round(beats * 24))) * tick).astype(np.int64)
     return [(lead, b"\xfa")] + [(int(f), b"\xf8") for f in ticks], ticks
 
 
@@ -358,6 +359,56 @@ def midi_figures(received: list[tuple[int, bytes]], ticks: np.ndarray, *,
             "max_ms": float(off.max()) / SR * 1e3 if off.size else None}
 
 
+def note_off_figures(received: list[tuple[int, bytes]], length: int) -> dict[str, Any]:
+    """Each note-off against its note-on's frame + `length` (the trigger's length in frames):
+    the note's length as recorded (note-on to the next note-off of its channel and key) less
+    `length`; `hanging`: note-ons without a note-off."""
+    on: dict[tuple[int, int], int] = {}
+    err = []
+    for frame, msg in received:
+        if len(msg) > 2 and msg[0] & 0xE0 == 0x80:
+            key = (msg[0] & 0x0F, msg[1])
+            if msg[0] & 0xF0 == 0x90 and msg[2]:
+                on[key] = frame
+            elif key in on:
+                err.append(frame - on.pop(key) - length)
+    e = np.asarray(err, dtype=np.int64)
+    return {"offs": int(e.size), "exact": int(np.sum(e == 0)), "abs_offs": _ms(e),
+            "hanging": len(on)}
+
+
+def first_step_figures(received: list[tuple[int, bytes]], first_tick: int) -> dict[str, Any]:
+    """The first note-on after a Start against the first tick after it (step 0's), frames."""
+    ons = [f for f, m in received if len(m) > 2 and m[0] & 0xF0 == 0x90 and m[2]]
+    return {"first_frames": (ons[0] - first_tick) if ons else None}
+
+
+def clock_out_figures(received: list[tuple[int, bytes]], ticks: np.ndarray | None = None,
+                      bpm: float | None = None) -> dict[str, Any]:
+    """MIDI clock (0xF8) the back end sent. Forwarded (`ticks`, the clock it was sent): each
+    against the tick it answers (the nearest at or before it), frames. Master (`bpm`): against
+    its own ideal grid, the least-squares line through the ticks (its phase) at the tempo's
+    spacing; `interval`: each interval less the ideal."""
+    out = np.asarray([f for f, m in received if m == b"\xf8"], dtype=np.int64)
+    if out.size < 3:
+        return {"clock_out": int(out.size)}
+    if ticks is not None:
+        idx = np.searchsorted(ticks, out, side="right") - 1
+        off = out[idx >= 0] - ticks[idx[idx >= 0]]
+        return {"clock_out": int(out.size), "offset": _ms(off),
+                "median_frames": float(np.median(off)),
+                "at_median": float(np.mean(off == np.median(off))),
+                "spread_clock": _ms(off - np.median(off))}
+    every = SR * 60.0 / float(bpm or 120.0) / 24
+    out = out[24:]  # after the first beat (its first ticks: no interval to divide yet)
+    k = np.round((out - out[0]) / every)
+    phase = float(np.median(out - k * every))
+    resid = out - (phase + k * every)
+    diff = np.diff(out) - every
+    return {"clock_out": int(out.size), "grid": _ms(resid), "interval": _ms(diff),
+            "interval_exact": float(np.mean(np.abs(diff) <= 1.0))}
+
+
 if __name__ == "__main__":
     raise SystemExit(_main(sys.argv[1:]))
 
@@ -426,19 +477,26 @@ def _portaudio_done() -> None:
 
 def midi_take(server: str, tmp: Path, bpm: float, *, beats: float = 12.0, lead_s: float = 0.3,
               rt: bool = False, extra: tuple[str, ...] = (),
-              name: str = "midiprobe", chain: bool = False) -> dict[str, Any]:
+              name: str = "midiprobe", chain: bool = False, master: bool = False,
+              start_gap: int = 1) -> dict[str, Any]:
     """One take of the MIDI back end (`midi.api=jack`) on MIDI clock + Start: figures
-    (`midi_figures`) + xruns; `chain`: see `MidiProbe`."""
+    (`midi_figures`, the note-offs' `note_off_figures`, the first step's `first_step_figures`,
+    and with `midi.clock_out=true` among `extra` the clock it forwards, `clock_out_figures`) +
+    xruns; `chain`: see `MidiProbe`; `start_gap`: frames from Start to the first tick.
+    `master`: the module is the clock master (internal clock, MIDI clock out): nothing is sent,
+    its clock and notes are recorded (`clock_out_figures` against its own grid)."""
     from grooverack.backends.midi import MidiBackend
     from grooverack.config import load_settings
     from grooverack.runtime.serve import make_engine
 
     lead = int(lead_s * SR)
-    events, ticks = midi_clock(bpm, beats, lead)
+    events, ticks = midi_clock(bpm, beats, lead, start_gap)
     frames = int(ticks[-1]) + SR // 4
     settings = load_settings(overrides=[
-        "midi.api=jack", "clock.source=midi", "midi.profile=poly2", f"tempo={bpm}",
-        *COMMON, *extra])
+        "midi.api=jack", f"clock.source={'internal' if master else 'midi'}",
+        "midi.profile=poly2", f"tempo={bpm}", *COMMON, *extra])
+    if master:
+        events = []
     engine = make_engine(settings, threaded=True)
     backend = MidiBackend(engine, settings)
     probe = None
@@ -456,7 +514,16 @@ def midi_take(server: str, tmp: Path, bpm: float, *, beats: float = 12.0, lead_s
             probe.close()
     # the grid is the clock as the probe wrote it (a cycle it missed moves its ticks)
     written = np.array([f for f, d in probe.sent if d == b"\xf8"], dtype=np.int64)
-    figures = midi_figures(received, written if len(written) == len(ticks) else ticks)
+    grid = written if len(written) == len(ticks) else ticks
+    length = int(round(settings["outputs.trigger_ms"] / 1000.0 * SR))
+    figures = {} if master else midi_figures(received, grid)
+    figures.update(note_off_figures(received, length))
+    if master:
+        figures.update(clock_out_figures(received, bpm=bpm))
+    else:
+        figures.update(first_step_figures(received, int(grid[0])))
+        if settings["midi.clock_out"]:
+            figures.update(clock_out_figures(received, ticks=grid))
     figures.update(xruns=xruns, transport=getattr(backend, "transport", "rtmidi"),
                    placed=len(getattr(backend.output, "placed", ())))
     return figures

@@ -164,6 +164,17 @@ class Clock:
         return swing_unwarp(self._limit, self.swing)
 
     @property
+    def next_pulse(self) -> float:
+        """Musical position the next external pulse plays: `hold` while the clock runs on its
+        pulses; after a start, reset, song position or continue, the position its first pulse
+        plays (the position waits there meanwhile); inf when no pulse is waited for."""
+        hold = self.hold
+        if math.isfinite(hold) or not (self.running and self._armed
+                                       and self.driver == "external"):
+            return hold
+        return swing_unwarp(max(self._next_u, self._u0), self.swing)
+
+    @property
     def playing(self) -> bool:
         """True while the position moves (running and not waiting for a pulse or stalled)."""
         return self.running and not self._frozen

@@ -477,6 +477,11 @@ class Engine:
         (`Player.on_next_pulse`), for a back end that writes it from its real-time path."""
         return self.player.on_next_pulse(self.clock)
 
+    def trigger_seconds(self, output: int) -> float:
+        """How long a trigger rising now on `output` stays high (`Player.trigger_seconds`): a
+        back end that writes a step's rise at its frame writes its fall that much later."""
+        return self.player.trigger_seconds(self.clock, output)
+
     @property
     def pattern(self) -> Pattern:
         """The Pattern now playing."""

@@ -278,22 +278,48 @@ class Player:
         """What the next external pulse will release at its own time, as `advance` will return
         it then (the velocity events, then the rises): the committed hits sitting on the pulse
         (`Clock.hold`), each on an output that is low (a retrigger, whose fall comes first, is
-        left to `advance`); [] when nothing waits for a pulse. Nothing changes here. `time` is
+        left to `advance`), and the clock-out pulse on it; after a start (reset, song position,
+        continue) the same of the step its first pulse plays; [] when nothing waits for a
+        pulse. Nothing changes here. `time` is
         the pulse's predicted time: a back end may write these at the pulse's frame as the
         pulse arrives, `advance` still returns them once it is in."""
-        hold = clock.hold
+        hold = clock.next_pulse  # (after a start: the step its first pulse plays)
         if not math.isfinite(hold):
             return []
         t = clock.time_of(hold)
         out: list[OutputEvent] = []
         for d in sorted(self._due):
-            if (d.kind == "trigger" and abs(d.position - hold) <= HOLD_EPS
-                    and (d.kind, d.output) not in self._falls):
+            if abs(d.position - hold) > HOLD_EPS:
+                continue
+            if d.kind == "trigger" and (d.kind, d.output) not in self._falls:
                 out.append(OutputEvent(t, d.output, "velocity",
                                        self._velocity_value(d.output, d.value), d.step, d.voice))
                 out.append(OutputEvent(t, d.output, "trigger", 1.0, d.step, d.voice))
+            elif d.kind == "clock":  # (a clock pulse still high falls first: it plays too)
+                out.append(OutputEvent(t, 0, "clock", 1.0, d.step, -1))
+        if self._pulse_committed_by(hold) and not any(e.kind == "clock" for e in out):
+            # a clock-out pulse on the very position that commits the next step (half a step
+            # before it): pushed by that commit, when the pulse arrives; it plays then too
+            out.append(OutputEvent(t, 0, "clock", 1.0, self.next_step % STEPS, -1))
         out.sort(key=lambda e: e.order)  # (one time: velocities, then rises, as `advance`)
         return out
+
+    def _pulse_committed_by(self, position: float) -> bool:
+        """Whether the commit of `next_step`, which `position` reaches, pushes a clock-out pulse
+        at `position` itself (`_commit`'s grid: multiples of the spacing from the floor)."""
+        step = self.next_step
+        if not step - 0.5 <= position + HOLD_EPS < step + 0.5:
+            return False
+        spacing = STEPS_PER_BEAT / self.clock_ppqn
+        j = round(position / spacing)
+        return (abs(position - j * spacing) <= HOLD_EPS
+                and j >= math.ceil(max(step - 0.5, self._floor_position) / spacing - 1e-9)
+                and j * spacing < step + 0.5 - 1e-9)
+
+    def trigger_seconds(self, clock: Clock, output: int) -> float:
+        """How long a trigger rising now on `output` stays high, unless something ends it
+        sooner (a retrigger, a stop): `outputs.trigger_ms`, or half a step in gate mode."""
+        return self._width("trigger", clock, output)
 
     @property
     def high(self) -> set[tuple[str, int]]:

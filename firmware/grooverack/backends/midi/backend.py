@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import threading
 import time
 from collections import deque
@@ -38,7 +37,6 @@ from grooverack.engine.seam import EngineSeam
 from grooverack.runtime.hooks import LoopHook
 from grooverack.runtime.listen import AudioListener
 from grooverack.runtime.priority import realtime, short_gil_slices
-from grooverack.runtime.serve import Lifecycle, serve
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +63,8 @@ class MidiBackend:
         self._last_poll = 0.0
         self.input = MidiInputHandler(engine, self.options)
         self.sender = MidiSender(clock, direct=True)  # a step on a tick leaves from the loop
-        self.output = MidiOutput(self.options, self.sender, settings["outputs.clock_ppqn"])
+        self.output = MidiOutput(self.options, self.sender, settings["outputs.clock_ppqn"],
+                                 length=engine.trigger_seconds)
         self.input.on_transport = self.output.transport
         # internal clock: play from the start; MIDI clock: wait for Start
         self.autostart = (settings["clock.source"] != "midi") if autostart is None else autostart
@@ -124,7 +123,9 @@ class MidiBackend:
         fired = getattr(port, "fired", None)
         while fired:
             table, frame = fired.popleft()
-            self.output.wrote(table.tick, frame, table.notes)
+            sr = table.out.samplerate
+            self.output.wrote(table.tick, frame, table.notes,
+                              tuple(length / sr for length, _ in table.offs))
         for jt, data in batch:
             self.input.feed(self._offset + jt, data)
         return len(batch)
@@ -144,11 +145,15 @@ class MidiBackend:
             notes = self.output.step_table(self.engine.on_next_pulse())
             if notes:
                 tick, transport = inp.taken[0] + 1, inp.taken[1]
+                sr = out.samplerate  # each note's length in frames: its note-off's offset
+                offs = self.output.note_offs(
+                    notes, lambda o: round(self.engine.trigger_seconds(o) * sr))
                 old = inp.table
                 if (old is not None and old.out is out and old.tick == tick
-                        and old.transport == transport and old.notes == notes):
+                        and old.transport == transport and old.notes == notes
+                        and old.offs == offs):
                     return old
-                table = StepTable(tick, transport, notes, out)
+                table = StepTable(tick, transport, notes, out, offs)
         inp.table = table
         return table
 
@@ -301,56 +306,3 @@ class MidiBackend:
                 time.sleep(duration)
         finally:
             self.stop()
-
-
-class ServedMidi:
-    """The MIDI back end as `runtime.serve.Backend`: its loop runs in its own thread, the main
-    thread waits (`Lifecycle.wait`) and checks that loop once a second."""
-
-    def __init__(self, engine: EngineSeam, settings: Settings, board: Any, args: Any,
-                 hook: LoopHook | None = None) -> None:
-        self.backend = MidiBackend(engine, settings, board)
-        self.backend.hook = hook
-        self.backend.open_ports()
-        self.board_name = getattr(board, "name", "midi")
-        self.rt = bool(getattr(args, "rt", False))
-        self.duration = getattr(args, "duration", None)
-
-    def start(self, beat: Callable[[], None]) -> str:
-        b = self.backend
-        print(f"grooverack: MIDI in {b.in_port.port_name or b.options.input_port!r}, "
-              f"out {b.out_port.port_name or b.options.output_port!r}, "
-              f"profile {b.options.profile}; Ctrl-C to stop", file=sys.stderr)
-        if b.hook is not None:  # (the state is restored by now)
-            b.hook.attach(b.engine, self.faults)
-        b.start(rt=self.rt, heartbeat=beat)
-        return f"board {self.board_name} up (MIDI, profile {b.options.profile})"
-
-    def run(self, life: Lifecycle) -> None:
-        life.wait(self.duration, every=self._alive)
-
-    def faults(self) -> dict[str, int]:
-        """What the page shows of MIDI's health (read from the companion's thread)."""
-        b = self.backend
-        return {"midi_dropped": b.sender.dropped, "jack_returns": b.server_returns}
-
-    def _alive(self) -> None:
-        thread = self.backend._thread
-        if thread is None or not thread.is_alive():
-            raise RuntimeError("the MIDI engine loop stopped")
-
-    def outputs_to_zero(self) -> None:
-        self.backend.stop()  # note-offs, all notes off, MIDI Stop (clock out); ports closed
-
-    def close(self) -> None:
-        pass
-
-
-def run_backend(board: Any, settings: Settings, args: Any = None,
-                hook: LoopHook | None = None) -> int:
-    """`grooverack run --board midi` (or any board of kind "midi") in `runtime.serve.serve`:
-    state restored before it plays, READY + the watchdog (the engine loop beats), and on a stop
-    signal, an error or the end of `--duration`: note-offs, all notes off and MIDI Stop (clock
-    out) sent, then the state saved; exit 0. `hook` (`grooverack web`'s link) is called on the
-    engine loop's thread between its passes."""
-    return serve(settings, lambda engine: ServedMidi(engine, settings, board, args, hook))

@@ -10,18 +10,19 @@ and the engine loop stay as they are; underneath:
 - input: the process callback only appends (frame, bytes) of each event; `get_message()` hands
   it on with the time since the previous one from their frames (exact: nothing is ignored or
   merged, a SysEx without F7 is one event like any other);
-- output: `send_message()` places the message `lead` frames on from JACK's current frame
-  estimate (`frame_time`), one period: always within the next cycle, so every message leaves
-  exactly one period after it was sent, without jitter (the sender hands it over that much
-  early, `MidiSender._ahead`); one sent late by `late` seconds goes that much earlier, never
-  before the next cycle; the process callback writes what falls into its cycle at its frame.
+- output: `send_message()` places the message at the frame of its due time one period on
+  (`lead`; `_map`, a steady map of `time.monotonic()` to JACK's frames; without a due time, one
+  period on from JACK's current frame estimate), never before the next cycle (the sender hands
+  it over that much early, `MidiSender._ahead`); the process callback writes what falls into
+  its cycle at its frame. A note-off goes at its note-on's frame + the note's length: written
+  by the callback itself when the length came with the note-on (`_offs`).
 - the step table (`StepTable`): a step that waits for a MIDI clock tick is written by the input's
   process callback itself, the moment that tick is read: at the tick's own frame, the output's
   client running later in the same cycle (an `order` port connects the input's client to the
   output's: JACK runs them in that order); should that connection be missing, at the tick's
-  frame + one period (`JackMidiOut.write_later`). The engine loop hands the table over (one
-  reference, swapped whole: the callback only compares two counts and moves bytes) and learns
-  from `fired` what was written.
+  frame + one period (`JackMidiOut.write_later`), each note's note-off its length later. The
+  engine loop hands the table over (one reference, swapped whole: the callback only compares two
+  counts and moves bytes) and learns from `fired` what was written.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ WRAP = 1 << 32  # jack_nframes_t
 TICK = b"\xf8"
 ORDER_PORT = "order"  # each client's port of the input -> output connection (`order_after`)
 TRANSPORT = (0xFA, 0xFB, 0xFC, 0xF2)  # Start, Continue, Stop, Song Position
+MAP_DRIFT = 0.0001  # s/s: how fast `JackMidiOut._map` follows a JACK clock faster than ours
+ENDS_EARLY = 0.002  # s: a note-off the engine loop sends this much before the one written with
+#                     its note-on (a retrigger, a stop) goes out too (the second is harmless)
 
 
 def count_clock(msg: bytes, counts: list[int]) -> None:
@@ -53,12 +57,21 @@ class StepTable:
     """What the output writes when the input's clock tick number `tick` arrives (counted since
     the input port opened), if `transport` transport messages came before it (a Start, Stop,
     Continue or Song Position in between: the engine's phase moved, the table is void). `notes`:
-    (step row, output, message) in sending order."""
+    (step row, output, message) in sending order; `offs`: each note's note-off as (frames after
+    the tick's frame, message), in the same order (the note's gate length in frames)."""
 
     tick: int
     transport: int
     notes: tuple[tuple[int, int, bytes], ...]
     out: JackMidiOut
+    offs: tuple[tuple[int, bytes], ...] = ()
+
+
+def note_key(data: bytes) -> tuple[int, int, bool] | None:
+    """(channel, note, is a note-on) of a note message (a note-on of velocity 0 is an off)."""
+    if len(data) < 3 or data[0] & 0xE0 != 0x80:
+        return None
+    return data[0] & 0x0F, data[1], data[0] & 0xF0 == 0x90 and data[2] > 0
 
 
 class _JackMidi:
@@ -165,7 +178,7 @@ class JackMidiIn(_JackMidi):
             table = self.table
             if (msg == TICK and table is not None and table.tick == heard[0]
                     and table.transport == heard[1]):
-                frame = table.out.write_later(raw + offset, table.notes, self)
+                frame = table.out.write_later(raw + offset, table.notes, self, table.offs)
                 if frame is not None:
                     self.fired.append((table, frame))  # before the tick is handed on
             self._events.append((f0 + offset, msg))
@@ -183,40 +196,81 @@ class JackMidiIn(_JackMidi):
 
 
 class JackMidiOut(_JackMidi):
-    """rtmidi's `MidiOut` on JACK: each message one period after it is sent, at its frame."""
+    """rtmidi's `MidiOut` on JACK: each message one period after it is sent, at its frame; a
+    note-off at its note-on's frame + the note's length in frames."""
 
     def __init__(self, _api: int = 0, name: str = CLIENT_NAME) -> None:
         super().__init__(_api, name)
-        self._queue: deque[tuple[int, bytes]] = deque(maxlen=65536)
+        # handed to the process callback (deques: appended by other threads, drained by it)
+        # (frame, message, for a note-off written with its note-on the frame of that, else -1)
+        self._queue: deque[tuple[int, bytes, int]] = deque(maxlen=65536)  # the engine loop's
+        self._now: deque[tuple[int, bytes, int]] = deque(maxlen=4096)  # the step table's notes
+        self._offs: deque[tuple[int, bytes, int]] = deque(maxlen=4096)  # the note-offs
+        self._pending: list[tuple[int, bytes, int]] = []  # the process callback's own, to write
         self._last = 0  # the frame the last message was placed at (JACK wants them in order)
-        self._moved: dict[tuple[int, int], int] = {}  # (channel, note) -> frames placed late
-        self._now: deque[tuple[int, bytes]] = deque(maxlen=4096)  # the step table's, by frame
+        # (channel, note) -> (frame, due time, length in s or None) of the last note-on placed:
+        # its note-off goes at that frame + the note's length (due times' difference) in frames
+        self._on: dict[tuple[int, int], tuple[int, float, float | None]] = {}
         self.after: JackMidiIn | None = None  # the input JACK runs this client after, each cycle
+        self._offset: tuple[float | None, float] = (None, 0.0)  # `_map`: (frames, at time)
 
     @property
     def lead(self) -> float:
         """Seconds from `send_message` to the message's frame (one period)."""
         return self.blocksize / self.samplerate
 
-    def send_message(self, data: Any, late: float = 0.0) -> None:
+    def _map(self, now: float) -> float:
+        """JACK frame - seconds x rate at time `now` (`time.monotonic`), the map from a due time
+        to its frame: the frame estimate less the time, read together; a thread preempted
+        between the two reads only makes that larger, so the map is their leaky minimum
+        (rising MAP_DRIFT a second for a device clock that runs fast, at once down to a lower
+        one, as when the server missed cycles; a restarted server is a new client)."""
+        raw = float(self.client.frame_time) - now * self.samplerate
+        off, since = self._offset
+        if off is None or raw < off:
+            off = raw
+        else:
+            off = min(raw, off + MAP_DRIFT * self.samplerate * max(0.0, now - since))
+        self._offset = (off, now)
+        return off
+
+    def send_message(self, data: Any, late: float = 0.0, due: float | None = None,
+                     length: float | None = None, now: float | None = None) -> None:
         """Place `data` one period from now, less `late` seconds (a message sent after its time:
-        at its frame if that is still to come, else at the first frame that is)."""
+        at its frame if that is still to come, else at the first frame that is). A note-on with
+        its note's `length` (s): its note-off is written here too, that many frames after it.
+        A note-off with its `due` time goes at its note-on's frame + (due - the note-on's due)
+        in frames, whatever the frame estimate says (never before the next cycle); one due when
+        the note-off written here is, is that one (dropped)."""
         if self.dead:
             return
         c = self.client
         n = self.blocksize
         data = bytes(data)
-        want = int(c.frame_time) + n - int(round(late * self.samplerate))
-        frame = max(want, int(c.last_frame_time) + n, self._last)
-        kind = data[0] & 0xF0 if data else 0
-        if kind in (0x80, 0x90) and len(data) > 2:
-            key = (data[0] & 0x0F, data[1])
-            if kind == 0x90 and data[2]:
-                self._moved[key] = frame - want  # a late note-on: its note keeps its length
+        if due is not None and now is not None:  # its frame from its time, on a steady map
+            want = int(round(due * self.samplerate + self._map(now))) + n
+        else:
+            want = int(c.frame_time) + n - int(round(late * self.samplerate))
+        first = int(c.last_frame_time) + n
+        frame = max(want, first, self._last)
+        key = note_key(data)
+        if key is not None:
+            note = key[:2]
+            if key[2]:
+                if due is not None:
+                    self._on[note] = (frame, due, length)
+                if length is not None:
+                    off = bytes((0x80 | note[0], note[1], 0))
+                    self._offs.append(((frame + round(length * self.samplerate)) % WRAP, off,
+                                       frame))
             else:
-                frame = max(frame, want + self._moved.pop(key, 0))
-        self._last = frame
-        self._queue.append((frame, data))
+                on = self._on.pop(note, None)
+                if on is not None and due is not None:
+                    if on[2] is not None and due >= on[1] + on[2] - ENDS_EARLY:
+                        return  # its note-off is written already (`_offs`)
+                    frame = max(first, on[0] + int(round((due - on[1]) * self.samplerate)))
+        self._last = max(self._last, frame)
+        self._queue.append((frame, data, -1))
 
     def order_after(self, inp: JackMidiIn) -> None:
         """Connect `inp`'s order port to this client's: JACK then runs this client after `inp`'s
@@ -226,26 +280,31 @@ class JackMidiOut(_JackMidi):
         self.after = inp
 
     def write_later(self, frame: int, notes: tuple[tuple[int, int, bytes], ...],
-                    source: JackMidiIn | None = None) -> int | None:
+                    source: JackMidiIn | None = None,
+                    offs: tuple[tuple[int, bytes], ...] = ()) -> int | None:
         """The input's process callback: `notes` written at JACK frame `frame` itself when this
         client runs after `source` (`order_after`: later in the tick's own cycle), else at
         `frame` + one period (the next cycle, whichever of the two JACK runs first): a fixed
-        latency either way. Returns the frame; None when this client is gone."""
+        latency either way; each of `offs` (frames after the note, note-off) that many frames
+        after it. Returns the frame; None when this client is gone."""
         if self.dead or self.port is None:
             return None
         at = frame if source is not None and source is self.after else \
             (frame + self.blocksize) % WRAP
         for _, _, data in notes:
-            self._now.append((at, data))
+            self._now.append((at, data, -1))
+        for length, data in offs:
+            if data:
+                self._offs.append(((at + length) % WRAP, data, at))
         return at
 
-    def placed(self, data: bytes, frame: int, late: float = 0.0) -> None:
-        """The engine loop: `data`, due `late` s ago, was written at `frame` already
-        (`write_later`): its note-off keeps the note's length from there."""
-        if not self.dead and len(data) > 2 and data[0] & 0xF0 == 0x90 and data[2]:
-            c = self.client
-            want = int(c.frame_time) + self.blocksize - int(round(late * self.samplerate))
-            self._moved[(data[0] & 0x0F, data[1])] = (frame - want + WRAP // 2) % WRAP - WRAP // 2
+    def placed(self, data: bytes, frame: int, due: float, length: float | None = None) -> None:
+        """The engine loop: `data`, due at `due`, was written at `frame` already (`write_later`,
+        with its note-off `length` s later): a note-off the loop sends for it goes the note's
+        length from there (at `length`: it is the one written, dropped)."""
+        key = note_key(data)
+        if not self.dead and key is not None and key[2]:
+            self._on[key[:2]] = (frame, due, length)
 
     def _process(self, frames: int) -> None:
         port = self.port
@@ -253,15 +312,37 @@ class JackMidiOut(_JackMidi):
             return
         port.clear_buffer()
         f0 = self.client.last_frame_time
-        due: list[tuple[int, bytes]] = []
-        for q in (self._queue, self._now):  # (at one frame, the loop's messages first)
+        pending = self._pending
+        for q in (self._queue, self._now, self._offs):
             while q:
-                frame, data = q[0]
-                rel = (frame - f0) % WRAP  # frame_time wraps with last_frame_time
-                if rel >= frames and rel < WRAP // 2:
-                    break  # a later cycle's
-                q.popleft()
-                due.append((rel if rel < frames else 0, data))
-        due.sort(key=lambda e: e[0])  # JACK takes a cycle's events in frame order
-        for rel, data in due:
+                pending.append(q.popleft())
+        # (frame in the cycle, 1 for a note-on, message, the frame of its note-on for a note-off
+        # written with it, else -1)
+        due: list[tuple[int, int, bytes, int]] = []
+        starts: dict[tuple[int, int, bool] | None, int] = {}  # note -> frame it starts again at
+        keep: list[tuple[int, bytes, int]] = []
+        for p in pending:
+            rel = (p[0] - f0) % WRAP  # frame_time wraps with last_frame_time
+            if rel >= frames and rel < WRAP // 2:
+                keep.append(p)  # a later cycle's
+                continue
+            rel = rel if rel < frames else 0  # late: the cycle's first frame
+            key = note_key(p[1])
+            if key is not None and key[2]:
+                starts.setdefault((key[0], key[1], False), rel)
+            due.append((rel, int(key is not None and key[2]), p[1], p[2]))
+        if starts:  # a note-off written with its note-on, still to come when that note starts
+            #        again: just before the new note-on (a retrigger ends the old note only)
+            def earlier(data: bytes, at: int, rel: int) -> int:
+                start = starts.get(note_key(data), -1)
+                old = at >= 0 and 0 < (f0 + start - at) % WRAP < WRAP // 2
+                return start if old and 0 <= start < rel else rel
+
+            due = [(earlier(data, at, rel), kind, data, at) for rel, kind, data, at in due]
+            moved = [(earlier(p[1], p[2], WRAP), p) for p in keep]
+            due += [(rel, 0, p[1], p[2]) for rel, p in moved if rel != WRAP]
+            keep = [p for rel, p in moved if rel == WRAP]
+        self._pending = keep
+        due.sort(key=lambda e: (e[0], e[1]))  # in frame order; at one frame note-offs first
+        for rel, _, data, _ in due:
             port.write_midi_event(rel, data)

@@ -62,6 +62,9 @@ class MidiSender:
         self.paused = False
         self.dropped = 0
         self.placed_count = 0  # messages the port's real-time path wrote (`placed`)
+        # (due, note-on) -> its note's length in s, for a port that writes the note-off itself
+        # at the note-on's frame + that length (`jackport.JackMidiOut`); read as it is sent
+        self.lengths: dict[tuple[float, bytes], float] = {}
 
     def _ahead(self) -> float:
         """The scheduler's clock: a port that sends its messages a fixed time after it is
@@ -76,8 +79,17 @@ class MidiSender:
         """What waits to be sent, in sending order (the queue itself is left alone)."""
         return self.scheduler.queued()
 
-    def schedule(self, t: float, data: bytes) -> None:
-        self.scheduler.schedule(t, bytes(data))
+    def schedule(self, t: float, data: bytes, length: float | None = None) -> None:
+        """Send `data` at `t`; a note-on with its note's `length` (s): a JACK port of its own
+        writes the note-off itself, that many frames after the note-on's (the engine loop's
+        note-off, when it comes at that time, is then dropped by the port)."""
+        data = bytes(data)
+        if length is not None:
+            if len(self.lengths) > 4096:  # notes dropped before they were sent (`cancel`)
+                now = self.clock()
+                self.lengths = {k: v for k, v in self.lengths.items() if k[0] > now - 1.0}
+            self.lengths[(t, data)] = length
+        self.scheduler.schedule(t, data)
 
     def start(self) -> None:
         self.scheduler.start()
@@ -98,13 +110,14 @@ class MidiSender:
         for t, data in self.scheduler.flush():
             self._send(t, data, self.flushed)
 
-    def placed(self, t: float, data: bytes, frame: int) -> None:
+    def placed(self, t: float, data: bytes, frame: int, length: float | None = None) -> None:
         """`data`, due at `t`, was written at JACK frame `frame` by the port's real-time path
-        (the step table): logged as sent, and the port told (its note-off keeps the length)."""
+        (the step table; with its note-off `length` s later): logged as sent, and the port told
+        (a note-off sent for it from here goes the note's length after that frame)."""
         with self._send_lock:
             port = self.port
             if port is not None and not self.paused and hasattr(port, "placed"):
-                port.placed(data, frame, late=max(0.0, self._ahead() - t))
+                port.placed(data, frame, due=t, length=length)
             self.placed_count += 1
             self.sent.append((t, self.clock(), data))
 
@@ -112,6 +125,7 @@ class MidiSender:
         self._send(due, data, self.sent)
 
     def _send(self, due: float, data: bytes, log_to: Any) -> None:
+        length = self.lengths.pop((due, data), None) if self.lengths else None
         with self._send_lock:
             port = self.port
             if self.paused:
@@ -119,7 +133,9 @@ class MidiSender:
             elif port is not None:
                 try:
                     if hasattr(port, "lead"):  # a JACK port of its own: late by how much
-                        port.send_message(data, late=max(0.0, self._ahead() - due))
+                        now = self.clock()
+                        port.send_message(data, late=max(0.0, now + port.lead - due), due=due,
+                                          length=length, now=now)
                     else:
                         port.send_message(data)
                 except Exception as exc:  # a port that vanished mid-send: keep playing
@@ -130,8 +146,12 @@ class MidiSender:
 class MidiOutput:
     """Turns player events into note-on/off (and clock) messages on the sender."""
 
-    def __init__(self, options: MidiOptions, sender: MidiSender, clock_ppqn: int = 4) -> None:
+    def __init__(self, options: MidiOptions, sender: MidiSender, clock_ppqn: int = 4,
+                 length: Callable[[int], float] | None = None) -> None:
         self.map = OutputMap(options)
+        # output -> how long a note rising now on it lasts (`Engine.trigger_seconds`): handed
+        # over with each note-on, so that a JACK port writes the note-off at its frame itself
+        self.length = length
         self.sender = sender
         self.clock_out = options.clock_out
         self.clock_ppqn = clock_ppqn
@@ -141,20 +161,32 @@ class MidiOutput:
         self._last_clock: float | None = None
         self._clock_count = 0
         self.started = False
-        # (step row, output) -> (clock tick, JACK frame, note-on) written by the port's real-time
-        # path from the step table, not yet played here (`written`, `play`)
-        self.written: dict[tuple[int, int], tuple[int, int, bytes]] = {}
+        # (step row, output) -> (clock tick, JACK frame, note-on, its length in s) written by the
+        # port's real-time path from the step table, not yet played here (`written`, `play`)
+        self.written: dict[tuple[int, int], tuple[int, int, bytes, float | None]] = {}
+        # (clock tick, JACK frame) of each MIDI clock the step table forwarded, in order, not yet
+        # played here (`_clock_tick` takes the oldest)
+        self.written_clock: deque[tuple[int, int]] = deque()
         # (clock tick, JACK frame, step row, note-on) of each note played from the step table
         self.placed: deque[tuple[int, int, int, bytes]] = deque(maxlen=100_000)
 
     def step_table(self, events: list[OutputEvent]) -> tuple[tuple[int, int, bytes], ...]:
         """The note-ons `play` would send for `events` (`Engine.on_next_pulse`: velocity events
         and rises), as (step row, output, message), less those a table already wrote that the
-        engine has not played yet (a tick it took as noise: its step waits for the next one);
-        nothing changes."""
+        engine has not played yet (a tick it took as noise: its step waits for the next one),
+        and the MIDI clock it forwards (step row, 0, 0xF8); nothing changes."""
         velocity = dict(self._velocity)
         notes = []
+        # MIDI clock forwarded (24 PPQN and more out, once started): each clock-out pulse the
+        # tick releases, as `_clock_tick` counts them (none while one written waits to be played)
+        count = self._clock_count if self.clock_out and self.started and self.clock_ppqn >= 24 \
+            and not self.written_clock else None
         for event in events:
+            if event.kind == "clock" and count is not None and event.value > 0.5:
+                count += 1
+                if count % (self.clock_ppqn // 24) == 0:
+                    notes.append((event.step, 0, b"\xf8"))
+                continue
             if event.kind == "velocity":
                 velocity[event.output] = max(1, min(127, round(event.value * 127)))
             elif event.kind == "trigger" and event.value > 0.5 \
@@ -165,17 +197,32 @@ class MidiOutput:
                               bytes((0x90 | channel, note, velocity.get(event.output, 100)))))
         return tuple(notes)
 
-    def wrote(self, tick: int, frame: int, notes: tuple[tuple[int, int, bytes], ...]) -> None:
+    def note_offs(self, notes: tuple[tuple[int, int, bytes], ...],
+                  frames: Callable[[int], int]) -> tuple[tuple[int, bytes], ...]:
+        """Each of `notes`' note-off as (its length in frames, `frames(output)`, message): what
+        the port writes after the note-on when a step table fires ((0, b"") for a clock)."""
+        return tuple((frames(output), bytes((0x80 | data[0] & 0x0F, data[1], 0)))
+                     if data[0] & 0xF0 == 0x90 else (0, b"") for _, output, data in notes)
+
+    def wrote(self, tick: int, frame: int, notes: tuple[tuple[int, int, bytes], ...],
+              lengths: tuple[float, ...] = ()) -> None:
         """The port's real-time path wrote `notes` (a step table) at `frame` on clock tick
-        `tick`: `play` sends them no more."""
-        for step, output, data in notes:
-            self.written[(step, output)] = (tick, frame, data)
+        `tick`, each with its note-off `lengths` s later (none: the note-off is `play`'s):
+        `play` sends them no more."""
+        for i, (step, output, data) in enumerate(notes):
+            if data == b"\xf8":
+                self.written_clock.append((tick, frame))
+                continue
+            length = lengths[i] if i < len(lengths) else None
+            self.written[(step, output)] = (tick, frame, data, length)
 
     def forget_written(self, tick: int) -> None:
         """Tables that fired on clock ticks up to `tick` whose rises the engine did not play (a
         tick it ignored as noise): forgotten."""
         if self.written:
             self.written = {k: v for k, v in self.written.items() if v[0] > tick}
+        while self.written_clock and self.written_clock[0][0] <= tick:
+            self.written_clock.popleft()
 
     def play(self, event: OutputEvent, at: float | None = None) -> None:
         """Schedule what an engine OutputEvent means at `at` (default: its own time)."""
@@ -192,10 +239,11 @@ class MidiOutput:
                 data = bytes((0x90 | channel, note, velocity))
                 written = self.written.pop((event.step, event.output), None)
                 if written is not None and written[2] == data:
-                    self.sender.placed(t, data, written[1])
+                    self.sender.placed(t, data, written[1], written[3])
                     self.placed.append((written[0], written[1], event.step, data))
                 else:
-                    self.sender.schedule(t, data)
+                    self.sender.schedule(t, data, None if self.length is None
+                                         else self.length(event.output))
                 self._sounding[event.output] = (channel, note)
                 self.channels.add(channel)
             elif event.output in self._sounding:
@@ -215,7 +263,10 @@ class MidiOutput:
         if self.clock_ppqn >= 24:
             self._clock_count += 1
             if self._clock_count % (self.clock_ppqn // 24) == 0:
-                self.sender.schedule(t, b"\xf8")
+                if self.written_clock:  # forwarded by the step table at its tick's frame
+                    self.sender.placed(t, b"\xf8", self.written_clock.popleft()[1])
+                else:
+                    self.sender.schedule(t, b"\xf8")
             self._last_clock = t
             return
         ticks = 24 // self.clock_ppqn
