@@ -28,12 +28,15 @@ def jack128(tmp_path, monkeypatch):
     yield from serve(tmp_path, monkeypatch, period=128)
 
 
-def clean_take(take, tries: int = 3) -> dict:
+def clean_take(take, tries: int = 3, on_time: bool = False) -> dict:
     """A take without xruns (a cycle missed on a loaded machine drops the probe's clock pulses
-    in it, and the engine counts pulses): up to `tries`, else skipped as not measurable."""
+    in it, and the engine counts pulses): up to `tries`, else skipped as not measurable.
+    `on_time`: and no level change late (one that reached the callback after its frame goes
+    at the cycle's first, its MIDI with it; a trigger's rise and fall both late leave no
+    pulse at all)."""
     for _ in range(tries):
         f = take()
-        if f["xruns"] == 0 and f["backend_xruns"] == 0:
+        if f["xruns"] == 0 and f["backend_xruns"] == 0 and not (on_time and f["late"]):
             return f
     pytest.skip(f"JACK xruns in {tries} takes (last: probe {f['xruns']}, back end "
                 f"{f['backend_xruns']}): the machine is too loaded to time")
@@ -60,6 +63,22 @@ def test_es9_native_steps_at_edge_plus_two_periods_p64(jack64, tmp_path):
 @pytest.mark.jack
 def test_es9_native_steps_at_edge_plus_two_periods_p128_24ppqn(jack128, tmp_path):
     check_es9(clean_take(lambda: es9_take(jack128.name, tmp_path, 24, 200.0, beats=6.0)), 128)
+
+
+@pytest.mark.jack
+def test_es9_mirror_notes_on_the_trigger_frames(jack64, tmp_path):
+    """The ES-9's MIDI mirror on JACK (`midi.api = jack`): its port is the ES-9 client's own,
+    written by the process callback that writes the CV, so each note-on lands on its trigger's
+    rise frame and each note-off on its fall frame, as the probe records both on one client
+    (before: a JackMidiOut of its own on a time-to-frame map, 0-1 periods off)."""
+    f = clean_take(lambda: es9_take(jack64.name, tmp_path, 4, 150.0, beats=5.0, mirror=True),
+                   on_time=True)
+    m = f["mirror"]
+    assert f["transport"] == "jack"
+    assert m["note_ons"] > 10 and m["note_offs"] > 10, m
+    assert m["on_exact"] == m["note_ons"], m
+    assert m["off_exact"] == m["note_offs"], m
+    assert m["note_ons"] == m["rises"], m  # one note a rise
 
 
 @pytest.mark.jack

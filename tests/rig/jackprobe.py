@@ -67,6 +67,9 @@ def _cv_main(a: Any) -> int:
     sink = jack.Client(a.sink, servername=a.server, no_start_server=True)
     outs = [src.outports.register(f"cv_{i}") for i in range(1, a.outputs + 1)]
     ins = [sink.inports.register(f"cv_{i}") for i in range(1, a.inputs + 1)]
+    # --midi-from: the MIDI the back end sends beside its CV, on the same client and frames
+    midi_in = sink.midi_inports.register("midi") if a.midi_from else None
+    midi: list[tuple[int, str]] = []
     cap = np.zeros((a.inputs, a.frames), dtype=np.float32)
     state: dict[str, Any] = {"start": None, "armed": False, "xruns": 0}
     done = threading.Event()
@@ -94,6 +97,9 @@ def _cv_main(a: Any) -> int:
             return
         for ch, port in enumerate(ins):
             cap[ch, i:i + frames] = port.get_array()
+        if midi_in is not None:
+            for offset, data in midi_in.incoming_midi_events():
+                midi.append((i + offset, bytes(data).hex()))
 
     @src.set_xrun_callback
     def xrun(_delay: float) -> None:
@@ -103,13 +109,24 @@ def _cv_main(a: Any) -> int:
     sink.activate()
     print("ready", flush=True)
     sys.stdin.readline()
+    deadline = time.monotonic() + 20
+    while midi_in is not None and not sink.get_all_connections(midi_in):
+        try:  # the port under test may come up after the probe's
+            sink.connect([p.name for p in sink.get_ports(a.midi_from, is_midi=True, is_output=True)
+                          if not p.name.startswith(a.sink)][0], midi_in)
+        except IndexError:
+            if time.monotonic() > deadline:
+                print("ports not found", flush=True)
+                return 1
+            time.sleep(0.05)
     state["xruns"] = 0
     state["armed"] = True
     ok = done.wait(timeout=a.frames / SR + 60)
     src.deactivate()
     sink.deactivate()
     np.save(a.out, cap)
-    Path(a.out + ".json").write_text(json.dumps({"xruns": state["xruns"], "complete": ok}))
+    Path(a.out + ".json").write_text(json.dumps({"xruns": state["xruns"], "complete": ok,
+                                                 "midi": midi}))
     return 0
 
 
@@ -215,6 +232,7 @@ def _main(argv: list[str]) -> int:
     p.add_argument("--to", default="")
     p.add_argument("--from", dest="from_", default="")
     p.add_argument("--chain", action="store_true")
+    p.add_argument("--midi-from", dest="midi_from", default="")
     a = p.parse_args(argv)
     return _cv_main(a) if a.mode == "cv" else _midi_main(a)
 
@@ -251,15 +269,17 @@ class _Child:
 
 class CvProbe(_Child):
     """Plays `edges` as CV clock pulses on `es9test-in:cv_1` and records `inputs` channels of
-    `es9test-out` for `frames` frames from `go()`."""
+    `es9test-out` for `frames` frames from `go()`; `midi_from`: and on the same client, what the
+    MIDI port matching it sends (`midi`: [(frame, message)])."""
 
     def __init__(self, server: str, edges: np.ndarray, frames: int, tmp: Path, *,
-                 inputs: int = 4, outputs: int = 4) -> None:
+                 inputs: int = 4, outputs: int = 4, midi_from: str = "") -> None:
         self.out = str(Path(tmp) / "cvprobe.npy")
         self.frames = frames
         super().__init__(["cv", "--server", server, "--frames", str(frames), "--out", self.out,
                           "--edges", json.dumps([int(e) for e in edges]),
-                          "--inputs", str(inputs), "--outputs", str(outputs)])
+                          "--inputs", str(inputs), "--outputs", str(outputs),
+                          *(["--midi-from", midi_from] if midi_from else [])])
 
     def result(self) -> tuple[np.ndarray, int]:
         """(capture [inputs, frames], xruns)."""
@@ -267,6 +287,7 @@ class CvProbe(_Child):
         info = json.loads(Path(self.out + ".json").read_text())
         if not info["complete"]:
             raise AssertionError("CV probe: the recording did not complete")
+        self.midi = [(int(f), bytes.fromhex(h)) for f, h in info.get("midi", [])]
         return np.load(self.out), int(info["xruns"])
 
 
@@ -336,6 +357,39 @@ def es9_figures(cap: np.ndarray, edges: np.ndarray, ppqn: int, *,
             "within": int((np.abs(spread) <= 1).sum()), "spread": _ms(spread),
             "offset_ms": _ms(off), "min": int(off.min()), "max": int(off.max()),
             "offsets": sorted({int(o) for o in off})[:20]}
+
+
+def falls(x: np.ndarray) -> np.ndarray:
+    """Frames where `x` goes back to LEVEL or below."""
+    high = np.concatenate(([False], x > LEVEL))
+    return np.flatnonzero(~high[1:] & high[:-1])
+
+
+def mirror_figures(cap: np.ndarray, midi: list[tuple[int, bytes]]) -> dict[str, Any]:
+    """The ES-9's MIDI mirror against its CV outputs, recorded together: each note-on's frame
+    less the nearest trigger rise's (any recorded channel), each note-off's less the nearest
+    fall's; `exact`: how many at 0 frames."""
+    up = np.sort(np.concatenate([rises(cap[ch]) for ch in range(cap.shape[0])]))
+    down = np.sort(np.concatenate([falls(cap[ch]) for ch in range(cap.shape[0])]))
+
+    def nearest(frame: int, at: np.ndarray) -> int | None:
+        if at.size == 0:
+            return None
+        k = int(np.argmin(np.abs(at - frame)))
+        return int(frame - at[k])
+
+    on, off = [], []
+    for frame, msg in midi:
+        if len(msg) > 2 and msg[0] & 0xE0 == 0x80:
+            note_on = msg[0] & 0xF0 == 0x90 and msg[2] > 0
+            d = nearest(frame, up if note_on else down)
+            if d is not None:
+                (on if note_on else off).append(d)
+    a, b = np.asarray(on, dtype=np.int64), np.asarray(off, dtype=np.int64)
+    return {"rises": int(up.size), "note_ons": int(a.size), "on_exact": int(np.sum(a == 0)),
+            "on_frames": _ms(a), "on_min": int(a.min()) if a.size else None,
+            "on_max": int(a.max()) if a.size else None, "note_offs": int(b.size),
+            "off_exact": int(np.sum(b == 0)), "off_frames": _ms(b)}
 
 
 def midi_figures(received: list[tuple[int, bytes]], ticks: np.ndarray, *,
@@ -427,9 +481,11 @@ COMMON = ("quantize=1.0", "density=1.0", "uncertainty=0.0", "follow=0.0", "swing
 
 def es9_take(server: str, tmp: Path, ppqn: int, bpm: float, *, beats: float = 7.0,
              lead_s: float = 0.5, blocksize: int = 64, rt: bool = False,
-             extra: tuple[str, ...] = ()) -> dict[str, Any]:
+             extra: tuple[str, ...] = (), mirror: bool = False) -> dict[str, Any]:
     """One take of the ES-9 back end on a CV clock: figures (`es9_figures`) + xruns; `rt`:
-    its threads real-time, as `grooverack run --rt` has them."""
+    its threads real-time, as `grooverack run --rt` has them; `mirror`: with its MIDI mirror
+    (`midi.api = jack`), recorded beside the CV (`mirror_figures`)."""
+    import inspect
     from types import SimpleNamespace
 
     from grooverack.backends.es9 import ES9Backend, refresh_devices
@@ -440,15 +496,27 @@ def es9_take(server: str, tmp: Path, ppqn: int, bpm: float, *, beats: float = 7.
     edges = clock_edges(ppqn, bpm, frames - SR // 4, int(lead_s * SR))
     settings = load_settings(overrides=[
         "clock.source=external", f"clock.ppqn={ppqn}", f"tempo={bpm}", "outputs.trigger_ms=2.0",
-        *COMMON, *extra])
+        *COMMON, *(["outputs.count=4"] if mirror else []), *extra])  # (every note on a CV out)
     data = {**ES9_BOARD, "es9": {**ES9_BOARD["es9"], "blocksize": blocksize}}
+    if mirror:
+        data["midi"] = {"api": "jack", "profile": "poly2", "channel": 2}
     board = SimpleNamespace(name="es9 probe", kind="es9", path="probe-es9.toml", data=data)
-    probe = CvProbe(server, edges, frames, tmp)
+    probe = CvProbe(server, edges, frames, tmp, midi_from="grooverack out" if mirror else "")
     engine = make_engine(settings, threaded=True)
-    backend = None
+    backend = midi = None
     try:
         refresh_devices()
-        backend = ES9Backend(engine, settings, board)
+        if mirror:
+            from grooverack.backends.es9 import MidiMirror
+
+            midi = MidiMirror(board, settings)
+            if "mirror" in inspect.signature(ES9Backend).parameters:
+                backend = ES9Backend(engine, settings, board, mirror=midi)
+            else:  # (the code before the mirror's port was the ES-9 client's)
+                midi.start()
+                backend = ES9Backend(engine, settings, board, midi_output=midi.output)
+        else:
+            backend = ES9Backend(engine, settings, board)
         backend.start()
         if rt:
             backend.realtime()
@@ -458,10 +526,14 @@ def es9_take(server: str, tmp: Path, ppqn: int, bpm: float, *, beats: float = 7.
     finally:
         if backend is not None:
             backend.stop()
+        if midi is not None:
+            midi.stop()
         engine.close()
         _portaudio_done()
         probe.close()
     figures = es9_figures(cap, edges, ppqn)
+    if mirror:
+        figures["mirror"] = mirror_figures(cap, probe.midi)
     figures.update(xruns=xruns, backend_xruns=backend.xruns, late=backend.late_events,
                    transport=getattr(backend, "transport", "portaudio"))
     return figures

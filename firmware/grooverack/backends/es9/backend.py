@@ -45,7 +45,8 @@ class ES9Backend:
 
     def __init__(self, engine: EngineSeam, settings: Settings, board: Any, *,
                  midi_output: MidiOutput | None = None, autostart: bool | None = None,
-                 calibration: Calibration | None = None) -> None:
+                 calibration: Calibration | None = None, mirror: MidiMirror | None = None
+                 ) -> None:
         self.engine = engine
         self.settings = settings
         self.board = parse_board(board, settings) if not isinstance(board, ES9Board) else board
@@ -65,6 +66,11 @@ class ES9Backend:
         self.levels = LevelQueue(self.outputs.zero_levels)
         self.stream = ES9Stream(self.board, self.levels, settings["es9.transport"])
         self.inputs.mono_offset = lambda: self.stream.mono_offset  # (set before each block)
+        # a MIDI mirror started with the stream (`start`): on JACK on the stream's own client
+        self.mirror = mirror
+        if mirror is not None:
+            self.midi_output = mirror.output
+            mirror.attach(self.stream)
         self._mirror_at = -math.inf  # due time of the last event mirrored as MIDI
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -124,7 +130,14 @@ class ES9Backend:
         and MIDI beside them when the mirror is on."""
         changes, played = self.outputs.changes(events, self.stream.reaction_frames or 0,
                                                driven=not self.stream.down)
-        if self.midi_output is not None:
+        frames = self.mirror.frames if self.mirror is not None else None
+        if frames is not None and self.midi_output is not None:
+            # on the stream's own JACK client: each message at its CV change's frame
+            frames.react = self.stream.reaction_frames or 0
+            frames.driven = not self.stream.down
+            for ev in played:
+                self.midi_output.play(ev)
+        elif self.midi_output is not None:
             for ev in played:
                 # the offset estimate only falls (it improves while the stream starts): never let
                 # a later event fall due before an earlier one, so MIDI keeps the player's order
@@ -192,6 +205,8 @@ class ES9Backend:
             except jackclient.RateMismatch as exc:
                 raise ConfigError(f"{self.board.path}: es9.samplerate = {exc.board}: {exc}; "
                                   f"allowed: the server's rate, or jackd -r {exc.board}") from None
+        if self.mirror is not None:
+            self.mirror.start()  # (its port on the stream's JACK client, or one of its own)
         short_gil_slices(0.001)
         if self.inputs.listener is not None:  # audio in: the detector's thread (and its device)
             self.inputs.listener.start()
@@ -200,6 +215,8 @@ class ES9Backend:
                                         name="grooverack-es9-engine", daemon=True)
         self._thread.start()
         self.stream.start()
+        if self.mirror is not None and self.mirror.frames is not None:
+            self.mirror.check()  # (a named port connected once the client is active)
 
     def stop(self) -> None:
         """Keeper ended, outputs to 0 V (rendered, see `ES9Stream.zero_outputs`), engine thread
@@ -212,6 +229,8 @@ class ES9Backend:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        if self.mirror is not None:  # written while the stream renders 0 V
+            self.mirror.stop_on_stream(self.inputs.processed / self.sr)
         if self.inputs.listener is not None:
             self.inputs.listener.stop()
         self.stream.close(keeper_left=left)
@@ -272,11 +291,10 @@ class ServedES9:
         self.backend: ES9Backend | None = None
         self.done: ES9Backend | None = None  # the back end once stopped (its figures)
         try:
+            # started with the stream: on JACK its port is one of the ES-9 client's
             self.mirror = MidiMirror(board, settings) if es9.midi is not None else None
-            if self.mirror is not None:
-                self.mirror.start()
             self.backend = ES9Backend(engine, settings, es9, calibration=measured,
-                                      midi_output=self.mirror.output if self.mirror else None)
+                                      mirror=self.mirror)
             self.backend.hook = hook
         except BaseException:
             self.outputs_to_zero()

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from grooverack.backends.es9.midiframes import MidiFrames
+
 log = logging.getLogger(__name__)
 
 CLIENT_NAME = "grooverack es9"
@@ -93,8 +95,8 @@ class JackAudioStream:
     """`inputs` x `outputs` channels of float32 samples on JACK (see the module docstring)."""
 
     def __init__(self, input_device: str, output_device: str, inputs: int, outputs: int,
-                 callback: Callable[[int, np.ndarray, np.ndarray, int], None],
-                 on_gone: Callable[[], None], samplerate: int) -> None:
+                 callback: Callable[[int, np.ndarray, np.ndarray, int, Any], None],
+                 on_gone: Callable[[], None], samplerate: int, midi_port: str = "") -> None:
         import jack  # type: ignore[import-untyped]
 
         self.callback = callback
@@ -116,6 +118,10 @@ class JackAudioStream:
             raise RuntimeError(f"no JACK client named like {missing!r}")
         self.ins = [c.inports.register(f"in_{i}") for i in range(1, inputs + 1)]
         self.outs = [c.outports.register(f"out_{i}") for i in range(1, outputs + 1)]
+        # the MIDI mirror's port (`midiframes`): its messages at their CV changes' frames;
+        # registered once the client is active (`start`), so it is never seen unconnectable
+        self.midi: Any = None
+        self._midi_port = midi_port
         self._indata = np.zeros((c.blocksize, inputs), dtype=np.float32)
         self._outdata = np.zeros((c.blocksize, outputs), dtype=np.float32)
         self._last: int | None = None
@@ -137,7 +143,10 @@ class JackAudioStream:
             return
         for ch, port in enumerate(self.ins):
             indata[:, ch] = port.get_array()
-        self.callback(self._base + raw, indata, outdata, frames)
+        midi = self.midi
+        if midi is not None:
+            midi.clear_buffer()
+        self.callback(self._base + raw, indata, outdata, frames, midi)
         for ch, port in enumerate(self.outs):
             port.get_array()[:] = outdata[:, ch]
 
@@ -164,6 +173,8 @@ class JackAudioStream:
         c = self.client
         c.activate()
         self.active = True
+        if self._midi_port:
+            self.midi = c.midi_outports.register(self._midi_port)
         for port, source in zip(self.ins, self.capture, strict=False):
             c.connect(source, port)
         for port, sink in zip(self.outs, self.playback, strict=False):
@@ -302,6 +313,9 @@ class JackTransport:
     _rebase: bool
     _jack: bool
     _jack_origin: int | None
+    zeroing: bool
+    midi: MidiFrames | None
+    midi_port: str
 
     def _resume(self, frames: int) -> None: ...  # (ES9Stream's)
 
@@ -310,7 +324,7 @@ class JackTransport:
     def _on_server_gone(self) -> None: ...
 
     def jack_callback(self, f0_jack: int, indata: np.ndarray, outdata: np.ndarray,
-                      frames: int, gen: int = 0) -> None:
+                      frames: int, midi: Any = None, gen: int = 0) -> None:
         """The native transport's process callback: frames are JACK's, so an xrun's skipped
         cycles leave their frames out and never shift the rest."""
         self.last_callback = time.monotonic()
@@ -334,6 +348,8 @@ class JackTransport:
             self.latency_s = max(self.latency_frames, 0) / self.sr
             self.reaction_frames = 2 * frames  # the engine thread answers within a period
         self._move(f0, indata, outdata, frames, 0.0)
+        if midi is not None and self.midi is not None:  # the mirror's messages at their frames
+            self.midi.render(midi, f0, frames, self.zeroing)
 
     def _open_jack(self) -> None:
         b = self.board
@@ -341,7 +357,7 @@ class JackTransport:
         stream = JackAudioStream(
             b.input_device, b.output_device, b.input_channels, b.output_channels,
             functools.partial(self.jack_callback, gen=self._gen), self._on_server_gone,
-            b.samplerate)
+            b.samplerate, self.midi_port if self.midi is not None else "")
         self.stream = stream
         self.device_latency = stream.latency()
         self.device_names = (stream.capture[0].split(":", 1)[0],

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from grooverack.backends.es9 import jackclient
+from grooverack.backends.es9.midiframes import MidiFrames
 from grooverack.backends.es9.outputs import LevelQueue
 from grooverack.backends.es9.portaudio import (
     abandon,
@@ -64,6 +65,9 @@ class ES9Stream(jackclient.JackTransport):
         self._warned: set[str] = set()  # server formats already named in a warning
         self.sr = board.samplerate
         self.levels = levels
+        # the MIDI mirror on this stream's JACK client (`midiframes`), its port's name
+        self.midi: MidiFrames | None = None
+        self.midi_port = ""
         # callback -> engine thread: (first frame, block, ADC time); append/popleft are atomic
         self.blocks: deque[tuple[int, np.ndarray, float]] = deque()
         self.wake = threading.Event()
@@ -147,6 +151,8 @@ class ES9Stream(jackclient.JackTransport):
             now = int((self.last_callback - self.mono_offset) * self.sr)
             self.frame = max(self.frame, now - frames)
         self.levels.reset()
+        if self.midi is not None:
+            self.midi.reset()
         self.down = False
 
     # --- opening, starting, stopping
@@ -209,7 +215,8 @@ class ES9Stream(jackclient.JackTransport):
         block = max(self.board.blocksize, 1)
         need = (self.latency_frames or 0) + 2 * block
         deadline = time.monotonic() + timeout
-        while self.zero_frames < need:
+        midi = self.midi if self.transport == "jack" else None
+        while self.zero_frames < need or (midi is not None and not midi.idle):
             if time.monotonic() > deadline:
                 log.warning("ES-9: the stream did not render the 0 V outputs within %.1f s",
                             timeout)

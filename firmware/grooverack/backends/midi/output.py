@@ -8,7 +8,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from grooverack.boards.midi import MidiOptions
 from grooverack.engine.player import OutputEvent
@@ -143,10 +143,22 @@ class MidiSender:
             log_to.append((due, self.clock(), data))
 
 
+class Sender(Protocol):
+    """Where `MidiOutput` puts its messages: `MidiSender`, or on the ES-9's own JACK client
+    `es9.midiframes.MidiFrames` (each message at its CV change's frame)."""
+
+    def schedule(self, t: float, data: bytes, length: float | None = None) -> None: ...
+
+    def placed(self, t: float, data: bytes, frame: int, length: float | None = None) -> None: ...
+
+    def cancel(self, after: float, data: bytes | None = None,
+               where: Callable[[bytes], bool] | None = None) -> int: ...
+
+
 class MidiOutput:
     """Turns player events into note-on/off (and clock) messages on the sender."""
 
-    def __init__(self, options: MidiOptions, sender: MidiSender, clock_ppqn: int = 4,
+    def __init__(self, options: MidiOptions, sender: Sender, clock_ppqn: int = 4,
                  length: Callable[[int], float] | None = None) -> None:
         self.map = OutputMap(options)
         # output -> how long a note rising now on it lasts (`Engine.trigger_seconds`): handed
