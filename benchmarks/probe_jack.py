@@ -58,6 +58,16 @@ def _midi_line(f: dict) -> str:
     return "; ".join(parts) + f"; xruns {f['xruns']} ({f['transport']}, {f['placed']} placed)"
 
 
+def _mirror_line(f: dict) -> str:
+    """The MIDI mirror's figures of an ES-9 take, on the end of its line."""
+    m = f.get("mirror")
+    if m is None:
+        return ""
+    return (f"; mirror: note-ons {m['on_exact']}/{m['note_ons']} on their rise's frame "
+            f"({m['on_min']}..{m['on_max']} frames, p99 {m['on_frames']['p99_ms']} ms), "
+            f"note-offs {m['off_exact']}/{m['note_offs']} on their fall's, late {f['late']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--periods", type=int, nargs="+", default=[64, 128])
@@ -75,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
                         "its clock out timed against its own grid")
     p.add_argument("--start-gap", type=int, default=1,
                    help="MIDI: frames from the probe's Start to its first tick (default 1)")
+    p.add_argument("--mirror", action="store_true",
+                   help="ES-9: with its MIDI mirror (midi.api=jack), recorded on the CV "
+                        "recorder's client: each note-on/off against its trigger's rise/fall")
     p.add_argument("--json")
     p.add_argument("--set", dest="extra", action="append", default=[])
     a = p.parse_args(argv)
@@ -90,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
                         if a.only != "midi":
                             for ppqn in a.ppqn:
                                 f = jackprobe.es9_take(server.name, Path(tmp), ppqn, bpm,
-                                                       rt=a.rt, extra=tuple(a.extra))
+                                                       rt=a.rt, extra=tuple(a.extra),
+                                                       mirror=a.mirror)
                                 row = {"path": "es9", "period": period, "bpm": bpm,
                                        "ppqn": ppqn, "take": take, **f}
                                 rows.append(row)
@@ -99,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                                       f"{f['rises']} spread p99 {f['spread']['p99_ms']} ms "
                                       f"offsets {f.get('min')}..{f.get('max')} "
                                       f"xruns {f['xruns']}/{f['backend_xruns']} "
-                                      f"({f['transport']})", flush=True)
+                                      f"({f['transport']})" + _mirror_line(f), flush=True)
                         if a.only != "es9":
                             f = jackprobe.midi_take(server.name, Path(tmp), bpm,
                                                     rt=a.rt, extra=tuple(a.extra),
