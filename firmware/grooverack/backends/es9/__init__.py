@@ -5,7 +5,9 @@ its frame number and posts it, and renders the output block from level changes t
 queued earlier, each at its own sample. The engine thread (`backend.py`) turns input blocks into
 engine calls (`inputs.py`: Schmitt-trigger edges placed to the sample, pitch read a settle time
 after the edge, control CVs, button gates) and engine events into level changes (`outputs.py`);
-generation runs in the engine's worker. `mirror.py` plays the same events over MIDI, `rig.py`
+generation runs in the engine's worker; `served.py` runs it all as `grooverack run --board es9`.
+`mirror.py` plays the same events over MIDI (on JACK on the stream's own client:
+`midiframes.py`), `rig.py`
 is the calibration rig, `portaudio.py` keeps PortAudio (device lists, restarts, bounded stops).
 
 The timeline is input frames: engine time `t = frame / samplerate` is when that sample was at the
@@ -35,7 +37,7 @@ opens the stream again once a second until the device is back; its frames go on 
 its latency is measured again. Each loss and each return is logged once.
 """
 
-from grooverack.backends.es9.backend import ES9Backend, run_backend
+from grooverack.backends.es9.backend import ES9Backend
 from grooverack.backends.es9.mirror import MidiMirror
 from grooverack.backends.es9.portaudio import (
     find_device,
@@ -44,6 +46,7 @@ from grooverack.backends.es9.portaudio import (
     refresh_devices,
 )
 from grooverack.backends.es9.rig import open_calibration_rig
+from grooverack.backends.es9.served import run_backend
 
 __all__ = ["ES9Backend", "MidiMirror", "find_device", "mark_portaudio_stale",
            "open_calibration_rig", "portaudio_stale", "refresh_devices", "run_backend"]

@@ -8,9 +8,8 @@ DAC time minus ADC time, plus the board's `latency_trim_samples`) and sets the r
 (two blocks); an xrun's lost blocks are counted into the frame number so the timeline holds.
 
 When the stream goes away (the JACK server killed or restarted, the device unplugged) the keeper
-thread notices (a `JackWatch` on JACK, a stream no longer active, or no callback for STALLED s),
-drops it and opens it again once a second until the device is back; its frames go on from the
-engine's clock, its latency is measured again. Each loss and each return is logged once.
+thread (`keeper.py`) notices, drops it and opens it again once a second until the device is back;
+its frames go on from the engine's clock, its latency is measured again.
 """
 
 from __future__ import annotations
@@ -26,6 +25,8 @@ from typing import Any
 import numpy as np
 
 from grooverack.backends.es9 import jackclient
+from grooverack.backends.es9.jacktransport import JackTransport, check_format
+from grooverack.backends.es9.keeper import StreamKeeper
 from grooverack.backends.es9.midiframes import MidiFrames
 from grooverack.backends.es9.outputs import LevelQueue
 from grooverack.backends.es9.portaudio import (
@@ -35,7 +36,6 @@ from grooverack.backends.es9.portaudio import (
     find_device,
     hook_exit,
     mark_portaudio_stale,
-    refresh_devices,
 )
 from grooverack.backends.jack import JackWatch
 from grooverack.boards.es9 import ES9Board
@@ -44,13 +44,10 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 1.0  # s: a stream stop/close that takes longer is given up (its server is gone)
 SILENT = 0.5  # s without a callback: the stream is taken as dead (no 0 V to wait for at a stop)
-STALLED = 2.0  # s without a callback from a running stream: it went away (a hung device)
-KEEP_POLL = 0.1  # s between the keeper's looks at the stream
-REOPEN_EVERY = 1.0  # s between tries to open a stream that went away
 WATCH_NAME = "grooverack es9 watch"
 
 
-class ES9Stream(jackclient.JackTransport):
+class ES9Stream(JackTransport, StreamKeeper):
     """The stream on the board's devices, its timeline (input frames) and its keeper."""
 
     def __init__(self, board: ES9Board, levels: LevelQueue, transport: str = "portaudio") -> None:
@@ -160,7 +157,7 @@ class ES9Stream(jackclient.JackTransport):
         """Open the stream (not started) on the board's devices; `rescan`: see `find_device`.
         On JACK (`es9.transport`) a JACK client of its own, else PortAudio's stream."""
         b = self.board
-        fmt = jackclient.check_format(b, self.wanted, self._warned)
+        fmt = check_format(b, self.wanted, self._warned)
         if self.wanted == "jack" or (self.wanted == "auto" and fmt is not None and
                                      jackclient.device_found(b.input_device, b.output_device)):
             self._open_jack()
@@ -259,50 +256,6 @@ class ES9Stream(jackclient.JackTransport):
             time.sleep(0.005)
         return self.latency_s or 0.0
 
-    # --- the keeper thread (normal priority, off the real-time path)
-    def _keep(self) -> None:
-        """Notice that the stream went away and open it again every REOPEN_EVERY s until it
-        is back."""
-        next_try = 0.0
-        while not self._closed.wait(KEEP_POLL):
-            if not self.down:
-                why = self._why_gone()
-                if why is not None:
-                    self._lose(why)
-                    next_try = time.monotonic()
-                continue
-            now = time.monotonic()
-            if now >= next_try:
-                next_try = now + REOPEN_EVERY
-                self._reopen()
-
-    def _why_gone(self) -> str | None:
-        if self._gone.is_set():
-            return "the JACK server went away"
-        stream = self.stream
-        if stream is None:
-            return "no stream"
-        try:
-            if not stream.active:
-                return "the stream stopped"
-        except Exception as exc:  # the device went away
-            return str(exc)
-        silent = time.monotonic() - max(self.last_callback, self._started_at)
-        return f"no callback for {silent:.1f} s" if silent > STALLED else None
-
-    def _lose(self, why: str) -> None:
-        """The stream went away: dropped (a JACK one untouched: its stop would wait for the dead
-        server), the engine on the clock, logged once."""
-        self.down = True
-        self._lost_at = time.monotonic()
-        self.losses += 1
-        self._gone.clear()
-        stream, self.stream = self.stream, None
-        self._gen += 1  # its callbacks, should any come, no longer count
-        log.warning("ES-9: the audio stream went away (%s); the engine plays on by its clock, "
-                    "the outputs undriven; reopening the stream every %.0f s", why, REOPEN_EVERY)
-        self._drop(stream, "closing the stream that went away")
-
     def _close(self, stream: Any, what: str) -> None:
         if self.transport == "jack":
             stream.close()
@@ -318,46 +271,3 @@ class ES9Stream(jackclient.JackTransport):
             abandon(stream)
         else:
             close_stream(stream, self._lib, STOP_TIMEOUT, what)
-
-    def _reopen(self) -> None:
-        """One try: the JACK server there (the watch connects), PortAudio started again (its
-        device list read anew), the stream opened and started, its first block in."""
-        watch = self.watch
-        if watch is not None and not watch.up.is_set():
-            if not watch.connect():
-                return  # the server is still away
-            self._gone.clear()
-        try:
-            if self.wanted != "jack":
-                refresh_devices()
-            self.open(rescan=False)
-        except Exception as exc:  # the device is not back yet
-            log.debug("ES-9: reopening the stream: %s", exc)
-            self.stream = None
-            return
-        stream = self.stream
-        self.latency_frames = self.latency_s = None  # measured again by the first callback
-        self._rebase = True
-        try:
-            stream.start()
-            self._started_at = time.monotonic()
-            latency = self.wait_latency(STALLED)
-            if self.latency_s is None:
-                raise RuntimeError(f"no callback within {STALLED:.0f} s")
-        except Exception as exc:
-            log.debug("ES-9: starting the reopened stream: %s", exc)
-            self._rebase = False
-            self.stream = None
-            self._gen += 1
-            self._drop(stream, "closing a stream that did not start")
-            return
-        if self._closed.is_set():  # stopped meanwhile, maybe without waiting for this
-            self.stream = None
-            self._gen += 1
-            self._close(stream, "stopping the reopened stream")
-            return
-        self.gone_s = time.monotonic() - self._lost_at
-        self.reopens += 1
-        log.warning("ES-9: the audio stream is back after %.1f s away (in %r, out %r; stream "
-                    "latency %.2f ms); the outputs play again on the clock", self.gone_s,
-                    self.device_names[0], self.device_names[1], latency * 1e3)
