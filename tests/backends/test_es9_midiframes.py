@@ -69,6 +69,7 @@ def test_no_stream_drops_and_a_stop_writes_all_but_note_ons_now():
     m.schedule(10.0, ON)  # far ahead: a note-on a stop drops
     m.schedule(10.0, OFF)
     m.schedule(10.0, bytes((0xB1, 123, 0)))
+    m.schedule(10.5, b"\xf8")  # a clock tick predicted past the stop
     port = Written()
     m.render(port, 0, 64, zeroing=True)
     assert port.events == [(63, OFF), (63, bytes((0xB1, 123, 0)))] and m.idle

@@ -17,6 +17,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+CLOCK = b"\xf8"
+
 
 def _is_note_on(data: bytes) -> bool:
     return len(data) >= 3 and data[0] & 0xF0 == 0x90 and data[2] > 0
@@ -72,7 +74,8 @@ class MidiFrames:
     def render(self, port: Any, f0: int, frames: int, zeroing: bool = False) -> None:
         """Write what falls into the cycle from frame `f0` at its frame (one already late at the
         cycle's first), in frame order, a note-off before a note-on of one frame. `zeroing`
-        (stopping): note-ons dropped, everything else (note-offs, all notes off, Stop) now."""
+        (stopping): note-ons and clock ticks dropped, the rest (note-offs, all notes off, Stop)
+        now."""
         pending = self._pending
         q = self.queue
         while q:
@@ -85,7 +88,7 @@ class MidiFrames:
             rel = frame - f0
             on = _is_note_on(data)
             if zeroing:
-                if on:
+                if on or data == CLOCK:  # (a clock tick predicted past the stop)
                     continue
                 rel = min(max(rel, 0), frames - 1)
             elif rel >= frames:
