@@ -125,8 +125,9 @@ class ES9Backend:
     def schedule(self, events: list[OutputEvent]) -> None:
         """Engine events -> level changes at output frames (velocity a little before its rise),
         and MIDI beside them when the mirror is on."""
-        changes, played = self.outputs.changes(events, self.stream.reaction_frames or 0,
-                                               driven=not self.stream.down)
+        levels, played = self.outputs.changes(events, self.stream.reaction_frames or 0,
+                                              driven=not self.stream.down)
+        changes: list[tuple[int, int, Any]] = list(levels)
         frames = self.mirror.frames if self.mirror is not None else None
         if frames is not None and self.midi_output is not None:
             # on the stream's own JACK client: each message at its CV change's frame
@@ -134,6 +135,9 @@ class ES9Backend:
             frames.driven = not self.stream.down
             for ev in played:
                 self.midi_output.play(ev)
+            # one hand-over: a message reaches the callback in the cycle its CV change does
+            changes += frames.take()
+            changes.sort(key=lambda c: c[0])
         elif self.midi_output is not None:
             for ev in played:
                 # the offset estimate only falls (it improves while the stream starts): never let
@@ -226,8 +230,10 @@ class ES9Backend:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        if self.mirror is not None:  # written while the stream renders 0 V
+        if self.mirror is not None and self.mirror.frames is not None:
+            # note-offs, all notes off, Stop: written while the stream renders 0 V
             self.mirror.stop_on_stream(self.inputs.processed / self.sr)
+            self.levels.extend(self.mirror.frames.take())
         if self.inputs.listener is not None:
             self.inputs.listener.stop()
         self.stream.close(keeper_left=left)

@@ -14,6 +14,7 @@ import numpy as np
 
 from grooverack.backends.es9.jackclient import JackAudioStream, server_format
 from grooverack.backends.es9.midiframes import MidiFrames
+from grooverack.backends.es9.outputs import LevelQueue
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class JackTransport:
     _jack: bool
     _jack_origin: int | None
     zeroing: bool
+    levels: LevelQueue
     midi: MidiFrames | None
     midi_port: str
 
@@ -101,7 +103,7 @@ class JackTransport:
             self.reaction_frames = 2 * frames  # the engine thread answers within a period
         self._move(f0, indata, outdata, frames, 0.0)
         if midi is not None and self.midi is not None:  # the mirror's messages at their frames
-            self.midi.render(midi, f0, frames, self.zeroing)
+            self.midi.render(midi, f0, frames, self.levels.midi, self.zeroing)
 
     def _open_jack(self) -> None:
         b = self.board

@@ -6,7 +6,9 @@ and the process callback that writes the trigger, velocity and clock levels at t
 writes each mirrored message at the same frame, in the same cycle. `MidiFrames` takes the
 place of the mirror's `MidiSender` (`MidiOutput.sender`): the engine thread places each message
 at the frame `ES9Outputs.changes` gives the event (`round(t x rate) + R` on the stream's
-frames), and `render` (the process callback) only moves bytes. A note-off is the trigger's fall
+frames) and hands it over in the `LevelQueue` with the pass's level changes, in one step (`take`),
+so one late to the callback is late with its CV change; `render` (the process callback) only
+moves bytes. A note-off is the trigger's fall
 (the engine's event), so it lands on the fall's frame. Without JACK the mirror keeps its own
 port (rtmidi, or a `JackMidiOut` beside a PortAudio stream).
 """
@@ -16,6 +18,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+from grooverack.backends.es9.outputs import MIDI
 
 CLOCK = b"\xf8"
 
@@ -32,8 +36,7 @@ class MidiFrames:
         self.sr = samplerate
         self.react = 0  # R: set by the engine thread with each pass's events (`ES9Backend`)
         self.driven = False  # a stream plays: set by the engine thread; else messages dropped
-        # engine thread -> callback (append/popleft are atomic in CPython)
-        self.queue: deque[tuple[int, bytes]] = deque(maxlen=65536)
+        self.staged: list[tuple[int, int, bytes]] = []  # the engine thread's, for `take`
         self._pending: list[tuple[int, bytes]] = []  # the callback's own, for later cycles
         self.written: deque[tuple[int, int, bytes]] = deque(maxlen=100_000)  # (frame, at, msg)
         self.dropped = 0  # messages of a pass without a stream
@@ -49,7 +52,12 @@ class MidiFrames:
         if not self.driven:
             self.dropped += 1
             return
-        self.queue.append((self.frame(t), bytes(data)))
+        self.staged.append((self.frame(t), MIDI, bytes(data)))
+
+    def take(self) -> list[tuple[int, int, bytes]]:
+        """What was placed since the last take, as `LevelQueue` entries (column `MIDI`)."""
+        staged, self.staged = self.staged, []
+        return staged
 
     def placed(self, t: float, data: bytes, frame: int, length: float | None = None) -> None:
         """(A step table's: the ES-9 has none.)"""
@@ -61,25 +69,25 @@ class MidiFrames:
         return 0
 
     def reset(self) -> None:
-        """A new stream: what was queued for the old one dropped."""
-        self.queue.clear()
+        """A new stream: what was queued for the old one dropped (the callback's)."""
         self._pending = []
 
     @property
     def idle(self) -> bool:
-        """Nothing queued or waiting for its frame."""
-        return not self.queue and not self._pending
+        """Nothing taken off the queue waits for its frame."""
+        return not self._pending
 
     # --- the process callback
-    def render(self, port: Any, f0: int, frames: int, zeroing: bool = False) -> None:
+    def render(self, port: Any, f0: int, frames: int, taken: list[tuple[int, bytes]],
+               zeroing: bool = False) -> None:
         """Write what falls into the cycle from frame `f0` at its frame (one already late at the
         cycle's first), in frame order, a note-off before a note-on of one frame. `zeroing`
         (stopping): note-ons and clock ticks dropped, the rest (note-offs, all notes off, Stop)
-        now."""
+        now. `taken`: the messages the `LevelQueue` handed over this cycle (emptied)."""
         pending = self._pending
-        q = self.queue
-        while q:
-            pending.append(q.popleft())
+        if taken:
+            pending.extend(taken)
+            taken.clear()
         if not pending:
             return
         due: list[tuple[int, bool, int, bytes]] = []

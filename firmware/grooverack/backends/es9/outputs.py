@@ -4,6 +4,9 @@
 `Calibration` (clamped to the safe range, then to +-1.0) at output frame `round(t * rate) + R`
 (velocity `velocity_lead_samples` earlier; accents on their trigger's samples). `LevelQueue` is
 the hand-over to the audio callback, which only renders queued changes, each at its own sample.
+On JACK it carries the MIDI mirror's messages too (column `MIDI`), handed over with the level
+changes of the same pass in one step, so a message and its CV change reach the callback in the
+same cycle (`midiframes`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from grooverack.config import Settings
 from grooverack.engine.accents import AccentFollower
 from grooverack.engine.player import OutputEvent
 
+MIDI = -1  # the column of a MIDI mirror's message in a LevelQueue (its value: the bytes)
+
 
 class LevelQueue:
     """Level changes (frame, column, sample) queued by the engine thread, rendered by the audio
@@ -27,11 +32,14 @@ class LevelQueue:
     def __init__(self, zero_levels: np.ndarray) -> None:
         self.zero_levels = zero_levels
         self.levels = zero_levels.copy()
-        self.queue: deque[tuple[int, int, float]] = deque()  # (frame, column, sample), by frame
+        self.queue: deque[tuple[int, int, Any]] = deque()  # (frame, column, sample), by frame
+        # MIDI messages (frame, bytes) the callback took off the queue, for `MidiFrames.render`
+        self.midi: list[tuple[int, bytes]] = []
         self.late_events = 0  # level changes that reached the callback after their sample
         self.late: deque[tuple[int, int]] = deque(maxlen=1000)  # (their frame, written at)
 
-    def extend(self, changes: list[tuple[int, int, float]]) -> None:
+    def extend(self, changes: list[tuple[int, int, Any]]) -> None:
+        """One pass's changes (and MIDI messages), in one step (a list: no thread switch)."""
         self.queue.extend(changes)
 
     def render(self, outdata: Any, f0: int, frames: int) -> None:
@@ -40,8 +48,11 @@ class LevelQueue:
         outdata[:] = levels
         end = f0 + frames
         q = self.queue
-        while q and q[0][0] < end:
+        while q and (q[0][0] < end or q[0][1] == MIDI):
             frame, col, value = q.popleft()
+            if col == MIDI:  # (written at its frame by `MidiFrames.render`)
+                self.midi.append((frame, value))
+                continue
             k = frame - f0
             if k < 0:
                 k = 0
@@ -53,12 +64,17 @@ class LevelQueue:
     def render_zero(self, outdata: Any) -> None:
         """Every output at its 0 V sample; nothing queued plays any more."""
         self.levels[:] = self.zero_levels
-        self.queue.clear()
+        q = self.queue
+        while q:
+            frame, col, value = q.popleft()
+            if col == MIDI:
+                self.midi.append((frame, value))
         outdata[:] = self.levels
 
     def reset(self) -> None:
         """A new stream: every output from 0 V, what was queued for the old one dropped."""
         self.queue.clear()
+        self.midi.clear()
         self.levels[:] = self.zero_levels
 
 

@@ -213,7 +213,8 @@ class ES9Stream(JackTransport, StreamKeeper):
         need = (self.latency_frames or 0) + 2 * block
         deadline = time.monotonic() + timeout
         midi = self.midi if self.transport == "jack" else None
-        while self.zero_frames < need or (midi is not None and not midi.idle):
+        while self.zero_frames < need or (midi is not None and (self.levels.queue or
+                                                                not midi.idle)):
             if time.monotonic() > deadline:
                 log.warning("ES-9: the stream did not render the 0 V outputs within %.1f s",
                             timeout)
