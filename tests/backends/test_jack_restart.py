@@ -34,6 +34,8 @@ SR = 48000
 def listen(server, got: list[bytes], name: str = "listener"):
     """A JACK client recording what grooverack's virtual output sends (connected once it is
     there)."""
+    import jack
+
     client = server.client(name)
     port = client.midi_inports.register("in")
 
@@ -47,8 +49,17 @@ def listen(server, got: list[bytes], name: str = "listener"):
         return [p.name for p in client.get_ports("grooverack out", is_midi=True, is_output=True)]
 
     wait_for(lambda: source(), timeout=10, what="grooverack's output port")
-    client.connect(source()[0], port)
-    return client
+    # just after a server restart the port can be listed a moment before its client is
+    # active (connect refused): try again until it takes, within the same time limit
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.connect(source()[0], port)
+            return client
+        except (jack.JackError, IndexError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def restart(server, tmp_path) -> None:
