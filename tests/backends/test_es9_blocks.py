@@ -105,6 +105,35 @@ def test_late_changes_land_at_the_block_start(engine):
     assert out[0, 0] == np.float32(0.5) and backend.late_events == 1
 
 
+def test_a_pulse_that_comes_late_plays_late_at_its_width():
+    """A trigger's rise past (the engine thread held up): the pulse plays from the block's first
+    sample at its own width, its fall carried into the next block where the pulse is longer
+    than what is left of this one; before, a fall that was past too overwrote the rise (the hit
+    lost) and one on time cut the pulse short."""
+    from grooverack.backends.es9.outputs import LevelQueue
+
+    q = LevelQueue(np.zeros(3, np.float32))
+    frames = 64
+    q.extend([(900, 0, 1.0), (910, 1, 1.0), (920, 2, 1.0), (948, 0, 0.0),  # 0: 48 wide, all past
+              (1010, 1, 0.0),                                              # 1: 100 wide
+              (1100, 2, 0.0)])                                             # 2: 180 wide
+    out = np.zeros((frames, 3), np.float32)
+    q.render(out, 1000, frames)
+    assert np.all(out[:48, 0] == 1.0) and np.all(out[48:, 0] == 0.0)
+    assert np.all(out[:, 1:] == 1.0) and q.late_events == 3  # the rises; the falls kept width
+    q.render(out, 1000 + frames, frames)
+    assert np.all(out[:, 0] == 0.0) and np.all(out[:, 2] == 1.0)
+    assert np.all(out[:100 - frames, 1] == 1.0) and np.all(out[100 - frames:, 1] == 0.0)
+    q.render(out, 1000 + 2 * frames, frames)
+    assert np.all(out[:180 - 2 * frames, 2] == 1.0) and np.all(out[180 - 2 * frames:, 2] == 0.0)
+    q.render(out, 1000 + 3 * frames, frames)
+    assert np.all(out == 0.0) and q.carried == [] and q.moved == {}
+    # on time again: every change at its own sample
+    q.extend([(1300, 0, 1.0), (1310, 0, 0.0)])
+    q.render(out, 1280, frames)
+    assert np.all(out[20:30, 0] == 1.0) and out[19, 0] == 0.0 and np.all(out[30:, 0] == 0.0)
+
+
 @pytest.mark.parametrize("jack, low, high", [("tempo", 20.0, 300.0), ("swing", 50.0, 75.0)])
 def test_control_cv_lands_in_the_schema_range(engine, jack, low, high):
     """A tempo or swing CV is scaled into its schema range, not passed on as 0..1 (which the

@@ -27,7 +27,13 @@ MIDI = -1  # the column of a MIDI mirror's message in a LevelQueue (its value: t
 
 class LevelQueue:
     """Level changes (frame, column, sample) queued by the engine thread, rendered by the audio
-    callback (deque append/popleft are atomic in CPython: no lock on the real-time path)."""
+    callback (deque append/popleft are atomic in CPython: no lock on the real-time path).
+
+    A change that reaches the callback after its sample (the engine thread was held up) is
+    written at the block's first sample, and the next change of that output keeps its distance
+    from it (a trigger's fall after its rise, in this block or a later one): a late pulse plays
+    late at its own width instead of vanishing under its fall. Where that distance runs past the
+    block, the change is carried to the sample it moved to."""
 
     def __init__(self, zero_levels: np.ndarray) -> None:
         self.zero_levels = zero_levels
@@ -37,6 +43,10 @@ class LevelQueue:
         self.midi: list[tuple[int, bytes]] = []
         self.late_events = 0  # level changes that reached the callback after their sample
         self.late: deque[tuple[int, int]] = deque(maxlen=1000)  # (their frame, written at)
+        # column -> (frame written at, its own frame) of its last change, which came late
+        self.moved: dict[int, tuple[int, int]] = {}
+        # changes moved past their block (frame moved to, column, sample)
+        self.carried: list[tuple[int, int, Any]] = []
 
     def extend(self, changes: list[tuple[int, int, Any]]) -> None:
         """One pass's changes (and MIDI messages), in one step (a list: no thread switch)."""
@@ -47,23 +57,40 @@ class LevelQueue:
         levels = self.levels
         outdata[:] = levels
         end = f0 + frames
+        if self.carried:  # rare: a late pulse's fall, moved on
+            due = [c for c in self.carried if c[0] < end]
+            self.carried = [c for c in self.carried if c[0] >= end]
+            for at, col, value in due:
+                outdata[max(at - f0, 0):, col] = value
+                levels[col] = value
         q = self.queue
+        moved = self.moved
         while q and (q[0][0] < end or q[0][1] == MIDI):
             frame, col, value = q.popleft()
             if col == MIDI:  # (written at its frame by `MidiFrames.render`)
                 self.midi.append((frame, value))
                 continue
-            k = frame - f0
-            if k < 0:
-                k = 0
+            at = frame
+            if moved:
+                last = moved.pop(col, None)
+                if last is not None:  # after a late change: at its distance from it
+                    at = max(frame, last[0] + frame - last[1])
+            if at < f0:
                 self.late_events += 1
                 self.late.append((frame, f0))
-            outdata[k:, col] = value
+                moved[col] = (f0, frame)
+                at = f0
+            elif at >= end:
+                self.carried.append((at, col, value))
+                continue
+            outdata[at - f0:, col] = value
             levels[col] = value
 
     def render_zero(self, outdata: Any) -> None:
         """Every output at its 0 V sample; nothing queued plays any more."""
         self.levels[:] = self.zero_levels
+        self.carried.clear()
+        self.moved.clear()
         q = self.queue
         while q:
             frame, col, value = q.popleft()
@@ -75,6 +102,8 @@ class LevelQueue:
         """A new stream: every output from 0 V, what was queued for the old one dropped."""
         self.queue.clear()
         self.midi.clear()
+        self.carried.clear()
+        self.moved.clear()
         self.levels[:] = self.zero_levels
 
 
