@@ -477,6 +477,22 @@ class Engine:
         (`Player.on_next_pulse`), for a back end that writes it from its real-time path."""
         return self.player.on_next_pulse(self.clock)
 
+    def on_start_pulse(self) -> list[OutputEvent] | None:
+        """What the first MIDI clock after a MIDI Start taken now releases (`Player.on_start_pulse`:
+        step 0 of the pattern playing), for a back end that writes it from its real-time path
+        when the Start and that clock reach it before this loop has taken the Start; None when
+        it cannot be known now (a pattern waits to be taken at step 0's commit) or a MIDI
+        Start would not wait for a MIDI clock (`clock.source` internal or external)."""
+        if self.clock.source not in ("auto", "midi"):
+            return None
+        return self.player.on_start_pulse()
+
+    @property
+    def patterns_offered(self) -> int:
+        """Patterns the generator has offered the player so far (`PatternBuffer.offered`): one
+        offered after `on_start_pulse` voids its guess."""
+        return self.player.buffer.offered
+
     def trigger_seconds(self, output: int) -> float:
         """How long a trigger rising now on `output` stays high (`Player.trigger_seconds`): a
         back end that writes a step's rise at its frame writes its fall that much later."""

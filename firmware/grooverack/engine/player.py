@@ -179,22 +179,9 @@ class Player:
         new = self.buffer.take()
         if new is not None:
             self._take(new)
-        pattern = self.pattern
         row = step % STEPS
-        best: dict[int, tuple[float, int]] = {}
-        for voice in range(NUM_VOICES):
-            if not pattern.hits[row, voice]:
-                continue
-            output = self.voice_map[voice]
-            if not 1 <= output <= self.outputs:
-                continue
-            velocity = float(pattern.velocities[row, voice])
-            if output not in best or velocity > best[output][0]:
-                best[output] = (velocity, voice)
-        shift = 1.0 - self.quantize
-        for output, (velocity, voice) in sorted(best.items()):
-            position = step + float(pattern.offsets[row, voice]) * shift
-            self._push(position, "trigger", output, velocity, row, voice)
+        for output, velocity, voice, offset in self._hits(self.pattern, row):
+            self._push(step + offset, "trigger", output, velocity, row, voice)
         spacing = STEPS_PER_BEAT / self.clock_ppqn   # clock-out pulses at multiples of this
         j = math.ceil(max(step - 0.5, self._floor_position) / spacing - 1e-9)
         while j * spacing < step + 0.5 - 1e-9:
@@ -302,6 +289,45 @@ class Player:
             # before it): pushed by that commit, when the pulse arrives; it plays then too
             out.append(OutputEvent(t, 0, "clock", 1.0, self.next_step % STEPS, -1))
         out.sort(key=lambda e: e.order)  # (one time: velocities, then rises, as `advance`)
+        return out
+
+    def _hits(self, pattern: Pattern, row: int) -> list[tuple[int, float, int, float]]:
+        """(output, velocity, voice, offset in steps) of `pattern`'s `row` as `_commit` pushes
+        them: the loudest voice of each output, in output order."""
+        best: dict[int, tuple[float, int]] = {}
+        for voice in range(NUM_VOICES):
+            if not pattern.hits[row, voice]:
+                continue
+            output = self.voice_map[voice]
+            if not 1 <= output <= self.outputs:
+                continue
+            velocity = float(pattern.velocities[row, voice])
+            if output not in best or velocity > best[output][0]:
+                best[output] = (velocity, voice)
+        shift = 1.0 - self.quantize
+        return [(output, velocity, voice, float(pattern.offsets[row, voice]) * shift)
+                for output, (velocity, voice) in sorted(best.items())]
+
+    def on_start_pulse(self) -> list[OutputEvent] | None:
+        """What the first pulse after a Start taken now would release at its own time (a
+        guess the back end writes should the Start come before the engine has taken it): step 0
+        of the pattern playing, as `on_next_pulse` gives it (velocity events, then rises; no
+        clock-out pulse: the first goes with the Start the back end sends); a micro-timed hit
+        (off the pulse) or one on an output still high is left to `advance`. None when the
+        Start would change what step 0 plays: a pattern waits in the buffer (taken at step 0's
+        commit). A Start rebases the player (`rebase`: step 0 next, nothing due) and ends a fill
+        whose gate is low; neither changes the pattern, so step 0's hits are known now. `time`
+        is 0.0 (the pulse's time is not known)."""
+        if self.buffer.pending:
+            return None
+        out: list[OutputEvent] = []
+        for output, velocity, voice, offset in self._hits(self.pattern, 0):
+            if abs(offset) > HOLD_EPS or ("trigger", output) in self._falls:
+                continue
+            out.append(OutputEvent(0.0, output, "velocity",
+                                   self._velocity_value(output, velocity), 0, voice))
+            out.append(OutputEvent(0.0, output, "trigger", 1.0, 0, voice))
+        out.sort(key=lambda e: e.order)
         return out
 
     def _pulse_committed_by(self, position: float) -> bool:

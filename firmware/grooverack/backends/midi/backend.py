@@ -122,10 +122,10 @@ class MidiBackend:
         # what the step table wrote on the ticks just taken (the callback records it first)
         fired = getattr(port, "fired", None)
         while fired:
-            table, frame = fired.popleft()
+            table, frame, tick, start = fired.popleft()
             sr = table.out.samplerate
-            self.output.wrote(table.tick, frame, table.notes,
-                              tuple(length / sr for length, _ in table.offs))
+            notes, offs = (table.start, table.start_offs) if start else (table.notes, table.offs)
+            self.output.wrote(tick, frame, notes, tuple(length / sr for length, _ in offs))
         for jt, data in batch:
             self.input.feed(self._offset + jt, data)
         return len(batch)
@@ -142,18 +142,30 @@ class MidiBackend:
         self.output.forget_written(inp.taken[0] - WRITTEN_TICKS)
         table = None
         if isinstance(out, JackMidiOut) and not self.sender.paused:
-            notes = self.output.step_table(self.engine.on_next_pulse())
-            if notes:
-                tick, transport = inp.taken[0] + 1, inp.taken[1]
+            eng = self.engine
+            notes = self.output.step_table(eng.on_next_pulse())
+            # step 0 should a Start come before this loop takes it (`StepTable.start`)
+            offered = eng.patterns_offered
+            first = eng.on_start_pulse()
+            start = self.output.start_table(first) if first else ()
+            if notes or start:
+                tick, transport, other = inp.taken[0] + 1, inp.taken[1], inp.taken[2]
                 sr = out.samplerate  # each note's length in frames: its note-off's offset
-                offs = self.output.note_offs(
-                    notes, lambda o: round(self.engine.trigger_seconds(o) * sr))
+
+                def frames(o: int) -> int:
+                    return round(eng.trigger_seconds(o) * sr)
+
+                offs = self.output.note_offs(notes, frames)
+                start_offs = self.output.note_offs(start, frames)
                 old = inp.table
                 if (old is not None and old.out is out and old.tick == tick
                         and old.transport == transport and old.notes == notes
-                        and old.offs == offs):
+                        and old.offs == offs and old.start == start
+                        and old.start_offs == start_offs and old.other == other
+                        and old.offered == offered):
                     return old
-                table = StepTable(tick, transport, notes, out, offs)
+                table = StepTable(tick, transport, notes, out, offs, start, start_offs, other,
+                                  offered, lambda: eng.patterns_offered)
         inp.table = table
         return table
 
@@ -278,9 +290,9 @@ class MidiBackend:
             for event in eng.advance(now + LOOKAHEAD):
                 self.played.append(event)
                 self.output.play(event)
-            self.hand_over_step_table()
             if hook is not None:  # after this pass's messages are queued
                 hook.between(now)
+            self.hand_over_step_table()  # (after the hook: a control it set is in the table)
             if now >= next_check:
                 next_check = now + PORT_CHECK
                 try:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,19 +38,23 @@ from grooverack.backends.jack import CLIENT_NAME
 WRAP = 1 << 32  # jack_nframes_t
 TICK = b"\xf8"
 ORDER_PORT = "order"  # each client's port of the input -> output connection (`order_after`)
-TRANSPORT = (0xFA, 0xFB, 0xFC, 0xF2)  # Start, Continue, Stop, Song Position
+START = 0xFA
+TRANSPORT = (START, 0xFB, 0xFC, 0xF2)  # Start, Continue, Stop, Song Position
 MAP_DRIFT = 0.0001  # s/s: how fast `JackMidiOut._map` follows a JACK clock faster than ours
 ENDS_EARLY = 0.002  # s: a note-off the engine loop sends this much before the one written with
 #                     its note-on (a retrigger, a stop) goes out too (the second is harmless)
 
 
 def count_clock(msg: bytes, counts: list[int]) -> None:
-    """counts[0] += 1 for a MIDI clock tick, counts[1] += 1 for a transport message: the same
-    rule on both sides of the step table (the process callback, the engine loop)."""
+    """counts[0] += 1 for a MIDI clock tick, counts[1] += 1 for a transport message, counts[2]
+    += 1 for any other message but real-time ones (a note, a CC: what may change a control):
+    the same rule on both sides of the step table (the process callback, the engine loop)."""
     if msg == TICK:
         counts[0] += 1
     elif msg and msg[0] in TRANSPORT:
         counts[1] += 1
+    elif msg and msg[0] < 0xF8:
+        counts[2] += 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,13 +63,24 @@ class StepTable:
     the input port opened), if `transport` transport messages came before it (a Start, Stop,
     Continue or Song Position in between: the engine's phase moved, the table is void). `notes`:
     (step row, output, message) in sending order; `offs`: each note's note-off as (frames after
-    the tick's frame, message), in the same order (the note's gate length in frames)."""
+    the tick's frame, message), in the same order (the note's gate length in frames).
+
+    `start` / `start_offs`: the same for the first tick after a MIDI Start that comes after
+    the `transport`-th transport message and `other` other messages (nothing else in between:
+    a CC may change what step 0 plays), while the engine has offered `offered` patterns
+    (`patterns()` reads the count now; one offered since voids the guess): step 0 of the
+    pattern playing (`Engine.on_start_pulse`); () when not known ahead."""
 
     tick: int
     transport: int
     notes: tuple[tuple[int, int, bytes], ...]
     out: JackMidiOut
     offs: tuple[tuple[int, bytes], ...] = ()
+    start: tuple[tuple[int, int, bytes], ...] = ()
+    start_offs: tuple[tuple[int, bytes], ...] = ()
+    other: int = 0
+    offered: int = 0
+    patterns: Callable[[], int] | None = None
 
 
 def note_key(data: bytes) -> tuple[int, int, bool] | None:
@@ -156,10 +172,13 @@ class JackMidiIn(_JackMidi):
         self._base = 0
         self._raw: int | None = None
         self._prev: int | None = None  # frame of the last event handed on
-        self.heard = [0, 0]  # (clock ticks, transport messages) the process callback read
-        self.taken = [0, 0]  # the same, of what `get_message` handed on
+        # (clock ticks, transport messages, other messages) the process callback read
+        self.heard = [0, 0, 0]
+        self.taken = [0, 0, 0]  # the same, of what `get_message` handed on
         self.table: StepTable | None = None  # set by the engine loop, read by the callback
-        self.fired: deque[tuple[StepTable, int]] = deque(maxlen=1024)  # (table, out frame)
+        # (table, out frame, tick, whether its `start` was written) of each table written
+        self.fired: deque[tuple[StepTable, int, int, bool]] = deque(maxlen=1024)
+        self._started: StepTable | None = None  # a Start read after this table, no tick yet
 
     def _process(self, frames: int) -> None:
         port = self.port
@@ -176,11 +195,23 @@ class JackMidiIn(_JackMidi):
             msg = bytes(data)
             count_clock(msg, heard)
             table = self.table
-            if (msg == TICK and table is not None and table.tick == heard[0]
-                    and table.transport == heard[1]):
-                frame = table.out.write_later(raw + offset, table.notes, self, table.offs)
-                if frame is not None:
-                    self.fired.append((table, frame))  # before the tick is handed on
+            if table is not None and msg == TICK:
+                if table.tick == heard[0] and table.transport == heard[1]:
+                    frame = table.out.write_later(raw + offset, table.notes, self, table.offs)
+                    if frame is not None:
+                        self.fired.append((table, frame, heard[0], False))  # before the tick
+                elif table is self._started and table.other == heard[2] \
+                        and table.patterns is not None and table.patterns() == table.offered:
+                    frame = table.out.write_later(raw + offset, table.start, self,
+                                                  table.start_offs)
+                    if frame is not None:
+                        self.fired.append((table, frame, heard[0], True))
+                self._started = None
+            elif table is not None and msg and msg[0] in TRANSPORT:
+                # the first Start after the table, nothing else since: its first tick writes
+                # `start` (a second transport message voids it)
+                self._started = table if (msg[0] == START and table.start
+                                          and table.transport + 1 == heard[1]) else None
             self._events.append((f0 + offset, msg))
 
     def get_message(self) -> tuple[list[int], float] | None:

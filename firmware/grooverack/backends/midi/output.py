@@ -209,6 +209,22 @@ class MidiOutput:
                               bytes((0x90 | channel, note, velocity.get(event.output, 100)))))
         return tuple(notes)
 
+    def start_table(self, events: list[OutputEvent]) -> tuple[tuple[int, int, bytes], ...]:
+        """The note-ons `play` would send for `events` (`Engine.on_start_pulse`: step 0 after a
+        Start) as (step row, output, message): velocities as they will be then, no note on an
+        output sounding now (left to the engine loop), nothing forwarded; nothing changes."""
+        velocity = dict(self._velocity)
+        notes = []
+        for event in events:
+            if event.kind == "velocity":
+                velocity[event.output] = max(1, min(127, round(event.value * 127)))
+            elif event.kind == "trigger" and event.value > 0.5 \
+                    and event.output not in self._sounding:
+                channel, note = self.map.note(event.output, event.voice)
+                notes.append((event.step, event.output,
+                              bytes((0x90 | channel, note, velocity.get(event.output, 100)))))
+        return tuple(notes)
+
     def note_offs(self, notes: tuple[tuple[int, int, bytes], ...],
                   frames: Callable[[int], int]) -> tuple[tuple[int, bytes], ...]:
         """Each of `notes`' note-off as (its length in frames, `frames(output)`, message): what
