@@ -112,6 +112,32 @@ def test_step_table_notes_a_period_later_in_a_loop_p128(jack128, tmp_path):
     assert check_frames(r) > 0 or r["xruns"]
 
 
+@pytest.mark.jack
+def test_step_0_after_a_start_in_the_same_cycle_at_the_first_ticks_frame(jack64, tmp_path):
+    """The probe's Start and its first tick one frame apart, in one JACK cycle (the engine loop
+    cannot take the Start before the tick is read): step 0's notes are written by the input's
+    process callback from the step table's guess of step 0 after a Start (`StepTable.start`), at
+    that tick's frame (chain: 0 frames), each once (the engine loop sends none again). Before,
+    step 0 went the loop's way: 76-128 frames late, none of it placed by the table. Frames only:
+    the table is handed over in the probe's 0.3 s lead; a take whose first cycles an xrun moved
+    is retried."""
+    for attempt in range(3):
+        (tmp_path / str(attempt)).mkdir()
+        r = take(jack64, tmp_path / str(attempt), 120.0, 2.0, chain=True)
+        if r["xruns"] == 0:
+            break
+    assert 0 in r["pattern_rows"], r["pattern_rows"]  # (generation.seed=1: a hit on step 0)
+    first = [(step, data) for tick, _f, step, data in r["placed"] if tick == 1]
+    assert first and all(step == 0 for step, _ in first), r["placed"][:4]
+    at = int(r["sent_ticks"][0])
+    step0 = sorted(d for f, d in r["received"]
+                   if abs(f - at) < 24 * 48 and d[0] & 0xF0 == 0x90 and d[2])  # (step 0's)
+    if r["xruns"] == 0:
+        assert sorted(d for f, d in r["received"] if f == at and d[0] & 0xF0 == 0x90) \
+            == sorted(d for _, d in first) == step0, (at, r["received"][:6])
+    check_frames(r)
+
+
 def note_lengths(received: list[tuple[int, bytes]]) -> tuple[list[int], int]:
     """Each note's length in frames as the probe recorded it (note-on to the next note-off of
     its channel and key), and how many note-ons got no note-off."""

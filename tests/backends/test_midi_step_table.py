@@ -166,11 +166,11 @@ def test_output_maps_the_table_and_sends_written_notes_once():
 
 
 def test_clock_counts_and_a_table_void_after_transport():
-    counts = [0, 0]
+    counts = [0, 0, 0]
     for msg in (b"\xfa", b"\xf8", b"\xf8", b"\xfe", bytes((0xF2, 16, 0)), b"\xfb", b"\xf8",
-                bytes((0x90, 36, 100)), b"\xfc"):
+                bytes((0x90, 36, 100)), b"\xfc", bytes((0xB0, 1, 64))):
         count_clock(msg, counts)
-    assert counts == [3, 4]
+    assert counts == [3, 4, 2]  # (ticks, transport, other: the note and the CC)
     table = StepTable(4, 4, ((0, 1, bytes((0x90, 36, 100))),), out=None)  # type: ignore[arg-type]
     assert (table.tick, table.transport) == (4, 4)
 
