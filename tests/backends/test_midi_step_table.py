@@ -213,3 +213,32 @@ def test_a_tick_the_engine_takes_as_noise_sends_no_note_twice():
         assert sender.placed_count == len(fired)
     finally:
         engine.close()
+
+
+def _rises(events) -> list:
+    return [(e.kind, e.output, e.step, e.voice, round(e.value, 6)) for e in events
+            if e.kind == "velocity" or (e.kind == "trigger" and e.value > 0.5)]
+
+
+@pytest.mark.parametrize("when", (0.0, 0.5, 3.3))  # before any Start, mid-loop, mid-step
+def test_the_start_guess_is_what_the_first_tick_after_a_start_releases(when):
+    """`Engine.on_start_pulse` before a MIDI Start is what the first tick after the Start
+    releases (step 0 of the pattern playing: outputs, voices, velocities); None while a pattern
+    waits in the buffer (taken at step 0's commit: not known ahead)."""
+    bpm = 120.0
+    engine = make_engine(settings(bpm), threaded=False)
+    try:
+        if when:
+            ticks_through(engine, bpm, when * 4)
+        t = 10.0
+        engine.advance(t)
+        guess = engine.on_start_pulse()
+        assert guess is not None
+        engine.start(t, midi=True)
+        engine.midi_clock(t + 0.001)
+        released = [e for e in engine.advance(t + 0.05) if abs(e.time - t - 0.001) < 1e-9]
+        assert _rises(guess) == _rises(released) and _rises(guess), (guess, released)
+        engine.player.buffer.offer(engine.pattern)
+        assert engine.on_start_pulse() is None
+    finally:
+        engine.close()
