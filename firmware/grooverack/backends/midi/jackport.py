@@ -208,10 +208,12 @@ class JackMidiIn(_JackMidi):
                         self.fired.append((table, frame, heard[0], True))
                 self._started = None
             elif table is not None and msg and msg[0] in TRANSPORT:
-                # the first Start after the table, nothing else since: its first tick writes
-                # `start` (a second transport message voids it)
+                # the first Start after the table, nothing else since (no tick either: a note
+                # it wrote may still sound): its first tick writes `start` (a second transport
+                # message voids it)
                 self._started = table if (msg[0] == START and table.start
-                                          and table.transport + 1 == heard[1]) else None
+                                          and table.transport + 1 == heard[1]
+                                          and table.tick == heard[0] + 1) else None
             self._events.append((f0 + offset, msg))
 
     def get_message(self) -> tuple[list[int], float] | None:
