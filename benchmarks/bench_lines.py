@@ -56,6 +56,7 @@ QUICK_STYLES = ("any", "rock")
 DETAIL_STYLES = ("any", "rock")  # every follow, the 0.1 sweep and the removals
 STYLE_FOLLOWS = (0.0, 0.5, 0.9)  # the other styles: the follows the targets name
 QUICK_PER_KIND = 2
+BOOTSTRAP, BOOTSTRAP_LEVEL = 1000, 0.95  # resamples of the lines, interval of the mean
 
 # targets (issue 29 items 3 and 4). T_COVERED_SLACK, T_BACKBEAT_OF_REAL, T_LOW_END and
 # T_BACKBEAT_MOVED / T_GHOSTS_MOVED are this benchmark's reading of the issue's words ("never
@@ -362,6 +363,7 @@ def measure_follow(renders: dict[Any, Any], lines: Sequence[Line], style: str, f
                     key=lambda i: per_line[i]["covered"])
     mean_voices = np.mean(voices, axis=0)
     return {"hits_per_loop": [round(float(x), 2) for x in mean_voices],
+            "intervals": follow_intervals(per_line, np.asarray(voices), ref),
             "real_hits_per_loop": [round(float(x), 2) for x in ref],
             "distance_mean": round(float(np.mean(dist)), 4),
             "distance_of_mean": round(lm.realism_distance(mean_voices, ref), 4),
@@ -377,10 +379,35 @@ def measure_follow(renders: dict[Any, Any], lines: Sequence[Line], style: str, f
             "lines": per_line}
 
 
+def _interval(values: Sequence[float] | np.ndarray,
+              statistic: Callable[[np.ndarray], np.ndarray] | None = None) -> list[float]:
+    low, high = lm.bootstrap_interval(values, statistic, BOOTSTRAP, BOOTSTRAP_LEVEL)
+    return [round(low, 4), round(high, 4)]
+
+
+def follow_intervals(per_line: dict[str, Any], voices: np.ndarray, ref: np.ndarray
+                     ) -> dict[str, list[float]]:
+    """Bootstrap intervals over lines (lines resampled with replacement) of the mean per-line
+    distance, the distance of the mean, kick on beat 1, backbeat and onsets covered. Every line
+    has the same bars, so the mean of its shares is the pooled share."""
+    r = np.asarray(ref, float)
+    rows = list(per_line.values())
+    out = {"distance_mean": _interval([p["distance"] for p in rows]),
+           "distance_of_mean": _interval(
+               voices, lambda s: np.abs(s.mean(axis=1) - r).sum(axis=1) / r.sum()),
+           "kick_on_one": _interval([p["kick_on_one"] for p in rows]),
+           "backbeat": _interval([p["backbeat"] for p in rows])}
+    cov = [p["covered"] for p in rows if p["covered"] is not None]
+    if cov:
+        out["covered"] = _interval(cov)
+    return out
+
+
 def measure_cells(renders: dict[Any, Any], lines: Sequence[Line], style: str,
                   seeds: dict[str, list[int]]) -> dict[str, Any]:
     """Cells (of 288) that flip per 0.1 of follow, everything else fixed (line, seed, loop)."""
     steps = []
+    table: list[list[float]] = []  # [steps, lines]
     worst = (0.0, "", 0.0)
     for a, b in zip(SWEEP, SWEEP[1:], strict=False):
         per_line = []
@@ -392,9 +419,13 @@ def measure_cells(renders: dict[Any, Any], lines: Sequence[Line], style: str,
             if c > worst[0]:
                 worst = (c, line.id, a)
         steps.append({"from": a, "to": b, "mean": round(float(np.mean(per_line)), 2),
-                      "max_line": round(float(max(per_line)), 2)})
+                      "max_line": round(float(max(per_line)), 2),
+                      "interval": _interval(per_line)})
+        table.append(per_line)
     means = [s["mean"] for s in steps]
+    by_line = np.asarray(table).T  # [lines, steps]
     return {"steps": steps, "max": max(means), "mean": round(float(np.mean(means)), 2),
+            "max_interval": _interval(by_line, lambda s: s.mean(axis=1).max(axis=1)),
             "worst_line": {"cells": round(worst[0], 2), "line": worst[1], "from": worst[2]}}
 
 
@@ -567,6 +598,9 @@ def markdown(res: dict[str, Any]) -> str:
                    f"({r['covered_worst']:.2f} {r['covered_worst_line']}) | "
                    f"{sum(r['hits_per_loop']):.1f} ({sum(r['real_hits_per_loop']):.1f}) | "
                    f"{r.get('loop_to_loop_cells', float('nan')):.1f} |")
+    intervals = markdown_intervals(res, by)
+    if intervals:
+        out += [""] + intervals
     out.append("")
     out.append("Hits per loop per voice, style `" + any_style + "` (real GMD train loops last):")
     out.append("")
@@ -606,6 +640,15 @@ def markdown(res: dict[str, Any]) -> str:
         out.append("|" + "---|" * len(steps))
         out.append("| " + " | ".join(f"{s['mean']:.1f} ({s['max_line']:.0f})" for s in steps)
                    + " |")
+        if all("interval" in s for s in steps):
+            out.append("| " + " | ".join(f"[{s['interval'][0]:.1f}, {s['interval'][1]:.1f}]"
+                                         for s in steps) + " |")
+            lo, hi = by["cells"]["max_interval"]
+            out.append("")
+            out.append(f"Second row: {BOOTSTRAP_LEVEL:.0%} bootstrap interval of the mean over "
+                       f"lines; the largest step's mean {by['cells']['max']:.1f}, interval "
+                       f"[{lo:.1f}, {hi:.1f}] (lines resampled, the maximum over steps taken "
+                       "each time).")
     if len(res["styles"]) > 1:
         out.append("")
         out.append("Per style (real loops of that style):")
@@ -680,6 +723,31 @@ def markdown(res: dict[str, Any]) -> str:
             no = [f"{st} ({v})" for st, v, m in got if not m]
             out.append(f"| {what} | {len(yes)} of {len(got)} | {'; '.join(no) or '-'} |")
     return "\n".join(out)
+
+
+def markdown_intervals(res: dict[str, Any], by: dict[str, Any]) -> list[str]:
+    """The bootstrap intervals of a style's follows (none in a result made before them)."""
+    rows = sorted(((fv, r) for fv, r in by["follow"].items() if "intervals" in r),
+                  key=lambda kv: float(kv[0]))
+    if not rows:
+        return []
+
+    def iv(r: dict[str, Any], key: str) -> str:
+        if key not in r["intervals"]:
+            return "-"
+        lo, hi = r["intervals"][key]
+        return f"{r[key]:.2f} [{lo:.2f}, {hi:.2f}]"
+
+    out = [f"{BOOTSTRAP_LEVEL:.0%} bootstrap intervals over lines ({len(res['lines'])} lines "
+           f"resampled with replacement, {BOOTSTRAP} resamples; the worst line is one line's "
+           "figure, given without an interval):", "",
+           "| follow | distance per line, mean [interval] | worst line | distance of the mean "
+           "| kick on beat 1 | backbeat | onsets covered |", "|---|---|---|---|---|---|---|"]
+    for fv, r in rows:
+        out.append(f"| {fv} | {iv(r, 'distance_mean')} | {r['distance_worst']:.2f} "
+                   f"({r['distance_worst_line']}) | {iv(r, 'distance_of_mean')} | "
+                   f"{iv(r, 'kick_on_one')} | {iv(r, 'backbeat')} | {iv(r, 'covered')} |")
+    return out
 
 
 def machine() -> str:

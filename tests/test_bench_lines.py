@@ -104,6 +104,30 @@ def test_real_floor_is_zero_for_identical_loops_and_shrinks_with_more_loops() ->
     assert lm.real_floor(varied, ref, 4) < lm.real_floor(varied, ref, 1)
 
 
+def test_bootstrap_interval_holds_the_mean_and_narrows_with_more_lines() -> None:
+    rng = np.random.default_rng(1)
+    few, many = rng.normal(0.3, 0.1, 20), rng.normal(0.3, 0.1, 500)
+    lo, hi = lm.bootstrap_interval(few)
+    assert lo < few.mean() < hi
+    lo_m, hi_m = lm.bootstrap_interval(many)
+    assert lo_m < many.mean() < hi_m
+    assert hi_m - lo_m < (hi - lo) / 2  # 25x the lines: about a fifth of the width
+    # the normal approximation: the 95 % interval is about the mean +- 1.96 standard errors
+    se = many.std() / np.sqrt(len(many))
+    assert hi_m - lo_m == pytest.approx(2 * 1.96 * se, rel=0.15)
+    assert lm.bootstrap_interval([0.4] * 7) == (pytest.approx(0.4), pytest.approx(0.4))
+    assert lm.bootstrap_interval(few, seed=3) == lm.bootstrap_interval(few, seed=3)
+
+
+def test_bootstrap_interval_of_another_statistic_resamples_whole_rows() -> None:
+    rows = np.array([[1.0, 5.0], [3.0, 1.0]])  # two lines, two steps
+    lo, hi = lm.bootstrap_interval(rows, lambda s: s.mean(axis=1).max(axis=1))
+    # every resample is (line 0 twice: max 5), (line 1 twice: max 3) or one of each (max 3)
+    assert (lo, hi) == (3.0, 5.0)
+    with pytest.raises(ValueError):
+        lm.bootstrap_interval([])
+
+
 def test_generated_lines_are_what_the_corpus_says() -> None:
     """The corpus' generators (not the corpus): an acid line is one 16-step pattern played twice,
     a slide holds the gate into the next step (no onset there); a stage line fills 2 bars."""
