@@ -112,6 +112,45 @@ def build_real(gmd: str | None, cache: str | None, path: Path = REAL_PATH) -> di
     return out
 
 
+def test_loop_means(gmd: str | None, cache: str | None, styles: Sequence[str]
+                    ) -> dict[str, tuple[int, np.ndarray]]:
+    """Per style ('any': every loop): (loops, hits per loop per voice) of the GMD TEST split,
+    for issue 29 item 5 (read once, at the end; nothing is chosen on it)."""
+    from grooverack.training.data import DEFAULT_GMD_ZIP, STYLES, load_splits
+
+    test = load_splits(Path(gmd) if gmd else DEFAULT_GMD_ZIP, cache)["test"]
+    hits = np.asarray(test.hits) > 0.5
+    style = np.asarray(test.style)
+    out: dict[str, tuple[int, np.ndarray]] = {}
+    for name in styles:
+        mask = np.ones(len(style), bool) if name == "any" else style == STYLES.index(name)
+        if mask.any():
+            out[name] = (int(mask.sum()), lm.hits_per_loop(hits[mask]))
+    return out
+
+
+def against_test_loops(res: dict[str, Any], gmd: str | None, cache: str | None) -> None:
+    """Issue 29 item 5: each style's realism distance against that style's real TEST loops, of
+    the module's mean over lines (every line and seed pooled) at each follow, next to the real
+    TRAIN loops' mean against the same test loops -> res["styles"][s]["test_loops"]."""
+    means = test_loop_means(gmd, cache, list(res["styles"]))
+    for style, sb in res["styles"].items():
+        if style not in means:
+            sb["test_loops"] = {"loops": 0}
+            continue
+        loops, ref = means[style]
+        train = np.asarray(res["real"][style]["hits_per_loop"], float)
+        sb["test_loops"] = {
+            "loops": loops, "hits_per_loop": [round(float(x), 3) for x in ref],
+            "real_train": round(lm.realism_distance(train, ref), 4),
+            "follow": {fv: round(lm.realism_distance(r["hits_per_loop"], ref), 4)
+                       for fv, r in sb["follow"].items()},
+            "interval": {fv: _interval(
+                [p["voices"] for p in r["lines"].values()],
+                lambda v, ref=ref: np.abs(v.mean(axis=1) - ref).sum(axis=1) / ref.sum())
+                for fv, r in sb["follow"].items()}}
+
+
 def load_real(path: Path = REAL_PATH) -> dict[str, Any]:
     if not path.is_file():
         raise SystemExit(f"{path}: missing; build it once with --build-real (needs the GMD zip)")
@@ -353,6 +392,7 @@ def measure_follow(renders: dict[Any, Any], lines: Sequence[Line], style: str, f
         k_hit, k_bars, b_hit, c_hit, c_on = k_hit + k, k_bars + bars, b_hit + b, c_hit + c, c_on + on
         per_line[line.id] = {"distance": round(lm.realism_distance(hpl, ref), 4),
                              "hits_per_loop": round(float(hpl.sum()), 2),
+                             "voices": [round(float(x), 3) for x in hpl],
                              "kick_on_one": round(k / bars, 3), "backbeat": round(b / bars, 3),
                              "covered": round(c / on, 3) if on else None}
     dist = [p["distance"] for p in per_line.values()]
@@ -669,6 +709,39 @@ def markdown(res: dict[str, Any]) -> str:
                 + f" | {g('0.5', 'kick_on_one')} / {g('0.9', 'kick_on_one')} | "
                 f"{g('0.9', 'backbeat')} ({g('0.9', 'real_backbeat')}) | "
                 f"{g('0.9', 'covered')} | {cells} |")
+    tested = {st: sb["test_loops"] for st, sb in res["styles"].items() if "test_loops" in sb}
+    if tested:
+        fols = sorted({f for t in tested.values() for f in t.get("follow", {})}, key=float)
+        out.append("")
+        out.append("Issue 29 item 5: each style's realism distance against that style's real "
+                   "GMD TEST loops (of the mean over every line and seed; 95 % bootstrap "
+                   "interval over lines), and the real TRAIN loops' mean against the same test "
+                   "loops (no worse than that: met):")
+        out.append("")
+        out.append("| style | test loops | real train loops | " + " | ".join(
+            f"follow {f}" for f in fols) + " |")
+        out.append("|---|---|---|" + "---|" * len(fols))
+
+        def cell(t: dict[str, Any], f: str) -> str:
+            if f not in t.get("follow", {}):
+                return "-"
+            d, (lo, hi) = t["follow"][f], t["interval"][f]
+            return (f"{d:.3f} [{lo:.2f}, {hi:.2f}] "
+                    f"({'met' if d <= t['real_train'] else 'not met'})")
+
+        for style, t in tested.items():
+            if not t["loops"]:
+                out.append(f"| {style} | 0 (none in the test split) | - | "
+                           + " | ".join("-" for _ in fols) + " |")
+                continue
+            out.append(f"| {style} | {t['loops']} | {t['real_train']:.3f} | "
+                       + " | ".join(cell(t, f) for f in fols) + " |")
+        styles_t = [t for st, t in tested.items() if st != "any" and t["loops"]]
+        if styles_t:
+            out.append("| **mean over styles** | | "
+                       f"{np.mean([t['real_train'] for t in styles_t]):.3f} | " + " | ".join(
+                           f"{np.mean([t['follow'][f] for t in styles_t if f in t['follow']]):.3f}"
+                           for f in fols) + " |")
     for style, sb in res["styles"].items():
         for fv, groups in sb.get("mutes", {}).items():
             if style != any_style and len(res["styles"]) > 2:
@@ -768,6 +841,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from grooverack.model.runner import ModelRunner
 
     real = load_real()
+    if args.against_test_loops:
+        from grooverack.training.data import DEFAULT_GMD_ZIP
+
+        gmd = Path(args.gmd) if args.gmd else DEFAULT_GMD_ZIP
+        if not gmd.is_file():
+            raise SystemExit(f"--against-test-loops: {gmd}: the GMD zip is missing; give it "
+                             "with --gmd PATH")
     try:
         runner = ModelRunner(args.manifest, variant="int8")
     except GrooverackError as exc:
@@ -851,6 +931,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             sb["mutes"] = {_fmt_follow(f): measure_mutes(renders, lines, style, f, seeds, real)
                            for f in mute_follows}
         res["styles"][style] = sb
+    if args.against_test_loops:
+        against_test_loops(res, args.gmd, args.cache)
     res["targets"] = [{"target": n, "measured": v, "met": m} for n, v, m in targets(res)]
     return res
 
@@ -905,7 +987,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build-real", action="store_true",
                         help="rebuild gmd-loop-means.json from the GMD zip, then stop")
     parser.add_argument("--gmd", help="GMD zip for --build-real (default: shared/datasets/gmd)")
-    parser.add_argument("--cache", help="loop cache folder for --build-real")
+    parser.add_argument("--cache", help="loop cache folder for --build-real and "
+                        "--against-test-loops")
+    parser.add_argument("--against-test-loops", action="store_true",
+                        help="issue 29 item 5: each style's distance (of the mean over lines) "
+                        "against that style's GMD TEST loops, next to the real train loops' "
+                        "(needs the GMD zip, --gmd; read once, at the end)")
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
