@@ -144,3 +144,28 @@ def test_generated_lines_are_what_the_corpus_says() -> None:
         stage = stage_line(random.Random(seed))
         assert all(0 <= s < 32 and 0 < ln <= 32 for s, ln, _, _ in stage)
         assert all(a[0] < b[0] for a, b in zip(stage, stage[1:], strict=False))
+
+
+def test_follow_intervals_hold_each_measure_and_reach_the_table() -> None:
+    """The benchmark's summary: bootstrap intervals over lines around each measure's mean, shown
+    in the intervals table."""
+    from benchmarks import bench_lines as bl
+
+    ref = np.array([7.6, 10.4, 10.2, 1.3, 0.9, 0.5, 1.3, 0.6, 5.3])
+    rng = np.random.default_rng(2)
+    voices = ref * rng.uniform(0.7, 1.3, (30, len(ref)))
+    per_line = {f"l{i}": {"distance": lm.realism_distance(v, ref), "kick_on_one": 1.0,
+                          "backbeat": float(i % 2), "covered": 0.8 + 0.01 * (i % 5)}
+                for i, v in enumerate(voices)}
+    iv = bl.follow_intervals(per_line, voices, ref)
+    dist = np.mean([p["distance"] for p in per_line.values()])
+    assert iv["distance_mean"][0] < dist < iv["distance_mean"][1]
+    of_mean = lm.realism_distance(voices.mean(axis=0), ref)
+    assert iv["distance_of_mean"][0] <= of_mean <= iv["distance_of_mean"][1]
+    assert iv["kick_on_one"] == [1.0, 1.0]
+    assert iv["backbeat"][0] < 0.5 < iv["backbeat"][1]
+    rows = bl.markdown_intervals({"lines": list(per_line)}, {"follow": {"0.5": {
+        "intervals": iv, "distance_mean": dist, "distance_worst": 0.3,
+        "distance_worst_line": "l0", "distance_of_mean": of_mean, "kick_on_one": 1.0,
+        "backbeat": 0.5, "covered": 0.82}}})
+    assert rows[-1].startswith("| 0.5 | ") and "1.00 [1.00, 1.00]" in rows[-1]
