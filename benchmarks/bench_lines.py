@@ -56,6 +56,7 @@ QUICK_STYLES = ("any", "rock")
 DETAIL_STYLES = ("any", "rock")  # every follow, the 0.1 sweep and the removals
 STYLE_FOLLOWS = (0.0, 0.5, 0.9)  # the other styles: the follows the targets name
 QUICK_PER_KIND = 2
+BOOTSTRAP, BOOTSTRAP_LEVEL = 1000, 0.95  # resamples of the lines, interval of the mean
 
 # targets (issue 29 items 3 and 4). T_COVERED_SLACK, T_BACKBEAT_OF_REAL, T_LOW_END and
 # T_BACKBEAT_MOVED / T_GHOSTS_MOVED are this benchmark's reading of the issue's words ("never
@@ -109,6 +110,45 @@ def build_real(gmd: str | None, cache: str | None, path: Path = REAL_PATH) -> di
            "data_hash": data_hash(zip_path), "voices": list(VOICE_NAMES), "styles": styles}
     atomic_write_text(path, json.dumps(out, indent=1) + "\n")
     return out
+
+
+def test_loop_means(gmd: str | None, cache: str | None, styles: Sequence[str]
+                    ) -> dict[str, tuple[int, np.ndarray]]:
+    """Per style ('any': every loop): (loops, hits per loop per voice) of the GMD TEST split,
+    for issue 29 item 5 (read once, at the end; nothing is chosen on it)."""
+    from grooverack.training.data import DEFAULT_GMD_ZIP, STYLES, load_splits
+
+    test = load_splits(Path(gmd) if gmd else DEFAULT_GMD_ZIP, cache)["test"]
+    hits = np.asarray(test.hits) > 0.5
+    style = np.asarray(test.style)
+    out: dict[str, tuple[int, np.ndarray]] = {}
+    for name in styles:
+        mask = np.ones(len(style), bool) if name == "any" else style == STYLES.index(name)
+        if mask.any():
+            out[name] = (int(mask.sum()), lm.hits_per_loop(hits[mask]))
+    return out
+
+
+def against_test_loops(res: dict[str, Any], gmd: str | None, cache: str | None) -> None:
+    """Issue 29 item 5: each style's realism distance against that style's real TEST loops, of
+    the module's mean over lines (every line and seed pooled) at each follow, next to the real
+    TRAIN loops' mean against the same test loops -> res["styles"][s]["test_loops"]."""
+    means = test_loop_means(gmd, cache, list(res["styles"]))
+    for style, sb in res["styles"].items():
+        if style not in means:
+            sb["test_loops"] = {"loops": 0}
+            continue
+        loops, ref = means[style]
+        train = np.asarray(res["real"][style]["hits_per_loop"], float)
+        sb["test_loops"] = {
+            "loops": loops, "hits_per_loop": [round(float(x), 3) for x in ref],
+            "real_train": round(lm.realism_distance(train, ref), 4),
+            "follow": {fv: round(lm.realism_distance(r["hits_per_loop"], ref), 4)
+                       for fv, r in sb["follow"].items()},
+            "interval": {fv: _interval(
+                [p["voices"] for p in r["lines"].values()],
+                lambda v, ref=ref: np.abs(v.mean(axis=1) - ref).sum(axis=1) / ref.sum())
+                for fv, r in sb["follow"].items()}}
 
 
 def load_real(path: Path = REAL_PATH) -> dict[str, Any]:
@@ -352,6 +392,7 @@ def measure_follow(renders: dict[Any, Any], lines: Sequence[Line], style: str, f
         k_hit, k_bars, b_hit, c_hit, c_on = k_hit + k, k_bars + bars, b_hit + b, c_hit + c, c_on + on
         per_line[line.id] = {"distance": round(lm.realism_distance(hpl, ref), 4),
                              "hits_per_loop": round(float(hpl.sum()), 2),
+                             "voices": [round(float(x), 3) for x in hpl],
                              "kick_on_one": round(k / bars, 3), "backbeat": round(b / bars, 3),
                              "covered": round(c / on, 3) if on else None}
     dist = [p["distance"] for p in per_line.values()]
@@ -362,6 +403,7 @@ def measure_follow(renders: dict[Any, Any], lines: Sequence[Line], style: str, f
                     key=lambda i: per_line[i]["covered"])
     mean_voices = np.mean(voices, axis=0)
     return {"hits_per_loop": [round(float(x), 2) for x in mean_voices],
+            "intervals": follow_intervals(per_line, np.asarray(voices), ref),
             "real_hits_per_loop": [round(float(x), 2) for x in ref],
             "distance_mean": round(float(np.mean(dist)), 4),
             "distance_of_mean": round(lm.realism_distance(mean_voices, ref), 4),
@@ -377,10 +419,35 @@ def measure_follow(renders: dict[Any, Any], lines: Sequence[Line], style: str, f
             "lines": per_line}
 
 
+def _interval(values: Sequence[float] | np.ndarray,
+              statistic: Callable[[np.ndarray], np.ndarray] | None = None) -> list[float]:
+    low, high = lm.bootstrap_interval(values, statistic, BOOTSTRAP, BOOTSTRAP_LEVEL)
+    return [round(low, 4), round(high, 4)]
+
+
+def follow_intervals(per_line: dict[str, Any], voices: np.ndarray, ref: np.ndarray
+                     ) -> dict[str, list[float]]:
+    """Bootstrap intervals over lines (lines resampled with replacement) of the mean per-line
+    distance, the distance of the mean, kick on beat 1, backbeat and onsets covered. Every line
+    has the same bars, so the mean of its shares is the pooled share."""
+    r = np.asarray(ref, float)
+    rows = list(per_line.values())
+    out = {"distance_mean": _interval([p["distance"] for p in rows]),
+           "distance_of_mean": _interval(
+               voices, lambda s: np.abs(s.mean(axis=1) - r).sum(axis=1) / r.sum()),
+           "kick_on_one": _interval([p["kick_on_one"] for p in rows]),
+           "backbeat": _interval([p["backbeat"] for p in rows])}
+    cov = [p["covered"] for p in rows if p["covered"] is not None]
+    if cov:
+        out["covered"] = _interval(cov)
+    return out
+
+
 def measure_cells(renders: dict[Any, Any], lines: Sequence[Line], style: str,
                   seeds: dict[str, list[int]]) -> dict[str, Any]:
     """Cells (of 288) that flip per 0.1 of follow, everything else fixed (line, seed, loop)."""
     steps = []
+    table: list[list[float]] = []  # [steps, lines]
     worst = (0.0, "", 0.0)
     for a, b in zip(SWEEP, SWEEP[1:], strict=False):
         per_line = []
@@ -392,9 +459,13 @@ def measure_cells(renders: dict[Any, Any], lines: Sequence[Line], style: str,
             if c > worst[0]:
                 worst = (c, line.id, a)
         steps.append({"from": a, "to": b, "mean": round(float(np.mean(per_line)), 2),
-                      "max_line": round(float(max(per_line)), 2)})
+                      "max_line": round(float(max(per_line)), 2),
+                      "interval": _interval(per_line)})
+        table.append(per_line)
     means = [s["mean"] for s in steps]
+    by_line = np.asarray(table).T  # [lines, steps]
     return {"steps": steps, "max": max(means), "mean": round(float(np.mean(means)), 2),
+            "max_interval": _interval(by_line, lambda s: s.mean(axis=1).max(axis=1)),
             "worst_line": {"cells": round(worst[0], 2), "line": worst[1], "from": worst[2]}}
 
 
@@ -567,6 +638,9 @@ def markdown(res: dict[str, Any]) -> str:
                    f"({r['covered_worst']:.2f} {r['covered_worst_line']}) | "
                    f"{sum(r['hits_per_loop']):.1f} ({sum(r['real_hits_per_loop']):.1f}) | "
                    f"{r.get('loop_to_loop_cells', float('nan')):.1f} |")
+    intervals = markdown_intervals(res, by)
+    if intervals:
+        out += [""] + intervals
     out.append("")
     out.append("Hits per loop per voice, style `" + any_style + "` (real GMD train loops last):")
     out.append("")
@@ -606,6 +680,15 @@ def markdown(res: dict[str, Any]) -> str:
         out.append("|" + "---|" * len(steps))
         out.append("| " + " | ".join(f"{s['mean']:.1f} ({s['max_line']:.0f})" for s in steps)
                    + " |")
+        if all("interval" in s for s in steps):
+            out.append("| " + " | ".join(f"[{s['interval'][0]:.1f}, {s['interval'][1]:.1f}]"
+                                         for s in steps) + " |")
+            lo, hi = by["cells"]["max_interval"]
+            out.append("")
+            out.append(f"Second row: {BOOTSTRAP_LEVEL:.0%} bootstrap interval of the mean over "
+                       f"lines; the largest step's mean {by['cells']['max']:.1f}, interval "
+                       f"[{lo:.1f}, {hi:.1f}] (lines resampled, the maximum over steps taken "
+                       "each time).")
     if len(res["styles"]) > 1:
         out.append("")
         out.append("Per style (real loops of that style):")
@@ -626,6 +709,39 @@ def markdown(res: dict[str, Any]) -> str:
                 + f" | {g('0.5', 'kick_on_one')} / {g('0.9', 'kick_on_one')} | "
                 f"{g('0.9', 'backbeat')} ({g('0.9', 'real_backbeat')}) | "
                 f"{g('0.9', 'covered')} | {cells} |")
+    tested = {st: sb["test_loops"] for st, sb in res["styles"].items() if "test_loops" in sb}
+    if tested:
+        fols = sorted({f for t in tested.values() for f in t.get("follow", {})}, key=float)
+        out.append("")
+        out.append("Issue 29 item 5: each style's realism distance against that style's real "
+                   "GMD TEST loops (of the mean over every line and seed; 95 % bootstrap "
+                   "interval over lines), and the real TRAIN loops' mean against the same test "
+                   "loops (no worse than that: met):")
+        out.append("")
+        out.append("| style | test loops | real train loops | " + " | ".join(
+            f"follow {f}" for f in fols) + " |")
+        out.append("|---|---|---|" + "---|" * len(fols))
+
+        def cell(t: dict[str, Any], f: str) -> str:
+            if f not in t.get("follow", {}):
+                return "-"
+            d, (lo, hi) = t["follow"][f], t["interval"][f]
+            return (f"{d:.3f} [{lo:.2f}, {hi:.2f}] "
+                    f"({'met' if d <= t['real_train'] else 'not met'})")
+
+        for style, t in tested.items():
+            if not t["loops"]:
+                out.append(f"| {style} | 0 (none in the test split) | - | "
+                           + " | ".join("-" for _ in fols) + " |")
+                continue
+            out.append(f"| {style} | {t['loops']} | {t['real_train']:.3f} | "
+                       + " | ".join(cell(t, f) for f in fols) + " |")
+        styles_t = [t for st, t in tested.items() if st != "any" and t["loops"]]
+        if styles_t:
+            out.append("| **mean over styles** | | "
+                       f"{np.mean([t['real_train'] for t in styles_t]):.3f} | " + " | ".join(
+                           f"{np.mean([t['follow'][f] for t in styles_t if f in t['follow']]):.3f}"
+                           for f in fols) + " |")
     for style, sb in res["styles"].items():
         for fv, groups in sb.get("mutes", {}).items():
             if style != any_style and len(res["styles"]) > 2:
@@ -682,6 +798,31 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def markdown_intervals(res: dict[str, Any], by: dict[str, Any]) -> list[str]:
+    """The bootstrap intervals of a style's follows (none in a result made before them)."""
+    rows = sorted(((fv, r) for fv, r in by["follow"].items() if "intervals" in r),
+                  key=lambda kv: float(kv[0]))
+    if not rows:
+        return []
+
+    def iv(r: dict[str, Any], key: str) -> str:
+        if key not in r["intervals"]:
+            return "-"
+        lo, hi = r["intervals"][key]
+        return f"{r[key]:.2f} [{lo:.2f}, {hi:.2f}]"
+
+    out = [f"{BOOTSTRAP_LEVEL:.0%} bootstrap intervals over lines ({len(res['lines'])} lines "
+           f"resampled with replacement, {BOOTSTRAP} resamples; the worst line is one line's "
+           "figure, given without an interval):", "",
+           "| follow | distance per line, mean [interval] | worst line | distance of the mean "
+           "| kick on beat 1 | backbeat | onsets covered |", "|---|---|---|---|---|---|---|"]
+    for fv, r in rows:
+        out.append(f"| {fv} | {iv(r, 'distance_mean')} | {r['distance_worst']:.2f} "
+                   f"({r['distance_worst_line']}) | {iv(r, 'distance_of_mean')} | "
+                   f"{iv(r, 'kick_on_one')} | {iv(r, 'backbeat')} | {iv(r, 'covered')} |")
+    return out
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -700,6 +841,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from grooverack.model.runner import ModelRunner
 
     real = load_real()
+    if args.against_test_loops:
+        from grooverack.training.data import DEFAULT_GMD_ZIP
+
+        gmd = Path(args.gmd) if args.gmd else DEFAULT_GMD_ZIP
+        if not gmd.is_file():
+            raise SystemExit(f"--against-test-loops: {gmd}: the GMD zip is missing; give it "
+                             "with --gmd PATH")
     try:
         runner = ModelRunner(args.manifest, variant="int8")
     except GrooverackError as exc:
@@ -783,6 +931,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             sb["mutes"] = {_fmt_follow(f): measure_mutes(renders, lines, style, f, seeds, real)
                            for f in mute_follows}
         res["styles"][style] = sb
+    if args.against_test_loops:
+        against_test_loops(res, args.gmd, args.cache)
     res["targets"] = [{"target": n, "measured": v, "met": m} for n, v, m in targets(res)]
     return res
 
@@ -837,7 +987,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--build-real", action="store_true",
                         help="rebuild gmd-loop-means.json from the GMD zip, then stop")
     parser.add_argument("--gmd", help="GMD zip for --build-real (default: shared/datasets/gmd)")
-    parser.add_argument("--cache", help="loop cache folder for --build-real")
+    parser.add_argument("--cache", help="loop cache folder for --build-real and "
+                        "--against-test-loops")
+    parser.add_argument("--against-test-loops", action="store_true",
+                        help="issue 29 item 5: each style's distance (of the mean over lines) "
+                        "against that style's GMD TEST loops, next to the real train loops' "
+                        "(needs the GMD zip, --gmd; read once, at the end)")
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

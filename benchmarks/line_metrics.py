@@ -7,7 +7,7 @@ An onset grid is `[loops, 32]` bool: the line's onsets quantised to the 16th.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from grooverack.voices import NUM_VOICES, STEPS, STEPS_PER_BAR, VOICE_GROUPS, VOICE_NAMES
@@ -121,3 +121,21 @@ def real_floor(real_grids: np.ndarray, real: Sequence[float] | np.ndarray, k: in
     g = counts[idx].mean(axis=1)
     r = np.asarray(real, float)
     return float((np.abs(g - r).sum(axis=1) / r.sum()).mean())
+
+
+def bootstrap_interval(values: Sequence[float] | np.ndarray,
+                       statistic: Callable[[np.ndarray], np.ndarray] | None = None,
+                       resamples: int = 1000, level: float = 0.95, seed: int = 0
+                       ) -> tuple[float, float]:
+    """The percentile bootstrap interval of a statistic over rows (lines): `values` [n, ...] is
+    resampled with replacement `resamples` times (seeded); `statistic` maps the resamples
+    [resamples, n, ...] to [resamples] (default: the mean over the rows). -> (low, high) at
+    `level` (0.95: the 2.5 % and 97.5 % quantiles)."""
+    v = np.asarray(values, float)
+    if len(v) == 0:
+        raise ValueError("bootstrap_interval: no values")
+    idx = np.random.default_rng(seed).integers(0, len(v), (resamples, len(v)))
+    samples = v[idx]
+    stats = samples.mean(axis=1) if statistic is None else np.asarray(statistic(samples), float)
+    low, high = np.quantile(stats, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)

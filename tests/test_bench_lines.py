@@ -104,6 +104,30 @@ def test_real_floor_is_zero_for_identical_loops_and_shrinks_with_more_loops() ->
     assert lm.real_floor(varied, ref, 4) < lm.real_floor(varied, ref, 1)
 
 
+def test_bootstrap_interval_holds_the_mean_and_narrows_with_more_lines() -> None:
+    rng = np.random.default_rng(1)
+    few, many = rng.normal(0.3, 0.1, 20), rng.normal(0.3, 0.1, 500)
+    lo, hi = lm.bootstrap_interval(few)
+    assert lo < few.mean() < hi
+    lo_m, hi_m = lm.bootstrap_interval(many)
+    assert lo_m < many.mean() < hi_m
+    assert hi_m - lo_m < (hi - lo) / 2  # 25x the lines: about a fifth of the width
+    # the normal approximation: the 95 % interval is about the mean +- 1.96 standard errors
+    se = many.std() / np.sqrt(len(many))
+    assert hi_m - lo_m == pytest.approx(2 * 1.96 * se, rel=0.15)
+    assert lm.bootstrap_interval([0.4] * 7) == (pytest.approx(0.4), pytest.approx(0.4))
+    assert lm.bootstrap_interval(few, seed=3) == lm.bootstrap_interval(few, seed=3)
+
+
+def test_bootstrap_interval_of_another_statistic_resamples_whole_rows() -> None:
+    rows = np.array([[1.0, 5.0], [3.0, 1.0]])  # two lines, two steps
+    lo, hi = lm.bootstrap_interval(rows, lambda s: s.mean(axis=1).max(axis=1))
+    # every resample is (line 0 twice: max 5), (line 1 twice: max 3) or one of each (max 3)
+    assert (lo, hi) == (3.0, 5.0)
+    with pytest.raises(ValueError):
+        lm.bootstrap_interval([])
+
+
 def test_generated_lines_are_what_the_corpus_says() -> None:
     """The corpus' generators (not the corpus): an acid line is one 16-step pattern played twice,
     a slide holds the gate into the next step (no onset there); a stage line fills 2 bars."""
@@ -120,3 +144,28 @@ def test_generated_lines_are_what_the_corpus_says() -> None:
         stage = stage_line(random.Random(seed))
         assert all(0 <= s < 32 and 0 < ln <= 32 for s, ln, _, _ in stage)
         assert all(a[0] < b[0] for a, b in zip(stage, stage[1:], strict=False))
+
+
+def test_follow_intervals_hold_each_measure_and_reach_the_table() -> None:
+    """The benchmark's summary: bootstrap intervals over lines around each measure's mean, shown
+    in the intervals table."""
+    from benchmarks import bench_lines as bl
+
+    ref = np.array([7.6, 10.4, 10.2, 1.3, 0.9, 0.5, 1.3, 0.6, 5.3])
+    rng = np.random.default_rng(2)
+    voices = ref * rng.uniform(0.7, 1.3, (30, len(ref)))
+    per_line = {f"l{i}": {"distance": lm.realism_distance(v, ref), "kick_on_one": 1.0,
+                          "backbeat": float(i % 2), "covered": 0.8 + 0.01 * (i % 5)}
+                for i, v in enumerate(voices)}
+    iv = bl.follow_intervals(per_line, voices, ref)
+    dist = np.mean([p["distance"] for p in per_line.values()])
+    assert iv["distance_mean"][0] < dist < iv["distance_mean"][1]
+    of_mean = lm.realism_distance(voices.mean(axis=0), ref)
+    assert iv["distance_of_mean"][0] <= of_mean <= iv["distance_of_mean"][1]
+    assert iv["kick_on_one"] == [1.0, 1.0]
+    assert iv["backbeat"][0] < 0.5 < iv["backbeat"][1]
+    rows = bl.markdown_intervals({"lines": list(per_line)}, {"follow": {"0.5": {
+        "intervals": iv, "distance_mean": dist, "distance_worst": 0.3,
+        "distance_worst_line": "l0", "distance_of_mean": of_mean, "kick_on_one": 1.0,
+        "backbeat": 0.5, "covered": 0.82}}})
+    assert rows[-1].startswith("| 0.5 | ") and "1.00 [1.00, 1.00]" in rows[-1]
