@@ -7,8 +7,8 @@ shipped model (no JACK: `test_midi_jack_rt.py` checks the frames on a real serve
 from __future__ import annotations
 
 import pytest
-from grooverack.backends.midi.jackport import StepTable, count_clock
 from grooverack.backends.midi.output import MidiOutput, MidiSender
+from grooverack.backends.midi.steptable import StepTable, count_clock
 from grooverack.boards.midi import midi_options
 from grooverack.config import load_settings
 from grooverack.runtime.serve import make_engine

@@ -27,9 +27,10 @@ from typing import Any
 
 from grooverack.backends.jack import JackWatch
 from grooverack.backends.midi.inputs import MidiInputHandler
-from grooverack.backends.midi.jackport import JackMidiIn, JackMidiOut, StepTable
+from grooverack.backends.midi.jackport import JackMidiIn, JackMidiOut
 from grooverack.backends.midi.output import MidiOutput, MidiSender
 from grooverack.backends.midi.ports import PortKeeper
+from grooverack.backends.midi.steptable import StepTable
 from grooverack.boards.midi import midi_options
 from grooverack.config import Settings
 from grooverack.engine.player import OutputEvent

@@ -16,78 +16,36 @@ and the engine loop stay as they are; underneath:
   it over that much early, `MidiSender._ahead`); the process callback writes what falls into
   its cycle at its frame. A note-off goes at its note-on's frame + the note's length: written
   by the callback itself when the length came with the note-on (`_offs`).
-- the step table (`StepTable`): a step that waits for a MIDI clock tick is written by the input's
-  process callback itself, the moment that tick is read: at the tick's own frame, the output's
-  client running later in the same cycle (an `order` port connects the input's client to the
-  output's: JACK runs them in that order); should that connection be missing, at the tick's
-  frame + one period (`JackMidiOut.write_later`), each note's note-off its length later. The
-  engine loop hands the table over (one reference, swapped whole: the callback only compares two
-  counts and moves bytes) and learns from `fired` what was written.
+- the step table (`steptable.StepTable`): a step that waits for a MIDI clock tick is written by
+  the input's process callback itself, the moment that tick is read: at the tick's own frame,
+  the output's client running later in the same cycle (an `order` port connects the input's
+  client to the output's: JACK runs them in that order); should that connection be missing, at
+  the tick's frame + one period (`JackMidiOut.write_later`), each note's note-off its length
+  later. The engine loop hands the table over (one reference, swapped whole: the callback only
+  compares two counts and moves bytes) and learns from `fired` what was written.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from grooverack.backends.jack import CLIENT_NAME
+from grooverack.backends.midi.steptable import (
+    START,
+    TICK,
+    TRANSPORT,
+    StepTable,
+    count_clock,
+    note_key,
+)
 
 WRAP = 1 << 32  # jack_nframes_t
-TICK = b"\xf8"
 ORDER_PORT = "order"  # each client's port of the input -> output connection (`order_after`)
-START = 0xFA
-TRANSPORT = (START, 0xFB, 0xFC, 0xF2)  # Start, Continue, Stop, Song Position
 MAP_DRIFT = 0.0001  # s/s: how fast `JackMidiOut._map` follows a JACK clock faster than ours
 ENDS_EARLY = 0.002  # s: a note-off the engine loop sends this much before the one written with
 #                     its note-on (a retrigger, a stop) goes out too (the second is harmless)
-
-
-def count_clock(msg: bytes, counts: list[int]) -> None:
-    """counts[0] += 1 for a MIDI clock tick, counts[1] += 1 for a transport message, counts[2]
-    += 1 for any other message but real-time ones (a note, a CC: what may change a control):
-    the same rule on both sides of the step table (the process callback, the engine loop)."""
-    if msg == TICK:
-        counts[0] += 1
-    elif msg and msg[0] in TRANSPORT:
-        counts[1] += 1
-    elif msg and msg[0] < 0xF8:
-        counts[2] += 1
-
-
-@dataclass(frozen=True, eq=False)
-class StepTable:
-    """What the output writes when the input's clock tick number `tick` arrives (counted since
-    the input port opened), if `transport` transport messages came before it (a Start, Stop,
-    Continue or Song Position in between: the engine's phase moved, the table is void). `notes`:
-    (step row, output, message) in sending order; `offs`: each note's note-off as (frames after
-    the tick's frame, message), in the same order (the note's gate length in frames).
-
-    `start` / `start_offs`: the same for the first tick after a MIDI Start that comes after
-    the `transport`-th transport message and `other` other messages (nothing else in between:
-    a CC may change what step 0 plays), while the engine has offered `offered` patterns
-    (`patterns()` reads the count now; one offered since voids the guess): step 0 of the
-    pattern playing (`Engine.on_start_pulse`); () when not known ahead."""
-
-    tick: int
-    transport: int
-    notes: tuple[tuple[int, int, bytes], ...]
-    out: JackMidiOut
-    offs: tuple[tuple[int, bytes], ...] = ()
-    start: tuple[tuple[int, int, bytes], ...] = ()
-    start_offs: tuple[tuple[int, bytes], ...] = ()
-    other: int = 0
-    offered: int = 0
-    patterns: Callable[[], int] | None = None
-
-
-def note_key(data: bytes) -> tuple[int, int, bool] | None:
-    """(channel, note, is a note-on) of a note message (a note-on of velocity 0 is an off)."""
-    if len(data) < 3 or data[0] & 0xE0 != 0x80:
-        return None
-    return data[0] & 0x0F, data[1], data[0] & 0xF0 == 0x90 and data[2] > 0
 
 
 class _JackMidi:
