@@ -18,7 +18,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from tests.rig.jackprobe import SR, MidiProbe, midi_clock
+from tests.rig.jackprobe import SR, MidiProbe, midi_clock, note_lengths
 from tests.rig.jackserver import serve
 
 
@@ -149,21 +149,6 @@ def test_step_0_after_a_start_in_the_same_cycle_at_the_first_ticks_frame(jack64,
         assert sorted(d for f, d in r["received"] if f == at and d[0] & 0xF0 == 0x90) \
             == sorted(d for _, d in first) == step0, (at, r["received"][:6])
     check_frames(r)
-
-
-def note_lengths(received: list[tuple[int, bytes]]) -> tuple[list[int], int]:
-    """Each note's length in frames as the probe recorded it (note-on to the next note-off of
-    its channel and key), and how many note-ons got no note-off."""
-    on: dict[tuple[int, int], int] = {}
-    lengths = []
-    for f, d in received:
-        if len(d) > 2 and d[0] & 0xE0 == 0x80:
-            key = (d[0] & 0x0F, d[1])
-            if d[0] & 0xF0 == 0x90 and d[2]:
-                on[key] = f
-            elif key in on:
-                lengths.append(f - on.pop(key))
-    return lengths, len(on)
 
 
 @pytest.mark.jack

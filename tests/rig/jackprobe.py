@@ -413,22 +413,29 @@ def midi_figures(received: list[tuple[int, bytes]], ticks: np.ndarray, *,
             "max_ms": float(off.max()) / SR * 1e3 if off.size else None}
 
 
-def note_off_figures(received: list[tuple[int, bytes]], length: int) -> dict[str, Any]:
-    """Each note-off against its note-on's frame + `length` (the trigger's length in frames):
-    the note's length as recorded (note-on to the next note-off of its channel and key) less
-    `length`; `hanging`: note-ons without a note-off."""
+def note_lengths(received: list[tuple[int, bytes]]) -> tuple[list[int], int]:
+    """Each note's length in frames as recorded (note-on to the next note-off of its channel
+    and key), and how many note-ons got no note-off."""
     on: dict[tuple[int, int], int] = {}
-    err = []
+    lengths = []
     for frame, msg in received:
         if len(msg) > 2 and msg[0] & 0xE0 == 0x80:
             key = (msg[0] & 0x0F, msg[1])
             if msg[0] & 0xF0 == 0x90 and msg[2]:
                 on[key] = frame
             elif key in on:
-                err.append(frame - on.pop(key) - length)
-    e = np.asarray(err, dtype=np.int64)
+                lengths.append(frame - on.pop(key))
+    return lengths, len(on)
+
+
+def note_off_figures(received: list[tuple[int, bytes]], length: int) -> dict[str, Any]:
+    """Each note-off against its note-on's frame + `length` (the trigger's length in frames):
+    the note's recorded length (`note_lengths`) less `length`; `hanging`: note-ons without a
+    note-off."""
+    lengths, hanging = note_lengths(received)
+    e = np.asarray(lengths, dtype=np.int64) - length
     return {"offs": int(e.size), "exact": int(np.sum(e == 0)), "abs_offs": _ms(e),
-            "hanging": len(on)}
+            "hanging": hanging}
 
 
 def first_step_figures(received: list[tuple[int, bytes]], first_tick: int) -> dict[str, Any]:
