@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 from grooverack.boards.es9 import parse_board
-from grooverack.config import load_settings
+from grooverack.config import Settings, load_settings
 from grooverack.errors import ConfigError
 from grooverack.sim import fluid
 
@@ -58,6 +58,20 @@ def test_es9_audio_input_becomes_the_groove(jack_audio_server, tmp_path,  # noqa
     assert any(ev.kind == "trigger" and ev.value > 0 for ev in backend.played)
 
 
+def own_capture(tmp_path, fake_manifest) -> tuple[np.ndarray, list[float], Settings, object]:
+    """A rendered two-bar drum loop (mono samples, its note-ons' times), the settings of an ES-9
+    that hears it on a capture device of its own (a JACK client `drumloop`), and that board
+    (its own gate jack on input 1)."""
+    midi = drum_groove(tmp_path / "loop.mid", bpm=BPM, bars=2)
+    audio = fluid.at_level(fluid.render(midi, SR)[:, 0], -6.0).astype(np.float32)
+    truth = [t for t, _ in fluid.note_ons(midi)]
+    settings = load_settings(overrides=[
+        "clock.source=internal", f"tempo={BPM}", "record=overdub", "memory=0", "follow=1.0",
+        "input.source=audio", "input.audio_device=jack:drumloop:cv_01",
+        f"model.path={fake_manifest}"])
+    return audio, truth, settings, board(dict(BOARD, es9=dict(BOARD["es9"], inputs={"gate": 1})))
+
+
 @pytest.mark.jack
 @pytest.mark.skipif(fluid.available() is not None, reason=str(fluid.available()))
 def test_es9_board_hears_a_capture_device_of_its_own(jack_audio_server, tmp_path,  # noqa: F811
@@ -73,17 +87,10 @@ def test_es9_board_hears_a_capture_device_of_its_own(jack_audio_server, tmp_path
     from tests.rig.jackserver import AudioRig
 
     server = jack_audio_server
-    midi = drum_groove(tmp_path / "loop.mid", bpm=BPM, bars=2)
-    audio = fluid.at_level(fluid.render(midi, SR)[:, 0], -6.0).astype(np.float32)
-    truth = [t for t, _ in fluid.note_ons(midi)]
+    audio, truth, settings, b = own_capture(tmp_path, fake_manifest)
     gate = np.zeros(len(audio))
     for start in range(int(0.1 * SR), len(audio) - SR // 10, int(SR * 30 / BPM)):
         gate[start:start + 480] = 5.0
-    settings = load_settings(overrides=[
-        "clock.source=internal", f"tempo={BPM}", "record=overdub", "memory=0", "follow=1.0",
-        "input.source=audio", "input.audio_device=jack:drumloop:cv_01",
-        f"model.path={fake_manifest}"])
-    b = board(dict(BOARD, es9=dict(BOARD["es9"], inputs={"gate": 1})))
     for _ in range(3):  # a take without a missed JACK cycle
         (tmp_path / "loop").mkdir(exist_ok=True)
         loop = AudioRig(server, audio[None, :], tmp_path / "loop", source="drumloop",
@@ -133,14 +140,7 @@ def test_a_capture_device_of_its_own_feeds_the_groove_while_the_es9_stream_is_do
     from tests.rig.jackserver import AudioRig
 
     server = jack_audio_server
-    midi = drum_groove(tmp_path / "loop.mid", bpm=BPM, bars=2)
-    audio = fluid.at_level(fluid.render(midi, SR)[:, 0], -6.0).astype(np.float32)
-    truth = [t for t, _ in fluid.note_ons(midi)]
-    settings = load_settings(overrides=[
-        "clock.source=internal", f"tempo={BPM}", "record=overdub", "memory=0", "follow=1.0",
-        "input.source=audio", "input.audio_device=jack:drumloop:cv_01",
-        f"model.path={fake_manifest}"])
-    b = board(dict(BOARD, es9=dict(BOARD["es9"], inputs={"gate": 1})))
+    audio, truth, settings, b = own_capture(tmp_path, fake_manifest)
     for _ in range(3):  # a take without a missed JACK cycle
         (tmp_path / "loop").mkdir(exist_ok=True)
         loop = AudioRig(server, audio[None, :], tmp_path / "loop", source="drumloop",
