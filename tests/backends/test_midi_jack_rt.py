@@ -100,29 +100,31 @@ def check_frames(r: dict) -> int:
     return len(r["placed"])
 
 
-def clean_take(server, tmp_path, bpm: float, beats: float, **kw) -> dict:
-    """`take` up to three times, until one without an xrun: one missed cycle can move the
-    probe's clock phase for the rest of a take (every later tick then a frame set apart from
-    where it was sent), which says nothing about the back end. Skips on a machine too loaded
-    for a clean take in three."""
+def checked_take(server, tmp_path, bpm: float, beats: float, **kw) -> bool:
+    """`take` up to three times, until one without an xrun, and `check_frames` it. One missed
+    cycle can move the probe's clock phase for the rest of a take (every later tick then a few
+    frames from where it was sent), which says nothing about the back end: a take with xruns
+    is still checked (its bound eased by the xruns) and skipped only where that check fails.
+    True when the table placed notes (or xruns may have kept it from placing any)."""
     for attempt in range(3):
         (tmp_path / str(attempt)).mkdir()
         r = take(server, tmp_path / str(attempt), bpm, beats, **kw)
         if r["xruns"] == 0:
-            return r
-    pytest.skip(f"JACK xruns in 3 takes ({r['xruns']} in the last): too loaded to time")
+            return check_frames(r) > 0
+    try:
+        return check_frames(r) > 0 or r["xruns"] > 0
+    except AssertionError as exc:
+        pytest.skip(f"JACK xruns in 3 takes ({r['xruns']} in the last) moved the clock: {exc}")
 
 
 @pytest.mark.jack
 def test_step_table_notes_at_the_ticks_frame_p64_chain(jack64, tmp_path):
-    r = clean_take(jack64, tmp_path, 300.0, 8.0, chain=True)
-    assert check_frames(r) > 0
+    assert checked_take(jack64, tmp_path, 300.0, 8.0, chain=True)
 
 
 @pytest.mark.jack
 def test_step_table_notes_a_period_later_in_a_loop_p128(jack128, tmp_path):
-    r = clean_take(jack128, tmp_path, 120.0, 6.0)
-    assert check_frames(r) > 0
+    assert checked_take(jack128, tmp_path, 120.0, 6.0)
 
 
 @pytest.mark.jack
