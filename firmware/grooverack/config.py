@@ -206,20 +206,20 @@ def _keys() -> list[Key]:
             doc="no voice plays more than this many times its style's real hits per loop at "
                 "follow 1 (1 + kit_cap_ab times at follow 0; at density 0.5, scaled with "
                 "density; 0 = no budget): a line cannot hand one drum a drummer's whole part"),
-        Key("generation.kit_floor", 0.9, "x", 0.0, 1.0,
+        Key("generation.kit_floor", 0.75, "x", 0.0, 1.0,
             doc="kick, snare, hats, crash and ride each play at least this many times their "
                 "style's real hits per loop (rounded, at random with kit_random_round; at "
                 "density 0.5, scaled with density; never over max_count or the kit_cap budget; "
                 "the toms have kit_floor_fills), the cells the model scores highest added at the "
                 "voice's own mean velocity: a line leaves the kit thin (no ride, few hats, a kick "
                 "short at mid follow). 0 = no floor"),
-        Key("generation.kit_cap_ab", 0.1, "x", 0.0, 1.0,
+        Key("generation.kit_cap_ab", 0.5, "x", 0.0, 1.0,
             doc="the kit_cap budget's extra room at follow 0 (A/B, the bank's real drummers' "
                 "patterns): kit_cap x (1 + this x (1 - follow)) times the style's real hits"),
-        Key("generation.kit_floor_fills", 0.75, "x", 0.0, 1.0,
+        Key("generation.kit_floor_fills", 0.0, "x", 0.0, 1.0,
             doc="the toms (fills) each play at least this many times their style's real hits "
                 "per loop, on average over loops (as kit_floor; 0 = no floor for the toms)"),
-        Key("generation.kit_random_round", True,
+        Key("generation.kit_random_round", False,
             doc="the kit_floor and kit_cap counts are rounded down or up at random each loop (a "
                 "voice then averages floor x its real count over loops: 0.4 crashes a loop is a "
                 "crash in 2 loops of 5); off = floors to the nearest count (under half a hit: "

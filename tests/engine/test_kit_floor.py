@@ -2,7 +2,7 @@
 
 `euclid:7:16`, a line the model never saw in training, left the kit thin: patterns without a
 ride or an open hat at every follow, the realism distance at follow 0.5 over 0.3.
-`generation.kit_floor` keeps kick, snare, hats, crash and ride at 0.75 x (rounded) the style's real
+`generation.kit_floor` keeps kick, snare, hats, crash and ride at round(0.75 x) the style's real
 count, at least."""
 
 from __future__ import annotations
@@ -43,17 +43,14 @@ def play(runner: ModelRunner, seed: int, follow: float, floor: float) -> np.ndar
 
 
 def test_the_shipped_default_is_the_floor_measured_best():
-    # 0.75 until the style's means (issue 29 item 5: test_kit_styles.py), 0.9 since
-    assert SCHEMA["generation.kit_floor"].default == 0.9
+    assert SCHEMA["generation.kit_floor"].default == 0.75
 
 
 def test_a_line_gets_a_whole_kit_at_every_follow(runner):
     gen = Generator(runner)
     real = gen._real_hits(0)
     assert real is not None
-    # the floor rounded down: with generation.kit_random_round (the default) a loop holds
-    # floor(0.75 x real) or one more
-    least = floors(real, np.full(9, 0.5), 0.75, np.zeros(9))
+    least = floors(real, np.full(9, 0.5), 0.75)
     distance = {0.0: [], 0.75: []}
     for seed in SEEDS:
         for follow in (0.5, 0.9):

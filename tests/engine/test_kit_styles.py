@@ -62,19 +62,20 @@ def distance(counts: np.ndarray, real: np.ndarray) -> float:
 
 
 BEFORE = {"kit_floor": 0.75, "kit_cap_ab": 0.5, "kit_floor_fills": 0.0, "kit_random_round": False}
+MEASURED = {"kit_floor": 0.9, "kit_cap_ab": 0.1, "kit_floor_fills": 0.75, "kit_random_round": True}
 
 
-def test_the_shipped_defaults_are_the_kit_measured_best():
-    assert SCHEMA["generation.kit_floor"].default == 0.9
-    assert SCHEMA["generation.kit_floor_fills"].default == 0.75
-    assert SCHEMA["generation.kit_cap_ab"].default == 0.1
-    assert SCHEMA["generation.kit_random_round"].default is True
+def test_the_defaults_are_the_kit_before_the_measured_one():
+    # not made the default: the toms' floor puts a tom in every loop (real loops: half), the
+    # step from follow 0 to 0.1 went over 8 cells on test (benchmarks/README.md)
+    for key, value in BEFORE.items():
+        assert SCHEMA[f"generation.{key}"].default == value
 
 
 @pytest.mark.parametrize("style", ["latin", "funk"])
 def test_the_mean_over_loops_sits_on_the_styles_real_means(runner, style):
     for follow in (0.0, 0.5, 0.9):
-        real, now = mean_counts(runner, style, follow)
+        real, now = mean_counts(runner, style, follow, **MEASURED)
         _, before = mean_counts(runner, style, follow, **BEFORE)
         assert distance(now, real) <= 0.09, (style, follow, now - real)
         assert distance(now, real) < distance(before, real), (style, follow, now, before)
