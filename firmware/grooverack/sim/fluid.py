@@ -23,6 +23,11 @@ SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 # convention of Böck, Krebs and Schedl 2012, which combines annotated onsets within 30 ms). It is
 # fixed here, never tuned to the detector; matching uses a +-25 ms window (`matched_offsets`).
 MERGE_S = 0.030
+# The keys FluidR3 GM's drum kits have samples for (channel 10). GM's percussion map is 35-81;
+# FluidR3 adds 27-34 and 82-87. A note-on outside (GMD's hi-hat edge notes 22 and 26, for one)
+# renders as silence: no sound, so no onset to hear, and `note_ons` leaves it out of the truth.
+DRUM_KEYS = range(27, 88)
+DRUM_CHANNEL = 9
 
 
 def available() -> str | None:
@@ -56,7 +61,8 @@ def render(midi: str | Path, rate: int, out: str | Path | None = None) -> np.nda
 
 def note_ons(midi: str | Path, merge_s: float = MERGE_S) -> list[tuple[float, float]]:
     """(seconds, velocity 0..1) of each onset of `midi`: note-ons within `merge_s` of a group's
-    first are one onset, at the first one's time with the loudest velocity."""
+    first are one onset, at the first one's time with the loudest velocity. A drum note-on
+    (channel 10) FluidR3 has no sample for (outside `DRUM_KEYS`) makes no sound and is left out."""
     import mido
 
     t = 0.0
@@ -64,6 +70,8 @@ def note_ons(midi: str | Path, merge_s: float = MERGE_S) -> list[tuple[float, fl
     for msg in mido.MidiFile(str(midi)):
         t += msg.time
         if msg.type == "note_on" and msg.velocity > 0:
+            if msg.channel == DRUM_CHANNEL and msg.note not in DRUM_KEYS:
+                continue  # silent in the render: not an onset
             times.append((t, msg.velocity / 127.0))
     times.sort()
     groups: list[list[tuple[float, float]]] = []
