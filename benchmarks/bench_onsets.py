@@ -17,7 +17,7 @@ rendered with FluidSynth and FluidR3 GM at 22.05, 44.1 and 48 kHz, scaled to a p
 its first channel streamed through the detector in 256-frame blocks.
 
 Truth: the note-ons, those within 30 ms of a group's first counting as one onset
-(`fluid.note_ons`). Per condition: pooled precision, recall, F1 at +-25 ms; the median offset
+(`fluid.note_ons`; drum notes FluidR3's kit has no sample for, silent in the render, left out). Per condition: pooled precision, recall, F1 at +-25 ms; the median offset
 (heard - true) and the p90 of |offset - median|; the groove agreement (the hit steps, 16ths at
 the file's tempo, that the heard onsets and the note-ons share, over the steps either has); the
 detection delay (report - onset sample). CPU: process time of the detector over audio time at
