@@ -25,9 +25,11 @@ toms a loop) or leave out the kick on the one. Three rules, applied to the sampl
   left out while a group is removed), the moved beats counted first and the model's own hits
   (the re-voiced ghost notes among them) trimmed by score behind them. A removed kick: the
   lowest voice left (low tom, then mid tom, then high tom) takes each bar's one as the kick
-  would (the anchor: the one thing allowed over that budget, so a style with under 1.33 low
-  toms a loop goes over 1.5 x there); beat 3 of each bar goes to the low or mid tom with room
-  left, else it is dropped, as is the rest of the kick's part. A removed snare: the backbeat
+  would, and beat 3 of each bar goes to the low or mid tom with room left, else to that same
+  low voice: the downbeats (beats 1 and 3) are the anchor, the one thing allowed over that
+  budget (a style with under 2.67 low toms a loop goes over 1.5 x there, on that voice only);
+  a high tom left as the lowest voice takes the ones alone. The rest of the kick's part is
+  dropped. A removed snare: the backbeat
   (beat 4 of each bar, then beat 2) goes to the stand-in (high, mid, low tom, open hat) with
   room for that beat in most bars (the model's score between equals), so each bar sounds alike;
   a beat none has room for is dropped, and the re-voiced ghost notes go before the moved beats.
@@ -213,6 +215,10 @@ def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
                         if not silent[v] and room[v] - moved[:, v].sum() > 0]
                 if free:
                     moved[step, free[0]] = True
+                elif low in BEAT_THREE_STAND_INS:
+                    # no low voice has room: the anchor's drum takes it over its budget (the
+                    # downbeats keep their low end; nothing else of the kick's part moves)
+                    moved[step, low] = True
     if anchor and snare_removed:
         able = [v for v in BACKBEAT_STAND_INS if not silent[v]]
 
