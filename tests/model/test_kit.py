@@ -51,6 +51,15 @@ def test_a_removed_kick_keeps_the_downbeats_on_the_low_tom_and_drops_the_rest():
     assert 0 < counts[V["ride"]] <= 8
 
 
+def test_a_removed_kick_with_only_the_high_tom_left_keeps_the_ones_alone():
+    hits = np.zeros((STEPS, NUM_VOICES), bool)
+    out = keep_time(hits, np.zeros((STEPS, NUM_VOICES)), real=ROCK, density=HALF,
+                    mutes=muted("kick", "low_tom", "mid_tom"), cap=1.0, anchor=True, follow=0.9,
+                    kick_removed=True)
+    assert steps(out, "high_tom") == [0, 16]             # a high tom on beat 3 is no low end
+    assert out.sum() == 2
+
+
 def test_a_removed_kick_gives_beat_three_to_a_low_voice_with_room():
     toms = ROCK.copy()
     toms[V["low_tom"]], toms[V["mid_tom"]] = 2.0, 1.4    # a style that plays its toms
