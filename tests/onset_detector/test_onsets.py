@@ -367,3 +367,41 @@ def test_truth_leaves_out_drum_notes_the_soundfont_does_not_sound(tmp_path):
     assert min(peaks[2:]) > 1e-3, peaks  # 36, 27, 87 and the channel-1 note sound
     assert [round(t, 3) for t, _ in fluid.note_ons(path)] == [1.0, 1.5, 2.0, 2.5]
     assert 22 not in fluid.DRUM_KEYS and 26 not in fluid.DRUM_KEYS
+
+
+@needs_fluidsynth
+def test_a_gmd_beat_is_rendered_with_the_drums_the_drummer_struck(tmp_path):
+    """GMD's Roland-only keys (hi-hat edge 22 / 26, the floor tom's rim 58) are played as the GM
+    key of the same drum (`fluid.gm_drums`): each sounds, the truth counts it and the detector
+    hears it. As recorded, 22 and 26 are silent and 58 is GM's vibraslap, a rattle the detector
+    hears as several onsets; the floor tom it stands for is one."""
+    def beat(notes: tuple[int, ...], path: Path) -> Path:
+        mid = mido.MidiFile(ticks_per_beat=480)
+        track = mido.MidiTrack()
+        mid.tracks.append(track)
+        track.append(mido.MetaMessage("set_tempo", tempo=500000, time=0))  # 1 beat = 0.5 s
+        for note in notes:
+            track.append(mido.Message("note_on", channel=9, note=note, velocity=100, time=480))
+            track.append(mido.Message("note_off", channel=9, note=note, velocity=0, time=480))
+        mid.save(str(path))
+        return path
+
+    gm = fluid.gm_drums(beat((22, 26, 58), tmp_path / "roland.mid"), tmp_path / "gm.mid")
+    assert [m.note for m in mido.MidiFile(str(gm)) if m.type == "note_on"] == [42, 46, 43]
+    rate = 22050
+    audio = fluid.render(gm, rate)[:, 0]
+    peaks = [float(np.abs(audio[int(t * rate):int((t + 0.4) * rate)]).max())
+             for t in (0.5, 1.5, 2.5)]
+    assert min(peaks) > 1e-3, peaks  # every stroke sounds
+    truth = [t for t, _ in fluid.note_ons(gm)]
+    assert [round(t, 3) for t in truth] == [0.5, 1.5, 2.5]
+    heard = [o.time for o in detect(fluid.at_level(audio, -6.0), rate)]
+    assert fluid.score(heard, truth)["recall"] == 1.0, heard
+
+    def strokes(note: int) -> list[float]:
+        path = beat((note,), tmp_path / f"{note}.mid")
+        x = fluid.at_level(fluid.render(path, rate)[:, 0], -6.0)
+        return [o.time for o in detect(x, rate) if o.time < 1.0]
+
+    assert len(strokes(58)) > 1  # the vibraslap's rattle
+    assert strokes(fluid.ROLAND_TO_GM[58]) == [pytest.approx(0.5, abs=0.01)]
