@@ -35,16 +35,13 @@ REPO = Path(__file__).resolve().parents[1]
 from grooverack.storage import write_marked_section  # noqa: E402
 
 from benchmarks.bench_sync import SETTINGS, _figures, _rises  # noqa: E402
+from benchmarks.machine_info import cpu_name  # noqa: E402
 
 GROOVERACK = [sys.executable, "-m", "grooverack"]
 
 
 def machine() -> str:
-    cpu = platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
+    cpu = cpu_name()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}; load average at start {load}")

@@ -33,6 +33,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from machine_info import cpu_name  # noqa: E402
+
 MODELS = REPO / "models"
 WINDOW_S = 3.0  # the watch looks every 2 s, the worker every 0.25 s: the load falls in here
 
@@ -79,16 +82,6 @@ def take(duration: float, at: float, copy: bool, replace: bool) -> tuple[float, 
                     if r and r[0] == "output" and at <= float(r[1]) < at + WINDOW_S]
     ms = 1000.0 * np.asarray(late)
     return float(ms.max()), float(np.percentile(ms, 99)), len(ms)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> int:

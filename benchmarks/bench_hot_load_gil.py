@@ -40,6 +40,9 @@ from grooverack.model import runner as runner_module  # noqa: E402
 from grooverack.model.bank import load_bank  # noqa: E402
 from grooverack.model.watch import ModelWatch, prepare_runtime  # noqa: E402
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from machine_info import cpu_name  # noqa: E402
+
 MODELS = REPO / "models"
 
 
@@ -161,14 +164,7 @@ def main() -> int:
     finally:
         probe.close()
         shutil.rmtree(folder, ignore_errors=True)
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     import onnxruntime
 
     text = (f"The longest time a 0.2 ms-sleeping probe thread was kept from running (its gap "

@@ -25,6 +25,9 @@ import numpy as np
 from grooverack.storage import write_marked_section
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from machine_info import cpu_name  # noqa: E402
+
 TARGETS = {"p99_ms": 0.3, "max_ms": 1.0, "cpu_pct": 5.0, "ready_s": 1.5}
 
 
@@ -63,14 +66,7 @@ print(f"{1000 * late[int(0.99 * len(late))]:.4f} {1000 * late[-1]:.4f}")
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_name()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}; load average at start {load}")

@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 from grooverack.storage import write_marked_section  # noqa: E402
 
 from benchmarks.bench_sync import SETTINGS, _figures, _rises  # noqa: E402
+from benchmarks.machine_info import cpu_name  # noqa: E402
 from tests.rig.webserver import chromium, web_server  # noqa: E402
 
 BPM = 120.0
@@ -154,16 +155,6 @@ def run_with_page(browser, seconds: float, rt: bool, writes: bool) -> tuple[dict
             rate = len(calls) / max(time.monotonic() - started, 1e-9)
             context.close()
         return _figures(grid_offsets(timing)), rate
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,18 +24,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.machine_info import cpu_name  # noqa: E402
 from tests.rig import jackprobe  # noqa: E402
 from tests.rig.jackserver import start_server, stop_server  # noqa: E402
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _midi_line(f: dict) -> str:
@@ -125,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                                   + _midi_line(f), flush=True)
         finally:
             stop_server(server)
-    info = {"machine": platform.node(), "cpu": _cpu(), "cores": os.cpu_count(),
+    info = {"machine": platform.node(), "cpu": cpu_name(), "cores": os.cpu_count(),
             "command": " ".join(["python", "benchmarks/probe_jack.py", *(argv or sys.argv[1:])]),
             "rows": rows}
     if a.json:

@@ -188,6 +188,10 @@ def _keys() -> list[Key]:
         Key("onsets.rearm", 0.5, "", 0.1, 1.0,
             doc="onset detector: after an onset the next waits until the detection function "
                 "fell under this fraction of that event's peak (one onset per event)"),
+        Key("onsets.start_db", 2.0, "dB", 0.0, 20.0,
+            doc="onset detector: a sound already there when the stream starts (room noise, a "
+                "hum) is an onset only if its level changes this much over the next two frames, "
+                "as a hit's does (0 = the stream's start is always an onset)"),
         # --- generation
         Key("generation.reencode", "step", choices=("step", "bar", "loop"),
             doc="when a changed groove is re-encoded"),

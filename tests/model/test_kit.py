@@ -1,6 +1,6 @@
 """model.kit with a voice group removed (issue 29 item 4): no voice left over 1.5 x the style's
-real count, a removed kick's low end on each bar's one, a removed snare's backbeat moved and
-its ghost notes not."""
+real count, a removed kick's low end on the downbeats (beats 1 and 3), a removed snare's
+backbeat moved and its ghost notes not."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def test_revoice_budget_is_never_over_one_and_a_half_times_real():
     assert not revoice_budgets(ROCK, np.zeros(NUM_VOICES)).any()
 
 
-def test_a_removed_kick_keeps_the_one_on_the_low_tom_and_drops_the_rest():
+def test_a_removed_kick_keeps_the_downbeats_on_the_low_tom_and_drops_the_rest():
     rng = np.random.default_rng(0)
     hits = np.zeros((STEPS, NUM_VOICES), bool)
     hits[::2, V["low_tom"]] = True       # the re-voiced kick piled on the low tom: 16 a loop
@@ -41,12 +41,23 @@ def test_a_removed_kick_keeps_the_one_on_the_low_tom_and_drops_the_rest():
     score = rng.normal(size=(STEPS, NUM_VOICES))
     out = keep_time(hits, score, real=ROCK, density=HALF, mutes=muted("kick"), cap=1.0,
                     anchor=True, follow=0.9, kick_removed=True)
-    assert steps(out, "low_tom") == [0, 16]             # each bar's one: the anchor, nothing more
-    assert not out[:, V["kick"]].any() and not out[:, V["mid_tom"]].any()  # rock: 0.35 a loop
+    # beats 1 and 3 of each bar: the anchor, nothing more (rock's low tom has room for 1 and
+    # its mid tom, 0.35 a loop, for none: the downbeats go over on the low tom)
+    assert steps(out, "low_tom") == [0, 8, 16, 24]
+    assert not out[:, V["kick"]].any() and not out[:, V["mid_tom"]].any()
     counts = out.sum(axis=0)
     over = counts > 1.5 * ROCK
     assert np.flatnonzero(over).tolist() == [V["low_tom"]]  # the anchor's conflict, only there
     assert 0 < counts[V["ride"]] <= 8
+
+
+def test_a_removed_kick_with_only_the_high_tom_left_keeps_the_ones_alone():
+    hits = np.zeros((STEPS, NUM_VOICES), bool)
+    out = keep_time(hits, np.zeros((STEPS, NUM_VOICES)), real=ROCK, density=HALF,
+                    mutes=muted("kick", "low_tom", "mid_tom"), cap=1.0, anchor=True, follow=0.9,
+                    kick_removed=True)
+    assert steps(out, "high_tom") == [0, 16]             # a high tom on beat 3 is no low end
+    assert out.sum() == 2
 
 
 def test_a_removed_kick_gives_beat_three_to_a_low_voice_with_room():
@@ -80,14 +91,44 @@ def test_a_removed_snare_moves_the_backbeat_not_its_ghost_notes():
     assert not out[ghosts][:, [V[n] for n in stand_ins]].any()  # no ghost note re-voiced there
 
 
-def test_a_backbeat_no_stand_in_has_room_for_is_dropped():
+def test_a_backbeat_no_stand_in_has_room_for_goes_over_on_the_drum_carrying_the_other_beat():
     funk = np.array([8.22, 11.97, 14.74, 1.68, 0.24, 0.2, 0.33, 0.43, 2.83])
-    out = keep_time(np.zeros((STEPS, NUM_VOICES), bool), np.zeros((STEPS, NUM_VOICES)),
-                    real=funk, density=HALF, mutes=muted("snare"), cap=1.0, anchor=True,
-                    follow=0.9, snare_removed=True)
+    hits = np.zeros((STEPS, NUM_VOICES), bool)
+    hits[[2, 7], V["open_hat"]] = True    # the model's own open hats: trimmed behind the backbeat
+    out = keep_time(hits, np.zeros((STEPS, NUM_VOICES)), real=funk, density=HALF,
+                    mutes=muted("snare"), cap=1.0, anchor=True, follow=0.9, snare_removed=True)
     # funk's toms play under 2/3 of a hit a loop: the open hat (room 2) takes beat 4 of each bar
-    assert steps(out, "open_hat") == [12, 28]
+    # and, no stand-in having room for beat 2, beat 2 too: the backbeat on one drum, the only
+    # excess (4 open hats a loop where 1.5 x funk's 1.68 leaves room for 2)
+    assert steps(out, "open_hat") == [4, 12, 20, 28]
     assert not out[:, [V["high_tom"], V["mid_tom"], V["low_tom"], V["snare"]]].any()
+
+
+def test_a_removed_snare_puts_each_beat_on_one_drum_in_every_bar():
+    anyy = np.array([7.62, 10.4, 10.24, 1.31, 0.88, 0.47, 1.28, 0.57, 5.25])
+    out = keep_time(np.zeros((STEPS, NUM_VOICES), bool), np.zeros((STEPS, NUM_VOICES)),
+                    real=anyy, density=HALF, mutes=muted("snare"), cap=1.0, anchor=True,
+                    follow=0.9, snare_removed=True)
+    # `any`: room for one open hat, one high tom, one low tom; each beat stays on one drum (the
+    # one the style plays most), one hit over its room, rather than three drums in turn
+    assert steps(out, "open_hat") == [12, 28] and steps(out, "high_tom") == [4, 20]
+    assert not out[:, [V["low_tom"], V["mid_tom"]]].any()
+    silenced = keep_time(np.zeros((STEPS, NUM_VOICES), bool), np.zeros((STEPS, NUM_VOICES)),
+                         real=anyy, density=HALF, mutes=muted("snare"), cap=1.0, anchor=True,
+                         follow=0.9)
+    assert silenced[:, 1:].sum() == 0                    # only silenced: nothing moves
+
+
+def test_a_removed_snare_stays_within_the_budget_where_the_stand_ins_have_room():
+    afrocuban = np.array([6.94, 10.28, 10.24, 0.47, 0.97, 0.4, 2.12, 0.25, 10.08])
+    out = keep_time(np.zeros((STEPS, NUM_VOICES), bool), np.zeros((STEPS, NUM_VOICES)),
+                    real=afrocuban, density=HALF, mutes=muted("snare"), cap=1.0, anchor=True,
+                    follow=0.9, snare_removed=True)
+    # room for 3 high toms and 1 low tom: all four beats fit, so the cap holds (beat 2 of bar 2
+    # on the low tom) rather than a fourth high tom
+    assert steps(out, "high_tom") == [4, 12, 28] and steps(out, "low_tom") == [20]
+    assert (out.sum(axis=0) <= revoice_budgets(afrocuban, HALF) + (np.arange(NUM_VOICES) == 0)
+            * 2).all()
 
 
 def test_nothing_removed_leaves_the_budget_as_it_was():

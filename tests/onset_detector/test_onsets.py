@@ -164,6 +164,44 @@ def test_a_ringing_note_is_one_onset():
     assert len(onsets) == 1 and onsets[0].time == pytest.approx(0.2, abs=0.003)
 
 
+def _room(rate: int, seconds: float, db: float) -> np.ndarray:
+    return fluid.room_noise(int(seconds * rate), rate, db, seed=3)
+
+
+@pytest.mark.parametrize("rate", [22050, 48000])
+def test_noise_that_starts_with_the_stream_is_not_an_onset(rate):
+    """Room noise (-45 dB under the hits) that begins with the stream, as it does when a
+    capture device opens, is a sound already playing: no onset at the start. A hit at the very
+    first sample is still one (it changes the level within two frames; the noise does not)."""
+    later = [0.3, 0.62, 1.0]
+    x = clicks(rate, later) + _room(rate, 2.0, -45.0)
+
+    def early(onsets: list) -> list[float]:
+        return [o.time for o in onsets if o.time < 0.2]
+
+    assert early(detect(x, rate)) == []
+    # the old behaviour, start_db = 0: the stream's first frame is an onset
+    assert early(detect(x, rate, OnsetParams(start_db=0.0))) == [pytest.approx(0.0, abs=0.002)]
+    heard = detect(clicks(rate, [0.0] + later) + _room(rate, 2.0, -45.0), rate)
+    assert early(heard) == [pytest.approx(0.0, abs=0.002)]
+    found = [min(abs(o.time - t) for o in heard) for t in later]
+    assert max(found) < 0.005, found
+    # clean: a hit at sample 0 out of digital silence
+    assert early(detect(clicks(rate, [0.0] + later), rate)) == [pytest.approx(0.0, abs=0.002)]
+
+
+def test_a_stream_start_onset_waits_only_for_its_two_frames():
+    rate = 48000
+    det = OnsetDetector(rate)
+    x = clicks(rate, [0.0, 0.5])
+    got = []
+    for i in range(0, len(x), 256):
+        got += det.feed(x[i:i + 256])
+    assert got[0].sample == 0
+    assert (got[0].reported - got[0].sample) / rate * 1000 <= det.delay_ms + 1
+    assert (got[1].reported - got[1].sample) / rate * 1000 <= det.delay_ms
+
+
 def test_params_come_from_the_config_keys():
     from grooverack.config import SCHEMA, Settings
 
@@ -172,7 +210,7 @@ def test_params_come_from_the_config_keys():
     assert params.threshold == 2.0 and params.hop_ms == 4.0
     defaults = OnsetParams()
     for name in ("frame_ms", "range_db", "velocity_curve", "combine_ms", "threshold", "spread",
-                 "rearm"):
+                 "rearm", "start_db"):
         assert SCHEMA[f"onsets.{name}"].default == getattr(defaults, name)
 
 
@@ -303,3 +341,67 @@ def test_sim_refuses_bad_audio_naming_the_file_and_what_was_found(tmp_path, caps
                  "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "mono.flac" in err and "1 channel" in err
+
+
+# --- the truth: what the render sounds ----------------------------------------------------------
+
+@needs_fluidsynth
+def test_truth_leaves_out_drum_notes_the_soundfont_does_not_sound(tmp_path):
+    """GMD plays its hi-hat edge on notes 22 and 26: FluidR3's kit has no sample there, the
+    render is silent, and the truth (`fluid.note_ons`) has no onset for them."""
+    mid = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=500000, time=0))  # 1 beat = 0.5 s
+    for note in (22, 26, 36, 27, 87):
+        track.append(mido.Message("note_on", channel=9, note=note, velocity=100, time=0))
+        track.append(mido.Message("note_off", channel=9, note=note, velocity=0, time=480))
+    track.append(mido.Message("note_on", channel=0, note=22, velocity=100, time=0))  # a melody
+    track.append(mido.Message("note_off", channel=0, note=22, velocity=0, time=480))
+    path = tmp_path / "keys.mid"
+    mid.save(str(path))
+    audio = fluid.render(path, 22050)[:, 0]
+    peaks = [float(np.abs(audio[int(k * 0.5 * 22050):int((k * 0.5 + 0.4) * 22050)]).max())
+             for k in range(6)]
+    assert peaks[0] < 1e-6 and peaks[1] < 1e-6, peaks  # 22 and 26: silence
+    assert min(peaks[2:]) > 1e-3, peaks  # 36, 27, 87 and the channel-1 note sound
+    assert [round(t, 3) for t, _ in fluid.note_ons(path)] == [1.0, 1.5, 2.0, 2.5]
+    assert 22 not in fluid.DRUM_KEYS and 26 not in fluid.DRUM_KEYS
+
+
+@needs_fluidsynth
+def test_a_gmd_beat_is_rendered_with_the_drums_the_drummer_struck(tmp_path):
+    """GMD's Roland-only keys (hi-hat edge 22 / 26, the floor tom's rim 58) are played as the GM
+    key of the same drum (`fluid.gm_drums`): each sounds, the truth counts it and the detector
+    hears it. As recorded, 22 and 26 are silent and 58 is GM's vibraslap, a rattle the detector
+    hears as several onsets; the floor tom it stands for is one."""
+    def beat(notes: tuple[int, ...], path: Path) -> Path:
+        mid = mido.MidiFile(ticks_per_beat=480)
+        track = mido.MidiTrack()
+        mid.tracks.append(track)
+        track.append(mido.MetaMessage("set_tempo", tempo=500000, time=0))  # 1 beat = 0.5 s
+        for note in notes:
+            track.append(mido.Message("note_on", channel=9, note=note, velocity=100, time=480))
+            track.append(mido.Message("note_off", channel=9, note=note, velocity=0, time=480))
+        mid.save(str(path))
+        return path
+
+    gm = fluid.gm_drums(beat((22, 26, 58), tmp_path / "roland.mid"), tmp_path / "gm.mid")
+    assert [m.note for m in mido.MidiFile(str(gm)) if m.type == "note_on"] == [42, 46, 43]
+    rate = 22050
+    audio = fluid.render(gm, rate)[:, 0]
+    peaks = [float(np.abs(audio[int(t * rate):int((t + 0.4) * rate)]).max())
+             for t in (0.5, 1.5, 2.5)]
+    assert min(peaks) > 1e-3, peaks  # every stroke sounds
+    truth = [t for t, _ in fluid.note_ons(gm)]
+    assert [round(t, 3) for t in truth] == [0.5, 1.5, 2.5]
+    heard = [o.time for o in detect(fluid.at_level(audio, -6.0), rate)]
+    assert fluid.score(heard, truth)["recall"] == 1.0, heard
+
+    def strokes(note: int) -> list[float]:
+        path = beat((note,), tmp_path / f"{note}.mid")
+        x = fluid.at_level(fluid.render(path, rate)[:, 0], -6.0)
+        return [o.time for o in detect(x, rate) if o.time < 1.0]
+
+    assert len(strokes(58)) > 1  # the vibraslap's rattle
+    assert strokes(fluid.ROLAND_TO_GM[58]) == [pytest.approx(0.5, abs=0.01)]

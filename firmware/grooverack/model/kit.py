@@ -8,8 +8,9 @@ toms a loop) or leave out the kick on the one. Three rules, applied to the sampl
   bank's `real_hits`: mean hits per voice of the style's train loops; row 0 = all styles),
   scaled by the voice's density (0.5 = the real count; 1 = twice it; 0 = silent), and by
   1 + `ab_slack` (`generation.kit_cap_ab`, AB_SLACK by default here) * (1 - follow) (A/B's own
-  patterns get more room than a followed line). Where a voice is over, its highest-scoring cells stay (the same ranking the `max_count` top-k uses), so the
-  model's own order decides what goes. A cap of 0 turns the budget off.
+  patterns get more room than a followed line). Where a voice is over, its highest-scoring
+  cells stay (the same ranking the `max_count` top-k uses), so the model's own order decides
+  what goes. A cap of 0 turns the budget off.
 - **Floor.** No voice plays fewer than round(`floor` x the style's real count) (scaled by
   density like the budget, never over the voice's max count): a voice under it takes its
   highest-ranked cells the model left out (the same ranking, so a followed line's onsets come
@@ -30,12 +31,19 @@ toms a loop) or leave out the kick on the one. Three rules, applied to the sampl
   left out while a group is removed), the moved beats counted first and the model's own hits
   (the re-voiced ghost notes among them) trimmed by score behind them. A removed kick: the
   lowest voice left (low tom, then mid tom, then high tom) takes each bar's one as the kick
-  would (the anchor: the one thing allowed over that budget, so a style with under 1.33 low
-  toms a loop goes over 1.5 x there); beat 3 of each bar goes to the low or mid tom with room
-  left, else it is dropped, as is the rest of the kick's part. A removed snare: the backbeat
-  (beat 4 of each bar, then beat 2) goes to the stand-in (high, mid, low tom, open hat) with
-  room for that beat in most bars (the model's score between equals), so each bar sounds alike;
-  a beat none has room for is dropped, and the re-voiced ghost notes go before the moved beats.
+  would, and beat 3 of each bar goes to the low or mid tom with room left, else to that same
+  low voice: the downbeats (beats 1 and 3) are the anchor, the one thing allowed over that
+  budget (a style with under 2.67 low toms a loop goes over 1.5 x there, on that voice only);
+  a high tom left as the lowest voice takes the ones alone. The rest of the kick's part is
+  dropped. A removed snare: the backbeat
+  (beat 4 of each bar, then beat 2) moves to the stand-ins (high, mid, low tom, open hat).
+  Where they have room for all of it, each beat goes to the one with room for most of its bars
+  (the model's score between equals), the rest of its bars to the next, so each bar sounds
+  alike where it can. Where they have not (e.g. funk, whose toms play under 2/3 of a hit a
+  loop), each beat goes to one stand-in in every bar, over its budget where it has no room
+  left: the backbeat is the only excess, as a removed kick's downbeats are (the one with room
+  for most bars, then the one carrying the other beat, then the one the style plays most).
+  The re-voiced ghost notes go before the moved beats.
   An input onset (follow > 0) that this trimming leaves without any hit goes to the closed hat
   or the ride, where one has room: the line keeps its drum, on a timekeeper.
 
@@ -179,8 +187,8 @@ def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
     budget at follow 1 (times 1 + `ab_slack` * (1 - follow)); `onsets` bool [32], the steps the
     input played: a voice over budget keeps its hits on them first (by ONSET_RANK * follow);
     `kick_removed` / `snare_removed`: that group is removed (voice redistribution), so the
-    lowest voice left takes each bar's one and beat 3 / the backbeat moves to the stand-ins
-    with room (a group only silenced leaves its beats to the others); `revoiced` (implied by
+    lowest voice left takes each bar's one and beat 3 / the backbeat moves to the stand-ins,
+    over their budget only where they lack room for it (a group only silenced leaves its beats to the others); `revoiced` (implied by
     either): some group is removed, every voice left within `revoice_budgets`; `floor`: each
     voice not silent plays at least `floors` hits (within `max_counts`, the top-k limit per
     voice, and the budget), its highest-ranked cells added; `voice_follow` [9]: how far each
@@ -235,20 +243,43 @@ def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
                         if not silent[v] and room[v] - moved[:, v].sum() > 0]
                 if free:
                     moved[step, free[0]] = True
+                elif low in BEAT_THREE_STAND_INS:
+                    # no low voice has room: the anchor's drum takes it over its budget (the
+                    # downbeats keep their low end; nothing else of the kick's part moves)
+                    moved[step, low] = True
     if anchor and snare_removed:
         able = [v for v in BACKBEAT_STAND_INS if not silent[v]]
+        beats = [[bar + beat for bar in range(0, STEPS, STEPS_PER_BAR)]
+                 for beat in BACKBEAT_BEATS]  # beat 4 of every bar, then beat 2
 
         def left(v: int) -> int:
             return int(room[v] - moved[:, v].sum())
 
-        for beat in BACKBEAT_BEATS:  # beat 4 of every bar, then beat 2: one voice each if it can
-            todo = [bar + beat for bar in range(0, STEPS, STEPS_PER_BAR)]
-            while todo and (free := [v for v in able if left(v) > 0]):
-                # the stand-in with room for most of this beat's bars, the model's score between
-                pick = max(free, key=lambda v: (min(left(v), len(todo)),
-                                                float(score[todo, v].sum())))
-                take, todo = todo[:left(pick)], todo[left(pick):]
-                moved[take, pick] = True
+        if sum(max(left(v), 0) for v in able) >= sum(map(len, beats)):
+            # room for the whole backbeat within the budget: each beat to the stand-in with
+            # room for most of its bars (the model's score between equals), the rest of its
+            # bars to the next
+            for todo in beats:
+                while todo and (free := [v for v in able if left(v) > 0]):
+                    pick = max(free, key=lambda v: (min(left(v), len(todo)),
+                                                    float(score[todo, v].sum())))
+                    take, todo = todo[:left(pick)], todo[left(pick):]
+                    moved[take, pick] = True
+        else:
+            # no room for all of it: each beat on one drum in every bar, over its budget where
+            # it has no room left (the backbeat, as a removed kick's downbeats, the only
+            # excess): the one with room for most of the beat's bars, then the one carrying the
+            # other beat (the backbeat on one drum), the one the style plays most (the least
+            # over its real count), the model's score
+            style = (np.zeros(NUM_VOICES) if real is None
+                     else np.asarray(real, np.float64).reshape(NUM_VOICES) * dens)
+            carriers: list[int] = []
+            for on_beat in beats if able else ():
+                pick = max(able, key=lambda v: (min(left(v), len(on_beat)), v in carriers,
+                                                float(style[v]),
+                                                float(score[on_beat, v].sum())))
+                moved[on_beat, pick] = True
+                carriers.append(pick)
     out |= moved
     for v in range(NUM_VOICES):
         if out[:, v].sum() > room[v]:

@@ -55,6 +55,8 @@ class OnsetParams:
     velocity_min: float = 0.1    # the softest onset's velocity
     spread: float = 2.0          # + this x the median absolute deviation over that window
     rearm: float = 0.5           # re-armed once the function fell under this x the event's peak
+    start_db: float = 2.0        # a sound already there at the stream's start: an onset only if
+                                 # its level changes this much within 2 frames (a hit, not noise)
 
     @classmethod
     def from_settings(cls, settings: Any) -> OnsetParams:
@@ -91,6 +93,7 @@ class OnsetDetector:
         self.combine_samples = ms_to_samples(p.combine_ms, rate)
         self._last: int | None = None  # sample of the last onset
         self._pending: list[tuple[int, float]] = []  # (sample, strength) waiting for their level
+        self.start_samples = self.framer.size  # an onset this early began with the stream
         self.peak_level = 0.0  # the loudest sample heard (for the silence check)
 
     def _mono(self, block: np.ndarray) -> np.ndarray:
@@ -139,12 +142,36 @@ class OnsetDetector:
     def _ready(self, final: bool) -> list[Onset]:
         out = []
         fed = self.framer.samples_in
-        while self._pending and (final or self._pending[0][0] + self.velocity_samples <= fed):
-            sample, strength = self._pending.pop(0)
+        while self._pending:
+            sample, strength = self._pending[0]
+            starting = sample < self.start_samples and self.params.start_db > 0
+            wait = self.velocity_samples + (2 * self.framer.size if starting else 0)
+            if not (final or sample + wait <= fed):
+                break
+            self._pending.pop(0)
+            if starting and not self._changes(sample, fed):
+                continue
             level = onset_level(self.framer.history(sample, min(fed, sample + self.velocity_samples)))
             t = sample / self.rate
             out.append(Onset(t, self.curve(t, level), strength, sample, fed))
         return out
+
+    def _changes(self, sample: int, fed: int) -> bool:
+        """Whether the sound at `sample`, at the stream's very start, is an event: the energy of
+        its first difference (as in refine.py) over `velocity_ms` differs by `start_db` or more
+        from that of the same length one or two frames later (a hit decays, a hit under a
+        ringing one changes it). Noise or a hum that starts with the stream stays level: the
+        stream's start is then a sound already playing, not an onset."""
+        n = self.velocity_samples
+        size = self.framer.size
+        if sample + 2 * size + n > fed:  # (the stream ended first: too short to tell)
+            return True
+        x = np.diff(self.framer.history(sample - 1, sample + 2 * size + n))
+        energy = [float(np.mean(x[k * size:k * size + n] ** 2)) for k in range(3)]
+        if energy[0] <= 0.0:
+            return False
+        bar = 10 ** (self.params.start_db / 10)
+        return any(not e > 0.0 or not 1 / bar < energy[0] / e < bar for e in energy[1:])
 
     def flush(self) -> list[Onset]:
         """The stream has ended: the onsets still waiting for their level."""
@@ -154,7 +181,8 @@ class OnsetDetector:
     def delay_ms(self) -> float:
         """The longest an onset waits between its sample and its report."""
         fr = self.framer
-        return (fr.size + fr.hop) * 1000 / self.rate + self.params.velocity_ms
+        return (fr.size + fr.hop) * 1000 / self.rate + self.params.velocity_ms + (
+            2 * fr.size * 1000 / self.rate if self.params.start_db > 0 else 0.0)
 
 
 def detect(samples: np.ndarray, rate: int, params: OnsetParams | None = None,
