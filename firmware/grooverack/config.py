@@ -193,8 +193,11 @@ def _keys() -> list[Key]:
                 "hum) is an onset only if its level changes this much over the next two frames, "
                 "as a hit's does (0 = the stream's start is always an onset)"),
         # --- generation
-        Key("generation.reencode", "step", choices=("step", "bar", "loop"),
-            doc="when a changed groove is re-encoded"),
+        Key("generation.reencode", "bar", choices=("step", "bar", "loop"),
+            doc="when the line's changes to the groove are re-encoded: at the next bar line "
+                "(a drummer changes the pattern there; a line whose cycle does not divide the "
+                "2-bar loop changes the groove at every onset), every step, or every loop; a "
+                "groove knob takes effect at the next step either way"),
         Key("generation.seed", 0, "", 0, 2**31 - 1, doc="seed of sampling and random latents"),
         Key("generation.max_count", 32, "hits", 0, 32, doc="at most this many hits per voice per loop"),
         Key("generation.mode", "model", choices=("model", "rules"),
