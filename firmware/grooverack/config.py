@@ -199,7 +199,7 @@ def _keys() -> list[Key]:
         Key("onsets.ring_gate", 0.05, "dB", 0.0, 5.0,
             doc="onset detector: far from the last onset, an onset also needs this much steady "
                 "rise (mean over the bands, dB): one onset per ringing note"),
-        Key("onsets.ring_after_ms", 200.0, "ms", 0.0, 5000.0,
+        Key("onsets.ring_after_ms", 400.0, "ms", 0.0, 5000.0,
             doc="onset detector: the steady-rise gate acts from this long after the last onset "
                 "on (a groove's next hits are not held to it; 0 = always)"),
         # --- generation

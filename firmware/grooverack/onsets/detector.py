@@ -59,7 +59,7 @@ class OnsetParams:
                                  # its level changes this much within 2 frames (a hit, not noise)
     ring_margin: float = 2.0     # the steady function: each band's rise less this x its jitter
     ring_gate: float = 0.05      # far from the last onset an onset needs this much steady rise
-    ring_after_ms: float = 200.0  # ... from this long after the last onset on (0 = always)
+    ring_after_ms: float = 400.0  # ... from this long after the last onset on (0 = always)
 
     @classmethod
     def from_settings(cls, settings: Any) -> OnsetParams:
