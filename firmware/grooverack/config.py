@@ -192,7 +192,7 @@ def _keys() -> list[Key]:
             doc="onset detector: a sound already there when the stream starts (room noise, a "
                 "hum) is an onset only if its level changes this much over the next two frames, "
                 "as a hit's does (0 = the stream's start is always an onset)"),
-        Key("onsets.ring_margin", 2.0, "", 0.0, 10.0,
+        Key("onsets.ring_margin", 0.0, "", 0.0, 10.0,
             doc="onset detector: the steady rise lowers each band's rise by this times that "
                 "band's own jitter over the moving median's window (a ringing cymbal's or room "
                 "noise's random rises are no event; 0 = off)"),

@@ -424,11 +424,17 @@ def _one_note(path: Path, note: int, *, channel: int = fluid.DRUM_CHANNEL,
     return path
 
 
-def _heard(path: Path, rate: int, noisy: bool) -> list[float]:
+# the steady-rise rule (`onsets.ring_*`), off by default: it also drops the first note after
+# a stretch of room noise when that note's attack is slow (docs/onsets.md)
+RING = OnsetParams(ring_margin=2.0)
+
+
+def _heard(path: Path, rate: int, noisy: bool, params: OnsetParams | None = RING
+           ) -> list[float]:
     x = fluid.at_level(fluid.render(path, rate)[:, 0], -6.0)
     if noisy:  # room noise 45 dB under the peak, from the stream's start to its end
         x = x + fluid.room_noise(len(x), rate, -51.0, seed=3)
-    return [o.time for o in detect(x, rate)]
+    return [o.time for o in detect(x, rate, params)]
 
 
 @needs_fluidsynth
@@ -443,6 +449,8 @@ def test_a_struck_cymbal_is_one_onset(tmp_path, key, rate, noisy):
     the china cymbal with room noise at 22.05 kHz gave 3 onsets each."""
     heard = _heard(_one_note(tmp_path / "hit.mid", key), rate, noisy)
     assert heard == [pytest.approx(0.5, abs=0.01)], heard
+    if key == 49 and rate == 22050 and noisy:  # the defaults (the rule off): as before
+        assert len(_heard(_one_note(tmp_path / "hit.mid", key), rate, noisy, None)) == 3
 
 
 @needs_fluidsynth

@@ -57,7 +57,7 @@ class OnsetParams:
     rearm: float = 0.5           # re-armed once the function fell under this x the event's peak
     start_db: float = 2.0        # a sound already there at the stream's start: an onset only if
                                  # its level changes this much within 2 frames (a hit, not noise)
-    ring_margin: float = 2.0     # the steady function: each band's rise less this x its jitter
+    ring_margin: float = 0.0     # the steady function: each band's rise less this x its jitter (0 = off)
     ring_gate: float = 0.05      # far from the last onset an onset needs this much steady rise
     ring_after_ms: float = 400.0  # ... from this long after the last onset on (0 = always)
 
