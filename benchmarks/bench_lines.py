@@ -112,15 +112,15 @@ def build_real(gmd: str | None, cache: str | None, path: Path = REAL_PATH) -> di
     return out
 
 
-def test_loop_means(gmd: str | None, cache: str | None, styles: Sequence[str]
-                    ) -> dict[str, tuple[int, np.ndarray]]:
-    """Per style ('any': every loop): (loops, hits per loop per voice) of the GMD TEST split,
-    for issue 29 item 5 (read once, at the end; nothing is chosen on it)."""
+def split_loop_means(gmd: str | None, cache: str | None, styles: Sequence[str],
+                     split: str = "test") -> dict[str, tuple[int, np.ndarray]]:
+    """Per style ('any': every loop): (loops, hits per loop per voice) of a GMD split's loops
+    ('test' for issue 29 item 5, read once at the end; 'validation' for choosing)."""
     from grooverack.training.data import DEFAULT_GMD_ZIP, STYLES, load_splits
 
-    test = load_splits(Path(gmd) if gmd else DEFAULT_GMD_ZIP, cache)["test"]
-    hits = np.asarray(test.hits) > 0.5
-    style = np.asarray(test.style)
+    loops = load_splits(Path(gmd) if gmd else DEFAULT_GMD_ZIP, cache)[split]
+    hits = np.asarray(loops.hits) > 0.5
+    style = np.asarray(loops.style)
     out: dict[str, tuple[int, np.ndarray]] = {}
     for name in styles:
         mask = np.ones(len(style), bool) if name == "any" else style == STYLES.index(name)
@@ -129,18 +129,27 @@ def test_loop_means(gmd: str | None, cache: str | None, styles: Sequence[str]
     return out
 
 
-def against_test_loops(res: dict[str, Any], gmd: str | None, cache: str | None) -> None:
-    """Issue 29 item 5: each style's realism distance against that style's real TEST loops, of
-    the module's mean over lines (every line and seed pooled) at each follow, next to the real
-    TRAIN loops' mean against the same test loops -> res["styles"][s]["test_loops"]."""
-    means = test_loop_means(gmd, cache, list(res["styles"]))
+def test_loop_means(gmd: str | None, cache: str | None, styles: Sequence[str]
+                    ) -> dict[str, tuple[int, np.ndarray]]:
+    """Per style: (loops, hits per loop per voice) of the GMD TEST split (issue 29 item 5)."""
+    return split_loop_means(gmd, cache, styles, "test")
+
+
+def against_loops(res: dict[str, Any], gmd: str | None, cache: str | None,
+                  split: str = "test") -> None:
+    """Issue 29 item 5: each style's realism distance against that style's real loops of a GMD
+    split ('test': read once, at the end; 'validation': for choosing), of the module's mean over
+    lines (every line and seed pooled) at each follow, next to the real TRAIN loops' mean against
+    the same loops -> res["styles"][s]["<split>_loops"] ({"loops": 0} where the style has none
+    in that split)."""
+    means = split_loop_means(gmd, cache, list(res["styles"]), split)
     for style, sb in res["styles"].items():
         if style not in means:
-            sb["test_loops"] = {"loops": 0}
+            sb[f"{split}_loops"] = {"loops": 0}
             continue
         loops, ref = means[style]
         train = np.asarray(res["real"][style]["hits_per_loop"], float)
-        sb["test_loops"] = {
+        sb[f"{split}_loops"] = {
             "loops": loops, "hits_per_loop": [round(float(x), 3) for x in ref],
             "real_train": round(lm.realism_distance(train, ref), 4),
             "follow": {fv: round(lm.realism_distance(r["hits_per_loop"], ref), 4)
@@ -148,7 +157,13 @@ def against_test_loops(res: dict[str, Any], gmd: str | None, cache: str | None) 
             "interval": {fv: _interval(
                 [p["voices"] for p in r["lines"].values()],
                 lambda v, ref=ref: np.abs(v.mean(axis=1) - ref).sum(axis=1) / ref.sum())
-                for fv, r in sb["follow"].items()}}
+                for fv, r in sb["follow"].items()
+                if all("voices" in p for p in r["lines"].values())}}  # older results: none
+
+
+def against_test_loops(res: dict[str, Any], gmd: str | None, cache: str | None) -> None:
+    """Issue 29 item 5 on the style's TEST loops (`against_loops`, read once at the end)."""
+    against_loops(res, gmd, cache, "test")
 
 
 def load_real(path: Path = REAL_PATH) -> dict[str, Any]:
@@ -709,39 +724,8 @@ def markdown(res: dict[str, Any]) -> str:
                 + f" | {g('0.5', 'kick_on_one')} / {g('0.9', 'kick_on_one')} | "
                 f"{g('0.9', 'backbeat')} ({g('0.9', 'real_backbeat')}) | "
                 f"{g('0.9', 'covered')} | {cells} |")
-    tested = {st: sb["test_loops"] for st, sb in res["styles"].items() if "test_loops" in sb}
-    if tested:
-        fols = sorted({f for t in tested.values() for f in t.get("follow", {})}, key=float)
-        out.append("")
-        out.append("Issue 29 item 5: each style's realism distance against that style's real "
-                   "GMD TEST loops (of the mean over every line and seed; 95 % bootstrap "
-                   "interval over lines), and the real TRAIN loops' mean against the same test "
-                   "loops (no worse than that: met):")
-        out.append("")
-        out.append("| style | test loops | real train loops | " + " | ".join(
-            f"follow {f}" for f in fols) + " |")
-        out.append("|---|---|---|" + "---|" * len(fols))
-
-        def cell(t: dict[str, Any], f: str) -> str:
-            if f not in t.get("follow", {}):
-                return "-"
-            d, (lo, hi) = t["follow"][f], t["interval"][f]
-            return (f"{d:.3f} [{lo:.2f}, {hi:.2f}] "
-                    f"({'met' if d <= t['real_train'] else 'not met'})")
-
-        for style, t in tested.items():
-            if not t["loops"]:
-                out.append(f"| {style} | 0 (none in the test split) | - | "
-                           + " | ".join("-" for _ in fols) + " |")
-                continue
-            out.append(f"| {style} | {t['loops']} | {t['real_train']:.3f} | "
-                       + " | ".join(cell(t, f) for f in fols) + " |")
-        styles_t = [t for st, t in tested.items() if st != "any" and t["loops"]]
-        if styles_t:
-            out.append("| **mean over styles** | | "
-                       f"{np.mean([t['real_train'] for t in styles_t]):.3f} | " + " | ".join(
-                           f"{np.mean([t['follow'][f] for t in styles_t if f in t['follow']]):.3f}"
-                           for f in fols) + " |")
+    for split in ("validation", "test"):
+        out += _against_table(res, split)
     for style, sb in res["styles"].items():
         for fv, groups in sb.get("mutes", {}).items():
             if style != any_style and len(res["styles"]) > 2:
@@ -798,6 +782,49 @@ def markdown(res: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _against_table(res: dict[str, Any], split: str) -> list[str]:
+    """The table of `against_loops` for one split (none when it was not measured)."""
+    tested = {st: sb[f"{split}_loops"] for st, sb in res["styles"].items()
+              if f"{split}_loops" in sb}
+    if not tested:
+        return []
+    out: list[str] = []
+    fols = sorted({f for t in tested.values() for f in t.get("follow", {})}, key=float)
+    out.append("")
+    out.append("Issue 29 item 5: each style's realism distance against that style's real "
+               f"GMD {split.upper()} loops (of the mean over every line and seed; 95 % bootstrap "
+               f"interval over lines), and the real TRAIN loops' mean against the same {split} "
+               "loops (no worse than that: met):")
+    out.append("")
+    out.append(f"| style | {split} loops | real train loops | " + " | ".join(
+        f"follow {f}" for f in fols) + " |")
+    out.append("|---|---|---|" + "---|" * len(fols))
+
+    def cell(t: dict[str, Any], f: str) -> str:
+        if f not in t.get("follow", {}):
+            return "-"
+        d = t["follow"][f]
+        iv = (f" [{t['interval'][f][0]:.2f}, {t['interval'][f][1]:.2f}]"
+              if f in t["interval"] else "")
+        return (f"{d:.3f}{iv} "
+                f"({'met' if d <= t['real_train'] else 'not met'})")
+
+    for style, t in tested.items():
+        if not t["loops"]:
+            out.append(f"| {style} | 0 (none in the {split} split) | - | "
+                       + " | ".join("-" for _ in fols) + " |")
+            continue
+        out.append(f"| {style} | {t['loops']} | {t['real_train']:.3f} | "
+                   + " | ".join(cell(t, f) for f in fols) + " |")
+    styles_t = [t for st, t in tested.items() if st != "any" and t["loops"]]
+    if styles_t:
+        out.append("| **mean over styles** | | "
+                   f"{np.mean([t['real_train'] for t in styles_t]):.3f} | " + " | ".join(
+                       f"{np.mean([t['follow'][f] for t in styles_t if f in t['follow']]):.3f}"
+                       for f in fols) + " |")
+    return out
+
+
 def markdown_intervals(res: dict[str, Any], by: dict[str, Any]) -> list[str]:
     """The bootstrap intervals of a style's follows (none in a result made before them)."""
     rows = sorted(((fv, r) for fv, r in by["follow"].items() if "intervals" in r),
@@ -841,12 +868,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     from grooverack.model.runner import ModelRunner
 
     real = load_real()
-    if args.against_test_loops:
+    if args.against_test_loops or args.against_validation_loops:
         from grooverack.training.data import DEFAULT_GMD_ZIP
 
         gmd = Path(args.gmd) if args.gmd else DEFAULT_GMD_ZIP
         if not gmd.is_file():
-            raise SystemExit(f"--against-test-loops: {gmd}: the GMD zip is missing; give it "
+            raise SystemExit(f"--against-*-loops: {gmd}: the GMD zip is missing; give it "
                              "with --gmd PATH")
     try:
         runner = ModelRunner(args.manifest, variant="int8")
@@ -933,6 +960,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         res["styles"][style] = sb
     if args.against_test_loops:
         against_test_loops(res, args.gmd, args.cache)
+    if args.against_validation_loops:
+        against_loops(res, args.gmd, args.cache, "validation")
     res["targets"] = [{"target": n, "measured": v, "met": m} for n, v, m in targets(res)]
     return res
 
@@ -993,6 +1022,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="issue 29 item 5: each style's distance (of the mean over lines) "
                         "against that style's GMD TEST loops, next to the real train loops' "
                         "(needs the GMD zip, --gmd; read once, at the end)")
+    parser.add_argument("--against-validation-loops", action="store_true",
+                        help="the same against each style's GMD VALIDATION loops (for "
+                        "choosing; a style with none there has no figure: use the train means, "
+                        "the distance of the mean); with --table, added to a saved result")
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -1010,6 +1043,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.table:
         res = json.loads(Path(args.table).read_text(encoding="utf-8"))
+        if args.against_validation_loops:
+            against_loops(res, args.gmd, args.cache, "validation")
         table = markdown(res)
         print(table)
         if args.write_readme:

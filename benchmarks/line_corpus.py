@@ -53,6 +53,11 @@ EUCLID_SPECS = ("euclid:3:8:0", "euclid:5:8:0", "euclid:5:8:2", "euclid:3:8:3",
                 "euclid:5:16:0", "euclid:7:16:0", "euclid:7:16:3", "euclid:9:16:0",
                 "euclid:11:16:2", "euclid:13:16:0", "euclid:5:16:4", "euclid:7:16:8",
                 "euclid:4:12:0", "euclid:7:32:0")
+# sparse lines (few onsets a bar, cycles across the bar) added to the VALIDATION split only, after
+# the split above was drawn (issue 29: the worst line at follow 0.9 was a sparse one, and the
+# validation half had none under 10 onsets a loop); they keep the split's draws as they were
+SPARSE_VALIDATION_SPECS = ("euclid:2:16:0", "euclid:3:16:0", "euclid:4:16:2", "euclid:3:12:0",
+                           "euclid:5:12:0", "euclid:5:32:2")
 
 
 @dataclass(frozen=True)
@@ -350,7 +355,21 @@ def build_corpus() -> list[Line]:
         lines.append(Line(f"{r['kind']}-{counter[r['kind']]:02d}", r["kind"], r["origin"],
                           split_of[r["group"]], bpm, float(r["cycle_steps"]),
                           tuple(r["notes"]), r["group"]))
-    return lines
+    return lines + sparse_lines(counter.get("euclid", 0))
+
+
+def sparse_lines(after: int) -> list[Line]:
+    """The sparse Euclidean lines of the validation split (SPARSE_VALIDATION_SPECS), numbered on
+    from the corpus's `after` Euclidean lines."""
+    out = []
+    for i, spec in enumerate(SPARSE_VALIDATION_SPECS, start=after + 1):
+        src = load_source(spec)
+        origin = f"grooverack sim --input {spec}"
+        bpm = float(random.Random(f"{SEED}-bpm-{origin}").randint(*BPM_RANGE))
+        out.append(Line(f"euclid-{i:02d}", "euclid", origin, "validation", bpm,
+                        float(src.cycle_steps),
+                        tuple((n.step, n.length, n.note, n.velocity) for n in src.notes), spec))
+    return out
 
 
 def corpus_json(lines: list[Line]) -> str:

@@ -203,8 +203,11 @@ def _keys() -> list[Key]:
             doc="onset detector: the steady-rise gate acts from this long after the last onset "
                 "on (a groove's next hits are not held to it; 0 = always)"),
         # --- generation
-        Key("generation.reencode", "step", choices=("step", "bar", "loop"),
-            doc="when a changed groove is re-encoded"),
+        Key("generation.reencode", "bar", choices=("step", "bar", "loop"),
+            doc="when the line's changes to the groove are re-encoded: at the next bar line "
+                "(a drummer changes the pattern there; a line whose cycle does not divide the "
+                "2-bar loop changes the groove at every onset), every step, or every loop; a "
+                "groove knob takes effect at the next step either way"),
         Key("generation.seed", 0, "", 0, 2**31 - 1, doc="seed of sampling and random latents"),
         Key("generation.max_count", 32, "hits", 0, 32, doc="at most this many hits per voice per loop"),
         Key("generation.mode", "model", choices=("model", "rules"),
@@ -218,14 +221,26 @@ def _keys() -> list[Key]:
                 "simply not played"),
         Key("generation.kit_cap", 1.0, "x", 0.0, 4.0,
             doc="no voice plays more than this many times its style's real hits per loop at "
-                "follow 1 (1.5 times at follow 0; at density 0.5, scaled with density; 0 = no "
-                "budget): a line cannot hand one drum a drummer's whole part"),
+                "follow 1 (1 + kit_cap_ab times at follow 0; at density 0.5, scaled with "
+                "density; 0 = no budget): a line cannot hand one drum a drummer's whole part"),
         Key("generation.kit_floor", 0.75, "x", 0.0, 1.0,
             doc="kick, snare, hats, crash and ride each play at least this many times their "
-                "style's real hits per loop (rounded; at density 0.5, scaled with density; never "
-                "over max_count or the kit_cap budget; the toms, fills, are left out), the cells "
-                "the model scores highest added at the voice's own mean velocity: a line leaves the kit thin (no ride, few hats, "
-                "a kick short at mid follow). 0 = no floor"),
+                "style's real hits per loop (rounded, at random with kit_random_round; at "
+                "density 0.5, scaled with density; never over max_count or the kit_cap budget; "
+                "the toms have kit_floor_fills), the cells the model scores highest added at the "
+                "voice's own mean velocity: a line leaves the kit thin (no ride, few hats, a kick "
+                "short at mid follow). 0 = no floor"),
+        Key("generation.kit_cap_ab", 0.5, "x", 0.0, 1.0,
+            doc="the kit_cap budget's extra room at follow 0 (A/B, the bank's real drummers' "
+                "patterns): kit_cap x (1 + this x (1 - follow)) times the style's real hits"),
+        Key("generation.kit_floor_fills", 0.0, "x", 0.0, 1.0,
+            doc="the toms (fills) each play at least this many times their style's real hits "
+                "per loop, on average over loops (as kit_floor; 0 = no floor for the toms)"),
+        Key("generation.kit_random_round", False,
+            doc="the kit_floor and kit_cap counts are rounded down or up at random each loop (a "
+                "voice then averages floor x its real count over loops: 0.4 crashes a loop is a "
+                "crash in 2 loops of 5); off = floors to the nearest count (under half a hit: "
+                "none), budgets up"),
         Key("generation.colour_follow", 0.0, "x", 0.0, 1.0,
             doc="how far follow reaches the kit's colour (open hat, toms, crash, ride): those "
                 "voices follow the input by follow x this, kick, snare and closed hat by follow. "

@@ -226,6 +226,8 @@ _SCALARS: dict[str, str] = {
     "generation.mode": "mode", "generation.on_mute": "on_mute",
     "generation.kit_cap": "kit_cap", "generation.anchor": "anchor",
     "generation.colour_follow": "colour_follow", "generation.kit_floor": "kit_floor",
+    "generation.kit_floor_fills": "kit_floor_fills", "generation.kit_cap_ab": "kit_cap_ab",
+    "generation.kit_random_round": "kit_random_round",
 }
 # key families, one key per voice: prefix -> field (a tuple in voices.VOICE_NAMES order)
 _PER_VOICE: dict[str, str] = {"density.": "voice_density", "mute.": "mutes"}
@@ -300,6 +302,9 @@ class GenerationControls:
     anchor: bool = _default("generation.anchor")
     colour_follow: float = _default("generation.colour_follow")
     kit_floor: float = _default("generation.kit_floor")
+    kit_floor_fills: float = _default("generation.kit_floor_fills")
+    kit_cap_ab: float = _default("generation.kit_cap_ab")
+    kit_random_round: bool = _default("generation.kit_random_round")
 
     def __post_init__(self) -> None:
         # the one range check of what generation reads (the schema's, as every entry has it);

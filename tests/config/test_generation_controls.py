@@ -29,6 +29,9 @@ def test_defaults_are_the_schemas():
     ("generation.mode", "dice", "one of 'model', 'rules'"),
     ("generation.kit_cap", 9.0, "a number from 0 to 4"),
     ("generation.kit_floor", 1.5, "a number from 0 to 1"),
+    ("generation.kit_floor_fills", -0.1, "a number from 0 to 1"),
+    ("generation.kit_cap_ab", 2.0, "a number from 0 to 1"),
+    ("generation.kit_random_round", "often", "true or false"),
     ("mute.ride", "maybe", "true or false"),
 ])
 def test_a_value_out_of_range_names_the_control_the_value_and_the_range(key, value, allowed):

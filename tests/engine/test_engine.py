@@ -138,7 +138,7 @@ def test_a_first_groove_is_followed_from_the_first_bar_line_then_whole(fake_runn
     """A line starting into an empty groove is followed from the first bar line after its first
     onset, the heard bar copied over the unheard one (a half-heard loop would encode as a
     half-empty groove and silence the drums), renewed at each bar line until a whole loop was
-    heard; then the groove itself, and later changes at the next step."""
+    heard; then the groove itself, and later changes at the next bar line."""
     eng = engine(fake_runner, follow=1.0)
     eng.start(0.0)
     eng.advance(STEP_S)
@@ -158,8 +158,10 @@ def test_a_first_groove_is_followed_from_the_first_bar_line_then_whole(fake_runn
     eng.advance(35 * STEP_S)
     followed = eng.pattern.info["groove_version"]
     assert followed > first.info["groove_version"]
-    eng.onset(41 * STEP_S, velocity=0.5)             # a change of a followed groove: next step
-    eng.advance(43 * STEP_S)
+    eng.onset(41 * STEP_S, velocity=0.5)   # a change of a followed groove: at the bar line
+    eng.advance(47 * STEP_S)
+    assert eng.pattern.info["groove_version"] == followed
+    eng.advance(49 * STEP_S)
     assert eng.pattern.info["groove_version"] > followed
 
 

@@ -13,10 +13,11 @@ Generator <- (groove, controls) at step commits; Player <- pattern + clock -> ev
 
 When the generator is asked for a new pattern (at the commit of step `s`, i.e. when the position
 reaches s - 0.5): a control changed (decode only), the tempo moved by TEMPO_STEP from the one the
-pattern was made for (a tempo-conditioned model only; decode only), the groove changed and `s` is on the
-`generation.reencode` boundary (step / bar / loop; a first groove, into an empty one, from the
-first bar line after its first onset, read bar-filled until a whole loop has been heard: see
-`_before_commit`), or a new loop starts with uncertainty > 0
+pattern was made for (a tempo-conditioned model only; decode only), the groove changed and `s` is
+on the `generation.reencode` boundary (bar, the default / step / loop; after a groove knob, the
+next step; a first groove, into an empty one, from the first bar line after its first onset, read
+bar-filled until a whole loop has been heard: see `_before_commit`), or a new loop starts with
+uncertainty > 0
 (new sampling noise: the pattern varies from loop to loop, by the loop count only, never by the
 input). Synchronously the new pattern plays from step `s`; threaded from a later commit.
 """
@@ -89,6 +90,7 @@ class Engine:
         self._horizon = -math.inf      # the latest t_until of advance()
         self._serial = 0
         self._controls_dirty = False
+        self._knob_dirty = False  # a groove knob moved: re-encode at the next step
         self._groove = self.capture.groove
         self._groove_version = self.capture.version
         self._listening_since: int | None = None   # step of the first onset into an empty groove
@@ -161,7 +163,9 @@ class Engine:
         want = self._model_commit(step) or want
         want = self._fill_commit(step) or want
         every = REENCODE_EVERY[self.settings["generation.reencode"]]
-        if (self.capture.version != self._groove_version or self._partial) and step % every == 0:
+        boundary = step % every == 0 or (self._knob_dirty and not self._partial)
+        self._knob_dirty = False
+        if (self.capture.version != self._groove_version or self._partial) and boundary:
             groove = self.capture.groove
             if not groove[:, 0].any():
                 self._listening_since = None
@@ -171,7 +175,10 @@ class Engine:
             # half-captured loop would encode as a half-empty groove (the drums falling silent
             # where the line has not been heard yet), so until a whole loop has been heard the
             # model reads the heard bar(s) copied over the unheard ones (`bar_filled`), renewed
-            # at each bar line. Once a loop has been heard, changes are followed at once.
+            # at each bar line. Once a loop has been heard, changes are followed at the next
+            # `generation.reencode` boundary (default: the bar line, as a drummer changes a
+            # pattern; a line whose cycle does not divide the loop changes the groove at every
+            # onset, and re-encoding each step would stitch one loop from a dozen patterns).
             if heard >= STEPS or (self._groove[:, 0].any() and not self._partial):
                 self._groove = groove
                 self._groove_version = self.capture.version
@@ -364,6 +371,13 @@ class Engine:
     def _generation_changed(self, name: str, value: Any, t: float) -> None:
         self._controls_dirty = True  # the next step boundary asks for a new decode
 
+    def _groove_knob(self, **amounts: float) -> None:
+        """A groove knob (velocity, offset) reshapes the groove already heard: re-encoded at the
+        next step, as a control is, not at the `generation.reencode` boundary the line's own
+        changes wait for."""
+        self.capture.set_amounts(**amounts)
+        self._knob_dirty = True
+
     def _outputs_changed(self, name: str, value: Any, t: float) -> None:
         player, settings = self.player, self.settings
         player.outputs = int(settings["outputs.count"])
@@ -542,8 +556,8 @@ _SETTERS: dict[str, Setter] = {
     "quantize": lambda e, _, v, t: setattr(e.player, "quantize", v),
     "tempo": lambda e, _, v, t: e.clock.set_tempo(v, t),
     "swing": lambda e, _, v, t: e.clock.set_swing(v, t),
-    "groove_velocity": lambda e, _, v, t: e.capture.set_amounts(velocity=v),
-    "groove_offset": lambda e, _, v, t: e.capture.set_amounts(offset=v),
+    "groove_velocity": lambda e, _, v, t: e._groove_knob(velocity=v),
+    "groove_offset": lambda e, _, v, t: e._groove_knob(offset=v),
     "record": lambda e, _, v, t: e.capture.set_mode(v),
     "memory": lambda e, _, v, t: e.capture.set_memory(v),
     "clock.source": lambda e, _, v, t: e.clock.set_source(v, t),

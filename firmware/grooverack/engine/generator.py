@@ -278,7 +278,9 @@ class Generator:
                        onsets=groove[:, 0] > 0, follow=follow if z_groove is not None else 0.0,
                        kick_removed=bool(removed) and bool(removed[0]),
                        snare_removed=len(removed) > 1 and bool(removed[1]),
-                       revoiced=bool(removed), floor=c.kit_floor, voice_follow=per_voice)
+                       revoiced=bool(removed), floor=c.kit_floor, voice_follow=per_voice,
+                       fill_floor=c.kit_floor_fills, random_round=c.kit_random_round,
+                       ab_slack=c.kit_cap_ab)
         hits, vel, off = sampling.sample_pattern(
             logits, vel, off, temperature=sampling.temperature(uncertainty),
             thresholds=thresholds, density=np.asarray(density),

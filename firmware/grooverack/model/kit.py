@@ -7,15 +7,21 @@ toms a loop) or leave out the kick on the one. Three rules, applied to the sampl
 - **Budget.** No voice plays more than `cap` times the style's real per-loop count (the latent
   bank's `real_hits`: mean hits per voice of the style's train loops; row 0 = all styles),
   scaled by the voice's density (0.5 = the real count; 1 = twice it; 0 = silent), and by
-  1 + AB_SLACK * (1 - follow) (A/B's own patterns get more room than a followed line). Where a voice
-  is over, its highest-scoring cells stay (the same ranking the `max_count` top-k uses), so the
-  model's own order decides what goes. A cap of 0 turns the budget off.
+  1 + `ab_slack` (`generation.kit_cap_ab`, AB_SLACK by default here) * (1 - follow) (A/B's own
+  patterns get more room than a followed line). Where a voice is over, its highest-scoring
+  cells stay (the same ranking the `max_count` top-k uses), so the model's own order decides
+  what goes. A cap of 0 turns the budget off.
 - **Floor.** No voice plays fewer than round(`floor` x the style's real count) (scaled by
   density like the budget, never over the voice's max count): a voice under it takes its
   highest-ranked cells the model left out (the same ranking, so a followed line's onsets come
   first). A line the model never saw in training leaves the kit thin (a ride or hats missing
   from the pattern, a kick short at mid follow); a drummer keeps time on every part of the kit
-  they play. A floor of 0 turns it off.
+  they play. A floor of 0 turns it off. The toms (fills) have a floor of their own
+  (`fill_floor`), and with `random_round` every floor and budget is rounded down or up at random
+  each loop (floor(x + u), u uniform from the generation's own draws), so over loops each voice
+  averages its share of the style's count (a style's 0.4 crashes a loop: a crash in 2 loops of
+  5, where rounding to the nearest count gave none, and a budget rounded up gave every voice
+  most of a hit more than the style plays).
 - **Beat one.** Each bar's first step has a kick (the low end a drummer keeps on the one).
   A kick only silenced (`generation.on_mute = silence`) leaves the one to the others. Off with
   `anchor = False`, or when no low voice may play.
@@ -56,7 +62,7 @@ from grooverack.voices import NUM_VOICES, STEPS, STEPS_PER_BAR, VOICE_NAMES
 KICK = VOICE_NAMES.index("kick")
 # who takes the one when the kick cannot: the low voices, lowest first
 # the budget is looser for A/B (the bank's patterns are real drummers' already) than for a
-# followed line: cap * (1 + AB_SLACK * (1 - follow))
+# followed line: cap * (1 + AB_SLACK * (1 - follow)) (the engine passes generation.kit_cap_ab)
 AB_SLACK = 0.5
 # a removed snare's backbeat goes to a voice that can carry an accent on its own (a hat or ride
 # already playing there would move nothing)
@@ -95,27 +101,42 @@ class KitRules:
     revoiced: bool = False  # some group is removed: every voice left within REVOICE_OVER x real
     floor: float = 0.0  # each voice plays at least round(floor x real) (density-scaled)
     voice_follow: np.ndarray | None = None  # [9] follow per voice for the onsets' rank (None: follow)
+    fill_floor: float = 0.0  # the toms (fills, not in FLOOR_VOICES): at least fill_floor x real
+    random_round: bool = False  # floors and budgets rounded down or up at random (False: floors
+    # halves up, budgets up)
+    ab_slack: float = AB_SLACK  # the budget: cap x (1 + ab_slack x (1 - follow))
 
 
-def budgets(real: np.ndarray, density: np.ndarray, cap: float) -> np.ndarray:
-    """Per voice, the most hits a loop may hold: ceil(cap * real * 2 * density) (int64 [9]);
-    a voice with a real count > 0 and density > 0 may always play at least one. `density` 0..1
-    per voice (the controls are checked where they enter: `controls.GenerationControls`)."""
+def budgets(real: np.ndarray, density: np.ndarray, cap: float,
+            draw: np.ndarray | None = None) -> np.ndarray:
+    """Per voice, the most hits a loop may hold: ceil(cap * real * 2 * density) (int64 [9]), or
+    with `draw` [9] (uniform 0..1, one per voice) rounded down or up at random, floor(x + draw)
+    (over many loops the budget averages x itself); a voice with a real count > 0 and density >
+    0 may always play at least one. `density` 0..1 per voice (the controls are checked where
+    they enter: `controls.GenerationControls`)."""
     real = np.asarray(real, dtype=np.float64).reshape(NUM_VOICES)
     dens = np.asarray(density, dtype=np.float64).reshape(NUM_VOICES)
     raw = cap * real * 2.0 * dens
-    out = np.array([math.ceil(x - 1e-9) for x in raw], dtype=np.int64)
+    if draw is None:
+        out = np.array([math.ceil(x - 1e-9) for x in raw], dtype=np.int64)
+    else:
+        out = np.floor(raw + np.asarray(draw, np.float64).reshape(NUM_VOICES) + 1e-9).astype(np.int64)
     out[(dens > 0.0) & (real > 0.0)] = np.maximum(out[(dens > 0.0) & (real > 0.0)], 1)
     return out
 
 
-def floors(real: np.ndarray, density: np.ndarray, floor: float) -> np.ndarray:
-    """Per voice, the fewest hits a loop holds: round(floor * real * 2 * density), halves up
-    (int64 [9]); 0 where the density is 0 (a silent voice stays silent)."""
+def floors(real: np.ndarray, density: np.ndarray, floor: float | np.ndarray,
+           draw: np.ndarray | None = None) -> np.ndarray:
+    """Per voice, the fewest hits a loop holds: floor * real * 2 * density (`floor` one value or
+    one per voice) rounded (int64 [9]); 0 where the density is 0 (a silent voice stays silent).
+    Rounded halves up, or with `draw` [9] (uniform 0..1, one per voice) down or up at random:
+    floor(x + draw), so over many loops a voice averages x itself (a style's 0.4 crashes a loop
+    is a crash in 2 loops of 5, not none)."""
     real = np.asarray(real, dtype=np.float64).reshape(NUM_VOICES)
     dens = np.asarray(density, dtype=np.float64).reshape(NUM_VOICES)
-    raw = float(floor) * real * 2.0 * np.maximum(dens, 0.0)
-    return np.floor(raw + 0.5 + 1e-9).astype(np.int64)
+    raw = np.asarray(floor, dtype=np.float64) * real * 2.0 * np.maximum(dens, 0.0)
+    up = 0.5 if draw is None else np.asarray(draw, dtype=np.float64).reshape(NUM_VOICES)
+    return np.floor(raw + up + 1e-9).astype(np.int64)
 
 
 def revoice_budgets(real: np.ndarray, density: np.ndarray) -> np.ndarray:
@@ -156,13 +177,14 @@ def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
               kick_removed: bool = False, snare_removed: bool = False,
               revoiced: bool = False, floor: float = 0.0,
               max_counts: np.ndarray | int = STEPS,
-              voice_follow: np.ndarray | None = None) -> np.ndarray:
+              voice_follow: np.ndarray | None = None, fill_floor: float = 0.0,
+              floor_draw: np.ndarray | None = None, ab_slack: float = AB_SLACK) -> np.ndarray:
     """Sampled hits [32, 9] -> hits within the style's budget, with beat one (a new array).
 
     `score` [32, 9]: each cell's margin over its threshold (higher = the model wants it more);
     `real`: the style's real per-loop counts [9] (None: no budget); `density` the effective
     density per voice; `mutes` bool [9] (a muted voice never plays, here either); `cap` the
-    budget at follow 1 (times 1 + AB_SLACK * (1 - follow)); `onsets` bool [32], the steps the
+    budget at follow 1 (times 1 + `ab_slack` * (1 - follow)); `onsets` bool [32], the steps the
     input played: a voice over budget keeps its hits on them first (by ONSET_RANK * follow);
     `kick_removed` / `snare_removed`: that group is removed (voice redistribution), so the
     lowest voice left takes each bar's one and beat 3 / the backbeat moves to the stand-ins,
@@ -177,7 +199,7 @@ def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
     played = out.any(axis=1)  # the steps the model played before any trimming
     score = np.asarray(score, dtype=np.float64)
     f = float(follow)  # 0..1: checked where it entered (controls.GenerationControls)
-    cap = cap * (1.0 + AB_SLACK * (1.0 - f))
+    cap = cap * (1.0 + float(ab_slack) * (1.0 - f))
     dens = np.asarray(density, dtype=np.float64).reshape(NUM_VOICES)
     silent = np.asarray(mutes, dtype=bool).reshape(NUM_VOICES) | ~(dens > 0.0)
     rank = score
@@ -187,15 +209,16 @@ def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
         rank = score + ONSET_RANK * weight * on
     most = None
     if real is not None and cap > 0.0:
-        most = budgets(real, dens, cap)
+        most = budgets(real, dens, cap, floor_draw)
         for voice in np.flatnonzero(out.sum(0) > most):
             _trim(out, rank, int(voice), int(most[voice]))
-    if real is not None and floor > 0.0:
-        least = np.minimum(floors(real, dens, floor), np.asarray(max_counts, dtype=np.int64))
+    if real is not None and (floor > 0.0 or fill_floor > 0.0):
+        per_voice = np.where(_NOT_FLOORED, float(fill_floor), float(floor))
+        least = np.minimum(floors(real, dens, per_voice, floor_draw),
+                           np.asarray(max_counts, dtype=np.int64))
         if most is not None:
             least = np.minimum(least, most)
         least[silent] = 0
-        least[_NOT_FLOORED] = 0
         _fill(out, rank, least)
     if anchor and not silent[KICK]:
         out[::STEPS_PER_BAR, KICK] = True  # each bar's one

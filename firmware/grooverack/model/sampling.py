@@ -183,6 +183,7 @@ def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.n
         raise ValueError(f"hit_logits must be [{STEPS}, {NUM_VOICES}], got {list(x.shape)}")
     t = float(temperature)
     noise = rng.logistic(size=x.shape)
+    floor_draw = rng.random(NUM_VOICES)  # the kit's rounding (drawn always: the same noise)
     score = x - density_logits(thresholds, density) + t * noise  # -inf where density is 0
     hits = score > 0.0
     if mutes is not None:
@@ -205,7 +206,9 @@ def sample_pattern(hit_logits: np.ndarray, velocities: np.ndarray, offsets: np.n
                          follow=kit.follow, kick_removed=kit.kick_removed,
                          snare_removed=kit.snare_removed, revoiced=kit.revoiced,
                          floor=kit.floor, max_counts=max_counts,
-                         voice_follow=kit.voice_follow)
+                         voice_follow=kit.voice_follow, fill_floor=kit.fill_floor,
+                         floor_draw=floor_draw if kit.random_round else None,
+                         ab_slack=kit.ab_slack)
         velocities = added_velocities(hits, sampled, velocities)
     return _velocities_offsets(hits, velocities, offsets)
 
