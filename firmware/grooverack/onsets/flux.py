@@ -13,7 +13,8 @@ mean rise with each band's rise first lowered by `margin` x that band's own jitt
 hi-hat, a crash, room noise) jitters by several dB in the bands that hold only one or two FFT
 bins, and now and then a few neighbouring ones rise together: a rise of the mean that is no new
 event. Less its own jitter such a rise is nothing; a new attack rises over it. The picker
-(peaks.py) uses it as a veto only, far from the last onset (`onsets.ring_after_ms`).
+(peaks.py) uses it as a veto only, far from the last onset (`onsets.ring_after_ms`); off by
+default (`onsets.ring_margin` = 0, docs/onsets.md says why).
 """
 
 from __future__ import annotations
