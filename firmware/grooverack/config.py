@@ -192,6 +192,16 @@ def _keys() -> list[Key]:
             doc="onset detector: a sound already there when the stream starts (room noise, a "
                 "hum) is an onset only if its level changes this much over the next two frames, "
                 "as a hit's does (0 = the stream's start is always an onset)"),
+        Key("onsets.ring_margin", 0.0, "", 0.0, 10.0,
+            doc="onset detector: the steady rise lowers each band's rise by this times that "
+                "band's own jitter over the moving median's window (a ringing cymbal's or room "
+                "noise's random rises are no event; 0 = off)"),
+        Key("onsets.ring_gate", 0.05, "dB", 0.0, 5.0,
+            doc="onset detector: far from the last onset, an onset also needs this much steady "
+                "rise (mean over the bands, dB): one onset per ringing note"),
+        Key("onsets.ring_after_ms", 400.0, "ms", 0.0, 5000.0,
+            doc="onset detector: the steady-rise gate acts from this long after the last onset "
+                "on (a groove's next hits are not held to it; 0 = always)"),
         # --- generation
         Key("generation.reencode", "bar", choices=("step", "bar", "loop"),
             doc="when the line's changes to the groove are re-encoded: at the next bar line "

@@ -405,3 +405,86 @@ def test_a_gmd_beat_is_rendered_with_the_drums_the_drummer_struck(tmp_path):
 
     assert len(strokes(58)) > 1  # the vibraslap's rattle
     assert strokes(fluid.ROLAND_TO_GM[58]) == [pytest.approx(0.5, abs=0.01)]
+
+
+def _one_note(path: Path, note: int, *, channel: int = fluid.DRUM_CHANNEL,
+              program: int | None = None, hold: float = 0.5) -> Path:
+    """A MIDI file with one note-on at 0.5 s (held `hold` s), then FluidSynth's ring-out."""
+    mid = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=500000, time=0))  # 1 beat = 0.5 s
+    if program is not None:
+        track.append(mido.Message("program_change", channel=channel, program=program, time=0))
+    track.append(mido.Message("note_on", channel=channel, note=note, velocity=100, time=480))
+    track.append(mido.Message("note_off", channel=channel, note=note, velocity=0,
+                              time=int(hold * 960)))
+    track.append(mido.MetaMessage("end_of_track", time=480))
+    mid.save(str(path))
+    return path
+
+
+# the steady-rise rule (`onsets.ring_*`), off by default: it also drops the first note after
+# a stretch of room noise when that note's attack is slow (docs/onsets.md)
+RING = OnsetParams(ring_margin=2.0)
+
+
+def _heard(path: Path, rate: int, noisy: bool, params: OnsetParams | None = RING
+           ) -> list[float]:
+    x = fluid.at_level(fluid.render(path, rate)[:, 0], -6.0)
+    if noisy:  # room noise 45 dB under the peak, from the stream's start to its end
+        x = x + fluid.room_noise(len(x), rate, -51.0, seed=3)
+    return [o.time for o in detect(x, rate, params)]
+
+
+@needs_fluidsynth
+@pytest.mark.parametrize("noisy", [False, True], ids=["clean", "room"])
+@pytest.mark.parametrize("rate", [22050, 48000])
+@pytest.mark.parametrize("key", [49, 51, 52], ids=["crash", "ride", "chinese"])
+def test_a_struck_cymbal_is_one_onset(tmp_path, key, rate, noisy):
+    """One cymbal struck alone (FluidR3, 5-11 s of ring-out): one onset, at its stroke. The
+    log spectrum is level-independent, so the jitter of a noisy decay (and of room noise once
+    the cymbal is under it) is as large 40 dB down as at the stroke; far from the last onset an
+    onset must also rise over each band's own jitter (`onsets.ring_*`). Before: the crash and
+    the china cymbal with room noise at 22.05 kHz gave 3 onsets each."""
+    heard = _heard(_one_note(tmp_path / "hit.mid", key), rate, noisy)
+    assert heard == [pytest.approx(0.5, abs=0.01)], heard
+    if key == 49 and rate == 22050 and noisy:  # the defaults (the rule off): as before
+        assert len(_heard(_one_note(tmp_path / "hit.mid", key), rate, noisy, None)) == 3
+
+
+@needs_fluidsynth
+@pytest.mark.parametrize("noisy", [False, True], ids=["clean", "room"])
+@pytest.mark.parametrize("rate", [22050, 48000])
+@pytest.mark.parametrize("program,note", [(0, 48), (25, 52), (48, 60)],
+                         ids=["piano", "steel-guitar", "strings"])
+def test_a_long_pitched_note_is_one_onset(tmp_path, program, note, rate, noisy):
+    """A note held 2 s and its release (5-17 s in all): one onset. Before: the steel guitar
+    and the strings with room noise at 22.05 kHz gave 2-3 (the noise-only tail)."""
+    path = _one_note(tmp_path / "note.mid", note, channel=0, program=program, hold=2.0)
+    heard = _heard(path, rate, noisy)
+    assert heard == [pytest.approx(0.5, abs=0.015)], heard
+
+
+@needs_fluidsynth
+@pytest.mark.parametrize("rate", [22050, 48000])
+def test_an_open_hat_rings_out_without_onsets_after_its_swell(tmp_path, rate):
+    """The open hi-hat (GM 46) gave onsets until 2.46 s for one stroke at 0.5 s. FluidR3's
+    sample swells by ~2 dB at ~1.26 s (a real rise of its 200 Hz-1 kHz bands, over their
+    jitter): up to it the jitter of its decay still gives onsets at 48 kHz (the rule acts only
+    400 ms after the last onset, and one that passes restarts that wait); after it, none. One
+    onset is not met yet (the strict xfail below)."""
+    path = _one_note(tmp_path / "hat.mid", 46)
+    for noisy in (False, True):
+        heard = _heard(path, rate, noisy)
+        assert heard[0] == pytest.approx(0.5, abs=0.01), heard
+        assert all(t < 1.3 for t in heard), heard
+
+
+@needs_fluidsynth
+@pytest.mark.xfail(strict=True, reason="the open hat's sample swells ~2 dB at 1.26 s: heard as "
+                   "a second onset (docs/onsets.md)")
+@pytest.mark.parametrize("rate", [22050, 48000])
+def test_an_open_hat_is_one_onset(tmp_path, rate):
+    heard = _heard(_one_note(tmp_path / "hat.mid", 46), rate, False)
+    assert heard == [pytest.approx(0.5, abs=0.01)], heard

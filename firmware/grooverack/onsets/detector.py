@@ -57,6 +57,9 @@ class OnsetParams:
     rearm: float = 0.5           # re-armed once the function fell under this x the event's peak
     start_db: float = 2.0        # a sound already there at the stream's start: an onset only if
                                  # its level changes this much within 2 frames (a hit, not noise)
+    ring_margin: float = 0.0     # the steady function: each band's rise less this x its jitter (0 = off)
+    ring_gate: float = 0.05      # far from the last onset an onset needs this much steady rise
+    ring_after_ms: float = 400.0  # ... from this long after the last onset on (0 = always)
 
     @classmethod
     def from_settings(cls, settings: Any) -> OnsetParams:
@@ -85,10 +88,13 @@ class OnsetDetector:
         history_ms = (size + self.lag * hop) * 1000 / rate + p.velocity_ms + 20 + CHUNK * 1000 / rate
         self.framer = Framer(rate, p.frame_ms, p.hop_ms, history_ms)
         self.spectrum = LogSpectrum(rate, self.framer.size, self.framer.hop, range_db=p.range_db)
-        self.flux = SpectralFlux(self.spectrum.bands, lag=self.lag)
         frames = lambda ms: max(1, int(round(ms / p.hop_ms)))  # noqa: E731
+        self.flux = SpectralFlux(self.spectrum.bands, lag=self.lag, margin=p.ring_margin,
+                                 window=frames(p.average_ms))
         self.picker = PeakPicker(p.threshold, frames(p.average_ms), frames(p.combine_ms),
-                                 frames(p.combine_ms), p.spread, p.rearm)
+                                 frames(p.combine_ms), p.spread, p.rearm, p.ring_gate,
+                                 int(round(p.ring_after_ms / p.hop_ms)))
+        self._gated = p.ring_margin > 0
         self.curve = VelocityCurve(p.velocity_curve, p.velocity_min)
         self.combine_samples = ms_to_samples(p.combine_ms, rate)
         self._last: int | None = None  # sample of the last onset
@@ -120,8 +126,9 @@ class OnsetDetector:
         if len(frames):
             frames = frames - frames.mean(axis=1, keepdims=True)  # DC offset out
             detection = self.flux(self.spectrum(frames))
-            for value, end in zip(detection, ends, strict=True):
-                if self.picker(float(value)):
+            steady = self.flux.steady if self._gated else [None] * len(detection)
+            for value, still, end in zip(detection, steady, ends, strict=True):
+                if self.picker(float(value), None if still is None else float(still)):
                     self._found(int(end), float(value))
         return self._ready(final=False)
 

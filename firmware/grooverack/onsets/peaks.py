@@ -10,6 +10,10 @@ A frame n is an onset when all hold:
 3. the picker is armed: after an onset it waits until the detection function has fallen below
    `rearm` (half) of that event's peak (the rest of one attack is not a second onset), and at least
    `combine` frames.
+4. far from the last onset (`quiet` frames or more since it: `onsets.ring_after_ms`) the
+   steady function (flux.py: the rise less each band's own jitter) is at least `gate`: the tail of
+   a ringing cymbal, a bell or room noise jitters over the bar now and then, a new attack rises
+   over its jitter. Close to an onset (a groove's next hits) the rule does not act.
 The detector adds its own rule: an onset's sample is at least `combine_ms` after the last one.
 """
 
@@ -22,8 +26,11 @@ import numpy as np
 
 class PeakPicker:
     def __init__(self, threshold: float, avg: int, before: int, combine: int,
-                 spread: float = 0.0, rearm: float = 0.5) -> None:
+                 spread: float = 0.0, rearm: float = 0.5, gate: float = 0.0,
+                 quiet: int = 0) -> None:
         self.threshold = threshold
+        self.gate = gate
+        self.quiet = quiet
         self.spread = spread
         self.rearm = rearm
         self.combine = max(1, combine)
@@ -33,7 +40,7 @@ class PeakPicker:
         self._armed = True
         self._event_peak = 0.0
 
-    def __call__(self, value: float) -> bool:
+    def __call__(self, value: float, steady: float | None = None) -> bool:
         if self._avg:
             past = np.fromiter(self._avg, float, len(self._avg))
             base = float(np.median(past))
@@ -48,7 +55,8 @@ class PeakPicker:
             if value < self.rearm * self._event_peak:
                 self._armed = True
         onset = (self._armed and self._since >= self.combine
-                 and value >= base + self.threshold and value >= peak)
+                 and value >= base + self.threshold and value >= peak
+                 and (steady is None or self._since < self.quiet or steady >= self.gate))
         if onset:
             self._since = 0
             self._armed = False
