@@ -15,10 +15,11 @@ from typing import Any
 
 from grooverack.backends.es9.portaudio import refresh_devices
 from grooverack.backends.jack import JackWatch
+from grooverack.backends.streams import STALLED_S, why_gone
 
 log = logging.getLogger(__name__)
 
-STALLED = 2.0  # s without a callback from a running stream: it went away (a hung device)
+STALLED = STALLED_S  # s without a callback from a running stream: it went away
 KEEP_POLL = 0.1  # s between the keeper's looks at the stream
 REOPEN_EVERY = 1.0  # s between tries to open a stream that went away
 
@@ -72,16 +73,9 @@ class StreamKeeper:
     def _why_gone(self) -> str | None:
         if self._gone.is_set():
             return "the JACK server went away"
-        stream = self.stream
-        if stream is None:
+        if self.stream is None:
             return "no stream"
-        try:
-            if not stream.active:
-                return "the stream stopped"
-        except Exception as exc:  # the device went away
-            return str(exc)
-        silent = time.monotonic() - max(self.last_callback, self._started_at)
-        return f"no callback for {silent:.1f} s" if silent > STALLED else None
+        return why_gone(self.stream, self.last_callback, self._started_at, STALLED)
 
     def _lose(self, why: str) -> None:
         """The stream went away: dropped (a JACK one untouched: its stop would wait for the dead

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from grooverack.backends.streams import STALLED_S, why_gone
 from grooverack.drums.kit import RATES, Kit
 from grooverack.errors import ConfigError
 
@@ -24,7 +25,6 @@ PUSH_MARGIN_S = 0.005  # a write pushed this long after its own time still sound
 OFFSET_WINDOW = 24  # callbacks whose clock offsets the smallest is taken from (0.5 s of 1024)
 REALIGN_S = 0.005  # the kit's frames are set from the stream's time when they drift this far
 WATCH_S = 0.2  # how often the watch thread looks at the stream
-STALLED_S = 2.0  # a started stream without a callback this long has gone away
 STOP_S = 1.0  # a stop/close that takes longer is left behind (its server is gone)
 REOPEN_S = 1.0  # a device that went away is looked for this often
 
@@ -271,14 +271,9 @@ class Speaker:
             return self.gone
         if self._lost is not None:
             return self._lost
-        stream = self.stream
-        try:
-            if stream is None or not stream.active:
-                return "the stream stopped"
-        except Exception as exc:  # the device went away
-            return str(exc)
-        silent = time.monotonic() - max(self.last_callback, self._started)
-        return f"no callback for {silent:.1f} s" if silent > STALLED_S else None
+        if self.stream is None:
+            return "the stream stopped"
+        return why_gone(self.stream, self.last_callback, self._started, STALLED_S)
 
     def _give_up(self, message: str) -> None:
         if self.gone is None or self.gone == "callback failed":
