@@ -188,11 +188,11 @@ def keep_time(hits: np.ndarray, score: np.ndarray, *, real: np.ndarray | None,
     input played: a voice over budget keeps its hits on them first (by ONSET_RANK * follow);
     `kick_removed` / `snare_removed`: that group is removed (voice redistribution), so the
     lowest voice left takes each bar's one and beat 3 / the backbeat moves to the stand-ins,
-    over their budget only where they lack room for it (a group only silenced leaves its beats to the others); `revoiced` (implied by
-    either): some group is removed, every voice left within `revoice_budgets`; `floor`: each
-    voice not silent plays at least `floors` hits (within `max_counts`, the top-k limit per
-    voice, and the budget), its highest-ranked cells added; `voice_follow` [9]: how far each
-    voice follows (`sampling.voice_follow`), the weight of the onsets in its rank (default
+    over their budget only where they lack room for it (a group only silenced leaves its
+    beats to the others); `revoiced` (implied by either): some group is removed, every voice
+    left within `revoice_budgets`; `floor`: each voice not silent plays at least `floors` hits
+    (within `max_counts`, the top-k limit per voice, and the budget), its highest-ranked cells
+    added; `voice_follow` [9]: how far each voice follows (`sampling.voice_follow`), the weight of the onsets in its rank (default
     `follow` for all: the kit's colour, following less, would otherwise move onto the line's
     onsets as soon as follow leaves 0)."""
     out = np.array(hits, dtype=bool)

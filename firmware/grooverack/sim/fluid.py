@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from grooverack.errors import SourceError
+from grooverack.voices import NOTE_TO_VOICE, VOICE_GM_NOTES
 
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 # The truth side of onset scoring: note-ons within 30 ms of a group's first are one onset (a
@@ -31,9 +32,10 @@ DRUM_CHANNEL = 9
 # The Groove MIDI Dataset records a Roland TD-11 kit. Three of its keys mean another sound in GM:
 # the hi-hat edge strokes (22 closed, 26 open) have no GM sound (FluidR3 plays silence) and the
 # floor tom's rim (58) is GM's vibraslap, a rattle. A GMD performance is rendered with those
-# played as the GM key of the same drum (the GMD paper's mapping, `voices.VOICE_SOURCE_NOTES`):
-# what the drummer struck is what a listener hears, and what the truth counts.
-ROLAND_TO_GM = {22: 42, 26: 46, 58: 43}
+# played as the GM key of the voice they fold into (`voices.NOTE_TO_VOICE`, the GMD paper's
+# mapping; `voices.VOICE_GM_NOTES`: 42, 46 and 43): what the drummer struck is what a listener
+# hears, and what the truth counts.
+ROLAND_TO_GM = {note: VOICE_GM_NOTES[NOTE_TO_VOICE[note]] for note in (22, 26, 58)}
 
 
 def available() -> str | None:
